@@ -1,0 +1,71 @@
+"""Domain errors. Each carries the exit code the CLI maps it to (DESIGN.md section 5).
+
+Exit codes: 0 all passed / valid; 1 failed, drift found, or evidence invalid; 2 bad input,
+nothing executed; 3 incomplete or resumable; 4 platform or connection error.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3
+EXIT_PLATFORM = 4
+
+
+class VqualError(Exception):
+    """Base of every error vqual reports to a user: one line, an exit code."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """The message as the CLI prints it: ``where: message`` on one line."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return " ".join(text.split())
+
+
+class BadInputError(VqualError):
+    """Malformed spec, inventory, change id, key or argument: nothing was executed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class SpecError(BadInputError):
+    """A spec failed validation; ``where`` is ``file:line`` and the message names the field."""
+
+
+class ChangeIdError(BadInputError):
+    """A change id is missing or does not match the configured pattern."""
+
+
+class KeyFileError(BadInputError):
+    """A key file is missing, unreadable, malformed, has loose permissions or a wrong passphrase."""
+
+
+class TrustError(VqualError):
+    """The trust store is missing, malformed, unsigned or does not grant what was asked."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class EvidenceInvalidError(VqualError):
+    """A bundle failed verification: broken chain, bad signature, edited file."""
+
+    exit_code = EXIT_FAILED
+
+
+class EvidenceIncompleteError(VqualError):
+    """A bundle is a valid prefix of a run that did not finish (a crash)."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
+class PlatformError(VqualError):
+    """A platform or connection could not be reached or refused an operation."""
+
+    exit_code = EXIT_PLATFORM
