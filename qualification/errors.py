@@ -69,3 +69,17 @@ class PlatformError(VqualError):
     """A platform or connection could not be reached or refused an operation."""
 
     exit_code = EXIT_PLATFORM
+
+
+class NotSupported(PlatformError):
+    """The platform cannot perform an operation; a check becomes ``not-executed`` with the reason.
+
+    Attributes:
+        operation: what was asked, e.g. ``migrate``.
+        reason: why this platform cannot do it, one line.
+    """
+
+    def __init__(self, operation: str, reason: str, *, where: str | None = None) -> None:
+        self.operation = operation
+        self.reason = " ".join(reason.split())
+        super().__init__(f"{operation} not supported: {self.reason}", where=where)
