@@ -1,0 +1,98 @@
+"""JUnit XML for CI: one testsuite per (target, protocol), written with ``junit-xml``.
+
+Deterministic (no clock, no host name): the same records give the same bytes, so the file
+can be sealed in the bundle.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from qualification.reports.model import Result, Run, load_run
+from qualification.reports.values import show, show_expected
+
+
+def _requirements(result: Result) -> str:
+    return ", ".join(result.requirements) or "none"
+
+
+def _system_out(result: Result) -> str:
+    lines = [
+        f"requirements: {_requirements(result)}",
+        f"method: {result.method or '-'}",
+        f"expected: {show_expected(result.expected)}",
+        f"observed: {show(result.observed)}",
+        f"verdict: {result.verdict}",
+    ]
+    if result.reason:
+        lines.append(f"reason: {result.reason}")
+    if result.verdict == "waived":
+        lines.append(f"waived by deviation {result.deviation or '(id missing)'}")
+    return "\n".join(lines)
+
+
+def _case(result: Result) -> TestCase:
+    case = TestCase(
+        result.name,
+        classname=result.classname,
+        elapsed_sec=(result.duration_ms or 0.0) / 1000.0,
+        stdout=_system_out(result),
+        timestamp=result.started,
+    )
+    summary = (
+        f"requirements: {_requirements(result)}; expected: {show_expected(result.expected, 500)};"
+        f" observed: {show(result.observed, 500)}"
+    )
+    if result.verdict == "fail":
+        case.add_failure_info(message=f"failed: {summary}", output=result.reason)
+    elif result.verdict == "error":
+        reason = result.reason or "could not observe"
+        message = reason if not result.recorded else f"error: {reason}; {summary}"
+        case.add_error_info(message=message, output=result.reason)
+    elif result.verdict == "not-executed":
+        case.add_skipped_info(message=f"not executed: {result.reason or 'no reason recorded'}")
+    elif result.verdict not in ("pass", "waived"):
+        # An unknown verdict is never shown as passed.
+        case.add_error_info(message=f"unknown verdict {result.verdict!r}; {summary}")
+    return case
+
+
+def _suites(run: Run) -> list[TestSuite]:
+    spec = run.start.get("spec")
+    spec_digest = str(spec.get("digest") or "") if isinstance(spec, Mapping) else ""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for result in run.results:
+        groups.setdefault((result.target, result.protocol), []).append(result)
+    suites = []
+    for (target, protocol), results in groups.items():
+        suites.append(
+            TestSuite(
+                f"{target}.{protocol}",
+                [_case(r) for r in results],
+                timestamp=run.started_at,
+                properties={
+                    "change_id": run.change_id,
+                    "run_id": run.run_id,
+                    "target": target,
+                    "spec_digest": spec_digest,
+                },
+            )
+        )
+    return suites
+
+
+def render_junit(records: Sequence[Mapping[str, Any]]) -> str:
+    """JUnit XML for a run's decoded records (docs/formats.md).
+
+    One testsuite per (target, protocol) in the order results appear, with properties
+    ``change_id``, ``run_id``, ``target`` and ``spec_digest``. ``fail`` becomes a failure,
+    ``error`` an error, ``not-executed`` a skip with its reason, ``waived`` a pass whose
+    system-out names the deviation. Planned tests without a result are errors.
+
+    Raises:
+        BadInputError: the records are not a run (no ``run.start``).
+    """
+    run = load_run(records)
+    return str(to_xml_report_string(_suites(run), prettyprint=True, encoding="utf-8"))
