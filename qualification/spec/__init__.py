@@ -1,0 +1,52 @@
+"""Specs (protocols), the inventory model, risk-based test selection, change and run ids."""
+
+from qualification.spec.change import (
+    DEFAULT_CHANGE_PATTERN,
+    SAFE_NAME_PATTERN,
+    is_safe_name,
+    new_run_id,
+    validate_change_id,
+    validate_run_id,
+)
+from qualification.spec.inventory import Application, HostInfo, InventoryModel
+from qualification.spec.loader import CheckRegistry, load_spec, spec_schema
+from qualification.spec.model import (
+    EXPECT_OPS,
+    RISK_LEVELS,
+    TARGET_KINDS,
+    DataFile,
+    Expectation,
+    Spec,
+    TestDef,
+)
+from qualification.spec.plan import Plan, PlannedTest, TargetPlan, build_plan
+from qualification.spec.risk import RiskAssessment, assess_risk, select_tests
+
+__all__ = [
+    "DEFAULT_CHANGE_PATTERN",
+    "EXPECT_OPS",
+    "RISK_LEVELS",
+    "SAFE_NAME_PATTERN",
+    "TARGET_KINDS",
+    "Application",
+    "CheckRegistry",
+    "DataFile",
+    "Expectation",
+    "HostInfo",
+    "InventoryModel",
+    "Plan",
+    "PlannedTest",
+    "RiskAssessment",
+    "Spec",
+    "TargetPlan",
+    "TestDef",
+    "assess_risk",
+    "build_plan",
+    "is_safe_name",
+    "load_spec",
+    "new_run_id",
+    "select_tests",
+    "spec_schema",
+    "validate_change_id",
+    "validate_run_id",
+]

@@ -1,0 +1,305 @@
+"""Load and validate a spec: JSON Schema first, then the rules a schema cannot say.
+
+Every error is a :class:`SpecError` whose ``where`` is ``file:line`` and whose message starts
+with the field path, e.g. ``specs/x.yaml:14: tests[3].expect.op: 'equal' is not one of [...]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+from packaging.version import InvalidVersion, Version
+
+from qualification.errors import SpecError
+from qualification.spec.model import (
+    EXPECT_OPS,
+    VALUE_OPS,
+    DataFile,
+    Expectation,
+    Spec,
+    TestDef,
+)
+from qualification.spec.source import FieldPath, LocatedDocument, load_located
+
+SCHEMA_RESOURCE = "schema/spec-v1.schema.json"
+
+# Long instance reprs (a whole test mapping) would make the one-line message unreadable.
+_MAX_MESSAGE = 300
+
+
+class CheckRegistry(Protocol):
+    """What the loader needs from the check library (``qualification.checks`` satisfies it)."""
+
+    def known_check_types(self) -> frozenset[str]: ...
+
+    def validate_params(self, check: str, params: dict[str, Any]) -> str | None: ...
+
+
+@functools.cache
+def spec_schema() -> dict[str, Any]:
+    """The v1 JSON Schema, read from package data."""
+    text = resources.files("qualification.spec").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = spec_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
+
+
+def default_registry() -> CheckRegistry:
+    """The installed check library.
+
+    Raises:
+        RuntimeError: ``qualification.checks`` does not provide the registry functions.
+    """
+    module = importlib.import_module("qualification.checks")
+    if not all(hasattr(module, name) for name in ("known_check_types", "validate_params")):
+        raise RuntimeError("qualification.checks provides no known_check_types()/validate_params()")
+    registry: CheckRegistry = module  # a module satisfies the protocol structurally
+    return registry
+
+
+def load_spec(path: Path, *, registry: CheckRegistry | None = None) -> Spec:
+    """Read, validate and return the spec at ``path``.
+
+    Args:
+        path: the spec file (YAML, ``apiVersion: vqual/v1``).
+        registry: the check library to validate ``check`` and ``params`` against; the
+            installed ``qualification.checks`` when None.
+
+    Raises:
+        SpecError: anything wrong with the spec or a data file it references; ``where`` is
+            ``file:line`` and the message names the field path.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", where=source) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError("(root): spec is not UTF-8 text", where=f"{source}:{line}") from None
+    doc = load_located(text, source)
+    if doc.data is None:
+        raise doc.error((), "spec is empty")
+    _check_schema(doc)
+    return _build(doc, path, raw, registry if registry is not None else default_registry())
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _schema_errors(doc: LocatedDocument) -> list[tuple[int, FieldPath, str]]:
+    found: list[tuple[int, FieldPath, str]] = []
+    for error in _validator().iter_errors(doc.data):
+        found.extend(_explain(error))
+    return [(doc.line(path), path, message) for _, path, message in found]
+
+
+def _explain(error: ValidationError) -> list[tuple[int, FieldPath, str]]:
+    path: FieldPath = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = [key for key in error.instance if key not in allowed]
+        return [
+            (0, (*path, key), f"unknown field (allowed: {', '.join(allowed)})") for key in extra
+        ]
+    if error.validator == "propertyNames":
+        return [(0, (*path, str(error.instance)), f"bad name: {_short(error.message)}")]
+    message = _short(error.message)
+    if (
+        error.validator == "type"
+        and error.validator_value == "string"
+        and isinstance(error.instance, (int, float, bool))
+    ):
+        message += " (quote it)"
+    if error.validator == "const":
+        message = f"must be {error.validator_value!r}, not {error.instance!r}"
+    return [(0, path, message)]
+
+
+def _check_schema(doc: LocatedDocument) -> None:
+    errors = _schema_errors(doc)
+    if not errors:
+        return
+    errors.sort(key=lambda item: (item[0], str(item[1])))
+    _, path, message = errors[0]
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    raise doc.error(path, message)
+
+
+def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry) -> Spec:
+    data: dict[str, Any] = doc.data
+    declared = list(data["requirements"])
+    _no_duplicates(doc, ("requirements",), declared, "requirement")
+    declared_set = set(declared)
+    known_checks = registry.known_check_types()
+
+    tests: list[TestDef] = []
+    first_line: dict[str, int] = {}
+    for index, item in enumerate(data["tests"]):
+        base: FieldPath = ("tests", index)
+        test_id = item["id"]
+        if test_id in first_line:
+            raise doc.error(
+                (*base, "id"),
+                f"duplicate test id {test_id!r} (first defined at line {first_line[test_id]})",
+            )
+        first_line[test_id] = doc.line((*base, "id"))
+        for name, what in (
+            ("requirements", "requirement"),
+            ("applies_to", "kind"),
+            ("risk", "risk level"),
+        ):
+            _no_duplicates(doc, (*base, name), item[name], what)
+        for pos, requirement in enumerate(item["requirements"]):
+            if requirement not in declared_set:
+                raise doc.error(
+                    (*base, "requirements", pos),
+                    f"{requirement!r} is not declared in the top-level requirements",
+                )
+        check = item["check"]
+        if check not in known_checks:
+            raise doc.error(
+                (*base, "check"),
+                f"unknown check type {check!r} (known: {', '.join(sorted(known_checks))})",
+            )
+        params = dict(item.get("params") or {})
+        problem = registry.validate_params(check, params)
+        if problem:
+            raise doc.error((*base, "params"), f"check {check!r}: {_short(problem)}")
+        expect = _expectation(doc, (*base, "expect"), item["expect"])
+        tests.append(
+            TestDef(
+                id=test_id,
+                title=item["title"],
+                protocol=item["protocol"],
+                requirements=tuple(item["requirements"]),
+                applies_to=tuple(item["applies_to"]),
+                risk=tuple(item["risk"]),
+                check=check,
+                params=params,
+                expect=expect,
+                acceptance=item["acceptance"],
+                description=item.get("description"),
+                line=doc.line(base),
+            )
+        )
+
+    metadata = data["metadata"]
+    return Spec(
+        path=path,
+        raw=raw,
+        digest=hashlib.sha256(raw).hexdigest(),
+        name=metadata["name"],
+        title=metadata["title"],
+        version=metadata["version"],
+        description=metadata.get("description"),
+        requirements=tuple(declared),
+        data_files=_data_files(doc, path, data.get("data_files") or {}),
+        tests=tuple(tests),
+    )
+
+
+def _no_duplicates(doc: LocatedDocument, path: FieldPath, items: list[Any], what: str) -> None:
+    seen: set[Any] = set()
+    for pos, item in enumerate(items):
+        if item in seen:
+            raise doc.error((*path, pos), f"duplicate {what} {item!r}")
+        seen.add(item)
+
+
+def _expectation(doc: LocatedDocument, path: FieldPath, data: Mapping[str, Any]) -> Expectation:
+    op = data["op"]
+    allowed = EXPECT_OPS[op]
+    for key in data:
+        if key != "op" and key not in allowed:
+            uses = ", ".join(sorted(allowed)) or "nothing besides op"
+            raise doc.error((*path, key), f"not used by op {op!r} (it uses: {uses})")
+    has_value = "value" in data
+    value_from = data.get("value_from")
+    if op in VALUE_OPS:
+        if has_value and value_from is not None:
+            raise doc.error((*path, "value_from"), "give either value or value_from, not both")
+        if not has_value and value_from is None:
+            raise doc.error(path, f"op {op!r} needs value or value_from")
+    if op == "range":
+        bounds = [data.get("min"), data.get("max")]
+        if value_from is not None and any(bound is not None for bound in bounds):
+            raise doc.error((*path, "value_from"), "give either min/max or value_from, not both")
+        if value_from is None and all(bound is None for bound in bounds):
+            raise doc.error(path, "op 'range' needs min, max or value_from")
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            raise doc.error((*path, "min"), f"min {low} is greater than max {high}")
+    value: Any = data.get("value")
+    if has_value and op == "regex":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise doc.error((*path, "value"), f"not a valid regular expression: {exc}") from None
+    if has_value and op == "version" and data.get("scheme") == "pep440":
+        try:
+            Version(value)
+        except InvalidVersion:
+            raise doc.error((*path, "value"), f"{value!r} is not a PEP 440 version") from None
+    return Expectation(
+        op=op,
+        value=value,
+        value_from=value_from,
+        min=data.get("min"),
+        max=data.get("max"),
+        cmp=data.get("cmp"),
+        scheme=data.get("scheme"),
+        group=data.get("group"),
+    )
+
+
+def _data_files(
+    doc: LocatedDocument, spec_path: Path, declared: Mapping[str, str]
+) -> tuple[DataFile, ...]:
+    base = spec_path.parent
+    files: list[DataFile] = []
+    for name, rel in declared.items():
+        where: FieldPath = ("data_files", name)
+        if Path(rel).is_absolute():
+            raise doc.error(where, f"{rel!r} must be relative to the spec file")
+        target = base / rel
+        if not target.is_file():
+            raise doc.error(where, f"data file not found: {target}")
+        try:
+            content = target.read_bytes()
+        except OSError as exc:
+            raise doc.error(where, f"cannot read {target}: {exc.strerror or exc}") from None
+        files.append(
+            DataFile(
+                name=name,
+                declared=rel,
+                path=target,
+                digest=hashlib.sha256(content).hexdigest(),
+                raw=content,
+            )
+        )
+    return tuple(files)

@@ -1,0 +1,184 @@
+"""The loaded spec (protocol): frozen dataclasses built by :func:`qualification.spec.load_spec`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+API_VERSION = "vqual/v1"
+PROTOCOLS = ("IQ", "OQ", "PQ")
+
+#: Risk levels from lowest to highest; the order matters for inheritance (highest wins).
+RISK_LEVELS = ("low", "medium", "high")
+
+#: Kinds of target a test can apply to (``applies_to``) and a host can be (``vqual_target_kinds``).
+TARGET_KINDS = (
+    "linux_host",
+    "libvirt_hypervisor",
+    "kvm_host",
+    "vcenter",
+    "esxi",
+    "hyperv_host",
+    "master_vm",
+    "clone",
+)
+
+#: Expectation operators and, for each, the fields it uses besides ``op``.
+EXPECT_OPS: dict[str, frozenset[str]] = {
+    "equals": frozenset({"value", "value_from"}),
+    "in": frozenset({"value", "value_from"}),
+    "regex": frozenset({"value", "value_from"}),
+    "contains": frozenset({"value", "value_from"}),
+    "absent": frozenset(),
+    "range": frozenset({"min", "max", "value_from"}),
+    "version": frozenset({"value", "value_from", "cmp", "scheme"}),
+    "same_across_hosts": frozenset({"group"}),
+}
+
+#: Operators that compare with a value (given literally or with ``value_from``).
+VALUE_OPS = frozenset({"equals", "in", "regex", "contains", "version"})
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A test's acceptance criterion in machine form.
+
+    Attributes:
+        op: the operator, one of :data:`EXPECT_OPS`.
+        value: the literal value to compare with (ops in :data:`VALUE_OPS`); ``None`` when
+            ``value_from`` is used or the op takes no value.
+        value_from: key in the target's ``vqual_expected`` that supplies the value at plan
+            time (for ``range``: a mapping with ``min`` and/or ``max``).
+        min: lower bound of ``range`` (inclusive), or None.
+        max: upper bound of ``range`` (inclusive), or None.
+        cmp: comparison of ``version``: ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``.
+        scheme: version ordering of ``version``: ``pep440``, ``debian`` or ``rpm``.
+        group: grouping of ``same_across_hosts`` (``cluster``).
+    """
+
+    op: str
+    value: Any = field(default=None, hash=False)
+    value_from: str | None = None
+    min: float | int | None = None
+    max: float | int | None = None
+    cmp: str | None = None
+    scheme: str | None = None
+    group: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The expectation as written (unresolved): only the fields its op uses."""
+        out: dict[str, Any] = {"op": self.op}
+        if self.value_from is not None:
+            out["value_from"] = self.value_from
+        elif self.op in VALUE_OPS:
+            out["value"] = self.value
+        for name in ("min", "max", "cmp", "scheme", "group"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(frozen=True)
+class TestDef:
+    """One test of the protocol, as written in the spec. ``line`` is where it starts."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    id: str
+    title: str
+    protocol: str
+    requirements: tuple[str, ...]
+    applies_to: tuple[str, ...]
+    risk: tuple[str, ...]
+    check: str
+    params: dict[str, Any] = field(hash=False, compare=True)
+    expect: Expectation
+    acceptance: str
+    description: str | None = None
+    line: int = 0
+
+    def applies(self, kinds: tuple[str, ...] | frozenset[str], risk: str) -> bool:
+        """True if a target of these kinds at this risk level must run this test."""
+        return risk in self.risk and any(kind in self.applies_to for kind in kinds)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A file the spec references (expected values, HCL); covered by the protocol approval.
+
+    Attributes:
+        name: the key under ``data_files``; the bundle stores the file as ``data/<name>``.
+        declared: the path as written in the spec (relative to the spec file).
+        path: the resolved path that was read.
+        digest: SHA-256 (hex) of ``raw``.
+        raw: the bytes read at load time, so what is recorded is what was approved.
+    """
+
+    name: str
+    declared: str
+    path: Path
+    digest: str
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated protocol.
+
+    ``raw`` is the file byte for byte and ``digest`` its SHA-256, so the bundle records
+    exactly what ran and an approval can be bound to it.
+    """
+
+    path: Path
+    raw: bytes = field(repr=False)
+    digest: str
+    name: str
+    title: str
+    version: str
+    description: str | None
+    requirements: tuple[str, ...]
+    data_files: tuple[DataFile, ...]
+    tests: tuple[TestDef, ...]
+
+    def test(self, test_id: str) -> TestDef:
+        """The test with this id.
+
+        Raises:
+            KeyError: no such test.
+        """
+        for test in self.tests:
+            if test.id == test_id:
+                return test
+        raise KeyError(test_id)
+
+    @property
+    def test_ids(self) -> tuple[str, ...]:
+        return tuple(test.id for test in self.tests)
+
+    def data_file(self, name: str) -> DataFile:
+        """The data file declared under ``name``.
+
+        Raises:
+            KeyError: no such data file.
+        """
+        for data_file in self.data_files:
+            if data_file.name == name:
+                return data_file
+        raise KeyError(name)
+
+    def record(self) -> dict[str, Any]:
+        """``run.start`` ``spec`` field: {path, name, version, digest}."""
+        return {
+            "path": str(self.path),
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+        }
+
+    def data_files_record(self) -> list[dict[str, Any]]:
+        """``run.start`` ``data_files`` field: [{path, digest, name}], ``path`` as in the bundle."""
+        return [
+            {"path": f"data/{item.name}", "digest": item.digest, "name": item.name}
+            for item in self.data_files
+        ]

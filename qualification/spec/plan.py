@@ -1,0 +1,314 @@
+"""The run plan: which test runs on which target, with site values resolved.
+
+Built once on the controller from the spec and the inventory, recorded in ``run.start``
+(``targets``, ``planned``) and handed to Ansible as JSON, so playbooks and the evidence
+callback work from one list and never re-derive it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from qualification.errors import BadInputError
+from qualification.spec.inventory import SECRET_KEY, HostInfo, InventoryModel
+from qualification.spec.model import Spec, TestDef
+from qualification.spec.risk import assess_risk, select_tests
+
+PLAN_VERSION = 1
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class PlannedTest:
+    """One test on one target. ``expect`` is resolved: a ``value_from`` is replaced by the
+    target's site value (the key stays as ``value_from``); ``same_across_hosts`` lists the
+    ``hosts`` of the group that run the test."""
+
+    test_id: str
+    title: str
+    protocol: str
+    requirements: tuple[str, ...]
+    target: str
+    check: str
+    params: dict[str, Any] = field(hash=False)
+    expect: dict[str, Any] = field(hash=False)
+    acceptance: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test_id": self.test_id,
+            "title": self.title,
+            "protocol": self.protocol,
+            "requirements": list(self.requirements),
+            "target": self.target,
+            "check": self.check,
+            "params": copy.deepcopy(self.params),
+            "expect": copy.deepcopy(self.expect),
+            "acceptance": self.acceptance,
+        }
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """A target with its kinds, its risk and why, and the tests it runs (spec order)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    risk: str
+    risk_reason: str
+    tests: list[PlannedTest] = field(hash=False)
+
+    def record(self) -> dict[str, Any]:
+        """``run.start`` ``targets`` entry: {name, kinds, risk, risk_reason}."""
+        return {
+            "name": self.name,
+            "kinds": list(self.kinds),
+            "risk": self.risk,
+            "risk_reason": self.risk_reason,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do. ``spec`` is {name, version, digest}; ``inventory_digest`` is the
+    digest of the inventory snapshot the plan was built from."""
+
+    spec: dict[str, str] = field(hash=False)
+    inventory_digest: str
+    targets: list[TargetPlan] = field(hash=False)
+
+    def planned(self) -> list[dict[str, str]]:
+        """``run.start`` ``planned`` field: [{test_id, target, protocol}], plan order."""
+        return [
+            {"test_id": test.test_id, "target": target.name, "protocol": test.protocol}
+            for target in self.targets
+            for test in target.tests
+        ]
+
+    def target(self, name: str) -> TargetPlan:
+        """The plan for target ``name``.
+
+        Raises:
+            KeyError: the target is not in the plan.
+        """
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as JSON data (the form handed to Ansible)."""
+        return {
+            "v": PLAN_VERSION,
+            "spec": dict(self.spec),
+            "inventory_digest": self.inventory_digest,
+            "targets": [
+                {**target.record(), "tests": [test.to_json() for test in target.tests]}
+                for target in self.targets
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        """Read a plan written by :meth:`to_json`.
+
+        Raises:
+            BadInputError: not a plan of this version, or a field is missing or mistyped.
+        """
+        try:
+            if data["v"] != PLAN_VERSION:
+                raise BadInputError(f"plan version {data['v']!r} is not {PLAN_VERSION}")
+            targets = [
+                TargetPlan(
+                    name=_text(target["name"]),
+                    kinds=tuple(_text(kind) for kind in target["kinds"]),
+                    risk=_text(target["risk"]),
+                    risk_reason=_text(target["risk_reason"]),
+                    tests=[
+                        PlannedTest(
+                            test_id=_text(test["test_id"]),
+                            title=_text(test["title"]),
+                            protocol=_text(test["protocol"]),
+                            requirements=tuple(_text(req) for req in test["requirements"]),
+                            target=_text(test["target"]),
+                            check=_text(test["check"]),
+                            params=_mapping(test["params"]),
+                            expect=_mapping(test["expect"]),
+                            acceptance=_text(test["acceptance"]),
+                        )
+                        for test in target["tests"]
+                    ],
+                )
+                for target in data["targets"]
+            ]
+            spec = {key: _text(data["spec"][key]) for key in ("name", "version", "digest")}
+            return cls(spec=spec, inventory_digest=_text(data["inventory_digest"]), targets=targets)
+        except (KeyError, TypeError) as exc:
+            raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{value!r} is not a mapping")
+    return copy.deepcopy(dict(value))
+
+
+def lookup_expected(expected: Mapping[str, Any], key: str) -> Any:
+    """The site value ``key`` in ``vqual_expected``: the key itself, else a dotted path into
+    nested mappings (``os.version_id``). Returns a sentinel when absent (see :func:`build_plan`)."""
+    if key in expected:
+        return expected[key]
+    node: Any = expected
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _resolve(test: TestDef, host: HostInfo, members: Sequence[str]) -> dict[str, Any]:
+    expect = test.expect.to_json()
+    key = test.expect.value_from
+    if key is not None:
+
+        def bad(message: str) -> BadInputError:
+            return BadInputError(
+                f"test {test.id} on host {host.name!r}: vqual_expected key {key!r} {message}"
+            )
+
+        if SECRET_KEY.search(key):
+            raise bad("looks secret; secrets never reach evidence, so it cannot be an expectation")
+        value = lookup_expected(host.expected, key)
+        if value is _MISSING:
+            raise bad("is not set for this host")
+        op = test.expect.op
+        if op == "range":
+            if not isinstance(value, Mapping) or not ({"min", "max"} & set(value)):
+                raise bad(f"must be a mapping with min and/or max for op 'range', not {value!r}")
+            for bound in ("min", "max"):
+                if bound in value:
+                    if isinstance(value[bound], bool) or not isinstance(value[bound], (int, float)):
+                        raise bad(f"{bound} must be a number, not {value[bound]!r}")
+                    expect[bound] = value[bound]
+            if "min" in expect and "max" in expect and expect["min"] > expect["max"]:
+                raise bad(f"min {expect['min']} is greater than max {expect['max']}")
+        else:
+            if op == "in" and not isinstance(value, list):
+                raise bad(f"must be a list for op 'in', not {value!r}")
+            if op in ("regex", "version") and not isinstance(value, str):
+                raise bad(f"must be a string for op {op!r}, not {value!r}")
+            if op == "regex":
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise bad(f"is not a valid regular expression: {exc}") from None
+            if op == "version" and test.expect.scheme == "pep440":
+                try:
+                    Version(value)
+                except InvalidVersion:
+                    raise bad(f"{value!r} is not a PEP 440 version") from None
+            expect["value"] = copy.deepcopy(value)
+    if test.expect.op == "same_across_hosts":
+        expect["hosts"] = list(members)
+    return expect
+
+
+def build_plan(
+    spec: Spec,
+    inventory: InventoryModel,
+    *,
+    hosts: Sequence[str] | None = None,
+    test_ids: Sequence[str] | None = None,
+) -> Plan:
+    """Select the tests every target must run and resolve their site values.
+
+    Args:
+        spec: the loaded protocol.
+        inventory: the inventory model.
+        hosts: limit the run to these hosts (all inventory hosts when None).
+        test_ids: limit the run to these tests (all tests when None); each must be in the spec.
+
+    Raises:
+        BadInputError: an unknown host or test id; a ``value_from`` key that a target running
+            the test does not have (or that is malformed for the op); a ``same_across_hosts``
+            test on a host with no ``vqual_cluster``. The message names test, host and key.
+    """
+    names = sorted(inventory.hosts) if hosts is None else list(dict.fromkeys(hosts))
+    for name in names:
+        inventory.host(name)  # raises for an unknown host
+    wanted: set[str] | None = None
+    if test_ids is not None:
+        known = set(spec.test_ids)
+        for test_id in test_ids:
+            if test_id not in known:
+                raise BadInputError(f"unknown test id {test_id!r}: not in spec {spec.name!r}")
+        wanted = set(test_ids)
+
+    selected: dict[str, tuple[TestDef, ...]] = {}
+    risks = {}
+    for name in names:
+        info = inventory.host(name)
+        risks[name] = assess_risk(inventory, name)
+        selected[name] = tuple(
+            test
+            for test in select_tests(spec, info.kinds, risks[name].level)
+            if wanted is None or test.id in wanted
+        )
+
+    targets: list[TargetPlan] = []
+    for name in names:
+        info = inventory.host(name)
+        tests: list[PlannedTest] = []
+        for test in selected[name]:
+            members: list[str] = []
+            if test.expect.op == "same_across_hosts":
+                if not info.cluster:
+                    raise BadInputError(
+                        f"test {test.id} on host {name!r}: compares across the cluster, "
+                        "but the host has no vqual_cluster"
+                    )
+                members = [
+                    member
+                    for member in inventory.cluster_members(info.cluster)
+                    if member in selected and test in selected[member]
+                ]
+            tests.append(
+                PlannedTest(
+                    test_id=test.id,
+                    title=test.title,
+                    protocol=test.protocol,
+                    requirements=test.requirements,
+                    target=name,
+                    check=test.check,
+                    params=copy.deepcopy(test.params),
+                    expect=_resolve(test, info, members),
+                    acceptance=test.acceptance,
+                )
+            )
+        targets.append(
+            TargetPlan(
+                name=name,
+                kinds=info.kinds,
+                risk=risks[name].level,
+                risk_reason=risks[name].reason,
+                tests=tests,
+            )
+        )
+    return Plan(
+        spec={"name": spec.name, "version": spec.version, "digest": spec.digest},
+        inventory_digest=inventory.digest,
+        targets=targets,
+    )
