@@ -6,7 +6,8 @@ can be sealed in the bundle.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 

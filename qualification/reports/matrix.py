@@ -8,8 +8,9 @@ declared ones, marked as not declared, so nothing a result claims to cover goes 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from qualification.reports.model import Result, results_of, worst
 

@@ -7,8 +7,9 @@ planned but has no result, and why.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qualification.errors import BadInputError
 

@@ -6,7 +6,8 @@ Deterministic: mappings are shown with sorted keys, so the same record gives the
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: Longest value shown in full; the record keeps the whole value (and the raw output).
 DEFAULT_LIMIT = 4000
@@ -49,8 +50,7 @@ def show_time(value: str | None) -> str:
     if not value:
         return ""
     text = value.replace("T", " ")
-    if text.endswith("Z"):
-        text = text[:-1]
+    text = text.removesuffix("Z")
     if "." in text:
         text = text.split(".", 1)[0]
     return f"{text} UTC"

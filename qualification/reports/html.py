@@ -1,0 +1,340 @@
+"""The HTML report QA reads, and its PDF rendering.
+
+Self-contained (inline CSS, no scripts, no external URLs) and autoescaped, so whatever a
+target returned is shown as text. Deterministic: the same records and arguments give the same
+bytes, because the copy rendered at ``run.end`` is sealed in the bundle. Paged-media CSS puts
+the change id and "page x of y" in each printed page's header (WeasyPrint honours it).
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from qualification.errors import BadInputError
+from qualification.reports.matrix import NOT_COVERED, rows_for
+from qualification.reports.model import VERDICTS, Result, Run, load_run
+from qualification.reports.values import show, show_duration, show_expected, show_time
+
+_TEMPLATES = Path(__file__).parent / "templates"
+#: Observed values longer than this are cut in the report; the record keeps all of it.
+_VALUE_LIMIT = 2000
+_LABELS = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "error": "ERROR",
+    "not-executed": "NOT EXECUTED",
+    "waived": "WAIVED",
+}
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _verdict(verdict: str | None, deviation: str | None = None) -> dict[str, str]:
+    """A verdict cell: text always (never colour alone) and a CSS class for the colour."""
+    if verdict is None:
+        return {"text": "NOT COVERED", "css": "v-none"}
+    text = _LABELS.get(verdict, verdict.upper())
+    if verdict == "waived":
+        text += f" ({deviation or 'deviation id missing'})"
+    css = f"v-{verdict}" if verdict in VERDICTS else "v-error"
+    return {"text": text, "css": css}
+
+
+def _declared(
+    start: Mapping[str, Any], spec_requirements: Mapping[str, str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """Declared requirement ids and their texts: from the argument, else from run.start."""
+    if spec_requirements is not None:
+        return [str(k) for k in spec_requirements], {
+            str(k): str(v) for k, v in spec_requirements.items()
+        }
+    ids: list[str] = []
+    texts: dict[str, str] = {}
+    declared = start.get("requirements") or ()
+    if isinstance(declared, Mapping):
+        declared = [{"id": k, "text": v} for k, v in declared.items()]
+    for item in declared:
+        if isinstance(item, Mapping):
+            ident = str(item.get("id", ""))
+            if item.get("text"):
+                texts[ident] = str(item["text"])
+        else:
+            ident = str(item)
+        if ident:
+            ids.append(ident)
+    return ids, texts
+
+
+def _test_row(result: Result) -> dict[str, Any]:
+    return {
+        "id": result.test_id,
+        "title": result.title,
+        "requirements": ", ".join(result.requirements),
+        "method": result.method,
+        "expected": show_expected(result.expected, _VALUE_LIMIT) if result.recorded
+        or result.expected is not None else "",
+        "observed": show(result.observed, _VALUE_LIMIT) if result.recorded else "(no result)",
+        "verdict": _verdict(result.verdict, result.deviation),
+        "reason": result.reason or "",
+        "time": show_time(result.started),
+        "duration": show_duration(result.duration_ms),
+    }
+
+
+def _targets(run: Run) -> list[dict[str, Any]]:
+    known = {t.name: t for t in run.targets}
+    names = list(known) + [
+        n for n in dict.fromkeys(r.target for r in run.results) if n not in known
+    ]
+    skipped = dict(run.skipped_hosts)
+    out = []
+    for name in names:
+        target = known.get(name)
+        out.append(
+            {
+                "name": name,
+                "kinds": ", ".join(target.kinds) if target else "",
+                "risk": (target.risk or "") if target else "",
+                "risk_reason": (target.risk_reason or "") if target else "",
+                "skipped": skipped.get(name, ""),
+                "tests": [_test_row(r) for r in run.results if r.target == name],
+            }
+        )
+    return out
+
+
+def _digest(value: Any) -> str:
+    if isinstance(value, Mapping):
+        value = value.get("digest")
+    return "" if value is None else str(value)
+
+
+def _summary(run: Run) -> dict[str, Any]:
+    start = run.start
+    spec = start.get("spec") if isinstance(start.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    clock = start.get("clock") if isinstance(start.get("clock"), Mapping) else {}
+    assert isinstance(clock, Mapping)
+    tool = start.get("tool") if isinstance(start.get("tool"), Mapping) else {}
+    assert isinstance(tool, Mapping)
+    synchronized = clock.get("synchronized")
+    if synchronized is True:
+        clock_text = "synchronised"
+    elif synchronized is False:
+        clock_text = "NOT synchronised"
+    else:
+        clock_text = "unknown"
+    details = ", ".join(str(clock[k]) for k in ("source", "detail") if clock.get(k))
+    counts = run.counts()
+    planned = start.get("planned") or ()
+    return {
+        "change_id": run.change_id,
+        "run_id": run.run_id,
+        "mode": str(start.get("mode") or ""),
+        "spec": " ".join(
+            str(spec[k]) for k in ("name", "version") if spec.get(k)
+        ),
+        "initiator": run.initiator,
+        "executor": run.actor,
+        "started": show_time(run.started_at),
+        "ended": show_time(run.ended_at),
+        "finished": run.finished,
+        "clock": clock_text + (f" ({details})" if details else ""),
+        "tool": " ".join(str(tool[k]) for k in ("name", "version") if tool.get(k)),
+        "digests": [
+            ("spec", _digest(spec)),
+            *[
+                (f"data file {d.get('name') or d.get('path') or ''}".strip(), _digest(d))
+                for d in start.get("data_files") or ()
+                if isinstance(d, Mapping)
+            ],
+            ("inventory", _digest(start.get("inventory"))),
+            ("trust store", _digest(start.get("trust"))),
+            ("previous run of this change (seal)", _digest(start.get("prev_run_seal"))
+             or "none"),
+        ],
+        "verdict": _verdict(run.verdict()),
+        "counts": [(_LABELS[v], counts.get(v, 0)) for v in VERDICTS],
+        "planned": len(planned) if isinstance(planned, Sequence) else 0,
+        "executed": sum(counts.values()),
+        "missing": [f"{r.test_id} on {r.target}: {r.reason}" for r in run.missing()],
+    }
+
+
+def _verification(
+    verification: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, str | None]:
+    if verification is None:
+        return None, None
+    seal = verification.get("seal") or verification.get("seal_digest")
+    status = verification.get("status") or verification.get("outcome")
+    if status is None and isinstance(verification.get("valid"), bool):
+        status = "valid" if verification["valid"] else "invalid"
+    items = [
+        (str(key), show(verification[key], 500))
+        for key in sorted(verification, key=str)
+        if key not in ("status", "outcome", "seal", "seal_digest")
+    ]
+    return {"status": str(status or "unknown"), "items": items}, (
+        str(seal) if seal else None
+    )
+
+
+def _signatures(run: Run, seal: str | None) -> list[dict[str, Any]]:
+    blocks = []
+    for sig in run.signatures:
+        if seal is None or sig.seal is None:
+            binding = sig.seal or ""
+            binding_ok = None
+        else:
+            binding = sig.seal
+            binding_ok = sig.seal == seal
+        blocks.append(
+            {
+                "name": sig.name,
+                "meaning": sig.meaning,
+                "time": show_time(sig.time),
+                "keyid": sig.keyid,
+                "roles": ", ".join(sig.roles),
+                "comment": sig.comment or "",
+                "seal": binding,
+                "seal_ok": binding_ok,
+            }
+        )
+    return blocks
+
+
+def _release(run: Run) -> str:
+    decisions = [s for s in run.signatures if s.meaning in ("approved", "rejected")]
+    if not decisions:
+        return "pending: no approval signature"
+    last = decisions[-1]
+    return f"{last.meaning} by {last.name} at {show_time(last.time)}"
+
+
+def render_report(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    verification: Mapping[str, Any] | None = None,
+    spec_requirements: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> str:
+    """The self-contained HTML report of a run's decoded records (docs/formats.md).
+
+    Args:
+        records: the run's decoded records, ``run.start`` first.
+        verification: the verifier's outcome (``status``, ``seal``/``seal_digest`` and any
+            other fields, shown as given), or None for the copy sealed with the run.
+        spec_requirements: URS id -> requirement text, in the spec's order; else the ids in
+            ``run.start``'s ``requirements``.
+        title: the page title; default "Qualification report <change id> / <run id>".
+
+    Raises:
+        BadInputError: the records are not a run (no ``run.start``).
+    """
+    run = load_run(records)
+    declared, texts = _declared(run.start, spec_requirements)
+    verification_view, seal = _verification(verification)
+    matrix = [
+        {
+            "requirement": row.requirement,
+            "text": texts.get(row.requirement, ""),
+            "declared": row.declared,
+            "covered": row.status != NOT_COVERED,
+            "status": row.status,
+            "tests": [
+                {
+                    "test_id": t.test_id,
+                    "target": t.target,
+                    "verdict": _verdict(t.verdict, t.deviation),
+                }
+                for t in row.tests
+            ],
+            "deviations": ", ".join(row.deviations),
+            "verdict": _verdict(row.verdict),
+        }
+        for row in rows_for(run.results, declared)
+    ]
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        title=title or f"Qualification report {run.change_id} / {run.run_id}",
+        summary=_summary(run),
+        targets=_targets(run),
+        target_list=[
+            {
+                "name": t.name,
+                "kinds": ", ".join(t.kinds),
+                "risk": t.risk or "",
+                "risk_reason": t.risk_reason or "",
+            }
+            for t in run.targets
+        ],
+        actions=[
+            {
+                "name": a.name,
+                "target": a.target,
+                "before": show(a.before, _VALUE_LIMIT),
+                "after": show(a.after, _VALUE_LIMIT),
+                "verdict": _verdict(a.verdict or "error"),
+                "reason": a.reason or "",
+                "started": show_time(a.started),
+                "finished": show_time(a.finished),
+            }
+            for a in run.actions
+        ],
+        deviations=[
+            {
+                "id": d.id,
+                "source": d.source,
+                "test": d.test_id or "",
+                "target": d.target or "",
+                "detail": d.detail or "",
+                "time": show_time(d.time),
+            }
+            for d in run.deviations
+        ],
+        matrix=matrix,
+        not_covered=sum(1 for row in matrix if not row["covered"]),
+        verification=verification_view,
+        seal=seal,
+        signatures=_signatures(run, seal),
+        release=_release(run),
+    )
+
+
+def render_pdf(html: str) -> bytes:
+    """The report as PDF/A-3b, rendered by WeasyPrint (page headers from the print CSS).
+
+    Raises:
+        BadInputError: WeasyPrint is not installed.
+    """
+    try:
+        import weasyprint
+    except ImportError as exc:  # an optional renderer: say how to get it
+        raise BadInputError("PDF output needs weasyprint: pip install weasyprint") from exc
+    with warnings.catch_warnings():
+        # WeasyPrint leaves its bundled sRGB profile file open for PDF/A output; the leak is
+        # theirs and harmless, and must not fail a -Werror run.
+        warnings.simplefilter("ignore", ResourceWarning)
+        pdf = weasyprint.HTML(string=html).write_pdf(pdf_variant="pdf/a-3b")
+        gc.collect()
+    if not isinstance(pdf, bytes):
+        raise BadInputError("PDF rendering returned no document")
+    return pdf
