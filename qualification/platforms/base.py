@@ -1,0 +1,342 @@
+"""The hypervisor platform contract: one Protocol every adapter (libvirt, vSphere, Hyper-V) meets.
+
+Adapters return plain frozen dataclasses, so checks, evidence and reports never see a vendor
+object. Every failure is a :class:`~qualification.errors.PlatformError` with one line that
+names the operation and the object; an operation the platform cannot perform raises
+:class:`~qualification.errors.NotSupported` (verdict ``not-executed``, never ``pass``).
+Credentials never appear in facts or messages: endpoints are reported through
+:func:`redact_endpoint`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+# Power states every adapter maps its own states onto.
+RUNNING = "running"
+STOPPED = "stopped"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+STOPPING = "stopping"
+CRASHED = "crashed"
+UNKNOWN = "unknown"
+POWER_STATES = (RUNNING, STOPPED, PAUSED, SUSPENDED, STOPPING, CRASHED, UNKNOWN)
+
+
+class Facts:
+    """Mixin: JSON form of a facts dataclass (what probes return as observation values)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(asdict(self))  # type: ignore[call-overload]
+        return data
+
+
+def _jsonable(value: Any) -> Any:
+    # asdict leaves tuples and mappings as they are; observations must be plain JSON.
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class PlatformAbout(Facts):
+    """What the endpoint is.
+
+    Attributes:
+        platform: adapter name: ``libvirt``, ``vsphere``, ``hyperv``.
+        product: hypervisor type as the platform names it (``QEMU``, ``TEST``, ``VMware ESX``).
+        version: hypervisor version, dotted.
+        api_version: version of the management API or client library (libvirt: the library).
+        endpoint: the connection endpoint, credentials removed.
+    """
+
+    platform: str
+    product: str
+    version: str
+    api_version: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class CpuFacts(Facts):
+    """Host CPU as the hypervisor reports it."""
+
+    model: str
+    arch: str
+    vendor: str | None
+    count: int  # logical CPUs
+    mhz: int
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostFacts(Facts):
+    """A physical host (pCS) as seen through its hypervisor.
+
+    Attributes:
+        name: host name as the platform reports it.
+        uuid: host UUID, or None where the platform has none.
+        hardware: system vendor/product/serial where known.
+        firmware: BIOS/UEFI vendor, version, date where known.
+        software: hypervisor product and versions.
+        security_models: active security drivers (sVirt ``selinux``/``apparmor``, ...).
+        in_maintenance: maintenance mode (libvirt: vqual's own marker, see the adapter).
+        cluster: cluster name, or None.
+    """
+
+    name: str
+    uuid: str | None
+    cpu: CpuFacts
+    memory_mib: int
+    numa_nodes: int
+    hardware: Mapping[str, str] = field(default_factory=dict)
+    firmware: Mapping[str, str] = field(default_factory=dict)
+    software: Mapping[str, str] = field(default_factory=dict)
+    security_models: tuple[str, ...] = ()
+    in_maintenance: bool = False
+    cluster: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterFacts(Facts):
+    name: str
+    hosts: tuple[str, ...]
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatastoreFacts(Facts):
+    """A datastore (vSphere) or storage pool (libvirt) or CSV (Hyper-V)."""
+
+    name: str
+    kind: str
+    active: bool
+    persistent: bool
+    autostart: bool
+    capacity_bytes: int
+    allocation_bytes: int
+    available_bytes: int
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkFacts(Facts):
+    """A virtual network / port group / virtual switch."""
+
+    name: str
+    active: bool
+    persistent: bool
+    autostart: bool
+    bridge: str | None = None
+    forward_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class DiskFacts(Facts):
+    target: str
+    device: str  # disk, cdrom, floppy, lun
+    source: str | None
+    bus: str | None = None
+    driver_format: str | None = None
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class NicFacts(Facts):
+    mac: str | None
+    network: str | None
+    model: str | None
+    kind: str  # network, bridge, direct, user, ...
+
+
+@dataclass(frozen=True)
+class Placement(Facts):
+    """Where a VM may run: host names or UUIDs; empty means any host."""
+
+    allowed_hosts: tuple[str, ...] = ()
+
+    def allows(self, host: HostFacts) -> bool:
+        if not self.allowed_hosts:
+            return True
+        return host.name in self.allowed_hosts or (
+            host.uuid is not None and host.uuid in self.allowed_hosts
+        )
+
+
+@dataclass(frozen=True)
+class VmFacts(Facts):
+    """A VM's identity, placement, power state and configuration.
+
+    Attributes:
+        host: the host it is registered on (name).
+        machine: machine type / hardware version / generation.
+        firmware: ``bios`` or ``efi``; ``secure_boot`` says whether secure boot is on.
+        devices: other device classes present (``tpm``, ``hostdev``, ``serial``, ...).
+        snapshots: snapshot names.
+        config_digest: SHA-256 of the platform's native configuration text.
+    """
+
+    name: str
+    uuid: str
+    host: str
+    power_state: str
+    persistent: bool
+    autostart: bool
+    vcpus: int
+    memory_mib: int
+    max_memory_mib: int
+    os_type: str | None = None
+    arch: str | None = None
+    machine: str | None = None
+    firmware: str = "bios"
+    secure_boot: bool = False
+    disks: tuple[DiskFacts, ...] = ()
+    nics: tuple[NicFacts, ...] = ()
+    devices: tuple[str, ...] = ()
+    snapshots: tuple[str, ...] = ()
+    placement: Placement = field(default_factory=Placement)
+    config_digest: str = ""
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """What to create. ``native`` (platform-specific definition) wins over the fields."""
+
+    name: str
+    vcpus: int = 1
+    memory_mib: int = 64
+    os_type: str = "hvm"
+    arch: str | None = None
+    native: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotFacts(Facts):
+    name: str
+    vm: str
+    power_state: str  # the VM's state captured in the snapshot
+    current: bool
+    created: int | None = None  # epoch seconds, as the platform reports it
+
+
+@dataclass(frozen=True)
+class EventFacts(Facts):
+    time: datetime
+    kind: str
+    target: str
+    message: str
+    user: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["time"] = self.time.isoformat()
+        return data
+
+
+@runtime_checkable
+class HypervisorPlatform(Protocol):
+    """A hypervisor management endpoint.
+
+    Read methods raise :class:`~qualification.errors.PlatformError` when the endpoint cannot
+    answer; operations raise :class:`~qualification.errors.NotSupported` when the platform
+    cannot perform them, and ``PlatformError`` when it refused or failed. Operations that
+    change state return the object's facts after the change, so callers can record the
+    ``after`` state without a second query.
+    """
+
+    platform: str
+
+    def about(self) -> PlatformAbout: ...
+
+    def hosts(self) -> list[HostFacts]: ...
+
+    def host(self, name: str | None = None) -> HostFacts:
+        """One host by name; ``None`` means the endpoint's only host (error if several)."""
+        ...
+
+    def clusters(self) -> list[ClusterFacts]: ...
+
+    def datastores(self) -> list[DatastoreFacts]: ...
+
+    def networks(self) -> list[NetworkFacts]: ...
+
+    def vms(self) -> list[VmFacts]: ...
+
+    def vm(self, name: str) -> VmFacts: ...
+
+    def vm_exists(self, name: str) -> bool: ...
+
+    def create_vm(self, config: VmConfig) -> VmFacts: ...
+
+    def delete_vm(self, name: str) -> None:
+        """Remove a stopped VM's definition (and its snapshots' metadata)."""
+        ...
+
+    def power_on(self, name: str) -> VmFacts: ...
+
+    def power_off(self, name: str, *, graceful: bool = False, timeout_s: float = 60.0) -> VmFacts:
+        """Hard power off, or a guest shutdown waited for up to ``timeout_s``."""
+        ...
+
+    def snapshots(self, vm: str) -> list[SnapshotFacts]: ...
+
+    def snapshot_create(self, vm: str, name: str, *, description: str = "") -> SnapshotFacts: ...
+
+    def snapshot_revert(self, vm: str, name: str) -> VmFacts: ...
+
+    def snapshot_delete(self, vm: str, name: str) -> None: ...
+
+    def clone_vm(self, source: str, name: str) -> VmFacts: ...
+
+    def migrate_vm(self, name: str, destination: str, *, live: bool = True) -> VmFacts:
+        """Move a VM to ``destination`` (a host name, or for libvirt a destination URI)."""
+        ...
+
+    def placement(self, vm: str) -> Placement: ...
+
+    def set_placement(self, vm: str, placement: Placement) -> VmFacts: ...
+
+    def enter_maintenance(self, host: str | None = None) -> HostFacts: ...
+
+    def exit_maintenance(self, host: str | None = None) -> HostFacts: ...
+
+    def events(self, since: datetime | None = None) -> list[EventFacts]: ...
+
+    def close(self) -> None: ...
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/]*@")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pass|secret|token|auth)[^=&]*=)[^&]*")
+
+
+def redact_endpoint(uri: str) -> str:
+    """The endpoint without secrets: a password in the user part or the query becomes ``***``."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1:***@", uri))
+
+
+def secrets_of(uri: str) -> tuple[str, ...]:
+    """Secret substrings of an endpoint, to scrub from messages the platform returns."""
+    found: list[str] = []
+    m = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^/]*)@", uri)
+    if m and m.group(1):
+        found.append(m.group(1))
+    for q in re.finditer(r"(?i)[?&](?:password|passwd|pass|secret|token|auth)[^=&]*=([^&]*)", uri):
+        if q.group(1):
+            found.append(q.group(1))
+    return tuple(found)
+
+
+def one_line(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """A platform message as one line with known secrets removed."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return " ".join(text.split())
