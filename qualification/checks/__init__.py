@@ -1,0 +1,186 @@
+"""The check library: a registry of check types and the evaluation of their observations.
+
+A spec test names a check type (``check: sysctl``) with parameters and an expectation. The
+controller asks the check type for its :class:`ProbeRequest`, collects every request of a host
+so the probe answers all of them in one round trip, and evaluates each test here:
+:func:`evaluate` for a single target, :func:`compare_across` for ``same_across_hosts``.
+Evaluation never raises for a bad observation: whatever goes wrong becomes an ``error``
+outcome with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any, Mapping
+
+from qualification.checks.base import Check, Observation, Outcome, ProbeRequest
+from qualification.checks.operators import apply, describe_expectation, validate_expect
+from qualification.errors import SpecError
+
+__all__ = [
+    "Check",
+    "Observation",
+    "Outcome",
+    "ProbeRequest",
+    "compare_across",
+    "describe_expectation",
+    "evaluate",
+    "get_check",
+    "known_check_types",
+    "register",
+    "validate_expect",
+    "validate_params",
+]
+
+_REGISTRY: dict[str, Check] = {}
+
+
+def register(check: Check) -> None:
+    """Add a check type. Registering another check under a taken name is a bug."""
+    existing = _REGISTRY.get(check.name)
+    if existing is not None and existing is not check:
+        raise ValueError(f"check type {check.name!r} is already registered by {existing!r}")
+    _REGISTRY[check.name] = check
+
+
+def known_check_types() -> frozenset[str]:
+    return frozenset(_REGISTRY)
+
+
+def get_check(name: str) -> Check:
+    """The check type called ``name``.
+
+    Raises:
+        SpecError: no such check type.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise SpecError(f"unknown check type {name!r} (known: {known})") from None
+
+
+def validate_params(check: str, params: Mapping[str, Any]) -> str | None:
+    """An error text for an unknown check type or bad parameters, or None if they are fine."""
+    found = _REGISTRY.get(check)
+    if found is None:
+        return f"unknown check type {check!r}"
+    if not isinstance(params, Mapping):
+        return f"params of {check} must be a mapping"
+    return found.validate_params(params)
+
+
+def _expected(expect: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(expect)
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _unobserved(observation: Observation, expect: Mapping[str, Any]) -> Outcome | None:
+    if observation.error:
+        return Outcome("error", _expected(expect), None, " ".join(observation.error.split()))
+    if observation.not_executed:
+        reason = " ".join(observation.not_executed.split())
+        return Outcome("not-executed", _expected(expect), None, reason)
+    return None
+
+
+def evaluate(
+    check: Check, observation: Observation, params: Mapping[str, Any], expect: Mapping[str, Any]
+) -> Outcome:
+    """Decide one test on one target.
+
+    A probe error gives ``error`` and a step the platform cannot perform ``not-executed``,
+    each with the probe's reason; otherwise the check extracts the observed value and the
+    expectation's operator decides ``pass`` or ``fail``. An exception while extracting or
+    comparing becomes ``error`` naming it, never a traceback.
+    """
+    unobserved = _unobserved(observation, expect)
+    if unobserved is not None:
+        return unobserved
+    try:
+        observed = check.extract(observation.value, params)
+    except Exception as exc:  # a check bug or an unexpected probe answer must not abort a run
+        return Outcome("error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}")
+    try:
+        ok, reason = apply(observed, expect)
+    except Exception as exc:
+        return Outcome("error", _expected(expect), observed, f"{check.name}: compare failed: {_short(exc)}")
+    return Outcome("pass" if ok else "fail", _expected(expect), observed, reason)
+
+
+def _fingerprint(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def compare_across(
+    check: Check,
+    observations: Mapping[str, Observation],
+    params: Mapping[str, Any],
+    expect: Mapping[str, Any],
+) -> dict[str, Outcome]:
+    """Decide a ``same_across_hosts`` test for every target of one group.
+
+    Each target's value is compared with the majority value of the hosts that could be
+    observed. A target that differs fails, and its reason names it, its value, the majority
+    value and the hosts holding it. Without a strict majority (a tie) every target fails.
+    Hosts that could not be observed get ``error``/``not-executed`` and do not vote.
+    """
+    outcomes: dict[str, Outcome] = {}
+    values: dict[str, Any] = {}
+    for target, observation in observations.items():
+        unobserved = _unobserved(observation, expect)
+        if unobserved is not None:
+            outcomes[target] = unobserved
+            continue
+        try:
+            values[target] = check.extract(observation.value, params)
+        except Exception as exc:
+            outcomes[target] = Outcome(
+                "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
+            )
+    if not values:
+        return outcomes
+    prints = {target: _fingerprint(value) for target, value in values.items()}
+    counts = Counter(prints.values()).most_common()
+    top_print, top_count = counts[0]
+    tie = len(counts) > 1 and counts[1][1] == top_count
+    majority_hosts = sorted(h for h, p in prints.items() if p == top_print)
+    majority_value = values[majority_hosts[0]]
+    group = expect.get("group", "cluster")
+    for target in sorted(values):
+        value = values[target]
+        expected = {**_expected(expect), "value": majority_value, "hosts": majority_hosts}
+        if len(counts) == 1:
+            reason = None if len(values) > 1 else f"only {target} observed in {group}"
+            outcomes[target] = Outcome("pass", expected, value, reason)
+        elif tie:
+            groups = "; ".join(
+                f"{', '.join(sorted(h for h, p in prints.items() if p == fp))}: {fp}"
+                for fp, _ in counts
+            )
+            outcomes[target] = Outcome(
+                "fail", {**_expected(expect), "value": None}, value,
+                f"no majority value in {group}: {groups}",
+            )
+        elif prints[target] == top_print:
+            differing = sorted(h for h, p in prints.items() if p != top_print)
+            outcomes[target] = Outcome(
+                "pass", expected, value,
+                f"differs elsewhere in {group}: {', '.join(differing)}",
+            )
+        else:
+            outcomes[target] = Outcome(
+                "fail", expected, value,
+                f"{target} has {_fingerprint(value)}, the majority of {group} "
+                f"({', '.join(majority_hosts)}) has {top_print}",
+            )
+    return outcomes
+
+
+# Modules below register their check types at import.
+from . import host  # noqa: E402,F401
+# from . import libvirt  # noqa: E402,F401   (added by the libvirt check module)
