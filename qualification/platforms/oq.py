@@ -1,0 +1,262 @@
+"""OQ lifecycle on a throwaway VM, over any :class:`HypervisorPlatform`.
+
+The sequence runs in one platform session, because some platforms (libvirt's test driver)
+keep no state between connections. Steps run in a fixed order; asking for a step also runs
+the steps it needs (``snapshot_revert`` needs ``snapshot_create`` and ``stop``, so that the
+revert has a state to restore). Each executed step becomes an action
+``{name, target, before, after, verdict, reason, started, finished}``; its verdict is
+``pass`` only when the operation succeeded *and* its post-condition held on the state read
+back afterwards. The throwaway VM is always removed, and only if this run created it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import NotSupported, PlatformError
+from .base import RUNNING, STOPPED, HypervisorPlatform, VmConfig
+
+LIFECYCLE_STEPS: tuple[str, ...] = (
+    "define",
+    "start",
+    "snapshot_create",
+    "stop",
+    "snapshot_revert",
+    "snapshot_delete",
+    "undefine",
+)
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "define": (),
+    "start": ("define",),
+    "snapshot_create": ("start",),
+    "stop": ("start",),
+    "snapshot_revert": ("snapshot_create", "stop"),
+    "snapshot_delete": ("snapshot_create",),
+    "undefine": ("define",),
+}
+SNAPSHOT_NAME = "vqual-oq-snapshot"
+
+
+def utc_stamp() -> str:
+    """UTC time in the evidence format ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def plan_steps(requested: Iterable[str]) -> tuple[str, ...]:
+    """The requested steps plus what they need, in execution order.
+
+    Raises:
+        ValueError: a step name is unknown.
+    """
+    wanted: set[str] = set()
+    todo = list(requested)
+    while todo:
+        step = todo.pop()
+        if step not in _NEEDS:
+            raise ValueError(f"unknown OQ step {step!r} (known: {', '.join(LIFECYCLE_STEPS)})")
+        if step not in wanted:
+            wanted.add(step)
+            todo.extend(_NEEDS[step])
+    return tuple(s for s in LIFECYCLE_STEPS if s in wanted)
+
+
+@dataclass
+class LifecycleResult:
+    """What :func:`run_lifecycle` did.
+
+    Attributes:
+        value: the observation value: ``{"vm", "steps": {step: {verdict, reason,
+            duration_ms}}, "cleanup": {verdict, reason}, "passed"}``.
+        actions: one action dict per executed step, then one for the cleanup if needed.
+    """
+
+    value: dict[str, Any]
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _state(platform: HypervisorPlatform, vm: str) -> dict[str, Any]:
+    """The throwaway VM's state as evidence shows it before and after a step."""
+    if not platform.vm_exists(vm):
+        return {"exists": False}
+    facts = platform.vm(vm)
+    return {
+        "exists": True,
+        "uuid": facts.uuid,
+        "power_state": facts.power_state,
+        "persistent": facts.persistent,
+        "snapshots": list(facts.snapshots),
+        "host": facts.host,
+    }
+
+
+def _snapshot_state(platform: HypervisorPlatform, vm: str) -> str | None:
+    for snap in platform.snapshots(vm):
+        if snap.name == SNAPSHOT_NAME:
+            return snap.power_state
+    return None
+
+
+def run_lifecycle(
+    platform: HypervisorPlatform,
+    vm: str,
+    steps: Sequence[str] = LIFECYCLE_STEPS,
+    *,
+    graceful_stop: bool = False,
+    config: VmConfig | None = None,
+) -> LifecycleResult:
+    """Run the OQ lifecycle on the throwaway VM ``vm``; never raises for a platform failure.
+
+    Args:
+        platform: an open platform session; the whole sequence uses only it.
+        vm: name of the throwaway VM (``vqual-oq-<run id>``); must not exist yet.
+        steps: the steps asked for; needed steps are added (see :func:`plan_steps`).
+        graceful_stop: stop by guest shutdown instead of power off.
+        config: the VM to define; default a minimal 1 vCPU, 64 MiB VM.
+    """
+    plan = plan_steps(steps)
+    cfg = config or VmConfig(name=vm)
+    created = False
+    snapshot_state: str | None = None
+    summary: dict[str, dict[str, Any]] = {}
+    actions: list[dict[str, Any]] = []
+    blocked_by: str | None = None
+
+    def check(step: str, after: dict[str, Any]) -> str | None:
+        """Why the post-condition of ``step`` does not hold, or None."""
+        if step == "define":
+            ok = after.get("exists") and after.get("power_state") == STOPPED
+            return None if ok else "VM is not defined and stopped after define"
+        if step == "start":
+            ok = after.get("power_state") == RUNNING
+            return None if ok else f"power state is {after.get('power_state')}, not running"
+        if step == "stop":
+            ok = after.get("power_state") == STOPPED
+            return None if ok else f"power state is {after.get('power_state')}, not stopped"
+        if step == "snapshot_create":
+            if SNAPSHOT_NAME not in after.get("snapshots", []):
+                return f"snapshot {SNAPSHOT_NAME} is not listed after create"
+            if snapshot_state != RUNNING:
+                return f"snapshot captured state {snapshot_state}, not running"
+            return None
+        if step == "snapshot_revert":
+            ok = after.get("power_state") == snapshot_state
+            return (
+                None
+                if ok
+                else f"power state is {after.get('power_state')} after revert, "
+                f"not the snapshot's {snapshot_state}"
+            )
+        if step == "snapshot_delete":
+            ok = SNAPSHOT_NAME not in after.get("snapshots", [])
+            return None if ok else f"snapshot {SNAPSHOT_NAME} still listed after delete"
+        if step == "undefine":
+            return None if not after.get("exists") else "VM still defined after undefine"
+        raise AssertionError(step)  # plan_steps only yields known steps
+
+    operations: dict[str, Callable[[], object]] = {
+        "define": lambda: platform.create_vm(cfg),
+        "start": lambda: platform.power_on(vm),
+        "snapshot_create": lambda: platform.snapshot_create(
+            vm, SNAPSHOT_NAME, description="vqual OQ"
+        ),
+        "stop": lambda: platform.power_off(vm, graceful=graceful_stop),
+        "snapshot_revert": lambda: platform.snapshot_revert(vm, SNAPSHOT_NAME),
+        "snapshot_delete": lambda: platform.snapshot_delete(vm, SNAPSHOT_NAME),
+        "undefine": lambda: _remove(platform, vm),
+    }
+
+    for step in plan:
+        if blocked_by is not None:
+            summary[step] = {
+                "verdict": "not-executed",
+                "reason": f"step {blocked_by} did not pass",
+                "duration_ms": 0,
+            }
+            continue
+        started = utc_stamp()
+        t0 = time.monotonic()
+        before = _safe_state(platform, vm)
+        verdict, reason = "pass", None
+        try:
+            operations[step]()
+            if step == "define":
+                created = True
+            if step == "snapshot_create":
+                snapshot_state = _snapshot_state(platform, vm)
+        except NotSupported as exc:
+            verdict, reason = "not-executed", exc.one_line()
+        except PlatformError as exc:
+            verdict, reason = "fail", exc.one_line()
+        after = _safe_state(platform, vm)
+        if step == "define" and after.get("exists") and not before.get("exists"):
+            created = True  # defined even if a later read failed: still ours to remove
+        if verdict == "pass":
+            reason = check(step, after)
+            if reason is not None:
+                verdict = "fail"
+        finished = utc_stamp()
+        duration_ms = int((time.monotonic() - t0) * 1000)
+        summary[step] = {"verdict": verdict, "reason": reason, "duration_ms": duration_ms}
+        actions.append(
+            {
+                "name": f"vm.{step}",
+                "target": vm,
+                "before": before,
+                "after": after,
+                "verdict": verdict,
+                "reason": reason,
+                "started": started,
+                "finished": finished,
+            }
+        )
+        if verdict != "pass":
+            blocked_by = step
+
+    cleanup: dict[str, Any] = {"verdict": "pass", "reason": None}
+    if created and _safe_state(platform, vm).get("exists"):
+        started = utc_stamp()
+        before = _safe_state(platform, vm)
+        try:
+            _remove(platform, vm)
+        except PlatformError as exc:
+            cleanup = {"verdict": "fail", "reason": f"throwaway VM left behind: {exc.one_line()}"}
+        after = _safe_state(platform, vm)
+        actions.append(
+            {
+                "name": "vm.cleanup",
+                "target": vm,
+                "before": before,
+                "after": after,
+                **cleanup,
+                "started": started,
+                "finished": utc_stamp(),
+            }
+        )
+    value = {
+        "vm": vm,
+        "steps": summary,
+        "cleanup": cleanup,
+        "passed": all(s["verdict"] == "pass" for s in summary.values())
+        and cleanup["verdict"] == "pass",
+    }
+    return LifecycleResult(value=value, actions=actions)
+
+
+def _remove(platform: HypervisorPlatform, vm: str) -> None:
+    """Power off, drop snapshots, delete: what undefine and cleanup both need."""
+    if platform.vm(vm).power_state != STOPPED:
+        platform.power_off(vm)
+    for snap in platform.snapshots(vm):
+        platform.snapshot_delete(vm, snap.name)
+    platform.delete_vm(vm)
+
+
+def _safe_state(platform: HypervisorPlatform, vm: str) -> dict[str, Any]:
+    try:
+        return _state(platform, vm)
+    except PlatformError as exc:
+        return {"error": exc.one_line()}
