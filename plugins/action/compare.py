@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright: vqual developers
+# Apache License 2.0
+"""Action plugin: evaluate tests that compare hosts (cluster homogeneity)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compare
+short_description: Evaluate vqual tests whose expectation compares hosts
+description:
+  - For tests with C(expect.op same_across_hosts), compares the observation of every host
+    that ran the test and fails each host whose value differs from the majority, naming the
+    hosts and both values (cluster homogeneity, URS-CL-01).
+  - Run once per play, after M(vqual.qualification.qualify), with its results registered on
+    every host.
+version_added: "0.1.0"
+author: vqual developers
+options:
+  plan:
+    description: The C(vqual_plan) returned by M(vqual.qualification.plan).
+    type: dict
+    required: true
+  results_var:
+    description: Name of the variable each host registered the qualify task's result in.
+    type: str
+    default: vqual_host_result
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Compare hosts
+  vqual.qualification.compare:
+    plan: "{{ vqual_run.vqual_plan }}"
+  run_once: true
+"""
+
+RETURN = r"""
+vqual_results:
+  description: One C(check.result) payload per host and cross-host test.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import (
+    HAS_QUALIFICATION,
+    MISSING_QUALIFICATION,
+    QUALIFICATION_IMPORT_ERROR,
+    plain,
+)
+
+if HAS_QUALIFICATION:
+    from qualification.execution.evaluation import evaluate_cross_host
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("plan", "results_var"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        if not HAS_QUALIFICATION:
+            result.update(failed=True, msg=MISSING_QUALIFICATION.format(error=QUALIFICATION_IMPORT_ERROR))
+            return result
+        plan = self._task.args.get("plan") or {}
+        var = self._task.args.get("results_var", "vqual_host_result")
+        hostvars = task_vars.get("hostvars", {})
+        tests_by_target = {t["name"]: t.get("tests", []) for t in plan.get("targets", [])}
+        cross = {}
+        for target in tests_by_target:
+            registered = hostvars[target].get(var) if target in hostvars else None
+            if registered:
+                cross[target] = plain(registered.get("vqual_cross") or {})
+        # A target without a registered result left the play (unreachable or failed): the
+        # callback has already recorded errors for all of its tests.
+        reached = {name: tests for name, tests in tests_by_target.items() if name in cross}
+        result.update(changed=False, vqual_results=evaluate_cross_host(reached, cross))
+        return result

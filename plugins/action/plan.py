@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright: vqual developers
+# Apache License 2.0
+"""Action plugin: validate a qualification run and compute its plan (no target is touched)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: plan
+short_description: Plan a vqual qualification run and open its evidence bundle
+description:
+  - Loads and validates the spec, the change id and the inventory's vqual variables,
+    derives each target's risk from the applications it carries, and selects the tests to run.
+  - Runs on the controller only and changes nothing on any target.
+  - Fails at once, before anything executes, when the evidence callback
+    C(vqual.qualification.evidence) is not enabled or cannot sign, or when any input is bad.
+  - The callback opens the evidence bundle from this task's result (C(run.start)).
+  - Run it once per play (C(run_once=true)) and register its result for M(vqual.qualification.qualify).
+version_added: "0.1.0"
+author: vqual developers
+options:
+  spec:
+    description: Path of the spec (protocol) file, C(apiVersion vqual/v1).
+    type: path
+    required: true
+  change_id:
+    description: The change this run belongs to; must match the configured pattern.
+    type: str
+    required: true
+  run_id:
+    description: Run id; a new one is made from the UTC time when omitted.
+    type: str
+  tests:
+    description: Run only these test ids.
+    type: list
+    elements: str
+  change_pattern:
+    description: Regular expression a change id must match (default C(^CHG[0-9]{7}$)).
+    type: str
+  mode:
+    description: What the run is, recorded in C(run.start).
+    type: str
+    default: qualify
+attributes:
+  check_mode:
+    support: full
+    description: Planning never changes anything.
+  diff_mode:
+    support: none
+notes:
+  - Site facts (applications and their risk, expected values) come from the inventory
+    variables C(vqual_applications), C(vqual_expected), C(vqual_target_kinds), C(vqual_cluster).
+"""
+
+EXAMPLES = r"""
+- name: Plan the run
+  vqual.qualification.plan:
+    spec: specs/linux-virt-host.yaml
+    change_id: "{{ vqual_change_id }}"
+  run_once: true
+  register: vqual_run
+"""
+
+RETURN = r"""
+vqual_plan:
+  description: The plan, as recorded in C(run.start) (targets, risks, planned tests, digests).
+  returned: success
+  type: dict
+vqual_exit_code:
+  description: 2 when the inputs were bad and nothing ran.
+  returned: failure
+  type: int
+"""
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import (
+    CALLBACK_NAME,
+    CALLBACK_STATE_ENV,
+    HAS_QUALIFICATION,
+    MISSING_QUALIFICATION,
+    QUALIFICATION_IMPORT_ERROR,
+    plain,
+)
+
+if HAS_QUALIFICATION:
+    from pathlib import Path
+
+    from qualification.errors import VqualError
+    from qualification.execution.planning import make_plan
+
+#: Only these inventory variables reach the plan; vqual's own and the connection's identity.
+_CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("spec", "change_id", "run_id", "tests", "change_pattern", "mode"))
+
+    def _hostvars(self, task_vars):
+        hostvars = task_vars.get("hostvars", {})
+        found = {}
+        for host in task_vars.get("groups", {}).get("all", []):
+            host_vars = hostvars[host]
+            picked = {}
+            for key in list(host_vars.keys()):
+                if key.startswith("vqual_") or key in _CONNECTION_VARS:
+                    try:
+                        picked[key] = plain(host_vars[key])
+                    except AnsibleError as exc:
+                        raise AnsibleError(f"{host}: variable {key} cannot be templated: {exc}")
+            picked["group_names"] = plain(host_vars.get("group_names", []))
+            found[host] = picked
+        return found
+
+    def _spec_path(self, spec):
+        if os.path.isabs(spec) or os.path.exists(spec):
+            return os.path.abspath(spec)
+        return self._loader.path_dwim(spec)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        if not HAS_QUALIFICATION:
+            result.update(failed=True, msg=MISSING_QUALIFICATION.format(error=QUALIFICATION_IMPORT_ERROR))
+            return result
+        state = os.environ.get(CALLBACK_STATE_ENV, "")
+        if state != "ready":
+            reason = state[len("error: "):] if state.startswith("error: ") else (
+                f"the evidence callback {CALLBACK_NAME} is not enabled; enable it "
+                f"(ANSIBLE_CALLBACKS_ENABLED={CALLBACK_NAME}) so the run records evidence"
+            )
+            result.update(failed=True, msg=reason, vqual_exit_code=2)
+            return result
+        args = self._task.args
+        groups = {name: list(hosts) for name, hosts in task_vars.get("groups", {}).items()}
+        try:
+            plan = make_plan(
+                Path(self._spec_path(str(args.get("spec", "")))),
+                self._hostvars(task_vars),
+                groups,
+                change_id=args.get("change_id"),
+                run_id=args.get("run_id"),
+                hosts=list(task_vars.get("ansible_play_hosts_all", [])) or None,
+                test_ids=args.get("tests"),
+                change_pattern=args.get("change_pattern"),
+                mode=args.get("mode", "qualify"),
+            )
+        except VqualError as exc:
+            result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)
+            return result
+        result.update(changed=False, vqual_plan=plan)
+        return result

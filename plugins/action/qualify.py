@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: vqual developers
+# Apache License 2.0
+"""Action plugin: observe one target in one round trip, evaluate its tests on the controller."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: qualify
+short_description: Run a target's planned IQ/OQ tests and evaluate them
+description:
+  - Collects every observation the target's planned tests need, deduplicated, and makes them
+    in one round trip per probe, with M(vqual.qualification.host_probe) on the target for host
+    observations, and in-process on the controller for platform observations (libvirt,
+    vSphere, Hyper-V), as the platform modules do when delegated to localhost.
+  - Evaluates every test on the controller with vqual's check library and returns the
+    results; the C(vqual.qualification.evidence) callback records them.
+  - A test failing is a result, not a task failure. An unreachable target is reported by
+    Ansible as unreachable; the callback records C(error) for its tests.
+version_added: "0.1.0"
+author: vqual developers
+options:
+  plan:
+    description: The C(vqual_plan) returned by M(vqual.qualification.plan).
+    type: dict
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: IQ observations are read-only; OQ steps report C(not-executed) in check mode.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Qualify the host
+  vqual.qualification.qualify:
+    plan: "{{ vqual_run.vqual_plan }}"
+  register: vqual_host_result
+"""
+
+RETURN = r"""
+vqual_results:
+  description: One C(check.result) payload per test (docs/formats.md).
+  returned: always
+  type: list
+  elements: dict
+vqual_actions:
+  description: OQ steps performed, with state before and after.
+  returned: always
+  type: list
+  elements: dict
+vqual_cross:
+  description: Observations of tests that compare hosts, for M(vqual.qualification.compare).
+  returned: always
+  type: dict
+"""
+
+import time
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import (
+    HAS_QUALIFICATION,
+    MISSING_QUALIFICATION,
+    QUALIFICATION_IMPORT_ERROR,
+    plain,
+)
+
+if HAS_QUALIFICATION:
+    from qualification.execution.evaluation import TARGET_PROBES, evaluate_target, requests_for
+    from qualification.execution.probes import run_controller_probe
+    from qualification.timeutil import utc_now_text
+
+_TARGET_MODULES = {"host": "vqual.qualification.host_probe"}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("plan",))
+
+    def _observe_on_target(self, probe, requests, task_vars):
+        outcome = self._execute_module(
+            module_name=_TARGET_MODULES[probe],
+            module_args={"requests": requests},
+            task_vars=task_vars,
+        )
+        if outcome.get("failed") or "observations" not in outcome:
+            reason = outcome.get("msg") or "the probe module failed"
+            return {r["key"]: {"error": f"{_TARGET_MODULES[probe]} failed: {reason}"} for r in requests}
+        return outcome["observations"]
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        if not HAS_QUALIFICATION:
+            result.update(failed=True, msg=MISSING_QUALIFICATION.format(error=QUALIFICATION_IMPORT_ERROR))
+            return result
+        plan = self._task.args.get("plan") or {}
+        target = task_vars.get("inventory_hostname")
+        tests = []
+        for planned in plan.get("targets", []):
+            if planned.get("name") == target:
+                tests = planned.get("tests", [])
+        result.update(changed=False, vqual_target=target, vqual_results=[], vqual_actions=[], vqual_cross={})
+        if not tests:
+            return result
+        requests = requests_for(tests)
+        started = utc_now_text()
+        t0 = time.perf_counter()
+        observations = {}
+        for probe, probe_requests in requests.by_probe.items():
+            if probe in TARGET_PROBES:
+                observations.update(self._observe_on_target(probe, probe_requests, task_vars))
+            else:
+                observations.update(
+                    run_controller_probe(
+                        probe,
+                        probe_requests,
+                        host_vars={k: plain(v) for k, v in task_vars.items() if k.startswith("vqual_")},
+                        run_id=str(plan.get("run_id", "")),
+                        check_mode=bool(self._play_context.check_mode),
+                    )
+                )
+        duration_ms = (time.perf_counter() - t0) * 1000.0
+        results, actions, cross = evaluate_target(
+            tests, observations, requests, started=started, finished=utc_now_text(),
+            duration_ms=duration_ms,
+        )
+        result.update(vqual_results=results, vqual_actions=actions, vqual_cross=cross)
+        return result

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: vqual developers
+# Apache License 2.0
+"""Controller-side helpers shared by vqual's action plugins.
+
+Action plugins run on the controller, where the ``qualification`` package is installed (the
+collection declares it as a Python requirement). This module imports it with a guard so a
+missing package gives one clear message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import qualification  # noqa: F401
+
+    HAS_QUALIFICATION = True
+    QUALIFICATION_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the controller's environment
+    HAS_QUALIFICATION = False
+    QUALIFICATION_IMPORT_ERROR = str(exc)
+
+MISSING_QUALIFICATION = (
+    "the vqual Python package is not installed on the controller "
+    "(pip install vqual): {error}"
+)
+
+#: Environment variable the evidence callback sets in the controller process so that the
+#: playbook's first task can refuse to run without it (workers inherit the environment).
+CALLBACK_STATE_ENV = "VQUAL_EVIDENCE_CALLBACK_STATE"
+CALLBACK_NAME = "vqual.qualification.evidence"
+
+
+def plain(value: Any) -> Any:
+    """Copy a templated Ansible value into plain Python types (str, int, list, dict...)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return str(value)

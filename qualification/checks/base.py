@@ -1,0 +1,95 @@
+"""The check contract: a check type says what to observe and how to read the observation.
+
+A check never talks to a target. It turns its parameters into a :class:`ProbeRequest`; a
+probe (a target-side module, or a controller-side platform module) answers every request of
+a host in one round trip with an :class:`Observation`; :func:`evaluate` then applies the
+test's expectation to the observed value on the controller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """One observation to make on a target.
+
+    Attributes:
+        probe: which probe answers it: ``host`` (module ``host_probe`` on the target),
+            ``libvirt`` (module ``libvirt_probe`` on the controller), later ``vsphere``,
+            ``hyperv``.
+        method: the probe's method name, e.g. ``file``, ``sysctl``, ``packages``.
+        args: JSON-serialisable arguments of the method.
+    """
+
+    probe: str
+    method: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def key(self) -> str:
+        """A stable key, so requests shared by several tests are observed once."""
+        return f"{self.probe}:{self.method}:" + json.dumps(
+            self.args, sort_keys=True, separators=(",", ":")
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key(), "method": self.method, "args": dict(self.args)}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a probe returned for one request.
+
+    ``error`` means the probe could not observe (verdict ``error``); ``not_executed`` means
+    the platform cannot perform the step (verdict ``not-executed``). ``actions`` are
+    state-changing steps an OQ probe performed, recorded as ``action`` evidence records.
+    """
+
+    value: Any = None
+    raw: str | None = None
+    method: str = ""
+    error: str | None = None
+    not_executed: str | None = None
+    actions: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Observation":
+        return cls(
+            value=data.get("value"),
+            raw=data.get("raw"),
+            method=str(data.get("method", "")),
+            error=data.get("error"),
+            not_executed=data.get("not_executed"),
+            actions=tuple(data.get("actions") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A verdict with what was expected and what was observed."""
+
+    verdict: str
+    expected: Any
+    observed: Any
+    reason: str | None = None
+
+
+class Check(Protocol):
+    """A check type. Implementations are small frozen dataclasses or plain classes."""
+
+    name: str
+    description: str
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        """Return an error text for bad parameters, or None."""
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        """The observation this check needs."""
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        """The observed value to compare, from the probe's value."""

@@ -1,0 +1,301 @@
+"""The ``vqual`` command: parse arguments, call the core, map errors to exit codes.
+
+Every domain error becomes one line on stderr (``vqual: <where>: <what>``) and its exit code
+(docs/formats.md); nothing here holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn, TypeVar
+
+import click
+
+from qualification import __version__
+from qualification.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INCOMPLETE,
+    BadInputError,
+    KeyFileError,
+    VqualError,
+)
+from qualification.state import resolve_state_dir, trust_path
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(error: VqualError) -> NoReturn:
+    click.echo(f"vqual: {error.one_line()}", err=True)
+    sys.exit(error.exit_code)
+
+
+def domain_errors(func: F) -> F:
+    """Turn domain errors into one line and an exit code; never a traceback."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VqualError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("vqual: interrupted", err=True)
+            sys.exit(EXIT_INCOMPLETE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _state_dir_option(func: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="State directory (trust store, config); default $VQUAL_STATE_DIR or "
+        "~/.local/share/vqual.",
+    )(func)
+
+
+def _read_passphrase(fd: int | None, prompt: str) -> bytes:
+    """A passphrase from a file descriptor or the terminal; never from the command line."""
+    if fd is not None:
+        try:
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                return handle.readline().rstrip(b"\r\n")
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the passphrase from fd {fd}: {exc.strerror}") from exc
+    if not sys.stdin.isatty():
+        raise KeyFileError(
+            "the key is passphrase-protected: give --passphrase-fd N or run on a terminal"
+        )
+    return getpass.getpass(prompt).encode("utf-8")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vqual")
+def main() -> None:
+    """vqual: IQ/OQ qualification of virtual infrastructure with signed evidence.
+
+    Exit codes: 0 passed/valid, 1 failed or invalid, 2 bad input (nothing executed),
+    3 incomplete, 4 platform or connection error.
+    """
+
+
+# --------------------------------------------------------------------------- qualify
+def _progress_printer(json_mode: bool) -> Callable[[Any], None]:
+    def show(event: Any) -> None:
+        if event.kind == "planned":
+            click.echo(f"vqual: {event.message} tests planned", err=True)
+        elif event.kind == "target":
+            counts = "  ".join(f"{k} {v}" for k, v in sorted(event.counts.items()))
+            click.echo(f"vqual:   {event.target}: {counts or 'no tests'}", err=True)
+        elif event.kind == "unreachable":
+            click.echo(f"vqual:   {event.target}: unreachable: {event.message}", err=True)
+        elif event.kind == "failed":
+            click.echo(f"vqual:   {event.target}: failed: {event.message}", err=True)
+
+    return show
+
+
+@main.command()
+@click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Ansible inventory (file or directory).")
+@click.option("-s", "--spec", required=True, type=click.Path(path_type=Path),
+              help="Spec (protocol) file, apiVersion vqual/v1.")
+@click.option("-c", "--change", "change_id", default=None,
+              help="Change id the run belongs to (required), e.g. CHG0012345.")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
+              help="Executor's signing key (Ed25519 PEM, mode 0600); default "
+              "<state dir>/keys/executor.pem.")
+@click.option("--passphrase-fd", type=int, default=None,
+              help="Read the key's passphrase from this file descriptor.")
+@click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("evidence"), show_default=True, help="Root of evidence bundles.")
+@click.option("--run-id", default=None, help="Run id (default: UTC time and a random suffix).")
+@click.option("--limit", default=None, help="Only these hosts (Ansible limit pattern).")
+@click.option("--test", "tests", multiple=True, help="Only this test id (repeatable).")
+@click.option("--initiator", default=None,
+              help="Person or pipeline user who started the run (default: login user).")
+@click.option("--check", "check_mode", is_flag=True,
+              help="Ansible check mode: IQ reads only; OQ steps are not executed.")
+@click.option("--json", "json_mode", is_flag=True,
+              help="Print one JSON document (schema vqual.qualify/v1) on stdout.")
+@_state_dir_option
+@domain_errors
+def qualify(
+    inventory: Path, spec: Path, change_id: str | None, key_file: Path | None,
+    passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
+    tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
+    state_dir: Path | None,
+) -> None:
+    """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
+    from qualification.execution.qualify import QualifyRequest, run_qualify
+
+    state = resolve_state_dir(state_dir)
+    request = QualifyRequest(
+        inventory=inventory, spec=spec, change_id=change_id,
+        key_file=key_file or state / "keys" / "executor.pem",
+        passphrase_reader=lambda: _read_passphrase(passphrase_fd, "Key passphrase: "),
+        evidence_dir=evidence_dir, run_id=run_id, limit=limit, tests=list(tests) or None,
+        initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
+        check_mode=check_mode, state_dir=state,
+        progress=_progress_printer(json_mode),
+    )
+    summary = run_qualify(request)
+    if json_mode:
+        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(summary.to_text())
+    sys.exit(summary.exit_code)
+
+
+# --------------------------------------------------------------------------- verify
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
+@click.option("--record", is_flag=True,
+              help="Append a failed verification to the audit log in the state directory.")
+@_state_dir_option
+@domain_errors
+def verify(bundle: Path, json_mode: bool, record: bool, state_dir: Path | None) -> None:
+    """Verify BUNDLE: signatures, hash chain, manifest and seal.
+
+    Exit 0 valid and complete; 1 invalid (naming the record or file); 3 incomplete (a run
+    that did not finish, naming the tests not executed).
+    """
+    from qualification.execution.verifying import verify_command
+
+    text, payload, code = verify_command(bundle, resolve_state_dir(state_dir), record=record)
+    click.echo(json.dumps(payload, indent=2, sort_keys=True) if json_mode else text)
+    sys.exit(code)
+
+
+# --------------------------------------------------------------------------- keys
+@main.group()
+def keys() -> None:
+    """Create signing keys and list the trust store."""
+
+
+@keys.command("create")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Key file to write (default <state dir>/keys/<role>.pem for a service key).")
+@click.option("--name", required=True, help="Printed name shown on signatures.")
+@click.option("--identity", default=None, help="E-mail or account of the key's owner.")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["executor", "reviewer", "approver", "trust-admin"]),
+              help="Role(s) granted in the trust store (repeatable).")
+@click.option("--service", is_flag=True,
+              help="A service key (CI executor): no passphrase. Personal keys need one.")
+@click.option("--throwaway", is_flag=True,
+              help="A demo key: marked throwaway in the trust store, never for GxP use.")
+@click.option("--passphrase-fd", type=int, default=None,
+              help="Read the new key's passphrase from this file descriptor.")
+@click.option("--valid-days", type=int, default=365, show_default=True)
+@_state_dir_option
+@domain_errors
+def keys_create(
+    out: Path | None, name: str, identity: str | None, roles: tuple[str, ...], service: bool,
+    throwaway: bool, passphrase_fd: int | None, valid_days: int, state_dir: Path | None,
+) -> None:
+    """Create an Ed25519 key (mode 0600) and add its public key to the trust store."""
+    from qualification.execution.keys import create_trusted_key
+
+    state = resolve_state_dir(state_dir)
+    passphrase = None
+    if not (service or throwaway):
+        passphrase = _read_passphrase(passphrase_fd, "New key passphrase: ")
+        if len(passphrase) < 8:
+            raise KeyFileError("a personal key's passphrase needs at least 8 characters")
+    path = out or state / "keys" / f"{roles[0]}.pem"
+    keyid = create_trusted_key(
+        path, state, name=name, identity=identity or name, roles=list(roles),
+        passphrase=passphrase, throwaway=throwaway, valid_days=valid_days,
+    )
+    click.echo(f"created {path} (key id {keyid}), trusted as {', '.join(roles)} in "
+               f"{trust_path(state)}")
+
+
+@keys.command("list")
+@_state_dir_option
+@domain_errors
+def keys_list(state_dir: Path | None) -> None:
+    """List the keys in the trust store with their roles and validity."""
+    from qualification.execution.keys import describe_trust_store
+
+    click.echo(describe_trust_store(resolve_state_dir(state_dir)))
+
+
+# --------------------------------------------------------------------------- report
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the rendering (default BUNDLE/views, outside the sealed set).")
+@click.option("--pdf", is_flag=True, help="Also write a PDF.")
+@_state_dir_option
+@domain_errors
+def report(bundle: Path, out: Path | None, pdf: bool, state_dir: Path | None) -> None:
+    """Render a current view of BUNDLE's report, with signatures added since it was sealed."""
+    from qualification.execution.verifying import render_current_report
+
+    for path in render_current_report(bundle, resolve_state_dir(state_dir), out=out, pdf=pdf):
+        click.echo(str(path))
+
+
+# --------------------------------------------------------------------------- lab
+@main.group()
+def lab() -> None:
+    """Bring the test lab (KVM hosts, guests, vCenter/ESXi simulator) up and down."""
+
+
+@lab.command("up")
+@click.option("--component", "components", multiple=True,
+              help="Only this component (repeatable); default all.")
+@domain_errors
+def lab_up(components: tuple[str, ...]) -> None:
+    """Start the lab (idempotent) and write inventories/lab/."""
+    from qualification.lab import manager
+
+    statuses = manager.up(list(components) or None)
+    _print_lab(statuses)
+    if any(s.state != "running" for s in statuses):
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@lab.command("down")
+@domain_errors
+def lab_down() -> None:
+    """Destroy guests, stop every lab process by PID, unmount, restore."""
+    from qualification.lab import manager
+
+    _print_lab(manager.down())
+
+
+@lab.command("status")
+@domain_errors
+def lab_status() -> None:
+    """Say what runs."""
+    from qualification.lab import manager
+
+    _print_lab(manager.status())
+
+
+def _print_lab(statuses: Any) -> None:
+    for status in statuses:
+        click.echo(f"{status.name:10} {status.state:8} {status.detail}")
+        for line in status.log_tail or ():
+            click.echo(f"    | {line}")
+
+
+def run() -> None:  # pragma: no cover - console entry for python -m
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
+
+
+__all__ = ["main", "BadInputError", "EXIT_BAD_INPUT"]

@@ -1,0 +1,86 @@
+"""From a spec and the inventory's variables to the plan a run executes and records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from qualification.spec.change import validate_change_id, validate_run_id, new_run_id
+from qualification.spec.inventory import InventoryModel
+from qualification.spec.loader import load_spec
+from qualification.spec.plan import build_plan
+from qualification.timeutil import utc_now
+
+
+def make_plan(
+    spec_path: Path,
+    hostvars: Mapping[str, Mapping[str, Any]],
+    groups: Mapping[str, Sequence[str]],
+    *,
+    change_id: str | None,
+    run_id: str | None = None,
+    hosts: Sequence[str] | None = None,
+    test_ids: Sequence[str] | None = None,
+    change_pattern: str | None = None,
+    trust_digest: str | None = None,
+    mode: str = "qualify",
+) -> dict[str, Any]:
+    """Validate everything a run needs and return its plan as plain JSON data.
+
+    Raises:
+        BadInputError: (or a subclass) for anything wrong; nothing has run yet.
+    """
+    change = (
+        validate_change_id(change_id, change_pattern)
+        if change_pattern
+        else validate_change_id(change_id)
+    )
+    run = validate_run_id(run_id) if run_id else new_run_id(utc_now())
+    spec = load_spec(spec_path)
+    inventory = InventoryModel.from_hostvars(hostvars, groups)
+    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids)
+    targets = []
+    for target in plan.targets:
+        targets.append(
+            {
+                "name": target.name,
+                "kinds": list(target.kinds),
+                "risk": target.risk,
+                "risk_reason": target.risk_reason,
+                "tests": [
+                    {
+                        "test_id": t.test_id,
+                        "title": t.title,
+                        "protocol": t.protocol,
+                        "requirements": list(t.requirements),
+                        "target": t.target,
+                        "check": t.check,
+                        "params": dict(t.params),
+                        "expect": dict(t.expect),
+                        "acceptance": t.acceptance,
+                    }
+                    for t in target.tests
+                ],
+            }
+        )
+    return {
+        "mode": mode,
+        "change_id": change,
+        "run_id": run,
+        "spec": {
+            "path": str(Path(spec.path).resolve()),
+            "name": spec.name,
+            "version": spec.version,
+            "digest": spec.digest,
+        },
+        "data_files": [
+            {"name": name, "path": str(Path(path).resolve()), "digest": digest}
+            for name, (path, digest) in sorted(spec.data_files.items())
+        ],
+        "requirements": list(spec.requirements),
+        "inventory_snapshot": inventory.snapshot(),
+        "inventory_digest": inventory.digest,
+        "trust_digest": trust_digest,
+        "targets": targets,
+        "planned": plan.planned(),
+    }

@@ -1,0 +1,34 @@
+"""Controller-side probes: platform observations made in-process on the controller.
+
+Target-side probes (``host``) run as modules on the target. Platform probes (libvirt,
+vSphere, Hyper-V) talk to an API from the controller; the collection's action plugin calls
+them here, in-process, exactly as their modules do when delegated to localhost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+
+def run_controller_probe(
+    probe: str,
+    requests: Sequence[Mapping[str, Any]],
+    *,
+    host_vars: Mapping[str, Any],
+    run_id: str,
+    check_mode: bool,
+) -> dict[str, dict[str, Any]]:
+    """Answer ``requests`` of one controller-side probe; unknown probes answer ``error``."""
+    if probe == "libvirt":
+        from qualification.platforms.libvirt import answer_requests
+
+        uri = str(host_vars.get("vqual_libvirt_uri") or "")
+        if not uri:
+            return {
+                str(r["key"]): {"error": "no vqual_libvirt_uri set for this target"}
+                for r in requests
+            }
+        return answer_requests(uri, requests, run_id=run_id, check_mode=check_mode)
+    return {
+        str(r["key"]): {"error": f"no controller-side probe named {probe!r}"} for r in requests
+    }

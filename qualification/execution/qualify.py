@@ -1,0 +1,202 @@
+"""``vqual qualify``: validate every input, run the playbook, report what the bundle says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from qualification.config import load_config
+from qualification.errors import (
+    EXIT_INCOMPLETE,
+    BadInputError,
+    KeyFileError,
+    PlatformError,
+    TrustError,
+)
+from qualification.execution.recorder import open_signer_with
+from qualification.execution.runner import EXIT_BY_VERDICT, PlaybookRun, ProgressEvent, run_playbook
+from qualification.spec.change import new_run_id, validate_change_id, validate_run_id
+from qualification.spec.loader import load_spec
+from qualification.state import trust_path
+from qualification.timeutil import utc_now
+
+SCHEMA = "vqual.qualify/v1"
+
+
+@dataclass
+class QualifyRequest:
+    inventory: Path
+    spec: Path
+    change_id: str | None
+    key_file: Path
+    passphrase_reader: Callable[[], bytes]
+    evidence_dir: Path
+    state_dir: Path
+    initiator: str
+    run_id: str | None = None
+    limit: str | None = None
+    tests: list[str] | None = None
+    check_mode: bool = False
+    progress: Callable[[ProgressEvent], None] | None = None
+    playbook: str = "qualify.yml"
+    extravars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class QualifySummary:
+    change_id: str
+    run_id: str
+    bundle: Path
+    verdict: str
+    counts: dict[str, int]
+    planned: int
+    executed: int
+    seal: str | None
+    verification: str
+    verification_problems: list[str]
+    unreachable: list[str]
+    exit_code: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "change_id": self.change_id,
+            "run_id": self.run_id,
+            "bundle": str(self.bundle),
+            "report": str(self.bundle / "report.html"),
+            "junit": str(self.bundle / "junit.xml"),
+            "verdict": self.verdict,
+            "counts": dict(self.counts),
+            "planned": self.planned,
+            "executed": self.executed,
+            "seal": self.seal,
+            "verification": self.verification,
+            "verification_problems": list(self.verification_problems),
+            "unreachable": list(self.unreachable),
+            "exit_code": self.exit_code,
+        }
+
+    def to_text(self) -> str:
+        counts = ", ".join(
+            f"{k} {self.counts.get(k, 0)}" for k in ("pass", "fail", "error", "not-executed", "waived")
+        )
+        lines = [
+            f"vqual: {self.change_id} run {self.run_id}: {self.verdict.upper()} "
+            f"({counts}; {self.executed} of {self.planned} planned)",
+            f"  evidence: {self.bundle}",
+            f"  report:   {self.bundle / 'report.html'}",
+            f"  junit:    {self.bundle / 'junit.xml'}",
+            f"  seal:     {self.seal or '-'}",
+            f"  verified: {self.verification}",
+        ]
+        lines += [f"    {p}" for p in self.verification_problems[:10]]
+        if self.unreachable:
+            lines.append(f"  unreachable: {', '.join(self.unreachable)}")
+        return "\n".join(lines)
+
+
+def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
+    from qualification.signing import TrustStore
+
+    path = trust_path(state_dir)
+    if not path.exists():
+        raise TrustError(
+            f"no trust store at {path}: create a key with `vqual keys create --role executor`"
+        )
+    store = TrustStore.load(path)
+    ok, reason = store.key_status_at(keyid, utc_now(), role="executor")
+    if not ok:
+        raise TrustError(f"the executor key {keyid[:16]}... cannot sign runs: {reason}")
+
+
+def preflight(request: QualifyRequest) -> tuple[str, str, bytes | None]:
+    """Everything that must hold before anything executes; raises BadInputError otherwise.
+
+    Returns:
+        (change id, run id, passphrase or None)
+    """
+    config = load_config(request.state_dir)
+    if config.change_id_pattern:
+        change_id = validate_change_id(request.change_id, config.change_id_pattern)
+    else:
+        change_id = validate_change_id(request.change_id)
+    run_id = validate_run_id(request.run_id) if request.run_id else new_run_id(utc_now())
+    load_spec(request.spec)
+    signer, passphrase = open_signer_with(request.key_file, request.passphrase_reader)
+    _check_executor_trusted(request.state_dir, signer.keyid)
+    bundle = request.evidence_dir / change_id / run_id
+    if bundle.exists():
+        raise BadInputError(f"run id {run_id} already exists: {bundle}")
+    return change_id, run_id, passphrase
+
+
+def run_qualify(request: QualifyRequest) -> QualifySummary:
+    """Run a qualification end to end and summarise the bundle it wrote."""
+    from qualification.evidence.verify import verify_bundle
+    from qualification.signing import TrustStore
+
+    change_id, run_id, passphrase = preflight(request)
+    config = load_config(request.state_dir)
+    extravars: dict[str, Any] = {
+        "vqual_spec": str(request.spec.resolve()),
+        "vqual_change_id": change_id,
+        "vqual_run_id": run_id,
+        **request.extravars,
+    }
+    if request.tests:
+        extravars["vqual_tests"] = list(request.tests)
+    if config.change_id_pattern:
+        extravars["vqual_change_pattern"] = config.change_id_pattern
+    outcome = run_playbook(
+        PlaybookRun(
+            playbook=request.playbook,
+            inventory=request.inventory,
+            extravars=extravars,
+            key_file=request.key_file.resolve(),
+            passphrase=passphrase,
+            evidence_dir=request.evidence_dir.resolve(),
+            state_dir=request.state_dir.resolve(),
+            initiator=request.initiator,
+            limit=request.limit,
+            check_mode=request.check_mode,
+            progress=request.progress,
+        )
+    )
+    if outcome.plan_error is not None:
+        error = BadInputError(outcome.plan_error)
+        if outcome.plan_exit_code is not None:
+            error.exit_code = outcome.plan_exit_code
+        raise error
+    bundle = request.evidence_dir / change_id / run_id
+    if not bundle.exists():
+        raise PlatformError(
+            f"the playbook ended ({outcome.status}, rc {outcome.rc}) without writing evidence; "
+            f"failed: {outcome.failed or 'none'}"
+        )
+    result = verify_bundle(bundle, TrustStore.load(trust_path(request.state_dir)))
+    counts = dict(result.counts)
+    verdict = str(result.verdict) if result.verdict else "incomplete"
+    if result.status == "valid":
+        exit_code = EXIT_BY_VERDICT.get(verdict, 1)
+    elif result.status == "incomplete":
+        exit_code = EXIT_INCOMPLETE
+    else:
+        exit_code = 1
+    return QualifySummary(
+        change_id=change_id,
+        run_id=run_id,
+        bundle=bundle,
+        verdict=verdict,
+        counts=counts,
+        planned=int(result.planned or 0),
+        executed=int(sum(counts.values())),
+        seal=result.seal_digest,
+        verification=result.status,
+        verification_problems=list(result.problems),
+        unreachable=list(outcome.unreachable),
+        exit_code=exit_code,
+    )
+
+
+__all__ = ["QualifyRequest", "QualifySummary", "run_qualify", "preflight", "KeyFileError"]

@@ -1,0 +1,200 @@
+"""The evidence side of a run: what the ``vqual.qualification.evidence`` callback calls.
+
+The callback hands every result to a :class:`RunRecorder` at once; the recorder turns them
+into records of the bundle (docs/formats.md) and, at the end, writes JUnit, the report, the
+manifest and ``run.end``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from qualification import __version__
+from qualification.errors import BadInputError
+from qualification.evidence.bundle import BundleWriter, latest_seal, store_raw
+from qualification.evidence.canonical import canonical_bytes
+from qualification.evidence.reader import read_bundle
+from qualification.execution import controller
+from qualification.execution.evaluation import error_results
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
+from qualification.errors import KeyFileError
+from qualification.signing import Ed25519Signer, Signer
+from qualification.state import resolve_state_dir, trust_digest
+
+def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
+    """The executor's signer from its key file; the passphrase, if any, from a 0600 file."""
+    passphrase: bytes | None = None
+    if passphrase_file:
+        pfile = Path(passphrase_file)
+        try:
+            if pfile.stat().st_mode & 0o077:
+                raise KeyFileError(
+                    f"passphrase file {pfile} is readable by group or others; chmod 600 it"
+                )
+            passphrase = pfile.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise KeyFileError(f"cannot read passphrase file {pfile}: {exc.strerror}") from exc
+    return Ed25519Signer.from_file(key_file, passphrase)
+
+
+def open_signer_with(
+    key_file: Path, passphrase_reader: Callable[[], bytes]
+) -> tuple[Signer, bytes | None]:
+    """Open a key, asking for its passphrase only when the key is encrypted."""
+    try:
+        head = key_file.read_bytes()[:64]
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"key file {key_file} does not exist") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {key_file}: {exc.strerror}") from exc
+    passphrase = passphrase_reader() if b"ENCRYPTED" in head else None
+    return Ed25519Signer.from_file(key_file, passphrase), passphrase
+
+
+_VERDICT_ORDER = ("fail", "error", "not-executed")
+
+
+def overall_verdict(counts: Mapping[str, int]) -> str:
+    """The worst verdict present: fail > error > not-executed > pass (waived counts as pass)."""
+    for verdict in _VERDICT_ORDER:
+        if counts.get(verdict, 0):
+            return verdict
+    return "pass"
+
+
+class RunRecorder:
+    """Writes one run's bundle from the plan and the results handed to it."""
+
+    def __init__(
+        self,
+        evidence_root: Path,
+        signer: Signer,
+        initiator: str,
+        *,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        self.evidence_root = evidence_root
+        self.state_dir = resolve_state_dir(state_dir)
+        self.signer = signer
+        self.initiator = initiator
+        self.writer: BundleWriter | None = None
+        self.plan: dict[str, Any] = {}
+        self._pending: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self._counts: dict[str, int] = {v: 0 for v in ("pass", "fail", "error", "not-executed", "waived")}
+        self._executed = 0
+
+    @property
+    def path(self) -> Path | None:
+        return self.writer.path if self.writer else None
+
+    def start(self, plan: Mapping[str, Any]) -> Path:
+        """Open the bundle and write ``run.start`` with the spec, data and inventory."""
+        if self.writer is not None:
+            raise BadInputError("this run has already started")
+        self.plan = dict(plan)
+        change_id = str(plan["change_id"])
+        run_id = str(plan["run_id"])
+        prev = latest_seal(self.evidence_root, change_id)
+        spec_path = Path(plan["spec"]["path"])
+        spec_bytes = spec_path.read_bytes()
+        data_files = [(Path(d["path"]), str(d["name"])) for d in plan.get("data_files", [])]
+        writer = BundleWriter.create(
+            self.evidence_root, change_id, run_id, self.signer, self.initiator
+        )
+        self.writer = writer
+        for target in plan["targets"]:
+            self._pending[target["name"]] = {str(t["test_id"]): t for t in target["tests"]}
+        writer.append(
+            "run.start",
+            {
+                "mode": plan.get("mode", "qualify"),
+                "tool": {"name": "vqual", "version": __version__},
+                "versions": controller.versions(),
+                "controller": controller.controller_info(),
+                "clock": controller.clock_status(),
+                "spec": dict(plan["spec"]),
+                "requirements": list(plan.get("requirements", [])),
+                "data_files": [
+                    {"name": d["name"], "path": f"data/{d['name']}", "digest": d["digest"]}
+                    for d in plan.get("data_files", [])
+                ],
+                "inventory": {"digest": plan["inventory_digest"]},
+                "trust": {"digest": trust_digest(self.state_dir)},
+                "targets": [
+                    {k: t[k] for k in ("name", "kinds", "risk", "risk_reason")}
+                    for t in plan["targets"]
+                ],
+                "planned": list(plan["planned"]),
+                "prev_run_seal": prev,
+            },
+        )
+        writer.add_file("spec.yaml", spec_bytes)
+        for path, name in data_files:
+            writer.add_file(f"data/{name}", path.read_bytes())
+        writer.add_file("inventory.json", canonical_bytes(plan["inventory_snapshot"]))
+        writer.sync()
+        return writer.path
+
+    def _append_result(self, result: Mapping[str, Any]) -> None:
+        assert self.writer is not None
+        data = dict(result)
+        if data.get("raw") is not None and isinstance(data["raw"], str):
+            data["raw"] = store_raw(self.writer, data["raw"])
+        self.writer.append("check.result", data)
+        self._counts[str(data["verdict"])] = self._counts.get(str(data["verdict"]), 0) + 1
+        self._executed += 1
+        self._pending.get(str(data["target"]), {}).pop(str(data["test_id"]), None)
+
+    def record(
+        self,
+        results: Sequence[Mapping[str, Any]],
+        actions: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Append the action records, then the check results of one task."""
+        if self.writer is None:
+            return
+        for action in actions:
+            self.writer.append("action", dict(action))
+        for result in results:
+            self._append_result(result)
+
+    def target_failed(self, target: str, reason: str) -> None:
+        """Record ``error`` for every planned test of a target that has no result yet."""
+        if self.writer is None:
+            return
+        pending = list(self._pending.get(target, {}).values())
+        for result in error_results(pending, reason):
+            self._append_result(result)
+
+    def task_boundary(self) -> None:
+        """Group commit: make everything written so far durable."""
+        if self.writer is not None:
+            self.writer.sync()
+
+    def finish(self) -> str | None:
+        """Record what never ran, write JUnit, report and manifest, and seal the run."""
+        writer = self.writer
+        if writer is None:
+            return None
+        for target, pending in list(self._pending.items()):
+            if pending:
+                self.target_failed(target, "no result: the host left the play before its tests ran")
+        writer.sync()
+        records = read_bundle(writer.path).records
+        writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
+        writer.add_file(
+            "report.html",
+            render_report(records, spec_requirements=self.plan.get("requirement_texts")).encode(
+                "utf-8"
+            ),
+        )
+        planned = len(self.plan.get("planned", []))
+        seal = writer.seal(
+            counts=dict(self._counts),
+            planned=planned,
+            executed=self._executed,
+            verdict=overall_verdict(self._counts),
+        )
+        return seal

@@ -1,0 +1,150 @@
+"""Drive a vqual playbook through ansible-runner and report what it recorded.
+
+``ansible_runner`` runs ``ansible-playbook`` as a subprocess; this module never imports
+``ansible`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import ansible_runner
+
+from qualification.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_PLATFORM
+from qualification.execution.collection import collections_path, find_collection_root
+
+CALLBACK = "vqual.qualification.evidence"
+
+#: Exit code of a finished run by its overall verdict (docs/formats.md).
+EXIT_BY_VERDICT = {"pass": 0, "fail": 1, "error": EXIT_PLATFORM, "not-executed": EXIT_INCOMPLETE}
+
+
+@dataclass
+class ProgressEvent:
+    """Something the terminal or a pipeline may show while the run goes on."""
+
+    kind: str  # "planned" | "target" | "unreachable" | "failed" | "bundle"
+    target: str = ""
+    message: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PlaybookRun:
+    """What to run."""
+
+    playbook: str
+    inventory: Path
+    extravars: dict[str, Any]
+    key_file: Path
+    evidence_dir: Path
+    state_dir: Path
+    initiator: str
+    passphrase: bytes | None = None
+    limit: str | None = None
+    check_mode: bool = False
+    keep_artifacts: Path | None = None
+    progress: Callable[[ProgressEvent], None] | None = None
+
+
+@dataclass
+class PlaybookOutcome:
+    status: str
+    rc: int
+    plan_error: str | None = None
+    plan_exit_code: int | None = None
+    unreachable: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    planned: int = 0
+
+
+def _counts(results: list[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[str(r.get("verdict"))] = counts.get(str(r.get("verdict")), 0) + 1
+    return counts
+
+
+def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
+    """Run one playbook of the collection with the evidence callback enabled."""
+    root = find_collection_root()
+    scratch = Path(tempfile.mkdtemp(prefix="vqual-run-"))
+    outcome = PlaybookOutcome(status="unknown", rc=-1)
+    try:
+        env = {
+            "ANSIBLE_COLLECTIONS_PATH": collections_path(root, scratch),
+            "ANSIBLE_CALLBACKS_ENABLED": CALLBACK,
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+            "VQUAL_KEY_FILE": str(run.key_file),
+            "VQUAL_EVIDENCE_DIR": str(run.evidence_dir),
+            "VQUAL_STATE_DIR": str(run.state_dir),
+            "VQUAL_INITIATOR": run.initiator,
+            # ansible-runner starts ansible-playbook by name: this interpreter's bin first.
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        }
+        if run.passphrase is not None:
+            pfile = scratch / "passphrase"
+            fd = os.open(pfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(run.passphrase)
+            env["VQUAL_KEY_PASSPHRASE_FILE"] = str(pfile)
+
+        def on_event(event: Mapping[str, Any]) -> bool:
+            data = event.get("event_data") or {}
+            kind = event.get("event")
+            host = str(data.get("host") or "")
+            res = data.get("res") or {}
+            action = str(data.get("task_action") or "")
+            if kind == "runner_on_ok" and "vqual_plan" in res:
+                outcome.planned = len(res["vqual_plan"].get("planned", []))
+                if run.progress:
+                    run.progress(ProgressEvent("planned", message=str(outcome.planned)))
+            elif kind == "runner_on_ok" and "vqual_results" in res and run.progress:
+                results = res.get("vqual_results") or []
+                if results or action.endswith("qualify"):
+                    run.progress(ProgressEvent("target", target=host, counts=_counts(results)))
+            elif kind == "runner_on_failed":
+                msg = "the task failed" if res.get("_ansible_no_log") else str(res.get("msg", ""))
+                if action.endswith(".plan") or action == "plan":
+                    outcome.plan_error = msg or "planning failed"
+                    outcome.plan_exit_code = int(res.get("vqual_exit_code", EXIT_BAD_INPUT))
+                else:
+                    outcome.failed[host] = msg
+                    if run.progress:
+                        run.progress(ProgressEvent("failed", target=host, message=msg))
+            elif kind == "runner_on_unreachable":
+                outcome.unreachable.append(host)
+                if run.progress:
+                    run.progress(
+                        ProgressEvent("unreachable", target=host, message=str(res.get("msg", "")))
+                    )
+            return False  # events are not kept by the runner
+
+        result = ansible_runner.run(
+            private_data_dir=str(scratch),
+            playbook=str(root / "playbooks" / run.playbook),
+            inventory=str(run.inventory.resolve()),
+            extravars=run.extravars,
+            envvars=env,
+            limit=run.limit,
+            cmdline="--check" if run.check_mode else None,
+            quiet=True,
+            event_handler=on_event,
+        )
+        outcome.status = str(result.status)
+        outcome.rc = int(result.rc if result.rc is not None else -1)
+        return outcome
+    finally:
+        if run.keep_artifacts is not None:
+            shutil.copytree(scratch / "artifacts", run.keep_artifacts, dirs_exist_ok=True)
+        # The runner's artifacts hold task results; they stay out of reach unless asked for.
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""``vqual verify`` and ``vqual report``: read a bundle, check it, say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qualification.errors import BadInputError, EvidenceInvalidError
+from qualification.state import trust_path
+
+
+def _trust(state_dir: Path) -> Any:
+    from qualification.signing import TrustStore
+
+    path = trust_path(state_dir)
+    if not path.exists():
+        raise BadInputError(f"no trust store at {path}; verification trusts only keys in it")
+    return TrustStore.load(path)
+
+
+def verify_command(
+    bundle: Path, state_dir: Path, *, record: bool = False
+) -> tuple[str, dict[str, Any], int]:
+    """Verify a bundle; returns (text for people, JSON payload, exit code)."""
+    from qualification.evidence.verify import verify_bundle
+
+    if not bundle.is_dir():
+        raise BadInputError(f"{bundle} is not an evidence bundle directory")
+    result = verify_bundle(bundle, _trust(state_dir))
+    counts = dict(result.counts or {})
+    payload: dict[str, Any] = {
+        "schema": "vqual.verify/v1",
+        "bundle": str(bundle),
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "problems": list(result.problems),
+        "seal": result.seal_digest,
+        "verdict": result.verdict,
+        "counts": counts,
+        "planned": result.planned,
+        "missing_tests": list(result.missing_tests),
+        "trust_digest": result.trust_digest,
+        "signatures": [
+            {k: s.get(k) for k in ("meaning", "name", "keyid", "time")}
+            for s in result.signatures
+        ],
+    }
+    lines = [f"{bundle}: {result.status.upper()}"]
+    if result.problems:
+        lines += [f"  {p}" for p in result.problems[:20]]
+        if len(result.problems) > 20:
+            lines.append(f"  ... and {len(result.problems) - 20} more")
+    if result.missing_tests:
+        lines.append("  planned tests not executed:")
+        lines += [f"    {m}" for m in result.missing_tests[:50]]
+    if counts:
+        lines.append(
+            "  verdict: "
+            + str(result.verdict)
+            + "  ("
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + ")"
+        )
+    lines.append(f"  seal: {result.seal_digest or '-'}")
+    lines.append(f"  trust store: {result.trust_digest}")
+    for sig in result.signatures:
+        lines.append(f"  signed {sig.get('meaning')} by {sig.get('name')} at {sig.get('time')}")
+    if record and result.status != "valid":
+        from qualification.audit import record_failed_verification
+
+        record_failed_verification(state_dir, bundle, result.status, list(result.problems))
+    return "\n".join(lines), payload, int(result.exit_code)
+
+
+def render_current_report(
+    bundle: Path, state_dir: Path, *, out: Path | None = None, pdf: bool = False
+) -> list[Path]:
+    """Render the report as it stands now (signatures added since the seal included)."""
+    from qualification.evidence.reader import read_bundle
+    from qualification.evidence.verify import verify_bundle
+    from qualification.reports.html import render_pdf, render_report
+
+    result = verify_bundle(bundle, _trust(state_dir))
+    if result.status == "invalid":
+        raise EvidenceInvalidError(
+            f"{bundle} does not verify: {result.problems[0] if result.problems else 'invalid'}"
+        )
+    records = read_bundle(bundle).records
+    html = render_report(
+        records,
+        verification={
+            "status": result.status,
+            "seal": result.seal_digest,
+            "trust_digest": result.trust_digest,
+            "problems": list(result.problems),
+        },
+    )
+    target = out or bundle / "views"
+    target.mkdir(parents=True, exist_ok=True)
+    written = [target / "report.html"]
+    written[0].write_text(html, encoding="utf-8")
+    if pdf:
+        pdf_path = target / "report.pdf"
+        pdf_path.write_bytes(render_pdf(html))
+        written.append(pdf_path)
+    return written

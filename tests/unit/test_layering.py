@@ -1,0 +1,36 @@
+"""The core stays pure: nothing under qualification/ imports ansible."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parents[2] / "qualification"
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_core_never_imports_ansible() -> None:
+    offenders = [
+        f"{path.relative_to(CORE.parent)} imports {name}"
+        for path in sorted(CORE.rglob("*.py"))
+        for name in _imports(path)
+        if name == "ansible" or name.startswith("ansible.") or name.startswith("ansible_collections")
+    ]
+    assert offenders == []
+
+
+def test_the_check_finds_an_ansible_import(tmp_path: Path) -> None:
+    # The rule above must be able to fail: an ansible import is seen.
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ansible.plugins.action import ActionBase\nimport ansible_runner\n")
+    assert _imports(bad) == ["ansible.plugins.action", "ansible_runner"]
