@@ -904,3 +904,315 @@ class LibvirtPlatform:
             "they happen",
             where=self.endpoint,
         )
+
+
+# -- probe: what the libvirt_probe module answers ---------------------------------------------
+
+IQ_METHODS = (
+    "version",
+    "nodeinfo",
+    "capabilities",
+    "hostname",
+    "sysinfo",
+    "host",
+    "domains",
+    "domain",
+    "pools",
+    "networks",
+)
+OQ_METHODS = ("oq_lifecycle", "oq_migrate")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def new_run_id() -> str:
+    """A run id in the evidence format ``YYYYMMDDTHHMMSSZ-xxxxxx``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + os.urandom(3).hex()
+
+
+def _observation(
+    *,
+    value: Any = None,
+    raw: str | None = None,
+    method: str = "",
+    error: str | None = None,
+    not_executed: str | None = None,
+    actions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "value": value,
+        "raw": raw,
+        "method": method,
+        "error": error,
+        "not_executed": not_executed,
+        "actions": actions or [],
+    }
+
+
+def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    where = platform.endpoint
+    if method == "version":
+        about = platform.about()
+        value = {
+            "type": about.product,
+            "hypervisor_version": about.version,
+            "libvirt_version": about.api_version,
+        }
+        raw = json.dumps(
+            {
+                "getType": about.product,
+                "getVersion": platform.conn.getVersion(),
+                "getLibVersion": platform.conn.getLibVersion(),
+            },
+            sort_keys=True,
+        )
+        return _observation(
+            value=value, raw=raw, method=f"libvirt getType/getVersion/getLibVersion {where}"
+        )
+    if method == "nodeinfo":
+        info = platform.node_info()
+        return _observation(
+            value=info,
+            raw=json.dumps(list(info.values())),
+            method=f"libvirt getInfo {where}",
+        )
+    if method == "capabilities":
+        xml = platform.capabilities_xml()
+        return _observation(
+            value=parse_capabilities(xml), raw=xml, method=f"libvirt getCapabilities {where}"
+        )
+    if method == "hostname":
+        name = platform.hostname()
+        return _observation(value=name, raw=name, method=f"libvirt getHostname {where}")
+    if method == "sysinfo":
+        return _observation(value=platform.sysinfo(), method=f"libvirt getSysinfo {where}")
+    if method == "host":
+        return _observation(value=platform.host().to_json(), method=f"libvirt host facts {where}")
+    if method == "domains":
+        return _observation(
+            value=[v.to_json() for v in platform.vms()], method=f"libvirt listAllDomains {where}"
+        )
+    if method == "domain":
+        domain = args.get("name")
+        if not isinstance(domain, str) or not domain:
+            raise BadArgs("domain: argument 'name' (a domain name) is required")
+        return _observation(
+            value=platform.vm(domain).to_json(),
+            raw=platform.vm_xml(domain, inactive=True),
+            method=f"libvirt lookupByName {domain} XMLDesc {where}",
+        )
+    if method == "pools":
+        return _observation(
+            value=[d.to_json() for d in platform.datastores()],
+            method=f"libvirt listAllStoragePools {where}",
+        )
+    if method == "networks":
+        return _observation(
+            value=[n.to_json() for n in platform.networks()],
+            method=f"libvirt listAllNetworks {where}",
+        )
+    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
+
+
+class BadArgs(ValueError):
+    """A probe request's arguments are malformed (error observation, nothing executed)."""
+
+
+def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
+    from .oq import LIFECYCLE_STEPS, run_lifecycle
+
+    steps = args.get("steps", list(LIFECYCLE_STEPS))
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise BadArgs("oq_lifecycle: argument 'steps' must be a list of step names")
+    try:
+        result = run_lifecycle(
+            platform, vm, steps, graceful_stop=bool(args.get("graceful_stop", False))
+        )
+    except ValueError as exc:
+        raise BadArgs(f"oq_lifecycle: {exc}") from None
+    return _observation(
+        value=result.value,
+        method=f"libvirt OQ lifecycle {', '.join(result.value['steps'])} on {vm} {platform.endpoint}",
+        actions=result.actions,
+    )
+
+
+def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Define and start a throwaway VM, migrate it live to ``args['destination']``, clean up.
+
+    A platform that cannot migrate (the test driver) yields ``not_executed`` with libvirt's
+    reason; the set-up and clean-up actions are still reported.
+    """
+    from .oq import utc_stamp
+
+    destination = args.get("destination")
+    if not isinstance(destination, str) or not destination:
+        raise BadArgs("oq_migrate: argument 'destination' (a libvirt URI) is required")
+    dest_endpoint = redact_endpoint(destination)
+    actions: list[dict[str, Any]] = []
+    verdict: str = "pass"
+    reason: str | None = None
+    not_executed: str | None = None
+    migrated = False
+    created = False
+
+    def record(name: str, before: dict[str, Any], after: dict[str, Any], started: str) -> None:
+        actions.append(
+            {
+                "name": name,
+                "target": vm,
+                "before": before,
+                "after": after,
+                "verdict": verdict,
+                "reason": reason,
+                "started": started,
+                "finished": utc_stamp(),
+            }
+        )
+
+    started = utc_stamp()
+    try:
+        platform.create_vm(VmConfig(name=vm))
+        created = True
+        facts = platform.power_on(vm)
+        if facts.power_state != RUNNING:
+            verdict, reason = "fail", f"throwaway VM is {facts.power_state} after start"
+    except PlatformError as exc:
+        verdict, reason = "fail", exc.one_line()
+    record("vm.define_start", {"exists": False}, {"running": verdict == "pass"}, started)
+    if verdict == "pass":
+        started = utc_stamp()
+        before = {"endpoint": platform.endpoint, "host": platform.hostname()}
+        after: dict[str, Any] = {}
+        try:
+            moved = platform.migrate_vm(vm, destination, live=True)
+            migrated = True
+            after = {
+                "endpoint": dest_endpoint,
+                "host": moved.host,
+                "power_state": moved.power_state,
+            }
+            if moved.power_state != RUNNING:
+                verdict, reason = "fail", f"VM is {moved.power_state} on the destination"
+            elif platform.vm_exists(vm):
+                verdict, reason = "fail", "VM is still defined on the source after migration"
+        except NotSupported as exc:
+            verdict, reason = "not-executed", exc.one_line()
+            not_executed = reason
+        except PlatformError as exc:
+            verdict, reason = "fail", exc.one_line()
+        record("vm.migrate", before, after, started)
+    cleanup_errors: list[str] = []
+    for where_uri in [destination] if migrated else []:
+        try:
+            with LibvirtPlatform(where_uri, state_dir=platform._state_dir) as dest:
+                if dest.vm_exists(vm):
+                    dest.power_off(vm)
+                    dest.delete_vm(vm)
+        except PlatformError as exc:
+            cleanup_errors.append(exc.one_line())
+    if created:
+        try:
+            if platform.vm_exists(vm):
+                platform.power_off(vm)
+                platform.delete_vm(vm)
+        except PlatformError as exc:
+            cleanup_errors.append(exc.one_line())
+    value = {
+        "vm": vm,
+        "destination": dest_endpoint,
+        "verdict": verdict,
+        "reason": reason,
+        "cleanup": {
+            "verdict": "fail" if cleanup_errors else "pass",
+            "reason": "; ".join(cleanup_errors) or None,
+        },
+    }
+    return _observation(
+        value=value,
+        method=f"libvirt migrate {vm} {platform.endpoint} -> {dest_endpoint}",
+        not_executed=not_executed,
+        actions=actions,
+    )
+
+
+def probe(
+    uri: str,
+    requests: list[dict[str, Any]],
+    *,
+    check_mode: bool = False,
+    run_id: str | None = None,
+    state_dir: Path | None = None,
+    domain_type: str | None = None,
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Answer every request on one libvirt connection.
+
+    Args:
+        uri: libvirt URI.
+        requests: ``[{key, method, args}]`` as :meth:`ProbeRequest.to_json` makes them.
+        check_mode: OQ methods change state, so they are not executed ("check mode").
+        run_id: names the throwaway OQ VM ``vqual-oq-<run id>``; default a new run id.
+        state_dir: vqual's state directory (maintenance markers).
+        domain_type: domain type for throwaway VMs (``qemu`` for TCG labs).
+
+    Returns:
+        ``({key: observation}, changed)``; an observation is ``{value, raw, method, error,
+        not_executed, actions}``. A connection failure makes every observation an error with
+        the one-line reason; nothing here raises for a platform failure.
+    """
+    if run_id is not None and not _SAFE_NAME.match(run_id):
+        raise BadArgs(f"run_id {run_id!r} is not a safe name ([A-Za-z0-9._-], at most 64)")
+    run = run_id or new_run_id()
+    observations: dict[str, dict[str, Any]] = {}
+    wants_oq = any(r.get("method") in OQ_METHODS for r in requests)
+    platform: LibvirtPlatform | None = None
+    connect_error: str | None = None
+    try:
+        platform = LibvirtPlatform(
+            uri,
+            readonly=check_mode or not wants_oq,  # an IQ-only call never gets write access
+            state_dir=state_dir,
+            domain_type=domain_type,
+        )
+    except PlatformError as exc:
+        connect_error = exc.one_line()
+    changed = False
+    oq_count = 0
+    try:
+        for request in requests:
+            key = str(request.get("key") or "")
+            method = str(request.get("method") or "")
+            args = request.get("args") or {}
+            if not key:
+                raise BadArgs(f"request for method {method!r} has no key")
+            if method not in IQ_METHODS and method not in OQ_METHODS:
+                known = ", ".join(IQ_METHODS + OQ_METHODS)
+                observations[key] = _observation(
+                    method=method, error=f"unknown libvirt probe method {method!r} (known: {known})"
+                )
+                continue
+            if platform is None:
+                observations[key] = _observation(method=method, error=connect_error)
+                continue
+            if method in OQ_METHODS and check_mode:
+                observations[key] = _observation(method=method, not_executed="check mode")
+                continue
+            try:
+                if not isinstance(args, dict):
+                    raise BadArgs(f"{method}: args must be a mapping")
+                if method in OQ_METHODS:
+                    oq_count += 1
+                    vm = f"vqual-oq-{run}" + (f"-{oq_count}" if oq_count > 1 else "")
+                    runner = _oq_lifecycle if method == "oq_lifecycle" else _oq_migrate
+                    observations[key] = runner(platform, vm, args)
+                    changed = changed or bool(observations[key]["actions"])
+                else:
+                    observations[key] = _iq(platform, method, args)
+            except NotSupported as exc:
+                observations[key] = _observation(method=method, not_executed=exc.one_line())
+            except (PlatformError, BadArgs) as exc:
+                text = exc.one_line() if isinstance(exc, PlatformError) else str(exc)
+                observations[key] = _observation(method=method, error=text)
+    finally:
+        if platform is not None:
+            platform.close()
+    return observations, changed
