@@ -1,0 +1,44 @@
+"""Every CLI command has help and is documented in docs/cli.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from qualification.cli import main
+
+DOCS = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+
+
+def _commands(group: click.Group, prefix: str = "vqual") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            found += _commands(command, path)
+        else:
+            found.append((path, command))
+    return found
+
+
+COMMANDS = _commands(main)
+
+
+def test_there_are_commands() -> None:
+    assert {"vqual qualify", "vqual verify", "vqual keys create", "vqual lab up"} <= {
+        name for name, _ in COMMANDS
+    }
+
+
+@pytest.mark.parametrize("name", [name for name, _ in COMMANDS])
+def test_command_has_help_and_is_documented(name: str) -> None:
+    args = name.split()[1:] + ["--help"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    command = dict(COMMANDS)[name]
+    assert (command.help or "").strip(), f"{name} has no help text"
+    assert f"`{name}" in DOCS, f"{name} is missing from docs/cli.md"
