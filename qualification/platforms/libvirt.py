@@ -26,7 +26,7 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -1216,3 +1216,34 @@ def probe(
         if platform is not None:
             platform.close()
     return observations, changed
+
+
+def answer_requests(
+    uri: str,
+    requests: Sequence[Mapping[str, Any]],
+    *,
+    run_id: str | None = None,
+    check_mode: bool = False,
+    state_dir: Path | None = None,
+    domain_type: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`probe` for in-process callers: observations only, never raises for bad input.
+
+    An empty ``run_id`` means none was given. Malformed requests or run ids become error
+    observations naming the problem.
+    """
+    try:
+        observations, _changed = probe(
+            uri,
+            [dict(r) for r in requests],
+            check_mode=check_mode,
+            run_id=run_id or None,
+            state_dir=state_dir,
+            domain_type=domain_type,
+        )
+    except BadArgs as exc:
+        return {
+            str(r.get("key", "")): _observation(method=str(r.get("method", "")), error=str(exc))
+            for r in requests
+        }
+    return observations
