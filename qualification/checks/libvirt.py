@@ -1,0 +1,165 @@
+"""Check types for a libvirt hypervisor, answered by probe ``libvirt`` on the controller.
+
+The probe (``qualification.platforms.libvirt.probe``, module ``libvirt_probe``) returns one
+value per method; these check types read a field of it. Every test of a type shares one
+request (same method, same arguments), so a hypervisor is observed once per method however
+many tests read it; all ``libvirt_oq`` tests share one OQ lifecycle on one throwaway domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qualification.checks import register
+from qualification.checks.base import ProbeRequest
+from qualification.platforms.oq import LIFECYCLE_STEPS
+
+VERSION_FIELDS = ("libvirt_version", "hypervisor_version", "type")
+NODEINFO_FIELDS = (
+    "cpu_model",
+    "memory_mib",
+    "cpus",
+    "mhz",
+    "numa_nodes",
+    "sockets_per_node",
+    "cores_per_socket",
+    "threads_per_core",
+)
+# Paths into the parsed capabilities (qualification.platforms.libvirt.parse_capabilities).
+CAPABILITY_PATHS = (
+    "host.arch",
+    "host.cpu_model",
+    "host.cpu_vendor",
+    "host.features",
+    "host.uuid",
+    "host.numa_cells",
+    "host.secmodels",
+    "host.secmodel_dois",
+    "guest.os_types",
+    "guest.arches",
+    "guest.domain_types",
+    "guest.machines",
+)
+
+
+def _unknown_params(name: str, params: Mapping[str, Any], allowed: set[str]) -> str | None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        return f"{name}: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+    return None
+
+
+def _one_of(name: str, param: str, value: Any, options: tuple[str, ...]) -> str | None:
+    if value not in options:
+        return f"{name}: parameter {param} must be one of {', '.join(options)}"
+    return None
+
+
+@dataclass
+class HypervisorVersion:
+    """``conn.getVersion()`` / ``getLibVersion()`` / ``getType()`` (KVM-03)."""
+
+    name: str = "hypervisor_version"
+    description: str = "libvirt library or hypervisor version, or hypervisor type (KVM-03)"
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        return _unknown_params(self.name, params, {"field"}) or (
+            _one_of(self.name, "field", params["field"], VERSION_FIELDS)
+            if "field" in params
+            else None
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("libvirt", "version", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return value[params.get("field", "libvirt_version")]
+
+
+@dataclass
+class LibvirtNodeinfo:
+    """``virsh nodeinfo`` / ``conn.getInfo()`` field (KVM-05)."""
+
+    name: str = "libvirt_nodeinfo"
+    description: str = "a field of the host's node info: CPU model, count, MHz, memory (KVM-05)"
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "field" not in params:
+            return f"{self.name}: parameter field is required"
+        return _unknown_params(self.name, params, {"field"}) or _one_of(
+            self.name, "field", params["field"], NODEINFO_FIELDS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("libvirt", "nodeinfo", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return value[params["field"]]
+
+
+def capability(value: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of the parsed capabilities, e.g. ``host.arch``."""
+    current: Any = value
+    for part in path.split("."):
+        current = current[part]
+    return current
+
+
+@dataclass
+class LibvirtCapability:
+    """A field of ``conn.getCapabilities()``: host arch, guest OS types, secmodel (KVM-09)."""
+
+    name: str = "libvirt_capability"
+    description: str = (
+        "a field of the hypervisor capabilities: host arch/CPU, security models, guest OS "
+        "types, arches, domain types, machines"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "path" not in params:
+            return f"{self.name}: parameter path is required"
+        return _unknown_params(self.name, params, {"path"}) or _one_of(
+            self.name, "path", params["path"], CAPABILITY_PATHS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("libvirt", "capabilities", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return capability(value, params["path"])
+
+
+@dataclass
+class LibvirtOq:
+    """One step of the OQ lifecycle on a throwaway domain (OQ-01, OQ-08).
+
+    The observed value is the step's verdict from the probe: ``pass`` only when the
+    operation succeeded and its post-condition held on the state read back; the step's
+    before/after states are in the observation's actions, which become ``action`` records.
+    """
+
+    name: str = "libvirt_oq"
+    description: str = (
+        "an OQ lifecycle step on a throwaway domain: define, start, stop, snapshot "
+        "create/revert/delete, undefine"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "step" not in params:
+            return f"{self.name}: parameter step is required"
+        return _unknown_params(self.name, params, {"step"}) or _one_of(
+            self.name, "step", params["step"], LIFECYCLE_STEPS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        # Every step in the request, so all libvirt_oq tests share one lifecycle run.
+        return ProbeRequest("libvirt", "oq_lifecycle", {"steps": list(LIFECYCLE_STEPS)})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return value["steps"][params["step"]]["verdict"]
+
+
+for _check in (HypervisorVersion(), LibvirtNodeinfo(), LibvirtCapability(), LibvirtOq()):
+    register(_check)
