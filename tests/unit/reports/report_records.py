@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 EXECUTOR = hashlib.sha256(b"executor public key").hexdigest()
@@ -39,7 +39,7 @@ class RunRecords:
         self.run_id = run_id
         self.initiator = initiator
         self.records: list[dict[str, Any]] = []
-        self.clock = datetime(2026, 11, 26, 3, 0, 0, 123456, tzinfo=timezone.utc)
+        self.clock = datetime(2026, 11, 26, 3, 0, 0, 123456, tzinfo=UTC)
 
     def tick(self, seconds: float = 1.5) -> str:
         self.clock += timedelta(seconds=seconds)
