@@ -88,8 +88,9 @@ def _test_row(result: Result) -> dict[str, Any]:
         "title": result.title,
         "requirements": ", ".join(result.requirements),
         "method": result.method,
-        "expected": show_expected(result.expected, _VALUE_LIMIT) if result.recorded
-        or result.expected is not None else "",
+        "expected": show_expected(result.expected, _VALUE_LIMIT)
+        if result.recorded or result.expected is not None
+        else "",
         "observed": show(result.observed, _VALUE_LIMIT) if result.recorded else "(no result)",
         "verdict": _verdict(result.verdict, result.deviation),
         "reason": result.reason or "",
@@ -148,9 +149,7 @@ def _summary(run: Run) -> dict[str, Any]:
         "change_id": run.change_id,
         "run_id": run.run_id,
         "mode": str(start.get("mode") or ""),
-        "spec": " ".join(
-            str(spec[k]) for k in ("name", "version") if spec.get(k)
-        ),
+        "spec": " ".join(str(spec[k]) for k in ("name", "version") if spec.get(k)),
         "initiator": run.initiator,
         "executor": run.actor,
         "started": show_time(run.started_at),
@@ -167,8 +166,7 @@ def _summary(run: Run) -> dict[str, Any]:
             ],
             ("inventory", _digest(start.get("inventory"))),
             ("trust store", _digest(start.get("trust"))),
-            ("previous run of this change (seal)", _digest(start.get("prev_run_seal"))
-             or "none"),
+            ("previous run of this change (seal)", _digest(start.get("prev_run_seal")) or "none"),
         ],
         "verdict": _verdict(run.verdict()),
         "counts": [(_LABELS[v], counts.get(v, 0)) for v in VERDICTS],
@@ -192,9 +190,7 @@ def _verification(
         for key in sorted(verification, key=str)
         if key not in ("status", "outcome", "seal", "seal_digest")
     ]
-    return {"status": str(status or "unknown"), "items": items}, (
-        str(seal) if seal else None
-    )
+    return {"status": str(status or "unknown"), "items": items}, (str(seal) if seal else None)
 
 
 def _signatures(run: Run, seal: str | None) -> list[dict[str, Any]]:

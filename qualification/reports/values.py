@@ -38,8 +38,11 @@ def show_expected(expected: Any, limit: int | None = DEFAULT_LIMIT) -> str:
     text = str(expected["op"])
     if "value" in expected:
         text += " " + show(expected["value"], None)
-    extras = [f"{key}: {show(expected[key], None)}" for key in sorted(expected)
-              if key not in ("op", "value")]
+    extras = [
+        f"{key}: {show(expected[key], None)}"
+        for key in sorted(expected)
+        if key not in ("op", "value")
+    ]
     if extras:
         text += " (" + ", ".join(extras) + ")"
     return cut(text, limit)

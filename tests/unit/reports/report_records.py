@@ -157,17 +157,31 @@ class RunRecords:
     def sign(self, name: str, meaning: str, keyid: str, seal: str, roles: list[str]) -> None:
         self.add(
             "signature",
-            {"meaning": meaning, "seal": seal, "name": name, "roles": roles,
-             "comment": "", "keyid": keyid},
+            {
+                "meaning": meaning,
+                "seal": seal,
+                "name": name,
+                "roles": roles,
+                "comment": "",
+                "keyid": keyid,
+            },
             actor=keyid,
         )
 
 
 TARGETS = [
-    {"name": "kvm1", "kinds": ["host", "hypervisor"], "risk": "high",
-     "risk_reason": "carries LIMS (high)"},
-    {"name": "kvm2", "kinds": ["host", "hypervisor"], "risk": "high",
-     "risk_reason": "carries LIMS (high)"},
+    {
+        "name": "kvm1",
+        "kinds": ["host", "hypervisor"],
+        "risk": "high",
+        "risk_reason": "carries LIMS (high)",
+    },
+    {
+        "name": "kvm2",
+        "kinds": ["host", "hypervisor"],
+        "risk": "high",
+        "risk_reason": "carries LIMS (high)",
+    },
 ]
 PLANNED = [
     {"test_id": "IQ-SSH-01", "target": "kvm1", "protocol": "IQ"},
@@ -187,32 +201,80 @@ def qualification_run(*, finish: bool = True, ntp: bool = True) -> RunRecords:
     result (``ntp=False``)."""
     run = RunRecords()
     run.start(TARGETS, PLANNED, DECLARED)
-    run.result("IQ-SSH-01", "kvm1", "pass", "no", title="root login over SSH disabled",
-               requirements=("URS-CL-01",))
-    run.result("IQ-HCL-02", "kvm1", "error", None, title="host model on the HCL",
-               requirements=("URS-HCL-01",), method="host.dmi",
-               expected={"op": "in", "value": ["PowerEdge R750"], "list": "hcl.yaml"},
-               reason="host unreachable: ssh timed out after 30 s")
-    run.add("action", {
-        "name": "live migration of vm-lims-01", "target": "kvm1",
-        "before": {"host": "kvm1", "state": "running"},
-        "after": {"host": "kvm2", "state": "running"},
-        "verdict": "pass", "reason": None,
-        "started": run.tick(0.1), "finished": run.tick(3.0),
-    })
-    run.result("OQ-MIG-01", "kvm1", "waived", {"downtime_ms": 950}, protocol="OQ",
-               title="live migration downtime", requirements=("URS-CL-01",),
-               method="libvirt.migrate vm-lims-01 kvm1->kvm2",
-               expected={"op": "le", "value": 500, "path": "downtime_ms"},
-               reason="downtime 950 ms > 500 ms", deviation="DEV-0042", duration_ms=3100.0)
-    run.result("IQ-SSH-01", "kvm2", "fail", XSS, title="root login over SSH disabled",
-               requirements=("URS-CL-01",))
-    run.result("IQ-HCL-02", "kvm2", "not-executed", None, title="host model on the HCL",
-               requirements=("URS-HCL-01", "URS-REG-01"), method="host.dmi",
-               reason="the test driver has no DMI data")
+    run.result(
+        "IQ-SSH-01",
+        "kvm1",
+        "pass",
+        "no",
+        title="root login over SSH disabled",
+        requirements=("URS-CL-01",),
+    )
+    run.result(
+        "IQ-HCL-02",
+        "kvm1",
+        "error",
+        None,
+        title="host model on the HCL",
+        requirements=("URS-HCL-01",),
+        method="host.dmi",
+        expected={"op": "in", "value": ["PowerEdge R750"], "list": "hcl.yaml"},
+        reason="host unreachable: ssh timed out after 30 s",
+    )
+    run.add(
+        "action",
+        {
+            "name": "live migration of vm-lims-01",
+            "target": "kvm1",
+            "before": {"host": "kvm1", "state": "running"},
+            "after": {"host": "kvm2", "state": "running"},
+            "verdict": "pass",
+            "reason": None,
+            "started": run.tick(0.1),
+            "finished": run.tick(3.0),
+        },
+    )
+    run.result(
+        "OQ-MIG-01",
+        "kvm1",
+        "waived",
+        {"downtime_ms": 950},
+        protocol="OQ",
+        title="live migration downtime",
+        requirements=("URS-CL-01",),
+        method="libvirt.migrate vm-lims-01 kvm1->kvm2",
+        expected={"op": "le", "value": 500, "path": "downtime_ms"},
+        reason="downtime 950 ms > 500 ms",
+        deviation="DEV-0042",
+        duration_ms=3100.0,
+    )
+    run.result(
+        "IQ-SSH-01",
+        "kvm2",
+        "fail",
+        XSS,
+        title="root login over SSH disabled",
+        requirements=("URS-CL-01",),
+    )
+    run.result(
+        "IQ-HCL-02",
+        "kvm2",
+        "not-executed",
+        None,
+        title="host model on the HCL",
+        requirements=("URS-HCL-01", "URS-REG-01"),
+        method="host.dmi",
+        reason="the test driver has no DMI data",
+    )
     if ntp:
-        run.result("IQ-NTP-03", "kvm2", "pass", "synchronised", title="clock synchronised",
-                   requirements=("URS-AT-02",), method="host.timedatectl")
+        run.result(
+            "IQ-NTP-03",
+            "kvm2",
+            "pass",
+            "synchronised",
+            title="clock synchronised",
+            requirements=("URS-AT-02",),
+            method="host.timedatectl",
+        )
     if finish:
         run.end()
     return run

@@ -57,8 +57,9 @@ class Doc(HTMLParser):
         self.stack.append((tag, attributes))
         if tag == "tr":
             ids = self._section_ids()
-            self.rows.append({"section": ids[0] if ids else None,
-                              "class": attributes.get("class"), "cells": []})
+            self.rows.append(
+                {"section": ids[0] if ids else None, "class": attributes.get("class"), "cells": []}
+            )
         elif tag in ("td", "th") and self.rows:
             self.rows[-1]["cells"].append("")
         elif tag == "span" and "verdict" in (attributes.get("class") or "").split():
@@ -80,9 +81,12 @@ class Doc(HTMLParser):
             self.title += data
         if "tr" in tags and self.rows and self.rows[-1]["cells"]:
             self.rows[-1]["cells"][-1] += data
-        if tags and tags[-1] == "span" and self.verdicts and self.stack[-1][1].get(
-            "class", ""
-        ).startswith("verdict"):
+        if (
+            tags
+            and tags[-1] == "span"
+            and self.verdicts
+            and self.stack[-1][1].get("class", "").startswith("verdict")
+        ):
             css, text = self.verdicts[-1]
             self.verdicts[-1] = (css, text + data)
 
@@ -90,8 +94,9 @@ class Doc(HTMLParser):
         return " ".join("".join(self.sections.get(section, [])).split())
 
     def table(self, section: str) -> list[list[str]]:
-        return [[" ".join(c.split()) for c in r["cells"]] for r in self.rows
-                if r["section"] == section]
+        return [
+            [" ".join(c.split()) for c in r["cells"]] for r in self.rows if r["section"] == section
+        ]
 
 
 def _doc(records, **kwargs) -> Doc:
@@ -132,8 +137,9 @@ def test_summary_says_what_was_qualified_by_whom_when_and_against_what(run):
 
 
 def test_verification_status_and_seal_appear_when_given(run):
-    doc = _doc(run.records, verification={"status": "valid", "seal": SEAL,
-                                          "trust_digest": TRUST_DIGEST})
+    doc = _doc(
+        run.records, verification={"status": "valid", "seal": SEAL, "trust_digest": TRUST_DIGEST}
+    )
     facts = {row[0]: row[1] for row in doc.table("summary") if len(row) == 2}
     assert facts["Verification"] == "valid"
     assert facts["Seal digest"] == SEAL
@@ -146,8 +152,13 @@ def test_tests_table_per_target_with_verdict_text_not_colour_alone(run):
     assert len(headings) == 2
     rows = [r for r in doc.table("tests") if r and r[0] != "Test"]
     assert rows[0] == [
-        "IQ-SSH-01", "root login over SSH disabled", "URS-CL-01",
-        "host.file /etc/ssh/sshd_config", "eq no", "no", "PASS",
+        "IQ-SSH-01",
+        "root login over SSH disabled",
+        "URS-CL-01",
+        "host.file /etc/ssh/sshd_config",
+        "eq no",
+        "no",
+        "PASS",
         run.records[1]["data"]["started"][:19].replace("T", " ") + " UTC 42 ms",
     ]
     waived = next(r for r in rows if r[0] == "OQ-MIG-01")
@@ -185,8 +196,9 @@ def test_hostile_text_in_every_field_is_escaped():
     run.records[1]["data"]["title"] = XSS
     run.records[1]["data"]["method"] = XSS
     run.sign(XSS, "reviewed", REVIEWER, SEAL, ["reviewer"])
-    html = render_report(run.records, verification={"status": XSS},
-                         spec_requirements={"URS-CL-01": XSS}, title=XSS)
+    html = render_report(
+        run.records, verification={"status": XSS}, spec_requirements={"URS-CL-01": XSS}, title=XSS
+    )
     assert "<script" not in html.lower()
     assert html.count("&lt;script&gt;") >= 7
 
@@ -194,8 +206,10 @@ def test_hostile_text_in_every_field_is_escaped():
 def test_actions_show_state_before_and_after(run):
     rows = _doc(run.records).table("actions")
     assert rows[1][:5] == [
-        "live migration of vm-lims-01", "kvm1",
-        '{"host": "kvm1", "state": "running"}', '{"host": "kvm2", "state": "running"}',
+        "live migration of vm-lims-01",
+        "kvm1",
+        '{"host": "kvm1", "state": "running"}',
+        '{"host": "kvm2", "state": "running"}',
         "PASS",
     ]
 
@@ -204,21 +218,29 @@ def test_deviations_list_the_waiver_or_say_none(run):
     doc = _doc(run.records)
     assert doc.table("deviations")[1][:4] == ["DEV-0042", "waived result", "OQ-MIG-01", "kvm1"]
     clean = qualification_run()
-    clean.records = [r for r in clean.records if r["data"].get("verdict") != "waived"
-                     or r["kind"] != "check.result"]
+    clean.records = [
+        r
+        for r in clean.records
+        if r["data"].get("verdict") != "waived" or r["kind"] != "check.result"
+    ]
     assert _doc(clean.records).text("deviations") == "Deviations none"
 
 
 def test_matrix_marks_declared_requirements_no_executed_test_covers(run):
-    doc = _doc(run.records, spec_requirements={
-        "URS-CL-01": "All hosts of a cluster are identical.",
-        "URS-HCL-01": "Hardware is on the HCL.",
-        "URS-AT-01": "Activities are logged automatically.",
-        "URS-REG-01": "Part 11 and Annex 11 are met.",
-    })
+    doc = _doc(
+        run.records,
+        spec_requirements={
+            "URS-CL-01": "All hosts of a cluster are identical.",
+            "URS-HCL-01": "Hardware is on the HCL.",
+            "URS-AT-01": "Activities are logged automatically.",
+            "URS-REG-01": "Part 11 and Annex 11 are met.",
+        },
+    )
     rows = {
-        r["cells"][0].split()[0]: {"class": r["class"],
-                                   "cells": [" ".join(c.split()) for c in r["cells"]]}
+        r["cells"][0].split()[0]: {
+            "class": r["class"],
+            "cells": [" ".join(c.split()) for c in r["cells"]],
+        }
         for r in doc.rows
         if r["section"] == "traceability" and r["cells"] and r["cells"][0].startswith("URS")
     }
@@ -257,8 +279,10 @@ def test_signature_blocks_show_name_time_meaning_and_key(run):
     text = doc.text("signatures")
     assert "not signed" not in text
     reviewed_at = run.records[-2]["time"][:19].replace("T", " ") + " UTC"
-    assert (f"Printed name Rita Reviewer Meaning reviewed Date and time {reviewed_at} "
-            f"Key id {REVIEWER} Roles reviewer Signs seal {SEAL} (this run's seal)") in text
+    assert (
+        f"Printed name Rita Reviewer Meaning reviewed Date and time {reviewed_at} "
+        f"Key id {REVIEWER} Roles reviewer Signs seal {SEAL} (this run's seal)"
+    ) in text
     assert f"Signs seal {'f' * 64} (NOT this run's seal)" in text
     facts = {row[0]: row[1] for row in doc.table("summary") if len(row) == 2}
     approved_at = run.records[-1]["time"][:19].replace("T", " ") + " UTC"
@@ -275,7 +299,9 @@ def test_no_scripts_and_no_external_resources(run):
         assert not {"src", "href", "action"} & set(attrs), tag
         assert not any(k.startswith("on") for k in attrs), tag
     assert "url(" not in doc.style and "@import" not in doc.style
-    assert not re.search(r"(https?:)?//[a-z0-9]", html.replace("<!DOCTYPE html>", ""), re.IGNORECASE)
+    assert not re.search(
+        r"(https?:)?//[a-z0-9]", html.replace("<!DOCTYPE html>", ""), re.IGNORECASE
+    )
 
 
 def test_print_stylesheet_pages_a4_with_change_id_and_page_x_of_y(run):

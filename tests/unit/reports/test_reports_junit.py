@@ -17,9 +17,7 @@ def _parse(records):
 
 
 def _cases(root):
-    return {
-        (case.get("classname"), case.get("name")): case for case in root.iter("testcase")
-    }
+    return {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}
 
 
 def _out(case):
@@ -104,7 +102,10 @@ def test_suite_counts(run):
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     kvm2 = suites["kvm2.IQ"]
     assert (kvm2.get("tests"), kvm2.get("failures"), kvm2.get("errors"), kvm2.get("skipped")) == (
-        "3", "1", "0", "1"
+        "3",
+        "1",
+        "0",
+        "1",
     )
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("6", "1", "1")
 
@@ -121,9 +122,7 @@ def test_planned_tests_of_a_skipped_host_name_the_skip():
     run.add("host.skipped", {"target": "kvm2", "reason": "in maintenance mode"})
     run.end()
     case = _cases(_parse(run.records))[("kvm2.IQ", "IQ-NTP-03")]
-    assert case.find("error").get("message") == (
-        "not executed: host skipped: in maintenance mode"
-    )
+    assert case.find("error").get("message") == ("not executed: host skipped: in maintenance mode")
 
 
 def test_same_records_give_the_same_bytes_whatever_the_key_order(run):

@@ -50,8 +50,7 @@ def test_waived_outranks_pass_so_the_deviation_shows():
     run = RunRecords()
     run.start(TARGETS[:1], PLANNED[:1], ["URS-CL-01"])
     run.result("IQ-SSH-01", "kvm1", "pass", "no", requirements=("URS-CL-01",))
-    run.result("OQ-MIG-01", "kvm1", "waived", 950, requirements=("URS-CL-01",),
-               deviation="DEV-7")
+    run.result("OQ-MIG-01", "kvm1", "waived", 950, requirements=("URS-CL-01",), deviation="DEV-7")
     row = traceability(run.records, ["URS-CL-01"])[0]
     assert (row.verdict, row.deviations, row.status) == ("waived", ("DEV-7",), COVERED)
 
