@@ -1,0 +1,90 @@
+"""Record-level constants and helpers shared by the writer, reader and verifier."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from qualification import FORMAT_VERSION
+from qualification.errors import BadInputError
+
+#: Format versions this code can read.
+KNOWN_VERSIONS = frozenset({1})
+WRITE_VERSION = FORMAT_VERSION
+
+ZERO_DIGEST = "0" * 64
+
+RUN_START = "run.start"
+RUN_END = "run.end"
+SIGNATURE = "signature"
+CHECK_RESULT = "check.result"
+
+#: Kinds written during a run, by the executor's key, between run.start and run.end.
+RUN_KINDS = frozenset(
+    {
+        RUN_START,
+        CHECK_RESULT,
+        "action",
+        "host.skipped",
+        "fingerprint",
+        "deviation.raised",
+        "deviation.waiver",
+        RUN_END,
+    }
+)
+KINDS = RUN_KINDS | {SIGNATURE}
+
+VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+
+#: Signature meanings and the trust-store role each needs.
+MEANING_ROLE = {
+    "authored": "executor",
+    "reviewed": "reviewer",
+    "approved": "approver",
+    "rejected": "approver",
+}
+
+#: Raw output up to this many UTF-8 bytes is stored inline in the record.
+RAW_INLINE_MAX = 1024
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def is_safe_name(name: str) -> bool:
+    """The path-safety rule for change ids and run ids (formats.md)."""
+    return bool(_SAFE_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def check_safe_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not is_safe_name(name):
+        raise BadInputError(
+            f"{what} {name!r} is not a safe name (^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$)"
+        )
+    return name
+
+
+def is_hex64(text: object) -> bool:
+    return isinstance(text, str) and bool(_HEX64.fullmatch(text))
+
+
+def utc_now() -> str:
+    """The current UTC time in record form, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise BadInputError("record times must be timezone-aware (UTC)")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: object) -> datetime | None:
+    """Parse a record time; None if it is not exactly in record form."""
+    if not isinstance(text, str) or not _TIME.fullmatch(text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,517 @@
+"""Verifying evidence bundles (docs/formats.md, "Durability and crashes").
+
+Signature checks dominate (an Ed25519 verification costs about four signatures), so for big
+bundles they run in worker processes over byte ranges of ``records.jsonl``; the workers return
+only the fields the chain checks need. Chain, trust, roles, kinds and files are then judged in
+order in this process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from qualification.errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EvidenceIncompleteError,
+    EvidenceInvalidError,
+    VqualError,
+)
+from qualification.evidence.bundle import MANIFEST, RECORDS, VIEWS, is_sealed_path
+from qualification.evidence.canonical import canonical_bytes
+from qualification.evidence.reader import list_files, parse_manifest, record_from_obj
+from qualification.evidence.records import (
+    CHECK_RESULT,
+    KINDS,
+    KNOWN_VERSIONS,
+    MEANING_ROLE,
+    RUN_END,
+    RUN_START,
+    SIGNATURE,
+    ZERO_DIGEST,
+    parse_time,
+)
+from qualification.signing.dsse import parse_envelope, verify_envelope
+from qualification.signing.trust import TrustStore
+
+#: Below this many lines, worker start-up costs more than it saves.
+PARALLEL_MIN_LINES = 2000
+_CHUNK_LINES = 1000
+#: Problems listed in full; beyond this only their number is given.
+MAX_PROBLEMS = 200
+
+VALID, INVALID, INCOMPLETE = "valid", "invalid", "incomplete"
+
+
+@dataclass
+class VerificationResult:
+    """The outcome of :func:`verify_bundle`."""
+
+    path: Path
+    status: str  # "valid" | "invalid" | "incomplete"
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seal_digest: str | None = None
+    change_id: str | None = None
+    run_id: str | None = None
+    records: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    planned: int = 0
+    executed: int | None = None
+    verdict: str | None = None
+    planned_tests: list[dict[str, Any]] = field(default_factory=list)
+    missing_tests: list[dict[str, Any]] = field(default_factory=list)
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    trust_digest: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {VALID: EXIT_OK, INCOMPLETE: EXIT_INCOMPLETE}.get(self.status, EXIT_FAILED)
+
+    def raise_for_status(self) -> None:
+        """Raise the matching domain error unless the bundle is valid."""
+        if self.status == INVALID:
+            first = self.problems[0] if self.problems else "invalid"
+            more = (
+                f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+            )
+            raise EvidenceInvalidError(first + more, where=str(self.path))
+        if self.status == INCOMPLETE:
+            raise EvidenceIncompleteError(
+                f"run did not finish; {len(self.missing_tests)} planned tests without a result",
+                where=str(self.path),
+            )
+
+
+# ---------------------------------------------------------------- per-line work (workers)
+
+_worker_keys: dict[str, Ed25519PublicKey] = {}
+
+
+def _init_worker(raw_keys: Mapping[str, bytes]) -> None:
+    global _worker_keys
+    _worker_keys = {k: Ed25519PublicKey.from_public_bytes(v) for k, v in raw_keys.items()}
+
+
+# What a worker returns per line: (error, verified keyid, record fields, kind extras)
+_LineResult = tuple[str | None, str | None, dict[str, Any] | None]
+
+
+def _check_line(line: bytes, number: int, keys: Mapping[str, Ed25519PublicKey]) -> _LineResult:
+    try:
+        env = parse_envelope(line)
+    except EvidenceInvalidError as exc:
+        return exc.message, None, None
+    keyid = verify_envelope(env, keys)
+    try:
+        rec = json.loads(env.payload)
+    except (ValueError, UnicodeDecodeError):
+        return "record is not JSON", keyid, None
+    try:
+        record_from_obj(rec, number, "", "")
+        if canonical_bytes(rec) != env.payload:
+            return "record is not in canonical JSON form", keyid, None
+    except VqualError as exc:
+        return exc.message, keyid, None
+    if len(env.signatures) != 1:
+        return "envelope must carry exactly one signature", keyid, None
+    if env.payload_type != "application/vnd.vqual.record+json":
+        return f"payload type {env.payload_type!r} is not a vqual record", keyid, None
+    rec["_keyid"] = env.signatures[0].keyid
+    kind = rec["kind"]
+    if kind == CHECK_RESULT:
+        # Keep only what the checks need: less to send back from a worker.
+        data = rec["data"]
+        rec["data"] = {k: data.get(k) for k in ("test_id", "target", "protocol", "raw", "verdict")}
+    elif kind not in (RUN_START, RUN_END, SIGNATURE):
+        rec["data"] = {"target": rec["data"].get("target")}
+    return None, keyid, rec
+
+
+def _check_range(path: str, start: int, end: int, first: int) -> list[_LineResult]:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        chunk = fh.read(end - start)
+    lines = chunk.split(b"\n")
+    return [_check_line(line, first + i + 1, _worker_keys) for i, line in enumerate(lines)]
+
+
+def _ranges(lines: list[bytes]) -> Iterator[tuple[int, int, int]]:
+    """(start byte, end byte, first index) of chunks of whole lines."""
+    offset = 0
+    for first in range(0, len(lines), _CHUNK_LINES):
+        part = lines[first : first + _CHUNK_LINES]
+        size = sum(len(x) + 1 for x in part) - 1
+        yield offset, offset + size, first
+        offset += size + 1
+
+
+def _check_all(
+    path: Path, lines: list[bytes], keys: dict[str, Ed25519PublicKey], workers: int
+) -> list[_LineResult]:
+    if workers <= 1 or len(lines) < 2:
+        return [_check_line(line, i + 1, keys) for i, line in enumerate(lines)]
+    raw = {k: v.public_bytes_raw() for k, v in keys.items()}
+    # fork is cheap and needs no importable __main__, but is only safe without other threads
+    # (Ansible, a web server); otherwise spawn.
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    ctx = multiprocessing.get_context(method)
+    out: list[_LineResult] = []
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(raw,)
+        ) as ex:
+            futures = [
+                ex.submit(_check_range, str(path), s, e, first) for s, e, first in _ranges(lines)
+            ]
+            for fut in futures:
+                out.extend(fut.result())
+    except BrokenProcessPool:
+        # Workers could not start (e.g. spawn from an unguarded script): do it here.
+        return [_check_line(line, i + 1, keys) for i, line in enumerate(lines)]
+    return out
+
+
+# ---------------------------------------------------------------- the verdict
+
+
+def verify_bundle(
+    path: Path, trust: TrustStore, *, workers: int | None = None
+) -> VerificationResult:
+    """Verify the bundle at ``path`` against ``trust``.
+
+    Args:
+        path: the run directory ``evidence/<change_id>/<run_id>``.
+        trust: keys trusted to sign; only these count.
+        workers: processes for signature checks; None picks all cores for big bundles.
+
+    Returns:
+        The result; ``status`` is valid, invalid or incomplete, ``problems`` name the line,
+        seq or file and why.
+    """
+    path = Path(path)
+    res = VerificationResult(path=path, status=INVALID, trust_digest=trust.digest)
+    problems = res.problems
+    rpath = path / RECORDS
+    try:
+        content = rpath.read_bytes()
+    except OSError as exc:
+        problems.append(f"{RECORDS}: cannot be read ({exc.strerror})")
+        return res
+    if not content:
+        problems.append(f"{RECORDS}: is empty")
+        return res
+
+    lines = content.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    if tail:
+        lines.append(tail)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(lines) >= PARALLEL_MIN_LINES else 1
+    results = _check_all(rpath, lines, trust.public_keys(), workers)
+
+    # The last line without newline: cut by a crash (does not parse) or complete but
+    # unterminated; both are judged once we know whether run.end exists.
+    cut_tail = bool(tail) and results[-1][0] is not None
+    if cut_tail:
+        results.pop()
+        lines.pop()
+
+    digests = [hashlib.sha256(line).hexdigest() for line in lines]
+    res.records = len(lines)
+    state = _ChainState(res, trust)
+    for i, (err, keyid, rec) in enumerate(results):
+        state.line(i, err, keyid, rec, digests)
+
+    if state.end_seen:
+        if tail:
+            what = "is cut" if cut_tail else "has no newline at the end"
+            number = len(lines) + 1 if cut_tail else len(lines)
+            problems.append(f"{RECORDS} line {number}: {what} after run.end")
+        _check_files(path, state, res)
+    else:
+        _check_files_unsealed(path, state, res)
+    if res.run_id is not None and path.name != res.run_id:
+        res.warnings.append(f"directory name {path.name} differs from run id {res.run_id}")
+
+    res.planned_tests = state.planned
+    if len(problems) > MAX_PROBLEMS:
+        extra = len(problems) - MAX_PROBLEMS
+        del problems[MAX_PROBLEMS:]
+        problems.append(f"... and {extra} more problems")
+    if problems:
+        res.status = INVALID
+    elif state.end_seen:
+        res.status = VALID
+    else:
+        # Every complete line verifies and at most the last is cut: a crashed run.
+        res.status = INCOMPLETE
+        res.missing_tests = [
+            t for t in state.planned if (t.get("test_id"), t.get("target")) not in state.done
+        ]
+        res.planned = len(state.planned)
+        if not lines:
+            res.warnings.append("no complete record: the run crashed before run.start")
+    return res
+
+
+class _ChainState:
+    """Judges records in order; collects what the result reports."""
+
+    def __init__(self, res: VerificationResult, trust: TrustStore) -> None:
+        self.res = res
+        self.trust = trust
+        self.end_seen = False
+        self.planned: list[dict[str, Any]] = []
+        self.done: set[tuple[Any, Any]] = set()
+        self.raw_refs: list[tuple[str, str, str]] = []  # (where, file, sha256)
+        self.manifest_digest: str | None = None
+        self.executor_identities: set[str] = set()
+        self.initiator: str | None = None
+        self._status_cache: dict[tuple[str, str], tuple[bool, str]] = {}
+
+    def problem(self, where: str, text: str) -> None:
+        self.res.problems.append(f"{where}: {text}")
+
+    def line(
+        self,
+        i: int,
+        err: str | None,
+        keyid: str | None,
+        rec: dict[str, Any] | None,
+        digests: list[str],
+    ) -> None:
+        where = f"{RECORDS} line {i + 1}"
+        if err is not None or rec is None:
+            self.problem(where, err or "does not parse")
+            return
+        seq = rec["seq"]
+        where = f"{RECORDS} line {i + 1} (seq {seq})"
+        kind = rec["kind"]
+        if keyid is None:
+            self.problem(
+                where,
+                f"signature by key {rec['_keyid'][:16]} does not verify with "
+                "any key in the trust store",
+            )
+        elif rec["actor"] != keyid:
+            self.problem(where, f"actor {rec['actor'][:16]} is not the signing key {keyid[:16]}")
+        if rec["v"] not in KNOWN_VERSIONS:
+            self.problem(where, f"unknown format version {rec['v']}")
+        if seq != i:
+            self.problem(where, f"seq {seq} where {i} was expected")
+        expect_prev = digests[i - 1] if i > 0 else ZERO_DIGEST
+        if rec["prev"] != expect_prev:
+            self.problem(where, "prev does not match the previous line (chain broken)")
+        res = self.res
+        if i == 0:
+            res.change_id, res.run_id = rec["change_id"], rec["run_id"]
+            self.initiator = rec["initiator"]
+        elif (rec["change_id"], rec["run_id"]) != (res.change_id, res.run_id):
+            self.problem(
+                where,
+                f"belongs to {rec['change_id']}/{rec['run_id']}, not {res.change_id}/{res.run_id}",
+            )
+        when = parse_time(rec["time"])
+        if when is None:
+            self.problem(where, f"time {rec['time']!r} is not UTC YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        if kind not in KINDS:
+            self.problem(where, f"unknown record kind {kind!r}")
+            return
+        role = self._role_for(where, kind, rec)
+        if keyid is not None and when is not None and role is not None:
+            self._check_key(where, keyid, rec["time"], when, role)
+        if kind == RUN_START:
+            if i != 0:
+                self.problem(where, "run.start is only allowed as the first record")
+            else:
+                self._run_start(where, rec["data"])
+        elif i == 0:
+            self.problem(where, f"first record is {kind}, not run.start")
+        if kind == SIGNATURE:
+            if not self.end_seen:
+                self.problem(where, "signature record before run.end")
+            self._signature(where, rec, keyid, digests)
+            return
+        if self.end_seen:
+            self.problem(where, f"{kind} record after run.end (only signatures may follow)")
+        if keyid is not None:
+            key = self.trust.get(keyid)
+            if key is not None:
+                self.executor_identities.add(key.identity)
+        if kind == RUN_END:
+            self.end_seen = True
+            self._run_end(where, rec["data"], digests[i])
+        elif kind == CHECK_RESULT:
+            data = rec["data"]
+            self.done.add((data.get("test_id"), data.get("target")))
+            raw = data.get("raw")
+            if isinstance(raw, dict):
+                f, sha = raw.get("file"), raw.get("sha256")
+                if not isinstance(f, str) or not isinstance(sha, str) or f != f"raw/{sha}.txt":
+                    self.problem(where, "raw reference must be {sha256, file: raw/<sha256>.txt}")
+                else:
+                    self.raw_refs.append((where, f, sha))
+        elif kind == "host.skipped":
+            pass
+
+    def _role_for(self, where: str, kind: str, rec: dict[str, Any]) -> str | None:
+        if kind != SIGNATURE:
+            return "executor"
+        meaning = rec["data"].get("meaning")
+        role = MEANING_ROLE.get(meaning) if isinstance(meaning, str) else None
+        if role is None:
+            self.problem(
+                where,
+                f"signature meaning {meaning!r} is not one of {', '.join(sorted(MEANING_ROLE))}",
+            )
+        return role
+
+    def _check_key(self, where: str, keyid: str, stamp: str, when: datetime, role: str) -> None:
+        cache_key = (keyid, stamp)
+        status = self._status_cache.get(cache_key)
+        if status is None:
+            status = self.trust.key_status_at(keyid, when)
+            if len(self._status_cache) < 100_000:
+                self._status_cache[cache_key] = status
+        ok, reason = status
+        if not ok:
+            self.problem(where, f"{reason} (signed {stamp})")
+        if not self.trust.has_role(keyid, role):
+            self.problem(where, f"key {keyid[:16]} does not hold role {role} in the trust store")
+        key = self.trust.get(keyid)
+        if key is not None and key.throwaway:
+            note = f"key {keyid[:16]} ({key.name}) is a throwaway key: not for GxP use"
+            if note not in self.res.warnings:
+                self.res.warnings.append(note)
+
+    def _run_start(self, where: str, data: dict[str, Any]) -> None:
+        planned = data.get("planned", [])
+        if not isinstance(planned, list) or not all(isinstance(t, dict) for t in planned):
+            self.problem(where, "run.start planned must be a list of {test_id, target, protocol}")
+            return
+        self.planned = [
+            {"test_id": t.get("test_id"), "target": t.get("target"), "protocol": t.get("protocol")}
+            for t in planned
+        ]
+
+    def _run_end(self, where: str, data: dict[str, Any], digest: str) -> None:
+        res = self.res
+        res.seal_digest = digest
+        md = data.get("manifest_digest")
+        if not isinstance(md, str):
+            self.problem(where, "run.end lacks manifest_digest")
+        self.manifest_digest = md if isinstance(md, str) else None
+        counts = data.get("counts")
+        if isinstance(counts, dict):
+            res.counts = {str(k): v for k, v in counts.items() if isinstance(v, int)}
+        planned, executed = data.get("planned"), data.get("executed")
+        res.planned = planned if isinstance(planned, int) else len(self.planned)
+        res.executed = executed if isinstance(executed, int) else None
+        verdict = data.get("verdict")
+        res.verdict = verdict if isinstance(verdict, str) else None
+
+    def _signature(
+        self, where: str, rec: dict[str, Any], keyid: str | None, digests: list[str]
+    ) -> None:
+        data = rec["data"]
+        res = self.res
+        if data.get("seal") != res.seal_digest:
+            self.problem(where, "signature does not sign this bundle's seal digest")
+        if keyid is not None and data.get("keyid") != keyid:
+            self.problem(where, "signature keyid field differs from the signing key")
+        key = self.trust.get(keyid) if keyid else None
+        if key is not None:
+            if data.get("name") != key.name:
+                self.problem(
+                    where, f"printed name {data.get('name')!r} is not the key holder {key.name!r}"
+                )
+            if data.get("meaning") == "approved" and (
+                key.identity in self.executor_identities or key.identity == self.initiator
+            ):
+                self.problem(where, f"{key.identity} executed this run and may not approve it")
+        res.signatures.append(
+            {
+                **data,
+                "time": rec["time"],
+                "seq": rec["seq"],
+                "identity": key.identity if key else None,
+            }
+        )
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_files(path: Path, state: _ChainState, res: VerificationResult) -> None:
+    problems = res.problems
+    mpath = path / MANIFEST
+    if not mpath.is_file() or mpath.is_symlink():
+        problems.append(f"{MANIFEST}: missing")
+        manifest: dict[str, str] = {}
+    else:
+        data = mpath.read_bytes()
+        if state.manifest_digest is not None and (
+            hashlib.sha256(data).hexdigest() != state.manifest_digest
+        ):
+            problems.append(f"{MANIFEST}: digest does not match run.end manifest_digest")
+        try:
+            manifest = parse_manifest(data, where=MANIFEST)
+        except EvidenceInvalidError as exc:
+            problems.append(exc.one_line())
+            manifest = {}
+    for rel, digest in sorted(manifest.items()):
+        if not is_sealed_path(rel):
+            problems.append(f"{MANIFEST}: lists {rel!r}, which is not a sealed bundle path")
+            continue
+        f = path / rel
+        if f.is_symlink() or not f.is_file():
+            problems.append(f"{rel}: listed in the manifest but missing")
+        elif _sha256_file(f) != digest:
+            problems.append(f"{rel}: content does not match its manifest digest")
+    for rel in list_files(path):
+        if rel in (RECORDS, MANIFEST) or rel.startswith(VIEWS + "/"):
+            continue
+        if (path / rel).is_symlink():
+            problems.append(f"{rel}: symlinks are not allowed in a bundle")
+        elif rel not in manifest:
+            problems.append(f"{rel}: file not listed in the manifest")
+    for where, rel, sha in state.raw_refs:
+        if manifest.get(rel) != sha:
+            problems.append(f"{where}: raw output {rel} is not sealed in the manifest")
+
+
+def _check_files_unsealed(path: Path, state: _ChainState, res: VerificationResult) -> None:
+    """A run without run.end: files may be missing, but none may be foreign or altered."""
+    for rel in list_files(path):
+        if rel in (RECORDS, MANIFEST) or rel.startswith(VIEWS + "/"):
+            continue
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith(".") and ".tmp-" in name:
+            res.warnings.append(f"{rel}: temporary file left by the interrupted run")
+            continue
+        if (path / rel).is_symlink() or not is_sealed_path(rel):
+            res.problems.append(f"{rel}: not a file a run writes")
+    for where, rel, sha in state.raw_refs:
+        f = path / rel
+        if not f.is_file() or _sha256_file(f) != sha:
+            res.problems.append(f"{where}: raw output {rel} is missing or altered")
