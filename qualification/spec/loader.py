@@ -125,7 +125,8 @@ def _explain(error: ValidationError) -> list[tuple[int, FieldPath, str]]:
         return [
             (0, (*path, key), f"unknown field (allowed: {', '.join(allowed)})") for key in extra
         ]
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.schema_path:
+        # the error is about a key: point at the key, not at the mapping holding it
         return [(0, (*path, str(error.instance)), f"bad name: {_short(error.message)}")]
     message = _short(error.message)
     if (

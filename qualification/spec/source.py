@@ -82,9 +82,9 @@ def load_located(text: str, source: str) -> LocatedDocument:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
-            problem = exc.problem or exc.context or "invalid YAML"
+            problem = " ".join(part for part in (exc.context, exc.problem) if part)
             raise SpecError(
-                f"(root): not valid YAML: {problem}", where=f"{source}:{line}"
+                f"(root): not valid YAML: {problem or exc}", where=f"{source}:{line}"
             ) from None
         except yaml.YAMLError as exc:
             raise SpecError(f"(root): not valid YAML: {exc}", where=f"{source}:1") from None
