@@ -104,10 +104,10 @@ class ActionModule(ActionBase):
     def _hostvars(self, task_vars):
         hostvars = task_vars.get("hostvars", {})
         found = {}
-        for host in task_vars.get("groups", {}).get("all", []):
+        for host in plain(task_vars.get("groups", {}).get("all", [])):
             host_vars = hostvars[host]
             picked = {}
-            for key in list(host_vars.keys()):
+            for key in plain(list(host_vars.keys())):
                 if key.startswith("vqual_") or key in _CONNECTION_VARS:
                     try:
                         picked[key] = plain(host_vars[key])
@@ -137,7 +137,7 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=reason, vqual_exit_code=2)
             return result
         args = self._task.args
-        groups = {name: list(hosts) for name, hosts in task_vars.get("groups", {}).items()}
+        groups = plain(task_vars.get("groups", {}))
         try:
             plan = make_plan(
                 Path(self._spec_path(str(args.get("spec", "")))),
@@ -145,7 +145,7 @@ class ActionModule(ActionBase):
                 groups,
                 change_id=args.get("change_id"),
                 run_id=args.get("run_id"),
-                hosts=list(task_vars.get("ansible_play_hosts_all", [])) or None,
+                hosts=plain(task_vars.get("ansible_play_hosts_all", [])) or None,
                 test_ids=args.get("tests"),
                 change_pattern=args.get("change_pattern"),
                 mode=args.get("mode", "qualify"),

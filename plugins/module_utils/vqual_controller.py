@@ -35,7 +35,7 @@ CALLBACK_NAME = "vqual.qualification.evidence"
 def plain(value: Any) -> Any:
     """Copy a templated Ansible value into plain Python types (str, int, list, dict...)."""
     if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {plain(k) if isinstance(k, str) else str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, bool) or value is None:
@@ -45,5 +45,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
-        return str(value)
+        # Ansible's tagged strings are str subclasses; canonical JSON wants exact types.
+        return "".join((value,)) if type(value) is not str else value
     return str(value)

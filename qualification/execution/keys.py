@@ -30,7 +30,6 @@ def create_trusted_key(
     store = TrustStore.load(store_path) if store_path.exists() else TrustStore.empty(store_path)
     now = utc_now()
     store.add_key(
-        keyid=keyid,
         public_key_pem=Path(str(path) + ".pub").read_text(encoding="ascii"),
         name=name,
         identity=identity,
@@ -51,7 +50,7 @@ def describe_trust_store(state_dir: Path) -> str:
         return f"no trust store at {path}"
     store = TrustStore.load(path)
     lines = [f"trust store {path} (sha256 {store.digest})"]
-    for entry in store.entries():
+    for entry in store.keys.values():
         flags = " THROWAWAY" if entry.throwaway else ""
         revoked = f" revoked {entry.revoked_at}" if entry.revoked_at else ""
         lines.append(

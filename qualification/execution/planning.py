@@ -74,8 +74,8 @@ def make_plan(
             "digest": spec.digest,
         },
         "data_files": [
-            {"name": name, "path": str(Path(path).resolve()), "digest": digest}
-            for name, (path, digest) in sorted(spec.data_files.items())
+            {"name": d.name, "path": str(Path(d.path).resolve()), "digest": d.digest}
+            for d in spec.data_files
         ],
         "requirements": list(spec.requirements),
         "inventory_snapshot": inventory.snapshot(),

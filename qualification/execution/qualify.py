@@ -105,9 +105,11 @@ def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
             f"no trust store at {path}: create a key with `vqual keys create --role executor`"
         )
     store = TrustStore.load(path)
-    ok, reason = store.key_status_at(keyid, utc_now(), role="executor")
+    ok, reason = store.key_status_at(keyid, utc_now())
+    if ok and not store.has_role(keyid, "executor"):
+        ok, reason = False, "it does not hold the executor role in the trust store"
     if not ok:
-        raise TrustError(f"the executor key {keyid[:16]}... cannot sign runs: {reason}")
+        raise TrustError(f"the key {keyid[:16]} cannot sign runs: {reason}")
 
 
 def preflight(request: QualifyRequest) -> tuple[str, str, bytes | None]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from qualification import __version__
 from qualification.errors import BadInputError
-from qualification.evidence.bundle import BundleWriter, latest_seal, store_raw
+from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.reader import read_bundle
 from qualification.execution import controller
@@ -51,6 +51,18 @@ def open_signer_with(
         raise KeyFileError(f"cannot read key file {key_file}: {exc.strerror}") from exc
     passphrase = passphrase_reader() if b"ENCRYPTED" in head else None
     return Ed25519Signer.from_file(key_file, passphrase), passphrase
+
+
+def records_as_dicts(bundle: Path) -> list[dict[str, Any]]:
+    """A bundle's records as the plain dicts the report renderers take."""
+    return [
+        {
+            "v": r.v, "seq": r.seq, "prev": r.prev, "time": r.time, "change_id": r.change_id,
+            "run_id": r.run_id, "actor": r.actor, "initiator": r.initiator, "kind": r.kind,
+            "data": r.data,
+        }
+        for r in read_bundle(bundle).records
+    ]
 
 
 _VERDICT_ORDER = ("fail", "error", "not-executed")
@@ -141,7 +153,7 @@ class RunRecorder:
         assert self.writer is not None
         data = dict(result)
         if data.get("raw") is not None and isinstance(data["raw"], str):
-            data["raw"] = store_raw(self.writer, data["raw"])
+            data["raw"] = self.writer.store_raw(data["raw"])
         self.writer.append("check.result", data)
         self._counts[str(data["verdict"])] = self._counts.get(str(data["verdict"]), 0) + 1
         self._executed += 1
@@ -182,7 +194,7 @@ class RunRecorder:
             if pending:
                 self.target_failed(target, "no result: the host left the play before its tests ran")
         writer.sync()
-        records = read_bundle(writer.path).records
+        records = records_as_dicts(writer.path)
         writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
         writer.add_file(
             "report.html",

@@ -110,7 +110,11 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
                     run.progress(ProgressEvent("planned", message=str(outcome.planned)))
             elif kind == "runner_on_ok" and "vqual_results" in res and run.progress:
                 results = res.get("vqual_results") or []
-                if results or action.endswith("qualify"):
+                if action.endswith("compare"):
+                    if results:
+                        run.progress(ProgressEvent("target", target="(across hosts)",
+                                                   counts=_counts(results)))
+                else:
                     run.progress(ProgressEvent("target", target=host, counts=_counts(results)))
             elif kind == "runner_on_failed":
                 msg = "the task failed" if res.get("_ansible_no_log") else str(res.get("msg", ""))

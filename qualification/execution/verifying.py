@@ -76,8 +76,8 @@ def render_current_report(
     bundle: Path, state_dir: Path, *, out: Path | None = None, pdf: bool = False
 ) -> list[Path]:
     """Render the report as it stands now (signatures added since the seal included)."""
-    from qualification.evidence.reader import read_bundle
     from qualification.evidence.verify import verify_bundle
+    from qualification.execution.recorder import records_as_dicts
     from qualification.reports.html import render_pdf, render_report
 
     result = verify_bundle(bundle, _trust(state_dir))
@@ -85,7 +85,7 @@ def render_current_report(
         raise EvidenceInvalidError(
             f"{bundle} does not verify: {result.problems[0] if result.problems else 'invalid'}"
         )
-    records = read_bundle(bundle).records
+    records = records_as_dicts(bundle)
     html = render_report(
         records,
         verification={
