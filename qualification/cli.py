@@ -124,13 +124,15 @@ def _progress_printer(json_mode: bool) -> Callable[[Any], None]:
               help="Ansible check mode: IQ reads only; OQ steps are not executed.")
 @click.option("--json", "json_mode", is_flag=True,
               help="Print one JSON document (schema vqual.qualify/v1) on stdout.")
+@click.option("--allow-empty", is_flag=True,
+              help="Record a run even if no test applies (else exit 2); to measure start-up.")
 @_state_dir_option
 @domain_errors
 def qualify(
     inventory: Path, spec: Path, change_id: str | None, key_file: Path | None,
     passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
-    state_dir: Path | None,
+    allow_empty: bool, state_dir: Path | None,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
@@ -144,6 +146,7 @@ def qualify(
         initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
         check_mode=check_mode, state_dir=state,
         progress=_progress_printer(json_mode),
+        extravars={"vqual_allow_empty": True} if allow_empty else {},
     )
     summary = run_qualify(request)
     if json_mode:

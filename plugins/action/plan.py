@@ -38,6 +38,11 @@ options:
   change_pattern:
     description: Regular expression a change id must match (default C(^CHG[0-9]{7}$)).
     type: str
+  allow_empty:
+    description: Record a run even when no test applies to the selected targets (otherwise
+      that is bad input); used to measure start-up.
+    type: bool
+    default: false
   mode:
     description: What the run is, recorded in C(run.start).
     type: str
@@ -99,7 +104,9 @@ _CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_con
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("spec", "change_id", "run_id", "tests", "change_pattern", "mode"))
+    _VALID_ARGS = frozenset(
+        ("spec", "change_id", "run_id", "tests", "change_pattern", "mode", "allow_empty")
+    )
 
     def _hostvars(self, task_vars):
         hostvars = task_vars.get("hostvars", {})
@@ -149,6 +156,7 @@ class ActionModule(ActionBase):
                 test_ids=args.get("tests"),
                 change_pattern=args.get("change_pattern"),
                 mode=args.get("mode", "qualify"),
+                allow_empty=bool(args.get("allow_empty", False)),
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)

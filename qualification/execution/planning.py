@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from qualification.errors import BadInputError
 from qualification.spec.change import validate_change_id, validate_run_id, new_run_id
 from qualification.spec.inventory import InventoryModel
 from qualification.spec.loader import load_spec
@@ -24,6 +25,7 @@ def make_plan(
     change_pattern: str | None = None,
     trust_digest: str | None = None,
     mode: str = "qualify",
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Validate everything a run needs and return its plan as plain JSON data.
 
@@ -39,6 +41,11 @@ def make_plan(
     spec = load_spec(spec_path)
     inventory = InventoryModel.from_hostvars(hostvars, groups)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids)
+    if not plan.planned() and not allow_empty:
+        raise BadInputError(
+            f"no test of {spec_path} applies to the selected targets "
+            "(check vqual_target_kinds and the applications' risk in the inventory)"
+        )
     targets = []
     for target in plan.targets:
         targets.append(

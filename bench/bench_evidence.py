@@ -1,0 +1,124 @@
+"""Evidence throughput against raw Ed25519, measured in the same run.
+
+Writes a bundle of N check.result records with BundleWriter, verifies it with verify_bundle
+(all cores), and prints records/s next to the raw sign and verify rates of ``cryptography`` on
+this machine, with the ratios. Goals: writing >= 0.5 x raw sign, verifying >= 0.67 x raw verify.
+
+    .venv/bin/python bench/bench_evidence.py [--records N] [--workers W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from qualification.evidence.bundle import BundleWriter
+from qualification.evidence.verify import verify_bundle
+from qualification.signing import Ed25519Signer, TrustStore
+
+TARGETS = [f"kvm{i:02d}.lab.example" for i in range(12)]
+
+
+def payload(i: int, writer: BundleWriter) -> dict[str, Any]:
+    """A check.result as the callback writes it: about 1 KB of canonical JSON."""
+    target = TARGETS[i % len(TARGETS)]
+    raw = f"server 10.0.0.{i % 250} iburst\nmakestep 1.0 3\nrtcsync\nleapsectz right/UTC\n" * 3
+    return {
+        "test_id": f"KVM-{i % 20 + 1:02d}",
+        "title": "chrony uses the approved time servers",
+        "protocol": "IQ",
+        "requirements": ["URS-SEC-01", "URS-HV-02"],
+        "target": target,
+        "check": "file_lines_match",
+        "method": "host.file /etc/chrony/chrony.conf",
+        "expected": {"op": "superset", "value": ["server 10.0.0.1 iburst", "rtcsync"]},
+        "observed": {"servers": [f"10.0.0.{i % 250}"], "rtcsync": True, "offset_ms": i % 17},
+        "verdict": "pass" if i % 50 else "fail",
+        "reason": None if i % 50 else "server 10.0.0.1 missing",
+        "raw": writer.store_raw(raw),
+        "started": "2026-03-01T10:00:00.000000Z",
+        "finished": "2026-03-01T10:00:00.012000Z",
+        "duration_ms": 12,
+        "deviation": None,
+    }
+
+
+def raw_rates(seconds: float = 2.0) -> tuple[float, float]:
+    """Raw Ed25519 sign and verify rate over ~1 KB messages (one core)."""
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key()
+    msg = os.urandom(1100)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(200):
+            sig = key.sign(msg)
+        n += 200
+    sign_rate = n / (time.perf_counter() - t0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(100):
+            pub.verify(sig, msg)
+        n += 100
+    return sign_rate, n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=None)
+    args = ap.parse_args()
+    n = args.records
+
+    sign_rate, verify_rate = raw_rates()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        signer = Ed25519Signer.generate()
+        trust = TrustStore.empty(root / "trust.yaml")
+        trust.add_key(
+            public_key_pem=signer.public_pem(),
+            name="Bench Executor",
+            identity="bench@example.com",
+            roles=["executor"],
+            valid_from=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+        trust.save()
+        writer = BundleWriter.create(root / "evidence", "CHG0000001", "bench", signer, "bench")
+        planned = [{"test_id": f"KVM-{i % 20 + 1:02d}", "target": t, "protocol": "IQ"}
+                   for i, t in enumerate(TARGETS)]
+        datas = [payload(i, writer) for i in range(min(n, 1000))]
+        t0 = time.perf_counter()
+        writer.append("run.start", {"planned": planned, "mode": "qualify"})
+        for i in range(n):
+            writer.append("check.result", datas[i % len(datas)])
+            if i % 1000 == 999:
+                writer.sync()  # a task boundary
+        writer.seal({"pass": n - n // 50, "fail": n // 50}, len(planned), n, "fail")
+        write_s = time.perf_counter() - t0
+        size = (writer.path / "records.jsonl").stat().st_size
+
+        t0 = time.perf_counter()
+        result = verify_bundle(writer.path, trust, workers=args.workers)
+        verify_s = time.perf_counter() - t0
+        if result.status != "valid":
+            raise SystemExit(f"bench bundle did not verify: {result.problems[:3]}")
+
+    write_rate = (n + 2) / write_s
+    verify_rec = (n + 2) / verify_s
+    print(f"records: {n} ({size / 1e6:.1f} MB), cores: {os.cpu_count()}")
+    print(f"raw Ed25519 sign   : {sign_rate:10.0f} /s (one core)")
+    print(f"raw Ed25519 verify : {verify_rate:10.0f} /s (one core)")
+    print(f"bundle write       : {write_rate:10.0f} records/s  ratio {write_rate / sign_rate:.2f}"
+          "  (goal >= 0.50)")
+    print(f"bundle verify      : {verify_rec:10.0f} records/s  ratio {verify_rec / verify_rate:.2f}"
+          "  (goal >= 0.67)")
+
+
+if __name__ == "__main__":
+    main()
