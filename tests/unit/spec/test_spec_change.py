@@ -88,7 +88,12 @@ def test_invalid_pattern_is_bad_input() -> None:
         validate_change_id("CHG0000001", pattern=r"CHG[0-9")
 
 
-@given(st.text(max_size=80))
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.from_regex(r"[A-Za-z0-9.][A-Za-z0-9._/-]{0,70}", fullmatch=True),
+    )
+)
 def test_any_accepted_change_id_is_one_plain_path_component(value: str) -> None:
     try:
         accepted = validate_change_id(value, pattern=r".*")
