@@ -24,7 +24,7 @@ from report_records import (
 from qualification.errors import BadInputError
 from qualification.reports.html import render_report
 
-_VOID = {"meta", "br", "link", "img", "input", "hr"}
+_VOID = {"meta", "br", "link", "img", "input", "hr", "col"}
 _BREAKS = {"br", "dt", "dd", "p", "li", "div"}
 
 
