@@ -23,8 +23,8 @@ description:
     with the state before and after, and passes only when the operation succeeded and its
     post-condition held on the state read back.
   - Everything happens inside one connection in one module call, because libvirt's test
-    driver (C(test:///default)) re-reads its definition on every open and keeps no state
-    between connections.
+    driver (C(test:///default)) re-reads its definition when a process opens it, so nothing
+    done in one module call is there in the next.
   - One failed observation never fails the call; it gets an C(error) text instead. A URI that
     cannot be opened makes every observation an error with libvirt's one-line reason.
 version_added: "0.1.0"

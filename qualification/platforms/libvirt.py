@@ -14,8 +14,10 @@ markers and honours them in :meth:`LibvirtPlatform.power_on` and
   ``<vqual:placement xmlns:vqual="urn:x-vqual:libvirt:1" allowed-hosts="name-or-uuid ..."/>``
   stored in the domain's persistent definition, so it travels with the domain on migration.
 
-Note for the test driver (``test:///...``): every open re-reads its XML, so nothing persists
-between connections; a whole OQ sequence must run inside one :class:`LibvirtPlatform`.
+Note for the test driver (``test:///...``): an open re-reads its XML unless another
+connection of the same process is still open (those share one state), so nothing persists
+from one module call to the next; a whole OQ sequence must run inside one
+:class:`LibvirtPlatform`.
 """
 
 from __future__ import annotations
