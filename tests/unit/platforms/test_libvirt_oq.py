@@ -67,7 +67,14 @@ def test_actions_show_state_before_and_after(lv: LibvirtPlatform) -> None:
         assert action["target"] == "vqual-oq-t2"
         assert action["started"] <= action["finished"]
         assert set(action) == {
-            "name", "target", "before", "after", "verdict", "reason", "started", "finished"
+            "name",
+            "target",
+            "before",
+            "after",
+            "verdict",
+            "reason",
+            "started",
+            "finished",
         }
         assert re.match(STAMP, action["started"])
 

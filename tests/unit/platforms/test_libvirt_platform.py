@@ -136,11 +136,19 @@ def test_default_domain_facts(lv: LibvirtPlatform) -> None:
 def test_pools_and_networks(lv: LibvirtPlatform) -> None:
     (pool,) = lv.datastores()
     assert (pool.name, pool.kind, pool.active, pool.path) == (
-        "default-pool", "dir", True, "/default-pool"
+        "default-pool",
+        "dir",
+        True,
+        "/default-pool",
     )
     assert pool.capacity_bytes == pool.available_bytes + pool.allocation_bytes
     (net,) = lv.networks()
-    assert (net.name, net.bridge, net.forward_mode, net.active) == ("default", "virbr0", "nat", True)
+    assert (net.name, net.bridge, net.forward_mode, net.active) == (
+        "default",
+        "virbr0",
+        "nat",
+        True,
+    )
 
 
 def test_vm_facts_from_xml_reads_firmware_devices_and_placement() -> None:
@@ -164,7 +172,8 @@ def test_vm_facts_from_xml_reads_firmware_devices_and_placement() -> None:
     assert (vm.firmware, vm.secure_boot, vm.machine) == ("efi", True, "pc-q35-7.2")
     assert vm.devices == ("hostdev", "serial", "tpm")
     assert [(d.device, d.driver_format, d.readonly) for d in vm.disks] == [
-        ("disk", "qcow2", False), ("cdrom", None, True)
+        ("disk", "qcow2", False),
+        ("cdrom", None, True),
     ]
     assert vm.nics[0].kind == "bridge" and vm.nics[0].network == "br0"
     assert vm.placement == Placement(("kvm1", "kvm2"))
@@ -307,8 +316,10 @@ def test_password_in_uri_never_reaches_the_message() -> None:
 
 
 def test_domain_type_preference_is_checked(tmp_path: Path) -> None:
-    with LibvirtPlatform(URI, domain_type="qemu") as platform:
-        with pytest.raises(PlatformError, match="domain type qemu is not offered for hvm/i686"):
-            platform.create_vm(VmConfig("dt"))
+    with (
+        LibvirtPlatform(URI, domain_type="qemu") as platform,
+        pytest.raises(PlatformError, match="domain type qemu is not offered for hvm/i686"),
+    ):
+        platform.create_vm(VmConfig("dt"))
     with LibvirtPlatform(URI) as platform:
         assert '<domain type="test">' in platform.config_xml(VmConfig("dt"))

@@ -54,9 +54,17 @@ def test_oq_lifecycle_reports_steps_and_actions(tmp_path: Path) -> None:
     assert changed is True
     assert obs["value"]["vm"] == "vqual-oq-R-1"
     assert {s: v["verdict"] for s, v in obs["value"]["steps"].items()} == {
-        "define": "pass", "start": "pass", "stop": "pass", "undefine": "pass"
+        "define": "pass",
+        "start": "pass",
+        "stop": "pass",
+        "undefine": "pass",
     }
-    assert [a["name"] for a in obs["actions"]] == ["vm.define", "vm.start", "vm.stop", "vm.undefine"]
+    assert [a["name"] for a in obs["actions"]] == [
+        "vm.define",
+        "vm.start",
+        "vm.stop",
+        "vm.undefine",
+    ]
 
 
 def test_two_oq_requests_use_two_throwaway_domains(tmp_path: Path) -> None:

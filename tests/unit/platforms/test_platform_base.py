@@ -34,8 +34,15 @@ def test_host_facts_to_json_is_plain_json() -> None:
 
 def test_vm_facts_to_json_carries_placement() -> None:
     vm = VmFacts(
-        name="a", uuid="u", host="kvm1", power_state="running", persistent=True,
-        autostart=False, vcpus=1, memory_mib=64, max_memory_mib=64,
+        name="a",
+        uuid="u",
+        host="kvm1",
+        power_state="running",
+        persistent=True,
+        autostart=False,
+        vcpus=1,
+        memory_mib=64,
+        max_memory_mib=64,
         placement=Placement(("kvm1", "kvm2")),
     )
     assert vm.to_json()["placement"] == {"allowed_hosts": ["kvm1", "kvm2"]}
@@ -69,7 +76,10 @@ def test_placement_allows_by_name_or_uuid(
         ("qemu+ssh://root@kvm1/system", "qemu+ssh://root@kvm1/system"),
         ("qemu+tcp://bob:s3cret@kvm1/system", "qemu+tcp://bob:***@kvm1/system"),
         ("qemu+tcp://bob:p@ss@kvm1/system", "qemu+tcp://bob:***@kvm1/system"),
-        ("qemu+tls://kvm1/system?password=x&pkipath=/p", "qemu+tls://kvm1/system?password=***&pkipath=/p"),
+        (
+            "qemu+tls://kvm1/system?password=x&pkipath=/p",
+            "qemu+tls://kvm1/system?password=***&pkipath=/p",
+        ),
     ],
 )
 def test_redact_endpoint_removes_passwords_only(uri: str, shown: str) -> None:
@@ -88,4 +98,7 @@ def test_not_supported_is_a_platform_error_with_reason() -> None:
     assert isinstance(exc, PlatformError)
     assert exc.exit_code == EXIT_PLATFORM
     assert exc.reason == "the test driver cannot migrate"
-    assert exc.one_line() == "test:///default: migrate vm1 not supported: the test driver cannot migrate"
+    assert (
+        exc.one_line()
+        == "test:///default: migrate vm1 not supported: the test driver cannot migrate"
+    )
