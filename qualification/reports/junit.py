@@ -6,12 +6,11 @@ can be sealed in the bundle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-from qualification.reports.model import Result, Run, load_run
+from qualification.reports.model import Records, Result, Run, load_run
 from qualification.reports.values import show, show_expected
 
 
@@ -84,7 +83,7 @@ def _suites(run: Run) -> list[TestSuite]:
     return suites
 
 
-def render_junit(records: Sequence[Mapping[str, Any]]) -> str:
+def render_junit(records: Records) -> str:
     """JUnit XML for a run's decoded records (docs/formats.md).
 
     One testsuite per (target, protocol) in the order results appear, with properties

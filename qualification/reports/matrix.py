@@ -8,11 +8,10 @@ declared ones, marked as not declared, so nothing a result claims to cover goes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from qualification.reports.model import Result, results_of, worst
+from qualification.reports.model import Records, Result, results_of, worst
 
 COVERED = "covered"
 NOT_COVERED = "not covered"
@@ -95,7 +94,7 @@ def rows_for(results: Iterable[Result], declared: Sequence[str]) -> list[Row]:
     return rows
 
 
-def traceability(records: Sequence[Mapping[str, Any]], declared: Sequence[str]) -> list[Row]:
+def traceability(records: Records, declared: Sequence[str]) -> list[Row]:
     """Trace each requirement to the tests that cover it, their results and deviations.
 
     Args:

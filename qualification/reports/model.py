@@ -9,9 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from qualification.errors import BadInputError
+
+_COMMON = ("v", "seq", "prev", "time", "change_id", "run_id", "actor", "initiator", "kind", "data")
+
+
+class RecordLike(Protocol):
+    """A decoded record as an object (``qualification.evidence.reader.Record``).
+
+    The renderers take decoded records either as mappings (docs/formats.md fields) or as
+    such objects; an object's ``digest`` (SHA-256 of its line), if present, gives the seal
+    digest of a ``run.end`` record.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+#: What the renderers accept: decoded records as mappings or record objects.
+Records = Sequence[Mapping[str, Any] | RecordLike]
 
 #: Worst first, as docs/formats.md orders a run's overall verdict.
 VERDICT_ORDER = ("fail", "error", "not-executed", "waived", "pass")
@@ -127,6 +148,8 @@ class Run:
     deviations: tuple[Deviation, ...]
     signatures: tuple[Signature, ...]
     skipped_hosts: tuple[tuple[str, str], ...]
+    #: SHA-256 of the ``run.end`` line, when the records carry line digests.
+    seal: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -193,10 +216,19 @@ def _seq(record: Mapping[str, Any]) -> int | None:
     return seq if isinstance(seq, int) else None
 
 
-def _check_records(records: Sequence[Mapping[str, Any]]) -> None:
+def _as_mappings(records: Records) -> list[Mapping[str, Any]]:
+    """The records as mappings; record objects are read through their attributes."""
+    out: list[Mapping[str, Any]] = []
     for index, record in enumerate(records):
-        if not isinstance(record, Mapping) or not isinstance(record.get("kind"), str):
+        if not isinstance(record, Mapping):
+            fields = {name: getattr(record, name) for name in _COMMON if hasattr(record, name)}
+            if hasattr(record, "digest"):
+                fields["digest"] = record.digest
+            record = fields
+        if not isinstance(record.get("kind"), str):
             raise BadInputError(f"record {index} is not a decoded vqual record (no kind)")
+        out.append(record)
+    return out
 
 
 def _result(record: Mapping[str, Any]) -> Result:
@@ -223,14 +255,14 @@ def _result(record: Mapping[str, Any]) -> Result:
     )
 
 
-def results_of(records: Sequence[Mapping[str, Any]]) -> tuple[Result, ...]:
+def results_of(given: Records) -> tuple[Result, ...]:
     """Every ``check.result``, then every planned test of ``run.start`` that has none.
 
     A planned test without a result gets verdict ``error`` and a reason: its host was
     skipped, the run did not finish (no ``run.end``), or no result was recorded. Its title
     and requirements are taken from a result of the same test on another target, if any.
     """
-    _check_records(records)
+    records = _as_mappings(given)
     results = [_result(r) for r in records if r["kind"] == "check.result"]
     start = next((r for r in records if r["kind"] == "run.start"), None)
     if start is None:
@@ -326,16 +358,16 @@ def _deviations(records: Sequence[Mapping[str, Any]]) -> tuple[Deviation, ...]:
     return tuple(found)
 
 
-def load_run(records: Sequence[Mapping[str, Any]]) -> Run:
+def load_run(given: Records) -> Run:
     """Arrange a run's decoded records (docs/formats.md) for reporting.
 
     Raises:
         BadInputError: no records, no ``run.start``, or a record that is not a decoded
             vqual record.
     """
-    if not records:
+    if not given:
         raise BadInputError("no records to report: a bundle starts with run.start")
-    _check_records(records)
+    records = _as_mappings(given)
     start = next((r for r in records if r["kind"] == "run.start"), None)
     if start is None:
         raise BadInputError("the records have no run.start: cannot tell what was planned")
@@ -401,4 +433,5 @@ def load_run(records: Sequence[Mapping[str, Any]]) -> Run:
         deviations=_deviations(records),
         signatures=signatures,
         skipped_hosts=skipped,
+        seal=_opt_text(end.get("digest")) if end is not None else None,
     )

@@ -1,9 +1,10 @@
-"""Fixtures for the report tests; the record builder lives in ``report_records``."""
+"""Fixtures for the report tests; the record builder lives in ``reports_testlib``."""
 
 from __future__ import annotations
 
 import pytest
-from report_records import RunRecords, qualification_run
+
+from tests.unit.reports.reports_testlib import RunRecords, qualification_run
 
 
 @pytest.fixture

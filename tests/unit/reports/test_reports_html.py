@@ -7,7 +7,10 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from report_records import (
+
+from qualification.errors import BadInputError
+from qualification.reports.html import render_report
+from tests.unit.reports.reports_testlib import (
     APPROVER,
     DECLARED,
     EXECUTOR,
@@ -20,9 +23,6 @@ from report_records import (
     XSS,
     qualification_run,
 )
-
-from qualification.errors import BadInputError
-from qualification.reports.html import render_report
 
 _VOID = {"meta", "br", "link", "img", "input", "hr", "col"}
 _BREAKS = {"br", "dt", "dd", "p", "li", "div"}
@@ -128,7 +128,7 @@ def test_summary_says_what_was_qualified_by_whom_when_and_against_what(run):
     assert facts["Overall verdict"] == "FAIL"
     assert facts["Counts"] == "PASS: 2; FAIL: 1; ERROR: 1; NOT EXECUTED: 1; WAIVED: 1"
     assert facts["Release decision"] == "pending: no approval signature"
-    assert "Verification" not in facts and "Seal digest" not in facts
+    assert "Verification" not in facts and "Seal digest (SHA-256 of the run.end line)" not in facts
     targets = [row for row in doc.table("summary") if len(row) == 4]
     assert targets[1:] == [
         ["kvm1", "host, hypervisor", "high", "carries LIMS (high)"],
@@ -142,7 +142,7 @@ def test_verification_status_and_seal_appear_when_given(run):
     )
     facts = {row[0]: row[1] for row in doc.table("summary") if len(row) == 2}
     assert facts["Verification"] == "valid"
-    assert facts["Seal digest"] == SEAL
+    assert facts["Seal digest (SHA-256 of the run.end line)"] == SEAL
     assert facts["Verification: trust_digest"] == TRUST_DIGEST
 
 

@@ -6,10 +6,10 @@ import copy
 import xml.etree.ElementTree as ET
 
 import pytest
-from report_records import SPEC_DIGEST, XSS, RunRecords, qualification_run
 
 from qualification.errors import BadInputError
 from qualification.reports.junit import render_junit
+from tests.unit.reports.reports_testlib import SPEC_DIGEST, XSS, RunRecords, qualification_run
 
 
 def _parse(records):

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from report_records import DECLARED, PLANNED, TARGETS, RunRecords, qualification_run
 
 from qualification.errors import BadInputError
 from qualification.reports.matrix import COVERED, NOT_COVERED, traceability
+from tests.unit.reports.reports_testlib import (
+    DECLARED,
+    PLANNED,
+    TARGETS,
+    RunRecords,
+    qualification_run,
+)
 
 
 def _by_id(rows):

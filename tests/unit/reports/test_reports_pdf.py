@@ -9,10 +9,10 @@ import sys
 import zlib
 
 import pytest
-from report_records import REVIEWER, SEAL, qualification_run
 
 from qualification.errors import BadInputError
 from qualification.reports.html import render_pdf, render_report
+from tests.unit.reports.reports_testlib import REVIEWER, SEAL, qualification_run
 
 
 @pytest.fixture(scope="module")
