@@ -77,19 +77,26 @@ class _Chain:
     def __init__(self, signer: Signer, change_id: str, run_id: str, initiator: str) -> None:
         self.signer = signer
         keyid = signer.keyid
-        self._head = f'{{"actor":{_jstr(keyid)},"change_id":{_jstr(change_id)},"data":'
-        self._mid = f',"initiator":{_jstr(initiator)},"kind":'
-        self._run = f',"run_id":{_jstr(run_id)},"seq":'
+        self._head = f'{{"actor":{_jstr(keyid)},"change_id":{_jstr(change_id)},"data":'.encode()
+        mid = f',"initiator":{_jstr(initiator)},"kind":'
+        self._kinds = {k: f'{mid}{_jstr(k)},"prev":"'.encode() for k in KINDS}
+        self._run = f'",{_jstr("run_id")}:{_jstr(run_id)},"seq":'.encode()
         self._env_keyid = _jstr(keyid).encode()
 
     def line(self, seq: int, prev: str, kind: str, data: Mapping[str, Any]) -> bytes:
         """The signed envelope line (without newline) for one record."""
-        body = canonical_record_bytes(data).decode("utf-8")
+        body = canonical_record_bytes(data)
         # Keys in JCS order: actor, change_id, data, initiator, kind, prev, run_id, seq, time, v.
-        payload = (
-            f'{self._head}{body}{self._mid}{_jstr(kind)},"prev":"{prev}"{self._run}{seq},'
-            f'"time":"{utc_now()}","v":{WRITE_VERSION}}}'
-        ).encode()
+        payload = b'%b%b%b%b%b%d,"time":"%b","v":%d}' % (
+            self._head,
+            body,
+            self._kinds[kind],
+            prev.encode(),
+            self._run,
+            seq,
+            utc_now().encode(),
+            WRITE_VERSION,
+        )
         sig = self.signer.sign(b"%b%d %b" % (_PAE_PREFIX, len(payload), payload))
         return b'{"payload":"%b%b%b,"sig":"%b"}]}' % (
             base64.b64encode(payload),
@@ -319,7 +326,10 @@ class BundleWriter:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
     while view:
         view = view[os.write(fd, view) :]
 

@@ -8,7 +8,8 @@ library's C encoder, which already produces JCS bytes when:
 - every float is absent (Python's ``repr`` and ECMAScript's number formatting differ, e.g.
   ``1.0`` vs ``1``, ``1e+16`` vs ``10000000000000000``);
 - no object key contains a character outside the BMP (JCS sorts keys by UTF-16 code units,
-  Python by code points; they disagree only between astral and U+E000..U+FFFF characters);
+  Python by code points; they disagree only between astral and U+E000..U+FFFF characters;
+  an all-ASCII output rules this out at once);
 - every integer is within the I-JSON safe range (checked here, as ``rfc8785`` does).
 
 Anything else falls back to ``rfc8785``. ``tests/unit/evidence/test_canonical.py`` proves
@@ -18,7 +19,8 @@ identical bytes with a property test over every JSON shape records use.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import json.encoder
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import rfc8785
@@ -28,9 +30,31 @@ from qualification.errors import BadInputError
 #: Largest integer magnitude JSON numbers (IEEE doubles) represent exactly.
 MAX_SAFE_INT = 2**53 - 1
 
-_encode = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
+
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"value of type {type(obj).__name__} is not JSON")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    # The C encoder built once: JSONEncoder.encode builds a new one per call, which is a
+    # measurable share of a record's cost. Without circular-reference markers: records are
+    # trees, and _scan would recurse without end on a cycle first anyway.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(
+            ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+        ).encode
+    c_encode = make(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def encode(obj: Any) -> str:
+        return "".join(c_encode(obj, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
 
 
 class CanonicalError(BadInputError):
@@ -38,7 +62,7 @@ class CanonicalError(BadInputError):
     surrogate, NaN)."""
 
 
-_SLOW = 1  # needs the reference encoder (float, astral key)
+_SLOW = 1  # needs the reference encoder (float; astral keys are found after encoding)
 _BIG = 2  # holds an integer beyond 2**53-1 (normalise it or refuse)
 _BAD = 4  # not JSON: find the path and raise
 
@@ -51,8 +75,6 @@ def _scan(obj: Any) -> int:
         for key, value in obj.items():
             if type(key) is not str:
                 return _BAD
-            if not key.isascii() and max(key) > "\uffff":
-                flags |= _SLOW
             tv = type(value)
             if tv is str or value is None or tv is bool:
                 continue
@@ -140,15 +162,31 @@ def canonical_record_bytes(obj: Any) -> bytes:
 
 
 def _encode_checked(obj: Any, flags: int) -> bytes:
-    if flags & _SLOW:
-        try:
-            return rfc8785.dumps(obj)
-        except (rfc8785.CanonicalizationError, ValueError) as exc:
-            raise CanonicalError(f"cannot canonicalise value: {exc}") from None
+    if not flags & _SLOW:
+        text = _encode(obj)
+        # Only a non-ASCII output can hold an astral key; one C call rules it out.
+        if text.isascii():
+            return text.encode("ascii")
+        if not _has_astral_key(obj):
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise CanonicalError("string contains a lone surrogate (not valid UTF-8)") from None
     try:
-        return _encode(obj).encode("utf-8")
-    except UnicodeEncodeError:
-        raise CanonicalError("string contains a lone surrogate (not valid UTF-8)") from None
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, ValueError) as exc:
+        raise CanonicalError(f"cannot canonicalise value: {exc}") from None
+
+
+def _has_astral_key(obj: Any) -> bool:
+    """Whether any object key holds a character beyond U+FFFF (JCS sorts those by UTF-16)."""
+    if type(obj) is dict:
+        for key, value in obj.items():
+            if max(key, default="") > "\uffff" or _has_astral_key(value):
+                return True
+    elif type(obj) is list or type(obj) is tuple:
+        return any(_has_astral_key(v) for v in obj)
+    return False
 
 
 def normalize_for_record(obj: Any) -> Any:

@@ -71,7 +71,8 @@ def is_hex64(text: object) -> bool:
 
 def utc_now() -> str:
     """The current UTC time in record form, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return format_time(datetime.now(UTC))
+    # isoformat is several times faster than strftime; this runs once per record.
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def format_time(when: datetime) -> str:
@@ -85,6 +86,6 @@ def parse_time(text: object) -> datetime | None:
     if not isinstance(text, str) or not _TIME.fullmatch(text):
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError:
         return None
