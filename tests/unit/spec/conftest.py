@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spec_testlib import TinyRegistry
+
+from tests.unit.spec.spec_testlib import TinyRegistry
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spec_testlib import VALID_SPEC, TinyRegistry, line_of
 
 from qualification.errors import EXIT_BAD_INPUT, SpecError
 from qualification.spec import Expectation, load_spec
+from tests.unit.spec.spec_testlib import VALID_SPEC, TinyRegistry, line_of
 
 WriteSpec = Callable[..., Path]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spec_testlib import TinyRegistry
 
 from qualification.errors import BadInputError
 from qualification.spec import InventoryModel, Plan, Spec, build_plan, load_spec
+from tests.unit.spec.spec_testlib import TinyRegistry
 
 SPEC = """\
 apiVersion: vqual/v1

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spec_testlib import TinyRegistry
 
 from qualification.spec import InventoryModel, assess_risk, load_spec, select_tests
 from qualification.spec.risk import risk_rank
+from tests.unit.spec.spec_testlib import TinyRegistry
 
 
 def model(hosts: dict[str, dict[str, Any]]) -> InventoryModel:
