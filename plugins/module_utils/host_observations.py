@@ -48,8 +48,12 @@ DEFAULT_PATHS = {
 SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _FILE_TYPES = (
-    (stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "link"),
-    (stat.S_ISSOCK, "socket"), (stat.S_ISFIFO, "fifo"), (stat.S_ISBLK, "block"),
+    (stat.S_ISREG, "file"),
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISLNK, "link"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISBLK, "block"),
     (stat.S_ISCHR, "char"),
 )
 
@@ -130,7 +134,7 @@ def parse_proc_net(text, protocol, family):
 def _decode_address(hex_address, family):
     raw = bytes.fromhex(hex_address)
     # The kernel prints each 32-bit word in host (little-endian) byte order.
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
     return socket.inet_ntop(family, words)
 
 
@@ -173,7 +177,7 @@ def _conf_value(text, position, key):
         end = text.find(char, position + 1)
         if end < 0:
             raise ValueError("unterminated string for %s" % key)
-        return text[position + 1:end], end + 1
+        return text[position + 1 : end], end + 1
     if char == "[":
         items = []
         position += 1
@@ -258,7 +262,9 @@ class HostObserver:
         """One observation; never raises."""
         handler = getattr(self, "m_" + str(method), None) if method else None
         if handler is None:
-            return _observation(error="unknown host probe method %r" % (method,), method=str(method))
+            return _observation(
+                error="unknown host probe method %r" % (method,), method=str(method)
+            )
         try:
             return handler(dict(args))
         except ObservationError as exc:
@@ -290,14 +296,20 @@ class HostObserver:
         env = dict(os.environ, LC_ALL="C", LANG="C")
         try:
             completed = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                timeout=timeout or self.command_timeout, env=env, check=False,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                timeout=timeout or self.command_timeout,
+                env=env,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise ObservationError(
-                "%s timed out after %ss" % (" ".join(argv), timeout or self.command_timeout))
+                "%s timed out after %ss" % (" ".join(argv), timeout or self.command_timeout)
+            ) from None
         except OSError as exc:
-            raise ObservationError("cannot run %s: %s" % (argv[0], exc.strerror or exc))
+            raise ObservationError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
         return (
             completed.returncode,
             completed.stdout.decode("utf-8", "replace"),
@@ -311,20 +323,25 @@ class HostObserver:
             if os.path.exists(path):
                 text = read_text(path)
                 return _observation(parse_os_release(text), truncate(text), "host.file %s" % path)
-        raise ObservationError("no os-release file (%s)" % ", ".join(_as_tuple(self.paths["os_release"])))
+        raise ObservationError(
+            "no os-release file (%s)" % ", ".join(_as_tuple(self.paths["os_release"]))
+        )
 
     def m_kernel(self, args):
         info = os.uname()
         value = {"release": info.release, "version": info.version, "machine": info.machine}
-        return _observation(value, "%s %s %s" % (info.sysname, info.release, info.version),
-                            "host.uname")
+        return _observation(
+            value, "%s %s %s" % (info.sysname, info.release, info.version), "host.uname"
+        )
 
     def _dpkg(self):
         return parse_dpkg_status(read_text(self.paths["dpkg_status"]))
 
     def _rpm(self):
         rpm = self.which("rpm")
-        rc, out, err = self.run([rpm, "-qa", "--queryformat", "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n"])
+        rc, out, err = self.run(
+            [rpm, "-qa", "--queryformat", "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n"]
+        )
         if rc != 0:
             raise ObservationError("rpm -qa failed (rc %d): %s" % (rc, err.strip()[:200]))
         packages = {}
@@ -337,10 +354,14 @@ class HostObserver:
 
     def _package_db(self):
         if os.path.exists(self.paths["dpkg_status"]):
-            return "host.packages dpkg %s" % self.paths["dpkg_status"], self._cached("dpkg", self._dpkg)
+            return "host.packages dpkg %s" % self.paths["dpkg_status"], self._cached(
+                "dpkg", self._dpkg
+            )
         if self.which("rpm"):
             return "host.packages rpm -qa", self._cached("rpm", self._rpm)
-        raise ObservationError("no package database found (neither %s nor rpm)" % self.paths["dpkg_status"])
+        raise ObservationError(
+            "no package database found (neither %s nor rpm)" % self.paths["dpkg_status"]
+        )
 
     def m_packages(self, args):
         names = [str(name) for name in args.get("names") or []]
@@ -369,9 +390,14 @@ class HostObserver:
         found = []
         for process in table:
             # comm is cut at 15 characters; compare the program name from cmdline as well.
-            program = os.path.basename(process["cmdline"].split(" ", 1)[0]) if process["cmdline"] else ""
-            if name and name not in (process["name"], program) and not (
-                    len(name) > 15 and name[:15] == process["name"]):
+            program = (
+                os.path.basename(process["cmdline"].split(" ", 1)[0]) if process["cmdline"] else ""
+            )
+            if (
+                name
+                and name not in (process["name"], program)
+                and not (len(name) > 15 and name[:15] == process["name"])
+            ):
                 continue
             if pattern and not pattern.search(process["cmdline"]):
                 continue
@@ -384,7 +410,11 @@ class HostObserver:
             raise ObservationError("processes: give name or cmdline")
         found = self._matching_processes(name, cmdline)
         raw = "\n".join("%d %s" % (p["pid"], p["cmdline"] or "[%s]" % p["name"]) for p in found)
-        what = " ".join(part for part in (name and "name=%s" % name, cmdline and "cmdline=/%s/" % cmdline) if part)
+        what = " ".join(
+            part
+            for part in (name and "name=%s" % name, cmdline and "cmdline=/%s/" % cmdline)
+            if part
+        )
         return _observation(found, truncate(raw) or None, "host.processes %s" % what)
 
     def m_service(self, args):
@@ -392,14 +422,24 @@ class HostObserver:
         unit = name if "." in name else name + ".service"
         systemctl = self.which("systemctl")
         if systemctl and os.path.isdir(self.paths["systemd_run"]):
-            rc, out, err = self.run([systemctl, "show", unit, "--no-pager",
-                                     "--property=ActiveState,SubState,UnitFileState,LoadState"])
+            rc, out, err = self.run(
+                [
+                    systemctl,
+                    "show",
+                    unit,
+                    "--no-pager",
+                    "--property=ActiveState,SubState,UnitFileState,LoadState",
+                ]
+            )
             if rc != 0:
-                raise ObservationError("systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()[:200]))
+                raise ObservationError(
+                    "systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()[:200])
+                )
             props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
             value = {
                 "active": props.get("ActiveState") == "active",
-                "enabled": props.get("UnitFileState") in ("enabled", "enabled-runtime", "static", "alias"),
+                "enabled": props.get("UnitFileState")
+                in ("enabled", "enabled-runtime", "static", "alias"),
                 "state": props.get("ActiveState"),
                 "manager": "systemd",
             }
@@ -408,12 +448,18 @@ class HostObserver:
             return _observation(value, out.strip(), "host.service systemctl show %s" % unit)
         process = str(args.get("process") or name)
         found = self._matching_processes(name=process)
-        value = {"active": bool(found), "enabled": None,
-                 "state": "running" if found else "no process", "manager": "process"}
+        value = {
+            "active": bool(found),
+            "enabled": None,
+            "state": "running" if found else "no process",
+            "manager": "process",
+        }
         raw = "\n".join("%d %s" % (p["pid"], p["cmdline"]) for p in found)
         return _observation(
-            value, raw or None,
-            "host.service no systemd running: process check for %s (enabled state unknown)" % process,
+            value,
+            raw or None,
+            "host.service no systemd running: process check for %s (enabled state unknown)"
+            % process,
         )
 
     def _stat(self, path):
@@ -439,8 +485,14 @@ class HostObserver:
         value = self._stat(path)
         if value is None:
             return _observation({"exists": False}, None, "host.file %s" % path)
-        raw = "%s %s %s:%s %d %s" % (value["mode"], value["type"], value["owner"], value["group"],
-                                     value["size"], path)
+        raw = "%s %s %s:%s %d %s" % (
+            value["mode"],
+            value["type"],
+            value["owner"],
+            value["group"],
+            value["size"],
+            path,
+        )
         if args.get("checksum"):
             if value["type"] != "file":
                 real = os.path.realpath(path)
@@ -478,8 +530,14 @@ class HostObserver:
             # A big file: its digest and the matching lines only, so evidence stays small.
             value["text"] = None
             raw = "sha256 %s, %d bytes; %d matching line(s):\n%s" % (
-                value["sha256"], size, len(matches), "\n".join(matches))
-        return _observation(value, truncate(raw), "host.file_content %s /%s/" % (path, pattern.pattern))
+                value["sha256"],
+                size,
+                len(matches),
+                "\n".join(matches),
+            )
+        return _observation(
+            value, truncate(raw), "host.file_content %s /%s/" % (path, pattern.pattern)
+        )
 
     def m_sysctl(self, args):
         key = str(args.get("key") or "")
@@ -515,7 +573,12 @@ class HostObserver:
             raise ObservationError("no processors in %s/cpuinfo" % self.paths["proc"])
         first = processors[0]
         # x86 says "model name"/"flags"; arm64 says "CPU part"/"Features".
-        model = first.get("model name") or first.get("cpu model") or first.get("Processor") or first.get("CPU part")
+        model = (
+            first.get("model name")
+            or first.get("cpu model")
+            or first.get("Processor")
+            or first.get("CPU part")
+        )
         flags = (first.get("flags") or first.get("Features") or "").split()
         sockets = len(set(p.get("physical id", "0") for p in processors))
         cores = int(first.get("cpu cores", "0") or 0) or None
@@ -527,7 +590,11 @@ class HostObserver:
             "cores": cores,
             "flags": sorted(set(flags)),
         }
-        raw = "\n".join("%s: %s" % (k, first[k]) for k in ("vendor_id", "model name", "cpu cores", "flags") if k in first)
+        raw = "\n".join(
+            "%s: %s" % (k, first[k])
+            for k in ("vendor_id", "model name", "cpu cores", "flags")
+            if k in first
+        )
         raw += "\nprocessors: %d" % len(processors)
         return _observation(value, raw, "host.cpu %s/cpuinfo" % self.paths["proc"])
 
@@ -548,7 +615,8 @@ class HostObserver:
         directory = self.paths["dmi"]
         if not os.path.isdir(directory):
             raise ObservationError(
-                "no DMI data: %s does not exist (no SMBIOS tables on this machine)" % directory)
+                "no DMI data: %s does not exist (no SMBIOS tables on this machine)" % directory
+            )
         value = {}
         for name in sorted(os.listdir(directory)):
             path = os.path.join(directory, name)
@@ -569,8 +637,13 @@ class HostObserver:
                 continue
             target = _unescape_mount(parts[1])
             # Later lines are mounted over earlier ones at the same place.
-            mounts[target] = {"target": target, "source": _unescape_mount(parts[0]),
-                              "fstype": parts[2], "options": parts[3].split(","), "line": line}
+            mounts[target] = {
+                "target": target,
+                "source": _unescape_mount(parts[0]),
+                "fstype": parts[2],
+                "options": parts[3].split(","),
+                "line": line,
+            }
         return mounts
 
     def m_mount(self, args):
@@ -595,9 +668,14 @@ class HostObserver:
 
     def m_listening(self, args):
         value = self._cached("listening", self._listening)
-        raw = "\n".join("%s %s:%d" % (proto, entry["address"], entry["port"])
-                        for proto in ("tcp", "udp") for entry in value[proto])
-        return _observation(value, truncate(raw) or None, "host.listening /proc/net/{tcp,tcp6,udp,udp6}")
+        raw = "\n".join(
+            "%s %s:%d" % (proto, entry["address"], entry["port"])
+            for proto in ("tcp", "udp")
+            for entry in value[proto]
+        )
+        return _observation(
+            value, truncate(raw) or None, "host.listening /proc/net/{tcp,tcp6,udp,udp6}"
+        )
 
     def _sshd_t(self):
         sshd = self.which("sshd")
@@ -605,7 +683,9 @@ class HostObserver:
             raise ObservationError("sshd is not installed (no sshd in %s)" % SEARCH_PATH)
         rc, out, err = self.run([sshd, "-T"])
         if rc != 0:
-            raise ObservationError("%s -T failed (rc %d): %s" % (sshd, rc, " ".join(err.split())[:300]))
+            raise ObservationError(
+                "%s -T failed (rc %d): %s" % (sshd, rc, " ".join(err.split())[:300])
+            )
         return sshd, parse_sshd_t(out)
 
     def m_sshd(self, args):
@@ -627,16 +707,22 @@ class HostObserver:
             if rc == 0:
                 fields = parse_chronyc_tracking(out)
                 leap = fields.get("Leap status", "")
-                value = {"synchronised": bool(leap) and leap != "Not synchronised",
-                         "source": fields.get("Reference ID"), "daemon": "chronyd"}
-                return _observation(value, truncate(out.strip()), "host.time_sync chronyc -n tracking")
+                value = {
+                    "synchronised": bool(leap) and leap != "Not synchronised",
+                    "source": fields.get("Reference ID"),
+                    "daemon": "chronyd",
+                }
+                return _observation(
+                    value, truncate(out.strip()), "host.time_sync chronyc -n tracking"
+                )
             chrony_error = " ".join((err or out).split())[:200]
         else:
             chrony_error = None
         timedatectl = self.which("timedatectl")
         if timedatectl and os.path.isdir(self.paths["systemd_run"]):
-            rc, out, err = self.run([timedatectl, "show", "--property=NTPSynchronized",
-                                     "--property=NTP"])
+            rc, out, err = self.run(
+                [timedatectl, "show", "--property=NTPSynchronized", "--property=NTP"]
+            )
             if rc == 0:
                 props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
                 timesync = self.which("systemctl")
@@ -645,14 +731,19 @@ class HostObserver:
                     rc2, out2, _ = self.run([timedatectl, "show-timesync", "--property=ServerName"])
                     if rc2 == 0 and "=" in out2:
                         source = out2.strip().split("=", 1)[1] or None
-                value = {"synchronised": props.get("NTPSynchronized") == "yes", "source": source,
-                         "daemon": "systemd-timesyncd" if props.get("NTP") == "yes" else None}
+                value = {
+                    "synchronised": props.get("NTPSynchronized") == "yes",
+                    "source": source,
+                    "daemon": "systemd-timesyncd" if props.get("NTP") == "yes" else None,
+                }
                 return _observation(value, out.strip(), "host.time_sync timedatectl show")
         ntpq = self.which("ntpq")
         if ntpq:
             rc, out, err = self.run([ntpq, "-pn"])
             if rc == 0:
-                peer = next((line.split()[0][1:] for line in out.splitlines() if line.startswith("*")), None)
+                peer = next(
+                    (line.split()[0][1:] for line in out.splitlines() if line.startswith("*")), None
+                )
                 value = {"synchronised": peer is not None, "source": peer, "daemon": "ntpd"}
                 return _observation(value, truncate(out.strip()), "host.time_sync ntpq -pn")
         # No daemon answered: the kernel still knows whether anyone disciplines the clock.
@@ -661,8 +752,11 @@ class HostObserver:
         if state is None:
             raise ObservationError(note + "; kernel clock state unavailable")
         value = {"synchronised": state == "synchronised", "source": None, "daemon": None}
-        return _observation(value, "%s; kernel clock state: %s" % (note, state),
-                            "host.time_sync adjtimex (kernel clock state)")
+        return _observation(
+            value,
+            "%s; kernel clock state: %s" % (note, state),
+            "host.time_sync adjtimex (kernel clock state)",
+        )
 
     def m_dns(self, args):
         name = str(args.get("name") or "")
@@ -680,12 +774,18 @@ class HostObserver:
         worker.start()
         worker.join(self.command_timeout)
         if worker.is_alive():
-            raise ObservationError("resolving %s timed out after %ss" % (name, self.command_timeout))
+            raise ObservationError(
+                "resolving %s timed out after %ss" % (name, self.command_timeout)
+            )
         if "error" in box:
             # Not resolving is the observation (a fail), not a probe error.
-            return _observation([], "getaddrinfo(%s): %s" % (name, box["error"]), "host.dns getaddrinfo")
+            return _observation(
+                [], "getaddrinfo(%s): %s" % (name, box["error"]), "host.dns getaddrinfo"
+            )
         addresses = sorted(set(info[4][0] for info in box["value"]))
-        return _observation(addresses, "%s -> %s" % (name, " ".join(addresses)), "host.dns getaddrinfo")
+        return _observation(
+            addresses, "%s -> %s" % (name, " ".join(addresses)), "host.dns getaddrinfo"
+        )
 
     def m_user(self, args):
         name = str(args.get("name") or "")
@@ -693,9 +793,20 @@ class HostObserver:
             entry = pwd.getpwnam(name)
         except KeyError:
             return _observation(None, "no user %s" % name, "host.user getpwnam")
-        value = {"name": entry.pw_name, "uid": entry.pw_uid, "gid": entry.pw_gid,
-                 "home": entry.pw_dir, "shell": entry.pw_shell}
-        raw = "%s:x:%d:%d::%s:%s" % (entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell)
+        value = {
+            "name": entry.pw_name,
+            "uid": entry.pw_uid,
+            "gid": entry.pw_gid,
+            "home": entry.pw_dir,
+            "shell": entry.pw_shell,
+        }
+        raw = "%s:x:%d:%d::%s:%s" % (
+            entry.pw_name,
+            entry.pw_uid,
+            entry.pw_gid,
+            entry.pw_dir,
+            entry.pw_shell,
+        )
         return _observation(value, raw, "host.user getpwnam")
 
     def m_group(self, args):
@@ -719,15 +830,25 @@ class HostObserver:
             loaded = self._cached("modules", lambda: read_text(modules_path))
             for line in loaded.splitlines():
                 if line.split(" ", 1)[0] == name:
-                    return _observation({"loaded": True, "state": "loaded"}, line, "host.kernel_module %s" % modules_path)
+                    return _observation(
+                        {"loaded": True, "state": "loaded"},
+                        line,
+                        "host.kernel_module %s" % modules_path,
+                    )
         # Built-in modules have a /sys/module entry (when they have parameters) but no initstate.
         sys_path = os.path.join(self.paths["sys_module"], name)
         if os.path.isdir(sys_path) and not os.path.exists(os.path.join(sys_path, "initstate")):
-            return _observation({"loaded": True, "state": "builtin"}, "%s present, no initstate" % sys_path,
-                                "host.kernel_module %s" % self.paths["sys_module"])
+            return _observation(
+                {"loaded": True, "state": "builtin"},
+                "%s present, no initstate" % sys_path,
+                "host.kernel_module %s" % self.paths["sys_module"],
+            )
         where = modules_path if os.path.exists(modules_path) else self.paths["sys_module"]
-        return _observation({"loaded": False, "state": "absent"}, "%s not in %s" % (name, where),
-                            "host.kernel_module %s" % where)
+        return _observation(
+            {"loaded": False, "state": "absent"},
+            "%s not in %s" % (name, where),
+            "host.kernel_module %s" % where,
+        )
 
     def m_libvirt_config(self, args):
         path = _absolute(args.get("path"))
@@ -737,18 +858,24 @@ class HostObserver:
             try:
                 text = read_text(path)
             except FileNotFoundError:
-                raise ObservationError("libvirt configuration %s does not exist" % path)
+                raise ObservationError("libvirt configuration %s does not exist" % path) from None
             try:
                 return parse_libvirt_conf(text), text
             except ValueError as exc:
-                raise ObservationError("cannot parse %s: %s" % (path, exc))
+                raise ObservationError("cannot parse %s: %s" % (path, exc)) from None
 
         settings, text = self._cached("libvirt:" + path, load)
         if key in settings:
-            line = next((l for l in text.splitlines() if re.match(r"\s*%s\s*=" % re.escape(key), l)), None)
-            return _observation({"found": True, "value": settings[key]}, line, "host.libvirt_config %s" % path)
-        return _observation({"found": False, "value": None}, "%s not set in %s" % (key, path),
-                            "host.libvirt_config %s" % path)
+            assignment = re.compile(r"\s*%s\s*=" % re.escape(key))
+            line = next((row for row in text.splitlines() if assignment.match(row)), None)
+            return _observation(
+                {"found": True, "value": settings[key]}, line, "host.libvirt_config %s" % path
+            )
+        return _observation(
+            {"found": False, "value": None},
+            "%s not set in %s" % (key, path),
+            "host.libvirt_config %s" % path,
+        )
 
     def m_command(self, args):
         argv = args.get("argv")
@@ -760,12 +887,23 @@ class HostObserver:
         timeout = args.get("timeout") or self.command_timeout
         rc, out, err = self.run([program] + argv[1:], timeout=timeout)
         value = {"rc": rc, "stdout": truncate(out, TEXT_LIMIT), "stderr": truncate(err, RAW_LIMIT)}
-        raw = "$ %s\n(rc %d)\n%s%s" % (" ".join(argv), rc, out, ("\n[stderr]\n" + err) if err else "")
+        raw = "$ %s\n(rc %d)\n%s%s" % (
+            " ".join(argv),
+            rc,
+            out,
+            ("\n[stderr]\n" + err) if err else "",
+        )
         return _observation(value, truncate(raw), "host.command %s" % " ".join(argv))
 
 
 def _observation(value=None, raw=None, method="", error=None, not_executed=None):
-    return {"value": value, "raw": raw, "method": method, "error": error, "not_executed": not_executed}
+    return {
+        "value": value,
+        "raw": raw,
+        "method": method,
+        "error": error,
+        "not_executed": not_executed,
+    }
 
 
 def _as_tuple(value):
@@ -807,9 +945,15 @@ def _unescape_mount(text):
 class _Timex(ctypes.Structure):
     # struct timex from <sys/timex.h> (64-bit Linux); only modes and status are read, the
     # padding keeps the kernel from writing past the end.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-                ("rest", ctypes.c_byte * 256)]
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("rest", ctypes.c_byte * 256),
+    ]
 
 
 def _kernel_clock_state():

@@ -168,10 +168,10 @@ probe_seconds:
   sample: 0.042
 """
 
-import time
+import time  # noqa: E402  (modules import after their documentation)
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vqual.qualification.plugins.module_utils.host_observations import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.vqual.qualification.plugins.module_utils.host_observations import (  # noqa: E402
     HostObserver,
 )
 
@@ -197,7 +197,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             requests=dict(
-                type="list", elements="dict", required=True,
+                type="list",
+                elements="dict",
+                required=True,
                 options=dict(
                     key=dict(type="str", required=True, no_log=False),
                     method=dict(type="str", required=True),

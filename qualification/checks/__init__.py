@@ -104,11 +104,15 @@ def evaluate(
     try:
         observed = check.extract(observation.value, params)
     except Exception as exc:  # a check bug or an unexpected probe answer must not abort a run
-        return Outcome("error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}")
+        return Outcome(
+            "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
+        )
     try:
         ok, reason = apply(observed, expect)
     except Exception as exc:
-        return Outcome("error", _expected(expect), observed, f"{check.name}: compare failed: {_short(exc)}")
+        return Outcome(
+            "error", _expected(expect), observed, f"{check.name}: compare failed: {_short(exc)}"
+        )
     return Outcome("pass" if ok else "fail", _expected(expect), observed, reason)
 
 
@@ -163,18 +167,24 @@ def compare_across(
                 for fp, _ in counts
             )
             outcomes[target] = Outcome(
-                "fail", {**_expected(expect), "value": None}, value,
+                "fail",
+                {**_expected(expect), "value": None},
+                value,
                 f"no majority value in {group}: {groups}",
             )
         elif prints[target] == top_print:
             differing = sorted(h for h, p in prints.items() if p != top_print)
             outcomes[target] = Outcome(
-                "pass", expected, value,
+                "pass",
+                expected,
+                value,
                 f"differs elsewhere in {group}: {', '.join(differing)}",
             )
         else:
             outcomes[target] = Outcome(
-                "fail", expected, value,
+                "fail",
+                expected,
+                value,
                 f"{target} has {_fingerprint(value)}, the majority of {group} "
                 f"({', '.join(majority_hosts)}) has {top_print}",
             )

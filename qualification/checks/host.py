@@ -23,8 +23,10 @@ _LIST = (list, tuple)
 
 
 def _str_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and bool(value) and all(
-        isinstance(v, str) and v for v in value
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(v, str) and v for v in value)
     )
 
 
@@ -82,8 +84,15 @@ class HostCheck:
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", bool: "a boolean", list: "a list",
-             tuple: "a list", dict: "a mapping", float: "a number"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        bool: "a boolean",
+        list: "a list",
+        tuple: "a list",
+        dict: "a mapping",
+        float: "a number",
+    }
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
@@ -115,7 +124,9 @@ def _regex_param(*names: str) -> Callable[[Mapping[str, Any]], str | None]:
     return check
 
 
-def _all(*checks: Callable[[Mapping[str, Any]], str | None]) -> Callable[[Mapping[str, Any]], str | None]:
+def _all(
+    *checks: Callable[[Mapping[str, Any]], str | None],
+) -> Callable[[Mapping[str, Any]], str | None]:
     def check(params: Mapping[str, Any]) -> str | None:
         for one in checks:
             error = one(params)
@@ -333,56 +344,91 @@ def _flags_ok(params: Mapping[str, Any]) -> str | None:
 
 CHECKS: tuple[HostCheck, ...] = (
     HostCheck(
-        "os_release", "A field of /etc/os-release (ID, VERSION_ID, PRETTY_NAME, ...)",
-        "os_release", (("field", _STR, True),), reader=_field,
-    ),
-    HostCheck("kernel_release", "The running kernel release (uname -r)", "kernel",
-              reader=lambda v, p: None if v is None else v.get("release")),
-    HostCheck(
-        "package_version", "Installed version of a package; None when not installed",
-        "packages", (("name", _STR, True),),
-        args=lambda p: {"names": [p["name"]]}, reader=_read_package_version,
+        "os_release",
+        "A field of /etc/os-release (ID, VERSION_ID, PRETTY_NAME, ...)",
+        "os_release",
+        (("field", _STR, True),),
+        reader=_field,
     ),
     HostCheck(
-        "packages_installed", "True when all named packages are installed, else the missing ones",
-        "packages", (("names", _LIST, True),),
-        args=lambda p: {"names": sorted(p["names"])}, reader=_read_packages_installed,
+        "kernel_release",
+        "The running kernel release (uname -r)",
+        "kernel",
+        reader=lambda v, p: None if v is None else v.get("release"),
+    ),
+    HostCheck(
+        "package_version",
+        "Installed version of a package; None when not installed",
+        "packages",
+        (("name", _STR, True),),
+        args=lambda p: {"names": [p["name"]]},
+        reader=_read_package_version,
+    ),
+    HostCheck(
+        "packages_installed",
+        "True when all named packages are installed, else the missing ones",
+        "packages",
+        (("names", _LIST, True),),
+        args=lambda p: {"names": sorted(p["names"])},
+        reader=_read_packages_installed,
         extra=_names_ok,
     ),
     HostCheck(
         "process_running",
         "Processes whose name equals `name` and/or whose command line matches `cmdline`: count "
         "(default) or running (bool)",
-        "processes", (("name", _STR, False), ("cmdline", _STR, False), ("result", _STR, False)),
+        "processes",
+        (("name", _STR, False), ("cmdline", _STR, False), ("result", _STR, False)),
         args=lambda p: {k: p[k] for k in ("name", "cmdline") if k in p},
-        reader=_read_processes, extra=_process_ok,
+        reader=_read_processes,
+        extra=_process_ok,
     ),
     HostCheck(
         "service_active",
         "A service is active (systemd where it runs; otherwise a process check, named in method)",
-        "service", (("name", _STR, True), ("process", _STR, False), ("result", _STR, False)),
+        "service",
+        (("name", _STR, True), ("process", _STR, False), ("result", _STR, False)),
         args=lambda p: {k: p[k] for k in ("name", "process") if k in p},
-        reader=_read_service, extra=_one_of("result", ("active", "enabled")),
+        reader=_read_service,
+        extra=_one_of("result", ("active", "enabled")),
     ),
     HostCheck(
-        "file_exists", "A path exists (optionally of type file, directory, link, socket, ...)",
-        "file", (("path", _STR, True), ("type", _STR, False)),
-        args=lambda p: {"path": p["path"]}, reader=_read_file_exists,
-        extra=_all(_absolute("path"), _one_of(
-            "type", ("file", "directory", "link", "socket", "fifo", "block", "char"))),
+        "file_exists",
+        "A path exists (optionally of type file, directory, link, socket, ...)",
+        "file",
+        (("path", _STR, True), ("type", _STR, False)),
+        args=lambda p: {"path": p["path"]},
+        reader=_read_file_exists,
+        extra=_all(
+            _absolute("path"),
+            _one_of("type", ("file", "directory", "link", "socket", "fifo", "block", "char")),
+        ),
     ),
     HostCheck(
-        "file_mode", "Permission bits of a path as an octal string, e.g. \"0644\"",
-        "file", (("path", _STR, True),), args=lambda p: {"path": p["path"]},
-        reader=_read_file("mode"), extra=_absolute("path"),
+        "file_mode",
+        'Permission bits of a path as an octal string, e.g. "0644"',
+        "file",
+        (("path", _STR, True),),
+        args=lambda p: {"path": p["path"]},
+        reader=_read_file("mode"),
+        extra=_absolute("path"),
     ),
     HostCheck(
-        "file_owner", "Owner of a path as user:group", "file", (("path", _STR, True),),
-        args=lambda p: {"path": p["path"]}, reader=_read_file_owner, extra=_absolute("path"),
+        "file_owner",
+        "Owner of a path as user:group",
+        "file",
+        (("path", _STR, True),),
+        args=lambda p: {"path": p["path"]},
+        reader=_read_file_owner,
+        extra=_absolute("path"),
     ),
     HostCheck(
-        "file_checksum", "SHA-256 of a file (hex)", "file", (("path", _STR, True),),
-        args=lambda p: {"path": p["path"], "checksum": True}, reader=_read_file("sha256"),
+        "file_checksum",
+        "SHA-256 of a file (hex)",
+        "file",
+        (("path", _STR, True),),
+        args=lambda p: {"path": p["path"], "checksum": True},
+        reader=_read_file("sha256"),
         extra=_absolute("path"),
     ),
     HostCheck(
@@ -390,98 +436,177 @@ CHECKS: tuple[HostCheck, ...] = (
         "Lines of a text file matching `regex` or containing `contains`: lines (default), "
         "found (bool) or count",
         "file_content",
-        (("path", _STR, True), ("regex", _STR, False), ("contains", _STR, False),
-         ("result", _STR, False)),
+        (
+            ("path", _STR, True),
+            ("regex", _STR, False),
+            ("contains", _STR, False),
+            ("result", _STR, False),
+        ),
         args=lambda p: {"path": p["path"], "pattern": _content_pattern(p)},
         reader=_read_file_content,
-        extra=_all(_content_one, _absolute("path"), _regex_param("regex"),
-                   _one_of("result", ("lines", "found", "count"))),
+        extra=_all(
+            _content_one,
+            _absolute("path"),
+            _regex_param("regex"),
+            _one_of("result", ("lines", "found", "count")),
+        ),
     ),
     HostCheck(
-        "sysctl", "A kernel parameter from /proc/sys as a string (tabs become spaces)", "sysctl",
-        (("key", _STR, True),), args=lambda p: {"key": p["key"]},
-        extra=lambda p: None if re.fullmatch(r"[A-Za-z0-9_.\-/*]+", str(p.get("key", "x")))
-        and ".." not in str(p.get("key")) else "sysctl: key must look like net.ipv4.ip_forward",
+        "sysctl",
+        "A kernel parameter from /proc/sys as a string (tabs become spaces)",
+        "sysctl",
+        (("key", _STR, True),),
+        args=lambda p: {"key": p["key"]},
+        extra=lambda p: (
+            None
+            if re.fullmatch(r"[A-Za-z0-9_.\-/*]+", str(p.get("key", "x")))
+            and ".." not in str(p.get("key"))
+            else "sysctl: key must look like net.ipv4.ip_forward"
+        ),
     ),
-    HostCheck("cpu_model", "CPU model name", "cpu",
-              reader=lambda v, p: None if v is None else v.get("model")),
     HostCheck(
-        "cpu_count", "Logical CPUs (default), sockets or cores per socket", "cpu",
+        "cpu_model",
+        "CPU model name",
+        "cpu",
+        reader=lambda v, p: None if v is None else v.get("model"),
+    ),
+    HostCheck(
+        "cpu_count",
+        "Logical CPUs (default), sockets or cores per socket",
+        "cpu",
         (("field", _STR, False),),
         reader=lambda v, p: None if v is None else v.get(p.get("field", "logical")),
         extra=_one_of("field", ("logical", "sockets", "cores")),
     ),
     HostCheck(
         "cpu_flags",
-        "CPU flags (sorted list); with `flags`, those of them present (e.g. vmx, svm)", "cpu",
-        (("flags", _LIST, False),), reader=_read_cpu_flags, extra=_flags_ok,
-    ),
-    HostCheck("memory_total_mb", "Total memory in MiB (MemTotal)", "memory",
-              reader=lambda v, p: None if v is None else v.get("total_mb")),
-    HostCheck(
-        "dmi", "A DMI/SMBIOS field (sys_vendor, product_name, bios_version, bios_date, ...)",
-        "dmi", (("field", _STR, True),), reader=_field,
-        extra=lambda p: None if re.fullmatch(r"[a-z0-9_]+", str(p.get("field", "x")))
-        else "dmi: field must be a file name under /sys/class/dmi/id",
+        "CPU flags (sorted list); with `flags`, those of them present (e.g. vmx, svm)",
+        "cpu",
+        (("flags", _LIST, False),),
+        reader=_read_cpu_flags,
+        extra=_flags_ok,
     ),
     HostCheck(
-        "mount", "A mount point's fstype (default), source or options (list); None if not mounted",
-        "mount", (("path", _STR, True), ("field", _STR, False)),
-        args=lambda p: {"path": p["path"]}, reader=_read_mount,
+        "memory_total_mb",
+        "Total memory in MiB (MemTotal)",
+        "memory",
+        reader=lambda v, p: None if v is None else v.get("total_mb"),
+    ),
+    HostCheck(
+        "dmi",
+        "A DMI/SMBIOS field (sys_vendor, product_name, bios_version, bios_date, ...)",
+        "dmi",
+        (("field", _STR, True),),
+        reader=_field,
+        extra=lambda p: (
+            None
+            if re.fullmatch(r"[a-z0-9_]+", str(p.get("field", "x")))
+            else "dmi: field must be a file name under /sys/class/dmi/id"
+        ),
+    ),
+    HostCheck(
+        "mount",
+        "A mount point's fstype (default), source or options (list); None if not mounted",
+        "mount",
+        (("path", _STR, True), ("field", _STR, False)),
+        args=lambda p: {"path": p["path"]},
+        reader=_read_mount,
         extra=_all(_absolute("path"), _one_of("field", ("fstype", "source", "options"))),
     ),
     HostCheck(
         "listening_ports",
         "Listening ports of a protocol (sorted list), or with `port` whether it listens",
-        "listening", (("protocol", _STR, False), ("port", _INT, False)),
-        reader=_read_listening, extra=_port_ok,
+        "listening",
+        (("protocol", _STR, False), ("port", _INT, False)),
+        reader=_read_listening,
+        extra=_port_ok,
     ),
     HostCheck(
-        "sshd_setting", "A setting from `sshd -T` (effective configuration), key in lower case",
-        "sshd", (("key", _STR, True),), args=lambda p: {"key": str(p["key"]).lower()},
+        "sshd_setting",
+        "A setting from `sshd -T` (effective configuration), key in lower case",
+        "sshd",
+        (("key", _STR, True),),
+        args=lambda p: {"key": str(p["key"]).lower()},
         reader=_read_sshd,
     ),
     HostCheck(
-        "time_sync", "Clock synchronisation: synchronised (bool, default), source or daemon",
-        "time_sync", (("field", _STR, False),), reader=_read_time_sync,
+        "time_sync",
+        "Clock synchronisation: synchronised (bool, default), source or daemon",
+        "time_sync",
+        (("field", _STR, False),),
+        reader=_read_time_sync,
         extra=_one_of("field", ("synchronised", "source", "daemon")),
     ),
     HostCheck(
-        "dns_resolves", "Addresses a name resolves to (sorted list; empty if it does not)",
-        "dns", (("name", _STR, True),), args=lambda p: {"name": p["name"]}, reader=_read_dns,
+        "dns_resolves",
+        "Addresses a name resolves to (sorted list; empty if it does not)",
+        "dns",
+        (("name", _STR, True),),
+        args=lambda p: {"name": p["name"]},
+        reader=_read_dns,
     ),
-    HostCheck("user_exists", "A user account exists", "user", (("name", _STR, True),),
-              args=lambda p: {"name": p["name"]}, reader=_read_user),
-    HostCheck("group_exists", "A group exists", "group", (("name", _STR, True),),
-              args=lambda p: {"name": p["name"]}, reader=_read_user),
-    HostCheck("user_shell", "A user's login shell; None if no such user", "user",
-              (("name", _STR, True),), args=lambda p: {"name": p["name"]},
-              reader=_read_user_shell),
+    HostCheck(
+        "user_exists",
+        "A user account exists",
+        "user",
+        (("name", _STR, True),),
+        args=lambda p: {"name": p["name"]},
+        reader=_read_user,
+    ),
+    HostCheck(
+        "group_exists",
+        "A group exists",
+        "group",
+        (("name", _STR, True),),
+        args=lambda p: {"name": p["name"]},
+        reader=_read_user,
+    ),
+    HostCheck(
+        "user_shell",
+        "A user's login shell; None if no such user",
+        "user",
+        (("name", _STR, True),),
+        args=lambda p: {"name": p["name"]},
+        reader=_read_user_shell,
+    ),
     HostCheck(
         "group_members",
         "Members of a group (sorted), listed ones and users with it as primary group",
-        "group", (("name", _STR, True),), args=lambda p: {"name": p["name"]},
+        "group",
+        (("name", _STR, True),),
+        args=lambda p: {"name": p["name"]},
         reader=_read_group_members,
     ),
     HostCheck(
-        "kernel_module_loaded", "A kernel module is loaded or built in", "kernel_module",
-        (("name", _STR, True),), args=lambda p: {"name": p["name"]}, reader=_read_module,
+        "kernel_module_loaded",
+        "A kernel module is loaded or built in",
+        "kernel_module",
+        (("name", _STR, True),),
+        args=lambda p: {"name": p["name"]},
+        reader=_read_module,
     ),
     HostCheck(
         "libvirt_config",
         "A key of libvirtd.conf, qemu.conf (or another libvirt config path); a missing key "
         "gives `default` if given, else None",
-        "libvirt_config", (("file", _STR, True), ("key", _STR, True), ("default", (str, int, bool, list), False)),
+        "libvirt_config",
+        (("file", _STR, True), ("key", _STR, True), ("default", (str, int, bool, list), False)),
         args=lambda p: {"path": _libvirt_path(p), "key": p["key"]},
-        reader=_read_libvirt_config, extra=_libvirt_file,
+        reader=_read_libvirt_config,
+        extra=_libvirt_file,
     ),
     HostCheck(
         "command_output",
         "The escape hatch: stdout (default, stripped), stderr or rc of a read-only command "
         "run without a shell; only for commands that change nothing",
-        "command", (("argv", _LIST, True), ("result", _STR, False), ("timeout", _INT, False)),
-        args=lambda p: {"argv": list(p["argv"]), **({"timeout": p["timeout"]} if "timeout" in p else {})},
-        reader=_read_command, extra=_all(_argv_ok, _one_of("result", ("stdout", "stderr", "rc"))),
+        "command",
+        (("argv", _LIST, True), ("result", _STR, False), ("timeout", _INT, False)),
+        args=lambda p: {
+            "argv": list(p["argv"]),
+            **({"timeout": p["timeout"]} if "timeout" in p else {}),
+        },
+        reader=_read_command,
+        extra=_all(_argv_ok, _one_of("result", ("stdout", "stderr", "rc"))),
     ),
 )
 

@@ -71,9 +71,11 @@ def scalar_equal(observed: Any, expected: Any) -> bool:
         return observed is expected
     if isinstance(observed, (int, float)) and isinstance(expected, (int, float)):
         return bool(observed == expected)
-    if isinstance(observed, str) != isinstance(expected, str) and isinstance(
-        observed, (str, int, float)
-    ) and isinstance(expected, (str, int, float)):
+    if (
+        isinstance(observed, str) != isinstance(expected, str)
+        and isinstance(observed, (str, int, float))
+        and isinstance(expected, (str, int, float))
+    ):
         left, right = to_number(observed), to_number(expected)
         return left is not None and right is not None and left == right
     return bool(observed == expected)
@@ -207,7 +209,10 @@ def op_version(observed: Any, expect: Mapping[str, Any]) -> Result:
     try:
         result = compare_versions(str(observed), str(wanted), scheme)
     except ValueError as exc:
-        return False, f"expected version {cmp} {wanted} ({scheme}), observed {show(observed)}: {exc}"
+        return (
+            False,
+            f"expected version {cmp} {wanted} ({scheme}), observed {show(observed)}: {exc}",
+        )
     if _CMP[cmp](result):
         return True, None
     return False, f"expected version {cmp} {wanted} ({scheme}), observed {show(observed)}"
