@@ -40,8 +40,8 @@ options:
         C(qemu+ssh://root@kvm1.example.com/system).
       - If not set, the value of the environment variable E(VQUAL_LIBVIRT_URI) is used.
       - Keep credentials out of the URI (use SSH keys, TLS client certificates or libvirt's
-        auth file). A password that is in it anyway is replaced by C(***) in everything the
-        module returns.
+        auth file). A password that is in it anyway is masked in everything the module
+        returns, its invocation included.
     type: str
     required: true
   requests:
@@ -223,6 +223,7 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
+    from qualification.platforms.base import secrets_of
     from qualification.platforms.libvirt import BadArgs, probe
 
     HAS_VQUAL = True
@@ -281,6 +282,10 @@ def main():
             msg=missing_required_lib("vqual (the qualification package)"),
             exception=VQUAL_IMPORT_ERROR,
         )
+    # A password in the URI is masked wherever Ansible shows this task, arguments included;
+    # the URI itself stays visible, so evidence names the endpoint.
+    for secret in secrets_of(module.params["uri"]):
+        module.no_log_values.add(secret)
     try:
         result = LibvirtProbe(module).run()
     except BadArgs as exc:
