@@ -289,7 +289,7 @@ def main():
     try:
         result = LibvirtProbe(module).run()
     except BadArgs as exc:
-        module.fail_json(msg="libvirt_probe failed: %s" % exc)
+        module.fail_json(msg=f"libvirt_probe failed: {exc}")
     module.exit_json(**result)
 
 
