@@ -371,7 +371,13 @@ class HostObserver:
         return _observation(value, raw, method)
 
     def _process_table(self):
+        """Processes that share this probe's root directory.
+
+        A process chrooted elsewhere belongs to another system (a container or a lab host in
+        a chroot) and is left out; one whose root cannot be read is kept.
+        """
         proc = self.paths["proc"]
+        own_root = _readlink(os.path.join(proc, "self", "root"))
         table = []
         for entry in os.listdir(proc):
             if not entry.isdigit():
@@ -381,6 +387,9 @@ class HostObserver:
                 cmdline = read_text(os.path.join(proc, entry, "cmdline")).replace("\0", " ").strip()
             except OSError:
                 continue  # the process ended while we looked
+            root = _readlink(os.path.join(proc, entry, "root"))
+            if own_root is not None and root is not None and root != own_root:
+                continue
             table.append({"pid": int(entry), "name": comm, "cmdline": cmdline})
         return sorted(table, key=lambda p: p["pid"])
 
@@ -904,6 +913,13 @@ def _observation(value=None, raw=None, method="", error=None, not_executed=None)
         "error": error,
         "not_executed": not_executed,
     }
+
+
+def _readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def _as_tuple(value):

@@ -84,6 +84,8 @@ attributes:
 notes:
   - Without systemd running (containers, chroots), C(service) falls back to looking for a
     process of the same name and says so in the observation's C(method).
+  - C(processes) and the C(service) fallback count only processes that share the probe's root
+    directory; processes chrooted elsewhere (containers, lab hosts) belong to another system.
   - The C(command) method is an escape hatch for read-only commands; it runs what it is given
     and must never be pointed at a command that changes the host.
   - Files up to 64 KiB are returned whole by C(file_content); for bigger files only their

@@ -610,3 +610,25 @@ def test_raw_is_truncated_with_a_note() -> None:
     cut = ho.truncate(text)
     assert cut.startswith("x" * ho.RAW_LIMIT)
     assert cut.endswith(f"[truncated: {ho.RAW_LIMIT} of {len(text)} characters shown]")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_processes_in_another_root_are_not_this_hosts(tmp_path: Path) -> None:
+    # A process chrooted elsewhere (a container, a lab host) is another system's process.
+    code = "import os, sys, time; os.chroot(sys.argv[1]); print('in', flush=True); time.sleep(30)"
+    jailed = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path), "vqual-marker-9271"], stdout=subprocess.PIPE
+    )
+    free = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)", "vqual-marker-9271"]
+    )
+    try:
+        assert jailed.stdout is not None and jailed.stdout.readline() == b"in\n"
+        found = ok(observer().observe("processes", {"cmdline": "vqual-marker-9271"}))
+        assert [p["pid"] for p in found] == [free.pid]
+    finally:
+        for process in (jailed, free):
+            process.kill()
+            process.wait()
+        assert jailed.stdout is not None
+        jailed.stdout.close()
