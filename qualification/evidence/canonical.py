@@ -108,7 +108,7 @@ def _scan(obj: Any) -> int:
 def _first_problem(obj: Any, path: str) -> str | None:
     """Where and why ``obj`` is not canonical-JSON material (for the error message)."""
     t = type(obj)
-    where = path or "$"
+    where = "$" + path
     if t is dict:
         for key, value in obj.items():
             if type(key) is not str:
@@ -211,7 +211,7 @@ def _normalize(obj: Any, path: str) -> Any:
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if not isinstance(key, str):
-                raise CanonicalError(f"object key {key!r} at {path or '$'} is not a string")
+                raise CanonicalError(f"object key {key!r} at ${path} is not a string")
             out[str(key)] = _normalize(value, f"{path}.{key}")
         return out
     if isinstance(obj, list | tuple):
@@ -226,4 +226,4 @@ def _normalize(obj: Any, path: str) -> Any:
         return float(obj)
     if isinstance(obj, Sequence) and not isinstance(obj, bytes | bytearray):
         return [_normalize(v, f"{path}[{i}]") for i, v in enumerate(obj)]
-    raise CanonicalError(f"value of type {t.__name__} at {path or '$'} is not JSON")
+    raise CanonicalError(f"value of type {t.__name__} at ${path} is not JSON")
