@@ -238,7 +238,8 @@ def build_plan(
     Args:
         spec: the loaded protocol.
         inventory: the inventory model.
-        hosts: limit the run to these hosts (all inventory hosts when None).
+        hosts: limit the run to these hosts (all inventory hosts when None); targets are
+            sorted by name either way.
         test_ids: limit the run to these tests (all tests when None); each must be in the spec.
 
     Raises:
@@ -246,7 +247,7 @@ def build_plan(
             the test does not have (or that is malformed for the op); a ``same_across_hosts``
             test on a host with no ``vqual_cluster``. The message names test, host and key.
     """
-    names = sorted(inventory.hosts) if hosts is None else list(dict.fromkeys(hosts))
+    names = sorted(inventory.hosts if hosts is None else set(hosts))
     for name in names:
         inventory.host(name)  # raises for an unknown host
     wanted: set[str] | None = None

@@ -8,7 +8,9 @@ survive canonical JSON (timestamps, NaN, binary, custom tags) are refused where 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from qualification.errors import SpecError
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 #: A field path: mapping keys and sequence indexes from the document root.
 FieldPath = tuple[str | int, ...]
@@ -33,13 +37,18 @@ _SCALAR_TAGS = frozenset(
 
 
 def format_path(path: FieldPath) -> str:
-    """``("tests", 3, "expect", "op")`` -> ``tests[3].expect.op``; the root is ``(root)``."""
+    """``("tests", 3, "expect", "op")`` -> ``tests[3].expect.op``; the root is ``(root)``.
+
+    Keys that are not plain names are quoted: ``data_files["../hcl"]``.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(part):
             text += f".{part}" if text else part
+        else:  # quoted, so a key like "a.b" or ": x" cannot be misread as a path
+            text += "[" + json.dumps(part, ensure_ascii=False) + "]"
     return text or "(root)"
 
 
@@ -75,7 +84,14 @@ def load_located(text: str, source: str) -> LocatedDocument:
         SpecError: the text is not YAML, holds several documents, or uses a construct that
             a spec cannot hold (duplicate or non-string keys, timestamps, NaN, custom tags).
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise SpecError(
+            f"(root): not valid YAML: character {exc.character!r} is not allowed",
+            where=f"{source}:{line}",
+        ) from None
     try:
         try:
             node = loader.get_single_node()
@@ -95,6 +111,9 @@ def load_located(text: str, source: str) -> LocatedDocument:
         builder = _Builder(loader, doc)
         doc.data = builder.build(node, ())
         return doc
+    except RecursionError:
+        # the composer and the builder recurse per nesting level; no spec nests this deep
+        raise SpecError("(root): nested too deeply", where=f"{source}:1") from None
     finally:
         loader.dispose()
 

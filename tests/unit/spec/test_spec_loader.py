@@ -291,7 +291,7 @@ def test_unsafe_data_file_name(write_spec: WriteSpec, registry: TinyRegistry) ->
         spec_error(path, registry),
         path,
         line_of(text, "../hcl"),
-        "data_files.../hcl",
+        'data_files["../hcl"]',
         "bad name",
     )
 
