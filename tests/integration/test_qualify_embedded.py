@@ -125,7 +125,7 @@ def test_second_run_of_a_change_chains_to_the_first(executor_state: Path, tmp_pa
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("malformed_spec", "spec"),
+        ("malformed_spec", "small.yaml:4"),
         ("unknown_check", "no_such_check"),
         ("missing_change", "change id"),
         ("malformed_change", "CHG12"),
@@ -260,9 +260,9 @@ def test_sigkill_midway_leaves_an_incomplete_bundle_naming_missing_tests(
     host = {"ansible_connection": "local", "ansible_python_interpreter": str(VENV_BIN / "python"),
             "vqual_target_kinds": ["linux_host"]}
     inv.write_text(yaml.safe_dump({"all": {"hosts": {
-        "fast": dict(host), "slow": dict(host, vqual_target_kinds=["slow_host"])}}}))
+        "fast": dict(host), "slow": dict(host, vqual_target_kinds=["kvm_host"])}}}))
     slow = _test("IQ-T-020", "command_output", {"argv": ["sleep", "60"]},
-                 {"op": "equals", "value": ""}, kinds=("slow_host",))
+                 {"op": "equals", "value": ""}, kinds=("kvm_host",))
     spec = _small_spec(tmp_path, [PASSING, slow])
     evidence = tmp_path / "evidence"
     proc = subprocess.Popen(
