@@ -1,0 +1,119 @@
+"""The lab's Master-VM and clones on the KVM hosts, reached over SSH and the guest agent,
+and the VM budget refusing a fourth running guest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from qualification.lab import guests, manager
+from qualification.lab.component import LabContext
+from qualification.lab.guests import VM_BUDGET, GuestSpec, VmBudgetError
+
+pytestmark = pytest.mark.lab
+
+CLONES = [g for g in VM_BUDGET.guests if g.role == "clone"]
+
+
+@pytest.fixture(scope="module")
+def ctx(lab: object) -> Iterator[LabContext]:
+    """The lab with its guests up. Until the lab's own component list names ``guests``,
+    register it here and take it down again after this module."""
+    registered_here = "guests" not in manager.names()
+    if registered_here:
+        manager.register("guests", guests.Guests)
+    context = manager.context()
+    status = manager.component("guests").up(context)
+    assert status.state == "running", f"{status.detail}\n" + "\n".join(status.log_tail)
+    try:
+        yield context
+    finally:
+        if registered_here:
+            manager.component("guests").down(context)
+
+
+def test_clones_answer_ssh_with_their_own_hostname(ctx: LabContext) -> None:
+    for clone in CLONES:
+        name = guests.ssh_run(ctx.lab_dir, clone.ssh_address, clone.ssh_port, "hostname").strip()
+        assert name == clone.name
+        assert name not in ("master", "vqual-template")
+
+
+def test_clone_over_the_guest_agent(ctx: LabContext) -> None:
+    clone = CLONES[0]
+    agent = guests.agent(clone.name, clone.host)
+    agent.ping()
+    result = agent.exec(["/bin/cat", "/etc/hostname"])
+    assert (result.exitcode, result.stdout.decode().strip()) == (0, clone.name)
+    assert agent.osinfo()["id"] == "debian"
+    agent.write_file("/tmp/vqual-agent-probe", b"written through the agent\n")
+    over_ssh = guests.ssh_run(
+        ctx.lab_dir, clone.ssh_address, clone.ssh_port, "cat /tmp/vqual-agent-probe"
+    )
+    assert over_ssh == "written through the agent\n"
+    assert agent.read_file("/etc/hostname") == f"{clone.name}\n".encode()
+
+
+def test_clones_have_distinct_machine_ids_and_host_keys(ctx: LabContext) -> None:
+    ids, keys = set(), set()
+    for clone in CLONES:
+        agent = guests.agent(clone.name, clone.host)
+        machine_id = agent.read_file("/etc/machine-id").decode().strip()
+        assert re.fullmatch(r"[0-9a-f]{32}", machine_id)
+        ids.add(machine_id)
+        keys.add(agent.read_file("/etc/ssh/ssh_host_ed25519_key.pub").split()[1])
+    assert len(ids) == len(CLONES)
+    assert len(keys) == len(CLONES)
+
+
+def test_clones_run_on_their_kvm_hosts(ctx: LabContext) -> None:
+    running = guests.running_guests()
+    for clone in CLONES:
+        assert running.get(clone.name) == clone.host
+    assert "master" not in running
+
+
+def test_inventory_fragment_names_forwards_and_domains(ctx: LabContext) -> None:
+    groups = manager.component("guests").inventory(ctx)["groups"]
+    assert set(groups["master_vm"]["hosts"]) == {"master"}
+    assert groups["master_vm"]["vars"]["vqual_target_kinds"] == ["master_vm"]
+    assert groups["clones"]["vars"]["vqual_target_kinds"] == ["clone"]
+    assert groups["clones"]["vars"]["ansible_user"] == "root"
+    for clone in CLONES:
+        hvars = groups["clones"]["hosts"][clone.name]
+        assert (hvars["ansible_host"], hvars["ansible_port"]) == (clone.ssh_address, clone.ssh_port)
+        assert hvars["vqual_libvirt_domain"] == clone.name
+        assert hvars["vqual_libvirt_uri"] == guests.lab_hosts()[clone.host]
+
+
+def test_master_refuses_to_start_while_clones_use_its_disk(ctx: LabContext) -> None:
+    master = next(g for g in VM_BUDGET.guests if g.role == "master")
+    with pytest.raises(VmBudgetError, match="overlays use its disk"):
+        guests.start_guest(ctx.lab_dir, master.name, master.host)
+    assert master.name not in guests.running_guests()
+
+
+def test_budget_refuses_a_fourth_running_guest(ctx: LabContext) -> None:
+    third = GuestSpec("vqual-tmp-third", "clone", "kvm1", "127.0.0.45", 2245, autostart=False)
+    fourth = GuestSpec("vqual-tmp-fourth", "clone", "kvm2", "127.0.0.46", 2246, autostart=False)
+    try:
+        for spec in (third, fourth):
+            guests.define_guest(ctx, spec)
+        assert len(guests.running_guests()) == 2
+        guests.start_guest(ctx.lab_dir, third.name, third.host)
+        assert guests.running_guests().get(third.name) == third.host
+        with pytest.raises(VmBudgetError, match="at most 3 may run at once"):
+            guests.start_guest(ctx.lab_dir, fourth.name, fourth.host)
+        assert fourth.name not in guests.running_guests()
+    finally:
+        for spec in (third, fourth):
+            guests.remove_guest(ctx, spec.name, spec.host)
+    assert set(guests.running_guests()) == {c.name for c in CLONES}
+
+
+def test_unknown_guest_names_cannot_be_defined(ctx: LabContext) -> None:
+    spec = GuestSpec("scratch", "clone", "kvm1", "127.0.0.47", 2247, autostart=False)
+    with pytest.raises(VmBudgetError, match="not in the VM budget"):
+        guests.define_guest(ctx, spec)
