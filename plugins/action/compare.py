@@ -5,49 +5,6 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
----
-module: compare
-short_description: Evaluate vqual tests whose expectation compares hosts
-description:
-  - For tests with C(expect.op same_across_hosts), compares the observation of every host
-    that ran the test and fails each host whose value differs from the majority, naming the
-    hosts and both values (cluster homogeneity, URS-CL-01).
-  - Run once per play, after M(vqual.qualification.qualify), with its results registered on
-    every host.
-version_added: "0.1.0"
-author: vqual developers
-options:
-  plan:
-    description: The C(vqual_plan) returned by M(vqual.qualification.plan).
-    type: dict
-    required: true
-  results_var:
-    description: Name of the variable each host registered the qualify task's result in.
-    type: str
-    default: vqual_host_result
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-"""
-
-EXAMPLES = r"""
-- name: Compare hosts
-  vqual.qualification.compare:
-    plan: "{{ vqual_run.vqual_plan }}"
-  run_once: true
-"""
-
-RETURN = r"""
-vqual_results:
-  description: One C(check.result) payload per host and cross-host test.
-  returned: always
-  type: list
-  elements: dict
-"""
-
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import (
@@ -59,7 +16,6 @@ from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controll
 
 if HAS_QUALIFICATION:
     from qualification.execution.evaluation import evaluate_cross_host
-
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False

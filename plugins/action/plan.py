@@ -5,79 +5,6 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
----
-module: plan
-short_description: Plan a vqual qualification run and open its evidence bundle
-description:
-  - Loads and validates the spec, the change id and the inventory's vqual variables,
-    derives each target's risk from the applications it carries, and selects the tests to run.
-  - Runs on the controller only and changes nothing on any target.
-  - Fails at once, before anything executes, when the evidence callback
-    C(vqual.qualification.evidence) is not enabled or cannot sign, or when any input is bad.
-  - The callback opens the evidence bundle from this task's result (C(run.start)).
-  - Run it once per play (C(run_once=true)) and register its result for M(vqual.qualification.qualify).
-version_added: "0.1.0"
-author: vqual developers
-options:
-  spec:
-    description: Path of the spec (protocol) file, C(apiVersion vqual/v1).
-    type: path
-    required: true
-  change_id:
-    description: The change this run belongs to; must match the configured pattern.
-    type: str
-    required: true
-  run_id:
-    description: Run id; a new one is made from the UTC time when omitted.
-    type: str
-  tests:
-    description: Run only these test ids.
-    type: list
-    elements: str
-  change_pattern:
-    description: Regular expression a change id must match (default C(^CHG[0-9]{7}$)).
-    type: str
-  allow_empty:
-    description: Record a run even when no test applies to the selected targets (otherwise
-      that is bad input); used to measure start-up.
-    type: bool
-    default: false
-  mode:
-    description: What the run is, recorded in C(run.start).
-    type: str
-    default: qualify
-attributes:
-  check_mode:
-    support: full
-    description: Planning never changes anything.
-  diff_mode:
-    support: none
-notes:
-  - Site facts (applications and their risk, expected values) come from the inventory
-    variables C(vqual_applications), C(vqual_expected), C(vqual_target_kinds), C(vqual_cluster).
-"""
-
-EXAMPLES = r"""
-- name: Plan the run
-  vqual.qualification.plan:
-    spec: specs/linux-virt-host.yaml
-    change_id: "{{ vqual_change_id }}"
-  run_once: true
-  register: vqual_run
-"""
-
-RETURN = r"""
-vqual_plan:
-  description: The plan, as recorded in C(run.start) (targets, risks, planned tests, digests).
-  returned: success
-  type: dict
-vqual_exit_code:
-  description: 2 when the inputs were bad and nothing ran.
-  returned: failure
-  type: int
-"""
-
 import os
 
 from ansible.errors import AnsibleError
@@ -100,7 +27,6 @@ if HAS_QUALIFICATION:
 
 #: Only these inventory variables reach the plan; vqual's own and the connection's identity.
 _CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection")
-
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False

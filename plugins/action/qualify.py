@@ -5,58 +5,6 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
----
-module: qualify
-short_description: Run a target's planned IQ/OQ tests and evaluate them
-description:
-  - Collects every observation the target's planned tests need, deduplicated, and makes them
-    in one round trip per probe, with M(vqual.qualification.host_probe) on the target for host
-    observations, and in-process on the controller for platform observations (libvirt,
-    vSphere, Hyper-V), as the platform modules do when delegated to localhost.
-  - Evaluates every test on the controller with vqual's check library and returns the
-    results; the C(vqual.qualification.evidence) callback records them.
-  - A test failing is a result, not a task failure. An unreachable target is reported by
-    Ansible as unreachable; the callback records C(error) for its tests.
-version_added: "0.1.0"
-author: vqual developers
-options:
-  plan:
-    description: The C(vqual_plan) returned by M(vqual.qualification.plan).
-    type: dict
-    required: true
-attributes:
-  check_mode:
-    support: full
-    description: IQ observations are read-only; OQ steps report C(not-executed) in check mode.
-  diff_mode:
-    support: none
-"""
-
-EXAMPLES = r"""
-- name: Qualify the host
-  vqual.qualification.qualify:
-    plan: "{{ vqual_run.vqual_plan }}"
-  register: vqual_host_result
-"""
-
-RETURN = r"""
-vqual_results:
-  description: One C(check.result) payload per test (docs/formats.md).
-  returned: always
-  type: list
-  elements: dict
-vqual_actions:
-  description: OQ steps performed, with state before and after.
-  returned: always
-  type: list
-  elements: dict
-vqual_cross:
-  description: Observations of tests that compare hosts, for M(vqual.qualification.compare).
-  returned: always
-  type: dict
-"""
-
 import time
 
 from ansible.plugins.action import ActionBase
@@ -74,7 +22,6 @@ if HAS_QUALIFICATION:
     from qualification.timeutil import utc_now_text
 
 _TARGET_MODULES = {"host": "vqual.qualification.host_probe"}
-
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
