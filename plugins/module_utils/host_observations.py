@@ -34,6 +34,8 @@ RAW_LIMIT = 16384
 TEXT_LIMIT = 65536
 MATCH_LIMIT = 200
 DEFAULT_TIMEOUT = 10
+REDACTED = "<redacted>"
+SECRET_KEY = re.compile(r"(?i)(pass|secret|token|credential|private)")
 
 DEFAULT_PATHS = {
     "os_release": ("/etc/os-release", "/usr/lib/os-release"),
@@ -532,18 +534,17 @@ class HostObserver:
                 if len(matches) < MATCH_LIMIT and pattern.search(decoded):
                     matches.append(decoded)
         value = {"exists": True, "size": size, "sha256": digest.hexdigest(), "matches": matches}
-        if size <= TEXT_LIMIT:
-            value["text"] = "\n".join(text_parts)
-            raw = value["text"]
-        else:
-            # A big file: its digest and the matching lines only, so evidence stays small.
-            value["text"] = None
-            raw = "sha256 %s, %d bytes; %d matching line(s):\n%s" % (
-                value["sha256"],
-                size,
-                len(matches),
-                "\n".join(matches),
-            )
+        # Small files come back whole for the controller; big ones as digest and matching
+        # lines only. The raw output for evidence is always the digest and the matching
+        # lines: what decided the test, and nothing else of the file (it may hold secrets).
+        value["text"] = "\n".join(text_parts) if size <= TEXT_LIMIT else None
+        raw = "sha256 %s, %d bytes; %d line(s) matching /%s/:\n%s" % (
+            value["sha256"],
+            size,
+            len(matches),
+            pattern.pattern,
+            "\n".join(matches),
+        )
         return _observation(
             value, truncate(raw), "host.file_content %s /%s/" % (path, pattern.pattern)
         )
@@ -734,12 +735,11 @@ class HostObserver:
             )
             if rc == 0:
                 props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-                timesync = self.which("systemctl")
+                # The server is known only while systemd-timesyncd runs; else it stays None.
                 source = None
-                if timesync:
-                    rc2, out2, _ = self.run([timedatectl, "show-timesync", "--property=ServerName"])
-                    if rc2 == 0 and "=" in out2:
-                        source = out2.strip().split("=", 1)[1] or None
+                rc2, out2, _ = self.run([timedatectl, "show-timesync", "--property=ServerName"])
+                if rc2 == 0 and "=" in out2:
+                    source = out2.strip().split("=", 1)[1] or None
                 value = {
                     "synchronised": props.get("NTPSynchronized") == "yes",
                     "source": source,
@@ -875,6 +875,13 @@ class HostObserver:
 
         settings, text = self._cached("libvirt:" + path, load)
         if key in settings:
+            if SECRET_KEY.search(key):
+                # vnc_password and the like: whether it is set is observable, its value never.
+                return _observation(
+                    {"found": True, "value": REDACTED},
+                    "%s = %s" % (key, REDACTED),
+                    "host.libvirt_config %s" % path,
+                )
             assignment = re.compile(r"\s*%s\s*=" % re.escape(key))
             line = next((row for row in text.splitlines() if assignment.match(row)), None)
             return _observation(

@@ -89,7 +89,11 @@ notes:
   - The C(command) method is an escape hatch for read-only commands; it runs what it is given
     and must never be pointed at a command that changes the host.
   - Files up to 64 KiB are returned whole by C(file_content); for bigger files only their
-    SHA-256 and the lines matching the pattern are returned.
+    SHA-256 and the lines matching the pattern are returned. Its C(raw) output, which goes
+    into evidence, is always the SHA-256 and the matching lines only.
+  - C(libvirt_config) never returns the value of a key that looks secret (C(vnc_password),
+    C(spice_password), anything with pass, secret, token, credential or private in its name):
+    it returns C(<redacted>), so only whether it is set can be checked.
 seealso:
   - name: vqual design
     description: Why one round trip per host.

@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from qualification.checks import Observation, compare_across, evaluate, get_check

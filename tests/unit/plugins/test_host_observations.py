@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -230,11 +231,21 @@ def test_checksum_of_a_directory_is_an_error(tmp_path: Path) -> None:
 
 def test_file_content_small_file_returns_text(tmp_path: Path) -> None:
     path = tmp_path / "chrony.conf"
-    path.write_text("pool 2.debian.pool.ntp.org iburst\nserver 10.0.0.1\n#server 10.0.0.9\n")
-    value = ok(observer().observe("file_content", {"path": str(path), "pattern": r"^\s*server"}))
+    path.write_text(
+        "pool 2.debian.pool.ntp.org iburst\nserver 10.0.0.1\n#server 10.0.0.9\nkey s3cr3t\n"
+    )
+    observation = observer().observe("file_content", {"path": str(path), "pattern": r"^\s*server"})
+    value = ok(observation)
     assert value["text"].splitlines()[1] == "server 10.0.0.1"
     assert value["matches"] == ["server 10.0.0.1"]
-    assert value["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert value["sha256"] == digest
+    # Evidence gets the digest and the deciding lines, not the rest of the file.
+    assert observation["raw"] == (
+        f"sha256 {digest}, {path.stat().st_size} bytes; 1 line(s) matching /^\\s*server/:\n"
+        "server 10.0.0.1"
+    )
+    assert "s3cr3t" not in observation["raw"]
 
 
 def test_file_content_big_file_returns_digest_and_matching_lines_only(tmp_path: Path) -> None:
@@ -567,6 +578,14 @@ def test_libvirt_config_observation(tmp_path: Path) -> None:
     )
 
 
+def test_libvirt_config_never_returns_a_secret(tmp_path: Path) -> None:
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('vnc_password = "hunter2"\nvnc_listen = "127.0.0.1"\n')
+    observation = observer().observe("libvirt_config", {"path": str(conf), "key": "vnc_password"})
+    assert ok(observation) == {"found": True, "value": "<redacted>"}
+    assert "hunter2" not in json.dumps(observation)
+
+
 def test_libvirt_configs_of_this_machine_parse() -> None:
     found = [
         p for p in ("/etc/libvirt/libvirtd.conf", "/etc/libvirt/qemu.conf") if Path(p).exists()
@@ -632,3 +651,102 @@ def test_processes_in_another_root_are_not_this_hosts(tmp_path: Path) -> None:
             process.wait()
         assert jailed.stdout is not None
         jailed.stdout.close()
+
+
+# --- systemd, timedatectl, ntpq and rpm, through stand-in programs ---------------------------
+# These paths need systemd, ntpd or an RPM system, which this machine lacks; small scripts
+# that print what those tools print (their documented output) stand in for them.
+
+
+def test_service_with_systemd_uses_systemctl_show(tmp_path: Path) -> None:
+    run = tmp_path / "run-systemd"
+    run.mkdir()
+    systemctl = script(
+        tmp_path,
+        "systemctl",
+        '[ "$1" = "show" ] || exit 9\n'
+        'case "$2" in\n'
+        '  libvirtd.service) printf "ActiveState=active\\nSubState=running\\nUnitFileState=enabled\\nLoadState=loaded\\n";;\n'
+        '  *) printf "ActiveState=inactive\\nSubState=dead\\nUnitFileState=\\nLoadState=not-found\\n";;\n'
+        "esac\n",
+    )
+    probe = observer(paths={"systemd_run": str(run)}, executables={"systemctl": systemctl})
+    active = probe.observe("service", {"name": "libvirtd"})
+    assert ok(active) == {"active": True, "enabled": True, "state": "active", "manager": "systemd"}
+    assert active["method"] == "host.service systemctl show libvirtd.service"
+    missing = ok(probe.observe("service", {"name": "nope.socket"}))
+    assert missing == {
+        "active": False,
+        "enabled": False,
+        "state": "not-found",
+        "manager": "systemd",
+    }
+
+
+def test_time_sync_from_timedatectl(tmp_path: Path) -> None:
+    run = tmp_path / "run-systemd"
+    run.mkdir()
+    timedatectl = script(
+        tmp_path,
+        "timedatectl",
+        'if [ "$1" = "show" ]; then printf "NTPSynchronized=yes\\nNTP=yes\\n"; exit 0; fi\n'
+        'if [ "$1" = "show-timesync" ]; then echo "ServerName=ntp1.example.org"; exit 0; fi\n'
+        "exit 1\n",
+    )
+    probe = observer(
+        paths={"systemd_run": str(run)},
+        executables={"chronyc": None, "timedatectl": timedatectl},
+    )
+    observation = probe.observe("time_sync", {})
+    assert ok(observation) == {
+        "synchronised": True,
+        "source": "ntp1.example.org",
+        "daemon": "systemd-timesyncd",
+    }
+
+
+def test_time_sync_from_ntpq(tmp_path: Path) -> None:
+    ntpq = script(
+        tmp_path,
+        "ntpq",
+        "cat <<'EOF'\n"
+        "     remote           refid      st t when poll reach   delay   offset  jitter\n"
+        "==============================================================================\n"
+        "+10.20.0.12      .GPS.            1 u   33   64  377    0.512    0.021   0.010\n"
+        "*10.20.0.11      .GPS.            1 u   35   64  377    0.498   -0.013   0.012\n"
+        "EOF\n",
+    )
+    probe = observer(
+        paths={"systemd_run": str(tmp_path / "none")},
+        executables={"chronyc": None, "timedatectl": None, "ntpq": ntpq},
+    )
+    assert ok(probe.observe("time_sync", {})) == {
+        "synchronised": True,
+        "source": "10.20.0.11",
+        "daemon": "ntpd",
+    }
+
+
+def test_packages_from_rpm_when_there_is_no_dpkg(tmp_path: Path) -> None:
+    rpm = script(
+        tmp_path,
+        "rpm",
+        '[ "$1" = "-qa" ] || exit 9\n'
+        'printf "libvirt-daemon\\t0:9.0.0-10.el9\\nqemu-kvm\\t17:8.0.0-16.el9\\n"\n',
+    )
+    probe = observer(paths={"dpkg_status": str(tmp_path / "none")}, executables={"rpm": rpm})
+    observation = probe.observe(
+        "packages", {"names": ["libvirt-daemon", "qemu-kvm", "telnet-server"]}
+    )
+    assert ok(observation) == {
+        "libvirt-daemon": "9.0.0-10.el9",
+        "qemu-kvm": "17:8.0.0-16.el9",
+        "telnet-server": None,
+    }
+    assert observation["method"] == "host.packages rpm -qa"
+
+
+def test_no_package_database_is_an_error(tmp_path: Path) -> None:
+    probe = observer(paths={"dpkg_status": str(tmp_path / "none")}, executables={"rpm": None})
+    error = probe.observe("packages", {"names": ["bash"]})["error"]
+    assert error is not None and error.startswith("no package database found")
