@@ -27,20 +27,31 @@ class Keys:
 def make_keys(state: Path, *, executor_roles: tuple[str, ...] = ("executor",)) -> Keys:
     """Three people's keys and a saved trust store holding them."""
     keys = Keys(
-        Ed25519Signer.generate(), Ed25519Signer.generate(), Ed25519Signer.generate(),
+        Ed25519Signer.generate(),
+        Ed25519Signer.generate(),
+        Ed25519Signer.generate(),
         TrustStore.empty(state / "trust.yaml"),
     )
     keys.trust.add_key(
-        public_key_pem=keys.executor.public_pem(), name="CI Pipeline",
-        identity="svc-ci@example.com", roles=list(executor_roles), valid_from=SINCE,
+        public_key_pem=keys.executor.public_pem(),
+        name="CI Pipeline",
+        identity="svc-ci@example.com",
+        roles=list(executor_roles),
+        valid_from=SINCE,
     )
     keys.trust.add_key(
-        public_key_pem=keys.reviewer.public_pem(), name="Rita Reviewer",
-        identity="rita@example.com", roles=["reviewer"], valid_from=SINCE,
+        public_key_pem=keys.reviewer.public_pem(),
+        name="Rita Reviewer",
+        identity="rita@example.com",
+        roles=["reviewer"],
+        valid_from=SINCE,
     )
     keys.trust.add_key(
-        public_key_pem=keys.approver.public_pem(), name="Anna Approver",
-        identity="anna@example.com", roles=["approver"], valid_from=SINCE,
+        public_key_pem=keys.approver.public_pem(),
+        name="Anna Approver",
+        identity="anna@example.com",
+        roles=["approver"],
+        valid_from=SINCE,
     )
     keys.trust.save()
     keys.trust = TrustStore.load(state / "trust.yaml")
@@ -61,8 +72,10 @@ def run_start_data(prev_seal: str | None = None) -> dict[str, Any]:
         "data_files": [{"path": "data/hcl.csv", "digest": "cd" * 32}],
         "inventory": {"digest": "ef" * 32},
         "trust": {"digest": "01" * 32},
-        "targets": [{"name": h, "kinds": ["kvm_host"], "risk": "high", "risk_reason": "LIMS"}
-                    for h in TARGETS],
+        "targets": [
+            {"name": h, "kinds": ["kvm_host"], "risk": "high", "risk_reason": "LIMS"}
+            for h in TARGETS
+        ],
         "planned": planned(),
         "prev_run_seal": prev_seal,
         "mode": "qualify",
@@ -71,7 +84,7 @@ def run_start_data(prev_seal: str | None = None) -> dict[str, Any]:
 
 def check_result(writer: BundleWriter, test_id: str, target: str, i: int) -> dict[str, Any]:
     long_raw = i % 4 == 0
-    raw = ("Reference ID    : C0A80001 (ntp1)\nStratum         : 3\n" * (40 if long_raw else 2))
+    raw = "Reference ID    : C0A80001 (ntp1)\nStratum         : 3\n" * (40 if long_raw else 2)
     verdict = "fail" if i % 7 == 3 else "pass"
     return {
         "test_id": test_id,
@@ -82,8 +95,11 @@ def check_result(writer: BundleWriter, test_id: str, target: str, i: int) -> dic
         "check": "equals",
         "method": "host.command chronyc tracking",
         "expected": {"op": "eq", "value": "ntp1"},
-        "observed": {"server": "ntp1" if verdict == "pass" else "pool.ntp.org", "stratum": 3,
-                     "counter": 2**63 - 25},
+        "observed": {
+            "server": "ntp1" if verdict == "pass" else "pool.ntp.org",
+            "stratum": 3,
+            "counter": 2**63 - 25,
+        },
         "verdict": verdict,
         "reason": None if verdict == "pass" else "server is pool.ntp.org",
         "raw": writer.store_raw(raw),
@@ -109,10 +125,19 @@ def build_bundle(
     w.add_file("spec.yaml", b"apiVersion: vqual/v1\nkind: Spec\ntests: []\n")
     w.add_file("data/hcl.csv", b"vendor,model,version\nHPE,DL380 Gen10,8.0U2\n")
     w.add_file("inventory.json", b'{"all":{"hosts":["kvm01.lab","kvm02.lab","vcsa.lab"]}}')
-    w.append("action", {"name": "probe", "target": "kvm01.lab", "before": None,
-                        "after": {"collected": 14}, "verdict": "pass", "reason": None,
-                        "started": "2026-03-01T10:00:00.000000Z",
-                        "finished": "2026-03-01T10:00:01.000000Z"})
+    w.append(
+        "action",
+        {
+            "name": "probe",
+            "target": "kvm01.lab",
+            "before": None,
+            "after": {"collected": 14},
+            "verdict": "pass",
+            "reason": None,
+            "started": "2026-03-01T10:00:00.000000Z",
+            "finished": "2026-03-01T10:00:01.000000Z",
+        },
+    )
     counts = {"pass": 0, "fail": 0, "error": 0, "not-executed": 0, "waived": 0}
     todo = planned() if results is None else planned()[:results]
     for i, t in enumerate(todo):
@@ -123,8 +148,9 @@ def build_bundle(
             w.sync()
     if seal:
         w.append("host.skipped", {"target": "kvm03.lab", "reason": "in maintenance"})
-        w.add_file("junit.xml", b'<?xml version="1.0"?><testsuites><testsuite name="x"/>'
-                   b"</testsuites>\n")
+        w.add_file(
+            "junit.xml", b'<?xml version="1.0"?><testsuites><testsuite name="x"/></testsuites>\n'
+        )
         w.add_file("report.html", b"<!doctype html><title>IQ report</title><p>summary</p>\n")
         verdict = "fail" if counts["fail"] else "pass"
         w.seal(counts, len(planned()), len(todo), verdict)

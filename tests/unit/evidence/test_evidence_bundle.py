@@ -11,13 +11,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.unit.evidence.evidence_testlib import CHANGE, SINCE, build_bundle, make_keys, planned, run_start_data
 
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.bundle import BundleWriter, append_signature, latest_seal
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
 from qualification.signing import Ed25519Signer, TrustStore
+from tests.unit.evidence.evidence_testlib import (
+    CHANGE,
+    SINCE,
+    build_bundle,
+    make_keys,
+    planned,
+    run_start_data,
+)
 
 
 @pytest.fixture
@@ -53,8 +60,18 @@ def test_records_chain_and_fields_follow_the_format(tmp_path: Path, keys) -> Non
     prev = "0" * 64
     for seq, line in enumerate(lines):
         rec = payload_of(line)
-        assert set(rec) == {"v", "seq", "prev", "time", "change_id", "run_id", "actor",
-                            "initiator", "kind", "data"}
+        assert set(rec) == {
+            "v",
+            "seq",
+            "prev",
+            "time",
+            "change_id",
+            "run_id",
+            "actor",
+            "initiator",
+            "kind",
+            "data",
+        }
         assert (rec["v"], rec["seq"], rec["prev"]) == (1, seq, prev)
         assert rec["actor"] == keys.executor.keyid
         assert rec["time"].endswith("Z") and len(rec["time"]) == 27
@@ -89,8 +106,10 @@ def test_store_raw_inline_up_to_1024_bytes_else_file(tmp_path: Path, keys) -> No
     ref = w.store_raw("é" * 513)
     assert isinstance(ref, dict)
     data = ("é" * 513).encode()
-    assert ref == {"sha256": hashlib.sha256(data).hexdigest(),
-                   "file": f"raw/{hashlib.sha256(data).hexdigest()}.txt"}
+    assert ref == {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "file": f"raw/{hashlib.sha256(data).hexdigest()}.txt",
+    }
     assert (w.path / ref["file"]).read_bytes() == data
     undecodable = b"\xff\xfe binary".decode("utf-8", "surrogateescape")
     ref2 = w.store_raw(undecodable)
@@ -133,8 +152,17 @@ def test_append_enforces_record_order_and_kinds(tmp_path: Path, keys) -> None:
 
 def test_add_file_only_accepts_sealed_paths(tmp_path: Path, keys) -> None:
     w = BundleWriter.create(tmp_path, CHANGE, "r1", keys.executor, "jane")
-    for bad in ("records.jsonl", "manifest.json", "views/x.html", "../x", "data/../x",
-                "notes.txt", "/etc/passwd", "raw/abc.txt", "data/.hidden"):
+    for bad in (
+        "records.jsonl",
+        "manifest.json",
+        "views/x.html",
+        "../x",
+        "data/../x",
+        "notes.txt",
+        "/etc/passwd",
+        "raw/abc.txt",
+        "data/.hidden",
+    ):
         with pytest.raises(BadInputError, match="not a sealed bundle file"):
             w.add_file(bad, b"x")
     assert w.add_file("data/hcl/v8.csv", b"a") == hashlib.sha256(b"a").hexdigest()
@@ -167,12 +195,22 @@ def test_latest_seal_picks_the_last_sealed_run(tmp_path: Path, keys) -> None:
 def test_signatures_continue_the_chain_and_are_reported(tmp_path: Path, keys) -> None:
     w, _ = build_bundle(tmp_path / "evidence", keys)
     n = len(lines_of(w.path))
-    seq = append_signature(w.path, keys.reviewer,
-                           {"meaning": "reviewed", "name": "Rita Reviewer",
-                            "roles": ["reviewer"], "comment": "checked"})
+    seq = append_signature(
+        w.path,
+        keys.reviewer,
+        {
+            "meaning": "reviewed",
+            "name": "Rita Reviewer",
+            "roles": ["reviewer"],
+            "comment": "checked",
+        },
+    )
     assert seq == n
-    append_signature(w.path, keys.approver, {"meaning": "approved", "name": "Anna Approver",
-                                             "roles": ["approver"], "comment": None})
+    append_signature(
+        w.path,
+        keys.approver,
+        {"meaning": "approved", "name": "Anna Approver", "roles": ["approver"], "comment": None},
+    )
     res = verify_bundle(w.path, keys.trust)
     assert res.status == "valid", res.problems
     assert [(s["meaning"], s["name"], s["identity"]) for s in res.signatures] == [
@@ -251,8 +289,14 @@ def test_unknown_key_is_not_trusted(tmp_path: Path, keys) -> None:
 def test_throwaway_key_is_valid_with_a_warning(tmp_path: Path) -> None:
     signer = Ed25519Signer.generate()
     trust = TrustStore.empty(tmp_path / "trust.yaml")
-    trust.add_key(public_key_pem=signer.public_pem(), name="Demo", identity="demo",
-                  roles=["executor"], valid_from=SINCE, throwaway=True)
+    trust.add_key(
+        public_key_pem=signer.public_pem(),
+        name="Demo",
+        identity="demo",
+        roles=["executor"],
+        valid_from=SINCE,
+        throwaway=True,
+    )
     trust.save()
     w = BundleWriter.create(tmp_path / "ev", CHANGE, "r1", signer, "demo")
     w.append("run.start", run_start_data())

@@ -24,8 +24,28 @@ any_text = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_s
 # Text that stresses escaping and key order: controls, quotes, DEL, U+2028, BMP private use
 # (U+E000..U+FFFF sorts differently from astral characters under UTF-16), astral characters.
 tricky_chars = st.sampled_from(
-    ["\x00", "\x08", "\t", "\n", "\x0c", "\r", "\x1f", '"', "\\", "/", "\x7f", "\u2028",
-     "\ue000", "\uffff", "\U00010000", "\U0001f600", "é", "a", "Z", "0"]
+    [
+        "\x00",
+        "\x08",
+        "\t",
+        "\n",
+        "\x0c",
+        "\r",
+        "\x1f",
+        '"',
+        "\\",
+        "/",
+        "\x7f",
+        "\u2028",
+        "\ue000",
+        "\uffff",
+        "\U00010000",
+        "\U0001f600",
+        "é",
+        "a",
+        "Z",
+        "0",
+    ]
 )
 tricky_text = st.lists(tricky_chars, max_size=6).map("".join)
 text = st.one_of(tricky_text, any_text)
@@ -33,13 +53,10 @@ safe_ints = st.integers(min_value=-MAX_SAFE_INT, max_value=MAX_SAFE_INT)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
 
 
-
 def json_of(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.recursive(
         scalars,
-        lambda kids: st.one_of(
-            st.lists(kids, max_size=5), st.dictionaries(text, kids, max_size=5)
-        ),
+        lambda kids: st.one_of(st.lists(kids, max_size=5), st.dictionaries(text, kids, max_size=5)),
         max_leaves=25,
     )
 

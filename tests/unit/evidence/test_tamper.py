@@ -27,8 +27,14 @@ RESULTS = 15
 # run.start, action, results, host.skipped, run.end, reviewed, approved
 LINES = 1 + 1 + RESULTS + 1 + 1 + 2
 FLIPS = 120
-SEALED_FILES = ("junit.xml", "report.html", "manifest.json", "spec.yaml", "data/hcl.csv",
-                "inventory.json")
+SEALED_FILES = (
+    "junit.xml",
+    "report.html",
+    "manifest.json",
+    "spec.yaml",
+    "data/hcl.csv",
+    "inventory.json",
+)
 
 
 class Base:
@@ -36,15 +42,18 @@ class Base:
         (root / "state").mkdir()
         self.keys: Keys = make_keys(root / "state")
         w, _ = build_bundle(root / "evidence", self.keys, "run-base", results=RESULTS)
-        append_signature(w.path, self.keys.reviewer, {"meaning": "reviewed",
-                                                      "name": "Rita Reviewer"})
-        append_signature(w.path, self.keys.approver, {"meaning": "approved",
-                                                      "name": "Anna Approver"})
+        append_signature(
+            w.path, self.keys.reviewer, {"meaning": "reviewed", "name": "Rita Reviewer"}
+        )
+        append_signature(
+            w.path, self.keys.approver, {"meaning": "approved", "name": "Anna Approver"}
+        )
         self.path = w.path
         other, _ = build_bundle(root / "evidence", self.keys, "run-other", results=RESULTS)
         self.other = other.path
-        crashed, _ = build_bundle(root / "evidence", self.keys, "run-crashed", results=6,
-                                  seal=False)
+        crashed, _ = build_bundle(
+            root / "evidence", self.keys, "run-crashed", results=6, seal=False
+        )
         self.crashed = crashed.path
         self.raw_file = next(p for p in (self.path / "raw").iterdir()).relative_to(self.path)
 
@@ -122,7 +131,7 @@ def test_records_swapped(base: Base, tmp_path: Path, i: int) -> None:
     check(verify_bundle(path, base.keys.trust, workers=1), f"records.jsonl line {i + 1}")
 
 
-@pytest.mark.parametrize("i", range(0, LINES - 2))
+@pytest.mark.parametrize("i", range(LINES - 2))
 def test_record_copied_from_another_bundle(base: Base, tmp_path: Path, i: int) -> None:
     path = copy(base.path, tmp_path)
     lines = lines_of(path)
@@ -139,8 +148,9 @@ def test_every_record_resigned_with_an_untrusted_key(base: Base, tmp_path: Path)
     for line in lines_of(path):
         rec = json.loads(base64.b64decode(json.loads(line)["payload"]))
         rec["actor"], rec["prev"] = outsider.keyid, prev
-        payload = json.dumps(rec, sort_keys=True, separators=(",", ":"),
-                             ensure_ascii=False).encode()
+        payload = json.dumps(
+            rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
         sig = outsider.sign(pae(RECORD_PAYLOAD_TYPE, payload))
         new = envelope_bytes(payload, RECORD_PAYLOAD_TYPE, [(outsider.keyid, sig)])
         out.append(new)
@@ -159,8 +169,11 @@ def test_record_signed_by_a_trusted_key_without_the_role(base: Base, tmp_path: P
     lines = lines_of(path)
     lines[0] = lines_of(w.path)[0]
     write_lines(path, lines)
-    check(verify_bundle(path, base.keys.trust, workers=1),
-          "records.jsonl line 1 (seq 0)", "does not hold role executor")
+    check(
+        verify_bundle(path, base.keys.trust, workers=1),
+        "records.jsonl line 1 (seq 0)",
+        "does not hold role executor",
+    )
 
 
 # ------------------------------------------------------------------ sealed files
@@ -184,8 +197,15 @@ def test_sealed_file_edited_or_removed(base: Base, tmp_path: Path, name: str, ho
 
 
 @pytest.mark.parametrize(
-    "rel", ["notes.txt", "data/extra.csv", "raw/" + "0" * 64 + ".txt", ".hidden",
-            "junit.xml.bak", "sub/dir/file"]
+    "rel",
+    [
+        "notes.txt",
+        "data/extra.csv",
+        "raw/" + "0" * 64 + ".txt",
+        ".hidden",
+        "junit.xml.bak",
+        "sub/dir/file",
+    ],
 )
 def test_unlisted_file_added(base: Base, tmp_path: Path, rel: str) -> None:
     path = copy(base.path, tmp_path)
@@ -210,13 +230,13 @@ def test_symlinked_file_is_refused(base: Base, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ crash vs tamper
 
-MUTATE_CUT: list[Callable[[int], int]] = [lambda n, f=f: max(1, int(n * f))
-                                          for f in (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)]
+MUTATE_CUT: list[Callable[[int], int]] = [
+    lambda n, f=f: max(1, int(n * f)) for f in (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
+]
 
 
 @pytest.mark.parametrize("cut", range(len(MUTATE_CUT)))
-def test_cut_mid_line_without_run_end_is_incomplete(base: Base, tmp_path: Path,
-                                                    cut: int) -> None:
+def test_cut_mid_line_without_run_end_is_incomplete(base: Base, tmp_path: Path, cut: int) -> None:
     path = copy(base.crashed, tmp_path)
     data = (path / "records.jsonl").read_bytes()
     last_start = data.rindex(b"\n", 0, len(data) - 1) + 1
@@ -253,5 +273,7 @@ def test_unsealed_bundle_with_a_foreign_file_is_invalid(base: Base, tmp_path: Pa
 def test_untrusted_store_gives_no_pass(base: Base, tmp_path: Path) -> None:
     empty = TrustStore.empty(tmp_path / "trust.yaml")
     empty.save()
-    check(verify_bundle(base.path, TrustStore.load(tmp_path / "trust.yaml"), workers=1),
-          "does not verify with any key in the trust store")
+    check(
+        verify_bundle(base.path, TrustStore.load(tmp_path / "trust.yaml"), workers=1),
+        "does not verify with any key in the trust store",
+    )

@@ -34,8 +34,9 @@ from qualification.signing import (
 
 def test_create_key_writes_0600_private_and_public_file(tmp_path: Path) -> None:
     key = tmp_path / "jane.pem"
-    keyid = create_key(key, passphrase=b"correct horse", name="Jane Doe",
-                       identity="jane@example.com")
+    keyid = create_key(
+        key, passphrase=b"correct horse", name="Jane Doe", identity="jane@example.com"
+    )
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert b"ENCRYPTED PRIVATE KEY" in key.read_bytes()
     pub_text = (tmp_path / "jane.pem.pub").read_text()
@@ -49,8 +50,7 @@ def test_create_key_writes_0600_private_and_public_file(tmp_path: Path) -> None:
 
 def test_keyid_is_sha256_of_raw_public_key() -> None:
     signer = Ed25519Signer.generate()
-    raw = signer.public_key.public_bytes(serialization.Encoding.Raw,
-                                         serialization.PublicFormat.Raw)
+    raw = signer.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert len(raw) == 32
     assert signer.keyid == hashlib.sha256(raw).hexdigest()
     assert isinstance(signer, Signer)
@@ -117,9 +117,13 @@ def test_non_ed25519_key_file_is_refused(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = tmp_path / "ec.pem"
-    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     key.chmod(0o600)
     with pytest.raises(KeyFileError, match="not an Ed25519 private key"):
         Ed25519Signer.from_file(key, None)
@@ -190,6 +194,9 @@ def test_securesystemslib_envelope_verifies_with_ours() -> None:
     theirs = SslibEnvelope(b'{"x":true}', RECORD_PAYLOAD_TYPE, {})
     theirs.sign(CryptoSigner(private, SSlibKey.from_crypto(private.public_key(), keyid=keyid)))
     sig = theirs.signatures[keyid]
-    env = Envelope(theirs.payload, theirs.payload_type,
-                   (EnvelopeSignature(keyid, bytes.fromhex(sig.signature)),))
+    env = Envelope(
+        theirs.payload,
+        theirs.payload_type,
+        (EnvelopeSignature(keyid, bytes.fromhex(sig.signature)),),
+    )
     assert verify_envelope(env, {keyid: private.public_key()}) == keyid

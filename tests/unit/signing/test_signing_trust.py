@@ -38,12 +38,18 @@ def write(path: Path, body: str) -> Path:
 
 def test_load_documented_format_and_digest(tmp_path: Path) -> None:
     s = Ed25519Signer.generate()
-    p = write(tmp_path / "trust.yaml", "version: 1\nkeys:\n" + entry(
-        s, valid_until="2027-01-01T00:00:00Z", revoked_at="null", throwaway="false"))
+    p = write(
+        tmp_path / "trust.yaml",
+        "version: 1\nkeys:\n"
+        + entry(s, valid_until="2027-01-01T00:00:00Z", revoked_at="null", throwaway="false"),
+    )
     store = TrustStore.load(p)
     key = store.keys[s.keyid]
-    assert (key.name, key.identity, key.roles) == ("Jane Doe", "jane.doe@example.com",
-                                                   ("reviewer", "approver"))
+    assert (key.name, key.identity, key.roles) == (
+        "Jane Doe",
+        "jane.doe@example.com",
+        ("reviewer", "approver"),
+    )
     assert key.valid_from == T0 and key.valid_until == T1 and key.revoked_at is None
     assert store.digest == hashlib.sha256(p.read_bytes()).hexdigest()
     assert store.has_role(s.keyid, "approver") and not store.has_role(s.keyid, "executor")
@@ -53,21 +59,40 @@ def test_load_documented_format_and_digest(tmp_path: Path) -> None:
     ("mutate", "message"),
     [
         (lambda t: t.replace("version: 1", "version: 2"), "field 'version' must be 1"),
-        (lambda t: t.replace("roles: [reviewer, approver]", "roles: [boss]"),
-         r"keys\[0\]: field 'roles': unknown role 'boss'"),
-        (lambda t: t.replace("roles: [reviewer, approver]", "roles: []"),
-         r"keys\[0\]: field 'roles' must be a non-empty list"),
-        (lambda t: t.replace("valid_from: 2026-01-01T00:00:00Z", "valid_from: 2026-01-01"),
-         r"keys\[0\]: field 'valid_from' needs a time"),
-        (lambda t: t.replace("valid_from: 2026-01-01T00:00:00Z", "valid_from: 2026-01-01T00:00:00"),
-         r"keys\[0\]: field 'valid_from' must end in Z"),
-        (lambda t: t.replace("valid_from: 2026-01-01T00:00:00Z", "valid_from: soon"),
-         r"keys\[0\]: field 'valid_from' is not a UTC time"),
-        (lambda t: t.replace("    valid_from: 2026-01-01T00:00:00Z\n", ""),
-         r"keys\[0\]: field 'valid_from' is required"),
-        (lambda t: t.replace("name: Jane Doe", "name: ''"),
-         r"keys\[0\]: field 'name' must be a non-empty string"),
-        (lambda t: t.replace("keyid: ", "keyid: 00"), r"keys\[0\]: field 'keyid' .* does not match"),
+        (
+            lambda t: t.replace("roles: [reviewer, approver]", "roles: [boss]"),
+            r"keys\[0\]: field 'roles': unknown role 'boss'",
+        ),
+        (
+            lambda t: t.replace("roles: [reviewer, approver]", "roles: []"),
+            r"keys\[0\]: field 'roles' must be a non-empty list",
+        ),
+        (
+            lambda t: t.replace("valid_from: 2026-01-01T00:00:00Z", "valid_from: 2026-01-01"),
+            r"keys\[0\]: field 'valid_from' needs a time",
+        ),
+        (
+            lambda t: t.replace(
+                "valid_from: 2026-01-01T00:00:00Z", "valid_from: 2026-01-01T00:00:00"
+            ),
+            r"keys\[0\]: field 'valid_from' must end in Z",
+        ),
+        (
+            lambda t: t.replace("valid_from: 2026-01-01T00:00:00Z", "valid_from: soon"),
+            r"keys\[0\]: field 'valid_from' is not a UTC time",
+        ),
+        (
+            lambda t: t.replace("    valid_from: 2026-01-01T00:00:00Z\n", ""),
+            r"keys\[0\]: field 'valid_from' is required",
+        ),
+        (
+            lambda t: t.replace("name: Jane Doe", "name: ''"),
+            r"keys\[0\]: field 'name' must be a non-empty string",
+        ),
+        (
+            lambda t: t.replace("keyid: ", "keyid: 00"),
+            r"keys\[0\]: field 'keyid' .* does not match",
+        ),
         (lambda t: t.replace("MCow", "MCox"), r"keys\[0\]: field 'public_key'"),
         (lambda t: t + "    colour: blue\n", r"keys\[0\]: unknown field\(s\) \['colour'\]"),
         (lambda t: t + "    throwaway: maybe\n", r"field 'throwaway' must be true or false"),
@@ -99,8 +124,11 @@ def test_missing_store(tmp_path: Path) -> None:
 
 def test_key_status_at_judges_the_signing_time(tmp_path: Path) -> None:
     s = Ed25519Signer.generate()
-    p = write(tmp_path / "trust.yaml", "version: 1\nkeys:\n" + entry(
-        s, valid_until="2027-01-01T00:00:00Z", revoked_at="2026-06-01T00:00:00Z"))
+    p = write(
+        tmp_path / "trust.yaml",
+        "version: 1\nkeys:\n"
+        + entry(s, valid_until="2027-01-01T00:00:00Z", revoked_at="2026-06-01T00:00:00Z"),
+    )
     store = TrustStore.load(p)
     assert store.key_status_at(s.keyid, datetime(2026, 3, 1, tzinfo=UTC)) == (True, "valid")
     ok, why = store.key_status_at(s.keyid, datetime(2025, 12, 31, tzinfo=UTC))
@@ -116,10 +144,22 @@ def test_key_status_at_judges_the_signing_time(tmp_path: Path) -> None:
 def test_add_key_save_and_reload(tmp_path: Path) -> None:
     a, b = Ed25519Signer.generate(), Ed25519Signer.generate()
     store = TrustStore.empty(tmp_path / "state" / "trust.yaml")
-    store.add_key(public_key_pem=a.public_pem(), name="CI", identity="svc-ci",
-                  roles=["executor"], valid_from=T0, throwaway=True)
-    store.add_key(public_key_pem="# comment line\n" + b.public_pem(), name="Rita",
-                  identity="rita", roles=["reviewer"], valid_from=T0, valid_until=T1)
+    store.add_key(
+        public_key_pem=a.public_pem(),
+        name="CI",
+        identity="svc-ci",
+        roles=["executor"],
+        valid_from=T0,
+        throwaway=True,
+    )
+    store.add_key(
+        public_key_pem="# comment line\n" + b.public_pem(),
+        name="Rita",
+        identity="rita",
+        roles=["reviewer"],
+        valid_from=T0,
+        valid_until=T1,
+    )
     digest = store.save()
     again = TrustStore.load(tmp_path / "state" / "trust.yaml")
     assert again.digest == digest
@@ -127,21 +167,37 @@ def test_add_key_save_and_reload(tmp_path: Path) -> None:
     assert again.keys[a.keyid].throwaway and again.keys[b.keyid].valid_until == T1
     assert "public_key: |" in (tmp_path / "state" / "trust.yaml").read_text()
     with pytest.raises(TrustError, match="already in the trust store"):
-        store.add_key(public_key_pem=a.public_pem(), name="CI", identity="svc-ci",
-                      roles=["executor"], valid_from=T0)
+        store.add_key(
+            public_key_pem=a.public_pem(),
+            name="CI",
+            identity="svc-ci",
+            roles=["executor"],
+            valid_from=T0,
+        )
     with pytest.raises(TrustError, match="unknown role"):
-        store.add_key(public_key_pem=Ed25519Signer.generate().public_pem(), name="X",
-                      identity="x", roles=["admin"], valid_from=T0)
+        store.add_key(
+            public_key_pem=Ed25519Signer.generate().public_pem(),
+            name="X",
+            identity="x",
+            roles=["admin"],
+            valid_from=T0,
+        )
     with pytest.raises(TrustError, match="time zone"):
-        store.add_key(public_key_pem=Ed25519Signer.generate().public_pem(), name="X",
-                      identity="x", roles=["executor"], valid_from=datetime(2026, 1, 1))
+        store.add_key(
+            public_key_pem=Ed25519Signer.generate().public_pem(),
+            name="X",
+            identity="x",
+            roles=["executor"],
+            valid_from=datetime(2026, 1, 1),
+        )
 
 
 def test_revoke_keeps_earlier_signatures_valid(tmp_path: Path) -> None:
     a = Ed25519Signer.generate()
     store = TrustStore.empty(tmp_path / "trust.yaml")
-    store.add_key(public_key_pem=a.public_pem(), name="CI", identity="ci",
-                  roles=["executor"], valid_from=T0)
+    store.add_key(
+        public_key_pem=a.public_pem(), name="CI", identity="ci", roles=["executor"], valid_from=T0
+    )
     store.revoke(a.keyid, datetime(2026, 6, 1, tzinfo=UTC))
     store.save()
     loaded = TrustStore.load(tmp_path / "trust.yaml")
