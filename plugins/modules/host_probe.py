@@ -94,10 +94,6 @@ notes:
   - C(libvirt_config) never returns the value of a key that looks secret (C(vnc_password),
     C(spice_password), anything with pass, secret, token, credential or private in its name);
     it returns C(<redacted>), so only whether it is set can be checked.
-seealso:
-  - name: vqual design
-    description: Why one round trip per host.
-    link: https://github.com/vqual/vqual/blob/main/docs/formats.md
 """
 
 EXAMPLES = r"""

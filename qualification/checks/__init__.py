@@ -157,7 +157,11 @@ def compare_across(
     group = expect.get("group", "cluster")
     for target in sorted(values):
         value = values[target]
-        expected = {**_expected(expect), "value": majority_value, "hosts": majority_hosts}
+        expected = {
+            **_expected(expect),
+            "value": majority_value,
+            "majority_hosts": majority_hosts,
+        }
         if len(counts) == 1:
             reason = None if len(values) > 1 else f"only {target} observed in {group}"
             outcomes[target] = Outcome("pass", expected, value, reason)

@@ -184,6 +184,7 @@ def test_compare_across_fails_the_host_that_differs_and_names_hosts_and_values()
     for text in ("hv3", '"Xeon"', "hv1, hv2", '"EPYC"'):
         assert text in reason
     assert outcomes["hv3"].expected["value"] == "EPYC"
+    assert outcomes["hv3"].expected["majority_hosts"] == ["hv1", "hv2"]
     assert outcomes["hv1"].reason is not None and "hv3" in outcomes["hv1"].reason
 
 
