@@ -114,7 +114,8 @@ def _progress_printer(json_mode: bool) -> Callable[[Any], None]:
 @click.option("--passphrase-fd", type=int, default=None,
               help="Read the key's passphrase from this file descriptor.")
 @click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("evidence"), show_default=True, help="Root of evidence bundles.")
+              default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
+              help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR).")
 @click.option("--run-id", default=None, help="Run id (default: UTC time and a random suffix).")
 @click.option("--limit", default=None, help="Only these hosts (Ansible limit pattern).")
 @click.option("--test", "tests", multiple=True, help="Only this test id (repeatable).")
