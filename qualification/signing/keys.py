@@ -175,7 +175,8 @@ def create_key(
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # One line, ASCII only: the .pub file is read as ASCII text (PEM is ASCII).
+    return " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _write_exclusive(path: Path, data: bytes, mode: int) -> None:

@@ -200,3 +200,11 @@ def test_securesystemslib_envelope_verifies_with_ours() -> None:
         (EnvelopeSignature(keyid, bytes.fromhex(sig.signature)),),
     )
     assert verify_envelope(env, {keyid: private.public_key()}) == keyid
+
+
+def test_public_key_file_is_ascii_whatever_the_name(tmp_path: Path) -> None:
+    key = tmp_path / "j.pem"
+    keyid = create_key(key, passphrase=None, name="Jürgen Müller", identity="jm@example.com")
+    text = (tmp_path / "j.pem.pub").read_text(encoding="ascii")
+    assert "# name: J\\xfcrgen M\\xfcller" in text
+    assert keyid_of(load_public_key_pem(text)) == keyid
