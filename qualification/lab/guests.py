@@ -129,9 +129,9 @@ class VmBudget:
 # is the most that still boots each within seconds.
 VM_BUDGET = VmBudget(
     guests=(
-        GuestSpec("master", "master", "kvm1", "127.0.0.40", 2240, autostart=False),
-        GuestSpec("clone1", "clone", "kvm1", "127.0.0.41", 2241, autostart=True),
-        GuestSpec("clone2", "clone", "kvm2", "127.0.0.42", 2242, autostart=True),
+        GuestSpec("master", "master", "kvm1", "127.0.0.60", 2260, autostart=False),
+        GuestSpec("clone1", "clone", "kvm1", "127.0.0.61", 2261, autostart=True),
+        GuestSpec("clone2", "clone", "kvm2", "127.0.0.62", 2262, autostart=True),
     ),
     max_running=3,
     throwaway_prefix="vqual-tmp-",
@@ -669,6 +669,10 @@ def build_master_image(
         )
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
+        # Older images are of no further use (a published copy is on the shared storage).
+        for old in cache.glob("image-*"):
+            if old != out and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
         log(f"guests: master image {digest[:16]} built in {seconds:.0f} s")
         return MasterImage(
             digest, out, out / "master.img", out / "vmlinuz", out / "initrd.img",
@@ -696,7 +700,7 @@ def make_overlay(base: Path, overlay: Path) -> Path:
 
 
 def wait_ready(
-    serial_log: Path, *, timeout: float = 120.0, offset: int = 0, alive: Callable[[], bool]
+    serial_log: Path, *, timeout: float = 300.0, offset: int = 0, alive: Callable[[], bool]
 ) -> dict[str, str]:
     """Wait for the guest's ``ready`` line in its serial log and return its fields.
 
@@ -925,7 +929,7 @@ def boot_direct(
     ssh_port: int,
     authorized_key: str,
     memory_mib: int = GUEST_MEMORY_MIB,
-    timeout: float = 120.0,
+    timeout: float = 300.0,
 ) -> DirectGuest:
     """Boot a clone (a fresh qcow2 overlay) with ``qemu-system-x86_64 -accel tcg``.
 
@@ -989,9 +993,14 @@ def lab_hosts() -> dict[str, str]:
     return {h.name: h.libvirt_uri for h in _kvm().DEFAULT_HOSTS}
 
 
+def _quiet_libvirt(_ctx: Any, _err: Any) -> None:
+    """libvirt's default handler prints every error to stderr; ours become PlatformErrors."""
+
+
 def _open(uri: str) -> Any:
     import libvirt
 
+    libvirt.registerErrorHandler(_quiet_libvirt, None)
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as exc:
@@ -1268,6 +1277,18 @@ def remove_guest(ctx: LabContext, name: str, host: str) -> None:
         (Path(state["files"]) / f"{name}.serial.log").unlink(missing_ok=True)
 
 
+def _ssh_hostname(lab_dir: Path, spec: GuestSpec, attempts: int = 3) -> str:
+    """``hostname`` over SSH, retried: the first connection to a fresh TCG guest is slow."""
+    for attempt in range(attempts):
+        try:
+            return ssh_run(lab_dir, spec.ssh_address, spec.ssh_port, "hostname")
+        except PlatformError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Guests:
     """The ``guests`` lab component: the Master-VM (defined, not run) and its clones.
@@ -1281,7 +1302,7 @@ class Guests:
     name: str = NAME
     budget: VmBudget = VM_BUDGET
     kvm_wait: float = 600.0  # the KVM hosts may still be building their base (cold lab)
-    ready_timeout: float = 180.0
+    ready_timeout: float = 300.0
     timings: dict[str, float] = field(default_factory=dict)
 
     # state.json: {"guests": {"digest": ..., "files": <outer dir>, "guests": {name: {...}}}}
@@ -1392,7 +1413,7 @@ class Guests:
                     )
                     rec["ready_seconds"] = round(time.monotonic() - starting[spec.name], 2)
                     ctx.log(f"guests: {spec.name} ready in {rec['ready_seconds']:.1f} s")
-                hostname = ssh_run(ctx.lab_dir, spec.ssh_address, spec.ssh_port, "hostname")
+                hostname = _ssh_hostname(ctx.lab_dir, spec)
                 if hostname.strip() != spec.name:
                     problems.append(f"{spec.name}: SSH reached {hostname.strip()!r}")
                 agent(spec.name, spec.host).ping()

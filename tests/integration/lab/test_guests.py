@@ -96,24 +96,33 @@ def test_master_refuses_to_start_while_clones_use_its_disk(ctx: LabContext) -> N
 
 
 def test_budget_refuses_a_fourth_running_guest(ctx: LabContext) -> None:
-    third = GuestSpec("vqual-tmp-third", "clone", "kvm1", "127.0.0.45", 2245, autostart=False)
-    fourth = GuestSpec("vqual-tmp-fourth", "clone", "kvm2", "127.0.0.46", 2246, autostart=False)
+    throwaway = [
+        GuestSpec(f"vqual-tmp-{i}", "clone", f"kvm{i % 2 + 1}", f"127.0.0.6{i}", 2260 + i,
+                  autostart=False)
+        for i in (5, 6, 7)
+    ]
+    running = guests.running_guests()
+    assert {c.name for c in CLONES} <= set(running)
+    # Fill the budget with throwaway guests (other running domains count too), then one more.
+    fill = throwaway[: max(0, VM_BUDGET.max_running - len(running))]
+    extra = throwaway[len(fill)]
     try:
-        for spec in (third, fourth):
+        for spec in fill:
             guests.define_guest(ctx, spec)
-        assert len(guests.running_guests()) == 2
-        guests.start_guest(ctx.lab_dir, third.name, third.host)
-        assert guests.running_guests().get(third.name) == third.host
+            guests.start_guest(ctx.lab_dir, spec.name, spec.host)
+            assert guests.running_guests().get(spec.name) == spec.host
+        assert len(guests.running_guests()) == VM_BUDGET.max_running
+        guests.define_guest(ctx, extra)
         with pytest.raises(VmBudgetError, match="at most 3 may run at once"):
-            guests.start_guest(ctx.lab_dir, fourth.name, fourth.host)
-        assert fourth.name not in guests.running_guests()
+            guests.start_guest(ctx.lab_dir, extra.name, extra.host)
+        assert extra.name not in guests.running_guests()
     finally:
-        for spec in (third, fourth):
+        for spec in throwaway:
             guests.remove_guest(ctx, spec.name, spec.host)
-    assert set(guests.running_guests()) == {c.name for c in CLONES}
+    assert not any(n.startswith("vqual-tmp-") for n in guests.running_guests())
 
 
 def test_unknown_guest_names_cannot_be_defined(ctx: LabContext) -> None:
-    spec = GuestSpec("scratch", "clone", "kvm1", "127.0.0.47", 2247, autostart=False)
+    spec = GuestSpec("scratch", "clone", "kvm1", "127.0.0.68", 2268, autostart=False)
     with pytest.raises(VmBudgetError, match="not in the VM budget"):
         guests.define_guest(ctx, spec)

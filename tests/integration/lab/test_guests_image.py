@@ -19,9 +19,9 @@ from qualification.lab.component import LabContext
 
 pytestmark = pytest.mark.lab
 
-# A loopback address and port no lab guest uses (the budget's guests are 127.0.0.40-42).
-DIRECT_ADDRESS = "127.0.0.49"
-DIRECT_PORT = 2249
+# A loopback address and port no lab guest uses (the budget's guests are 127.0.0.60-62).
+DIRECT_ADDRESS = "127.0.0.69"
+DIRECT_PORT = 2269
 
 
 @pytest.fixture(scope="module")

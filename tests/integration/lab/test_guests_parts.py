@@ -195,6 +195,6 @@ def test_domain_xml_of_a_clone_and_the_master() -> None:
 
 def test_domain_xml_escapes_what_it_embeds() -> None:
     files = GuestFiles(Path("/x"), "/srv/a'b&c")
-    spec = guests.GuestSpec("vqual-tmp-x", "clone", "kvm1", "127.0.0.45", 2245, autostart=False)
+    spec = guests.GuestSpec("vqual-tmp-x", "clone", "kvm1", "127.0.0.65", 2265, autostart=False)
     root = ET.fromstring(guests.domain_xml(spec, files, "ssh-ed25519 AAAA <x>"))
     assert root.findtext("os/kernel") == "/srv/a'b&c/vmlinuz"

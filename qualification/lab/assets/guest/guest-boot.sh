@@ -67,7 +67,8 @@ if [ -n "$port" ]; then
 else
   say "no guest agent channel"
 fi
-/usr/sbin/sshd -o PidFile=/run/sshd.pid
+# No syslog runs here: sshd logs to a file.
+/usr/sbin/sshd -o PidFile=/run/sshd.pid -E /var/log/sshd.log
 
 # Ready means: sshd listens on port 22 and the agent runs (when it has a channel).
 n=0
