@@ -91,14 +91,12 @@ def load_located(text: str, source: str) -> LocatedDocument:
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 1
-        raise SpecError(
-            f"(root): not valid YAML: character {exc.character!r} is not allowed",
-            where=f"{source}:{line}",
-        ) from None
+        raise _reader_error(exc, text, source) from None
     try:
         try:
             node = loader.get_single_node()
+        except yaml.reader.ReaderError as exc:
+            raise _reader_error(exc, text, source) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
@@ -120,6 +118,16 @@ def load_located(text: str, source: str) -> LocatedDocument:
         raise SpecError("(root): nested too deeply", where=f"{source}:1") from None
     finally:
         loader.dispose()
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, source: str) -> SpecError:
+    # libyaml reports a byte offset and Python a character offset: locate the character itself
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    index = text.find(chr(code))
+    line = text[:index].count("\n") + 1 if index >= 0 else 1
+    return SpecError(
+        f"(root): not valid YAML: character U+{code:04X} is not allowed", where=f"{source}:{line}"
+    )
 
 
 class _Builder:

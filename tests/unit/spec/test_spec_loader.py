@@ -128,6 +128,18 @@ def test_not_utf8_names_the_line(tmp_path: Path, registry: TinyRegistry) -> None
     assert_located(spec_error(path, registry), path, 3, "(root)", "not UTF-8")
 
 
+def test_control_character_names_its_line(write_spec: WriteSpec, registry: TinyRegistry) -> None:
+    text = variant("title: Kernel pointer restriction", "title: Kérnel pöinter\x1f")
+    path = write_spec(text)
+    assert_located(
+        spec_error(path, registry),
+        path,
+        line_of(text, "\x1f"),
+        "(root)",
+        "character U+001F is not allowed",
+    )
+
+
 def test_two_documents_are_refused(write_spec: WriteSpec, registry: TinyRegistry) -> None:
     path = write_spec(VALID_SPEC + "---\nkind: Protocol\n")
     err = spec_error(path, registry)
@@ -475,3 +487,42 @@ def test_data_file_that_is_a_directory(
     assert_located(
         spec_error(path, registry), path, line_of(text, "hcl:"), "data_files.hcl", "not found"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        VALID_SPEC,
+        variant("    protocol: IQ\n", "    protocol: IQ\n    protocol: OQ\n"),
+        variant("    protocol: IQ\n", "    protocol: [IQ\n"),
+        variant("kind: Protocol", "kind: Pro\x1ftocol"),
+        variant("title: Kernel pointer restriction", "title: Kérnel pöinter\x1f"),
+        VALID_SPEC + "---\nkind: Protocol\n",
+        variant("{op: in, value: [1, 2]}", "{op: equal, value: [1, 2]}"),
+    ],
+)
+def test_pure_python_parser_gives_the_same_answers(
+    write_spec: WriteSpec, registry: TinyRegistry, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """PyYAML without libyaml falls back to its pure-Python parser: same data, same errors."""
+    import yaml
+
+    from qualification.spec import source
+
+    path = write_spec(text)
+
+    def outcome() -> object:
+        try:
+            return load_spec(path, registry=registry).tests
+        except SpecError as err:
+            return str(err)
+
+    with_libyaml = outcome()
+    monkeypatch.setattr(source, "_Loader", yaml.SafeLoader)
+    pure = outcome()
+    if isinstance(pure, str) and "not valid YAML" in pure and "character" not in pure:
+        # the two parsers word syntax errors differently; the location must agree
+        assert isinstance(with_libyaml, str)
+        assert pure.split(" not valid YAML")[0] == with_libyaml.split(" not valid YAML")[0]
+    else:
+        assert pure == with_libyaml
