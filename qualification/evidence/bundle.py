@@ -49,6 +49,7 @@ SEALED_TOP = frozenset({"junit.xml", "report.html", "spec.yaml", "inventory.json
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
 _RAW_FILE = re.compile(r"raw/[0-9a-f]{64}\.txt")
 
+_APPENDABLE = KINDS - {RUN_END, SIGNATURE}
 _PAE_PREFIX = b"DSSEv1 %d %b " % (len(RECORD_PAYLOAD_TYPE), RECORD_PAYLOAD_TYPE.encode())
 _ENV_MID = b'","payloadType":"' + RECORD_PAYLOAD_TYPE.encode() + b'","signatures":[{"keyid":'
 
@@ -179,13 +180,14 @@ class BundleWriter:
                 ``signature`` (use :meth:`seal` / :func:`append_signature`), data that is not
                 JSON, or the bundle is sealed.
         """
-        if kind not in KINDS:
+        if kind not in _APPENDABLE:
+            if kind in (RUN_END, SIGNATURE):
+                raise BadInputError(
+                    f"{kind} records are written by seal()/append_signature()",
+                    where=str(self.path),
+                )
             raise BadInputError(f"unknown record kind {kind!r}", where=str(self.path))
-        if kind in (RUN_END, SIGNATURE):
-            raise BadInputError(
-                f"{kind} records are written by seal()/append_signature()", where=str(self.path)
-            )
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise BadInputError(f"{kind} data must be a mapping", where=str(self.path))
         with self._lock:
             if (kind == RUN_START) != (self._seq == 0):
@@ -195,11 +197,18 @@ class BundleWriter:
             return self._write(kind, data)
 
     def _write(self, kind: str, data: Mapping[str, Any]) -> int:
-        if self._fd is None:
+        # The hot path: one record costs a signature plus this, so keep it lean.
+        fd = self._fd
+        if fd is None:
             raise BadInputError("bundle is sealed or closed", where=str(self.path))
         seq = self._seq
         line = self._chain.line(seq, self._prev, kind, data)
-        _write_all(self._fd, line + b"\n")
+        out = line + b"\n"
+        if os.write(fd, out) != len(out):
+            # Disk full or similar: the file now ends in a cut line, as after a crash; stop.
+            os.close(fd)
+            self._fd = None
+            raise OSError(f"short write to {self.path / RECORDS}; the run cannot continue")
         self._prev = hashlib.sha256(line).hexdigest()
         self._seq = seq + 1
         return seq
