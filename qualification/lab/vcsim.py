@@ -229,6 +229,9 @@ def build(lab_dir: Path, log: Callable[[str], None] = lambda _m: None) -> BuildR
     upstream = GOCODE / "src" / GOVMOMI_IMPORT
     if not (upstream / "simulator").is_dir():
         raise PlatformError(f"{upstream}/simulator not found: run scripts/setup --lab")
+    for tool in ("go", "patch", "dpkg-query"):
+        if shutil.which(tool) is None:
+            raise PlatformError(f"{tool} not found: run scripts/setup --lab")
     if not patches():
         raise PlatformError(f"no simulator patches in {ASSETS}: the package is incomplete")
     digest = source_digest()
