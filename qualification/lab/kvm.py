@@ -95,6 +95,34 @@ class KvmHost:
 DEFAULT_HOSTS = (KvmHost("kvm1", "127.0.0.11"), KvmHost("kvm2", "127.0.0.12"))
 
 
+def hosts_from_env(value: str | None = None) -> tuple[KvmHost, ...]:
+    """The hosts named by ``$VQUAL_LAB_KVM_HOSTS`` (``kvm1=127.0.0.11,kvm2=127.0.0.12``),
+    or the default two. A second lab on other addresses can so run beside the first.
+
+    Raises:
+        BadInputError: malformed value or an address outside 127.0.0.0/8.
+    """
+    text = os.environ.get("VQUAL_LAB_KVM_HOSTS", "") if value is None else value
+    if not text.strip():
+        return DEFAULT_HOSTS
+    hosts = []
+    for item in text.split(","):
+        name, sep, address = item.strip().partition("=")
+        parts = address.split(".")
+        if (
+            not sep
+            or not re.fullmatch(r"[a-z][a-z0-9-]*", name)
+            or len(parts) != 4
+            or parts[0] != "127"
+            or not all(p.isdigit() and int(p) < 256 for p in parts)
+        ):
+            raise BadInputError(
+                f"VQUAL_LAB_KVM_HOSTS entry {item!r} is not <name>=<127.x.y.z>", where="lab kvm"
+            )
+        hosts.append(KvmHost(name, address))
+    return tuple(hosts)
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where the KVM part of the lab keeps its files."""
@@ -551,8 +579,8 @@ class KvmCluster:
 
     name = NAME
 
-    def __init__(self, hosts: Sequence[KvmHost] = DEFAULT_HOSTS) -> None:
-        self.hosts = tuple(hosts)
+    def __init__(self, hosts: Sequence[KvmHost] | None = None) -> None:
+        self.hosts = tuple(hosts) if hosts is not None else hosts_from_env()
         self._lock = threading.Lock()
 
     def host(self, name: str) -> KvmHost:
@@ -873,11 +901,16 @@ def destroy_guests(host: KvmHost) -> int:
     count = 0
     try:
         for dom in conn.listAllDomains():
-            if dom.isActive():
-                dom.destroy()
-                count += 1
-            if dom.isPersistent():
-                dom.undefine()
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                    count += 1
+                if dom.isPersistent():
+                    dom.undefine()
+            except libvirt.libvirtError as exc:
+                # A guest that ended on its own meanwhile is what we want anyway.
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
     except libvirt.libvirtError as exc:
         raise PlatformError(f"destroying guests failed: {exc}", where=host.libvirt_uri) from exc
     finally:

@@ -10,6 +10,7 @@ is recorded by PID in ``<lab dir>/run/state.json``, so ``down`` works from anoth
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -78,7 +79,11 @@ def context(repo_root: Path | None = None, log: Callable[[str], None] | None = N
 
 def _select(selected: Sequence[str] | None) -> list[str]:
     if not selected:
-        return names()
+        # ``VQUAL_LAB_COMPONENTS=kvm,vcsim`` narrows "all" (for example in a test session).
+        env = [n.strip() for n in os.environ.get("VQUAL_LAB_COMPONENTS", "").split(",")]
+        if not any(env):
+            return names()
+        selected = [n for n in env if n]
     unknown = [n for n in selected if n not in names()]
     if unknown:
         known = ", ".join(names())
@@ -172,7 +177,10 @@ def reset(host: str | None = None, *, ctx: LabContext | None = None) -> None:
 
 
 def inventory_dir(ctx: LabContext) -> Path:
-    """``<repo>/inventories/lab`` (or ``<lab dir>/inventory`` outside a checkout)."""
+    """``$VQUAL_LAB_INVENTORY_DIR``, else ``<repo>/inventories/lab`` (or
+    ``<lab dir>/inventory`` outside a checkout)."""
+    if os.environ.get("VQUAL_LAB_INVENTORY_DIR"):
+        return Path(os.environ["VQUAL_LAB_INVENTORY_DIR"])
     if ctx.repo_root is not None:
         return ctx.repo_root / "inventories" / "lab"
     return ctx.lab_dir / "inventory"

@@ -15,7 +15,7 @@ import yaml
 from qualification.errors import PlatformError
 from qualification.lab import manager, repo
 from qualification.lab.component import LabContext
-from qualification.lab.kvm import KvmCluster, apt_mirror
+from qualification.lab.kvm import DEFAULT_HOSTS, KvmCluster, KvmHost, apt_mirror, hosts_from_env
 
 
 def _ctx(tmp_path: Path) -> LabContext:
@@ -56,6 +56,23 @@ def test_apt_mirror_ignores_disabled_files_and_fails_clearly(tmp_path: Path) -> 
         apt_mirror(tmp_path)
 
 
+def test_hosts_from_env_value() -> None:
+    assert hosts_from_env("") == DEFAULT_HOSTS
+    assert hosts_from_env("a=127.0.0.21, b=127.1.2.3") == (
+        KvmHost("a", "127.0.0.21"),
+        KvmHost("b", "127.1.2.3"),
+    )
+    assert KvmHost("a", "127.0.0.21").host_uuid != KvmHost("b", "127.0.0.21").host_uuid
+
+
+@pytest.mark.parametrize("value", ["kvm1=10.0.0.1", "kvm1", "kvm1=127.0.0.300", "K=127.0.0.1"])
+def test_hosts_from_env_refuses_non_loopback_or_malformed(value: str) -> None:
+    from qualification.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="VQUAL_LAB_KVM_HOSTS"):
+        hosts_from_env(value)
+
+
 def test_save_state_from_parallel_threads_keeps_every_key(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
     barrier = threading.Barrier(8)
@@ -81,7 +98,7 @@ def test_save_state_from_parallel_threads_keeps_every_key(tmp_path: Path) -> Non
 
 def test_inventory_and_ssh_config_from_the_kvm_fragment(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    inv = manager.build_inventory([KvmCluster().inventory(ctx)])
+    inv = manager.build_inventory([KvmCluster(DEFAULT_HOSTS).inventory(ctx)])
     group = inv["all"]["children"]["kvm_hosts"]
     assert group["hosts"]["kvm2"] == {
         "ansible_host": "127.0.0.12",
@@ -96,7 +113,9 @@ def test_inventory_and_ssh_config_from_the_kvm_fragment(tmp_path: Path) -> None:
     (tmp_path / "ssh_config").write_text(config)
     resolved = subprocess.run(
         ["ssh", "-G", "-F", str(tmp_path / "ssh_config"), "kvm2"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "hostname 127.0.0.12" in resolved
     assert "stricthostkeychecking false" in resolved
@@ -112,12 +131,16 @@ def test_lab_repository_offers_the_newer_agent(tmp_path: Path) -> None:
     assert f" {digest} {len(packages.encode())} Packages\n" in release
     info = subprocess.run(
         ["dpkg-deb", "-f", str(repo.agent_deb(tmp_path, "1.0")), "Package", "Version"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert info == "Package: vqual-lab-agent\nVersion: 1.0\n"
     listing = subprocess.run(
         ["dpkg-deb", "-c", str(path / "vqual-lab-agent_1.1_all.deb")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "root/root" in listing and "./usr/sbin/vqual-lab-agent" in listing
 
