@@ -271,7 +271,9 @@ class HostObserver:
             return handler(dict(args))
         except ObservationError as exc:
             return _observation(error=str(exc), method="host.%s" % method)
-        except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as exc:
+        except (
+            Exception
+        ) as exc:  # one bad observation (a bad regex, an odd file) never ends the call
             return _observation(
                 error="%s failed: %s: %s" % (method, type(exc).__name__, exc),
                 method="host.%s" % method,

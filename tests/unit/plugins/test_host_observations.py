@@ -67,6 +67,10 @@ def test_observe_all_answers_each_key_once_and_isolates_failures() -> None:
     assert results["file"]["error"] == "path must be absolute, got 'relative/path'"
     assert ok(results["k1"])["release"] == os.uname().release
     assert ok(results["mem"])["total_mb"] > 0
+    bad_regex = observer().observe_all(
+        [{"key": "p", "method": "processes", "args": {"cmdline": "("}}]
+    )
+    assert bad_regex["p"]["error"].startswith("processes failed: ")
     for observation in results.values():
         assert set(observation) == {"value", "raw", "method", "error", "not_executed"}
 
