@@ -271,9 +271,8 @@ class HostObserver:
             return handler(dict(args))
         except ObservationError as exc:
             return _observation(error=str(exc), method="host.%s" % method)
-        except (
-            Exception
-        ) as exc:  # one bad observation (a bad regex, an odd file) never ends the call
+        except Exception as exc:
+            # One bad observation (a bad regex, an odd file) never ends the whole call.
             return _observation(
                 error="%s failed: %s: %s" % (method, type(exc).__name__, exc),
                 method="host.%s" % method,

@@ -670,8 +670,10 @@ def test_service_with_systemd_uses_systemctl_show(tmp_path: Path) -> None:
         "systemctl",
         '[ "$1" = "show" ] || exit 9\n'
         'case "$2" in\n'
-        '  libvirtd.service) printf "ActiveState=active\\nSubState=running\\nUnitFileState=enabled\\nLoadState=loaded\\n";;\n'
-        '  *) printf "ActiveState=inactive\\nSubState=dead\\nUnitFileState=\\nLoadState=not-found\\n";;\n'
+        "  libvirtd.service) printf 'ActiveState=active\\nSubState=running\\n"
+        "UnitFileState=enabled\\nLoadState=loaded\\n';;\n"
+        "  *) printf 'ActiveState=inactive\\nSubState=dead\\n"
+        "UnitFileState=\\nLoadState=not-found\\n';;\n"
         "esac\n",
     )
     probe = observer(paths={"systemd_run": str(run)}, executables={"systemctl": systemctl})
