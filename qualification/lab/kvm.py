@@ -72,6 +72,7 @@ VARIATIONS = {
 }
 _UUID_NS = uuid.UUID("5b0f3c2e-8d7a-4f43-9a55-0f6f1c1d2b10")
 _BASE_STAMP = ".vqual-lab-base.json"
+_CAPS_DIR = "var/cache/libvirt/qemu/capabilities"
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -145,6 +146,12 @@ class Paths:
     @property
     def ssh_key(self) -> Path:
         return self.lab_dir / "ssh" / "id_ed25519"
+
+    @property
+    def caps_cache(self) -> Path:
+        """libvirt's QEMU capabilities cache, kept from a host that probed (saves ~4 s of
+        probing on each host's first connection; libvirt re-probes if it no longer fits)."""
+        return self.lab_dir / "cache" / "libvirt-qemu-capabilities"
 
     @property
     def hosts_dir(self) -> Path:
@@ -239,12 +246,16 @@ def ensure_base(ctx: LabContext) -> Path:
         ctx.log(f"kvm: debootstrap {suite} from {uri} (about a minute)")
         started = time.monotonic()
         log = paths.lab_dir / "cache" / "debootstrap.log"
+        cache = paths.lab_dir / "cache" / "debootstrap-debs"
+        cache.mkdir(parents=True, exist_ok=True)
         try:
             with open(log, "wb") as out:
                 proc = subprocess.run(
                     [
                         "debootstrap",
                         "--variant=minbase",
+                        # Downloaded packages are kept: a rebuild (new package list) is quicker.
+                        f"--cache-dir={cache}",
                         "--include=" + ",".join(BASE_PACKAGES),
                         suite,
                         str(tmp),
@@ -450,6 +461,11 @@ def _prepare_host_dir(paths: Paths, host: KvmHost, pubkey: str) -> Path:
         target = upper / rel
         target.write_text(content)
         target.chmod(mode)
+    cached = sorted(paths.caps_cache.glob("*.xml"))
+    if cached:
+        _mkdirs_like(paths.base, upper, Path(_CAPS_DIR))
+        for xml in cached:
+            shutil.copy2(xml, upper / _CAPS_DIR / xml.name)
     _mkdirs_like(paths.base, upper, Path("usr/local/sbin"))
     (upper / "usr/local/sbin/vqual-init").write_bytes(_asset("vqual-init"))
     (upper / "usr/local/sbin/vqual-init").chmod(0o755)
@@ -689,6 +705,7 @@ class KvmCluster:
         if mounts:
             problems.append(f"mounts left: {mounts}")
         else:
+            _keep_capabilities(paths, self.hosts)
             _remove_tree(paths.hosts_dir)
         ctx.update_state(NAME, None)
         elapsed = time.monotonic() - started
@@ -886,6 +903,23 @@ class KvmCluster:
                 lines += [f"{host.name}: {line}" for line in tail(path, 5)]
         lines += [f"debootstrap: {x}" for x in tail(paths.lab_dir / "cache/debootstrap.log", 5)]
         return lines[-30:]
+
+
+def _keep_capabilities(paths: Paths, hosts: Sequence[KvmHost]) -> None:
+    """Keep the QEMU capabilities a host probed, for the next ``up`` (hosts stopped)."""
+    if any(paths.caps_cache.glob("*.xml")):
+        return
+    for host in hosts:
+        probed = sorted((paths.host_dir(host) / "upper" / _CAPS_DIR).glob("*.xml"))
+        if probed:
+            tmp = paths.caps_cache.with_name(paths.caps_cache.name + ".partial")
+            _remove_tree(tmp)
+            tmp.mkdir(parents=True)
+            for xml in probed:
+                shutil.copy2(xml, tmp / xml.name)
+            _remove_tree(paths.caps_cache)
+            os.replace(tmp, paths.caps_cache)
+            return
 
 
 def destroy_guests(host: KvmHost) -> int:

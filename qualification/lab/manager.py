@@ -26,6 +26,8 @@ from qualification.lab.component import ComponentStatus, LabComponent, LabContex
 # Components in start order: name -> (module, class). ``register`` adds more.
 _KNOWN: dict[str, tuple[str, str]] = {
     "kvm": ("qualification.lab.kvm", "KvmCluster"),
+    # The guests wait for kvm themselves (its up is serialised), so all may start together.
+    "guests": ("qualification.lab.guests", "Guests"),
     "vcsim": ("qualification.lab.vcsim", "VcsimComponent"),
 }
 _FACTORIES: dict[str, Callable[[], LabComponent]] = {}
