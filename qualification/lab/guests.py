@@ -1301,19 +1301,29 @@ class Guests:
 
     name: str = NAME
     budget: VmBudget = VM_BUDGET
-    kvm_wait: float = 600.0  # the KVM hosts may still be building their base (cold lab)
+    kvm_wait: float = 60.0  # libvirtd answering after the kvm component reports running
     ready_timeout: float = 300.0
     timings: dict[str, float] = field(default_factory=dict)
 
     # state.json: {"guests": {"digest": ..., "files": <outer dir>, "guests": {name: {...}}}}
 
     def _wait_for_kvm(self, ctx: LabContext) -> dict[str, str]:
-        """The KVM hosts' URIs once their libvirtd answers (``manager.up`` starts both
-        components in parallel)."""
+        """The KVM hosts' URIs once their libvirtd answers.
+
+        The guests need the ``kvm`` component: its ``up`` is idempotent and serialised per
+        process, so calling it here waits for a start the lab manager runs in parallel, and
+        starts the hosts when only ``guests`` was asked for.
+        """
         import libvirt
 
+        from qualification.lab import manager
+
+        status = manager.component("kvm").up(ctx)
+        if status.state != "running":
+            raise PlatformError(f"the KVM hosts are not up: {status.detail}")
         uris = lab_hosts()
         deadline = time.monotonic() + self.kvm_wait
+        libvirt.registerErrorHandler(_quiet_libvirt, None)
         while True:
             missing = []
             for uri in uris.values():
@@ -1323,14 +1333,8 @@ class Guests:
                     missing.append(uri)
             if not missing:
                 return uris
-            kvm_state = ctx.state().get("kvm")
             if time.monotonic() > deadline:
                 raise PlatformError(f"KVM hosts not answering: {', '.join(missing)}")
-            if kvm_state is None and time.monotonic() > deadline - self.kvm_wait + 30:
-                # Nobody is starting the KVM hosts: do not wait ten minutes for nothing.
-                raise PlatformError(
-                    f"KVM hosts not running ({', '.join(missing)}): start the kvm component"
-                )
             time.sleep(1.0)
 
     def up(self, ctx: LabContext) -> ComponentStatus:
