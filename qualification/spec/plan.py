@@ -22,7 +22,8 @@ from qualification.spec.risk import assess_risk, select_tests
 
 PLAN_VERSION = 1
 
-_MISSING = object()
+#: Returned by :func:`lookup_expected` for a key the host does not have.
+MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,13 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 def lookup_expected(expected: Mapping[str, Any], key: str) -> Any:
     """The site value ``key`` in ``vqual_expected``: the key itself, else a dotted path into
-    nested mappings (``os.version_id``). Returns a sentinel when absent (see :func:`build_plan`)."""
+    nested mappings (``os.version_id``). Returns :data:`MISSING` when absent."""
     if key in expected:
         return expected[key]
     node: Any = expected
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
@@ -192,7 +193,7 @@ def _resolve(test: TestDef, host: HostInfo, members: Sequence[str]) -> dict[str,
         if SECRET_KEY.search(key):
             raise bad("looks secret; secrets never reach evidence, so it cannot be an expectation")
         value = lookup_expected(host.expected, key)
-        if value is _MISSING:
+        if value is MISSING:
             raise bad("is not set for this host")
         op = test.expect.op
         if op == "range":
