@@ -187,12 +187,12 @@ def patches() -> list[Path]:
     return sorted(ASSETS.glob("*.patch"))
 
 
-def source_digest() -> str:
-    """SHA-256 over everything the binary is built from: main.go, the patches, the Go
-    toolchain version and the govmomi package version (and its patched files as shipped)."""
+def source_digest(*, patched: bool = True) -> str:
+    """SHA-256 over everything the binary is built from: main.go, the patches (unless
+    ``patched`` is False), the Go toolchain version and the govmomi package version."""
     h = hashlib.sha256()
     h.update(b"main.go\0" + (ASSETS / "main.go").read_bytes())
-    for p in patches():
+    for p in patches() if patched else []:
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     h.update(_run(["go", "version"]).encode())
     h.update(_run(["dpkg-query", "-W", "-f=${Version}", GOVMOMI_DEB]).encode())
@@ -211,11 +211,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build(lab_dir: Path, log: Callable[[str], None] = lambda _m: None) -> BuildResult:
+def build(
+    lab_dir: Path, log: Callable[[str], None] = lambda _m: None, *, patched: bool = True
+) -> BuildResult:
     """Build the simulator command unless the cache holds one for the current sources.
 
     Copies govmomi from ``/usr/share/gocode`` into a private GOPATH, applies the patches,
     builds ``main.go`` with ``GO111MODULE=off`` and no network (``GOPROXY=off``).
+
+    Args:
+        lab_dir: The lab directory (cache under ``<lab_dir>/vcsim/``).
+        log: Progress messages.
+        patched: False builds upstream's simulator as shipped, into ``bin-unpatched/``, only
+            to show what the patches fix; the lab never runs it.
 
     Returns:
         The binary's path under ``<lab_dir>/vcsim/bin/``, keyed by :func:`source_digest`.
@@ -234,8 +242,8 @@ def build(lab_dir: Path, log: Callable[[str], None] = lambda _m: None) -> BuildR
             raise PlatformError(f"{tool} not found: run scripts/setup --lab")
     if not patches():
         raise PlatformError(f"no simulator patches in {ASSETS}: the package is incomplete")
-    digest = source_digest()
-    binary = home / "bin" / f"vqual-vcsim-{digest[:16]}"
+    digest = source_digest(patched=patched)
+    binary = home / ("bin" if patched else "bin-unpatched") / f"vqual-vcsim-{digest[:16]}"
     with _locked(home / "build.lock"):
         if binary.is_file():
             return BuildResult(binary, digest, False, time.monotonic() - start)
@@ -247,7 +255,7 @@ def build(lab_dir: Path, log: Callable[[str], None] = lambda _m: None) -> BuildR
         shutil.copytree(upstream, dest, symlinks=True)
         build_log = home / "build.log"
         with open(build_log, "w") as out:
-            for p in patches():
+            for p in patches() if patched else []:
                 rc = subprocess.run(
                     ["patch", "-p1", "--forward", "--batch", "-d", str(dest), "-i", str(p)],
                     stdout=out,

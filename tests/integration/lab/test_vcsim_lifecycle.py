@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,9 +69,7 @@ def test_credentials_are_private_and_appear_nowhere_else(lab: object) -> None:
                     assert vcsim.read_credentials(ctx, inst)[1] not in text, f
 
 
-def test_ansible_resolves_the_credentials_from_the_inventory(
-    lab: object, tmp_path: Path
-) -> None:
+def test_ansible_resolves_the_credentials_from_the_inventory(lab: object, tmp_path: Path) -> None:
     ctx = manager.context()
     comp = _comp()
     inventory = tmp_path / "hosts.yml"
@@ -103,7 +103,11 @@ def test_ansible_resolves_the_credentials_from_the_inventory(
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     done = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-        env=env, capture_output=True, text=True, timeout=180, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for inst in comp.instances:
@@ -138,3 +142,39 @@ def test_down_stops_both_by_pid_and_up_brings_new_credentials(lab: object) -> No
         assert si.RetrieveContent().about.apiType == "VirtualCenter"
     finally:
         vcsim.disconnect(si)
+
+
+def test_a_stalled_simulator_is_reported_partial_with_its_log(lab: object) -> None:
+    ctx = manager.context()
+    comp = _comp()
+    pid = ctx.state()["vcsim"]["processes"]["esxi"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        st = comp.status(ctx)
+        assert st.state == "partial", st
+        assert "esxi" in st.detail
+        assert any("vqual-vcsim ready mode=esx" in line for line in st.log_tail)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert comp.status(ctx).state == "running"
+
+
+def test_a_port_in_use_fails_that_instance_and_the_next_up_recovers(lab: object) -> None:
+    ctx = manager.context()
+    comp = _comp()
+    esxi = comp.instance("esxi")
+    assert comp.down(ctx).state == "stopped"
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        squatter.bind((esxi.address, esxi.port))
+        squatter.listen(1)
+        st = comp.up(ctx)
+        assert st.state == "partial", st
+        assert st.detail.startswith("esxi did not answer")
+        assert any("address already in use" in line for line in st.log_tail), st.log_tail
+        assert vcsim._sdk_answers(comp.instance("vcenter"))
+    finally:
+        squatter.close()
+    st = comp.up(ctx)  # half up: restarts both cleanly
+    assert st.state == "running", st
+    assert comp.status(ctx).state == "running"
