@@ -301,3 +301,13 @@ def test_wrong_parameter_types_are_refused(
     check: str, params: dict[str, Any], message: str
 ) -> None:
     assert validate_params(check, params) == message
+
+
+def test_every_host_check_type_is_documented() -> None:
+    from pathlib import Path
+
+    from qualification.checks.host import CHECKS
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "checks.md").read_text()
+    missing = [check.name for check in CHECKS if f"`{check.name}`" not in docs]
+    assert missing == []
