@@ -664,15 +664,15 @@ class LibvirtPlatform:
                 f"(vqual marker {marker})",
                 where=self.endpoint,
             )
-        if not placement.allows(self.host_facts_for_placement()):
+        if not placement.allows(self._placement_host()):
             raise PlatformError(
                 f"{operation} {vm} refused: placement allows only "
                 f"{', '.join(placement.allowed_hosts)}, not {hostname}",
                 where=self.endpoint,
             )
 
-    def host_facts_for_placement(self) -> HostFacts:
-        """Only name and UUID matter for placement; avoids reading node info and sysinfo."""
+    def _placement_host(self) -> HostFacts:
+        # Only name and UUID matter for placement: no need to read node info and sysinfo.
         name, uuid = self._host_identity()
         return HostFacts(
             name=name,
@@ -784,7 +784,9 @@ class LibvirtPlatform:
                 ) from None
             target = disk.find("target")
             new_name = f"{name}-{target.get('dev') if target is not None else 'disk'}"
-            copies.append((vol.storagePoolLookupByVolume(), new_name, vol))
+            copies.append(
+                (self._call("find pool of", path, vol.storagePoolLookupByVolume), new_name, vol)
+            )
             src.set("file", str(Path(path).with_name(new_name)))  # type: ignore[union-attr]
         for pool, new_name, vol in copies:
             vol_root = ET.fromstring(self._call("read volume", vol.name(), vol.XMLDesc, 0))
@@ -803,7 +805,7 @@ class LibvirtPlatform:
             for disk in root.findall("devices/disk"):
                 s = disk.find("source")
                 if s is not None and s.get("file", "").endswith("/" + new_name):
-                    s.set("file", new_vol.path())
+                    s.set("file", str(self._call("read volume", new_name, new_vol.path)))
         clone = self._call("define vm", name, self.conn.defineXML, ET.tostring(root, "unicode"))
         return self._facts(clone)
 
@@ -971,8 +973,8 @@ def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[st
         raw = json.dumps(
             {
                 "getType": about.product,
-                "getVersion": platform.conn.getVersion(),
-                "getLibVersion": platform.conn.getLibVersion(),
+                "getVersion": platform._call("read", "version", platform.conn.getVersion),
+                "getLibVersion": platform._call("read", "version", platform.conn.getLibVersion),
             },
             sort_keys=True,
         )
@@ -1222,6 +1224,9 @@ def probe(
                 observations[key] = _observation(method=method, not_executed=exc.one_line())
             except (PlatformError, BadArgs) as exc:
                 text = exc.one_line() if isinstance(exc, PlatformError) else str(exc)
+                observations[key] = _observation(method=method, error=text)
+            except libvirt.libvirtError as exc:  # a call not routed through _call
+                text = f"{method} failed: {one_line(str(exc), platform._secrets)}"
                 observations[key] = _observation(method=method, error=text)
     finally:
         if platform is not None:

@@ -213,6 +213,23 @@ def test_clone_copies_definition_with_new_identity(lv: LibvirtPlatform) -> None:
     assert clone.placement == Placement(("kvm9",))  # the placement travels with the copy
 
 
+def test_clone_copies_storage_volumes_into_the_pool(lv: LibvirtPlatform) -> None:
+    pool = lv.conn.storagePoolLookupByName("default-pool")
+    vol = pool.createXML(
+        "<volume><name>master.img</name><capacity unit='MiB'>10</capacity></volume>", 0
+    )
+    xml = (
+        "<domain type='test'><name>master</name><memory unit='MiB'>64</memory>"
+        "<os><type>hvm</type></os><devices><disk type='file' device='disk'>"
+        f"<source file='{vol.path()}'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
+    )
+    lv.create_vm(VmConfig("master", native=xml))
+    clone = lv.clone_vm("master", "copy1")
+    assert [d.source for d in clone.disks] == ["/default-pool/copy1-vda"]
+    assert sorted(v.name() for v in pool.listAllVolumes()) == ["copy1-vda", "master.img"]
+    assert lv.vm("master").disks[0].source == vol.path()  # the source keeps its own disk
+
+
 def test_clone_refuses_a_disk_libvirt_cannot_copy(lv: LibvirtPlatform) -> None:
     lv.power_off("test")
     with pytest.raises(NotSupported, match="/guest/diskimage1 is not a libvirt storage volume"):
