@@ -81,31 +81,59 @@ def main() -> None:
         hit = guests.build_master_image(lab_dir)
         assert not hit.built
         row("cache hit (digest of the inputs only)", time.perf_counter() - t0, base)
-        used = int(subprocess.run(["du", "-sk", str(image.image)], capture_output=True,
-                                  text=True, check=True).stdout.split()[0]) // 1024
-        print(f"  image: {used} MiB used of {guests.IMAGE_SIZE_MIB} MiB (sparse), "
-              f"initrd {image.initrd.stat().st_size // 1024} KiB, kernel {image.kernel_version}")
+        used = (
+            int(
+                subprocess.run(
+                    ["du", "-sk", str(image.image)], capture_output=True, text=True, check=True
+                ).stdout.split()[0]
+            )
+            // 1024
+        )
+        print(
+            f"  image: {used} MiB used of {guests.IMAGE_SIZE_MIB} MiB (sparse), "
+            f"initrd {image.initrd.stat().st_size // 1024} KiB, kernel {image.kernel_version}"
+        )
 
         key = lab_dir / "id_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         pub = key.with_suffix(".pub").read_text()
         work = lab_dir / "direct"
 
         print("boot (QEMU -accel tcg, 384 MiB, 1 vCPU, first boot of a fresh overlay)")
         singles = []
         for i in range(ns.repeat):
-            g = guests.boot_direct(image, f"bench{i}", work, ssh_address=ADDRESSES[0],
-                                   ssh_port=2360, authorized_key=pub)
+            g = guests.boot_direct(
+                image,
+                f"bench{i}",
+                work,
+                ssh_address=ADDRESSES[0],
+                ssh_port=2360,
+                authorized_key=pub,
+            )
             try:
                 singles.append(g.ready_seconds)
                 if i == 0:
                     t0 = time.perf_counter()
                     subprocess.run(
-                        ["ssh", "-i", str(key), "-p", "2360", "-o", "BatchMode=yes",
-                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                         "-o", "LogLevel=ERROR", f"root@{ADDRESSES[0]}", "true"],
-                        check=True, timeout=300,
+                        [
+                            "ssh",
+                            "-i",
+                            str(key),
+                            "-p",
+                            "2360",
+                            "-o",
+                            "BatchMode=yes",
+                            "-o",
+                            "StrictHostKeyChecking=no",
+                            "-o",
+                            "UserKnownHostsFile=/dev/null",
+                            "-o",
+                            "LogLevel=ERROR",
+                            f"root@{ADDRESSES[0]}",
+                            "true",
+                        ],
+                        check=True,
+                        timeout=300,
                     )
                     first_ssh = time.perf_counter() - t0
                     t0 = time.perf_counter()
@@ -121,8 +149,9 @@ def main() -> None:
         results: dict[str, float] = {}
 
         def boot(name: str, address: str, port: int) -> None:
-            g = guests.boot_direct(image, name, work, ssh_address=address, ssh_port=port,
-                                   authorized_key=pub)
+            g = guests.boot_direct(
+                image, name, work, ssh_address=address, ssh_port=port, authorized_key=pub
+            )
             results[name] = g.ready_seconds
             g.stop()
 

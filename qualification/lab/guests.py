@@ -456,7 +456,7 @@ def _elf_has_interpreter(path: Path) -> bool:
         head = fh.read(64)
         if head[:4] != b"\x7fELF" or head[4] != 2:
             return True  # not a 64-bit ELF: treat as unusable
-        phoff, = struct.unpack_from("<Q", head, 0x20)
+        (phoff,) = struct.unpack_from("<Q", head, 0x20)
         phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
         fh.seek(phoff)
         table = fh.read(phentsize * phnum)
@@ -529,9 +529,7 @@ def _unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
-def _debootstrap(
-    cache: Path, mirror: AptSource, suite: str, log: Callable[[str], None]
-) -> Path:
+def _debootstrap(cache: Path, mirror: AptSource, suite: str, log: Callable[[str], None]) -> Path:
     """A pristine debootstrap minbase root for the guest, cached by its inputs."""
     key = hashlib.sha256(
         json.dumps(
@@ -548,7 +546,9 @@ def _debootstrap(
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     argv = [
-        "debootstrap", "--variant=minbase", f"--include={','.join(GUEST_PACKAGES)}",
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(GUEST_PACKAGES)}",
         f"--cache-dir={debs}",
     ]
     if mirror.keyring and Path(mirror.keyring).is_file():
@@ -604,9 +604,7 @@ def _generalise(root: Path) -> None:
             item.write_bytes(b"")
 
 
-def build_master_image(
-    lab_dir: Path, log: Callable[[str], None] = lambda _m: None
-) -> MasterImage:
+def build_master_image(lab_dir: Path, log: Callable[[str], None] = lambda _m: None) -> MasterImage:
     """Build (or take from the cache) the Master-VM image, kernel and initrd.
 
     The cache key is a digest of every input: mirror and suite, package list, the kernel
@@ -652,11 +650,23 @@ def build_master_image(
         (root / ".vqual-complete").unlink(missing_ok=True)
         _generalise(root)
         fs_uuid = str(uuid.UUID(digest[:32]))
-        _run([
-            "mkfs.ext4", "-q", "-F", "-L", "vqual-root", "-U", fs_uuid,
-            "-E", "root_owner=0:0", "-d", str(root), str(tmp / "master.img"),
-            f"{IMAGE_SIZE_MIB}M",
-        ])
+        _run(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-L",
+                "vqual-root",
+                "-U",
+                fs_uuid,
+                "-E",
+                "root_owner=0:0",
+                "-d",
+                str(root),
+                str(tmp / "master.img"),
+                f"{IMAGE_SIZE_MIB}M",
+            ]
+        )
         shutil.rmtree(root)
         shutil.copyfile(kernel.vmlinuz, tmp / "vmlinuz")
         (tmp / "initrd.img").write_bytes(
@@ -664,8 +674,12 @@ def build_master_image(
         )
         seconds = time.monotonic() - started
         (tmp / "build.json").write_text(
-            json.dumps({"digest": digest, "inputs": inputs, "seconds": round(seconds, 1)},
-                       indent=2, sort_keys=True) + "\n"
+            json.dumps(
+                {"digest": digest, "inputs": inputs, "seconds": round(seconds, 1)},
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
         )
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
@@ -675,8 +689,14 @@ def build_master_image(
                 shutil.rmtree(old, ignore_errors=True)
         log(f"guests: master image {digest[:16]} built in {seconds:.0f} s")
         return MasterImage(
-            digest, out, out / "master.img", out / "vmlinuz", out / "initrd.img",
-            kernel.version, True, seconds,
+            digest,
+            out,
+            out / "master.img",
+            out / "vmlinuz",
+            out / "initrd.img",
+            kernel.version,
+            True,
+            seconds,
         )
 
 
@@ -693,9 +713,7 @@ def make_overlay(base: Path, overlay: Path) -> Path:
     """A qcow2 overlay on ``base`` (raw) at ``overlay``; replaces an existing one."""
     overlay.parent.mkdir(parents=True, exist_ok=True)
     overlay.unlink(missing_ok=True)
-    _run([
-        "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(overlay)
-    ])
+    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(overlay)])
     return overlay
 
 
@@ -818,7 +836,9 @@ class GuestAgent:
         try:
             reply = json.loads(text)
         except ValueError as exc:
-            raise PlatformError(f"guest agent: {execute}: unreadable reply", where=self.where) from exc
+            raise PlatformError(
+                f"guest agent: {execute}: unreadable reply", where=self.where
+            ) from exc
         if "error" in reply:
             desc = reply["error"].get("desc", reply["error"])
             raise PlatformError(f"guest agent: {execute}: {desc}", where=self.where)
@@ -851,8 +871,9 @@ class GuestAgent:
             if status.get("exited"):
                 break
             if time.monotonic() > deadline:
-                raise PlatformError(f"guest-exec {argv[0]}: still running after {timeout:.0f} s",
-                                    where=self.where)
+                raise PlatformError(
+                    f"guest-exec {argv[0]}: still running after {timeout:.0f} s", where=self.where
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         return ExecResult(
@@ -886,7 +907,7 @@ class GuestAgent:
         handle = self.command("guest-file-open", {"path": path, "mode": "w"})
         try:
             for start in range(0, max(len(data), 1), 48 * 1024):
-                chunk = data[start:start + 48 * 1024]
+                chunk = data[start : start + 48 * 1024]
                 self.command(
                     "guest-file-write",
                     {"handle": handle, "buf-b64": base64.b64encode(chunk).decode()},
@@ -946,20 +967,46 @@ def boot_direct(
     for stale in (serial, sock, pidfile):
         stale.unlink(missing_ok=True)
     argv = [
-        "qemu-system-x86_64", "-name", name, "-accel", "tcg", "-machine", "pc",
-        "-m", str(memory_mib), "-smp", "1", "-nodefaults", "-no-user-config",
-        "-display", "none",
-        "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-        "-append", kernel_cmdline(name, authorized_key),
-        "-drive", f"file={disk},if=virtio,format=qcow2",
-        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:{ssh_address}:{ssh_port}-:22",
-        "-device", "virtio-net-pci,netdev=net0",
-        "-chardev", f"socket,id=qga0,path={sock},server=on,wait=off",
-        "-device", "virtio-serial-pci",
-        "-device", f"virtserialport,chardev=qga0,name={AGENT_CHANNEL}",
-        "-device", "virtio-rng-pci",
-        "-serial", f"file:{serial}",
-        "-daemonize", "-pidfile", str(pidfile),
+        "qemu-system-x86_64",
+        "-name",
+        name,
+        "-accel",
+        "tcg",
+        "-machine",
+        "pc",
+        "-m",
+        str(memory_mib),
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-kernel",
+        str(image.kernel),
+        "-initrd",
+        str(image.initrd),
+        "-append",
+        kernel_cmdline(name, authorized_key),
+        "-drive",
+        f"file={disk},if=virtio,format=qcow2",
+        "-netdev",
+        f"user,id=net0,restrict=on,hostfwd=tcp:{ssh_address}:{ssh_port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-chardev",
+        f"socket,id=qga0,path={sock},server=on,wait=off",
+        "-device",
+        "virtio-serial-pci",
+        "-device",
+        f"virtserialport,chardev=qga0,name={AGENT_CHANNEL}",
+        "-device",
+        "virtio-rng-pci",
+        "-serial",
+        f"file:{serial}",
+        "-daemonize",
+        "-pidfile",
+        str(pidfile),
     ]
     started = time.monotonic()
     _run(argv)
@@ -1106,8 +1153,10 @@ def _overlay_users(uris: Mapping[str, str]) -> list[str]:
         try:
             for dom in conn.listAllDomains(0):
                 xml = dom.XMLDesc(0).replace('"', "'")
-                if dom.name() != "master" and "type='qcow2'" in xml and VM_BUDGET.admits(
-                    dom.name()
+                if (
+                    dom.name() != "master"
+                    and "type='qcow2'" in xml
+                    and VM_BUDGET.admits(dom.name())
                 ):
                     users.append(dom.name())
         finally:
@@ -1147,7 +1196,9 @@ def start_guest(
         try:
             conn.lookupByName(name).create()
         except libvirt.libvirtError as exc:
-            raise PlatformError(f"start {name}: {exc.get_error_message()}", where=uris[host]) from exc
+            raise PlatformError(
+                f"start {name}: {exc.get_error_message()}", where=uris[host]
+            ) from exc
         finally:
             conn.close()
 
@@ -1166,7 +1217,9 @@ def agent(name: str, host: str | None = None) -> GuestAgent:
         dom = conn.lookupByName(name)
     except libvirt.libvirtError as exc:
         conn.close()
-        raise PlatformError(f"no domain {name}: {exc.get_error_message()}", where=uris[host]) from exc
+        raise PlatformError(
+            f"no domain {name}: {exc.get_error_message()}", where=uris[host]
+        ) from exc
     return GuestAgent.over_libvirt(dom)  # the domain keeps its connection open
 
 
@@ -1174,10 +1227,23 @@ def ssh_argv(lab_dir: Path, address: str, port: int) -> list[str]:
     """``ssh`` options to reach a lab guest as root with the lab key."""
     key = _kvm().Paths(lab_dir, lab_dir / "run").ssh_key
     return [
-        "ssh", "-i", str(key), "-p", str(port),
-        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR",
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "LogLevel=ERROR",
         f"root@{address}",
     ]
 
@@ -1191,7 +1257,10 @@ def ssh_run(lab_dir: Path, address: str, port: int, command: str, timeout: float
     try:
         proc = subprocess.run(
             ssh_argv(lab_dir, address, port) + [command],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -1223,8 +1292,10 @@ def define_guest(
     import libvirt
 
     if not VM_BUDGET.admits(spec.name):
-        raise VmBudgetError(f"guest {spec.name!r} is not in the VM budget; name throwaway "
-                            f"guests {VM_BUDGET.throwaway_prefix}*")
+        raise VmBudgetError(
+            f"guest {spec.name!r} is not in the VM budget; name throwaway "
+            f"guests {VM_BUDGET.throwaway_prefix}*"
+        )
     if files is None:
         state = ctx.state().get(NAME) or {}
         if "files" not in state:
@@ -1250,6 +1321,8 @@ def define_guest(
             if spec.role != "master":
                 # Relative backing path: the same file inside the hosts and out here.
                 make_overlay(Path("master.img"), files.outside(disk))
+            # A ready line left from an earlier boot must not count for the next one.
+            files.outside(f"{spec.name}.serial.log").unlink(missing_ok=True)
             conn.defineXML(domain_xml(spec, files, pubkey))
     except libvirt.libvirtError as exc:
         raise PlatformError(f"define {spec.name}: {exc.get_error_message()}", where=uri) from exc
@@ -1366,7 +1439,8 @@ class Guests:
             f"{n} {r['ready_seconds']:.1f} s" for n, r in records.items() if "ready_seconds" in r
         )
         return ComponentStatus(
-            NAME, "running",
+            NAME,
+            "running",
             f"image {image.digest[:16]} ({'built' if image.built else 'cached'}); ready: {ready};"
             f" up in {time.monotonic() - started:.1f} s",
         )
@@ -1382,8 +1456,12 @@ class Guests:
         for spec in self.budget.guests:
             define_guest(ctx, spec, files, pubkey, uris=uris)
             records[spec.name] = {
-                "host": spec.host, "uri": uris[spec.host], "domain": spec.name, "role": spec.role,
-                "ssh_address": spec.ssh_address, "ssh_port": spec.ssh_port,
+                "host": spec.host,
+                "uri": uris[spec.host],
+                "domain": spec.name,
+                "role": spec.role,
+                "ssh_address": spec.ssh_address,
+                "ssh_port": spec.ssh_port,
                 "serial_log": str(files.outside(f"{spec.name}.serial.log")),
             }
         return records

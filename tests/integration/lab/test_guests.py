@@ -97,8 +97,9 @@ def test_master_refuses_to_start_while_clones_use_its_disk(ctx: LabContext) -> N
 
 def test_budget_refuses_a_fourth_running_guest(ctx: LabContext) -> None:
     throwaway = [
-        GuestSpec(f"vqual-tmp-{i}", "clone", f"kvm{i % 2 + 1}", f"127.0.0.6{i}", 2260 + i,
-                  autostart=False)
+        GuestSpec(
+            f"vqual-tmp-{i}", "clone", f"kvm{i % 2 + 1}", f"127.0.0.6{i}", 2260 + i, autostart=False
+        )
         for i in (5, 6, 7)
     ]
     running = guests.running_guests()

@@ -55,14 +55,18 @@ def test_image_is_generalised(image: guests.MasterImage) -> None:
 
 
 @pytest.fixture(scope="module")
-def direct(image: guests.MasterImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    tuple[guests.DirectGuest, Path]
-]:
+def direct(
+    image: guests.MasterImage, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[guests.DirectGuest, Path]]:
     work = tmp_path_factory.mktemp("direct")
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     guest = guests.boot_direct(
-        image, "direct1", work, ssh_address=DIRECT_ADDRESS, ssh_port=DIRECT_PORT,
+        image,
+        "direct1",
+        work,
+        ssh_address=DIRECT_ADDRESS,
+        ssh_port=DIRECT_PORT,
         authorized_key=key.with_suffix(".pub").read_text(),
     )
     try:
@@ -72,7 +76,9 @@ def direct(image: guests.MasterImage, tmp_path_factory: pytest.TempPathFactory) 
     assert not guests.pid_alive(guest.pid)
 
 
-def test_direct_boot_prints_ready_with_its_identity(direct: tuple[guests.DirectGuest, Path]) -> None:
+def test_direct_boot_prints_ready_with_its_identity(
+    direct: tuple[guests.DirectGuest, Path],
+) -> None:
     guest, _ = direct
     assert guest.ready["host"] == "direct1"
     assert len(guest.ready["machine-id"]) == 32
@@ -81,13 +87,32 @@ def test_direct_boot_prints_ready_with_its_identity(direct: tuple[guests.DirectG
     assert "first boot: SSH host keys generated" in log
 
 
-def test_direct_guest_answers_ssh_with_the_given_key(direct: tuple[guests.DirectGuest, Path]) -> None:
+def test_direct_guest_answers_ssh_with_the_given_key(
+    direct: tuple[guests.DirectGuest, Path],
+) -> None:
     guest, key = direct
     out = subprocess.run(
-        ["ssh", "-i", str(key), "-p", str(DIRECT_PORT), "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", f"root@{DIRECT_ADDRESS}", "hostname; cat /etc/machine-id"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(DIRECT_PORT),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"root@{DIRECT_ADDRESS}",
+            "hostname; cat /etc/machine-id",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.split()
     assert out == ["direct1", guest.ready["machine-id"]]
 
@@ -113,8 +138,12 @@ def test_overlay_leaves_the_master_image_unchanged(
 ) -> None:
     # The guest wrote its identity into its overlay, not into the master.
     assert "Size: 0" in _debugfs(image.image, "stat /etc/machine-id")
-    info = json.loads(subprocess.run(
-        ["qemu-img", "info", "-U", "--output=json", str(direct[0].disk)],
-        capture_output=True, text=True, check=True,
-    ).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(direct[0].disk)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert info["backing-filename"] == str(image.image)

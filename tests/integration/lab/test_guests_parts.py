@@ -103,11 +103,17 @@ def test_cpio_newc_archive_lists_back_with_cpio(tmp_path: Path) -> None:
     if shutil.which("cpio") is None:
         pytest.skip("cpio not installed (scripts/setup --lab)")
     data = guests._cpio_newc(
-        [("bin", 0o040755, b""), ("bin/tool", 0o100755, b"#!/bin/sh\necho hi\n"), ("odd", 0o100644, b"x")]
+        [
+            ("bin", 0o040755, b""),
+            ("bin/tool", 0o100755, b"#!/bin/sh\necho hi\n"),
+            ("odd", 0o100644, b"x"),
+        ]
     )
-    listing = subprocess.run(
-        ["cpio", "-it", "--quiet"], input=data, capture_output=True, check=True
-    ).stdout.decode().split()
+    listing = (
+        subprocess.run(["cpio", "-it", "--quiet"], input=data, capture_output=True, check=True)
+        .stdout.decode()
+        .split()
+    )
     assert listing == ["bin", "bin/tool", "odd"]
     out = tmp_path / "x"
     out.mkdir()
@@ -143,9 +149,13 @@ def test_initrd_holds_init_busybox_and_modules_in_order() -> None:
     modules = _machine_modules()
     busybox = guests._static_busybox()
     blob = guests.build_initrd(modules, busybox, guests.ASSETS / "initrd-init.sh")
-    listing = subprocess.run(
-        ["cpio", "-it", "--quiet"], input=gzip.decompress(blob), capture_output=True, check=True
-    ).stdout.decode().split()
+    listing = (
+        subprocess.run(
+            ["cpio", "-it", "--quiet"], input=gzip.decompress(blob), capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split()
+    )
     assert {"init", "bin/busybox", "modules/order", "modules/ext4.ko"} <= set(listing)
     # Reproducible: the same inputs give the same bytes.
     assert guests.build_initrd(modules, busybox, guests.ASSETS / "initrd-init.sh") == blob
