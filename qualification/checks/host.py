@@ -74,7 +74,10 @@ class HostCheck:
                 return f"{self.name}: parameter {name} must be {_type_names(types)}"
             if isinstance(value, str) and not value:
                 return f"{self.name}: parameter {name} must not be empty"
-        return self.extra(params)
+        problem = self.extra(params)
+        if problem and not problem.startswith(f"{self.name}:"):
+            problem = f"{self.name}: {problem}"
+        return problem
 
     def request(self, params: Mapping[str, Any]) -> ProbeRequest:
         return ProbeRequest("host", self.method, self.args(params))
