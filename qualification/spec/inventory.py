@@ -164,14 +164,21 @@ def _host(name: str, variables: Mapping[str, Any], groups: tuple[str, ...]) -> H
     )
 
 
-def _redact(value: Any) -> Any:
+#: Integers beyond this magnitude are recorded as decimal strings (docs/formats.md).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _recordable(value: Any, redact: bool) -> Any:
+    """A copy of ``value`` as recorded: secret keys redacted (if asked), big integers as text."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if SECRET_KEY.search(key) else _redact(item)
+            key: REDACTED if redact and SECRET_KEY.search(key) else _recordable(item, redact)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_redact(item) for item in value]
+        return [_recordable(item, redact) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return str(value)
     return value
 
 
@@ -303,13 +310,15 @@ class InventoryModel:
             redact: replace the value of every key that looks secret (pass, secret, token,
                 private, credential, api_key) with ``<redacted>``. Ansible's own password
                 and key-file variables are never included either way.
+
+        Integers beyond 2**53-1 in magnitude are given as decimal strings, as in records.
         """
         hosts: dict[str, Any] = {}
         for name, info in self.hosts.items():
             entry: dict[str, Any] = {"groups": list(info.groups)}
             entry.update(info.connection)
             entry.update(info.vqual)
-            hosts[name] = _redact(entry) if redact else json.loads(json.dumps(entry))
+            hosts[name] = _recordable(entry, redact)
         return {"hosts": hosts}
 
     @property

@@ -197,3 +197,22 @@ def test_string_subclasses_are_recorded_as_plain_text() -> None:
     data["kvm2"]["vqual_site"] = UnsafeText("building-9")
     model = InventoryModel.from_hostvars(data, GROUPS)
     assert type(model.host("kvm2").vqual["vqual_site"]) is str
+
+
+def test_big_integers_are_recorded_as_strings_but_kept_for_planning() -> None:
+    data = hostvars()
+    data["kvm2"]["vqual_expected"] = {"shmmax": 18446744073692774399, "small": 2**53 - 1}
+    model = InventoryModel.from_hostvars(data, GROUPS)
+    recorded = model.snapshot()["hosts"]["kvm2"]["vqual_expected"]
+    assert recorded == {"shmmax": "18446744073692774399", "small": 2**53 - 1}
+    assert model.host("kvm2").expected["shmmax"] == 18446744073692774399
+    assert len(model.digest) == 64
+
+
+def test_digest_is_sha256_of_the_evidence_canonical_form() -> None:
+    from qualification.evidence.canonical import canonical_bytes
+
+    data = hostvars()
+    data["kvm2"]["vqual_expected"] = {"shmmax": 18446744073692774399, "name": "\u00e9t\u00e9"}
+    model = InventoryModel.from_hostvars(data, GROUPS)
+    assert model.digest == hashlib.sha256(canonical_bytes(model.snapshot())).hexdigest()
