@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from qualification.errors import PlatformError
 from qualification.lab import guests
-from qualification.lab.component import LabContext
+from qualification.lab.component import LabContext, pid_alive
 
 pytestmark = pytest.mark.lab
 
@@ -73,7 +74,7 @@ def direct(
         yield guest, key
     finally:
         guest.stop()
-    assert not guests.pid_alive(guest.pid)
+    assert not pid_alive(guest.pid)
 
 
 def test_direct_boot_prints_ready_with_its_identity(
@@ -129,7 +130,7 @@ def test_direct_guest_agent_ping_exec_osinfo_files(direct: tuple[guests.DirectGu
     payload = os.urandom(100_000)  # several agent chunks
     agent.write_file("/tmp/vqual-agent-test", payload)
     assert agent.read_file("/tmp/vqual-agent-test") == payload
-    with pytest.raises(guests.PlatformError, match="guest-file-open"):
+    with pytest.raises(PlatformError, match="guest-file-open"):
         agent.read_file("/no/such/file")
 
 

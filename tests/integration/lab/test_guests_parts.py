@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qualification.errors import EXIT_PLATFORM
+from qualification.errors import EXIT_PLATFORM, PlatformError
 from qualification.lab import guests
 from qualification.lab.guests import VM_BUDGET, GuestFiles, VmBudgetError, check_budget
 
@@ -87,7 +87,7 @@ def test_apt_sources_read_deb822_and_one_line_formats(tmp_path: Path) -> None:
     assert found[0].keyring == "/k/one.gpg" and found[0].components == ("main", "contrib")
     assert found[1].suites == ("bookworm", "bookworm-updates")
     assert guests.debian_mirror("bookworm", tmp_path).uri == "http://mirror.example/debian"
-    with pytest.raises(guests.PlatformError, match="no apt source for 'trixie main'"):
+    with pytest.raises(PlatformError, match="no apt source for 'trixie main'"):
         guests.debian_mirror("trixie", tmp_path)
 
 
@@ -141,7 +141,7 @@ def test_initrd_modules_come_after_their_dependencies() -> None:
 
 
 def test_initrd_modules_name_a_missing_module() -> None:
-    with pytest.raises(guests.PlatformError, match="kernel module no_such_thing not found"):
+    with pytest.raises(PlatformError, match="kernel module no_such_thing not found"):
         guests.initrd_modules(_machine_modules(), ["no_such_thing"])
 
 
@@ -190,7 +190,7 @@ def test_domain_xml_of_a_clone_and_the_master() -> None:
     log = root.find("devices/serial/log")
     assert log is not None and log.get("file") == "/srv/vqual-shared/guests/abc/clone1.serial.log"
     ns = "{http://libvirt.org/schemas/domain/qemu/1.0}"
-    args = [a.get("value") for a in root.iter(f"{ns}arg")]
+    args = [a.get("value", "") for a in root.iter(f"{ns}arg")]
     assert f"hostfwd=tcp:{clone.ssh_address}:{clone.ssh_port}-:22" in args[1]
     assert "restrict=on" in args[1]
 
