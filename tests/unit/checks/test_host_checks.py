@@ -119,7 +119,8 @@ def test_file_checks() -> None:
     assert request("file_checksum", path="/etc/x")[2] == {"path": "/etc/x", "checksum": True}
     assert request("file_mode", path="/etc/x")[2] == {"path": "/etc/x"}
     assert (
-        validate_params("file_mode", {"path": "etc/x"}) == "parameter path must be an absolute path"
+        validate_params("file_mode", {"path": "etc/x"})
+        == "file_mode: parameter path must be an absolute path"
     )
 
 
