@@ -7,6 +7,7 @@ with secrets removed and its digest goes into ``run.start``.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib
 import json
@@ -73,13 +74,21 @@ def _fail(host: str, variable: str, message: str) -> BadInputError:
 
 def _json_data(value: Any, host: str, variable: str) -> Any:
     """``value`` as plain JSON data, so the snapshot and its digest are well defined."""
-    if value is None or isinstance(value, (bool, int, str)):
-        # str() drops subclasses such as Ansible's unsafe text; the text stays the same.
-        return str(value) if isinstance(value, str) else value
+    # Ansible hands over subclasses of the plain types (tagged or unsafe values); record the
+    # plain value, which the canonical encoder accepts and which compares the same.
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(host, variable, f"non-finite number {value!r}")
-        return value
+        return float(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        # YAML reads an unquoted date as a date; record it as the ISO text it was written as
+        return value.isoformat()
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from typing import Any
@@ -189,14 +190,43 @@ def test_digest_ignores_order_and_secrets_but_not_site_values() -> None:
     assert InventoryModel.from_hostvars(other_value, GROUPS).digest != base
 
 
-def test_string_subclasses_are_recorded_as_plain_text() -> None:
+def test_subclasses_of_plain_types_are_recorded_as_plain_values() -> None:
     class UnsafeText(str):
+        pass
+
+    class TaggedInt(int):
+        pass
+
+    class TaggedFloat(float):
+        pass
+
+    class TaggedDict(dict[str, Any]):
+        pass
+
+    class TaggedList(list[Any]):
         pass
 
     data = hostvars()
     data["kvm2"]["vqual_site"] = UnsafeText("building-9")
-    model = InventoryModel.from_hostvars(data, GROUPS)
-    assert type(model.host("kvm2").vqual["vqual_site"]) is str
+    data["kvm2"]["vqual_expected"] = TaggedDict(
+        cpus=TaggedInt(8), ghz=TaggedFloat(2.5), ntp=TaggedList([UnsafeText("a")])
+    )
+    vqual = InventoryModel.from_hostvars(data, GROUPS).host("kvm2").vqual
+    assert type(vqual["vqual_site"]) is str
+    expected = vqual["vqual_expected"]
+    assert type(expected) is dict
+    assert [type(expected[k]) for k in ("cpus", "ghz", "ntp")] == [int, float, list]
+    assert type(expected["ntp"][0]) is str
+    assert expected == {"cpus": 8, "ghz": 2.5, "ntp": ["a"]}
+
+
+def test_dates_are_recorded_as_iso_text() -> None:
+    data = hostvars()
+    data["kvm2"]["vqual_qualified_on"] = datetime.date(2026, 1, 31)
+    data["kvm2"]["vqual_window"] = datetime.datetime(2026, 1, 31, 22, 0, tzinfo=datetime.UTC)
+    snap = InventoryModel.from_hostvars(data, GROUPS).snapshot()["hosts"]["kvm2"]
+    assert snap["vqual_qualified_on"] == "2026-01-31"
+    assert snap["vqual_window"] == "2026-01-31T22:00:00+00:00"
 
 
 def test_big_integers_are_recorded_as_strings_but_kept_for_planning() -> None:
