@@ -20,7 +20,7 @@ import jinja2
 from qualification.errors import BadInputError
 from qualification.reports.matrix import NOT_COVERED, rows_for
 from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
-from qualification.reports.values import show, show_duration, show_expected, show_time
+from qualification.reports.values import show, show_duration, show_expected, show_raw, show_time
 
 _TEMPLATES = Path(__file__).parent / "templates"
 #: Observed values longer than this are cut in the report; the record keeps all of it.
@@ -88,6 +88,7 @@ def _test_row(result: Result) -> dict[str, Any]:
         "title": result.title,
         "requirements": ", ".join(result.requirements),
         "method": result.method,
+        "raw": show_raw(result.raw, result.seq),
         "expected": show_expected(result.expected, _VALUE_LIMIT)
         if result.recorded or result.expected is not None
         else "",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from qualification.reports.model import Records, Result, Run, load_run
-from qualification.reports.values import show, show_expected
+from qualification.reports.values import show, show_expected, show_raw
 
 
 def _requirements(result: Result) -> str:
@@ -30,6 +30,9 @@ def _system_out(result: Result) -> str:
         lines.append(f"reason: {result.reason}")
     if result.verdict == "waived":
         lines.append(f"waived by deviation {result.deviation or '(id missing)'}")
+    raw = show_raw(result.raw, result.seq)
+    if raw:
+        lines.append(raw)
     return "\n".join(lines)
 
 

@@ -65,3 +65,15 @@ def show_duration(duration_ms: float | None) -> str:
     if duration_ms >= 1000:
         return f"{duration_ms / 1000:.2f} s"
     return f"{duration_ms:.0f} ms"
+
+
+def show_raw(raw: Any, seq: int | None = None) -> str:
+    """Where a result's raw probe output is: a sealed file by digest, or inline in its record."""
+    if isinstance(raw, Mapping):
+        return f"raw output: {raw.get('file', '')} (sha256 {raw.get('sha256', '')})"
+    if isinstance(raw, str):
+        where = f"record seq {seq}" if seq is not None else "the record"
+        return (
+            f"raw output: inline in {where} ({len(raw.encode('utf-8', 'surrogateescape'))} bytes)"
+        )
+    return ""

@@ -113,6 +113,7 @@ class RunRecords:
         reason: str | None = None,
         deviation: str | None = None,
         duration_ms: float = 42.0,
+        raw: str | dict[str, str] | None = None,
     ) -> dict[str, Any]:
         started = self.tick(0.1)
         finished = self.tick(duration_ms / 1000)
@@ -128,7 +129,7 @@ class RunRecords:
             "observed": observed,
             "verdict": verdict,
             "reason": reason,
-            "raw": None,
+            "raw": raw,
             "started": started,
             "finished": finished,
             "duration_ms": duration_ms,

@@ -16,11 +16,14 @@ from tests.unit.reports.reports_testlib import (
     EXECUTOR,
     HCL_DIGEST,
     INVENTORY_DIGEST,
+    PLANNED,
     REVIEWER,
     SEAL,
     SPEC_DIGEST,
+    TARGETS,
     TRUST_DIGEST,
     XSS,
+    RunRecords,
     qualification_run,
 )
 
@@ -330,7 +333,7 @@ def test_unfinished_run_names_the_tests_without_result():
     run = qualification_run(finish=False, ntp=False)
     doc = _doc(run.records)
     assert "IQ-NTP-03 on kvm2: not executed: run did not finish" in doc.text("summary")
-    assert "(last record; no run.end)" in doc.text("summary")
+    assert "(last record; no run.end among the records rendered)" in doc.text("summary")
     ntp = next(r for r in doc.table("tests") if r[0] == "IQ-NTP-03")
     assert ntp[5:7] == ["(no result)", "ERROR not executed: run did not finish"]
 
@@ -345,3 +348,37 @@ def test_long_observed_values_are_cut_with_a_note():
 def test_records_without_run_start_are_refused(run):
     with pytest.raises(BadInputError, match="run.start"):
         render_report(run.records[1:])
+
+
+def test_raw_output_is_referenced_by_file_and_digest_or_record():
+    run = RunRecords()
+    run.start(TARGETS[:1], PLANNED[:2], ["URS-CL-01"])
+    digest = "ab" * 32
+    run.result("IQ-SSH-01", "kvm1", "pass", "no", raw="PermitRootLogin no\n")
+    run.result(
+        "IQ-HCL-02", "kvm1", "pass", "R750", raw={"sha256": digest, "file": f"raw/{digest}.txt"}
+    )
+    rows = _doc(run.records).table("tests")
+    assert (
+        rows[1][3] == "host.file /etc/ssh/sshd_config raw output: inline in record seq 1 (19 bytes)"
+    )
+    assert rows[2][3].endswith(f"raw output: raw/{digest}.txt (sha256 {digest})")
+
+
+def test_waived_and_passed_results_make_an_unsealed_run_pass():
+    # The copy sealed with the run is rendered before run.end exists.
+    run = RunRecords()
+    run.start(TARGETS[:1], PLANNED[:1] + PLANNED[2:3], ["URS-CL-01"])
+    run.result("IQ-SSH-01", "kvm1", "pass", "no", requirements=("URS-CL-01",))
+    run.result(
+        "OQ-MIG-01",
+        "kvm1",
+        "waived",
+        950,
+        protocol="OQ",
+        deviation="DEV-9",
+        requirements=("URS-CL-01",),
+    )
+    facts = {row[0]: row[1] for row in _doc(run.records).table("summary") if len(row) == 2}
+    assert facts["Overall verdict"] == "PASS"
+    assert facts["Counts"] == "PASS: 1; FAIL: 0; ERROR: 0; NOT EXECUTED: 0; WAIVED: 1"

@@ -149,3 +149,12 @@ def test_records_without_run_start_are_refused(run):
         render_junit(run.records[1:])
     with pytest.raises(BadInputError, match="no records"):
         render_junit([])
+
+
+def test_system_out_points_to_the_raw_output_file():
+    run = RunRecords()
+    run.start([], [{"test_id": "T-1", "target": "h", "protocol": "IQ"}])
+    digest = "cd" * 32
+    run.result("T-1", "h", "pass", "ok", raw={"sha256": digest, "file": f"raw/{digest}.txt"})
+    case = next(_parse(run.records).iter("testcase"))
+    assert _out(case).splitlines()[-1] == f"raw output: raw/{digest}.txt (sha256 {digest})"
