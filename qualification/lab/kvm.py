@@ -494,8 +494,14 @@ def _mkdirs_like(base: Path, upper: Path, rel: Path) -> None:
 
 
 def _start_host(ctx: LabContext, host: KvmHost, pubkey: str) -> dict[str, Any]:
+    _prepare_host_dir(Paths.of(ctx), host, pubkey)
+    return _launch_host(ctx, host)
+
+
+def _launch_host(ctx: LabContext, host: KvmHost) -> dict[str, Any]:
+    """Start a host's namespaces over its existing overlay dirs; returns its PID record."""
     paths = Paths.of(ctx)
-    hdir = _prepare_host_dir(paths, host, pubkey)
+    hdir = paths.host_dir(host)
     script = ctx.run_dir / "kvm" / "host-ns.sh"
     script.write_bytes(_asset("host-ns.sh"))
     script.chmod(0o755)
@@ -849,6 +855,47 @@ class KvmCluster:
         if any(p.startswith(("libvirt", "qemu")) for p in changed):
             self.restart_service(ctx, host, "libvirtd")
         return {p: (before[p], after[p]) for p in packages}
+
+    def reboot(self, ctx: LabContext, host: str, *, timeout: float = 60.0) -> float:
+        """Stop one host and start it again over the same root filesystem (what a patch
+        changed stays), as a reboot does. Its running guests die with it, as on a real host:
+        migrate them away first.
+
+        Returns:
+            Seconds until the host answered again.
+
+        Raises:
+            PlatformError: the host is not running or does not come back.
+        """
+        kvm_host = self.host(host)
+        with self._lock:
+            started = time.monotonic()
+            records = self._records(ctx)
+            record = records.get(host)
+            if not record or not self._alive(record):
+                raise PlatformError(f"lab KVM host {host} is not running", where="lab kvm")
+            for pid_key, start_key in (
+                ("init_pid", "init_start"),
+                ("unshare_pid", "unshare_start"),
+            ):
+                pid = int(record.get(pid_key) or 0)
+                if pid and same_process(pid, record.get(start_key)):
+                    stop_pid(pid)
+                proc = _CHILDREN.pop(pid, None)
+                if proc is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=5)
+            # A stale work dir would make the overlay mount fail.
+            _remove_tree(Paths.of(ctx).host_dir(kvm_host) / "work")
+            (Paths.of(ctx).host_dir(kvm_host) / "work").mkdir()
+            new = _launch_host(ctx, kvm_host)
+            entry = ctx.state().get(NAME, {})
+            entry.setdefault("hosts", {})[host] = new
+            ctx.update_state(NAME, entry)
+            missing = _wait_ready(kvm_host, new, timeout=timeout)
+            if missing:
+                raise PlatformError(f"{host} did not come back: {missing}", where="lab kvm")
+            return time.monotonic() - started
 
     def vary(self, ctx: LabContext, host: str, kind: str) -> None:
         """Make ``host`` differ from the others (see ``VARIATIONS``), to provoke findings.
