@@ -138,7 +138,7 @@ def _applications(value: Any, host: str) -> tuple[Application, ...]:
 
 def _host(name: str, variables: Mapping[str, Any], groups: tuple[str, ...]) -> HostInfo:
     vqual = {
-        key: _json_data(value, name, key)
+        str(key): _json_data(value, name, str(key))
         for key, value in variables.items()
         if isinstance(key, str) and key.startswith(VQUAL_PREFIX)
     }
@@ -227,11 +227,15 @@ class InventoryModel:
             BadInputError: a vqual variable is malformed, or a group names a host that has
                 no variables; the message names the host and the variable.
         """
-        membership: dict[str, list[str]] = {name: [] for name in hostvars}
-        for group, members in groups.items():
+        # str(): Ansible's names are str subclasses; records want plain strings
+        variables = {str(name): values for name, values in hostvars.items()}
+        membership: dict[str, list[str]] = {name: [] for name in variables}
+        for group_name, members in groups.items():
+            group = str(group_name)
             if isinstance(members, str):
                 raise BadInputError(f"inventory group {group!r}: members must be a list of hosts")
-            for member in members:
+            for member_name in members:
+                member = str(member_name)
                 if member not in membership:
                     raise BadInputError(
                         f"inventory group {group!r}: host {member!r} has no host variables"
@@ -239,8 +243,8 @@ class InventoryModel:
                 if group not in _IMPLICIT_GROUPS and group not in membership[member]:
                     membership[member].append(group)
         hosts = {
-            name: _host(name, hostvars[name], tuple(sorted(membership[name])))
-            for name in sorted(hostvars)
+            name: _host(name, variables[name], tuple(sorted(membership[name])))
+            for name in sorted(variables)
         }
         return cls(hosts=hosts)
 
