@@ -58,10 +58,14 @@ options:
         C(domains) {} - every domain with placement and configuration;
         C(domain) {name} - one domain;
         C(pools) {}; C(networks) {}."
-      - "OQ methods: C(oq_lifecycle) {steps, graceful_stop} with O(requests[].args.steps) a
-        list out of C(define), C(start), C(snapshot_create), C(stop), C(snapshot_revert),
-        C(snapshot_delete), C(undefine) (default all; steps a requested step needs are run
-        too); C(oq_migrate) {destination} - live migration of a throwaway domain to the
+      - "OQ methods: C(oq_lifecycle) {steps, graceful_stop, disk_mib, pool} with
+        O(requests[].args.steps) a list out of C(define), C(start), C(snapshot_create),
+        C(stop), C(snapshot_revert), C(snapshot_delete), C(undefine) (default all; steps a
+        requested step needs are run too; a step whose needed step did not pass is
+        C(not-executed)); the throwaway domain gets an empty qcow2 disk of C(disk_mib) MiB
+        (default 16) in storage pool C(pool) (default the first active pool; none: no disk),
+        because QEMU keeps a running domain's snapshots in its qcow2 disk.
+        C(oq_migrate) {destination} - live migration of a diskless throwaway domain to the
         destination URI (C(not_executed) where the driver cannot migrate)."
     type: list
     elements: dict

@@ -209,13 +209,21 @@ class VmFacts(Facts):
 
 @dataclass(frozen=True)
 class VmConfig:
-    """What to create. ``native`` (platform-specific definition) wins over the fields."""
+    """What to create. ``native`` (platform-specific definition) wins over the fields.
+
+    Attributes:
+        disk_mib: size of one new empty disk (0: none). Snapshots of a running VM need one
+            on some platforms (QEMU keeps internal snapshots in qcow2 disks).
+        pool: datastore/pool for the disk; default the platform's choice.
+    """
 
     name: str
     vcpus: int = 1
     memory_mib: int = 64
     os_type: str = "hvm"
     arch: str | None = None
+    disk_mib: int = 0
+    pool: str | None = None
     native: str | None = None
 
 
@@ -277,8 +285,9 @@ class HypervisorPlatform(Protocol):
 
     def create_vm(self, config: VmConfig) -> VmFacts: ...
 
-    def delete_vm(self, name: str) -> None:
-        """Remove a stopped VM's definition (and its snapshots' metadata)."""
+    def delete_vm(self, name: str, *, delete_storage: bool = False) -> None:
+        """Remove a stopped VM's definition (and its snapshots' metadata); with
+        ``delete_storage`` also the disks the platform manages."""
         ...
 
     def power_on(self, name: str) -> VmFacts: ...

@@ -338,13 +338,13 @@ class LibvirtPlatform:
         uri: str,
         *,
         readonly: bool = False,
-        state_dir: Path | None = None,
+        state_dir: Path | str | None = None,
         domain_type: str | None = None,
     ) -> None:
         self.uri = uri
         self.endpoint = redact_endpoint(uri)
         self._secrets = secrets_of(uri)
-        self._state_dir = state_dir
+        self._state_dir = Path(state_dir) if state_dir is not None else None
         self._domain_type = domain_type
         self._identity: tuple[str, str | None] | None = None
         self._caps: dict[str, Any] | None = None
@@ -434,11 +434,19 @@ class LibvirtPlatform:
         return {"model": model, "doi": doi}
 
     def sysinfo(self) -> dict[str, dict[str, str]]:
-        """SMBIOS tables the hypervisor reports (``virsh sysinfo``); {} where unsupported."""
+        """SMBIOS tables the hypervisor reports (``virsh sysinfo``); {} where there are none.
+
+        A driver without the call, and a host without SMBIOS tables (QEMU in a container or
+        chroot: "Host SMBIOS information is not available"), both give {}.
+        """
         try:
-            xml = self._call("read", "sysinfo", self.conn.getSysinfo, 0)
-        except NotSupported:
-            return {}
+            xml = self.conn.getSysinfo(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in _UNSUPPORTED_CODES | {libvirt.VIR_ERR_CONFIG_UNSUPPORTED}:
+                return {}
+            raise PlatformError(
+                f"read sysinfo failed: {one_line(str(exc), self._secrets)}", where=self.endpoint
+            ) from None
         root = ET.fromstring(xml)
         out: dict[str, dict[str, str]] = {}
         for section in root:
@@ -620,40 +628,100 @@ class LibvirtPlatform:
             "create vm", f"host offers no guest of type {os_type} on {arch}", where=self.endpoint
         )
 
-    def config_xml(self, config: VmConfig) -> str:
-        """The domain XML a :class:`VmConfig` defines (``native`` as given, if set)."""
+    def config_xml(self, config: VmConfig, *, disk_path: str | None = None) -> str:
+        """The domain XML a :class:`VmConfig` defines (``native`` as given, if set).
+
+        ``disk_path`` adds it as a qcow2 virtio disk ``vda``.
+        """
         if config.native is not None:
             return config.native
         arch = config.arch or self.capabilities()["host"]["arch"]
         dtype = self._pick_domain_type(config.os_type, arch)
+        devices = ""
+        if disk_path is not None:
+            devices = (
+                "<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                f"<source file={quoteattr(disk_path)}/><target dev='vda' bus='virtio'/>"
+                "</disk></devices>"
+            )
         return (
             f"<domain type={quoteattr(dtype)}><name>{escape(config.name)}</name>"
             f"<memory unit='MiB'>{int(config.memory_mib)}</memory>"
             f"<vcpu>{int(config.vcpus)}</vcpu>"
             f"<os><type arch={quoteattr(arch)}>{escape(config.os_type)}</type></os>"
             "<on_poweroff>destroy</on_poweroff><on_crash>destroy</on_crash>"
-            "</domain>"
+            f"{devices}</domain>"
         )
 
+    def _disk_pool(self, name: str | None) -> libvirt.virStoragePool | None:
+        """The pool for a new VM's disk: the named one, else the first active one, else None."""
+        if name is not None:
+            pool = self._call("lookup pool", name, self.conn.storagePoolLookupByName, name)
+            if not self._call("read pool", name, pool.isActive):
+                raise PlatformError(f"storage pool {name} is not active", where=self.endpoint)
+            return pool
+        pools = self._call("list", "storage pools", self.conn.listAllStoragePools, 0)
+        for pool in sorted(pools, key=lambda p: p.name()):
+            if self._call("read pool", pool.name(), pool.isActive):
+                return pool
+        return None
+
     def create_vm(self, config: VmConfig) -> VmFacts:
+        """Define a VM; with ``disk_mib`` a qcow2 volume ``<name>-vda.qcow2`` is made for it in
+        ``config.pool`` (else the first active pool). Without any active pool the VM is
+        defined without a disk.
+        """
         if self.vm_exists(config.name):
             raise PlatformError(
                 f"create vm {config.name} refused: it already exists", where=self.endpoint
             )
-        dom = self._call("define vm", config.name, self.conn.defineXML, self.config_xml(config))
+        volume = None
+        disk_path = None
+        if config.native is None and config.disk_mib > 0:
+            pool = self._disk_pool(config.pool)
+            if pool is not None:
+                vol_xml = (
+                    f"<volume><name>{escape(config.name)}-vda.qcow2</name>"
+                    f"<capacity unit='MiB'>{int(config.disk_mib)}</capacity>"
+                    "<target><format type='qcow2'/></target></volume>"
+                )
+                volume = self._call("create disk of", config.name, pool.createXML, vol_xml, 0)
+                disk_path = str(self._call("read disk of", config.name, volume.path))
+        try:
+            dom = self._call(
+                "define vm",
+                config.name,
+                self.conn.defineXML,
+                self.config_xml(config, disk_path=disk_path),
+            )
+        except PlatformError:
+            if volume is not None:
+                self._call("delete disk of", config.name, volume.delete, 0)
+            raise
         return self._facts(dom)
 
-    def delete_vm(self, name: str) -> None:
+    def delete_vm(self, name: str, *, delete_storage: bool = False) -> None:
         dom = self._domain(name)
         if self._call("read vm", name, dom.isActive):
             raise PlatformError(f"delete vm {name} refused: it is running", where=self.endpoint)
+        facts = self._facts(dom)
         flags = (
             libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
             | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
         )
-        if self._facts(dom).firmware == "efi":
+        if facts.firmware == "efi":
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
         self._call("undefine vm", name, dom.undefineFlags, flags)
+        if not delete_storage:
+            return
+        for disk in facts.disks:
+            if disk.device != "disk" or not disk.source:
+                continue
+            try:
+                volume = self.conn.storageVolLookupByPath(disk.source)
+            except libvirt.libvirtError:
+                continue  # not a libvirt volume: libvirt cannot delete it, leave it
+            self._call(f"delete disk {disk.source} of", name, volume.delete, 0)
 
     def _refuse_if_not_placeable(self, operation: str, vm: str, placement: Placement) -> None:
         marker = self.maintenance_marker()
@@ -1036,9 +1104,20 @@ def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> d
     steps = args.get("steps", list(LIFECYCLE_STEPS))
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
         raise BadArgs("oq_lifecycle: argument 'steps' must be a list of step names")
+    disk_mib = args.get("disk_mib", 16)
+    pool = args.get("pool")
+    if isinstance(disk_mib, bool) or not isinstance(disk_mib, int) or disk_mib < 0:
+        raise BadArgs("oq_lifecycle: argument 'disk_mib' must be a whole number of MiB (0: none)")
+    if pool is not None and not isinstance(pool, str):
+        raise BadArgs("oq_lifecycle: argument 'pool' must be a storage pool name")
     try:
         result = run_lifecycle(
-            platform, vm, steps, graceful_stop=bool(args.get("graceful_stop", False))
+            platform,
+            vm,
+            steps,
+            graceful_stop=bool(args.get("graceful_stop", False)),
+            disk_mib=disk_mib,
+            pool=pool,
         )
     except ValueError as exc:
         raise BadArgs(f"oq_lifecycle: {exc}") from None

@@ -46,6 +46,18 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _needs_of(step: str) -> tuple[str, ...]:
+    """Every step ``step`` needs, directly or through another step, in execution order."""
+    found: set[str] = set()
+    todo = list(_NEEDS[step])
+    while todo:
+        need = todo.pop()
+        if need not in found:
+            found.add(need)
+            todo.extend(_NEEDS[need])
+    return tuple(s for s in LIFECYCLE_STEPS if s in found)
+
+
 def plan_steps(requested: Iterable[str]) -> tuple[str, ...]:
     """The requested steps plus what they need, in execution order.
 
@@ -89,6 +101,7 @@ def _state(platform: HypervisorPlatform, vm: str) -> dict[str, Any]:
         "power_state": facts.power_state,
         "persistent": facts.persistent,
         "snapshots": list(facts.snapshots),
+        "disks": [d.source for d in facts.disks],
         "host": facts.host,
     }
 
@@ -107,6 +120,8 @@ def run_lifecycle(
     *,
     graceful_stop: bool = False,
     config: VmConfig | None = None,
+    disk_mib: int = 16,
+    pool: str | None = None,
 ) -> LifecycleResult:
     """Run the OQ lifecycle on the throwaway VM ``vm``; never raises for a platform failure.
 
@@ -115,15 +130,16 @@ def run_lifecycle(
         vm: name of the throwaway VM (``vqual-oq-<run id>``); must not exist yet.
         steps: the steps asked for; needed steps are added (see :func:`plan_steps`).
         graceful_stop: stop by guest shutdown instead of power off.
-        config: the VM to define; default a minimal 1 vCPU, 64 MiB VM.
+        config: the VM to define; default 1 vCPU, 64 MiB and an empty ``disk_mib`` disk in
+            ``pool`` (QEMU keeps snapshots of a running VM in its qcow2 disk; a platform
+            without a pool defines the VM diskless, and says so in the snapshot step).
     """
     plan = plan_steps(steps)
-    cfg = config or VmConfig(name=vm)
+    cfg = config or VmConfig(name=vm, disk_mib=disk_mib, pool=pool)
     created = False
     snapshot_state: str | None = None
     summary: dict[str, dict[str, Any]] = {}
     actions: list[dict[str, Any]] = []
-    blocked_by: str | None = None
 
     def check(step: str, after: dict[str, Any]) -> str | None:
         """Why the post-condition of ``step`` does not hold, or None."""
@@ -170,10 +186,15 @@ def run_lifecycle(
     }
 
     for step in plan:
-        if blocked_by is not None:
+        # A step runs unless a step it needs did not pass; independent steps still run
+        # (stop does not need a snapshot), so one failure does not hide the others.
+        failed_need = next(
+            (n for n in _needs_of(step) if summary.get(n, {}).get("verdict") != "pass"), None
+        )
+        if failed_need is not None:
             summary[step] = {
                 "verdict": "not-executed",
-                "reason": f"step {blocked_by} did not pass",
+                "reason": f"step {failed_need} did not pass",
                 "duration_ms": 0,
             }
             continue
@@ -213,8 +234,6 @@ def run_lifecycle(
                 "finished": finished,
             }
         )
-        if verdict != "pass":
-            blocked_by = step
 
     cleanup: dict[str, Any] = {"verdict": "pass", "reason": None}
     if created and _safe_state(platform, vm).get("exists"):
@@ -252,7 +271,7 @@ def _remove(platform: HypervisorPlatform, vm: str) -> None:
         platform.power_off(vm)
     for snap in platform.snapshots(vm):
         platform.snapshot_delete(vm, snap.name)
-    platform.delete_vm(vm)
+    platform.delete_vm(vm, delete_storage=True)
 
 
 def _safe_state(platform: HypervisorPlatform, vm: str) -> dict[str, Any]:

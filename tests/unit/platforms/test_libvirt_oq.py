@@ -87,7 +87,7 @@ def test_only_asked_steps_and_their_needs_run_then_cleanup(lv: LibvirtPlatform) 
     assert not lv.vm_exists("vqual-oq-t3")
 
 
-def test_refused_step_fails_blocks_the_rest_and_still_cleans_up(lv: LibvirtPlatform) -> None:
+def test_refused_step_blocks_only_the_steps_that_need_it(lv: LibvirtPlatform) -> None:
     # A host in maintenance refuses to start VMs: a real refusal, not a simulated one.
     lv.power_off("test")
     lv.enter_maintenance()
@@ -96,11 +96,37 @@ def test_refused_step_fails_blocks_the_rest_and_still_cleans_up(lv: LibvirtPlatf
     assert steps["define"]["verdict"] == "pass"
     assert steps["start"]["verdict"] == "fail"
     assert "is in maintenance mode" in steps["start"]["reason"]
-    assert {steps[s]["verdict"] for s in LIFECYCLE_STEPS[2:]} == {"not-executed"}
+    needs_start = ("snapshot_create", "stop", "snapshot_revert", "snapshot_delete")
+    assert {steps[s]["verdict"] for s in needs_start} == {"not-executed"}
     assert steps["stop"]["reason"] == "step start did not pass"
+    assert steps["undefine"]["verdict"] == "pass"  # needs only define
     assert result.value["passed"] is False
-    assert result.actions[-1]["name"] == "vm.cleanup" and result.actions[-1]["verdict"] == "pass"
+    assert [a["name"] for a in result.actions] == ["vm.define", "vm.start", "vm.undefine"]
     assert not lv.vm_exists("vqual-oq-t4")
+
+
+def test_failure_midway_still_cleans_up(lv: LibvirtPlatform) -> None:
+    lv.power_off("test")
+    lv.enter_maintenance()
+    result = run_lifecycle(lv, "vqual-oq-t7", ["start"])
+    assert [a["name"] for a in result.actions] == ["vm.define", "vm.start", "vm.cleanup"]
+    assert result.actions[-1]["verdict"] == "pass"
+    assert not lv.vm_exists("vqual-oq-t7")
+
+
+def test_throwaway_disk_is_made_in_a_pool_and_removed(lv: LibvirtPlatform) -> None:
+    pool = lv.conn.storagePoolLookupByName("default-pool")
+    result = run_lifecycle(lv, "vqual-oq-t8", disk_mib=4)
+    define = result.actions[0]
+    assert define["after"]["disks"] == ["/default-pool/vqual-oq-t8-vda.qcow2"]
+    assert result.value["passed"] is True
+    assert [v.name() for v in pool.listAllVolumes()] == []
+
+
+def test_without_disk_the_lifecycle_still_runs(lv: LibvirtPlatform) -> None:
+    result = run_lifecycle(lv, "vqual-oq-t9", disk_mib=0)
+    assert result.actions[0]["after"]["disks"] == []
+    assert result.value["passed"] is True  # the test driver snapshots diskless domains
 
 
 def test_existing_domain_is_never_touched(lv: LibvirtPlatform) -> None:
