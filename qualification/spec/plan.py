@@ -158,13 +158,32 @@ class Plan:
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{value!r} is not a string")
-    return value
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A plain-JSON copy: a plan that went through Ansible comes back as subclasses of the
+    plain types (tagged values), which records must not carry."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {_text(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    raise TypeError(f"{value!r} is not JSON data")
 
 
 def _mapping(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise TypeError(f"{value!r} is not a mapping")
-    return copy.deepcopy(dict(value))
+    plain: dict[str, Any] = _plain(value)
+    return plain
 
 
 def lookup_expected(expected: Mapping[str, Any], key: str) -> Any:

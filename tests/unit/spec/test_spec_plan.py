@@ -266,6 +266,7 @@ def test_to_json_does_not_share_state_with_the_plan(spec: Spec) -> None:
         (lambda d: d.pop("targets"), "malformed plan"),
         (lambda d: d["targets"][0].update(name=7), "malformed plan"),
         (lambda d: d["targets"][0]["tests"][0].update(expect=[]), "malformed plan"),
+        (lambda d: d["targets"][0]["tests"][0].update(params={"a": {1, 2}}), "malformed plan"),
     ],
 )
 def test_from_json_refuses_malformed_plans(spec: Spec, mutate: Any, fragment: str) -> None:
@@ -273,3 +274,18 @@ def test_from_json_refuses_malformed_plans(spec: Spec, mutate: Any, fragment: st
     mutate(data)
     with pytest.raises(BadInputError, match=fragment):
         Plan.from_json(data)
+
+
+def test_from_json_returns_plain_types(spec: Spec) -> None:
+    class Tagged(str):
+        pass
+
+    data = build_plan(spec, inventory()).to_json()
+    test = data["targets"][0]["tests"][0]
+    test["test_id"] = Tagged(test["test_id"])
+    test["expect"] = {Tagged("op"): Tagged("equals"), "value": (Tagged("12"),)}
+    again = Plan.from_json(data).targets[0].tests[0]
+    assert type(again.test_id) is str
+    assert again.expect == {"op": "equals", "value": ["12"]}
+    assert [type(key) for key in again.expect] == [str, str]
+    assert type(again.expect["op"]) is str and type(again.expect["value"][0]) is str
