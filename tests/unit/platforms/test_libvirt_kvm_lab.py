@@ -20,8 +20,11 @@ POOL = "vqual-test-oq"
 
 
 @pytest.fixture
-def pool() -> Iterator[str]:
-    """A directory pool on the first host for the throwaway disk, removed afterwards."""
+def pool(lab: object) -> Iterator[str]:
+    """A directory pool on the first host for the throwaway disk, removed afterwards.
+
+    Asks for ``lab`` so that without the lab the test is skipped before this connects.
+    """
     conn = libvirt.open(URI1)
     made = conn.storagePoolDefineXML(
         f"<pool type='dir'><name>{POOL}</name>"
