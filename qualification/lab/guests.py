@@ -1036,8 +1036,8 @@ def _kvm() -> Any:
 
 
 def lab_hosts() -> dict[str, str]:
-    """Lab KVM host name -> libvirt URI."""
-    return {h.name: h.libvirt_uri for h in _kvm().DEFAULT_HOSTS}
+    """Lab KVM host name -> libvirt URI (the hosts the ``kvm`` component runs)."""
+    return {h.name: h.libvirt_uri for h in _kvm().hosts_from_env()}
 
 
 def _quiet_libvirt(_ctx: Any, _err: Any) -> None:
@@ -1136,6 +1136,15 @@ def running_guests(uris: Mapping[str, str] | None = None) -> dict[str, str]:
         finally:
             conn.close()
     return found
+
+
+def _uri_of(uris: Mapping[str, str], spec: GuestSpec) -> str:
+    if spec.host not in uris:
+        raise BadInputError(
+            f"guest {spec.name} is placed on {spec.host}, which this lab does not run "
+            f"(hosts: {', '.join(uris)})"
+        )
+    return uris[spec.host]
 
 
 def _is_running(name: str, host: str, uri: str) -> Callable[[], bool]:
@@ -1305,7 +1314,7 @@ def define_guest(
     if pubkey is None:
         key = _kvm().Paths.of(ctx).ssh_key
         pubkey = key.with_suffix(".pub").read_text().strip()
-    uri = dict(uris or lab_hosts())[spec.host]
+    uri = _uri_of(uris or lab_hosts(), spec)
     disk = "master.img" if spec.role == "master" else f"{spec.name}.qcow2"
     conn = _open(uri)
     try:
@@ -1457,7 +1466,7 @@ class Guests:
             define_guest(ctx, spec, files, pubkey, uris=uris)
             records[spec.name] = {
                 "host": spec.host,
-                "uri": uris[spec.host],
+                "uri": _uri_of(uris, spec),
                 "domain": spec.name,
                 "role": spec.role,
                 "ssh_address": spec.ssh_address,
@@ -1510,7 +1519,7 @@ class Guests:
         problems: list[str] = []
         removed = 0
         kvm = _kvm()
-        for host in kvm.DEFAULT_HOSTS:
+        for host in kvm.hosts_from_env():
             if not kvm._port_open(host.address, kvm.LIBVIRT_PORT):
                 continue  # host down: its guests ended with it
             try:
@@ -1574,7 +1583,7 @@ class Guests:
             groups[group]["hosts"][spec.name] = {
                 "ansible_host": spec.ssh_address,
                 "ansible_port": spec.ssh_port,
-                "vqual_libvirt_uri": uris[spec.host],
+                "vqual_libvirt_uri": uris.get(spec.host, ""),
                 "vqual_libvirt_domain": spec.name,
             }
         return {"groups": groups}

@@ -83,7 +83,7 @@ while [ "$n" -lt 300 ]; do
   n=$((n + 1))
 done
 if [ "$ok" = 1 ]; then
-  say "ready host=$name machine-id=$(cat /etc/machine-id) boot-id=$(cat /proc/sys/kernel/random/boot_id)"
+  say "ready host=$name machine-id=$(cat /etc/machine-id) boot-id=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d" " -f1 /proc/uptime)"
 else
   say "not ready: sshd or qemu-ga did not start"
 fi
