@@ -205,7 +205,13 @@ def test_planted_secrets_appear_nowhere(executor_state: Path, tmp_path: Path) ->
         "vqual_settings": {"api_token": SECRET, "site": "Mannheim"},
     }}}}))
     playbook = tmp_path / "with_no_log.yml"
-    playbook.write_text((REPO / "playbooks" / "qualify.yml").read_text() + f"""
+    playbook.write_text(f"""
+- name: Qualify, then a task whose argument is a secret
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: vqual.qualification.qualify
+  tasks:
     - name: A task whose argument is a secret
       ansible.builtin.debug:
         msg: "{SECRET}"
