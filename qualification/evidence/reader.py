@@ -122,20 +122,26 @@ _FIELDS = {
 }
 
 
-def record_from_obj(rec: Any, number: int, digest: str, keyid: str) -> Record:
-    where = f"{RECORDS} line {number}"
+def check_record_fields(rec: Any, where: str) -> None:
+    """Raise unless ``rec`` is an object with exactly the record fields, of their types."""
+    if type(rec) is dict and rec.keys() == _FIELDS.keys():
+        for name, typ in _FIELDS.items():
+            if type(rec[name]) is not typ:  # also refuses bool for int
+                raise EvidenceInvalidError(
+                    f"record field {name} must be {typ.__name__}", where=where
+                )
+        return
     if not isinstance(rec, dict):
         raise EvidenceInvalidError("record is not a JSON object", where=where)
     missing = [k for k in _FIELDS if k not in rec]
     if missing:
         raise EvidenceInvalidError(f"record lacks field(s) {', '.join(missing)}", where=where)
     extra = sorted(set(rec) - set(_FIELDS))
-    if extra:
-        raise EvidenceInvalidError(f"record has unknown field(s) {', '.join(extra)}", where=where)
-    for name, typ in _FIELDS.items():
-        value = rec[name]
-        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise EvidenceInvalidError(f"record field {name} must be {typ.__name__}", where=where)
+    raise EvidenceInvalidError(f"record has unknown field(s) {', '.join(extra)}", where=where)
+
+
+def record_from_obj(rec: Any, number: int, digest: str, keyid: str) -> Record:
+    check_record_fields(rec, f"{RECORDS} line {number}")
     return Record(line=number, digest=digest, keyid=keyid, **rec)
 
 
