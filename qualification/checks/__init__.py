@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from typing import Any, Mapping
 
-from qualification.checks.base import Check, Observation, Outcome, ProbeRequest
+from qualification.checks.base import Check, Observation, Outcome, ProbeRequest, StepNotExecuted
 from qualification.checks.operators import apply, describe_expectation, validate_expect
 from qualification.errors import SpecError
 
@@ -103,6 +103,8 @@ def evaluate(
         return unobserved
     try:
         observed = check.extract(observation.value, params)
+    except StepNotExecuted as exc:
+        return Outcome("not-executed", _expected(expect), None, " ".join(str(exc).split()))
     except Exception as exc:  # a check bug or an unexpected probe answer must not abort a run
         return Outcome(
             "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"

@@ -69,6 +69,11 @@ class Observation:
         )
 
 
+class StepNotExecuted(Exception):
+    """Raised by ``extract`` when the observation says the platform could not perform the
+    step: the test is ``not-executed`` with this reason, never ``pass`` or ``fail``."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A verdict with what was expected and what was observed."""

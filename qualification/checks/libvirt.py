@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qualification.checks import register
-from qualification.checks.base import ProbeRequest
+from qualification.checks.base import ProbeRequest, StepNotExecuted
 from qualification.platforms.oq import LIFECYCLE_STEPS
 
 VERSION_FIELDS = ("libvirt_version", "hypervisor_version", "type")
@@ -158,7 +158,10 @@ class LibvirtOq:
         return ProbeRequest("libvirt", "oq_lifecycle", {"steps": list(LIFECYCLE_STEPS)})
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
-        return value["steps"][params["step"]]["verdict"]
+        step = value["steps"][params["step"]]
+        if step["verdict"] == "not-executed":
+            raise StepNotExecuted(step.get("reason") or f"step {params['step']} was not executed")
+        return step["verdict"]
 
 
 for _check in (HypervisorVersion(), LibvirtNodeinfo(), LibvirtCapability(), LibvirtOq()):

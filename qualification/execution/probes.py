@@ -28,7 +28,21 @@ def run_controller_probe(
                 str(r["key"]): {"error": "no vqual_libvirt_uri set for this target"}
                 for r in requests
             }
-        return answer_requests(uri, requests, run_id=run_id, check_mode=check_mode)
+        pool = host_vars.get("vqual_libvirt_pool")
+        if pool:
+            # The throwaway OQ domain's disk goes into the site's pool (QEMU needs one for
+            # snapshots of a running domain); the spec stays free of site facts.
+            requests = [
+                {**r, "args": {**dict(r.get("args") or {}), "pool": pool}}
+                if r.get("method") == "oq_lifecycle" and "pool" not in (r.get("args") or {})
+                else r
+                for r in requests
+            ]
+        domain_type = host_vars.get("vqual_libvirt_domain_type")
+        return answer_requests(
+            uri, requests, run_id=run_id, check_mode=check_mode,
+            domain_type=str(domain_type) if domain_type else None,
+        )
     return {
         str(r["key"]): {"error": f"no controller-side probe named {probe!r}"} for r in requests
     }

@@ -181,5 +181,19 @@ def test_a_failed_oq_step_fails_its_test_and_blocks_the_later_ones(tmp_path: Pat
     assert evaluate(oq, obs, {"step": "define"}, expect).verdict == "pass"
     start = evaluate(oq, obs, {"step": "start"}, expect)
     assert start.verdict == "fail" and start.observed == "fail"
-    assert evaluate(oq, obs, {"step": "stop"}, expect).observed == "not-executed"
+    blocked = evaluate(oq, obs, {"step": "stop"}, expect)
+    assert blocked.verdict == "not-executed" and "start" in (blocked.reason or "")
     assert len(obs.actions) == 3  # define, start (refused), cleanup
+
+
+def test_a_step_the_platform_could_not_perform_is_not_executed_not_fail() -> None:
+    from qualification.checks import evaluate, get_check
+    from qualification.checks.base import Observation
+
+    check = get_check("libvirt_oq")
+    value = {"steps": {"snapshot_create": {"verdict": "not-executed",
+                                           "reason": "snapshots need a disk in a pool"}}}
+    outcome = evaluate(check, Observation(value=value, method="libvirt.oq_lifecycle"),
+                       {"step": "snapshot_create"}, {"op": "equals", "value": "pass"})
+    assert outcome.verdict == "not-executed"
+    assert outcome.reason == "snapshots need a disk in a pool"
