@@ -52,6 +52,11 @@ PATCH_MARK_OPTION = "UserVars.vqual.patch"
 
 _SDK_TIMEOUT = 30.0
 
+# Build settings, part of the cache digest. GOPATH mode, no module proxy: offline only.
+# Debian ships the standard library prebuilt with cgo: reusing it costs about a third less
+# CPU in a cold build than CGO_ENABLED=0.
+GO_ENV = {"GO111MODULE": "off", "GOFLAGS": "", "GOPROXY": "off", "CGO_ENABLED": "1"}
+
 
 @dataclass(frozen=True)
 class HostHardware:
@@ -189,11 +194,12 @@ def patches() -> list[Path]:
 
 def source_digest(*, patched: bool = True) -> str:
     """SHA-256 over everything the binary is built from: main.go, the patches (unless
-    ``patched`` is False), the Go toolchain version and the govmomi package version."""
+    ``patched`` is False), the build settings, the Go toolchain and govmomi package versions."""
     h = hashlib.sha256()
     h.update(b"main.go\0" + (ASSETS / "main.go").read_bytes())
     for p in patches() if patched else []:
         h.update(p.name.encode() + b"\0" + p.read_bytes())
+    h.update(json.dumps(GO_ENV, sort_keys=True).encode())
     h.update(_run(["go", "version"]).encode())
     h.update(_run(["dpkg-query", "-W", "-f=${Version}", GOVMOMI_DEB]).encode())
     return h.hexdigest()
@@ -237,7 +243,7 @@ def build(
     upstream = GOCODE / "src" / GOVMOMI_IMPORT
     if not (upstream / "simulator").is_dir():
         raise PlatformError(f"{upstream}/simulator not found: run scripts/setup --lab")
-    for tool in ("go", "patch", "dpkg-query"):
+    for tool in ("go", "gcc", "patch", "dpkg-query"):
         if shutil.which(tool) is None:
             raise PlatformError(f"{tool} not found: run scripts/setup --lab")
     if not patches():
@@ -274,11 +280,8 @@ def build(
             env = {
                 **os.environ,
                 "GOPATH": f"{gopath}:{GOCODE}",
-                "GO111MODULE": "off",
-                "GOFLAGS": "",
-                "GOPROXY": "off",
+                **GO_ENV,
                 "GOCACHE": str(home / "gocache"),
-                "CGO_ENABLED": "0",
             }
             rc = subprocess.run(
                 ["go", "build", "-o", str(partial), "."],
