@@ -125,23 +125,23 @@ def _short(text: str) -> str:
 
 
 def _schema_errors(doc: LocatedDocument) -> list[tuple[int, FieldPath, str]]:
-    found: list[tuple[int, FieldPath, str]] = []
+    """Every schema error as (line, field path, message)."""
+    found: list[tuple[FieldPath, str]] = []
     for error in _validator().iter_errors(doc.data):
         found.extend(_explain(error))
-    return [(doc.line(path), path, message) for _, path, message in found]
+    return [(doc.line(path), path, message) for path, message in found]
 
 
-def _explain(error: ValidationError) -> list[tuple[int, FieldPath, str]]:
+def _explain(error: ValidationError) -> list[tuple[FieldPath, str]]:
+    """The field path(s) an error is about and a message for each."""
     path: FieldPath = tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         extra = [key for key in error.instance if key not in allowed]
-        return [
-            (0, (*path, key), f"unknown field (allowed: {', '.join(allowed)})") for key in extra
-        ]
+        return [((*path, key), f"unknown field (allowed: {', '.join(allowed)})") for key in extra]
     if "propertyNames" in error.schema_path:
         # the error is about a key: point at the key, not at the mapping holding it
-        return [(0, (*path, str(error.instance)), f"bad name: {_short(error.message)}")]
+        return [((*path, str(error.instance)), f"bad name: {_short(error.message)}")]
     message = _short(error.message)
     if (
         error.validator == "type"
@@ -151,7 +151,7 @@ def _explain(error: ValidationError) -> list[tuple[int, FieldPath, str]]:
         message += " (quote it)"
     if error.validator == "const":
         message = f"must be {error.validator_value!r}, not {error.instance!r}"
-    return [(0, path, message)]
+    return [(path, message)]
 
 
 def _check_schema(doc: LocatedDocument) -> None:
