@@ -89,9 +89,7 @@ def _test_row(result: Result) -> dict[str, Any]:
         "requirements": ", ".join(result.requirements),
         "method": result.method,
         "raw": show_raw(result.raw, result.seq),
-        "expected": show_expected(result.expected, _VALUE_LIMIT)
-        if result.recorded or result.expected is not None
-        else "",
+        "expected": "" if result.expected is None else show_expected(result.expected, _VALUE_LIMIT),
         "observed": show(result.observed, _VALUE_LIMIT) if result.recorded else "(no result)",
         "verdict": _verdict(result.verdict, result.deviation),
         "reason": result.reason or "",
@@ -128,14 +126,15 @@ def _digest(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _part(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A sub-object of a payload; an absent or malformed one reads as empty."""
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _summary(run: Run) -> dict[str, Any]:
     start = run.start
-    spec = start.get("spec") if isinstance(start.get("spec"), Mapping) else {}
-    assert isinstance(spec, Mapping)
-    clock = start.get("clock") if isinstance(start.get("clock"), Mapping) else {}
-    assert isinstance(clock, Mapping)
-    tool = start.get("tool") if isinstance(start.get("tool"), Mapping) else {}
-    assert isinstance(tool, Mapping)
+    spec, clock, tool = (_part(start, key) for key in ("spec", "clock", "tool"))
     synchronized = clock.get("synchronized")
     if synchronized is True:
         clock_text = "synchronised"
