@@ -61,13 +61,25 @@ class ActionModule(ActionBase):
             if probe in TARGET_PROBES:
                 observations.update(self._observe_on_target(probe, probe_requests, task_vars))
             else:
+                try:
+                    # Inventory values may be templates (the lab's credentials are file lookups).
+                    host_vars = {
+                        k: plain(self._templar.template(v)) for k, v in task_vars.items() if k.startswith("vqual_")
+                    }
+                except Exception as exc:  # a failed lookup: error verdicts, not a traceback
+                    reason = " ".join(str(exc).split())
+                    observations.update(
+                        {r["key"]: {"error": f"cannot resolve the target's vqual_ variables: {reason}"} for r in probe_requests}
+                    )
+                    continue
                 observations.update(
                     run_controller_probe(
                         probe,
                         probe_requests,
-                        host_vars={k: plain(v) for k, v in task_vars.items() if k.startswith("vqual_")},
+                        host_vars=host_vars,
                         run_id=str(plan.get("run_id", "")),
                         check_mode=bool(self._play_context.check_mode),
+                        data_files=plan.get("data_files") or [],
                     )
                 )
         duration_ms = (time.perf_counter() - t0) * 1000.0

@@ -200,3 +200,4 @@ def compare_across(
 # Modules below register their check types at import.
 from . import host  # noqa: E402,F401
 from . import libvirt  # noqa: E402,F401
+from . import vsphere  # noqa: E402,F401

@@ -17,8 +17,13 @@ def run_controller_probe(
     host_vars: Mapping[str, Any],
     run_id: str,
     check_mode: bool,
+    data_files: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Answer ``requests`` of one controller-side probe; unknown probes answer ``error``."""
+    """Answer ``requests`` of one controller-side probe; unknown probes answer ``error``.
+
+    ``data_files`` are the plan's ``[{name, path, digest}]``: a request naming one (the
+    vSphere HCL) gets its content, read again and checked against the approved digest.
+    """
     if probe == "libvirt":
         from qualification.platforms.libvirt import answer_requests
 
@@ -42,6 +47,12 @@ def run_controller_probe(
         return answer_requests(
             uri, requests, run_id=run_id, check_mode=check_mode,
             domain_type=str(domain_type) if domain_type else None,
+        )
+    if probe == "vsphere":
+        from qualification.platforms.vsphere import answer_vsphere
+
+        return answer_vsphere(
+            requests, host_vars=host_vars, run_id=run_id, check_mode=check_mode, data_files=data_files
         )
     return {
         str(r["key"]): {"error": f"no controller-side probe named {probe!r}"} for r in requests

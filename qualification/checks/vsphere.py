@@ -1,0 +1,551 @@
+"""Check types for vCenter and ESXi, answered by probe ``vsphere`` on the controller.
+
+One vSphere target is an endpoint: a vCenter (its hosts are those of the cluster named by
+``vqual_vsphere_cluster``, else all) or a standalone ESXi (one host). Checks of a host setting
+therefore see every host of the endpoint at once:
+
+- ``vsphere_host``/``vsphere_time`` observe one value when every host in scope agrees, and
+  ``{host: value}`` when they differ, so a differing host fails any expectation and the
+  evidence names each host with its value (the cluster rule: identical hosts);
+- ``vsphere_cluster_homogeneity``, ``vsphere_hcl`` and ``vsphere_vswitch_security`` observe a
+  list of findings, one line per difference, naming the hosts and both values; the
+  expectation is ``{op: absent}``.
+
+The HCL data file format is documented in ``docs/hcl.md`` and parsed by :func:`load_hcl`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import yaml
+
+from qualification.checks import register
+from qualification.checks.base import ProbeRequest
+from qualification.errors import BadInputError
+from qualification.platforms.oq import LIFECYCLE_STEPS
+
+ABOUT_FIELDS = (
+    "name",
+    "full_name",
+    "vendor",
+    "version",
+    "build",
+    "api_type",
+    "api_version",
+    "product_line",
+    "os_type",
+)
+# Dotted paths into a host's facts (qualification.platforms.vsphere._host_details) that
+# ``vsphere_host`` reads; ``services.<key>.{running,policy}`` is checked separately.
+HOST_FIELDS = (
+    "product.name",
+    "product.full_name",
+    "product.version",
+    "product.build",
+    "hardware.vendor",
+    "hardware.model",
+    "bios.vendor",
+    "bios.version",
+    "bios.date",
+    "cpu.model",
+    "cpu.package_models",
+    "cpu.packages",
+    "cpu.cores",
+    "cpu.threads",
+    "cpu.mhz",
+    "memory_bytes",
+    "lockdown_mode",
+    "dns.dhcp",
+    "dns.host_name",
+    "dns.domain_name",
+    "dns.servers",
+    "dns.search_domains",
+    "pnics",
+    "datastores",
+    "networks",
+    "cluster",
+    "connection_state",
+    "in_maintenance",
+    "overall_status",
+)
+SERVICE_FIELDS = ("running", "policy")
+TIME_FIELDS = ("ntp_servers", "time_zone", "ntpd.running", "ntpd.policy")
+#: Homogeneity attributes: name -> dotted path into a host's facts.
+HOMOGENEITY = {
+    "cpu_model": "cpu.model",
+    "cpu_packages": "cpu.packages",
+    "cpu_cores": "cpu.cores",
+    "cpu_threads": "cpu.threads",
+    "memory_bytes": "memory_bytes",
+    "system_model": "hardware.model",
+    "bios_version": "bios.version",
+    "bios_date": "bios.date",
+    "hypervisor_version": "product.version",
+    "hypervisor_build": "product.build",
+    "nics": "pnics",
+    "datastores": "datastores",
+    "networks": "networks",
+}
+VSWITCH_SETTINGS = ("allowPromiscuous", "macChanges", "forgedTransmits")
+VM_FIELDS = (
+    "power_state",
+    "host",
+    "vcpus",
+    "cores_per_socket",
+    "memory_mib",
+    "hardware_version",
+    "guest_id",
+    "firmware",
+    "secure_boot",
+    "devices",
+    "snapshots",
+    "template",
+    "disks",
+    "nics",
+)
+
+
+def _unknown_params(name: str, params: Mapping[str, Any], allowed: set[str]) -> str | None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        return f"{name}: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+    return None
+
+
+def _at(value: Any, path: str) -> Any:
+    """The value at a dotted ``path``; None where a part is missing (not observed)."""
+    current = value
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def per_host(values: Mapping[str, Any], host: str | None = None) -> Any:
+    """One host's value, the common value of all hosts, or ``{host: value}`` when they differ.
+
+    Raises:
+        KeyError: ``host`` is not among the observed hosts (an ``error`` verdict naming it).
+    """
+    if host is not None:
+        if host not in values:
+            raise KeyError(f"host {host!r} not observed (observed: {', '.join(sorted(values))})")
+        return values[host]
+    prints = {_show(v) for v in values.values()}
+    if len(prints) == 1:
+        return next(iter(values.values()))
+    return {name: values[name] for name in sorted(values)}
+
+
+def differences(hosts: Sequence[Mapping[str, Any]], attribute: str, path: str) -> list[str]:
+    """One finding if the hosts do not all hold the same value at ``path``.
+
+    The finding names every group of hosts with its value, the largest group first, e.g.
+    ``bios_version differs: DC0_C0_H3 has "2.17.0"; DC0_C0_H0, DC0_C0_H1 have "2.19.1"``.
+    """
+    groups: dict[str, list[str]] = {}
+    for host in hosts:
+        groups.setdefault(_show(_at(host, path)), []).append(str(host.get("name")))
+    if len(groups) <= 1:
+        return []
+    ordered = sorted(groups.items(), key=lambda item: (len(item[1]), item[0]))
+    parts = [
+        f"{', '.join(sorted(names))} {'has' if len(names) == 1 else 'have'} {value}"
+        for value, names in ordered
+    ]
+    return [f"{attribute} differs: {'; '.join(parts)}"]
+
+
+# -- HCL ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HclEntry:
+    """One listed server: vendor and model, the BIOS/firmware versions listed for it, and the
+    hypervisor product and versions it is certified for (``fnmatch`` patterns allowed in the
+    versions, e.g. ``8.0.*``)."""
+
+    vendor: str
+    model: str
+    firmware: tuple[str, ...]
+    product: str
+    versions: tuple[str, ...]
+    reference: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["firmware"] = list(self.firmware)
+        data["versions"] = list(self.versions)
+        return data
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, (str, int, float)) for v in value)
+    ):
+        raise BadInputError(f"{where} must be a non-empty list of strings")
+    return tuple(str(v) for v in value)
+
+
+def load_hcl(text: str, where: str) -> list[HclEntry]:
+    """Parse an HCL data file (``docs/hcl.md``).
+
+    Raises:
+        BadInputError: the file is not valid YAML or an entry misses a field; the message
+            names the file and the entry.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"not valid YAML: {' '.join(str(exc).split())}", where=where) from None
+    if not isinstance(doc, Mapping) or doc.get("kind") != "HardwareCompatibilityList":
+        raise BadInputError("not an HCL (want kind: HardwareCompatibilityList)", where=where)
+    if doc.get("apiVersion") != "vqual/v1":
+        raise BadInputError(
+            f"apiVersion must be vqual/v1, not {doc.get('apiVersion')!r}", where=where
+        )
+    entries = doc.get("entries")
+    if not isinstance(entries, list) or not entries:
+        raise BadInputError("entries must be a non-empty list", where=where)
+    out = []
+    for number, entry in enumerate(entries):
+        at = f"entries[{number}]"
+        if not isinstance(entry, Mapping):
+            raise BadInputError(f"{at} must be a mapping", where=where)
+        unknown = sorted(set(entry) - {"vendor", "model", "firmware", "hypervisor", "reference"})
+        if unknown:
+            raise BadInputError(
+                f"{at}: unknown field(s) {', '.join(map(str, unknown))}", where=where
+            )
+        for key in ("vendor", "model"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise BadInputError(f"{at}.{key} must be a non-empty string", where=where)
+        hv = entry.get("hypervisor")
+        if not isinstance(hv, Mapping) or not isinstance(hv.get("product"), str):
+            raise BadInputError(f"{at}.hypervisor must have product and versions", where=where)
+        try:
+            firmware = _strings(entry.get("firmware"), f"{at}.firmware")
+            versions = _strings(hv.get("versions"), f"{at}.hypervisor.versions")
+        except BadInputError as exc:
+            raise BadInputError(exc.message, where=where) from None
+        out.append(
+            HclEntry(
+                vendor=entry["vendor"],
+                model=entry["model"],
+                firmware=firmware,
+                product=hv["product"],
+                versions=versions,
+                reference=str(entry.get("reference") or ""),
+            )
+        )
+    return out
+
+
+def hcl_findings(hosts: Sequence[Mapping[str, Any]], entries: Sequence[HclEntry]) -> list[str]:
+    """A finding for every host whose server model, firmware or hypervisor version is not on
+    the HCL; each names the host, what it has and what the HCL lists."""
+    findings: list[str] = []
+    for host in sorted(hosts, key=lambda h: str(h.get("name"))):
+        name = str(host.get("name"))
+        vendor = str(_at(host, "hardware.vendor") or "")
+        model = str(_at(host, "hardware.model") or "")
+        bios = str(_at(host, "bios.version") or "")
+        product = str(_at(host, "product.name") or "")
+        version = str(_at(host, "product.version") or "")
+        matches = [e for e in entries if e.vendor == vendor and e.model == model]
+        if not matches:
+            findings.append(f"{name}: server {vendor!r} {model!r} is not on the HCL")
+            continue
+        listed_fw = sorted({fw for e in matches for fw in e.firmware})
+        if not any(fnmatch.fnmatchcase(bios, fw) for fw in listed_fw):
+            findings.append(
+                f"{name}: {vendor} {model} BIOS {bios!r} is not on the HCL (listed: {', '.join(listed_fw)})"
+            )
+        allowed = [e for e in matches if e.product == product]
+        versions = sorted({v for e in allowed for v in e.versions})
+        if not any(fnmatch.fnmatchcase(version, v) for v in versions):
+            listed = f"{product} {', '.join(versions)}" if versions else f"no {product!r} version"
+            findings.append(
+                f"{name}: {vendor} {model} is not certified for {product} {version} (HCL lists {listed})"
+            )
+    return findings
+
+
+# -- check types ----------------------------------------------------------------------------
+
+
+def _one_of(name: str, param: str, value: Any, options: Sequence[str]) -> str | None:
+    if value not in options:
+        return f"{name}: parameter {param} must be one of {', '.join(options)}"
+    return None
+
+
+def _host_param(name: str, params: Mapping[str, Any]) -> str | None:
+    if "host" in params and (not isinstance(params["host"], str) or not params["host"]):
+        return f"{name}: parameter host must be a host name"
+    return None
+
+
+@dataclass
+class VsphereAbout:
+    """``ServiceContent.about`` of the endpoint (VC-01; ESX-01 on a standalone ESXi)."""
+
+    name: str = "vsphere_about"
+    description: str = "a field of the endpoint's about info: product name, version, build, API version (VC-01, ESX-01)"
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "field" not in params:
+            return f"{self.name}: parameter field is required"
+        return _unknown_params(self.name, params, {"field"}) or _one_of(
+            self.name, "field", params["field"], ABOUT_FIELDS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "about", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return value[params["field"]]
+
+
+@dataclass
+class VsphereHost:
+    """A field of every ESXi host in scope: product and build, hardware, BIOS, CPU, memory,
+    lockdown mode, DNS, state; or ``service: <key>`` with ``field: running|policy``."""
+
+    name: str = "vsphere_host"
+    description: str = (
+        "a field of each ESXi host in scope (product, build, hardware, BIOS, CPU, memory, "
+        "lockdown mode, services, DNS, connection state); differing hosts are listed per host "
+        "(ESX-01, ESX-02, ESX-04, ESX-15, ESX-18, HW-01..HW-04)"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "field" not in params:
+            return f"{self.name}: parameter field is required"
+        bad = _unknown_params(self.name, params, {"field", "host", "service"}) or _host_param(
+            self.name, params
+        )
+        if bad:
+            return bad
+        if "service" in params:
+            if not isinstance(params["service"], str) or not params["service"]:
+                return f"{self.name}: parameter service must be a service key (TSM-SSH, ntpd, ...)"
+            return _one_of(self.name, "field", params["field"], SERVICE_FIELDS)
+        return _one_of(self.name, "field", params["field"], HOST_FIELDS)
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "hosts", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        if "service" in params:
+            # A service the host does not have reads as None: absent, never a made-up value.
+            values = {
+                h["name"]: _at(h, f"services.{params['service']}.{params['field']}") for h in value
+            }
+        else:
+            values = {h["name"]: _at(h, params["field"]) for h in value}
+        return per_host(values, params.get("host"))
+
+
+@dataclass
+class VsphereTime:
+    """NTP servers, time zone and the ``ntpd`` service of each host (ESX-08)."""
+
+    name: str = "vsphere_time"
+    description: str = "NTP servers, time zone or ntpd state of each ESXi host in scope (ESX-08)"
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "field" not in params:
+            return f"{self.name}: parameter field is required"
+        return (
+            _unknown_params(self.name, params, {"field", "host"})
+            or _host_param(self.name, params)
+            or _one_of(self.name, "field", params["field"], TIME_FIELDS)
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "time", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        values = {name: _at(facts, params["field"]) for name, facts in value.items()}
+        return per_host(values, params.get("host"))
+
+
+@dataclass
+class VsphereClusterHomogeneity:
+    """Every host of the cluster holds the same value of each attribute (VC-06, HW-03)."""
+
+    name: str = "vsphere_cluster_homogeneity"
+    description: str = (
+        "the hosts of a cluster have identical CPU model and count, memory, BIOS, hypervisor "
+        "build, NICs, datastores and networks; each difference is a finding naming hosts and values"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        bad = _unknown_params(self.name, params, {"attributes"})
+        if bad:
+            return bad
+        attributes = params.get("attributes")
+        if not isinstance(attributes, list) or not attributes:
+            return f"{self.name}: parameter attributes must be a non-empty list"
+        unknown = [a for a in attributes if a not in HOMOGENEITY]
+        if unknown:
+            return f"{self.name}: unknown attribute(s) {', '.join(map(str, unknown))} (known: {', '.join(HOMOGENEITY)})"
+        return None
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "hosts", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        findings: list[str] = []
+        for attribute in params["attributes"]:
+            findings.extend(differences(value, attribute, HOMOGENEITY[attribute]))
+        return findings
+
+
+@dataclass
+class VsphereHcl:
+    """Each host's server model, BIOS and hypervisor version are on the HCL (HW-02, HW-10)."""
+
+    name: str = "vsphere_hcl"
+    description: str = (
+        "each ESXi host's vendor, model and BIOS are on the hardware compatibility list for "
+        "its hypervisor version (data file, docs/hcl.md); each miss names the host and values"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if not isinstance(params.get("hcl"), str) or not params["hcl"]:
+            return f"{self.name}: parameter hcl (the name of a data file of the spec) is required"
+        return _unknown_params(self.name, params, {"hcl"})
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "hcl", {"hcl": params["hcl"]})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        entries = [
+            HclEntry(
+                vendor=e["vendor"],
+                model=e["model"],
+                firmware=tuple(e["firmware"]),
+                product=e["product"],
+                versions=tuple(e["versions"]),
+                reference=e.get("reference", ""),
+            )
+            for e in value["entries"]
+        ]
+        return hcl_findings(value["hosts"], entries)
+
+
+@dataclass
+class VsphereVswitchSecurity:
+    """Standard vSwitch and port group security policy of each host (ESX-13)."""
+
+    name: str = "vsphere_vswitch_security"
+    description: str = (
+        "promiscuous mode, MAC address changes and forged transmits are rejected on every "
+        "standard vSwitch and port group (effective policy) of each ESXi host (ESX-13)"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        bad = _unknown_params(self.name, params, {"settings"})
+        if bad:
+            return bad
+        settings = params.get("settings", list(VSWITCH_SETTINGS))
+        if (
+            not isinstance(settings, list)
+            or not settings
+            or any(s not in VSWITCH_SETTINGS for s in settings)
+        ):
+            return (
+                f"{self.name}: parameter settings must be a list of {', '.join(VSWITCH_SETTINGS)}"
+            )
+        return None
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "hosts", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        settings = params.get("settings", list(VSWITCH_SETTINGS))
+        findings: list[str] = []
+        for host in value:
+            for kind, items in (("vSwitch", host["vswitches"]), ("port group", host["portgroups"])):
+                for item in items:
+                    # None (not set) is a finding too: the policy must say reject explicitly.
+                    accepted = [s for s in settings if item["security"].get(s) is not False]
+                    for setting in accepted:
+                        findings.append(
+                            f"{host['name']} {kind} {item['name']!r}: {setting} is {_show(item['security'].get(setting))}, want false"
+                        )
+        return findings
+
+
+@dataclass
+class VsphereVm:
+    """A field of one VM's configuration (VM-01, VM-02, VM-03, VM-06, VM-12, VM-14)."""
+
+    name: str = "vsphere_vm"
+    description: str = "a field of one VM: power state, vCPUs, memory, hardware version, firmware, devices, snapshots"
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if not isinstance(params.get("vm"), str) or not params["vm"]:
+            return f"{self.name}: parameter vm (a VM name) is required"
+        if "field" not in params:
+            return f"{self.name}: parameter field is required"
+        return _unknown_params(self.name, params, {"vm", "field"}) or _one_of(
+            self.name, "field", params["field"], VM_FIELDS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "vm", {"name": params["vm"]})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return value[params["field"]]
+
+
+@dataclass
+class VsphereOq:
+    """One step of the OQ lifecycle on a throwaway VM (OQ-01, OQ-08), as ``libvirt_oq``."""
+
+    name: str = "vsphere_oq"
+    description: str = (
+        "an OQ lifecycle step on a throwaway VM: create, power on, power off, snapshot "
+        "create/revert/delete, destroy"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "step" not in params:
+            return f"{self.name}: parameter step is required"
+        return _unknown_params(self.name, params, {"step"}) or _one_of(
+            self.name, "step", params["step"], LIFECYCLE_STEPS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "oq_lifecycle", {"steps": list(LIFECYCLE_STEPS)})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return value["steps"][params["step"]]["verdict"]
+
+
+for _check in (
+    VsphereAbout(),
+    VsphereHost(),
+    VsphereTime(),
+    VsphereClusterHomogeneity(),
+    VsphereHcl(),
+    VsphereVswitchSecurity(),
+    VsphereVm(),
+    VsphereOq(),
+):
+    register(_check)

@@ -1,0 +1,1320 @@
+"""vSphere adapter: :class:`VspherePlatform` implements :class:`HypervisorPlatform` with pyVmomi
+for a vCenter Server or a standalone ESXi host.
+
+TLS certificates are verified by default (the system trust store, or ``ca_file``); a lab with
+self-signed certificates opts out with ``validate_certs=False``. The password is held only by
+the connection: every message the adapter produces is scrubbed of it, and no facts carry it.
+
+Reads go through the PropertyCollector (one ``RetrievePropertiesEx`` per object type), so a
+host's facts cost one round trip however many checks read them. What a platform cannot
+perform raises :class:`~qualification.errors.NotSupported`: ``placement`` (DRS VM-host rules
+are not modelled yet), and whatever the endpoint itself answers with ``NotImplemented`` or
+``NotSupported`` (VMware's simulator: ``MigrateVM_Task``, ``RebootHost_Task``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self, TypeVar
+
+from pyVim import connect as pyvim_connect
+from pyVmomi import vim as _vim
+from pyVmomi import vmodl as _vmodl
+
+from ..errors import NotSupported, PlatformError
+from .base import (
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    SUSPENDED,
+    UNKNOWN,
+    ClusterFacts,
+    CpuFacts,
+    DatastoreFacts,
+    DiskFacts,
+    EventFacts,
+    HostFacts,
+    NetworkFacts,
+    NicFacts,
+    Placement,
+    PlatformAbout,
+    SnapshotFacts,
+    VmConfig,
+    VmFacts,
+    one_line,
+)
+
+_T = TypeVar("_T")
+
+# pyVmomi builds its types at run time; typed as Any so strict mypy accepts their constructors.
+vim: Any = _vim
+vmodl: Any = _vmodl
+
+_POWER = {"poweredOn": RUNNING, "poweredOff": STOPPED, "suspended": SUSPENDED}
+_SNAPSHOT_POWER = {"poweredOn": RUNNING, "poweredOff": STOPPED, "suspended": PAUSED}
+
+#: Host properties read in one PropertyCollector call (the probe's ``hosts`` method).
+HOST_PROPERTIES = (
+    "name",
+    "parent",
+    "hardware.systemInfo",
+    "hardware.biosInfo",
+    "hardware.cpuInfo",
+    "hardware.cpuPkg",
+    "hardware.memorySize",
+    "summary.hardware",
+    "config.product",
+    "config.lockdownMode",
+    "config.dateTimeInfo",
+    "config.network",
+    "config.service",
+    "runtime.connectionState",
+    "runtime.inMaintenanceMode",
+    "overallStatus",
+    "datastore",
+    "network",
+)
+
+# Faults that mean "this endpoint cannot do that", as opposed to "it refused or failed".
+_UNSUPPORTED_FAULTS = (
+    vmodl.fault.NotSupported,
+    vmodl.fault.MethodNotFound,
+    vim.fault.NotSupportedHost,
+)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _fault_text(exc: BaseException) -> str:
+    """A pyVmomi fault's message (``msg``), else its type name: never the whole object dump."""
+    msg = getattr(exc, "msg", None) or getattr(exc, "faultMessage", None)
+    if isinstance(msg, str) and msg:
+        return f"{type(exc).__name__}: {msg}"
+    text = str(exc)
+    if "\n" in text or not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _is_not_implemented(exc: BaseException) -> bool:
+    # The simulator answers unimplemented methods with a plain SOAP fault naming NotImplemented.
+    return "NotImplemented" in str(exc) or "not implemented" in str(exc).lower()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect. ``password`` never appears in ``repr`` or messages."""
+
+    host: str
+    username: str
+    password: str
+    port: int = 443
+    validate_certs: bool = True
+    ca_file: str | None = None
+    datacenter: str | None = None
+    cluster: str | None = None
+    timeout_s: float = 30.0
+
+    def __repr__(self) -> str:
+        return f"Endpoint(host={self.host!r}, port={self.port}, username={self.username!r}, password=***)"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}/sdk"
+
+
+class VspherePlatform:
+    """One pyVmomi session with vCenter or ESXi, as a :class:`HypervisorPlatform`.
+
+    Args:
+        endpoint: address, credentials, TLS policy and (vCenter) the datacenter and cluster
+            to work in; without a cluster every host of the endpoint counts.
+
+    Raises:
+        PlatformError: the endpoint cannot be reached, its certificate is not trusted, or the
+            login is refused (one line, no password).
+    """
+
+    platform = "vsphere"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._ep = endpoint
+        self.endpoint = endpoint.url
+        self._secrets = tuple(s for s in (endpoint.password,) if s)
+        if endpoint.validate_certs:
+            context = ssl.create_default_context(cafile=endpoint.ca_file)
+        else:
+            context = ssl._create_unverified_context()  # explicit opt-out (lab, self-signed)
+        smart_connect: Any = pyvim_connect.SmartConnect
+        try:
+            self.si: Any = smart_connect(
+                host=endpoint.host,
+                port=endpoint.port,
+                user=endpoint.username,
+                pwd=endpoint.password,
+                sslContext=context,
+                httpConnectionTimeout=endpoint.timeout_s,
+                connectionPoolTimeout=-1,
+            )
+        except vim.fault.InvalidLogin:
+            raise PlatformError(
+                f"login failed: user {endpoint.username!r} was refused (wrong user name or password)",
+                where=self.endpoint,
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise PlatformError(
+                f"connect failed: certificate not trusted ({self._clean(exc.verify_message or str(exc))}); "
+                "set validate_certs false only for a lab",
+                where=self.endpoint,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise PlatformError(
+                f"connect failed: {self._clean(str(exc) or type(exc).__name__)}",
+                where=self.endpoint,
+            ) from None
+        except vmodl.MethodFault as exc:
+            raise PlatformError(
+                f"connect failed: {self._clean(_fault_text(exc))}", where=self.endpoint
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - pyVmomi raises bare Exception for an unknown endpoint type
+            raise PlatformError(
+                f"connect failed: {self._clean(str(exc) or type(exc).__name__)}",
+                where=self.endpoint,
+            ) from None
+        self.content: Any = self.si.RetrieveContent()
+        self._host_objs: dict[str, Any] | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VspherePlatform({self.endpoint})"
+
+    def close(self) -> None:
+        logout: Any = pyvim_connect.Disconnect
+        try:
+            logout(self.si)
+        except Exception:  # noqa: BLE001, S110 - logging out of a dead session: nothing left to release
+            pass
+
+    def _clean(self, text: str) -> str:
+        return one_line(text, self._secrets)
+
+    def _call(
+        self, operation: str, target: str, fn: Callable[..., _T], *args: Any, **kw: Any
+    ) -> _T:
+        """Run one API call; its fault becomes a one-line PlatformError or NotSupported."""
+        try:
+            return fn(*args, **kw)
+        except _UNSUPPORTED_FAULTS as exc:
+            raise NotSupported(
+                f"{operation} {target}".strip(), self._clean(_fault_text(exc)), where=self.endpoint
+            ) from None
+        except vmodl.MethodFault as exc:
+            raise PlatformError(
+                f"{operation} {target} failed: {self._clean(_fault_text(exc))}".replace("  ", " "),
+                where=self.endpoint,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise PlatformError(
+                f"{operation} {target} failed: connection lost ({self._clean(str(exc))})",
+                where=self.endpoint,
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - SOAP faults pyVmomi cannot map (the simulator's NotImplemented)
+            if _is_not_implemented(exc):
+                raise NotSupported(
+                    f"{operation} {target}".strip(),
+                    "the endpoint does not implement it",
+                    where=self.endpoint,
+                ) from None
+            raise PlatformError(
+                f"{operation} {target} failed: {self._clean(_fault_text(exc))}", where=self.endpoint
+            ) from None
+
+    def _wait(self, operation: str, target: str, task: Any) -> Any:
+        """Wait for a task; its error becomes a PlatformError/NotSupported naming the operation."""
+        deadline = time.monotonic() + max(self._ep.timeout_s, 60.0)
+        while True:
+            info = self._call("read task of", f"{operation} {target}", lambda: task.info)
+            if info.state == "success":
+                return info.result
+            if info.state == "error":
+                err = info.error
+                if isinstance(err, _UNSUPPORTED_FAULTS) or _is_not_implemented(err):
+                    raise NotSupported(
+                        f"{operation} {target}".strip(),
+                        self._clean(_fault_text(err)),
+                        where=self.endpoint,
+                    )
+                raise PlatformError(
+                    f"{operation} {target} failed: {self._clean(_fault_text(err))}",
+                    where=self.endpoint,
+                )
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"{operation} {target} failed: task did not finish in time", where=self.endpoint
+                )
+            time.sleep(0.05)
+
+    def _retrieve(
+        self, vim_type: Any, paths: Sequence[str], root: Any = None
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """``[(object, {path: value})]`` for every object of a type under ``root``, one round trip."""
+        content = self.content
+        view = self._call(
+            "read",
+            "inventory",
+            content.viewManager.CreateContainerView,
+            root or content.rootFolder,
+            [vim_type],
+            True,
+        )
+        try:
+            traversal = vmodl.query.PropertyCollector.TraversalSpec(
+                name="view", path="view", skip=False, type=vim.view.ContainerView
+            )
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[
+                    vmodl.query.PropertyCollector.ObjectSpec(
+                        obj=view, skip=True, selectSet=[traversal]
+                    )
+                ],
+                propSet=[
+                    vmodl.query.PropertyCollector.PropertySpec(type=vim_type, pathSet=list(paths))
+                ],
+            )
+            options = vmodl.query.PropertyCollector.RetrieveOptions()
+            out: list[tuple[Any, dict[str, Any]]] = []
+            result = self._call(
+                "read",
+                "properties",
+                content.propertyCollector.RetrievePropertiesEx,
+                [spec],
+                options,
+            )
+            while result is not None:
+                for obj in result.objects or []:
+                    out.append((obj.obj, {p.name: p.val for p in obj.propSet or []}))
+                if not result.token:
+                    break
+                result = self._call(
+                    "read",
+                    "properties",
+                    content.propertyCollector.ContinueRetrievePropertiesEx,
+                    result.token,
+                )
+            return out
+        finally:
+            try:
+                view.Destroy()
+            except Exception:  # noqa: BLE001, S110 - a view of a dead session needs no clean-up
+                pass
+
+    # -- scope: datacenter and cluster ------------------------------------------------------
+
+    def _scope_root(self, *, cluster: bool = True) -> Any:
+        """The cluster (or datacenter) the endpoint was told to work in, else the root folder.
+
+        Datastores and networks live in the datacenter's folders, not under the cluster, so
+        their callers ask for the datacenter only (``cluster=False``).
+        """
+        root = self.content.rootFolder
+        if self._ep.datacenter:
+            found = [
+                dc
+                for dc, props in self._retrieve(vim.Datacenter, ["name"])
+                if props.get("name") == self._ep.datacenter
+            ]
+            if not found:
+                raise PlatformError(
+                    f"datacenter {self._ep.datacenter!r} not found", where=self.endpoint
+                )
+            root = found[0]
+        if cluster and self._ep.cluster:
+            found = [
+                c
+                for c, props in self._retrieve(vim.ClusterComputeResource, ["name"], root)
+                if props.get("name") == self._ep.cluster
+            ]
+            if not found:
+                raise PlatformError(f"cluster {self._ep.cluster!r} not found", where=self.endpoint)
+            root = found[0]
+        return root
+
+    def _hosts_raw(self) -> list[tuple[Any, dict[str, Any]]]:
+        rows = self._retrieve(vim.HostSystem, HOST_PROPERTIES, self._scope_root())
+        self._host_objs = {str(props.get("name")): obj for obj, props in rows}
+        return sorted(rows, key=lambda row: str(row[1].get("name")))
+
+    def _host_obj(self, name: str | None) -> Any:
+        if self._host_objs is None:
+            self._hosts_raw()
+        objs = self._host_objs or {}
+        if name is None:
+            if len(objs) != 1:
+                raise PlatformError(
+                    f"name a host: the endpoint manages {len(objs)} ({', '.join(sorted(objs))})",
+                    where=self.endpoint,
+                )
+            return next(iter(objs.values()))
+        if name not in objs:
+            raise PlatformError(f"host {name!r} not found", where=self.endpoint)
+        return objs[name]
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def about(self) -> PlatformAbout:
+        about = self.content.about
+        return PlatformAbout(
+            platform=self.platform,
+            product=_text(about.name),
+            version=_text(about.version),
+            api_version=_text(about.apiVersion),
+            endpoint=self.endpoint,
+        )
+
+    def about_details(self) -> dict[str, str]:
+        """``ServiceContent.about``: product name, full name, version, build, API type and version."""
+        about = self.content.about
+        return {
+            "name": _text(about.name),
+            "full_name": _text(about.fullName),
+            "vendor": _text(about.vendor),
+            "version": _text(about.version),
+            "build": _text(about.build),
+            "api_type": _text(about.apiType),
+            "api_version": _text(about.apiVersion),
+            "product_line": _text(about.productLineId),
+            "os_type": _text(about.osType),
+        }
+
+    def host_details(self) -> list[dict[str, Any]]:
+        """Every host in scope as plain JSON: hardware, firmware, product, security, network,
+        services, time and DNS, attachments; what the checks read (sorted by name)."""
+        return [_host_details(props) for _obj, props in self._hosts_raw()]
+
+    def _host_facts(self, props: Mapping[str, Any]) -> HostFacts:
+        d = _host_details(props)
+        return HostFacts(
+            name=d["name"],
+            uuid=d["hardware"]["uuid"] or None,
+            cpu=CpuFacts(
+                model=d["cpu"]["model"],
+                arch="x86_64",
+                vendor=d["cpu"]["vendor"] or None,
+                count=d["cpu"]["threads"],
+                mhz=d["cpu"]["mhz"],
+                sockets=d["cpu"]["packages"],
+                cores_per_socket=d["cpu"]["cores"] // max(d["cpu"]["packages"], 1),
+                threads_per_core=d["cpu"]["threads"] // max(d["cpu"]["cores"], 1),
+            ),
+            memory_mib=d["memory_bytes"] // (1024 * 1024),
+            numa_nodes=d["cpu"]["packages"],
+            hardware={"vendor": d["hardware"]["vendor"], "model": d["hardware"]["model"]},
+            firmware={k: d["bios"][k] for k in ("vendor", "version", "date")},
+            software={k: d["product"][k] for k in ("name", "version", "build")},
+            in_maintenance=d["in_maintenance"],
+            cluster=d["cluster"],
+        )
+
+    def hosts(self) -> list[HostFacts]:
+        return [self._host_facts(props) for _obj, props in self._hosts_raw()]
+
+    def host(self, name: str | None = None) -> HostFacts:
+        hosts = self.hosts()
+        if name is None:
+            if len(hosts) != 1:
+                names = ", ".join(h.name for h in hosts)
+                raise PlatformError(
+                    f"name a host: the endpoint manages {len(hosts)} ({names})", where=self.endpoint
+                )
+            return hosts[0]
+        for facts in hosts:
+            if facts.name == name:
+                return facts
+        raise PlatformError(f"host {name!r} not found", where=self.endpoint)
+
+    def clusters(self) -> list[ClusterFacts]:
+        rows = self._retrieve(vim.ClusterComputeResource, ["name", "host", "configurationEx"])
+        out = []
+        for _obj, props in rows:
+            hosts = tuple(
+                sorted(
+                    self._call("read", "cluster hosts", lambda h=h: h.name)
+                    for h in props.get("host") or []
+                )
+            )
+            cfg = props.get("configurationEx")
+            das = getattr(cfg, "dasConfig", None)
+            drs = getattr(cfg, "drsConfig", None)
+            attributes = {
+                "ha_enabled": bool(getattr(das, "enabled", False)),
+                "ha_admission_control": bool(getattr(das, "admissionControlEnabled", False)),
+                "drs_enabled": bool(getattr(drs, "enabled", False)),
+                "drs_behavior": _text(getattr(drs, "defaultVmBehavior", None)),
+            }
+            out.append(
+                ClusterFacts(name=str(props.get("name")), hosts=hosts, attributes=attributes)
+            )
+        return sorted(out, key=lambda c: c.name)
+
+    def datastores(self) -> list[DatastoreFacts]:
+        out = []
+        for _obj, props in self._retrieve(
+            vim.Datastore, ["name", "summary"], self._scope_root(cluster=False)
+        ):
+            s = props.get("summary")
+            capacity = int(getattr(s, "capacity", 0) or 0)
+            free = int(getattr(s, "freeSpace", 0) or 0)
+            out.append(
+                DatastoreFacts(
+                    name=str(props.get("name")),
+                    kind=_text(getattr(s, "type", "")),
+                    active=bool(getattr(s, "accessible", False)),
+                    persistent=True,
+                    autostart=True,
+                    capacity_bytes=capacity,
+                    allocation_bytes=capacity - free,
+                    available_bytes=free,
+                    path=_text(getattr(s, "url", "")) or None,
+                )
+            )
+        return sorted(out, key=lambda d: d.name)
+
+    def networks(self) -> list[NetworkFacts]:
+        out = []
+        for _obj, props in self._retrieve(
+            vim.Network, ["name", "summary.accessible"], self._scope_root(cluster=False)
+        ):
+            out.append(
+                NetworkFacts(
+                    name=str(props.get("name")),
+                    active=bool(props.get("summary.accessible", True)),
+                    persistent=True,
+                    autostart=True,
+                )
+            )
+        return sorted(out, key=lambda n: n.name)
+
+    _VM_PROPS = (
+        "name",
+        "config",
+        "runtime.powerState",
+        "runtime.host",
+        "snapshot",
+    )
+
+    def _vm_rows(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._retrieve(vim.VirtualMachine, self._VM_PROPS)
+
+    def _vm_facts(self, props: Mapping[str, Any]) -> VmFacts:
+        cfg = props.get("config")
+        name = str(props.get("name"))
+        host = props.get("runtime.host")
+        host_name = (
+            self._call("read", f"host of {name}", lambda: host.name) if host is not None else ""
+        )
+        hw = getattr(cfg, "hardware", None)
+        disks: list[DiskFacts] = []
+        nics: list[NicFacts] = []
+        devices: list[str] = []
+        for dev in getattr(hw, "device", None) or []:
+            if isinstance(dev, vim.vm.device.VirtualDisk):
+                backing = dev.backing
+                disks.append(
+                    DiskFacts(
+                        target=_text(dev.deviceInfo.label if dev.deviceInfo else dev.key),
+                        device="disk",
+                        source=_text(getattr(backing, "fileName", None)) or None,
+                        driver_format=_text(getattr(backing, "diskMode", None)) or None,
+                    )
+                )
+            elif isinstance(dev, vim.vm.device.VirtualEthernetCard):
+                net = getattr(dev.backing, "deviceName", None)
+                nics.append(
+                    NicFacts(
+                        mac=_text(dev.macAddress) or None,
+                        network=_text(net) or None,
+                        model=type(dev).__name__.rsplit(".", 1)[-1].replace("Virtual", "").lower(),
+                        kind="network",
+                    )
+                )
+            elif isinstance(dev, vim.vm.device.VirtualCdrom):
+                devices.append("cdrom")
+            elif isinstance(dev, vim.vm.device.VirtualFloppy):
+                devices.append("floppy")
+            elif isinstance(dev, vim.vm.device.VirtualSerialPort):
+                devices.append("serial")
+            elif isinstance(dev, vim.vm.device.VirtualParallelPort):
+                devices.append("parallel")
+            elif isinstance(dev, vim.vm.device.VirtualUSBController):
+                devices.append("usb")
+            elif isinstance(dev, vim.vm.device.VirtualPCIPassthrough):
+                devices.append("hostdev")
+            elif isinstance(dev, vim.vm.device.VirtualTPM):
+                devices.append("tpm")
+        boot = getattr(cfg, "bootOptions", None)
+        native: dict[str, Any] = {
+            "uuid": _text(getattr(cfg, "uuid", None)),
+            "version": _text(getattr(cfg, "version", None)),
+            "guestId": _text(getattr(cfg, "guestId", None)),
+            "numCPU": int(getattr(hw, "numCPU", 0) or 0),
+            "numCoresPerSocket": int(getattr(hw, "numCoresPerSocket", 0) or 0),
+            "memoryMB": int(getattr(hw, "memoryMB", 0) or 0),
+            "firmware": _text(getattr(cfg, "firmware", None)),
+            "template": bool(getattr(cfg, "template", False)),
+            "disks": [d.to_json() for d in disks],
+            "nics": [n.to_json() for n in nics],
+            "devices": sorted(devices),
+        }
+        return VmFacts(
+            name=name,
+            uuid=native["uuid"],
+            host=host_name,
+            power_state=_POWER.get(str(props.get("runtime.powerState")), UNKNOWN),
+            persistent=True,
+            autostart=False,
+            vcpus=native["numCPU"],
+            memory_mib=native["memoryMB"],
+            max_memory_mib=native["memoryMB"],
+            os_type=native["guestId"] or None,
+            arch=None,
+            machine=native["version"] or None,
+            firmware="efi" if native["firmware"] == "efi" else "bios",
+            secure_boot=bool(getattr(boot, "efiSecureBootEnabled", False)),
+            disks=tuple(disks),
+            nics=tuple(nics),
+            devices=tuple(sorted(devices)),
+            snapshots=tuple(s.name for s in _walk_snapshots(props.get("snapshot"))),
+            config_digest=hashlib.sha256(json.dumps(native, sort_keys=True).encode()).hexdigest(),
+        )
+
+    def vms(self) -> list[VmFacts]:
+        return sorted(
+            (self._vm_facts(props) for _obj, props in self._vm_rows()), key=lambda v: v.name
+        )
+
+    def _vm_obj(self, name: str) -> tuple[Any, dict[str, Any]]:
+        for obj, props in self._vm_rows():
+            if props.get("name") == name:
+                return obj, props
+        raise PlatformError(f"vm {name!r} not found", where=self.endpoint)
+
+    def vm(self, name: str) -> VmFacts:
+        return self._vm_facts(self._vm_obj(name)[1])
+
+    def vm_details(self, name: str) -> dict[str, Any]:
+        """A VM's facts plus vSphere-only ones (hardware version, cores per socket, template)."""
+        obj, props = self._vm_obj(name)
+        facts = self._vm_facts(props).to_json()
+        cfg = props.get("config")
+        hw = getattr(cfg, "hardware", None)
+        facts.update(
+            hardware_version=_text(getattr(cfg, "version", None)),
+            cores_per_socket=int(getattr(hw, "numCoresPerSocket", 0) or 0),
+            template=bool(getattr(cfg, "template", False)),
+            guest_id=_text(getattr(cfg, "guestId", None)),
+        )
+        del obj
+        return facts
+
+    def vm_exists(self, name: str) -> bool:
+        return any(
+            props.get("name") == name
+            for _obj, props in self._retrieve(vim.VirtualMachine, ["name"])
+        )
+
+    # -- operations -------------------------------------------------------------------------
+
+    def _placement_pool_and_folder(self) -> tuple[Any, Any, Any]:
+        """(resource pool, VM folder, datastore name) in scope, for new VMs."""
+        root = self._scope_root()
+        pools = self._retrieve(vim.ResourcePool, ["name"], root)
+        if not pools:
+            raise PlatformError("no resource pool to create a VM in", where=self.endpoint)
+        pool = pools[0][0]
+        dcs = self._retrieve(vim.Datacenter, ["name", "vmFolder"])
+        if self._ep.datacenter:
+            dcs = [row for row in dcs if row[1].get("name") == self._ep.datacenter]
+        if not dcs:
+            raise PlatformError("no datacenter to create a VM in", where=self.endpoint)
+        stores = self.datastores()
+        return pool, dcs[0][1]["vmFolder"], stores[0].name if stores else None
+
+    def create_vm(self, config: VmConfig) -> VmFacts:
+        if config.native is not None:
+            raise NotSupported(
+                "create vm from a native definition",
+                "vSphere takes a VmConfig",
+                where=self.endpoint,
+            )
+        if self.vm_exists(config.name):
+            raise PlatformError(
+                f"create vm {config.name} failed: a VM of that name exists", where=self.endpoint
+            )
+        pool, folder, store = self._placement_pool_and_folder()
+        datastore = config.pool or store
+        spec = vim.vm.ConfigSpec(
+            name=config.name,
+            numCPUs=config.vcpus,
+            memoryMB=config.memory_mib,
+            guestId="otherGuest64",
+            files=vim.vm.FileInfo(vmPathName=f"[{datastore}]" if datastore else ""),
+        )
+        task = self._call("create vm", config.name, folder.CreateVM_Task, config=spec, pool=pool)
+        self._wait("create vm", config.name, task)
+        return self.vm(config.name)
+
+    def delete_vm(self, name: str, *, delete_storage: bool = False) -> None:
+        obj, props = self._vm_obj(name)
+        if props.get("runtime.powerState") == "poweredOn":
+            raise PlatformError(f"delete vm {name} failed: the VM is running", where=self.endpoint)
+        if delete_storage:
+            self._wait("delete vm", name, self._call("delete vm", name, obj.Destroy_Task))
+        else:
+            self._call("unregister vm", name, obj.UnregisterVM)
+
+    def power_on(self, name: str) -> VmFacts:
+        obj, props = self._vm_obj(name)
+        if props.get("runtime.powerState") != "poweredOn":
+            self._wait("power on", name, self._call("power on", name, obj.PowerOnVM_Task))
+        return self.vm(name)
+
+    def power_off(self, name: str, *, graceful: bool = False, timeout_s: float = 60.0) -> VmFacts:
+        obj, props = self._vm_obj(name)
+        if props.get("runtime.powerState") == "poweredOff":
+            return self.vm(name)
+        if graceful:
+            self._call("guest shutdown", name, obj.ShutdownGuest)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self.vm(name).power_state == STOPPED:
+                    return self.vm(name)
+                time.sleep(0.2)
+            raise PlatformError(
+                f"guest shutdown {name} failed: still running after {timeout_s:g} s",
+                where=self.endpoint,
+            )
+        self._wait("power off", name, self._call("power off", name, obj.PowerOffVM_Task))
+        return self.vm(name)
+
+    def snapshots(self, vm: str) -> list[SnapshotFacts]:
+        obj, props = self._vm_obj(vm)
+        tree = props.get("snapshot")
+        current = getattr(tree, "currentSnapshot", None)
+        out = []
+        for node in _walk_snapshots(tree):
+            created = getattr(node, "createTime", None)
+            out.append(
+                SnapshotFacts(
+                    name=str(node.name),
+                    vm=vm,
+                    power_state=_SNAPSHOT_POWER.get(str(node.state), UNKNOWN),
+                    current=current is not None and node.snapshot == current,
+                    created=int(created.timestamp()) if isinstance(created, datetime) else None,
+                )
+            )
+        del obj
+        return out
+
+    def _snapshot_obj(self, vm: str, name: str) -> Any:
+        _obj, props = self._vm_obj(vm)
+        for node in _walk_snapshots(props.get("snapshot")):
+            if node.name == name:
+                return node.snapshot
+        raise PlatformError(f"snapshot {name!r} of vm {vm!r} not found", where=self.endpoint)
+
+    def snapshot_create(self, vm: str, name: str, *, description: str = "") -> SnapshotFacts:
+        obj, _props = self._vm_obj(vm)
+        task = self._call(
+            "create snapshot",
+            f"{name} of {vm}",
+            obj.CreateSnapshot_Task,
+            name=name,
+            description=description,
+            memory=False,
+            quiesce=False,
+        )
+        self._wait("create snapshot", f"{name} of {vm}", task)
+        for snap in self.snapshots(vm):
+            if snap.name == name:
+                return snap
+        raise PlatformError(
+            f"create snapshot {name} of {vm} failed: not listed afterwards", where=self.endpoint
+        )
+
+    def snapshot_revert(self, vm: str, name: str) -> VmFacts:
+        snap = self._snapshot_obj(vm, name)
+        self._wait(
+            "revert snapshot",
+            f"{name} of {vm}",
+            self._call("revert snapshot", f"{name} of {vm}", snap.RevertToSnapshot_Task),
+        )
+        return self.vm(vm)
+
+    def snapshot_delete(self, vm: str, name: str) -> None:
+        snap = self._snapshot_obj(vm, name)
+        task = self._call(
+            "delete snapshot", f"{name} of {vm}", snap.RemoveSnapshot_Task, removeChildren=False
+        )
+        self._wait("delete snapshot", f"{name} of {vm}", task)
+
+    def clone_vm(self, source: str, name: str) -> VmFacts:
+        obj, _props = self._vm_obj(source)
+        if self.vm_exists(name):
+            raise PlatformError(
+                f"clone {source} to {name} failed: a VM of that name exists", where=self.endpoint
+            )
+        pool, folder, _store = self._placement_pool_and_folder()
+        spec = vim.vm.CloneSpec(
+            location=vim.vm.RelocateSpec(pool=pool), powerOn=False, template=False
+        )
+        task = self._call(
+            "clone", f"{source} to {name}", obj.CloneVM_Task, folder=folder, name=name, spec=spec
+        )
+        self._wait("clone", f"{source} to {name}", task)
+        return self.vm(name)
+
+    def migrate_vm(self, name: str, destination: str, *, live: bool = True) -> VmFacts:
+        """Move a VM to host ``destination`` with ``RelocateVM_Task`` (vMotion when it runs)."""
+        obj, props = self._vm_obj(name)
+        if not live and props.get("runtime.powerState") == "poweredOn":
+            raise PlatformError(
+                f"migrate {name} failed: cold migration needs the VM stopped", where=self.endpoint
+            )
+        target = self._host_obj(destination)
+        owner = self._call(
+            "read", f"resource pool of {destination}", lambda: target.parent.resourcePool
+        )
+        spec = vim.vm.RelocateSpec(host=target, pool=owner)
+        self._wait(
+            "migrate",
+            f"{name} to {destination}",
+            self._call("migrate", f"{name} to {destination}", obj.RelocateVM_Task, spec),
+        )
+        return self.vm(name)
+
+    def placement(self, vm: str) -> Placement:
+        raise NotSupported(
+            "placement",
+            "DRS VM-host rules are not modelled by the vSphere adapter",
+            where=self.endpoint,
+        )
+
+    def set_placement(self, vm: str, placement: Placement) -> VmFacts:
+        raise NotSupported(
+            "set placement",
+            "DRS VM-host rules are not modelled by the vSphere adapter",
+            where=self.endpoint,
+        )
+
+    def enter_maintenance(self, host: str | None = None) -> HostFacts:
+        obj = self._host_obj(host)
+        name = self._call("read", "host name", lambda: obj.name)
+        if not self._call(
+            "read", f"maintenance state of {name}", lambda: obj.runtime.inMaintenanceMode
+        ):
+            task = self._call(
+                "enter maintenance",
+                name,
+                obj.EnterMaintenanceMode_Task,
+                timeout=0,
+                evacuatePoweredOffVms=False,
+            )
+            self._wait("enter maintenance", name, task)
+        return self.host(name)
+
+    def exit_maintenance(self, host: str | None = None) -> HostFacts:
+        obj = self._host_obj(host)
+        name = self._call("read", "host name", lambda: obj.name)
+        if self._call(
+            "read", f"maintenance state of {name}", lambda: obj.runtime.inMaintenanceMode
+        ):
+            self._wait(
+                "exit maintenance",
+                name,
+                self._call("exit maintenance", name, obj.ExitMaintenanceMode_Task, timeout=0),
+            )
+        return self.host(name)
+
+    def events(self, since: datetime | None = None) -> list[EventFacts]:
+        manager = self.content.eventManager
+        flt = vim.event.EventFilterSpec()
+        if since is not None:
+            flt.time = vim.event.EventFilterSpec.ByTime(beginTime=since)
+        found = self._call("read", "events", manager.QueryEvents, flt) or []
+        out = []
+        for event in found:
+            created = event.createdTime
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=UTC)
+            target = ""
+            for attr in ("vm", "host", "computeResource", "datacenter"):
+                arg = getattr(event, attr, None)
+                if arg is not None and getattr(arg, "name", None):
+                    target = str(arg.name)
+                    break
+            out.append(
+                EventFacts(
+                    time=created,
+                    kind=type(event).__name__.rsplit(".", 1)[-1],
+                    target=target,
+                    message=self._clean(_text(event.fullFormattedMessage)),
+                    user=_text(event.userName) or None,
+                )
+            )
+        return out
+
+
+def _walk_snapshots(tree: Any) -> Iterable[Any]:
+    stack = list(getattr(tree, "rootSnapshotList", None) or [])
+    while stack:
+        node = stack.pop(0)
+        yield node
+        stack[0:0] = list(node.childSnapshotList or [])
+
+
+def _security(policy: Any) -> dict[str, bool | None]:
+    sec = getattr(policy, "security", None) if policy is not None else None
+    return {
+        key: (None if getattr(sec, key, None) is None else bool(getattr(sec, key)))
+        for key in ("allowPromiscuous", "macChanges", "forgedTransmits")
+    }
+
+
+def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
+    """One host's properties (as :data:`HOST_PROPERTIES` reads them) as plain JSON."""
+    system = props.get("hardware.systemInfo")
+    bios = props.get("hardware.biosInfo")
+    cpu = props.get("hardware.cpuInfo")
+    pkgs = props.get("hardware.cpuPkg") or []
+    summary_hw = props.get("summary.hardware")
+    product = props.get("config.product")
+    network = props.get("config.network")
+    dt = props.get("config.dateTimeInfo")
+    services = getattr(props.get("config.service"), "service", None) or []
+    parent = props.get("parent")
+    release = getattr(bios, "releaseDate", None)
+    dns = getattr(network, "dnsConfig", None)
+    ntp = getattr(dt, "ntpConfig", None)
+    vswitches = []
+    for vs in getattr(network, "vswitch", None) or []:
+        vswitches.append(
+            {
+                "name": _text(vs.name),
+                "uplinks": sorted(_text(p).rsplit("-", 1)[-1] for p in vs.pnic or []),
+                "security": _security(getattr(vs.spec, "policy", None)),
+            }
+        )
+    portgroups = []
+    for pg in getattr(network, "portgroup", None) or []:
+        portgroups.append(
+            {
+                "name": _text(pg.spec.name),
+                "vswitch": _text(pg.spec.vswitchName),
+                "vlan": int(pg.spec.vlanId or 0),
+                # computedPolicy is what applies (the switch's unless the port group overrides)
+                "security": _security(pg.computedPolicy),
+            }
+        )
+    pnics = []
+    for nic in getattr(network, "pnic", None) or []:
+        speed = getattr(nic, "linkSpeed", None)
+        pnics.append(
+            {
+                "device": _text(nic.device),
+                "driver": _text(nic.driver),
+                "speed_mb": int(speed.speedMb) if speed is not None else None,
+                "duplex": bool(speed.duplex) if speed is not None else None,
+            }
+        )
+    parent_name = _text(getattr(parent, "name", None))
+    threads = int(getattr(cpu, "numCpuThreads", 0) or 0)
+    return {
+        "name": _text(props.get("name")),
+        "cluster": parent_name if isinstance(parent, vim.ClusterComputeResource) else None,
+        "hardware": {
+            "vendor": _text(getattr(system, "vendor", None)),
+            "model": _text(getattr(system, "model", None)),
+            "uuid": _text(getattr(system, "uuid", None)),
+        },
+        "bios": {
+            "vendor": _text(getattr(bios, "vendor", None)),
+            "version": _text(getattr(bios, "biosVersion", None)),
+            "date": release.date().isoformat() if isinstance(release, datetime) else _text(release),
+        },
+        "cpu": {
+            # summary.hardware.cpuModel is what vSphere shows per host; cpuPkg per socket
+            "model": _text(getattr(summary_hw, "cpuModel", None)),
+            "package_models": sorted({_text(p.description) for p in pkgs}),
+            "vendor": _text(getattr(pkgs[0], "vendor", None)) if pkgs else "",
+            "packages": int(getattr(cpu, "numCpuPackages", 0) or 0),
+            "cores": int(getattr(cpu, "numCpuCores", 0) or 0),
+            "threads": threads,
+            "mhz": int((getattr(cpu, "hz", 0) or 0) // 1_000_000),
+        },
+        "memory_bytes": int(props.get("hardware.memorySize") or 0),
+        "product": {
+            "name": _text(getattr(product, "name", None)),
+            "full_name": _text(getattr(product, "fullName", None)),
+            "version": _text(getattr(product, "version", None)),
+            "build": _text(getattr(product, "build", None)),
+        },
+        "lockdown_mode": _text(props.get("config.lockdownMode")),
+        "services": {
+            _text(s.key): {"running": bool(s.running), "policy": _text(s.policy)} for s in services
+        },
+        "time": None
+        if dt is None
+        else {
+            "ntp_servers": [str(s) for s in getattr(ntp, "server", None) or []],
+            "time_zone": _text(getattr(getattr(dt, "timeZone", None), "key", None)),
+        },
+        "dns": None
+        if dns is None
+        else {
+            "dhcp": bool(getattr(dns, "dhcp", False)),
+            "host_name": _text(getattr(dns, "hostName", None)),
+            "domain_name": _text(getattr(dns, "domainName", None)),
+            "servers": [str(a) for a in getattr(dns, "address", None) or []],
+            "search_domains": [str(a) for a in getattr(dns, "searchDomain", None) or []],
+        },
+        "vswitches": vswitches,
+        "portgroups": portgroups,
+        "pnics": pnics,
+        "datastores": sorted(_text(getattr(d, "name", "")) for d in props.get("datastore") or []),
+        "networks": sorted(_text(getattr(n, "name", "")) for n in props.get("network") or []),
+        "connection_state": _text(props.get("runtime.connectionState")),
+        "in_maintenance": bool(props.get("runtime.inMaintenanceMode")),
+        "overall_status": _text(props.get("overallStatus")),
+    }
+
+
+# -- probe: what the controller-side ``vsphere`` probe answers ---------------------------------
+
+IQ_METHODS = ("about", "hosts", "time", "hcl", "clusters", "datastores", "networks", "vm", "vms")
+OQ_METHODS = ("oq_lifecycle",)
+
+
+def _observation(
+    *,
+    value: Any = None,
+    raw: str | None = None,
+    method: str = "",
+    error: str | None = None,
+    not_executed: str | None = None,
+    actions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "value": value,
+        "raw": raw,
+        "method": method,
+        "error": error,
+        "not_executed": not_executed,
+        "actions": actions or [],
+    }
+
+
+class BadArgs(ValueError):
+    """A probe request's arguments are malformed (error observation, nothing executed)."""
+
+
+def _raw(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class _Session:
+    """One probe call's connection, with the host facts read once for every method."""
+
+    def __init__(self, platform: VspherePlatform) -> None:
+        self.platform = platform
+        self._hosts: list[dict[str, Any]] | None = None
+
+    def hosts(self) -> list[dict[str, Any]]:
+        if self._hosts is None:
+            self._hosts = self.platform.host_details()
+        return self._hosts
+
+
+def _iq(session: _Session, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    platform = session.platform
+    where = platform.endpoint
+    if method == "about":
+        value: Any = platform.about_details()
+        return _observation(
+            value=value, raw=_raw(value), method=f"vSphere ServiceContent.about {where}"
+        )
+    if method == "hosts":
+        value = session.hosts()
+        return _observation(
+            value=value,
+            raw=_raw(value),
+            method=f"vSphere PropertyCollector HostSystem {{{', '.join(HOST_PROPERTIES)}}} {where}",
+        )
+    if method == "time":
+        hosts = session.hosts()
+        missing = [h["name"] for h in hosts if h["time"] is None]
+        method_text = f"vSphere HostSystem.config.dateTimeInfo, config.service[ntpd] {where}"
+        if missing:
+            return _observation(
+                method=method_text,
+                not_executed=f"the endpoint does not report config.dateTimeInfo (NTP configuration) for {', '.join(missing)}",
+            )
+        value = {h["name"]: {**h["time"], "ntpd": h["services"].get("ntpd")} for h in hosts}
+        return _observation(value=value, raw=_raw(value), method=method_text)
+    if method == "hcl":
+        entries = args.get("entries")
+        if not isinstance(entries, list):
+            raise BadArgs("hcl: no HCL entries (the spec's data file was not resolved)")
+        hosts = [
+            {k: h[k] for k in ("name", "hardware", "bios", "product")} for h in session.hosts()
+        ]
+        value = {
+            "hcl": args.get("hcl"),
+            "digest": args.get("digest"),
+            "hosts": hosts,
+            "entries": entries,
+        }
+        return _observation(
+            value=value,
+            raw=_raw(hosts),
+            method=f"vSphere HostSystem.hardware.{{systemInfo,biosInfo}}, config.product against HCL {args.get('hcl')} {where}",
+        )
+    if method == "clusters":
+        value = [c.to_json() for c in platform.clusters()]
+        return _observation(
+            value=value, raw=_raw(value), method=f"vSphere ClusterComputeResource {where}"
+        )
+    if method == "datastores":
+        value = [d.to_json() for d in platform.datastores()]
+        return _observation(
+            value=value, raw=_raw(value), method=f"vSphere Datastore.summary {where}"
+        )
+    if method == "networks":
+        value = [n.to_json() for n in platform.networks()]
+        return _observation(value=value, raw=_raw(value), method=f"vSphere Network {where}")
+    if method == "vm":
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadArgs("vm: argument 'name' (a VM name) is required")
+        value = platform.vm_details(name)
+        return _observation(
+            value=value, raw=_raw(value), method=f"vSphere VirtualMachine {name} config {where}"
+        )
+    if method == "vms":
+        value = [v.to_json() for v in platform.vms()]
+        return _observation(
+            value=value, raw=_raw(value), method=f"vSphere VirtualMachine list {where}"
+        )
+    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
+
+
+def _oq_lifecycle(platform: VspherePlatform, vm: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    from .oq import LIFECYCLE_STEPS, run_lifecycle
+
+    steps = args.get("steps", list(LIFECYCLE_STEPS))
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise BadArgs("oq_lifecycle: argument 'steps' must be a list of step names")
+    try:
+        result = run_lifecycle(platform, vm, steps, graceful_stop=False, disk_mib=0, pool=None)
+    except ValueError as exc:
+        raise BadArgs(f"oq_lifecycle: {exc}") from None
+    return _observation(
+        value=result.value,
+        method=f"vSphere OQ lifecycle {', '.join(result.value['steps'])} on {vm} {platform.endpoint}",
+        actions=result.actions,
+    )
+
+
+def probe(
+    endpoint: Endpoint,
+    requests: Sequence[Mapping[str, Any]],
+    *,
+    check_mode: bool = False,
+    run_id: str = "",
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Answer every request on one vSphere session.
+
+    Returns:
+        ``({key: observation}, changed)``. A connection or login failure makes every
+        observation an ``error`` with the one-line reason (no password); nothing here raises
+        for a platform failure.
+    """
+    observations: dict[str, dict[str, Any]] = {}
+    platform: VspherePlatform | None = None
+    connect_error: str | None = None
+    try:
+        platform = VspherePlatform(endpoint)
+    except PlatformError as exc:
+        connect_error = exc.one_line()
+    session = _Session(platform) if platform is not None else None
+    changed = False
+    try:
+        for number, request in enumerate(requests, start=1):
+            key = str(request.get("key") or "")
+            method = str(request.get("method") or "")
+            args = request.get("args") or {}
+            if method not in IQ_METHODS and method not in OQ_METHODS:
+                known = ", ".join(IQ_METHODS + OQ_METHODS)
+                observations[key] = _observation(
+                    method=method, error=f"unknown vsphere probe method {method!r} (known: {known})"
+                )
+                continue
+            if session is None or platform is None:
+                observations[key] = _observation(method=method, error=connect_error)
+                continue
+            if method in OQ_METHODS and check_mode:
+                observations[key] = _observation(method=method, not_executed="check mode")
+                continue
+            try:
+                if not isinstance(args, Mapping):
+                    raise BadArgs(f"{method}: args must be a mapping")
+                if method in OQ_METHODS:
+                    suffix = "".join(c for c in run_id if c.isalnum() or c in "-_") or "run"
+                    vm = f"vqual-oq-{suffix}" + (f"-{number}" if number > 1 else "")
+                    observations[key] = _oq_lifecycle(platform, vm, args)
+                    changed = changed or bool(observations[key]["actions"])
+                else:
+                    observations[key] = _iq(session, method, args)
+            except NotSupported as exc:
+                observations[key] = _observation(method=method, not_executed=exc.one_line())
+            except (PlatformError, BadArgs) as exc:
+                text = exc.one_line() if isinstance(exc, PlatformError) else str(exc)
+                observations[key] = _observation(
+                    method=method, error=one_line(text, platform._secrets)
+                )
+    finally:
+        if platform is not None:
+            platform.close()
+    return observations, changed
+
+
+def endpoint_from_vars(host_vars: Mapping[str, Any]) -> Endpoint:
+    """The endpoint of a target from its ``vqual_vsphere_*`` variables.
+
+    Raises:
+        BadInputError: a required variable is missing or malformed (the message names it,
+            never its value when it is the password).
+    """
+    from ..errors import BadInputError
+
+    def need(name: str) -> str:
+        value = host_vars.get(name)
+        if value is None or value == "":
+            raise BadInputError(f"no {name} set for this target")
+        return str(value)
+
+    port = host_vars.get("vqual_vsphere_port", 443)
+    try:
+        port_number = int(port)
+    except (TypeError, ValueError):
+        raise BadInputError(f"vqual_vsphere_port must be a port number, not {port!r}") from None
+    validate = host_vars.get("vqual_vsphere_validate_certs", True)
+    if isinstance(validate, str):
+        validate = validate.strip().lower() not in ("false", "no", "0", "off")
+    return Endpoint(
+        host=need("vqual_vsphere_host"),
+        username=need("vqual_vsphere_username"),
+        password=need("vqual_vsphere_password"),
+        port=port_number,
+        validate_certs=bool(validate),
+        ca_file=str(host_vars["vqual_vsphere_ca_file"])
+        if host_vars.get("vqual_vsphere_ca_file")
+        else None,
+        datacenter=str(host_vars["vqual_vsphere_datacenter"])
+        if host_vars.get("vqual_vsphere_datacenter")
+        else None,
+        cluster=str(host_vars["vqual_vsphere_cluster"])
+        if host_vars.get("vqual_vsphere_cluster")
+        else None,
+    )
+
+
+def _hcl_args(
+    request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The ``hcl`` request's args with the HCL entries of the named data file.
+
+    The file is read again and must still have the digest recorded at planning (the one the
+    protocol approval covers), so what is checked is what was approved.
+    """
+    from qualification.checks.vsphere import load_hcl
+
+    from ..errors import BadInputError
+
+    args = dict(request.get("args") or {})
+    name = args.get("hcl")
+    found = [d for d in data_files if d.get("name") == name]
+    if not found:
+        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
+        raise BadArgs(f"hcl: the spec declares no data file {name!r} (data_files: {known})")
+    path = str(found[0].get("path"))
+    try:
+        with open(path, "rb") as fh:
+            content = fh.read()
+    except OSError as exc:
+        raise BadArgs(f"hcl: cannot read {path}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(content).hexdigest()
+    if found[0].get("digest") and digest != found[0]["digest"]:
+        raise BadArgs(
+            f"hcl: {path} changed since the run was planned (digest {digest[:12]}..., planned {str(found[0]['digest'])[:12]}...)"
+        )
+    try:
+        entries = load_hcl(content.decode("utf-8"), path)
+    except UnicodeDecodeError as exc:
+        raise BadArgs(f"hcl: {path}: {exc}") from None
+    except BadInputError as exc:  # already one line naming the file
+        raise BadArgs(f"hcl: {exc.one_line()}") from None
+    args.update(entries=[e.to_json() for e in entries], digest=digest)
+    return args
+
+
+def answer_vsphere(
+    requests: Sequence[Mapping[str, Any]],
+    *,
+    host_vars: Mapping[str, Any],
+    run_id: str = "",
+    check_mode: bool = False,
+    data_files: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, dict[str, Any]]:
+    """:func:`probe` for the controller (action plugin): the endpoint from the target's
+    ``vqual_vsphere_*`` variables, HCL data files resolved; observations only, never raises.
+    A missing variable or unreadable HCL becomes an ``error`` observation naming it."""
+    from ..errors import BadInputError
+
+    try:
+        endpoint = endpoint_from_vars(host_vars)
+    except BadInputError as exc:
+        return {
+            str(r.get("key", "")): _observation(
+                method=str(r.get("method", "")), error=exc.one_line()
+            )
+            for r in requests
+        }
+    prepared: list[dict[str, Any]] = []
+    failed: dict[str, dict[str, Any]] = {}
+    for request in requests:
+        if request.get("method") == "hcl":
+            try:
+                prepared.append({**request, "args": _hcl_args(request, data_files)})
+            except BadArgs as exc:
+                failed[str(request.get("key", ""))] = _observation(method="hcl", error=str(exc))
+            continue
+        prepared.append(dict(request))
+    observations, _changed = probe(endpoint, prepared, check_mode=check_mode, run_id=run_id)
+    observations.update(failed)
+    return observations
