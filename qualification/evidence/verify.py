@@ -246,7 +246,11 @@ def verify_bundle(
     Args:
         path: the run directory ``evidence/<change_id>/<run_id>``.
         trust: keys trusted to sign; only these count.
-        workers: processes for signature checks; None picks all cores for big bundles.
+        workers: processes for signature checks; None uses all cores from
+            ``PARALLEL_MIN_LINES`` lines on, 1 keeps everything in this process. Workers are
+            forked when this process runs no other threads, else spawned (which re-imports
+            ``__main__``: scripts need the ``if __name__ == "__main__"`` guard); if they cannot
+            start, the check runs here.
 
     Returns:
         The result; ``status`` is valid, invalid or incomplete, ``problems`` name the line,
