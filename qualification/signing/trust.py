@@ -129,6 +129,8 @@ class TrustStore:
 
     def key_status_at(self, keyid: str, when: datetime) -> tuple[bool, str]:
         """Whether ``keyid`` is trusted and valid at ``when`` (aware UTC) and, if not, why."""
+        if when.tzinfo is None:
+            raise TrustError("key_status_at needs a timezone-aware (UTC) time")
         key = self.keys.get(keyid)
         if key is None:
             return False, f"key {keyid[:16]} is not in the trust store"
