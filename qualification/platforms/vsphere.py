@@ -249,11 +249,10 @@ class VspherePlatform:
         """Wait for a task; its error becomes a PlatformError/NotSupported naming the operation."""
         deadline = time.monotonic() + max(self._ep.timeout_s, 60.0)
         while True:
-            info = self._call("read task of", f"{operation} {target}", lambda: task.info)
-            if info.state == "success":
-                return info.result
-            if info.state == "error":
-                err = info.error
+            state, err, result = self._task_state(operation, target, task)
+            if state == "success":
+                return result
+            if state == "error":
                 if isinstance(err, _UNSUPPORTED_FAULTS) or _is_not_implemented(err):
                     raise NotSupported(
                         f"{operation} {target}".strip(),
@@ -269,6 +268,31 @@ class VspherePlatform:
                     f"{operation} {target} failed: task did not finish in time", where=self.endpoint
                 )
             time.sleep(0.05)
+
+    def _task_state(self, operation: str, target: str, task: Any) -> tuple[str, Any, Any]:
+        """(state, error, result) of a task, read as properties ``info.state``,
+        ``info.error`` and ``info.result`` rather than the whole ``info``: the simulator's
+        snapshot tasks carry a snapshot as ``info.entity``, which pyVmomi refuses to read."""
+        spec = vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task, skip=False)],
+            propSet=[
+                vmodl.query.PropertyCollector.PropertySpec(
+                    type=vim.Task, pathSet=["info.state", "info.error", "info.result"]
+                )
+            ],
+        )
+        collector = self.content.propertyCollector
+        found = self._call(
+            "read task of",
+            f"{operation} {target}",
+            collector.RetrievePropertiesEx,
+            [spec],
+            vmodl.query.PropertyCollector.RetrieveOptions(),
+        )
+        props: dict[str, Any] = {}
+        for obj in getattr(found, "objects", None) or []:
+            props.update({p.name: p.val for p in obj.propSet or []})
+        return str(props.get("info.state", "")), props.get("info.error"), props.get("info.result")
 
     def _retrieve(
         self, vim_type: Any, paths: Sequence[str], root: Any = None
@@ -739,14 +763,16 @@ class VspherePlatform:
         raise PlatformError(f"snapshot {name!r} of vm {vm!r} not found", where=self.endpoint)
 
     def snapshot_create(self, vm: str, name: str, *, description: str = "") -> SnapshotFacts:
-        obj, _props = self._vm_obj(vm)
+        obj, props = self._vm_obj(vm)
+        # With the memory of a running VM, so a revert restores it running (as libvirt does).
+        memory = props.get("runtime.powerState") == "poweredOn"
         task = self._call(
             "create snapshot",
             f"{name} of {vm}",
             obj.CreateSnapshot_Task,
             name=name,
             description=description,
-            memory=False,
+            memory=memory,
             quiesce=False,
         )
         self._wait("create snapshot", f"{name} of {vm}", task)
@@ -870,14 +896,14 @@ class VspherePlatform:
                     break
             out.append(
                 EventFacts(
-                    time=created,
+                    time=created.astimezone(UTC),
                     kind=type(event).__name__.rsplit(".", 1)[-1],
                     target=target,
                     message=self._clean(_text(event.fullFormattedMessage)),
                     user=_text(event.userName) or None,
                 )
             )
-        return out
+        return sorted(out, key=lambda e: e.time)
 
 
 def _walk_snapshots(tree: Any) -> Iterable[Any]:
