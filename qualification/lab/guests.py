@@ -1457,8 +1457,13 @@ class Guests:
             return ComponentStatus(NAME, "failed", exc.one_line(), self._log_tail(ctx))
         if problems:
             return ComponentStatus(NAME, "failed", "; ".join(problems), self._log_tail(ctx))
-        ready = ", ".join(
-            f"{n} {r['ready_seconds']:.1f} s" for n, r in records.items() if "ready_seconds" in r
+        ready = (
+            ", ".join(
+                f"{n} {r['ready_seconds']:.1f} s"
+                for n, r in records.items()
+                if "ready_seconds" in r
+            )
+            or "all were running"
         )
         return ComponentStatus(
             NAME,
