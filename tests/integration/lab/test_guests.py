@@ -4,7 +4,6 @@ and the VM budget refusing a fourth running guest."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,20 +17,13 @@ CLONES = [g for g in VM_BUDGET.guests if g.role == "clone"]
 
 
 @pytest.fixture(scope="module")
-def ctx(lab: object) -> Iterator[LabContext]:
-    """The lab with its guests up. Until the lab's own component list names ``guests``,
-    register it here and take it down again after this module."""
-    registered_here = "guests" not in manager.names()
-    if registered_here:
-        manager.register("guests", guests.Guests)
+def ctx(lab: object) -> LabContext:
+    """The lab with its guests up (the session's ``lab`` fixture starts every component;
+    ``up`` again is idempotent and fails here with the guests' own log lines)."""
     context = manager.context()
     status = manager.component("guests").up(context)
     assert status.state == "running", f"{status.detail}\n" + "\n".join(status.log_tail)
-    try:
-        yield context
-    finally:
-        if registered_here:
-            manager.component("guests").down(context)
+    return context
 
 
 def test_clones_answer_ssh_with_their_own_hostname(ctx: LabContext) -> None:
