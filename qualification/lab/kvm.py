@@ -243,31 +243,16 @@ def ensure_base(ctx: LabContext) -> Path:
         uri, suite = apt_mirror()
         tmp = paths.base.with_name("kvm-base.partial")
         _remove_tree(tmp)
-        ctx.log(f"kvm: debootstrap {suite} from {uri} (about a minute)")
+        argv = bootstrap_command(suite, tmp, uri, paths.lab_dir / "cache" / "debootstrap-debs")
+        ctx.log(f"kvm: {argv[0]} {suite} from {uri} (one to a few minutes)")
         started = time.monotonic()
         log = paths.lab_dir / "cache" / "debootstrap.log"
-        cache = paths.lab_dir / "cache" / "debootstrap-debs"
-        cache.mkdir(parents=True, exist_ok=True)
         try:
             with open(log, "wb") as out:
-                proc = subprocess.run(
-                    [
-                        "debootstrap",
-                        "--variant=minbase",
-                        # Downloaded packages are kept: a rebuild (new package list) is quicker.
-                        f"--cache-dir={cache}",
-                        "--include=" + ",".join(BASE_PACKAGES),
-                        suite,
-                        str(tmp),
-                        uri,
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                )
+                proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
             if proc.returncode != 0:
                 raise PlatformError(
-                    f"debootstrap failed (exit {proc.returncode}); see {log}", where="lab kvm"
+                    f"{argv[0]} failed (exit {proc.returncode}); see {log}", where="lab kvm"
                 )
             _customise_base(ctx, tmp)
         except BaseException:
@@ -277,6 +262,39 @@ def ensure_base(ctx: LabContext) -> Path:
         os.replace(tmp, paths.base)
         ctx.log(f"kvm: base ready in {time.monotonic() - started:.0f} s")
         return paths.base
+
+
+def bootstrap_command(suite: str, target: Path, uri: str, cache: Path) -> list[str]:
+    """The command that builds the base: ``mmdebstrap`` when installed, else ``debootstrap``.
+
+    Measured here under the same load (2 cores busy with other work): debootstrap 220-540 s
+    and 106 s of CPU, mmdebstrap 203 s and 60 s of CPU for the same package list. mmdebstrap
+    installs through apt in fewer dpkg runs; unsafe-io skips fsyncs of a tree that is
+    rebuilt from scratch if anything fails.
+    """
+    include = "--include=" + ",".join(BASE_PACKAGES)
+    if shutil.which("mmdebstrap"):
+        return [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--mode=root",
+            "--dpkgopt=force-unsafe-io",
+            include,
+            suite,
+            str(target),
+            uri,
+        ]
+    cache.mkdir(parents=True, exist_ok=True)
+    # Downloaded packages are kept: a rebuild (new package list) is quicker.
+    return [
+        "debootstrap",
+        "--variant=minbase",
+        f"--cache-dir={cache}",
+        include,
+        suite,
+        str(target),
+        uri,
+    ]
 
 
 def _customise_base(ctx: LabContext, root: Path) -> None:
@@ -662,8 +680,11 @@ class KvmCluster:
                 problems.append(f"{host.name} {missing}")
         if problems:
             return ComponentStatus(NAME, "failed", "; ".join(problems), self._log_tail(ctx))
-        with contextlib.suppress(OSError):
+        try:
             ensure_guest_boot(ctx)
+        except (OSError, subprocess.CalledProcessError, PlatformError) as exc:
+            # The hosts are fine without it; only the smallest test guest needs it.
+            ctx.log(f"kvm: no test guest boot files: {exc}")
         for spec in filter(None, os.environ.get("VQUAL_LAB_VARY", "").split(",")):
             host_name, _, kind = spec.strip().partition(":")
             self.vary(ctx, host_name, kind)
@@ -983,10 +1004,11 @@ def destroy_guests(host: KvmHost) -> int:
     try:
         for dom in conn.listAllDomains():
             try:
+                persistent = dom.isPersistent()  # a transient one is gone once destroyed
                 if dom.isActive():
                     dom.destroy()
                     count += 1
-                if dom.isPersistent():
+                if persistent:
                     dom.undefine()
             except libvirt.libvirtError as exc:
                 # A guest that ended on its own meanwhile is what we want anyway.
