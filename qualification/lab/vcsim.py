@@ -158,7 +158,15 @@ DEFAULT_ESXI = VcsimInstance(
     address="127.0.0.42",
     port=18444,
     vms=2,
-    hardware={"*": HostHardware(system_vendor="Dell Inc.", system_model="PowerEdge R650")},
+    hardware={
+        "*": HostHardware(
+            bios_vendor="Dell Inc.",
+            bios_version="2.19.1",
+            bios_date="2023-05-10",
+            system_vendor="Dell Inc.",
+            system_model="PowerEdge R650",
+        )
+    },
 )
 
 
@@ -589,12 +597,20 @@ class VcsimComponent:
                     failed.append(inst)
                     break
                 time.sleep(0.05)
+            else:
+                # Ready means a client can log in with this run's credentials, not only that
+                # the port answers.
+                try:
+                    disconnect(connect(ctx, inst))
+                except PlatformError:
+                    failed.append(inst)
         if failed:
             first = failed[0]
             return ComponentStatus(
                 self.name,
                 "partial" if len(failed) < len(self.instances) else "failed",
-                f"{', '.join(i.key for i in failed)} did not answer at {first.url}",
+                f"{', '.join(i.key for i in failed)} did not answer (or refused the login)"
+                f" at {first.url}",
                 tail(self._log(ctx, first)),
             )
         how = f"built in {result.seconds:.1f} s" if result.built else "cached binary"

@@ -115,6 +115,14 @@ def test_bios_difference_on_one_host_is_visible(vc: Any) -> None:
     assert h3.hardware.biosInfo.releaseDate.date().isoformat() == "2022-11-02"
 
 
+def test_standalone_esxi_reports_the_cluster_baseline_bios(esx: Any) -> None:
+    (host,) = _hosts(esx).values()
+    assert (host.hardware.biosInfo.vendor, host.hardware.biosInfo.biosVersion) == (
+        "Dell Inc.",
+        "2.19.1",
+    )
+
+
 def test_hcl_relevant_vendor_and_model_are_set_on_every_host(vc: Any, esx: Any) -> None:
     for si in (vc, esx):
         for h in _hosts(si).values():
@@ -147,7 +155,8 @@ def test_patch_mark_written_on_one_connection_is_read_on_another(
             assert vcsim.read_patch_mark(reader, host) == ["CHG-1 libvirt=9.0.0-4"]
             # The mark is a real custom attribute: any API client sees it on the host.
             field = next(
-                f for f in reader.RetrieveContent().customFieldsManager.field
+                f
+                for f in reader.RetrieveContent().customFieldsManager.field
                 if f.name == vcsim.PATCH_MARK_FIELD
             )
             values = [v for v in _hosts(reader)[host].customValue if v.key == field.key]
@@ -218,7 +227,9 @@ def test_wrong_password_is_refused(ctx: LabContext, comp: vcsim.VcsimComponent) 
     inst = comp.instance("vcenter")
     user, _ = vcsim.read_credentials(ctx, inst)
     stub = SoapStubAdapter(
-        host=inst.address, port=inst.port, version="vim.version.version11",
+        host=inst.address,
+        port=inst.port,
+        version="vim.version.version11",
         sslContext=ssl._create_unverified_context(),
     )
     try:
