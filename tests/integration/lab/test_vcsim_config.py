@@ -27,7 +27,11 @@ def test_esx_instance_passes_no_cluster_size() -> None:
 
 def test_hardware_fields_left_none_are_not_passed() -> None:
     inst = VcsimInstance(
-        key="vc", inventory_host="vc", mode="vcenter", address="127.0.0.99", port=1,
+        key="vc",
+        inventory_host="vc",
+        mode="vcenter",
+        address="127.0.0.99",
+        port=1,
         hardware={"DC0_C0_H0": HostHardware(bios_vendor="HPE")},
     )
     flags = [a for a in inst.args() if a.startswith(("-bios", "-system"))]
