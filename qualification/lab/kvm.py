@@ -723,7 +723,7 @@ class KvmCluster:
                     proc.wait(timeout=5)
         # Anything still running from a host's root (there should be nothing: the kernel ends
         # a PID namespace with its PID 1).
-        for pid in processes_under([paths.hosts_dir]):
+        for pid in _rooted_under(paths.hosts_dir):
             stop_pid(pid, timeout=2.0)
         left = processes_under([paths.hosts_dir])
         mounts = mounts_under([paths.hosts_dir])
@@ -1019,6 +1019,19 @@ def destroy_guests(host: KvmHost) -> int:
     finally:
         conn.close()
     return count
+
+
+def _rooted_under(path: Path) -> list[int]:
+    """PIDs whose root directory is inside ``path`` (a host's processes; not, say, someone
+    reading a log file there, which ``processes_under`` would also name)."""
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if (os.readlink(f"/proc/{entry}/root") + "/").startswith(prefix):
+                    found.append(int(entry))
+    return found
 
 
 def _asset(name: str) -> bytes:
