@@ -542,6 +542,9 @@ class VcsimComponent:
             return ComponentStatus(self.name, "running", "already running: " + self._urls())
         if any(alive.values()):
             self.down(ctx)  # half up: start again from clean
+        else:
+            # Leftovers of a run that crashed (old logs, credentials, datastore directories).
+            shutil.rmtree(self._dir(ctx), ignore_errors=True)
         try:
             result = build(ctx.lab_dir, ctx.log)
         except PlatformError as exc:
@@ -635,7 +638,8 @@ class VcsimComponent:
         ctx.update_state(self.name, None)
         # Credentials, certificates, logs and the datastores' temporary directories.
         shutil.rmtree(self._dir(ctx), ignore_errors=True)
-        left = processes_under([ctx.lab_dir / "vcsim"])
+        # Only the lab's own binaries count: a build running beside it is not left behind.
+        left = processes_under([ctx.lab_dir / "vcsim" / "bin", self._dir(ctx)])
         if left:
             return ComponentStatus(self.name, "failed", f"processes left behind: {left}")
         return ComponentStatus(self.name, "stopped", f"stopped {len(recorded)} simulator(s)")

@@ -126,7 +126,7 @@ def test_down_stops_both_by_pid_and_up_brings_new_credentials(lab: object) -> No
     st = comp.down(ctx)
     assert st.state == "stopped", st
     assert not any(same_process(r["pid"], r["start"]) for r in records.values())
-    assert processes_under([ctx.lab_dir / "vcsim"]) == []
+    assert processes_under([ctx.lab_dir / "vcsim" / "bin", ctx.run_dir / "vcsim"]) == []
     assert "vcsim" not in ctx.state()
     assert not (ctx.run_dir / "vcsim").exists()
     assert comp.status(ctx).state == "stopped"
