@@ -178,3 +178,52 @@ def test_a_port_in_use_fails_that_instance_and_the_next_up_recovers(lab: object)
     st = comp.up(ctx)  # half up: restarts both cleanly
     assert st.state == "running", st
     assert comp.status(ctx).state == "running"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-bios-version", "DC0_C0_H9=1.0"], 'no host named "DC0_C0_H9"'),
+        (["-bios-date", "*=10/05/2023"], "-bios-date"),
+        (["-mode", "hyperv"], "-mode must be vcenter or esx"),
+    ],
+)
+def test_main_go_refuses_bad_flags_before_serving(
+    lab: object, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    built = vcsim.build(manager.context().lab_dir)
+    cred = tmp_path / "cred.json"
+    cred.write_text(json.dumps({"username": "u", "password": "p"}))
+    done = subprocess.run(
+        [
+            str(built.binary),
+            "-mode",
+            "vcenter",
+            "-listen",
+            "127.0.0.45:18446",
+            "-credentials",
+            str(cred),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "ready" not in done.stdout
+
+
+def test_main_go_needs_a_credentials_file(lab: object, tmp_path: Path) -> None:
+    built = vcsim.build(manager.context().lab_dir)
+    done = subprocess.run(
+        [str(built.binary), "-listen", "127.0.0.45:18446"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "-credentials is required" in done.stderr
