@@ -227,3 +227,30 @@ def test_main_go_needs_a_credentials_file(lab: object, tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "-credentials is required" in done.stderr
+
+
+def test_a_refused_start_leaves_no_datastore_directory(lab: object, tmp_path: Path) -> None:
+    built = vcsim.build(manager.context().lab_dir)
+    cred = tmp_path / "cred.json"
+    cred.write_text(json.dumps({"username": "u", "password": "p"}))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(
+        [
+            str(built.binary),
+            "-listen",
+            "127.0.0.45:18446",
+            "-credentials",
+            str(cred),
+            "-bios-version",
+            "nosuchhost=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert done.returncode == 2
+    # The model was created (its datastore directories) before the flag was checked.
+    assert list(scratch.iterdir()) == []

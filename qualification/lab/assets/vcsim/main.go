@@ -63,8 +63,12 @@ type credentials struct {
 	Password string `json:"password"`
 }
 
+// cleanup undoes what was created so far; fail runs it because os.Exit skips deferred calls.
+var cleanup = func() {}
+
 func fail(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "vqual-vcsim: "+format+"\n", args...)
+	cleanup()
 	os.Exit(2)
 }
 
@@ -117,7 +121,8 @@ func main() {
 	if err := model.Create(); err != nil {
 		fail("creating the model: %v", err)
 	}
-	defer model.Remove() // deletes the datastores' temporary directories
+	cleanup = model.Remove // deletes the datastores' temporary directories
+	defer cleanup()
 
 	if err := customiseHosts(biosVendor, biosVersion, biosDate, sysVendor, sysModel); err != nil {
 		fail("%v", err)
