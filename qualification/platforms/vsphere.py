@@ -154,43 +154,51 @@ class VspherePlatform:
             context = ssl.create_default_context(cafile=endpoint.ca_file)
         else:
             context = ssl._create_unverified_context()  # explicit opt-out (lab, self-signed)
-        smart_connect: Any = pyvim_connect.SmartConnect
+        smart_stub: Any = pyvim_connect.SmartStubAdapter
+        self._stub: Any = None
         try:
-            self.si: Any = smart_connect(
+            # Stub and login by hand (not SmartConnect), so a refused login can drop the
+            # connection it opened instead of leaving a socket behind.
+            self._stub = smart_stub(
                 host=endpoint.host,
                 port=endpoint.port,
-                user=endpoint.username,
-                pwd=endpoint.password,
                 sslContext=context,
                 httpConnectionTimeout=endpoint.timeout_s,
                 connectionPoolTimeout=-1,
             )
+            self.si: Any = vim.ServiceInstance("ServiceInstance", self._stub)
+            self.content: Any = self.si.RetrieveContent()
+            self.content.sessionManager.Login(endpoint.username, endpoint.password)
         except vim.fault.InvalidLogin:
+            self._drop()
             raise PlatformError(
                 f"login failed: user {endpoint.username!r} was refused (wrong user name or password)",
                 where=self.endpoint,
             ) from None
         except ssl.SSLCertVerificationError as exc:
+            self._drop()
             raise PlatformError(
                 f"connect failed: certificate not trusted ({self._clean(exc.verify_message or str(exc))}); "
                 "set validate_certs false only for a lab",
                 where=self.endpoint,
             ) from None
         except (OSError, http.client.HTTPException) as exc:
+            self._drop()
             raise PlatformError(
                 f"connect failed: {self._clean(str(exc) or type(exc).__name__)}",
                 where=self.endpoint,
             ) from None
         except vmodl.MethodFault as exc:
+            self._drop()
             raise PlatformError(
                 f"connect failed: {self._clean(_fault_text(exc))}", where=self.endpoint
             ) from None
         except Exception as exc:  # noqa: BLE001 - pyVmomi raises bare Exception for an unknown endpoint type
+            self._drop()
             raise PlatformError(
                 f"connect failed: {self._clean(str(exc) or type(exc).__name__)}",
                 where=self.endpoint,
             ) from None
-        self.content: Any = self.si.RetrieveContent()
         self._host_objs: dict[str, Any] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -204,12 +212,16 @@ class VspherePlatform:
     def __repr__(self) -> str:
         return f"VspherePlatform({self.endpoint})"
 
+    def _drop(self) -> None:
+        if self._stub is not None:
+            self._stub.DropConnections()
+
     def close(self) -> None:
-        logout: Any = pyvim_connect.Disconnect
         try:
-            logout(self.si)
+            self.content.sessionManager.Logout()
         except Exception:  # noqa: BLE001, S110 - logging out of a dead session: nothing left to release
             pass
+        self._drop()
 
     def _clean(self, text: str) -> str:
         return one_line(text, self._secrets)

@@ -1,0 +1,358 @@
+"""vSphere on VMware's simulator: the adapter, and `vqual qualify` with specs/vsphere-cluster.yaml.
+
+These tests need only the simulator, so this module brings up its own pair of simulated
+vCenters and one ESXi (own lab directory, own addresses 127.0.0.145-147) instead of the whole
+lab: one vCenter as the lab's default, one with variations (a host whose server model is not
+on the HCL, a host with another BIOS and memory size). Marked ``lab``: they run with
+``VQUAL_LAB=1``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from qualification.errors import NotSupported, PlatformError
+from qualification.lab import vcsim
+from qualification.lab.component import LabContext
+from qualification.platforms.base import RUNNING, STOPPED
+from qualification.platforms.vsphere import Endpoint, VspherePlatform, answer_vsphere
+from tests.conftest import REPO, run_vqual
+
+pytestmark = pytest.mark.lab
+
+SPEC = REPO / "specs" / "vsphere-cluster.yaml"
+LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")
+
+DEFAULT_VC = dataclasses.replace(
+    vcsim.DEFAULT_VCENTER, key="vcdefault", inventory_host="vc-default",
+    address="127.0.0.145", port=28643,
+)
+VARIANT_VC = dataclasses.replace(
+    vcsim.DEFAULT_VCENTER, key="vcvariant", inventory_host="vc-variant",
+    address="127.0.0.146", port=28644,
+    hardware={
+        **vcsim.DEFAULT_VCENTER.hardware,
+        # not on specs/data/hcl-example.yaml
+        "DC0_C0_H1": vcsim.HostHardware(system_model="PowerEdge R660"),
+    },
+)
+ESXI = dataclasses.replace(
+    vcsim.DEFAULT_ESXI, key="esxsa", inventory_host="esx-standalone",
+    address="127.0.0.147", port=28645,
+)
+EXPECTED = {
+    "vcenter_version": "6.5.0",
+    "vcenter_build": "5973321",
+    "esxi_version": "6.5.0",
+    "esxi_build": "5969303",
+    "ntp_servers": ["ntp1.example.org", "ntp2.example.org"],
+    "dns_servers": ["8.8.8.8"],
+    "dns_domain": "localdomain",
+}
+
+
+@dataclasses.dataclass
+class VsphereLab:
+    ctx: LabContext
+    inventory: dict[str, Any]
+
+    def endpoint(self, inst: vcsim.VcsimInstance, **kw: Any) -> Endpoint:
+        user, pwd = vcsim.read_credentials(self.ctx, inst)
+        return Endpoint(inst.address, user, pwd, port=inst.port, validate_certs=False, **kw)
+
+    def password(self, inst: vcsim.VcsimInstance) -> str:
+        return vcsim.read_credentials(self.ctx, inst)[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VsphereLab]:
+    """This module's own simulators (overrides the session lab: nothing else is needed)."""
+    if os.environ.get("VQUAL_LAB") != "1":
+        pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
+    lab_dir = tmp_path_factory.mktemp("vsphere-lab")
+    if LAB_BIN.is_dir():  # the lab's build of the same source: a cache hit instead of a build
+        shutil.copytree(LAB_BIN, lab_dir / "vcsim" / "bin")
+    ctx = LabContext(lab_dir=lab_dir, run_dir=lab_dir / "run", repo_root=None, log=lambda _m: None)
+    component = vcsim.VcsimComponent((DEFAULT_VC, VARIANT_VC, ESXI))
+    status = component.up(ctx)
+    try:
+        assert status.state == "running", status
+        groups = component.inventory(ctx)["groups"]
+        for group in groups.values():
+            group["vars"] = {"vqual_risk": "high", "vqual_expected": EXPECTED}
+        yield VsphereLab(ctx, {"all": {"children": groups}})
+    finally:
+        component.down(ctx)
+
+
+def _write_inventory(path: Path, inventory: dict[str, Any]) -> Path:
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    path.write_text(yaml.dump(inventory, Dumper=NoAliases, sort_keys=False))
+    return path
+
+
+def _records(bundle: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(base64.b64decode(json.loads(line)["payload"]))
+        for line in (bundle / "records.jsonl").read_text().splitlines()
+    ]
+
+
+def _results(bundle: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r["data"]["target"], r["data"]["test_id"]): r["data"]
+        for r in _records(bundle)
+        if r["kind"] == "check.result"
+    }
+
+
+def _no_secret_under(root: Path, secret: str) -> list[Path]:
+    return [
+        p for p in root.rglob("*")
+        if p.is_file() and secret.encode() in p.read_bytes()
+    ]
+
+
+# -- the adapter ---------------------------------------------------------------------------
+
+
+def test_adapter_reads_about_hosts_and_vms(lab: VsphereLab) -> None:
+    with VspherePlatform(lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")) as vc:
+        about = vc.about()
+        assert (about.platform, about.product, about.version) == (
+            "vsphere", "VMware vCenter Server", "6.5.0")
+        hosts = vc.hosts()
+        assert [h.name for h in hosts] == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2", "DC0_C0_H3"]
+        assert {h.firmware["version"] for h in hosts} == {"2.19.1", "2.17.0"}
+        assert all(h.cluster == "DC0_C0" and h.hardware["model"] == "PowerEdge R650" for h in hosts)
+        assert [c.name for c in vc.clusters()] == ["DC0_C0"]
+        assert "LocalDS_0" in [d.name for d in vc.datastores()]
+        vm = vc.vm("DC0_C0_RP0_VM0")
+        assert vm.power_state == RUNNING and vm.host.startswith("DC0_C0_H")
+    with VspherePlatform(lab.endpoint(ESXI)) as esx:
+        assert esx.about().product == "VMware ESXi"
+        assert esx.host().name == "localhost.localdomain"  # the only host, no name needed
+
+
+def test_tls_is_verified_unless_opted_out(lab: VsphereLab) -> None:
+    ep = dataclasses.replace(lab.endpoint(DEFAULT_VC), validate_certs=True)
+    with pytest.raises(PlatformError, match="certificate not trusted"):
+        VspherePlatform(ep)
+
+
+def test_platform_errors_are_one_line_without_the_password(lab: VsphereLab) -> None:
+    good = lab.endpoint(DEFAULT_VC)
+    cases = {
+        "login failed": dataclasses.replace(good, password="wrong-" + good.password),
+        "connect failed": dataclasses.replace(good, port=1),
+    }
+    for expected, ep in cases.items():
+        with pytest.raises(PlatformError) as info:
+            VspherePlatform(ep)
+        text = info.value.one_line()
+        assert expected in text and "\n" not in text
+        assert good.password not in text and ep.password not in text
+        assert info.value.exit_code == 4
+    with VspherePlatform(good) as vc, pytest.raises(PlatformError, match="vm 'nope' not found"):
+        vc.vm("nope")
+    assert good.password not in repr(good)
+
+
+def test_vm_operations_round_trip(lab: VsphereLab) -> None:
+    with VspherePlatform(lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")) as vc:
+        clone = vc.clone_vm("DC0_C0_RP0_VM1", "vq-clone")
+        try:
+            assert clone.power_state == STOPPED and clone.uuid != vc.vm("DC0_C0_RP0_VM1").uuid
+            assert vc.power_on("vq-clone").power_state == RUNNING
+            other = next(h.name for h in vc.hosts() if h.name != vc.vm("vq-clone").host)
+            assert vc.migrate_vm("vq-clone", other).host == other
+            snap = vc.snapshot_create("vq-clone", "s1")
+            assert snap.power_state == RUNNING and snap.current
+            assert [s.name for s in vc.snapshots("vq-clone")] == ["s1"]
+            vc.snapshot_delete("vq-clone", "s1")
+            assert vc.snapshots("vq-clone") == []
+            assert vc.power_off("vq-clone").power_state == STOPPED
+        finally:
+            if vc.vm_exists("vq-clone"):
+                vc.power_off("vq-clone")
+                vc.delete_vm("vq-clone", delete_storage=True)
+        assert not vc.vm_exists("vq-clone")
+        assert vc.enter_maintenance("DC0_C0_H2").in_maintenance
+        assert not vc.exit_maintenance("DC0_C0_H2").in_maintenance
+        with pytest.raises(NotSupported):
+            vc.placement("DC0_C0_RP0_VM0")
+
+
+def test_probe_answers_errors_and_not_executed(lab: VsphereLab) -> None:
+    user, pwd = vcsim.read_credentials(lab.ctx, ESXI)
+    host_vars = {
+        "vqual_vsphere_host": ESXI.address, "vqual_vsphere_port": ESXI.port,
+        "vqual_vsphere_username": user, "vqual_vsphere_password": pwd,
+        "vqual_vsphere_validate_certs": False,
+    }
+    requests = [
+        {"key": "t", "method": "time", "args": {}},
+        {"key": "v", "method": "vm", "args": {"name": "no-such-vm"}},
+        {"key": "h", "method": "hcl", "args": {"hcl": "hcl"}},
+        {"key": "x", "method": "nonsense", "args": {}},
+    ]
+    obs = answer_vsphere(requests, host_vars=host_vars)
+    assert "config.dateTimeInfo" in obs["t"]["not_executed"]
+    assert "vm 'no-such-vm' not found" in obs["v"]["error"]
+    assert "declares no data file 'hcl'" in obs["h"]["error"]
+    assert "unknown vsphere probe method" in obs["x"]["error"]
+    wrong = answer_vsphere(requests[:1], host_vars={**host_vars, "vqual_vsphere_password": "x" + pwd})
+    assert "login failed" in wrong["t"]["error"] and pwd not in json.dumps(wrong)
+    missing = answer_vsphere(requests[:1], host_vars={"vqual_vsphere_host": "h"})
+    assert missing["t"]["error"] == "no vqual_vsphere_username set for this target"
+
+
+# -- vqual qualify end to end ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qualified(lab: VsphereLab, executor_state: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[dict[str, Any], Path]:
+    """One run of specs/vsphere-cluster.yaml over both vCenters and the ESXi."""
+    tmp = tmp_path_factory.mktemp("vsphere-run")
+    inventory = _write_inventory(tmp / "hosts.yml", lab.inventory)
+    done = run_vqual("qualify", "-i", str(inventory), "-s", str(SPEC), "-c", "CHG0000501",
+                     "--evidence-dir", str(tmp / "evidence"), "--json", state_dir=executor_state)
+    assert done.returncode == 1, done.stdout + done.stderr  # the simulator fails STIG items
+    assert "Traceback" not in done.stderr
+    summary = json.loads(done.stdout)
+    for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
+        assert lab.password(inst) not in done.stdout + done.stderr
+    return summary, Path(summary["bundle"])
+
+
+def test_qualify_vcenter_and_esxi_writes_a_bundle_that_verifies(
+    qualified: tuple[dict[str, Any], Path], executor_state: Path
+) -> None:
+    summary, bundle = qualified
+    assert summary["verification"] == "valid"
+    assert summary["executed"] == summary["planned"]
+    assert summary["counts"]["error"] == 0
+    verify = run_vqual("verify", str(bundle), state_dir=executor_state)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    results = _results(bundle)
+    targets = {t for t, _ in results}
+    assert targets == {"vc-default", "vc-variant", "esx-standalone"}
+    for key in (("vc-default", "IQ-VS-005"), ("esx-standalone", "IQ-VS-005"),
+                ("vc-default", "IQ-VS-001"), ("vc-default", "IQ-VS-010")):
+        assert results[key]["verdict"] == "pass", results[key]
+
+
+def test_simulator_defaults_fail_their_security_checks(qualified: tuple[dict[str, Any], Path]) -> None:
+    results = _results(qualified[1])
+    for target in ("vc-default", "esx-standalone"):
+        lockdown = results[(target, "IQ-VS-050")]
+        assert (lockdown["verdict"], lockdown["observed"]) == ("fail", "lockdownDisabled")
+        vswitch = results[(target, "IQ-VS-056")]
+        assert vswitch["verdict"] == "fail"
+        assert any("vSwitch 'vSwitch0': macChanges is true" in f for f in vswitch["observed"])
+        assert any("forgedTransmits is true" in f for f in vswitch["observed"])
+        assert not any("allowPromiscuous" in f for f in vswitch["observed"])  # false by default
+        assert results[(target, "IQ-VS-054")]["observed"] == "on"  # snmpd policy
+        assert results[(target, "IQ-VS-051")]["verdict"] == "pass"  # TSM-SSH stopped
+
+
+def test_what_the_simulator_does_not_report_is_not_executed(
+    qualified: tuple[dict[str, Any], Path],
+) -> None:
+    results = _results(qualified[1])
+    ntp = results[("vc-default", "IQ-VS-040")]
+    assert ntp["verdict"] == "not-executed"
+    assert "does not report config.dateTimeInfo" in ntp["reason"]
+
+
+def test_homogeneity_finding_names_the_host_and_both_values(
+    qualified: tuple[dict[str, Any], Path],
+) -> None:
+    results = _results(qualified[1])
+    firmware = results[("vc-default", "IQ-VS-021")]
+    assert firmware["verdict"] == "fail"
+    assert ('bios_version differs: DC0_C0_H3 has "2.17.0"; DC0_C0_H0, DC0_C0_H1, DC0_C0_H2 '
+            'have "2.19.1"') in firmware["observed"]
+    assert results[("vc-default", "IQ-VS-020")]["verdict"] == "pass"
+    hardware = results[("vc-variant", "IQ-VS-020")]
+    assert hardware["verdict"] == "fail"
+    assert ('system_model differs: DC0_C0_H1 has "PowerEdge R660"; DC0_C0_H0, DC0_C0_H2, '
+            'DC0_C0_H3 have "PowerEdge R650"') in hardware["observed"]
+
+
+def test_hcl_finding_names_the_host_and_its_hardware(qualified: tuple[dict[str, Any], Path]) -> None:
+    results = _results(qualified[1])
+    hcl = results[("vc-variant", "IQ-VS-010")]
+    assert hcl["verdict"] == "fail"
+    assert hcl["observed"] == ["DC0_C0_H1: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL"]
+    # The lab's standalone ESXi runs the listed model and the cluster's baseline BIOS.
+    esx = results[("esx-standalone", "IQ-VS-010")]
+    assert (esx["verdict"], esx["observed"]) == ("pass", [])
+
+
+def test_the_hcl_file_is_part_of_the_bundle(qualified: tuple[dict[str, Any], Path]) -> None:
+    bundle = qualified[1]
+    start = next(r for r in _records(bundle) if r["kind"] == "run.start")
+    assert [d["name"] for d in start["data"]["data_files"]] == ["hcl"]
+    assert (bundle / "data" / "hcl").read_bytes() == (REPO / "specs/data/hcl-example.yaml").read_bytes()
+
+
+def test_no_password_in_the_bundle(lab: VsphereLab, qualified: tuple[dict[str, Any], Path]) -> None:
+    for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
+        assert _no_secret_under(qualified[1], lab.password(inst)) == []
+
+
+def test_platform_errors_give_error_verdicts_and_one_line(
+    lab: VsphereLab, executor_state: Path, tmp_path: Path
+) -> None:
+    """Wrong password, unreachable endpoint and a missing VM: `error` verdicts, exit 4."""
+    inventory = json.loads(json.dumps(lab.inventory))
+    hosts = inventory["all"]["children"]["vcenter"]["hosts"]
+    wrong = hosts["vc-default"]
+    wrong["vqual_vsphere_password"] = "not-the-password"
+    hosts["vc-variant"]["vqual_vsphere_port"] = 1  # nothing listens there
+    inventory["all"]["children"]["esxi"]["hosts"]["esx-standalone"]["vqual_target_kinds"] = ["esxi"]
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["tests"] = [t for t in spec["tests"] if t["id"] in ("IQ-VS-005", "IQ-VS-030")] + [{
+        "id": "IQ-VS-900", "title": "A VM that does not exist", "protocol": "IQ",
+        "requirements": ["URS-HV-02"], "applies_to": ["esxi"], "risk": ["high"],
+        "check": "vsphere_vm", "params": {"vm": "no-such-vm", "field": "vcpus"},
+        "expect": {"op": "equals", "value": 1}, "acceptance": "the VM has one vCPU",
+    }]
+    del spec["data_files"]  # no HCL test here
+    spec_path = tmp_path / "errors.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    done = run_vqual("qualify", "-i", str(_write_inventory(tmp_path / "hosts.yml", inventory)),
+                     "-s", str(spec_path), "-c", "CHG0000502", "--evidence-dir",
+                     str(tmp_path / "evidence"), "--json", state_dir=executor_state)
+    assert "Traceback" not in done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["verification"] == "valid"
+    assert done.returncode == 4, done.stderr
+    results = _results(Path(summary["bundle"]))
+    assert results[("vc-default", "IQ-VS-005")]["verdict"] == "error"
+    assert "login failed" in results[("vc-default", "IQ-VS-005")]["reason"]
+    assert "connect failed" in results[("vc-variant", "IQ-VS-030")]["reason"]
+    missing = results[("esx-standalone", "IQ-VS-900")]
+    assert (missing["verdict"], missing["observed"]) == ("error", None)
+    assert "vm 'no-such-vm' not found" in missing["reason"]
+    assert results[("esx-standalone", "IQ-VS-005")]["verdict"] == "pass"
+    for r in results.values():
+        assert "\n" not in (r["reason"] or "")
+    for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
+        assert _no_secret_under(tmp_path, lab.password(inst)) == []
+        assert lab.password(inst) not in done.stdout + done.stderr
