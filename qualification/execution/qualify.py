@@ -127,6 +127,14 @@ def preflight(request: QualifyRequest) -> tuple[str, str, bytes | None]:
     load_spec(request.spec)
     signer, passphrase = open_signer_with(request.key_file, request.passphrase_reader)
     _check_executor_trusted(request.state_dir, signer.keyid)
+    from qualification.review.gate import preflight_review
+
+    preflight_review(
+        request.state_dir,
+        request.spec,
+        change_id,
+        approval_required=config.require_protocol_approval,
+    )
     bundle = request.evidence_dir / change_id / run_id
     if bundle.exists():
         raise BadInputError(f"run id {run_id} already exists: {bundle}")

@@ -22,6 +22,9 @@ from qualification.reports.junit import render_junit
 from qualification.errors import KeyFileError
 from qualification.signing import Ed25519Signer, Signer
 from qualification.state import resolve_state_dir, trust_digest
+from qualification.evidence.records import utc_now as record_time
+from qualification.review.deviations import DeviationState
+from qualification.review.gate import run_review_context
 
 def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
     """The executor's signer from its key file; the passphrase, if any, from a 0600 file."""
@@ -96,6 +99,8 @@ class RunRecorder:
         self._pending: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._counts: dict[str, int] = {v: 0 for v in ("pass", "fail", "error", "not-executed", "waived")}
         self._executed = 0
+        self._deviations: DeviationState | None = None
+        self._waivers_recorded: set[str] = set()
 
     @property
     def path(self) -> Path | None:
@@ -112,6 +117,10 @@ class RunRecorder:
         spec_path = Path(plan["spec"]["path"])
         spec_bytes = spec_path.read_bytes()
         data_files = [(Path(d["path"]), str(d["name"])) for d in plan.get("data_files", [])]
+        # Before the bundle exists: a malformed deviations file stops the run here too.
+        approval, self._deviations = run_review_context(
+            self.state_dir, change_id, str(plan["spec"]["digest"]), list(plan.get("data_files", []))
+        )
         writer = BundleWriter.create(
             self.evidence_root, change_id, run_id, self.signer, self.initiator
         )
@@ -140,6 +149,7 @@ class RunRecorder:
                 ],
                 "planned": list(plan["planned"]),
                 "prev_run_seal": prev,
+                "approval": approval,
             },
         )
         writer.add_file("spec.yaml", spec_bytes)
@@ -152,12 +162,27 @@ class RunRecorder:
     def _append_result(self, result: Mapping[str, Any]) -> None:
         assert self.writer is not None
         data = dict(result)
+        if data.get("verdict") == "fail" and self._deviations is not None:
+            self._waive(data)
         if data.get("raw") is not None and isinstance(data["raw"], str):
             data["raw"] = self.writer.store_raw(data["raw"])
         self.writer.append("check.result", data)
         self._counts[str(data["verdict"])] = self._counts.get(str(data["verdict"]), 0) + 1
         self._executed += 1
         self._pending.get(str(data["target"]), {}).pop(str(data["test_id"]), None)
+
+    def _waive(self, data: dict[str, Any]) -> None:
+        # A fail covered by a signed, unexpired deviation is waived; the waiver goes into the
+        # bundle once, before the first result it covers, so the bundle alone shows why.
+        assert self.writer is not None and self._deviations is not None
+        waiver = self._deviations.covering(str(data["test_id"]), str(data["target"]), record_time())
+        if waiver is None:
+            return
+        if waiver.deviation.id not in self._waivers_recorded:
+            self.writer.append("deviation.waiver", waiver.record())
+            self._waivers_recorded.add(waiver.deviation.id)
+        data["verdict"] = "waived"
+        data["deviation"] = waiver.deviation.id
 
     def record(
         self,

@@ -104,13 +104,12 @@ def approve_protocol(
     )
 
 
-def _judge(doc: SignedDocument, spec: Spec, where: str) -> None:
-    _, files = _covered(spec)
+def _judge(doc: SignedDocument, spec_digest: str, files: list[dict[str, str]], where: str) -> None:
     payload = doc.payload
     if payload.get("kind") != APPROVAL_KIND or payload.get("meaning") != "approved":
         raise EvidenceInvalidError("not a protocol approval", where=where)
     signed_spec = payload.get("spec")
-    if not isinstance(signed_spec, dict) or signed_spec.get("digest") != spec.digest:
+    if not isinstance(signed_spec, dict) or signed_spec.get("digest") != spec_digest:
         raise EvidenceInvalidError("approves other spec bytes", where=where)
     if payload.get("data_files") != files:
         raise EvidenceInvalidError(
@@ -119,10 +118,23 @@ def _judge(doc: SignedDocument, spec: Spec, where: str) -> None:
 
 
 def find_approvals(
-    state_dir: Path, spec: Spec, trust: TrustStore
+    state_dir: Path,
+    spec_digest: str,
+    data_files: list[dict[str, str]],
+    trust: TrustStore,
 ) -> tuple[list[ProtocolApproval], list[str]]:
-    """Valid approvals of ``spec`` (oldest first) and why each other candidate does not count."""
-    folder = state_dir / APPROVALS_DIR / spec.digest
+    """Valid approvals of these spec bytes and data files (oldest first), and why each other
+    candidate does not count.
+
+    Args:
+        spec_digest: SHA-256 of the spec file.
+        data_files: ``{name, digest}`` of every data file the spec references.
+    """
+    files = sorted(
+        ({"name": str(d["name"]), "digest": str(d["digest"])} for d in data_files),
+        key=lambda d: d["name"],
+    )
+    folder = state_dir / APPROVALS_DIR / spec_digest
     valid: list[ProtocolApproval] = []
     refused: list[str] = []
     if not folder.is_dir():
@@ -131,7 +143,7 @@ def find_approvals(
         rel = path.relative_to(state_dir).as_posix()
         try:
             doc = open_document(path.read_bytes(), APPROVAL_TYPE, trust, "approver", where=rel)
-            _judge(doc, spec, rel)
+            _judge(doc, spec_digest, files, rel)
         except (VqualError, OSError) as exc:
             refused.append(exc.one_line() if isinstance(exc, VqualError) else f"{rel}: {exc}")
             continue
@@ -140,7 +152,7 @@ def find_approvals(
             ProtocolApproval(
                 rel,
                 doc.digest,
-                spec.digest,
+                spec_digest,
                 doc.key.name,
                 doc.keyid,
                 str(doc.payload["time"]),
@@ -153,7 +165,8 @@ def find_approvals(
 
 def latest_approval(state_dir: Path, spec: Spec, trust: TrustStore) -> ProtocolApproval | None:
     """The most recent valid approval of ``spec``, or None."""
-    valid, _ = find_approvals(state_dir, spec, trust)
+    _, files = _covered(spec)
+    valid, _ = find_approvals(state_dir, spec.digest, files, trust)
     return valid[-1] if valid else None
 
 
@@ -164,7 +177,8 @@ def require_approval(state_dir: Path, spec_path: Path, trust: TrustStore) -> Pro
         BadInputError: no valid approval of these exact spec and data file bytes.
     """
     spec = load_spec(spec_path)
-    valid, refused = find_approvals(state_dir, spec, trust)
+    _, files = _covered(spec)
+    valid, refused = find_approvals(state_dir, spec.digest, files, trust)
     if valid:
         return valid[-1]
     why = f" ({'; '.join(refused[:3])})" if refused else ""

@@ -25,8 +25,13 @@ def vqual_with_passphrase(
     try:
         return subprocess.run(
             [str(VENV_BIN / "vqual"), *args, "--passphrase-fd", str(read)],
-            cwd=REPO, env=vqual_env(state_dir), capture_output=True, text=True,
-            timeout=600, check=False, pass_fds=(read,),
+            cwd=REPO,
+            env=vqual_env(state_dir),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            pass_fds=(read,),
         )
     finally:
         os.close(read)
@@ -36,8 +41,18 @@ def add_person(state: Path, name: str, identity: str, *roles: str) -> Path:
     """A passphrase-protected key for ``name`` with ``roles``, trusted in ``state``."""
     key = state / "people" / f"{identity}.pem"
     role_args = [a for r in roles for a in ("--role", r)]
-    done = vqual_with_passphrase("keys", "create", "--name", name, "--identity", identity,
-                                 *role_args, "--out", str(key), state_dir=state)
+    done = vqual_with_passphrase(
+        "keys",
+        "create",
+        "--name",
+        name,
+        "--identity",
+        identity,
+        *role_args,
+        "--out",
+        str(key),
+        state_dir=state,
+    )
     assert done.returncode == 0, done.stderr
     return key
 
@@ -57,29 +72,62 @@ def small_spec(folder: Path, tests: list[dict], name: str = "review") -> Path:
 
 def host_test(test_id: str, check: str, params: dict, expect: dict) -> dict:
     return {
-        "id": test_id, "title": f"{check} {params}", "protocol": "IQ",
-        "requirements": ["URS-HV-02"], "applies_to": ["linux_host"],
-        "risk": ["high", "medium", "low"], "check": check, "params": params,
-        "expect": expect, "acceptance": "as expected",
+        "id": test_id,
+        "title": f"{check} {params}",
+        "protocol": "IQ",
+        "requirements": ["URS-HV-02"],
+        "applies_to": ["linux_host"],
+        "risk": ["high", "medium", "low"],
+        "check": check,
+        "params": params,
+        "expect": expect,
+        "acceptance": "as expected",
     }
 
 
-PASSING = host_test("IQ-R-001", "file_exists", {"path": "/etc/passwd"},
-                    {"op": "equals", "value": True})
-FAILING = host_test("IQ-R-002", "os_release", {"field": "ID"},
-                    {"op": "equals", "value": "not-an-os"})
+PASSING = host_test(
+    "IQ-R-001", "file_exists", {"path": "/etc/passwd"}, {"op": "equals", "value": True}
+)
+FAILING = host_test(
+    "IQ-R-002", "os_release", {"field": "ID"}, {"op": "equals", "value": "not-an-os"}
+)
 
 
-def qualify(state: Path, evidence: Path, spec: Path, change: str,
-            *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    done = run_vqual("qualify", "--evidence-dir", str(evidence), "-i", str(LOCAL_INV),
-                     "-s", str(spec), "-c", change, "--limit", "localhost", "--json",
-                     "--initiator", "Ian Initiator", *args, state_dir=state)
+def qualify(
+    state: Path, evidence: Path, spec: Path, change: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    done = run_vqual(
+        "qualify",
+        "--evidence-dir",
+        str(evidence),
+        "-i",
+        str(LOCAL_INV),
+        "-s",
+        str(spec),
+        "-c",
+        change,
+        "--limit",
+        "localhost",
+        "--json",
+        "--initiator",
+        "Ian Initiator",
+        *args,
+        state_dir=state,
+    )
     summary = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
     return done, summary
 
 
 def executor(state: Path) -> None:
-    done = run_vqual("keys", "create", "--name", "CI executor", "--role", "executor",
-                     "--service", "--throwaway", state_dir=state)
+    done = run_vqual(
+        "keys",
+        "create",
+        "--name",
+        "CI executor",
+        "--role",
+        "executor",
+        "--service",
+        "--throwaway",
+        state_dir=state,
+    )
     assert done.returncode == 0, done.stderr

@@ -28,16 +28,34 @@ def test_reviewed_then_approved_run_shows_both_signatures(tmp_path: Path) -> Non
 
     # Wrong passphrase: refused, nothing written.
     before = (Path(bundle) / "records.jsonl").read_bytes()
-    wrong = vqual_with_passphrase("sign", bundle, "--meaning", "reviewed", "--key", str(reviewer),
-                                  state_dir=state, passphrase=b"not it at all")
+    wrong = vqual_with_passphrase(
+        "sign",
+        bundle,
+        "--meaning",
+        "reviewed",
+        "--key",
+        str(reviewer),
+        state_dir=state,
+        passphrase=b"not it at all",
+    )
     assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
     assert (Path(bundle) / "records.jsonl").read_bytes() == before
 
-    reviewed = vqual_with_passphrase("sign", bundle, "--meaning", "reviewed", "--comment",
-                                     "results <checked>", "--key", str(reviewer), state_dir=state)
+    reviewed = vqual_with_passphrase(
+        "sign",
+        bundle,
+        "--meaning",
+        "reviewed",
+        "--comment",
+        "results <checked>",
+        "--key",
+        str(reviewer),
+        state_dir=state,
+    )
     assert reviewed.returncode == 0, reviewed.stderr
-    approved = vqual_with_passphrase("sign", bundle, "--meaning", "approved", "--key",
-                                     str(approver), state_dir=state)
+    approved = vqual_with_passphrase(
+        "sign", bundle, "--meaning", "approved", "--key", str(approver), state_dir=state
+    )
     assert approved.returncode == 0, approved.stderr
 
     verify = run_vqual("verify", bundle, "--json", state_dir=state)
@@ -63,7 +81,8 @@ def test_the_initiator_cannot_approve_through_the_cli(tmp_path: Path) -> None:
     spec = small_spec(tmp_path, [PASSING])
     done, summary = qualify(state, tmp_path / "evidence", spec, "CHG0004002")
     assert done.returncode == 0, done.stdout + done.stderr
-    refused = vqual_with_passphrase("sign", summary["bundle"], "--meaning", "approved",
-                                    "--key", str(ian), state_dir=state)
+    refused = vqual_with_passphrase(
+        "sign", summary["bundle"], "--meaning", "approved", "--key", str(ian), state_dir=state
+    )
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "initiated this run and may not approve it" in refused.stderr

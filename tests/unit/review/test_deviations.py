@@ -1,0 +1,137 @@
+"""Deviations: the file's rules, and which waivers count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qualification.errors import BadInputError, TrustError
+from qualification.evidence.records import format_time
+from qualification.review.deviations import (
+    approve_deviation,
+    deviation_state,
+    load_deviations,
+)
+from qualification.review.signed import load_trust
+from tests.unit.review.reviewlib import add_person
+
+CHANGE = "CHG0005001"
+
+
+def _entry(**over: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "id": "DEV-001",
+        "test_id": "IQ-T-002",
+        "target": "localhost",
+        "justification": "OS id differs on the build host; accepted until the rebuild",
+        "expiry": format_time(datetime.now(UTC) + timedelta(days=30)),
+        "owner": "ops@example.com",
+    }
+    entry.update(over)
+    return entry
+
+
+def _write(state: Path, entries: list[dict[str, object]], **top: object) -> Path:
+    folder = state / "deviations" / CHANGE
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"version": 1, "change_id": CHANGE, "deviations": entries, **top}
+    path = folder / "deviations.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_no_file_means_no_deviations(tmp_path: Path) -> None:
+    assert load_deviations(tmp_path, CHANGE) == []
+
+
+@pytest.mark.parametrize(
+    ("entries", "top", "message"),
+    [
+        ([_entry(owner=None)], {}, "field 'owner' must be a non-empty string"),
+        ([_entry(expiry="2026-12-31")], {}, "needs a time"),
+        ([_entry(expiry="2026-12-31T00:00:00")], {}, "must end in Z"),
+        ([_entry(expiry="soon")], {}, "not a UTC time"),
+        ([_entry(colour="red")], {}, "unknown field"),
+        ([_entry(), _entry()], {}, "DEV-001 listed twice"),
+        ([_entry(id="../x")], {}, "must match"),
+        ([_entry()], {"change_id": "CHG0000009"}, "not CHG0005001"),
+        ([_entry()], {"version": 2}, "'version' must be 1"),
+        (["just text"], {}, "deviations\\[0\\]: must be a mapping"),
+    ],
+)
+def test_a_malformed_file_is_refused_naming_the_entry(
+    tmp_path: Path, entries: list[dict[str, object]], top: dict[str, object], message: str
+) -> None:
+    _write(tmp_path, entries, **top)
+    with pytest.raises(BadInputError, match=message) as info:
+        load_deviations(tmp_path, CHANGE)
+    assert info.value.exit_code == 2
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, [_entry()])
+    path.write_text(path.read_text() + "  - id: [unclosed\n")
+    with pytest.raises(BadInputError, match=r"deviations\.yaml:\d+"):
+        load_deviations(tmp_path, CHANGE)
+
+
+def test_only_an_approved_unedited_deviation_has_a_waiver(tmp_path: Path) -> None:
+    approver = add_person(tmp_path, "Ada Approver", "ada@example.com", ["approver"])
+    reviewer = add_person(tmp_path, "Rolf Reviewer", "rolf@example.com", ["reviewer"])
+    _write(tmp_path, [_entry(), _entry(id="DEV-002", test_id="IQ-T-003")])
+    trust = load_trust(tmp_path)
+    unsigned = deviation_state(tmp_path, CHANGE, trust)
+    now = format_time(datetime.now(UTC))
+    assert unsigned.waivers == {}
+    assert unsigned.covering("IQ-T-002", "localhost", now) is None
+
+    with pytest.raises(TrustError, match="approver role"):
+        approve_deviation(tmp_path, CHANGE, "DEV-001", reviewer.signer(), trust)
+    with pytest.raises(BadInputError, match="no deviation 'DEV-404'"):
+        approve_deviation(tmp_path, CHANGE, "DEV-404", approver.signer(), trust)
+    waiver = approve_deviation(tmp_path, CHANGE, "DEV-001", approver.signer(), trust, "ok")
+    state = deviation_state(tmp_path, CHANGE, trust)
+    covering = state.covering("IQ-T-002", "localhost", now)
+    assert covering is not None and covering.deviation.id == "DEV-001"
+    assert covering.name == "Ada Approver" and covering.file == waiver.file
+    assert state.covering("IQ-T-002", "otherhost", now) is None
+    assert state.covering("IQ-T-003", "localhost", now) is None  # DEV-002 is unsigned
+    assert state.status(state.deviations[1], now) == "unsigned"
+
+    # Past its expiry the deviation covers nothing.
+    later = format_time(datetime.now(UTC) + timedelta(days=31))
+    assert state.covering("IQ-T-002", "localhost", later) is None
+    assert state.status(state.deviations[0], later) == "expired"
+
+    # Editing the deviation after approval voids the waiver.
+    _write(tmp_path, [_entry(justification="something else"), _entry(id="DEV-002")])
+    edited = deviation_state(tmp_path, CHANGE, trust)
+    assert edited.waivers == {}
+    assert any("edited after it was approved" in r for r in edited.refused)
+
+
+def test_a_tampered_or_untrusted_waiver_does_not_count(tmp_path: Path) -> None:
+    approver = add_person(tmp_path, "Ada Approver", "ada@example.com", ["approver"])
+    _write(tmp_path, [_entry()])
+    waiver = approve_deviation(tmp_path, CHANGE, "DEV-001", approver.signer(), load_trust(tmp_path))
+    stored = tmp_path / waiver.file
+    good = stored.read_bytes()
+    stored.write_bytes(good.replace(b'"payload":"', b'"payload":"ey', 1))
+    state = deviation_state(tmp_path, CHANGE, load_trust(tmp_path))
+    assert state.waivers == {} and state.refused
+    stored.write_bytes(good)
+    assert "DEV-001" in deviation_state(tmp_path, CHANGE, load_trust(tmp_path)).waivers
+    # The approver's key leaves the trust store: the waiver no longer counts.
+    (tmp_path / "trust.yaml").unlink()
+    add_person(tmp_path, "Other", "other@example.com", ["approver"])
+    assert deviation_state(tmp_path, CHANGE, load_trust(tmp_path)).waivers == {}
+
+
+def test_an_expired_deviation_cannot_be_approved(tmp_path: Path) -> None:
+    approver = add_person(tmp_path, "Ada Approver", "ada@example.com", ["approver"])
+    _write(tmp_path, [_entry(expiry="2020-01-01T00:00:00Z")])
+    with pytest.raises(BadInputError, match="expired"):
+        approve_deviation(tmp_path, CHANGE, "DEV-001", approver.signer(), load_trust(tmp_path))
