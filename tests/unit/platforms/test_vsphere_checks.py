@@ -1,0 +1,291 @@
+"""vSphere check types and the vSphere probe's pure parts (no endpoint needed)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qualification import checks
+from qualification.checks.base import Observation
+from qualification.checks.vsphere import (
+    HclEntry,
+    differences,
+    hcl_findings,
+    load_hcl,
+    per_host,
+)
+from qualification.errors import BadInputError
+from qualification.platforms.vsphere import Endpoint, answer_vsphere, endpoint_from_vars
+
+REPO = Path(__file__).resolve().parents[3]
+HCL_EXAMPLE = REPO / "specs" / "data" / "hcl-example.yaml"
+
+
+def _host(name: str, **over: Any) -> dict[str, Any]:
+    host: dict[str, Any] = {
+        "name": name,
+        "cluster": "C0",
+        "hardware": {"vendor": "Dell Inc.", "model": "PowerEdge R650", "uuid": name},
+        "bios": {"vendor": "Dell Inc.", "version": "2.19.1", "date": "2023-05-10"},
+        "cpu": {"model": "Xeon", "package_models": ["Xeon"], "vendor": "intel", "packages": 2,
+                "cores": 16, "threads": 32, "mhz": 2400},
+        "memory_bytes": 512 * 2**30,
+        "product": {"name": "VMware ESXi", "full_name": "VMware ESXi 8.0.2", "version": "8.0.2",
+                    "build": "22380479"},
+        "lockdown_mode": "lockdownNormal",
+        "services": {"TSM-SSH": {"running": False, "policy": "off"}},
+        "time": {"ntp_servers": ["ntp1", "ntp2"], "time_zone": "UTC"},
+        "dns": {"servers": ["10.0.0.53"], "domain_name": "example.org"},
+        "vswitches": [{"name": "vSwitch0", "uplinks": ["vmnic0"], "security": {
+            "allowPromiscuous": False, "macChanges": False, "forgedTransmits": False}}],
+        "portgroups": [],
+        "pnics": [{"device": "vmnic0", "driver": "ixgben", "speed_mb": 25000, "duplex": True}],
+        "datastores": ["ds1"],
+        "networks": ["VM Network"],
+        "connection_state": "connected",
+        "in_maintenance": False,
+        "overall_status": "green",
+    }
+    for path, value in over.items():
+        node = host
+        parts = path.split("__")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return host
+
+
+def _decide(check: str, value: Any, params: dict[str, Any], expect: dict[str, Any]) -> Any:
+    found = checks.get_check(check)
+    assert found.validate_params(params) is None
+    return checks.evaluate(found, Observation(value=value), params, expect)
+
+
+# -- per_host and differences -------------------------------------------------------------
+
+
+def test_per_host_gives_the_common_value_or_each_hosts_value() -> None:
+    assert per_host({"a": "x", "b": "x"}) == "x"
+    assert per_host({"b": "y", "a": "x"}) == {"a": "x", "b": "y"}
+    assert per_host({"a": "x", "b": "y"}, "b") == "y"
+    with pytest.raises(KeyError, match="host 'c' not observed"):
+        per_host({"a": 1}, "c")
+
+
+def test_a_differing_host_fails_an_expectation_all_others_meet() -> None:
+    hosts = [_host("h1"), _host("h2"), _host("h3", lockdown_mode="lockdownDisabled")]
+    outcome = _decide("vsphere_host", hosts, {"field": "lockdown_mode"},
+                      {"op": "in", "value": ["lockdownNormal", "lockdownStrict"]})
+    assert outcome.verdict == "fail"
+    assert outcome.observed == {"h1": "lockdownNormal", "h2": "lockdownNormal",
+                                "h3": "lockdownDisabled"}
+
+
+def test_host_service_field_and_a_missing_service() -> None:
+    hosts = [_host("h1"), _host("h2")]
+    ssh = _decide("vsphere_host", hosts, {"service": "TSM-SSH", "field": "policy"},
+                  {"op": "equals", "value": "off"})
+    assert (ssh.verdict, ssh.observed) == ("pass", "off")
+    # A service the host does not have is None, never a made-up value.
+    missing = _decide("vsphere_host", hosts, {"service": "snmpd", "field": "running"},
+                      {"op": "equals", "value": False})
+    assert (missing.verdict, missing.observed) == ("fail", None)
+
+
+def test_differences_name_every_group_of_hosts_with_its_value() -> None:
+    hosts = [_host("h1"), _host("h2"), _host("h3", bios__version="2.17.0")]
+    assert differences(hosts, "bios_version", "bios.version") == [
+        'bios_version differs: h3 has "2.17.0"; h1, h2 have "2.19.1"'
+    ]
+    assert differences(hosts[:2], "bios_version", "bios.version") == []
+
+
+def test_homogeneity_check_lists_each_attribute_that_differs() -> None:
+    hosts = [_host("h1"), _host("h2", memory_bytes=256 * 2**30, product__build="1"), _host("h3")]
+    params = {"attributes": ["memory_bytes", "hypervisor_build", "cpu_model"]}
+    outcome = _decide("vsphere_cluster_homogeneity", hosts, params, {"op": "absent"})
+    assert outcome.verdict == "fail"
+    assert outcome.observed == [
+        f"memory_bytes differs: h2 has {256 * 2**30}; h1, h3 have {512 * 2**30}",
+        'hypervisor_build differs: h2 has "1"; h1, h3 have "22380479"',
+    ]
+    same = _decide("vsphere_cluster_homogeneity", [_host("h1"), _host("h2")], params,
+                   {"op": "absent"})
+    assert (same.verdict, same.observed) == ("pass", [])
+
+
+@given(st.lists(st.sampled_from(["2.17.0", "2.19.1", "2.20.0"]), min_size=1, max_size=8))
+def test_homogeneity_passes_exactly_when_all_hosts_agree(versions: list[str]) -> None:
+    hosts = [_host(f"h{i}", bios__version=v) for i, v in enumerate(versions)]
+    found = differences(hosts, "bios_version", "bios.version")
+    assert (found == []) == (len(set(versions)) == 1)
+    if found:  # every host is named once, with its own value
+        for i, v in enumerate(versions):
+            assert f"h{i}" in found[0]
+        for v in set(versions):
+            assert f'"{v}"' in found[0]
+
+
+def test_vswitch_security_lists_each_accepting_switch_and_port_group() -> None:
+    host = _host("h1")
+    host["vswitches"][0]["security"]["macChanges"] = True
+    host["portgroups"] = [{"name": "VM Network", "vswitch": "vSwitch0", "vlan": 0, "security": {
+        "allowPromiscuous": None, "macChanges": False, "forgedTransmits": True}}]
+    outcome = _decide("vsphere_vswitch_security", [host, _host("h2")], {}, {"op": "absent"})
+    assert outcome.verdict == "fail"
+    assert outcome.observed == [
+        "h1 vSwitch 'vSwitch0': macChanges is true, want false",
+        "h1 port group 'VM Network': allowPromiscuous is null, want false",
+        "h1 port group 'VM Network': forgedTransmits is true, want false",
+    ]
+    only = _decide("vsphere_vswitch_security", [host], {"settings": ["allowPromiscuous"]},
+                   {"op": "absent"})
+    assert only.observed == ["h1 port group 'VM Network': allowPromiscuous is null, want false"]
+
+
+def test_time_check_reads_ntp_per_host() -> None:
+    value = {"h1": {"ntp_servers": ["a", "b"], "time_zone": "UTC", "ntpd": {"running": True}},
+             "h2": {"ntp_servers": ["a"], "time_zone": "UTC", "ntpd": {"running": True}}}
+    outcome = _decide("vsphere_time", value, {"field": "ntp_servers"},
+                      {"op": "equals", "value": ["a", "b"]})
+    assert (outcome.verdict, outcome.observed) == ("fail", {"h1": ["a", "b"], "h2": ["a"]})
+    running = _decide("vsphere_time", value, {"field": "ntpd.running"},
+                      {"op": "equals", "value": True})
+    assert running.verdict == "pass"
+
+
+def test_not_reported_is_not_executed_never_pass() -> None:
+    found = checks.get_check("vsphere_time")
+    outcome = checks.evaluate(found, Observation(not_executed="no dateTimeInfo"),
+                              {"field": "ntp_servers"}, {"op": "equals", "value": ["a"]})
+    assert (outcome.verdict, outcome.reason) == ("not-executed", "no dateTimeInfo")
+
+
+@pytest.mark.parametrize(("check", "params", "message"), [
+    ("vsphere_host", {}, "parameter field is required"),
+    ("vsphere_host", {"field": "password"}, "parameter field must be one of"),
+    ("vsphere_host", {"field": "policy", "service": ""}, "service must be a service key"),
+    ("vsphere_about", {"field": "nope"}, "parameter field must be one of"),
+    ("vsphere_cluster_homogeneity", {"attributes": ["colour"]}, "unknown attribute(s) colour"),
+    ("vsphere_hcl", {}, "parameter hcl"),
+    ("vsphere_vswitch_security", {"settings": ["x"]}, "parameter settings"),
+    ("vsphere_vm", {"field": "vcpus"}, "parameter vm"),
+    ("vsphere_oq", {"step": "fly"}, "parameter step must be one of"),
+    ("vsphere_time", {"field": "ntp_servers", "extra": 1}, "unknown parameter(s) extra"),
+])
+def test_bad_parameters_name_the_check_type(check: str, params: dict[str, Any], message: str
+                                            ) -> None:
+    text = checks.validate_params(check, params)
+    assert text is not None and text.startswith(check) and message in text
+
+
+# -- HCL ------------------------------------------------------------------------------------
+
+
+def test_the_shipped_example_hcl_loads() -> None:
+    entries = load_hcl(HCL_EXAMPLE.read_text(), str(HCL_EXAMPLE))
+    assert entries[0] == HclEntry("Dell Inc.", "PowerEdge R650", ("2.19.1", "2.17.0"),
+                                  "VMware ESXi", ("6.5.0", "7.0.3", "8.0.*"),
+                                  "VCG system listing, PowerEdge R650 (example)")
+
+
+def test_hcl_findings_name_host_and_values() -> None:
+    entries = load_hcl(HCL_EXAMPLE.read_text(), "hcl")
+    hosts = [
+        _host("ok"),
+        _host("model", hardware__model="PowerEdge R660"),
+        _host("bios", bios__version="1.0.0"),
+        _host("version", product__version="9.0.0"),
+    ]
+    assert hcl_findings(hosts, entries) == [
+        "bios: Dell Inc. PowerEdge R650 BIOS '1.0.0' is not on the HCL (listed: 2.17.0, 2.19.1)",
+        "model: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL",
+        "version: Dell Inc. PowerEdge R650 is not certified for VMware ESXi 9.0.0 (HCL lists "
+        "VMware ESXi 6.5.0, 7.0.3, 8.0.*)",
+    ]
+
+
+def test_hcl_check_reads_entries_from_the_observation() -> None:
+    entries = [e.to_json() for e in load_hcl(HCL_EXAMPLE.read_text(), "hcl")]
+    value = {"hosts": [_host("h1"), _host("h2", bios__version="0.9")], "entries": entries}
+    outcome = _decide("vsphere_hcl", value, {"hcl": "hcl"}, {"op": "absent"})
+    assert outcome.verdict == "fail" and outcome.observed[0].startswith("h2: ")
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d.update(kind="Other"), "not an HCL"),
+    (lambda d: d.update(apiVersion="v0"), "apiVersion must be vqual/v1"),
+    (lambda d: d.update(entries=[]), "entries must be a non-empty list"),
+    (lambda d: d["entries"][0].pop("model"), "entries[0].model must be a non-empty string"),
+    (lambda d: d["entries"][1].update(firmware=[]), "entries[1].firmware must be a non-empty"),
+    (lambda d: d["entries"][0].update(colour="red"), "entries[0]: unknown field(s) colour"),
+    (lambda d: d["entries"][0]["hypervisor"].pop("versions"), "hypervisor.versions"),
+])
+def test_bad_hcl_names_file_and_entry(mutate: Any, message: str) -> None:
+    import yaml
+
+    doc = yaml.safe_load(HCL_EXAMPLE.read_text())
+    mutate(doc)
+    with pytest.raises(BadInputError) as info:
+        load_hcl(yaml.safe_dump(doc), "specs/data/x.yaml")
+    assert message in info.value.one_line()
+    assert info.value.one_line().startswith("specs/data/x.yaml: ")
+
+
+# -- endpoint and probe glue (no connection made) -------------------------------------------
+
+
+def test_endpoint_from_vars_and_its_repr_hides_the_password() -> None:
+    ep = endpoint_from_vars({
+        "vqual_vsphere_host": "vc.example.org", "vqual_vsphere_port": "8443",
+        "vqual_vsphere_username": "svc", "vqual_vsphere_password": "s3cret-Pw",
+        "vqual_vsphere_validate_certs": "false", "vqual_vsphere_cluster": "C1",
+    })
+    assert ep == Endpoint("vc.example.org", "svc", "s3cret-Pw", port=8443, validate_certs=False,
+                          cluster="C1")
+    assert "s3cret-Pw" not in repr(ep) and "s3cret-Pw" not in str(ep)
+    # TLS verification is the default.
+    assert endpoint_from_vars({"vqual_vsphere_host": "h", "vqual_vsphere_username": "u",
+                               "vqual_vsphere_password": "p"}).validate_certs is True
+
+
+@pytest.mark.parametrize(("host_vars", "message"), [
+    ({}, "no vqual_vsphere_host set for this target"),
+    ({"vqual_vsphere_host": "h", "vqual_vsphere_username": "u"},
+     "no vqual_vsphere_password set for this target"),
+    ({"vqual_vsphere_host": "h", "vqual_vsphere_username": "u", "vqual_vsphere_password": "p",
+      "vqual_vsphere_port": "https"}, "vqual_vsphere_port must be a port number"),
+])
+def test_missing_variables_are_errors_naming_them(host_vars: dict[str, Any], message: str) -> None:
+    obs = answer_vsphere([{"key": "k", "method": "about", "args": {}}], host_vars=host_vars)
+    assert obs["k"]["error"].startswith(message)
+
+
+def test_an_hcl_changed_since_planning_is_an_error(tmp_path: Path) -> None:
+    hcl = tmp_path / "hcl.yaml"
+    hcl.write_bytes(HCL_EXAMPLE.read_bytes())
+    planned = hashlib.sha256(hcl.read_bytes()).hexdigest()
+    hcl.write_text(hcl.read_text() + "\n# edited after approval\n")
+    host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 9,
+                 "vqual_vsphere_username": "u", "vqual_vsphere_password": "p"}
+    obs = answer_vsphere([{"key": "k", "method": "hcl", "args": {"hcl": "hcl"}}],
+                         host_vars=host_vars,
+                         data_files=[{"name": "hcl", "path": str(hcl), "digest": planned}])
+    assert "changed since the run was planned" in obs["k"]["error"]
+
+
+def test_unreachable_endpoint_is_an_error_for_every_request() -> None:
+    host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 9,
+                 "vqual_vsphere_username": "u", "vqual_vsphere_password": "pw-never-shown"}
+    requests = [{"key": "a", "method": "about", "args": {}},
+                {"key": "b", "method": "hosts", "args": {}}]
+    obs = answer_vsphere(copy.deepcopy(requests), host_vars=host_vars)
+    for key in ("a", "b"):
+        assert obs[key]["error"].startswith("https://127.0.0.1:9/sdk: connect failed")
+        assert "pw-never-shown" not in obs[key]["error"]
