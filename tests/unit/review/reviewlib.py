@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from qualification.signing import Ed25519Signer, TrustStore, create_key
 
 PASS = b"correct horse battery"
@@ -50,3 +52,32 @@ def add_person(
         )
         store.save()
     return Person(key_file, keyid, name, identity)
+
+
+def approval_spec(folder: Path) -> Path:
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "data" / "expected.yaml").write_text("kernel: 6.1\n")
+    spec = {
+        "apiVersion": "vqual/v1",
+        "kind": "Protocol",
+        "metadata": {"name": "approved-proto", "title": "Approval test", "version": "1.0"},
+        "requirements": ["URS-HV-02"],
+        "data_files": {"expected": "data/expected.yaml"},
+        "tests": [
+            {
+                "id": "IQ-A-001",
+                "title": "passwd exists",
+                "protocol": "IQ",
+                "requirements": ["URS-HV-02"],
+                "applies_to": ["linux_host"],
+                "risk": ["high", "medium", "low"],
+                "check": "file_exists",
+                "params": {"path": "/etc/passwd"},
+                "expect": {"op": "equals", "value": True},
+                "acceptance": "present",
+            }
+        ],
+    }
+    path = folder / "proto.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -5,47 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from qualification.errors import BadInputError, TrustError
 from qualification.review.approval import approve_protocol, require_approval
 from qualification.review.signed import load_trust
-from tests.unit.review.reviewlib import add_person
-
-
-def _spec(folder: Path) -> Path:
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    (folder / "data" / "expected.yaml").write_text("kernel: 6.1\n")
-    spec = {
-        "apiVersion": "vqual/v1",
-        "kind": "Protocol",
-        "metadata": {"name": "approved-proto", "title": "Approval test", "version": "1.0"},
-        "requirements": ["URS-HV-02"],
-        "data_files": {"expected": "data/expected.yaml"},
-        "tests": [
-            {
-                "id": "IQ-A-001",
-                "title": "passwd exists",
-                "protocol": "IQ",
-                "requirements": ["URS-HV-02"],
-                "applies_to": ["linux_host"],
-                "risk": ["high", "medium", "low"],
-                "check": "file_exists",
-                "params": {"path": "/etc/passwd"},
-                "expect": {"op": "equals", "value": True},
-                "acceptance": "present",
-            }
-        ],
-    }
-    path = folder / "proto.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+from tests.unit.review.reviewlib import add_person, approval_spec
 
 
 def test_an_approval_covers_exactly_the_spec_and_its_data_files(tmp_path: Path) -> None:
     state = tmp_path / "state"
     approver = add_person(state, "Ada Approver", "ada@example.com", ["approver"])
-    spec = _spec(tmp_path / "specs")
+    spec = approval_spec(tmp_path / "specs")
     trust = load_trust(state)
     with pytest.raises(BadInputError, match="has no valid approval"):
         require_approval(state, spec, trust)
@@ -72,7 +42,7 @@ def test_only_a_trusted_approver_approves_and_an_edited_approval_is_void(tmp_pat
     state = tmp_path / "state"
     reviewer = add_person(state, "Rolf Reviewer", "rolf@example.com", ["reviewer"])
     approver = add_person(state, "Ada Approver", "ada@example.com", ["approver"])
-    spec = _spec(tmp_path / "specs")
+    spec = approval_spec(tmp_path / "specs")
     trust = load_trust(state)
     with pytest.raises(TrustError, match="approver role"):
         approve_protocol(spec, reviewer.signer(), trust, state)
