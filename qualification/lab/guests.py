@@ -1245,6 +1245,122 @@ def agent(name: str, host: str | None = None) -> GuestAgent:
     return GuestAgent.over_libvirt(dom)  # the domain keeps its connection open
 
 
+_HOSTFWD = re.compile(r"hostfwd=tcp:(?P<address>[0-9.]+):(?P<port>\d+)-:22")
+MIGRATION_PORT_OFFSET = 1000
+
+
+def forward_of(xml: str) -> tuple[str, int]:
+    """The SSH forward (address, port) named in a lab guest's domain XML.
+
+    Raises:
+        BadInputError: the XML has no lab SSH forward.
+    """
+    m = _HOSTFWD.search(xml)
+    if m is None:
+        raise BadInputError("domain XML has no hostfwd=tcp:<address>:<port>-:22 forward")
+    return m.group("address"), int(m.group("port"))
+
+
+def with_forward(xml: str, address: str, port: int) -> str:
+    """``xml`` with its SSH forward moved to ``address:port``."""
+    forward_of(xml)
+    return _HOSTFWD.sub(f"hostfwd=tcp:{address}:{port}-:22", xml, count=1)
+
+
+def migration_xml(xml: str, offset: int = MIGRATION_PORT_OFFSET) -> str:
+    """Destination XML for a live migration on this machine.
+
+    Source and destination QEMU run side by side until the switch-over, and the source
+    still holds the forward's port: the destination binds ``port + offset`` instead.
+    :func:`restore_forward` moves it back once the source is gone.
+    """
+    address, port = forward_of(xml)
+    return with_forward(xml, address, port + offset)
+
+
+def restore_forward(name: str, host: str, address: str, port: int) -> None:
+    """After a migration, move a running guest's forward back to ``address:port``.
+
+    The running QEMU's slirp forward is changed through the monitor (``hostfwd_remove``,
+    ``hostfwd_add``) and the persistent definition gets the same forward for its next start.
+
+    Raises:
+        PlatformError: libvirt or the monitor refused.
+    """
+    import libvirt
+    import libvirt_qemu
+
+    uri = lab_hosts()[host]
+    conn = _open(uri)
+    try:
+        dom = conn.lookupByName(name)
+        current = forward_of(dom.XMLDesc(0))
+        if current != (address, port):
+            hmp = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
+            for command in (
+                f"hostfwd_remove vqualnet0 tcp:{current[0]}:{current[1]}",
+                f"hostfwd_add vqualnet0 tcp:{address}:{port}-:22",
+            ):
+                out = str(libvirt_qemu.qemuMonitorCommand(dom, command, hmp)).strip()
+                if out and "removed" not in out:
+                    raise PlatformError(f"{name}: {command}: {out}", where=uri)
+        persistent = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        if forward_of(persistent) != (address, port):
+            conn.defineXML(with_forward(persistent, address, port))
+    except libvirt.libvirtError as exc:
+        raise PlatformError(
+            f"restore forward of {name}: {exc.get_error_message()}", where=uri
+        ) from exc
+    finally:
+        conn.close()
+
+
+def migrate_guest(name: str, source: str, destination: str) -> float:
+    """Live-migrate lab guest ``name`` between KVM hosts, keeping its SSH forward.
+
+    ``VIR_MIGRATE_UNSAFE`` is needed: the hosts' shared storage is a bind mount of one local
+    directory, which libvirt cannot recognise as shared (it knows NFS, GFS2, Ceph, ...), and
+    refuses "migration without shared storage" otherwise. The disks are the same files on
+    both sides, so nothing is copied and nothing is unsafe here.
+
+    Returns:
+        Seconds the migration took (without moving the forward back).
+
+    Raises:
+        PlatformError: libvirt refused or the guest is not running on ``source``.
+    """
+    import libvirt
+
+    uris = lab_hosts()
+    src, dst = _open(uris[source]), _open(uris[destination])
+    try:
+        dom = src.lookupByName(name)
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+        # The persistent definition holds the guest's own forward; the live XML may still
+        # name the temporary one of an earlier migration (the monitor moved it, not the XML).
+        address, port = forward_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        flags = (
+            libvirt.VIR_MIGRATE_LIVE
+            | libvirt.VIR_MIGRATE_PERSIST_DEST
+            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+            | libvirt.VIR_MIGRATE_UNSAFE
+        )
+        started = time.monotonic()
+        dest_xml = with_forward(xml, address, port + MIGRATION_PORT_OFFSET)
+        dom.migrate2(dst, dest_xml, flags, None, None, 0)
+        seconds = time.monotonic() - started
+    except libvirt.libvirtError as exc:
+        raise PlatformError(
+            f"migrate {name} {source} -> {destination}: {exc.get_error_message()}",
+            where=uris[source],
+        ) from exc
+    finally:
+        src.close()
+        dst.close()
+    restore_forward(name, destination, address, port)
+    return seconds
+
+
 def ssh_argv(lab_dir: Path, address: str, port: int) -> list[str]:
     """``ssh`` options to reach a lab guest as root with the lab key."""
     key = _kvm().Paths(lab_dir, lab_dir / "run").ssh_key
@@ -1327,7 +1443,12 @@ def define_guest(
     if pubkey is None:
         key = _kvm().Paths.of(ctx).ssh_key
         pubkey = key.with_suffix(".pub").read_text().strip()
-    uri = _uri_of(uris or lab_hosts(), spec)
+    uris = dict(uris or lab_hosts())
+    uri = _uri_of(uris, spec)
+    elsewhere = {h: u for h, u in uris.items() if h != spec.host}
+    if spec.name in running_guests(elsewhere):
+        # Migrated away and running there: its disk is in use, leave it as it is.
+        return
     disk = "master.img" if spec.role == "master" else f"{spec.name}.qcow2"
     conn = _open(uri)
     try:
@@ -1525,7 +1646,7 @@ class Guests:
                 hostname = _ssh_hostname(ctx.lab_dir, spec)
                 if hostname.strip() != spec.name:
                     problems.append(f"{spec.name}: SSH reached {hostname.strip()!r}")
-                agent(spec.name, spec.host).ping()
+                agent(spec.name).ping()
             except PlatformError as exc:
                 problems.append(f"{spec.name}: {exc.one_line()}")
         return problems
@@ -1592,6 +1713,10 @@ class Guests:
             "ansible_python_interpreter": "/usr/bin/python3",
         }
         uris = lab_hosts()
+        try:
+            where = running_guests(uris)  # a migrated guest is reached where it runs now
+        except PlatformError:
+            where = {}
         groups: dict[str, Any] = {
             "master_vm": {"hosts": {}, "vars": {**common, "vqual_target_kinds": ["master_vm"]}},
             "clones": {"hosts": {}, "vars": {**common, "vqual_target_kinds": ["clone"]}},
@@ -1601,7 +1726,7 @@ class Guests:
             groups[group]["hosts"][spec.name] = {
                 "ansible_host": spec.ssh_address,
                 "ansible_port": spec.ssh_port,
-                "vqual_libvirt_uri": uris.get(spec.host, ""),
+                "vqual_libvirt_uri": uris.get(where.get(spec.name, spec.host), ""),
                 "vqual_libvirt_domain": spec.name,
             }
         return {"groups": groups}

@@ -35,7 +35,7 @@ def test_clones_answer_ssh_with_their_own_hostname(ctx: LabContext) -> None:
 
 def test_clone_over_the_guest_agent(ctx: LabContext) -> None:
     clone = CLONES[0]
-    agent = guests.agent(clone.name, clone.host)
+    agent = guests.agent(clone.name)
     agent.ping()
     result = agent.exec(["/bin/cat", "/etc/hostname"])
     assert (result.exitcode, result.stdout.decode().strip()) == (0, clone.name)
@@ -51,7 +51,7 @@ def test_clone_over_the_guest_agent(ctx: LabContext) -> None:
 def test_clones_have_distinct_machine_ids_and_host_keys(ctx: LabContext) -> None:
     ids, keys = set(), set()
     for clone in CLONES:
-        agent = guests.agent(clone.name, clone.host)
+        agent = guests.agent(clone.name)
         machine_id = agent.read_file("/etc/machine-id").decode().strip()
         assert re.fullmatch(r"[0-9a-f]{32}", machine_id)
         ids.add(machine_id)
@@ -60,10 +60,11 @@ def test_clones_have_distinct_machine_ids_and_host_keys(ctx: LabContext) -> None
     assert len(keys) == len(CLONES)
 
 
-def test_clones_run_on_their_kvm_hosts(ctx: LabContext) -> None:
+def test_clones_run_on_the_lab_kvm_hosts_and_the_master_does_not(ctx: LabContext) -> None:
     running = guests.running_guests()
     for clone in CLONES:
-        assert running.get(clone.name) == clone.host
+        # On its own host after a fresh `lab up`; a migration may have moved it since.
+        assert running.get(clone.name) in guests.lab_hosts()
     assert "master" not in running
 
 
@@ -77,7 +78,30 @@ def test_inventory_fragment_names_forwards_and_domains(ctx: LabContext) -> None:
         hvars = groups["clones"]["hosts"][clone.name]
         assert (hvars["ansible_host"], hvars["ansible_port"]) == (clone.ssh_address, clone.ssh_port)
         assert hvars["vqual_libvirt_domain"] == clone.name
-        assert hvars["vqual_libvirt_uri"] == guests.lab_hosts()[clone.host]
+        where = guests.running_guests()[clone.name]
+        assert hvars["vqual_libvirt_uri"] == guests.lab_hosts()[where]
+
+
+def test_clone_live_migrates_and_keeps_its_forward(ctx: LabContext) -> None:
+    clone = CLONES[-1]
+    running = guests.running_guests()
+    home = running[clone.name]
+    other = next(h for h in guests.lab_hosts() if h != home)
+    machine_id = guests.agent(clone.name).read_file("/etc/machine-id").decode().strip()
+    try:
+        guests.migrate_guest(clone.name, home, other)
+        assert guests.running_guests()[clone.name] == other
+        out = guests.ssh_run(
+            ctx.lab_dir, clone.ssh_address, clone.ssh_port, "hostname; cat /etc/machine-id"
+        )
+        assert out.split() == [clone.name, machine_id]  # the same guest, still running
+        hvars = manager.component("guests").inventory(ctx)["groups"]["clones"]["hosts"]
+        assert hvars[clone.name]["vqual_libvirt_uri"] == guests.lab_hosts()[other]
+    finally:
+        if guests.running_guests().get(clone.name) == other:
+            guests.migrate_guest(clone.name, other, home)
+    assert guests.running_guests()[clone.name] == home
+    assert guests.agent(clone.name).exec(["/bin/hostname"]).stdout.decode().strip() == clone.name
 
 
 def test_master_refuses_to_start_while_clones_use_its_disk(ctx: LabContext) -> None:
