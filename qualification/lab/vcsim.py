@@ -15,8 +15,10 @@ reads them with Ansible's ``file`` lookup, so they never appear in ``inventories
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
@@ -58,6 +60,14 @@ _SDK_TIMEOUT = 30.0
 GO_ENV = {"GO111MODULE": "off", "GOFLAGS": "", "GOPROXY": "off", "CGO_ENABLED": "1"}
 
 
+def is_loopback(address: str) -> bool:
+    """True if ``address`` is an IPv4 address in 127.0.0.0/8 (the only place lab targets live)."""
+    try:
+        return ipaddress.IPv4Address(address) in ipaddress.IPv4Network("127.0.0.0/8")
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class HostHardware:
     """Hardware a simulated host reports (``hardware.biosInfo``, ``hardware.systemInfo``).
@@ -97,8 +107,10 @@ class VcsimInstance:
     hardware: dict[str, HostHardware] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.address.startswith("127."):
+        if not is_loopback(self.address):
             raise BadInputError(f"vcsim {self.key}: address {self.address} is not in 127.0.0.0/8")
+        if not 0 < self.port < 65536:
+            raise BadInputError(f"vcsim {self.key}: port {self.port} is out of range")
         if self.mode not in ("vcenter", "esx"):
             raise BadInputError(f"vcsim {self.key}: mode must be vcenter or esx, not {self.mode}")
         if self.mode == "vcenter" and self.cluster_hosts < 1:
@@ -168,6 +180,28 @@ DEFAULT_ESXI = VcsimInstance(
         )
     },
 )
+
+
+def instances_from_env(value: str | None = None) -> tuple[VcsimInstance, ...]:
+    """The default instances, moved to the addresses in ``$VQUAL_LAB_VCSIM``
+    (``vcenter=127.0.0.141:28443,esxi=127.0.0.142:28444``; unnamed instances keep theirs), so
+    a second lab can run beside the first.
+
+    Raises:
+        BadInputError: malformed value, unknown instance, or an address outside 127.0.0.0/8.
+    """
+    text = os.environ.get("VQUAL_LAB_VCSIM", "") if value is None else value
+    instances = {i.key: i for i in (DEFAULT_VCENTER, DEFAULT_ESXI)}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, where = item.partition("=")
+        address, colon, port = where.rpartition(":")
+        if not sep or not colon or key not in instances or not port.isdigit():
+            raise BadInputError(
+                f"VQUAL_LAB_VCSIM entry {item!r} is not <vcenter|esxi>=<127.x.y.z>:<port>",
+                where="lab vcsim",
+            )
+        instances[key] = dataclasses.replace(instances[key], address=address, port=int(port))
+    return tuple(instances.values())
 
 
 # --- build ------------------------------------------------------------------------------
@@ -506,7 +540,9 @@ class VcsimComponent:
 
     name = "vcsim"
 
-    def __init__(self, instances: Sequence[VcsimInstance] = (DEFAULT_VCENTER, DEFAULT_ESXI)):
+    def __init__(self, instances: Sequence[VcsimInstance] | None = None) -> None:
+        """``instances`` default to :func:`instances_from_env`."""
+        instances = instances_from_env() if instances is None else instances
         keys = [i.key for i in instances]
         if len(set(keys)) != len(keys):
             raise BadInputError(f"vcsim: duplicate instance keys {keys}")

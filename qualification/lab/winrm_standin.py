@@ -62,6 +62,7 @@ from qualification.lab.component import (
     stop_pid,
     tail,
 )
+from qualification.lab.vcsim import is_loopback
 
 ASSETS = Path(__file__).parent / "assets" / "winrm"
 DEFAULT_PROFILE = ASSETS / "hv1.json"
@@ -428,13 +429,20 @@ class WinRMStandIn:
 
     def __init__(
         self,
-        address: str = "127.0.0.51",
-        port: int = 5985,
+        address: str | None = None,
+        port: int | None = None,
         inventory_host: str = "winrm-hv1",
         profile: Path = DEFAULT_PROFILE,
         overrides: dict[str, Any] | None = None,
     ) -> None:
-        if not address.startswith("127."):
+        """Address and port default to ``$VQUAL_LAB_WINRM`` (``127.0.0.151:25985``, for a
+        second lab beside the first), else 127.0.0.51:5985."""
+        env_address, _, env_port = os.environ.get("VQUAL_LAB_WINRM", "").rpartition(":")
+        if env_port and not env_port.isdigit():
+            raise BadInputError("VQUAL_LAB_WINRM is not <127.x.y.z>:<port>", where="lab winrm")
+        address = address or env_address or "127.0.0.51"
+        port = port or (int(env_port) if env_port else 5985)
+        if not is_loopback(address):
             raise BadInputError(f"winrm stand-in: address {address} is not in 127.0.0.0/8")
         self.address = address
         self.port = port

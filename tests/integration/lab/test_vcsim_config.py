@@ -95,3 +95,31 @@ def test_inventory_references_credentials_by_lookup_only(tmp_path: object) -> No
         for key in ("vqual_vsphere_username", "vqual_vsphere_password"):
             assert hv[key].startswith("{{ (lookup('ansible.builtin.file', ")
             assert str(lab_dir / "run" / "vcsim") in hv[key]
+
+
+def test_env_moves_instances_for_a_second_lab() -> None:
+    vc, esx = vcsim.instances_from_env("vcenter=127.0.0.141:28443")
+    assert (vc.address, vc.port, vc.url) == ("127.0.0.141", 28443, "https://127.0.0.141:28443/sdk")
+    assert vc.hardware == vcsim.DEFAULT_VCENTER.hardware
+    assert esx == vcsim.DEFAULT_ESXI
+    assert vcsim.instances_from_env("") == (vcsim.DEFAULT_VCENTER, vcsim.DEFAULT_ESXI)
+
+
+@pytest.mark.parametrize(
+    "value", ["vcenter=10.1.1.1:443", "nsx=127.0.0.9:443", "vcenter=127.0.0.9", "esxi"]
+)
+def test_bad_env_values_are_refused(value: str) -> None:
+    with pytest.raises(BadInputError):
+        vcsim.instances_from_env(value)
+
+
+def test_winrm_address_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qualification.lab.winrm_standin import WinRMStandIn
+
+    monkeypatch.setenv("VQUAL_LAB_WINRM", "127.0.0.151:25985")
+    assert WinRMStandIn().url == "http://127.0.0.151:25985/wsman"
+    monkeypatch.setenv("VQUAL_LAB_WINRM", "192.168.0.1:5985")
+    with pytest.raises(BadInputError, match="127.0.0.0/8"):
+        WinRMStandIn()
+    monkeypatch.delenv("VQUAL_LAB_WINRM")
+    assert WinRMStandIn().url == "http://127.0.0.51:5985/wsman"
