@@ -211,7 +211,8 @@ def apt_mirror(etc_apt: Path = Path("/etc/apt")) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``: one base build at a time, across processes."""
+    """An exclusive ``flock`` on ``path``: one base build (or one ``up``/``down``) at a time,
+    across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -647,7 +648,7 @@ class KvmCluster:
 
     def up(self, ctx: LabContext) -> ComponentStatus:
         """Bring every host up (idempotent: running hosts are left alone)."""
-        with self._lock:
+        with self._lock, _locked(ctx.lab_dir / "kvm.lock"):
             current = self.status(ctx)
             if current.state == "running":
                 return ComponentStatus(NAME, "running", "already running: " + current.detail)
@@ -694,7 +695,7 @@ class KvmCluster:
 
     def down(self, ctx: LabContext) -> ComponentStatus:
         """Destroy every guest, stop every host by PID, remove the hosts' runtime state."""
-        with self._lock:
+        with self._lock, _locked(ctx.lab_dir / "kvm.lock"):
             return self._down(ctx)
 
     def _down(self, ctx: LabContext) -> ComponentStatus:
@@ -889,7 +890,7 @@ class KvmCluster:
             PlatformError: the host is not running or does not come back.
         """
         kvm_host = self.host(host)
-        with self._lock:
+        with self._lock, _locked(ctx.lab_dir / "kvm.lock"):
             started = time.monotonic()
             records = self._records(ctx)
             record = records.get(host)

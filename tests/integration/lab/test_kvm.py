@@ -3,10 +3,12 @@ each over TCP, live migration host to host, a patch on one host only, and variat
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,7 +140,7 @@ def test_live_migration_kvm1_to_kvm2_keeps_the_guest_running(
     import libvirt
 
     boot = ensure_guest_boot(ctx)
-    name = "vqual-migrate-test"
+    name = f"vqual-migrate-{uuid.uuid4().hex[:8]}"  # its own serial log, also on a rerun
     src = libvirt.open(URI1)
     dst = libvirt.open(URI2)
     try:
@@ -228,7 +230,7 @@ def test_libvirtd_restart_keeps_running_guests(kvm: KvmCluster, ctx: LabContext)
     import libvirt
 
     boot = ensure_guest_boot(ctx)
-    name = "vqual-restart-test"
+    name = f"vqual-restart-{uuid.uuid4().hex[:8]}"
     conn = libvirt.open(URI2)
     try:
         dom = conn.createXML(guest_xml(name, boot), 0)
@@ -236,9 +238,14 @@ def test_libvirtd_restart_keeps_running_guests(kvm: KvmCluster, ctx: LabContext)
     finally:
         conn.close()
     try:
+        # A guest still starting when libvirtd stops is killed on reconnect (reason=daemon);
+        # a running one is re-attached, which is what this test is about.
+        _wait_for(lambda: "ready" in _serial(kvm, ctx, "kvm2", name), 90, "guest ready line")
         kvm.restart_service(ctx, "kvm2", "libvirtd")
         conn = libvirt.open(URI2)
         try:
+            assert conn.lookupByUUIDString(guest_uuid).isActive()
+            time.sleep(2)  # and it stays so after the reconnect has settled
             assert conn.lookupByUUIDString(guest_uuid).isActive()
         finally:
             conn.close()
@@ -251,8 +258,9 @@ def _destroy(uri: str, name: str) -> None:
 
     conn = libvirt.open(uri)
     try:
-        conn.lookupByName(name).destroy()
-    except libvirt.libvirtError:
-        pass  # already gone
+        for dom in conn.listAllDomains():
+            if dom.name() == name:
+                with contextlib.suppress(libvirt.libvirtError):  # ended meanwhile
+                    dom.destroy()
     finally:
         conn.close()
