@@ -1,7 +1,7 @@
 """The lab's VMware simulator and WinRM stand-in: build, start, first answer, stop.
 
-Everything runs in a throwaway lab directory and on addresses of its own (127.0.0.141/.142,
-127.0.0.151), so it does not disturb a running lab. Ratios are against baselines measured in
+Everything runs in a throwaway lab directory and on addresses of its own (127.0.0.241/.242,
+127.0.0.251), so it does not disturb a running lab. Ratios are against baselines measured in
 the same run:
 
 1. build: cold (empty Go build cache) is the baseline; a cache hit (binary present, digest
@@ -58,11 +58,11 @@ def main() -> None:
     lab_dir = Path(tempfile.mkdtemp(prefix="vqual-bench-lab-"))
     ctx = LabContext(lab_dir=lab_dir, run_dir=lab_dir / "run", repo_root=None, log=lambda _m: None)
     instances = (
-        dataclasses.replace(vcsim.DEFAULT_VCENTER, address="127.0.0.141", port=28443),
-        dataclasses.replace(vcsim.DEFAULT_ESXI, address="127.0.0.142", port=28444),
+        dataclasses.replace(vcsim.DEFAULT_VCENTER, address="127.0.0.241", port=28443),
+        dataclasses.replace(vcsim.DEFAULT_ESXI, address="127.0.0.242", port=28444),
     )
     comp = vcsim.VcsimComponent(instances)
-    standin = WinRMStandIn(address="127.0.0.151", port=25985)
+    standin = WinRMStandIn(address="127.0.0.251", port=25985)
     try:
         print("build")
         if not ns.no_cold:
