@@ -371,6 +371,55 @@ def audit(since: str, until: str | None, fmt: str, evidence_dirs: tuple[Path, ..
     click.echo(render_events(events, fmt, start, end), nl=fmt != "csv")
 
 
+# --------------------------------------------------------------------------- selftest
+@main.command()
+@click.option("-c", "--change", "change_id", required=True,
+              help="Change id the selftest run is recorded under (e.g. the installation's).")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
+              help="Executor's signing key; default <state dir>/keys/executor.pem.")
+@click.option("--passphrase-fd", type=int, default=None,
+              help="Read the key's passphrase from this file descriptor.")
+@click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
+              help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR).")
+@click.option("--golden", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Golden bundles directory (default: the source tree's).")
+@click.option("--initiator", default=None,
+              help="Who started the selftest (default: $VQUAL_INITIATOR or the login user).")
+@click.option("--json", "json_mode", is_flag=True, help="Print the summary as JSON.")
+@_state_dir_option
+@domain_errors
+def selftest(change_id: str, key_file: Path | None, passphrase_fd: int | None,
+             evidence_dir: Path, golden: Path | None, initiator: str | None, json_mode: bool,
+             state_dir: Path | None) -> None:
+    """Qualify vqual itself (versions, golden bundles, known-good and known-bad evidence)."""
+    from qualification.execution.recorder import open_signer_with
+    from qualification.review.selftest import run_selftest
+
+    state = resolve_state_dir(state_dir)
+    signer, _ = open_signer_with(
+        key_file or state / "keys" / "executor.pem",
+        lambda: _read_passphrase(passphrase_fd, "Key passphrase: "),
+    )
+    who = initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
+    summary = run_selftest(state, evidence_dir, change_id, signer, who, golden=golden)
+    payload = {
+        "schema": "vqual.selftest/v1", "bundle": str(summary.bundle), "verdict": summary.verdict,
+        "counts": summary.counts, "seal": summary.seal, "verification": summary.verification,
+        "failed": summary.failed, "exit_code": summary.exit_code,
+    }
+    if json_mode:
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+        click.echo(f"vqual selftest: {summary.verdict.upper()} ({counts})\n"
+                   f"  evidence: {summary.bundle}\n  seal:     {summary.seal}\n"
+                   f"  verified: {summary.verification}")
+        for line in summary.failed:
+            click.echo(f"  {line}")
+    sys.exit(summary.exit_code)
+
+
 # --------------------------------------------------------------------------- lab
 @main.group()
 def lab() -> None:

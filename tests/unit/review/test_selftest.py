@@ -1,0 +1,95 @@
+"""`vqual selftest`: vqual qualifies itself into a bundle that verifies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from qualification.cli import main
+from qualification.evidence.verify import verify_bundle
+from qualification.review.selftest import _Scratch, repo_golden_dir, self_checks
+from qualification.signing import TrustStore
+from tests.conftest import run_vqual
+
+
+def _records(bundle: Path) -> list[dict]:
+    return [
+        json.loads(base64.b64decode(json.loads(line)["payload"]))
+        for line in (bundle / "records.jsonl").read_text().splitlines()
+    ]
+
+
+def test_selftest_passes_here_and_writes_a_bundle_that_verifies(
+    executor_state: Path, tmp_path: Path
+) -> None:
+    done = run_vqual(
+        "selftest",
+        "-c",
+        "CHG0007001",
+        "--evidence-dir",
+        str(tmp_path / "ev"),
+        "--json",
+        state_dir=executor_state,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["verdict"] == "pass" and summary["verification"] == "valid"
+    bundle = Path(summary["bundle"])
+    verify = run_vqual("verify", str(bundle), state_dir=executor_state)
+    assert verify.returncode == 0, verify.stdout
+    records = _records(bundle)
+    assert records[0]["data"]["mode"] == "selftest"
+    ids = {r["data"]["test_id"] for r in records if r["kind"] == "check.result"}
+    assert {"ST-IQ-01", "ST-OQ-01-v1", "ST-OQ-03", "ST-OQ-05", "ST-OQ-06"} <= ids
+    assert "ST-IQ-03-cryptography" in ids
+
+
+def test_a_broken_golden_bundle_fails_the_selftest(executor_state: Path, tmp_path: Path) -> None:
+    golden = repo_golden_dir()
+    assert golden is not None
+    copy = tmp_path / "golden"
+    shutil.copytree(golden, copy)
+    spec = next(copy.glob("v1/evidence/*/*/spec.yaml"))
+    spec.write_bytes(spec.read_bytes() + b"#")
+    done = CliRunner().invoke(
+        main,
+        [
+            "selftest",
+            "-c",
+            "CHG0007002",
+            "--evidence-dir",
+            str(tmp_path / "ev"),
+            "--golden",
+            str(copy),
+            "--json",
+            "--state-dir",
+            str(executor_state),
+        ],
+    )
+    assert done.exit_code == 1, done.output
+    summary = json.loads(done.output)
+    assert summary["verdict"] == "fail" and summary["verification"] == "valid"
+    assert any(f.startswith("ST-OQ-01-v1") for f in summary["failed"])
+
+
+def test_without_golden_bundles_that_check_is_not_executed(tmp_path: Path) -> None:
+    scratch = _Scratch(tmp_path)
+    checks = self_checks(None, lambda: scratch)
+    golden = [c for c in checks if c.test_id.startswith("ST-OQ-01")]
+    assert len(golden) == 1 and golden[0].not_executed
+
+
+def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
+    scratch = _Scratch(tmp_path)
+    good = scratch.bundle()
+    assert verify_bundle(good, scratch.trust).status == "valid"
+    # The scratch trust store is a real one, on disk, marked throwaway.
+    assert all(k.throwaway for k in TrustStore.load(tmp_path / "trust.yaml").keys.values())
+    for check in self_checks(None, lambda: scratch):
+        if check.test_id in ("ST-OQ-03", "ST-OQ-04", "ST-OQ-05", "ST-OQ-06"):
+            outcome = check.run()
+            assert outcome.ok, (check.test_id, outcome)
