@@ -6,6 +6,7 @@ import base64
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -16,7 +17,7 @@ from qualification.signing import TrustStore
 from tests.conftest import run_vqual
 
 
-def _records(bundle: Path) -> list[dict]:
+def _records(bundle: Path) -> list[dict[str, Any]]:
     return [
         json.loads(base64.b64decode(json.loads(line)["payload"]))
         for line in (bundle / "records.jsonl").read_text().splitlines()
