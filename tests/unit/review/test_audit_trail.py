@@ -174,3 +174,22 @@ def test_text_lists_one_line_per_event(tmp_path: Path) -> None:
     text = render_events(events, "text", since, None)
     assert text.splitlines()[0] == f"{len(events)} events since 2000-01-01T00:00:00.000000Z"
     assert len(text.splitlines()) == len(events) + 1
+
+
+def test_verify_record_appends_a_failed_verification_that_audit_lists(tmp_path: Path) -> None:
+    state, evidence = tmp_path / "state", tmp_path / "evidence"
+    state.mkdir()
+    build_bundle(evidence, make_keys(state), RUN)
+    bundle = evidence / CHANGE / RUN
+    runner = CliRunner()
+    valid = runner.invoke(main, ["verify", str(bundle), "--record", "--state-dir", str(state)])
+    assert valid.exit_code == 0 and not (state / "audit.log").exists(), "only failures are logged"
+    (bundle / "report.html").write_text("<p>edited</p>")
+    done = runner.invoke(main, ["verify", str(bundle), "--record", "--state-dir", str(state)])
+    assert done.exit_code == 1
+    log = (state / "audit.log").read_text().splitlines()
+    assert len(log) == 1 and json.loads(log[0])["status"] == "invalid"
+    since = parse_since("2000-01-01")
+    failed = [e for e in collect_events(state, [evidence], since) if e.what == "verify.failed"]
+    assert len(failed) == 1 and failed[0].run_id == RUN
+    assert "report.html" in failed[0].detail
