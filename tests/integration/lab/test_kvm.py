@@ -264,3 +264,56 @@ def _destroy(uri: str, name: str) -> None:
                     dom.destroy()
     finally:
         conn.close()
+
+
+def test_testinfra_ssh_backend_sees_files_processes_and_ports(
+    kvm: KvmCluster, ctx: LabContext
+) -> None:
+    import testinfra
+
+    config = str(manager.inventory_dir(ctx) / "ssh_config")
+    for name, address in HOSTS.items():
+        host = testinfra.get_host(f"ssh://{name}", ssh_config=config)
+        assert host.check_output("hostname") == name
+        assert host.file("/etc/ssh/sshd_config").mode == 0o644
+        assert host.package("vqual-lab-agent").version == repo.BASE_VERSION
+        assert host.process.filter(comm="libvirtd"), f"{name}: no libvirtd"
+        assert host.socket(f"tcp://{address}:16509").is_listening
+        assert host.socket(f"tcp://{address}:8080").is_listening
+
+
+def test_ansible_reaches_every_host_through_the_lab_inventory(
+    kvm: KvmCluster, ctx: LabContext
+) -> None:
+    import json
+    import os
+    import sys
+
+    inventory = manager.inventory_dir(ctx) / "hosts.yml"
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "-i",
+            str(inventory),
+            "kvm_hosts",
+            "-m",
+            "ansible.builtin.setup",
+            "-a",
+            "filter=ansible_hostname",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # The ad-hoc output is "<host> | SUCCESS => {json}" per host.
+    seen = {}
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"^(\S+) \| SUCCESS => ", done.stdout, re.MULTILINE):
+        result, _ = decoder.raw_decode(done.stdout, match.end())
+        seen[match.group(1)] = result["ansible_facts"]["ansible_hostname"]
+    assert seen == {h: h for h in HOSTS}, done.stdout
