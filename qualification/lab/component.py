@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,6 +72,19 @@ class LabContext:
     def state_file(self) -> Path:
         return self.run_dir / "state.json"
 
+    @contextlib.contextmanager
+    def _state_lock(self) -> Iterator[None]:
+        """Threads of this process and other processes (a ``vqual lab up`` beside a test
+        session) update ``state.json`` one at a time, so no component's key is lost."""
+        with _STATE_LOCK:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "state.lock", "w") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
     def _read(self) -> dict[str, Any]:
         try:
             data = json.loads(self.state_file.read_text())
@@ -86,7 +100,7 @@ class LabContext:
 
     def state(self) -> dict[str, Any]:
         """The whole ``run/state.json`` (a copy), one key per component."""
-        with _STATE_LOCK:
+        with self._state_lock():
             data = self._read()
             self._snapshots.last = copy.deepcopy(data)
             return data
@@ -98,7 +112,7 @@ class LabContext:
         :meth:`state` call are applied, so components saving in parallel threads do not
         overwrite each other's keys.
         """
-        with _STATE_LOCK:
+        with self._state_lock():
             before: dict[str, Any] = getattr(self._snapshots, "last", {})
             current = self._read()
             for key in set(before) | set(d):
@@ -111,7 +125,7 @@ class LabContext:
 
     def update_state(self, key: str, value: Any | None) -> None:
         """Set (or, with None, remove) one component's key in ``run/state.json``."""
-        with _STATE_LOCK:
+        with self._state_lock():
             current = self._read()
             if value is None:
                 current.pop(key, None)

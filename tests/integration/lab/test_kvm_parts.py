@@ -96,6 +96,25 @@ def test_save_state_from_parallel_threads_keeps_every_key(tmp_path: Path) -> Non
     assert sorted(ctx.state()) == [f"c{i}" for i in range(8) if i not in (3, 4)]
 
 
+def _update_many(lab_dir: str, key: str) -> None:
+    ctx = LabContext(Path(lab_dir), Path(lab_dir) / "run", None, lambda _m: None)
+    for i in range(30):
+        ctx.update_state(key, {"n": i})
+
+
+def test_update_state_from_parallel_processes_keeps_every_key(tmp_path: Path) -> None:
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    procs = [mp.Process(target=_update_many, args=(str(tmp_path), f"c{i}")) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert _ctx(tmp_path).state() == {f"c{i}": {"n": 29} for i in range(4)}
+
+
 def test_inventory_and_ssh_config_from_the_kvm_fragment(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
     inv = manager.build_inventory([KvmCluster(DEFAULT_HOSTS).inventory(ctx)])
