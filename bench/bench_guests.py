@@ -4,9 +4,9 @@ Everything runs in a throwaway lab directory, with QEMU started directly (no lib
 hosts) on addresses of its own (127.0.0.160-162), so it does not disturb a running lab.
 Ratios are against baselines measured in the same run:
 
-1. build: the cold build (debootstrap from the machine's apt mirror, ext4 image, initrd) is
-   the baseline; a rebuild from the cached debootstrap root (what a change to a guest asset
-   costs) and a cache hit (digest unchanged) are given as fractions of it. With ``--no-cold``
+1. build: the cold build (mmdebstrap, else debootstrap, from the machine's apt mirror; ext4
+   image; initrd) is the baseline; a rebuild from the cached root (what a change to a guest
+   asset costs) and a cache hit (digest unchanged) are given as fractions of it. With ``--no-cold``
    the debootstrap root is copied from the lab's cache and the rebuild is the baseline;
 2. boot: one guest from QEMU start to its ready line (sshd and the guest agent up) is the
    baseline; then the first SSH command and a guest-agent ping; then two guests booting at
@@ -68,7 +68,7 @@ def main() -> None:
             t0 = time.perf_counter()
             guests.build_master_image(lab_dir)
             cold = time.perf_counter() - t0
-            row("cold: debootstrap + image + initrd", cold)
+            row("cold: mmdebstrap (or debootstrap) + image + initrd", cold)
             image_dirs = list((lab_dir / "cache" / "guest").glob("image-*"))
             for d in image_dirs:
                 shutil.rmtree(d)

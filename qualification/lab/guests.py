@@ -543,18 +543,22 @@ def _debootstrap(cache: Path, mirror: AptSource, suite: str, log: Callable[[str]
     tmp = target.with_name(target.name + ".tmp")
     _unmount_under(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
-    debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    argv = [
-        "debootstrap",
-        "--variant=minbase",
-        f"--include={','.join(GUEST_PACKAGES)}",
-        f"--cache-dir={debs}",
-    ]
-    if mirror.keyring and Path(mirror.keyring).is_file():
-        argv.append(f"--keyring={mirror.keyring}")
-    argv += [suite, str(tmp), mirror.uri]
-    log(f"guests: debootstrap {suite} from {mirror.uri}")
+    include = f"--include={','.join(GUEST_PACKAGES)}"
+    keyring = (
+        [f"--keyring={mirror.keyring}"] if mirror.keyring and Path(mirror.keyring).is_file() else []
+    )
+    if shutil.which("mmdebstrap"):
+        # Same result with about half debootstrap's CPU time (fewer dpkg runs; unsafe-io
+        # skips fsyncs of a tree that is thrown away if anything fails).
+        tool = "mmdebstrap"
+        argv = [tool, "--variant=minbase", "--mode=root", "--dpkgopt=force-unsafe-io", include]
+    else:
+        debs = cache / "debs"
+        debs.mkdir(parents=True, exist_ok=True)
+        tool = "debootstrap"
+        argv = [tool, "--variant=minbase", include, f"--cache-dir={debs}"]
+    argv += keyring + [suite, str(tmp), mirror.uri]
+    log(f"guests: {tool} {suite} from {mirror.uri}")
     try:
         _run(argv)
     finally:
@@ -595,7 +599,7 @@ def _generalise(root: Path) -> None:
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc/hostname").write_text("vqual-template\n")
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "var/cache/apt"):
         for item in (root / junk).glob("*"):
             if item.is_file():
                 item.unlink()
