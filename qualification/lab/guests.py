@@ -72,7 +72,7 @@ INITRD_MODULES = (
 )
 IMAGE_SIZE_MIB = 2048  # sparse; the root holds about 250 MiB
 GUEST_MEMORY_MIB = 384
-BUILD_FORMAT = 2  # bump when the build steps change in a way the digest inputs would not show
+BUILD_FORMAT = 3  # bump when the build steps change in a way the digest inputs would not show
 READY_MARK = "vqual-guest: ready "
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 GUEST_SSH_PORT = 22
