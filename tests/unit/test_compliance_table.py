@@ -1,0 +1,96 @@
+"""Every row of docs/compliance.md names a test that exists and, in CI, passed.
+
+To check the table against a run's results: run the suite with ``--junitxml=FILE``, then this
+module with ``VQUAL_COMPLIANCE_JUNIT=FILE``; every named test must have run and passed.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TABLE = REPO / "docs" / "compliance.md"
+_CELL = re.compile(r"`(tests/[^`:]+\.py)(?:::([A-Za-z_0-9]+))?`")
+
+PART11 = [
+    "11.10(a)",
+    "11.10(b)",
+    "11.10(c)",
+    "11.10(d)",
+    "11.10(e)",
+    "11.10(f)",
+    "11.10(g)",
+    "11.10(h)",
+    "11.10(i)",
+    "11.10(j)",
+    "11.10(k)",
+    "11.50",
+    "11.70",
+    "11.100",
+    "11.200",
+    "11.300",
+]
+ANNEX11 = ["1", "4", "5", "7", "8", "9", "10", "11", "12", "14", "17"]
+
+
+def _rows() -> list[tuple[str, str, str | None]]:
+    """(clause, test file, test function or None) of each table row."""
+    rows = []
+    for line in TABLE.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("| Part 11") and not line.startswith("| Annex 11"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        found = _CELL.search(cells[-1])
+        assert found, f"row {cells[0]} names no test"
+        rows.append((cells[0], found.group(1), found.group(2)))
+    return rows
+
+
+ROWS = _rows()
+
+
+def test_every_clause_has_a_row() -> None:
+    clauses = [r[0] for r in ROWS]
+    assert clauses == [f"Part 11 §{c}" for c in PART11] + [f"Annex 11 §{c}" for c in ANNEX11]
+
+
+@pytest.mark.parametrize(("clause", "path", "name"), ROWS, ids=[r[0] for r in ROWS])
+def test_the_named_test_exists(clause: str, path: str, name: str | None) -> None:
+    source = REPO / path
+    assert source.is_file(), f"{clause}: {path} does not exist"
+    tests = [
+        node.name
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    ]
+    assert tests, f"{clause}: {path} has no tests"
+    if name is not None:
+        assert name in tests, f"{clause}: {path} has no {name}"
+
+
+def test_the_named_tests_passed_in_this_run() -> None:
+    junit = os.environ.get("VQUAL_COMPLIANCE_JUNIT")
+    if not junit:
+        pytest.skip("VQUAL_COMPLIANCE_JUNIT is not set (the JUnit file of the run to check)")
+    outcome: dict[tuple[str, str], bool] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        module = (case.get("classname") or "").replace(".", "/")
+        base = (case.get("name") or "").split("[", 1)[0]
+        bad = any(case.find(t) is not None for t in ("failure", "error", "skipped"))
+        key = (module, base)
+        outcome[key] = outcome.get(key, True) and not bad
+    for clause, path, name in ROWS:
+        module = path.removesuffix(".py")
+        cases = {
+            k: v
+            for k, v in outcome.items()
+            if k[0].endswith(module) and (name is None or k[1] == name)
+        }
+        assert cases, f"{clause}: {path}::{name} did not run"
+        assert all(cases.values()), f"{clause}: {path}::{name} did not pass"
