@@ -420,6 +420,54 @@ def selftest(change_id: str, key_file: Path | None, passphrase_fd: int | None,
     sys.exit(summary.exit_code)
 
 
+# --------------------------------------------------------------------------- trust
+@main.group()
+def trust() -> None:
+    """Sign and check versions of the trust store (trust.yaml)."""
+
+
+@trust.command("sign")
+@click.option("--key", "key_file", required=True, type=click.Path(path_type=Path),
+              help="Your passphrase-protected trust-admin key.")
+@click.option("--passphrase-fd", type=int, default=None,
+              help="Read the key's passphrase from this file descriptor (else the terminal asks).")
+@click.option("--comment", default=None, help="Why the trust store changed.")
+@_state_dir_option
+@domain_errors
+def trust_sign(key_file: Path, passphrase_fd: int | None, comment: str | None,
+               state_dir: Path | None) -> None:
+    """Sign the current trust.yaml as its next version (a trust-admin of the previous one)."""
+    from qualification.review.signed import open_personal_signer
+    from qualification.review.trust_history import sign_trust_store
+
+    signer = open_personal_signer(
+        key_file, lambda: _read_passphrase(passphrase_fd, "Key passphrase: ")
+    )
+    version = sign_trust_store(resolve_state_dir(state_dir), signer, comment)
+    click.echo(f"trust store version {version.version} (sha256 {version.digest}) signed by "
+               f"{version.signed_by}")
+    for change in version.changes:
+        click.echo(f"  {change}")
+
+
+@trust.command("status")
+@_state_dir_option
+@domain_errors
+def trust_status(state_dir: Path | None) -> None:
+    """Check the trust store against its signed history and list the versions."""
+    from qualification.review.trust_history import check_history, history
+
+    state = resolve_state_dir(state_dir)
+    store, current = check_history(state)
+    if current is None:
+        click.echo(f"{trust_path(state)}: not signed (sha256 {store.digest})")
+        return
+    click.echo(f"{trust_path(state)}: signed version {current.version} (sha256 {store.digest})")
+    for version in history(state):
+        click.echo(f"  v{version.version} {version.time} by {version.signed_by}: "
+                   f"{'; '.join(version.changes) or 'no key changes'}")
+
+
 # --------------------------------------------------------------------------- lab
 @main.group()
 def lab() -> None:

@@ -1,0 +1,36 @@
+"""`vqual trust sign` and `vqual trust status` through the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run_vqual
+from tests.integration.reviewflow import add_person, vqual_with_passphrase
+
+
+def test_bootstrap_sign_status_and_an_unsigned_change(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    admin = add_person(state, "Tom Admin", "tom@example.com", "trust-admin")
+    status = run_vqual("trust", "status", state_dir=state)
+    assert status.returncode == 0 and "not signed" in status.stdout
+
+    signed = vqual_with_passphrase(
+        "trust", "sign", "--key", str(admin), "--comment", "bootstrap", state_dir=state
+    )
+    assert signed.returncode == 0, signed.stderr
+    assert "trust store version 1" in signed.stdout and "added Tom Admin" in signed.stdout
+
+    add_person(state, "Ada Approver", "ada@example.com", "approver")
+    status = run_vqual("trust", "status", state_dir=state)
+    assert status.returncode == 2 and "unsigned change or tampering" in status.stderr
+
+    signed = vqual_with_passphrase("trust", "sign", "--key", str(admin), state_dir=state)
+    assert signed.returncode == 0, signed.stderr
+    status = run_vqual("trust", "status", state_dir=state)
+    assert status.returncode == 0, status.stderr
+    assert "signed version 2" in status.stdout and "added Ada Approver" in status.stdout
+
+    wrong = vqual_with_passphrase(
+        "trust", "sign", "--key", str(admin), state_dir=state, passphrase=b"guessing wrong"
+    )
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
