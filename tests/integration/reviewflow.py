@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,7 +58,7 @@ def add_person(state: Path, name: str, identity: str, *roles: str) -> Path:
     return key
 
 
-def small_spec(folder: Path, tests: list[dict], name: str = "review") -> Path:
+def small_spec(folder: Path, tests: list[dict[str, Any]], name: str = "review") -> Path:
     spec = {
         "apiVersion": "vqual/v1",
         "kind": "Protocol",
@@ -70,7 +71,7 @@ def small_spec(folder: Path, tests: list[dict], name: str = "review") -> Path:
     return path
 
 
-def host_test(test_id: str, check: str, params: dict, expect: dict) -> dict:
+def host_test(test_id: str, check: str, params: dict[str, Any], expect: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": test_id,
         "title": f"{check} {params}",
@@ -95,7 +96,7 @@ FAILING = host_test(
 
 def qualify(
     state: Path, evidence: Path, spec: Path, change: str, *args: str
-) -> tuple[subprocess.CompletedProcess[str], dict]:
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     done = run_vqual(
         "qualify",
         "--evidence-dir",
