@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +292,20 @@ def test_unreachable_endpoint_is_an_error_for_every_request() -> None:
     for key in ("a", "b"):
         assert obs[key]["error"].startswith("https://127.0.0.1:9/sdk: connect failed")
         assert "pw-never-shown" not in obs[key]["error"]
+
+
+def test_the_shipped_lab_inventory_is_what_the_lab_serves() -> None:
+    import yaml
+
+    from qualification.lab import vcsim
+    from qualification.lab.component import LabContext
+
+    lab = Path("/var/lib/vqual-lab")
+    ctx = LabContext(lab_dir=lab, run_dir=lab / "run", repo_root=None, log=lambda _m: None)
+    served = vcsim.VcsimComponent().inventory(ctx)["groups"]
+    shipped = yaml.safe_load((REPO / "inventories" / "vsphere-lab" / "hosts.yml").read_text())
+    assert {g: v["hosts"] for g, v in shipped["all"]["children"].items()} == {
+        g: v["hosts"] for g, v in served.items()
+    }
+    site = yaml.safe_load((REPO / "inventories/vsphere-lab/group_vars/all.yml").read_text())
+    assert "password" not in json.dumps(site).lower()
