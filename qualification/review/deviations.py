@@ -287,3 +287,61 @@ def deviation_state(state_dir: Path, change_id: str, trust: TrustStore) -> Devia
             if known is None or waiver.time > known.time:
                 waivers[dev.id] = waiver
     return DeviationState(deviations, waivers, refused)
+
+
+def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
+    """What is wrong with the waivers a bundle relies on (empty when every waiver holds).
+
+    The executor signs every run record, so the records alone cannot show that a ``waived``
+    result was waived by an approver. This checks each ``deviation.waiver`` record's embedded
+    envelope against the trust store (approver, valid when signed, the same deviation content
+    and change) and that every ``waived`` result names a deviation waived earlier in the
+    bundle for that test and target, before its expiry.
+    """
+    from qualification.evidence.reader import read_bundle
+
+    problems: list[str] = []
+    waived_by: dict[str, dict[str, Any]] = {}
+    for rec in read_bundle(bundle).records:
+        where = f"records.jsonl line {rec.line} (seq {rec.seq})"
+        data = rec.data
+        if rec.kind == WAIVER_KIND:
+            try:
+                doc = open_document(
+                    str(data.get("envelope", "")).encode("utf-8"),
+                    WAIVER_TYPE,
+                    trust,
+                    "approver",
+                    where=where,
+                )
+            except VqualError as exc:
+                problems.append(f"waiver {data.get('id')}: {exc.one_line()}")
+                continue
+            fields = {f: data.get(f) for f in _FIELDS}
+            payload = doc.payload
+            if (
+                payload.get("kind") != WAIVER_KIND
+                or payload.get("change_id") != rec.change_id
+                or payload.get("deviation") != fields
+                or payload.get("digest") != data.get("digest")
+            ):
+                problems.append(
+                    f"{where}: waiver {data.get('id')} does not match its signed envelope"
+                )
+                continue
+            waived_by[str(data.get("id"))] = fields
+        elif rec.kind == "check.result" and data.get("verdict") == "waived":
+            dev_id = data.get("deviation")
+            dev = waived_by.get(str(dev_id)) if dev_id else None
+            if dev is None:
+                problems.append(
+                    f"{where}: waived by {dev_id!r}, which no valid waiver before it approves"
+                )
+            elif (dev.get("test_id"), dev.get("target")) != (
+                data.get("test_id"),
+                data.get("target"),
+            ):
+                problems.append(f"{where}: deviation {dev_id} is for another test or target")
+            elif rec.time >= str(dev.get("expiry")):
+                problems.append(f"{where}: deviation {dev_id} had expired at {dev.get('expiry')}")
+    return problems

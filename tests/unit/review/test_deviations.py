@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qualification.errors import BadInputError, TrustError
+from qualification.errors import BadInputError, EvidenceInvalidError, TrustError
+from qualification.evidence.bundle import BundleWriter
 from qualification.evidence.records import format_time
 from qualification.review.deviations import (
     approve_deviation,
     deviation_state,
     load_deviations,
+    waiver_problems,
 )
+from qualification.review.esign import sign_bundle
 from qualification.review.signed import load_trust
+from qualification.signing import Ed25519Signer, TrustStore
 from tests.unit.review.reviewlib import add_person
 
 CHANGE = "CHG0005001"
@@ -135,3 +139,68 @@ def test_an_expired_deviation_cannot_be_approved(tmp_path: Path) -> None:
     _write(tmp_path, [_entry(expiry="2020-01-01T00:00:00Z")])
     with pytest.raises(BadInputError, match="expired"):
         approve_deviation(tmp_path, CHANGE, "DEV-001", approver.signer(), load_trust(tmp_path))
+
+
+def _executor(state: Path) -> Ed25519Signer:
+    signer = Ed25519Signer.generate()
+    store = TrustStore.load(state / "trust.yaml")
+    store.add_key(
+        public_key_pem=signer.public_pem(),
+        name="CI",
+        identity="ci",
+        roles=["executor"],
+        valid_from=datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    store.save()
+    return signer
+
+
+def _run_with(
+    state: Path,
+    executor: Ed25519Signer,
+    run: str,
+    waiver_record: dict[str, object] | None,
+    waived: str,
+) -> Path:
+    """A sealed run whose one failed result is recorded as waived by ``waived``."""
+    w = BundleWriter.create(state / "ev", CHANGE, run, executor, "jane")
+    w.append(
+        "run.start", {"planned": [{"test_id": "IQ-T-002", "target": "localhost", "protocol": "IQ"}]}
+    )
+    if waiver_record is not None:
+        w.append("deviation.waiver", waiver_record)
+    w.append(
+        "check.result",
+        {
+            "test_id": "IQ-T-002",
+            "target": "localhost",
+            "protocol": "IQ",
+            "verdict": "waived",
+            "deviation": waived,
+            "raw": None,
+        },
+    )
+    w.seal({"waived": 1}, 1, 1, "pass")
+    return w.path
+
+
+def test_waived_results_must_rest_on_a_valid_waiver_in_the_bundle(tmp_path: Path) -> None:
+    approver = add_person(tmp_path, "Ada Approver", "ada@example.com", ["approver"])
+    reviewer = add_person(tmp_path, "Rolf Reviewer", "rolf@example.com", ["reviewer"])
+    executor = _executor(tmp_path)
+    _write(tmp_path, [_entry()])
+    waiver = approve_deviation(tmp_path, CHANGE, "DEV-001", approver.signer(), load_trust(tmp_path))
+    trust = load_trust(tmp_path)
+    good = _run_with(tmp_path, executor, "20260101T000000Z-000001", waiver.record(), "DEV-001")
+    assert waiver_problems(good, trust) == []
+    sign_bundle(good, reviewer.signer(), trust, "reviewed")
+
+    # The executor rewrites the justification: the approver's envelope no longer matches.
+    forged = dict(waiver.record(), justification="approved, honest")
+    bad = _run_with(tmp_path, executor, "20260101T000000Z-000002", forged, "DEV-001")
+    assert any("does not match its signed envelope" in p for p in waiver_problems(bad, trust))
+    # A result marked waived with no waiver at all.
+    bare = _run_with(tmp_path, executor, "20260101T000000Z-000003", None, "DEV-001")
+    assert any("no valid waiver" in p for p in waiver_problems(bare, trust))
+    with pytest.raises(EvidenceInvalidError, match="no valid waiver"):
+        sign_bundle(bare, reviewer.signer(), trust, "reviewed")
