@@ -3,7 +3,8 @@
 For QA's periodic review of the audit trail (Annex 11 section 9). Sources: every bundle under
 an evidence root (runs, actions, skipped hosts, waivers used, run ends, signatures), and the
 state directory (protocol approvals, deviation waivers, trust store key validity and
-revocations, failed verifications from ``audit.log``). Signed documents are checked against
+revocations, signed trust store versions with what changed, failed verifications from
+``audit.log``). Signed documents are checked against
 the trust store and listed either way, with what is wrong when they do not verify.
 """
 
@@ -26,6 +27,7 @@ from qualification.evidence.records import format_time
 from qualification.review.approval import APPROVAL_TYPE, APPROVALS_DIR
 from qualification.review.deviations import DEVIATIONS_DIR, WAIVER_TYPE, WAIVERS_DIR
 from qualification.review.signed import open_document
+from qualification.review.trust_history import HISTORY_DIR, history
 from qualification.signing import TrustStore
 from qualification.signing.dsse import parse_envelope
 from qualification.state import trust_path
@@ -222,6 +224,23 @@ def _trust_events(trust: TrustStore | None) -> Iterator[AuditEvent]:
             )
 
 
+def _trust_history_events(state_dir: Path) -> Iterator[AuditEvent]:
+    # Listed as recorded; `vqual trust status` says whether the history holds.
+    for version in history(state_dir):
+        yield AuditEvent(
+            version.time,
+            version.signed_by,
+            "trust.version-signed",
+            "",
+            "",
+            "",
+            version.keyid,
+            f"version {version.version} (sha256 {version.digest[:16]}): "
+            + ("; ".join(version.changes) or "no key changes"),
+            f"{HISTORY_DIR}/v{version.version:04d}.sig.json",
+        )
+
+
 def _log_events(state_dir: Path) -> Iterator[AuditEvent]:
     path = state_dir / AUDIT_FILE
     if not path.exists():
@@ -296,6 +315,7 @@ def collect_events(
         )
     )
     events.extend(_trust_events(trust))
+    events.extend(_trust_history_events(state_dir))
     events.extend(_log_events(state_dir))
     low, high = format_time(since), format_time(until) if until else None
     # Record-form times sort as text; an unreadable time sorts first and is always kept.

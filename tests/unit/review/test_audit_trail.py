@@ -89,6 +89,23 @@ def test_every_kind_of_event_is_listed_with_who_and_when(tmp_path: Path) -> None
     assert approved.detail.endswith("; verifies")
 
 
+def test_signed_trust_store_versions_are_listed_with_their_changes(tmp_path: Path) -> None:
+    from qualification.review.trust_history import sign_trust_store
+
+    state = tmp_path / "state"
+    admin = add_person(state, "Tom Admin", "tom@example.com", ["trust-admin"])
+    sign_trust_store(state, admin.signer(), "bootstrap")
+    add_person(state, "Ada Approver", "ada@example.com", ["approver"])
+    sign_trust_store(state, admin.signer())
+    events = [
+        e
+        for e in collect_events(state, [], parse_since("2000-01-01"))
+        if e.what == "trust.version-signed"
+    ]
+    assert [e.who for e in events] == ["Tom Admin", "Tom Admin"]
+    assert "version 2" in events[1].detail and "added Ada Approver" in events[1].detail
+
+
 def test_since_and_until_select_a_period(tmp_path: Path) -> None:
     state, evidence = _world(tmp_path)
     everything = collect_events(state, [evidence], parse_since("2000-01-01"))
