@@ -39,6 +39,7 @@ from qualification.lab.component import (
     ComponentStatus,
     LabContext,
     mounts_under,
+    pid_start_time,
     processes_under,
     same_process,
     stop_pid,
@@ -584,8 +585,6 @@ def _wait_child_of(pid: int, timeout: float) -> int | None:
 
 
 def _start_time(pid: int | None) -> int | None:
-    from qualification.lab.component import pid_start_time
-
     return pid_start_time(pid) if pid else None
 
 
@@ -665,6 +664,23 @@ class KvmCluster:
         paths = Paths.of(ctx)
         paths.shared.mkdir(parents=True, exist_ok=True)
         paths.hosts_dir.mkdir(parents=True, exist_ok=True)
+        # Hosts of this lab dir whose PIDs were lost (a crash between start and record):
+        # they would hold the addresses and the upper dirs about to be replaced.
+        for pid in _rooted_under(paths.hosts_dir):
+            ctx.log(f"kvm: stopping PID {pid}, left over from an earlier run")
+            stop_pid(pid, timeout=2.0)
+        busy = [
+            f"{h.address}:{port}"
+            for h in self.hosts
+            for port in (22, LIBVIRT_PORT, AGENT_PORT)
+            if _port_open(h.address, port, timeout=0.2)
+        ]
+        if busy:
+            raise PlatformError(
+                f"address already in use ({', '.join(busy)}): another lab on the same "
+                "addresses? (VQUAL_LAB_KVM_HOSTS moves this one)",
+                where="lab kvm",
+            )
         key = ensure_ssh_key(paths)
         repo.ensure_repo(ctx.lab_dir)
         ensure_base(ctx)

@@ -145,4 +145,16 @@ def test_reboot_keeps_the_patch_ends_the_guests_and_spares_the_other_host(
     assert processes_under([ctx.lab_dir]) == []
 
 
+def test_a_second_lab_on_the_same_addresses_refuses_to_start(
+    private_lab: tuple[KvmCluster, LabContext],
+) -> None:
+    _, ctx = private_lab
+    clash = KvmCluster(hosts_from_env())  # the session lab's addresses, which are up
+    st = clash.up(ctx)
+    assert st.state == "failed"
+    assert "address already in use" in st.detail
+    assert processes_under([ctx.lab_dir]) == []
+    assert "kvm" not in ctx.state()
+
+
 _DEV_KVM_MODE = os.stat("/dev/kvm").st_mode & 0o777 if os.path.exists("/dev/kvm") else 0
