@@ -307,7 +307,7 @@ class VspherePlatform:
         return str(props.get("info.state", "")), props.get("info.error"), props.get("info.result")
 
     def _retrieve(
-        self, vim_type: Any, paths: Sequence[str], root: Any = None
+        self, vim_type: Any, paths: Sequence[str], root: Any = None, *more_types: Any
     ) -> list[tuple[Any, dict[str, Any]]]:
         """``[(object, {path: value})]`` for every object of a type under ``root``, one round trip."""
         content = self.content
@@ -316,7 +316,7 @@ class VspherePlatform:
             "inventory",
             content.viewManager.CreateContainerView,
             root or content.rootFolder,
-            [vim_type],
+            [vim_type, *more_types],
             True,
         )
         try:
@@ -330,7 +330,8 @@ class VspherePlatform:
                     )
                 ],
                 propSet=[
-                    vmodl.query.PropertyCollector.PropertySpec(type=vim_type, pathSet=list(paths))
+                    vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths))
+                    for t in (vim_type, *more_types)
                 ],
             )
             options = vmodl.query.PropertyCollector.RetrieveOptions()
@@ -391,9 +392,31 @@ class VspherePlatform:
             root = found[0]
         return root
 
+    def _names(self, *vim_types: Any) -> dict[str, str]:
+        """``{managed object id: name}`` of every object of these types, in one read."""
+        rows = self._retrieve(vim_types[0], ["name"], None, *vim_types[1:])
+        return {obj._moId: str(props.get("name")) for obj, props in rows}
+
     def _hosts_raw(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Hosts in scope with their properties; references to the parent, datastores and
+        networks are resolved to names here, three reads in all, instead of one read per
+        reference."""
         rows = self._retrieve(vim.HostSystem, HOST_PROPERTIES, self._scope_root())
         self._host_objs = {str(props.get("name")): obj for obj, props in rows}
+        if rows:
+            # Managed object ids are unique across types, so one map serves all three.
+            names = self._names(vim.ComputeResource, vim.Datastore, vim.Network)
+            parents = stores = networks = names
+            for _obj, props in rows:
+                parent = props.get("parent")
+                props["parent.name"] = parents.get(getattr(parent, "_moId", ""), "")
+                props["parent.is_cluster"] = isinstance(parent, vim.ClusterComputeResource)
+                props["datastore"] = [
+                    stores.get(d._moId, d._moId) for d in props.get("datastore") or []
+                ]
+                props["network"] = [
+                    networks.get(n._moId, n._moId) for n in props.get("network") or []
+                ]
         return sorted(rows, key=lambda row: str(row[1].get("name")))
 
     def _host_obj(self, name: str | None) -> Any:
@@ -945,7 +968,6 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
     network = props.get("config.network")
     dt = props.get("config.dateTimeInfo")
     services = getattr(props.get("config.service"), "service", None) or []
-    parent = props.get("parent")
     release = getattr(bios, "releaseDate", None)
     dns = getattr(network, "dnsConfig", None)
     ntp = getattr(dt, "ntpConfig", None)
@@ -980,11 +1002,11 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
                 "duplex": bool(speed.duplex) if speed is not None else None,
             }
         )
-    parent_name = _text(getattr(parent, "name", None))
+    parent_name = _text(props.get("parent.name"))
     threads = int(getattr(cpu, "numCpuThreads", 0) or 0)
     return {
         "name": _text(props.get("name")),
-        "cluster": parent_name if isinstance(parent, vim.ClusterComputeResource) else None,
+        "cluster": parent_name if props.get("parent.is_cluster") else None,
         "hardware": {
             "vendor": _text(getattr(system, "vendor", None)),
             "model": _text(getattr(system, "model", None)),
@@ -1034,8 +1056,8 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
         "vswitches": vswitches,
         "portgroups": portgroups,
         "pnics": pnics,
-        "datastores": sorted(_text(getattr(d, "name", "")) for d in props.get("datastore") or []),
-        "networks": sorted(_text(getattr(n, "name", "")) for n in props.get("network") or []),
+        "datastores": sorted(_text(d) for d in props.get("datastore") or []),
+        "networks": sorted(_text(n) for n in props.get("network") or []),
         "connection_state": _text(props.get("runtime.connectionState")),
         "in_maintenance": bool(props.get("runtime.inMaintenanceMode")),
         "overall_status": _text(props.get("overallStatus")),

@@ -96,11 +96,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VsphereLab]:
 
 
 def _write_inventory(path: Path, inventory: dict[str, Any]) -> Path:
-    class NoAliases(yaml.SafeDumper):
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
-
-    path.write_text(yaml.dump(inventory, Dumper=NoAliases, sort_keys=False))
+    # A JSON round trip copies shared values, so the YAML has no anchors and aliases.
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(inventory)), sort_keys=False))
     return path
 
 
