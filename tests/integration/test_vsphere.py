@@ -353,3 +353,28 @@ def test_platform_errors_give_error_verdicts_and_one_line(
     for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
         assert _no_secret_under(tmp_path, lab.password(inst)) == []
         assert lab.password(inst) not in done.stdout + done.stderr
+
+
+def test_no_password_in_the_ansible_run_artifacts(
+    lab: VsphereLab, executor_state: Path, tmp_path: Path
+) -> None:
+    """The runner's artifacts (Ansible's stdout, the command line, the environment it was
+    given) hold no password either."""
+    from qualification.execution.runner import PlaybookRun, run_playbook
+    from qualification.spec.change import new_run_id
+    from qualification.timeutil import utc_now
+
+    inventory = _write_inventory(tmp_path / "hosts.yml", lab.inventory)
+    artifacts = tmp_path / "artifacts"
+    outcome = run_playbook(PlaybookRun(
+        playbook="qualify.yml", inventory=inventory,
+        extravars={"vqual_spec": str(SPEC), "vqual_change_id": "CHG0000503",
+                   "vqual_run_id": new_run_id(utc_now())},
+        key_file=executor_state / "keys" / "executor.pem", evidence_dir=tmp_path / "evidence",
+        state_dir=executor_state, initiator="test", keep_artifacts=artifacts,
+    ))
+    assert outcome.rc == 0 and outcome.failed == {}, outcome
+    stdout = [p for p in artifacts.rglob("stdout") if p.is_file()]
+    assert stdout and b"vc-default" in stdout[0].read_bytes()
+    for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
+        assert _no_secret_under(tmp_path, lab.password(inst)) == []
