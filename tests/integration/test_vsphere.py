@@ -378,3 +378,27 @@ def test_no_password_in_the_ansible_run_artifacts(
     assert stdout and b"vc-default" in stdout[0].read_bytes()
     for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
         assert _no_secret_under(tmp_path, lab.password(inst)) == []
+
+
+def test_oq_lifecycle_on_a_throwaway_vm(lab: VsphereLab) -> None:
+    """Every step runs and is recorded; the simulator's revert only moves the current-snapshot
+    pointer (the VM stays stopped), so that step fails there instead of passing."""
+    from qualification.platforms.vsphere import probe
+
+    ep = lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")
+    observations, changed = probe(
+        ep, [{"key": "oq", "method": "oq_lifecycle", "args": {}}], run_id="20260101T000000Z-abc123"
+    )
+    oq = observations["oq"]
+    assert changed and oq["error"] is None
+    steps = oq["value"]["steps"]
+    for step in ("define", "start", "snapshot_create", "stop", "snapshot_delete", "undefine"):
+        assert steps[step]["verdict"] == "pass", (step, steps[step])
+    assert steps["snapshot_revert"]["verdict"] == "fail"
+    assert "stopped after revert" in steps["snapshot_revert"]["reason"]
+    assert [a["name"] for a in oq["actions"]][:2] == ["vm.define", "vm.start"]
+    assert oq["value"]["cleanup"]["verdict"] == "pass"
+    with VspherePlatform(ep) as vc:
+        assert not vc.vm_exists("vqual-oq-20260101T000000Z-abc123")
+    checked, _ = probe(ep, [{"key": "oq", "method": "oq_lifecycle", "args": {}}], check_mode=True)
+    assert checked["oq"]["not_executed"] == "check mode"
