@@ -353,6 +353,8 @@ def test_platform_errors_give_error_verdicts_and_one_line(
     for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
         assert _no_secret_under(tmp_path, lab.password(inst)) == []
         assert lab.password(inst) not in done.stdout + done.stderr
+    # A password written into the inventory itself is redacted from the inventory snapshot.
+    assert _no_secret_under(tmp_path / "evidence", "not-the-password") == []
 
 
 def test_no_password_in_the_ansible_run_artifacts(
