@@ -1,7 +1,7 @@
 """The lab's KVM cluster: chroot hosts, each with its own sshd, virtlogd and libvirtd.
 
 Each "physical" KVM host (``kvm1`` on 127.0.0.11, ``kvm2`` on 127.0.0.12) is an overlay on
-one cached debootstrap base, run inside its own mount, UTS and PID namespaces
+one cached base (mmdebstrap or debootstrap), run inside its own mount, UTS and PID namespaces
 (``unshare --mount --uts --pid --fork``) under a PID 1 (``vqual-init``) that starts the host's
 daemons and reaps. It has its own hostname, package database, sshd on its address (root by
 the lab's SSH key), and libvirtd answering at ``qemu+tcp://<address>/system``. Guests are TCG
@@ -842,7 +842,9 @@ class KvmCluster:
     def package_version(self, ctx: LabContext, host: str, package: str) -> str | None:
         """The installed version of ``package`` in ``host``'s own dpkg database."""
         proc = self.exec(ctx, host, ["dpkg-query", "-W", "-f=${Version}", package])
-        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip() or None
 
     def restart_service(self, ctx: LabContext, host: str, service: str) -> None:
         """Restart one of a host's services (its PID 1 starts it again) and wait for it."""
