@@ -29,6 +29,7 @@ _KNOWN: dict[str, tuple[str, str]] = {
     # The guests wait for kvm themselves (its up is serialised), so all may start together.
     "guests": ("qualification.lab.guests", "Guests"),
     "vcsim": ("qualification.lab.vcsim", "VcsimComponent"),
+    "winrm": ("qualification.lab.winrm_standin", "WinRMStandIn"),
 }
 _FACTORIES: dict[str, Callable[[], LabComponent]] = {}
 _INSTANCES: dict[str, LabComponent] = {}

@@ -33,7 +33,7 @@ from qualification.lab.kvm import (
 )
 
 HOSTS = {h.name: h.address for h in hosts_from_env()}
-PRIVATE = (KvmHost("kvm1", "127.0.0.151"), KvmHost("kvm2", "127.0.0.152"))
+PRIVATE = (KvmHost("kvm1", "127.0.0.171"), KvmHost("kvm2", "127.0.0.172"))
 
 pytestmark = pytest.mark.lab
 
