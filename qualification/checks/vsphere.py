@@ -384,6 +384,28 @@ class VsphereTime:
 
 
 @dataclass
+class VsphereAdvancedOption:
+    """An ESXi advanced option on each host (ESX-05, ESX-06, ESX-07, ESX-11, ESX-17)."""
+
+    name: str = "vsphere_advanced_option"
+    description: str = (
+        "an advanced option of each ESXi host (UserVars.*, Security.*, Syslog.*, Net.*, "
+        "Mem.*, Config.HostAgent.*); not-executed where no host has the option"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if not isinstance(params.get("key"), str) or not params["key"]:
+            return f"{self.name}: parameter key (an advanced option name) is required"
+        return _unknown_params(self.name, params, {"key", "host"}) or _host_param(self.name, params)
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "advanced", {"key": params["key"]})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return per_host(value, params.get("host"))
+
+
+@dataclass
 class VsphereClusterHomogeneity:
     """Every host of the cluster holds the same value of each attribute (VC-06, HW-03)."""
 
@@ -542,6 +564,7 @@ for _check in (
     VsphereAbout(),
     VsphereHost(),
     VsphereTime(),
+    VsphereAdvancedOption(),
     VsphereClusterHomogeneity(),
     VsphereHcl(),
     VsphereVswitchSecurity(),

@@ -691,6 +691,37 @@ class VspherePlatform:
         del obj
         return facts
 
+    def advanced_option(self, key: str) -> dict[str, Any]:
+        """``{host: value}`` of the advanced option ``key`` on every host in scope, read with
+        ``configManager.advancedOption.QueryOptions``; a host without that option is left out.
+        """
+        rows = self._retrieve(
+            vim.HostSystem, ["name", "configManager.advancedOption"], self._scope_root()
+        )
+        values: dict[str, Any] = {}
+        for _obj, props in sorted(rows, key=lambda row: str(row[1].get("name"))):
+            name = str(props.get("name"))
+            manager = props.get("configManager.advancedOption")
+            if manager is None:
+                continue
+            try:
+                found = self._call(
+                    "read advanced option", f"{key} of {name}", manager.QueryOptions, key
+                )
+            except PlatformError as exc:
+                if "InvalidName" in exc.message:  # the host has no such option
+                    continue
+                raise
+            for option in found or []:
+                if option.key == key:
+                    value = option.value
+                    values[name] = (
+                        value
+                        if isinstance(value, (bool, int, float, str)) or value is None
+                        else str(value)
+                    )
+        return values
+
     def vm_exists(self, name: str) -> bool:
         return any(
             props.get("name") == name
@@ -1066,7 +1097,18 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- probe: what the controller-side ``vsphere`` probe answers ---------------------------------
 
-IQ_METHODS = ("about", "hosts", "time", "hcl", "clusters", "datastores", "networks", "vm", "vms")
+IQ_METHODS = (
+    "about",
+    "hosts",
+    "time",
+    "advanced",
+    "hcl",
+    "clusters",
+    "datastores",
+    "networks",
+    "vm",
+    "vms",
+)
 OQ_METHODS = ("oq_lifecycle",)
 
 
@@ -1154,6 +1196,21 @@ def _iq(session: _Session, method: str, args: Mapping[str, Any]) -> dict[str, An
             raw=_raw(hosts),
             method=f"vSphere HostSystem.hardware.{{systemInfo,biosInfo}}, config.product against HCL {args.get('hcl')} {where}",
         )
+    if method == "advanced":
+        key = args.get("key")
+        if not isinstance(key, str) or not key:
+            raise BadArgs("advanced: argument 'key' (an advanced option name) is required")
+        found = platform.advanced_option(key)
+        names = [h["name"] for h in session.hosts()]
+        method_text = f"vSphere HostSystem.configManager.advancedOption.QueryOptions({key}) {where}"
+        if not found:
+            return _observation(
+                method=method_text,
+                not_executed=f"no host has the advanced option {key} ({', '.join(names)})",
+            )
+        # A host that lacks an option others have reads as None, so it fails and is named.
+        value = {name: found.get(name) for name in names}
+        return _observation(value=value, raw=_raw(value), method=method_text)
     if method == "clusters":
         value = [c.to_json() for c in platform.clusters()]
         return _observation(

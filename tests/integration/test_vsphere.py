@@ -274,6 +274,12 @@ def test_what_the_simulator_does_not_report_is_not_executed(
     ntp = results[("vc-default", "IQ-VS-040")]
     assert ntp["verdict"] == "not-executed"
     assert "does not report config.dateTimeInfo" in ntp["reason"]
+    # The simulator knows one advanced option (Config.HostAgent.log.level) and no other.
+    assert results[("esx-standalone", "IQ-VS-060")]["verdict"] == "pass"
+    for test_id in ("IQ-VS-061", "IQ-VS-062", "IQ-VS-063", "IQ-VS-064"):
+        skipped = results[("esx-standalone", test_id)]
+        assert skipped["verdict"] == "not-executed" and skipped["observed"] is None
+        assert skipped["reason"].startswith("no host has the advanced option ")
 
 
 def test_homogeneity_finding_names_the_host_and_both_values(

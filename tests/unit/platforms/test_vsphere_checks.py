@@ -309,3 +309,15 @@ def test_the_shipped_lab_inventory_is_what_the_lab_serves() -> None:
     }
     site = yaml.safe_load((REPO / "inventories/vsphere-lab/group_vars/all.yml").read_text())
     assert "password" not in json.dumps(site).lower()
+
+
+def test_advanced_option_per_host_and_missing_on_one_host() -> None:
+    agree = _decide("vsphere_advanced_option", {"h1": 600, "h2": 600},
+                    {"key": "UserVars.ESXiShellInteractiveTimeOut"}, {"op": "range", "max": 900})
+    assert (agree.verdict, agree.observed) == ("pass", 600)
+    # A host without the option reads as None and is named.
+    one_missing = _decide("vsphere_advanced_option", {"h1": 1, "h2": None},
+                          {"key": "Net.BlockGuestBPDU"}, {"op": "equals", "value": 1})
+    assert (one_missing.verdict, one_missing.observed) == ("fail", {"h1": 1, "h2": None})
+    assert checks.validate_params("vsphere_advanced_option", {}) == (
+        "vsphere_advanced_option: parameter key (an advanced option name) is required")
