@@ -678,7 +678,7 @@ class VspherePlatform:
 
     def vm_details(self, name: str) -> dict[str, Any]:
         """A VM's facts plus vSphere-only ones (hardware version, cores per socket, template)."""
-        obj, props = self._vm_obj(name)
+        _obj, props = self._vm_obj(name)
         facts = self._vm_facts(props).to_json()
         cfg = props.get("config")
         hw = getattr(cfg, "hardware", None)
@@ -688,7 +688,6 @@ class VspherePlatform:
             template=bool(getattr(cfg, "template", False)),
             guest_id=_text(getattr(cfg, "guestId", None)),
         )
-        del obj
         return facts
 
     def advanced_option(self, key: str) -> dict[str, Any]:
@@ -803,7 +802,7 @@ class VspherePlatform:
         return self.vm(name)
 
     def snapshots(self, vm: str) -> list[SnapshotFacts]:
-        obj, props = self._vm_obj(vm)
+        _obj, props = self._vm_obj(vm)
         tree = props.get("snapshot")
         current = getattr(tree, "currentSnapshot", None)
         out = []
@@ -818,7 +817,6 @@ class VspherePlatform:
                     created=int(created.timestamp()) if isinstance(created, datetime) else None,
                 )
             )
-        del obj
         return out
 
     def _snapshot_obj(self, vm: str, name: str) -> Any:
