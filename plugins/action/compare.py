@@ -19,7 +19,7 @@ if HAS_QUALIFICATION:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("plan", "results_var"))
+    _VALID_ARGS = frozenset(("plan", "plan_var", "results_var"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -27,7 +27,11 @@ class ActionModule(ActionBase):
         if not HAS_QUALIFICATION:
             result.update(failed=True, msg=MISSING_QUALIFICATION.format(error=QUALIFICATION_IMPORT_ERROR))
             return result
-        plan = self._task.args.get("plan") or {}
+        plan = self._task.args.get("plan")
+        if not plan:
+            # The plan registered by the plan task, read without templating it into this
+            # task's arguments (a large plan costs seconds to template).
+            plan = (task_vars.get(self._task.args.get("plan_var", "vqual_run")) or {}).get("vqual_plan") or {}
         var = self._task.args.get("results_var", "vqual_host_result")
         hostvars = task_vars.get("hostvars", {})
         tests_by_target = {t["name"]: t.get("tests", []) for t in plan.get("targets", [])}

@@ -25,7 +25,7 @@ _TARGET_MODULES = {"host": "vqual.qualification.host_probe"}
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("plan",))
+    _VALID_ARGS = frozenset(("plan", "plan_var"))
 
     def _observe_on_target(self, probe, requests, task_vars):
         outcome = self._execute_module(
@@ -44,7 +44,11 @@ class ActionModule(ActionBase):
         if not HAS_QUALIFICATION:
             result.update(failed=True, msg=MISSING_QUALIFICATION.format(error=QUALIFICATION_IMPORT_ERROR))
             return result
-        plan = self._task.args.get("plan") or {}
+        plan = self._task.args.get("plan")
+        if not plan:
+            # The plan registered by the plan task, read without templating it into this
+            # task's arguments (a large plan costs seconds to template).
+            plan = (task_vars.get(self._task.args.get("plan_var", "vqual_run")) or {}).get("vqual_plan") or {}
         target = task_vars.get("inventory_hostname")
         tests = []
         for planned in plan.get("targets", []):

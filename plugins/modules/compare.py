@@ -24,9 +24,14 @@ version_added: "0.1.0"
 author: vqual developers
 options:
   plan:
-    description: The C(vqual_plan) returned by M(vqual.qualification.plan).
+    description:
+      - The C(vqual_plan) returned by M(vqual.qualification.plan).
+      - When omitted, it is read from the variable named by O(plan_var) without templating.
     type: dict
-    required: true
+  plan_var:
+    description: The variable the plan task's result was registered in.
+    type: str
+    default: vqual_run
   results_var:
     description: Name of the variable each host registered the qualify task's result in.
     type: str
@@ -41,7 +46,7 @@ attributes:
 EXAMPLES = r"""
 - name: Compare hosts
   vqual.qualification.compare:
-    plan: "{{ vqual_run.vqual_plan }}"
+    plan_var: vqual_run
   run_once: true
 """
 

@@ -27,9 +27,14 @@ version_added: "0.1.0"
 author: vqual developers
 options:
   plan:
-    description: The C(vqual_plan) returned by M(vqual.qualification.plan).
+    description:
+      - The C(vqual_plan) returned by M(vqual.qualification.plan).
+      - When omitted, it is read from the variable named by O(plan_var) without templating.
     type: dict
-    required: true
+  plan_var:
+    description: The variable the plan task's result was registered in.
+    type: str
+    default: vqual_run
 attributes:
   check_mode:
     support: full
@@ -41,7 +46,7 @@ attributes:
 EXAMPLES = r"""
 - name: Qualify the host
   vqual.qualification.qualify:
-    plan: "{{ vqual_run.vqual_plan }}"
+    plan_var: vqual_run
   register: vqual_host_result
 """
 
