@@ -477,12 +477,15 @@ def lab() -> None:
 @lab.command("up")
 @click.option("--component", "components", multiple=True,
               help="Only this component (repeatable); default all.")
+@click.option("--vary", "variations", multiple=True, metavar="HOST:KIND",
+              help="Switch on a per-host variation, e.g. kvm2:loose-mode or kvm2:pkg-version "
+              "(repeatable), so tests can provoke findings.")
 @domain_errors
-def lab_up(components: tuple[str, ...]) -> None:
+def lab_up(components: tuple[str, ...], variations: tuple[str, ...]) -> None:
     """Start the lab (idempotent) and write inventories/lab/."""
     from qualification.lab import manager
 
-    statuses = manager.up(list(components) or None)
+    statuses = manager.up(list(components) or None, vary=list(variations))
     _print_lab(statuses)
     if any(s.state != "running" for s in statuses):
         sys.exit(EXIT_INCOMPLETE)
