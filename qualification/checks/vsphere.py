@@ -431,9 +431,21 @@ class VsphereClusterHomogeneity:
         return ProbeRequest("vsphere", "hosts", {})
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        # Hosts are compared within their own cluster; an endpoint scoped to one cluster
+        # (vqual_vsphere_cluster) has one group, and its findings carry no cluster prefix.
+        clusters: dict[str, list[Mapping[str, Any]]] = {}
+        for host in value:
+            clusters.setdefault(str(host.get("cluster") or ""), []).append(host)
         findings: list[str] = []
-        for attribute in params["attributes"]:
-            findings.extend(differences(value, attribute, HOMOGENEITY[attribute]))
+        for cluster in sorted(clusters):
+            prefix = f"cluster {cluster}: " if len(clusters) > 1 and cluster else ""
+            if len(clusters) > 1 and not cluster:
+                continue  # standalone hosts managed by the vCenter belong to no cluster
+            for attribute in params["attributes"]:
+                findings.extend(
+                    prefix + f
+                    for f in differences(clusters[cluster], attribute, HOMOGENEITY[attribute])
+                )
         return findings
 
 

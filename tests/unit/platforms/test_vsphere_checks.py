@@ -321,3 +321,15 @@ def test_advanced_option_per_host_and_missing_on_one_host() -> None:
     assert (one_missing.verdict, one_missing.observed) == ("fail", {"h1": 1, "h2": None})
     assert checks.validate_params("vsphere_advanced_option", {}) == (
         "vsphere_advanced_option: parameter key (an advanced option name) is required")
+
+
+def test_homogeneity_compares_hosts_within_their_cluster() -> None:
+    hosts = [
+        _host("a1", cluster="A"), _host("a2", cluster="A", bios__version="2.17.0"),
+        _host("b1", cluster="B", bios__version="3.0"), _host("b2", cluster="B", bios__version="3.0"),
+        _host("solo", cluster=None, bios__version="9.9"),
+    ]
+    outcome = _decide("vsphere_cluster_homogeneity", hosts, {"attributes": ["bios_version"]},
+                      {"op": "absent"})
+    # equal groups: ordered by value
+    assert outcome.observed == ['cluster A: bios_version differs: a2 has "2.17.0"; a1 has "2.19.1"']
