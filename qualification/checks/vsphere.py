@@ -91,6 +91,17 @@ HOMOGENEITY = {
     "datastores": "datastores",
     "networks": "networks",
 }
+CLUSTER_FIELDS = (
+    "ha_enabled",
+    "ha_host_monitoring",
+    "ha_admission_control",
+    "ha_admission_policy",
+    "ha_failover_level",
+    "drs_enabled",
+    "drs_behavior",
+    "rules",
+    "hosts",
+)
 VSWITCH_SETTINGS = ("allowPromiscuous", "macChanges", "forgedTransmits")
 VM_FIELDS = (
     "power_state",
@@ -406,6 +417,40 @@ class VsphereAdvancedOption:
 
 
 @dataclass
+class VsphereCluster:
+    """HA and DRS settings of the cluster in scope (VC-02, VC-03, VC-04)."""
+
+    name: str = "vsphere_cluster"
+    description: str = (
+        "HA (enabled, host monitoring, admission control and policy, failover level) and DRS "
+        "(enabled, automation level, rules) of each cluster in scope (VC-02, VC-04)"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "field" not in params:
+            return f"{self.name}: parameter field is required"
+        if "cluster" in params and (
+            not isinstance(params["cluster"], str) or not params["cluster"]
+        ):
+            return f"{self.name}: parameter cluster must be a cluster name"
+        return _unknown_params(self.name, params, {"field", "cluster"}) or _one_of(
+            self.name, "field", params["field"], CLUSTER_FIELDS
+        )
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "clusters", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        field = params["field"]
+        values = {
+            c["name"]: c["hosts"] if field == "hosts" else c["attributes"].get(field) for c in value
+        }
+        if not values:
+            raise ValueError("the endpoint has no cluster in scope")
+        return per_host(values, params.get("cluster"))
+
+
+@dataclass
 class VsphereClusterHomogeneity:
     """Every host of the cluster holds the same value of each attribute (VC-06, HW-03)."""
 
@@ -577,6 +622,7 @@ for _check in (
     VsphereHost(),
     VsphereTime(),
     VsphereAdvancedOption(),
+    VsphereCluster(),
     VsphereClusterHomogeneity(),
     VsphereHcl(),
     VsphereVswitchSecurity(),

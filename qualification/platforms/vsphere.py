@@ -508,23 +508,31 @@ class VspherePlatform:
         raise PlatformError(f"host {name!r} not found", where=self.endpoint)
 
     def clusters(self) -> list[ClusterFacts]:
-        rows = self._retrieve(vim.ClusterComputeResource, ["name", "host", "configurationEx"])
+        """Clusters in scope (the endpoint's ``cluster``, else all) with HA and DRS settings."""
+        rows = self._retrieve(
+            vim.ClusterComputeResource,
+            ["name", "host", "configurationEx"],
+            self._scope_root(cluster=False),
+        )
+        if self._ep.cluster:
+            rows = [row for row in rows if row[1].get("name") == self._ep.cluster]
+        names = self._names(vim.HostSystem) if rows else {}
         out = []
         for _obj, props in rows:
-            hosts = tuple(
-                sorted(
-                    self._call("read", "cluster hosts", lambda h=h: h.name)
-                    for h in props.get("host") or []
-                )
-            )
+            hosts = tuple(sorted(names.get(h._moId, h._moId) for h in props.get("host") or []))
             cfg = props.get("configurationEx")
             das = getattr(cfg, "dasConfig", None)
             drs = getattr(cfg, "drsConfig", None)
+            policy = getattr(das, "admissionControlPolicy", None)
             attributes = {
                 "ha_enabled": bool(getattr(das, "enabled", False)),
+                "ha_host_monitoring": _text(getattr(das, "hostMonitoring", None)),
                 "ha_admission_control": bool(getattr(das, "admissionControlEnabled", False)),
+                "ha_admission_policy": type(policy).__name__.rsplit(".", 1)[-1] if policy else "",
+                "ha_failover_level": int(getattr(policy, "failoverLevel", 0) or 0),
                 "drs_enabled": bool(getattr(drs, "enabled", False)),
                 "drs_behavior": _text(getattr(drs, "defaultVmBehavior", None)),
+                "rules": sorted(_text(r.name) for r in getattr(cfg, "rule", None) or []),
             }
             out.append(
                 ClusterFacts(name=str(props.get("name")), hosts=hosts, attributes=attributes)

@@ -265,6 +265,10 @@ def test_simulator_defaults_fail_their_security_checks(qualified: tuple[dict[str
         assert not any("allowPromiscuous" in f for f in vswitch["observed"])  # false by default
         assert results[(target, "IQ-VS-054")]["observed"] == "on"  # snmpd policy
         assert results[(target, "IQ-VS-051")]["verdict"] == "pass"  # TSM-SSH stopped
+    # HA is off in the simulator's cluster; DRS is on.
+    assert results[("vc-default", "IQ-VS-025")]["observed"] is False
+    assert results[("vc-default", "IQ-VS-025")]["verdict"] == "fail"
+    assert results[("vc-default", "IQ-VS-027")]["verdict"] == "pass"
 
 
 def test_what_the_simulator_does_not_report_is_not_executed(

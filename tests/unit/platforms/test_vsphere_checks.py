@@ -333,3 +333,17 @@ def test_homogeneity_compares_hosts_within_their_cluster() -> None:
                       {"op": "absent"})
     # equal groups: ordered by value
     assert outcome.observed == ['cluster A: bios_version differs: a2 has "2.17.0"; a1 has "2.19.1"']
+
+
+def test_cluster_settings() -> None:
+    clusters = [{"name": "C1", "hosts": ["h1", "h2"],
+                 "attributes": {"ha_enabled": False, "drs_enabled": True}}]
+    ha = _decide("vsphere_cluster", clusters, {"field": "ha_enabled"},
+                 {"op": "equals", "value": True})
+    assert (ha.verdict, ha.observed) == ("fail", False)
+    hosts = _decide("vsphere_cluster", clusters, {"field": "hosts"},
+                    {"op": "contains", "value": "h2"})
+    assert hosts.verdict == "pass"
+    none = checks.evaluate(checks.get_check("vsphere_cluster"), Observation(value=[]),
+                           {"field": "drs_enabled"}, {"op": "equals", "value": True})
+    assert none.verdict == "error" and "no cluster in scope" in (none.reason or "")
