@@ -277,7 +277,10 @@ def hcl_findings(hosts: Sequence[Mapping[str, Any]], entries: Sequence[HclEntry]
         version = str(_at(host, "product.version") or "")
         matches = [e for e in entries if e.vendor == vendor and e.model == model]
         if not matches:
-            findings.append(f"{name}: server {vendor!r} {model!r} is not on the HCL")
+            servers = sorted({f"{e.vendor} {e.model}" for e in entries})
+            findings.append(
+                f"{name}: server {vendor!r} {model!r} is not on the HCL (listed: {'; '.join(servers)})"
+            )
             continue
         listed_fw = sorted({fw for e in matches for fw in e.firmware})
         if not any(fnmatch.fnmatchcase(bios, fw) for fw in listed_fw):

@@ -305,7 +305,12 @@ def test_hcl_finding_names_the_host_and_its_hardware(qualified: tuple[dict[str, 
     results = _results(qualified[1])
     hcl = results[("vc-variant", "IQ-VS-010")]
     assert hcl["verdict"] == "fail"
-    assert hcl["observed"] == ["DC0_C0_H1: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL"]
+    assert hcl["observed"] == [
+        (
+            "DC0_C0_H1: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL (listed: Dell Inc. "
+            "PowerEdge R650; HPE ProLiant DL360 Gen10 Plus)"
+        )
+    ]
     # The lab's standalone ESXi runs the listed model and the cluster's baseline BIOS.
     esx = results[("esx-standalone", "IQ-VS-010")]
     assert (esx["verdict"], esx["observed"]) == ("pass", [])

@@ -206,7 +206,10 @@ def test_hcl_findings_name_host_and_values() -> None:
     ]
     assert hcl_findings(hosts, entries) == [
         "bios: Dell Inc. PowerEdge R650 BIOS '1.0.0' is not on the HCL (listed: 2.17.0, 2.19.1)",
-        "model: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL",
+        (
+            "model: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL (listed: Dell Inc. "
+            "PowerEdge R650; HPE ProLiant DL360 Gen10 Plus)"
+        ),
         (
             "version: Dell Inc. PowerEdge R650 is not certified for VMware ESXi 9.0.0 (HCL lists "
             "VMware ESXi 6.5.0, 7.0.3, 8.0.*)"
