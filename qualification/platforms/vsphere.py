@@ -151,7 +151,14 @@ class VspherePlatform:
         self.endpoint = endpoint.url
         self._secrets = tuple(s for s in (endpoint.password,) if s)
         if endpoint.validate_certs:
-            context = ssl.create_default_context(cafile=endpoint.ca_file)
+            try:
+                context = ssl.create_default_context(cafile=endpoint.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise PlatformError(
+                    f"connect failed: cannot load CA file {endpoint.ca_file}: "
+                    f"{self._clean(getattr(exc, 'strerror', None) or str(exc))}",
+                    where=self.endpoint,
+                ) from None
         else:
             context = ssl._create_unverified_context()  # explicit opt-out (lab, self-signed)
         smart_stub: Any = pyvim_connect.SmartStubAdapter

@@ -144,10 +144,16 @@ def test_adapter_reads_about_hosts_and_vms(lab: VsphereLab) -> None:
         assert esx.host().name == "localhost.localdomain"  # the only host, no name needed
 
 
-def test_tls_is_verified_unless_opted_out(lab: VsphereLab) -> None:
+def test_tls_is_verified_unless_opted_out(lab: VsphereLab, tmp_path: Path) -> None:
     ep = dataclasses.replace(lab.endpoint(DEFAULT_VC), validate_certs=True)
     with pytest.raises(PlatformError, match="certificate not trusted"):
         VspherePlatform(ep)
+    # Trusting the simulator's own certificate (the lab writes it out) verifies for real.
+    cert = lab.ctx.run_dir / "vcsim" / f"{DEFAULT_VC.key}.crt"
+    with VspherePlatform(dataclasses.replace(ep, ca_file=str(cert))) as vc:
+        assert vc.about().product == "VMware vCenter Server"
+    with pytest.raises(PlatformError, match="cannot load CA file"):
+        VspherePlatform(dataclasses.replace(ep, ca_file=str(tmp_path / "missing.pem")))
 
 
 def test_platform_errors_are_one_line_without_the_password(lab: VsphereLab) -> None:
