@@ -312,6 +312,20 @@ def _host_param(name: str, params: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _settings_error(name: str, params: Mapping[str, Any]) -> str | None:
+    bad = _unknown_params(name, params, {"settings"})
+    if bad:
+        return bad
+    settings = params.get("settings", list(VSWITCH_SETTINGS))
+    if (
+        not isinstance(settings, list)
+        or not settings
+        or any(s not in VSWITCH_SETTINGS for s in settings)
+    ):
+        return f"{name}: parameter settings must be a list of {', '.join(VSWITCH_SETTINGS)}"
+    return None
+
+
 @dataclass
 class VsphereAbout:
     """``ServiceContent.about`` of the endpoint (VC-01; ESX-01 on a standalone ESXi)."""
@@ -541,19 +555,7 @@ class VsphereVswitchSecurity:
     )
 
     def validate_params(self, params: Mapping[str, Any]) -> str | None:
-        bad = _unknown_params(self.name, params, {"settings"})
-        if bad:
-            return bad
-        settings = params.get("settings", list(VSWITCH_SETTINGS))
-        if (
-            not isinstance(settings, list)
-            or not settings
-            or any(s not in VSWITCH_SETTINGS for s in settings)
-        ):
-            return (
-                f"{self.name}: parameter settings must be a list of {', '.join(VSWITCH_SETTINGS)}"
-            )
-        return None
+        return _settings_error(self.name, params)
 
     def request(self, params: Mapping[str, Any]) -> ProbeRequest:
         return ProbeRequest("vsphere", "hosts", {})
@@ -570,6 +572,36 @@ class VsphereVswitchSecurity:
                         findings.append(
                             f"{host['name']} {kind} {item['name']!r}: {setting} is {_show(item['security'].get(setting))}, want false"
                         )
+        return findings
+
+
+@dataclass
+class VsphereDvPortgroupSecurity:
+    """Distributed port group security policy (VC-08)."""
+
+    name: str = "vsphere_dvportgroup_security"
+    description: str = (
+        "promiscuous mode, MAC address changes and forged transmits are rejected on every "
+        "distributed port group in scope (VC-08); not-executed where the endpoint reports no policy"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        return _settings_error(self.name, params)
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "dvportgroups", {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        settings = params.get("settings", list(VSWITCH_SETTINGS))
+        findings: list[str] = []
+        for group in value:
+            security = group["security"] or {}
+            for setting in settings:
+                if security.get(setting) is not False:
+                    findings.append(
+                        f"distributed port group {group['name']!r}: {setting} is "
+                        f"{_show(security.get(setting))}, want false"
+                    )
         return findings
 
 
@@ -629,6 +661,7 @@ for _check in (
     VsphereClusterHomogeneity(),
     VsphereHcl(),
     VsphereVswitchSecurity(),
+    VsphereDvPortgroupSecurity(),
     VsphereVm(),
     VsphereOq(),
 ):

@@ -705,6 +705,42 @@ class VspherePlatform:
         )
         return facts
 
+    def dvportgroups(self) -> list[dict[str, Any]]:
+        """Distributed port groups in scope (uplink port groups left out) with the security
+        policy of their default port configuration; ``security`` is None where the endpoint
+        reports none."""
+        rows = self._retrieve(
+            vim.dvs.DistributedVirtualPortgroup,
+            ["name", "config.defaultPortConfig", "config.uplink", "tag"],
+            self._scope_root(cluster=False),
+        )
+        # Uplink port groups carry the switch's physical NICs, not VMs. vCenter marks them three
+        # ways (config.uplink, the tag SYSTEM/DVS.UPLINKPG, the switch's uplinkPortgroup);
+        # the simulator sets none of them, so there its uplink port group is listed too.
+        uplinks = {
+            pg._moId
+            for _obj, props in self._retrieve(
+                vim.DistributedVirtualSwitch,
+                ["config.uplinkPortgroup"],
+                self._scope_root(cluster=False),
+            )
+            for pg in props.get("config.uplinkPortgroup") or []
+        }
+        out = []
+        for obj, props in rows:
+            tags = {getattr(t, "key", "") for t in props.get("tag") or []}
+            if props.get("config.uplink") or obj._moId in uplinks or "SYSTEM/DVS.UPLINKPG" in tags:
+                continue
+            policy = getattr(props.get("config.defaultPortConfig"), "securityPolicy", None)
+            security = None
+            if policy is not None:
+                security = {}
+                for key in ("allowPromiscuous", "macChanges", "forgedTransmits"):
+                    value = getattr(getattr(policy, key, None), "value", None)
+                    security[key] = None if value is None else bool(value)
+            out.append({"name": str(props.get("name")), "security": security})
+        return sorted(out, key=lambda pg: str(pg["name"]))
+
     def advanced_option(self, key: str) -> dict[str, Any]:
         """``{host: value}`` of the advanced option ``key`` on every host in scope, read with
         ``configManager.advancedOption.QueryOptions``; a host without that option is left out.
@@ -1115,6 +1151,7 @@ IQ_METHODS = (
     "hosts",
     "time",
     "advanced",
+    "dvportgroups",
     "hcl",
     "clusters",
     "datastores",
@@ -1224,6 +1261,18 @@ def _iq(session: _Session, method: str, args: Mapping[str, Any]) -> dict[str, An
         # A host that lacks an option others have reads as None, so it fails and is named.
         value = {name: found.get(name) for name in names}
         return _observation(value=value, raw=_raw(value), method=method_text)
+    if method == "dvportgroups":
+        groups = platform.dvportgroups()
+        method_text = (
+            f"vSphere DistributedVirtualPortgroup.config.defaultPortConfig.securityPolicy {where}"
+        )
+        unreported = [g["name"] for g in groups if g["security"] is None]
+        if groups and len(unreported) == len(groups):
+            return _observation(
+                method=method_text,
+                not_executed=f"the endpoint reports no security policy for {', '.join(unreported)}",
+            )
+        return _observation(value=groups, raw=_raw(groups), method=method_text)
     if method == "clusters":
         value = [c.to_json() for c in platform.clusters()]
         return _observation(

@@ -284,6 +284,11 @@ def test_what_the_simulator_does_not_report_is_not_executed(
     ntp = results[("vc-default", "IQ-VS-040")]
     assert ntp["verdict"] == "not-executed"
     assert "does not report config.dateTimeInfo" in ntp["reason"]
+    # The simulator's distributed port groups have no security policy in their default
+    # config (and its uplink port group is not marked as one, so it is listed too).
+    dvpg = results[("vc-default", "IQ-VS-057")]
+    assert dvpg["verdict"] == "not-executed"
+    assert dvpg["reason"].startswith("the endpoint reports no security policy for DC0_DVPG0")
     # The simulator knows one advanced option (Config.HostAgent.log.level) and no other.
     assert results[("esx-standalone", "IQ-VS-060")]["verdict"] == "pass"
     for test_id in ("IQ-VS-061", "IQ-VS-062", "IQ-VS-063", "IQ-VS-064"):

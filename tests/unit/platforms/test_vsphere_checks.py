@@ -350,3 +350,21 @@ def test_cluster_settings() -> None:
     none = checks.evaluate(checks.get_check("vsphere_cluster"), Observation(value=[]),
                            {"field": "drs_enabled"}, {"op": "equals", "value": True})
     assert none.verdict == "error" and "no cluster in scope" in (none.reason or "")
+
+
+def test_distributed_port_group_security_findings() -> None:
+    groups = [
+        {"name": "pg-app", "security": {"allowPromiscuous": False, "macChanges": False,
+                                        "forgedTransmits": False}},
+        {"name": "pg-old", "security": {"allowPromiscuous": False, "macChanges": True,
+                                        "forgedTransmits": None}},
+        {"name": "pg-none", "security": None},
+    ]
+    outcome = _decide("vsphere_dvportgroup_security", groups, {"settings": ["macChanges"]},
+                      {"op": "absent"})
+    assert outcome.observed == [
+        "distributed port group 'pg-old': macChanges is true, want false",
+        "distributed port group 'pg-none': macChanges is null, want false",
+    ]
+    clean = _decide("vsphere_dvportgroup_security", groups[:1], {}, {"op": "absent"})
+    assert (clean.verdict, clean.observed) == ("pass", [])
