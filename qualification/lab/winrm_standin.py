@@ -588,7 +588,7 @@ class WinRMStandIn:
             # would need a real PowerShell host, which the stand-in is not.
             "ansible_connection": "local",
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "vqual_target_kinds": ["hyperv"],
+            "vqual_target_kinds": ["hyperv_host"],
             "vqual_winrm_host": self.address,
             "vqual_winrm_port": self.port,
             "vqual_winrm_scheme": "http",

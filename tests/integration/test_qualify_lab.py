@@ -114,3 +114,18 @@ def test_lab_variation_is_found_and_named(executor_state: Path, site_inventory: 
     assert results[("kvm1", "IQ-LAB-003")]["verdict"] == "pass"
     verify = run_vqual("verify", summary["bundle"], state_dir=executor_state)
     assert verify.returncode == 0, verify.stdout
+
+
+def test_the_whole_lab_inventory_is_a_valid_vqual_inventory(site_inventory: Path) -> None:
+    # Every component's hosts must use target kinds and variables the planner accepts,
+    # or any qualification over the lab inventory stops at planning.
+    import subprocess
+    import sys
+
+    from qualification.spec.inventory import InventoryModel
+
+    listed = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i",
+                             str(site_inventory), "--list"], capture_output=True, text=True,
+                            check=True, timeout=120)
+    model = InventoryModel.from_inventory_list(json.loads(listed.stdout))
+    assert {"kvm1", "kvm2", "clone1", "clone2", "vcsim-vc", "vcsim-esx", "winrm-hv1"} <= set(model.hosts)

@@ -56,3 +56,4 @@ def test_encoded_command_is_decoded_as_utf16le() -> None:
 def test_addresses_outside_loopback_are_refused() -> None:
     with pytest.raises(BadInputError, match="127.0.0.0/8"):
         WinRMStandIn(address="192.168.1.10")
+

@@ -153,7 +153,7 @@ def test_inventory_group_is_hyperv_hosts(standin: tuple[LabContext, WinRMStandIn
     groups = comp.inventory(ctx)["groups"]
     assert list(groups) == ["hyperv_hosts"]
     hv = groups["hyperv_hosts"]["hosts"]["winrm-hv1"]
-    assert hv["vqual_target_kinds"] == ["hyperv"]
+    assert hv["vqual_target_kinds"] == ["hyperv_host"]
     assert (hv["vqual_winrm_host"], hv["vqual_winrm_port"]) == (comp.address, comp.port)
     assert comp.url == f"http://{comp.address}:{comp.port}/wsman"
     assert "not Hyper-V" in hv["vqual_lab_simulator"]

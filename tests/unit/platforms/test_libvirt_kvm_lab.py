@@ -88,8 +88,13 @@ def test_live_migration_host_to_host(tmp_path: Path) -> None:
 
 
 def test_migration_onto_a_host_in_maintenance_is_refused(tmp_path: Path) -> None:
+    # The lab's clone2 runs on kvm2, so enter_maintenance (rightly) refuses; write vqual's
+    # maintenance marker as enter_maintenance would after an evacuation, to test that a
+    # migration honours it.
     with LibvirtPlatform(URI2, state_dir=tmp_path) as destination:
-        destination.enter_maintenance()
+        marker = destination.maintenance_marker()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text('{"host": "kvm2", "since": "2026-01-01T00:00:00.000000Z"}\n')
     try:
         requests = [{"key": "m", "method": "oq_migrate", "args": {"destination": URI2}}]
         observations, _ = probe(
