@@ -24,7 +24,7 @@ import yaml
 from qualification.errors import NotSupported, PlatformError
 from qualification.lab import vcsim
 from qualification.lab.component import LabContext
-from qualification.platforms.base import RUNNING, STOPPED
+from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
 from qualification.platforms.vsphere import Endpoint, VspherePlatform, answer_vsphere
 from tests.conftest import REPO, run_vqual
 
@@ -128,6 +128,8 @@ def _no_secret_under(root: Path, secret: str) -> list[Path]:
 
 def test_adapter_reads_about_hosts_and_vms(lab: VsphereLab) -> None:
     with VspherePlatform(lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")) as vc:
+        platform: HypervisorPlatform = vc  # the Protocol, checked by mypy and at run time
+        assert isinstance(platform, HypervisorPlatform)
         about = vc.about()
         assert (about.platform, about.product, about.version) == (
             "vsphere", "VMware vCenter Server", "6.5.0")
