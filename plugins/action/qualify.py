@@ -67,8 +67,13 @@ class ActionModule(ActionBase):
             else:
                 try:
                     # Inventory values may be templates (the lab's credentials are file lookups).
+                    # Registered results (the plan, earlier results) are not site facts and
+                    # are large: they are left out rather than templated.
+                    skip = {self._task.args.get("plan_var", "vqual_run"), "vqual_host_result"}
                     host_vars = {
-                        k: plain(self._templar.template(v)) for k, v in task_vars.items() if k.startswith("vqual_")
+                        k: plain(self._templar.template(v))
+                        for k, v in task_vars.items()
+                        if k.startswith("vqual_") and k not in skip
                     }
                 except Exception as exc:  # a failed lookup: error verdicts, not a traceback
                     reason = " ".join(str(exc).split())
