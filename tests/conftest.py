@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -59,11 +60,29 @@ def lab() -> Iterator[object]:
         pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
     from qualification.lab import manager
 
+    t0 = time.monotonic()
     statuses = manager.up(None)
+    LAB_TIMINGS["up"] = time.monotonic() - t0
+    LAB_TIMINGS["statuses"] = [f"{s.name} {s.state}: {s.detail}" for s in statuses]
     try:
         yield statuses
     finally:
+        t0 = time.monotonic()
         manager.down()
+        LAB_TIMINGS["down"] = time.monotonic() - t0
+
+
+#: How long the session's lab took to come up and go down, shown in the terminal summary.
+LAB_TIMINGS: dict[str, object] = {}
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if "up" not in LAB_TIMINGS:
+        return
+    write = terminalreporter.write_line  # type: ignore[attr-defined]
+    write(f"lab: up {LAB_TIMINGS['up']:.1f} s, down {LAB_TIMINGS.get('down', float('nan')):.1f} s")
+    for line in LAB_TIMINGS.get("statuses", []):  # type: ignore[union-attr]
+        write(f"lab:   {line}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
