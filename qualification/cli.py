@@ -18,6 +18,7 @@ import click
 from qualification import __version__
 from qualification.errors import (
     EXIT_BAD_INPUT,
+    EXIT_FAILED,
     EXIT_INCOMPLETE,
     BadInputError,
     KeyFileError,
@@ -46,6 +47,15 @@ def domain_errors(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("vqual: interrupted", err=True)
             sys.exit(EXIT_INCOMPLETE)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # a bug, not bad input: say so on one line, keep the details
+            if os.environ.get("VQUAL_DEBUG") == "1":
+                raise
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            click.echo(f"vqual: internal error: {text} (VQUAL_DEBUG=1 shows the traceback)",
+                       err=True)
+            sys.exit(EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
 

@@ -42,3 +42,19 @@ def test_command_has_help_and_is_documented(name: str) -> None:
     command = dict(COMMANDS)[name]
     assert (command.help or "").strip(), f"{name} has no help text"
     assert f"`{name}" in DOCS, f"{name} is missing from docs/cli.md"
+
+
+def test_an_unexpected_error_is_one_line_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qualification.execution.verifying as verifying
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(verifying, "verify_command", broken)
+    monkeypatch.delenv("VQUAL_DEBUG", raising=False)
+    result = CliRunner().invoke(main, ["verify", "."])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "vqual: internal error: ZeroDivisionError: a bug (VQUAL_DEBUG=1 shows the traceback)"
+    )
+    assert "Traceback" not in result.output
