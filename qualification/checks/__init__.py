@@ -201,3 +201,4 @@ def compare_across(
 from . import host  # noqa: E402,F401
 from . import libvirt  # noqa: E402,F401
 from . import vsphere  # noqa: E402,F401
+from . import hyperv  # noqa: E402,F401

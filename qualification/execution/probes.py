@@ -22,7 +22,7 @@ def run_controller_probe(
     """Answer ``requests`` of one controller-side probe; unknown probes answer ``error``.
 
     ``data_files`` are the plan's ``[{name, path, digest}]``: a request naming one (the
-    vSphere HCL) gets its content, read again and checked against the approved digest.
+    vSphere or Hyper-V HCL) gets its content, read again and checked against the approved digest.
     """
     if probe == "libvirt":
         from qualification.platforms.libvirt import answer_requests
@@ -52,6 +52,12 @@ def run_controller_probe(
         from qualification.platforms.vsphere import answer_vsphere
 
         return answer_vsphere(
+            requests, host_vars=host_vars, run_id=run_id, check_mode=check_mode, data_files=data_files
+        )
+    if probe == "hyperv":
+        from qualification.platforms.hyperv import answer_hyperv
+
+        return answer_hyperv(
             requests, host_vars=host_vars, run_id=run_id, check_mode=check_mode, data_files=data_files
         )
     return {

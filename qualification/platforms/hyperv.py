@@ -29,11 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-import requests
-import winrm
-from winrm.exceptions import WinRMError
-from winrm.protocol import Protocol
-
 from ..errors import BadInputError, NotSupported, PlatformError
 from .base import (
     CRASHED,
@@ -142,6 +137,15 @@ def ps_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    # pywinrm and requests are imported on first use: the check library imports this module
+    # for its tables, and a run without Hyper-V targets should not pay for them.
+    import requests
+    from winrm.exceptions import WinRMError
+
+    return (WinRMError, requests.exceptions.RequestException, OSError)
+
+
 def _clean_stderr(data: bytes) -> str:
     """Error text from PowerShell's stderr: plain text, or the error strings of a CLIXML
     stream (what powershell.exe writes when run with ``-EncodedCommand``)."""
@@ -189,6 +193,9 @@ class HypervPlatform:
         self._secrets = tuple(s for s in (endpoint.password,) if s)
         if endpoint.scheme not in ("https", "http"):
             raise BadInputError(f"winrm scheme must be https or http, not {endpoint.scheme!r}")
+        from winrm.exceptions import WinRMError
+        from winrm.protocol import Protocol
+
         verify: Any = "validate" if endpoint.validate_certs else "ignore"
         try:
             self._protocol = Protocol(
@@ -219,7 +226,10 @@ class HypervPlatform:
     def _clean(self, text: str) -> str:
         return one_line(text, self._secrets)
 
-    def _transport_error(self, operation: str, exc: Exception) -> PlatformError:
+    def _transport_error(self, operation: str, exc: BaseException) -> PlatformError:
+        import requests
+        import winrm
+
         if isinstance(exc, winrm.exceptions.InvalidCredentialsError):
             reason = "login failed: the credentials were rejected"
         elif isinstance(exc, requests.exceptions.SSLError):
@@ -235,7 +245,7 @@ class HypervPlatform:
     def _open_shell(self) -> str:
         try:
             shell: str = self._protocol.open_shell()
-        except (WinRMError, requests.exceptions.RequestException, OSError) as exc:
+        except _transport_errors() as exc:
             raise self._transport_error("open shell", exc) from None
         return shell
 
@@ -243,7 +253,7 @@ class HypervPlatform:
         if self._shell is not None:
             try:
                 self._protocol.close_shell(self._shell)
-            except (WinRMError, requests.exceptions.RequestException, OSError):
+            except _transport_errors():
                 pass  # the server drops idle shells itself; nothing to report on close
             self._shell = None
 
@@ -274,7 +284,7 @@ class HypervPlatform:
             )
             stdout, stderr, code = self._protocol.get_command_output(self._shell, command)
             self._protocol.cleanup_command(self._shell, command)
-        except (WinRMError, requests.exceptions.RequestException, OSError) as exc:
+        except _transport_errors() as exc:
             raise self._transport_error(operation, exc) from None
         if code != 0:
             text = self._clean(_clean_stderr(stderr)) or f"exit code {code}"
@@ -378,6 +388,8 @@ class HypervPlatform:
         }
 
     def about(self) -> PlatformAbout:
+        import winrm
+
         info = self._one("Get-ComputerInfo")
         return PlatformAbout(
             platform="hyperv",
