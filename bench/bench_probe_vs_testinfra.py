@@ -55,6 +55,25 @@ def run_probe(obs: list[tuple[str, str]], inventory: Path, host: str) -> float:
     return elapsed
 
 
+def remote_observations(n: int, url: str, ssh_config: str | None) -> list[tuple[str, str]]:
+    """n observations that exist on the remote host: its /etc files, sysctls, packages."""
+    host = testinfra.get_host(url, ssh_config=ssh_config)
+    files = host.check_output("find /etc -maxdepth 1 -type f | sort").split()
+    sysctls = [p[len("/proc/sys/"):].replace("/", ".") for p in host.check_output(
+        "find /proc/sys/kernel /proc/sys/vm -maxdepth 1 -type f -readable | sort").split()]
+    packages = host.check_output("dpkg-query -W -f='${Package}\\n' | sort").split()
+    pools = ([("file", f) for f in files], [("sysctl", k) for k in sysctls],
+             [("package", p) for p in packages])
+    out: list[tuple[str, str]] = []
+    i = 0
+    while len(out) < n and i < 30 * n:
+        pool = pools[i % 3]
+        if i // 3 < len(pool):
+            out.append(pool[i // 3])
+        i += 1
+    return out
+
+
 def run_testinfra(obs: list[tuple[str, str]], url: str, ssh_config: str | None) -> float:
     host = testinfra.get_host(url, ssh_config=ssh_config) if ssh_config else testinfra.get_host(url)
     host.run("true")  # open the persistent connection before timing
@@ -76,7 +95,8 @@ def main() -> None:
     parser.add_argument("--ssh-config", default=None)
     parser.add_argument("--inventory", default=None, help="inventory holding --ssh-host")
     args = parser.parse_args()
-    obs = _observations(args.n)
+    obs = (remote_observations(args.n, f"ssh://{args.ssh_host}", args.ssh_config)
+           if args.ssh_host else _observations(args.n))
     if args.ssh_host:
         inv = Path(args.inventory or REPO / "inventories" / "lab")
         host, url = args.ssh_host, f"ssh://{args.ssh_host}"
