@@ -1,0 +1,882 @@
+"""OQ with a booted guest on libvirt hosts: live migration with a heartbeat, backup/restore.
+
+Both tests run on **throwaway guests**: a qcow2 overlay on the disk of a *template* domain
+(a generalised image with the QEMU guest agent, e.g. the lab's Master-VM), defined from the
+template's XML under the name ``vqual-tmp-<run id>-<purpose>`` and tagged with
+
+    <metadata><vqual:throwaway xmlns:vqual="urn:x-vqual:libvirt:1" run-id="..." purpose="..."
+        created="..."><vqual:file path="..."/>...</vqual:throwaway></metadata>
+
+in its persistent definition. The tag lists every file the run made for the guest (overlay,
+backup), so :func:`cleanup_run` can remove guest and files by run id on every host, also
+after the run was killed. The template itself is only read.
+
+The guest is reached through its agent channel only (no network, no SSH): a throwaway
+guest gets no port forwards, so it cannot clash with the template's or a clone's.
+
+**Heartbeat.** A small script started in the guest through the agent appends
+``<counter> <CLOCK_MONOTONIC ns>`` to ``/run/vqual-heartbeat`` every 100 ms. Before and after
+the migration the file is read back through the agent. Two figures come out of it:
+
+- ``max_gap_s``: the largest gap between consecutive beats by the guest's own clock;
+- ``guest_frozen_s``: host time that passed between the two reads minus guest time that
+  passed between the beats read, i.e. time the guest did not see at all. QEMU stops the
+  guest's virtual clock while the VM is paused for the switch-over, so the guest's own
+  gaps do not show that part; the host clock does.
+
+The measured interruption is the larger of the two. Nothing is estimated: when the
+migration cannot run, the measurement is ``not-executed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import libvirt
+import libvirt_qemu
+
+from ..errors import NotSupported, PlatformError
+from .base import RUNNING, STOPPED, redact_endpoint
+from .libvirt import VQUAL_NS, LibvirtPlatform
+from .oq import utc_stamp
+
+THROWAWAY_PREFIX = "vqual-tmp-"
+TAG = "throwaway"
+HEARTBEAT_FILE = "/run/vqual-heartbeat"
+HEARTBEAT_SCRIPT = "/run/vqual-heartbeat.py"
+HEARTBEAT_PERIOD_S = 0.1
+MARKER_FILE = "/root/vqual-oq-marker"
+# The guest writes one line per beat, line-buffered, so a read never sees half a record
+# except possibly the last line (dropped when it does not parse).
+_HEARTBEAT_PY = f"""import time
+n = 0
+with open({HEARTBEAT_FILE!r}, "a", buffering=1) as f:
+    while True:
+        n += 1
+        f.write("%d %d\\n" % (n, time.monotonic_ns()))
+        time.sleep({HEARTBEAT_PERIOD_S})
+"""
+_SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
+ET.register_namespace("vqual", VQUAL_NS)
+
+
+def throwaway_name(run_id: str, purpose: str) -> str:
+    """``vqual-tmp-<run id>-<purpose>``: the name of a run's throwaway guest."""
+    if not _SAFE_RUN_ID.match(run_id):
+        raise PlatformError(f"run id {run_id!r} is not a safe domain name part")
+    return f"{THROWAWAY_PREFIX}{run_id}-{purpose}"
+
+
+# --- the tag --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrowawayTag:
+    """What the vqual tag of a throwaway domain says."""
+
+    run_id: str
+    purpose: str
+    created: str
+    files: tuple[str, ...] = ()
+
+
+def _tag_element(root: ET.Element) -> ET.Element | None:
+    return root.find(f"metadata/{{{VQUAL_NS}}}{TAG}")
+
+
+def tag_of(xml: str) -> ThrowawayTag | None:
+    """The vqual throwaway tag in a domain XML, or None (not a vqual throwaway)."""
+    element = _tag_element(ET.fromstring(xml))
+    if element is None:
+        return None
+    return ThrowawayTag(
+        run_id=element.get("run-id", ""),
+        purpose=element.get("purpose", ""),
+        created=element.get("created", ""),
+        files=tuple(
+            f.get("path", "") for f in element.findall(f"{{{VQUAL_NS}}}file") if f.get("path")
+        ),
+    )
+
+
+def with_tag(xml: str, tag: ThrowawayTag) -> str:
+    """``xml`` with its vqual throwaway tag set to ``tag`` (replacing any earlier one)."""
+    root = ET.fromstring(xml)
+    metadata = root.find("metadata")
+    if metadata is None:
+        metadata = ET.SubElement(root, "metadata")
+    old = _tag_element(root)
+    if old is not None:
+        metadata.remove(old)
+    element = ET.SubElement(
+        metadata,
+        f"{{{VQUAL_NS}}}{TAG}",
+        {"run-id": tag.run_id, "purpose": tag.purpose, "created": tag.created},
+    )
+    for path in tag.files:
+        ET.SubElement(element, f"{{{VQUAL_NS}}}file", {"path": path})
+    return ET.tostring(root, "unicode")
+
+
+_QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+_HOSTFWD = re.compile(r",hostfwd=[^,]*")
+
+
+def throwaway_xml(template_xml: str, name: str, disk_path: str, tag: ThrowawayTag) -> str:
+    """A throwaway guest's XML from its template's.
+
+    New name, no UUID (libvirt makes one), the first disk replaced by the qcow2 overlay at
+    ``disk_path``, no console log files (the template's would be shared), QEMU port forwards
+    removed (they would clash with the template's), and the vqual tag.
+    """
+    ET.register_namespace("qemu", _QEMU_NS)
+    root = ET.fromstring(template_xml)
+    for child in ("uuid", "title", "description"):
+        element = root.find(child)
+        if element is not None:
+            root.remove(element)
+    name_el = root.find("name")
+    if name_el is None:
+        raise PlatformError("template XML has no <name>")
+    name_el.text = name
+    disk = next(
+        (d for d in root.findall("devices/disk") if d.get("device", "disk") == "disk"), None
+    )
+    if disk is None:
+        raise PlatformError("template has no disk to clone")
+    disk.set("type", "file")
+    for sub in list(disk):
+        if sub.tag in ("source", "backingStore"):
+            disk.remove(sub)
+    driver = disk.find("driver")
+    if driver is None:
+        driver = ET.SubElement(disk, "driver", {"name": "qemu"})
+    driver.set("type", "qcow2")
+    ET.SubElement(disk, "source", {"file": disk_path})
+    for device in root.findall("devices/*"):
+        for log in device.findall("log"):
+            device.remove(log)
+    for arg in root.iter(f"{{{_QEMU_NS}}}arg"):
+        value = arg.get("value", "")
+        if "hostfwd=" in value:
+            arg.set("value", _HOSTFWD.sub("", value))
+    return with_tag(ET.tostring(root, "unicode"), tag)
+
+
+# --- files through libvirt's storage API -----------------------------------------------------
+
+
+@contextmanager
+def dir_pool(platform: LibvirtPlatform, directory: str) -> Iterator[libvirt.virStoragePool]:
+    """A storage pool on ``directory``: an existing one, else a transient one for the block.
+
+    The controller may not see the host's file system; libvirt's storage API makes and
+    deletes files there. A transient pool leaves nothing defined when it is destroyed.
+    """
+    conn = platform.conn
+    directory = directory.rstrip("/")
+    for pool in platform._call("list", "storage pools", conn.listAllStoragePools, 0):
+        target = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
+        if target.rstrip("/") == directory and pool.isActive():
+            pool.refresh(0)
+            yield pool
+            return
+    name = f"vqual-tmp-pool-{os.getpid()}-{os.urandom(3).hex()}"
+    pool_xml = (
+        f"<pool type='dir'><name>{name}</name><target><path>{directory}</path></target></pool>"
+    )
+    pool = platform._call("create pool on", directory, conn.storagePoolCreateXML, pool_xml, 0)
+    try:
+        yield pool
+    finally:
+        try:
+            pool.destroy()
+        except libvirt.libvirtError:
+            pass  # a transient pool that is already gone is what we wanted
+
+
+def _delete_files(platform: LibvirtPlatform, paths: tuple[str, ...]) -> list[str]:
+    """Delete files through a pool on their directory; the ones that could not be deleted."""
+    left: list[str] = []
+    for directory in sorted({os.path.dirname(p) for p in paths}):
+        try:
+            with dir_pool(platform, directory) as pool:
+                for path in (p for p in paths if os.path.dirname(p) == directory):
+                    try:
+                        pool.storageVolLookupByName(os.path.basename(path)).delete(0)
+                    except libvirt.libvirtError as exc:
+                        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                            left.append(path)
+        except PlatformError:
+            left.extend(p for p in paths if os.path.dirname(p) == directory)
+    return left
+
+
+# --- the guest agent -------------------------------------------------------------------------
+
+
+class Agent:
+    """The QEMU guest agent of a running domain, through libvirt (no guest network)."""
+
+    def __init__(self, dom: libvirt.virDomain) -> None:
+        self.dom = dom
+
+    def command(
+        self, execute: str, arguments: dict[str, Any] | None = None, timeout: int = 10
+    ) -> Any:
+        request: dict[str, Any] = {"execute": execute}
+        if arguments is not None:
+            request["arguments"] = arguments
+        try:
+            text = libvirt_qemu.qemuAgentCommand(self.dom, json.dumps(request), timeout, 0)
+        except libvirt.libvirtError as exc:
+            raise PlatformError(
+                f"guest agent {execute}: {exc.get_error_message()}", where=self.dom.name()
+            ) from None
+        return json.loads(text).get("return")
+
+    def wait(self, timeout: float) -> float:
+        """Wait until the agent answers ``guest-ping``; the seconds it took."""
+        started = time.monotonic()
+        while True:
+            try:
+                self.command("guest-ping", timeout=5)
+                return time.monotonic() - started
+            except PlatformError:
+                if time.monotonic() - started > timeout:
+                    raise PlatformError(
+                        f"guest agent did not answer within {timeout:.0f} s", where=self.dom.name()
+                    ) from None
+                time.sleep(1.0)
+
+    def run(self, argv: list[str], timeout: float = 60.0) -> tuple[int, bytes]:
+        """Run ``argv`` in the guest; exit code and stdout."""
+        pid = self.command(
+            "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True}
+        )["pid"]
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.command("guest-exec-status", {"pid": pid})
+            if status.get("exited"):
+                return int(status.get("exitcode", -1)), base64.b64decode(status.get("out-data", ""))
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"{argv[0]} still running after {timeout:.0f} s", where=self.dom.name()
+                )
+            time.sleep(0.1)
+
+    def read(self, path: str) -> bytes:
+        handle = self.command("guest-file-open", {"path": path, "mode": "r"})
+        chunks: list[bytes] = []
+        try:
+            while True:
+                part = self.command("guest-file-read", {"handle": handle, "count": 1 << 16})
+                data = base64.b64decode(part.get("buf-b64", ""))
+                chunks.append(data)
+                if part.get("eof") or not data:
+                    break
+        finally:
+            self.command("guest-file-close", {"handle": handle})
+        return b"".join(chunks)
+
+    def write(self, path: str, data: bytes) -> None:
+        handle = self.command("guest-file-open", {"path": path, "mode": "w"})
+        try:
+            self.command(
+                "guest-file-write", {"handle": handle, "buf-b64": base64.b64encode(data).decode()}
+            )
+            self.command("guest-file-flush", {"handle": handle})
+        finally:
+            self.command("guest-file-close", {"handle": handle})
+
+
+# --- heartbeat arithmetic ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Beat:
+    counter: int
+    mono_ns: int
+
+
+def parse_heartbeat(data: bytes) -> list[Beat]:
+    """Beats of a heartbeat file; a torn last line is dropped."""
+    beats: list[Beat] = []
+    for line in data.decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            beats.append(Beat(int(parts[0]), int(parts[1])))
+    return beats
+
+
+def max_gap_s(beats: list[Beat], since_ns: int | None = None) -> float:
+    """The largest gap between consecutive beats (guest clock), from ``since_ns`` on."""
+    window = [b for b in beats if since_ns is None or b.mono_ns >= since_ns]
+    gaps = [(b.mono_ns - a.mono_ns) / 1e9 for a, b in itertools.pairwise(window)]
+    return max(gaps) if gaps else 0.0
+
+
+def frozen_s(
+    host_before: float, host_after: float, guest_before_ns: int, guest_after_ns: int
+) -> float:
+    """Host seconds between two reads minus guest seconds between the last beats read.
+
+    Positive when the guest's clock stood still (paused) while the host's ran on.
+    """
+    return (host_after - host_before) - (guest_after_ns - guest_before_ns) / 1e9
+
+
+# --- the OQ runs ----------------------------------------------------------------------------
+
+
+@dataclass
+class GuestOqResult:
+    """Observation parts of a guest OQ run: its value, actions and a not-executed reason."""
+
+    value: dict[str, Any]
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    not_executed: str | None = None
+
+
+def _template_disk(platform: LibvirtPlatform, template: str) -> tuple[str, str, str]:
+    """Template XML (inactive), its first disk's path and format."""
+    xml = platform.vm_xml(template, inactive=True)
+    root = ET.fromstring(xml)
+    for disk in root.findall("devices/disk"):
+        if disk.get("device", "disk") != "disk":
+            continue
+        source = disk.find("source")
+        driver = disk.find("driver")
+        path = source.get("file") if source is not None else None
+        if path:
+            return xml, path, (driver.get("type") if driver is not None else None) or "raw"
+    raise PlatformError(f"template {template} has no file disk to clone", where=platform.endpoint)
+
+
+class _Recorder:
+    """Collects action records with before/after state and times."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.actions: list[dict[str, Any]] = []
+
+    def step(
+        self, name: str, before: dict[str, Any], fn: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        started = utc_stamp()
+        try:
+            after = fn()
+        except PlatformError as exc:
+            self.actions.append(
+                {
+                    "name": name,
+                    "target": self.target,
+                    "before": before,
+                    "after": {"error": exc.one_line()},
+                    "verdict": "fail",
+                    "reason": exc.one_line(),
+                    "started": started,
+                    "finished": utc_stamp(),
+                }
+            )
+            raise
+        self.actions.append(
+            {
+                "name": name,
+                "target": self.target,
+                "before": before,
+                "after": after,
+                "verdict": "pass",
+                "reason": None,
+                "started": started,
+                "finished": utc_stamp(),
+            }
+        )
+        return after
+
+
+def _power(platform: LibvirtPlatform, name: str) -> str:
+    return platform.vm(name).power_state if platform.vm_exists(name) else "absent"
+
+
+def _clone_and_boot(
+    platform: LibvirtPlatform,
+    rec: _Recorder,
+    template: str,
+    name: str,
+    run_id: str,
+    purpose: str,
+    boot_timeout: float,
+) -> tuple[Agent, ThrowawayTag]:
+    """Overlay on the template's disk, define tagged, start, wait for the agent."""
+    xml, base, base_format = _template_disk(platform, template)
+    directory = os.path.dirname(base)
+    overlay = f"{directory}/{name}.qcow2"
+    tag = ThrowawayTag(run_id, purpose, utc_stamp(), (overlay,))
+
+    def make() -> dict[str, Any]:
+        with dir_pool(platform, directory) as pool:
+            info = platform._call(
+                "read disk", base, pool.storageVolLookupByName, os.path.basename(base)
+            ).info()
+            vol_xml = (
+                f"<volume><name>{name}.qcow2</name><capacity unit='bytes'>{info[1]}"
+                "</capacity><target><format type='qcow2'/></target><backingStore>"
+                f"<path>{base}</path><format type='{base_format}'/></backingStore></volume>"
+            )
+            # Tag first, file second: a crash between the two leaves a tag naming a file
+            # that is not there (harmless), never a file no tag names.
+            platform._call(
+                "define vm", name, platform.conn.defineXML, throwaway_xml(xml, name, overlay, tag)
+            )
+            platform._call("create overlay", overlay, pool.createXML, vol_xml, 0)
+        return {
+            "exists": True,
+            "power_state": _power(platform, name),
+            "disk": overlay,
+            "backing": base,
+            "tag": {"run_id": run_id, "purpose": purpose},
+        }
+
+    rec.step("vm.clone_from_template", {"exists": False, "template": template}, make)
+
+    def boot() -> dict[str, Any]:
+        dom = platform._domain(name)
+        platform._call("start vm", name, dom.create)
+        agent = Agent(dom)
+        waited = agent.wait(boot_timeout)
+        return {
+            "power_state": _power(platform, name),
+            "agent": "answers",
+            "agent_after_s": round(waited, 1),
+        }
+
+    rec.step("vm.start", {"power_state": STOPPED}, boot)
+    return Agent(platform._domain(name)), tag
+
+
+def _remove(platform: LibvirtPlatform, name: str) -> list[str]:
+    """Destroy, undefine and delete the files a throwaway's tag names; files left behind."""
+    if not platform.vm_exists(name):
+        return []
+    dom = platform._domain(name)
+    tag = tag_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if tag is None:
+        raise PlatformError(f"{name} carries no vqual tag: not removed", where=platform.endpoint)
+    if dom.isActive():
+        platform._call("destroy vm", name, dom.destroy)
+    platform._call(
+        "undefine vm",
+        name,
+        dom.undefineFlags,
+        libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+    )
+    return _delete_files(platform, tag.files)
+
+
+def _cleanup_action(
+    rec: _Recorder, platforms: list[LibvirtPlatform], names: list[str]
+) -> dict[str, Any]:
+    left: list[str] = []
+    errors: list[str] = []
+    started = utc_stamp()
+    before = {n: _safe_power(platforms, n) for n in names}
+    for platform in platforms:
+        for name in names:
+            try:
+                left += _remove(platform, name)
+            except PlatformError as exc:
+                errors.append(exc.one_line())
+    after = {n: _safe_power(platforms, n) for n in names}
+    if left:
+        errors.append(f"files left: {', '.join(left)}")
+    verdict = "fail" if errors else "pass"
+    reason = "; ".join(errors) or None
+    rec.actions.append(
+        {
+            "name": "vm.cleanup",
+            "target": rec.target,
+            "before": before,
+            "after": after,
+            "verdict": verdict,
+            "reason": reason,
+            "started": started,
+            "finished": utc_stamp(),
+        }
+    )
+    return {"verdict": verdict, "reason": reason}
+
+
+def _safe_power(platforms: list[LibvirtPlatform], name: str) -> str:
+    for platform in platforms:
+        try:
+            if platform.vm_exists(name):
+                return f"{platform.vm(name).power_state} on {platform.endpoint}"
+        except PlatformError:
+            continue
+    return "absent"
+
+
+def _beats_or_none(agent: Agent) -> list[Beat]:
+    """The beats so far; none while the script has not created its file yet."""
+    try:
+        return parse_heartbeat(agent.read(HEARTBEAT_FILE))
+    except PlatformError:
+        return []
+
+
+def _boot_id(agent: Agent) -> str:
+    return agent.read("/proc/sys/kernel/random/boot_id").decode().strip()
+
+
+def run_migration_heartbeat(
+    platform: LibvirtPlatform,
+    destination: str,
+    *,
+    template: str,
+    run_id: str,
+    unsafe: bool = False,
+    boot_timeout: float = 300.0,
+    settle_s: float = 2.0,
+) -> GuestOqResult:
+    """Live-migrate a throwaway guest to ``destination`` and measure the interruption.
+
+    Args:
+        platform: session on the source host.
+        destination: libvirt URI of the destination host.
+        template: defined domain whose disk the throwaway overlays (read only).
+        run_id: the run's id; names and tags the throwaway guest.
+        unsafe: pass ``VIR_MIGRATE_UNSAFE`` (storage shared in a way libvirt does not
+            recognise, e.g. a bind mount); a site decision, off by default.
+        boot_timeout: seconds to wait for the guest agent after start.
+        settle_s: heartbeat seconds recorded before and after the migration.
+    """
+    name = throwaway_name(run_id, "mig")
+    rec = _Recorder(name)
+    dest_endpoint = redact_endpoint(destination)
+    value: dict[str, Any] = {
+        "vm": name,
+        "source": platform.endpoint,
+        "destination": dest_endpoint,
+        "verdict": "fail",
+        "reason": None,
+    }
+    not_executed: str | None = None
+    dest: LibvirtPlatform | None = None
+    try:
+        if not platform.vm_exists(template):
+            raise NotSupported(
+                "migration heartbeat", f"no template domain {template}", where=platform.endpoint
+            )
+        dest = LibvirtPlatform(destination, state_dir=platform._state_dir)
+        agent, _tag = _clone_and_boot(platform, rec, template, name, run_id, "mig", boot_timeout)
+
+        def start_heartbeat() -> dict[str, Any]:
+            agent.write(HEARTBEAT_SCRIPT, _HEARTBEAT_PY.encode())
+            code, _out = agent.run(
+                ["/bin/sh", "-c", f"python3 {HEARTBEAT_SCRIPT} </dev/null >/dev/null 2>&1 &"]
+            )
+            if code != 0:
+                raise PlatformError(f"heartbeat did not start (exit {code})", where=name)
+            deadline = time.monotonic() + 60
+            while len(_beats_or_none(agent)) < 5:
+                if time.monotonic() > deadline:
+                    raise PlatformError("heartbeat wrote fewer than 5 beats in 60 s", where=name)
+                time.sleep(0.5)
+            time.sleep(settle_s)
+            return {"heartbeat": HEARTBEAT_FILE, "period_s": HEARTBEAT_PERIOD_S}
+
+        rec.step("guest.heartbeat_start", {"heartbeat": None}, start_heartbeat)
+        boot_before = _boot_id(agent)
+        beats = parse_heartbeat(agent.read(HEARTBEAT_FILE))
+        host_before = time.monotonic()
+        last_before = beats[-1]
+        src_host = platform.hostname()
+        flags = (
+            libvirt.VIR_MIGRATE_LIVE
+            | libvirt.VIR_MIGRATE_PERSIST_DEST
+            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        )
+        if unsafe:
+            flags |= libvirt.VIR_MIGRATE_UNSAFE
+        migrate_s: list[float] = []
+
+        def migrate() -> dict[str, Any]:
+            assert dest is not None
+            dom = platform._domain(name)
+            t0 = time.monotonic()
+            platform._call(
+                "migrate",
+                f"{name} to {dest_endpoint}",
+                dom.migrate,
+                dest.conn,
+                flags,
+                None,
+                None,
+                0,
+            )
+            migrate_s.append(time.monotonic() - t0)
+            return {
+                "host": dest.hostname(),
+                "endpoint": dest_endpoint,
+                "power_state": _power(dest, name),
+                "on_source": platform.vm_exists(name),
+            }
+
+        after = rec.step(
+            "vm.migrate_live",
+            {"host": src_host, "endpoint": platform.endpoint, "power_state": RUNNING},
+            migrate,
+        )
+        dest_agent = Agent(dest._domain(name))
+        time.sleep(settle_s)
+        data = dest_agent.read(HEARTBEAT_FILE)
+        host_after = time.monotonic()
+        beats = parse_heartbeat(data)
+        boot_after = _boot_id(dest_agent)
+        window = [b for b in beats if b.mono_ns >= last_before.mono_ns]
+        gap = max_gap_s(beats, since_ns=last_before.mono_ns)
+        frozen = frozen_s(host_before, host_after, last_before.mono_ns, beats[-1].mono_ns)
+        interruption = max(gap, frozen)
+        problems = []
+        if after["power_state"] != RUNNING:
+            problems.append(f"guest is {after['power_state']} on the destination")
+        if after["on_source"]:
+            problems.append("guest is still defined on the source")
+        if boot_after != boot_before:
+            problems.append("guest rebooted (boot id changed): not a live migration")
+        if not window or window[-1].counter <= last_before.counter:
+            problems.append("heartbeat did not advance after the migration")
+        value.update(
+            {
+                "verdict": "fail" if problems else "pass",
+                "reason": "; ".join(problems) or None,
+                "interruption_s": round(interruption, 3),
+                "max_gap_s": round(gap, 3),
+                "guest_frozen_s": round(frozen, 3),
+                "migration_s": round(migrate_s[0], 3),
+                "beats_in_window": len(window),
+                "same_boot": boot_after == boot_before,
+                "resolution_s": HEARTBEAT_PERIOD_S,
+            }
+        )
+    except NotSupported as exc:
+        not_executed = exc.one_line()
+        value.update({"verdict": "not-executed", "reason": not_executed})
+    except PlatformError as exc:
+        value.update({"verdict": "fail", "reason": exc.one_line()})
+    finally:
+        targets = [platform] + ([dest] if dest is not None else [])
+        value["cleanup"] = _cleanup_action(rec, targets, [name])
+        if dest is not None:
+            dest.close()
+    return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
+
+
+def _wait_job(dom: libvirt.virDomain, timeout: float) -> dict[str, Any]:
+    """Wait for the domain's backup job to end; its completed-job statistics."""
+    deadline = time.monotonic() + timeout
+    while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+        if time.monotonic() > deadline:
+            dom.abortJob()
+            raise PlatformError(f"backup still running after {timeout:.0f} s", where=dom.name())
+        time.sleep(0.2)
+    stats: dict[str, Any] = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    return stats
+
+
+def run_backup_restore(
+    platform: LibvirtPlatform,
+    *,
+    template: str,
+    run_id: str,
+    boot_timeout: float = 300.0,
+    backup_timeout: float = 600.0,
+) -> GuestOqResult:
+    """Marker in a throwaway guest, push backup, restore as a new guest, marker read back.
+
+    The backup is libvirt's push-mode full backup (``virDomainBackupBegin``): its point in
+    time is the job's start, with the guest's file systems frozen through the agent for that
+    instant, so the copy is consistent while the guest runs on. The original guest is
+    destroyed before the restored one boots (one guest of the run at a time).
+    """
+    name = throwaway_name(run_id, "bak")
+    restored = throwaway_name(run_id, "rst")
+    rec = _Recorder(name)
+    marker = f"vqual-oq {run_id} {os.urandom(8).hex()}"
+    value: dict[str, Any] = {"vm": name, "restored_vm": restored, "verdict": "fail", "reason": None}
+    not_executed: str | None = None
+    try:
+        if not platform.vm_exists(template):
+            raise NotSupported(
+                "backup/restore", f"no template domain {template}", where=platform.endpoint
+            )
+        agent, tag = _clone_and_boot(platform, rec, template, name, run_id, "bak", boot_timeout)
+        overlay = tag.files[0]
+        backup = f"{os.path.dirname(overlay)}/{name}-backup.qcow2"
+
+        def write_marker() -> dict[str, Any]:
+            agent.write(MARKER_FILE, marker.encode())
+            agent.run(["/bin/sync"])
+            return {"marker_file": MARKER_FILE, "marker": marker}
+
+        rec.step("guest.marker_write", {"marker_file": MARKER_FILE}, write_marker)
+        # The tag names the backup before libvirt creates it (cleanup after a crash).
+        dom = platform._domain(name)
+        tag = ThrowawayTag(tag.run_id, tag.purpose, tag.created, tag.files + (backup,))
+        platform._call(
+            "tag vm",
+            name,
+            platform.conn.defineXML,
+            with_tag(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), tag),
+        )
+
+        def take_backup() -> dict[str, Any]:
+            backup_xml = (
+                "<domainbackup mode='push'><disks><disk name='vda' type='file'>"
+                f"<target file='{backup}'/><driver type='qcow2'/></disk>"
+                "</disks></domainbackup>"
+            )
+            frozen = False
+            try:
+                agent.command("guest-fsfreeze-freeze", timeout=30)
+                frozen = True
+            except PlatformError:
+                pass  # the backup is then crash-consistent; recorded below
+            try:
+                platform._call("backup", name, dom.backupBegin, backup_xml, None, 0)
+            finally:
+                if frozen:
+                    agent.command("guest-fsfreeze-thaw", timeout=30)
+            stats = _wait_job(dom, backup_timeout)
+            return {
+                "backup": backup,
+                "fs_frozen": frozen,
+                "bytes": int(stats.get("disk_total", stats.get("data_total", 0)) or 0),
+                "job_ms": int(stats.get("time_elapsed", 0) or 0),
+            }
+
+        rec.step("vm.backup", {"power_state": RUNNING, "backup": None}, take_backup)
+
+        def overwrite_and_stop() -> dict[str, Any]:
+            # Changing the marker after the backup proves the restore reads the backup.
+            agent.write(MARKER_FILE, b"changed after backup")
+            platform._call("destroy vm", name, dom.destroy)
+            return {"power_state": _power(platform, name), "marker": "changed after backup"}
+
+        rec.step("vm.stop_original", {"power_state": RUNNING}, overwrite_and_stop)
+        root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        restore_tag = ThrowawayTag(run_id, "rst", utc_stamp(), (backup,))
+        xml = throwaway_xml(ET.tostring(root, "unicode"), restored, backup, restore_tag)
+
+        def restore() -> dict[str, Any]:
+            platform._call("define vm", restored, platform.conn.defineXML, xml)
+            new = platform._domain(restored)
+            platform._call("start vm", restored, new.create)
+            Agent(new).wait(boot_timeout)
+            return {"vm": restored, "disk": backup, "power_state": _power(platform, restored)}
+
+        rec.step("vm.restore", {"vm": restored, "exists": False}, restore)
+        rec.target = restored
+        read_back: list[str] = []
+
+        def read_marker() -> dict[str, Any]:
+            read_back.append(
+                Agent(platform._domain(restored)).read(MARKER_FILE).decode("utf-8", "replace")
+            )
+            return {"marker": read_back[0]}
+
+        rec.step("guest.marker_read", {"marker_file": MARKER_FILE}, read_marker)
+        ok = read_back[0] == marker
+        value.update(
+            {
+                "verdict": "pass" if ok else "fail",
+                "reason": None if ok else f"marker read back {read_back[0]!r}, written {marker!r}",
+                "marker_written": marker,
+                "marker_read": read_back[0],
+                "backup": backup,
+            }
+        )
+    except NotSupported as exc:
+        not_executed = exc.one_line()
+        value.update({"verdict": "not-executed", "reason": not_executed})
+    except PlatformError as exc:
+        value.update({"verdict": "fail", "reason": exc.one_line()})
+    finally:
+        # The restored guest first: its disk is the backup the original's tag also names.
+        value["cleanup"] = _cleanup_action(rec, [platform], [restored, name])
+    return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
+
+
+# --- cleanup by tag -------------------------------------------------------------------------
+
+
+@dataclass
+class CleanupReport:
+    """What :func:`cleanup_run` found and removed on one libvirt host."""
+
+    endpoint: str
+    removed: list[str] = field(default_factory=list)
+    files_left: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def tagged_domains(
+    platform: LibvirtPlatform, run_id: str | None = None
+) -> list[tuple[str, ThrowawayTag]]:
+    """Domains carrying the vqual throwaway tag (of ``run_id``, or of any run)."""
+    found: list[tuple[str, ThrowawayTag]] = []
+    for dom in platform._call("list", "domains", platform.conn.listAllDomains, 0):
+        try:
+            tag = tag_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError:
+            continue  # gone between list and read
+        if tag is not None and (run_id is None or tag.run_id == run_id):
+            found.append((dom.name(), tag))
+    return sorted(found, key=lambda item: item[0])
+
+
+def cleanup_run(uri: str, run_id: str) -> CleanupReport:
+    """Remove every throwaway guest tagged with ``run_id`` on one host, with its files.
+
+    Only tagged domains are touched; a domain whose name looks like a throwaway but carries
+    no tag is left alone. Never raises for a platform failure: errors are in the report.
+    """
+    report = CleanupReport(endpoint=redact_endpoint(uri))
+    try:
+        with LibvirtPlatform(uri) as platform:
+            report.endpoint = platform.endpoint
+            # The restored guest's disk is the backup another tag also names: remove guests
+            # first, files after, so a disk is not deleted under a guest that still runs.
+            tagged = tagged_domains(platform, run_id)
+            files: list[str] = []
+            for name, tag in tagged:
+                try:
+                    dom = platform._domain(name)
+                    if dom.isActive():
+                        platform._call("destroy vm", name, dom.destroy)
+                    platform._call(
+                        "undefine vm",
+                        name,
+                        dom.undefineFlags,
+                        libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                        | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+                    )
+                    report.removed.append(name)
+                    files += [f for f in tag.files if f not in files]
+                except PlatformError as exc:
+                    report.errors.append(exc.one_line())
+            report.files_left = _delete_files(platform, tuple(files))
+    except PlatformError as exc:
+        report.errors.append(exc.one_line())
+    return report
