@@ -66,7 +66,13 @@ options:
         (default 16) in storage pool C(pool) (default the first active pool; none: no disk),
         because QEMU keeps a running domain's snapshots in its qcow2 disk.
         C(oq_migrate) {destination} - live migration of a diskless throwaway domain to the
-        destination URI (C(not_executed) where the driver cannot migrate)."
+        destination URI (C(not_executed) where the driver cannot migrate).
+        C(oq_guest_migrate) {template, destination, unsafe_migration, boot_timeout} - a
+        throwaway guest cloned from the template domain (qcow2 overlay, vqual tag) is booted
+        and live-migrated to the destination URI; the interruption is measured by a
+        heartbeat inside the guest read through the QEMU guest agent.
+        C(oq_backup_restore) {template, boot_timeout} - marker written in a throwaway
+        guest, push backup, restored as a new guest, marker read back through its agent."
     type: list
     elements: dict
     required: true

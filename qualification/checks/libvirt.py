@@ -164,5 +164,61 @@ class LibvirtOq:
         return step["verdict"]
 
 
-for _check in (HypervisorVersion(), LibvirtNodeinfo(), LibvirtCapability(), LibvirtOq()):
+GUEST_OQ_TESTS = {"migrate": "oq_guest_migrate", "backup_restore": "oq_backup_restore"}
+GUEST_OQ_FIELDS = {
+    "migrate": ("verdict", "interruption_s", "max_gap_s", "guest_frozen_s", "migration_s"),
+    "backup_restore": ("verdict", "marker_read"),
+}
+
+
+@dataclass
+class LibvirtGuestOq:
+    """OQ on a booted throwaway guest cloned from a template (OQ-03, OQ-07).
+
+    ``test: migrate``: live migration to the configured destination with an in-guest
+    heartbeat read through the guest agent; fields ``verdict`` and the measured
+    ``interruption_s`` (and its parts ``max_gap_s``, ``guest_frozen_s``), ``migration_s``.
+    ``test: backup_restore``: marker written, push backup, restored as a new guest, marker
+    read back; fields ``verdict``, ``marker_read``. A measurement of a run that did not pass
+    is not-executed with the run's reason, never a number.
+    """
+
+    name: str = "libvirt_guest_oq"
+    description: str = (
+        "OQ on a throwaway guest: live migration with heartbeat interruption, backup and "
+        "restore with a marker read back through the guest agent"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "test" not in params:
+            return f"{self.name}: parameter test is required"
+        problem = _unknown_params(self.name, params, {"test", "field"}) or _one_of(
+            self.name, "test", params["test"], tuple(GUEST_OQ_TESTS)
+        )
+        if problem or "field" not in params:
+            return problem
+        return _one_of(self.name, "field", params["field"], GUEST_OQ_FIELDS[params["test"]])
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        # Every field of one test shares one run on one throwaway guest.
+        return ProbeRequest("libvirt", GUEST_OQ_TESTS[params["test"]], {})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        field = params.get("field", "verdict")
+        if field == "verdict":
+            return value["verdict"]
+        if value["verdict"] != "pass":
+            raise StepNotExecuted(
+                f"no {field}: the {params['test']} run did not pass ({value.get('reason')})"
+            )
+        return value[field]
+
+
+for _check in (
+    HypervisorVersion(),
+    LibvirtNodeinfo(),
+    LibvirtCapability(),
+    LibvirtOq(),
+    LibvirtGuestOq(),
+):
     register(_check)

@@ -43,6 +43,15 @@ def run_controller_probe(
                 else r
                 for r in requests
             ]
+        guest_oq = host_vars.get("vqual_libvirt_oq")
+        if isinstance(guest_oq, Mapping):
+            # Template and destination of the OQ on booted throwaway guests: site facts.
+            requests = [
+                {**r, "args": {**dict(guest_oq), **dict(r.get("args") or {})}}
+                if r.get("method") in ("oq_guest_migrate", "oq_backup_restore")
+                else r
+                for r in requests
+            ]
         domain_type = host_vars.get("vqual_libvirt_domain_type")
         return answer_requests(
             uri, requests, run_id=run_id, check_mode=check_mode,

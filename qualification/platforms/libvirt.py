@@ -1001,7 +1001,12 @@ IQ_METHODS = (
     "pools",
     "networks",
 )
-OQ_METHODS = ("oq_lifecycle", "oq_migrate")
+# OQ on booted throwaway guests (qualification.platforms.libvirt_guest_oq): args
+# ``template`` (a defined domain with the QEMU guest agent), for the migration also
+# ``destination`` (libvirt URI) and ``unsafe_migration``; the site gives them as the host
+# variable ``vqual_libvirt_oq``.
+GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore")
+OQ_METHODS = ("oq_lifecycle", "oq_migrate", *GUEST_OQ_METHODS)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -1227,6 +1232,57 @@ def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dic
     )
 
 
+def _guest_oq(
+    platform: LibvirtPlatform, method: str, run_id: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """Migration heartbeat or backup/restore on a throwaway guest cloned from a template."""
+    from . import libvirt_guest_oq as guest_oq
+
+    template = args.get("template")
+    if not template:
+        return _observation(
+            method=method,
+            not_executed="no template domain configured for this host (vqual_libvirt_oq.template)",
+        )
+    if not isinstance(template, str):
+        raise BadArgs(f"{method}: argument 'template' must be a domain name")
+    timeout = args.get("boot_timeout", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise BadArgs(f"{method}: argument 'boot_timeout' must be a positive number of seconds")
+    if method == "oq_guest_migrate":
+        destination = args.get("destination")
+        if not destination:
+            return _observation(
+                method=method,
+                not_executed="no destination host configured for this host "
+                "(vqual_libvirt_oq.destination)",
+            )
+        if not isinstance(destination, str):
+            raise BadArgs(f"{method}: argument 'destination' must be a libvirt URI")
+        result = guest_oq.run_migration_heartbeat(
+            platform,
+            destination,
+            template=template,
+            run_id=run_id,
+            unsafe=bool(args.get("unsafe_migration", False)),
+            boot_timeout=float(timeout),
+        )
+        what = f"libvirt live migration with guest heartbeat {platform.endpoint} -> " + str(
+            result.value.get("destination")
+        )
+    else:
+        result = guest_oq.run_backup_restore(
+            platform, template=template, run_id=run_id, boot_timeout=float(timeout)
+        )
+        what = f"libvirt push backup and restore with guest marker {platform.endpoint}"
+    return _observation(
+        value=result.value,
+        method=f"{what} (throwaway from template {template})",
+        not_executed=result.not_executed,
+        actions=result.actions,
+    )
+
+
 def probe(
     uri: str,
     requests: list[dict[str, Any]],
@@ -1291,7 +1347,10 @@ def probe(
             try:
                 if not isinstance(args, dict):
                     raise BadArgs(f"{method}: args must be a mapping")
-                if method in OQ_METHODS:
+                if method in GUEST_OQ_METHODS:
+                    observations[key] = _guest_oq(platform, method, run, args)
+                    changed = changed or bool(observations[key]["actions"])
+                elif method in OQ_METHODS:
                     oq_count += 1
                     vm = f"vqual-oq-{run}" + (f"-{oq_count}" if oq_count > 1 else "")
                     runner = _oq_lifecycle if method == "oq_lifecycle" else _oq_migrate
