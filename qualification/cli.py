@@ -188,6 +188,34 @@ def verify(bundle: Path, json_mode: bool, record: bool, state_dir: Path | None) 
     sys.exit(code)
 
 
+# --------------------------------------------------------------------------- cleanup
+@main.command()
+@click.argument("run_id")
+@click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
+              help="Ansible inventory; every host with a vqual_libvirt_uri is cleaned.")
+@click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
+@domain_errors
+def cleanup(run_id: str, inventory: Path, json_mode: bool) -> None:
+    """Remove every throwaway VM run RUN_ID made, also after a crash (found by its tag).
+
+    Exit 0 when nothing of the run is left; 4 when a host could not be reached or something
+    could not be removed.
+    """
+    from qualification.cleanup import cleanup as run_cleanup
+    from qualification.errors import EXIT_PLATFORM
+
+    result = run_cleanup(inventory, run_id)
+    if json_mode:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    else:
+        for target in result.targets:
+            removed = ", ".join(target.removed) or "nothing of this run"
+            click.echo(f"{target.endpoint} ({', '.join(target.hosts)}): removed {removed}")
+            for problem in target.errors + [f"file left: {f}" for f in target.files_left]:
+                click.echo(f"vqual: {target.endpoint}: {problem}", err=True)
+    sys.exit(0 if result.ok else EXIT_PLATFORM)
+
+
 # --------------------------------------------------------------------------- keys
 @main.group()
 def keys() -> None:
