@@ -146,6 +146,21 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return (WinRMError, requests.exceptions.RequestException, OSError)
 
 
+def _trust_path(ca_file: str | None) -> str:
+    """The CA bundle to verify against: ``ca_file``, else the system trust store (named
+    explicitly, so pywinrm never picks one from the environment), else certifi's (what requests ships with)."""
+    if ca_file:
+        return ca_file
+    import ssl
+
+    system = ssl.get_default_verify_paths().cafile
+    if system:
+        return system
+    import certifi  # requests' own bundle
+
+    return str(certifi.where())
+
+
 def _clean_stderr(data: bytes) -> str:
     """Error text from PowerShell's stderr: plain text, or the error strings of a CLIXML
     stream (what powershell.exe writes when run with ``-EncodedCommand``)."""
@@ -196,7 +211,9 @@ class HypervPlatform:
         from winrm.exceptions import WinRMError
         from winrm.protocol import Protocol
 
-        verify: Any = "validate" if endpoint.validate_certs else "ignore"
+        # Plain HTTP has no certificate to verify; saying so keeps pywinrm from looking for one.
+        validate = endpoint.validate_certs and endpoint.scheme == "https"
+        verify: Any = "validate" if validate else "ignore"
         try:
             self._protocol = Protocol(
                 endpoint.url,
@@ -204,7 +221,7 @@ class HypervPlatform:
                 username=endpoint.username,
                 password=endpoint.password,
                 server_cert_validation=verify,
-                ca_trust_path=endpoint.ca_file or "legacy_requests",
+                ca_trust_path=_trust_path(endpoint.ca_file),
                 read_timeout_sec=endpoint.timeout_s + 10,
                 operation_timeout_sec=endpoint.timeout_s,
             )
