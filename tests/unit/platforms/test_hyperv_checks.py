@@ -45,7 +45,12 @@ def test_cmdlet_modes() -> None:
     ]
     findings = _decide(
         "hyperv_cmdlet",
-        {"cmdlet": "Get-BitLockerVolume", "field": "ProtectionStatus", "key": "MountPoint", "want": 1},
+        {
+            "cmdlet": "Get-BitLockerVolume",
+            "field": "ProtectionStatus",
+            "key": "MountPoint",
+            "want": 1,
+        },
         volumes,
         {"op": "absent"},
     )
@@ -59,7 +64,10 @@ def test_cmdlet_modes() -> None:
     )
     assert members.verdict == "pass"
     one = _decide(
-        "hyperv_cmdlet", {"cmdlet": "Confirm-SecureBootUEFI"}, [False], {"op": "equals", "value": True}
+        "hyperv_cmdlet",
+        {"cmdlet": "Confirm-SecureBootUEFI"},
+        [False],
+        {"op": "equals", "value": True},
     )
     assert (one.verdict, one.observed) == ("fail", False)
     roles = _decide(
@@ -127,7 +135,9 @@ def test_hcl_names_the_host_and_its_bios() -> None:
 
 
 def test_oq_step_not_executed_carries_the_first_reason() -> None:
-    reason = "create_vm not supported: no real Hyper-V available; the stand-in does not change state"
+    reason = (
+        "create_vm not supported: no real Hyper-V available; the stand-in does not change state"
+    )
     value = {
         "steps": {
             "define": {"verdict": "not-executed", "reason": reason},
@@ -140,7 +150,10 @@ def test_oq_step_not_executed_carries_the_first_reason() -> None:
     assert start.verdict == "not-executed"
     assert start.reason == f"step define did not pass: {reason}"
     ran = {"steps": {"define": {"verdict": "fail", "reason": "x"}}}
-    assert _decide("hyperv_oq", {"step": "define"}, ran, {"op": "equals", "value": "pass"}).verdict == "fail"
+    assert (
+        _decide("hyperv_oq", {"step": "define"}, ran, {"op": "equals", "value": "pass"}).verdict
+        == "fail"
+    )
 
 
 @pytest.mark.parametrize(

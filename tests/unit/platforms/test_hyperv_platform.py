@@ -174,7 +174,9 @@ def test_oq_lifecycle_is_not_executed_and_records_no_change(standin: StandInServ
     assert all(s["verdict"] == "not-executed" for s in steps.values())
     define = oq["actions"][0]
     assert (define["before"], define["after"]) == ({"exists": False}, {"exists": False})
-    checked, _ = probe(_endpoint(standin), [{"key": "oq", "method": "oq_lifecycle"}], check_mode=True)
+    checked, _ = probe(
+        _endpoint(standin), [{"key": "oq", "method": "oq_lifecycle"}], check_mode=True
+    )
     assert checked["oq"]["not_executed"] == "check mode"
 
 
