@@ -173,7 +173,7 @@ GUEST_OQ_FIELDS = {
 
 @dataclass
 class LibvirtGuestOq:
-    """OQ on a booted throwaway guest cloned from a template (OQ-03, OQ-07).
+    """OQ on a booted throwaway guest cloned from a template (OQ-04, OQ-09).
 
     ``test: migrate``: live migration to the configured destination with an in-guest
     heartbeat read through the guest agent; fields ``verdict`` and the measured
