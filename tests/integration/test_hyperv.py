@@ -189,8 +189,10 @@ def test_hcl_findings_name_the_host_and_its_hardware(
         "HV2: Dell Inc. PowerEdge R650 BIOS '2.17.0' is not on the HCL (listed: 2.19.1)"
     ]
     assert results[("hv-c", "IQ-HV-010")]["observed"] == [
-        "HV3: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL (listed: Dell Inc. "
-        "PowerEdge R650; HPE ProLiant DL360 Gen10 Plus)"
+        (
+            "HV3: server 'Dell Inc.' 'PowerEdge R660' is not on the HCL (listed: Dell Inc. "
+            "PowerEdge R650; HPE ProLiant DL360 Gen10 Plus)"
+        )
     ]
     start = next(r for r in _records(qualified[1]) if r["kind"] == "run.start")
     assert [d["name"] for d in start["data"]["data_files"]] == ["hcl"]
