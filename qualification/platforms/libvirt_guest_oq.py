@@ -312,7 +312,9 @@ class Beat:
 def parse_heartbeat(data: bytes) -> list[Beat]:
     """Beats of a heartbeat file; a torn last line is dropped."""
     beats: list[Beat] = []
-    for line in data.decode("ascii", "replace").splitlines():
+    # Only whole lines: the last one is torn unless the file ends with a newline.
+    complete = data[: data.rfind(b"\n") + 1]
+    for line in complete.decode("ascii", "replace").splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
             beats.append(Beat(int(parts[0]), int(parts[1])))
