@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Connection options of vqual's platform modules (libvirt and vSphere)."""
+    """Connection options of vqual's platform modules (libvirt, vSphere, Hyper-V)."""
 
     DOCUMENTATION = r"""
 options:
@@ -16,8 +16,9 @@ options:
     description:
       - The hypervisor platform to talk to; selects the adapter of the C(qualification) package.
       - If not set, the value of the environment variable E(VQUAL_PLATFORM) is used.
+      - V(hyperv) (WinRM and PowerShell) is accepted by the read-only modules only.
     type: str
-    choices: [libvirt, vsphere]
+    choices: [libvirt, vsphere, hyperv]
     required: true
   uri:
     description:
@@ -34,33 +35,34 @@ options:
     type: path
   hostname:
     description:
-      - vSphere only. The vCenter Server or ESXi host name or address.
+      - vSphere and Hyper-V. The vCenter Server, ESXi or Hyper-V host name or address.
       - If not set, the environment variable E(VMWARE_HOST) is used.
     type: str
   port:
     description:
-      - vSphere only. The port of the SDK endpoint.
-      - If not set, the environment variable E(VMWARE_PORT) is used, else 443.
+      - vSphere and Hyper-V. The port of the SDK endpoint or the WinRM listener.
+      - If not set, the environment variable E(VMWARE_PORT) is used, else 443 (vSphere), 5986
+        (Hyper-V over https) or 5985 (Hyper-V over http).
     type: int
   username:
     description:
-      - vSphere only. The user name to log in with.
+      - vSphere and Hyper-V. The user name to log in with.
       - If not set, the environment variable E(VMWARE_USER) is used.
     type: str
   password:
     description:
-      - vSphere only. The password of O(username). Never returned or logged.
+      - vSphere and Hyper-V. The password of O(username). Never returned or logged.
       - If not set, the environment variable E(VMWARE_PASSWORD) is used.
     type: str
   validate_certs:
     description:
-      - vSphere only. Verify the endpoint's TLS certificate against the system trust store
+      - vSphere and Hyper-V. Verify the endpoint's TLS certificate against the system trust store
         (or O(ca_file)). Set to V(false) only for a lab with self-signed certificates.
       - If not set, the environment variable E(VMWARE_VALIDATE_CERTS) is used, else V(true).
     type: bool
   ca_file:
     description:
-      - vSphere only. A PEM file of CA certificates to verify the endpoint with.
+      - vSphere and Hyper-V. A PEM file of CA certificates to verify the endpoint with.
     type: path
   datacenter:
     description:
@@ -70,9 +72,22 @@ options:
     description:
       - vSphere only. The cluster whose hosts count; default every host of the endpoint.
     type: str
+  winrm_scheme:
+    description:
+      - Hyper-V only. V(https) (verified, see O(validate_certs)) or V(http); plain HTTP is an
+        explicit opt-out for a lab.
+    type: str
+    choices: [https, http]
+    default: https
+  winrm_transport:
+    description:
+      - Hyper-V only. The WinRM authentication (pywinrm transport).
+    type: str
+    choices: [ntlm, kerberos, credssp, basic, certificate]
+    default: ntlm
 requirements:
   - vqual (the C(qualification) Python package) on the controller
-  - libvirt-python (platform libvirt) or pyVmomi (platform vsphere)
+  - libvirt-python (platform libvirt), pyVmomi (platform vsphere) or pywinrm (platform hyperv)
 notes:
   - Runs on the controller; delegate it to C(localhost), as with the VMware collections.
   - Platform errors (wrong password, endpoint unreachable, object not found) fail the task

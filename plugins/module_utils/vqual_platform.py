@@ -16,7 +16,7 @@ import traceback
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
-    from qualification.errors import NotSupported, PlatformError
+    from qualification.errors import BadInputError, NotSupported, PlatformError
     from qualification.platforms.base import secrets_of
 
     HAS_VQUAL = True
@@ -31,12 +31,15 @@ except ImportError:
     class NotSupported(PlatformError):
         pass
 
+    class BadInputError(Exception):
+        pass
+
 
 def platform_argument_spec():
     """Connection options of every platform module (see doc fragment ``platform``)."""
     return dict(
         platform=dict(
-            type="str", required=True, choices=["libvirt", "vsphere"],
+            type="str", required=True, choices=["libvirt", "vsphere", "hyperv"],
             fallback=(env_fallback, ["VQUAL_PLATFORM"]),
         ),
         uri=dict(type="str", fallback=(env_fallback, ["VQUAL_LIBVIRT_URI"])),
@@ -51,6 +54,10 @@ def platform_argument_spec():
         ca_file=dict(type="path"),
         datacenter=dict(type="str"),
         cluster=dict(type="str"),
+        winrm_scheme=dict(type="str", choices=["https", "http"], default="https"),
+        winrm_transport=dict(
+            type="str", default="ntlm", choices=["ntlm", "kerberos", "credssp", "basic", "certificate"]
+        ),
     )
 
 
@@ -75,15 +82,36 @@ def open_platform(module, action, readonly=False):
             from qualification.platforms.libvirt import LibvirtPlatform
 
             return LibvirtPlatform(params["uri"], readonly=readonly, state_dir=params["state_dir"])
+        if params["platform"] == "hyperv" and not readonly:
+            # The Hyper-V adapter's operations never ran against Hyper-V (only a stand-in was
+            # available), so only the read-only modules accept platform hyperv.
+            module.fail_json(msg="%s failed: platform hyperv supports only the read-only modules" % action)
         missing = [name for name in ("hostname", "username", "password") if not params[name]]
         if missing:
             module.fail_json(
-                msg="%s failed: %s required for vsphere (or VMWARE_HOST, VMWARE_USER, VMWARE_PASSWORD)"
-                % (action, ", ".join(missing))
+                msg="%s failed: %s required for %s (or VMWARE_HOST, VMWARE_USER, VMWARE_PASSWORD)"
+                % (action, ", ".join(missing), params["platform"])
+            )
+        validate = params["validate_certs"]
+        if params["platform"] == "hyperv":
+            from qualification.platforms.hyperv import Endpoint as WinrmEndpoint
+            from qualification.platforms.hyperv import HypervPlatform
+
+            scheme = params["winrm_scheme"]
+            return HypervPlatform(
+                WinrmEndpoint(
+                    host=params["hostname"],
+                    username=params["username"],
+                    password=params["password"],
+                    port=params["port"] or (5986 if scheme == "https" else 5985),
+                    scheme=scheme,
+                    transport=params["winrm_transport"],
+                    validate_certs=True if validate is None else validate,
+                    ca_file=params["ca_file"],
+                )
             )
         from qualification.platforms.vsphere import Endpoint, VspherePlatform
 
-        validate = params["validate_certs"]
         return VspherePlatform(
             Endpoint(
                 host=params["hostname"],
@@ -96,7 +124,7 @@ def open_platform(module, action, readonly=False):
                 cluster=params["cluster"],
             )
         )
-    except PlatformError as exc:
+    except (PlatformError, BadInputError) as exc:
         module.fail_json(msg="%s failed: %s" % (action, exc.one_line()))
     except ImportError as exc:
         module.fail_json(msg="%s failed: %s" % (action, exc), exception=traceback.format_exc())

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: hypervisor_info
-short_description: Read what a hypervisor endpoint is and what it manages (libvirt, vSphere)
+short_description: Read what a hypervisor endpoint is and what it manages (libvirt, vSphere, Hyper-V)
 description:
   - Returns the endpoint's product and versions, its hosts (hardware, firmware, CPU, memory,
     hypervisor build, maintenance state, cluster), clusters, datastores and networks, as the
@@ -51,6 +51,16 @@ EXAMPLES = r"""
   delegate_to: localhost
   register: vc
 
+- name: Read a Hyper-V host over WinRM (HTTPS, certificate verified)
+  vqual.qualification.hypervisor_info:
+    platform: hyperv
+    hostname: hv1.example.org
+    username: "{{ hyperv_user }}"
+    password: "{{ hyperv_password }}"
+    winrm_transport: kerberos
+    gather: [hosts, networks]
+  delegate_to: localhost
+
 - name: Read a KVM host's libvirt
   vqual.qualification.hypervisor_info:
     platform: libvirt
@@ -76,12 +86,12 @@ clusters:
   type: list
   elements: dict
 datastores:
-  description: Datastores (vSphere) or storage pools (libvirt) with capacity.
+  description: Datastores (vSphere) or storage pools (libvirt) with capacity; Hyper-V reports them as not supported.
   returned: when C(datastores) is gathered
   type: list
   elements: dict
 networks:
-  description: Networks or port groups.
+  description: Networks, port groups or Hyper-V virtual switches.
   returned: when C(networks) is gathered
   type: list
   elements: dict
