@@ -96,6 +96,10 @@ READ_CMDLETS: dict[str, str] = {
     "Get-ClusterQuorum": "Get-ClusterQuorum",
     "Get-ClusterSharedVolume": "Get-ClusterSharedVolume",
     "Get-ClusterNetwork": "Get-ClusterNetwork",
+    # The time service's configured source (HV-14); w32tm itself writes text, not objects.
+    "W32Time-Parameters": (
+        "Get-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\W32Time\\Parameters'"
+    ),
 }
 
 _NOT_RECOGNIZED = "is not recognized as the name of a cmdlet"

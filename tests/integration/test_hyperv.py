@@ -61,6 +61,7 @@ EXPECTED = {
     "vswitch_management_os": {"vSwitch-Production": False, "vSwitch-Management": True},
     "hyperv_administrators": ["LAB\\hv-admins"],
     "cluster_network_roles": {"Cluster": 1, "Client": 3},
+    "ntp_server": "ntp1.example.org,0x9",
 }
 
 
@@ -203,7 +204,8 @@ def test_what_the_stand_in_cannot_answer_is_not_executed(
 ) -> None:
     results = _results(qualified[1])
     for test_id, cmdlet in (("IQ-HV-004", "Get-HotFix"), ("IQ-HV-052", "Get-Tpm"),
-                            ("IQ-HV-059", "Get-VMProcessor"), ("IQ-HV-060", "Get-ClusterNode")):  # fmt: skip
+                            ("IQ-HV-059", "Get-VMProcessor"), ("IQ-HV-060", "Get-ClusterNode"),
+                            ("IQ-HV-063", "Get-ItemProperty")):  # fmt: skip
         r = results[("hv-a", test_id)]
         assert (r["verdict"], r["observed"]) == ("not-executed", None), r
         assert f"the endpoint does not know {cmdlet}" in r["reason"]
