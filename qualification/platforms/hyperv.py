@@ -883,6 +883,48 @@ def endpoint_from_vars(host_vars: Mapping[str, Any]) -> Endpoint:
     )
 
 
+def _hcl_args(
+    request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The ``hcl`` request's args with the entries of the named data file, read again and
+    checked against the digest recorded at planning (what the protocol approval covers).
+
+    Kept here rather than shared with the vSphere adapter, so a controller without pyVmomi
+    can still qualify Hyper-V hosts.
+    """
+    import hashlib
+
+    from qualification.checks.vsphere import load_hcl
+
+    args = dict(request.get("args") or {})
+    name = args.get("hcl")
+    found = [d for d in data_files if d.get("name") == name]
+    if not found:
+        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
+        raise BadArgs(f"hcl: the spec declares no data file {name!r} (data_files: {known})")
+    path = str(found[0].get("path"))
+    try:
+        with open(path, "rb") as fh:
+            content = fh.read()
+    except OSError as exc:
+        raise BadArgs(f"hcl: cannot read {path}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(content).hexdigest()
+    planned = found[0].get("digest")
+    if planned and digest != planned:
+        raise BadArgs(
+            f"hcl: {path} changed since the run was planned "
+            f"(digest {digest[:12]}..., planned {str(planned)[:12]}...)"
+        )
+    try:
+        entries = load_hcl(content.decode("utf-8"), path)
+    except UnicodeDecodeError as exc:
+        raise BadArgs(f"hcl: {path}: {exc}") from None
+    except BadInputError as exc:
+        raise BadArgs(f"hcl: {exc.one_line()}") from None
+    args.update(entries=[e.to_json() for e in entries], digest=digest)
+    return args
+
+
 def answer_hyperv(
     requests_: Sequence[Mapping[str, Any]],
     *,
@@ -893,9 +935,6 @@ def answer_hyperv(
 ) -> dict[str, dict[str, Any]]:
     """:func:`probe` for the controller (action plugin): the endpoint from the target's
     ``vqual_winrm_*`` variables, HCL data files resolved; observations only, never raises."""
-    from .vsphere import BadArgs as VsBadArgs
-    from .vsphere import _hcl_args
-
     try:
         endpoint = endpoint_from_vars(host_vars)
     except BadInputError as exc:
@@ -911,7 +950,7 @@ def answer_hyperv(
         if request.get("method") == "hcl":
             try:
                 prepared.append({**request, "args": _hcl_args(request, data_files)})
-            except VsBadArgs as exc:
+            except BadArgs as exc:
                 failed[str(request.get("key", ""))] = _observation(method="hcl", error=str(exc))
             continue
         prepared.append(dict(request))

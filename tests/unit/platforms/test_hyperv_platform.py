@@ -323,3 +323,22 @@ def test_clixml_error_stream_becomes_its_message() -> None:
     assert text.startswith('Get-VM : Hyper-V was unable to find a virtual machine with name "x".')
     assert "At line:1" in text and "_x000D_" not in text
     assert _clean_stderr(b"plain error\r\n") == "plain error\r\n"
+
+
+def test_hcl_is_read_again_and_must_have_the_approved_digest(
+    standin: StandInServer, tmp_path: Path
+) -> None:
+    import hashlib
+    import shutil
+
+    hcl = tmp_path / "hcl.yaml"
+    shutil.copy(Path(__file__).parents[3] / "specs" / "data" / "hcl-hyperv-example.yaml", hcl)
+    approved = hashlib.sha256(hcl.read_bytes()).hexdigest()
+    files = [{"name": "hcl", "path": str(hcl), "digest": approved}]
+    request = [{"key": "l", "method": "hcl", "args": {"hcl": "hcl"}}]
+    ok = answer_hyperv(request, host_vars=_host_vars(standin), data_files=files)["l"]
+    assert ok["error"] is None and ok["value"]["digest"] == approved
+    assert ok["value"]["hosts"][0]["hardware"]["model"] == "PowerEdge R650"
+    hcl.write_text(hcl.read_text() + "# edited after approval\n")
+    changed = answer_hyperv(request, host_vars=_host_vars(standin), data_files=files)["l"]
+    assert "changed since the run was planned" in changed["error"]
