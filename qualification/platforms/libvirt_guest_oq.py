@@ -615,6 +615,9 @@ def run_migration_heartbeat(
         beats = parse_heartbeat(agent.read(HEARTBEAT_FILE))
         host_before = time.monotonic()
         last_before = beats[-1]
+        # The same guest's largest gap before the migration: what the heartbeat shows
+        # without one (scheduling under load), to read the interruption against.
+        baseline = max_gap_s(beats)
         src_host = platform.hostname()
         flags = (
             libvirt.VIR_MIGRATE_LIVE
@@ -678,6 +681,7 @@ def run_migration_heartbeat(
                 "interruption_s": round(interruption, 3),
                 "max_gap_s": round(gap, 3),
                 "guest_frozen_s": round(frozen, 3),
+                "baseline_gap_s": round(baseline, 3),
                 "migration_s": round(migrate_s[0], 3),
                 "beats_in_window": len(window),
                 "same_boot": boot_after == boot_before,
