@@ -83,7 +83,7 @@ options:
     description:
       - Hyper-V only. The WinRM authentication (pywinrm transport).
     type: str
-    choices: [ntlm, kerberos, credssp, basic, certificate]
+    choices: [ntlm, kerberos, credssp, basic]
     default: ntlm
 requirements:
   - vqual (the C(qualification) Python package) on the controller

@@ -56,7 +56,7 @@ def platform_argument_spec():
         cluster=dict(type="str"),
         winrm_scheme=dict(type="str", choices=["https", "http"], default="https"),
         winrm_transport=dict(
-            type="str", default="ntlm", choices=["ntlm", "kerberos", "credssp", "basic", "certificate"]
+            type="str", default="ntlm", choices=["ntlm", "kerberos", "credssp", "basic"]
         ),
     )
 

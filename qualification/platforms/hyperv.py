@@ -867,8 +867,10 @@ def endpoint_from_vars(host_vars: Mapping[str, Any]) -> Endpoint:
     if isinstance(validate, str):
         validate = validate.strip().lower() in _TRUE
     transport = str(host_vars.get("vqual_winrm_transport") or "ntlm")
-    if not re.fullmatch(r"basic|ntlm|kerberos|credssp|certificate|ssl|plaintext", transport):
-        raise BadInputError(f"vqual_winrm_transport {transport!r} is not a pywinrm transport")
+    if not re.fullmatch(r"basic|ntlm|kerberos|credssp", transport):
+        raise BadInputError(
+            f"vqual_winrm_transport must be ntlm, kerberos, credssp or basic, not {transport!r}"
+        )
     return Endpoint(
         host=need("vqual_winrm_host"),
         username=need("vqual_winrm_username"),
