@@ -228,13 +228,19 @@ def test_no_password_in_the_bundle(lab: HypervLab, qualified: tuple[dict[str, An
 def test_platform_errors_give_error_verdicts_and_one_line(
     lab: HypervLab, executor_state: Path, tmp_path: Path
 ) -> None:
-    """Wrong password and an unreachable endpoint: `error` verdicts, exit 4, no traceback."""
+    """Wrong password, an unreachable endpoint and a missing VM: `error` verdicts, exit 4,
+    no traceback."""
     inventory = json.loads(json.dumps(lab.inventory))
     hosts = inventory["all"]["children"]["hyperv_hosts"]["hosts"]
     hosts["hv-a"]["vqual_winrm_password"] = "not-the-password"
     hosts["hv-b"]["vqual_winrm_port"] = 1  # nothing listens there
     spec = yaml.safe_load(SPEC.read_text())
-    spec["tests"] = [t for t in spec["tests"] if t["id"] in ("IQ-HV-001", "IQ-HV-050")]
+    spec["tests"] = [t for t in spec["tests"] if t["id"] in ("IQ-HV-001", "IQ-HV-050")] + [{
+        "id": "IQ-HV-900", "title": "A VM that does not exist", "protocol": "IQ",
+        "requirements": ["URS-HV-02"], "applies_to": ["hyperv_host"], "risk": ["high"],
+        "check": "hyperv_vm", "params": {"vm": "no-such-vm", "field": "vcpus"},
+        "expect": {"op": "equals", "value": 1}, "acceptance": "the VM has one vCPU",
+    }]  # fmt: skip
     del spec["data_files"]
     spec_path = tmp_path / "errors.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -253,6 +259,9 @@ def test_platform_errors_give_error_verdicts_and_one_line(
         assert "login failed" in results[("hv-a", test_id)]["reason"]
         assert "connect failed" in results[("hv-b", test_id)]["reason"]
         assert results[("hv-c", test_id)]["verdict"] == "pass"
+    missing = results[("hv-c", "IQ-HV-900")]
+    assert (missing["verdict"], missing["observed"]) == ("error", None)
+    assert "vm 'no-such-vm' not found" in missing["reason"]
     for r in results.values():
         assert "\n" not in (r["reason"] or "")
     for host in HOSTS:
