@@ -775,7 +775,7 @@ def _oq_lifecycle(platform: HypervPlatform, vm: str, args: Mapping[str, Any]) ->
 
 def probe(
     endpoint: Endpoint,
-    requests_: Sequence[Mapping[str, Any]],
+    requests: Sequence[Mapping[str, Any]],
     *,
     check_mode: bool = False,
     run_id: str = "",
@@ -797,7 +797,7 @@ def probe(
         connect_error = one_line(exc.one_line(), secrets)
     changed = False
     try:
-        for number, request in enumerate(requests_, start=1):
+        for number, request in enumerate(requests, start=1):
             key = str(request.get("key") or "")
             method = str(request.get("method") or "")
             args = request.get("args") or {}
@@ -928,7 +928,7 @@ def _hcl_args(
 
 
 def answer_hyperv(
-    requests_: Sequence[Mapping[str, Any]],
+    requests: Sequence[Mapping[str, Any]],
     *,
     host_vars: Mapping[str, Any],
     run_id: str = "",
@@ -944,11 +944,11 @@ def answer_hyperv(
             str(r.get("key", "")): _observation(
                 method=str(r.get("method", "")), error=exc.one_line()
             )
-            for r in requests_
+            for r in requests
         }
     prepared: list[dict[str, Any]] = []
     failed: dict[str, dict[str, Any]] = {}
-    for request in requests_:
+    for request in requests:
         if request.get("method") == "hcl":
             try:
                 prepared.append({**request, "args": _hcl_args(request, data_files)})
