@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,16 +13,21 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from qualification.platforms import libvirt_guest_oq as g
 from qualification.platforms.libvirt import LibvirtPlatform, new_run_id
-from tests.conftest import REPO, run_vqual
-from tests.integration.test_kvm_cluster import LAB_INV, lab_throwaways, wait_for_guest_slot
+from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
+from tests.integration.test_kvm_cluster import (
+    KVM2_URI,
+    LAB_INV,
+    lab_throwaways,
+    wait_for_guest_slot,
+)
 
 pytestmark = pytest.mark.lab
 
 KVM1_URI = "qemu+tcp://127.0.0.11/system"
-KVM2_URI = "qemu+tcp://127.0.0.12/system"
 
 _RUN = """
 import sys
@@ -73,6 +79,67 @@ def test_cleanup_removes_the_guest_of_a_killed_run(executor_state: Path, lab: ob
     # A second cleanup finds nothing: idempotent.
     again = run_vqual("cleanup", run_id, "-i", str(LAB_INV), "--json", state_dir=executor_state)
     assert again.returncode == 0 and json.loads(again.stdout)["removed"] == []
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (ansible-runner starts its own sessions)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def test_cleanup_after_a_killed_vqual_qualify(executor_state: Path, tmp_path: Path,
+                                              lab: object) -> None:
+    wait_for_guest_slot()
+    inv = tmp_path / "inventory"
+    shutil.copytree(LAB_INV, inv)
+    (inv / "host_vars").mkdir(exist_ok=True)
+    (inv / "host_vars" / "kvm1.yml").write_text(yaml.safe_dump({
+        "vqual_libvirt_oq": {"template": "master", "destination": KVM2_URI,
+                             "unsafe_migration": True}}))
+    run_id = new_run_id()
+    name = g.throwaway_name(run_id, "bak")
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "vqual"), "qualify", "-i", str(inv), "-s",
+         str(REPO / "specs" / "kvm-cluster.yaml"), "-c", "CHG0000503", "--run-id", run_id,
+         "--limit", "kvm1", "--test", "OQ-KVM-003", "--evidence-dir", str(tmp_path / "ev")],
+        cwd=REPO, env=vqual_env(executor_state), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            with LibvirtPlatform(KVM1_URI, readonly=True) as kvm1:
+                if kvm1.vm_exists(name) and kvm1.vm(name).power_state == "running":
+                    break
+            assert proc.poll() is None, "vqual qualify ended before its guest ran"
+            assert time.monotonic() < deadline, "the throwaway guest did not start"
+            time.sleep(0.5)
+    finally:
+        for pid in reversed(_descendants(proc.pid)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+    time.sleep(1)
+    assert name in lab_throwaways()  # the killed run could not clean up after itself
+
+    done = run_vqual("cleanup", run_id, "-i", str(inv), "--json", state_dir=executor_state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert name in json.loads(done.stdout)["removed"]
+    assert not [n for n in lab_throwaways() if run_id in n]
 
 
 def test_cleanup_removes_only_its_run_and_only_tagged_guests(executor_state: Path,

@@ -133,3 +133,23 @@ def test_cleanup_command_on_the_test_driver_finds_nothing_of_another_run(
     result = json.loads(done.stdout)
     assert result["ok"] and result["removed"] == []
     assert result["targets"][0]["hosts"] == ["h"]
+
+
+def test_guest_oq_check_shares_one_run_and_never_invents_a_number() -> None:
+    from qualification.checks.base import StepNotExecuted
+    from qualification.checks.libvirt import LibvirtGuestOq
+
+    check = LibvirtGuestOq()
+    assert check.validate_params({"test": "migrate", "field": "interruption_s"}) is None
+    assert "field" in str(check.validate_params({"test": "backup_restore",
+                                                 "field": "interruption_s"}))
+    assert "test" in str(check.validate_params({"field": "verdict"}))
+    # Every field of the migration test is one request: one migration per host.
+    assert (check.request({"test": "migrate", "field": "verdict"}).key()
+            == check.request({"test": "migrate", "field": "interruption_s"}).key())
+    passed = {"verdict": "pass", "interruption_s": 0.13}
+    assert check.extract(passed, {"test": "migrate", "field": "interruption_s"}) == 0.13
+    failed = {"verdict": "fail", "reason": "migrate refused"}
+    assert check.extract(failed, {"test": "migrate", "field": "verdict"}) == "fail"
+    with pytest.raises(StepNotExecuted, match="migrate refused"):
+        check.extract(failed, {"test": "migrate", "field": "interruption_s"})
