@@ -350,17 +350,22 @@ class GuestOqResult:
     not_executed: str | None = None
 
 
-def _require_guests(platform: LibvirtPlatform, what: str, template: str) -> None:
-    """NotSupported where no guest can run (libvirt's test driver) or no template exists."""
+def _cannot_run_guests(platform: LibvirtPlatform, what: str) -> str | None:
+    """Why no guest OS can run here (libvirt's test driver), or None."""
     if platform.about().product.lower() == "test":
-        raise NotSupported(
+        return NotSupported(
             what,
             "libvirt's test driver runs no guest OS: no guest agent to read a heartbeat or "
             "marker through, so nothing is measured",
             where=platform.endpoint,
-        )
+        ).one_line()
+    return None
+
+
+def _require_template(platform: LibvirtPlatform, template: str) -> None:
+    """A configured template that is not there is a platform error, not a skipped test."""
     if not platform.vm_exists(template):
-        raise NotSupported(what, f"no template domain {template}", where=platform.endpoint)
+        raise PlatformError(f"template domain {template} not found", where=platform.endpoint)
 
 
 def _template_disk(platform: LibvirtPlatform, template: str) -> tuple[str, str, str]:
@@ -588,11 +593,15 @@ def run_migration_heartbeat(
         "verdict": "fail",
         "reason": None,
     }
-    not_executed: str | None = None
-    dest: LibvirtPlatform | None = None
+    not_executed = _cannot_run_guests(platform, "migration heartbeat")
+    if not_executed is not None:
+        value.update({"verdict": "not-executed", "reason": not_executed})
+        return GuestOqResult(value=value, not_executed=not_executed)
+    # Before anything is made: a missing template or an unreachable destination is a
+    # platform error of the whole test (error verdicts), raised to the probe.
+    _require_template(platform, template)
+    dest = LibvirtPlatform(destination, state_dir=platform._state_dir)
     try:
-        _require_guests(platform, "migration heartbeat", template)
-        dest = LibvirtPlatform(destination, state_dir=platform._state_dir)
         agent, _tag = _clone_and_boot(platform, rec, template, name, run_id, "mig", boot_timeout)
 
         def start_heartbeat() -> dict[str, Any]:
@@ -629,7 +638,6 @@ def run_migration_heartbeat(
         migrate_s: list[float] = []
 
         def migrate() -> dict[str, Any]:
-            assert dest is not None
             dom = platform._domain(name)
             t0 = time.monotonic()
             platform._call(
@@ -694,10 +702,8 @@ def run_migration_heartbeat(
     except PlatformError as exc:
         value.update({"verdict": "fail", "reason": exc.one_line()})
     finally:
-        targets = [platform] + ([dest] if dest is not None else [])
-        value["cleanup"] = _cleanup_action(rec, targets, [name])
-        if dest is not None:
-            dest.close()
+        value["cleanup"] = _cleanup_action(rec, [platform, dest], [name])
+        dest.close()
     return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
 
 
@@ -733,9 +739,12 @@ def run_backup_restore(
     rec = _Recorder(name)
     marker = f"vqual-oq {run_id} {os.urandom(8).hex()}"
     value: dict[str, Any] = {"vm": name, "restored_vm": restored, "verdict": "fail", "reason": None}
-    not_executed: str | None = None
+    not_executed = _cannot_run_guests(platform, "backup/restore")
+    if not_executed is not None:
+        value.update({"verdict": "not-executed", "reason": not_executed})
+        return GuestOqResult(value=value, not_executed=not_executed)
+    _require_template(platform, template)
     try:
-        _require_guests(platform, "backup/restore", template)
         agent, tag = _clone_and_boot(platform, rec, template, name, run_id, "bak", boot_timeout)
         overlay = tag.files[0]
         backup = f"{os.path.dirname(overlay)}/{name}-backup.qcow2"

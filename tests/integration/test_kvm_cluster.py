@@ -133,3 +133,21 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
 
     running = guests.running_guests()
     assert {n: running.get(n) for n in clones_before} == clones_before
+
+
+def test_platform_errors_are_one_line_errors_and_leave_nothing(lab: object) -> None:
+    from qualification.platforms.libvirt import answer_requests
+
+    before = set(lab_throwaways())
+    obs = answer_requests("qemu+tcp://127.0.0.11/system", [
+        # Nothing listens on 127.0.0.13: the destination is unreachable.
+        {"key": "unreachable", "method": "oq_guest_migrate",
+         "args": {"template": "master", "destination": "qemu+tcp://127.0.0.13/system"}},
+        {"key": "no-template", "method": "oq_backup_restore", "args": {"template": "nosuch"}},
+    ], run_id="errtest")
+    unreachable, missing = obs["unreachable"], obs["no-template"]
+    assert "127.0.0.13" in unreachable["error"] and "\n" not in unreachable["error"]
+    assert missing["error"] == "qemu+tcp://127.0.0.11/system: template domain nosuch not found"
+    assert unreachable["not_executed"] is None and missing["not_executed"] is None
+    assert unreachable["actions"] == [] and missing["actions"] == []  # nothing was made
+    assert set(lab_throwaways()) == before
