@@ -1,8 +1,9 @@
 """KVM OQ on the lab: live migration interruption and backup/restore, repeated.
 
 Needs the lab up (`vqual lab up kvm guests`) and one free slot in the VM budget. Prints, per
-migration, the measured interruption against the same guest's largest heartbeat gap before
-the migration (same-run baseline), and the migration's wall time; then one backup/restore.
+migration (idle and under memory load, alternating), the measured interruption against the
+same guest's largest heartbeat gap just before the migration (same-run baseline), and the
+migration's wall time; then one backup/restore.
 
     .venv/bin/python bench/bench_kvm_oq.py [--migrations N]
 """
@@ -23,20 +24,24 @@ KVM2 = "qemu+tcp://127.0.0.12/system"
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--migrations", type=int, default=3)
+    parser.add_argument("--load-mib", type=int, default=64,
+                        help="memory the guest keeps dirtying (0: idle guest)")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}")
-    print("run  interruption_s  baseline_gap_s  ratio  guest_frozen_s  migration_s  total_s")
-    for i in range(args.migrations):
+    print("run  load_mib  interruption_s  baseline_gap_s  ratio  guest_frozen_s  migration_s  total_s")
+    # Idle and loaded runs alternate, so load on the machine hits both alike.
+    for i in range(args.migrations * 2):
+        load = args.load_mib if i % 2 else 0
         t0 = time.monotonic()
         with LibvirtPlatform(KVM1) as kvm1:
             r = g.run_migration_heartbeat(kvm1, KVM2, template="master", run_id=new_run_id(),
-                                          unsafe=True)
+                                          unsafe=True, load_mib=load)
         v = r.value
         if v["verdict"] != "pass":
             print(f"{i + 1}    {v['verdict']}: {v['reason']}")
             continue
         ratio = v["interruption_s"] / v["baseline_gap_s"] if v["baseline_gap_s"] else 0.0
-        print(f"{i + 1:<4} {v['interruption_s']:<15} {v['baseline_gap_s']:<15} {ratio:<6.1f} "
+        print(f"{i + 1:<4} {load:<9} {v['interruption_s']:<15} {v['baseline_gap_s']:<15} {ratio:<6.1f} "
               f"{v['guest_frozen_s']:<15} {v['migration_s']:<12} {time.monotonic() - t0:.1f}")
     t0 = time.monotonic()
     with LibvirtPlatform(KVM1) as kvm1:

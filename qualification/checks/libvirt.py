@@ -178,6 +178,7 @@ class LibvirtGuestOq:
     ``test: migrate``: live migration to the configured destination with an in-guest
     heartbeat read through the guest agent; fields ``verdict`` and the measured
     ``interruption_s`` (and its parts ``max_gap_s``, ``guest_frozen_s``), ``migration_s``.
+    ``load_mib``: memory the guest keeps dirtying during the migration (under load).
     ``test: backup_restore``: marker written, push backup, restored as a new guest, marker
     read back; fields ``verdict``, ``marker_read``. A measurement of a run that did not pass
     is not-executed with the run's reason, never a number.
@@ -192,16 +193,27 @@ class LibvirtGuestOq:
     def validate_params(self, params: Mapping[str, Any]) -> str | None:
         if "test" not in params:
             return f"{self.name}: parameter test is required"
-        problem = _unknown_params(self.name, params, {"test", "field"}) or _one_of(
+        problem = _unknown_params(self.name, params, {"test", "field", "load_mib"}) or _one_of(
             self.name, "test", params["test"], tuple(GUEST_OQ_TESTS)
         )
+        load = params.get("load_mib", 0)
+        if not problem and (
+            params["test"] != "migrate"
+            and "load_mib" in params
+            or isinstance(load, bool)
+            or not isinstance(load, int)
+            or not 0 <= load <= 1024
+        ):
+            problem = f"{self.name}: load_mib is 0-1024 MiB and only for test migrate"
         if problem or "field" not in params:
             return problem
         return _one_of(self.name, "field", params["field"], GUEST_OQ_FIELDS[params["test"]])
 
     def request(self, params: Mapping[str, Any]) -> ProbeRequest:
         # Every field of one test shares one run on one throwaway guest.
-        return ProbeRequest("libvirt", GUEST_OQ_TESTS[params["test"]], {})
+        # load_mib is part of the request: tests asking for the same load share one run.
+        args = {"load_mib": params["load_mib"]} if params.get("load_mib") else {}
+        return ProbeRequest("libvirt", GUEST_OQ_TESTS[params["test"]], args)
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         field = params.get("field", "verdict")

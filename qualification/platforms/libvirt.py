@@ -1232,6 +1232,13 @@ def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dic
     )
 
 
+def _load_mib(args: dict[str, Any]) -> int:
+    value = args.get("load_mib", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
+        raise BadArgs("oq_guest_migrate: argument 'load_mib' must be 0-1024 (MiB)")
+    return value
+
+
 def _guest_oq(
     platform: LibvirtPlatform, method: str, run_id: str, args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -1266,6 +1273,7 @@ def _guest_oq(
             run_id=run_id,
             unsafe=bool(args.get("unsafe_migration", False)),
             boot_timeout=float(timeout),
+            load_mib=_load_mib(args),
         )
         what = f"libvirt live migration with guest heartbeat {platform.endpoint} -> " + str(
             result.value.get("destination")

@@ -66,6 +66,15 @@ with open({HEARTBEAT_FILE!r}, "a", buffering=1) as f:
         f.write("%d %d\\n" % (n, time.monotonic_ns()))
         time.sleep({HEARTBEAT_PERIOD_S})
 """
+LOAD_SCRIPT = "/run/vqual-load.py"
+# Writes one byte into every 4 KiB page of MIB MiB, over and over.
+_LOAD_PY = """buf = bytearray(MIB * 1024 * 1024)
+n = 0
+while True:
+    n = (n + 1) & 255
+    for offset in range(0, len(buf), 4096):
+        buf[offset] = n
+"""
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
 ET.register_namespace("vqual", VQUAL_NS)
 
@@ -570,6 +579,7 @@ def run_migration_heartbeat(
     unsafe: bool = False,
     boot_timeout: float = 300.0,
     settle_s: float = 2.0,
+    load_mib: int = 0,
 ) -> GuestOqResult:
     """Live-migrate a throwaway guest to ``destination`` and measure the interruption.
 
@@ -582,6 +592,9 @@ def run_migration_heartbeat(
             recognise, e.g. a bind mount); a site decision, off by default.
         boot_timeout: seconds to wait for the guest agent after start.
         settle_s: heartbeat seconds recorded before and after the migration.
+        load_mib: if > 0, a process in the guest writes to every page of this many MiB
+            over and over during the migration (OQ-04 "under load": pages keep getting
+            dirty while memory is copied).
     """
     name = throwaway_name(run_id, "mig")
     rec = _Recorder(name)
@@ -620,13 +633,30 @@ def run_migration_heartbeat(
             return {"heartbeat": HEARTBEAT_FILE, "period_s": HEARTBEAT_PERIOD_S}
 
         rec.step("guest.heartbeat_start", {"heartbeat": None}, start_heartbeat)
+        if load_mib > 0:
+
+            def start_load() -> dict[str, Any]:
+                agent.write(LOAD_SCRIPT, _LOAD_PY.replace("MIB", str(int(load_mib))).encode())
+                code, _out = agent.run(
+                    ["/bin/sh", "-c", f"python3 {LOAD_SCRIPT} </dev/null >/dev/null 2>&1 &"]
+                )
+                if code != 0:
+                    raise PlatformError(f"memory load did not start (exit {code})", where=name)
+                time.sleep(settle_s)
+                code, out = agent.run(["/bin/sh", "-c", f"pgrep -f {LOAD_SCRIPT} || true"])
+                if not out.strip():
+                    raise PlatformError("memory load process is not running", where=name)
+                return {"load": "dirtying memory", "load_mib": load_mib}
+
+            rec.step("guest.load_start", {"load": None}, start_load)
         boot_before = _boot_id(agent)
         beats = parse_heartbeat(agent.read(HEARTBEAT_FILE))
         host_before = time.monotonic()
         last_before = beats[-1]
-        # The same guest's largest gap before the migration: what the heartbeat shows
-        # without one (scheduling under load), to read the interruption against.
-        baseline = max_gap_s(beats)
+        # The same guest's largest gap in the settle time just before the migration (under
+        # the same load): what the heartbeat shows without one, to read the interruption
+        # against.
+        baseline = max_gap_s(beats, since_ns=last_before.mono_ns - int(settle_s * 1e9))
         src_host = platform.hostname()
         flags = (
             libvirt.VIR_MIGRATE_LIVE
@@ -694,6 +724,7 @@ def run_migration_heartbeat(
                 "beats_in_window": len(window),
                 "same_boot": boot_after == boot_before,
                 "resolution_s": HEARTBEAT_PERIOD_S,
+                "load_mib": load_mib,
             }
         )
     except NotSupported as exc:

@@ -102,6 +102,8 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
         assert row["verdict"] == "not-executed" and "vqual_libvirt_oq.template" in row["reason"]
 
     actions = [r["data"] for r in records if r["kind"] == "action"]
+    load = next(a for a in actions if a["name"] == "guest.load_start")
+    assert load["after"]["load_mib"] == 64  # the spec migrates under load (OQ-04)
     moved = next(a for a in actions if a["name"] == "vm.migrate_live")
     assert moved["verdict"] == "pass"
     assert moved["before"]["host"] == "kvm1" and moved["after"]["host"] == "kvm2"

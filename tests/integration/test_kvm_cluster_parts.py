@@ -144,9 +144,15 @@ def test_guest_oq_check_shares_one_run_and_never_invents_a_number() -> None:
     assert "field" in str(check.validate_params({"test": "backup_restore",
                                                  "field": "interruption_s"}))
     assert "test" in str(check.validate_params({"field": "verdict"}))
+    assert check.validate_params({"test": "migrate", "load_mib": 64}) is None
+    assert "load_mib" in str(check.validate_params({"test": "migrate", "load_mib": 4096}))
+    assert "load_mib" in str(check.validate_params({"test": "backup_restore", "load_mib": 8}))
+    # A different load is a different run; the same load is shared.
+    assert (check.request({"test": "migrate", "load_mib": 64}).key()
+            != check.request({"test": "migrate"}).key())
     # Every field of the migration test is one request: one migration per host.
-    assert (check.request({"test": "migrate", "field": "verdict"}).key()
-            == check.request({"test": "migrate", "field": "interruption_s"}).key())
+    assert (check.request({"test": "migrate", "field": "verdict", "load_mib": 64}).key()
+            == check.request({"test": "migrate", "field": "interruption_s", "load_mib": 64}).key())
     passed = {"verdict": "pass", "interruption_s": 0.13}
     assert check.extract(passed, {"test": "migrate", "field": "interruption_s"}) == 0.13
     failed = {"verdict": "fail", "reason": "migrate refused"}
