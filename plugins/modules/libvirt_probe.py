@@ -67,7 +67,7 @@ options:
         because QEMU keeps a running domain's snapshots in its qcow2 disk.
         C(oq_migrate) {destination} - live migration of a diskless throwaway domain to the
         destination URI (C(not_executed) where the driver cannot migrate).
-        C(oq_guest_migrate) {template, destination, unsafe_migration, boot_timeout} - a
+        C(oq_guest_migrate) {template, destination, unsafe_migration, boot_timeout, load_mib} - a
         throwaway guest cloned from the template domain (qcow2 overlay, vqual tag) is booted
         and live-migrated to the destination URI; the interruption is measured by a
         heartbeat inside the guest read through the QEMU guest agent.
