@@ -78,7 +78,7 @@ def _spec(obs: list[tuple[str, str]], path: Path) -> None:
     if not tests:  # a spec with one test that applies to nothing: 0 checks run
         tests.append({
             "id": "IQ-BENCH-0000", "title": "applies to no target", "protocol": "IQ",
-            "requirements": ["URS-HV-02"], "applies_to": ["no_such_kind"],
+            "requirements": ["URS-HV-02"], "applies_to": ["esxi"],
             "risk": ["high", "medium", "low"], "check": "file_exists",
             "params": {"path": "/etc/passwd"}, "expect": {"op": "equals", "value": True},
             "acceptance": "-",
