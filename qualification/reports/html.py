@@ -132,6 +132,18 @@ def _part(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _approval(start: Mapping[str, Any]) -> str | None:
+    """The protocol approval ``run.start`` cites (docs/review.md), or None."""
+    approval = _part(start, "approval")
+    if not approval:
+        return None
+    keyid = str(approval.get("keyid") or "")[:16]
+    return (
+        f"approved by {approval.get('name')} at {show_time(approval.get('time'))} "
+        f"(key {keyid}; approval sha256 {approval.get('digest')})"
+    )
+
+
 def _summary(run: Run) -> dict[str, Any]:
     start = run.start
     spec, clock, tool = (_part(start, key) for key in ("spec", "clock", "tool"))
@@ -157,6 +169,7 @@ def _summary(run: Run) -> dict[str, Any]:
         "finished": run.finished,
         "clock": clock_text + (f" ({details})" if details else ""),
         "tool": " ".join(str(tool[k]) for k in ("name", "version") if tool.get(k)),
+        "approval": _approval(start),
         "digests": [
             ("spec", _digest(spec)),
             *[

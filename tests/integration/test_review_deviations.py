@@ -145,6 +145,9 @@ def test_required_protocol_approval_gates_the_run_and_is_cited(tmp_path: Path) -
         cited["name"] == "Ada Approver" and cited["spec_digest"] == start["data"]["spec"]["digest"]
     )
     assert (state / cited["file"]).is_file()
+    report = (Path(summary["bundle"]) / "report.html").read_text()
+    assert "Protocol approval" in report and "approved by Ada Approver" in report
+    assert cited["digest"] in report
 
     # One changed byte in the spec voids the approval.
     spec.write_bytes(spec.read_bytes().replace(b"version: '1.0'", b"version: '1.1'"))
