@@ -19,9 +19,11 @@ class SiteConfig:
 
     change_id_pattern: str | None = None
     require_protocol_approval: bool = False
+    #: refuse a trust store without a signed history (docs/review.md)
+    require_signed_trust: bool = False
 
 
-_KEYS = {"change_id_pattern", "require_protocol_approval"}
+_KEYS = {"change_id_pattern", "require_protocol_approval", "require_signed_trust"}
 
 
 def load_config(state_dir: Path) -> SiteConfig:
@@ -40,4 +42,5 @@ def load_config(state_dir: Path) -> SiteConfig:
     return SiteConfig(
         change_id_pattern=data.get("change_id_pattern"),
         require_protocol_approval=bool(data.get("require_protocol_approval", False)),
+        require_signed_trust=bool(data.get("require_signed_trust", False)),
     )

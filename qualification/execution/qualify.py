@@ -97,14 +97,14 @@ class QualifySummary:
 
 
 def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
-    from qualification.signing import TrustStore
+    from qualification.review.signed import load_trust
 
     path = trust_path(state_dir)
     if not path.exists():
         raise TrustError(
             f"no trust store at {path}: create a key with `vqual keys create --role executor`"
         )
-    store = TrustStore.load(path)
+    store = load_trust(state_dir)  # checked against its signed history
     ok, reason = store.key_status_at(keyid, utc_now())
     if ok and not store.has_role(keyid, "executor"):
         ok, reason = False, "it does not hold the executor role in the trust store"
@@ -144,7 +144,6 @@ def preflight(request: QualifyRequest) -> tuple[str, str, bytes | None]:
 def run_qualify(request: QualifyRequest) -> QualifySummary:
     """Run a qualification end to end and summarise the bundle it wrote."""
     from qualification.evidence.verify import verify_bundle
-    from qualification.signing import TrustStore
 
     change_id, run_id, passphrase = preflight(request)
     config = load_config(request.state_dir)
@@ -184,7 +183,9 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
             f"the playbook ended ({outcome.status}, rc {outcome.rc}) without writing evidence; "
             f"failed: {outcome.failed or 'none'}"
         )
-    result = verify_bundle(bundle, TrustStore.load(trust_path(request.state_dir)))
+    from qualification.review.signed import load_trust
+
+    result = verify_bundle(bundle, load_trust(request.state_dir))
     counts = dict(result.counts)
     verdict = str(result.verdict) if result.verdict else "incomplete"
     if result.status == "valid":

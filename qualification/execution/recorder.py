@@ -118,7 +118,7 @@ class RunRecorder:
         spec_bytes = spec_path.read_bytes()
         data_files = [(Path(d["path"]), str(d["name"])) for d in plan.get("data_files", [])]
         # Before the bundle exists: a malformed deviations file stops the run here too.
-        approval, self._deviations = run_review_context(
+        approval, self._deviations, trust_version = run_review_context(
             self.state_dir, change_id, str(plan["spec"]["digest"]), list(plan.get("data_files", []))
         )
         writer = BundleWriter.create(
@@ -142,7 +142,7 @@ class RunRecorder:
                     for d in plan.get("data_files", [])
                 ],
                 "inventory": {"digest": plan["inventory_digest"]},
-                "trust": {"digest": trust_digest(self.state_dir)},
+                "trust": {"digest": trust_digest(self.state_dir), "version": trust_version},
                 "targets": [
                     {k: t[k] for k in ("name", "kinds", "risk", "risk_reason")}
                     for t in plan["targets"]

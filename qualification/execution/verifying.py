@@ -10,12 +10,17 @@ from qualification.state import trust_path
 
 
 def _trust(state_dir: Path) -> Any:
-    from qualification.signing import TrustStore
+    return _trust_versioned(state_dir)[0]
+
+
+def _trust_versioned(state_dir: Path) -> tuple[Any, int | None]:
+    """The trust store, checked against its signed history, and its signed version."""
+    from qualification.review.signed import load_trust_versioned
 
     path = trust_path(state_dir)
     if not path.exists():
         raise BadInputError(f"no trust store at {path}; verification trusts only keys in it")
-    return TrustStore.load(path)
+    return load_trust_versioned(state_dir)
 
 
 def verify_command(
@@ -26,7 +31,11 @@ def verify_command(
 
     if not bundle.is_dir():
         raise BadInputError(f"{bundle} is not an evidence bundle directory")
-    result = verify_bundle(bundle, _trust(state_dir))
+    trust, trust_version = _trust_versioned(state_dir)
+    result = verify_bundle(bundle, trust)
+    from qualification.review.deviations import waiver_problems
+
+    waivers = waiver_problems(bundle, trust) if result.status == "valid" else []
     counts = dict(result.counts or {})
     payload: dict[str, Any] = {
         "schema": "vqual.verify/v1",
@@ -40,6 +49,8 @@ def verify_command(
         "planned": result.planned,
         "missing_tests": list(result.missing_tests),
         "trust_digest": result.trust_digest,
+        "trust_version": trust_version,
+        "waiver_problems": waivers,
         "signatures": [
             {k: s.get(k) for k in ("meaning", "name", "keyid", "time")}
             for s in result.signatures
@@ -62,7 +73,9 @@ def verify_command(
             + ")"
         )
     lines.append(f"  seal: {result.seal_digest or '-'}")
-    lines.append(f"  trust store: {result.trust_digest}")
+    version_text = f"signed version {trust_version}" if trust_version else "not signed"
+    lines.append(f"  trust store: {result.trust_digest} ({version_text})")
+    lines += [f"  waiver not backed by an approver: {w}" for w in waivers]
     for sig in result.signatures:
         lines.append(f"  signed {sig.get('meaning')} by {sig.get('name')} at {sig.get('time')}")
     if record and result.status != "valid":

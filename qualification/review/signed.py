@@ -26,15 +26,25 @@ from qualification.timeutil import utc_now
 
 
 def load_trust(state_dir: Path) -> TrustStore:
-    """The state directory's trust store; signing and approvals trust nothing else.
+    """The state directory's trust store, checked against its signed history.
 
     Raises:
-        TrustError: there is no trust store, or it is malformed.
+        TrustError: there is no trust store, it is malformed, it differs from its latest
+            signed version (an unsigned change or tampering), its history is broken, or it is
+            unsigned while ``config.yaml`` sets ``require_signed_trust``.
     """
+    return load_trust_versioned(state_dir)[0]
+
+
+def load_trust_versioned(state_dir: Path) -> tuple[TrustStore, int | None]:
+    """:func:`load_trust` and the signed version it is (None: not signed)."""
+    from qualification.config import load_config
+    from qualification.review.trust_history import trusted_store
+
     path = trust_path(state_dir)
     if not path.exists():
         raise TrustError(f"no trust store at {path}; signatures are judged against it")
-    return TrustStore.load(path)
+    return trusted_store(state_dir, require_signed=load_config(state_dir).require_signed_trust)
 
 
 def open_personal_signer(key_file: Path, passphrase_reader: Callable[[], bytes]) -> Signer:
