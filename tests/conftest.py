@@ -77,9 +77,17 @@ LAB_TIMINGS: dict[str, object] = {}
 
 
 def pytest_terminal_summary(terminalreporter: object) -> None:
+    write = terminalreporter.write_line  # type: ignore[attr-defined]
+    if "rows" in COMPLIANCE:
+        rows = COMPLIANCE["rows"][0]
+        if COMPLIANCE["problems"]:
+            write(f"compliance table: {len(COMPLIANCE['problems'])} of {rows} rows not shown by this run:")
+            for problem in COMPLIANCE["problems"]:
+                write(f"compliance:   {problem}")
+        else:
+            write(f"compliance table: all {rows} rows name a test that passed in this run")
     if "up" not in LAB_TIMINGS:
         return
-    write = terminalreporter.write_line  # type: ignore[attr-defined]
     write(f"lab: up {LAB_TIMINGS['up']:.1f} s, down {LAB_TIMINGS.get('down', float('nan')):.1f} s")
     for line in LAB_TIMINGS.get("statuses", []):  # type: ignore[union-attr]
         write(f"lab:   {line}")
@@ -90,3 +98,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("lab") and "lab" not in getattr(item, "fixturenames", []):
             item.fixturenames.append("lab")  # type: ignore[attr-defined]
+
+
+#: Set by the session-end compliance check for the terminal summary.
+COMPLIANCE: dict[str, list[str]] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With VQUAL_COMPLIANCE_CHECK=1, check docs/compliance.md against this run's own JUnit.
+
+    Runs after pytest's junitxml plugin has written the file (trylast), so every row of the
+    compliance table is checked against the results of the same CI run.
+    """
+    xmlpath = getattr(session.config.option, "xmlpath", None)
+    if os.environ.get("VQUAL_COMPLIANCE_CHECK") != "1" or not xmlpath:
+        return
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "vqual_compliance_table", REPO / "tests" / "unit" / "test_compliance_table.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    problems = module.compliance_problems(xmlpath)
+    COMPLIANCE["problems"] = problems
+    COMPLIANCE["rows"] = [str(len(module.ROWS))]
+    if problems and session.exitstatus == 0:
+        session.exitstatus = 1
