@@ -24,6 +24,7 @@ if HAS_QUALIFICATION:
 
     from qualification.errors import VqualError
     from qualification.execution.planning import make_plan
+    from qualification.state import resolve_state_dir
 
 #: Only these inventory variables reach the plan; vqual's own and the connection's identity.
 _CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection")
@@ -31,7 +32,8 @@ _CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_con
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
-        ("spec", "change_id", "run_id", "tests", "change_pattern", "mode", "allow_empty")
+        ("spec", "change_id", "run_id", "tests", "change_pattern", "mode", "allow_empty",
+         "state_dir")
     )
 
     def _hostvars(self, task_vars):
@@ -83,6 +85,7 @@ class ActionModule(ActionBase):
                 change_pattern=args.get("change_pattern"),
                 mode=args.get("mode", "qualify"),
                 allow_empty=bool(args.get("allow_empty", False)),
+                state_dir=resolve_state_dir(args.get("state_dir")),
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)

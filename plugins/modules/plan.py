@@ -48,6 +48,13 @@ options:
       that is bad input); used to measure start-up.
     type: bool
     default: false
+  state_dir:
+    description:
+      - vqual's state directory (trust store, approvals, deviations); default
+        C($VQUAL_STATE_DIR), else C(~/.local/share/vqual).
+      - With a trust store there, a malformed C(deviations.yaml) of the change, or a spec
+        without a valid approval where C(config.yaml) requires one, refuses the run here.
+    type: path
   mode:
     description: What the run is, recorded in C(run.start).
     type: str

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from qualification.errors import BadInputError
+from qualification.state import trust_path
 from qualification.spec.change import validate_change_id, validate_run_id, new_run_id
 from qualification.spec.inventory import InventoryModel
 from qualification.spec.loader import load_spec
@@ -26,6 +27,7 @@ def make_plan(
     trust_digest: str | None = None,
     mode: str = "qualify",
     allow_empty: bool = False,
+    state_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Validate everything a run needs and return its plan as plain JSON data.
 
@@ -39,6 +41,17 @@ def make_plan(
     )
     run = validate_run_id(run_id) if run_id else new_run_id(utc_now())
     spec = load_spec(spec_path)
+    if state_dir is not None and trust_path(state_dir).exists():
+        # The same gate `vqual qualify` applies before Ansible starts, so a plain
+        # ansible-playbook run is refused too: a malformed deviations file, or an
+        # unapproved protocol where the site requires approval.
+        from qualification.config import load_config
+        from qualification.review.gate import preflight_review
+
+        preflight_review(
+            state_dir, spec_path, change,
+            approval_required=load_config(state_dir).require_protocol_approval,
+        )
     inventory = InventoryModel.from_hostvars(hostvars, groups)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids)
     if not plan.planned() and not allow_empty:

@@ -155,3 +155,31 @@ def test_required_protocol_approval_gates_the_run_and_is_cited(tmp_path: Path) -
     done, _ = qualify(state, evidence, spec, "CHG0006005")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "has no valid approval" in done.stderr
+
+
+def test_a_plain_playbook_run_is_gated_too(tmp_path: Path) -> None:
+    # Without `vqual qualify`: the plan task itself refuses an unapproved protocol where the
+    # site requires approval, before anything runs and before any bundle exists.
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, vqual_env
+
+    state = tmp_path / "state"
+    executor(state)
+    (state / "config.yaml").write_text("require_protocol_approval: true\n")
+    spec = small_spec(tmp_path, [PASSING])
+    env = vqual_env(state)
+    env.update(ANSIBLE_CALLBACKS_ENABLED="vqual.qualification.evidence",
+               VQUAL_KEY_FILE=str(state / "keys" / "executor.pem"),
+               VQUAL_EVIDENCE_DIR=str(tmp_path / "evidence"))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(REPO / "inventories" / "local"),
+         str(REPO / "playbooks" / "qualify.yml"), "--limit", "localhost",
+         "-e", f"vqual_spec={spec}", "-e", "vqual_change_id=CHG0006010"],
+        env=env, capture_output=True, text=True, timeout=300, check=False, cwd=os.fspath(tmp_path),
+    )
+    assert done.returncode != 0
+    assert "has no valid approval" in done.stdout
+    assert not (tmp_path / "evidence").exists()
