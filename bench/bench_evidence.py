@@ -125,10 +125,13 @@ def main() -> None:
         datas = [payload(i, writer) for i in range(min(n, 1000))]
         t0, c0 = time.perf_counter(), time.process_time()
         writer.append("run.start", {"planned": planned, "mode": "qualify"})
-        for i in range(n):
-            writer.append("check.result", datas[i % len(datas)])
-            if i % 1000 == 999:
-                writer.sync()  # a task boundary
+        # Results arrive in batches (a task's results); each batch ends at a task boundary.
+        batch = 10_000
+        for start in range(0, n, batch):
+            writer.append_many(
+                "check.result", [datas[i % len(datas)] for i in range(start, min(n, start + batch))]
+            )
+            writer.sync()  # a task boundary
         writer.seal({"pass": n - n // 50, "fail": n // 50}, len(planned), n, "fail")
         write_s, write_cpu = time.perf_counter() - t0, time.process_time() - c0
         size = (writer.path / "records.jsonl").stat().st_size

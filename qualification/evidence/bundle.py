@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -72,6 +72,10 @@ def is_sealed_path(relpath: str) -> bool:
     )
 
 
+#: A batch at least this large is canonicalised in a second process (see append_many).
+PARALLEL_BATCH = 5000
+
+
 class _Chain:
     """Record assembly shared by the run writer and signature appends."""
 
@@ -86,7 +90,10 @@ class _Chain:
 
     def line(self, seq: int, prev: str, kind: str, data: Mapping[str, Any]) -> bytes:
         """The signed envelope line (without newline) for one record."""
-        body = canonical_record_bytes(data)
+        return self.line_from_body(seq, prev, kind, canonical_record_bytes(data))
+
+    def line_from_body(self, seq: int, prev: str, kind: str, body: bytes) -> bytes:
+        """:meth:`line` for a ``data`` already in canonical form (``canonical_record_bytes``)."""
         # Keys in JCS order: actor, change_id, data, initiator, kind, prev, run_id, seq, time, v.
         payload = b'%b%b%b%b%b%d,"time":"%b","v":%d}' % (
             self._head,
@@ -196,13 +203,40 @@ class BundleWriter:
                 )
             return self._write(kind, data)
 
+    def append_many(self, kind: str, datas: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Append many records of one kind; returns their seqs.
+
+        The bytes are exactly those of :meth:`append` one by one. A large batch (at least
+        :data:`PARALLEL_BATCH` records) is canonicalised in a second process while this one
+        signs and writes in order: the chain makes signing sequential, but canonical JSON of
+        each record's ``data`` does not depend on the chain, so it can run on the other core.
+        """
+        if kind not in _APPENDABLE or kind == RUN_START:
+            raise BadInputError(f"append_many takes check results and the like, not {kind!r}",
+                                where=str(self.path))
+        with self._lock:
+            if self._seq == 0:
+                raise BadInputError("run.start must be the first record", where=str(self.path))
+            if len(datas) < PARALLEL_BATCH:
+                return [self._write(kind, data) for data in datas]
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                bodies = pool.map(canonical_record_bytes, datas, chunksize=512)
+                return [self._write_body(kind, body) for body in bodies]
+
     def _write(self, kind: str, data: Mapping[str, Any]) -> int:
+        return self._write_body(kind, canonical_record_bytes(data))
+
+    def _write_body(self, kind: str, body: bytes) -> int:
         # The hot path: one record costs a signature plus this, so keep it lean.
         fd = self._fd
         if fd is None:
             raise BadInputError("bundle is sealed or closed", where=str(self.path))
         seq = self._seq
-        line = self._chain.line(seq, self._prev, kind, data)
+        line = self._chain.line_from_body(seq, self._prev, kind, body)
         out = line + b"\n"
         if os.write(fd, out) != len(out):
             # Disk full or similar: the file now ends in a cut line, as after a crash; stop.

@@ -354,3 +354,29 @@ def test_files_are_written_with_mode_and_no_temp_leftovers(tmp_path: Path, keys)
     leftovers = [p for p in w.path.rglob(".*")]
     assert leftovers == []
     assert os.stat(w.path / "records.jsonl").st_size > 0
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_append_many_writes_the_same_valid_records_as_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    import qualification.evidence.bundle as bundle_module
+    from qualification.evidence.reader import read_bundle
+    from qualification.evidence.verify import verify_bundle
+    from tests.unit.evidence.evidence_testlib import check_result, make_keys, run_start_data
+
+    # Force the second-process path on a small batch, or keep the in-process one.
+    monkeypatch.setattr(bundle_module, "PARALLEL_BATCH", 10 if parallel else 10_000)
+    keys = make_keys(tmp_path)
+    writer = BundleWriter.create(tmp_path / "ev", "CHG0001234", "run-many", keys.executor, "ci")
+    writer.append("run.start", run_start_data())
+    datas = [check_result(writer, f"KVM-{i % 5:02d}", "kvm01.lab", i) for i in range(40)]
+    datas[3]["observed"] = 2**60  # a big integer: normalised to a string in both paths
+    seqs = writer.append_many("check.result", datas)
+    assert seqs == list(range(1, 41))
+    writer.seal({"pass": 40}, 40, 40, "pass")
+    result = verify_bundle(writer.path, keys.trust, workers=1)
+    assert result.status == "valid", result.problems
+    written = [r.data for r in read_bundle(writer.path).check_results]
+    assert written[3]["observed"] == str(2**60)
+    assert [w["test_id"] for w in written] == [d["test_id"] for d in datas]
