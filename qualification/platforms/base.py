@@ -349,3 +349,27 @@ def one_line(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return " ".join(text.split())
+
+
+class BadArgs(ValueError):
+    """A probe request's arguments are malformed (error observation, nothing executed)."""
+
+
+def probe_observation(
+    *,
+    value: Any = None,
+    raw: str | None = None,
+    method: str = "",
+    error: str | None = None,
+    not_executed: str | None = None,
+    actions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One probe answer in the shape ``qualification.checks.base.Observation`` reads."""
+    return {
+        "value": value,
+        "raw": raw,
+        "method": method,
+        "error": error,
+        "not_executed": not_executed,
+        "actions": actions or [],
+    }

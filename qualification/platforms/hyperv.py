@@ -38,6 +38,7 @@ from .base import (
     STOPPING,
     SUSPENDED,
     UNKNOWN,
+    BadArgs,
     ClusterFacts,
     CpuFacts,
     DatastoreFacts,
@@ -51,6 +52,7 @@ from .base import (
     VmFacts,
     one_line,
 )
+from .base import probe_observation as _observation
 
 # Microsoft.HyperV.PowerShell.VMState (Get-VM .State), numbers as ConvertTo-Json writes them.
 _VM_STATE = {
@@ -665,27 +667,8 @@ IQ_METHODS = ("about", "host", "cmdlet", "features", "vswitches", "hcl", "vms", 
 OQ_METHODS = ("oq_lifecycle",)
 
 
-def _observation(
-    *,
-    value: Any = None,
-    raw: str | None = None,
-    method: str = "",
-    error: str | None = None,
-    not_executed: str | None = None,
-    actions: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    return {
-        "value": value,
-        "raw": raw,
-        "method": method,
-        "error": error,
-        "not_executed": not_executed,
-        "actions": actions or [],
-    }
 
 
-class BadArgs(ValueError):
-    """A probe request's arguments are malformed (error observation, nothing executed)."""
 
 
 def _raw(value: Any) -> str:
@@ -757,20 +740,9 @@ def _iq(platform: HypervPlatform, method: str, args: Mapping[str, Any]) -> dict[
 
 
 def _oq_lifecycle(platform: HypervPlatform, vm: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    from .oq import LIFECYCLE_STEPS, run_lifecycle
+    from .oq import lifecycle_observation
 
-    steps = args.get("steps", list(LIFECYCLE_STEPS))
-    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-        raise BadArgs("oq_lifecycle: argument 'steps' must be a list of step names")
-    try:
-        result = run_lifecycle(platform, vm, steps, graceful_stop=False, disk_mib=0, pool=None)
-    except ValueError as exc:
-        raise BadArgs(f"oq_lifecycle: {exc}") from None
-    return _observation(
-        value=result.value,
-        method=f"Hyper-V OQ lifecycle {', '.join(result.value['steps'])} on {vm} {platform.endpoint.url}",
-        actions=result.actions,
-    )
+    return lifecycle_observation(platform, vm, args, "Hyper-V", str(platform.endpoint.url))
 
 
 def probe(

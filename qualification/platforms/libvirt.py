@@ -45,6 +45,7 @@ from .base import (
     STOPPING,
     SUSPENDED,
     UNKNOWN,
+    BadArgs,
     ClusterFacts,
     CpuFacts,
     DatastoreFacts,
@@ -62,6 +63,7 @@ from .base import (
     redact_endpoint,
     secrets_of,
 )
+from .base import probe_observation as _observation
 
 VQUAL_NS = "urn:x-vqual:libvirt:1"
 _NS_PREFIX = "vqual"
@@ -1015,23 +1017,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + os.urandom(3).hex()
 
 
-def _observation(
-    *,
-    value: Any = None,
-    raw: str | None = None,
-    method: str = "",
-    error: str | None = None,
-    not_executed: str | None = None,
-    actions: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    return {
-        "value": value,
-        "raw": raw,
-        "method": method,
-        "error": error,
-        "not_executed": not_executed,
-        "actions": actions or [],
-    }
 
 
 def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -1099,8 +1084,6 @@ def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[st
     raise AssertionError(method)  # callers dispatch only IQ_METHODS here
 
 
-class BadArgs(ValueError):
-    """A probe request's arguments are malformed (error observation, nothing executed)."""
 
 
 def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,13 @@ back afterwards. The throwaway VM is always removed, and only if this run create
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import NotSupported, PlatformError
-from .base import RUNNING, STOPPED, HypervisorPlatform, VmConfig
+from .base import RUNNING, STOPPED, BadArgs, HypervisorPlatform, VmConfig, probe_observation
 
 LIFECYCLE_STEPS: tuple[str, ...] = (
     "define",
@@ -279,3 +279,26 @@ def _safe_state(platform: HypervisorPlatform, vm: str) -> dict[str, Any]:
         return _state(platform, vm)
     except PlatformError as exc:
         return {"error": exc.one_line()}
+
+
+def lifecycle_observation(
+    platform: HypervisorPlatform, vm: str, args: Mapping[str, Any], label: str, endpoint: str
+) -> dict[str, Any]:
+    """The ``oq_lifecycle`` probe method of an API platform (vSphere, Hyper-V): the
+    requested steps on throwaway VM ``vm``, as one observation with the steps' actions.
+
+    Raises:
+        BadArgs: ``steps`` is not a list of known step names.
+    """
+    steps = args.get("steps", list(LIFECYCLE_STEPS))
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise BadArgs("oq_lifecycle: argument 'steps' must be a list of step names")
+    try:
+        result = run_lifecycle(platform, vm, steps, graceful_stop=False, disk_mib=0, pool=None)
+    except ValueError as exc:
+        raise BadArgs(f"oq_lifecycle: {exc}") from None
+    return probe_observation(
+        value=result.value,
+        method=f"{label} OQ lifecycle {', '.join(result.value['steps'])} on {vm} {endpoint}",
+        actions=result.actions,
+    )
