@@ -67,9 +67,12 @@ def lab() -> Iterator[object]:
     try:
         yield statuses
     finally:
-        t0 = time.monotonic()
-        manager.down()
-        LAB_TIMINGS["down"] = time.monotonic() - t0
+        # VQUAL_LAB_KEEP=1 leaves a lab running for the next session (development only;
+        # the README's test command always takes it down).
+        if os.environ.get("VQUAL_LAB_KEEP") != "1":
+            t0 = time.monotonic()
+            manager.down()
+            LAB_TIMINGS["down"] = time.monotonic() - t0
 
 
 #: How long the session's lab took to come up and go down, shown in the terminal summary.
