@@ -6,10 +6,12 @@ Every domain error becomes one line on stderr (``vqual: <where>: <what>``) and i
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, NoReturn, TypeVar
 
@@ -49,6 +51,8 @@ def domain_errors(func: F) -> F:
             sys.exit(EXIT_INCOMPLETE)
         except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
             raise
+        except BrokenPipeError:  # the reader left (`| head`): not a bug; main says nothing
+            raise
         except Exception as exc:  # a bug, not bad input: say so on one line, keep the details
             if os.environ.get("VQUAL_DEBUG") == "1":
                 raise
@@ -85,7 +89,45 @@ def _read_passphrase(fd: int | None, prompt: str) -> bytes:
     return getpass.getpass(prompt).encode("utf-8")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Exit code when the reader of stdout goes away (`vqual ... | head`): 128 + SIGPIPE, as a
+#: process killed by the signal reports in the shell; none of the documented codes.
+EXIT_PIPE_CLOSED = 141
+
+
+class _QuietPipeGroup(click.Group):
+    """The top-level group: a closed stdout ends the command quietly with EXIT_PIPE_CLOSED.
+
+    The Python docs' pattern (signal module, "Note on SIGPIPE"): catch BrokenPipeError at the
+    entry point and point stdout at /dev/null so the flush at shutdown cannot fail again.
+    SIGPIPE keeps Python's default (ignored), so a closed socket stays an error, not a kill.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_when_pipe_closes():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_when_pipe_closes():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _quiet_when_pipe_closes() -> Iterator[None]:
+    try:
+        try:
+            yield
+        finally:
+            sys.stdout.flush()  # output still buffered fails here, not at shutdown
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # no real stdout (a test runner): nothing to redirect
+            pass
+        raise click.exceptions.Exit(EXIT_PIPE_CLOSED) from None
+
+
+@click.group(cls=_QuietPipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vqual")
 def main() -> None:
     """vqual: IQ/OQ qualification of virtual infrastructure with signed evidence.
