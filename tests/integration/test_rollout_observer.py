@@ -58,8 +58,9 @@ def _observer(
 def test_observer_uses_its_own_connection(tmp_path: Path, driver: LibvirtPlatform) -> None:
     obs = _observer(tmp_path)
     obs.poll()
-    assert obs._platform is not None and obs._platform is not driver
-    assert obs._platform.conn is not driver.conn
+    own = obs._platform
+    assert isinstance(own, LibvirtPlatform) and own is not driver
+    assert own.conn is not driver.conn
     obs.stop()
     assert obs._platform is None  # stop closes it
 
