@@ -7,6 +7,10 @@ in ``waivers/`` that binds the deviation's content by digest, so editing the dev
 its waiver. During a run a ``fail`` covered by a signed, unexpired deviation becomes
 ``waived`` with the deviation's id, and the waiver is copied into the bundle as a
 ``deviation.waiver`` record, so the bundle alone shows why.
+
+Segregation of duties: whoever raised a deviation (``raised_by``) or owns it (``owner``) may
+not approve it, and an approver may not waive a failure of a run they initiated or executed;
+``vqual deviation approve`` refuses the first, the bundle checks refuse both.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from qualification.errors import BadInputError, VqualError
+from qualification.errors import BadInputError, TrustError, VqualError
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import check_safe_name, format_time, utc_now
 from qualification.review.signed import (
@@ -39,6 +43,9 @@ WAIVER_TYPE = "application/vnd.vqual.waiver+json"
 WAIVER_KIND = "deviation.waiver"
 
 _FIELDS = ("id", "test_id", "target", "justification", "expiry", "owner")
+#: Optional fields: in a deviation's content (and digest) only when given, so deviations and
+#: waivers written before a field existed keep their digests.
+_OPTIONAL = ("raised_by",)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -52,9 +59,16 @@ class Deviation:
     justification: str
     expiry: str  # UTC, record form
     owner: str
+    raised_by: str | None = None  # identity (or printed name) of who raised it
 
     def to_json(self) -> dict[str, str]:
-        return {f: getattr(self, f) for f in _FIELDS}
+        found = {f: getattr(self, f) for f in _FIELDS}
+        found.update({f: getattr(self, f) for f in _OPTIONAL if getattr(self, f) is not None})
+        return found
+
+    def raisers(self) -> set[str]:
+        """Who may not approve this deviation: its owner and whoever raised it."""
+        return {self.owner, *([self.raised_by] if self.raised_by else [])}
 
     @property
     def digest(self) -> str:
@@ -153,7 +167,7 @@ def load_deviations(state_dir: Path, change_id: str) -> list[Deviation]:
         where = f"{path}: deviations[{i}]"
         if not isinstance(entry, dict):
             raise BadInputError("must be a mapping", where=where)
-        unknown = set(entry) - set(_FIELDS)
+        unknown = set(entry) - set(_FIELDS) - set(_OPTIONAL)
         if unknown:
             raise BadInputError(f"unknown field(s) {sorted(unknown)}", where=where)
         dev_id = _text(entry, "id", where)
@@ -169,6 +183,7 @@ def load_deviations(state_dir: Path, change_id: str) -> list[Deviation]:
                 justification=_text(entry, "justification", where),
                 expiry=_expiry(entry, where),
                 owner=_text(entry, "owner", where),
+                raised_by=_text(entry, "raised_by", where) if "raised_by" in entry else None,
             )
         )
     return found
@@ -186,7 +201,8 @@ def approve_deviation(
 
     Raises:
         BadInputError: malformed deviations file, unknown id, or already expired.
-        TrustError: the key is untrusted, not valid now, or not an approver.
+        TrustError: the key is untrusted, not valid now, or not an approver, or the approver
+            raised or owns the deviation (segregation of duties).
     """
     deviations = {d.id: d for d in load_deviations(state_dir, change_id)}
     deviation = deviations.get(deviation_id)
@@ -195,6 +211,12 @@ def approve_deviation(
             f"no deviation {deviation_id!r} in {change_dir(state_dir, change_id) / DEVIATIONS_FILE}"
         )
     key = check_signer(trust, signer.keyid, "approver")
+    if {key.identity, key.name} & deviation.raisers():
+        raise TrustError(
+            f"{key.name} ({key.identity}) raised or owns deviation {deviation_id} "
+            "and may not approve it",
+            where=str(change_dir(state_dir, change_id) / DEVIATIONS_FILE),
+        )
     now = utc_now()
     if deviation.expired_at(now):
         raise BadInputError(f"deviation {deviation_id} expired at {deviation.expiry}")
@@ -272,6 +294,10 @@ def deviation_state(state_dir: Path, change_id: str, trust: TrustStore) -> Devia
             refused.append(f"{rel}: deviation {dev_id!r} is not in {DEVIATIONS_FILE}")
         elif payload.get("digest") != dev.digest or signed != dev.to_json():
             refused.append(f"{rel}: deviation {dev.id} was edited after it was approved")
+        elif {doc.key.identity, doc.key.name} & dev.raisers():
+            refused.append(
+                f"{rel}: approved by {doc.key.name}, who raised or owns deviation {dev.id}"
+            )
         else:
             comment = payload.get("comment")
             waiver = Waiver(
@@ -295,14 +321,20 @@ def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
     The executor signs every run record, so the records alone cannot show that a ``waived``
     result was waived by an approver. This checks each ``deviation.waiver`` record's embedded
     envelope against the trust store (approver, valid when signed, the same deviation content
-    and change) and that every ``waived`` result names a deviation waived earlier in the
-    bundle for that test and target, before its expiry.
+    and change), that its approver neither raised nor owns the deviation nor initiated or
+    executed this run, and that every ``waived`` result names a deviation waived earlier in
+    the bundle for that test and target, before its expiry.
     """
     from qualification.evidence.reader import read_bundle
+    from qualification.evidence.records import RUN_KINDS
 
     problems: list[str] = []
     waived_by: dict[str, dict[str, Any]] = {}
-    for rec in read_bundle(bundle).records:
+    records = read_bundle(bundle).records
+    run = [r for r in records if r.kind in RUN_KINDS]
+    initiators = {r.initiator for r in run}
+    executors = {k.identity for k in (trust.get(r.actor) for r in run) if k is not None}
+    for rec in records:
         where = f"records.jsonl line {rec.line} (seq {rec.seq})"
         data = rec.data
         if rec.kind == WAIVER_KIND:
@@ -318,6 +350,7 @@ def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
                 problems.append(f"waiver {data.get('id')}: {exc.one_line()}")
                 continue
             fields = {f: data.get(f) for f in _FIELDS}
+            fields.update({f: data[f] for f in _OPTIONAL if f in data})
             payload = doc.payload
             if (
                 payload.get("kind") != WAIVER_KIND
@@ -327,6 +360,20 @@ def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
             ):
                 problems.append(
                     f"{where}: waiver {data.get('id')} does not match its signed envelope"
+                )
+                continue
+            approver = {doc.key.identity, doc.key.name}
+            raisers = {fields["owner"], fields.get("raised_by")}
+            if approver & raisers:
+                problems.append(
+                    f"{where}: waiver {data.get('id')} is approved by {doc.key.name}, "
+                    "who raised or owns the deviation"
+                )
+                continue
+            if approver & initiators or doc.key.identity in executors:
+                problems.append(
+                    f"{where}: waiver {data.get('id')} is approved by {doc.key.name}, "
+                    "who initiated or executed this run"
                 )
                 continue
             waived_by[str(data.get("id"))] = fields

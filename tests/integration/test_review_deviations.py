@@ -183,3 +183,26 @@ def test_a_plain_playbook_run_is_gated_too(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "has no valid approval" in done.stdout
     assert not (tmp_path / "evidence").exists()
+
+
+def test_deviation_approve_refuses_the_raiser_in_one_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    raiser = add_person(state, "Rita Raiser", "rita@example.com", "approver")
+    other = add_person(state, "Ada Approver", "ada@example.com", "approver")
+    soon = datetime.now(UTC) + timedelta(days=10)
+    _deviations(state, "CHG0006009", soon, raised_by="rita@example.com")
+
+    refused = vqual_with_passphrase(
+        "deviation", "approve", "CHG0006009", "DEV-007", "--key", str(raiser), state_dir=state
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "Rita Raiser (rita@example.com) raised or owns deviation DEV-007" in refused.stderr
+    assert refused.stderr.startswith("vqual: ") and "deviations.yaml" in refused.stderr
+
+    signed = vqual_with_passphrase(
+        "deviation", "approve", "CHG0006009", "DEV-007", "--key", str(other), state_dir=state
+    )
+    assert signed.returncode == 0, signed.stderr
+    listed = run_vqual("deviation", "list", "CHG0006009", state_dir=state)
+    assert "approved by Ada Approver" in listed.stdout

@@ -204,3 +204,126 @@ def test_waived_results_must_rest_on_a_valid_waiver_in_the_bundle(tmp_path: Path
     assert any("no valid waiver" in p for p in waiver_problems(bare, trust))
     with pytest.raises(EvidenceInvalidError, match="no valid waiver"):
         sign_bundle(bare, reviewer.signer(), trust, "reviewed")
+
+
+def _hand_signed_waiver(state: Path, person_signer: Ed25519Signer, trust: TrustStore) -> None:
+    """A waiver made without ``vqual deviation approve`` (so without its refusals)."""
+    from qualification.review.deviations import WAIVER_KIND, WAIVER_TYPE
+    from qualification.review.signed import sign_document, write_new
+
+    dev = load_deviations(state, CHANGE)[0]
+    key = trust.get(person_signer.keyid)
+    assert key is not None
+    now = format_time(datetime.now(UTC))
+    payload = {
+        "v": 1,
+        "kind": WAIVER_KIND,
+        "meaning": "approved",
+        "change_id": CHANGE,
+        "deviation": dev.to_json(),
+        "digest": dev.digest,
+        "time": now,
+        "name": key.name,
+        "identity": key.identity,
+        "roles": list(key.roles),
+        "keyid": key.keyid,
+        "comment": None,
+    }
+    line = sign_document(person_signer, WAIVER_TYPE, payload)
+    write_new(state / "deviations" / CHANGE / "waivers" / f"{dev.id}-by-hand.json", line + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("entry", "who"),
+    [
+        (_entry(raised_by="ada@example.com"), "raised_by names the approver's identity"),
+        (_entry(raised_by="Ada Approver"), "raised_by names the approver's printed name"),
+        (_entry(owner="ada@example.com"), "the approver owns the deviation"),
+    ],
+)
+def test_whoever_raised_or_owns_a_deviation_may_not_approve_it(
+    tmp_path: Path, entry: dict[str, object], who: str
+) -> None:
+    ada = add_person(tmp_path, "Ada Approver", "ada@example.com", ["approver"])
+    bob = add_person(tmp_path, "Bob Approver", "bob@example.com", ["approver"])
+    _write(tmp_path, [entry])
+    trust = load_trust(tmp_path)
+    with pytest.raises(TrustError, match="raised or owns deviation DEV-001") as info:
+        approve_deviation(tmp_path, CHANGE, "DEV-001", ada.signer(), trust)
+    assert info.value.exit_code == 2, who
+    assert "\n" not in info.value.one_line()
+    assert not (tmp_path / "deviations" / CHANGE / "waivers").exists()  # nothing written
+
+    # A waiver the raiser signed some other way does not count either.
+    _hand_signed_waiver(tmp_path, ada.signer(), trust)
+    state = deviation_state(tmp_path, CHANGE, trust)
+    assert state.waivers == {}
+    assert any("who raised or owns deviation DEV-001" in r for r in state.refused)
+
+    # Somebody else may approve it.
+    approve_deviation(tmp_path, CHANGE, "DEV-001", bob.signer(), trust)
+    assert deviation_state(tmp_path, CHANGE, trust).waivers["DEV-001"].name == "Bob Approver"
+
+
+def test_raised_by_is_bound_only_when_given(tmp_path: Path) -> None:
+    # Deviations written before raised_by existed keep their digest, so their waivers hold.
+    _write(tmp_path, [_entry(), _entry(id="DEV-002", raised_by="rolf@example.com")])
+    old, new = load_deviations(tmp_path, CHANGE)
+    assert "raised_by" not in old.to_json()
+    assert set(old.to_json()) == {"id", "test_id", "target", "justification", "expiry", "owner"}
+    assert new.raised_by == "rolf@example.com" and new.to_json()["raised_by"] == new.raised_by
+    _write(tmp_path, [_entry(id="DEV-002", raised_by="rolf@example.com")])
+    same = load_deviations(tmp_path, CHANGE)[0]
+    _write(tmp_path, [_entry(id="DEV-002", raised_by="somebody@example.com")])
+    assert load_deviations(tmp_path, CHANGE)[0].digest != same.digest
+    _write(tmp_path, [_entry(raised_by="")])
+    with pytest.raises(BadInputError, match="'raised_by' must be a non-empty string"):
+        load_deviations(tmp_path, CHANGE)
+
+
+def test_a_waiver_by_the_runs_initiator_or_its_raiser_does_not_back_a_waived_result(
+    tmp_path: Path,
+) -> None:
+    # _run_with's runs are initiated by "jane"; Jane is also an approver.
+    jane = add_person(tmp_path, "Jane Doe", "jane", ["approver"])
+    ada = add_person(tmp_path, "Ada Approver", "ada@example.com", ["approver"])
+    executor = _executor(tmp_path)
+    _write(tmp_path, [_entry(raised_by="rolf@example.com")])
+    trust = load_trust(tmp_path)
+    own = approve_deviation(tmp_path, CHANGE, "DEV-001", jane.signer(), trust)
+    bundle = _run_with(tmp_path, executor, "20260101T000000Z-000011", own.record(), "DEV-001")
+    problems = waiver_problems(bundle, trust)
+    assert any("approved by Jane Doe, who initiated or executed this run" in p for p in problems)
+    assert any("no valid waiver" in p for p in problems)  # so the waived result is unbacked
+
+    fine = approve_deviation(tmp_path, CHANGE, "DEV-001", ada.signer(), trust)
+    bundle = _run_with(tmp_path, executor, "20260101T000000Z-000012", fine.record(), "DEV-001")
+    assert waiver_problems(bundle, trust) == []
+
+    # The executor copies in a waiver signed by the deviation's raiser (made by hand).
+    rolf = add_person(tmp_path, "Rolf Raiser", "rolf@example.com", ["approver"])
+    trust = load_trust(tmp_path)
+    _hand_signed_waiver(tmp_path, rolf.signer(), trust)
+    forged = _all_waivers(tmp_path, trust, "rolf@example.com")[0]
+    bundle = _run_with(tmp_path, executor, "20260101T000000Z-000013", forged, "DEV-001")
+    assert any("who raised or owns the deviation" in p for p in waiver_problems(bundle, trust))
+
+
+def _all_waivers(state: Path, trust: TrustStore, identity: str) -> list[dict[str, object]]:
+    """Waiver records as the recorder would copy them, for the stored waivers by ``identity``,
+    whether or not they count."""
+    from qualification.review.deviations import WAIVER_TYPE, Waiver
+    from qualification.review.signed import open_document
+
+    found: list[dict[str, object]] = []
+    dev = load_deviations(state, CHANGE)[0]
+    for path in sorted((state / "deviations" / CHANGE / "waivers").glob("*.json")):
+        raw = path.read_bytes()
+        doc = open_document(raw, WAIVER_TYPE, trust, "approver", where=path.name)
+        if doc.key.identity == identity:
+            waiver = Waiver(
+                dev, doc.key.name, doc.keyid, str(doc.payload["time"]), None,
+                path.relative_to(state).as_posix(), raw.rstrip(b"\n").decode(),
+            )
+            found.append(waiver.record())
+    return found
