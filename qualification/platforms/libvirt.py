@@ -880,13 +880,21 @@ class LibvirtPlatform:
         return self._facts(clone)
 
     def migrate_vm(
-        self, name: str, destination: str, *, live: bool = True, dest_xml: str | None = None
+        self,
+        name: str,
+        destination: str,
+        *,
+        live: bool = True,
+        dest_xml: str | None = None,
+        unsafe: bool = False,
     ) -> VmFacts:
         """Migrate to another libvirt host, given as its URI; the VM stays defined there only.
 
         The destination's maintenance marker and the VM's placement are honoured before
         anything moves. ``dest_xml`` replaces the domain XML on the destination (e.g. to move
-        a port forward that would clash on the same machine).
+        a port forward that would clash on the same machine). ``unsafe`` passes
+        ``VIR_MIGRATE_UNSAFE``: storage shared in a way libvirt does not recognise (a bind
+        mount of one directory, as in the lab); a site decision, off by default.
         """
         dom = self._domain(name)
         facts = self._facts(dom)
@@ -900,6 +908,8 @@ class LibvirtPlatform:
                 flags |= libvirt.VIR_MIGRATE_LIVE
             elif facts.power_state == STOPPED:
                 flags |= libvirt.VIR_MIGRATE_OFFLINE
+            if unsafe:
+                flags |= libvirt.VIR_MIGRATE_UNSAFE
             target = f"{name} to {dest.endpoint}"
             if dest_xml is None:
                 migrated = self._call(
