@@ -25,9 +25,10 @@ from typing import Any
 import yaml
 
 from qualification.checks import register
-from qualification.checks.base import ProbeRequest
+from qualification.checks.base import ProbeRequest, StepNotExecuted
 from qualification.errors import BadInputError
 from qualification.platforms.oq import LIFECYCLE_STEPS
+from qualification.platforms.vsphere_oq import OQ_TESTS
 
 ABOUT_FIELDS = (
     "name",
@@ -652,6 +653,59 @@ class VsphereOq:
         return value["steps"][params["step"]]["verdict"]
 
 
+#: Fields of ``vsphere_oq_protocol`` other than the findings, and the test each belongs to.
+OQ_FIELDS = {"marker": "snapshot", "interruption_s": "migrate"}
+
+
+@dataclass
+class VsphereOqProtocol:
+    """One test of the vSphere OQ protocol on the run's throwaway VMs (OQ-01..OQ-09).
+
+    All tests of a target share one run (one request). The observed value is the test's
+    list of failed post-conditions, each naming the step (``[]`` when every step held; expect
+    ``{op: absent}``); a test the platform cannot perform is ``not-executed`` with the reason.
+    ``field: marker`` (snapshot) and ``field: interruption_s`` (migrate) are the guest-side
+    measurements: ``not-executed`` unless a guest program ran, never a made-up value. Each
+    step's state before and after is an ``action`` record.
+    """
+
+    name: str = "vsphere_oq_protocol"
+    description: str = (
+        "an OQ test on throwaway VMs: power cycle, snapshot round trip, clone from template, "
+        "live migration, maintenance round trip, backup/restore; the failed post-conditions"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if "test" not in params:
+            return f"{self.name}: parameter test is required"
+        bad = _unknown_params(self.name, params, {"test", "field"}) or _one_of(
+            self.name, "test", params["test"], OQ_TESTS
+        )
+        if bad or "field" not in params:
+            return bad
+        if OQ_FIELDS.get(params["field"]) != params["test"]:
+            fields = ", ".join(f"{f} (test {t})" for f, t in OQ_FIELDS.items())
+            return f"{self.name}: field must be one of {fields}"
+        return None
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        # Every test in the request, so all tests of a target share one run.
+        return ProbeRequest("vsphere", "oq_protocol", {"tests": list(OQ_TESTS)})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        test = value["tests"][params["test"]]
+        field = params.get("field")
+        if field is None:
+            if test["verdict"] == "not-executed":
+                raise StepNotExecuted(test.get("reason") or f"{params['test']} was not executed")
+            return test["findings"]
+        part = test.get("interruption" if field == "interruption_s" else field)
+        if not isinstance(part, Mapping) or part.get("verdict") != "pass":
+            reason = part.get("reason") if isinstance(part, Mapping) else test.get("reason")
+            raise StepNotExecuted(reason or f"no {field}: {params['test']} did not run")
+        return part.get("seconds" if field == "interruption_s" else "value")
+
+
 for _check in (
     VsphereAbout(),
     VsphereHost(),
@@ -664,5 +718,6 @@ for _check in (
     VsphereDvPortgroupSecurity(),
     VsphereVm(),
     VsphereOq(),
+    VsphereOqProtocol(),
 ):
     register(_check)

@@ -780,6 +780,84 @@ class VspherePlatform:
             for _obj, props in self._retrieve(vim.VirtualMachine, ["name"])
         )
 
+    @property
+    def standalone(self) -> bool:
+        """True for a standalone ESXi endpoint (``about.apiType`` HostAgent), not a vCenter."""
+        return _text(self.content.about.apiType) == "HostAgent"
+
+    def _custom_field_key(self, name: str, *, create: bool) -> int | None:
+        """Key of the VM custom attribute ``name``; None where the endpoint has no
+        CustomFieldsManager (a standalone ESXi) or, unless ``create``, no such attribute."""
+        manager = self.content.customFieldsManager
+        if manager is None:
+            return None
+        for field in self._call("read", "custom attributes", lambda: manager.field) or []:
+            if field.name == name and field.managedObjectType in (vim.VirtualMachine, None):
+                return int(field.key)
+        if not create:
+            return None
+        added = self._call(
+            "define custom attribute",
+            name,
+            manager.AddCustomFieldDef,
+            name=name,
+            moType=vim.VirtualMachine,
+        )
+        return int(added.key)
+
+    def set_vm_attribute(self, vm: str, name: str, value: str) -> bool:
+        """Set the custom attribute ``name`` of ``vm`` (defining it on first use).
+
+        Returns:
+            False where the endpoint has no custom attributes (a standalone ESXi).
+        """
+        key = self._custom_field_key(name, create=True)
+        if key is None:
+            return False
+        obj, _props = self._vm_obj(vm)
+        manager = self.content.customFieldsManager
+        self._call(
+            "set custom attribute",
+            f"{name} of {vm}",
+            manager.SetField,
+            entity=obj,
+            key=key,
+            value=value,
+        )
+        return True
+
+    def vm_tags(self, name: str) -> list[dict[str, Any]]:
+        """Every VM with its power state, host and the value of custom attribute and
+        ``config.extraConfig`` key ``name`` (None where not set), in two reads."""
+        key = self._custom_field_key(name, create=False)
+        rows = self._retrieve(
+            vim.VirtualMachine,
+            ["name", "runtime.powerState", "runtime.host", "customValue", "config.extraConfig"],
+        )
+        hosts = self._names(vim.HostSystem) if rows else {}
+        out = []
+        for _obj, props in rows:
+            attribute = None
+            if key is not None:
+                for item in props.get("customValue") or []:
+                    if int(item.key) == key:
+                        attribute = _text(getattr(item, "value", None))
+            extra = None
+            for option in props.get("config.extraConfig") or []:
+                if option.key == name:
+                    extra = _text(option.value)
+            host = props.get("runtime.host")
+            out.append(
+                {
+                    "name": _text(props.get("name")),
+                    "power_state": _POWER.get(str(props.get("runtime.powerState")), UNKNOWN),
+                    "host": hosts.get(getattr(host, "_moId", ""), "") if host is not None else "",
+                    "attribute": attribute,
+                    "extra_config": extra,
+                }
+            )
+        return sorted(out, key=lambda v: v["name"])
+
     # -- operations -------------------------------------------------------------------------
 
     def _placement_pool_and_folder(self) -> tuple[Any, Any, Any]:
@@ -797,7 +875,11 @@ class VspherePlatform:
         stores = self.datastores()
         return pool, dcs[0][1]["vmFolder"], stores[0].name if stores else None
 
-    def create_vm(self, config: VmConfig) -> VmFacts:
+    def create_vm(
+        self, config: VmConfig, *, extra_config: Mapping[str, str] | None = None
+    ) -> VmFacts:
+        """Create a VM from ``config``; ``extra_config`` entries go into its
+        ``config.extraConfig`` in the same call, so a tag is there from the VM's first moment."""
         if config.native is not None:
             raise NotSupported(
                 "create vm from a native definition",
@@ -816,6 +898,7 @@ class VspherePlatform:
             memoryMB=config.memory_mib,
             guestId="otherGuest64",
             files=vim.vm.FileInfo(vmPathName=f"[{datastore}]" if datastore else ""),
+            extraConfig=_option_values(extra_config),
         )
         task = self._call("create vm", config.name, folder.CreateVM_Task, config=spec, pool=pool)
         self._wait("create vm", config.name, task)
@@ -916,7 +999,11 @@ class VspherePlatform:
         )
         self._wait("delete snapshot", f"{name} of {vm}", task)
 
-    def clone_vm(self, source: str, name: str) -> VmFacts:
+    def clone_vm(
+        self, source: str, name: str, *, extra_config: Mapping[str, str] | None = None
+    ) -> VmFacts:
+        """Clone ``source`` (a VM or template) to a stopped VM ``name``; ``extra_config``
+        entries are set on the clone by the clone call itself."""
         obj, _props = self._vm_obj(source)
         if self.vm_exists(name):
             raise PlatformError(
@@ -924,7 +1011,12 @@ class VspherePlatform:
             )
         pool, folder, _store = self._placement_pool_and_folder()
         spec = vim.vm.CloneSpec(
-            location=vim.vm.RelocateSpec(pool=pool), powerOn=False, template=False
+            location=vim.vm.RelocateSpec(pool=pool),
+            powerOn=False,
+            template=False,
+            config=vim.vm.ConfigSpec(extraConfig=_option_values(extra_config))
+            if extra_config
+            else None,
         )
         task = self._call(
             "clone", f"{source} to {name}", obj.CloneVM_Task, folder=folder, name=name, spec=spec
@@ -1021,6 +1113,10 @@ class VspherePlatform:
                 )
             )
         return sorted(out, key=lambda e: e.time)
+
+
+def _option_values(entries: Mapping[str, str] | None) -> list[Any]:
+    return [vim.option.OptionValue(key=k, value=v) for k, v in (entries or {}).items()]
 
 
 def _walk_snapshots(tree: Any) -> Iterable[Any]:
@@ -1161,7 +1257,7 @@ IQ_METHODS = (
     "vm",
     "vms",
 )
-OQ_METHODS = ("oq_lifecycle",)
+OQ_METHODS = ("oq_lifecycle", "oq_protocol")
 
 
 
@@ -1334,7 +1430,12 @@ def probe(
             try:
                 if not isinstance(args, Mapping):
                     raise BadArgs(f"{method}: args must be a mapping")
-                if method in OQ_METHODS:
+                if method == "oq_protocol":
+                    from .vsphere_oq import protocol_observation
+
+                    observations[key] = protocol_observation(platform, run_id, args)
+                    changed = changed or bool(observations[key]["actions"])
+                elif method in OQ_METHODS:
                     suffix = "".join(c for c in run_id if c.isalnum() or c in "-_") or "run"
                     vm = f"vqual-oq-{suffix}" + (f"-{number}" if number > 1 else "")
                     observations[key] = _oq_lifecycle(platform, vm, args)
@@ -1458,7 +1559,19 @@ def answer_vsphere(
         }
     prepared: list[dict[str, Any]] = []
     failed: dict[str, dict[str, Any]] = {}
+    oq_settings = host_vars.get("vqual_vsphere_oq")
     for request in requests:
+        if request.get("method") == "oq_protocol" and oq_settings is not None:
+            # The template and hosts of the OQ are site facts (inventory), not protocol.
+            if not isinstance(oq_settings, Mapping):
+                failed[str(request.get("key", ""))] = _observation(
+                    method="oq_protocol",
+                    error="vqual_vsphere_oq must be a mapping {template, destination, maintenance_host}",
+                )
+                continue
+            args = {**dict(oq_settings), **dict(request.get("args") or {})}
+            prepared.append({**request, "args": args})
+            continue
         if request.get("method") == "hcl":
             try:
                 prepared.append({**request, "args": _hcl_args(request, data_files)})
