@@ -1582,3 +1582,72 @@ def answer_vsphere(
     observations, _changed = probe(endpoint, prepared, check_mode=check_mode, run_id=run_id)
     observations.update(failed)
     return observations
+
+
+# --- host marks for the rolling patch's stand-in executor (qualification/rollout/executors.py) ---
+# A custom attribute on the HostSystem (vCenter) or a host advanced option (standalone ESXi),
+# holding a JSON list of strings; the same place the lab's simulator helpers read.
+
+HOST_MARK_FIELD = "vqual.patch"
+HOST_MARK_OPTION = "UserVars.vqual.patch"
+
+
+def read_host_mark(platform: VspherePlatform, host: str) -> list[str]:
+    """The entries of a host's ``vqual.patch`` mark, oldest first (empty if none)."""
+    obj = platform._host_obj(host)
+    cfm = platform.content.customFieldsManager
+    raw = ""
+    if cfm is not None:
+        keys = [f.key for f in cfm.field or [] if f.name == HOST_MARK_FIELD]
+        values = platform._call("read", f"custom values of {host}", lambda: obj.customValue)
+        for value in values or []:
+            if keys and value.key == keys[0]:
+                raw = str(value.value)
+    else:
+        try:
+            opts = platform._call(
+                "read", f"option of {host}", obj.configManager.advancedOption.QueryOptions,
+                HOST_MARK_OPTION,
+            )
+        except PlatformError:
+            opts = []
+        raw = next((str(o.value) for o in opts or [] if o.key == HOST_MARK_OPTION), "")
+    if not raw:
+        return []
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list):
+        raise PlatformError(f"{host}: patch mark is not a JSON list", where=platform.endpoint)
+    return [str(e) for e in entries]
+
+
+def add_host_mark(platform: VspherePlatform, host: str, entry: str) -> list[str]:
+    """Append ``entry`` to a host's ``vqual.patch`` mark; return the entries now recorded."""
+    obj = platform._host_obj(host)
+    entries = read_host_mark(platform, host) + [entry]
+    value = json.dumps(entries)
+    cfm = platform.content.customFieldsManager
+    if cfm is not None:
+        field_def = next((f for f in cfm.field or [] if f.name == HOST_MARK_FIELD), None)
+        if field_def is None:
+            field_def = platform._call(
+                "define", HOST_MARK_FIELD, cfm.AddCustomFieldDef,
+                name=HOST_MARK_FIELD, moType=vim.HostSystem,
+            )
+        platform._call("set mark on", host, cfm.SetField, entity=obj, key=field_def.key, value=value)
+    else:
+        option: Any = vim.option.OptionValue
+        platform._call(
+            "set mark on", host, obj.configManager.advancedOption.UpdateOptions,
+            changedValue=[option(key=HOST_MARK_OPTION, value=value)],
+        )
+    return entries
+
+
+def host_connection_state(platform: VspherePlatform, host: str) -> str:
+    """``runtime.connectionState`` of a host (``connected``, ``disconnected``, ``notResponding``)."""
+    obj = platform._host_obj(host)
+    return str(platform._call("read", f"connection state of {host}",
+                              lambda: obj.runtime.connectionState))
