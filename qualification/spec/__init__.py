@@ -12,31 +12,52 @@ from qualification.spec.inventory import Application, HostInfo, InventoryModel
 from qualification.spec.loader import CheckRegistry, load_spec, spec_schema
 from qualification.spec.model import (
     EXPECT_OPS,
+    IDENTITY_FIELDS,
     RISK_LEVELS,
+    SCOPES,
+    SIZING_FIELDS,
     TARGET_KINDS,
+    CloneSection,
     DataFile,
     Expectation,
+    MasterSource,
+    SizingRange,
     Spec,
     TestDef,
 )
-from qualification.spec.plan import Plan, PlannedTest, TargetPlan, build_plan
+from qualification.spec.plan import (
+    CLONE_COMPARE_CHECKS,
+    MasterBaseline,
+    Plan,
+    PlannedTest,
+    TargetPlan,
+    build_plan,
+)
 from qualification.spec.risk import RiskAssessment, assess_risk, select_tests
 
 __all__ = [
+    "CLONE_COMPARE_CHECKS",
     "DEFAULT_CHANGE_PATTERN",
     "EXPECT_OPS",
+    "IDENTITY_FIELDS",
     "RISK_LEVELS",
     "SAFE_NAME_PATTERN",
+    "SCOPES",
+    "SIZING_FIELDS",
     "TARGET_KINDS",
     "Application",
     "CheckRegistry",
+    "CloneSection",
     "DataFile",
     "Expectation",
     "HostInfo",
     "InventoryModel",
+    "MasterBaseline",
+    "MasterSource",
     "Plan",
     "PlannedTest",
     "RiskAssessment",
+    "SizingRange",
     "Spec",
     "TargetPlan",
     "TestDef",

@@ -22,10 +22,15 @@ from packaging.version import InvalidVersion, Version
 
 from qualification.errors import SpecError
 from qualification.spec.model import (
+    DEFAULT_SCOPE,
     EXPECT_OPS,
+    IDENTITY_FIELDS,
     VALUE_OPS,
+    CloneSection,
     DataFile,
     Expectation,
+    MasterSource,
+    SizingRange,
     Spec,
     TestDef,
 )
@@ -206,6 +211,13 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         if problem:
             raise doc.error((*base, "params"), f"check {check!r}: {_short(problem)}")
         expect = _expectation(doc, (*base, "expect"), item["expect"])
+        scope = tuple(item.get("scope") or DEFAULT_SCOPE)
+        if "clone" in scope and not {"master_vm", "clone"} & set(item["applies_to"]):
+            raise doc.error(
+                (*base, "scope"),
+                "scope 'clone' needs applies_to to name master_vm or clone "
+                "(only a VM has clones)",
+            )
         tests.append(
             TestDef(
                 id=test_id,
@@ -220,6 +232,7 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
                 acceptance=item["acceptance"],
                 description=item.get("description"),
                 line=doc.line(base),
+                scope=scope,
             )
         )
 
@@ -235,6 +248,34 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         requirements=tuple(declared),
         data_files=_data_files(doc, path, data.get("data_files") or {}),
         tests=tuple(tests),
+        clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
+    )
+
+
+def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any]) -> CloneSection:
+    """The ``clone:`` section (schema-valid already): ranges checked, master bundle resolved."""
+    sizing: dict[str, SizingRange] = {}
+    for name, bounds in (data.get("sizing") or {}).items():
+        low, high = bounds.get("min"), bounds.get("max")
+        if low is not None and high is not None and low > high:
+            raise doc.error(("clone", "sizing", name, "min"), f"min {low} is greater than max {high}")
+        sizing[name] = SizingRange(min=low, max=high)
+    master = data.get("master") or {}
+    declared = master.get("bundle")
+    bundle: Path | None = None
+    if declared is not None:
+        # a relative path is relative to the spec file, as data files are
+        bundle = Path(declared) if Path(declared).is_absolute() else spec_path.parent / declared
+    identity = data.get("identity")
+    return CloneSection(
+        identity=tuple(identity) if identity is not None else IDENTITY_FIELDS,
+        sizing=sizing,
+        master=MasterSource(
+            bundle=bundle,
+            declared=declared,
+            require_approval=bool(master.get("require_approval", True)),
+            subject=master.get("subject"),
+        ),
     )
 
 

@@ -24,6 +24,17 @@ TARGET_KINDS = (
     "clone",
 )
 
+#: Roles a test can be run in (``scope``): on the qualified type (the Master-VM, and every
+#: non-VM target), or on a clone, as part of the reduced, difference-based set.
+SCOPES = ("master", "clone")
+DEFAULT_SCOPE = ("master",)
+
+#: Identity fields of a VM: expected to differ between a master and each clone.
+IDENTITY_FIELDS = ("name", "uuid", "macs", "hostname", "machine_id", "addresses", "ssh_host_keys")
+
+#: Sizing values a clone may override within an allowed range.
+SIZING_FIELDS = ("vcpus", "memory_mib")
+
 #: Expectation operators and, for each, the fields it uses besides ``op``.
 EXPECT_OPS: dict[str, frozenset[str]] = {
     "equals": frozenset({"value", "value_from"}),
@@ -97,10 +108,22 @@ class TestDef:
     acceptance: str
     description: str | None = None
     line: int = 0
+    scope: tuple[str, ...] = DEFAULT_SCOPE
 
     def applies(self, kinds: tuple[str, ...] | frozenset[str], risk: str) -> bool:
-        """True if a target of these kinds at this risk level must run this test."""
-        return risk in self.risk and any(kind in self.applies_to for kind in kinds)
+        """True if a target of these kinds at this risk level must run this test.
+
+        A clone (kind ``clone``) runs the tests written for clones (``applies_to`` names
+        ``clone``) and the Master-VM tests whose ``scope`` includes ``clone``: the reduced
+        set. Any other target runs the tests of its kinds whose scope includes ``master``.
+        """
+        if risk not in self.risk:
+            return False
+        if "clone" in kinds:
+            return "clone" in self.applies_to or (
+                "clone" in self.scope and "master_vm" in self.applies_to
+            )
+        return "master" in self.scope and any(kind in self.applies_to for kind in kinds)
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,64 @@ class DataFile:
 
 
 @dataclass(frozen=True)
+class SizingRange:
+    """Allowed range of one sizing value on a clone (inclusive; None: unbounded)."""
+
+    min: int | None = None
+    max: int | None = None
+
+    def to_json(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        return out
+
+
+@dataclass(frozen=True)
+class MasterSource:
+    """Where a clone run finds its master's bundle (the spec's ``clone.master``).
+
+    Attributes:
+        bundle: the master bundle directory, resolved against the spec file; None when the
+            command line gives it (``vqual clone --master-bundle``).
+        declared: ``bundle`` as written in the spec, or None.
+        require_approval: the master bundle must carry a valid ``approved`` signature.
+        subject: the fingerprint's subject in the master bundle; None: the bundle's only VM
+            fingerprint.
+    """
+
+    bundle: Path | None = None
+    declared: str | None = None
+    require_approval: bool = True
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class CloneSection:
+    """The spec's ``clone:`` section: what may differ between a clone and its master.
+
+    Attributes:
+        identity: identity fields expected to differ (never reported).
+        sizing: sizing values a clone may override, each with its allowed range; a sizing
+            value not named here must equal the master's.
+        master: where the master bundle comes from and whether it must be approved.
+    """
+
+    identity: tuple[str, ...] = IDENTITY_FIELDS
+    sizing: dict[str, SizingRange] = field(default_factory=dict, hash=False)
+    master: MasterSource = field(default_factory=MasterSource)
+
+    def allowed_json(self) -> dict[str, Any]:
+        """The allowed differences as JSON: ``{identity: [...], sizing: {name: {min, max}}}``."""
+        return {
+            "identity": list(self.identity),
+            "sizing": {name: rng.to_json() for name, rng in sorted(self.sizing.items())},
+        }
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated protocol.
 
@@ -140,6 +221,7 @@ class Spec:
     requirements: tuple[str, ...]
     data_files: tuple[DataFile, ...]
     tests: tuple[TestDef, ...]
+    clone: CloneSection | None = None
 
     def test(self, test_id: str) -> TestDef:
         """The test with this id.
@@ -151,6 +233,11 @@ class Spec:
             if test.id == test_id:
                 return test
         raise KeyError(test_id)
+
+    @property
+    def clone_section(self) -> CloneSection:
+        """The ``clone:`` section, or its defaults when the spec has none."""
+        return self.clone if self.clone is not None else CloneSection()
 
     @property
     def test_ids(self) -> tuple[str, ...]:

@@ -25,6 +25,59 @@ PLAN_VERSION = 1
 #: Returned by :func:`lookup_expected` for a key the host does not have.
 MISSING = object()
 
+#: Check types that compare a clone with its master; on a clone the plan hands them the
+#: master's fingerprint reference (``params.master``) and the allowed differences
+#: (``params.allowed``) from the spec's ``clone`` section.
+CLONE_COMPARE_CHECKS = frozenset({"clone_fingerprint"})
+
+
+@dataclass(frozen=True)
+class MasterBaseline:
+    """The verified master bundle a clone run compares with.
+
+    Made by :func:`qualification.baseline.clones.load_master` after the bundle verified
+    (and, where required, was approved); the plan only carries the reference.
+
+    Attributes:
+        bundle: the master bundle directory (absolute).
+        seal: the master run's seal digest.
+        change_id: the master run's change id.
+        run_id: the master run's run id.
+        subject: the fingerprint's subject (the master's inventory name).
+        fingerprint_digest: digest of the master fingerprint (``Fingerprint.digest()``).
+        approval: the approving signature {name, keyid, time, seal}, or None when the spec
+            does not require one and there is none.
+    """
+
+    bundle: str
+    seal: str
+    change_id: str
+    run_id: str
+    subject: str
+    fingerprint_digest: str
+    approval: dict[str, Any] | None = field(default=None, hash=False)
+
+    def reference(self) -> dict[str, str]:
+        """What a comparison check needs to find and pin the master fingerprint."""
+        return {
+            "bundle": self.bundle,
+            "seal": self.seal,
+            "subject": self.subject,
+            "digest": self.fingerprint_digest,
+        }
+
+    def record(self, allowed: Mapping[str, Any]) -> dict[str, Any]:
+        """``run.start`` ``clone`` block: the master bundle, its seal and fingerprint digest."""
+        return {
+            "master_bundle": self.bundle,
+            "master_seal": self.seal,
+            "master_change_id": self.change_id,
+            "master_run_id": self.run_id,
+            "master_fingerprint": {"subject": self.subject, "digest": self.fingerprint_digest},
+            "master_approval": copy.deepcopy(self.approval),
+            "allowed": copy.deepcopy(dict(allowed)),
+        }
+
 
 @dataclass(frozen=True)
 class PlannedTest:
@@ -84,6 +137,8 @@ class Plan:
     spec: dict[str, str] = field(hash=False)
     inventory_digest: str
     targets: list[TargetPlan] = field(hash=False)
+    #: ``run.start`` ``clone`` block when clones are compared with a master, else None
+    clone: dict[str, Any] | None = field(default=None, hash=False)
 
     def planned(self) -> list[dict[str, str]]:
         """``run.start`` ``planned`` field: [{test_id, target, protocol}], plan order."""
@@ -106,7 +161,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON data (the form handed to Ansible)."""
-        return {
+        out: dict[str, Any] = {
             "v": PLAN_VERSION,
             "spec": dict(self.spec),
             "inventory_digest": self.inventory_digest,
@@ -115,6 +170,9 @@ class Plan:
                 for target in self.targets
             ],
         }
+        if self.clone is not None:
+            out["clone"] = copy.deepcopy(self.clone)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
@@ -150,7 +208,13 @@ class Plan:
                 for target in data["targets"]
             ]
             spec = {key: _text(data["spec"][key]) for key in ("name", "version", "digest")}
-            return cls(spec=spec, inventory_digest=_text(data["inventory_digest"]), targets=targets)
+            clone = _mapping(data["clone"]) if data.get("clone") is not None else None
+            return cls(
+                spec=spec,
+                inventory_digest=_text(data["inventory_digest"]),
+                targets=targets,
+                clone=clone,
+            )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
 
@@ -252,8 +316,13 @@ def build_plan(
     *,
     hosts: Sequence[str] | None = None,
     test_ids: Sequence[str] | None = None,
+    master: MasterBaseline | None = None,
 ) -> Plan:
     """Select the tests every target must run and resolve their site values.
+
+    A clone (kind ``clone``) gets the reduced set (:meth:`TestDef.applies`); its tests of a
+    :data:`CLONE_COMPARE_CHECKS` type get the master reference and the spec's allowed
+    differences as parameters.
 
     Args:
         spec: the loaded protocol.
@@ -261,6 +330,8 @@ def build_plan(
         hosts: limit the run to these hosts (all inventory hosts when None); targets are
             sorted by name either way.
         test_ids: limit the run to these tests (all tests when None); each must be in the spec.
+        master: the verified master bundle clones are compared with; required when a clone
+            runs a comparison test.
 
     Raises:
         BadInputError: an unknown host or test id; a ``value_from`` key that a target running
@@ -306,6 +377,16 @@ def build_plan(
                     for member in inventory.cluster_members(info.cluster)
                     if member in selected and test in selected[member]
                 ]
+            params = copy.deepcopy(test.params)
+            if "clone" in info.kinds and test.check in CLONE_COMPARE_CHECKS:
+                if master is None:
+                    raise BadInputError(
+                        f"test {test.id} on clone {name!r} compares with the master, but no "
+                        "master bundle is given (vqual clone --master-bundle, or "
+                        "clone.master.bundle in the spec)"
+                    )
+                params["master"] = master.reference()
+                params["allowed"] = spec.clone_section.allowed_json()
             tests.append(
                 PlannedTest(
                     test_id=test.id,
@@ -314,7 +395,7 @@ def build_plan(
                     requirements=test.requirements,
                     target=name,
                     check=test.check,
-                    params=copy.deepcopy(test.params),
+                    params=params,
                     expect=_resolve(test, info, members),
                     acceptance=test.acceptance,
                 )
@@ -328,8 +409,14 @@ def build_plan(
                 tests=tests,
             )
         )
+    clone_targets = [target.name for target in targets if "clone" in target.kinds]
     return Plan(
         spec={"name": spec.name, "version": spec.version, "digest": spec.digest},
         inventory_digest=inventory.digest,
         targets=targets,
+        clone=(
+            master.record(spec.clone_section.allowed_json())
+            if master is not None and clone_targets
+            else None
+        ),
     )
