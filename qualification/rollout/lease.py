@@ -188,7 +188,9 @@ class LeaseManager:
                 elif stale:
                     reason = f"its heartbeat expired ({current.heartbeat}, ttl {current.ttl_s:g} s)"
                 else:
-                    what = "its process still runs" if not gone else "its heartbeat is live"
+                    what = ("its process still runs" if not gone else
+                            f"its process is gone: vqual patch --resume {current.run_id} takes "
+                            "it over, any other run waits for the heartbeat to expire")
                     raise LeaseRefused(
                         f"cluster {self.cluster} is leased to run {current.run_id} "
                         f"(change {current.change_id}, pid {current.pid} on {current.hostname}, "
