@@ -19,13 +19,15 @@ from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controll
 if HAS_QUALIFICATION:
     from qualification.execution.evaluation import TARGET_PROBES, evaluate_target, requests_for
     from qualification.execution.probes import run_controller_probe
+    from qualification.checks.fingerprint import fill_vm_names, target_fingerprint
+    from qualification.baseline import fingerprint_record
     from qualification.timeutil import utc_now_text
 
 _TARGET_MODULES = {"host": "vqual.qualification.host_probe"}
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("plan", "plan_var"))
+    _VALID_ARGS = frozenset(("plan", "plan_var", "baseline"))
 
     def _observe_on_target(self, probe, requests, task_vars):
         outcome = self._execute_module(
@@ -81,6 +83,8 @@ class ActionModule(ActionBase):
                         {r["key"]: {"error": f"cannot resolve the target's vqual_ variables: {reason}"} for r in probe_requests}
                     )
                     continue
+                # vm_fingerprint tests name their VM from the inventory when the spec does not.
+                probe_requests = fill_vm_names(probe_requests, probe, host_vars, target)
                 observations.update(
                     run_controller_probe(
                         probe,
@@ -96,5 +100,16 @@ class ActionModule(ActionBase):
             tests, observations, requests, started=started, finished=utc_now_text(),
             duration_ms=duration_ms,
         )
-        result.update(vqual_results=results, vqual_actions=actions, vqual_cross=cross)
+        # The target's fingerprint (both parts merged) becomes a `fingerprint` record.
+        fingerprint = target_fingerprint(target, tests, observations, requests.test_keys)
+        fingerprints = [fingerprint_record(fingerprint)] if fingerprint is not None else []
+        baseline = self._task.args.get("baseline")
+        if baseline:
+            # vqual drift: the fingerprint tests' results become the comparison with the
+            # baseline bundle, one failed result per difference.
+            from qualification.baseline.drift import drift_results
+
+            results = drift_results(str(baseline), target, tests, results, fingerprint)
+        result.update(vqual_results=results, vqual_actions=actions, vqual_cross=cross,
+                      vqual_fingerprints=fingerprints)
         return result

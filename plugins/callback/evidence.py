@@ -14,7 +14,8 @@ description:
   - Opens an evidence bundle C(evidence/<change_id>/<run_id>/) when M(vqual.qualification.plan)
     returns a plan, appends a signed C(check.result) record for every result handed back by
     M(vqual.qualification.qualify) and M(vqual.qualification.compare), C(action) records for OQ
-    steps, and C(error) results for targets that are unreachable or fail.
+    steps, C(fingerprint) records for targets with fingerprint tests, and C(error) results for
+    targets that are unreachable or fail.
   - Makes what it wrote durable at every task boundary (group commit) and at the end writes
     JUnit, the report, the manifest and the sealing C(run.end) record.
   - Keeps no logic of its own; everything is done by the C(qualification) package.
@@ -131,7 +132,11 @@ class CallbackModule(CallbackBase):
             path = self.recorder.start(data["vqual_plan"])
             self._display.display(f"vqual: evidence bundle {path}")
         elif "vqual_results" in data:
-            self.recorder.record(data.get("vqual_results") or [], data.get("vqual_actions") or [])
+            self.recorder.record(
+                data.get("vqual_results") or [],
+                data.get("vqual_actions") or [],
+                fingerprints=data.get("vqual_fingerprints") or [],
+            )
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if self.recorder:

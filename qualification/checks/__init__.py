@@ -202,3 +202,4 @@ from . import host  # noqa: E402,F401
 from . import libvirt  # noqa: E402,F401
 from . import vsphere  # noqa: E402,F401
 from . import hyperv  # noqa: E402,F401
+from . import fingerprint  # noqa: E402,F401

@@ -188,14 +188,19 @@ class RunRecorder:
         self,
         results: Sequence[Mapping[str, Any]],
         actions: Sequence[Mapping[str, Any]] = (),
+        *,
+        fingerprints: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Append the action records, then the check results of one task."""
+        """Append the action records, then the check results of one task, then the
+        ``fingerprint`` records (data: the fingerprint JSON plus its ``digest``)."""
         if self.writer is None:
             return
         for action in actions:
             self.writer.append("action", dict(action))
         for result in results:
             self._append_result(result)
+        for fingerprint in fingerprints:
+            self.writer.append("fingerprint", dict(fingerprint))
 
     def target_failed(self, target: str, reason: str) -> None:
         """Record ``error`` for every planned test of a target that has no result yet."""

@@ -1,0 +1,103 @@
+"""Baselines: the fingerprint of a qualified state, reading it back from a bundle, and drift.
+
+``fingerprint`` defines the format and its comparison; this module reads the ``fingerprint``
+records of a bundle that verifies; ``drift`` compares a live state with a baseline bundle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from qualification.baseline.fingerprint import (
+    FINGERPRINT_SCHEMA,
+    AllowedDifferences,
+    Difference,
+    Fingerprint,
+    SizeRange,
+    compare,
+    make_fingerprint,
+    merge,
+)
+from qualification.errors import BadInputError, EvidenceInvalidError
+
+__all__ = [
+    "FINGERPRINT_KIND",
+    "FINGERPRINT_SCHEMA",
+    "AllowedDifferences",
+    "Difference",
+    "Fingerprint",
+    "SizeRange",
+    "compare",
+    "fingerprint_record",
+    "fingerprints_from_records",
+    "fingerprints_of",
+    "make_fingerprint",
+    "merge",
+]
+
+#: The record kind that carries a fingerprint (docs/formats.md).
+FINGERPRINT_KIND = "fingerprint"
+
+
+def fingerprint_record(fingerprint: Fingerprint) -> dict[str, Any]:
+    """The ``fingerprint`` record's data: the fingerprint JSON plus its ``digest``."""
+    data = fingerprint.to_json()
+    data["digest"] = fingerprint.digest()
+    return data
+
+
+def fingerprints_from_records(
+    records: list[tuple[int, Mapping[str, Any]]], *, where: str
+) -> dict[str, Fingerprint]:
+    """``{subject: fingerprint}`` from ``(line, data)`` of ``fingerprint`` records.
+
+    A later record of the same subject replaces an earlier one.
+
+    Raises:
+        EvidenceInvalidError: a record is not a fingerprint or its digest does not match.
+    """
+    found: dict[str, Fingerprint] = {}
+    for line, data in records:
+        at = f"{where} line {line}"
+        body = {k: v for k, v in data.items() if k != "digest"}
+        try:
+            fp = Fingerprint.from_json(body, where=at)
+        except BadInputError as exc:  # a malformed record makes the baseline unusable
+            raise EvidenceInvalidError(str(exc), where=at) from None
+        if fp.digest() != data.get("digest"):
+            raise EvidenceInvalidError(
+                f"fingerprint digest {data.get('digest')!r} is not that of its content "
+                f"({fp.digest()})",
+                where=at,
+            )
+        found[fp.subject] = fp
+    return found
+
+
+def fingerprints_of(bundle: Path, *, state_dir: Path | None = None) -> dict[str, Fingerprint]:
+    """The fingerprints of a sealed bundle that verifies, by subject.
+
+    Args:
+        bundle: the run directory ``evidence/<change>/<run>``.
+        state_dir: the state directory whose trust store judges the bundle (default: the
+            resolved state directory, as every command).
+
+    Raises:
+        EvidenceInvalidError: the bundle does not verify (or a fingerprint record is bad).
+        EvidenceIncompleteError: the run did not finish.
+        TrustError: no usable trust store.
+    """
+    from qualification.evidence.reader import read_bundle
+    from qualification.evidence.verify import verify_bundle
+    from qualification.review.signed import load_trust
+    from qualification.state import resolve_state_dir
+
+    trust = load_trust(resolve_state_dir(state_dir))
+    verify_bundle(Path(bundle), trust).raise_for_status()
+    read = read_bundle(bundle)
+    return fingerprints_from_records(
+        [(r.line, r.data) for r in read.of_kind(FINGERPRINT_KIND)],
+        where=f"{bundle}/records.jsonl",
+    )
