@@ -604,4 +604,12 @@ if __name__ == "__main__":  # pragma: no cover
     run()
 
 
+def _register_patch() -> None:
+    from qualification.cli_patch import patch
+
+    main.add_command(patch)
+
+
+_register_patch()
+
 __all__ = ["main", "BadInputError", "EXIT_BAD_INPUT"]

@@ -1,0 +1,248 @@
+"""``vqual patch``: plan, run or resume a rolling hypervisor patch (docs/rolling-patch.md).
+
+Exit codes: 0 done (every host patched or skipped, requalified, bundle sealed); 1 halted on a
+failure (``deviation.raised`` in the bundle); 2 bad input, or a gate or the lease refused the
+run before any change; 3 interrupted (resumable with ``--resume``); 4 platform or connection
+error (before any change, or the failure that halted the run).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qualification.cli import _read_passphrase, _state_dir_option, domain_errors
+from qualification.errors import BadInputError, PlatformError
+from qualification.platforms.base import HypervisorPlatform
+from qualification.state import resolve_state_dir
+
+#: Host variables rendered from the inventory (templates and lookups resolved by Ansible).
+_VARS = r"^(vqual_|ansible_(host|port|user|ssh_private_key_file|ssh_common_args)$)"
+_RESULT = re.compile(r"^(\S+) \| (SUCCESS|FAILED!|UNREACHABLE!) => ", re.MULTILINE)
+
+
+def rendered_hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
+    """Every inventory host's ``vqual_*`` and connection variables, templates rendered.
+
+    Runs ``ansible all -m debug`` on the controller (no connection to any host); the output
+    stays in memory because it holds rendered credentials.
+
+    Raises:
+        BadInputError: the inventory cannot be read or a variable cannot be rendered.
+    """
+    env = dict(os.environ)
+    env.update({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "0", "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
+    expr = (
+        "msg={{ hostvars[inventory_hostname] | dict2items | selectattr('key', 'match', '"
+        + _VARS + "') | items2dict }}"
+    )
+    ansible = Path(sys.executable).parent / "ansible"
+    try:
+        done = subprocess.run(
+            [str(ansible) if ansible.exists() else "ansible", "all", "-i", str(inventory),
+             "-c", "local", "-m", "ansible.builtin.debug", "-a", expr],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BadInputError(f"cannot read the inventory: {exc}", where=str(inventory)) from None
+    out: dict[str, dict[str, Any]] = {}
+    decoder = json.JSONDecoder()
+    for match in _RESULT.finditer(done.stdout):
+        host, status = match.group(1), match.group(2)
+        try:
+            body, _end = decoder.raw_decode(done.stdout, match.end())
+        except ValueError:
+            body = {}
+        if status != "SUCCESS" or not isinstance(body.get("msg"), dict):
+            raise BadInputError(f"cannot render the variables of host {host}",
+                                where=str(inventory))
+        out[host] = body["msg"]
+    if not out:
+        tail = " ".join((done.stderr or done.stdout).split())[-300:]
+        raise BadInputError(f"no hosts in the inventory ({tail})", where=str(inventory))
+    return out
+
+
+def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatform]:
+    from qualification.platforms.vsphere import VspherePlatform, endpoint_from_vars
+
+    endpoint = endpoint_from_vars(hostvars)
+
+    def connect() -> HypervisorPlatform:
+        return VspherePlatform(endpoint)
+
+    return connect
+
+
+def platform_and_executor(
+    hostvars: Mapping[str, Mapping[str, Any]], cluster: str, platform_host: str | None
+) -> tuple[Callable[[], HypervisorPlatform], Any]:
+    """The platform factory and executor for the change's cluster, from the inventory.
+
+    vSphere: the inventory host with ``vqual_vsphere_host`` whose ``vqual_vsphere_cluster`` is
+    the change's cluster (or ``--platform-host``); the executor is the simulator stand-in
+    unless ``vqual_patch_executor`` names another. KVM: the hosts with ``vqual_cluster`` equal
+    to the cluster (``qualification/rollout/kvm.py``).
+    """
+    candidates = [
+        h for h, v in sorted(hostvars.items())
+        if v.get("vqual_vsphere_host") and (platform_host == h or (
+            platform_host is None and str(v.get("vqual_vsphere_cluster", "")) == cluster))
+    ]
+    if len(candidates) > 1:
+        raise BadInputError(f"several vSphere endpoints manage cluster {cluster} "
+                            f"({', '.join(candidates)}): name one with --platform-host")
+    if candidates:
+        from qualification.rollout.executors import VsphereStandInExecutor
+
+        chosen = hostvars[candidates[0]]
+        kind = str(chosen.get("vqual_patch_executor", "vsphere-standin"))
+        if kind != "vsphere-standin":
+            raise BadInputError(f"inventory host {candidates[0]}: vqual_patch_executor {kind!r} "
+                                "is not known (vsphere-standin)")
+        factory = vsphere_factory(chosen)
+        return factory, VsphereStandInExecutor(factory)
+    if platform_host is not None:
+        raise BadInputError(f"inventory host {platform_host} has no vqual_vsphere_host")
+    from qualification.rollout import kvm
+
+    executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
+    factory_fn = getattr(kvm, "platform_factory", None)
+    if factory_fn is None:
+        raise BadInputError(f"no platform for KVM cluster {cluster} "
+                            "(qualification.rollout.kvm has no platform_factory)")
+    return factory_fn(hostvars, cluster), executor
+
+
+@click.command("patch")
+@click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Ansible inventory file naming the platform endpoint(s).")
+@click.option("--change", "change_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The change file (vqual.change/v1).")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Print the plan and its digest; change nothing.")
+@click.option("--bind", default=None, metavar="DIGEST",
+              help="Run only if the live plan's digest equals DIGEST (from --plan).")
+@click.option("--resume", "resume_run", default=None, metavar="RUN_ID",
+              help="Continue a crashed or halted run under a new run id linked to it.")
+@click.option("--platform-host", default=None,
+              help="Inventory host of the platform endpoint, if several manage the cluster.")
+@click.option("--requalify", "requalify_mode", type=click.Choice(["platform", "qualify"]),
+              default=None, help="platform: the built-in requalification tests; qualify: also "
+              "`vqual qualify` with the change's requalify.spec per host (default when the "
+              "change names a spec).")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
+              help="Executor's signing key; default <state dir>/keys/executor.pem.")
+@click.option("--passphrase-fd", type=int, default=None,
+              help="Read the key's passphrase from this file descriptor.")
+@click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
+              help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR).")
+@click.option("--run-id", default=None, help="Run id (default: UTC time and a random suffix).")
+@click.option("--initiator", default=None,
+              help="Person or pipeline user who started the run (default: login user).")
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@_state_dir_option
+@domain_errors
+def patch(
+    inventory: Path, change_file: Path, plan_only: bool, bind: str | None,
+    resume_run: str | None, platform_host: str | None, requalify_mode: str | None,
+    key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
+    initiator: str | None, json_mode: bool, state_dir: Path | None,
+) -> None:
+    """Patch the change's cluster one host at a time: drain, maintenance, patch, reboot,
+    requalify, return. Progress per host and step goes to stderr."""
+    from qualification.config import load_config
+    from qualification.rollout.change import load_change
+    from qualification.rollout.orchestrator import Orchestrator
+    from qualification.rollout.planner import render_plan
+    from qualification.rollout.requalify import PlatformRequalifier, QualifyRequalifier
+
+    if bind is not None and resume_run is not None:
+        raise BadInputError("--bind and --resume exclude each other (a resumed run keeps its plan)")
+    state = resolve_state_dir(state_dir)
+    config = load_config(state)
+    change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
+    hostvars = rendered_hostvars(inventory)
+    factory, executor = platform_and_executor(hostvars, change.cluster, platform_host)
+
+    def progress(line: str) -> None:
+        click.echo(f"vqual: {line}", err=True)
+
+    who = initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
+    if plan_only:
+        orch = Orchestrator(factory, executor, PlatformRequalifier(), change, state, None,
+                            progress=progress)
+        try:
+            plan = orch.plan()
+        finally:
+            orch.close()
+        if json_mode:
+            click.echo(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+        else:
+            click.echo(render_plan(plan))
+        sys.exit(0 if plan.feasible else 1)
+
+    from qualification.execution.qualify import _check_executor_trusted
+    from qualification.execution.recorder import open_signer_with
+    from qualification.rollout.evidence import PatchEvidence
+
+    key = key_file or state / "keys" / "executor.pem"
+    signer, passphrase = open_signer_with(
+        key, lambda: _read_passphrase(passphrase_fd, "Key passphrase: ")
+    )
+    _check_executor_trusted(state, signer.keyid)
+    mode = requalify_mode or ("qualify" if change.requalify is not None else "platform")
+    requalifier: Any
+    if mode == "qualify":
+        if change.requalify is None:
+            raise BadInputError("--requalify qualify needs requalify.spec in the change file")
+        requalifier = QualifyRequalifier(
+            inventory=inventory, key_file=key,
+            passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
+            state_dir=state, initiator=who,
+        )
+    else:
+        requalifier = PlatformRequalifier()
+    evidence = PatchEvidence(evidence_dir, signer, who, state_dir=state)
+    orch = Orchestrator(factory, executor, requalifier, change, state, evidence,
+                        progress=progress)
+    try:
+        if resume_run is not None:
+            outcome = orch.resume(resume_run, new_run=run_id)
+        else:
+            outcome = orch.run(bind=bind, run_id=run_id)
+    except PlatformError:
+        raise
+    finally:
+        close = getattr(executor, "close", None)
+        if callable(close):
+            close()
+    if json_mode:
+        click.echo(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(f"vqual: {change.change_id} run {outcome.run_id}: {outcome.status.upper()}")
+        click.echo(f"  plan:     {outcome.plan_digest}")
+        click.echo(f"  patched:  {', '.join(outcome.committed) or '-'}")
+        for skip in outcome.skipped:
+            click.echo(f"  skipped:  {skip['host']}: {skip['reason']}")
+        if outcome.deviation:
+            d = outcome.deviation
+            click.echo(f"  halted:   {d['target']} {d['step']}: {d['reason']}")
+            click.echo(f"  resume:   vqual patch -i {inventory} --change {change_file} "
+                       f"--resume {outcome.run_id}")
+        click.echo(f"  evidence: {outcome.bundle or '-'}")
+        click.echo(f"  seal:     {outcome.seal or '-'}")
+    sys.exit(outcome.exit_code)
