@@ -150,6 +150,8 @@ class RunRecorder:
                 "planned": list(plan["planned"]),
                 "prev_run_seal": prev,
                 "approval": approval,
+                # a clone run cites its master: bundle, seal and fingerprint digest
+                **({"clone": dict(plan["clone"])} if plan.get("clone") else {}),
             },
         )
         writer.add_file("spec.yaml", spec_bytes)
