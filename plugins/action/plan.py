@@ -33,7 +33,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
         ("spec", "change_id", "run_id", "tests", "change_pattern", "mode", "allow_empty",
-         "state_dir")
+         "state_dir", "master_bundle", "master_subject")
     )
 
     def _hostvars(self, task_vars):
@@ -86,6 +86,8 @@ class ActionModule(ActionBase):
                 mode=args.get("mode", "qualify"),
                 allow_empty=bool(args.get("allow_empty", False)),
                 state_dir=resolve_state_dir(args.get("state_dir")),
+                master_bundle=Path(args["master_bundle"]) if args.get("master_bundle") else None,
+                master_subject=args.get("master_subject") or None,
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)

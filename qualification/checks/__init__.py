@@ -203,3 +203,4 @@ from . import libvirt  # noqa: E402,F401
 from . import vsphere  # noqa: E402,F401
 from . import hyperv  # noqa: E402,F401
 from . import fingerprint  # noqa: E402,F401
+from . import clone  # noqa: E402,F401

@@ -28,8 +28,14 @@ def make_plan(
     mode: str = "qualify",
     allow_empty: bool = False,
     state_dir: Path | None = None,
+    master_bundle: Path | None = None,
+    master_subject: str | None = None,
 ) -> dict[str, Any]:
     """Validate everything a run needs and return its plan as plain JSON data.
+
+    ``master_bundle`` (else the spec's ``clone.master.bundle``) is the master clones are
+    compared with; it is checked (verifies, passed, approved where the spec requires it,
+    has a fingerprint) before the plan is made, and the plan's ``clone`` block cites it.
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
@@ -53,7 +59,23 @@ def make_plan(
             approval_required=load_config(state_dir).require_protocol_approval,
         )
     inventory = InventoryModel.from_hostvars(hostvars, groups)
-    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids)
+    master = None
+    source = spec.clone_section.master
+    bundle = Path(master_bundle) if master_bundle else source.bundle
+    selected = sorted(inventory.hosts if hosts is None else set(hosts))
+    if bundle is not None and any(
+        "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
+    ):
+        from qualification.baseline.clones import load_master
+        from qualification.state import resolve_state_dir
+
+        master = load_master(
+            bundle,
+            state_dir=resolve_state_dir(state_dir),
+            require_approval=source.require_approval,
+            subject=master_subject or source.subject,
+        )
+    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master)
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec_path} applies to the selected targets "
@@ -103,4 +125,5 @@ def make_plan(
         "trust_digest": trust_digest,
         "targets": targets,
         "planned": plan.planned(),
+        **({"clone": plan.clone} if plan.clone is not None else {}),
     }
