@@ -1,22 +1,31 @@
-"""``vqual cleanup RUN_ID``: remove every throwaway VM a run made, on every libvirt target.
+"""``vqual cleanup RUN_ID``: remove every throwaway VM a run made, on every libvirt and vSphere
+target of an inventory.
 
-A run's throwaway guests are found by what they carry, not by what the run remembers, so
+A run's throwaway VMs are found by what they carry, not by what the run remembers, so
 cleanup works after a crash or a kill as well as after a clean end:
 
-- guests with vqual's throwaway tag (``<vqual:throwaway run-id=...>`` in the domain's
+- libvirt: guests with vqual's throwaway tag (``<vqual:throwaway run-id=...>`` in the domain's
   metadata, see :mod:`qualification.platforms.libvirt_guest_oq`) whose run id is RUN_ID;
   the tag lists the files made for the guest (overlay, backup), which are deleted too;
-- the OQ lifecycle's throwaway domain (:mod:`qualification.platforms.oq`), which carries no
-  tag but is named ``vqual-oq-<run id>`` or ``vqual-oq-<run id>-<n>``: the run id in the
-  name is the tag (run ids end in a random part, so another run's name cannot match).
+- libvirt and vSphere: the OQ lifecycle's throwaway VM (:mod:`qualification.platforms.oq`),
+  which carries no tag but is named ``vqual-oq-<run id>`` or ``vqual-oq-<run id>-<n>``: the
+  run id in the name is the tag (run ids end in a random part, so another run's name cannot
+  match);
+- vSphere: VMs named ``vqual-tmp-<run id>-*`` whose ``vqual.throwaway`` tag (extraConfig, or
+  the custom attribute on a vCenter) is RUN_ID (:mod:`qualification.platforms.vsphere_oq`);
+  they are powered off, their snapshots dropped, and deleted with their files.
 
 Nothing else is touched. The libvirt targets are the inventory's hosts with a
-``vqual_libvirt_uri``, each URI once (guests list their host's URI too).
+``vqual_libvirt_uri``, each URI once (guests list their host's URI too); the vSphere targets
+are its hosts with a ``vqual_vsphere_host``, each endpoint once. vSphere variables are
+rendered by Ansible (the lab's passwords are file lookups), in memory only.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -31,7 +40,7 @@ from qualification.spec.change import validate_run_id
 
 @dataclass
 class HostCleanup:
-    """What cleanup found and did on one libvirt endpoint (password-free)."""
+    """What cleanup found and did on one libvirt or vSphere endpoint (password-free)."""
 
     endpoint: str
     hosts: list[str]
@@ -152,15 +161,149 @@ def cleanup_endpoint(uri: str, run_id: str, hosts: list[str]) -> HostCleanup:
     return result
 
 
+#: The variables of a vSphere target (``endpoint_from_vars``), rendered for cleanup.
+VSPHERE_VARS = (
+    "vqual_vsphere_host",
+    "vqual_vsphere_port",
+    "vqual_vsphere_username",
+    "vqual_vsphere_password",
+    "vqual_vsphere_validate_certs",
+    "vqual_vsphere_ca_file",
+    "vqual_vsphere_datacenter",
+    "vqual_vsphere_cluster",
+)
+_VARS_MARK = "VQUAL-VSPHERE-VARS"
+
+
+def vsphere_hosts(hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Inventory hosts with a ``vqual_vsphere_host``, sorted."""
+    return sorted(h for h, v in hostvars.items() if v.get("vqual_vsphere_host"))
+
+
+def rendered_vsphere_vars(inventory: Path, hosts: list[str]) -> dict[str, dict[str, Any]]:
+    """``{host: {vqual_vsphere_*: value}}`` as Ansible renders them (lookups, vault).
+
+    One ad-hoc ``debug`` run on the controller; each host's values come back base64-encoded
+    in one line that is parsed here and never printed. A host whose variables cannot be
+    rendered is left out (the caller reports it).
+
+    Raises:
+        BadInputError: ``ansible`` cannot be run.
+    """
+    if not hosts:
+        return {}
+    values = ", ".join(f"'{name}': {name} | default(None)" for name in VSPHERE_VARS)
+    msg = f"{_VARS_MARK} {{{{ {{'host': inventory_hostname, 'vars': {{{values}}}}} | to_json | b64encode }}}}"
+    binary = Path(sys.executable).parent / "ansible"
+    env = {
+        **os.environ,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    try:
+        done = subprocess.run(
+            [
+                str(binary if binary.exists() else "ansible"),
+                ",".join(hosts),
+                "-i",
+                str(inventory),
+                "-m",
+                "ansible.builtin.debug",
+                "-a",
+                json.dumps({"msg": msg}),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=env,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BadInputError(f"inventory {inventory}: ansible failed: {exc}") from None
+    found: dict[str, dict[str, Any]] = {}
+    for encoded in re.findall(rf"{_VARS_MARK} ([A-Za-z0-9+/=]+)", done.stdout):
+        data = json.loads(base64.b64decode(encoded))
+        found[str(data["host"])] = dict(data["vars"])
+    return found
+
+
+def cleanup_vsphere(endpoint: Any, run_id: str, hosts: list[str]) -> HostCleanup:
+    """Remove ``run_id``'s throwaway VMs on one vSphere endpoint; never raises.
+
+    ``endpoint`` is a :class:`qualification.platforms.vsphere.Endpoint`.
+    """
+    from qualification.platforms.vsphere import VspherePlatform
+    from qualification.platforms.vsphere_oq import TAG_KEY, is_run_throwaway, remove_vm
+
+    result = HostCleanup(endpoint=str(endpoint.url), hosts=hosts)
+    pattern = lifecycle_names_pattern(run_id)
+    try:
+        with VspherePlatform(endpoint) as platform:
+            for vm in platform.vm_tags(TAG_KEY):
+                if not (is_run_throwaway(vm, run_id) or pattern.match(vm["name"])):
+                    continue
+                try:
+                    remove_vm(platform, vm["name"])
+                    result.removed.append(vm["name"])
+                except PlatformError as exc:
+                    result.errors.append(exc.one_line())
+    except PlatformError as exc:
+        result.errors.append(exc.one_line())
+    return result
+
+
+def vsphere_cleanups(
+    inventory: Path, hostvars: Mapping[str, Mapping[str, Any]], run_id: str
+) -> list[HostCleanup]:
+    """Cleanup of ``run_id`` on every vSphere endpoint of the inventory, each once."""
+    from qualification.platforms.vsphere import endpoint_from_vars
+
+    names = vsphere_hosts(hostvars)
+    rendered = rendered_vsphere_vars(inventory, names)
+    endpoints: dict[tuple[str, int, str], tuple[Any, list[str]]] = {}
+    failed: list[HostCleanup] = []
+    for host in names:
+        if host not in rendered:
+            failed.append(
+                HostCleanup(
+                    endpoint=str(hostvars[host].get("vqual_vsphere_host")),
+                    hosts=[host],
+                    errors=[
+                        f"inventory host {host}: its vqual_vsphere_* variables could not be rendered"
+                    ],
+                )
+            )
+            continue
+        try:
+            ep = endpoint_from_vars(rendered[host])
+        except BadInputError as exc:
+            failed.append(
+                HostCleanup(
+                    endpoint=str(rendered[host].get("vqual_vsphere_host")),
+                    hosts=[host],
+                    errors=[f"inventory host {host}: {exc.one_line()}"],
+                )
+            )
+            continue
+        # One vCenter scoped to two clusters is one endpoint: its VMs are looked at once.
+        key = (ep.host, ep.port, ep.username)
+        endpoints.setdefault(key, (ep, []))[1].append(host)
+    return failed + [cleanup_vsphere(ep, run_id, hosts) for ep, hosts in endpoints.values()]
+
+
 def cleanup(inventory: Path, run_id: str) -> CleanupResult:
-    """Remove every throwaway VM of ``run_id`` on every libvirt target of ``inventory``.
+    """Remove every throwaway VM of ``run_id`` on every libvirt and vSphere target of
+    ``inventory``.
 
     Raises:
         BadInputError: bad run id or unreadable inventory (nothing was touched).
     """
     validate_run_id(run_id)
-    targets = libvirt_targets(inventory_hostvars(inventory))
+    hostvars = inventory_hostvars(inventory)
+    targets = libvirt_targets(hostvars)
     return CleanupResult(
         run_id=run_id,
-        targets=[cleanup_endpoint(uri, run_id, hosts) for uri, hosts in targets.items()],
+        targets=[cleanup_endpoint(uri, run_id, hosts) for uri, hosts in targets.items()]
+        + vsphere_cleanups(inventory, hostvars, run_id),
     )

@@ -544,7 +544,7 @@ def _clone(run: _Run, settings: OqSettings) -> dict[str, Any]:
     verdict, reason = run.step(
         "vm.delete",
         clone,
-        lambda: _remove(p, clone),
+        lambda: remove_vm(p, clone),
         clone_state,
         lambda after: None if not after.get("exists") else "the clone still exists",
     )
@@ -668,7 +668,7 @@ def _maintenance(
     return test.result()
 
 
-def _remove(platform: VspherePlatform, vm: str) -> None:
+def remove_vm(platform: VspherePlatform, vm: str) -> None:
     """Power off, drop snapshots, delete with its files."""
     if platform.vm(vm).power_state != STOPPED:
         platform.power_off(vm)
@@ -691,7 +691,7 @@ def _cleanup(run: _Run) -> dict[str, Any]:
         verdict, reason = run.step(
             "vm.cleanup",
             vm,
-            functools.partial(_remove, run.platform, vm),
+            functools.partial(remove_vm, run.platform, vm),
             functools.partial(run.vm_state, vm),
             lambda after: None if not after.get("exists") else "the VM still exists",
         )

@@ -14,6 +14,9 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ ESXI = dataclasses.replace(
     vcsim.DEFAULT_ESXI, key="esxsa", inventory_host="esx-standalone",
     address="127.0.0.147", port=28645,
 )
+OQ_TEMPLATES = {"vcenter": "DC0_C0_RP0_VM3", "esxi": "ha-host_VM1"}
 EXPECTED = {
     "vcenter_version": "6.5.0",
     "vcenter_build": "5973321",
@@ -90,6 +94,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VsphereLab]:
         groups = component.inventory(ctx)["groups"]
         for group in groups.values():
             group["vars"] = {"vqual_risk": "high", "vqual_expected": EXPECTED}
+        # The OQ's template (site fact): the simulated vCenter's template; the simulated ESXi
+        # has no template, so one of its VMs is cloned there.
+        for host in groups["vcenter"]["hosts"].values():
+            host["vqual_vsphere_oq"] = {"template": OQ_TEMPLATES["vcenter"]}
+        for host in groups["esxi"]["hosts"].values():
+            host["vqual_vsphere_oq"] = {"template": OQ_TEMPLATES["esxi"]}
         yield VsphereLab(ctx, {"all": {"children": groups}})
     finally:
         component.down(ctx)
@@ -432,3 +442,200 @@ def test_oq_lifecycle_on_a_throwaway_vm(lab: VsphereLab) -> None:
         assert not vc.vm_exists("vqual-oq-20260101T000000Z-abc123")
     checked, _ = probe(ep, [{"key": "oq", "method": "oq_lifecycle", "args": {}}], check_mode=True)
     assert checked["oq"]["not_executed"] == "check mode"
+
+
+# -- OQ on throwaway VMs (specs/vsphere-cluster.yaml OQ-VS-*) ---------------------------------
+
+
+def _oq_actions(bundle: Path) -> list[dict[str, Any]]:
+    return [r["data"] for r in _records(bundle) if r["kind"] == "action"]
+
+
+def _throwaways(lab: VsphereLab, inst: vcsim.VcsimInstance) -> list[str]:
+    with VspherePlatform(lab.endpoint(inst)) as p:
+        return [v.name for v in p.vms() if v.name.startswith("vqual-")]
+
+
+def test_oq_on_vcenter_runs_every_step_on_throwaway_vms(
+    lab: VsphereLab, qualified: tuple[dict[str, Any], Path]
+) -> None:
+    bundle = qualified[1]
+    results = _results(bundle)
+    run_id = bundle.name
+    verdicts = {t: results[("vc-default", t)]["verdict"] for t in (
+        "OQ-VS-001", "OQ-VS-002", "OQ-VS-003", "OQ-VS-004", "OQ-VS-005", "OQ-VS-006",
+        "OQ-VS-007", "OQ-VS-008")}
+    assert verdicts == {
+        "OQ-VS-001": "pass", "OQ-VS-004": "pass", "OQ-VS-005": "pass", "OQ-VS-007": "pass",
+        # the simulator's revert only moves the current-snapshot pointer: the VM stays off
+        "OQ-VS-002": "fail",
+        "OQ-VS-003": "not-executed", "OQ-VS-006": "not-executed", "OQ-VS-008": "not-executed",
+    }
+    snapshot = results[("vc-default", "OQ-VS-002")]
+    assert snapshot["observed"] == [(
+        "vm.snapshot_revert: power state is stopped after revert, not the snapshot's running "
+        "(the state was not restored)")]
+    assert "VMware Tools guest operations" in results[("vc-default", "OQ-VS-003")]["reason"]
+    interruption = results[("vc-default", "OQ-VS-006")]
+    assert interruption["observed"] is None and "heartbeat in the guest" in interruption["reason"]
+    assert "no backup and restore API" in results[("vc-default", "OQ-VS-008")]["reason"]
+    assert results[("vc-default", "OQ-VS-004")]["observed"] == []
+    # The VMs made were the run's throwaways, and none is left.
+    actions = _oq_actions(bundle)
+    vm_targets = {a["target"] for a in actions if a["name"].startswith("vm.")}
+    assert vm_targets == {f"vqual-tmp-{run_id}-oq", f"vqual-tmp-{run_id}-clone"}
+    for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
+        assert _throwaways(lab, inst) == []
+
+
+def test_oq_action_records_carry_state_before_and_after(
+    qualified: tuple[dict[str, Any], Path],
+) -> None:
+    bundle = qualified[1]
+    run_id = bundle.name
+    vm = f"vqual-tmp-{run_id}-oq"
+    actions = _oq_actions(bundle)
+    for action in actions:
+        assert set(action) >= {"name", "target", "before", "after", "verdict", "reason",
+                               "started", "finished"}
+        assert isinstance(action["before"], dict) and isinstance(action["after"], dict)
+    mine = [a for a in actions if a["target"] == vm]
+    create = next(a for a in mine if a["name"] == "vm.create")
+    assert create["before"] == {"exists": False}
+    assert create["after"]["power_state"] == "stopped"
+    assert create["after"]["tag"]["extra_config"] == run_id
+    # vCenter: the custom attribute too; standalone ESXi has none (not-executed, said so).
+    tags = [a for a in mine if a["name"] == "vm.tag"]
+    assert {a["verdict"] for a in tags} == {"pass", "not-executed"}
+    assert any(a["after"]["tag"]["attribute"] == run_id for a in tags)
+    migrate = [a for a in mine if a["name"] == "vm.migrate"]
+    assert migrate and all(a["before"]["host"] != a["after"]["host"] for a in migrate)
+    enter = [a for a in actions if a["name"] == "host.enter_maintenance"]
+    assert enter and all(
+        a["before"]["in_maintenance"] is False and a["after"]["in_maintenance"] is True
+        and a["after"]["powered_on_vms"] == [] for a in enter)
+    leave = [a for a in actions if a["name"] == "host.exit_maintenance"]
+    assert len(leave) == len(enter) and all(a["after"]["in_maintenance"] is False for a in leave)
+    revert = [a for a in mine if a["name"] == "vm.snapshot_revert"]
+    assert revert and all(a["after"]["current_snapshot"] == "vqual-oq-snapshot" for a in revert)
+    cleanup = [a for a in mine if a["name"] == "vm.cleanup"]
+    assert cleanup and all(a["after"] == {"exists": False} for a in cleanup)
+
+
+def test_oq_on_standalone_esxi_cannot_migrate_or_evacuate(
+    qualified: tuple[dict[str, Any], Path],
+) -> None:
+    results = _results(qualified[1])
+    for test_id in ("OQ-VS-005", "OQ-VS-007"):
+        result = results[("esx-standalone", test_id)]
+        assert result["verdict"] == "not-executed"
+        assert result["reason"].startswith("a standalone ESXi has one host")
+    for test_id in ("OQ-VS-001", "OQ-VS-004"):
+        assert results[("esx-standalone", test_id)]["verdict"] == "pass"
+    assert results[("esx-standalone", "OQ-VS-002")]["verdict"] == "fail"
+
+
+def test_oq_platform_errors_are_error_verdicts(
+    lab: VsphereLab, executor_state: Path, tmp_path: Path
+) -> None:
+    """A template that does not exist is refused before anything is made; a wrong password
+    gives every OQ test `error`; neither leaves a VM behind or prints a traceback."""
+    inventory = json.loads(json.dumps(lab.inventory))
+    vcenters = inventory["all"]["children"]["vcenter"]["hosts"]
+    vcenters["vc-default"]["vqual_vsphere_oq"] = {"template": "no-such-template"}
+    vcenters["vc-variant"]["vqual_vsphere_password"] = "not-the-password"
+    inventory["all"]["children"]["esxi"]["hosts"]["esx-standalone"]["vqual_vsphere_oq"] = {
+        "template": "ha-host_VM1", "destination": "no-such-host"}
+    done = run_vqual("qualify", "-i", str(_write_inventory(tmp_path / "hosts.yml", inventory)),
+                     "-s", str(SPEC), "-c", "CHG0000504", "--test", "OQ-VS-001",
+                     "--test", "OQ-VS-004", "--evidence-dir", str(tmp_path / "evidence"),
+                     "--json", state_dir=executor_state)
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 4, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["verification"] == "valid"
+    results = _results(Path(summary["bundle"]))
+    assert {r["verdict"] for r in results.values()} == {"error"}
+    assert "template 'no-such-template' not found" in results[("vc-default", "OQ-VS-004")]["reason"]
+    assert "login failed" in results[("vc-variant", "OQ-VS-001")]["reason"]
+    assert "destination host 'no-such-host' not found" in results[
+        ("esx-standalone", "OQ-VS-001")]["reason"]
+    for r in results.values():
+        assert "\n" not in r["reason"]
+    assert _oq_actions(Path(summary["bundle"])) == []
+    for inst in (DEFAULT_VC, VARIANT_VC, ESXI):
+        assert _throwaways(lab, inst) == []
+        assert lab.password(inst) not in done.stdout + done.stderr
+
+
+def test_cleanup_removes_the_throwaway_of_a_killed_qualify(
+    lab: VsphereLab, executor_state: Path, tmp_path: Path
+) -> None:
+    """`vqual qualify` of the OQ tests is killed (its whole process group) once its throwaway
+    VM exists; the bundle is incomplete; `vqual cleanup` removes the run's VM and nothing else:
+    another run's tagged VM, an untagged VM with the run's name prefix and the simulator's
+    own VMs stay."""
+    from qualification.platforms.base import VmConfig
+    from qualification.platforms.vsphere_oq import TAG_KEY, is_run_throwaway
+    from qualification.spec.change import new_run_id
+    from qualification.timeutil import utc_now
+    from tests.conftest import VENV_BIN, vqual_env
+
+    run_id, other_run = new_run_id(utc_now()), new_run_id(utc_now())
+    assert run_id != other_run
+    inventory = json.loads(json.dumps(lab.inventory))
+    del inventory["all"]["children"]["vcenter"]["hosts"]["vc-variant"]
+    inv_path = _write_inventory(tmp_path / "hosts.yml", inventory)
+    ep = lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")
+    other = f"vqual-tmp-{other_run}-oq"
+    untagged = f"vqual-tmp-{run_id}-untagged"
+    with VspherePlatform(ep) as vc:
+        before = sorted(v.name for v in vc.vms())
+        vc.create_vm(VmConfig(name=other), extra_config={TAG_KEY: other_run})
+        vc.set_vm_attribute(other, TAG_KEY, other_run)
+        vc.create_vm(VmConfig(name=untagged))
+    evidence = tmp_path / "evidence"
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "vqual"), "qualify", "-i", str(inv_path), "-s", str(SPEC), "-c",
+         "CHG0000505", "--run-id", run_id, "--limit", "vc-default", "--evidence-dir",
+         str(evidence), *[a for t in ("OQ-VS-001", "OQ-VS-002", "OQ-VS-007") for a in ("--test", t)]],
+        cwd=REPO, env=vqual_env(executor_state), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with VspherePlatform(ep) as vc:
+            deadline = time.monotonic() + 180
+            while not any(is_run_throwaway(v, run_id) for v in vc.vm_tags(TAG_KEY)):
+                assert proc.poll() is None, "the run ended before its throwaway VM existed"
+                assert time.monotonic() < deadline, "no throwaway VM appeared"
+                time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    bundle = evidence / "CHG0000505" / run_id
+    verify = run_vqual("verify", str(bundle), state_dir=executor_state)
+    assert verify.returncode == 3, verify.stdout + verify.stderr
+    with VspherePlatform(ep) as vc:
+        left = [v["name"] for v in vc.vm_tags(TAG_KEY) if is_run_throwaway(v, run_id)]
+    assert left == [f"vqual-tmp-{run_id}-oq"]
+
+    done = run_vqual("cleanup", run_id, "-i", str(inv_path), "--json", state_dir=executor_state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["removed"] == left
+    assert lab.password(DEFAULT_VC) not in done.stdout + done.stderr
+    try:
+        with VspherePlatform(ep) as vc:
+            names = sorted(v.name for v in vc.vms())
+            assert names == sorted([*before, other, untagged])
+            # A killed run may leave a host in maintenance: cleanup removes VMs only.
+            for host in vc.hosts():
+                if host.in_maintenance:
+                    vc.exit_maintenance(host.name)
+        again = run_vqual("cleanup", run_id, "-i", str(inv_path), "--json", state_dir=executor_state)
+        assert again.returncode == 0 and json.loads(again.stdout)["removed"] == []
+    finally:
+        with VspherePlatform(ep) as vc:
+            for name in (other, untagged):
+                if vc.vm_exists(name):
+                    vc.delete_vm(name, delete_storage=True)
