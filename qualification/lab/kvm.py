@@ -804,6 +804,15 @@ class KvmCluster:
             "ansible_python_interpreter": "/usr/bin/python3",
             "vqual_target_kinds": ["linux_host", "kvm_host", "libvirt_hypervisor"],
             "vqual_cluster": CLUSTER,
+            # Rolling patch (qualification/rollout/kvm.py, platforms/libvirt_cluster.py): no
+            # init runs in the hosts, their PID 1 restarts a killed service; the agent serves
+            # its version, so it is restarted when upgraded. The shared storage is a bind
+            # mount (libvirt needs VIR_MIGRATE_UNSAFE) and the guests' SSH forwards are on
+            # this machine's one network stack (moved during a migration).
+            "vqual_patch_restart_command": "kill $(cat /run/vqual-lab/{service}.pid)",
+            "vqual_patch_services": {repo.AGENT: repo.AGENT},
+            "vqual_libvirt_unsafe_migration": True,
+            "vqual_libvirt_forward_offset": 1000,  # guests.MIGRATION_PORT_OFFSET
         }
         return {"groups": {"kvm_hosts": {"hosts": hosts, "vars": group_vars}}}
 
