@@ -234,7 +234,7 @@ def verify(bundle: Path, json_mode: bool, record: bool, state_dir: Path | None) 
 @main.command()
 @click.argument("run_id")
 @click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
-              help="Ansible inventory; every host with a vqual_libvirt_uri is cleaned.")
+              help="Inventory; hosts with vqual_libvirt_uri or vqual_vsphere_host are cleaned.")
 @click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
 @domain_errors
 def cleanup(run_id: str, inventory: Path, json_mode: bool) -> None:
