@@ -613,3 +613,12 @@ def _register_patch() -> None:
 _register_patch()
 
 __all__ = ["main", "BadInputError", "EXIT_BAD_INPUT"]
+
+
+def _register_drift() -> None:
+    from qualification.cli_drift import drift
+
+    main.add_command(drift)
+
+
+_register_drift()

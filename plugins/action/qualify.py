@@ -27,7 +27,7 @@ _TARGET_MODULES = {"host": "vqual.qualification.host_probe"}
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("plan", "plan_var", "baseline"))
+    _VALID_ARGS = frozenset(("plan", "plan_var", "baseline", "allowed"))
 
     def _observe_on_target(self, probe, requests, task_vars):
         outcome = self._execute_module(
@@ -109,7 +109,10 @@ class ActionModule(ActionBase):
             # baseline bundle, one failed result per difference.
             from qualification.baseline.drift import drift_results
 
-            results = drift_results(str(baseline), target, tests, results, fingerprint)
+            results = drift_results(
+                str(baseline), target, tests, results, fingerprint,
+                allowed=self._task.args.get("allowed") or None,
+            )
         result.update(vqual_results=results, vqual_actions=actions, vqual_cross=cross,
                       vqual_fingerprints=fingerprints)
         return result

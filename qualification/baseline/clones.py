@@ -24,9 +24,10 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qualification.baseline.fingerprint import Fingerprint
 from qualification.errors import (
@@ -204,7 +205,12 @@ class CreatedClone:
     disks: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "uuid": self.uuid, "macs": list(self.macs), "disks": list(self.disks)}
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "macs": list(self.macs),
+            "disks": list(self.disks),
+        }
 
 
 def overlay_xml(master_xml: str, name: str, overlays: Mapping[str, str]) -> str:
@@ -281,7 +287,9 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
         try:
             dom = conn.lookupByName(master)
         except libvirt.libvirtError:
-            raise PlatformError(f"clone {master} to {name} refused: no domain {master}", where=uri) from None
+            raise PlatformError(
+                f"clone {master} to {name} refused: no domain {master}", where=uri
+            ) from None
         if dom.isActive():
             raise PlatformError(
                 f"clone {master} to {name} refused: the master is running, and overlays must "
@@ -317,9 +325,22 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
             elif Path(path).is_file() and shutil.which("qemu-img"):
                 # relative backing path, as the lab's clones: the pair can move together
                 done = subprocess.run(
-                    ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt,
-                     "-b", Path(path).name, overlay],
-                    capture_output=True, text=True, check=False, timeout=120,
+                    [
+                        "qemu-img",
+                        "create",
+                        "-q",
+                        "-f",
+                        "qcow2",
+                        "-F",
+                        fmt,
+                        "-b",
+                        Path(path).name,
+                        overlay,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=120,
                 )
                 if done.returncode != 0:
                     raise PlatformError(
@@ -337,12 +358,18 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
         new_dom = conn.defineXML(overlay_xml(master_xml, name, overlays))
         root = ET.fromstring(new_dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         macs = tuple(
-            str(mac.get("address")) for mac in root.findall("devices/interface/mac") if mac.get("address")
+            str(mac.get("address"))
+            for mac in root.findall("devices/interface/mac")
+            if mac.get("address")
         )
         created.clear()  # defined: the overlays now belong to the clone
-        return CreatedClone(name=name, uuid=new_dom.UUIDString(), macs=macs, disks=tuple(overlays.values()))
+        return CreatedClone(
+            name=name, uuid=new_dom.UUIDString(), macs=macs, disks=tuple(overlays.values())
+        )
     except libvirt.libvirtError as exc:
-        raise PlatformError(f"clone {master} to {name} failed: {exc.get_error_message()}", where=uri) from None
+        raise PlatformError(
+            f"clone {master} to {name} failed: {exc.get_error_message()}", where=uri
+        ) from None
     finally:
         for vol, local in created:  # a failed clone leaves no overlay behind
             try:
@@ -386,6 +413,8 @@ def remove_libvirt_clone(uri: str, name: str) -> None:
             except libvirt.libvirtError:
                 Path(path).unlink(missing_ok=True)
     except libvirt.libvirtError as exc:
-        raise PlatformError(f"remove clone {name} failed: {exc.get_error_message()}", where=uri) from None
+        raise PlatformError(
+            f"remove clone {name} failed: {exc.get_error_message()}", where=uri
+        ) from None
     finally:
         conn.close()

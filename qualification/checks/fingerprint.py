@@ -153,8 +153,13 @@ class HostFingerprintCheck:
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         if not isinstance(value, Mapping):
             raise TypeError("the probe returned no fingerprint")
+        summary = self._summary(value)
         if "field" in params:
-            return _dig(value, str(params["field"]))
+            return _dig({**value, "summary": summary}, str(params["field"]))
+        return summary
+
+    @staticmethod
+    def _summary(value: Mapping[str, Any]) -> dict[str, int]:
         guest = value.get("guest") or {}
         return {
             "packages": len(guest.get("packages") or {}),

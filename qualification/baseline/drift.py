@@ -1,0 +1,461 @@
+"""Drift: compare the live state of hosts, hypervisors and VMs with a signed baseline bundle.
+
+The baseline is a sealed bundle that verifies (a Master-VM's or a host's qualification). A
+drift run is an ordinary run of the collection (playbook ``drift.yml``, mode ``drift``)
+whose spec is derived from the baseline's own ``spec.yaml``:
+
+- every fingerprint test of the baseline (``host_fingerprint``, ``vm_fingerprint``), made
+  to apply to every target, so each target's live fingerprint is collected;
+- every other baseline test that ran on a target without a fingerprint, unchanged, so its
+  result can be re-evaluated.
+
+On each target the ``qualify`` action hands the results to :func:`drift_results`: a
+fingerprint test's result becomes the comparison with the baseline fingerprint (``pass``: no
+difference) and **each difference is one more ``check.result`` with verdict ``fail``**
+(test id ``<test>:<what>:<where>``, expected the baseline value, observed the live one), so
+JUnit, the report and ``vqual verify`` show them with no new record kind. A re-evaluated
+test fails when its verdict or observed value differs from the baseline's.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qualification.baseline import fingerprints_from_records
+from qualification.baseline.fingerprint import (
+    AllowedDifferences,
+    Difference,
+    Fingerprint,
+    compare,
+)
+from qualification.errors import (
+    EvidenceIncompleteError,
+    EvidenceInvalidError,
+    VqualError,
+)
+
+SCHEMA = "vqual.drift/v1"
+PLAYBOOK = "drift.yml"
+FINGERPRINT_CHECKS = ("host_fingerprint", "vm_fingerprint")
+_ALL_KINDS = (
+    "linux_host",
+    "libvirt_hypervisor",
+    "kvm_host",
+    "vcenter",
+    "esxi",
+    "hyperv_host",
+    "master_vm",
+    "clone",
+)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a drift run needs from a baseline bundle that verified."""
+
+    path: Path
+    seal: str
+    change_id: str
+    run_id: str
+    spec_text: bytes
+    data_files: Mapping[str, bytes]
+    fingerprints: Mapping[str, Fingerprint]
+    #: (test id, target) -> the baseline's check.result data
+    results: Mapping[tuple[str, str], Mapping[str, Any]]
+
+    def fingerprint_for(self, target: str) -> Fingerprint | None:
+        """The baseline fingerprint a live target is compared with: its own, or the only one
+        (a Master-VM's, for its clones); None when the baseline has neither."""
+        if target in self.fingerprints:
+            return self.fingerprints[target]
+        if len(self.fingerprints) == 1:
+            return next(iter(self.fingerprints.values()))
+        return None
+
+
+def load_baseline(path: Path, state_dir: Path | None = None) -> Baseline:
+    """Verify the baseline bundle and read what drift needs from it.
+
+    Raises:
+        EvidenceInvalidError: the bundle does not verify, did not finish, or holds a bad
+            fingerprint record (exit 1, with the reason).
+        TrustError: no usable trust store.
+    """
+    from qualification.evidence.reader import read_bundle
+    from qualification.evidence.verify import verify_bundle
+    from qualification.review.signed import load_trust
+    from qualification.state import resolve_state_dir
+
+    path = Path(path)
+    if not (path / "records.jsonl").is_file():
+        raise EvidenceInvalidError("not an evidence bundle (no records.jsonl)", where=str(path))
+    result = verify_bundle(path, load_trust(resolve_state_dir(state_dir)))
+    try:
+        result.raise_for_status()
+    except EvidenceIncompleteError as exc:
+        # A run that never sealed is no baseline: refused like an invalid one.
+        raise EvidenceInvalidError(f"baseline refused: {exc.message}", where=str(path)) from None
+    except EvidenceInvalidError as exc:
+        raise EvidenceInvalidError(f"baseline refused: {exc.message}", where=str(path)) from None
+    bundle = read_bundle(path)
+    fingerprints = fingerprints_from_records(
+        [(r.line, r.data) for r in bundle.of_kind("fingerprint")],
+        where=f"{path}/records.jsonl",
+    )
+    results = {
+        (str(r.data.get("test_id")), str(r.data.get("target"))): r.data
+        for r in bundle.check_results
+    }
+    data_files = {
+        name[len("data/") :]: bundle.read_file(name)
+        for name in bundle.files
+        if name.startswith("data/")
+    }
+    return Baseline(
+        path=path,
+        seal=str(result.seal_digest),
+        change_id=str(result.change_id),
+        run_id=str(result.run_id),
+        spec_text=bundle.read_file("spec.yaml"),
+        data_files=data_files,
+        fingerprints=fingerprints,
+        results=results,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_baseline(path: str, state_dir: str | None) -> Baseline:
+    return load_baseline(Path(path), Path(state_dir) if state_dir else None)
+
+
+def drift_spec(baseline: Baseline) -> dict[str, Any]:
+    """The spec of a drift run, derived from the baseline's own spec (see the module doc).
+
+    Raises:
+        EvidenceInvalidError: the baseline holds no fingerprint and no check result.
+    """
+    spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
+    if not isinstance(spec, dict) or not isinstance(spec.get("tests"), list):
+        raise EvidenceInvalidError(
+            "the baseline's spec.yaml has no tests", where=str(baseline.path)
+        )
+    with_fp = set(baseline.fingerprints)
+    reevaluate = {test_id for (test_id, target) in baseline.results if target not in with_fp}
+    tests = []
+    for test in spec["tests"]:
+        if not isinstance(test, dict):
+            continue
+        if test.get("check") in FINGERPRINT_CHECKS:
+            tests.append(
+                {
+                    **test,
+                    "applies_to": list(_ALL_KINDS),
+                    "risk": ["high", "medium", "low"],
+                    "scope": ["master", "clone"],
+                }
+            )
+        elif test.get("id") in reevaluate:
+            tests.append(test)
+    if not tests:
+        raise EvidenceInvalidError(
+            "the baseline has no fingerprint and no check result to compare with",
+            where=str(baseline.path),
+        )
+    meta = dict(spec.get("metadata") or {})
+    drift = {
+        "apiVersion": spec.get("apiVersion", "vqual/v1"),
+        "kind": spec.get("kind", "Protocol"),
+        "metadata": {
+            "name": f"drift-{meta.get('name', 'baseline')}"[:64],
+            "title": f"Drift from the baseline {baseline.change_id}/{baseline.run_id}",
+            "version": str(meta.get("version", "1")),
+            "description": (
+                f"Derived by vqual drift from {meta.get('name')} {meta.get('version')}, "
+                f"baseline seal {baseline.seal}."
+            ),
+        },
+        "requirements": spec.get("requirements") or [],
+        "tests": tests,
+    }
+    if spec.get("data_files"):
+        drift["data_files"] = spec["data_files"]
+    return drift
+
+
+def _difference_result(
+    test: Mapping[str, Any], base: Mapping[str, Any], diff: Difference, where: str
+) -> dict[str, Any]:
+    return {
+        **base,
+        "test_id": f"{test['test_id']}:{diff.what}:{diff.where}",
+        "title": f"Drift: {diff.what} {diff.where}",
+        "expected": {"op": "equals", "value": diff.baseline},
+        "observed": diff.live,
+        "verdict": "fail",
+        "reason": diff.text(),
+        "raw": None,
+        "method": where,
+    }
+
+
+def compare_target(
+    baseline: Baseline,
+    target: str,
+    tests: Sequence[Mapping[str, Any]],
+    results: Sequence[Mapping[str, Any]],
+    live: Fingerprint | None,
+    allowed: AllowedDifferences | None = None,
+) -> tuple[list[dict[str, Any]], list[Difference]]:
+    """The drift run's results for one target, and its differences.
+
+    Fingerprint tests: pass with no difference, fail with one extra failed result per
+    difference, error when either fingerprint is missing. Other tests: fail when verdict or
+    observed value differ from the baseline's result for the same test and target.
+    """
+    by_id = {str(t["test_id"]): t for t in tests}
+    out: list[dict[str, Any]] = []
+    differences: list[Difference] = []
+    fp_done = False
+    where = f"fingerprint compare with baseline {baseline.change_id}/{baseline.run_id} (seal {baseline.seal[:16]})"
+    for result in results:
+        test = by_id.get(str(result.get("test_id")))
+        if test is None:
+            out.append(dict(result))
+            continue
+        if test.get("check") in FINGERPRINT_CHECKS:
+            base_fp = baseline.fingerprint_for(target)
+            summary = dict(result)
+            summary["method"] = where
+            if result.get("verdict") == "error" or live is None:
+                summary.update(
+                    verdict="error", reason=result.get("reason") or "no live fingerprint"
+                )
+                out.append(summary)
+                continue
+            if base_fp is None:
+                have = ", ".join(sorted(baseline.fingerprints)) or "none"
+                summary.update(
+                    verdict="error",
+                    reason=f"the baseline has no fingerprint of {target} (it has: {have})",
+                )
+                out.append(summary)
+                continue
+            if fp_done:
+                # One comparison per target; the other fingerprint test only says so.
+                summary.update(
+                    verdict="pass", reason="compared with the target's first fingerprint test"
+                )
+                out.append(summary)
+                continue
+            fp_done = True
+            found = compare(base_fp, live, allowed)
+            differences.extend(found)
+            summary.update(
+                expected={"op": "equals", "baseline": base_fp.subject, "digest": base_fp.digest()},
+                observed={"digest": live.digest(), "differences": len(found)},
+                verdict="fail" if found else "pass",
+                reason=(
+                    f"{len(found)} difference(s) from {base_fp.subject}'s baseline fingerprint"
+                    if found
+                    else f"no difference from {base_fp.subject}'s baseline fingerprint"
+                ),
+            )
+            out.append(summary)
+            out.extend(_difference_result(test, summary, d, where) for d in found)
+            continue
+        base = baseline.results.get((str(result.get("test_id")), target))
+        mine = dict(result)
+        if base is None:
+            out.append(mine)
+            continue
+        same = base.get("verdict") == result.get("verdict") and base.get("observed") == result.get(
+            "observed"
+        )
+        if not same:
+            diff = Difference(
+                "check",
+                str(result.get("test_id")),
+                {"verdict": base.get("verdict"), "observed": base.get("observed")},
+                {"verdict": result.get("verdict"), "observed": result.get("observed")},
+                target,
+            )
+            differences.append(diff)
+            mine.update(
+                verdict="fail" if result.get("verdict") != "error" else "error", reason=diff.text()
+            )
+        elif mine.get("verdict") == "fail":
+            # Failing as it failed in the baseline: not drift.
+            mine.update(verdict="pass", reason="as in the baseline: " + str(result.get("reason")))
+        out.append(mine)
+    return out, differences
+
+
+def drift_results(
+    baseline_path: str,
+    target: str,
+    tests: Sequence[Mapping[str, Any]],
+    results: Sequence[Mapping[str, Any]],
+    live: Fingerprint | None,
+    allowed: Mapping[str, Any] | None = None,
+    state_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """What the ``qualify`` action records on a drift run (:func:`compare_target`); a
+    baseline that no longer verifies makes every result ``error`` with the reason."""
+    try:
+        baseline = _cached_baseline(baseline_path, state_dir)
+        allowed_d = AllowedDifferences.from_json(allowed) if allowed else None
+    except VqualError as exc:
+        return [dict(r, verdict="error", reason=exc.one_line()) for r in results]
+    return compare_target(baseline, target, tests, results, live, allowed_d)[0]
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass
+class DriftRequest:
+    baseline: Path
+    inventory: Path
+    change_id: str | None
+    key_file: Path
+    passphrase_reader: Callable[[], bytes]
+    evidence_dir: Path
+    state_dir: Path
+    initiator: str
+    run_id: str | None = None
+    limit: str | None = None
+    allowed: Mapping[str, Any] | None = None
+    progress: Callable[[Any], None] | None = None
+
+
+@dataclass
+class DriftSummary:
+    baseline: Path
+    baseline_seal: str
+    change_id: str
+    run_id: str
+    bundle: Path
+    verdict: str
+    verification: str
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "baseline": {"bundle": str(self.baseline), "seal": self.baseline_seal},
+            "change_id": self.change_id,
+            "run_id": self.run_id,
+            "bundle": str(self.bundle),
+            "verdict": self.verdict,
+            "verification": self.verification,
+            "drift": bool(self.differences),
+            "differences": list(self.differences),
+            "errors": list(self.errors),
+            "exit_code": self.exit_code,
+        }
+
+    def to_text(self) -> str:
+        head = (
+            f"vqual drift: {len(self.differences)} difference(s) from {self.baseline} "
+            f"(seal {self.baseline_seal[:16]})"
+            if self.differences
+            else f"vqual drift: no drift from {self.baseline} (seal {self.baseline_seal[:16]})"
+        )
+        lines = [head]
+        for d in self.differences:
+            lines.append(f"  {d['reason']}")
+        lines += [f"  error: {e}" for e in self.errors]
+        lines.append(f"  evidence: {self.bundle} ({self.verification})")
+        return "\n".join(lines)
+
+
+def run_drift(request: DriftRequest) -> DriftSummary:
+    """Verify the baseline, run the drift playbook, summarise the bundle it wrote.
+
+    Exit codes: 0 no drift, 1 drift (or the baseline does not verify), 2 bad input,
+    4 a target could not be observed.
+    """
+    from qualification.evidence.reader import read_bundle
+    from qualification.execution.qualify import QualifyRequest, run_qualify
+
+    baseline = load_baseline(request.baseline, request.state_dir)
+    work = Path(tempfile.mkdtemp(prefix="vqual-drift-"))
+    try:
+        spec_path = work / "drift-spec.yaml"
+        spec_path.write_text(yaml.safe_dump(drift_spec(baseline), sort_keys=False))
+        spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
+        for name, rel in (spec.get("data_files") or {}).items():
+            content = baseline.data_files.get(str(name))
+            if content is not None:
+                target = work / str(rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+        extravars: dict[str, Any] = {"vqual_drift_baseline": str(baseline.path.resolve())}
+        if request.allowed:
+            AllowedDifferences.from_json(request.allowed, where="--allowed")
+            extravars["vqual_drift_allowed"] = dict(request.allowed)
+        summary = run_qualify(
+            QualifyRequest(
+                inventory=request.inventory,
+                spec=spec_path,
+                change_id=request.change_id,
+                key_file=request.key_file,
+                passphrase_reader=request.passphrase_reader,
+                evidence_dir=request.evidence_dir,
+                state_dir=request.state_dir,
+                initiator=request.initiator,
+                run_id=request.run_id,
+                limit=request.limit,
+                progress=request.progress,
+                playbook=PLAYBOOK,
+                extravars=extravars,
+            )
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    differences: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for rec in read_bundle(summary.bundle).check_results:
+        data = rec.data
+        test_id = str(data.get("test_id"))
+        if data.get("verdict") == "fail" and (
+            ":" in test_id or data.get("check") not in FINGERPRINT_CHECKS
+        ):
+            what, where = ("check", test_id)
+            if data.get("check") in FINGERPRINT_CHECKS:
+                what, where = test_id.split(":", 2)[1:]
+            differences.append(
+                {
+                    "target": data.get("target"),
+                    "what": what,
+                    "where": where,
+                    "test_id": test_id,
+                    "baseline": (data.get("expected") or {}).get("value"),
+                    "live": data.get("observed"),
+                    "reason": data.get("reason"),
+                }
+            )
+        elif data.get("verdict") in ("error", "not-executed"):
+            errors.append(f"{data.get('target')}: {test_id}: {data.get('reason')}")
+    return DriftSummary(
+        baseline=baseline.path,
+        baseline_seal=baseline.seal,
+        change_id=summary.change_id,
+        run_id=summary.run_id,
+        bundle=summary.bundle,
+        verdict=summary.verdict,
+        verification=summary.verification,
+        differences=differences,
+        errors=errors,
+        exit_code=summary.exit_code,
+    )
