@@ -434,6 +434,20 @@ class LibvirtCluster:
             out.append({"name": host, "endpoint": redact_endpoint(uri), "connection_state": state})
         return out
 
+    def tasks_in_flight(self) -> list[str]:
+        """Domains with a libvirt job running (a migration, a save, a backup), per host."""
+        out = []
+        for host in self.uris:
+            member = self.member(host)
+            for dom in member._call("list", "vms", member.conn.listAllDomains, 0):
+                try:
+                    job = dom.jobInfo()[0]
+                except libvirt.libvirtError:
+                    continue  # the domain went away while listing: nothing in flight for it
+                if job != libvirt.VIR_DOMAIN_JOB_NONE:
+                    out.append(f"vm {dom.name()} on {host}: libvirt job {job} running")
+        return sorted(out)
+
     def events(self, since: datetime | None = None) -> list[EventFacts]:
         raise NotSupported("events", "libvirt keeps no event history", where=self.endpoint)
 

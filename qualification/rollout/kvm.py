@@ -37,6 +37,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, PlatformError
@@ -133,6 +134,30 @@ def hosts_from_inventory(
             f"inventory: no KVM host with vqual_cluster {cluster!r} and a vqual_libvirt_uri"
         )
     return hosts
+
+
+def platform_factory(
+    hostvars: Mapping[str, Mapping[str, Any]],
+    cluster: str,
+    *,
+    state_dir: Path | str | None = None,
+) -> Callable[[], HypervisorPlatform]:
+    """Opens the cluster's hosts as one platform (``LibvirtCluster``) each time it is called.
+
+    ``state_dir`` must be the run's state directory: the maintenance markers live there, and
+    every reader (the run, a resumed run, an observer) must see the same ones.
+
+    Raises:
+        BadInputError: as :meth:`LibvirtCluster.from_hostvars`, checked here at once.
+    """
+    from qualification.platforms.libvirt_cluster import LibvirtCluster
+
+    LibvirtCluster.from_hostvars(hostvars, cluster, state_dir=state_dir)  # no connection yet
+
+    def connect() -> HypervisorPlatform:
+        return LibvirtCluster.from_hostvars(hostvars, cluster, state_dir=state_dir)
+
+    return connect
 
 
 def parse_dpkg_query(text: str) -> dict[str, str]:
