@@ -17,9 +17,10 @@ seal or fingerprint digest changed since the plan gives ``error``, not a compari
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qualification.baseline.fingerprint import (
     AllowedDifferences,
@@ -111,7 +112,7 @@ def part_only(fingerprint: Fingerprint, part: str) -> Fingerprint:
 def live_part(value: Any, part: str, subject: str) -> Fingerprint:
     """The clone's fingerprint part from the probe's answer (as the fingerprint checks read it)."""
     if not isinstance(value, Mapping):
-        raise ValueError("the probe returned no fingerprint")
+        raise TypeError("the probe returned no fingerprint")
     if part == "vm":
         vm, identity = vm_part(value)
         return make_fingerprint(subject, "vm", vm=vm, identity=identity)
