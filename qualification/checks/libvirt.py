@@ -164,16 +164,37 @@ class LibvirtOq:
         return step["verdict"]
 
 
-GUEST_OQ_TESTS = {"migrate": "oq_guest_migrate", "backup_restore": "oq_backup_restore"}
+GUEST_OQ_TESTS = {
+    "migrate": "oq_guest_migrate",
+    "backup_restore": "oq_backup_restore",
+    # One run on one throwaway guest answers all four (qualification.platforms
+    # .libvirt_guest_oq.run_guest_cycle): each test reads its part of the value.
+    "clone": "oq_guest_cycle",
+    "power_cycle": "oq_guest_cycle",
+    "snapshot": "oq_guest_cycle",
+    "maintenance": "oq_guest_cycle",
+}
 GUEST_OQ_FIELDS = {
     "migrate": ("verdict", "interruption_s", "max_gap_s", "guest_frozen_s", "migration_s"),
     "backup_restore": ("verdict", "marker_read"),
+    "clone": ("verdict", "uuid", "macs"),
+    "power_cycle": ("verdict", "boot_ids"),
+    "snapshot": ("verdict", "marker_read"),
+    "maintenance": ("verdict",),
 }
+CYCLE_TESTS = ("clone", "power_cycle", "snapshot", "maintenance")
 
 
 @dataclass
 class LibvirtGuestOq:
-    """OQ on a booted throwaway guest cloned from a template (OQ-04, OQ-09).
+    """OQ on a booted throwaway guest cloned from a template (OQ-01, -02, -04, -07, -08, -09).
+
+    ``test: clone|power_cycle|snapshot|maintenance``: parts of one run on one throwaway
+    guest (clone from the template; start, graceful and hard stop, restart with a new boot
+    id; snapshot with memory, marker reverted; evacuation, maintenance refusing VMs, leave);
+    fields ``verdict`` and, for a part that passed, ``uuid``/``macs`` (clone), ``boot_ids``
+    (power_cycle), ``marker_read`` (snapshot). A part not reached or not possible is
+    not-executed with the reason.
 
     ``test: migrate``: live migration to the configured destination with an in-guest
     heartbeat read through the guest agent; fields ``verdict`` and the measured
@@ -187,7 +208,8 @@ class LibvirtGuestOq:
     name: str = "libvirt_guest_oq"
     description: str = (
         "OQ on a throwaway guest: live migration with heartbeat interruption, backup and "
-        "restore with a marker read back through the guest agent"
+        "restore with a marker read back through the guest agent, clone from the template, "
+        "power cycle, snapshot round trip with memory, maintenance round trip"
     )
 
     def validate_params(self, params: Mapping[str, Any]) -> str | None:
@@ -217,6 +239,15 @@ class LibvirtGuestOq:
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         field = params.get("field", "verdict")
+        if params["test"] in CYCLE_TESTS:
+            part = value[params["test"]]
+            if part["verdict"] == "not-executed":
+                raise StepNotExecuted(part.get("reason") or f"{params['test']} was not executed")
+            if field != "verdict" and part["verdict"] != "pass":
+                raise StepNotExecuted(
+                    f"no {field}: the {params['test']} part did not pass ({part.get('reason')})"
+                )
+            return part[field]
         if field == "verdict":
             return value["verdict"]
         if value["verdict"] != "pass":

@@ -48,7 +48,7 @@ def run_controller_probe(
             # Template and destination of the OQ on booted throwaway guests: site facts.
             requests = [
                 {**r, "args": {**dict(guest_oq), **dict(r.get("args") or {})}}
-                if r.get("method") in ("oq_guest_migrate", "oq_backup_restore")
+                if r.get("method") in ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
                 else r
                 for r in requests
             ]

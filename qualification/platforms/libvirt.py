@@ -956,8 +956,11 @@ class LibvirtPlatform:
             )
         return self._facts(dom)
 
-    def enter_maintenance(self, host: str | None = None) -> HostFacts:
-        """Mark the host as in maintenance; refused while VMs run on it (migrate them first)."""
+    def enter_maintenance(self, host: str | None = None, *, run_id: str | None = None) -> HostFacts:
+        """Mark the host as in maintenance; refused while VMs run on it (migrate them first).
+
+        ``run_id`` is written into the marker, so what a killed run left marked can be found.
+        """
         if host is not None:
             self._check_host(host)
         running = sorted(v.name for v in self.vms() if v.power_state in (RUNNING, PAUSED, STOPPING))
@@ -971,7 +974,11 @@ class LibvirtPlatform:
         if not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)
             name, uuid = self._host_identity()
-            body = {"host": name, "uuid": uuid, "endpoint": self.endpoint, "since": _utcnow()}
+            body: dict[str, Any] = {
+                "host": name, "uuid": uuid, "endpoint": self.endpoint, "since": _utcnow()
+            }
+            if run_id is not None:
+                body["run_id"] = run_id
             tmp = marker.with_suffix(".tmp")
             tmp.write_text(json.dumps(body, sort_keys=True) + "\n", encoding="utf-8")
             os.replace(tmp, marker)  # atomic: a reader never sees half a marker
@@ -1014,10 +1021,10 @@ IQ_METHODS = (
     "networks",
 )
 # OQ on booted throwaway guests (qualification.platforms.libvirt_guest_oq): args
-# ``template`` (a defined domain with the QEMU guest agent), for the migration also
-# ``destination`` (libvirt URI) and ``unsafe_migration``; the site gives them as the host
-# variable ``vqual_libvirt_oq``.
-GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore")
+# ``template`` (a defined domain with the QEMU guest agent), for the migration and the
+# guest cycle's maintenance round trip also ``destination`` (libvirt URI) and
+# ``unsafe_migration``; the site gives them as the host variable ``vqual_libvirt_oq``.
+GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
 OQ_METHODS = ("oq_lifecycle", "oq_migrate", *GUEST_OQ_METHODS)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -1270,6 +1277,24 @@ def _guest_oq(
         )
         what = f"libvirt live migration with guest heartbeat {platform.endpoint} -> " + str(
             result.value.get("destination")
+        )
+    elif method == "oq_guest_cycle":
+        destination = args.get("destination")
+        if destination is not None and not isinstance(destination, str):
+            raise BadArgs(f"{method}: argument 'destination' must be a libvirt URI")
+        # Without a destination the maintenance part is not-executed; the rest runs.
+        result = guest_oq.run_guest_cycle(
+            platform,
+            destination or None,
+            template=template,
+            run_id=run_id,
+            unsafe=bool(args.get("unsafe_migration", False)),
+            boot_timeout=float(timeout),
+        )
+        what = (
+            f"libvirt clone, power cycle, snapshot with memory and maintenance round trip "
+            f"{platform.endpoint}"
+            + (f" (evacuation to {result.value.get('destination')})" if destination else "")
         )
     else:
         result = guest_oq.run_backup_restore(

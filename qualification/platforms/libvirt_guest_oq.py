@@ -46,7 +46,7 @@ import libvirt
 import libvirt_qemu
 
 from ..errors import NotSupported, PlatformError
-from .base import RUNNING, STOPPED, redact_endpoint
+from .base import PAUSED, RUNNING, STOPPED, STOPPING, redact_endpoint
 from .libvirt import VQUAL_NS, LibvirtPlatform
 from .oq import utc_stamp
 
@@ -141,15 +141,71 @@ _QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 _HOSTFWD = re.compile(r",hostfwd=[^,]*")
 
 
-def throwaway_xml(template_xml: str, name: str, disk_path: str, tag: ThrowawayTag) -> str:
+# QEMU gives a NIC without ``mac=`` the address 52:54:00:12:34:56 (the last byte counted up
+# per NIC), so every clone of a template without one would share it.
+QEMU_DEFAULT_MAC = "52:54:00:12:34:56"
+
+
+def new_mac() -> str:
+    """A random MAC in QEMU/libvirt's locally administered range 52:54:00, never QEMU's default."""
+    while True:
+        mac = "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+        if mac != QEMU_DEFAULT_MAC:
+            return mac
+
+
+def _nic_args(root: ET.Element) -> list[ET.Element]:
+    """``<qemu:arg>`` values that add a network device (``-device ...,netdev=...``)."""
+    return [a for a in root.iter(f"{{{_QEMU_NS}}}arg") if "netdev=" in a.get("value", "")]
+
+
+def configured_macs(xml: str) -> list[str | None]:
+    """The MAC of every NIC in a domain XML, in order; None where none is configured.
+
+    NICs are libvirt ``<interface>`` elements and NIC devices passed as QEMU command line
+    arguments (the lab's user-mode network, which libvirt 9.0 cannot forward ports for).
+    """
+    root = ET.fromstring(xml)
+    macs: list[str | None] = []
+    for iface in root.findall("devices/interface"):
+        mac = iface.find("mac")
+        macs.append(mac.get("address") if mac is not None else None)
+    for arg in _nic_args(root):
+        found = re.search(r"(?:^|,)mac=([0-9A-Fa-f:]{17})", arg.get("value", ""))
+        macs.append(found.group(1).lower() if found else None)
+    return macs
+
+
+def effective_macs(xml: str) -> list[str]:
+    """MACs the NICs get: the configured one, else QEMU's default (counted up per NIC)."""
+    out: list[str] = []
+    for index, mac in enumerate(configured_macs(xml)):
+        out.append(mac or QEMU_DEFAULT_MAC[:-2] + f"{0x56 + index:02x}")
+    return out
+
+
+def throwaway_xml(
+    template_xml: str, name: str, disk_path: str, tag: ThrowawayTag, *, mac: str | None = None
+) -> str:
     """A throwaway guest's XML from its template's.
 
     New name, no UUID (libvirt makes one), the first disk replaced by the qcow2 overlay at
     ``disk_path``, no console log files (the template's would be shared), QEMU port forwards
-    removed (they would clash with the template's), and the vqual tag.
+    removed (they would clash with the template's), and the vqual tag. With ``mac``, the
+    NICs get it (counted up in the last byte per NIC) instead of the template's.
     """
     ET.register_namespace("qemu", _QEMU_NS)
     root = ET.fromstring(template_xml)
+    if mac is not None:
+        head, last = mac[:-2], int(mac[-2:], 16)
+        macs = iter(f"{head}{(last + i) & 0xFF:02x}" for i in itertools.count())
+        for iface in root.findall("devices/interface"):
+            for old in iface.findall("mac"):
+                iface.remove(old)
+            ET.SubElement(iface, "mac", {"address": next(macs)})
+        for arg in _nic_args(root):
+            value = re.sub(r",mac=[^,]*", "", arg.get("value", ""))
+            arg.set("value", f"{value},mac={next(macs)}")
     for child in ("uuid", "title", "description"):
         element = root.find(child)
         if element is not None:
@@ -438,20 +494,24 @@ def _power(platform: LibvirtPlatform, name: str) -> str:
     return platform.vm(name).power_state if platform.vm_exists(name) else "absent"
 
 
-def _clone_and_boot(
+def _clone(
     platform: LibvirtPlatform,
     rec: _Recorder,
     template: str,
     name: str,
     run_id: str,
     purpose: str,
-    boot_timeout: float,
-) -> tuple[Agent, ThrowawayTag]:
-    """Overlay on the template's disk, define tagged, start, wait for the agent."""
+) -> ThrowawayTag:
+    """Clone from the template: a tagged definition and a qcow2 overlay on its disk.
+
+    Recorded as ``vm.clone``: template and its UUID and MACs before, the clone's UUID, MACs,
+    overlay and backing file after, read back from the platform.
+    """
     xml, base, base_format = _template_disk(platform, template)
     directory = os.path.dirname(base)
     overlay = f"{directory}/{name}.qcow2"
     tag = ThrowawayTag(run_id, purpose, utc_stamp(), (overlay,))
+    template_uuid = ET.fromstring(xml).findtext("uuid")
 
     def make() -> dict[str, Any]:
         with dir_pool(platform, directory) as pool:
@@ -466,21 +526,49 @@ def _clone_and_boot(
             # Tag first, file second: a crash between the two leaves a tag naming a file
             # that is not there (harmless), never a file no tag names.
             platform._call(
-                "define vm", name, platform.conn.defineXML, throwaway_xml(xml, name, overlay, tag)
+                "define vm",
+                name,
+                platform.conn.defineXML,
+                throwaway_xml(xml, name, overlay, tag, mac=new_mac()),
             )
-            platform._call("create overlay", overlay, pool.createXML, vol_xml, 0)
+            volume = platform._call("create overlay", overlay, pool.createXML, vol_xml, 0)
+            backing = ET.fromstring(volume.XMLDesc(0)).findtext("backingStore/path")
+        dom = platform._domain(name)
+        clone_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         return {
             "exists": True,
             "power_state": _power(platform, name),
+            "template": template,
+            "uuid": dom.UUIDString(),
+            "macs": effective_macs(clone_xml),
             "disk": overlay,
-            "backing": base,
+            "disk_format": "qcow2",
+            "backing": backing or base,
             "tag": {"run_id": run_id, "purpose": purpose},
         }
 
-    rec.step("vm.clone_from_template", {"exists": False, "template": template}, make)
+    rec.step(
+        "vm.clone",
+        {
+            "exists": False,
+            "template": template,
+            "template_uuid": template_uuid,
+            "template_macs": effective_macs(xml),
+            "template_disk": base,
+        },
+        make,
+    )
+    return tag
+
+
+def _boot(
+    platform: LibvirtPlatform, rec: _Recorder, name: str, boot_timeout: float
+) -> tuple[Agent, dict[str, Any]]:
+    """Start the guest and wait for its agent (``vm.start``); after: state, wait, boot id."""
 
     def boot() -> dict[str, Any]:
         dom = platform._domain(name)
+        platform._refuse_if_not_placeable("start", name, platform.vm(name).placement)
         platform._call("start vm", name, dom.create)
         agent = Agent(dom)
         waited = agent.wait(boot_timeout)
@@ -488,10 +576,26 @@ def _clone_and_boot(
             "power_state": _power(platform, name),
             "agent": "answers",
             "agent_after_s": round(waited, 1),
+            "boot_id": _boot_id(agent),
         }
 
-    rec.step("vm.start", {"power_state": STOPPED}, boot)
-    return Agent(platform._domain(name)), tag
+    after = rec.step("vm.start", {"power_state": _power(platform, name)}, boot)
+    return Agent(platform._domain(name)), after
+
+
+def _clone_and_boot(
+    platform: LibvirtPlatform,
+    rec: _Recorder,
+    template: str,
+    name: str,
+    run_id: str,
+    purpose: str,
+    boot_timeout: float,
+) -> tuple[Agent, ThrowawayTag]:
+    """Overlay on the template's disk, define tagged, start, wait for the agent."""
+    tag = _clone(platform, rec, template, name, run_id, purpose)
+    agent, _after = _boot(platform, rec, name, boot_timeout)
+    return agent, tag
 
 
 def _remove(platform: LibvirtPlatform, name: str) -> list[str]:
@@ -871,6 +975,487 @@ def run_backup_restore(
         # The restored guest first: its disk is the backup the original's tag also names.
         value["cleanup"] = _cleanup_action(rec, [platform], [restored, name])
     return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
+
+
+# --- power cycle, snapshot, clone and maintenance on one throwaway guest --------------------
+
+CYCLE_PARTS = ("clone", "power_cycle", "snapshot", "maintenance")
+_NOT_REACHED = "not reached: an earlier step of the run failed"
+
+
+def _wait_stopped(platform: LibvirtPlatform, name: str, timeout: float) -> float:
+    """Wait until the domain is shut off; the seconds it took."""
+    started = time.monotonic()
+    while _power(platform, name) != STOPPED:
+        if time.monotonic() - started > timeout:
+            raise PlatformError(f"still {_power(platform, name)} after {timeout:.0f} s", where=name)
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def _running_elsewhere(platform: LibvirtPlatform, own: set[str]) -> list[str]:
+    """Guests running on the host that are not this run's own throwaway guests."""
+    return sorted(
+        v.name
+        for v in platform.vms()
+        if v.power_state in (RUNNING, PAUSED, STOPPING) and v.name not in own
+    )
+
+
+def _live_migrate(
+    src: LibvirtPlatform, dst: LibvirtPlatform, name: str, unsafe: bool
+) -> dict[str, Any]:
+    """Live-migrate ``name`` from ``src`` to ``dst``, honouring the destination's marker."""
+    dom = src._domain(name)
+    dst._refuse_if_not_placeable("migrate", name, src.vm(name).placement)
+    flags = (
+        libvirt.VIR_MIGRATE_LIVE
+        | libvirt.VIR_MIGRATE_PERSIST_DEST
+        | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    )
+    if unsafe:
+        flags |= libvirt.VIR_MIGRATE_UNSAFE
+    t0 = time.monotonic()
+    src._call("migrate", f"{name} to {dst.endpoint}", dom.migrate, dst.conn, flags, None, None, 0)
+    return {
+        "host": dst.hostname(),
+        "endpoint": dst.endpoint,
+        "power_state": _power(dst, name),
+        "on_source": src.vm_exists(name),
+        "migration_s": round(time.monotonic() - t0, 3),
+    }
+
+
+def run_guest_cycle(
+    platform: LibvirtPlatform,
+    destination: str | None,
+    *,
+    template: str,
+    run_id: str,
+    unsafe: bool = False,
+    boot_timeout: float = 300.0,
+    stop_timeout: float = 120.0,
+) -> GuestOqResult:
+    """Clone, power cycle, snapshot round trip and maintenance round trip on one guest.
+
+    One throwaway guest serves all four parts, one after the other (the lab's VM budget
+    allows one throwaway at a time):
+
+    - ``clone``: the throwaway is cloned from the template (``vm.clone``): pass when its UUID
+      and every NIC's MAC differ from the template's, the MAC the guest sees is the
+      configured one, and its disk is a qcow2 overlay on the template's disk;
+    - ``power_cycle``: start (agent answers), graceful shutdown through the agent, start
+      (agent answers, new boot id), hard power off, start (agent answers, new boot id);
+    - ``snapshot``: marker written through the agent, snapshot with memory (internal, the
+      disk is qcow2), marker changed, revert, marker read back: the first value; the
+      snapshot deleted;
+    - ``maintenance`` (needs ``destination``): the guest is evacuated to the destination
+      (live), the source host enters vqual's maintenance mode, migrating the guest back and
+      starting a VM there are refused, the host leaves maintenance and the guest migrates
+      back. Only this run's guests are moved: a source host running other guests gives
+      ``not-executed`` naming them, and nothing is marked.
+
+    Each part's value is ``{verdict, reason, ...}``; a part after a failed step is
+    ``not-executed`` (not reached). Every step is an action with state before and after.
+    """
+    name = throwaway_name(run_id, "cyc")
+    probe_vm = throwaway_name(run_id, "mnt")
+    rec = _Recorder(name)
+    parts: dict[str, dict[str, Any]] = {
+        p: {"verdict": "not-executed", "reason": _NOT_REACHED} for p in CYCLE_PARTS
+    }
+    value: dict[str, Any] = {
+        "vm": name,
+        "template": template,
+        "source": platform.endpoint,
+        "destination": redact_endpoint(destination) if destination else None,
+        **parts,
+    }
+    not_executed = _cannot_run_guests(platform, "guest power cycle, snapshot and maintenance")
+    if not_executed is not None:
+        for part in CYCLE_PARTS:
+            value[part] = {"verdict": "not-executed", "reason": not_executed}
+        return GuestOqResult(value=value, not_executed=not_executed)
+    _require_template(platform, template)
+    # Connect before anything is made: an unreachable destination is a platform error.
+    dest = LibvirtPlatform(destination, state_dir=platform._state_dir) if destination else None
+    current = "clone"
+    try:
+        # -- clone ----------------------------------------------------------------------
+        _clone(platform, rec, template, name, run_id, "cyc")
+        clone = rec.actions[-1]
+        agent, boot1 = _boot(platform, rec, name, boot_timeout)
+        seen = _guest_macs(agent)
+        problems = []
+        if clone["after"]["uuid"] == clone["before"]["template_uuid"]:
+            problems.append("clone has the template's UUID")
+        shared = sorted(set(clone["after"]["macs"]) & set(clone["before"]["template_macs"]))
+        if shared:
+            problems.append(f"clone shares MAC {', '.join(shared)} with the template")
+        if not set(clone["after"]["macs"]) <= set(seen):
+            problems.append(f"guest sees MACs {seen}, configured {clone['after']['macs']}")
+        if clone["after"]["backing"] != clone["before"]["template_disk"]:
+            problems.append(f"overlay backing file is {clone['after']['backing']}")
+        value["clone"] = {
+            "verdict": "fail" if problems else "pass",
+            "reason": "; ".join(problems) or None,
+            "template_uuid": clone["before"]["template_uuid"],
+            "uuid": clone["after"]["uuid"],
+            "template_macs": clone["before"]["template_macs"],
+            "macs": clone["after"]["macs"],
+            "macs_in_guest": seen,
+            "disk": clone["after"]["disk"],
+            "backing": clone["after"]["backing"],
+        }
+
+        # -- power cycle ----------------------------------------------------------------
+        current = "power_cycle"
+
+        def shutdown() -> dict[str, Any]:
+            dom = platform._domain(name)
+            platform._call(
+                "shut down vm", name, dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT
+            )
+            waited = _wait_stopped(platform, name, stop_timeout)
+            return {"power_state": _power(platform, name), "stopped_after_s": round(waited, 1)}
+
+        rec.step(
+            "vm.shutdown_graceful",
+            {"power_state": RUNNING, "boot_id": boot1["boot_id"], "how": "guest agent"},
+            shutdown,
+        )
+        agent, boot2 = _boot(platform, rec, name, boot_timeout)
+
+        boots = [boot1["boot_id"], boot2["boot_id"]]
+        stopped = rec.actions[-2]["after"]["power_state"]
+        cycle_problems = [] if stopped == STOPPED else [f"guest is {stopped} after the shutdown"]
+        if boots[0] == boots[1]:
+            cycle_problems.append(f"boot id did not change on the restart: {boots[0]}")
+        # The hard power off ends the run (after the maintenance round trip), which saves
+        # a third boot; until then the part is not complete.
+        value["power_cycle"] = {
+            "verdict": "fail" if cycle_problems else "not-executed",
+            "reason": "; ".join(cycle_problems) or "not reached: the hard power off",
+            "boot_ids": boots,
+            "agent_after_s": [boot1["agent_after_s"], boot2["agent_after_s"]],
+            "graceful_stop_s": rec.actions[-2]["after"].get("stopped_after_s"),
+        }
+
+        # -- snapshot round trip --------------------------------------------------------
+        current = "snapshot"
+        first = f"vqual-oq {run_id} before-snapshot {os.urandom(8).hex()}"
+        second = f"vqual-oq {run_id} after-snapshot {os.urandom(8).hex()}"
+        snap_name = f"vqual-oq-{run_id}"
+
+        def write(marker: str) -> Callable[[], dict[str, Any]]:
+            def fn() -> dict[str, Any]:
+                agent.write(MARKER_FILE, marker.encode())
+                agent.run(["/bin/sync"])
+                return {"marker_file": MARKER_FILE, "marker": marker}
+
+            return fn
+
+        rec.step("guest.marker_write", {"marker_file": MARKER_FILE}, write(first))
+
+        def snapshot() -> dict[str, Any]:
+            dom = platform._domain(name)
+            xml = (
+                f"<domainsnapshot><name>{snap_name}</name><description>vqual OQ snapshot round "
+                f"trip, run {run_id}</description><memory snapshot='internal'/>"
+                "</domainsnapshot>"
+            )
+            snap = platform._call("snapshot", name, dom.snapshotCreateXML, xml, 0)
+            root = ET.fromstring(snap.getXMLDesc(0))
+            memory = root.find("memory")
+            return {
+                "snapshot": snap_name,
+                "state": root.findtext("state"),
+                "memory": memory.get("snapshot") if memory is not None else None,
+                "snapshots": [s.getName() for s in dom.listAllSnapshots(0)],
+            }
+
+        rec.step(
+            "vm.snapshot_create",
+            {"power_state": _power(platform, name), "snapshots": [], "disk_format": "qcow2"},
+            snapshot,
+        )
+        rec.step("guest.marker_change", {"marker": first}, write(second))
+
+        def revert() -> dict[str, Any]:
+            dom = platform._domain(name)
+            snap = platform._call(
+                "find snapshot", snap_name, dom.snapshotLookupByName, snap_name, 0
+            )
+            platform._call("revert", f"{name} to {snap_name}", dom.revertToSnapshot, snap, 0)
+            waited = Agent(dom).wait(boot_timeout)
+            return {
+                "power_state": _power(platform, name),
+                "agent_after_s": round(waited, 1),
+                "boot_id": _boot_id(Agent(dom)),
+            }
+
+        reverted = rec.step("vm.snapshot_revert", {"snapshot": snap_name, "marker": second}, revert)
+        agent = Agent(platform._domain(name))
+        read_back: list[str] = []
+
+        def read() -> dict[str, Any]:
+            read_back.append(agent.read(MARKER_FILE).decode("utf-8", "replace"))
+            return {"marker": read_back[0]}
+
+        rec.step("guest.marker_read", {"marker_file": MARKER_FILE}, read)
+
+        def delete() -> dict[str, Any]:
+            dom = platform._domain(name)
+            snap = platform._call(
+                "find snapshot", snap_name, dom.snapshotLookupByName, snap_name, 0
+            )
+            platform._call("delete snapshot", snap_name, snap.delete, 0)
+            return {"snapshots": [s.getName() for s in dom.listAllSnapshots(0)]}
+
+        rec.step("vm.snapshot_delete", {"snapshots": [snap_name]}, delete)
+        problems = []
+        if read_back[0] != first:
+            problems.append(
+                f"marker read back {read_back[0]!r}, written before the snapshot {first!r}"
+            )
+        if reverted["power_state"] != RUNNING:
+            problems.append(f"guest is {reverted['power_state']} after the revert")
+        if reverted["boot_id"] != boot2["boot_id"]:
+            problems.append(
+                "boot id changed: the revert booted the guest instead of restoring memory"
+            )
+        if rec.actions[-1]["after"]["snapshots"]:
+            problems.append("snapshot still listed after delete")
+        value["snapshot"] = {
+            "verdict": "fail" if problems else "pass",
+            "reason": "; ".join(problems) or None,
+            "marker_written": first,
+            "marker_changed_to": second,
+            "marker_read": read_back[0],
+            "memory": True,
+        }
+
+        # -- maintenance round trip -----------------------------------------------------
+        current = "maintenance"
+        if dest is None:
+            value["maintenance"] = {
+                "verdict": "not-executed",
+                "reason": "no destination host configured for this host "
+                "(vqual_libvirt_oq.destination): nowhere to evacuate to",
+            }
+        elif platform.maintenance_marker().exists():
+            value["maintenance"] = {
+                "verdict": "not-executed",
+                "reason": f"host {platform.hostname()} is already in maintenance "
+                f"({platform.maintenance_marker()}): not this run's to change",
+            }
+        else:
+            src_host = platform.hostname()
+            evacuated = rec.step(
+                "vm.evacuate",
+                {
+                    "host": src_host,
+                    "endpoint": platform.endpoint,
+                    "power_state": RUNNING,
+                    "boot_id": boot2["boot_id"],
+                },
+                lambda: _live_migrate(platform, dest, name, unsafe),
+            )
+            others = _running_elsewhere(platform, {name})
+            if others:
+                value["maintenance"] = {
+                    "verdict": "not-executed",
+                    "reason": f"host {src_host} still runs guests this OQ may not move: "
+                    f"{', '.join(others)} (it evacuates only its own throwaway guests)",
+                    "evacuated": evacuated["host"],
+                }
+            else:
+                value["maintenance"] = _maintenance_round_trip(
+                    platform, dest, rec, name, probe_vm, run_id, unsafe, boot2["boot_id"]
+                )
+
+        # -- power cycle, last step: hard power off where the guest runs now ------------
+        current = "power_cycle"
+        here = platform if platform.vm_exists(name) or dest is None else dest
+
+        def power_off() -> dict[str, Any]:
+            here._call("power off vm", name, here._domain(name).destroy)
+            return {"power_state": _power(here, name), "host": here.hostname()}
+
+        off = rec.step(
+            "vm.power_off_hard",
+            {"power_state": _power(here, name), "host": here.hostname()},
+            power_off,
+        )
+        if off["power_state"] != STOPPED:
+            cycle_problems.append(f"guest is {off['power_state']} after the hard power off")
+        value["power_cycle"].update(
+            {
+                "verdict": "fail" if cycle_problems else "pass",
+                "reason": "; ".join(cycle_problems) or None,
+            }
+        )
+    except NotSupported as exc:
+        not_executed = exc.one_line()
+        value[current] = {"verdict": "not-executed", "reason": not_executed}
+    except PlatformError as exc:
+        value[current] = {**value[current], "verdict": "fail", "reason": exc.one_line()}
+    finally:
+        # Never leave this run's marker behind: a host left marked refuses every VM.
+        if _marked_by(platform, run_id):
+            try:
+                platform.exit_maintenance()
+            except PlatformError as exc:
+                value["maintenance"]["reason"] = f"left in maintenance: {exc.one_line()}"
+        where = [platform] + ([dest] if dest is not None else [])
+        value["cleanup"] = _cleanup_action(rec, where, [probe_vm, name])
+        if dest is not None:
+            dest.close()
+    failed = [p for p in CYCLE_PARTS if value[p]["verdict"] == "fail"]
+    value["verdict"] = "fail" if failed else "pass"
+    value["reason"] = "; ".join(f"{p}: {value[p]['reason']}" for p in failed) or None
+    return GuestOqResult(value=value, actions=rec.actions, not_executed=None)
+
+
+def _marked_by(platform: LibvirtPlatform, run_id: str) -> bool:
+    """Whether the host's maintenance marker was written by this run."""
+    try:
+        body = json.loads(platform.maintenance_marker().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("run_id") == run_id
+
+
+def _guest_macs(agent: Agent) -> list[str]:
+    """MACs of the guest's NICs as the guest sees them (``guest-network-get-interfaces``)."""
+    found = agent.command("guest-network-get-interfaces") or []
+    return sorted(
+        str(i.get("hardware-address", "")).lower()
+        for i in found
+        if i.get("name") != "lo" and i.get("hardware-address")
+    )
+
+
+def _maintenance_round_trip(
+    platform: LibvirtPlatform,
+    dest: LibvirtPlatform,
+    rec: _Recorder,
+    name: str,
+    probe_vm: str,
+    run_id: str,
+    unsafe: bool,
+    boot_id: str,
+) -> dict[str, Any]:
+    """Enter maintenance on the (evacuated) source, show VMs refused there, leave, return.
+
+    Every state is read back from the platform: the host's maintenance state, where the
+    guest runs, whether the VM that was refused is still stopped.
+    """
+    host = platform.hostname()
+    marker = platform.maintenance_marker()
+
+    def enter() -> dict[str, Any]:
+        facts = platform.enter_maintenance(run_id=run_id)
+        return {
+            "in_maintenance": facts.in_maintenance,
+            "marker": str(marker),
+            "running": _running_elsewhere(platform, set()),
+        }
+
+    rec.step(
+        "host.enter_maintenance", {"host": host, "in_maintenance": False, "running": []}, enter
+    )
+    refusals: dict[str, str] = {}
+
+    def migrate_refused() -> dict[str, Any]:
+        try:
+            _live_migrate(dest, platform, name, unsafe)
+        except PlatformError as exc:
+            refusals["migrate"] = exc.one_line()
+        return {
+            "refused": "maintenance" in refusals.get("migrate", ""),
+            "reason": refusals.get("migrate"),
+            "on_destination": _power(dest, name),
+            "on_host": _power(platform, name),
+        }
+
+    moved = rec.step(
+        "vm.migrate_onto_maintenance_host",
+        {"vm": name, "on_destination": RUNNING, "host": host, "in_maintenance": True},
+        migrate_refused,
+    )
+
+    def start_refused() -> dict[str, Any]:
+        # A diskless copy of the guest, defined (tagged) on the marked host: if the refusal
+        # failed it would boot nothing, and the cleanup removes it either way.
+        root = ET.fromstring(dest.vm_xml(name, inactive=True))
+        name_el = root.find("name")
+        assert name_el is not None
+        name_el.text = probe_vm
+        for element in root.findall("uuid"):
+            root.remove(element)
+        devices = root.find("devices")
+        if devices is not None:
+            for disk in devices.findall("disk"):
+                devices.remove(disk)
+        xml = with_tag(ET.tostring(root, "unicode"), ThrowawayTag(run_id, "mnt", utc_stamp()))
+        platform._call("define vm", probe_vm, platform.conn.defineXML, xml)
+        try:
+            platform.power_on(probe_vm)
+        except PlatformError as exc:
+            refusals["start"] = exc.one_line()
+        state = _power(platform, probe_vm)
+        if state == RUNNING:
+            platform._call("power off vm", probe_vm, platform._domain(probe_vm).destroy)
+        return {
+            "refused": "maintenance" in refusals.get("start", ""),
+            "reason": refusals.get("start"),
+            "power_state": state,
+        }
+
+    started = rec.step(
+        "vm.start_on_maintenance_host",
+        {"vm": probe_vm, "power_state": STOPPED, "host": host, "in_maintenance": True},
+        start_refused,
+    )
+    for path in _remove(platform, probe_vm):
+        raise PlatformError(f"file of {probe_vm} left: {path}", where=platform.endpoint)
+
+    def leave() -> dict[str, Any]:
+        facts = platform.exit_maintenance()
+        return {"in_maintenance": facts.in_maintenance, "marker_exists": marker.exists()}
+
+    left = rec.step("host.exit_maintenance", {"host": host, "in_maintenance": True}, leave)
+    back = rec.step(
+        "vm.migrate_back",
+        {"host": dest.hostname(), "endpoint": dest.endpoint, "power_state": RUNNING},
+        lambda: _live_migrate(dest, platform, name, unsafe),
+    )
+    back["boot_id"] = _boot_id(Agent(platform._domain(name)))
+    entered = next(a for a in rec.actions if a["name"] == "host.enter_maintenance")
+    evacuated = next(a for a in rec.actions if a["name"] == "vm.evacuate")
+    problems = []
+    if evacuated["after"]["power_state"] != RUNNING or evacuated["after"]["on_source"]:
+        problems.append("evacuation: guest not running on the destination only")
+    if not entered["after"]["in_maintenance"]:
+        problems.append("host does not report maintenance after entering it")
+    if not moved["after"]["refused"] or moved["after"]["on_host"] != "absent":
+        problems.append(f"migration onto the marked host not refused ({moved['after']['reason']})")
+    if not started["after"]["refused"] or started["after"]["power_state"] != STOPPED:
+        problems.append(f"start on the marked host not refused ({started['after']['reason']})")
+    if left["after"]["in_maintenance"] or left["after"]["marker_exists"]:
+        problems.append("host still in maintenance after leaving it")
+    if back["power_state"] != RUNNING or back["on_source"] or back["boot_id"] != boot_id:
+        problems.append("guest did not migrate back live after maintenance")
+    return {
+        "verdict": "fail" if problems else "pass",
+        "reason": "; ".join(problems) or None,
+        "host": host,
+        "evacuated_to": evacuated["after"]["host"],
+        "migrate_refused": moved["after"]["reason"],
+        "start_refused": started["after"]["reason"],
+        "returned": back["host"],
+    }
 
 
 # --- cleanup by tag -------------------------------------------------------------------------

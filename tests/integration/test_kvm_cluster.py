@@ -54,6 +54,10 @@ def lab_throwaways() -> dict[str, str]:
 
 @pytest.fixture
 def kvm_site_inventory(tmp_path: Path, lab: object) -> Path:
+    return site_inventory(tmp_path)
+
+
+def site_inventory(tmp_path: Path) -> Path:
     """The lab inventory plus what a site commits for its KVM cluster: approved values, and
     for kvm1 the OQ template (the Master-VM) and the migration destination (kvm2)."""
     inv = tmp_path / "inventory"
