@@ -10,6 +10,7 @@ import contextlib
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,18 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- qualify
+def _check_playbook(name: str) -> None:
+    """A playbook name for ``--playbook``: a file in the collection's ``playbooks/``."""
+    from qualification.execution.collection import find_collection_root
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml", name):
+        raise BadInputError(
+            f"--playbook {name!r}: give a file name from playbooks/, e.g. kvm_cluster.yml"
+        )
+    if not (find_collection_root() / "playbooks" / name).is_file():
+        raise BadInputError(f"--playbook {name}: no such playbook in the collection's playbooks/")
+
+
 def _progress_printer(json_mode: bool) -> Callable[[Any], None]:
     def show(event: Any) -> None:
         if event.kind == "planned":
@@ -179,17 +192,21 @@ def _progress_printer(json_mode: bool) -> Callable[[Any], None]:
               help="Print one JSON document (schema vqual.qualify/v1) on stdout.")
 @click.option("--allow-empty", is_flag=True,
               help="Record a run even if no test applies (else exit 2); to measure start-up.")
+@click.option("--playbook", default="qualify.yml", show_default=True,
+              help="Playbook of the collection's playbooks/ to run, e.g. kvm_cluster.yml "
+              "(its host group; -s still names the spec).")
 @_state_dir_option
 @domain_errors
 def qualify(
     inventory: Path, spec: Path, change_id: str | None, key_file: Path | None,
     passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
-    allow_empty: bool, state_dir: Path | None,
+    allow_empty: bool, playbook: str, state_dir: Path | None,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
 
+    _check_playbook(playbook)
     state = resolve_state_dir(state_dir)
     request = QualifyRequest(
         inventory=inventory, spec=spec, change_id=change_id,
@@ -200,6 +217,7 @@ def qualify(
         check_mode=check_mode, state_dir=state,
         progress=_progress_printer(json_mode),
         extravars={"vqual_allow_empty": True} if allow_empty else {},
+        playbook=playbook,
     )
     summary = run_qualify(request)
     if json_mode:
