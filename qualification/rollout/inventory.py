@@ -1,0 +1,174 @@
+"""Read a cluster from the platform into a :class:`ClusterSnapshot` for the planner.
+
+Only :class:`~qualification.platforms.base.HypervisorPlatform` calls, plus three optional ones
+an adapter may offer (looked up by name, so the core imports no adapter):
+
+- ``host_details()``: per-host dicts with ``name`` and ``connection_state`` (vSphere);
+  a host whose state is not ``connected`` is disconnected. Without it, every host the
+  endpoint answers for counts as connected.
+- ``vm_details(name)`` with a ``template`` flag (vSphere), asked for powered-off VMs only
+  (a template is never powered on), so the cost is one read per stopped VM.
+- ``anti_affinity_rules()``: groups of VM names that must not share a host.
+- ``tasks_in_flight()``: descriptions of platform tasks still running.
+
+A VM that is stopping counts as a task in flight, since its state is about to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from qualification.errors import PlatformError
+from qualification.platforms.base import (
+    STOPPED,
+    STOPPING,
+    SUSPENDED,
+    HostFacts,
+    HypervisorPlatform,
+    VmFacts,
+)
+from qualification.rollout.change import RolloutChange
+from qualification.rollout.model import ClusterSnapshot, HostState, VmState
+from qualification.rollout.planner import natural_key
+
+#: Power states in which a VM holds no host memory or CPU (vSphere suspends to disk).
+_NOT_RUNNING = frozenset({STOPPED, SUSPENDED})
+
+
+def snapshot(
+    platform: HypervisorPlatform,
+    cluster: str | None,
+    change: RolloutChange | None = None,
+    *,
+    installed: Callable[[str], Mapping[str, str]] | None = None,
+) -> ClusterSnapshot:
+    """The cluster as the platform shows it now.
+
+    Args:
+        platform: an open platform adapter.
+        cluster: the cluster to read. Platforms whose hosts carry no cluster (libvirt: one
+            host per connection) give all their hosts under this name. None: the change's
+            cluster, else the one cluster the hosts belong to.
+        change: its anti-affinity groups join the platform's.
+        installed: the patch executor's view of a host's packages or build
+            (``PatchExecutor.installed``), so the planner can tell a host already at the
+            target; None leaves ``packages`` empty (never at a package target).
+
+    Raises:
+        PlatformError: the platform cannot be read, or the cluster is not there.
+    """
+    hosts = platform.hosts()
+    name, members = _cluster_hosts(hosts, cluster or (change.cluster if change else None))
+    in_cluster = {h.name for h in members}
+    by_uuid = {h.uuid: h.name for h in members if h.uuid}
+    connection = _connection_states(platform)
+    host_states = []
+    for facts in members:
+        software = facts.software
+        state = connection.get(facts.name, "connected")
+        host_states.append(
+            HostState(
+                name=facts.name,
+                vcpus=facts.cpu.count,
+                memory_mib=facts.memory_mib,
+                connected=state == "connected",
+                in_maintenance=facts.in_maintenance,
+                version=str(software.get("version") or software.get("hypervisor_version") or ""),
+                build=str(software.get("build") or ""),
+                packages=(
+                    {str(k): str(v) for k, v in installed(facts.name).items()} if installed else {}
+                ),
+            )
+        )
+    tasks: list[str] = []
+    vm_states = []
+    for vm in platform.vms():
+        if vm.host not in in_cluster:
+            continue
+        if vm.power_state == STOPPING:
+            tasks.append(f"vm {vm.name} is stopping")
+        vm_states.append(_vm_state(platform, vm, by_uuid))
+    groups = list(change.anti_affinity) if change else []
+    rules = getattr(platform, "anti_affinity_rules", None)
+    if callable(rules):
+        groups += [tuple(str(m) for m in group) for group in rules()]
+    in_flight = getattr(platform, "tasks_in_flight", None)
+    if callable(in_flight):
+        tasks += [str(t) for t in in_flight()]
+    return ClusterSnapshot(
+        cluster=name,
+        hosts=tuple(sorted(host_states, key=lambda h: natural_key(h.name))),
+        vms=tuple(sorted(vm_states, key=lambda v: natural_key(v.name))),
+        anti_affinity=_groups(groups),
+        tasks_in_flight=tuple(sorted(set(tasks))),
+    )
+
+
+def _cluster_hosts(hosts: list[HostFacts], cluster: str | None) -> tuple[str, list[HostFacts]]:
+    named = sorted({h.cluster for h in hosts if h.cluster is not None})
+    if not named:
+        # No cluster object on this platform: the endpoint's hosts are the cluster.
+        return cluster or "", list(hosts)
+    if cluster is None:
+        if len(named) != 1:
+            raise PlatformError(f"name a cluster: the endpoint has clusters {', '.join(named)}")
+        cluster = named[0]
+    members = [h for h in hosts if h.cluster == cluster]
+    if not members:
+        raise PlatformError(
+            f"cluster {cluster} not found: the endpoint has clusters {', '.join(named)}"
+        )
+    return cluster, members
+
+
+def _connection_states(platform: HypervisorPlatform) -> dict[str, str]:
+    details = getattr(platform, "host_details", None)
+    if not callable(details):
+        return {}
+    out: dict[str, str] = {}
+    for row in details():
+        if isinstance(row, Mapping) and row.get("connection_state"):
+            out[str(row["name"])] = str(row["connection_state"])
+    return out
+
+
+def _vm_state(platform: HypervisorPlatform, vm: VmFacts, by_uuid: Mapping[str, str]) -> VmState:
+    powered_on = vm.power_state not in _NOT_RUNNING
+    template = False
+    if not powered_on:
+        details = getattr(platform, "vm_details", None)
+        if callable(details):
+            template = bool(details(vm.name).get("template", False))
+    allowed = tuple(
+        sorted({by_uuid.get(h, h) for h in vm.placement.allowed_hosts}, key=natural_key)
+    )
+    return VmState(
+        name=vm.name,
+        host=vm.host,
+        vcpus=vm.vcpus,
+        memory_mib=vm.memory_mib,
+        powered_on=powered_on and not template,
+        allowed_hosts=allowed,
+        pinned=allowed == (vm.host,),
+        template=template,
+    )
+
+
+def _groups(groups: Iterable[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    unique = {tuple(sorted(set(g), key=natural_key)) for g in groups}
+    return tuple(
+        sorted((g for g in unique if len(g) >= 2), key=lambda g: [natural_key(n) for n in g])
+    )
+
+
+def describe(snapshot: ClusterSnapshot) -> dict[str, Any]:
+    """Counts for a progress line or a record: hosts, VMs, powered on, in maintenance."""
+    return {
+        "cluster": snapshot.cluster,
+        "hosts": len(snapshot.hosts),
+        "vms": len(snapshot.vms),
+        "powered_on": sum(1 for v in snapshot.vms if v.powered_on),
+        "in_maintenance": sorted(h.name for h in snapshot.hosts if h.in_maintenance),
+        "digest": snapshot.digest,
+    }
