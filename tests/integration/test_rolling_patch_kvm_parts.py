@@ -5,6 +5,7 @@ user-mode forward rewriting used during migrations."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from qualification.rollout.kvm import (
 REPO = Path(__file__).resolve().parents[2]
 LAB_CHANGE = REPO / "specs" / "changes" / "lab-kvm-agent-1.1.yaml"
 
-HOSTVARS = {
+HOSTVARS: dict[str, dict[str, Any]] = {
     "kvm1": {
         "ansible_host": "127.0.0.11",
         "vqual_libvirt_uri": "qemu+tcp://127.0.0.11/system",
