@@ -640,3 +640,12 @@ def _register_drift() -> None:
 
 
 _register_drift()
+
+
+def _register_clone() -> None:
+    from qualification.cli_clone import clone
+
+    main.add_command(clone)
+
+
+_register_clone()

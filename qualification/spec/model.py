@@ -110,6 +110,14 @@ class TestDef:
     line: int = 0
     scope: tuple[str, ...] = DEFAULT_SCOPE
 
+    @property
+    def for_clones(self) -> bool:
+        """True if a clone runs this test: written for clones, or a Master-VM test whose
+        scope includes ``clone`` (the reduced set)."""
+        return "clone" in self.applies_to or (
+            "clone" in self.scope and "master_vm" in self.applies_to
+        )
+
     def applies(self, kinds: tuple[str, ...] | frozenset[str], risk: str) -> bool:
         """True if a target of these kinds at this risk level must run this test.
 
@@ -120,9 +128,7 @@ class TestDef:
         if risk not in self.risk:
             return False
         if "clone" in kinds:
-            return "clone" in self.applies_to or (
-                "clone" in self.scope and "master_vm" in self.applies_to
-            )
+            return self.for_clones
         return "master" in self.scope and any(kind in self.applies_to for kind in kinds)
 
 
