@@ -2,8 +2,12 @@
 
 Signature checks dominate (an Ed25519 verification costs about four signatures), so for big
 bundles they run in worker processes over byte ranges of ``records.jsonl``; the workers return
-only the fields the chain checks need. Chain, trust, roles, kinds and files are then judged in
-order in this process.
+only the fields the chain checks need. Chain, trust, roles, kinds, waivers and files are then
+judged in order in this process.
+
+Waivers: the executor signs every run record, so a ``waived`` result is only as good as the
+approver's own signed waiver the bundle carries in a ``deviation.waiver`` record before it;
+:func:`judge_waivers` checks those envelopes against the trust store (docs/review.md).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import multiprocessing
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -48,8 +52,8 @@ from qualification.evidence.records import (
     ZERO_DIGEST,
     parse_time,
 )
-from qualification.signing.dsse import RECORD_PAYLOAD_TYPE, parse_envelope
-from qualification.signing.trust import TrustStore
+from qualification.signing.dsse import RECORD_PAYLOAD_TYPE, parse_envelope, verify_envelope
+from qualification.signing.trust import TrustedKey, TrustStore
 
 #: Below this many lines, worker start-up costs more than it saves.
 PARALLEL_MIN_LINES = 2000
@@ -58,6 +62,14 @@ _CHUNK_LINES = 1000
 MAX_PROBLEMS = 200
 
 VALID, INVALID, INCOMPLETE = "valid", "invalid", "incomplete"
+
+#: An approver's signed waiver of a deviation (docs/review.md), and the record that copies it.
+WAIVER_TYPE = "application/vnd.vqual.waiver+json"
+WAIVER_KIND = "deviation.waiver"
+#: A deviation's fields; the optional ones are part of its content only when given, so
+#: deviations and waivers written before a field existed keep their digests.
+DEVIATION_FIELDS = ("id", "test_id", "target", "justification", "expiry", "owner")
+DEVIATION_OPTIONAL = ("raised_by",)
 
 
 @dataclass
@@ -80,6 +92,8 @@ class VerificationResult:
     missing_tests: list[dict[str, Any]] = field(default_factory=list)
     signatures: list[dict[str, Any]] = field(default_factory=list)
     trust_digest: str | None = None
+    #: waived results not backed by an approver's valid waiver (also in ``problems``)
+    waiver_problems: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -185,8 +199,10 @@ def _check_line(line: bytes, number: int, keys: Mapping[str, Ed25519PublicKey]) 
     if kind == CHECK_RESULT:
         # Keep only what the checks need: less to send back from a worker.
         data = rec["data"]
-        rec["data"] = {k: data.get(k) for k in ("test_id", "target", "protocol", "raw", "verdict")}
-    elif kind not in (RUN_START, RUN_END, SIGNATURE):
+        rec["data"] = {
+            k: data.get(k) for k in ("test_id", "target", "protocol", "raw", "verdict", "deviation")
+        }
+    elif kind not in (RUN_START, RUN_END, SIGNATURE, WAIVER_KIND):
         rec["data"] = {"target": rec["data"].get("target")}
     return None, verified, rec
 
@@ -289,6 +305,10 @@ def verify_bundle(
     state = _ChainState(res, trust)
     for i, (err, keyid, rec) in enumerate(results):
         state.line(i, err, keyid, rec, digests)
+    res.waiver_problems = judge_waivers(
+        state.waiver_entries, trust, state.initiators, state.executor_identities
+    )
+    problems.extend(res.waiver_problems)
 
     if state.end_seen:
         if tail:
@@ -335,6 +355,9 @@ class _ChainState:
         self.manifest_digest: str | None = None
         self.executor_identities: set[str] = set()
         self.initiator: str | None = None
+        self.initiators: set[str] = set()
+        #: (where, kind, time, change id, data) of waiver records and waived results, in order
+        self.waiver_entries: list[tuple[str, str, str, str, dict[str, Any]]] = []
         self._status_cache: dict[tuple[str, str], tuple[bool, str]] = {}
 
     def problem(self, where: str, text: str) -> None:
@@ -406,6 +429,11 @@ class _ChainState:
             key = self.trust.get(keyid)
             if key is not None:
                 self.executor_identities.add(key.identity)
+        self.initiators.add(rec["initiator"])
+        if kind == WAIVER_KIND or (
+            kind == CHECK_RESULT and rec["data"].get("verdict") == "waived"
+        ):
+            self.waiver_entries.append((where, kind, rec["time"], rec["change_id"], rec["data"]))
         if kind == RUN_END:
             self.end_seen = True
             self._run_end(where, rec["data"], digests[i])
@@ -568,3 +596,149 @@ def _check_files_unsealed(path: Path, state: _ChainState, res: VerificationResul
         f = path / rel
         if not f.is_file() or _sha256_file(f) != sha:
             res.problems.append(f"{where}: raw output {rel} is missing or altered")
+
+
+# ---------------------------------------------------------------- signed documents, waivers
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    """A document whose signature, signer validity and role have been checked."""
+
+    payload: dict[str, Any]
+    keyid: str
+    key: TrustedKey
+    digest: str  # SHA-256 of the envelope bytes as stored (without newline)
+
+
+def open_signed_document(
+    data: bytes, payload_type: str, trust: TrustStore, role: str, *, where: str
+) -> SignedDocument:
+    """Check one stored envelope (an approval, a waiver) against the trust store.
+
+    The payload is a canonical JSON object with the signing ``time``, the signer's ``keyid``
+    and printed ``name``; it is judged like a record: the signature verifies with a trusted
+    key that was valid at that time, holds ``role`` and whose holder is ``name``.
+
+    Raises:
+        EvidenceInvalidError: malformed, wrong type, a signature that does not verify with a
+            trusted key, a key not valid at the document's time, or without ``role``.
+    """
+    line = data.rstrip(b"\n")
+    env = parse_envelope(line, where=where)
+    if env.payload_type != payload_type:
+        raise EvidenceInvalidError(
+            f"payload type {env.payload_type!r} is not {payload_type}", where=where
+        )
+    if len(env.signatures) != 1:
+        raise EvidenceInvalidError("must carry exactly one signature", where=where)
+    keyid = verify_envelope(env, trust.public_keys())
+    if keyid is None:
+        raise EvidenceInvalidError(
+            f"signature by key {env.signatures[0].keyid[:16]} does not verify with any key in "
+            "the trust store",
+            where=where,
+        )
+    try:
+        payload = json.loads(env.payload)
+    except (ValueError, UnicodeDecodeError):
+        raise EvidenceInvalidError("payload is not JSON", where=where) from None
+    if not isinstance(payload, dict) or canonical_bytes(payload) != env.payload:
+        raise EvidenceInvalidError("payload is not a canonical JSON object", where=where)
+    when = parse_time(payload.get("time"))
+    if when is None:
+        raise EvidenceInvalidError("payload time is missing or not in record form", where=where)
+    if payload.get("keyid") != keyid:
+        raise EvidenceInvalidError("payload keyid differs from the signing key", where=where)
+    key = trust.get(keyid)
+    assert key is not None  # verify_envelope only answers with trusted keys
+    ok, reason = key.status_at(when)
+    if not ok:
+        raise EvidenceInvalidError(f"{reason} (signed {payload['time']})", where=where)
+    if role not in key.roles:
+        raise EvidenceInvalidError(f"key {keyid[:16]} does not hold the {role} role", where=where)
+    if payload.get("name") != key.name:
+        raise EvidenceInvalidError(
+            f"printed name {payload.get('name')!r} is not the key holder {key.name!r}", where=where
+        )
+    return SignedDocument(payload, keyid, key, hashlib.sha256(line).hexdigest())
+
+
+def judge_waivers(
+    entries: Iterable[tuple[str, str, str, str, dict[str, Any]]],
+    trust: TrustStore,
+    initiators: set[str],
+    executors: set[str],
+) -> list[str]:
+    """What is wrong with the waivers a run relies on (empty when every waiver holds).
+
+    Each ``deviation.waiver`` record's embedded envelope must be an approver's, valid when
+    signed, over the same deviation content and change; its approver must neither raise nor
+    own the deviation nor have initiated the run (identity or printed name) or signed its run
+    records. Every ``waived`` result must name a deviation waived by such a record earlier in
+    the bundle, for that test and target, before the deviation's expiry.
+
+    Args:
+        entries: ``(where, kind, time, change id, data)`` of the bundle's ``deviation.waiver``
+            records and ``waived`` results, in record order.
+        initiators: the run records' initiators.
+        executors: identities of the keys that signed run records.
+    """
+    problems: list[str] = []
+    waived_by: dict[str, dict[str, Any]] = {}
+    for where, kind, time, change_id, data in entries:
+        if kind == WAIVER_KIND:
+            try:
+                doc = open_signed_document(
+                    str(data.get("envelope", "")).encode("utf-8"),
+                    WAIVER_TYPE,
+                    trust,
+                    "approver",
+                    where=where,
+                )
+            except VqualError as exc:
+                problems.append(f"waiver {data.get('id')}: {exc.one_line()}")
+                continue
+            fields = {f: data.get(f) for f in DEVIATION_FIELDS}
+            fields.update({f: data[f] for f in DEVIATION_OPTIONAL if f in data})
+            payload = doc.payload
+            if (
+                payload.get("kind") != WAIVER_KIND
+                or payload.get("change_id") != change_id
+                or payload.get("deviation") != fields
+                or payload.get("digest") != data.get("digest")
+                or payload.get("digest") != hashlib.sha256(canonical_bytes(fields)).hexdigest()
+            ):
+                problems.append(
+                    f"{where}: waiver {data.get('id')} does not match its signed envelope"
+                )
+                continue
+            approver = {doc.key.identity, doc.key.name}
+            if approver & {fields["owner"], fields.get("raised_by")}:
+                problems.append(
+                    f"{where}: waiver {data.get('id')} is approved by {doc.key.name}, "
+                    "who raised or owns the deviation"
+                )
+                continue
+            if approver & initiators or doc.key.identity in executors:
+                problems.append(
+                    f"{where}: waiver {data.get('id')} is approved by {doc.key.name}, "
+                    "who initiated or executed this run"
+                )
+                continue
+            waived_by[str(data.get("id"))] = fields
+        else:
+            dev_id = data.get("deviation")
+            dev = waived_by.get(str(dev_id)) if dev_id else None
+            if dev is None:
+                problems.append(
+                    f"{where}: waived by {dev_id!r}, which no valid waiver before it approves"
+                )
+            elif (dev.get("test_id"), dev.get("target")) != (
+                data.get("test_id"),
+                data.get("target"),
+            ):
+                problems.append(f"{where}: deviation {dev_id} is for another test or target")
+            elif time >= str(dev.get("expiry")):
+                problems.append(f"{where}: deviation {dev_id} had expired at {dev.get('expiry')}")
+    return problems

@@ -16,8 +16,8 @@ from typing import Any
 
 from qualification.errors import BadInputError, EvidenceInvalidError, VqualError
 from qualification.evidence.records import utc_now
+from qualification.evidence.verify import SignedDocument
 from qualification.review.signed import (
-    SignedDocument,
     check_signer,
     compact_time,
     open_document,

@@ -24,8 +24,9 @@ from qualification.errors import BadInputError, VqualError
 from qualification.evidence.bundle import RECORDS
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import format_time
+from qualification.evidence.verify import WAIVER_TYPE
 from qualification.review.approval import APPROVAL_TYPE, APPROVALS_DIR
-from qualification.review.deviations import DEVIATIONS_DIR, WAIVER_TYPE, WAIVERS_DIR
+from qualification.review.deviations import DEVIATIONS_DIR, WAIVERS_DIR
 from qualification.review.signed import open_document
 from qualification.review.trust_history import HISTORY_DIR, history
 from qualification.signing import TrustStore

@@ -27,6 +27,13 @@ import yaml
 from qualification.errors import BadInputError, TrustError, VqualError
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import check_safe_name, format_time, utc_now
+from qualification.evidence.verify import (
+    DEVIATION_FIELDS,
+    DEVIATION_OPTIONAL,
+    WAIVER_KIND,
+    WAIVER_TYPE,
+    judge_waivers,
+)
 from qualification.review.signed import (
     check_signer,
     compact_time,
@@ -39,13 +46,9 @@ from qualification.signing import Signer, TrustStore
 DEVIATIONS_DIR = "deviations"
 DEVIATIONS_FILE = "deviations.yaml"
 WAIVERS_DIR = "waivers"
-WAIVER_TYPE = "application/vnd.vqual.waiver+json"
-WAIVER_KIND = "deviation.waiver"
 
-_FIELDS = ("id", "test_id", "target", "justification", "expiry", "owner")
-#: Optional fields: in a deviation's content (and digest) only when given, so deviations and
-#: waivers written before a field existed keep their digests.
-_OPTIONAL = ("raised_by",)
+_FIELDS = DEVIATION_FIELDS
+_OPTIONAL = DEVIATION_OPTIONAL
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -318,77 +321,18 @@ def deviation_state(state_dir: Path, change_id: str, trust: TrustStore) -> Devia
 def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
     """What is wrong with the waivers a bundle relies on (empty when every waiver holds).
 
-    The executor signs every run record, so the records alone cannot show that a ``waived``
-    result was waived by an approver. This checks each ``deviation.waiver`` record's embedded
-    envelope against the trust store (approver, valid when signed, the same deviation content
-    and change), that its approver neither raised nor owns the deviation nor initiated or
-    executed this run, and that every ``waived`` result names a deviation waived earlier in
-    the bundle for that test and target, before its expiry.
+    The same judgement :func:`~qualification.evidence.verify.verify_bundle` makes (there a
+    problem makes the bundle invalid), for a bundle read with the reader.
     """
     from qualification.evidence.reader import read_bundle
-    from qualification.evidence.records import RUN_KINDS
+    from qualification.evidence.records import CHECK_RESULT, RUN_KINDS
 
-    problems: list[str] = []
-    waived_by: dict[str, dict[str, Any]] = {}
     records = read_bundle(bundle).records
     run = [r for r in records if r.kind in RUN_KINDS]
-    initiators = {r.initiator for r in run}
+    entries = [
+        (f"records.jsonl line {r.line} (seq {r.seq})", r.kind, r.time, r.change_id, r.data)
+        for r in records
+        if r.kind == WAIVER_KIND or (r.kind == CHECK_RESULT and r.data.get("verdict") == "waived")
+    ]
     executors = {k.identity for k in (trust.get(r.actor) for r in run) if k is not None}
-    for rec in records:
-        where = f"records.jsonl line {rec.line} (seq {rec.seq})"
-        data = rec.data
-        if rec.kind == WAIVER_KIND:
-            try:
-                doc = open_document(
-                    str(data.get("envelope", "")).encode("utf-8"),
-                    WAIVER_TYPE,
-                    trust,
-                    "approver",
-                    where=where,
-                )
-            except VqualError as exc:
-                problems.append(f"waiver {data.get('id')}: {exc.one_line()}")
-                continue
-            fields = {f: data.get(f) for f in _FIELDS}
-            fields.update({f: data[f] for f in _OPTIONAL if f in data})
-            payload = doc.payload
-            if (
-                payload.get("kind") != WAIVER_KIND
-                or payload.get("change_id") != rec.change_id
-                or payload.get("deviation") != fields
-                or payload.get("digest") != data.get("digest")
-            ):
-                problems.append(
-                    f"{where}: waiver {data.get('id')} does not match its signed envelope"
-                )
-                continue
-            approver = {doc.key.identity, doc.key.name}
-            raisers = {fields["owner"], fields.get("raised_by")}
-            if approver & raisers:
-                problems.append(
-                    f"{where}: waiver {data.get('id')} is approved by {doc.key.name}, "
-                    "who raised or owns the deviation"
-                )
-                continue
-            if approver & initiators or doc.key.identity in executors:
-                problems.append(
-                    f"{where}: waiver {data.get('id')} is approved by {doc.key.name}, "
-                    "who initiated or executed this run"
-                )
-                continue
-            waived_by[str(data.get("id"))] = fields
-        elif rec.kind == "check.result" and data.get("verdict") == "waived":
-            dev_id = data.get("deviation")
-            dev = waived_by.get(str(dev_id)) if dev_id else None
-            if dev is None:
-                problems.append(
-                    f"{where}: waived by {dev_id!r}, which no valid waiver before it approves"
-                )
-            elif (dev.get("test_id"), dev.get("target")) != (
-                data.get("test_id"),
-                data.get("target"),
-            ):
-                problems.append(f"{where}: deviation {dev_id} is for another test or target")
-            elif rec.time >= str(dev.get("expiry")):
-                problems.append(f"{where}: deviation {dev_id} had expired at {dev.get('expiry')}")
-    return problems
+    return judge_waivers(entries, trust, {r.initiator for r in run}, executors)

@@ -7,20 +7,17 @@ signature must verify with a trusted key that was valid at that time and holds t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from qualification.errors import EvidenceInvalidError, KeyFileError, TrustError
+from qualification.errors import KeyFileError, TrustError
 from qualification.evidence.canonical import canonical_bytes
-from qualification.evidence.records import parse_time
+from qualification.evidence.verify import open_signed_document
 from qualification.signing import Ed25519Signer, Signer, TrustedKey, TrustStore
-from qualification.signing.dsse import parse_envelope, sign_envelope, verify_envelope
+from qualification.signing.dsse import sign_envelope
 from qualification.state import trust_path
 from qualification.timeutil import utc_now
 
@@ -88,68 +85,14 @@ def check_signer(
     return key
 
 
+#: Judging a stored envelope lives with the bundle verifier, which judges the waivers a bundle
+#: carries the same way; these names stay for the review code.
+open_document = open_signed_document
+
+
 def sign_document(signer: Signer, payload_type: str, payload: dict[str, Any]) -> bytes:
     """The canonical envelope bytes (no newline) of ``payload`` signed by ``signer``."""
     return sign_envelope(canonical_bytes(payload), signer, payload_type).to_bytes()
-
-
-@dataclass(frozen=True)
-class SignedDocument:
-    """A document whose signature, signer validity and role have been checked."""
-
-    payload: dict[str, Any]
-    keyid: str
-    key: TrustedKey
-    digest: str  # SHA-256 of the envelope bytes as stored (without newline)
-
-
-def open_document(
-    data: bytes, payload_type: str, trust: TrustStore, role: str, *, where: str
-) -> SignedDocument:
-    """Check one stored envelope against the trust store.
-
-    Raises:
-        EvidenceInvalidError: malformed, wrong type, a signature that does not verify with a
-            trusted key, a key not valid at the document's time, or without ``role``.
-    """
-    line = data.rstrip(b"\n")
-    env = parse_envelope(line, where=where)
-    if env.payload_type != payload_type:
-        raise EvidenceInvalidError(
-            f"payload type {env.payload_type!r} is not {payload_type}", where=where
-        )
-    if len(env.signatures) != 1:
-        raise EvidenceInvalidError("must carry exactly one signature", where=where)
-    keyid = verify_envelope(env, trust.public_keys())
-    if keyid is None:
-        raise EvidenceInvalidError(
-            f"signature by key {env.signatures[0].keyid[:16]} does not verify with any key in "
-            "the trust store",
-            where=where,
-        )
-    try:
-        payload = json.loads(env.payload)
-    except (ValueError, UnicodeDecodeError):
-        raise EvidenceInvalidError("payload is not JSON", where=where) from None
-    if not isinstance(payload, dict) or canonical_bytes(payload) != env.payload:
-        raise EvidenceInvalidError("payload is not a canonical JSON object", where=where)
-    when = parse_time(payload.get("time"))
-    if when is None:
-        raise EvidenceInvalidError("payload time is missing or not in record form", where=where)
-    if payload.get("keyid") != keyid:
-        raise EvidenceInvalidError("payload keyid differs from the signing key", where=where)
-    key = trust.get(keyid)
-    assert key is not None  # verify_envelope only answers with trusted keys
-    ok, reason = key.status_at(when)
-    if not ok:
-        raise EvidenceInvalidError(f"{reason} (signed {payload['time']})", where=where)
-    if role not in key.roles:
-        raise EvidenceInvalidError(f"key {keyid[:16]} does not hold the {role} role", where=where)
-    if payload.get("name") != key.name:
-        raise EvidenceInvalidError(
-            f"printed name {payload.get('name')!r} is not the key holder {key.name!r}", where=where
-        )
-    return SignedDocument(payload, keyid, key, hashlib.sha256(line).hexdigest())
 
 
 def write_new(path: Path, data: bytes) -> None:

@@ -208,7 +208,7 @@ def test_waived_results_must_rest_on_a_valid_waiver_in_the_bundle(tmp_path: Path
 
 def _hand_signed_waiver(state: Path, person_signer: Ed25519Signer, trust: TrustStore) -> None:
     """A waiver made without ``vqual deviation approve`` (so without its refusals)."""
-    from qualification.review.deviations import WAIVER_KIND, WAIVER_TYPE
+    from qualification.evidence.verify import WAIVER_KIND, WAIVER_TYPE
     from qualification.review.signed import sign_document, write_new
 
     dev = load_deviations(state, CHANGE)[0]
@@ -312,7 +312,8 @@ def test_a_waiver_by_the_runs_initiator_or_its_raiser_does_not_back_a_waived_res
 def _all_waivers(state: Path, trust: TrustStore, identity: str) -> list[dict[str, object]]:
     """Waiver records as the recorder would copy them, for the stored waivers by ``identity``,
     whether or not they count."""
-    from qualification.review.deviations import WAIVER_TYPE, Waiver
+    from qualification.evidence.verify import WAIVER_TYPE
+    from qualification.review.deviations import Waiver
     from qualification.review.signed import open_document
 
     found: list[dict[str, object]] = []
