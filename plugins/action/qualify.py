@@ -19,7 +19,11 @@ from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controll
 if HAS_QUALIFICATION:
     from qualification.execution.evaluation import TARGET_PROBES, evaluate_target, requests_for
     from qualification.execution.probes import run_controller_probe
-    from qualification.checks.fingerprint import fill_vm_names, target_fingerprint
+    from qualification.checks.fingerprint import (
+        fill_template_images,
+        fill_vm_names,
+        target_fingerprint,
+    )
     from qualification.baseline import fingerprint_record
     from qualification.timeutil import utc_now_text
 
@@ -82,6 +86,20 @@ class ActionModule(ActionBase):
                     observations.update(
                         {r["key"]: {"error": f"cannot resolve the target's vqual_ variables: {reason}"} for r in probe_requests}
                     )
+                    continue
+                if probe == "template":
+                    # template_fingerprint: the template's disk image, read here offline.
+                    from ansible_collections.vqual.qualification.plugins.module_utils.host_observations import (
+                        fingerprint_image,
+                    )
+
+                    for request in fill_template_images(probe_requests, host_vars):
+                        args = dict(request.get("args") or {})
+                        image = args.pop("image", None)
+                        observations[request["key"]] = (
+                            fingerprint_image(image, args) if image else
+                            {"error": "no template image: set vqual_template_image for this target"}
+                        )
                     continue
                 # vm_fingerprint tests name their VM from the inventory when the spec does not.
                 probe_requests = fill_vm_names(probe_requests, probe, host_vars, target)

@@ -1295,3 +1295,77 @@ def _host_key_fingerprints(ssh_dir):
         digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
         found.append("%s SHA256:%s" % (parts[0], digest))
     return found
+
+
+def fingerprint_image(image, args=None, debugfs=None, timeout=120):
+    """The ``fingerprint`` observation of a template's ext2/3/4 disk image, read offline.
+
+    The file system is read with ``debugfs -c`` (read-only, nothing mounted, nothing
+    booted): ``/etc``, the dpkg status file, ``/usr/lib/os-release`` and the top
+    directories of the requested file patterns are extracted into a temporary directory,
+    fingerprinted as a root (``m_fingerprint``), and removed. With ``disk_digest`` the
+    SHA-256 of the whole image is added as ``disk_sha256``. Never raises: failures become
+    the observation's ``error``.
+    """
+    import shutil as _shutil
+    import tempfile
+
+    args = dict(args or {})
+    method = "image.fingerprint debugfs -c %s" % image
+    if not isinstance(image, str) or not image.startswith("/") or not os.path.isfile(image):
+        return _observation(error="template image %r is not a file" % (image,), method=method)
+    tool = debugfs or shutil.which("debugfs", path=SEARCH_PATH)
+    if not tool:
+        return _observation(error="debugfs is not installed (e2fsprogs)", method=method)
+    observer = HostObserver(command_timeout=timeout)
+    work = tempfile.mkdtemp(prefix="vqual-image-")
+    try:
+        tops = set(["/etc"])
+        for pattern in args.get("files") or []:
+            head = []
+            for part in str(pattern).strip("/").split("/"):
+                if any(c in part for c in "*?["):
+                    break
+                head.append(part)
+            if head:
+                tops.add("/" + "/".join(head))
+        # A directory inside another one comes with it (rdump refuses an existing target).
+        tops = [t for t in tops if not any(t.startswith(o + "/") for o in tops)]
+        commands = []
+        for top in sorted(tops):
+            parent = os.path.join(work, os.path.dirname(top).lstrip("/"))
+            if not os.path.isdir(parent):
+                os.makedirs(parent)
+            commands.append('rdump "%s" "%s"' % (top, parent))
+        for single in ("/var/lib/dpkg/status", "/usr/lib/os-release"):
+            target = os.path.join(work, single.lstrip("/"))
+            if not os.path.isdir(os.path.dirname(target)):
+                os.makedirs(os.path.dirname(target))
+            commands.append('dump -p "%s" "%s"' % (single, target))
+        script = os.path.join(work, ".debugfs-commands")
+        with open(script, "w") as handle:
+            handle.write("\n".join(commands) + "\n")
+        rc, _out, err = observer.run([tool, "-c", "-f", script, image])
+        os.unlink(script)
+        if rc != 0:
+            return _observation(
+                error="debugfs failed (rc %d): %s" % (rc, " ".join(err.split())[:300]),
+                method=method,
+            )
+        args["root"] = work
+        args["security_keys"] = []
+        args.pop("services", None)
+        found = observer.m_fingerprint(args)
+        value = found["value"]
+        # Paths are the image's own, not the temporary directory's.
+        if args.get("disk_digest"):
+            value["disk_sha256"] = _sha256(image)
+        value["image"] = image
+        raw = "image %s\n%s" % (image, found["raw"].replace(work, "<image>"))
+        return _observation(value, raw, method)
+    except ObservationError as exc:
+        return _observation(error=str(exc).replace(work, "<image>"), method=method)
+    except Exception as exc:  # one bad image never ends the run with a traceback
+        return _observation(error="%s: %s" % (type(exc).__name__, exc), method=method)
+    finally:
+        _shutil.rmtree(work, ignore_errors=True)

@@ -476,7 +476,9 @@ def run_clone(request: CloneRequest) -> tuple[Any, MasterBaseline]:
     from qualification.spec.loader import load_spec
 
     if bool(request.clones) == bool(request.create):
-        raise BadInputError("give either --clones (existing clones) or --create N, not both or neither")
+        raise BadInputError(
+            "give either --clones (existing clones) or --create N, not both or neither"
+        )
     if request.create and not request.master_host:
         raise BadInputError("--create needs --master-host (the master's inventory host)")
     spec = load_spec(request.spec)

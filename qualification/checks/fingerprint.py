@@ -7,6 +7,10 @@ groups, key file digests, security settings, identity and template facts.
 controller) for the virtual hardware. The test's own result is a summary (or one field, with
 ``field``); the full fingerprint of the target, both parts merged, goes into the bundle as a
 ``fingerprint`` record (:func:`target_fingerprint`, called by the ``qualify`` action).
+``template_fingerprint`` reads a template's disk image offline on the controller (probe
+``template``, ``debugfs -c``; nothing is booted or mounted): its template facts
+(``generalised``) and disk digest are the fingerprint's, since a booted guest is no longer
+generalised.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from qualification.checks.base import Observation, ProbeRequest
 
 HOST_FINGERPRINT = "host_fingerprint"
 VM_FINGERPRINT = "vm_fingerprint"
-FINGERPRINT_CHECKS = (HOST_FINGERPRINT, VM_FINGERPRINT)
+TEMPLATE_FINGERPRINT = "template_fingerprint"
+FINGERPRINT_CHECKS = (HOST_FINGERPRINT, VM_FINGERPRINT, TEMPLATE_FINGERPRINT)
+
+#: The inventory variable naming a template's disk image, readable on the controller.
+TEMPLATE_IMAGE_VAR = "vqual_template_image"
 
 #: VM platforms and the controller-side probe method that returns a VM's facts.
 VM_PROBES = {"libvirt": "domain", "vsphere": "vm"}
@@ -203,12 +211,73 @@ class VmFingerprintCheck:
         if not isinstance(value, Mapping):
             raise TypeError("the platform returned no VM facts")
         vm, identity = vm_part(value)
-        if "field" in params:
-            return _dig({"vm": vm, "identity": identity}, str(params["field"]))
-        return {k: vm[k] for k in ("vcpus", "memory_mib", "firmware", "machine")} | {
-            "disks": len(vm["disks"]),
+        summary = {k: vm[k] for k in ("vcpus", "memory_mib", "firmware", "machine")} | {
+            "disks": len([d for d in vm["disks"] if d["device"] == "disk"]),
             "nics": len(vm["nics"]),
+            # VM-06/VM-07: removable media and passthrough devices, listed (none expected).
+            "removable": sorted(
+                str(d["target"]) for d in vm["disks"] if d["device"] in ("cdrom", "floppy")
+            ),
+            "passthrough": [d for d in vm["devices"] if d in ("hostdev", "parallel", "smartcard")],
         }
+        if "field" in params:
+            return _dig({"vm": vm, "identity": identity, "summary": summary}, str(params["field"]))
+        return summary
+
+
+@dataclass
+class TemplateFingerprintCheck:
+    """Template facts and the disk digest, read offline from the template's disk image."""
+
+    name: str = TEMPLATE_FINGERPRINT
+    description: str = (
+        "fingerprint of a template's disk image read offline (debugfs, read-only): "
+        "generalisation (machine id, SSH host keys), packages, files, disk digest"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        allowed = {"files", "max_files", "max_file_mib", "disk_digest", "image", "field"}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            return f"{self.name}: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+        if "files" in params and not _is_str_list(params["files"]):
+            return f"{self.name}: parameter files must be a list of strings"
+        if "disk_digest" in params and not isinstance(params["disk_digest"], bool):
+            return f"{self.name}: parameter disk_digest must be true or false"
+        for name in ("image", "field"):
+            if name in params and (not isinstance(params[name], str) or not params[name]):
+                return f"{self.name}: parameter {name} must be a non-empty string"
+        return None
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        # Without ``image`` the qualify action takes it from vqual_template_image.
+        keys = ("files", "max_files", "max_file_mib", "disk_digest", "image")
+        return ProbeRequest("template", "fingerprint", {k: params[k] for k in keys if k in params})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError("the template image gave no fingerprint")
+        summary = {
+            **dict(value.get("generalised") or {}),
+            "disk_sha256": value.get("disk_sha256"),
+            "packages": len((value.get("guest") or {}).get("packages") or {}),
+        }
+        if "field" in params:
+            return _dig({**value, "summary": summary}, str(params["field"]))
+        return summary
+
+
+def fill_template_images(
+    requests: Sequence[Mapping[str, Any]], host_vars: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Name the image in ``template`` requests from ``vqual_template_image`` (a site fact)."""
+    out = []
+    for r in requests:
+        args = dict(r.get("args") or {})
+        if "image" not in args and host_vars.get(TEMPLATE_IMAGE_VAR):
+            args["image"] = str(host_vars[TEMPLATE_IMAGE_VAR])
+        out.append({**dict(r), "args": args})
+    return out
 
 
 def fill_vm_names(
@@ -240,6 +309,7 @@ def target_fingerprint(
     merged; None when it has no fingerprint test or none of them could observe."""
     parts: list[Fingerprint] = []
     seen: set[str] = set()
+    template: Mapping[str, Any] | None = None
     for test in tests:
         check = str(test.get("check"))
         if check not in FINGERPRINT_CHECKS:
@@ -253,6 +323,9 @@ def target_fingerprint(
         if obs.error or obs.not_executed or not isinstance(obs.value, Mapping):
             continue
         params = test.get("params") or {}
+        if check == TEMPLATE_FINGERPRINT:
+            template = obs.value
+            continue
         if check == HOST_FINGERPRINT:
             parts.append(
                 make_fingerprint(
@@ -266,11 +339,33 @@ def target_fingerprint(
         else:
             vm, identity = vm_part(obs.value)
             parts.append(make_fingerprint(target, "vm", vm=vm, identity=identity))
+    if template is not None:
+        # Read from the disk image: the template's guest part where no booted guest gave one.
+        parts.append(
+            make_fingerprint(
+                target,
+                "vm",
+                guest=template.get("guest"),
+                disk_digest=template.get("disk_sha256"),
+            )
+        )
     if not parts:
         return None
     # The platform's part first: its identity (name, uuid, MACs) is the VM's own.
     parts.sort(key=lambda p: p.vm is None)
-    return merge(parts)
+    merged = merge(parts)
+    if template is None:
+        return merged
+    # Template facts are the image's: a booted guest is never generalised.
+    return make_fingerprint(
+        target,
+        merged.kind,
+        vm=merged.vm,
+        guest=merged.guest,
+        identity=merged.identity,
+        generalised=template.get("generalised") or {},
+        disk_digest=template.get("disk_sha256"),
+    )
 
 
 def _register() -> None:
@@ -278,6 +373,7 @@ def _register() -> None:
 
     register(HostFingerprintCheck())
     register(VmFingerprintCheck())
+    register(TemplateFingerprintCheck())
 
 
 _register()
