@@ -18,8 +18,10 @@ No real Hyper-V host was available to test these against: see ``docs/hyperv.md``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from qualification.checks import register
@@ -343,8 +345,78 @@ class HypervOq:
         raise StepNotExecuted(reason)
 
 
+VALIDATION_REPORTS = "C:\\Windows\\Cluster\\Reports"
+_PS_DATE = re.compile(r"^\\?/Date\((-?\d+)[^)]*\)\\?/$")
+
+
+def file_time(value: Any) -> datetime | None:
+    """A FileInfo time as ConvertTo-Json writes it: ``/Date(ms)/`` (5.1) or ISO 8601 (7.x)."""
+    if not isinstance(value, str):
+        return None
+    found = _PS_DATE.match(value)
+    if found:
+        return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class HypervValidationReport:
+    """The newest failover cluster validation report the host keeps (HV-12).
+
+    ``Test-Cluster`` writes each run's report to ``C:\\Windows\\Cluster\\Reports`` as
+    ``Validation Report <date>.htm``. The listing (``Get-ChildItem``, System.IO.FileInfo) is
+    a documented format; the report's content is an HTML page whose layout Microsoft does not
+    document. So: no report, or a newest report older than ``max_age_days``, is a finding;
+    a recent report is ``not-executed`` with its name and time, because its results (all
+    passed, warnings justified) are read by the reviewer, never guessed by vqual.
+    """
+
+    name: str = "hyperv_validation_report"
+    description: str = (
+        "the newest Test-Cluster validation report in C:\\Windows\\Cluster\\Reports exists and "
+        "is recent; its HTML results are for the reviewer (not-executed with its name) (HV-12)"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        bad = _unknown_params(self.name, params, {"max_age_days"})
+        if bad:
+            return bad
+        age = params.get("max_age_days", 365)
+        if isinstance(age, bool) or not isinstance(age, int) or age <= 0:
+            return f"{self.name}: parameter max_age_days must be a positive whole number"
+        return None
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("hyperv", "cmdlet", {"cmdlet": "Cluster-ValidationReports"})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        dated = []
+        for obj in value or []:
+            if isinstance(obj, Mapping):
+                when = file_time(obj.get("LastWriteTimeUtc")) or file_time(obj.get("LastWriteTime"))
+                if when is not None:
+                    dated.append((when, str(obj.get("Name") or obj.get("FullName") or "?")))
+        if not dated:
+            return [f"no cluster validation report in {VALIDATION_REPORTS} (Test-Cluster not run)"]
+        when, name = max(dated)
+        limit = int(params.get("max_age_days", 365))
+        age_days = (datetime.now(UTC) - when).total_seconds() / 86400
+        if age_days > limit:
+            old = f"{age_days:.0f} days old (limit {limit})"
+            return [f"newest validation report {name} is from {when:%Y-%m-%dT%H:%M:%SZ}, {old}"]
+        raise StepNotExecuted(
+            f"newest validation report {name} ({when:%Y-%m-%dT%H:%M:%SZ}) found; its results "
+            "are an HTML page without a documented layout, so the reviewer reads them"
+        )
+
+
 for _check in (
     HypervHost(),
+    HypervValidationReport(),
     HypervCmdlet(),
     HypervFeatures(),
     HypervVswitch(),

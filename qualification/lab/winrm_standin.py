@@ -418,6 +418,25 @@ def _answers(address: str, port: int, timeout: float = 1.0) -> bool:
         conn.close()
 
 
+# What a site would commit as the approved values of its Hyper-V host (``vqual_expected``,
+# read by the value_from tests of specs/hyperv-host.yaml). The lab's "site" approved the
+# stand-in's default profile (assets/winrm/hv1.json): written here, never read back from the
+# stand-in, so a changed profile shows up as a finding.
+LAB_EXPECTED: dict[str, Any] = {
+    "windows_product": "Windows Server 2019 Datacenter",
+    "windows_build": "17763",
+    "cumulative_update": "KB5005568",
+    "numa_spanning": True,
+    "migration_subnets": ["10.10.20.0/24"],
+    "vswitch_types": {"vSwitch-Production": "External", "vSwitch-Management": "External"},
+    "vswitch_management_os": {"vSwitch-Production": False, "vSwitch-Management": True},
+    "hyperv_administrators": ["LAB\\hv-admins"],
+    "cluster_network_roles": {"Cluster": 1, "Client": 3},
+    "ntp_server": "ntp1.example.org,0x9",
+}
+LAB_CLUSTER = "lab-hyperv"
+
+
 class WinRMStandIn:
     """LabComponent ``winrm``: a WinRM stand-in for a Hyper-V host.
 
@@ -597,7 +616,14 @@ class WinRMStandIn:
             "vqual_winrm_password": "{{ " + lookup + ".password }}",
             "vqual_lab_simulator": "WinRM stand-in (not Hyper-V)",
         }
-        return {"groups": {"hyperv_hosts": {"hosts": {self.inventory_host: host_vars}, "vars": {}}}}
+        # Group values as a site commits them: the approved values and the host's cluster
+        # (a one-node cluster: the homogeneity tests compare it with itself).
+        group_vars = {"vqual_expected": copy.deepcopy(LAB_EXPECTED), "vqual_cluster": LAB_CLUSTER}
+        return {
+            "groups": {
+                "hyperv_hosts": {"hosts": {self.inventory_host: host_vars}, "vars": group_vars}
+            }
+        }
 
 
 if __name__ == "__main__":

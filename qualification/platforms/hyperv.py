@@ -98,6 +98,10 @@ READ_CMDLETS: dict[str, str] = {
     "Get-ClusterQuorum": "Get-ClusterQuorum",
     "Get-ClusterSharedVolume": "Get-ClusterSharedVolume",
     "Get-ClusterNetwork": "Get-ClusterNetwork",
+    # Test-Cluster's reports (HV-12), as System.IO.FileInfo objects; the newest is judged.
+    "Cluster-ValidationReports": (
+        "Get-ChildItem -Path 'C:\\Windows\\Cluster\\Reports' -Filter 'Validation Report*'"
+    ),
     # The time service's configured source (HV-14); w32tm itself writes text, not objects.
     "W32Time-Parameters": (
         "Get-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\W32Time\\Parameters'"

@@ -205,7 +205,8 @@ def test_what_the_stand_in_cannot_answer_is_not_executed(
     results = _results(qualified[1])
     for test_id, cmdlet in (("IQ-HV-004", "Get-HotFix"), ("IQ-HV-052", "Get-Tpm"),
                             ("IQ-HV-059", "Get-VMProcessor"), ("IQ-HV-060", "Get-ClusterNode"),
-                            ("IQ-HV-063", "Get-ItemProperty")):  # fmt: skip
+                            ("IQ-HV-063", "Get-ItemProperty"),
+                            ("IQ-HV-065", "Get-ChildItem")):  # fmt: skip
         r = results[("hv-a", test_id)]
         assert (r["verdict"], r["observed"]) == ("not-executed", None), r
         assert f"the endpoint does not know {cmdlet}" in r["reason"]
@@ -268,3 +269,36 @@ def test_platform_errors_give_error_verdicts_and_one_line(
         assert _no_secret_under(tmp_path, lab.password(host)) == []
         assert lab.password(host) not in done.stdout + done.stderr
     assert _no_secret_under(tmp_path / "evidence", "not-the-password") == []
+
+
+def test_the_lab_inventory_gives_verdicts_not_errors(
+    executor_state: Path, tmp_path: Path
+) -> None:
+    """The stand-in as `vqual lab up` lists it (its own inventory fragment, group values
+    included, no values added here): every test of the spec has a verdict, none an error."""
+    if os.environ.get("VQUAL_LAB") != "1":
+        pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
+    ctx = LabContext(lab_dir=tmp_path / "lab", run_dir=tmp_path / "lab" / "run",
+                     repo_root=None, log=lambda _m: None)
+    comp = WinRMStandIn("127.0.0.167", 25994, inventory_host="winrm-hv1")
+    assert comp.up(ctx).state == "running"
+    try:
+        inventory = {"all": {"children": comp.inventory(ctx)["groups"]}}
+        done = run_vqual(
+            "qualify", "-i", str(_write_inventory(tmp_path / "hosts.yml", inventory)),
+            "-s", str(SPEC), "-c", "CHG0000553", "--evidence-dir", str(tmp_path / "ev"),
+            "--json", state_dir=executor_state,
+        )  # fmt: skip
+    finally:
+        comp.down(ctx)
+    # Nothing fails and nothing errs; what the stand-in cannot answer is not-executed.
+    assert done.returncode == 3, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["verification"] == "valid"
+    assert summary["counts"]["error"] == 0 and summary["counts"]["fail"] == 0
+    results = _results(Path(summary["bundle"]))
+    for test_id in ("IQ-HV-001", "IQ-HV-002", "IQ-HV-033", "IQ-HV-054", "IQ-HV-055"):
+        assert results[("winrm-hv1", test_id)]["verdict"] == "pass", test_id
+    report = results[("winrm-hv1", "IQ-HV-065")]
+    assert report["verdict"] == "not-executed"
+    assert "the endpoint does not know Get-ChildItem" in report["reason"]
