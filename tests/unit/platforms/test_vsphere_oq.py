@@ -1,0 +1,166 @@
+"""The vSphere OQ protocol's pure parts: throwaway names and tags, the check type
+``vsphere_oq_protocol``, the spec's OQ tests, and cleanup's rendering of vSphere variables.
+(The protocol itself runs on the simulator: tests/integration/test_vsphere.py.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qualification import checks
+from qualification.checks.base import Observation
+from qualification.cleanup import rendered_vsphere_vars, vsphere_hosts
+from qualification.platforms.base import BadArgs
+from qualification.platforms.vsphere import answer_vsphere
+from qualification.platforms.vsphere_oq import (
+    OQ_TESTS,
+    OqSettings,
+    is_run_throwaway,
+    throwaway_name,
+)
+from qualification.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[3]
+RUN = "20260101T000000Z-abc123"
+
+_run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+
+
+def _vm(name: str, attribute: str | None = None, extra: str | None = None) -> dict[str, Any]:
+    return {"name": name, "power_state": "stopped", "host": "h0", "attribute": attribute,
+            "extra_config": extra}
+
+
+def test_throwaway_names_carry_the_run_id_and_refuse_unsafe_ones() -> None:
+    assert throwaway_name(RUN, "oq") == f"vqual-tmp-{RUN}-oq"
+    for bad in ("", "../x", "a b", "-x"):
+        with pytest.raises(BadArgs, match="not a safe VM name part"):
+            throwaway_name(bad, "oq")
+
+
+def test_a_throwaway_needs_the_name_prefix_and_a_tag_of_the_run() -> None:
+    name = f"vqual-tmp-{RUN}-oq"
+    assert is_run_throwaway(_vm(name, attribute=RUN), RUN)
+    assert is_run_throwaway(_vm(name, extra=RUN), RUN)  # standalone ESXi: extraConfig only
+    assert not is_run_throwaway(_vm(name), RUN)  # the prefix alone is not a tag
+    assert not is_run_throwaway(_vm("DC0_C0_RP0_VM0", attribute=RUN, extra=RUN), RUN)
+    assert not is_run_throwaway(_vm(name, attribute="other", extra="other"), RUN)
+
+
+@given(run=_run_ids, other=_run_ids)
+def test_no_run_removes_another_runs_throwaway(run: str, other: str) -> None:
+    # Run ids can be prefixes of each other ("R" and "R-1"); the tag tells them apart.
+    vm = _vm(throwaway_name(other, "oq"), attribute=other, extra=other)
+    assert is_run_throwaway(vm, run) == (run == other)
+
+
+def test_oq_settings_are_names() -> None:
+    assert OqSettings.from_args({"template": "t", "tests": ["clone"]}) == OqSettings(template="t")
+    with pytest.raises(BadArgs, match="destination must be a name"):
+        OqSettings.from_args({"destination": 3})
+
+
+def _protocol_value(**tests: dict[str, Any]) -> dict[str, Any]:
+    return {"vm": f"vqual-tmp-{RUN}-oq", "standalone": False, "tests": tests,
+            "cleanup": {"verdict": "pass", "reason": None}}
+
+
+def _decide(params: dict[str, Any], expect: dict[str, Any], value: dict[str, Any]) -> Any:
+    check = checks.get_check("vsphere_oq_protocol")
+    assert check.validate_params(params) is None
+    return checks.evaluate(check, Observation(value=value), params, expect)
+
+
+def test_oq_protocol_check_passes_on_no_finding_and_fails_naming_the_step() -> None:
+    value = _protocol_value(
+        power_cycle={"verdict": "pass", "reason": None, "findings": []},
+        snapshot={"verdict": "fail", "reason": "x", "findings": ["vm.snapshot_revert: off"],
+                  "marker": {"verdict": "not-executed", "reason": "no guest OS"}},
+    )
+    absent = {"op": "absent"}
+    assert _decide({"test": "power_cycle"}, absent, value).verdict == "pass"
+    failed = _decide({"test": "snapshot"}, absent, value)
+    assert (failed.verdict, failed.observed) == ("fail", ["vm.snapshot_revert: off"])
+    marker = _decide({"test": "snapshot", "field": "marker"}, {"op": "equals", "value": "pass"},
+                     value)
+    assert (marker.verdict, marker.observed, marker.reason) == ("not-executed", None, "no guest OS")
+
+
+def test_oq_protocol_check_never_makes_up_a_measurement() -> None:
+    value = _protocol_value(
+        migrate={"verdict": "pass", "reason": None, "findings": [],
+                 "interruption": {"verdict": "not-executed", "reason": "no heartbeat"}},
+        maintenance={"verdict": "not-executed", "reason": "a standalone ESXi has one host",
+                     "findings": []},
+    )
+    gap = _decide({"test": "migrate", "field": "interruption_s"}, {"op": "range", "max": 2.0},
+                  value)
+    assert (gap.verdict, gap.observed, gap.reason) == ("not-executed", None, "no heartbeat")
+    skipped = _decide({"test": "maintenance"}, {"op": "absent"}, value)
+    assert (skipped.verdict, skipped.reason) == ("not-executed", "a standalone ESXi has one host")
+    # A measured gap is compared as any number is.
+    value["tests"]["migrate"]["interruption"] = {"verdict": "pass", "seconds": 2.5}
+    late = _decide({"test": "migrate", "field": "interruption_s"}, {"op": "range", "max": 2.0},
+                   value)
+    assert (late.verdict, late.observed) == ("fail", 2.5)
+
+
+def test_oq_protocol_check_refuses_bad_params() -> None:
+    check = checks.get_check("vsphere_oq_protocol")
+    assert "parameter test is required" in (check.validate_params({}) or "")
+    assert "test must be one of" in (check.validate_params({"test": "reboot"}) or "")
+    assert "field must be one of" in (
+        check.validate_params({"test": "clone", "field": "marker"}) or "")
+    assert "unknown parameter" in (check.validate_params({"test": "clone", "vm": "x"}) or "")
+    # Every test of a target shares one request, so one run serves them all.
+    keys = {check.request({"test": t}).key() for t in OQ_TESTS}
+    assert len(keys) == 1
+
+
+def test_the_spec_has_one_oq_test_per_protocol_step() -> None:
+    spec = load_spec(REPO / "specs" / "vsphere-cluster.yaml")
+    oq = {t.id: t for t in spec.tests if t.protocol == "OQ"}
+    assert sorted(oq) == [f"OQ-VS-00{n}" for n in range(1, 9)]
+    covered = {t.params["test"] for t in oq.values()}
+    assert covered == set(OQ_TESTS)
+    assert all(set(t.applies_to) == {"vcenter", "esxi"} for t in oq.values())
+
+
+def test_a_malformed_oq_setting_is_an_error_observation() -> None:
+    host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 1,
+                 "vqual_vsphere_username": "u", "vqual_vsphere_password": "p",
+                 "vqual_vsphere_oq": "DC0_C0_RP0_VM3"}
+    obs = answer_vsphere([{"key": "k", "method": "oq_protocol", "args": {}}],
+                         host_vars=host_vars, run_id=RUN)
+    assert obs["k"]["error"] == (
+        "vqual_vsphere_oq must be a mapping {template, destination, maintenance_host}")
+
+
+def test_cleanup_renders_vsphere_variables_through_ansible(tmp_path: Path) -> None:
+    """The lab's inventories give the password as a file lookup; cleanup needs its value."""
+    secret = tmp_path / "credentials.json"
+    secret.write_text(json.dumps({"username": "svc", "password": "s3cret-Pw"}))
+    secret.chmod(0o600)
+    lookup = f"(lookup('ansible.builtin.file', '{secret}') | from_json)"
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {
+        "vc": {"ansible_connection": "local", "vqual_vsphere_host": "127.0.0.41",
+               "vqual_vsphere_port": 18443, "vqual_vsphere_validate_certs": False,
+               "vqual_vsphere_username": "{{ " + lookup + ".username }}",
+               "vqual_vsphere_password": "{{ " + lookup + ".password }}"},
+        "kvm": {"ansible_connection": "local", "vqual_libvirt_uri": "test:///default"},
+    }}}))
+    hostvars = {"vc": {"vqual_vsphere_host": "127.0.0.41"}, "kvm": {"vqual_libvirt_uri": "x"}}
+    assert vsphere_hosts(hostvars) == ["vc"]
+    rendered = rendered_vsphere_vars(inventory, ["vc"])
+    assert set(rendered) == {"vc"}
+    assert rendered["vc"]["vqual_vsphere_username"] == "svc"
+    assert rendered["vc"]["vqual_vsphere_password"] == "s3cret-Pw"
+    assert rendered["vc"]["vqual_vsphere_port"] == 18443
+    assert rendered["vc"]["vqual_vsphere_validate_certs"] is False
+    assert rendered["vc"]["vqual_vsphere_cluster"] is None
