@@ -1,8 +1,17 @@
-"""Site settings from ``config.yaml`` in the state directory."""
+"""Site settings from ``config.yaml`` in the state directory.
+
+The file is not signed (docs/review.md, "Limits"), so every run records which settings were
+in force: :func:`config_citation` gives the file's SHA-256 and the settings it yields, which
+``run.start`` carries as ``config``. A malformed file stops every command that reads it,
+naming ``file:line``: a setting silently ignored or misread (``"no"`` read as true) would
+change what a run enforces without anyone seeing it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +32,96 @@ class SiteConfig:
     require_signed_trust: bool = False
 
 
-_KEYS = {"change_id_pattern", "require_protocol_approval", "require_signed_trust"}
+_BOOLS = ("require_protocol_approval", "require_signed_trust")
+_KEYS = {"change_id_pattern", *_BOOLS}
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def _where(path: Path, node: yaml.Node) -> str:
+    return f"{path}:{node.start_mark.line + 1}"
+
+
+def _parse(path: Path, data: bytes) -> SiteConfig:
+    """The settings in ``data``, judged on YAML nodes so every refusal names its line."""
+    try:
+        root = yaml.compose(data, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BadInputError(f"not valid YAML: {problem}", where=where) from None
+    if root is None or root.tag == _NULL_TAG:
+        return SiteConfig()  # an empty file sets nothing
+    if not isinstance(root, yaml.MappingNode):
+        raise BadInputError("must be a mapping of settings", where=_where(path, root))
+    values: dict[str, Any] = {}
+    for key_node, value_node in root.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        where = _where(path, key_node)
+        if key not in _KEYS:
+            raise BadInputError(
+                f"unknown setting {key!r} (known: {', '.join(sorted(_KEYS))})", where=where
+            )
+        if key in values:
+            raise BadInputError(f"setting {key} is given twice", where=where)
+        where = _where(path, value_node)
+        if key in _BOOLS:
+            # Only YAML booleans: a quoted "false" or "no" would be a true string in Python.
+            if not isinstance(value_node, yaml.ScalarNode) or value_node.tag != _BOOL_TAG:
+                raise BadInputError(f"{key} must be true or false", where=where)
+        elif not (
+            isinstance(value_node, yaml.ScalarNode)
+            and value_node.tag in (_NULL_TAG, "tag:yaml.org,2002:str")
+        ):
+            raise BadInputError(f"{key} must be a regular expression (a string)", where=where)
+        value = yaml.SafeLoader(b"").construct_object(value_node, deep=True)
+        if key == "change_id_pattern" and value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise BadInputError(
+                    f"change_id_pattern is not a regular expression: {exc}", where=where
+                ) from None
+        values[key] = value
+    return SiteConfig(**values)
 
 
 def load_config(state_dir: Path) -> SiteConfig:
+    """The site's settings; the defaults when there is no ``config.yaml``.
+
+    Raises:
+        BadInputError: the file cannot be read, is not YAML, is not a mapping, or has an
+            unknown, repeated or mistyped setting (named with ``file:line``).
+    """
+    return _load(state_dir)[0]
+
+
+def _load(state_dir: Path) -> tuple[SiteConfig, bytes | None]:
     path = state_dir / CONFIG_FILE
-    if not path.exists():
-        return SiteConfig()
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInputError(f"cannot read site configuration: {exc}", where=str(path)) from exc
-    if not isinstance(data, dict):
-        raise BadInputError("must be a mapping", where=str(path))
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise BadInputError(f"unknown setting(s): {', '.join(sorted(unknown))}", where=str(path))
-    return SiteConfig(
-        change_id_pattern=data.get("change_id_pattern"),
-        require_protocol_approval=bool(data.get("require_protocol_approval", False)),
-        require_signed_trust=bool(data.get("require_signed_trust", False)),
-    )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return SiteConfig(), None
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot read site configuration: {exc.strerror}", where=str(path)
+        ) from None
+    return _parse(path, data), data
+
+
+def config_citation(state_dir: Path) -> dict[str, Any]:
+    """What ``run.start`` records as ``config``: the settings in force and where from.
+
+    ``digest`` is the SHA-256 of ``config.yaml``'s bytes (None when there is no file, so the
+    defaults apply); ``settings`` are the values every setting had, defaults included.
+
+    Raises:
+        BadInputError: as :func:`load_config`.
+    """
+    config, data = _load(state_dir)
+    return {
+        "file": CONFIG_FILE,
+        "digest": hashlib.sha256(data).hexdigest() if data is not None else None,
+        "settings": asdict(config),
+    }

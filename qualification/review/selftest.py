@@ -26,6 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from qualification import __version__
 from qualification.checks import operators
+from qualification.config import config_citation
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import utc_now
@@ -482,6 +483,7 @@ def run_selftest(
                 "planned": planned,
                 "prev_run_seal": prev,
                 "approval": None,
+                "config": config_citation(state_dir),
                 "golden": str(golden) if golden else None,
             },
         )
