@@ -9,8 +9,9 @@ test's expectation to the observed value on the controller.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
 
@@ -58,7 +59,7 @@ class Observation:
     actions: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Observation":
+    def from_json(cls, data: Mapping[str, Any]) -> Observation:
         return cls(
             value=data.get("value"),
             raw=data.get("raw"),
@@ -98,3 +99,24 @@ class Check(Protocol):
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         """The observed value to compare, from the probe's value."""
+
+
+# -- parameter checks shared by the check types ---------------------------------------------
+
+
+def unknown_params(name: str, params: Mapping[str, Any], allowed: set[str]) -> str | None:
+    """An error text naming check ``name``'s parameters that are not in ``allowed``, or None."""
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        return (
+            f"{name}: unknown parameter(s) {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
+    return None
+
+
+def one_of(name: str, param: str, value: Any, options: Sequence[str]) -> str | None:
+    """An error text when parameter ``param`` of check ``name`` is not one of ``options``."""
+    if value not in options:
+        return f"{name}: parameter {param} must be one of {', '.join(options)}"
+    return None
