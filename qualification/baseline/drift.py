@@ -154,6 +154,8 @@ def drift_spec(baseline: Baseline) -> dict[str, Any]:
         if not isinstance(test, dict):
             continue
         if test.get("check") in FINGERPRINT_CHECKS:
+            if not baseline.fingerprints:
+                continue  # nothing to compare a live fingerprint with
             tests.append(
                 {
                     **test,
