@@ -222,3 +222,14 @@ def test_a_malformed_scope_is_refused(tmp_path: Path, scope: str) -> None:
 def test_every_shipped_spec_still_loads(path: Path) -> None:
     spec = load_spec(path)
     assert spec.tests
+
+
+def test_the_documented_clone_section_loads(tmp_path: Path) -> None:
+    import re
+
+    doc = (REPO / "docs" / "spec.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yml\n(clone:.*?)```", doc, flags=re.DOTALL)
+    assert len(blocks) == 1
+    spec = load(tmp_path, SPEC + blocks[0])
+    assert spec.clone is not None
+    assert spec.clone.sizing["vcpus"].max == 4 and spec.clone.master.subject == "master"
