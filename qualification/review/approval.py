@@ -22,6 +22,7 @@ from qualification.review.signed import (
     compact_time,
     open_document,
     sign_document,
+    signer_fields,
     write_new,
 )
 from qualification.signing import Signer, TrustStore
@@ -89,12 +90,7 @@ def approve_protocol(
         "meaning": "approved",
         "spec": spec_part,
         "data_files": files,
-        "time": now,
-        "name": key.name,
-        "identity": key.identity,
-        "roles": list(key.roles),
-        "keyid": key.keyid,
-        "comment": comment,
+        **signer_fields(key, now, comment),
     }
     line = sign_document(signer, APPROVAL_TYPE, payload)
     rel = f"{APPROVALS_DIR}/{spec.digest}/{compact_time(now)}-{key.keyid[:16]}.json"

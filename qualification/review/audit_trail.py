@@ -199,30 +199,19 @@ def _trust_events(trust: TrustStore | None) -> Iterator[AuditEvent]:
             f"{key.identity} as {roles}",
             "trust.yaml",
         )
-        if key.valid_until is not None:
-            yield AuditEvent(
-                format_time(key.valid_until),
-                key.name,
-                "trust.key-expires",
-                "",
-                "",
-                "",
-                key.keyid,
-                key.identity,
-                "trust.yaml",
-            )
-        if key.revoked_at is not None:
-            yield AuditEvent(
-                format_time(key.revoked_at),
-                key.name,
-                "trust.key-revoked",
-                "",
-                "",
-                "",
-                key.keyid,
-                key.identity,
-                "trust.yaml",
-            )
+        for when, what in ((key.valid_until, "expires"), (key.revoked_at, "revoked")):
+            if when is not None:
+                yield AuditEvent(
+                    format_time(when),
+                    key.name,
+                    f"trust.key-{what}",
+                    "",
+                    "",
+                    "",
+                    key.keyid,
+                    key.identity,
+                    "trust.yaml",
+                )
 
 
 def _trust_history_events(state_dir: Path) -> Iterator[AuditEvent]:

@@ -39,6 +39,7 @@ from qualification.review.signed import (
     compact_time,
     open_document,
     sign_document,
+    signer_fields,
     write_new,
 )
 from qualification.signing import Signer, TrustStore
@@ -230,12 +231,7 @@ def approve_deviation(
         "change_id": change_id,
         "deviation": deviation.to_json(),
         "digest": deviation.digest,
-        "time": now,
-        "name": key.name,
-        "identity": key.identity,
-        "roles": list(key.roles),
-        "keyid": key.keyid,
-        "comment": comment,
+        **signer_fields(key, now, comment),
     }
     line = sign_document(signer, WAIVER_TYPE, payload)
     rel = (

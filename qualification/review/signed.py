@@ -90,6 +90,20 @@ def check_signer(
 open_document = open_signed_document
 
 
+def signer_fields(key: TrustedKey, time: str, comment: str | None) -> dict[str, Any]:
+    """What every signed document says about its signing: the UTC ``time``, the signer's
+    printed ``name``, ``identity``, ``roles`` and ``keyid`` (from the trust store) and a
+    ``comment``; :func:`open_document` judges the time, key id and name."""
+    return {
+        "time": time,
+        "name": key.name,
+        "identity": key.identity,
+        "roles": list(key.roles),
+        "keyid": key.keyid,
+        "comment": comment,
+    }
+
+
 def sign_document(signer: Signer, payload_type: str, payload: dict[str, Any]) -> bytes:
     """The canonical envelope bytes (no newline) of ``payload`` signed by ``signer``."""
     return sign_envelope(canonical_bytes(payload), signer, payload_type).to_bytes()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qualification.errors import TrustError, VqualError
 from qualification.evidence.records import utc_now
-from qualification.review.signed import open_document, sign_document, write_new
+from qualification.review.signed import open_document, sign_document, signer_fields, write_new
 from qualification.signing import Signer, TrustStore
 from qualification.state import trust_path
 
@@ -189,12 +189,7 @@ def sign_trust_store(state_dir: Path, signer: Signer, comment: str | None = None
         "version": number,
         "digest": store.digest,
         "prev": prev_digest,
-        "time": now,
-        "name": key.name,
-        "identity": key.identity,
-        "roles": list(key.roles),
-        "keyid": key.keyid,
-        "comment": comment,
+        **signer_fields(key, now, comment),
         "changes": changes,
     }
     yaml_path, sig_path = _paths(state_dir, number)
