@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from qualification.cli import _read_passphrase, _state_dir_option, domain_errors
-from qualification.errors import BadInputError, PlatformError
+from qualification.errors import BadInputError
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
 
@@ -87,8 +87,9 @@ def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatf
 
 def platform_and_executor(
     hostvars: Mapping[str, Mapping[str, Any]], cluster: str, platform_host: str | None
-) -> tuple[Callable[[], HypervisorPlatform], Any]:
-    """The platform factory and executor for the change's cluster, from the inventory.
+) -> tuple[Callable[[], HypervisorPlatform], Any, str | None]:
+    """The platform factory, the executor and the ``--limit`` for requalification (the
+    vCenter's inventory host for vSphere, None: each host's own name) of the change's cluster.
 
     vSphere: the inventory host with ``vqual_vsphere_host`` whose ``vqual_vsphere_cluster`` is
     the change's cluster (or ``--platform-host``); the executor is the simulator stand-in
@@ -112,7 +113,8 @@ def platform_and_executor(
             raise BadInputError(f"inventory host {candidates[0]}: vqual_patch_executor {kind!r} "
                                 "is not known (vsphere-standin)")
         factory = vsphere_factory(chosen)
-        return factory, VsphereStandInExecutor(factory)
+        # vSphere hosts are not inventory hosts: the vCenter's probe qualifies them all.
+        return factory, VsphereStandInExecutor(factory), candidates[0]
     if platform_host is not None:
         raise BadInputError(f"inventory host {platform_host} has no vqual_vsphere_host")
     from qualification.rollout import kvm
@@ -122,7 +124,7 @@ def platform_and_executor(
     if factory_fn is None:
         raise BadInputError(f"no platform for KVM cluster {cluster} "
                             "(qualification.rollout.kvm has no platform_factory)")
-    return factory_fn(hostvars, cluster), executor
+    return factory_fn(hostvars, cluster), executor, None
 
 
 @click.command("patch")
@@ -176,7 +178,8 @@ def patch(
     config = load_config(state)
     change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
     hostvars = rendered_hostvars(inventory)
-    factory, executor = platform_and_executor(hostvars, change.cluster, platform_host)
+    factory, executor, qualify_limit = platform_and_executor(hostvars, change.cluster,
+                                                             platform_host)
 
     def progress(line: str) -> None:
         click.echo(f"vqual: {line}", err=True)
@@ -213,6 +216,7 @@ def patch(
             inventory=inventory, key_file=key,
             passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
             state_dir=state, initiator=who,
+            limit_for=(lambda _host: qualify_limit) if qualify_limit else None,
         )
     else:
         requalifier = PlatformRequalifier()
@@ -224,8 +228,6 @@ def patch(
             outcome = orch.resume(resume_run, new_run=run_id)
         else:
             outcome = orch.run(bind=bind, run_id=run_id)
-    except PlatformError:
-        raise
     finally:
         close = getattr(executor, "close", None)
         if callable(close):

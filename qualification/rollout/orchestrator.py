@@ -238,6 +238,9 @@ class Orchestrator:
                 pass
         self._worker_platforms.clear()
         self._platform = None
+        close_executor = getattr(self.executor, "close", None)
+        if callable(close_executor):
+            close_executor()  # its session; it opens another if used again
 
     def _read(self, what: str, fn: Callable[[], _T]) -> _T:
         """A read, retried on platform errors (never a write)."""
@@ -258,7 +261,8 @@ class Orchestrator:
         from qualification.rollout.inventory import snapshot
         from qualification.rollout.planner import plan_rollout
 
-        snap = self._read("cluster", lambda: snapshot(self.platform, self.change.cluster, self.change))
+        snap = self._read("cluster", lambda: snapshot(
+            self.platform, self.change.cluster, self.change, installed=self.executor.installed))
         plan = plan_rollout(snap, self.change, committed=committed, current=current)
         return snap, plan
 
@@ -266,7 +270,10 @@ class Orchestrator:
 
     def plan(self) -> Any:
         """The live plan (reads only)."""
-        return self._snapshot()[1]
+        try:
+            return self._snapshot()[1]
+        finally:
+            self.close()
 
     def run(self, *, bind: str | None = None, run_id: str | None = None) -> PatchOutcome:
         """Gates, lease, then every host of the plan. Raises GateRefused/LeaseRefused (exit 2)
@@ -276,13 +283,14 @@ class Orchestrator:
         gates = [window_gate(change, self.now())]
         enforce(gates, self.progress)
         lease = LeaseManager(self.state_dir, change.cluster, ttl_s=self.lease_ttl_s)
-        acquired = lease.acquire(run_id, change.change_id)
+        acquired = lease.acquire(run_id, change.change_id)  # before any platform call
         try:
             snap, plan = self._snapshot()
             gates += cluster_gates(snap, change, plan, bind=bind)
             enforce(gates[1:], self.progress)
         except BaseException:
             lease.release()
+            self.close()
             raise
         return self._execute(run_id, None, snap, plan, lease, gates, None,
                              took_over=acquired.took_over.run_id if acquired.took_over else None)
@@ -320,6 +328,7 @@ class Orchestrator:
             enforce(gates[1:], self.progress)
         except BaseException:
             lease.release()
+            self.close()
             raise
         return self._execute(new_id, run_id, snap, plan, lease, gates, state,
                              took_over=acquired.took_over.run_id if acquired.took_over else None)
@@ -327,6 +336,8 @@ class Orchestrator:
     @staticmethod
     def _current_host(state: JournalState) -> str | None:
         for host, progress in state.hosts.items():
+            if host.startswith("cluster:"):
+                continue  # the cluster-wide requalification after the last host
             if progress.begun and not progress.committed:
                 return host
         return None

@@ -186,10 +186,26 @@ class PlatformRequalifier:
                               "takes only a powered-off canary (cold migration)",
                               started=started, t0=t0)
             if origin == host:
-                return result("RP-OQ-01", host, verdict="error", expected=expected,
-                              observed={"origin": origin}, method=method,
-                              reason=f"canary {canary} already sits on {host}", started=started,
-                              t0=t0)
+                # The canary sits on the host itself: out to a host in service and back in.
+                others = [h.name for h in platform.hosts()
+                          if h.name != host and not h.in_maintenance]
+                if not others:
+                    return result("RP-OQ-01", host, verdict="error", expected=expected,
+                                  observed={"origin": origin}, method=method,
+                                  reason="no other host in service to move the canary to",
+                                  started=started, t0=t0)
+                expected = {"op": "eq", "value": {"landed_on": others[0], "returned_to": host}}
+                away = platform.migrate_vm(canary, others[0], live=False).host
+                confirmed_away = platform.vm(canary).host
+                home = platform.migrate_vm(canary, host, live=False).host
+                confirmed_home = platform.vm(canary).host
+                observed = {"canary": canary, "origin": origin, "landed_on": confirmed_away,
+                            "returned_to": confirmed_home, "reported": [away, home]}
+                ok = confirmed_away == others[0] and confirmed_home == host
+                return result("RP-OQ-01", host, verdict="pass" if ok else "fail",
+                              expected=expected, observed=observed, method=method,
+                              reason=None if ok else "the canary did not land where it was sent",
+                              started=started, t0=t0)
             there = platform.migrate_vm(canary, host, live=False).host
             confirmed_there = platform.vm(canary).host
             back = platform.migrate_vm(canary, origin, live=False).host
@@ -200,6 +216,7 @@ class PlatformRequalifier:
         observed = {"canary": canary, "origin": origin, "landed_on": confirmed_there,
                     "returned_to": confirmed_back, "reported": [there, back]}
         ok = confirmed_there == host and confirmed_back == origin
+        expected = {"op": "eq", "value": {"landed_on": host, "returned_to": origin}}
         return result("RP-OQ-01", host, verdict="pass" if ok else "fail", expected=expected,
                       observed=observed, method=method,
                       reason=None if ok else "the canary did not land where it was sent",
