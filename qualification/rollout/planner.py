@@ -211,6 +211,10 @@ class _Planner:
                 self.used_cpu[vm.host] += vm.vcpus
                 self.used_mem[vm.host] += vm.memory_mib
         self.mates = _mates(snapshot.anti_affinity + change.anti_affinity)
+        # Natural order computed once: candidate hosts are scanned in it, so ties go to the
+        # first host by name without building sort keys in the inner loop.
+        self.host_order = sorted(self.hosts, key=natural_key)
+        self.vm_rank = {name: i for i, name in enumerate(sorted(self.vms, key=natural_key))}
 
     def plan(self) -> RolloutPlan:
         snap, change = self.snap, self.change
@@ -297,7 +301,7 @@ class _Planner:
         self.out.add(host)
         on_host = [self.vms[n] for n, h in self.where.items() if h == host]
         # Largest first packs best; the name makes equal sizes deterministic.
-        on_host.sort(key=lambda v: (-v.memory_mib, -v.vcpus, natural_key(v.name)))
+        on_host.sort(key=lambda v: (-v.memory_mib, -v.vcpus, self.vm_rank[v.name]))
         moves: list[Move] = []
         stops: list[str] = []
         idle: list[str] = []
@@ -341,7 +345,7 @@ class _Planner:
             return None, "it is pinned to its host"
         allowed = [
             name
-            for name in self.hosts
+            for name in self.host_order
             if name != source
             and name not in self.unusable
             and name not in self.out
@@ -359,32 +363,34 @@ class _Planner:
         if not spread:
             mates = sorted(self.mates.get(vm.name, ()), key=natural_key)
             return None, ("anti-affinity with " + ", ".join(mates) + " leaves no allowed host")
-        fits = []
-        for name in spread:
+        best: str | None = None
+        best_key = (2, 0.0)
+        for name in spread:  # in natural order: on equal keys the first name stays
             cap_cpu, cap_mem = self.caps[name]
-            if (
-                self.used_cpu[name] + vm.vcpus <= cap_cpu
-                and self.used_mem[name] + vm.memory_mib <= cap_mem
-            ):
-                fits.append(name)
-        if not fits:
-            best = min(spread, key=lambda n: (self.used_mem[n] - self.caps[n][1], natural_key(n)))
-            cap_cpu, cap_mem = self.caps[best]
+            free_mem = cap_mem - self.used_mem[name] - vm.memory_mib
+            if self.used_cpu[name] + vm.vcpus > cap_cpu or free_mem < 0:
+                continue
+            key = (0 if name in self.patched else 1, -(free_mem / cap_mem if cap_mem else 0.0))
+            if key < best_key:
+                best, best_key = name, key
+        if best is None:
+            # Name the host that comes closest: the most copies of this VM it could still take.
+            def room(n: str) -> float:
+                cap_cpu, cap_mem = self.caps[n]
+                return min(
+                    (cap_cpu - self.used_cpu[n]) / vm.vcpus if vm.vcpus else float("inf"),
+                    (cap_mem - self.used_mem[n]) / vm.memory_mib if vm.memory_mib else float("inf"),
+                )
+
+            near = max(spread, key=room)  # max keeps the first of equals, in natural order
+            cap_cpu, cap_mem = self.caps[near]
             return None, (
                 f"capacity shortfall: it needs {vm.vcpus} vCPU and {vm.memory_mib} MiB; the "
-                f"most room is on {best}: {max(cap_cpu - self.used_cpu[best], 0):g} vCPU and "
-                f"{max(cap_mem - self.used_mem[best], 0):g} MiB free under "
+                f"most room is on {near}: {max(cap_cpu - self.used_cpu[near], 0):g} vCPU and "
+                f"{max(cap_mem - self.used_mem[near], 0):g} MiB free under "
                 f"{self.change.headroom:.0%} headroom"
             )
-
-        def preference(name: str) -> tuple[int, float, NaturalKey]:
-            cap_mem = self.caps[name][1]
-            free_share = (
-                (cap_mem - self.used_mem[name] - vm.memory_mib) / cap_mem if cap_mem else 0.0
-            )
-            return (0 if name in self.patched else 1, -free_share, natural_key(name))
-
-        return min(fits, key=preference), ""
+        return best, ""
 
     def conflicts(self, vm: VmState, host: str) -> bool:
         return any(
