@@ -22,7 +22,6 @@ from qualification.evidence.bundle import append_signature
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import MEANING_ROLE, RUN_KINDS
 from qualification.evidence.verify import INCOMPLETE, VALID, verify_bundle
-from qualification.review.deviations import waiver_problems
 from qualification.review.signed import check_signer
 from qualification.signing import Signer, TrustStore
 
@@ -51,9 +50,9 @@ def sign_bundle(
         BadInputError: unknown meaning, or ``bundle`` is not a bundle directory.
         TrustError: the key is untrusted, expired, revoked or lacks the meaning's role, or the
             signer initiated or executed the run and asks to approve it.
-        EvidenceInvalidError: the bundle does not verify, or a waived result is not backed
-            by an approver's valid waiver (approved and reviewed need both; rejected needs a
-            sealed bundle).
+        EvidenceInvalidError: the bundle does not verify, which includes a waived result not
+            backed by an approver's valid waiver (approved and reviewed need a valid bundle;
+            rejected needs a sealed one).
         EvidenceIncompleteError: the run never finished.
     """
     if meaning not in SIGN_MEANINGS:
@@ -71,14 +70,6 @@ def sign_bundle(
         raise EvidenceInvalidError(
             f"cannot sign {meaning}: the bundle does not verify: {first}", where=str(bundle)
         )
-    if meaning != "rejected":
-        waivers = waiver_problems(bundle, trust)
-        if waivers:
-            raise EvidenceInvalidError(
-                f"cannot sign {meaning}: {waivers[0]}"
-                + (f" (and {len(waivers) - 1} more)" if len(waivers) > 1 else ""),
-                where=str(bundle),
-            )
     if meaning == "approved":
         _check_not_own_run(bundle, key.keyid, key.identity, key.name, trust)
     seq = append_signature(
