@@ -259,6 +259,10 @@ def _file_disks(xml: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def _quiet_errors(_ctx: Any, _err: Any) -> None:
+    """libvirt prints every error to stderr by default; each is raised as an exception."""
+
+
 def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
     """Define ``name`` as a clone of the stopped domain ``master``: each file disk becomes a
     qcow2 overlay ``<name>-<dev>.qcow2`` beside the master's disk (relative backing path),
@@ -278,6 +282,7 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
 
     if not CLONE_NAME.match(name):
         raise BadInputError(f"clone name {name!r} is not a safe VM name ({CLONE_NAME.pattern})")
+    libvirt.registerErrorHandler(_quiet_errors, None)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
@@ -392,6 +397,7 @@ def remove_libvirt_clone(uri: str, name: str) -> None:
     """
     import libvirt
 
+    libvirt.registerErrorHandler(_quiet_errors, None)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:

@@ -455,3 +455,52 @@ def test_clone_names() -> None:
         clone_names(0, "x")
     with pytest.raises(BadInputError, match="not a safe VM name"):
         clone_names(1, "../x")
+
+
+def test_a_libvirt_clone_is_an_overlay_with_its_own_identity() -> None:
+    """On libvirt's test driver (state shared in this process while a connection is open)."""
+    import xml.etree.ElementTree as ET
+
+    import libvirt
+
+    from qualification.baseline.clones import create_libvirt_clone, remove_libvirt_clone
+    from qualification.errors import PlatformError
+
+    keep = libvirt.open("test:///default")
+    try:
+        pool = keep.storagePoolLookupByName("default-pool")
+        vol = pool.createXML(
+            "<volume><name>tmaster.img</name><capacity>1048576</capacity>"
+            "<target><format type='raw'/></target></volume>", 0
+        )
+        master_xml = MASTER_XML.replace("/srv/guests/master.img", vol.path()).replace(
+            "<name>master</name>", "<name>tmaster</name>"
+        ).replace("type='qemu'>", "type='test'>").replace(
+            "<vcpu>1</vcpu>", "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>"
+        )
+        master = keep.defineXML(master_xml)
+        created = create_libvirt_clone("test:///default", "tmaster", "vqual-tmp-c1")
+        root = ET.fromstring(keep.lookupByName("vqual-tmp-c1").XMLDesc(0))
+        assert root.findtext("uuid") == created.uuid != master.UUIDString()
+        mac = root.find("devices/interface/mac")
+        assert mac is not None and created.macs == (mac.get("address"),)
+        assert created.macs != ("52:54:00:00:00:01",)
+        assert created.disks == ("/default-pool/vqual-tmp-c1-vda.qcow2",)
+        overlay = ET.fromstring(pool.storageVolLookupByName("vqual-tmp-c1-vda.qcow2").XMLDesc(0))
+        assert overlay.findtext("backingStore/path") == vol.path()
+        assert overlay.find("target/format").get("type") == "qcow2"  # type: ignore[union-attr]
+        assert root.findtext("vcpu") == "1"  # the master's sizing
+        with pytest.raises(PlatformError, match="vqual-tmp-c1 exists"):
+            create_libvirt_clone("test:///default", "tmaster", "vqual-tmp-c1")
+        master.create()
+        with pytest.raises(PlatformError, match="the master is running"):
+            create_libvirt_clone("test:///default", "tmaster", "vqual-tmp-c2")
+        assert "vqual-tmp-c2-vda.qcow2" not in pool.listVolumes()
+        master.destroy()
+        remove_libvirt_clone("test:///default", "vqual-tmp-c1")
+        assert "vqual-tmp-c1" not in keep.listDefinedDomains()
+        assert sorted(v for v in pool.listVolumes() if "tmaster" in v or "vqual" in v) == ["tmaster.img"]
+        master.undefine()
+        vol.delete(0)
+    finally:
+        keep.close()
