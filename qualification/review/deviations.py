@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -94,6 +95,7 @@ class Waiver:
     comment: str | None
     file: str  # relative to the state directory
     envelope: str  # the stored envelope, canonical JSON text
+    identity: str = ""  # the approver's identity in the trust store
 
     def record(self) -> dict[str, Any]:
         """The ``deviation.waiver`` record's data in a bundle."""
@@ -239,7 +241,9 @@ def approve_deviation(
         f"{deviation_id}-{compact_time(now)}-{key.keyid[:16]}.json"
     )
     write_new(state_dir / rel, line + b"\n")
-    return Waiver(deviation, key.name, key.keyid, now, comment, rel, line.decode("utf-8"))
+    return Waiver(
+        deviation, key.name, key.keyid, now, comment, rel, line.decode("utf-8"), key.identity
+    )
 
 
 @dataclass
@@ -250,10 +254,20 @@ class DeviationState:
     waivers: dict[str, Waiver]  # deviation id -> latest valid waiver
     refused: list[str]
 
-    def covering(self, test_id: str, target: str, when: str) -> Waiver | None:
-        """The waiver that covers a failed ``test_id`` on ``target`` at record time ``when``."""
+    def covering(
+        self, test_id: str, target: str, when: str, not_by: Collection[str] = ()
+    ) -> Waiver | None:
+        """The waiver that covers a failed ``test_id`` on ``target`` at record time ``when``.
+
+        Args:
+            not_by: the run's initiator and executor key id: a waiver approved by either (its
+                printed name, identity or key id) covers nothing in that run, because the
+                verifier would refuse it (segregation of duties).
+        """
         for waiver in self.waivers.values():
             dev = waiver.deviation
+            if {waiver.name, waiver.identity, waiver.keyid} & set(not_by):
+                continue
             if dev.test_id == test_id and dev.target == target and not dev.expired_at(when):
                 return waiver
         return None
@@ -307,6 +321,7 @@ def deviation_state(state_dir: Path, change_id: str, trust: TrustStore) -> Devia
                 comment if isinstance(comment, str) else None,
                 rel,
                 raw.rstrip(b"\n").decode("utf-8"),
+                doc.key.identity,
             )
             known = waivers.get(dev.id)
             if known is None or waiver.time > known.time:

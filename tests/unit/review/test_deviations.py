@@ -328,3 +328,18 @@ def _all_waivers(state: Path, trust: TrustStore, identity: str) -> list[dict[str
             )
             found.append(waiver.record())
     return found
+
+
+def test_a_waiver_by_the_runs_initiator_or_executor_covers_nothing_in_that_run(
+    tmp_path: Path,
+) -> None:
+    jane = add_person(tmp_path, "Jane Doe", "jane@example.com", ["approver"])
+    _write(tmp_path, [_entry()])
+    trust = load_trust(tmp_path)
+    approve_deviation(tmp_path, CHANGE, "DEV-001", jane.signer(), trust)
+    state = deviation_state(tmp_path, CHANGE, trust)
+    now = format_time(datetime.now(UTC))
+    assert state.covering("IQ-T-002", "localhost", now) is not None
+    assert state.covering("IQ-T-002", "localhost", now, not_by=("ci-key-id", "bob")) is not None
+    for who in ("jane@example.com", "Jane Doe", jane.keyid):
+        assert state.covering("IQ-T-002", "localhost", now, not_by=(who, "ci-key-id")) is None
