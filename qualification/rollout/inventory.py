@@ -6,8 +6,10 @@ an adapter may offer (looked up by name, so the core imports no adapter):
 - ``host_details()``: per-host dicts with ``name`` and ``connection_state`` (vSphere);
   a host whose state is not ``connected`` is disconnected. Without it, every host the
   endpoint answers for counts as connected.
-- ``vm_details(name)`` with a ``template`` flag (vSphere), asked for powered-off VMs only
-  (a template is never powered on), so the cost is one read per stopped VM.
+- ``templates()``: the names of all templates in one read; else ``vm_details(name)`` with a
+  ``template`` flag (vSphere), asked for powered-off VMs only (a template is never powered
+  on), one read per stopped VM. The flag is informational: the planner treats templates and
+  powered-off VMs alike (they stay where they are).
 - ``anti_affinity_rules()``: groups of VM names that must not share a host.
 - ``tasks_in_flight()``: descriptions of platform tasks still running.
 
@@ -83,12 +85,14 @@ def snapshot(
         )
     tasks: list[str] = []
     vm_states = []
+    bulk = getattr(platform, "templates", None)
+    templates = {str(n) for n in bulk()} if callable(bulk) else None
     for vm in platform.vms():
         if vm.host not in in_cluster:
             continue
         if vm.power_state == STOPPING:
             tasks.append(f"vm {vm.name} is stopping")
-        vm_states.append(_vm_state(platform, vm, by_uuid))
+        vm_states.append(_vm_state(platform, vm, by_uuid, templates))
     groups = list(change.anti_affinity) if change else []
     rules = getattr(platform, "anti_affinity_rules", None)
     if callable(rules):
@@ -133,10 +137,17 @@ def _connection_states(platform: HypervisorPlatform) -> dict[str, str]:
     return out
 
 
-def _vm_state(platform: HypervisorPlatform, vm: VmFacts, by_uuid: Mapping[str, str]) -> VmState:
+def _vm_state(
+    platform: HypervisorPlatform,
+    vm: VmFacts,
+    by_uuid: Mapping[str, str],
+    templates: set[str] | None = None,
+) -> VmState:
     powered_on = vm.power_state not in _NOT_RUNNING
     template = False
-    if not powered_on:
+    if templates is not None:
+        template = vm.name in templates
+    elif not powered_on:
         details = getattr(platform, "vm_details", None)
         if callable(details):
             template = bool(details(vm.name).get("template", False))

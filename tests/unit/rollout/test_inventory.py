@@ -138,6 +138,23 @@ def test_optional_adapter_calls_are_used(tmp_path: Path) -> None:
     assert "tasks still in flight: task-1 migrate db" in plan_rollout(snap, change()).problems[0]
 
 
+class _WithTemplates(LibvirtPlatform):
+    """The test driver plus a bulk template listing (one read instead of one per stopped VM)."""
+
+    def templates(self) -> list[str]:
+        return ["test"]
+
+
+def test_bulk_template_listing_marks_templates(tmp_path: Path) -> None:
+    with _WithTemplates(TEST_URI, state_dir=tmp_path) as p:
+        p.power_off("test")
+        vm = snapshot(p, "lab").vms[0]
+    assert vm.template and not vm.powered_on
+    with LibvirtPlatform(TEST_URI, state_dir=tmp_path) as plain:
+        plain.power_off("test")
+        assert not snapshot(plain, "lab").vms[0].template
+
+
 def test_one_host_cannot_be_drained(platform: LibvirtPlatform) -> None:
     # libvirt gives one host per connection: its running VM has nowhere to go.
     plan = plan_rollout(snapshot(platform, "lab"), change())
