@@ -48,7 +48,7 @@ def cluster(n_hosts: int, n_vms: int, seed: int = 7) -> tuple[ClusterSnapshot, R
         pinned = i % 101 == 5
         allowed: tuple[str, ...] = (on,) if pinned else ()
         if not pinned and i % 13 == 0:
-            allowed = tuple(sorted({on, *rnd.sample(names, 4)}))
+            allowed = tuple(sorted({on, *rnd.sample(names, min(4, n_hosts))}))
         vms.append(
             VmState(
                 name=f"vm{i:03d}",
