@@ -275,7 +275,8 @@ def test_the_lab_inventory_gives_verdicts_not_errors(
     executor_state: Path, tmp_path: Path
 ) -> None:
     """The stand-in as `vqual lab up` lists it (its own inventory fragment, group values
-    included, no values added here): every test of the spec has a verdict, none an error."""
+    included, no values added here), run through playbooks/hyperv_host.yml: every test of
+    the spec has a verdict, none an error."""
     if os.environ.get("VQUAL_LAB") != "1":
         pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
     ctx = LabContext(lab_dir=tmp_path / "lab", run_dir=tmp_path / "lab" / "run",
@@ -287,7 +288,7 @@ def test_the_lab_inventory_gives_verdicts_not_errors(
         done = run_vqual(
             "qualify", "-i", str(_write_inventory(tmp_path / "hosts.yml", inventory)),
             "-s", str(SPEC), "-c", "CHG0000553", "--evidence-dir", str(tmp_path / "ev"),
-            "--json", state_dir=executor_state,
+            "--playbook", "hyperv_host.yml", "--json", state_dir=executor_state,
         )  # fmt: skip
     finally:
         comp.down(ctx)
