@@ -125,6 +125,25 @@ def live_part(value: Any, part: str, subject: str) -> Fingerprint:
     )
 
 
+def with_allowed_disk_formats(
+    master: Fingerprint, live: Fingerprint, formats: tuple[str, ...]
+) -> Fingerprint:
+    """``live`` with each disk's format taken as the master's where the clone's format is one
+    the spec allows (``clone.disk_formats``): an overlay clone's qcow2 disk on a raw master
+    disk is how it was made, not a difference. Every other disk field is still compared."""
+    if live.vm is None or master.vm is None:
+        return live
+    master_formats = {
+        str(d.get("target")): d.get("format") for d in master.vm.get("disks") or [] if isinstance(d, Mapping)
+    }
+    disks = []
+    for disk in live.vm.get("disks") or []:
+        if isinstance(disk, Mapping) and disk.get("format") in formats and str(disk.get("target")) in master_formats:
+            disk = {**disk, "format": master_formats[str(disk.get("target"))]}
+        disks.append(disk)
+    return make_fingerprint(live.subject, "vm", vm={**live.vm, "disks": disks}, identity=live.identity)
+
+
 def differences(
     master: Fingerprint,
     live: Fingerprint,
@@ -202,8 +221,12 @@ class CloneFingerprintCheck:
             )
         master = master_fingerprint(reference)
         part = str(params.get("part", "guest"))
-        allowed = AllowedDifferences.from_json(params.get("allowed"), where="params.allowed")
+        allowed_json = dict(params.get("allowed") or {})
+        formats = tuple(str(f) for f in allowed_json.pop("disk_formats", None) or ())
+        allowed = AllowedDifferences.from_json(allowed_json, where="params.allowed")
         live = live_part(value, part, master.subject)
+        if part == "vm" and formats:
+            live = with_allowed_disk_formats(master, live, formats)
         if part == "guest" and master.guest is None:
             raise ValueError(f"the master fingerprint of {master.subject!r} has no guest part")
         if part == "vm" and master.vm is None:

@@ -276,6 +276,7 @@ def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any
             require_approval=bool(master.get("require_approval", True)),
             subject=master.get("subject"),
         ),
+        disk_formats=tuple(data.get("disk_formats") or ()),
     )
 
 

@@ -195,18 +195,25 @@ class CloneSection:
         sizing: sizing values a clone may override, each with its allowed range; a sizing
             value not named here must equal the master's.
         master: where the master bundle comes from and whether it must be approved.
+        disk_formats: image formats a clone's disk may have whatever the master's is (a
+            qcow2 overlay of a raw master disk); empty: the format must equal the master's.
     """
 
     identity: tuple[str, ...] = IDENTITY_FIELDS
     sizing: dict[str, SizingRange] = field(default_factory=dict, hash=False)
     master: MasterSource = field(default_factory=MasterSource)
+    disk_formats: tuple[str, ...] = ()
 
     def allowed_json(self) -> dict[str, Any]:
-        """The allowed differences as JSON: ``{identity: [...], sizing: {name: {min, max}}}``."""
-        return {
+        """The allowed differences as JSON: ``{identity: [...], sizing: {name: {min, max}}}``
+        and ``disk_formats`` when the spec names any."""
+        out: dict[str, Any] = {
             "identity": list(self.identity),
             "sizing": {name: rng.to_json() for name, rng in sorted(self.sizing.items())},
         }
+        if self.disk_formats:
+            out["disk_formats"] = list(self.disk_formats)
+        return out
 
 
 @dataclass(frozen=True)

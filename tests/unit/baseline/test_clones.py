@@ -504,3 +504,23 @@ def test_a_libvirt_clone_is_an_overlay_with_its_own_identity() -> None:
         vol.delete(0)
     finally:
         keep.close()
+
+
+def test_allowed_disk_formats_accept_an_overlay_and_nothing_else(setup: tuple[Path, Keys, Path]) -> None:
+    state, _keys, bundle = setup
+    qcow2 = [{"target": "vda", "device": "disk", "bus": "virtio", "driver_format": "qcow2",
+              "capacity": 2147483648, "readonly": False}]
+    identity_only = {"identity": ["name", "uuid", "macs"]}
+    verdict, observed, _ = compare_clone(bundle, state, vm_facts(disks=qcow2), part="vm",
+                                         allowed=identity_only)
+    assert verdict == "fail" and [d["what"] for d in observed] == ["vm.disk"]
+    allowed = {**identity_only, "disk_formats": ["qcow2"]}
+    assert compare_clone(bundle, state, vm_facts(disks=qcow2), part="vm", allowed=allowed)[:2] == ("pass", [])
+    # the format is allowed, a different bus on the same disk is still a difference
+    verdict, observed, _ = compare_clone(
+        bundle, state, vm_facts(disks=[{**qcow2[0], "bus": "sata"}]), part="vm", allowed=allowed
+    )
+    assert verdict == "fail" and observed[0]["clone"]["bus"] == "sata"
+    # a format not in the list is a difference
+    vmdk = [{**qcow2[0], "driver_format": "vmdk"}]
+    assert compare_clone(bundle, state, vm_facts(disks=vmdk), part="vm", allowed=allowed)[0] == "fail"

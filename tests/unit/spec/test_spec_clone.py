@@ -68,6 +68,7 @@ SPEC = (
 CLONE_SECTION = """\
 clone:
   identity: [name, uuid, macs, hostname, machine_id]
+  disk_formats: [qcow2]
   sizing:
     vcpus: {min: 1, max: 4}
     memory_mib: {min: 256}
@@ -145,6 +146,7 @@ def test_the_clone_comparison_gets_the_master_reference_and_allowed_differences(
     assert test.params["allowed"] == {
         "identity": ["name", "uuid", "macs", "hostname", "machine_id"],
         "sizing": {"memory_mib": {"min": 256}, "vcpus": {"min": 1, "max": 4}},
+        "disk_formats": ["qcow2"],
     }
     other = next(t for t in plan.target("clone1").tests if t.test_id == "IQ-MVM-002")
     assert "master" not in other.params
