@@ -215,7 +215,7 @@ class CloneFingerprintCheck:
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         reference = params.get("master")
         if not isinstance(reference, Mapping):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 - a missing input, not a wrong type
                 "no master fingerprint: a clone is compared with its master "
                 "(vqual clone --master-bundle, or clone.master.bundle in the spec)"
             )
