@@ -111,7 +111,13 @@ def scenarios(draw: st.DrawFn) -> tuple[ClusterSnapshot, RolloutChange]:
     return snapshot, change
 
 
-def replay(snapshot: ClusterSnapshot, change: RolloutChange, plan: RolloutPlan) -> None:
+def replay(
+    snapshot: ClusterSnapshot,
+    change: RolloutChange,
+    plan: RolloutPlan,
+    committed: frozenset[str] = frozenset(),
+    current: str | None = None,
+) -> None:
     """Check every move of the plan against the cluster it acts on, step by step."""
     hosts = {h.name: h for h in snapshot.hosts}
     vms = {v.name: v for v in snapshot.vms}
@@ -119,12 +125,17 @@ def replay(snapshot: ClusterSnapshot, change: RolloutChange, plan: RolloutPlan) 
     running = {v.name for v in snapshot.vms if v.powered_on and not v.template}
     groups = snapshot.anti_affinity + change.anti_affinity
     never = {h for h in hosts if change.exclusion(h) is not None or not hosts[h].connected}
-    never |= {h for h in hosts if hosts[h].in_maintenance}
+    never |= {h for h in hosts if hosts[h].in_maintenance and h != current}
+    # the resumed host is out of service until its own turn is over
+    out = {current} if current in hosts and hosts[current].in_maintenance else set()
     skipped = {s.host for s in plan.skipped}
     ordered = [p.host for p in plan.order]
     assert len(set(ordered)) == len(ordered), "a host appears twice in the order"
     assert not skipped & set(ordered)
     assert set(ordered) <= set(hosts) - never
+    assert not (committed - never) & set(ordered), "a committed host is patched again"
+    if current is not None and current in ordered:
+        assert ordered[0] == current, "the resumed host does not come first"
     problems = "\n".join(plan.problems)
 
     def load(h: str) -> tuple[int, int]:
@@ -155,6 +166,7 @@ def replay(snapshot: ClusterSnapshot, change: RolloutChange, plan: RolloutPlan) 
             assert move.vm in running
             assert dest != hp.host, "a VM lands on the host being drained"
             assert dest in hosts and dest not in never, f"{dest} is out of service"
+            assert dest not in out, f"{dest} is still out"
             assert not v.pinned and (not v.allowed_hosts or dest in v.allowed_hosts)
             for group in groups:
                 if move.vm in group:
@@ -164,6 +176,7 @@ def replay(snapshot: ClusterSnapshot, change: RolloutChange, plan: RolloutPlan) 
             cpu, mem = load(dest)
             cap_cpu, cap_mem = host_capacity(hosts[dest], change)
             assert cpu <= cap_cpu + 1e-9 and mem <= cap_mem + 1e-9, f"{dest} over capacity"
+        out.discard(hp.host)
     assert plan.feasible == (plan.problems == ())
 
 
@@ -172,6 +185,24 @@ def replay(snapshot: ClusterSnapshot, change: RolloutChange, plan: RolloutPlan) 
 def test_every_plan_replays_safely(case: tuple[ClusterSnapshot, RolloutChange]) -> None:
     snapshot, change = case
     replay(snapshot, change, plan_rollout(snapshot, change))
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_resumed_plans_replay_safely(
+    case: tuple[ClusterSnapshot, RolloutChange], data: st.DataObject
+) -> None:
+    snapshot, change = case
+    names = [h.name for h in snapshot.hosts]
+    committed = frozenset(data.draw(st.lists(st.sampled_from(names), max_size=3)))
+    current = data.draw(st.none() | st.sampled_from(names))
+    plan = plan_rollout(
+        snapshot, change, committed={h: "committed by run R0" for h in committed}, current=current
+    )
+    replay(snapshot, change, plan, committed, current)
+    for host in committed:
+        if change.exclusion(host) is None and snapshot.host(host).connected:
+            assert (host, "committed by run R0") in {(s.host, s.reason) for s in plan.skipped}
 
 
 @SETTINGS
