@@ -87,12 +87,21 @@ def snapshot(
     vm_states = []
     bulk = getattr(platform, "templates", None)
     templates = {str(n) for n in bulk()} if callable(bulk) else None
+    seen: dict[str, str] = {}
     for vm in platform.vms():
         if vm.host not in in_cluster:
             continue
         if vm.power_state == STOPPING:
             tasks.append(f"vm {vm.name} is stopping")
-        vm_states.append(_vm_state(platform, vm, by_uuid, templates))
+        read = _vm_state(platform, vm, by_uuid, templates)
+        if read.name in seen:
+            # the planner keys VMs by name: two of one name cannot be planned safely
+            raise PlatformError(
+                f"vm {vm.name} is listed twice (on {seen[read.name]} and {vm.host}); "
+                "names must be unique in the cluster"
+            )
+        seen[read.name] = vm.host
+        vm_states.append(read)
     groups = list(change.anti_affinity) if change else []
     rules = getattr(platform, "anti_affinity_rules", None)
     if callable(rules):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qualification.errors import PlatformError
-from qualification.platforms.base import Placement
+from qualification.platforms.base import Placement, VmFacts
 from qualification.platforms.libvirt import LibvirtPlatform
 from qualification.rollout.change import ChangeTarget, ChangeWindow, RolloutChange
 from qualification.rollout.inventory import _vm_state, describe, snapshot
@@ -153,6 +153,22 @@ def test_bulk_template_listing_marks_templates(tmp_path: Path) -> None:
     with LibvirtPlatform(TEST_URI, state_dir=tmp_path) as plain:
         plain.power_off("test")
         assert not snapshot(plain, "lab").vms[0].template
+
+
+class _Twice(LibvirtPlatform):
+    """A platform that lists one VM twice (as a careless multi-host adapter could)."""
+
+    def vms(self) -> list[VmFacts]:
+        vm = super().vms()[0]
+        return [vm, dataclasses.replace(vm, host=vm.host)]
+
+
+def test_a_vm_listed_twice_is_refused(tmp_path: Path) -> None:
+    with (
+        _Twice(TEST_URI, state_dir=tmp_path) as p,
+        pytest.raises(PlatformError, match="vm test is listed twice"),
+    ):
+        snapshot(p, "lab")
 
 
 def test_one_host_cannot_be_drained(platform: LibvirtPlatform) -> None:
