@@ -858,6 +858,72 @@ class VspherePlatform:
             )
         return sorted(out, key=lambda v: v["name"])
 
+    def host_runtime(self) -> list[dict[str, Any]]:
+        """Hosts in scope with connection state, maintenance mode and the powered-on VMs
+        registered on them (``runtime.host``), in two reads; sorted by name."""
+        rows = self._retrieve(
+            vim.HostSystem,
+            ["name", "runtime.connectionState", "runtime.inMaintenanceMode"],
+            self._scope_root(),
+        )
+        running: dict[str, list[str]] = {}
+        for _obj, props in self._retrieve(
+            vim.VirtualMachine, ["name", "runtime.powerState", "runtime.host"]
+        ):
+            host = props.get("runtime.host")
+            if props.get("runtime.powerState") == "poweredOn" and host is not None:
+                running.setdefault(host._moId, []).append(_text(props.get("name")))
+        return sorted(
+            (
+                {
+                    "name": _text(props.get("name")),
+                    "connection_state": _text(props.get("runtime.connectionState")),
+                    "in_maintenance": bool(props.get("runtime.inMaintenanceMode")),
+                    "powered_on_vms": sorted(running.get(obj._moId, [])),
+                }
+                for obj, props in rows
+            ),
+            key=lambda h: h["name"],
+        )
+
+    def vm_state(self, name: str, tag: str) -> dict[str, Any]:
+        """What an OQ step records of one VM, in one read: ``{"exists": False}``, or its
+        UUID, power state, host, snapshots, current snapshot, and the values of custom
+        attribute and ``config.extraConfig`` key ``tag`` (None where not set)."""
+        key = self._custom_field_key(tag, create=False)
+        rows = self._retrieve(
+            vim.VirtualMachine, (*self._VM_PROPS, "customValue", "config.extraConfig")
+        )
+        found = [props for _obj, props in rows if props.get("name") == name]
+        if not found:
+            return {"exists": False}
+        props = found[0]
+        facts = self._vm_facts(props)
+        snaps = self._snapshot_facts(name, props)
+        attribute = next(
+            (
+                _text(getattr(v, "value", None))
+                for v in props.get("customValue") or []
+                if key is not None and int(v.key) == key
+            ),
+            None,
+        )
+        extra = next(
+            (_text(o.value) for o in props.get("config.extraConfig") or [] if o.key == tag), None
+        )
+        return {
+            "exists": True,
+            "uuid": facts.uuid,
+            "power_state": facts.power_state,
+            "host": facts.host,
+            "template": bool(getattr(props.get("config"), "template", False)),
+            "vcpus": facts.vcpus,
+            "memory_mib": facts.memory_mib,
+            "snapshots": [s.name for s in snaps],
+            "current_snapshot": next((s.name for s in snaps if s.current), None),
+            "tag": {"attribute": attribute, "extra_config": extra},
+        }
+
     # -- operations -------------------------------------------------------------------------
 
     def _placement_pool_and_folder(self) -> tuple[Any, Any, Any]:
@@ -938,7 +1004,9 @@ class VspherePlatform:
         return self.vm(name)
 
     def snapshots(self, vm: str) -> list[SnapshotFacts]:
-        _obj, props = self._vm_obj(vm)
+        return self._snapshot_facts(vm, self._vm_obj(vm)[1])
+
+    def _snapshot_facts(self, vm: str, props: Mapping[str, Any]) -> list[SnapshotFacts]:
         tree = props.get("snapshot")
         current = getattr(tree, "currentSnapshot", None)
         out = []
@@ -1651,3 +1719,12 @@ def host_connection_state(platform: VspherePlatform, host: str) -> str:
     obj = platform._host_obj(host)
     return str(platform._call("read", f"connection state of {host}",
                               lambda: obj.runtime.connectionState))
+
+
+def host_product(platform: VspherePlatform, host: str) -> dict[str, str]:
+    """A host's product version and build from ``summary.config.product`` (one property read,
+    cheaper than the full host facts)."""
+    obj = platform._host_obj(host)
+    product = platform._call("read", f"product of {host}", lambda: obj.summary.config.product)
+    return {"version": _text(getattr(product, "version", None)),
+            "build": _text(getattr(product, "build", None))}

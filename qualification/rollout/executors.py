@@ -114,14 +114,11 @@ class VsphereStandInExecutor:
         return getattr(self._platform, "wrapped", self._platform)
 
     def installed(self, host: str) -> dict[str, str]:
-        from qualification.platforms.vsphere import read_host_mark
+        from qualification.platforms.vsphere import host_product, read_host_mark
 
         platform = self._vsphere()
-        facts = platform.host(host)
-        out = {
-            "hypervisor_version": str(facts.software.get("version", "")),
-            "hypervisor_build": str(facts.software.get("build", "")),
-        }
+        product = host_product(platform, host)
+        out = {"hypervisor_version": product["version"], "hypervisor_build": product["build"]}
         out.update(parse_mark(read_host_mark(platform, host)))
         return out
 

@@ -213,6 +213,8 @@ class Orchestrator:
         self._journal: Journal | None = None
         self._run_id = ""
         self._current_step = "gates"
+        # The last state read per host: the next step's "before" (saves a read per step).
+        self._last: dict[str, Any] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -467,21 +469,28 @@ class Orchestrator:
 
     # -- one host ---------------------------------------------------------------------------
 
-    def _observe(self, host: str) -> dict[str, Any]:
-        """The host's state as the platform reports it: maintenance and its VMs."""
+    def _observe(self, host: str, *, vms: bool = True) -> dict[str, Any]:
+        """The host's state as the platform reports it: maintenance and (``vms``) its VMs."""
         def read() -> dict[str, Any]:
             facts = {h.name: h for h in self.platform.hosts()}
             if host not in facts:
                 raise PlatformError(f"host {host} is not listed by the platform")
-            vms = self.platform.vms()
-            return {
-                "in_maintenance": facts[host].in_maintenance,
-                "running_vms": sorted(v.name for v in vms if v.host == host
-                                      and v.power_state in _HELD),
-                "stopped_vms": sorted(v.name for v in vms if v.host == host
-                                      and v.power_state not in _HELD),
-            }
-        return self._read(f"state of {host}", read)
+            state: dict[str, Any] = {"in_maintenance": facts[host].in_maintenance}
+            if vms:
+                state.update(self._vms_on(host))
+            return state
+        state = self._read(f"state of {host}", read)
+        self._last[host] = state
+        return state
+
+    def _vms_on(self, host: str) -> dict[str, list[str]]:
+        found = self._read(f"VMs of {host}", self.platform.vms)
+        return {
+            "running_vms": sorted(v.name for v in found if v.host == host
+                                  and v.power_state in _HELD),
+            "stopped_vms": sorted(v.name for v in found if v.host == host
+                                  and v.power_state not in _HELD),
+        }
 
     def _host(self, item: HostWork, progress: HostProgress) -> bool:
         """Patch one host; False if it turned out to be at the target already (skipped)."""
@@ -506,7 +515,7 @@ class Orchestrator:
             self._journal.append("step.begin", host=host, step=step)
             self.progress(f"{host}: {step}")
             started = utc_now_text()
-            before = self._observe(host)
+            before = self._last.get(host)
             try:
                 self.fault.before_operation(host, step)
                 detail = getattr(self, f"_step_{step}")(item)
@@ -549,16 +558,18 @@ class Orchestrator:
         if out_of_service:
             raise StepFailed(item.host, "recheck",
                              f"another host is out of service: {', '.join(out_of_service)}")
-        state = self._observe(item.host)
+        on_host = self._vms_on(item.host)
+        state: dict[str, Any] = {"in_maintenance": False, **on_host}
+        self._last[item.host] = state
         planned = {vm for vm, _ in item.moves} | set(item.stops)
-        unplanned = [vm for vm in state["running_vms"] if vm not in planned]
+        unplanned = [vm for vm in on_host["running_vms"] if vm not in planned]
         if unplanned:
             raise StepFailed(item.host, "recheck",
                              f"running VMs the plan does not cover: {', '.join(unplanned)}")
         for vm, dest in item.moves:
             if dest not in facts or facts[dest].in_maintenance:
                 raise StepFailed(item.host, "recheck", f"destination {dest} of {vm} is not in service")
-        return {"installed": installed}
+        return {"installed": installed, **state}
 
     def _step_stop_placements(self, item: HostWork) -> Any:
         # vqual never places a VM on a draining host: the plan's destinations exclude it and
@@ -569,12 +580,14 @@ class Orchestrator:
         timeout = self.change.migration_timeout_s
         results: dict[str, Any] = {}
         todo = []
+        now = {v.name: v for v in self._read("VMs", self.platform.vms)}
         for vm, dest in item.moves:
-            where = self._read(f"vm {vm}", lambda vm=vm: self.platform.vm(vm))  # type: ignore[misc]
-            if where.host == dest:
+            if vm not in now:
+                raise StepFailed(item.host, "evacuate", f"VM {vm} is no longer listed")
+            if now[vm].host == dest:
                 results[vm] = {"destination": dest, "already_there": True}
             else:
-                todo.append((vm, dest, where.power_state in _HELD))
+                todo.append((vm, dest, now[vm].power_state in _HELD))
         with ThreadPoolExecutor(max_workers=max(self.change.max_parallel_migrations, 1),
                                 thread_name_prefix="vqual-migrate") as pool:
             pending: dict[Future[Any], tuple[str, str, float]] = {}
@@ -668,37 +681,40 @@ class Orchestrator:
         host = item.host
         if step in ("recheck", "stop_placements", "commit"):
             # Nothing on the platform to read back; on resume they run again (reads only).
-            return (not resumed), None
+            return (not resumed), self._last.get(host)
         if step == "evacuate":
-            placed = {vm: self._read(f"vm {vm}", lambda vm=vm: self.platform.vm(vm))  # type: ignore[misc]
-                      for vm, _ in item.moves}
-            wrong = {vm: placed[vm].host for vm, dest in item.moves if placed[vm].host != dest}
-            stopped = {vm: self.platform.vm(vm).power_state for vm in item.stops}
-            running = {vm: s for vm, s in stopped.items() if s in _HELD}
-            observed = {"placed": {vm: f.host for vm, f in placed.items()}, "stops": stopped}
-            return not wrong and not running, observed
-        state = self._observe(host)
+            now = {v.name: v for v in self._read("VMs", self.platform.vms)}
+            placed = {vm: now[vm].host if vm in now else None for vm, _ in item.moves}
+            wrong = [vm for vm, dest in item.moves if placed[vm] != dest]
+            stops = {vm: now[vm].power_state if vm in now else None for vm in item.stops}
+            running = [vm for vm, s in stops.items() if s in _HELD]
+            return not wrong and not running, {"placed": placed, "stops": stops}
         if step == "verify_empty":
+            state = {**self._last.get(host, {}), **self._vms_on(host)}
+            self._last[host] = state
             return not state["running_vms"], state
         if step == "enter_maintenance":
+            state = self._observe(host)
             return state["in_maintenance"] and not state["running_vms"], state
         if step == "patch":
             installed = self._read("installed", lambda: self.executor.installed(host))
             missing = target_mismatches(installed, self.change)
-            return not missing, {"installed": installed, "missing": missing, **state}
+            return not missing, {"installed": installed, "missing": missing}
         if step == "reboot":
             if resumed:
                 return False, None  # cannot tell whether the restart happened: do it again
             health = self._read("health", lambda: self.executor.health(host))
-            return bool(health.get("ok")), {"health": health, **state}
+            return bool(health.get("ok")), {"health": health}
         if step == "requalify":
-            return (not resumed), state  # a resumed run requalifies again
+            return (not resumed), None  # a resumed run requalifies again
         if step == "leave_maintenance":
+            state = self._observe(host, vms=False)
             return not state["in_maintenance"], state
         if step == "health_check":
             if resumed:
                 return False, None
-            down = [vm for vm in item.stops if vm not in state["running_vms"]]
+            state = self._observe(host, vms=bool(item.stops))
+            down = [vm for vm in item.stops if vm not in state.get("running_vms", [])]
             return not down and not state["in_maintenance"], state
         raise BadInputError(f"unknown step {step}")
 

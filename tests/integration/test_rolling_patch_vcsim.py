@@ -49,7 +49,8 @@ LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")
 SIM4 = dataclasses.replace(vcsim.DEFAULT_VCENTER, key="rp4", inventory_host="rp4-vc",
                            address="127.0.0.171", port=28741, cluster_hosts=4, vms=4)
 SIM3 = dataclasses.replace(vcsim.DEFAULT_VCENTER, key="rp3", inventory_host="rp3-vc",
-                           address="127.0.0.172", port=28742, cluster_hosts=3, vms=4)
+                           address="127.0.0.172", port=28742, cluster_hosts=3, vms=4,
+                           hardware={"*": vcsim.DEFAULT_VCENTER.hardware["*"]})
 CLUSTER = "DC0_C0"
 MUTATING = frozenset({
     "create_vm", "delete_vm", "power_on", "power_off", "snapshot_create", "snapshot_revert",
@@ -180,7 +181,7 @@ def state(executor_state: Path, tmp_path: Path) -> Path:
     return target
 
 
-_SERIAL = iter(range(1, 10_000))
+_SERIAL = iter(range(100, 100_000))  # 1 is the full run's
 
 
 def write_change(tmp: Path, *, serial: int | None = None, exclude: list[dict[str, str]] | None = None,
@@ -423,8 +424,8 @@ def _pairs() -> list[tuple[int, str]]:
 
 
 # A representative subset runs in CI; the whole sweep is marked slow.
-_FAULT_CI = {(0, "recheck"), (0, "evacuate"), (1, "enter_maintenance"), (1, "patch"),
-             (1, "requalify"), (2, "leave_maintenance"), (2, "commit")}
+_FAULT_CI = {(0, "evacuate"), (1, "enter_maintenance"), (1, "requalify"),
+             (2, "leave_maintenance")}
 
 
 @pytest.mark.parametrize(
@@ -482,7 +483,8 @@ def _crash_child(sim: Sim, change_path: Path, state: Path, line: int, run_id: st
 # Journal lines of an uninterrupted 3-host run: run.begin, 3 x (11 begin + 11 done + committed),
 # homogeneity begin/done, run.done.
 _LINES = 1 + 3 * (2 * len(STEPS) + 1) + 2 + 1
-_CRASH_CI = {0, 5, 9, 14, 24, 40, 70, _LINES - 1}
+# run.begin; h0 evacuate begun; h0 patch begun; h1 leave_maintenance begun; the last line.
+_CRASH_CI = {0, 5, 11, 40, _LINES - 1}
 
 
 @pytest.mark.parametrize(
