@@ -129,40 +129,24 @@ class _Run:
 
     def vm_state(self, vm: str) -> dict[str, Any]:
         """A VM's state as the evidence shows it, read from the platform."""
-        p = self.platform
         try:
-            if not p.vm_exists(vm):
-                return {"exists": False}
-            facts = p.vm(vm)
-            snaps = p.snapshots(vm)
-            tags = [t for t in p.vm_tags(TAG_KEY) if t["name"] == vm]
+            return self.platform.vm_state(vm, TAG_KEY)
         except PlatformError as exc:
             return {"error": exc.one_line()}
-        return {
-            "exists": True,
-            "uuid": facts.uuid,
-            "power_state": facts.power_state,
-            "host": facts.host,
-            "snapshots": [s.name for s in snaps],
-            "current_snapshot": next((s.name for s in snaps if s.current), None),
-            "tag": {
-                "attribute": tags[0]["attribute"] if tags else None,
-                "extra_config": tags[0]["extra_config"] if tags else None,
-            },
-        }
 
     def host_state(self, host: str) -> dict[str, Any]:
         """A host's maintenance state and the powered-on VMs registered on it."""
         try:
-            facts = self.platform.host(host)
-            running = sorted(
-                v["name"]
-                for v in self.platform.vm_tags(TAG_KEY)
-                if v["host"] == host and v["power_state"] == RUNNING
-            )
+            found = [h for h in self.platform.host_runtime() if h["name"] == host]
         except PlatformError as exc:
             return {"error": exc.one_line()}
-        return {"host": host, "in_maintenance": facts.in_maintenance, "powered_on_vms": running}
+        if not found:
+            return {"error": f"host {host!r} not found"}
+        return {
+            "host": host,
+            "in_maintenance": found[0]["in_maintenance"],
+            "powered_on_vms": found[0]["powered_on_vms"],
+        }
 
     def step(
         self,
@@ -247,16 +231,12 @@ def _not_executed(reason: str, **extra: Any) -> dict[str, Any]:
 def _other_hosts(platform: VspherePlatform, exclude: str) -> list[str]:
     """Connected hosts out of maintenance other than ``exclude``, those carrying the fewest
     powered-on VMs first (so an evacuated host's round trip disturbs the least)."""
-    load: dict[str, int] = {}
-    for vm in platform.vm_tags(TAG_KEY):
-        if vm["power_state"] == RUNNING:
-            load[vm["host"]] = load.get(vm["host"], 0) + 1
     hosts = [
-        h["name"]
-        for h in platform.host_details()
+        h
+        for h in platform.host_runtime()
         if h["name"] != exclude and h["connection_state"] == "connected" and not h["in_maintenance"]
     ]
-    return sorted(hosts, key=lambda h: (load.get(h, 0), h))
+    return [h["name"] for h in sorted(hosts, key=lambda h: (len(h["powered_on_vms"]), h["name"]))]
 
 
 def _preflight(platform: VspherePlatform, settings: OqSettings, tests: Sequence[str]) -> None:
@@ -268,7 +248,7 @@ def _preflight(platform: VspherePlatform, settings: OqSettings, tests: Sequence[
     where = platform.endpoint
     if "clone" in tests and settings.template and not platform.vm_exists(settings.template):
         raise PlatformError(f"template {settings.template!r} not found", where=where)
-    names = {h.name for h in platform.hosts()}
+    names = {h["name"] for h in platform.host_runtime()}
     for key in ("destination", "maintenance_host"):
         host = getattr(settings, key)
         if host and host not in names:
@@ -308,7 +288,7 @@ def run_protocol(
     settings = settings or OqSettings()
     vm = throwaway_name(run_id, "oq")
     run = _Run(platform, run_id)
-    standalone = platform.standalone or len(platform.hosts()) < 2
+    standalone = platform.standalone or len(platform.host_runtime()) < 2
     _preflight(platform, settings, tests)
     results: dict[str, dict[str, Any]] = {}
     tag = {TAG_KEY: run_id}
@@ -508,15 +488,7 @@ def _clone(run: _Run, settings: OqSettings) -> dict[str, Any]:
     source = p.vm_details(template)
 
     def clone_state() -> dict[str, Any]:
-        state = run.vm_state(clone)
-        if state.get("exists"):
-            details = p.vm_details(clone)
-            state.update(
-                template=details["template"],
-                vcpus=details["vcpus"],
-                memory_mib=details["memory_mib"],
-            )
-        return state
+        return run.vm_state(clone)
 
     def cloned(after: dict[str, Any]) -> str | None:
         problems = []

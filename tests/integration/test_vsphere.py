@@ -1,4 +1,5 @@
-"""vSphere on VMware's simulator: the adapter, and `vqual qualify` with specs/vsphere-cluster.yaml.
+"""vSphere on VMware's simulator: the adapter, `vqual qualify` with specs/vsphere-cluster.yaml
+(IQ, and the OQ protocol on throwaway VMs), and `vqual cleanup` after a killed run.
 
 These tests need only the simulator, so this module brings up its own pair of simulated
 vCenters and one ESXi (own lab directory, own addresses 127.0.0.145-147) instead of the whole
@@ -10,6 +11,7 @@ on the HCL, a host with another BIOS and memory size). Marked ``lab``: they run 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -568,11 +570,58 @@ def test_oq_platform_errors_are_error_verdicts(
         assert lab.password(inst) not in done.stdout + done.stderr
 
 
+def _process_tree(pid: int) -> set[int]:
+    """``pid`` and every process below it, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _kill_tree(pid: int) -> set[int]:
+    """SIGKILL ``pid``'s process group and every process below it: ansible-runner starts
+    ansible-playbook in a session of its own, outside the group. The tree is stopped first,
+    so nothing forks or finishes its work between listing and killing."""
+    stopped: set[int] = set()
+    while True:
+        tree = _process_tree(pid) - stopped
+        if not tree:
+            break
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGSTOP)
+        stopped |= tree
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    for member in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_cleanup_removes_the_throwaway_of_a_killed_qualify(
     lab: VsphereLab, executor_state: Path, tmp_path: Path
 ) -> None:
-    """`vqual qualify` of the OQ tests is killed (its whole process group) once its throwaway
-    VM exists; the bundle is incomplete; `vqual cleanup` removes the run's VM and nothing else:
+    """`vqual qualify` of the OQ tests is killed (its process group and every process below
+    it) once its throwaway VM exists; the bundle is incomplete; `vqual cleanup` removes the run's VM and nothing else:
     another run's tagged VM, an untagged VM with the run's name prefix and the simulator's
     own VMs stay."""
     from qualification.platforms.base import VmConfig
@@ -610,11 +659,16 @@ def test_cleanup_removes_the_throwaway_of_a_killed_qualify(
                 assert time.monotonic() < deadline, "no throwaway VM appeared"
                 time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        killed = _kill_tree(proc.pid)
         proc.wait()
     bundle = evidence / "CHG0000505" / run_id
     verify = run_vqual("verify", str(bundle), state_dir=executor_state)
     assert verify.returncode == 3, verify.stdout + verify.stderr
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in killed):  # nothing of the run may finish its work
+        assert time.monotonic() < deadline, "a process of the killed run is still alive"
+        time.sleep(0.1)
+    assert len(killed) > 2  # vqual, ansible-playbook and its workers
     with VspherePlatform(ep) as vc:
         left = [v["name"] for v in vc.vm_tags(TAG_KEY) if is_run_throwaway(v, run_id)]
     assert left == [f"vqual-tmp-{run_id}-oq"]
