@@ -7,8 +7,9 @@ them: ``hosts()`` and ``vms()`` span the cluster, hosts are named as in the inve
 ``migrate_vm(name, destination)`` takes a host name. Operations on one VM go to the host that
 holds it; maintenance goes to the named host (vqual's marker, see the libvirt adapter).
 
-A member whose daemon restarted (a patch restarts libvirtd) has a dead connection: it is
-opened again before the next call. That is a new connection, not a retried operation.
+A member whose daemon restarted (a patch restarts libvirtd) has a dead connection: a cheap
+call before each use finds that out and the connection is opened again. That is a new
+connection before the operation, not a retried operation.
 
 Migration options for hosts that share one machine (the lab):
 
@@ -183,8 +184,11 @@ class LibvirtCluster:
             )
         current = self._members.get(host)
         if current is not None:
+            # isAlive() still says yes for a while after the daemon went away (keepalive has
+            # not noticed): one cheap call tells for sure.
             try:
-                alive = bool(current.conn.isAlive())
+                current.conn.getLibVersion()
+                alive = True
             except libvirt.libvirtError:
                 alive = False
             if alive:
