@@ -164,3 +164,20 @@ def test_cleanup_renders_vsphere_variables_through_ansible(tmp_path: Path) -> No
     assert rendered["vc"]["vqual_vsphere_port"] == 18443
     assert rendered["vc"]["vqual_vsphere_validate_certs"] is False
     assert rendered["vc"]["vqual_vsphere_cluster"] is None
+
+
+def test_cleanup_reports_a_target_whose_variables_cannot_be_rendered(tmp_path: Path) -> None:
+    """A lookup that fails leaves that target out with one line (exit 4 at the CLI); nothing
+    is connected to, and the line names no value."""
+    from qualification.cleanup import vsphere_cleanups
+
+    inventory = tmp_path / "hosts.yml"
+    missing = tmp_path / "gone.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {"vc": {
+        "ansible_connection": "local", "vqual_vsphere_host": "127.0.0.41",
+        "vqual_vsphere_username": "svc",
+        "vqual_vsphere_password": "{{ lookup('ansible.builtin.file', '" + str(missing) + "') }}",
+    }}}}))
+    found = vsphere_cleanups(inventory, {"vc": {"vqual_vsphere_host": "127.0.0.41"}}, RUN)
+    assert [(c.hosts, c.errors, c.removed) for c in found] == [
+        (["vc"], ["inventory host vc: its vqual_vsphere_* variables could not be rendered"], [])]
