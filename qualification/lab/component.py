@@ -238,6 +238,19 @@ def outer_pid(inner_pid: int, ns_init_outer_pid: int) -> int | None:
     return None
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (made if missing): one build, one ``up`` or one
+    budget decision at a time, across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def tail(path: Path, lines: int = 20) -> list[str]:
     """The last ``lines`` lines of a log file (empty if it does not exist)."""
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import io
@@ -43,6 +42,7 @@ from qualification.errors import BadInputError, PlatformError
 from qualification.lab.component import (
     ComponentStatus,
     LabContext,
+    file_lock,
     mounts_under,
     pid_alive,
     stop_pid,
@@ -511,18 +511,6 @@ def _asset_digest() -> dict[str, str]:
     return {name: _sha256_file(ASSETS / name) for name in IMAGE_ASSETS}
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock, so two processes never build the same cache at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _unmount_under(path: Path) -> None:
     """Unmount what debootstrap may have left mounted in its target (deepest first)."""
     for point in sorted(mounts_under([path]), key=len, reverse=True):
@@ -619,7 +607,7 @@ def build_master_image(lab_dir: Path, log: Callable[[str], None] = lambda _m: No
     """
     started = time.monotonic()
     cache = lab_dir / "cache" / "guest"
-    with _locked(cache / ".lock"):
+    with file_lock(cache / ".lock"):
         suite = os_codename()
         mirror = debian_mirror(suite)
         kernel = _find_kernel(cache, log)
@@ -1211,7 +1199,7 @@ def start_guest(
     uris = dict(uris or lab_hosts())
     if host not in uris:
         raise BadInputError(f"no lab KVM host {host!r} (known: {', '.join(uris)})")
-    with _locked(lab_dir / "run" / "guests-budget.lock"):
+    with file_lock(lab_dir / "run" / "guests-budget.lock"):
         running = running_guests(uris)
         spec = budget.spec(name)
         users = _overlay_users(uris) if spec is not None and spec.role == "master" else []

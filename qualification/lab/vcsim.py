@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -26,7 +25,7 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from qualification.errors import BadInputError, PlatformError
 from qualification.lab.component import (
     ComponentStatus,
     LabContext,
+    file_lock,
     pid_start_time,
     processes_under,
     same_process,
@@ -247,18 +247,6 @@ def source_digest(*, patched: bool = True) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (two test processes must not build at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def build(
     lab_dir: Path, log: Callable[[str], None] = lambda _m: None, *, patched: bool = True
 ) -> BuildResult:
@@ -292,7 +280,7 @@ def build(
         raise PlatformError(f"no simulator patches in {ASSETS}: the package is incomplete")
     digest = source_digest(patched=patched)
     binary = home / ("bin" if patched else "bin-unpatched") / f"vqual-vcsim-{digest[:16]}"
-    with _locked(home / "build.lock"):
+    with file_lock(home / "build.lock"):
         if binary.is_file():
             return BuildResult(binary, digest, False, time.monotonic() - start)
         log(f"vcsim: building simulator {digest[:16]} (offline, GOPATH mode)")
