@@ -35,6 +35,18 @@ options:
     description: The variable the plan task's result was registered in.
     type: str
     default: vqual_run
+  baseline:
+    description:
+      - A drift run (C(vqual drift), C(playbooks/drift.yml)) sets this to the baseline bundle.
+      - The target's fingerprint tests then report the comparison with the baseline's
+        fingerprint, one failed result per difference, and other tests are compared with the
+        baseline's result of the same test and target (docs/master-vm.md).
+    type: path
+  allowed:
+    description:
+      - Differences allowed in a drift run, C({identity: [...], sizing: {vcpus: {min, max},
+        memory_mib: {min, max}}}); default every identity field, no sizing change.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -65,4 +77,11 @@ vqual_cross:
   description: Observations of tests that compare hosts, for M(vqual.qualification.compare).
   returned: always
   type: dict
+vqual_fingerprints:
+  description:
+    - The target's fingerprint (C(vqual.fingerprint/v1) plus its C(digest)) when it has
+      fingerprint tests; the callback records it as a C(fingerprint) record.
+  returned: always
+  type: list
+  elements: dict
 """
