@@ -44,8 +44,9 @@ options:
     type: path
   allowed:
     description:
-      - Differences allowed in a drift run, C({identity: [...], sizing: {vcpus: {min, max},
-        memory_mib: {min, max}}}); default every identity field, no sizing change.
+      - "Differences allowed in a drift run: C(identity) (identity fields) and C(sizing)
+        (C(vcpus), C(memory_mib) each with C(min), C(max)); default every identity field,
+        no sizing change."
     type: dict
 attributes:
   check_mode:
