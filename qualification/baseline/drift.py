@@ -225,9 +225,13 @@ def compare_target(
     observed value differ from the baseline's result for the same test and target.
     """
     by_id = {str(t["test_id"]): t for t in tests}
+    # One comparison per target, named after its guest fingerprint test where it has one
+    # (differences are mostly the guest's), else its first fingerprint test.
+    fp_ids = [str(t["test_id"]) for t in tests if t.get("check") in FINGERPRINT_CHECKS]
+    host_ids = [str(t["test_id"]) for t in tests if t.get("check") == "host_fingerprint"]
+    comparer = (host_ids or fp_ids or [""])[0]
     out: list[dict[str, Any]] = []
     differences: list[Difference] = []
-    fp_done = False
     where = f"fingerprint compare with baseline {baseline.change_id}/{baseline.run_id} (seal {baseline.seal[:16]})"
     for result in results:
         test = by_id.get(str(result.get("test_id")))
@@ -252,14 +256,11 @@ def compare_target(
                 )
                 out.append(summary)
                 continue
-            if fp_done:
-                # One comparison per target; the other fingerprint test only says so.
-                summary.update(
-                    verdict="pass", reason="compared with the target's first fingerprint test"
-                )
+            if str(test["test_id"]) != comparer:
+                # One comparison per target; the other fingerprint tests say where it is.
+                summary.update(verdict="pass", reason=f"compared with the baseline in {comparer}")
                 out.append(summary)
                 continue
-            fp_done = True
             found = compare(base_fp, live, allowed)
             differences.extend(found)
             summary.update(

@@ -109,3 +109,17 @@ def test_rerun_check_results_are_compared_with_the_baseline() -> None:
     assert [(d.what, d.where) for d in diffs] == [("check", "IQ-OS-001")]
     assert [r["verdict"] for r in out] == ["fail", "pass"]  # failing as before is not drift
     assert "ubuntu" in out[0]["reason"]
+
+
+def test_the_guest_fingerprint_test_carries_the_comparison() -> None:
+    base = _baseline({"master": _fp("master", {"a": "1"}, "master")}, {})
+    tests = [{"test_id": "IQ-VM-001", "check": "vm_fingerprint"},
+             {"test_id": "IQ-FP-001", "check": "host_fingerprint"}]
+    results = [_result("IQ-VM-001", "clone1", "pass", 1, "vm_fingerprint"),
+               _result("IQ-FP-001", "clone1", "pass", {}, "host_fingerprint")]
+    out, diffs = compare_target(base, "clone1", tests, results, _fp("clone1", {"a": "2"}, "c"))
+    assert len(diffs) == 1
+    assert [(r["test_id"], r["verdict"]) for r in out] == [
+        ("IQ-VM-001", "pass"), ("IQ-FP-001", "fail"), ("IQ-FP-001:package:a", "fail")
+    ]
+    assert "IQ-FP-001" in out[0]["reason"]
