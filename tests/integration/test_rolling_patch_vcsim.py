@@ -551,3 +551,25 @@ def test_resume_refuses_a_host_in_maintenance_the_journal_cannot_explain(
         assert log.mutating == []
     finally:
         sim3.reset()
+
+
+def test_playbook_is_a_thin_entry_to_vqual_patch(full_run: dict[str, Any], sim4: Sim, state: Path,
+                                                 tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import REPO, VENV_BIN, vqual_env
+
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(json.loads(json.dumps(sim4.inventory))))
+    change = load_change(write_change(full_run["tmp"]))
+    done = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory),
+         str(REPO / "playbooks" / "rolling_patch.yml"),
+         "-e", f"vqual_change_file={change.path}", "-e", f"vqual_evidence_dir={tmp_path / 'ev'}",
+         "-e", f"vqual_state_dir={state}", "-e", f"vqual_command={VENV_BIN / 'vqual'}",
+         "-e", "vqual_requalify=platform"],
+        cwd=REPO, env=vqual_env(state), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "changed=1" in done.stdout
+    assert set(marks(sim4, change.change_id).values()) == {1}
