@@ -1,7 +1,8 @@
 """Rolling patch on VMware's simulator: the orchestrator against private vcsim processes.
 
 This module starts its own simulators (own lab directory, 127.0.0.171 with 4 hosts for the
-full run, 127.0.0.172 with 3 hosts for the sweeps), so it never touches the shared lab. The
+full run, 127.0.0.172 with 3 hosts for the sweeps, each on a free port), so it never touches
+the shared lab. The
 executor is the vSphere **stand-in** (a mark on the host, no software installed); the
 observer (tests/integration/rollout_observer.py) polls the simulator on its own connection.
 Marked ``lab``: the simulator binary comes from the lab's build (VQUAL_LAB=1).
@@ -143,9 +144,19 @@ def _template(p: VspherePlatform, vm: str) -> bool:
     return bool(p.vm_details(vm).get("template"))
 
 
+def _free_port(address: str) -> int:
+    # Two sessions may run this module at once: each takes a port nobody listens on.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
 def _start(tmp: Path, inst: vcsim.VcsimInstance) -> Iterator[Sim]:
     if os.environ.get("VQUAL_LAB") != "1":
         pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
+    inst = dataclasses.replace(inst, port=_free_port(inst.address))
     if LAB_BIN.is_dir():  # the lab's build: a cache hit instead of a build
         shutil.copytree(LAB_BIN, tmp / "vcsim" / "bin")
     ctx = LabContext(lab_dir=tmp, run_dir=tmp / "run", repo_root=None, log=lambda _m: None)
@@ -573,3 +584,36 @@ def test_playbook_is_a_thin_entry_to_vqual_patch(full_run: dict[str, Any], sim4:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "changed=1" in done.stdout
     assert set(marks(sim4, change.change_id).values()) == {1}
+
+
+def test_requalification_through_the_qualify_path(full_run: dict[str, Any], sim4: Sim,
+                                                  state: Path, tmp_path: Path) -> None:
+    """`vqual patch` with the change's requalify.spec: a qualify run per host (the vCenter's
+    inventory host, two IQ tests), referenced from the patch bundle by its seal."""
+    inventory = json.loads(json.dumps(sim4.inventory))
+    for group in inventory["all"]["children"].values():
+        group["vars"] = {"vqual_risk": "high",
+                         "vqual_expected": {"esxi_version": "6.5.0", "esxi_build": "5969303"}}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    path = write_change(full_run["tmp"])
+    doc = yaml.safe_load(path.read_text())
+    doc["requalify"]["tests"] = ["IQ-VS-003", "IQ-VS-004"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    done = run_vqual("patch", "-i", str(inv), "--change", str(path), "--json",
+                     "--evidence-dir", str(tmp_path / "ev"), state_dir=state, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    recs = records(Path(out["bundle"]))
+    refs = [r["data"] for r in recs if r["kind"] == "action"
+            and r["data"]["name"] == "requalify.qualify_run"]
+    assert len(refs) == len(sim4.hosts())
+    for ref in refs:
+        after = ref["after"]
+        assert after["verdict"] == "pass" and after["verification"] == "valid"
+        qualify_bundle = tmp_path / "ev" / after["bundle"]
+        assert verified(qualify_bundle, state) == "valid"
+        end = (qualify_bundle / "records.jsonl").read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        import hashlib
+
+        assert hashlib.sha256(end).hexdigest() == after["seal"]
