@@ -72,7 +72,11 @@ options:
         and live-migrated to the destination URI; the interruption is measured by a
         heartbeat inside the guest read through the QEMU guest agent.
         C(oq_backup_restore) {template, boot_timeout} - marker written in a throwaway
-        guest, push backup, restored as a new guest, marker read back through its agent."
+        guest, push backup, restored as a new guest, marker read back through its agent.
+        C(oq_guest_cycle) {template, destination, unsafe_migration, boot_timeout} - one
+        throwaway guest: clone from the template, power cycle, snapshot with memory and a
+        marker reverted, and (with a destination) evacuation, maintenance that refuses VMs,
+        leave; each part's verdict in the value."
     type: list
     elements: dict
     required: true
