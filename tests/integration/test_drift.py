@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -267,3 +268,45 @@ def test_lab_drift_of_clone1_from_clone2s_baseline_names_exactly_the_changes(
     assert found == expected_differences("clone1")
     assert not any(d["what"].startswith("identity") for d in payload["differences"])
     assert payload["verification"] == "valid"
+
+
+@pytest.mark.lab
+def test_lab_vsphere_vm_fingerprint_of_two_simulated_vms(tmp_path: Path) -> None:
+    """The VM part from vSphere (the lab's vCenter simulator): two VMs of the same type differ
+    only by identity; a size outside the allowed range is named with the range."""
+    from qualification import checks
+    from qualification.baseline import AllowedDifferences, SizeRange, compare
+    from qualification.checks.fingerprint import target_fingerprint
+    from qualification.execution.probes import run_controller_probe
+    from qualification.lab import manager, vcsim
+
+    inst = vcsim.DEFAULT_VCENTER
+    user, password = vcsim.read_credentials(manager.context(), inst)
+    host_vars = {
+        "vqual_vsphere_host": inst.address, "vqual_vsphere_port": inst.port,
+        "vqual_vsphere_validate_certs": False, "vqual_vsphere_username": user,
+        "vqual_vsphere_password": password, "vqual_vsphere_datacenter": "DC0",
+        "vqual_vsphere_cluster": "DC0_C0",
+    }
+    check = checks.get_check("vm_fingerprint")
+    prints = {}
+    for vm in ("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"):
+        request = check.request({"platform": "vsphere", "vm": vm})
+        found = run_controller_probe("vsphere", [request.to_json()], host_vars=host_vars,
+                                     run_id="", check_mode=True)
+        test = {"test_id": "IQ-FP-002", "check": "vm_fingerprint",
+                "params": {"platform": "vsphere", "vm": vm}}
+        fp = target_fingerprint(vm, [test], found, {"IQ-FP-002": request.key()})
+        assert fp is not None, found
+        assert password not in json.dumps(fp.to_json())
+        prints[vm] = fp
+    master, clone = prints["DC0_C0_RP0_VM0"], prints["DC0_C0_RP0_VM1"]
+    assert master.vm is not None and master.vm["vcpus"] >= 1 and master.vm["disks"]
+    assert master.identity["uuid"] != clone.identity["uuid"]
+    assert compare(master, clone) == []
+    vcpus = int(master.vm["vcpus"])
+    tight = AllowedDifferences(sizing={"vcpus": SizeRange(vcpus + 1, vcpus + 2)})
+    found = compare(master, clone, tight)
+    assert [(d.what, d.detail) for d in found] == [
+        ("vm.vcpus", f"outside the allowed range [{vcpus + 1}, {vcpus + 2}]")
+    ]

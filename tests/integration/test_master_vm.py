@@ -51,6 +51,7 @@ def booted_master(lab: object) -> Iterator[dict[str, Any]]:
     import libvirt
 
     from qualification.lab import guests, manager
+    from qualification.lab.component import file_lock
 
     ctx = manager.context()
     state = ctx.state().get("guests") or {}
@@ -68,7 +69,7 @@ def booted_master(lab: object) -> Iterator[dict[str, Any]]:
     dom = None
     try:
         xml = conn.lookupByName(spec.name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        with guests._locked(ctx.lab_dir / "run" / "guests-budget.lock"):
+        with file_lock(ctx.lab_dir / "run" / "guests-budget.lock"):
             # The template is not written (the overlay takes every write), so the clones
             # may keep running; the count of running guests still holds.
             guests.check_budget(spec.name, list(guests.running_guests()))
