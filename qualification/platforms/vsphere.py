@@ -1182,6 +1182,29 @@ class VspherePlatform:
             )
         return sorted(out, key=lambda e: e.time)
 
+    def tasks_in_flight(self) -> list[str]:
+        """Tasks queued or running on the endpoint (``TaskManager.recentTask``), one line each;
+        the rolling patch refuses to start while any is (qualification/rollout/gates.py)."""
+        tasks = self._call("read", "recent tasks", lambda: self.content.taskManager.recentTask)
+        if not tasks:
+            return []
+        collector = vmodl.query.PropertyCollector
+        spec = collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=t, skip=False) for t in tasks],
+            propSet=[collector.PropertySpec(
+                type=vim.Task, pathSet=["info.state", "info.descriptionId", "info.entityName"])],
+        )
+        found = self._call("read", "recent tasks",
+                           self.content.propertyCollector.RetrievePropertiesEx,
+                           [spec], collector.RetrieveOptions())
+        out = []
+        for obj in getattr(found, "objects", None) or []:
+            props = {p.name: p.val for p in obj.propSet or []}
+            if str(props.get("info.state")) in ("queued", "running"):
+                out.append(f"{props.get('info.descriptionId')} on {props.get('info.entityName')} "
+                           f"({props.get('info.state')})")
+        return sorted(out)
+
 
 def _option_values(entries: Mapping[str, str] | None) -> list[Any]:
     return [vim.option.OptionValue(key=k, value=v) for k, v in (entries or {}).items()]
