@@ -86,7 +86,8 @@ def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatf
 
 
 def platform_and_executor(
-    hostvars: Mapping[str, Mapping[str, Any]], cluster: str, platform_host: str | None
+    hostvars: Mapping[str, Mapping[str, Any]], cluster: str, platform_host: str | None,
+    state_dir: Path | None = None,
 ) -> tuple[Callable[[], HypervisorPlatform], Any, str | None]:
     """The platform factory, the executor and the ``--limit`` for requalification (the
     vCenter's inventory host for vSphere, None: each host's own name) of the change's cluster.
@@ -120,11 +121,9 @@ def platform_and_executor(
     from qualification.rollout import kvm
 
     executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
-    factory_fn = getattr(kvm, "platform_factory", None)
-    if factory_fn is None:
-        raise BadInputError(f"no platform for KVM cluster {cluster} "
-                            "(qualification.rollout.kvm has no platform_factory)")
-    return factory_fn(hostvars, cluster), executor, None
+    # The libvirt maintenance markers live in the state directory: run, resume and any
+    # observer must read the same ones.
+    return kvm.platform_factory(hostvars, cluster, state_dir=state_dir), executor, None
 
 
 @click.command("patch")
@@ -179,7 +178,7 @@ def patch(
     change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
     hostvars = rendered_hostvars(inventory)
     factory, executor, qualify_limit = platform_and_executor(hostvars, change.cluster,
-                                                             platform_host)
+                                                             platform_host, state)
 
     def progress(line: str) -> None:
         click.echo(f"vqual: {line}", err=True)
