@@ -70,6 +70,8 @@ class Baseline:
     fingerprints: Mapping[str, Fingerprint]
     #: (test id, target) -> the baseline's check.result data
     results: Mapping[tuple[str, str], Mapping[str, Any]]
+    #: target kinds of the baseline's fingerprinted subjects (from run.start)
+    kinds: frozenset[str] = frozenset()
 
     def fingerprint_for(self, target: str) -> Fingerprint | None:
         """The baseline fingerprint a live target is compared with: its own, or the only one
@@ -119,7 +121,15 @@ def load_baseline(path: Path, state_dir: Path | None = None) -> Baseline:
         for name in bundle.files
         if name.startswith("data/")
     }
+    start = bundle.run_start
+    kinds = {
+        str(kind)
+        for target in ((start.data.get("targets") if start else None) or [])
+        if isinstance(target, Mapping) and target.get("name") in fingerprints
+        for kind in target.get("kinds") or []
+    }
     return Baseline(
+        kinds=frozenset(kinds),
         path=path,
         seal=str(result.seal_digest),
         change_id=str(result.change_id),
@@ -156,10 +166,13 @@ def drift_spec(baseline: Baseline) -> dict[str, Any]:
         if test.get("check") in FINGERPRINT_CHECKS:
             if not baseline.fingerprints:
                 continue  # nothing to compare a live fingerprint with
+            # The fingerprinted subjects' kinds (a master's clones too); all kinds when the
+            # baseline does not say.
+            kinds = set(baseline.kinds) | ({"clone"} if "master_vm" in baseline.kinds else set())
             tests.append(
                 {
                     **test,
-                    "applies_to": list(_ALL_KINDS),
+                    "applies_to": [k for k in _ALL_KINDS if k in kinds] or list(_ALL_KINDS),
                     "risk": ["high", "medium", "low"],
                     "scope": ["master", "clone"],
                 }

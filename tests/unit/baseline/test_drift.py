@@ -60,6 +60,9 @@ def test_drift_spec_collects_fingerprints_everywhere_and_reruns_the_rest() -> No
     assert ids == ["IQ-FP-001", "IQ-OS-001"]
     fp_test = spec["tests"][0]
     assert "clone" in fp_test["applies_to"] and fp_test["scope"] == ["master", "clone"]
+    # A master's baseline applies to masters and clones, not to hosts.
+    master = Baseline(**{**base.__dict__, "kinds": frozenset({"master_vm"})})
+    assert drift_spec(master)["tests"][0]["applies_to"] == ["master_vm", "clone"]
     assert fp_test["params"] == {"files": ["/etc/issue"]}
     assert spec["metadata"]["name"] == "drift-master-vm"
     assert "s" * 64 in spec["metadata"]["description"]
