@@ -5,7 +5,8 @@ drift run is an ordinary run of the collection (playbook ``drift.yml``, mode ``d
 whose spec is derived from the baseline's own ``spec.yaml``:
 
 - every fingerprint test of the baseline (``host_fingerprint``, ``vm_fingerprint``), made
-  to apply to every target, so each target's live fingerprint is collected;
+  to apply to the kinds of the baseline's fingerprinted subjects (a Master-VM's clones too),
+  so each such target's live fingerprint is collected;
 - every other baseline test that ran on a target without a fingerprint, unchanged, so its
   result can be re-evaluated.
 
