@@ -397,6 +397,7 @@ def test_excluded_host_stays_in_maintenance(full_run: dict[str, Any], sim4: Sim,
         assert in_maintenance(sim4) == {host}
         counts = marks(sim4, change.change_id)
         assert counts[host] == 0 and all(v == 1 for h, v in counts.items() if h != host)
+        assert outcome.bundle is not None
         skipped = [r["data"] for r in records(outcome.bundle) if r["kind"] == "host.skipped"]
         assert any(s["target"] == host and "hardware repair" in s["reason"] for s in skipped)
     finally:
