@@ -3,10 +3,10 @@ power cycle, snapshot with memory, maintenance round trip (OQ-KVM-004 to -007); 
 per-spec playbook `playbooks/kvm_cluster.yml` run by `vqual qualify --playbook`.
 
 The maintenance round trip evacuates only the run's own throwaway guest, so the source host
-must carry no other guest: the lab's clone1 runs on kvm1, so the test moves it to kvm2 with
-the lab's own helper first (which keeps its SSH forward) and back afterwards, as an operator
-would drain a host before its OQ. With clone1 left on kvm1 the same test is not-executed,
-naming clone1 (test_kvm_cluster.py shows that).
+must carry no other guest: the lab's clone1 runs on kvm1, so the test moves the lab guests on
+kvm1 to kvm2 with the lab's own helper first (which keeps their SSH forwards) and back
+afterwards, as an operator would drain a host before its OQ. With clone1 left on kvm1 the
+same test is not-executed, naming clone1 (test_kvm_cluster.py shows that).
 """
 
 from __future__ import annotations
@@ -39,20 +39,24 @@ def kvm_site_inventory(tmp_path: Path, lab: object) -> Path:
 
 @pytest.fixture
 def kvm1_drained(lab: object) -> Iterator[None]:
-    """clone1 runs on kvm2 for the test, and is back on kvm1 afterwards."""
+    """No lab guest runs on kvm1 during the test (they run on kvm2), and each is back where
+    it was afterwards (another test may have left a clone on the other host)."""
     from qualification.lab import guests
 
     wait_for_guest_slot()
     before = guests.running_guests()
-    moved = before.get("clone1") == "kvm1"
-    if moved:
-        guests.migrate_guest("clone1", "kvm1", "kvm2")
+    moved = sorted(n for n, host in before.items() if host == "kvm1")
+    assert all(n in ("clone1", "clone2") for n in moved), before  # nothing else to move
+    for name in moved:
+        guests.migrate_guest(name, "kvm1", "kvm2")
     try:
         yield
     finally:
-        if moved and guests.running_guests().get("clone1") == "kvm2":
-            guests.migrate_guest("clone1", "kvm2", "kvm1")
-        assert guests.running_guests().get("clone1") == before.get("clone1")
+        for name in moved:
+            if guests.running_guests().get(name) == "kvm2":
+                guests.migrate_guest(name, "kvm2", "kvm1")
+        after = guests.running_guests()
+        assert {n: after.get(n) for n in before} == before
 
 
 def _run(inventory: Path, state: Path, evidence: Path, *args: str) -> tuple[dict[str, Any],
@@ -60,7 +64,7 @@ def _run(inventory: Path, state: Path, evidence: Path, *args: str) -> tuple[dict
     done = run_vqual("qualify", "-i", str(inventory), "-s", str(SPEC), "-c", "CHG0000502",
                      "--evidence-dir", str(evidence), "--json", *args,
                      state_dir=state, timeout=1200)
-    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert done.returncode in (0, 1, 4), done.stdout + done.stderr
     summary = json.loads(done.stdout)
     assert summary["verification"] == "valid", summary
     verify = run_vqual("verify", summary["bundle"], state_dir=state)
