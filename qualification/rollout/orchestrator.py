@@ -407,7 +407,10 @@ class Orchestrator:
             return self._halt(exc, outcome, lease)
         except BaseException:
             # KeyboardInterrupt and bugs: the run is resumable; the lease stays until its
-            # heartbeat expires or --resume takes it over.
+            # heartbeat expires or --resume takes it over. Before the first step nothing
+            # changed: the lease goes at once.
+            if self._journal is None or self._journal.lines_written <= 1 + len(plan.skipped):
+                lease.release()
             lease.stop_heartbeat()
             if self.evidence is not None:
                 self.evidence.close()
