@@ -42,7 +42,7 @@ from qualification.rollout.lease import LeaseManager, LeaseRefused
 from qualification.rollout.orchestrator import FaultInjector, Orchestrator, PatchOutcome
 from qualification.rollout.requalify import PlatformRequalifier
 from tests.conftest import run_vqual
-from tests.integration.rollout_observer import PlatformObserver
+from tests.integration.rollout_observer import PlatformObserver, final_placement
 
 pytestmark = pytest.mark.lab
 
@@ -286,6 +286,8 @@ def test_full_run_completes_and_every_host_shows_exactly_one_patch(
     assert set(marks(sim4, full_run["change"].change_id).values()) == {1}
     assert full_run["before"] == full_run["after"]
     assert not in_maintenance(sim4)
+    final = final_placement(full_run["observer"].snapshots)
+    assert final and set(final.values()) <= set(outcome.committed), "a VM is on an unpatched host"
 
 
 def test_full_run_bundle_verifies_and_records_mode_patch(full_run: dict[str, Any]) -> None:
