@@ -75,6 +75,20 @@ def make_plan(
             require_approval=source.require_approval,
             subject=master_subject or source.subject,
         )
+    if mode == "clone":
+        # A clone run qualifies clones by difference: a host that is not a clone would run
+        # the full set instead, and without a master there is nothing to differ from.
+        others = [n for n in selected if "clone" not in inventory.host(n).kinds]
+        if others:
+            raise BadInputError(
+                f"a clone run qualifies clones only: {', '.join(others)} "
+                "has no kind clone in vqual_target_kinds"
+            )
+        if master is None:
+            raise BadInputError(
+                "a clone run needs the master bundle (vqual clone --master-bundle, or "
+                "clone.master.bundle in the spec)"
+            )
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master)
     if not plan.planned() and not allow_empty:
         raise BadInputError(

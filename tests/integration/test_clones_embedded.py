@@ -210,3 +210,14 @@ def test_a_tampered_master_is_refused_with_exit_1(
     )
     assert done.returncode == 1
     assert "does not verify: spec.yaml" in done.stderr
+
+
+def test_a_clone_run_refuses_a_host_that_is_not_a_clone(
+    site: dict[str, Path], master_bundle: Path, executor_state: Path
+) -> None:
+    done = clone_run(
+        site, executor_state, "-s", str(site["spec"]), "--master-bundle", str(master_bundle),
+        "--clones", "tmaster,tclone1",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "a clone run qualifies clones only: tmaster has no kind clone" in done.stderr
