@@ -1439,11 +1439,11 @@ def _maintenance_round_trip(
         problems.append("evacuation: guest not running on the destination only")
     if not entered["after"]["in_maintenance"]:
         problems.append("host does not report maintenance after entering it")
-    if not moved["after"]["refused"] or moved["after"]["on_host"] != "absent":
-        problems.append(f"migration onto the marked host not refused ({moved['after']['reason']})")
-    if not started["after"]["refused"] or started["after"]["power_state"] != STOPPED:
-        problems.append(f"start on the marked host not refused ({started['after']['reason']})")
-    if left["after"]["in_maintenance"] or left["after"]["marker_exists"]:
+    if not moved["refused"] or moved["on_host"] != "absent":
+        problems.append(f"migration onto the marked host not refused ({moved['reason']})")
+    if not started["refused"] or started["power_state"] != STOPPED:
+        problems.append(f"start on the marked host not refused ({started['reason']})")
+    if left["in_maintenance"] or left["marker_exists"]:
         problems.append("host still in maintenance after leaving it")
     if back["power_state"] != RUNNING or back["on_source"] or back["boot_id"] != boot_id:
         problems.append("guest did not migrate back live after maintenance")
@@ -1452,8 +1452,8 @@ def _maintenance_round_trip(
         "reason": "; ".join(problems) or None,
         "host": host,
         "evacuated_to": evacuated["after"]["host"],
-        "migrate_refused": moved["after"]["reason"],
-        "start_refused": started["after"]["reason"],
+        "migrate_refused": moved["reason"],
+        "start_refused": started["reason"],
         "returned": back["host"],
     }
 
