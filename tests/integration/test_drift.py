@@ -246,6 +246,7 @@ def expected_differences(target: str) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.lab
+@pytest.mark.slow  # CI runs the same changes against the master's bundle (test_master_vm.py)
 def test_lab_drift_of_clone1_from_clone2s_baseline_names_exactly_the_changes(
     executor_state: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -31,7 +31,7 @@ from tests.integration.test_drift import (  # noqa: F401 (changed_clone1 is a fi
     records,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = [pytest.mark.lab]
 
 OVERLAY = "master-qualification.qcow2"
 
