@@ -20,14 +20,17 @@ Docs: docs/clones.md.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from qualification.baseline.fingerprint import Fingerprint
 from qualification.errors import (
@@ -259,24 +262,77 @@ def _file_disks(xml: str) -> list[tuple[str, str, str]]:
     return out
 
 
+@contextlib.contextmanager
+def _volume_at(conn: Any, path: str) -> Iterator[Any | None]:
+    """The libvirt storage volume at ``path``, or None.
+
+    From the pool that holds it; else through a transient ``dir`` pool on its directory, so
+    a disk file on a remote hypervisor can still be handled through libvirt. The transient
+    pool is destroyed afterwards (a transient pool leaves no definition; the files stay).
+    """
+    import libvirt
+
+    try:
+        found = conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError:
+        found = None
+    if found is not None:
+        yield found
+        return
+    directory = str(Path(path).parent)
+    name = "vqual-tmp-pool-" + hashlib.sha256(directory.encode()).hexdigest()[:12]
+    try:
+        pool = conn.storagePoolCreateXML(
+            f"<pool type='dir'><name>{name}</name><target><path>{escape(directory)}</path>"
+            "</target></pool>",
+            0,
+        )
+    except libvirt.libvirtError:
+        pool = None
+    if pool is None:
+        yield None
+        return
+    try:
+        try:
+            vol = pool.storageVolLookupByName(Path(path).name)
+        except libvirt.libvirtError:
+            vol = None
+        yield vol
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            pool.destroy()
+
+
+def _delete_file(conn: Any, path: str) -> None:
+    """Delete a clone's overlay through libvirt, else on this machine."""
+    import libvirt
+
+    with _volume_at(conn, path) as vol:
+        if vol is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                vol.delete(0)
+                return
+    Path(path).unlink(missing_ok=True)
+
+
 def _quiet_errors(_ctx: Any, _err: Any) -> None:
     """libvirt prints every error to stderr by default; each is raised as an exception."""
 
 
 def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
     """Define ``name`` as a clone of the stopped domain ``master``: each file disk becomes a
-    qcow2 overlay ``<name>-<dev>.qcow2`` beside the master's disk (relative backing path),
-    with a new UUID and MAC addresses. The clone is defined, not started.
+    qcow2 overlay ``<name>-<dev>.qcow2`` beside the master's disk, with a new UUID and MAC
+    addresses. The clone is defined, not started.
 
-    The overlay is made through libvirt when the master's disk is a volume of a storage
-    pool (so it works on a remote host), else with ``qemu-img`` when the disk is a file on
-    this machine.
+    The overlay is made through libvirt (the disk's storage pool, else a transient ``dir``
+    pool on its directory), so it works on a remote hypervisor; where libvirt cannot, with
+    ``qemu-img`` when the disk is a file on this machine (relative backing path).
 
     Raises:
         BadInputError: an unsafe name.
         PlatformError: the master runs (its clones would read blocks it changes), a domain
             ``name`` exists, or libvirt refuses a step.
-        NotSupported: a master disk that is neither a pool volume nor a local file.
+        NotSupported: a master disk that libvirt cannot reach and that is not a local file.
     """
     import libvirt
 
@@ -287,14 +343,12 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise PlatformError(f"cannot connect: {exc.get_error_message()}", where=uri) from None
-    created: list[tuple[Any, Path | None]] = []  # (volume or None, local file or None)
+    created: list[str] = []  # overlays made so far: removed again if the clone fails
     try:
         try:
             dom = conn.lookupByName(master)
         except libvirt.libvirtError:
-            raise PlatformError(
-                f"clone {master} to {name} refused: no domain {master}", where=uri
-            ) from None
+            raise PlatformError(f"clone {master} to {name} refused: no domain {master}", where=uri) from None
         if dom.isActive():
             raise PlatformError(
                 f"clone {master} to {name} refused: the master is running, and overlays must "
@@ -311,86 +365,59 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
         overlays: dict[str, str] = {}
         for dev, path, fmt in _file_disks(master_xml):
             overlay = str(Path(path).with_name(f"{name}-{dev}.qcow2"))
-            try:
-                vol = conn.storageVolLookupByPath(path)
-            except libvirt.libvirtError:
-                vol = None
-            if vol is not None:
-                pool = vol.storagePoolLookupByVolume()
-                capacity = vol.info()[1]
-                new = pool.createXML(
-                    f"<volume><name>{name}-{dev}.qcow2</name><capacity>{capacity}</capacity>"
-                    "<target><format type='qcow2'/></target>"
-                    f"<backingStore><path>{path}</path><format type='{fmt}'/></backingStore>"
-                    "</volume>",
-                    0,
-                )
-                created.append((new, None))
-                overlay = new.path()
-            elif Path(path).is_file() and shutil.which("qemu-img"):
+            with _volume_at(conn, path) as vol:
+                if vol is not None:
+                    capacity = vol.info()[1]
+                    new = vol.storagePoolLookupByVolume().createXML(
+                        f"<volume><name>{name}-{dev}.qcow2</name><capacity>{capacity}</capacity>"
+                        "<target><format type='qcow2'/></target>"
+                        f"<backingStore><path>{escape(path)}</path><format type='{fmt}'/>"
+                        "</backingStore></volume>",
+                        0,
+                    )
+                    overlay = new.path()
+                    created.append(overlay)
+            if vol is None:
+                if not (Path(path).is_file() and shutil.which("qemu-img")):
+                    raise NotSupported(
+                        f"clone {master}",
+                        f"disk {path} is neither reachable through libvirt storage nor a file "
+                        "on this machine",
+                        where=uri,
+                    )
                 # relative backing path, as the lab's clones: the pair can move together
                 done = subprocess.run(
-                    [
-                        "qemu-img",
-                        "create",
-                        "-q",
-                        "-f",
-                        "qcow2",
-                        "-F",
-                        fmt,
-                        "-b",
-                        Path(path).name,
-                        overlay,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    timeout=120,
+                    ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt,
+                     "-b", Path(path).name, overlay],
+                    capture_output=True, text=True, check=False, timeout=120,
                 )
                 if done.returncode != 0:
                     raise PlatformError(
                         f"clone {master} to {name}: qemu-img failed: {done.stderr.strip()}",
                         where=uri,
                     )
-                created.append((None, Path(overlay)))
-            else:
-                raise NotSupported(
-                    f"clone {master}",
-                    f"disk {path} is neither a libvirt storage volume nor a file on this machine",
-                    where=uri,
-                )
+                created.append(overlay)
             overlays[dev] = overlay
         new_dom = conn.defineXML(overlay_xml(master_xml, name, overlays))
         root = ET.fromstring(new_dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         macs = tuple(
-            str(mac.get("address"))
-            for mac in root.findall("devices/interface/mac")
-            if mac.get("address")
+            str(mac.get("address")) for mac in root.findall("devices/interface/mac") if mac.get("address")
         )
         created.clear()  # defined: the overlays now belong to the clone
-        return CreatedClone(
-            name=name, uuid=new_dom.UUIDString(), macs=macs, disks=tuple(overlays.values())
-        )
+        return CreatedClone(name=name, uuid=new_dom.UUIDString(), macs=macs, disks=tuple(overlays.values()))
     except libvirt.libvirtError as exc:
-        raise PlatformError(
-            f"clone {master} to {name} failed: {exc.get_error_message()}", where=uri
-        ) from None
+        raise PlatformError(f"clone {master} to {name} failed: {exc.get_error_message()}", where=uri) from None
     finally:
-        for vol, local in created:  # a failed clone leaves no overlay behind
-            try:
-                if vol is not None:
-                    vol.delete(0)
-                elif local is not None:
-                    local.unlink(missing_ok=True)
-            except (libvirt.libvirtError, OSError):
-                pass
+        for path in created:  # a failed clone leaves no overlay behind
+            with contextlib.suppress(libvirt.libvirtError, OSError):
+                _delete_file(conn, path)
         conn.close()
 
 
 def remove_libvirt_clone(uri: str, name: str) -> None:
     """Undefine a clone made by :func:`create_libvirt_clone` and delete its overlays
-    (destroying it first if it runs). Only ``*.qcow2`` overlays named after the clone are
-    deleted, never a backing file.
+    (destroying it first if it runs). Only ``<name>-<dev>.qcow2`` overlays are deleted,
+    never a backing file.
 
     Raises:
         PlatformError: libvirt refuses a step.
@@ -412,16 +439,10 @@ def remove_libvirt_clone(uri: str, name: str) -> None:
             dom.destroy()
         dom.undefine()
         for dev, path, _fmt in disks:
-            if Path(path).name != f"{name}-{dev}.qcow2":
-                continue
-            try:
-                conn.storageVolLookupByPath(path).delete(0)
-            except libvirt.libvirtError:
-                Path(path).unlink(missing_ok=True)
+            if Path(path).name == f"{name}-{dev}.qcow2":
+                _delete_file(conn, path)
     except libvirt.libvirtError as exc:
-        raise PlatformError(
-            f"remove clone {name} failed: {exc.get_error_message()}", where=uri
-        ) from None
+        raise PlatformError(f"remove clone {name} failed: {exc.get_error_message()}", where=uri) from None
     finally:
         conn.close()
 

@@ -9,7 +9,9 @@ template (docs/lab-guests.md). An approver signs the master bundle. Then:
   bundles verify and cite the master's seal; the hostname, machine id and SSH host keys
   differ and are not reported;
 - clone1 with an extra package (a .deb built here and installed with dpkg), an extra user
-  and a changed /etc/issue fails, naming exactly those three; the changes are undone.
+  and a changed /etc/issue fails, naming exactly those three; the changes are undone;
+- ``--create 1`` defines a qcow2 overlay clone of the stopped master on kvm1 and qualifies
+  it with the tests observed through the platform; it is removed afterwards.
 
 Takes several minutes of TCG boots: marked ``slow``. Run under the lab lock:
 ``VQUAL_LAB=1 VQUAL_LAB_KEEP=1 flock /tmp/vqual-lab.lock .venv/bin/pytest -m slow
@@ -185,3 +187,37 @@ def test_a_changed_clone_is_found_naming_exactly_the_changes(
     assert by["file"]["master"] != by["file"]["clone"]
     assert "hostname" not in json.dumps(guest["observed"])
     assert results["IQ-MVM-CLN-002"]["verdict"] == "pass"
+
+
+def test_a_created_overlay_clone_of_the_master_passes_its_platform_tests(
+    site: dict[str, Path],
+) -> None:
+    import libvirt
+
+    uri = "qemu+tcp://127.0.0.11/system"
+    name = "vqual-tmp-lc-1"
+    try:
+        done = run_vqual(
+            "clone", "-i", str(site["inventory"]), "-s", str(SPEC), "-c", "CHG0006004",
+            "--master-bundle", str(site["master"]), "--create", "1", "--master-host", "master",
+            "--prefix", "vqual-tmp-lc", "--evidence-dir", str(site["root"] / "evidence"),
+            "--json", state_dir=site["state"],
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = json.loads(done.stdout)
+        assert out["master"]["created"] == [name] and out["verification"] == "valid"
+        recs = records(Path(out["bundle"]))
+        # stopped: only the tests observed through the platform ran
+        assert sorted(p["test_id"] for p in recs[0]["data"]["planned"]) == [
+            "IQ-MVM-CLN-002", "IQ-MVM-FP-002"
+        ]
+        conn = libvirt.open(uri)
+        try:
+            xml = conn.lookupByName(name).XMLDesc(0)
+        finally:
+            conn.close()
+        assert f"{name}-vda.qcow2" in xml and "type='qcow2'" in xml
+    finally:
+        from qualification.baseline.clones import remove_libvirt_clone
+
+        remove_libvirt_clone(uri, name)
