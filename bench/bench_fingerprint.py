@@ -128,7 +128,7 @@ def main() -> int:
         guest = dict(base_fp.guest or {})
         changed_pkgs = dict(guest["packages"], pkg0001="9.9-9")
         changed_files = dict(guest["files"])
-        first = sorted(changed_files)[0]
+        first = min(p for p, e in changed_files.items() if e["type"] == "file")
         changed_files[first] = dict(changed_files[first], sha256="0" * 64)
         users = list(guest["users"]) + [{"name": "eve", "uid": 1999, "gid": 100,
                                         "home": "/", "shell": "/bin/sh"}]
