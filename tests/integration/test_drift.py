@@ -178,6 +178,38 @@ def test_drift_bad_input_is_exit_2(executor_state: Path, tmp_path: Path,
     assert code == 2 and "min 4 > max 2" in err
 
 
+def test_drift_reruns_the_checks_of_a_baseline_without_fingerprint(
+    executor_state: Path, tmp_path: Path, local_guest: tuple[Path, Path]
+) -> None:
+    tree, inventory = local_guest
+    checked = tree / "a.conf"
+    spec = tmp_path / "checks.yaml"
+    spec.write_text(yaml.safe_dump({
+        "apiVersion": "vqual/v1", "kind": "Protocol",
+        "metadata": {"name": "checks-only", "title": "No fingerprint", "version": "1.0"},
+        "requirements": ["URS-CHG-02"],
+        "tests": [{"id": "IQ-CK-001", "title": "Key file mode", "protocol": "IQ",
+                   "requirements": ["URS-CHG-02"], "applies_to": ["master_vm"],
+                   "risk": ["high", "medium", "low"], "check": "file_mode",
+                   "params": {"path": str(checked)}, "expect": {"op": "equals", "value": "0644"},
+                   "acceptance": "mode 0644"}],
+    }))
+    checked.chmod(0o644)
+    evidence = tmp_path / "evidence"
+    done = run_vqual("qualify", "-i", str(inventory), "-s", str(spec), "-c", "CHG0000107",
+                     "--evidence-dir", str(evidence), state_dir=executor_state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    baseline = bundle_of(done.stdout)
+    assert not [r for r in records(baseline) if r["kind"] == "fingerprint"]
+    checked.chmod(0o600)
+    code, payload, err = drift(executor_state, baseline, inventory, evidence, "CHG0000108")
+    assert code == 1, err
+    assert [(d["target"], d["what"], d["where"]) for d in payload["differences"]] == [
+        ("fp-local", "check", "IQ-CK-001")
+    ]
+    assert "0600" in payload["differences"][0]["reason"]
+
+
 # --------------------------------------------------------------------------- on the lab
 
 #: What clone1 gets changed by, and what drift must name: nothing else.
