@@ -51,7 +51,8 @@ options:
         C(group) {name};
         C(kernel_module) {name};
         C(libvirt_config) {path, key};
-        C(command) {argv, timeout}."
+        C(command) {argv, timeout};
+        C(fingerprint) {files, services, security_keys, root, max_files, max_file_mib}."
     type: list
     elements: dict
     required: true
