@@ -16,7 +16,6 @@ Limits: the hosts share the machine's kernel, CPU, DMI and network stack (docs/l
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,7 @@ from qualification.lab import repo
 from qualification.lab.component import (
     ComponentStatus,
     LabContext,
+    file_lock,
     mounts_under,
     pid_start_time,
     processes_under,
@@ -210,19 +210,6 @@ def apt_mirror(etc_apt: Path = Path("/etc/apt")) -> tuple[str, str]:
     raise PlatformError("no Debian release entry found in the apt sources", where=str(etc_apt))
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``: one base build (or one ``up``/``down``) at a time,
-    across processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def base_ready(paths: Paths) -> bool:
     """True if the cached base exists and was built with the current package list."""
     try:
@@ -239,7 +226,7 @@ def ensure_base(ctx: LabContext) -> Path:
     the lab repository as its only source.
     """
     paths = Paths.of(ctx)
-    with _locked(paths.lab_dir / "cache" / "kvm-base.lock"):
+    with file_lock(paths.lab_dir / "cache" / "kvm-base.lock"):
         if base_ready(paths):
             return paths.base
         uri, suite = apt_mirror()
@@ -647,7 +634,7 @@ class KvmCluster:
 
     def up(self, ctx: LabContext) -> ComponentStatus:
         """Bring every host up (idempotent: running hosts are left alone)."""
-        with self._lock, _locked(ctx.lab_dir / "kvm.lock"):
+        with self._lock, file_lock(ctx.lab_dir / "kvm.lock"):
             current = self.status(ctx)
             if current.state == "running":
                 return ComponentStatus(NAME, "running", "already running: " + current.detail)
@@ -711,7 +698,7 @@ class KvmCluster:
 
     def down(self, ctx: LabContext) -> ComponentStatus:
         """Destroy every guest, stop every host by PID, remove the hosts' runtime state."""
-        with self._lock, _locked(ctx.lab_dir / "kvm.lock"):
+        with self._lock, file_lock(ctx.lab_dir / "kvm.lock"):
             return self._down(ctx)
 
     def _down(self, ctx: LabContext) -> ComponentStatus:
@@ -917,7 +904,7 @@ class KvmCluster:
             PlatformError: the host is not running or does not come back.
         """
         kvm_host = self.host(host)
-        with self._lock, _locked(ctx.lab_dir / "kvm.lock"):
+        with self._lock, file_lock(ctx.lab_dir / "kvm.lock"):
             started = time.monotonic()
             records = self._records(ctx)
             record = records.get(host)
