@@ -175,6 +175,14 @@ def _start(tmp: Path, inst: vcsim.VcsimInstance) -> Iterator[Sim]:
 
 
 @pytest.fixture(scope="module")
+def lab() -> None:
+    """Overrides the session's shared lab (marked tests get a fixture named ``lab``): this
+    module runs its own simulators and must not bring the shared lab up."""
+    if os.environ.get("VQUAL_LAB") != "1":
+        pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
+
+
+@pytest.fixture(scope="module")
 def sim4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     yield from _start(tmp_path_factory.mktemp("rp4"), SIM4)
 
