@@ -628,3 +628,43 @@ def test_requalification_through_the_qualify_path(full_run: dict[str, Any], sim4
         import hashlib
 
         assert hashlib.sha256(end).hexdigest() == after["seal"]
+
+
+def test_cli_halts_with_exit_1_then_resume_after_the_fix_finishes(
+        full_run: dict[str, Any], sim4: Sim, state: Path, tmp_path: Path) -> None:
+    """A canary that does not exist fails the first host's requalification: exit 1, the host
+    stays in maintenance; once the canary exists, --resume continues at requalify."""
+    from qualification.platforms.base import VmConfig
+
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(json.loads(json.dumps(sim4.inventory))))
+    path = write_change(full_run["tmp"])
+    doc = yaml.safe_load(path.read_text())
+    doc["requalify"]["canary_vm"] = "rp-canary"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    change = load_change(path)
+    args = ["patch", "-i", str(inventory), "--change", str(path), "--requalify", "platform",
+            "--evidence-dir", str(tmp_path / "ev"), "--json"]
+    try:
+        halted = run_vqual(*args, state_dir=state)
+        assert halted.returncode == 1, halted.stderr[-2000:]
+        out = json.loads(halted.stdout)
+        assert out["status"] == "halted" and out["deviation"]["step"] == "requalify"
+        host = out["deviation"]["target"]
+        assert in_maintenance(sim4) == {host}
+        with sim4.connect() as p:
+            p.create_vm(VmConfig(name="rp-canary"))  # powered off
+        resumed = run_vqual(*args, "--resume", out["run_id"], state_dir=state)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        again = json.loads(resumed.stdout)
+        assert again["status"] == "done" and again["resumed_from"] == out["run_id"]
+        assert "requalify" in resumed.stderr
+        assert set(marks(sim4, change.change_id).values()) == {1}
+        assert not in_maintenance(sim4)
+    finally:
+        with sim4.connect() as p:
+            if p.vm_exists("rp-canary"):
+                if p.vm("rp-canary").power_state != "stopped":
+                    p.power_off("rp-canary")
+                p.delete_vm("rp-canary", delete_storage=True)
+        sim4.reset()
