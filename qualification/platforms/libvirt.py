@@ -886,6 +886,7 @@ class LibvirtPlatform:
         *,
         live: bool = True,
         dest_xml: str | None = None,
+        persist_xml: str | None = None,
         unsafe: bool = False,
     ) -> VmFacts:
         """Migrate to another libvirt host, given as its URI; the VM stays defined there only.
@@ -895,6 +896,8 @@ class LibvirtPlatform:
         a port forward that would clash on the same machine). ``unsafe`` passes
         ``VIR_MIGRATE_UNSAFE``: storage shared in a way libvirt does not recognise (a bind
         mount of one directory, as in the lab); a site decision, off by default.
+        ``persist_xml`` is the definition the destination keeps (default: the running one),
+        so a temporary change in ``dest_xml`` never becomes the persistent definition.
         """
         dom = self._domain(name)
         facts = self._facts(dom)
@@ -911,7 +914,12 @@ class LibvirtPlatform:
             if unsafe:
                 flags |= libvirt.VIR_MIGRATE_UNSAFE
             target = f"{name} to {dest.endpoint}"
-            if dest_xml is None:
+            if persist_xml is not None:
+                params: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: persist_xml}
+                if dest_xml is not None:
+                    params[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = dest_xml
+                migrated = self._call("migrate", target, dom.migrate3, dest.conn, params, flags)
+            elif dest_xml is None:
                 migrated = self._call(
                     "migrate", target, dom.migrate, dest.conn, flags, None, None, 0
                 )

@@ -347,14 +347,22 @@ class LibvirtCluster:
         src = self.member(source)
         dom = src._domain(name)
         dest_xml = None
+        persist_xml = None
         originals: list[tuple[str, str, str, int, str]] = []
         if self.forward_offset and src.vm(name).power_state == RUNNING:
             xml = str(src._call("read vm", name, dom.XMLDesc, libvirt.VIR_DOMAIN_XML_MIGRATABLE))
-            # The persistent definition holds the guest's own forwards; the live XML may
-            # still name shifted ones if an earlier move back was interrupted.
-            originals = forwards(
-                str(src._call("read vm", name, dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE))
+            # The persistent definition holds the guest's own forwards (the destination is
+            # given it as its persistent definition, below); the live XML may still name
+            # shifted ones if a run was killed before it moved them back.
+            persist_xml = str(
+                src._call(
+                    "read vm",
+                    name,
+                    dom.XMLDesc,
+                    libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_MIGRATABLE,
+                )
             )
+            originals = forwards(persist_xml)
             if originals:
                 live_fwd = forwards(xml)
                 for (_n, _p, _a, live_port, _g), (_n2, _p2, _a2, own, _g2) in zip(
@@ -367,6 +375,7 @@ class LibvirtCluster:
             self.uris[dest],
             live=live,
             dest_xml=dest_xml,
+            persist_xml=persist_xml,
             unsafe=self.unsafe_migration,
         )
         if originals:
@@ -374,25 +383,47 @@ class LibvirtCluster:
             moved = self.member(dest).vm(name)
         return self._vm_named(dest, moved)
 
-    def restore_forwards(
-        self, host: str, name: str, originals: list[tuple[str, str, str, int, str]]
-    ) -> None:
-        """Move a running guest's user-mode forwards back to ``originals`` (monitor and
-        persistent definition)."""
+    def live_forwards(self, host: str, name: str) -> list[tuple[str, str, int]]:
+        """The forwards the running QEMU has now, ``[(proto, address, host port)]``, from the
+        monitor (``info usernet``): the live XML keeps naming what QEMU was started with."""
         import libvirt_qemu
 
         member = self.member(host)
         dom = member._domain(name)
-        live = forwards(str(member._call("read vm", name, dom.XMLDesc, 0)))
         hmp = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
-        for now, own in zip(live, originals, strict=False):
-            if now[3] == own[3] and now[2] == own[2]:
+        try:
+            text = str(libvirt_qemu.qemuMonitorCommand(dom, "info usernet", hmp))
+        except libvirt.libvirtError as exc:
+            raise PlatformError(
+                f"read forwards of {name} failed: {one_line(str(exc))}", where=member.endpoint
+            ) from None
+        out = []
+        for line in text.splitlines():
+            parts = line.split()
+            # "TCP[HOST_FORWARD]  14  127.0.0.61  2261  10.0.2.15  22  0  0"
+            if len(parts) >= 4 and parts[0].endswith("[HOST_FORWARD]") and parts[3].isdigit():
+                out.append((parts[0].split("[")[0].lower(), parts[2], int(parts[3])))
+        return out
+
+    def restore_forwards(
+        self, host: str, name: str, originals: list[tuple[str, str, str, int, str]]
+    ) -> None:
+        """Move a running guest's user-mode forwards back to ``originals`` (through the QEMU
+        monitor) and make sure its persistent definition names them."""
+        import libvirt_qemu
+
+        member = self.member(host)
+        dom = member._domain(name)
+        hmp = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
+        live = self.live_forwards(host, name)
+        for netdev, proto, addr, port, guest in originals:
+            if (proto, addr, port) in live:
                 continue
-            netdev, proto, addr, port, guest = own
-            for command in (
-                f"hostfwd_remove {netdev} {now[1]}:{now[2]}:{now[3]}",
-                f"hostfwd_add {netdev} {proto}:{addr}:{port}-{guest}",
-            ):
+            commands = [f"hostfwd_add {netdev} {proto}:{addr}:{port}-{guest}"]
+            shifted = (proto, addr, port + (self.forward_offset or 0))
+            if shifted in live:
+                commands.insert(0, f"hostfwd_remove {netdev} {proto}:{addr}:{shifted[2]}")
+            for command in commands:
                 try:
                     out = str(libvirt_qemu.qemuMonitorCommand(dom, command, hmp)).strip()
                 except libvirt.libvirtError as exc:

@@ -193,6 +193,13 @@ def assert_rolled_out(case: Case, outcome: dict[str, Any], before: set[str]) -> 
         assert not any(h.in_maintenance for h in cluster.hosts())
         vms = {v.name: v for v in cluster.vms()}
     assert set(vms) == before
+    # The clones keep the SSH forward the inventory names, running and in their definition.
+    with case.cluster() as cluster:
+        for vm in HOME:
+            address, port = case.hostvars[vm]["ansible_host"], case.hostvars[vm]["ansible_port"]
+            assert ("tcp", address, port) in cluster.live_forwards(vms[vm].host, vm)
+            xml = cluster.member(vms[vm].host).vm_xml(vm, inactive=True)
+            assert f"hostfwd=tcp:{address}:{port}-" in xml
     # Every VM ends on a host that was patched and requalified in this run.
     assert {v.host for v in vms.values()} <= set(outcome["committed"])
     assert all(vms[vm].power_state == "running" for vm in HOME)
@@ -301,6 +308,12 @@ def crash_and_resume(
             events = kill_point(proc, journal)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=60)
+            with case.cluster() as cluster:
+                print(
+                    f"killed after {events[-1].get('host')} {events[-1].get('step')} "
+                    f"{events[-1].get('event')}; jobs {cluster.tasks_in_flight()}; "
+                    f"placement {[(v.name, v.host, v.power_state) for v in cluster.vms()]}"
+                )
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

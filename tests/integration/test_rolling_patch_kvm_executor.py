@@ -146,6 +146,7 @@ def test_cluster_migrates_a_lab_guest_with_its_forward_and_back(
             # Same address and port as the inventory says, live and in the definition.
             xml = cluster.member(other).vm_xml("clone1", inactive=True)
             assert f"hostfwd=tcp:{address}:{port}-:22" in xml
+            assert cluster.live_forwards(other, "clone1") == [("tcp", address, port)]
             assert _guest_hostname(address, port, key) == "clone1"
         finally:
             back = cluster.migrate_vm("clone1", start)
