@@ -60,7 +60,10 @@ class PatchEvidence:
         inventory: Mapping[str, Any],
     ) -> Path:
         """Open the bundle and write ``run.start`` (mode ``patch``) and the sealed inputs."""
+        from qualification.review.signed import load_trust_versioned
+
         change_bytes = Path(change.path).read_bytes()
+        _trust, trust_version = load_trust_versioned(self.state_dir)  # judged as for qualify
         writer = BundleWriter.create(
             self.evidence_root, change.change_id, run_id, self.signer, self.initiator
         )
@@ -86,7 +89,7 @@ class PatchEvidence:
                     {"name": "change.yaml", "path": "data/change.yaml", "digest": change.digest}
                 ],
                 "inventory": {"digest": hashlib.sha256(inventory_bytes).hexdigest()},
-                "trust": {"digest": trust_digest(self.state_dir), "version": None},
+                "trust": {"digest": trust_digest(self.state_dir), "version": trust_version},
                 "targets": [
                     {"name": h, "kinds": ["host"], "risk": change.risk,
                      "risk_reason": "the change's risk"}
