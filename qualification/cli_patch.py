@@ -69,7 +69,8 @@ def rendered_hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
                                 where=str(inventory))
         out[host] = body["msg"]
     if not out:
-        tail = " ".join((done.stderr or done.stdout).split())[-300:]
+        # stderr only: stdout holds rendered variables, credentials among them.
+        tail = " ".join((done.stderr or "").split())[-300:]
         raise BadInputError(f"no hosts in the inventory ({tail})", where=str(inventory))
     return out
 
