@@ -436,6 +436,13 @@ def test_vqual_patch_plan_and_bind_through_the_cli(full_run: dict[str, Any], sim
     assert "enter_maintenance" in done.stderr  # progress lines per host and step
     verify = run_vqual("verify", out["bundle"], state_dir=state)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # The rendered credentials reach neither the output, the bundle, nor the state directory.
+    password = vcsim.read_credentials(sim4.ctx, sim4.inst)[1]
+    assert password not in planned.stdout + planned.stderr + done.stdout + done.stderr
+    for root in (tmp_path / "ev", state / "journals", state / "leases"):
+        for f in root.rglob("*"):
+            if f.is_file():
+                assert password.encode() not in f.read_bytes(), f
 
 
 # -- sweeps on 3 hosts --------------------------------------------------------------------------
