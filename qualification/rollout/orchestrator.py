@@ -215,6 +215,7 @@ class Orchestrator:
         self._current_step = "gates"
         # The last state read per host: the next step's "before" (saves a read per step).
         self._last: dict[str, Any] = {}
+        self._stopped_at: dict[str, float] = {}  # stop-approved VMs: when they were stopped
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -619,6 +620,7 @@ class Orchestrator:
             t0 = time.monotonic()
             facts = self.platform.power_off(vm, graceful=True,
                                             timeout_s=min(self.change.step_timeout_s, 300.0))
+            self._stopped_at[vm] = time.monotonic()
             results[vm] = {"stopped": True, "power_state": facts.power_state,
                            "seconds": round(time.monotonic() - t0, 3)}
         return results
@@ -668,12 +670,21 @@ class Orchestrator:
         health = self._read("health", lambda: self.executor.health(item.host))
         if not health.get("ok"):
             raise StepFailed(item.host, "health_check", f"the host is not healthy: {health}")
-        restarted: dict[str, str] = {}
+        restarted: dict[str, Any] = {}
+        over: list[str] = []
         for vm in item.stops:
             facts = self.platform.vm(vm)
             if facts.power_state != RUNNING:
                 facts = self.platform.power_on(vm)
-            restarted[vm] = facts.power_state
+            stopped = self._stopped_at.pop(vm, None)
+            # None: stopped by the run this one resumed; its downtime is not known here.
+            down = round(time.monotonic() - stopped, 3) if stopped is not None else None
+            restarted[vm] = {"power_state": facts.power_state, "downtime_s": down}
+            approval = self.change.stop_approval(vm)
+            if down is not None and approval is not None and down > approval.max_downtime_s:
+                over.append(f"{vm} was down {down:g} s, approved {approval.max_downtime_s:g} s")
+        if over:
+            raise StepFailed(item.host, "health_check", "; ".join(over))
         return {"health": health, "restarted": restarted}
 
     def _step_commit(self, item: HostWork) -> Any:

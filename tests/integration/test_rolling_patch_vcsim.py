@@ -675,3 +675,38 @@ def test_cli_halts_with_exit_1_then_resume_after_the_fix_finishes(
                     p.power_off("rp-canary")
                 p.delete_vm("rp-canary", delete_storage=True)
         sim4.reset()
+
+
+def test_stop_approved_vms_are_stopped_and_started_again(sim3: Sim, state: Path, tmp_path: Path
+                                                         ) -> None:
+    """With no room anywhere (headroom 0.9999), the running VMs can only be stopped: the
+    change approves that for each; each is off while its host is patched and runs again."""
+    sim3.reset()
+    with sim3.connect() as p:
+        running = sorted(v.name for v in p.vms() if v.power_state == "running")
+    path = write_change(tmp_path, canary=False)
+    doc = yaml.safe_load(path.read_text())
+    doc["headroom"] = 0.9999
+    doc["stop_approved"] = [{"vm": vm, "max_downtime_s": 600} for vm in running]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    change = load_change(path)
+    with PlatformObserver(sim3.factory(), interval_s=0.1) as observer:
+        outcome = orchestrator(sim3, change, state, CallLog()).run()
+    try:
+        assert outcome.status == "done", outcome.to_json()
+        assert observer.violations() == []
+        with sim3.connect() as p:
+            assert sorted(v.name for v in p.vms() if v.power_state == "running") == running
+        assert set(marks(sim3, change.change_id).values()) == {1}
+        assert outcome.bundle is not None
+        actions = [r["data"] for r in records(outcome.bundle) if r["kind"] == "action"]
+        restarted = {vm: d for a in actions if a["name"] == "patch.health_check"
+                     for vm, d in (a["detail"] or {}).get("restarted", {}).items()}
+        assert sorted(restarted) == running
+        assert all(d["power_state"] == "running" and 0 < d["downtime_s"] < 600
+                   for d in restarted.values())
+        stopped_seen = {vm for s in observer.snapshots if s.error is None
+                        for vm, v in s.vms.items() if vm in running and v.power_state == "stopped"}
+        assert stopped_seen == set(running)
+    finally:
+        sim3.reset()
