@@ -169,6 +169,7 @@ class HostProgress:
         done: steps with a ``step.done`` (their post-condition held).
         failed: the step that failed last, if any.
         committed: the host was committed (patched, requalified, back in service).
+        skipped: the run skipped the host (excluded, or found at the target).
     """
 
     host: str
@@ -176,6 +177,7 @@ class HostProgress:
     done: list[str] = field(default_factory=list)
     failed: str | None = None
     committed: bool = False
+    skipped: bool = False
 
     @property
     def last_done_index(self) -> int:
@@ -267,6 +269,8 @@ def replay(chain: Sequence[Sequence[Mapping[str, Any]]]) -> JournalState:
                 state.progress(host).failed = str(event["step"])
             elif kind == "host.committed" and isinstance(host, str):
                 state.progress(host).committed = True
+            elif kind == "host.skipped" and isinstance(host, str):
+                state.progress(host).skipped = True
             elif kind == "run.done":
                 state.finished = True
             elif kind == "run.halted":

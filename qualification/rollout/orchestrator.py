@@ -341,7 +341,7 @@ class Orchestrator:
         for host, progress in state.hosts.items():
             if host.startswith("cluster:"):
                 continue  # the cluster-wide requalification after the last host
-            if progress.begun and not progress.committed:
+            if progress.begun and not progress.committed and not progress.skipped:
                 return host
         return None
 

@@ -119,3 +119,14 @@ def test_a_looping_chain_is_refused(tmp_path: Path) -> None:
         path.write_text(json.dumps({"event": "run.begin", "run_id": run, "resumed_from": prev}) + "\n")
     with pytest.raises(BadInputError, match="loops"):
         journal_chain(tmp_path, "A")
+
+
+def test_a_skipped_host_is_marked_so_a_resume_does_not_take_it_up(tmp_path: Path) -> None:
+    j = Journal.create(tmp_path, "A")
+    _begin(j, "A")
+    j.append("step.begin", host="h1", step="recheck")
+    j.append("step.done", host="h1", step="recheck", at_target=True)
+    j.append("host.skipped", host="h1", reason="already at the target")
+    j.close()
+    h1 = replay(journal_chain(tmp_path, "A")).progress("h1")
+    assert h1.skipped and not h1.committed
