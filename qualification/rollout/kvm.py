@@ -46,6 +46,8 @@ from qualification.rollout.change import RolloutChange
 
 #: ``dpkg-query`` format: package, version, status abbreviation (``ii`` installed).
 _DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\n"
+#: Separates the parts of one combined query's output.
+_SEP = "--vqual-part--"
 #: How many lines of a failed command's output an error message keeps.
 _TAIL = 3
 
@@ -168,6 +170,14 @@ def parse_dpkg_query(text: str) -> dict[str, str]:
         if len(parts) == 3 and parts[2].strip() == "ii":
             out[parts[0]] = parts[1]
     return out
+
+
+def parse_virsh_version(text: str) -> str | None:
+    """The hypervisor version in ``virsh version`` output ("Running hypervisor: QEMU 7.2.0")."""
+    for line in text.splitlines():
+        if line.startswith("Running hypervisor:") and len(line.split()) >= 4:
+            return line.split()[-1]
+    return None
 
 
 def half_installed(text: str) -> list[str]:
@@ -326,17 +336,27 @@ class KvmPatchExecutor:
     def _dpkg(self, host: str) -> str:
         return self.run(host, f"dpkg-query -W -f={shlex.quote(_DPKG_FORMAT)}").stdout
 
+    def _host_state(self, host: str) -> tuple[str, str, str]:
+        """dpkg-query output, ``virsh version`` output and libvirtd's PID in one round trip."""
+        text = self.run(
+            host,
+            f"dpkg-query -W -f={shlex.quote(_DPKG_FORMAT)}; echo {_SEP}; "
+            f"virsh -q -c qemu:///system version 2>/dev/null; echo {_SEP}; "
+            "pgrep -o -x libvirtd || true",
+        ).stdout
+        parts = text.split(_SEP + "\n")
+        if len(parts) != 3:
+            raise PlatformError(f"{host}: unexpected answer to the package and daemon query")
+        return parts[0], parts[1], parts[2].strip()
+
     def installed(self, host: str) -> dict[str, str]:
         """Every installed package of the host's own dpkg database, and the hypervisor version
         libvirt reports (``hypervisor_version``) when it answers."""
-        out = parse_dpkg_query(self._dpkg(host))
-        version = self.run(
-            host, "virsh -q -c qemu:///system version 2>/dev/null", check=False
-        ).stdout
-        for line in version.splitlines():
-            # "Running hypervisor: QEMU 7.2.0"
-            if line.startswith("Running hypervisor:") and line.split():
-                out["hypervisor_version"] = line.split()[-1]
+        dpkg, version, _pid = self._host_state(host)
+        out = parse_dpkg_query(dpkg)
+        hypervisor = parse_virsh_version(version)
+        if hypervisor:
+            out["hypervisor_version"] = hypervisor
         return out
 
     def apply(self, host: str, change: RolloutChange) -> dict[str, Any]:
@@ -473,9 +493,8 @@ class KvmPatchExecutor:
     def health(self, host: str) -> dict[str, Any]:
         """libvirtd runs and answers on its URI, and dpkg has nothing half installed."""
         libvirt = self.libvirt_answers(host)
-        dpkg = self._dpkg(host)
+        dpkg, _version, pid = self._host_state(host)
         broken = half_installed(dpkg)
-        pid = self._daemon_pid(host)
         problems = []
         if libvirt is None:
             problems.append("libvirtd does not answer on its URI")

@@ -20,6 +20,7 @@ from qualification.rollout.kvm import (
     hosts_from_inventory,
     package_diff,
     parse_dpkg_query,
+    parse_virsh_version,
     platform_factory,
 )
 
@@ -60,6 +61,15 @@ DPKG = (
 def test_dpkg_query_output_gives_installed_packages_only() -> None:
     assert parse_dpkg_query(DPKG) == {"libvirt-daemon": "9.0.0-4", "vqual-lab-agent": "1.1"}
     assert half_installed(DPKG) == ["half (iU)"]
+
+
+def test_virsh_version_gives_the_hypervisor_version() -> None:
+    text = (
+        "Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\n"
+        "Using API: QEMU 9.0.0\nRunning hypervisor: QEMU 7.2.22\n"
+    )
+    assert parse_virsh_version(text) == "7.2.22"
+    assert parse_virsh_version("") is None  # libvirtd not answering
 
 
 def test_package_diff_names_changed_added_and_removed() -> None:
