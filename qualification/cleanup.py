@@ -15,6 +15,12 @@ cleanup works after a crash or a kill as well as after a clean end:
   the custom attribute on a vCenter) is RUN_ID (:mod:`qualification.platforms.vsphere_oq`);
   they are powered off, their snapshots dropped, and deleted with their files.
 
+- libvirt: maintenance markers (vqual's own, in the state directory, docs/formats.md) that
+  name RUN_ID: an OQ maintenance round trip writes its run id into the marker it sets, so a
+  run killed between entering and leaving maintenance leaves the host marked. Markers without
+  a run id (a rolling patch's: its failure policy keeps a failed host in maintenance, and
+  only a person takes it out) or of another run are left alone.
+
 Nothing else is touched. The libvirt targets are the inventory's hosts with a
 ``vqual_libvirt_uri``, each URI once (guests list their host's URI too); the vSphere targets
 are its hosts with a ``vqual_vsphere_host``, each endpoint once. vSphere variables are
@@ -292,9 +298,37 @@ def vsphere_cleanups(
     return failed + [cleanup_vsphere(ep, run_id, hosts) for ep, hosts in endpoints.values()]
 
 
-def cleanup(inventory: Path, run_id: str) -> CleanupResult:
+def cleanup_maintenance_markers(state_dir: Path, run_id: str) -> HostCleanup | None:
+    """Remove the libvirt maintenance markers ``run_id`` set (None: there are none).
+
+    A marker that cannot be read is reported and kept: it may be a person's.
+    """
+    directory = state_dir / "platforms" / "libvirt" / "maintenance"
+    if not directory.is_dir():
+        return None
+    found = HostCleanup(endpoint=f"maintenance markers in {directory}", hosts=[])
+    for marker in sorted(directory.glob("*.json")):
+        try:
+            body = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            found.errors.append(f"{marker.name}: unreadable ({exc.__class__.__name__}), kept")
+            continue
+        if not isinstance(body, dict) or body.get("run_id") != run_id:
+            continue
+        host = str(body.get("host") or marker.stem)
+        found.hosts.append(host)
+        try:
+            marker.unlink()
+        except OSError as exc:
+            found.errors.append(f"{marker.name}: {exc.strerror or exc}")
+        else:
+            found.removed.append(f"maintenance of {host}")
+    return found if found.hosts or found.errors else None
+
+
+def cleanup(inventory: Path, run_id: str, state_dir: Path | None = None) -> CleanupResult:
     """Remove every throwaway VM of ``run_id`` on every libvirt and vSphere target of
-    ``inventory``.
+    ``inventory``, and the libvirt maintenance markers it set (in ``state_dir``, when given).
 
     Raises:
         BadInputError: bad run id or unreadable inventory (nothing was touched).
@@ -302,8 +336,10 @@ def cleanup(inventory: Path, run_id: str) -> CleanupResult:
     validate_run_id(run_id)
     hostvars = inventory_hostvars(inventory)
     targets = libvirt_targets(hostvars)
+    markers = cleanup_maintenance_markers(state_dir, run_id) if state_dir is not None else None
     return CleanupResult(
         run_id=run_id,
         targets=[cleanup_endpoint(uri, run_id, hosts) for uri, hosts in targets.items()]
-        + vsphere_cleanups(inventory, hostvars, run_id),
+        + vsphere_cleanups(inventory, hostvars, run_id)
+        + ([markers] if markers is not None else []),
     )

@@ -254,9 +254,11 @@ def verify(bundle: Path, json_mode: bool, record: bool, state_dir: Path | None) 
 @click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
               help="Inventory; hosts with vqual_libvirt_uri or vqual_vsphere_host are cleaned.")
 @click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
+@_state_dir_option
 @domain_errors
-def cleanup(run_id: str, inventory: Path, json_mode: bool) -> None:
-    """Remove every throwaway VM run RUN_ID made, also after a crash (found by its tag).
+def cleanup(run_id: str, inventory: Path, json_mode: bool, state_dir: Path | None) -> None:
+    """Remove every throwaway VM run RUN_ID made, also after a crash (found by its tag),
+    and the libvirt maintenance markers it set.
 
     Exit 0 when nothing of the run is left; 4 when a host could not be reached or something
     could not be removed.
@@ -264,7 +266,7 @@ def cleanup(run_id: str, inventory: Path, json_mode: bool) -> None:
     from qualification.cleanup import cleanup as run_cleanup
     from qualification.errors import EXIT_PLATFORM
 
-    result = run_cleanup(inventory, run_id)
+    result = run_cleanup(inventory, run_id, resolve_state_dir(state_dir))
     if json_mode:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:

@@ -159,3 +159,34 @@ def test_guest_oq_check_shares_one_run_and_never_invents_a_number() -> None:
     assert check.extract(failed, {"test": "migrate", "field": "verdict"}) == "fail"
     with pytest.raises(StepNotExecuted, match="migrate refused"):
         check.extract(failed, {"test": "migrate", "field": "interruption_s"})
+
+
+def test_cleanup_removes_the_maintenance_marker_its_run_set_and_no_other(
+    executor_state: Path, tmp_path: Path
+) -> None:
+    """A run killed inside the OQ maintenance round trip leaves its marker; cleanup of that
+    run removes it, while another run's marker and a marker without a run id (a rolling
+    patch keeps a failed host in maintenance on purpose) stay."""
+    import json
+    import shutil
+
+    from qualification.platforms.libvirt import LibvirtPlatform
+
+    state = tmp_path / "state"
+    shutil.copytree(executor_state, state)
+    with LibvirtPlatform("test:///default", state_dir=state) as platform:
+        platform.power_off("test")
+        platform.enter_maintenance(run_id="R-killed")
+        ours = platform.maintenance_marker()
+        assert platform.host().in_maintenance
+        markers = ours.parent
+        (markers / "other-host.json").write_text(json.dumps({"host": "h2", "run_id": "R-else"}))
+        (markers / "patched-host.json").write_text(json.dumps({"host": "h3"}))
+        inv = tmp_path / "hosts.yml"
+        inv.write_text("all: {hosts: {h: {vqual_libvirt_uri: 'test:///default'}}}\n")
+        done = run_vqual("cleanup", "R-killed", "-i", str(inv), "--json", state_dir=state)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["removed"] == [f"maintenance of {platform.host().name}"]
+        assert not ours.exists() and not platform.host().in_maintenance
+        assert sorted(p.name for p in markers.iterdir()) == ["other-host.json", "patched-host.json"]
