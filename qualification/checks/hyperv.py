@@ -26,7 +26,8 @@ from typing import Any
 
 from qualification.checks import register
 from qualification.checks.base import ProbeRequest, StepNotExecuted
-from qualification.checks.vsphere import HclEntry, _at, _show, _unknown_params, hcl_findings
+from qualification.checks.base import unknown_params as _unknown_params
+from qualification.checks.vsphere import HclEntry, _at, _show, hcl_findings
 from qualification.platforms.hyperv import READ_CMDLETS
 from qualification.platforms.oq import LIFECYCLE_STEPS
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from qualification.checks import register
 from qualification.checks.base import ProbeRequest, StepNotExecuted
+from qualification.checks.base import one_of as _one_of
+from qualification.checks.base import unknown_params as _unknown_params
 from qualification.platforms.oq import LIFECYCLE_STEPS
 
 VERSION_FIELDS = ("libvirt_version", "hypervisor_version", "type")
@@ -42,19 +44,6 @@ CAPABILITY_PATHS = (
     "guest.domain_types",
     "guest.machines",
 )
-
-
-def _unknown_params(name: str, params: Mapping[str, Any], allowed: set[str]) -> str | None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        return f"{name}: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
-    return None
-
-
-def _one_of(name: str, param: str, value: Any, options: tuple[str, ...]) -> str | None:
-    if value not in options:
-        return f"{name}: parameter {param} must be one of {', '.join(options)}"
-    return None
 
 
 @dataclass

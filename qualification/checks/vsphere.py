@@ -26,6 +26,8 @@ import yaml
 
 from qualification.checks import register
 from qualification.checks.base import ProbeRequest, StepNotExecuted
+from qualification.checks.base import one_of as _one_of
+from qualification.checks.base import unknown_params as _unknown_params
 from qualification.errors import BadInputError
 from qualification.platforms.oq import LIFECYCLE_STEPS
 from qualification.platforms.vsphere_oq import OQ_TESTS
@@ -120,13 +122,6 @@ VM_FIELDS = (
     "disks",
     "nics",
 )
-
-
-def _unknown_params(name: str, params: Mapping[str, Any], allowed: set[str]) -> str | None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        return f"{name}: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
-    return None
 
 
 def _at(value: Any, path: str) -> Any:
@@ -299,12 +294,6 @@ def hcl_findings(hosts: Sequence[Mapping[str, Any]], entries: Sequence[HclEntry]
 
 
 # -- check types ----------------------------------------------------------------------------
-
-
-def _one_of(name: str, param: str, value: Any, options: Sequence[str]) -> str | None:
-    if value not in options:
-        return f"{name}: parameter {param} must be one of {', '.join(options)}"
-    return None
 
 
 def _host_param(name: str, params: Mapping[str, Any]) -> str | None:
