@@ -15,6 +15,7 @@ from qualification.errors import BadInputError
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.reader import read_bundle
+from qualification.config import config_citation
 from qualification.execution import controller
 from qualification.execution.evaluation import error_results
 from qualification.reports.html import render_report
@@ -150,6 +151,7 @@ class RunRecorder:
                 "planned": list(plan["planned"]),
                 "prev_run_seal": prev,
                 "approval": approval,
+                "config": config_citation(self.state_dir),
                 # a clone run cites its master: bundle, seal and fingerprint digest
                 **({"clone": dict(plan["clone"])} if plan.get("clone") else {}),
             },
@@ -177,7 +179,10 @@ class RunRecorder:
         # A fail covered by a signed, unexpired deviation is waived; the waiver goes into the
         # bundle once, before the first result it covers, so the bundle alone shows why.
         assert self.writer is not None and self._deviations is not None
-        waiver = self._deviations.covering(str(data["test_id"]), str(data["target"]), record_time())
+        waiver = self._deviations.covering(
+            str(data["test_id"]), str(data["target"]), record_time(),
+            not_by=(self.initiator, self.signer.keyid),  # the verifier refuses those
+        )
         if waiver is None:
             return
         if waiver.deviation.id not in self._waivers_recorded:

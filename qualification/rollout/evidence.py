@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification import __version__
+from qualification.config import config_citation
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.execution import controller
@@ -98,6 +99,7 @@ class PatchEvidence:
                 "planned": self.planned,
                 "prev_run_seal": latest_seal(self.evidence_root, change.change_id),
                 "approval": None,
+                "config": config_citation(self.state_dir),
                 "patch": {
                     "change": {"id": change.change_id, "title": change.title,
                                "path": str(change.path), "digest": change.digest,
