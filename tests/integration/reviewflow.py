@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -132,3 +133,11 @@ def executor(state: Path) -> None:
         state_dir=state,
     )
     assert done.returncode == 0, done.stderr
+
+
+def bundle_records(bundle: Path) -> list[dict[str, Any]]:
+    """The records of a bundle, decoded (no verification: the tests verify separately)."""
+    return [
+        json.loads(base64.b64decode(json.loads(line)["payload"]))
+        for line in (bundle / "records.jsonl").read_text().splitlines()
+    ]

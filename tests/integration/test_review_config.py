@@ -3,12 +3,9 @@ by the run's own initiator does not waive that run's failure."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -17,18 +14,12 @@ from tests.integration.reviewflow import (
     FAILING,
     PASSING,
     add_person,
+    bundle_records,
     executor,
     qualify,
     small_spec,
     vqual_with_passphrase,
 )
-
-
-def _records(bundle: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads(base64.b64decode(json.loads(line)["payload"]))
-        for line in (bundle / "records.jsonl").read_text().splitlines()
-    ]
 
 
 def test_run_start_records_the_config_in_force(tmp_path: Path) -> None:
@@ -39,7 +30,7 @@ def test_run_start_records_the_config_in_force(tmp_path: Path) -> None:
     spec = small_spec(tmp_path, [PASSING])
     done, summary = qualify(state, tmp_path / "evidence", spec, "CHG0006101")
     assert done.returncode == 0, done.stdout + done.stderr
-    config = _records(Path(summary["bundle"]))[0]["data"]["config"]
+    config = bundle_records(Path(summary["bundle"]))[0]["data"]["config"]
     assert config == {
         "file": "config.yaml",
         "digest": hashlib.sha256(text.encode()).hexdigest(),
@@ -83,6 +74,6 @@ def test_a_waiver_by_the_runs_initiator_does_not_waive_its_failure(tmp_path: Pat
     assert done.returncode == 1, done.stdout + done.stderr
     assert summary["counts"]["fail"] == 1 and summary["counts"]["waived"] == 0
     assert summary["verification"] == "valid"
-    kinds = [r["kind"] for r in _records(Path(summary["bundle"]))]
+    kinds = [r["kind"] for r in bundle_records(Path(summary["bundle"]))]
     assert "deviation.waiver" not in kinds
     assert run_vqual("verify", summary["bundle"], state_dir=state).returncode == 0

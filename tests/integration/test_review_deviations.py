@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -16,18 +13,12 @@ from tests.integration.reviewflow import (
     FAILING,
     PASSING,
     add_person,
+    bundle_records,
     executor,
     qualify,
     small_spec,
     vqual_with_passphrase,
 )
-
-
-def _records(bundle: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads(base64.b64decode(json.loads(line)["payload"]))
-        for line in (bundle / "records.jsonl").read_text().splitlines()
-    ]
 
 
 def _deviations(state: Path, change: str, expiry: datetime, **extra: str) -> Path:
@@ -72,7 +63,7 @@ def test_signed_deviation_waives_a_failure_unsigned_and_expired_do_not(tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     assert summary["verdict"] == "pass" and summary["counts"]["waived"] == 1
     assert summary["verification"] == "valid"
-    records = _records(Path(summary["bundle"]))
+    records = bundle_records(Path(summary["bundle"]))
     result = next(
         r["data"]
         for r in records
@@ -138,7 +129,7 @@ def test_required_protocol_approval_gates_the_run_and_is_cited(tmp_path: Path) -
     assert approved.returncode == 0, approved.stderr
     done, summary = qualify(state, evidence, spec, "CHG0006004")
     assert done.returncode == 0, done.stdout + done.stderr
-    start = _records(Path(summary["bundle"]))[0]
+    start = bundle_records(Path(summary["bundle"]))[0]
     assert start["kind"] == "run.start"
     cited = start["data"]["approval"]
     assert (

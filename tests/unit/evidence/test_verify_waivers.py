@@ -147,20 +147,25 @@ def test_a_waived_result_without_a_valid_waiver_before_it_is_invalid(
     assert text.startswith(f"{bundle}: INVALID") and reason in text
 
 
-def test_a_waiver_not_signed_by_a_trusted_approver_is_invalid(tmp_path: Path) -> None:
-    keys = make_keys(tmp_path)
-    # A real approver's waiver, made with a trust store that holds the approver ...
-    outsider = Ed25519Signer.generate()
-    store = TrustStore.load(tmp_path / "trust.yaml")
+def _another_approver(state: Path, name: str, identity: str) -> tuple[Ed25519Signer, TrustStore]:
+    """A new approver key added to the state's trust store, and the store with it."""
+    signer = Ed25519Signer.generate()
+    store = TrustStore.load(state / "trust.yaml")
     store.add_key(
-        public_key_pem=outsider.public_pem(),
-        name="Olli Outsider",
-        identity="olli@example.com",
+        public_key_pem=signer.public_pem(),
+        name=name,
+        identity=identity,
         roles=["approver"],
         valid_from=SINCE,
     )
     store.save()
-    with_outsider = TrustStore.load(tmp_path / "trust.yaml")
+    return signer, TrustStore.load(state / "trust.yaml")
+
+
+def test_a_waiver_not_signed_by_a_trusted_approver_is_invalid(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    # A real approver's waiver, made with a trust store that holds the approver ...
+    outsider, with_outsider = _another_approver(tmp_path, "Olli Outsider", "olli@example.com")
     _deviation(tmp_path)
     waiver = approve_deviation(tmp_path, CHANGE, "DEV-001", outsider, with_outsider)
     bundle = _run(tmp_path / "ev", keys, "R1", [("deviation.waiver", waiver.record()), _waived()])
@@ -174,17 +179,8 @@ def test_a_waiver_not_signed_by_a_trusted_approver_is_invalid(tmp_path: Path) ->
 
 def test_a_waiver_by_the_runs_initiator_is_invalid(tmp_path: Path) -> None:
     keys = make_keys(tmp_path)
-    jane = Ed25519Signer.generate()
-    store = TrustStore.load(tmp_path / "trust.yaml")
-    store.add_key(
-        public_key_pem=jane.public_pem(),
-        name="Jane Doe",
-        identity="jane.doe",  # the initiator the runs here record
-        roles=["approver"],
-        valid_from=SINCE,
-    )
-    store.save()
-    trust = TrustStore.load(tmp_path / "trust.yaml")
+    # "jane.doe" is the initiator the runs here record.
+    jane, trust = _another_approver(tmp_path, "Jane Doe", "jane.doe")
     _deviation(tmp_path)
     waiver = approve_deviation(tmp_path, CHANGE, "DEV-001", jane, trust)
     bundle = _run(tmp_path / "ev", keys, "R1", [("deviation.waiver", waiver.record()), _waived()])
