@@ -144,6 +144,26 @@ def _approval(start: Mapping[str, Any]) -> str | None:
     )
 
 
+def _provenance(start: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a clone run or a rolling patch rests on, for the reviewer: the master bundle and
+    its fingerprint (docs/clones.md), or the change file and the plan (docs/rolling-patch.md)."""
+    rows: list[tuple[str, str]] = []
+    clone = _part(start, "clone")
+    if clone:
+        master = f"{clone.get('master_change_id')}/{clone.get('master_run_id')}"
+        rows.append((f"master bundle {master} (seal)", _digest(clone.get("master_seal"))))
+        fingerprint = _part(clone, "master_fingerprint")
+        rows.append((f"master fingerprint of {fingerprint.get('subject')}",
+                     _digest(fingerprint.get("digest"))))
+    patch = _part(start, "patch")
+    if patch:
+        change = _part(patch, "change")
+        rows.append((f"change file {change.get('path') or ''}".strip(), _digest(change)))
+        rows.append((f"rolling-patch plan of cluster {patch.get('cluster')}",
+                     _digest(_part(patch, "plan").get("digest"))))
+    return rows
+
+
 def _summary(run: Run) -> dict[str, Any]:
     start = run.start
     spec, clock, tool = (_part(start, key) for key in ("spec", "clock", "tool"))
@@ -180,6 +200,7 @@ def _summary(run: Run) -> dict[str, Any]:
             ("inventory", _digest(start.get("inventory"))),
             ("trust store", _digest(start.get("trust"))),
             ("previous run of this change (seal)", _digest(start.get("prev_run_seal")) or "none"),
+            *_provenance(start),
         ],
         "verdict": _verdict(run.verdict()),
         "counts": [(_LABELS[v], counts.get(v, 0)) for v in VERDICTS],

@@ -382,3 +382,26 @@ def test_waived_and_passed_results_make_an_unsealed_run_pass():
     facts = {row[0]: row[1] for row in _doc(run.records).table("summary") if len(row) == 2}
     assert facts["Overall verdict"] == "PASS"
     assert facts["Counts"] == "PASS: 1; FAIL: 0; ERROR: 0; NOT EXECUTED: 0; WAIVED: 1"
+
+
+def test_clone_and_patch_runs_name_what_they_rest_on(run):
+    """A reviewer sees the master bundle and fingerprint a clone run was compared with, and
+    the change file and plan a rolling patch ran; a plain run shows neither."""
+    plain = {row[0] for row in _doc(run.records).table("summary") if len(row) == 2}
+    assert not any("master" in label or "plan" in label for label in plain)
+
+    records = copy.deepcopy(run.records)
+    records[0]["data"]["clone"] = {
+        "master_change_id": "CHG0000100", "master_run_id": "20261120T080000Z-m1m2m3",
+        "master_seal": "ab" * 32,
+        "master_fingerprint": {"subject": "master", "digest": "cd" * 32},
+    }
+    records[0]["data"]["patch"] = {
+        "change": {"path": "specs/changes/lab.yaml", "digest": "ef" * 32},
+        "cluster": "lab-kvm", "plan": {"digest": "12" * 32}, "resumed_from": "R-crashed",
+    }
+    facts = {row[0]: row[1] for row in _doc(records).table("summary") if len(row) == 2}
+    assert facts["Digest: master bundle CHG0000100/20261120T080000Z-m1m2m3 (seal)"] == "ab" * 32
+    assert facts["Digest: master fingerprint of master"] == "cd" * 32
+    assert facts["Digest: change file specs/changes/lab.yaml"] == "ef" * 32
+    assert facts["Digest: rolling-patch plan of cluster lab-kvm"] == "12" * 32
