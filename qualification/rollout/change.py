@@ -22,7 +22,7 @@ from typing import Any
 
 from qualification.errors import ChangeIdError, SpecError
 from qualification.spec.change import is_safe_name, validate_change_id
-from qualification.spec.source import FieldPath, LocatedDocument, load_located
+from qualification.spec.source import FieldPath, LocatedDocument, read_located
 
 API_VERSION = "vqual.change/v1"
 RISKS = ("high", "medium", "low")
@@ -211,17 +211,7 @@ def load_change(path: Path, *, change_id_pattern: str | None = None) -> RolloutC
             malformed; ``where`` is ``file:line``, the message names the field path.
     """
     path = Path(path)
-    source = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"cannot read change file: {exc.strerror or exc}", where=source) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError("(root): change file is not UTF-8 text", where=f"{source}:{line}") from None
-    doc = load_located(text, source)
+    raw, doc = read_located(path, "change file")
     return _Reader(doc, path, hashlib.sha256(raw).hexdigest(), change_id_pattern).change()
 
 

@@ -20,7 +20,6 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
-from qualification.errors import SpecError
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -34,7 +33,7 @@ from qualification.spec.model import (
     Spec,
     TestDef,
 )
-from qualification.spec.source import FieldPath, LocatedDocument, load_located
+from qualification.spec.source import FieldPath, LocatedDocument, read_located
 
 SCHEMA_RESOURCE = "schema/spec-v1.schema.json"
 
@@ -107,17 +106,7 @@ def load_spec(path: Path, *, registry: CheckRegistry | None = None) -> Spec:
             ``file:line`` and the message names the field path.
     """
     path = Path(path)
-    source = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"cannot read spec: {exc.strerror or exc}", where=source) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError("(root): spec is not UTF-8 text", where=f"{source}:{line}") from None
-    doc = load_located(text, source)
+    raw, doc = read_located(path, "spec")
     if doc.data is None:
         raise doc.error((), "spec is empty")
     _check_schema(doc)

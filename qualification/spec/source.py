@@ -12,6 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -79,6 +80,27 @@ class LocatedDocument:
     def error(self, path: FieldPath, message: str) -> SpecError:
         """A :class:`SpecError` located at ``path``: ``file:line: field.path: message``."""
         return SpecError(f"{format_path(path)}: {message}", where=self.where(path))
+
+
+def read_located(path: Path, what: str) -> tuple[bytes, LocatedDocument]:
+    """The bytes of a YAML file and its located document; ``what`` names the file in errors
+    (``spec``, ``change file``).
+
+    Raises:
+        SpecError: the file cannot be read, is not UTF-8 (``where`` names the line), or is
+            not YAML a spec can hold (see :func:`load_located`).
+    """
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read {what}: {exc.strerror or exc}", where=source) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"(root): {what} is not UTF-8 text", where=f"{source}:{line}") from None
+    return raw, load_located(text, source)
 
 
 def load_located(text: str, source: str) -> LocatedDocument:
