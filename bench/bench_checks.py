@@ -135,7 +135,7 @@ def main() -> None:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VQUAL_STATE_DIR"] = str(work / "state")
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO)
     env["ANSIBLE_HOST_KEY_CHECKING"] = "False"
     subprocess.run([str(BIN / "vqual"), "keys", "create", "--name", "bench", "--role", "executor",
                     "--service", "--throwaway"], env=env, check=True, capture_output=True)

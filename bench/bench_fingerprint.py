@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 sys.path.insert(0, str(REPO))
 
 
 def _observations() -> Any:
-    path = REPO / "plugins" / "module_utils" / "host_observations.py"
+    path = COLLECTION / "plugins" / "module_utils" / "host_observations.py"
     spec = importlib.util.spec_from_file_location("bench_host_observations", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

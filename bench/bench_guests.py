@@ -30,8 +30,8 @@ import threading
 import time
 from pathlib import Path
 
-from qualification.lab import guests
-from qualification.lab.component import DEFAULT_LAB_DIR
+from vqual_lab import guests
+from vqual_lab.component import DEFAULT_LAB_DIR
 
 ADDRESSES = ("127.0.0.160", "127.0.0.161", "127.0.0.162")
 

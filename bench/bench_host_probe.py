@@ -29,8 +29,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COLLECTIONS = REPO / ".venv" / "collections"
-MODULE = REPO / "plugins" / "modules" / "host_probe.py"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+COLLECTIONS = REPO
+MODULE = COLLECTION / "plugins" / "modules" / "host_probe.py"
 
 
 def _requests() -> list[dict[str, Any]]:
@@ -41,7 +42,7 @@ def _requests() -> list[dict[str, Any]]:
 
     hostvars = yaml.safe_load((REPO / "inventories/local/host_vars/localhost.yml").read_text())
     plan = build_plan(
-        load_spec(REPO / "specs/linux-virt-host.yaml"),
+        load_spec(COLLECTION / "specs" / "linux-virt-host.yaml"),
         InventoryModel.from_hostvars({"localhost": hostvars}, {"linux_hosts": ["localhost"]}),
     )
     unique: dict[str, dict[str, Any]] = {}
@@ -52,7 +53,7 @@ def _requests() -> list[dict[str, Any]]:
 
 
 def _observer_class() -> Any:
-    path = REPO / "plugins" / "module_utils" / "host_observations.py"
+    path = COLLECTION / "plugins" / "module_utils" / "host_observations.py"
     spec = importlib.util.spec_from_file_location("bench_host_observations", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,6 +1,6 @@
 """KVM OQ on the lab: live migration interruption and backup/restore, repeated.
 
-Needs the lab up (`vqual lab up kvm guests`) and one free slot in the VM budget. Prints, per
+Needs the lab up (`scripts/lab up kvm guests`) and one free slot in the VM budget. Prints, per
 migration (idle and under memory load, alternating), the measured interruption against the
 same guest's largest heartbeat gap just before the migration (same-run baseline), and the
 migration's wall time; then one backup/restore.

@@ -44,8 +44,8 @@ def main() -> None:
 
     import libvirt
 
-    from qualification.lab import manager
-    from qualification.lab.kvm import KvmCluster, Paths
+    from vqual_lab import manager
+    from vqual_lab.kvm import KvmCluster, Paths
 
     ctx = manager.context()
     kvm = KvmCluster()

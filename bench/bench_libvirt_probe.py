@@ -27,11 +27,12 @@ from qualification.platforms.libvirt import probe
 from qualification.spec.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
-MODULE = REPO / "plugins" / "modules" / "libvirt_probe.py"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+MODULE = COLLECTION / "plugins" / "modules" / "libvirt_probe.py"
 
 
 def spec_requests() -> list[dict[str, Any]]:
-    spec = load_spec(REPO / "specs" / "libvirt-embedded.yaml")
+    spec = load_spec(COLLECTION / "specs" / "libvirt-embedded.yaml")
     unique: dict[str, dict[str, Any]] = {}
     for test in spec.tests:
         request = get_check(test.check).request(test.params)

@@ -43,7 +43,7 @@ def probe_requests(obs: list[tuple[str, str]]) -> list[dict[str, object]]:
 
 def run_probe(obs: list[tuple[str, str]], inventory: Path, host: str) -> float:
     args = json.dumps({"requests": probe_requests(obs)})
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".venv" / "collections"),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO),
                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     t0 = time.perf_counter()
     done = subprocess.run([str(BIN / "ansible"), host, "-i", str(inventory), "-m",

@@ -33,8 +33,8 @@ import yaml
 
 from qualification.execution.keys import create_trusted_key
 from qualification.execution.recorder import open_signer
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.base import HypervisorPlatform
 from qualification.platforms.vsphere import Endpoint, VspherePlatform
 from qualification.rollout.change import load_change

@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
-from qualification.lab.winrm_standin import WinRMStandIn
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
+from vqual_lab.winrm_standin import WinRMStandIn
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:

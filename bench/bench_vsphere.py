@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from qualification.execution.evaluation import requests_for
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.vsphere import Endpoint, VspherePlatform, probe
 from qualification.spec.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")
 NAIVE_PATHS = (
     "hardware.systemInfo.vendor",
@@ -77,7 +78,7 @@ def main() -> None:
         user, pwd = vcsim.read_credentials(ctx, inst)
         ep = Endpoint(inst.address, user, pwd, port=inst.port, validate_certs=False,
                       datacenter="DC0", cluster="DC0_C0")
-        spec = load_spec(REPO / "specs" / "vsphere-cluster.yaml")
+        spec = load_spec(COLLECTION / "specs" / "vsphere-cluster.yaml")
         tests = [
             {"test_id": t.id, "check": t.check, "params": dict(t.params),
              "expect": t.expect.to_json()}

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.vsphere import Endpoint, VspherePlatform
 from qualification.platforms.vsphere_oq import TAG_KEY, OqSettings, run_protocol
 

@@ -12,9 +12,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -27,6 +27,7 @@ from qualification.errors import (
     KeyFileError,
     VqualError,
 )
+from qualification.execution.collection import find_shipped
 from qualification.state import resolve_state_dir, trust_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -170,7 +171,9 @@ def _progress_printer(json_mode: bool) -> Callable[[Any], None]:
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory (file or directory).")
 @click.option("-s", "--spec", required=True, type=click.Path(path_type=Path),
-              help="Spec (protocol) file, apiVersion vqual/v1.")
+              callback=lambda _ctx, _param, value: find_shipped(value),
+              help="Spec (protocol) file, apiVersion vqual/v1; a shipped one also by name "
+              "(linux-virt-host) or as specs/<name>.yaml from anywhere.")
 @click.option("-c", "--change", "change_id", default=None,
               help="Change id the run belongs to (required), e.g. CHG0012345.")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
@@ -568,54 +571,6 @@ def trust_status(state_dir: Path | None) -> None:
                    f"{'; '.join(version.changes) or 'no key changes'}")
 
 
-# --------------------------------------------------------------------------- lab
-@main.group()
-def lab() -> None:
-    """Bring the test lab (KVM hosts, guests, vCenter/ESXi simulator) up and down."""
-
-
-@lab.command("up")
-@click.option("--component", "components", multiple=True,
-              help="Only this component (repeatable); default all.")
-@click.option("--vary", "variations", multiple=True, metavar="HOST:KIND",
-              help="Switch on a per-host variation, e.g. kvm2:loose-mode or kvm2:pkg-version "
-              "(repeatable), so tests can provoke findings.")
-@domain_errors
-def lab_up(components: tuple[str, ...], variations: tuple[str, ...]) -> None:
-    """Start the lab (idempotent) and write inventories/lab/."""
-    from qualification.lab import manager
-
-    statuses = manager.up(list(components) or None, vary=list(variations))
-    _print_lab(statuses)
-    if any(s.state != "running" for s in statuses):
-        sys.exit(EXIT_INCOMPLETE)
-
-
-@lab.command("down")
-@domain_errors
-def lab_down() -> None:
-    """Destroy guests, stop every lab process by PID, unmount, restore."""
-    from qualification.lab import manager
-
-    _print_lab(manager.down())
-
-
-@lab.command("status")
-@domain_errors
-def lab_status() -> None:
-    """Say what runs."""
-    from qualification.lab import manager
-
-    _print_lab(manager.status())
-
-
-def _print_lab(statuses: Any) -> None:
-    for status in statuses:
-        click.echo(f"{status.name:10} {status.state:8} {status.detail}")
-        for line in status.log_tail or ():
-            click.echo(f"    | {line}")
-
-
 def run() -> None:  # pragma: no cover - console entry for python -m
     main()
 
@@ -632,7 +587,7 @@ def _register_patch() -> None:
 
 _register_patch()
 
-__all__ = ["main", "BadInputError", "EXIT_BAD_INPUT"]
+__all__ = ["EXIT_BAD_INPUT", "BadInputError", "main"]
 
 
 def _register_drift() -> None:

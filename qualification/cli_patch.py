@@ -22,6 +22,7 @@ import click
 
 from qualification.cli import _read_passphrase, _state_dir_option, domain_errors
 from qualification.errors import BadInputError
+from qualification.execution.collection import find_shipped
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
 
@@ -73,6 +74,13 @@ def rendered_hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
         tail = " ".join((done.stderr or "").split())[-300:]
         raise BadInputError(f"no hosts in the inventory ({tail})", where=str(inventory))
     return out
+
+
+def _existing_change_file(value: Path) -> Path:
+    path = find_shipped(value)
+    if not path.is_file():
+        raise click.BadParameter(f"{value}: no such file")
+    return path
 
 
 def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatform]:
@@ -131,8 +139,10 @@ def platform_and_executor(
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory file naming the platform endpoint(s).")
 @click.option("--change", "change_file", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The change file (vqual.change/v1).")
+              type=click.Path(dir_okay=False, path_type=Path),
+              callback=lambda _ctx, _param, value: _existing_change_file(value),
+              help="The change file (vqual.change/v1); a shipped example also as "
+              "specs/changes/<name>.yaml from anywhere.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Print the plan and its digest; change nothing.")
 @click.option("--bind", default=None, metavar="DIGEST",

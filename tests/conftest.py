@@ -17,6 +17,8 @@ from typing import Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: The Ansible collection vqual.qualification in this checkout (galaxy.yml, plugins, playbooks, specs).
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -30,7 +32,7 @@ def vqual_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VQUAL_STATE_DIR"] = str(state_dir)
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO)
     env.update(extra)
     return env
 
@@ -58,7 +60,7 @@ def executor_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lab() -> Iterator[object]:
     if os.environ.get("VQUAL_LAB") != "1":
         pytest.skip("the lab is not enabled (VQUAL_LAB=1; `scripts/run test` sets it)")
-    from qualification.lab import manager
+    from vqual_lab import manager
 
     t0 = time.monotonic()
     statuses = manager.up(None)

@@ -11,16 +11,17 @@ _NAMESPACE, _NAME = "vqual", "qualification"
 
 
 def _is_collection_root(path: Path) -> bool:
-    return (path / "galaxy.yml").is_file() and (path / "plugins").is_dir() and (
-        path / "playbooks"
-    ).is_dir()
+    # A source tree carries galaxy.yml; an installed collection (ansible-galaxy) MANIFEST.json.
+    has_metadata = (path / "galaxy.yml").is_file() or (path / "MANIFEST.json").is_file()
+    return has_metadata and (path / "plugins").is_dir() and (path / "playbooks").is_dir()
 
 
 def find_collection_root() -> Path:
     """The collection's root directory.
 
-    Order: ``$VQUAL_COLLECTION_ROOT``; the checkout this package runs from (the repo root is
-    the collection root); ``ansible_collections/vqual/qualification`` on
+    Order: ``$VQUAL_COLLECTION_ROOT``; the checkout this package runs from (the collection is
+    ``ansible_collections/vqual/qualification`` beside ``qualification/``);
+    ``ansible_collections/vqual/qualification`` on
     ``$ANSIBLE_COLLECTIONS_PATH`` or Ansible's default paths.
     """
     explicit = os.environ.get("VQUAL_COLLECTION_ROOT")
@@ -29,7 +30,7 @@ def find_collection_root() -> Path:
         if not _is_collection_root(root):
             raise BadInputError(f"VQUAL_COLLECTION_ROOT={explicit} is not the vqual collection")
         return root.resolve()
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[2] / "ansible_collections" / _NAMESPACE / _NAME
     if _is_collection_root(checkout):
         return checkout
     search = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
@@ -57,3 +58,23 @@ def collections_path(root: Path, scratch: Path) -> str:
     if not link.exists():
         link.symlink_to(root, target_is_directory=True)
     return str(scratch / "collections")
+
+
+def find_shipped(path: Path) -> Path:
+    """``path`` as given if it exists, else the collection's own copy of it.
+
+    So ``--spec specs/linux-virt-host.yaml`` (or ``--spec linux-virt-host``) and ``--change
+    specs/changes/lab-kvm-agent-1.1.yaml`` name the shipped protocols and change files from any
+    working directory. A path that exists where the user is always wins; an absolute path is
+    never redirected. Returns ``path`` unchanged when nothing is found, so the loader reports it.
+    """
+    if path.exists() or path.is_absolute():
+        return path
+    try:
+        root = find_collection_root()
+    except BadInputError:
+        return path
+    for candidate in (root / path, root / "specs" / path, root / "specs" / f"{path}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return path

@@ -12,7 +12,7 @@ password is held only by the WinRM client: every message is scrubbed of it and n
 it.
 
 No real Hyper-V host was available while this adapter was written and tested: it was run
-against the lab's WinRM stand-in (``qualification.lab.winrm_standin``), which answers the read
+against the lab's WinRM stand-in (``vqual_lab.winrm_standin``), which answers the read
 cmdlets from canned, documented output shapes and knows no state-changing cmdlet. An operation
 the stand-in does not know raises :class:`~qualification.errors.NotSupported` ("no real Hyper-V
 available; the stand-in does not change state"), so OQ steps there are ``not-executed``.

@@ -52,7 +52,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_lab_run_report_renders_in_chromium_with_its_summary_failure_matrix_and_signature(
     tmp_path: Path, lab: object
 ) -> None:
-    from qualification.lab import manager
+    from vqual_lab import manager
 
     # A file on kvm1 whose content is HTML-special: it must appear in the report as text.
     kvm = manager.component("kvm")

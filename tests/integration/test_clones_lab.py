@@ -31,12 +31,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_vqual
+from tests.conftest import COLLECTION, REPO, run_vqual
 from tests.integration.reviewflow import add_person, executor, vqual_with_passphrase
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-SPEC = REPO / "specs" / "master-vm.yaml"
+SPEC = COLLECTION / "specs" / "master-vm.yaml"
 LAB_INV = REPO / "inventories" / "lab"
 EXTRA_PKG = "vqual-clone-probe"
 
@@ -49,7 +49,7 @@ def records(bundle: Path) -> list[dict[str, Any]]:
 
 
 def ssh(name: str, command: str) -> str:
-    from qualification.lab import guests, manager
+    from vqual_lab import guests, manager
 
     ctx = manager.context()
     spec = guests.VM_BUDGET.spec(name)
@@ -75,7 +75,7 @@ def tiny_deb(folder: Path) -> bytes:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """A state with an executor and an approver, and an approved master bundle."""
-    from qualification.lab import guests, manager
+    from vqual_lab import guests, manager
 
     root = tmp_path_factory.mktemp("clones-lab")
     state = root / "state"

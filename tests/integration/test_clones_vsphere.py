@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.vsphere import Endpoint, VspherePlatform
 from tests.conftest import run_vqual
 

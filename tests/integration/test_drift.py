@@ -236,13 +236,13 @@ def marker_deb(tmp_path: Path) -> bytes:
 
 
 def clone(name: str) -> Any:
-    from qualification.lab.guests import VM_BUDGET
+    from vqual_lab.guests import VM_BUDGET
 
     return next(g for g in VM_BUDGET.guests if g.name == name)
 
 
 def on_guest(name: str, command: str) -> str:
-    from qualification.lab import guests, manager
+    from vqual_lab import guests, manager
 
     spec = clone(name)
     return guests.ssh_run(manager.context().lab_dir, spec.ssh_address, spec.ssh_port, command,
@@ -311,7 +311,7 @@ def test_lab_vsphere_vm_fingerprint_of_two_simulated_vms(tmp_path: Path) -> None
     from qualification.baseline import AllowedDifferences, SizeRange, compare
     from qualification.checks.fingerprint import target_fingerprint
     from qualification.execution.probes import run_controller_probe
-    from qualification.lab import manager, vcsim
+    from vqual_lab import manager, vcsim
 
     inst = vcsim.DEFAULT_VCENTER
     user, password = vcsim.read_credentials(manager.context(), inst)

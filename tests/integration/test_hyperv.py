@@ -1,7 +1,7 @@
 """Hyper-V through the WinRM stand-in: `vqual qualify` with specs/hyperv-host.yaml.
 
 No real Hyper-V host was available. The targets are the lab's WinRM stand-in
-(``qualification.lab.winrm_standin``: canned answers in the shapes Microsoft documents, no
+(``vqual_lab.winrm_standin``: canned answers in the shapes Microsoft documents, no
 state changes), so these tests show that the adapter, the checks, the spec and the evidence
 work end to end, and that nothing the stand-in cannot do is reported as done: OQ steps and
 cmdlets it does not know are ``not-executed``, never ``pass``.
@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
-from qualification.lab.component import LabContext
-from qualification.lab.winrm_standin import WinRMStandIn
-from tests.conftest import REPO, run_vqual
+from vqual_lab.component import LabContext
+from vqual_lab.winrm_standin import WinRMStandIn
+from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
 
-SPEC = REPO / "specs" / "hyperv-host.yaml"
+SPEC = COLLECTION / "specs" / "hyperv-host.yaml"
 
 
 def _renamed(name: str) -> dict[str, Any]:
@@ -274,7 +274,7 @@ def test_platform_errors_give_error_verdicts_and_one_line(
 def test_the_lab_inventory_gives_verdicts_not_errors(
     executor_state: Path, tmp_path: Path
 ) -> None:
-    """The stand-in as `vqual lab up` lists it (its own inventory fragment, group values
+    """The stand-in as `scripts/lab up` lists it (its own inventory fragment, group values
     included, no values added here), run through playbooks/hyperv_host.yml: every test of
     the spec has a verdict, none an error."""
     if os.environ.get("VQUAL_LAB") != "1":

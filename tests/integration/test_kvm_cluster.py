@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_vqual
+from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
 
@@ -29,7 +29,7 @@ def _records(bundle: Path) -> list[dict[str, Any]]:
 
 def wait_for_guest_slot(timeout: float = 900.0) -> None:
     """Wait until the VM budget has a free slot (other tests may run a throwaway guest)."""
-    from qualification.lab import guests
+    from vqual_lab import guests
 
     deadline = time.monotonic() + timeout
     while len(guests.running_guests()) >= guests.VM_BUDGET.max_running:
@@ -40,7 +40,7 @@ def wait_for_guest_slot(timeout: float = 900.0) -> None:
 
 def lab_throwaways() -> dict[str, str]:
     """Domains named vqual-tmp-* defined on the lab's KVM hosts: name -> host."""
-    from qualification.lab import guests
+    from vqual_lab import guests
     from qualification.platforms.libvirt import LibvirtPlatform
 
     found: dict[str, str] = {}
@@ -79,10 +79,10 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
                                               tmp_path: Path) -> None:
     wait_for_guest_slot()
     clones_before = {n: h for n, h in __import__(
-        "qualification.lab.guests", fromlist=["x"]).running_guests().items()
+        "vqual_lab.guests", fromlist=["x"]).running_guests().items()
         if n in ("clone1", "clone2")}
     done = run_vqual("qualify", "-i", str(kvm_site_inventory), "-s",
-                     str(REPO / "specs" / "kvm-cluster.yaml"), "-c", "CHG0000501",
+                     str(COLLECTION / "specs" / "kvm-cluster.yaml"), "-c", "CHG0000501",
                      "--limit", "kvm_hosts", "--evidence-dir", str(tmp_path / "ev"), "--json",
                      state_dir=executor_state, timeout=1800)
     # The lab's libvirt is deliberately open (plain TCP, no auth, no sVirt): the run fails.
@@ -150,7 +150,7 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
     assert verify.returncode == 0, verify.stdout + verify.stderr
     # Nothing of the run is left, and the clones were not disturbed.
     assert not [n for n in lab_throwaways() if summary["run_id"] in n]
-    from qualification.lab import guests
+    from vqual_lab import guests
 
     running = guests.running_guests()
     assert {n: running.get(n) for n in clones_before} == clones_before

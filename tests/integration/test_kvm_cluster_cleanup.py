@@ -17,7 +17,7 @@ import yaml
 
 from qualification.platforms import libvirt_guest_oq as g
 from qualification.platforms.libvirt import LibvirtPlatform, new_run_id
-from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
+from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.test_kvm_cluster import (
     KVM2_URI,
     LAB_INV,
@@ -40,7 +40,7 @@ with LibvirtPlatform(sys.argv[1]) as p:
 
 def _outside(path: str) -> Path:
     """A path on the KVM hosts' shared storage as this machine sees it."""
-    from qualification.lab import kvm, manager
+    from vqual_lab import kvm, manager
 
     return manager.context().lab_dir / "shared" / path.removeprefix(kvm.SHARED_MOUNT + "/")
 
@@ -113,7 +113,7 @@ def test_cleanup_after_a_killed_vqual_qualify(executor_state: Path, tmp_path: Pa
     name = g.throwaway_name(run_id, "bak")
     proc = subprocess.Popen(
         [str(VENV_BIN / "vqual"), "qualify", "-i", str(inv), "-s",
-         str(REPO / "specs" / "kvm-cluster.yaml"), "-c", "CHG0000503", "--run-id", run_id,
+         str(COLLECTION / "specs" / "kvm-cluster.yaml"), "-c", "CHG0000503", "--run-id", run_id,
          "--limit", "kvm1", "--test", "OQ-KVM-003", "--evidence-dir", str(tmp_path / "ev")],
         cwd=REPO, env=vqual_env(executor_state), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)

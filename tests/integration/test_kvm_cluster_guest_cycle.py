@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, run_vqual
+from tests.conftest import COLLECTION, REPO, run_vqual
 from tests.integration.test_kvm_cluster import (
     _records,
     lab_throwaways,
@@ -28,7 +28,7 @@ from tests.integration.test_kvm_cluster import (
 
 pytestmark = pytest.mark.lab
 
-SPEC = REPO / "specs" / "kvm-cluster.yaml"
+SPEC = COLLECTION / "specs" / "kvm-cluster.yaml"
 CYCLE_TESTS = ("OQ-KVM-004", "OQ-KVM-005", "OQ-KVM-006", "OQ-KVM-007")
 
 
@@ -41,7 +41,7 @@ def kvm_site_inventory(tmp_path: Path, lab: object) -> Path:
 def kvm1_drained(lab: object) -> Iterator[None]:
     """No lab guest runs on kvm1 during the test (they run on kvm2), and each is back where
     it was afterwards (another test may have left a clone on the other host)."""
-    from qualification.lab import guests
+    from vqual_lab import guests
 
     wait_for_guest_slot()
     before = guests.running_guests()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_vqual
+from tests.conftest import COLLECTION, REPO, run_vqual
 from tests.integration.test_drift import (  # noqa: F401 (changed_clone1 is a fixture)
     LAB_INV,
     bundle_of,
@@ -50,8 +50,8 @@ def overlay_xml(xml: str, inside_dir: str) -> str:
 def booted_master(lab: object) -> Iterator[dict[str, Any]]:
     import libvirt
 
-    from qualification.lab import guests, manager
-    from qualification.lab.component import file_lock
+    from vqual_lab import guests, manager
+    from vqual_lab.component import file_lock
 
     ctx = manager.context()
     state = ctx.state().get("guests") or {}
@@ -96,7 +96,7 @@ def master_bundle(booted_master: dict[str, Any], executor_state: Path,
     inventory = work / "master.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"master_vm": group}}}))
     t0 = time.monotonic()
-    done = run_vqual("qualify", "-i", str(inventory), "-s", str(REPO / "specs" / "master-vm.yaml"),
+    done = run_vqual("qualify", "-i", str(inventory), "-s", str(COLLECTION / "specs" / "master-vm.yaml"),
                      "-c", "CHG0000301", "--evidence-dir", str(work / "evidence"),
                      state_dir=executor_state)
     print(f"master qualification: {time.monotonic() - t0:.1f} s")
@@ -111,7 +111,7 @@ def test_master_is_qualified_with_a_generalised_template_and_a_fingerprint(
     results = {r["data"]["test_id"]: r["data"] for r in recs if r["kind"] == "check.result"}
     from qualification.spec.loader import load_spec
 
-    spec = load_spec(REPO / "specs" / "master-vm.yaml")
+    spec = load_spec(COLLECTION / "specs" / "master-vm.yaml")
     planned = {t.id for t in spec.tests if t.applies(("master_vm",), "high")}
     assert set(results) == planned and len(planned) >= 24
     assert {r["verdict"] for r in results.values()} == {"pass"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
+from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 
 LOCAL_INV = REPO / "inventories" / "local"
 
@@ -60,7 +60,7 @@ def _qualify(state: Path, tmp_path: Path, *args: str, **env: str) -> subprocess.
 
 def test_embedded_default_writes_a_bundle_that_verifies(executor_state: Path, tmp_path: Path) -> None:
     done = _qualify(executor_state, tmp_path, "-i", str(LOCAL_INV), "-s",
-                    str(REPO / "specs" / "linux-virt-host.yaml"), "-c", "CHG0000001", "--json")
+                    str(COLLECTION / "specs" / "linux-virt-host.yaml"), "-c", "CHG0000001", "--json")
     assert done.returncode in (0, 1, 3, 4), done.stderr
     summary = json.loads(done.stdout)
     assert summary["schema"] == "vqual.qualify/v1"
@@ -79,7 +79,7 @@ def test_embedded_default_writes_a_bundle_that_verifies(executor_state: Path, tm
 
 def test_libvirt_embedded_spec_runs_iq_and_oq(executor_state: Path, tmp_path: Path) -> None:
     done = _qualify(executor_state, tmp_path, "-i", str(LOCAL_INV), "-s",
-                    str(REPO / "specs" / "libvirt-embedded.yaml"), "-c", "CHG0000001", "--json")
+                    str(COLLECTION / "specs" / "libvirt-embedded.yaml"), "-c", "CHG0000001", "--json")
     summary = json.loads(done.stdout)
     records = _records(Path(summary["bundle"]))
     results = [r["data"] for r in records if r["kind"] == "check.result"]
@@ -250,7 +250,7 @@ def test_playbook_fails_at_once_without_the_callback(executor_state: Path, tmp_p
     env = vqual_env(executor_state)
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     done = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(LOCAL_INV), str(REPO / "playbooks" / "qualify.yml"),
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(LOCAL_INV), str(COLLECTION / "playbooks" / "qualify.yml"),
          "-e", f"vqual_spec={spec}", "-e", "vqual_change_id=CHG0000008"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )

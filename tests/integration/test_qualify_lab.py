@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_vqual
+from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
 
@@ -42,7 +42,7 @@ def site_inventory(tmp_path: Path, lab: object) -> Path:
 
 @pytest.fixture
 def varied_kvm2() -> Iterator[None]:
-    from qualification.lab import manager
+    from vqual_lab import manager
 
     manager.apply_variation("kvm2:loose-mode")
     manager.apply_variation("kvm2:pkg-version")
@@ -80,7 +80,7 @@ def _small_spec(tmp_path: Path) -> Path:
 
 def test_linux_host_spec_over_ssh_on_both_kvm_hosts(executor_state: Path, site_inventory: Path,
                                                    tmp_path: Path) -> None:
-    done = run_vqual("qualify", "-i", str(site_inventory), "-s", str(REPO / "specs" / "linux-virt-host.yaml"),
+    done = run_vqual("qualify", "-i", str(site_inventory), "-s", str(COLLECTION / "specs" / "linux-virt-host.yaml"),
                      "-c", "CHG0000301", "--limit", "kvm_hosts", "--evidence-dir", str(tmp_path / "ev"),
                      "--json", state_dir=executor_state)
     assert done.returncode in (0, 1, 3, 4), done.stderr

@@ -155,7 +155,7 @@ def test_a_plain_playbook_run_is_gated_too(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import REPO, vqual_env
+    from tests.conftest import COLLECTION, REPO, vqual_env
 
     state = tmp_path / "state"
     executor(state)
@@ -167,7 +167,7 @@ def test_a_plain_playbook_run_is_gated_too(tmp_path: Path) -> None:
                VQUAL_EVIDENCE_DIR=str(tmp_path / "evidence"))
     done = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(REPO / "inventories" / "local"),
-         str(REPO / "playbooks" / "qualify.yml"), "--limit", "localhost",
+         str(COLLECTION / "playbooks" / "qualify.yml"), "--limit", "localhost",
          "-e", f"vqual_spec={spec}", "-e", "vqual_change_id=CHG0006010"],
         env=env, capture_output=True, text=True, timeout=300, check=False, cwd=os.fspath(tmp_path),
     )

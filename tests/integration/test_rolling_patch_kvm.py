@@ -36,12 +36,12 @@ import yaml
 
 from qualification.cleanup import inventory_hostvars
 from qualification.execution.recorder import records_as_dicts
-from qualification.lab import manager, repo
-from qualification.lab.component import LabContext
-from qualification.lab.kvm import KvmCluster
+from vqual_lab import manager, repo
+from vqual_lab.component import LabContext
+from vqual_lab.kvm import KvmCluster
 from qualification.platforms.libvirt_cluster import LibvirtCluster
 from qualification.rollout.journal import journal_path, read_journal
-from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
+from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.rollout_observer import PlatformObserver, final_placement, host_sequence
 
 pytestmark = pytest.mark.lab
@@ -115,14 +115,14 @@ def agent_upgrades(kvm: KvmCluster, ctx: LabContext) -> dict[str, int]:
 
 
 def write_change(tmp: Path, change_id: str, *, requalify_tests: list[str] | None = None) -> Path:
-    doc = yaml.safe_load((REPO / "specs" / "changes" / "lab-kvm-agent-1.1.yaml").read_text())
+    doc = yaml.safe_load((COLLECTION / "specs" / "changes" / "lab-kvm-agent-1.1.yaml").read_text())
     doc["change_id"] = change_id
     doc["window"] = {"start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}
     if requalify_tests is None:
         doc.pop("requalify", None)
     else:
         doc["requalify"] = {
-            "spec": str(REPO / "specs" / "kvm-cluster.yaml"),
+            "spec": str(COLLECTION / "specs" / "kvm-cluster.yaml"),
             "tests": requalify_tests,
         }
     path = tmp / f"{change_id}.yaml"

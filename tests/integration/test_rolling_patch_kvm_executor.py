@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from qualification.cleanup import inventory_hostvars
-from qualification.lab import manager, repo
-from qualification.lab.component import LabContext
-from qualification.lab.kvm import KvmCluster
+from vqual_lab import manager, repo
+from vqual_lab.component import LabContext
+from vqual_lab.kvm import KvmCluster
 from qualification.platforms.libvirt_cluster import LibvirtCluster
 from qualification.rollout.change import load_change
 from qualification.rollout.kvm import KvmPatchExecutor, platform_factory
@@ -27,7 +27,8 @@ from qualification.rollout.kvm import KvmPatchExecutor, platform_factory
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-CHANGE = REPO / "specs" / "changes" / "lab-kvm-agent-1.1.yaml"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+CHANGE = COLLECTION / "specs" / "changes" / "lab-kvm-agent-1.1.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from qualification.rollout.kvm import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_CHANGE = REPO / "specs" / "changes" / "lab-kvm-agent-1.1.yaml"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+LAB_CHANGE = COLLECTION / "specs" / "changes" / "lab-kvm-agent-1.1.yaml"
 
 HOSTVARS: dict[str, dict[str, Any]] = {
     "kvm1": {

@@ -28,8 +28,8 @@ import yaml
 from qualification.errors import BadInputError
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.recorder import open_signer, records_as_dicts
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.base import HypervisorPlatform
 from qualification.platforms.vsphere import Endpoint, VspherePlatform, read_host_mark
 from qualification.review.signed import load_trust
@@ -225,10 +225,10 @@ def write_change(tmp: Path, *, serial: int | None = None, exclude: list[dict[str
     path = tmp / f"change-{n}.yaml"
     text = yaml.safe_dump(doc, sort_keys=False)
     if canary:  # the spec path must exist; point at the repository's copy
-        from tests.conftest import REPO
+        from tests.conftest import COLLECTION, REPO
 
         text = text.replace("../../specs/vsphere-cluster.yaml",
-                            str(REPO / "specs" / "vsphere-cluster.yaml"))
+                            str(COLLECTION / "specs" / "vsphere-cluster.yaml"))
     path.write_text(text)
     return path
 
@@ -586,14 +586,14 @@ def test_playbook_is_a_thin_entry_to_vqual_patch(full_run: dict[str, Any], sim4:
                                                  tmp_path: Path) -> None:
     import subprocess
 
-    from tests.conftest import REPO, VENV_BIN, vqual_env
+    from tests.conftest import COLLECTION, REPO, VENV_BIN, vqual_env
 
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump(json.loads(json.dumps(sim4.inventory))))
     change = load_change(write_change(full_run["tmp"]))
     done = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory),
-         str(REPO / "playbooks" / "rolling_patch.yml"),
+         str(COLLECTION / "playbooks" / "rolling_patch.yml"),
          "-e", f"vqual_change_file={change.path}", "-e", f"vqual_evidence_dir={tmp_path / 'ev'}",
          "-e", f"vqual_state_dir={state}", "-e", f"vqual_command={VENV_BIN / 'vqual'}",
          "-e", "vqual_requalify=platform"],

@@ -27,15 +27,15 @@ import pytest
 import yaml
 
 from qualification.errors import NotSupported, PlatformError
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
 from qualification.platforms.vsphere import Endpoint, VspherePlatform, answer_vsphere
-from tests.conftest import REPO, run_vqual
+from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
 
-SPEC = REPO / "specs" / "vsphere-cluster.yaml"
+SPEC = COLLECTION / "specs" / "vsphere-cluster.yaml"
 LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")
 
 DEFAULT_VC = dataclasses.replace(
@@ -345,7 +345,7 @@ def test_the_hcl_file_is_part_of_the_bundle(qualified: tuple[dict[str, Any], Pat
     bundle = qualified[1]
     start = next(r for r in _records(bundle) if r["kind"] == "run.start")
     assert [d["name"] for d in start["data"]["data_files"]] == ["hcl"]
-    assert (bundle / "data" / "hcl").read_bytes() == (REPO / "specs/data/hcl-example.yaml").read_bytes()
+    assert (bundle / "data" / "hcl").read_bytes() == (COLLECTION / "specs" / "data" / "hcl-example.yaml").read_bytes()
 
 
 def test_no_password_in_the_bundle(lab: VsphereLab, qualified: tuple[dict[str, Any], Path]) -> None:

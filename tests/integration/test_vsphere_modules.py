@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / ".venv" / "collections"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+COLLECTIONS = REPO
 LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")
 VC = dataclasses.replace(
     vcsim.DEFAULT_VCENTER, key="vcmodules", inventory_host="vc-modules",
@@ -70,7 +71,7 @@ def run(module: str, args: dict[str, Any], tmp_path: Path, *, check: bool = Fals
     full_env["PYTHONPATH"] = str(COLLECTIONS)
     full_env.update(env or {})
     done = subprocess.run(
-        [sys.executable, str(REPO / "plugins" / "modules" / f"{module}.py"), str(args_file)],
+        [sys.executable, str(COLLECTION / "plugins" / "modules" / f"{module}.py"), str(args_file)],
         capture_output=True, text=True, env=full_env, timeout=120, check=False,
     )
     assert "Traceback" not in done.stderr, done.stderr

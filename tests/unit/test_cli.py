@@ -28,7 +28,7 @@ COMMANDS = _commands(main)
 
 
 def test_there_are_commands() -> None:
-    assert {"vqual qualify", "vqual verify", "vqual keys create", "vqual lab up"} <= {
+    assert {"vqual qualify", "vqual verify", "vqual keys create", "vqual patch"} <= {
         name for name, _ in COMMANDS
     }
 
@@ -58,3 +58,9 @@ def test_an_unexpected_error_is_one_line_without_traceback(monkeypatch: pytest.M
         "vqual: internal error: ZeroDivisionError: a bug (VQUAL_DEBUG=1 shows the traceback)"
     )
     assert "Traceback" not in result.output
+
+
+def test_the_lab_is_not_a_vqual_command() -> None:
+    # The lab is test infrastructure (lab/, command vqual-lab): the product has no `lab`.
+    assert not any(name.startswith("vqual lab") for name, _ in COMMANDS)
+    assert CliRunner().invoke(main, ["lab", "--help"]).exit_code == 2

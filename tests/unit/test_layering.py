@@ -34,3 +34,15 @@ def test_the_check_finds_an_ansible_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from ansible.plugins.action import ActionBase\nimport ansible_runner\n")
     assert _imports(bad) == ["ansible.plugins.action", "ansible_runner"]
+
+
+def test_import_linter_contracts_hold() -> None:
+    # The contracts in pyproject.toml ([tool.importlinter]): the layering of DESIGN section 4.
+    import subprocess
+    import sys
+
+    lint = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint), "--no-cache"], cwd=CORE.parent, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "broken" in done.stdout and " 0 broken" in done.stdout, done.stdout[-2000:]

@@ -24,10 +24,11 @@ from qualification.checks.fingerprint import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 
 
 def _load() -> ModuleType:
-    path = REPO / "plugins" / "module_utils" / "host_observations.py"
+    path = COLLECTION / "plugins" / "module_utils" / "host_observations.py"
     spec = importlib.util.spec_from_file_location("vqual_host_observations_fp", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -23,7 +23,8 @@ from qualification.spec.loader import load_spec
 from qualification.spec.plan import lookup_expected
 
 REPO = Path(__file__).resolve().parents[3]
-SPEC = REPO / "specs" / "libvirt-embedded.yaml"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+SPEC = COLLECTION / "specs" / "libvirt-embedded.yaml"
 HOST_VARS = REPO / "inventories" / "local" / "host_vars" / "libvirt-test.yml"
 LIBVIRT_CHECKS = {"hypervisor_version", "libvirt_nodeinfo", "libvirt_capability", "libvirt_oq"}
 

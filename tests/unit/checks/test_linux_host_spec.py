@@ -14,7 +14,8 @@ from qualification.spec.loader import load_spec
 from qualification.spec.plan import build_plan
 
 REPO = Path(__file__).resolve().parents[3]
-SPEC = REPO / "specs" / "linux-virt-host.yaml"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+SPEC = COLLECTION / "specs" / "linux-virt-host.yaml"
 HOST_VARS = REPO / "inventories" / "local" / "host_vars" / "localhost.yml"
 
 
@@ -80,7 +81,7 @@ def test_every_value_from_resolves_for_the_local_host() -> None:
 
 
 def _load_observations_module() -> Any:
-    path = REPO / "plugins" / "module_utils" / "host_observations.py"
+    path = COLLECTION / "plugins" / "module_utils" / "host_observations.py"
     spec = importlib.util.spec_from_file_location("vqual_host_observations_spec", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from qualification.lab.winrm_standin import DEFAULT_PROFILE, StandInServer, load_profile
+from vqual_lab.winrm_standin import DEFAULT_PROFILE, StandInServer, load_profile
 from tests.unit.platforms.test_vsphere_modules_dispatch import run
 
 ADDRESS = "127.0.0.167"

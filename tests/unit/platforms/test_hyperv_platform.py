@@ -1,6 +1,6 @@
 """The Hyper-V adapter against the WinRM stand-in, run in-process on a loopback port.
 
-No real Hyper-V host was available: the stand-in (``qualification.lab.winrm_standin``) is a
+No real Hyper-V host was available: the stand-in (``vqual_lab.winrm_standin``) is a
 WS-Management server that answers the read cmdlets from canned objects in the shapes Microsoft
 documents, and knows no cmdlet that changes state. These tests therefore show the adapter's
 WinRM and PowerShell handling, its parsing of documented output shapes, its errors and its
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from qualification.errors import BadInputError, NotSupported, PlatformError
-from qualification.lab.winrm_standin import DEFAULT_PROFILE, StandInServer, load_profile
+from vqual_lab.winrm_standin import DEFAULT_PROFILE, StandInServer, load_profile
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform, VmConfig
 from qualification.platforms.hyperv import (
     STAND_IN_REASON,
@@ -332,7 +332,8 @@ def test_hcl_is_read_again_and_must_have_the_approved_digest(
     import shutil
 
     hcl = tmp_path / "hcl.yaml"
-    shutil.copy(Path(__file__).parents[3] / "specs" / "data" / "hcl-hyperv-example.yaml", hcl)
+    shutil.copy(Path(__file__).parents[3] / "ansible_collections" / "vqual" / "qualification" / "specs" / "data"
+                / "hcl-hyperv-example.yaml", hcl)
     approved = hashlib.sha256(hcl.read_bytes()).hexdigest()
     files = [{"name": "hcl", "path": str(hcl), "digest": approved}]
     request = [{"key": "l", "method": "hcl", "args": {"hcl": "hcl"}}]

@@ -12,10 +12,10 @@ import yaml
 
 from qualification.checks.base import StepNotExecuted
 from qualification.checks.hyperv import HypervValidationReport, file_time
-from qualification.lab.component import LabContext
-from qualification.lab.winrm_standin import WinRMStandIn, run_powershell
+from vqual_lab.component import LabContext
+from vqual_lab.winrm_standin import WinRMStandIn, run_powershell
 from qualification.platforms.hyperv import READ_CMDLETS
-from tests.conftest import REPO
+from tests.conftest import COLLECTION, REPO
 
 CHECK = HypervValidationReport()
 
@@ -77,7 +77,7 @@ def test_the_stand_in_does_not_know_the_report_listing() -> None:
 
 
 def _value_from_keys() -> set[str]:
-    spec = yaml.safe_load((REPO / "specs" / "hyperv-host.yaml").read_text())
+    spec = yaml.safe_load((COLLECTION / "specs" / "hyperv-host.yaml").read_text())
     return {t["expect"]["value_from"] for t in spec["tests"] if "value_from" in t["expect"]}
 
 

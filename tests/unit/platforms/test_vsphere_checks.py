@@ -25,7 +25,7 @@ from qualification.errors import BadInputError
 from qualification.platforms.vsphere import Endpoint, answer_vsphere, endpoint_from_vars
 
 REPO = Path(__file__).resolve().parents[3]
-HCL_EXAMPLE = REPO / "specs" / "data" / "hcl-example.yaml"
+HCL_EXAMPLE = REPO / "ansible_collections" / "vqual" / "qualification" / "specs" / "data" / "hcl-example.yaml"
 
 
 def _host(name: str, **over: Any) -> dict[str, Any]:
@@ -300,8 +300,8 @@ def test_unreachable_endpoint_is_an_error_for_every_request() -> None:
 def test_the_shipped_lab_inventory_is_what_the_lab_serves() -> None:
     import yaml
 
-    from qualification.lab import vcsim
-    from qualification.lab.component import LabContext
+    from vqual_lab import vcsim
+    from vqual_lab.component import LabContext
 
     lab = Path("/var/lib/vqual-lab")
     ctx = LabContext(lab_dir=lab, run_dir=lab / "run", repo_root=None, log=lambda _m: None)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-COLLECTIONS = REPO / ".venv" / "collections"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+COLLECTIONS = REPO
 MODULES = ("hypervisor_info", "vm_info", "vm_power", "vm_snapshot", "vm_clone", "vm_migrate",
            "host_maintenance")
 
@@ -37,7 +38,7 @@ def run(module: str, args: dict[str, Any], tmp_path: Path, *, check: bool = Fals
     payload = {**args, "_ansible_check_mode": check}
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    path = str(REPO / "plugins" / "modules" / f"{module}.py")
+    path = str(COLLECTION / "plugins" / "modules" / f"{module}.py")
     command = [sys.executable, path, str(args_file)]
     if blocked:
         command = [sys.executable, "-c", _WITHOUT_VQUAL, path, str(args_file)]

@@ -26,6 +26,7 @@ from qualification.platforms.vsphere_oq import (
 from qualification.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[3]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 RUN = "20260101T000000Z-abc123"
 
 _run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
@@ -123,7 +124,7 @@ def test_oq_protocol_check_refuses_bad_params() -> None:
 
 
 def test_the_spec_has_one_oq_test_per_protocol_step() -> None:
-    spec = load_spec(REPO / "specs" / "vsphere-cluster.yaml")
+    spec = load_spec(COLLECTION / "specs" / "vsphere-cluster.yaml")
     oq = {t.id: t for t in spec.tests if t.protocol == "OQ"}
     assert sorted(oq) == [f"OQ-VS-00{n}" for n in range(1, 9)]
     covered = {t.params["test"] for t in oq.values()}

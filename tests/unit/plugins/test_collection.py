@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 BIN = Path(sys.executable).parent
-ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".venv" / "collections"),
+ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO),
            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
-MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-CALLBACKS = sorted(p.stem for p in (REPO / "plugins" / "callback").glob("*.py") if p.stem != "__init__")
+MODULES = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+CALLBACKS = sorted(p.stem for p in (COLLECTION / "plugins" / "callback").glob("*.py") if p.stem != "__init__")
 
 
 def test_every_action_plugin_has_a_documented_module_name() -> None:
-    actions = {p.stem for p in (REPO / "plugins" / "action").glob("*.py") if p.stem != "__init__"}
+    actions = {p.stem for p in (COLLECTION / "plugins" / "action").glob("*.py") if p.stem != "__init__"}
     assert actions <= set(MODULES)
 
 
@@ -41,11 +42,13 @@ def test_ansible_doc_shows_the_plugin(kind: str, name: str) -> None:
 
 
 def test_galaxy_builds_the_collection_without_the_package_and_tests(tmp_path: Path) -> None:
-    done = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(REPO),
+    done = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(COLLECTION),
                            "--output-path", str(tmp_path)],
                           env=ENV, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     tarball = next(tmp_path.glob("vqual-qualification-*.tar.gz"))
     names = tarfile.open(tarball).getnames()
     assert "plugins/action/qualify.py" in names and "playbooks/qualify.yml" in names
-    assert not any(n.startswith(("qualification/", "tests/", "bench/", ".venv")) for n in names)
+    assert "specs/linux-virt-host.yaml" in names and "README.md" in names
+    assert not any(n.startswith(("qualification/", "tests/", "bench/", "lab/", ".venv", "docs/"))
+                   for n in names)

@@ -17,11 +17,12 @@ from typing import Any, Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 
 
 def _load() -> ModuleType:
     # The file ships to targets inside the module payload; here it is loaded from the repo.
-    path = REPO / "plugins" / "module_utils" / "host_observations.py"
+    path = COLLECTION / "plugins" / "module_utils" / "host_observations.py"
     spec = importlib.util.spec_from_file_location("vqual_host_observations", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -14,15 +14,11 @@ import pytest
 from qualification.checks import Observation, evaluate, get_check
 
 REPO = Path(__file__).resolve().parents[3]
-COLLECTIONS = REPO / ".venv" / "collections"
-MODULE = REPO / "plugins" / "modules" / "host_probe.py"
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
+#: The repo root is a collections path: it holds ansible_collections/vqual/qualification.
+COLLECTIONS = REPO
+MODULE = COLLECTION / "plugins" / "modules" / "host_probe.py"
 VENV_BIN = Path(sys.executable).parent
-
-pytestmark = pytest.mark.skipif(
-    not (COLLECTIONS / "ansible_collections" / "vqual" / "qualification").exists(),
-    reason="the collection is not linked into .venv/collections (run scripts/setup)",
-)
-
 
 def env() -> dict[str, str]:
     return {

@@ -21,6 +21,7 @@ from qualification.rollout.change import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
+COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 
 MINIMAL = """\
 apiVersion: vqual.change/v1
@@ -122,7 +123,7 @@ def test_window_contains_is_half_open(tmp_path: Path) -> None:
 
 
 def test_the_shipped_example_changes_load() -> None:
-    examples = sorted((REPO / "specs" / "changes").glob("*.yaml"))
+    examples = sorted((COLLECTION / "specs" / "changes").glob("*.yaml"))
     assert {p.name for p in examples} >= {"lab-kvm-agent-1.1.yaml", "vcsim-esxi-patch.yaml"}
     for path in examples:
         change = load_change(path, change_id_pattern=r"^CHG[0-9]{7}$")

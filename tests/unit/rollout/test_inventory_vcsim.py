@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from qualification.errors import PlatformError
-from qualification.lab import vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import vcsim
+from vqual_lab.component import LabContext
 from qualification.platforms.vsphere import Endpoint, VspherePlatform
 from qualification.rollout.change import (
     ChangeTarget,

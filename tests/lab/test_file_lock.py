@@ -1,4 +1,4 @@
-"""The lab's one file lock (qualification.lab.component.file_lock)."""
+"""The lab's one file lock (vqual_lab.component.file_lock)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qualification.lab.component import file_lock
+from vqual_lab.component import file_lock
 
 
 def _try_lock(path: Path) -> bool:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from qualification.errors import EXIT_PLATFORM, PlatformError
-from qualification.lab import guests
-from qualification.lab.guests import VM_BUDGET, GuestFiles, VmBudgetError, check_budget
+from vqual_lab import guests
+from vqual_lab.guests import VM_BUDGET, GuestFiles, VmBudgetError, check_budget
 
 
 def test_budget_publishes_master_two_clones_and_three_at_once() -> None:

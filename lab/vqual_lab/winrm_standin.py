@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError
-from qualification.lab.component import (
+from vqual_lab.component import (
     ComponentStatus,
     LabContext,
     pid_start_time,
@@ -62,7 +62,7 @@ from qualification.lab.component import (
     stop_pid,
     tail,
 )
-from qualification.lab.vcsim import is_loopback
+from vqual_lab.vcsim import is_loopback
 
 ASSETS = Path(__file__).parent / "assets" / "winrm"
 DEFAULT_PROFILE = ASSETS / "hv1.json"
@@ -379,7 +379,7 @@ def load_profile(path: Path, overrides: dict[str, Any] | None = None) -> dict[st
 
 
 def serve(argv: list[str] | None = None) -> None:
-    """``python -m qualification.lab.winrm_standin --listen ADDR:PORT --credentials F
+    """``python -m vqual_lab.winrm_standin --listen ADDR:PORT --credentials F
     --profile P``: serve until SIGTERM. The credentials file is JSON with username, password."""
     import signal
 
@@ -529,7 +529,7 @@ class WinRMStandIn:
         cmd = [
             sys.executable,
             "-m",
-            "qualification.lab.winrm_standin",
+            "vqual_lab.winrm_standin",
             "--listen",
             f"{self.address}:{self.port}",
             "--credentials",
@@ -538,7 +538,7 @@ class WinRMStandIn:
             str(run / "profile.json"),
         ]
         # The server imports this package: run it from wherever this module was imported.
-        pkg_root = str(Path(__file__).resolve().parents[2])
+        pkg_root = str(Path(__file__).resolve().parents[1])
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, PlatformError
-from qualification.lab.component import (
+from vqual_lab.component import (
     ComponentStatus,
     LabContext,
     file_lock,
@@ -95,7 +95,7 @@ class GuestSpec:
         host: The KVM host (``kvm1``/``kvm2``) it is defined on.
         ssh_address: Loopback address of its SSH port forward.
         ssh_port: Port of the forward (>= 1024).
-        autostart: Started by ``vqual lab up``.
+        autostart: Started by ``scripts/lab up``.
     """
 
     name: str
@@ -1035,7 +1035,7 @@ _UUID_NS = uuid.UUID("0d7b0c1e-3f0e-4d55-8f57-6a1c52b1e0a4")
 
 def _kvm() -> Any:
     """The KVM component's module (imported late: it is optional for image work)."""
-    from qualification.lab import kvm
+    from vqual_lab import kvm
 
     return kvm
 
@@ -1524,7 +1524,7 @@ class Guests:
         """
         import libvirt
 
-        from qualification.lab import manager
+        from vqual_lab import manager
 
         status = manager.component("kvm").up(ctx)
         if status.state != "running":

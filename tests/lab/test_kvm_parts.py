@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from qualification.errors import PlatformError
-from qualification.lab import manager, repo
-from qualification.lab.component import LabContext
-from qualification.lab.kvm import DEFAULT_HOSTS, KvmCluster, KvmHost, apt_mirror, hosts_from_env
+from vqual_lab import manager, repo
+from vqual_lab.component import LabContext
+from vqual_lab.kvm import DEFAULT_HOSTS, KvmCluster, KvmHost, apt_mirror, hosts_from_env
 
 
 def _ctx(tmp_path: Path) -> LabContext:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qualification.lab import manager, repo
-from qualification.lab.component import LabContext
-from qualification.lab.kvm import KvmCluster, ensure_guest_boot, guest_xml, hosts_from_env
+from vqual_lab import manager, repo
+from vqual_lab.component import LabContext
+from vqual_lab.kvm import KvmCluster, ensure_guest_boot, guest_xml, hosts_from_env
 
 pytestmark = pytest.mark.lab
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from qualification.errors import BadInputError
-from qualification.lab import vcsim
-from qualification.lab.vcsim import HostHardware, VcsimInstance
+from vqual_lab import vcsim
+from vqual_lab.vcsim import HostHardware, VcsimInstance
 
 
 def test_default_vcenter_flags_provoke_one_bios_difference() -> None:
@@ -79,7 +79,7 @@ def test_patches_are_kept_as_diffs_against_the_simulator_package() -> None:
 def test_inventory_references_credentials_by_lookup_only(tmp_path: object) -> None:
     from pathlib import Path
 
-    from qualification.lab.component import LabContext
+    from vqual_lab.component import LabContext
 
     lab_dir = Path(str(tmp_path))
     ctx = LabContext(lab_dir=lab_dir, run_dir=lab_dir / "run", repo_root=None, log=print)
@@ -114,7 +114,7 @@ def test_bad_env_values_are_refused(value: str) -> None:
 
 
 def test_winrm_address_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qualification.lab.winrm_standin import WinRMStandIn
+    from vqual_lab.winrm_standin import WinRMStandIn
 
     monkeypatch.setenv("VQUAL_LAB_WINRM", "127.0.0.151:25985")
     assert WinRMStandIn().url == "http://127.0.0.151:25985/wsman"

@@ -12,9 +12,9 @@ import pytest
 import winrm
 from winrm.exceptions import InvalidCredentialsError
 
-from qualification.lab import manager
-from qualification.lab.component import LabContext, processes_under, same_process
-from qualification.lab.winrm_standin import WinRMStandIn
+from vqual_lab import manager
+from vqual_lab.component import LabContext, processes_under, same_process
+from vqual_lab.winrm_standin import WinRMStandIn
 
 pytestmark = pytest.mark.lab
 

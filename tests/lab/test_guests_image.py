@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from qualification.errors import PlatformError
-from qualification.lab import guests
-from qualification.lab.component import LabContext, pid_alive
+from vqual_lab import guests
+from vqual_lab.component import LabContext, pid_alive
 
 pytestmark = pytest.mark.lab
 

@@ -21,15 +21,15 @@ from typing import Any
 import yaml
 
 from qualification.errors import BadInputError
-from qualification.lab.component import ComponentStatus, LabComponent, LabContext
+from vqual_lab.component import ComponentStatus, LabComponent, LabContext
 
 # Components in start order: name -> (module, class). ``register`` adds more.
 _KNOWN: dict[str, tuple[str, str]] = {
-    "kvm": ("qualification.lab.kvm", "KvmCluster"),
+    "kvm": ("vqual_lab.kvm", "KvmCluster"),
     # The guests wait for kvm themselves (its up is serialised), so all may start together.
-    "guests": ("qualification.lab.guests", "Guests"),
-    "vcsim": ("qualification.lab.vcsim", "VcsimComponent"),
-    "winrm": ("qualification.lab.winrm_standin", "WinRMStandIn"),
+    "guests": ("vqual_lab.guests", "Guests"),
+    "vcsim": ("vqual_lab.vcsim", "VcsimComponent"),
+    "winrm": ("vqual_lab.winrm_standin", "WinRMStandIn"),
 }
 _FACTORIES: dict[str, Callable[[], LabComponent]] = {}
 _INSTANCES: dict[str, LabComponent] = {}
@@ -72,7 +72,8 @@ def component(name: str) -> LabComponent:
 def default_repo_root() -> Path | None:
     """The vqual checkout this package runs from, if it is one (to write inventories/lab)."""
     root = Path(__file__).resolve().parents[2]
-    return root if (root / "galaxy.yml").exists() and (root / "inventories").is_dir() else None
+    collection = root / "ansible_collections" / "vqual" / "qualification"
+    return root if (collection / "galaxy.yml").exists() and (root / "inventories").is_dir() else None
 
 
 def context(repo_root: Path | None = None, log: Callable[[str], None] | None = None) -> LabContext:
@@ -159,7 +160,7 @@ def apply_variation(spec: str, *, ctx: LabContext | None = None) -> None:
     Raises:
         BadInputError: malformed spec, unknown host or kind.
     """
-    from qualification.lab.kvm import KvmCluster
+    from vqual_lab.kvm import KvmCluster
 
     ctx = ctx or context()
     host, sep, kind = spec.partition(":")
@@ -172,7 +173,7 @@ def apply_variation(spec: str, *, ctx: LabContext | None = None) -> None:
 
 def reset(host: str | None = None, *, ctx: LabContext | None = None) -> None:
     """Undo every variation and patch on one lab KVM host (or all)."""
-    from qualification.lab.kvm import KvmCluster
+    from vqual_lab.kvm import KvmCluster
 
     kvm = component("kvm")
     assert isinstance(kvm, KvmCluster)
@@ -226,7 +227,7 @@ def ssh_config(inventory: dict[str, Any]) -> str:
             if "ansible_port" in merged:
                 lines.append(f"  Port {merged['ansible_port']}")
             blocks.append("\n".join(lines))
-    return "# Written by `vqual lab up`; regenerated on every up and down.\n\n" + (
+    return "# Written by `scripts/lab up`; regenerated on every up and down.\n\n" + (
         "\n\n".join(blocks) + "\n" if blocks else ""
     )
 
@@ -245,7 +246,7 @@ def write_inventory(ctx: LabContext) -> Path:
     inv = build_inventory(fragments)
     out = inventory_dir(ctx)
     (out / "group_vars").mkdir(parents=True, exist_ok=True)
-    header = "# Written by `vqual lab up` from the running lab components; do not edit.\n"
+    header = "# Written by `scripts/lab up` from the running lab components; do not edit.\n"
     (out / "hosts.yml").write_text(header + yaml.safe_dump(inv, sort_keys=False))
     (out / "ssh_config").write_text(ssh_config(inv))
     all_vars = {"vqual_lab": True, "vqual_lab_dir": str(ctx.lab_dir)}

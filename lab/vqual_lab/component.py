@@ -74,7 +74,7 @@ class LabContext:
 
     @contextlib.contextmanager
     def _state_lock(self) -> Iterator[None]:
-        """Threads of this process and other processes (a ``vqual lab up`` beside a test
+        """Threads of this process and other processes (a ``scripts/lab up`` beside a test
         session) update ``state.json`` one at a time, so no component's key is lost."""
         with _STATE_LOCK:
             self.run_dir.mkdir(parents=True, exist_ok=True)

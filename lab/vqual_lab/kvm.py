@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, PlatformError
-from qualification.lab import repo
-from qualification.lab.component import (
+from vqual_lab import repo
+from vqual_lab.component import (
     ComponentStatus,
     LabContext,
     file_lock,
@@ -1050,7 +1050,7 @@ def _rooted_under(path: Path) -> list[int]:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("qualification.lab").joinpath("assets", "kvm", name).read_bytes()
+    return resources.files("vqual_lab").joinpath("assets", "kvm", name).read_bytes()
 
 
 def _remove_tree(path: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qualification.lab import manager, vcsim
-from qualification.lab.component import processes_under, same_process
+from vqual_lab import manager, vcsim
+from vqual_lab.component import processes_under, same_process
 
 pytestmark = pytest.mark.lab
 

@@ -17,8 +17,8 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-from qualification.lab import manager, vcsim
-from qualification.lab.component import stop_pid
+from vqual_lab import manager, vcsim
+from vqual_lab.component import stop_pid
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

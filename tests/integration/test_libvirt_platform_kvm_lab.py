@@ -8,7 +8,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from qualification.lab.kvm import hosts_from_env
+from vqual_lab.kvm import hosts_from_env
 from qualification.platforms.libvirt import LibvirtPlatform, probe
 
 pytestmark = pytest.mark.lab

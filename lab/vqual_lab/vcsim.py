@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, PlatformError
-from qualification.lab.component import (
+from vqual_lab.component import (
     ComponentStatus,
     LabContext,
     file_lock,

@@ -14,8 +14,8 @@ import pytest
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from qualification.lab import manager, vcsim
-from qualification.lab.component import LabContext
+from vqual_lab import manager, vcsim
+from vqual_lab.component import LabContext
 
 pytestmark = pytest.mark.lab
 

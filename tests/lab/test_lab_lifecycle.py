@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from qualification.lab import manager
-from qualification.lab.component import (
+from vqual_lab import manager
+from vqual_lab.component import (
     LabContext,
     mounts_under,
     pid_alive,
     processes_under,
 )
-from qualification.lab.kvm import (
+from vqual_lab.kvm import (
     KvmCluster,
     KvmHost,
     Paths,

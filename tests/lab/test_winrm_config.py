@@ -8,7 +8,7 @@ import json
 import pytest
 
 from qualification.errors import BadInputError
-from qualification.lab.winrm_standin import (
+from vqual_lab.winrm_standin import (
     DEFAULT_PROFILE,
     WinRMStandIn,
     load_profile,

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from qualification.lab import guests, manager
-from qualification.lab.component import LabContext
-from qualification.lab.guests import VM_BUDGET, GuestSpec, VmBudgetError
+from vqual_lab import guests, manager
+from vqual_lab.component import LabContext
+from vqual_lab.guests import VM_BUDGET, GuestSpec, VmBudgetError
 
 pytestmark = pytest.mark.lab
 
