@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import json
 from pathlib import Path
+
+import yaml
 
 from qualification.errors import BadInputError
 
@@ -78,3 +81,16 @@ def find_shipped(path: Path) -> Path:
         if candidate.is_file():
             return candidate
     return path
+
+
+def collection_version(root: Path) -> str | None:
+    """The version a collection root declares (``galaxy.yml``, or an install's MANIFEST.json)."""
+    try:
+        if (root / "MANIFEST.json").is_file():
+            info = json.loads((root / "MANIFEST.json").read_text("utf-8"))["collection_info"]
+        else:
+            info = yaml.safe_load((root / "galaxy.yml").read_text("utf-8"))
+        version = info.get("version") if isinstance(info, dict) else None
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    return str(version) if version is not None else None

@@ -31,7 +31,9 @@ from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import utc_now
 from qualification.evidence.verify import verify_bundle
+from qualification.errors import BadInputError
 from qualification.execution import controller
+from qualification.execution.collection import collection_version, find_collection_root
 from qualification.execution.recorder import overall_verdict, records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
@@ -89,6 +91,24 @@ def _installed_version() -> Outcome:
         return Outcome(False, None, "the vqual distribution is not installed")
     ok = installed == __version__
     return Outcome(ok, installed, None if ok else f"package says {__version__}")
+
+
+def _collection_check(root: Path) -> Callable[[], Outcome]:
+    def run() -> Outcome:
+        found = collection_version(root)
+        ok = found == __version__
+        reason = None if ok else f"the collection at {root} says {found or 'no version'}"
+        return Outcome(ok, found, reason)
+
+    return run
+
+
+def _collection_root() -> tuple[Path | None, str | None]:
+    """The collection this vqual runs, or why none was found (a verify-only install)."""
+    try:
+        return find_collection_root(), None
+    except BadInputError as exc:
+        return None, f"{exc.one_line()} (only needed to run qualifications)"
 
 
 def _requirement_check(req: Requirement) -> Callable[[], Outcome]:
@@ -339,6 +359,19 @@ def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[Se
             _python_version,
         ),
     ]
+    root, missing = _collection_root()
+    found.append(
+        SelfCheck(
+            "ST-IQ-04",
+            "the vqual.qualification collection is found and is this version",
+            "IQ",
+            "VQ-01",
+            "galaxy.yml / MANIFEST.json of the collection vqual runs",
+            {"op": "equals", "value": __version__},
+            _collection_check(root) if root else (lambda: Outcome(False, None)),
+            not_executed=missing,
+        )
+    )
     for req in _dependencies():
         found.append(
             SelfCheck(

@@ -94,3 +94,20 @@ def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
         if check.test_id in ("ST-OQ-03", "ST-OQ-04", "ST-OQ-05", "ST-OQ-06"):
             outcome = check.run()
             assert outcome.ok, (check.test_id, outcome)
+
+
+def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -> None:
+    from qualification import __version__
+    from qualification.review.selftest import _collection_check
+
+    source = Path(__file__).resolve().parents[3] / "ansible_collections" / "vqual" / "qualification"
+    assert _collection_check(source)().ok
+    # An installed collection of another version (MANIFEST.json, as ansible-galaxy writes it).
+    other = tmp_path / "installed"
+    (other / "plugins").mkdir(parents=True)
+    (other / "playbooks").mkdir()
+    (other / "MANIFEST.json").write_text(
+        '{"collection_info": {"namespace": "vqual", "name": "qualification", "version": "0.0.9"}}')
+    outcome = _collection_check(other)()
+    assert not outcome.ok and outcome.observed == "0.0.9" and __version__ != "0.0.9"
+    assert "0.0.9" in (outcome.reason or "")
