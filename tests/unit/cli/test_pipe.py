@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qualification.cli import EXIT_PIPE_CLOSED
+from qualification.cli.shared import EXIT_PIPE_CLOSED
 from tests.conftest import VENV_BIN, vqual_env
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from qualification.cli import main
 
-DOCS = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+DOCS = (Path(__file__).resolve().parents[3] / "docs" / "cli.md").read_text()
 
 
 def _commands(group: click.Group, prefix: str = "vqual") -> list[tuple[str, click.Command]]:
@@ -45,7 +45,7 @@ def test_command_has_help_and_is_documented(name: str) -> None:
 
 
 def test_an_unexpected_error_is_one_line_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qualification.execution.verifying as verifying
+    from qualification.execution import verifying
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug")

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
-from qualification.cli import _progress_printer, _read_passphrase, _state_dir_option, domain_errors
+from qualification.cli.shared import (
+    domain_errors,
+    progress_printer,
+    read_passphrase,
+    run_options,
+    state_dir_option,
+)
 from qualification.errors import BadInputError
 from qualification.execution.collection import find_shipped
 from qualification.state import resolve_state_dir
@@ -37,20 +43,11 @@ from qualification.state import resolve_state_dir
               help="The master's inventory host (needed with --create).")
 @click.option("--master-subject", default=None,
               help="The master's subject in the bundle (default: its only VM fingerprint).")
-@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
-              help="Executor's signing key (default <state dir>/keys/executor.pem).")
-@click.option("--passphrase-fd", type=int, default=None,
-              help="Read the key's passphrase from this file descriptor.")
-@click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
-              help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR).")
-@click.option("--run-id", default=None, help="Run id (default: UTC time and a random suffix).")
+@run_options()
 @click.option("--test", "tests", multiple=True, help="Only this test id (repeatable).")
-@click.option("--initiator", default=None,
-              help="Person or pipeline user who started the run (default: login user).")
 @click.option("--json", "json_mode", is_flag=True,
               help="Print one JSON document (schema vqual.qualify/v1 plus a master block).")
-@_state_dir_option
+@state_dir_option
 @domain_errors
 def clone(
     master_bundle: Path | None, inventory: Path, spec: Path, change_id: str | None,
@@ -88,13 +85,13 @@ def clone(
             base={
                 "change_id": change_id,
                 "key_file": key_file or state / "keys" / "executor.pem",
-                "passphrase_reader": lambda: _read_passphrase(passphrase_fd, "Key passphrase: "),
+                "passphrase_reader": lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
                 "evidence_dir": evidence_dir,
                 "state_dir": state,
                 "initiator": initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
                 "run_id": run_id,
                 "tests": list(tests) or None,
-                "progress": _progress_printer(json_mode),
+                "progress": progress_printer(json_mode),
             },
         )
     )

@@ -16,7 +16,7 @@ from typing import Any
 import click
 import yaml
 
-from qualification.cli import _read_passphrase, _state_dir_option, domain_errors
+from qualification.cli.shared import domain_errors, read_passphrase, run_options, state_dir_option
 from qualification.errors import BadInputError
 from qualification.state import resolve_state_dir
 
@@ -65,40 +65,14 @@ def _allowed_file(path: Path | None) -> dict[str, Any] | None:
     help="YAML of allowed differences: {identity: [...], sizing: {vcpus: {min, max}, "
     "memory_mib: {min, max}}}; default every identity field, no sizing change.",
 )
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Executor's signing key; default <state dir>/keys/executor.pem.",
-)
-@click.option(
-    "--passphrase-fd",
-    type=int,
-    default=None,
-    help="Read the key's passphrase from this file descriptor.",
-)
-@click.option(
-    "--evidence-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("evidence"),
-    show_default=True,
-    envvar="VQUAL_EVIDENCE_DIR",
-    help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR).",
-)
-@click.option("--run-id", default=None, help="Run id (default: UTC time and a random suffix).")
-@click.option(
-    "--initiator",
-    default=None,
-    help="Person or pipeline user who started the run (default: login user).",
-)
+@run_options()
 @click.option(
     "--json",
     "json_mode",
     is_flag=True,
     help="Print one JSON document (schema vqual.drift/v1) on stdout.",
 )
-@_state_dir_option
+@state_dir_option
 @domain_errors
 def drift(
     baseline: Path,
@@ -135,7 +109,7 @@ def drift(
             inventory=inventory,
             change_id=change_id,
             key_file=key_file or state / "keys" / "executor.pem",
-            passphrase_reader=lambda: _read_passphrase(passphrase_fd, "Key passphrase: "),
+            passphrase_reader=lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
             evidence_dir=evidence_dir,
             state_dir=state,
             initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),

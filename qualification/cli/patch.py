@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from qualification.cli import _read_passphrase, _state_dir_option, domain_errors
+from qualification.cli.shared import domain_errors, read_passphrase, run_options, state_dir_option
 from qualification.errors import BadInputError
 from qualification.execution.collection import find_shipped
 from qualification.platforms.base import HypervisorPlatform
@@ -155,18 +155,9 @@ def platform_and_executor(
               default=None, help="platform: the built-in requalification tests; qualify: also "
               "`vqual qualify` with the change's requalify.spec per host (default when the "
               "change names a spec).")
-@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
-              help="Executor's signing key; default <state dir>/keys/executor.pem.")
-@click.option("--passphrase-fd", type=int, default=None,
-              help="Read the key's passphrase from this file descriptor.")
-@click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
-              help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR).")
-@click.option("--run-id", default=None, help="Run id (default: UTC time and a random suffix).")
-@click.option("--initiator", default=None,
-              help="Person or pipeline user who started the run (default: login user).")
+@run_options()
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
-@_state_dir_option
+@state_dir_option
 @domain_errors
 def patch(
     inventory: Path, change_file: Path, plan_only: bool, bind: str | None,
@@ -214,7 +205,7 @@ def patch(
 
     key = key_file or state / "keys" / "executor.pem"
     signer, passphrase = open_signer_with(
-        key, lambda: _read_passphrase(passphrase_fd, "Key passphrase: ")
+        key, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
     )
     _check_executor_trusted(state, signer.keyid)
     mode = requalify_mode or ("qualify" if change.requalify is not None else "platform")

@@ -1,0 +1,49 @@
+"""The ``vqual`` command: parse arguments, call the core, map errors to exit codes.
+
+One module per command or command group; what they share (the error edge, the passphrase
+reader, ``--state-dir`` and the run options) is in :mod:`qualification.cli.shared`. The
+command modules import that module only, never each other nor this package (import-linter
+contract in pyproject.toml); this package builds the root group from them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from qualification import __version__
+from qualification.cli import (
+    audit,
+    cleanup,
+    clone,
+    deviation,
+    drift,
+    keys,
+    patch,
+    qualify,
+    report,
+    selftest,
+    sign,
+    trust,
+    verify,
+)
+from qualification.cli.shared import QuietPipeGroup
+
+
+@click.group(cls=QuietPipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vqual")
+def main() -> None:
+    """vqual: IQ/OQ qualification of virtual infrastructure with signed evidence.
+
+    Exit codes: 0 passed/valid, 1 failed or invalid, 2 bad input (nothing executed),
+    3 incomplete, 4 platform or connection error.
+    """
+
+
+for _command in (
+    qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
+    deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
+    drift.drift, clone.clone,
+):
+    main.add_command(_command)
+
+__all__ = ["main"]

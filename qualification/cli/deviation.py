@@ -1,0 +1,67 @@
+"""``vqual deviation``: approve and list the deviations of a change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from qualification.cli.shared import (
+    domain_errors,
+    personal_key_options,
+    read_passphrase,
+    state_dir_option,
+)
+from qualification.state import resolve_state_dir
+
+
+@click.group()
+def deviation() -> None:
+    """Deviations of a change (<state dir>/deviations/<change>/deviations.yaml) and waivers."""
+
+
+@deviation.command("approve")
+@click.argument("change_id")
+@click.argument("deviation_id")
+@click.option("--comment", default=None, help="Comment recorded with the waiver.")
+@personal_key_options("approver")
+@state_dir_option
+@domain_errors
+def deviation_approve(change_id: str, deviation_id: str, comment: str | None, key_file: Path,
+                      passphrase_fd: int | None, state_dir: Path | None) -> None:
+    """Sign DEVIATION_ID of CHANGE_ID as approved: from then on it can waive a failed test."""
+    from qualification.review.deviations import approve_deviation
+    from qualification.review.signed import load_trust, open_personal_signer
+
+    state = resolve_state_dir(state_dir)
+    trust = load_trust(state)
+    signer = open_personal_signer(
+        key_file, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
+    )
+    waiver = approve_deviation(state, change_id, deviation_id, signer, trust, comment)
+    click.echo(f"approved deviation {deviation_id} of {change_id} by {waiver.name} "
+               f"(expires {waiver.deviation.expiry}): {state / waiver.file}")
+
+
+@deviation.command("list")
+@click.argument("change_id")
+@state_dir_option
+@domain_errors
+def deviation_list(change_id: str, state_dir: Path | None) -> None:
+    """List CHANGE_ID's deviations with their status: approved, unsigned or expired."""
+    from qualification.evidence.records import utc_now
+    from qualification.review.deviations import deviation_state
+    from qualification.review.signed import load_trust
+
+    state = resolve_state_dir(state_dir)
+    found = deviation_state(state, change_id, load_trust(state))
+    now = utc_now()
+    if not found.deviations:
+        click.echo(f"{change_id}: no deviations")
+    for dev in found.deviations:
+        waiver = found.waivers.get(dev.id)
+        by = f" by {waiver.name} at {waiver.time}" if waiver else ""
+        click.echo(f"{dev.id}  {dev.test_id} on {dev.target}  {found.status(dev, now)}{by}  "
+                   f"expires {dev.expiry}  owner {dev.owner}")
+    for reason in found.refused:
+        click.echo(f"  not counted: {reason}")

@@ -1,0 +1,88 @@
+"""``vqual qualify``: qualify an inventory's targets against a spec; a signed evidence bundle."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from qualification.cli.shared import (
+    domain_errors,
+    progress_printer,
+    read_passphrase,
+    run_options,
+    state_dir_option,
+)
+from qualification.errors import BadInputError
+from qualification.execution.collection import find_shipped
+from qualification.state import resolve_state_dir
+
+
+def _check_playbook(name: str) -> None:
+    """A playbook name for ``--playbook``: a file in the collection's ``playbooks/``."""
+    from qualification.execution.collection import find_collection_root
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml", name):
+        raise BadInputError(
+            f"--playbook {name!r}: give a file name from playbooks/, e.g. kvm_cluster.yml"
+        )
+    if not (find_collection_root() / "playbooks" / name).is_file():
+        raise BadInputError(f"--playbook {name}: no such playbook in the collection's playbooks/")
+
+
+@click.command()
+@click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Ansible inventory (file or directory).")
+@click.option("-s", "--spec", required=True, type=click.Path(path_type=Path),
+              callback=lambda _ctx, _param, value: find_shipped(value),
+              help="Spec (protocol) file, apiVersion vqual/v1; a shipped one also by name "
+              "(linux-virt-host) or as specs/<name>.yaml from anywhere.")
+@click.option("-c", "--change", "change_id", default=None,
+              help="Change id the run belongs to (required), e.g. CHG0012345.")
+@run_options()
+@click.option("--limit", default=None, help="Only these hosts (Ansible limit pattern).")
+@click.option("--test", "tests", multiple=True, help="Only this test id (repeatable).")
+@click.option("--check", "check_mode", is_flag=True,
+              help="Ansible check mode: IQ reads only; OQ steps are not executed.")
+@click.option("--json", "json_mode", is_flag=True,
+              help="Print one JSON document (schema vqual.qualify/v1) on stdout.")
+@click.option("--allow-empty", is_flag=True,
+              help="Record a run even if no test applies (else exit 2); to measure start-up.")
+@click.option("--playbook", default="qualify.yml", show_default=True,
+              help="Playbook of the collection's playbooks/ to run, e.g. kvm_cluster.yml "
+              "(its host group; -s still names the spec).")
+@state_dir_option
+@domain_errors
+def qualify(
+    inventory: Path, spec: Path, change_id: str | None, key_file: Path | None,
+    passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
+    tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
+    allow_empty: bool, playbook: str, state_dir: Path | None,
+) -> None:
+    """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
+    from qualification.execution.qualify import QualifyRequest, run_qualify
+
+    _check_playbook(playbook)
+    state = resolve_state_dir(state_dir)
+    request = QualifyRequest(
+        inventory=inventory, spec=spec, change_id=change_id,
+        key_file=key_file or state / "keys" / "executor.pem",
+        passphrase_reader=lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
+        evidence_dir=evidence_dir, run_id=run_id, limit=limit, tests=list(tests) or None,
+        initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
+        check_mode=check_mode, state_dir=state,
+        progress=progress_printer(json_mode),
+        extravars={"vqual_allow_empty": True} if allow_empty else {},
+        playbook=playbook,
+    )
+    summary = run_qualify(request)
+    if json_mode:
+        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(summary.to_text())
+    sys.exit(summary.exit_code)

@@ -1,0 +1,203 @@
+"""What every command shares: the error edge, the passphrase reader and the common options.
+
+The error edge: every domain error becomes one line on stderr (``vqual: <where>: <what>``)
+and its exit code (docs/formats.md), never a traceback; a reader that leaves stdout early
+(``vqual ... | head``) ends the command quietly. The options: ``--state-dir`` for every
+command, one set of run options (``--key``, ``--passphrase-fd``, ``--evidence-dir``,
+``--run-id``, ``--initiator``) for the commands that write an evidence bundle, and the
+personal key of the commands that e-sign. Command modules import this module only, never
+each other nor the package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from qualification.errors import EXIT_FAILED, EXIT_INCOMPLETE, KeyFileError, VqualError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --------------------------------------------------------------------------- the error edge
+def _fail(error: VqualError) -> NoReturn:
+    click.echo(f"vqual: {error.one_line()}", err=True)
+    sys.exit(error.exit_code)
+
+
+def domain_errors(func: F) -> F:
+    """Turn domain errors into one line and an exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VqualError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("vqual: interrupted", err=True)
+            sys.exit(EXIT_INCOMPLETE)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except BrokenPipeError:  # the reader left (`| head`): not a bug; main says nothing
+            raise
+        except Exception as exc:  # a bug, not bad input: say so on one line, keep the details
+            if os.environ.get("VQUAL_DEBUG") == "1":
+                raise
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            click.echo(f"vqual: internal error: {text} (VQUAL_DEBUG=1 shows the traceback)",
+                       err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+#: Exit code when the reader of stdout goes away (`vqual ... | head`): 128 + SIGPIPE, as a
+#: process killed by the signal reports in the shell; none of the documented codes.
+EXIT_PIPE_CLOSED = 141
+
+
+class QuietPipeGroup(click.Group):
+    """The top-level group: a closed stdout ends the command quietly with EXIT_PIPE_CLOSED.
+
+    The Python docs' pattern (signal module, "Note on SIGPIPE"): catch BrokenPipeError at the
+    entry point and point stdout at /dev/null so the flush at shutdown cannot fail again.
+    SIGPIPE keeps Python's default (ignored), so a closed socket stays an error, not a kill.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_when_pipe_closes():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_when_pipe_closes():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _quiet_when_pipe_closes() -> Iterator[None]:
+    try:
+        try:
+            yield
+        finally:
+            sys.stdout.flush()  # output still buffered fails here, not at shutdown
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # no real stdout (a test runner): nothing to redirect
+            pass
+        raise click.exceptions.Exit(EXIT_PIPE_CLOSED) from None
+
+
+# --------------------------------------------------------------------------- passphrase
+def read_passphrase(fd: int | None, prompt: str) -> bytes:
+    """A passphrase from a file descriptor or the terminal; never from the command line."""
+    if fd is not None:
+        try:
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                return handle.readline().rstrip(b"\r\n")
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the passphrase from fd {fd}: {exc.strerror}") from exc
+    if not sys.stdin.isatty():
+        raise KeyFileError(
+            "the key is passphrase-protected: give --passphrase-fd N or run on a terminal"
+        )
+    return getpass.getpass(prompt).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- progress
+def progress_printer(json_mode: bool) -> Callable[[Any], None]:
+    """Print a qualify run's progress events (planned tests, each target's counts) to stderr."""
+
+    def show(event: Any) -> None:
+        if event.kind == "planned":
+            click.echo(f"vqual: {event.message} tests planned", err=True)
+        elif event.kind == "target":
+            counts = "  ".join(f"{k} {v}" for k, v in sorted(event.counts.items()))
+            click.echo(f"vqual:   {event.target}: {counts or 'no tests'}", err=True)
+        elif event.kind == "unreachable":
+            click.echo(f"vqual:   {event.target}: unreachable: {event.message}", err=True)
+        elif event.kind == "failed":
+            click.echo(f"vqual:   {event.target}: failed: {event.message}", err=True)
+
+    return show
+
+
+# --------------------------------------------------------------------------- options
+def _stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator applying ``options`` so that ``--help`` lists them in this order."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def state_dir_option(func: F) -> F:
+    """``--state-dir``: the state directory (trust store, config, keys, approvals)."""
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="State directory (trust store, config); default $VQUAL_STATE_DIR or "
+        "~/.local/share/vqual.",
+    )(func)
+
+
+_PASSPHRASE_FD_HELP = "Read the key's passphrase from this file descriptor (else the terminal asks)."
+
+
+def passphrase_fd_option(help_text: str = _PASSPHRASE_FD_HELP) -> Callable[[F], F]:
+    """``--passphrase-fd N`` (parameter ``passphrase_fd``): never the passphrase itself."""
+    return click.option("--passphrase-fd", type=int, default=None, help=help_text)
+
+
+def run_options(*, run_id: bool = True) -> Callable[[F], F]:
+    """The options of a command that writes an evidence bundle, in this order.
+
+    ``--key`` (``key_file``, default None: the command takes ``<state dir>/keys/executor.pem``),
+    ``--passphrase-fd`` (``passphrase_fd``), ``--evidence-dir`` (``evidence_dir``, default
+    ``./evidence`` or ``$VQUAL_EVIDENCE_DIR``), ``--run-id`` (``run_id``; left out with
+    ``run_id=False`` for a command whose run id is not chosen) and ``--initiator``
+    (``initiator``, default None: the command takes ``$VQUAL_INITIATOR`` or the login user).
+    """
+    options: list[Callable[[F], F]] = [
+        click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
+                     help="Executor's signing key (Ed25519 PEM, mode 0600); default "
+                     "<state dir>/keys/executor.pem."),
+        passphrase_fd_option(),
+        click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
+                     help="Root of evidence bundles ($VQUAL_EVIDENCE_DIR)."),
+    ]
+    if run_id:
+        options.append(click.option("--run-id", default=None,
+                                    help="Run id (default: UTC time and a random suffix)."))
+    options.append(click.option(
+        "--initiator", default=None,
+        help="Person or pipeline user who started the run (default: $VQUAL_INITIATOR or the "
+        "login user).",
+    ))
+    return _stacked(options)
+
+
+def personal_key_options(kind: str) -> Callable[[F], F]:
+    """``--key`` (required, ``key_file``) and ``--passphrase-fd`` of a command that e-signs
+    with a person's key; ``kind`` names the key in the help (signing, approver, trust-admin).
+    """
+    return _stacked([
+        click.option("--key", "key_file", required=True, type=click.Path(path_type=Path),
+                     help=f"Your passphrase-protected {kind} key (Ed25519 PEM, mode 0600)."),
+        passphrase_fd_option(),
+    ])

@@ -1,0 +1,32 @@
+"""``vqual verify``: verify an evidence bundle: signatures, hash chain, manifest and seal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from qualification.cli.shared import domain_errors, state_dir_option
+from qualification.state import resolve_state_dir
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
+@click.option("--record", is_flag=True,
+              help="Append a failed verification to the audit log in the state directory.")
+@state_dir_option
+@domain_errors
+def verify(bundle: Path, json_mode: bool, record: bool, state_dir: Path | None) -> None:
+    """Verify BUNDLE: signatures, hash chain, manifest and seal.
+
+    Exit 0 valid and complete; 1 invalid (naming the record or file); 3 incomplete (a run
+    that did not finish, naming the tests not executed).
+    """
+    from qualification.execution.verifying import verify_command
+
+    text, payload, code = verify_command(bundle, resolve_state_dir(state_dir), record=record)
+    click.echo(json.dumps(payload, indent=2, sort_keys=True) if json_mode else text)
+    sys.exit(code)
