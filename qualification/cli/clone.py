@@ -15,10 +15,10 @@ from qualification.cli.shared import (
     progress_printer,
     read_passphrase,
     run_options,
+    shipped_path,
     state_dir_option,
 )
 from qualification.errors import BadInputError
-from qualification.execution.collection import find_shipped
 from qualification.state import resolve_state_dir
 
 
@@ -28,7 +28,7 @@ from qualification.state import resolve_state_dir
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory with the master and the clones.")
 @click.option("-s", "--spec", required=True, type=click.Path(path_type=Path),
-              callback=lambda _ctx, _param, value: find_shipped(value),
+              callback=shipped_path,
               help="The Master-VM spec; its tests with scope clone are the reduced set.")
 @click.option("-c", "--change", "change_id", default=None,
               help="Change id the run belongs to (required), e.g. CHG0012345.")

@@ -20,9 +20,14 @@ from typing import Any
 
 import click
 
-from qualification.cli.shared import domain_errors, read_passphrase, run_options, state_dir_option
+from qualification.cli.shared import (
+    domain_errors,
+    existing_shipped_file,
+    read_passphrase,
+    run_options,
+    state_dir_option,
+)
 from qualification.errors import BadInputError
-from qualification.execution.collection import find_shipped
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
 
@@ -74,13 +79,6 @@ def rendered_hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
         tail = " ".join((done.stderr or "").split())[-300:]
         raise BadInputError(f"no hosts in the inventory ({tail})", where=str(inventory))
     return out
-
-
-def _existing_change_file(value: Path) -> Path:
-    path = find_shipped(value)
-    if not path.is_file():
-        raise click.BadParameter(f"{value}: no such file")
-    return path
 
 
 def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatform]:
@@ -140,7 +138,7 @@ def platform_and_executor(
               help="Ansible inventory file naming the platform endpoint(s).")
 @click.option("--change", "change_file", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
-              callback=lambda _ctx, _param, value: _existing_change_file(value),
+              callback=existing_shipped_file,
               help="The change file (vqual.change/v1); a shipped example also as "
               "specs/changes/<name>.yaml from anywhere.")
 @click.option("--plan", "plan_only", is_flag=True,

@@ -16,10 +16,10 @@ from qualification.cli.shared import (
     progress_printer,
     read_passphrase,
     run_options,
+    shipped_path,
     state_dir_option,
 )
 from qualification.errors import BadInputError
-from qualification.execution.collection import find_shipped
 from qualification.state import resolve_state_dir
 
 
@@ -39,7 +39,7 @@ def _check_playbook(name: str) -> None:
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory (file or directory).")
 @click.option("-s", "--spec", required=True, type=click.Path(path_type=Path),
-              callback=lambda _ctx, _param, value: find_shipped(value),
+              callback=shipped_path,
               help="Spec (protocol) file, apiVersion vqual/v1; a shipped one also by name "
               "(linux-virt-host) or as specs/<name>.yaml from anywhere.")
 @click.option("-c", "--change", "change_id", default=None,

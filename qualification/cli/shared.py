@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from qualification.errors import EXIT_FAILED, EXIT_INCOMPLETE, KeyFileError, VqualError
+from qualification.execution.collection import find_shipped
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,6 +134,19 @@ def progress_printer(json_mode: bool) -> Callable[[Any], None]:
 
 
 # --------------------------------------------------------------------------- options
+def shipped_path(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """Click callback: the path as given, else the collection's shipped copy (specs/...)."""
+    return None if value is None else find_shipped(value)
+
+
+def existing_shipped_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """Click callback: like :func:`shipped_path`, and the result must exist."""
+    path = find_shipped(value)
+    if not path.exists():
+        raise click.BadParameter(f"{value}: no such file or directory", ctx=ctx, param=param)
+    return path
+
+
 def _stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     """One decorator applying ``options`` so that ``--help`` lists them in this order."""
 

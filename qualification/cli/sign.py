@@ -8,6 +8,7 @@ import click
 
 from qualification.cli.shared import (
     domain_errors,
+    existing_shipped_file,
     personal_key_options,
     read_passphrase,
     state_dir_option,
@@ -17,7 +18,7 @@ from qualification.state import resolve_state_dir
 
 
 @click.command()
-@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path), callback=existing_shipped_file)
 @click.option("--meaning", required=True, type=click.Choice(["reviewed", "approved", "rejected"]),
               help="What the signature means; a spec can only be approved.")
 @click.option("--comment", default=None, help="Comment recorded with the signature.")
