@@ -131,6 +131,9 @@ def main() -> int:
                 "window": {"start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"},
                 # One migration at a time, so platform time and wall time add up.
                 "max_parallel_migrations": 1,
+                # Risk high needs a canary or a waiver; the numbers in docs/rolling-patch.md
+                # were measured without a canary, so this keeps the same work.
+                "canary_waiver": {"reason": "the bench times the orchestrator, not the canary"},
             }))
             change = load_change(change_path)
             clock = Clock()

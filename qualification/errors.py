@@ -12,6 +12,23 @@ EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3
 EXIT_PLATFORM = 4
 
+#: Exit code of a run that sealed its bundle, by the bundle's overall verdict (docs/formats.md):
+#: ``not-executed`` is 3, "incomplete": planned tests have no result, so the run must not
+#: report success, yet nothing failed, nothing was refused and no platform error stopped it.
+EXIT_BY_VERDICT = {
+    "pass": EXIT_OK,
+    "waived": EXIT_OK,
+    "fail": EXIT_FAILED,
+    "error": EXIT_PLATFORM,
+    "not-executed": EXIT_INCOMPLETE,
+}
+
+
+def exit_code_for_verdict(verdict: str) -> int:
+    """The exit code of a finished run whose overall verdict is ``verdict``; an unknown
+    verdict is 1 (never 0)."""
+    return EXIT_BY_VERDICT.get(verdict, EXIT_FAILED)
+
 
 class VqualError(Exception):
     """Base of every error vqual reports to a user: one line, an exit code."""

@@ -384,11 +384,17 @@ class DriftSummary:
         }
 
     def to_text(self) -> str:
+        """The summary; its first line shows the drift bundle's verdict (the exit code's
+        meaning): "no drift" only when everything was observed and matched."""
+        if self.differences:
+            found = f"{len(self.differences)} difference(s) from"
+        elif self.verdict == "pass":
+            found = "no drift from"
+        else:
+            found = f"no difference found, {len(self.errors)} not observed, from"
         head = (
-            f"vqual drift: {len(self.differences)} difference(s) from {self.baseline} "
-            f"(seal {self.baseline_seal[:16]})"
-            if self.differences
-            else f"vqual drift: no drift from {self.baseline} (seal {self.baseline_seal[:16]})"
+            f"vqual drift: {self.change_id} run {self.run_id}: {self.verdict.upper()}: "
+            f"{found} {self.baseline} (seal {self.baseline_seal[:16]})"
         )
         lines = [head]
         for d in self.differences:
@@ -401,8 +407,9 @@ class DriftSummary:
 def run_drift(request: DriftRequest) -> DriftSummary:
     """Verify the baseline, run the drift playbook, summarise the bundle it wrote.
 
-    Exit codes: 0 no drift, 1 drift (or the baseline does not verify), 2 bad input,
-    4 a target could not be observed.
+    Exit codes: the drift bundle's verdict (docs/formats.md): 0 no drift, 1 drift (or the
+    baseline does not verify), 2 bad input, 3 a baseline test could not be performed
+    (not-executed), 4 a target could not be observed.
     """
     from qualification.evidence.reader import read_bundle
     from qualification.execution.qualify import QualifyRequest, run_qualify

@@ -1,7 +1,8 @@
 """``vqual drift``: compare the live state with a signed baseline bundle (docs/master-vm.md).
 
 Exit codes: 0 no drift; 1 drift found, or the baseline does not verify (with the reason);
-2 bad input, nothing executed; 4 a target could not be observed (platform or connection).
+2 bad input, nothing executed; 3 a test could not be performed (not-executed); 4 a target
+could not be observed (platform or connection).
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def drift(
     drift). No prompts unless the key needs a passphrase and none is given with
     --passphrase-fd.
 
-    Exit 0 no drift, 1 drift (or the baseline does not verify), 2 bad input, 4 platform
-    or connection error.
+    Exit 0 no drift, 1 drift (or the baseline does not verify), 2 bad input, 3 a test
+    could not be performed (not-executed), 4 platform or connection error.
     """
     from qualification.baseline.drift import DriftRequest, run_drift
 

@@ -1,9 +1,11 @@
 """``vqual patch``: plan, run or resume a rolling hypervisor patch (docs/rolling-patch.md).
 
-Exit codes: 0 done (every host patched or skipped, requalified, bundle sealed); 1 halted on a
-failure (``deviation.raised`` in the bundle); 2 bad input, or a gate or the lease refused the
-run before any change; 3 interrupted (resumable with ``--resume``); 4 platform or connection
-error (before any change, or the failure that halted the run).
+Exit codes: a run that sealed its bundle exits with the bundle's verdict (docs/formats.md):
+0 pass (every host patched or skipped and requalified, every planned test passed); 1 fail
+(halted on a failure, ``deviation.raised`` in the bundle); 3 not-executed (done, but planned
+tests have no result, e.g. RP-OQ-01 without a canary); 4 error (a platform error halted it).
+Otherwise: 2 bad input, or a gate or the lease refused the run before any change; 3
+interrupted (resumable with ``--resume``); 4 platform or connection error before any change.
 """
 
 from __future__ import annotations
@@ -234,16 +236,5 @@ def patch(
     if json_mode:
         click.echo(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
     else:
-        click.echo(f"vqual: {change.change_id} run {outcome.run_id}: {outcome.status.upper()}")
-        click.echo(f"  plan:     {outcome.plan_digest}")
-        click.echo(f"  patched:  {', '.join(outcome.committed) or '-'}")
-        for skip in outcome.skipped:
-            click.echo(f"  skipped:  {skip['host']}: {skip['reason']}")
-        if outcome.deviation:
-            d = outcome.deviation
-            click.echo(f"  halted:   {d['target']} {d['step']}: {d['reason']}")
-            click.echo(f"  resume:   vqual patch -i {inventory} --change {change_file} "
-                       f"--resume {outcome.run_id}")
-        click.echo(f"  evidence: {outcome.bundle or '-'}")
-        click.echo(f"  seal:     {outcome.seal or '-'}")
+        click.echo(outcome.to_text(f"vqual patch -i {inventory} --change {change_file}"))
     sys.exit(outcome.exit_code)

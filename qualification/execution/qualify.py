@@ -13,9 +13,10 @@ from qualification.errors import (
     KeyFileError,
     PlatformError,
     TrustError,
+    exit_code_for_verdict,
 )
 from qualification.execution.recorder import open_signer_with
-from qualification.execution.runner import EXIT_BY_VERDICT, PlaybookRun, ProgressEvent, run_playbook
+from qualification.execution.runner import PlaybookRun, ProgressEvent, run_playbook
 from qualification.spec.change import new_run_id, validate_change_id, validate_run_id
 from qualification.spec.loader import load_spec
 from qualification.state import trust_path
@@ -189,7 +190,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
     counts = dict(result.counts)
     verdict = str(result.verdict) if result.verdict else "incomplete"
     if result.status == "valid":
-        exit_code = EXIT_BY_VERDICT.get(verdict, 1)
+        exit_code = exit_code_for_verdict(verdict)
     elif result.status == "incomplete":
         exit_code = EXIT_INCOMPLETE
     else:

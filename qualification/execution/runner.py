@@ -16,13 +16,10 @@ from typing import Any, Callable, Mapping
 
 import ansible_runner
 
-from qualification.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_PLATFORM
+from qualification.errors import EXIT_BAD_INPUT
 from qualification.execution.collection import collections_path, find_collection_root
 
 CALLBACK = "vqual.qualification.evidence"
-
-#: Exit code of a finished run by its overall verdict (docs/formats.md).
-EXIT_BY_VERDICT = {"pass": 0, "fail": 1, "error": EXIT_PLATFORM, "not-executed": EXIT_INCOMPLETE}
 
 
 @dataclass

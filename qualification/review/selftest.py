@@ -27,6 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from qualification import __version__
 from qualification.checks import operators
 from qualification.config import config_citation
+from qualification.errors import exit_code_for_verdict
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import utc_now
@@ -440,7 +441,9 @@ class SelftestSummary:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "pass" and self.verification == "valid" else 1
+        """The verdict's exit code, as for every run (docs/formats.md); 1 if the bundle it
+        just sealed does not verify."""
+        return exit_code_for_verdict(self.verdict) if self.verification == "valid" else 1
 
 
 def run_selftest(

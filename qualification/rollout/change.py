@@ -6,6 +6,10 @@ bytes) into the evidence and into the plan's digest, so a plan and a run are bou
 file. Every malformed field is refused as :class:`~qualification.errors.SpecError` (a
 :class:`~qualification.errors.BadInputError`, exit 2) naming ``file:line`` and the field path.
 The format is documented in docs/rolling-patch.md, section "change.yaml".
+
+A high-risk change must name an OQ canary VM (``requalify.canary_vm``: RP-OQ-01 migrates it
+onto every patched host and back) or waive it with a reason (``canary_waiver: {reason: ...}``);
+otherwise it is refused here, before anything is planned.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ _TOP_KEYS = frozenset(
         "exclude_hosts",
         "anti_affinity",
         "requalify",
+        "canary_waiver",
     }
 )
 _REQUIRED = ("apiVersion", "change_id", "title", "risk", "cluster", "target", "window")
@@ -132,6 +137,20 @@ class RequalifySpec:
 
 
 @dataclass(frozen=True)
+class CanaryWaiver:
+    """The change runs without an OQ canary VM, and why (recorded in the evidence).
+
+    A waiver lets a high-risk change be planned without ``requalify.canary_vm``; it does not
+    make RP-OQ-01 pass: that test stays ``not-executed`` on every host, with this reason.
+    """
+
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True)
 class RolloutChange:
     """A loaded ``change.yaml``. ``digest`` is the SHA-256 of the file's bytes."""
 
@@ -152,6 +171,12 @@ class RolloutChange:
     exclude_hosts: tuple[HostExclusion, ...] = ()
     anti_affinity: tuple[tuple[str, ...], ...] = ()
     requalify: RequalifySpec | None = None
+    canary_waiver: CanaryWaiver | None = None
+
+    @property
+    def canary_vm(self) -> str | None:
+        """The OQ canary VM (``requalify.canary_vm``), or None."""
+        return self.requalify.canary_vm if self.requalify is not None else None
 
     def stop_approval(self, vm: str) -> StopApproval | None:
         """The approval to stop ``vm``, or None if it may not be stopped."""
@@ -188,6 +213,7 @@ class RolloutChange:
             "exclude_hosts": [{"host": e.host, "reason": e.reason} for e in self.exclude_hosts],
             "anti_affinity": [list(group) for group in self.anti_affinity],
             "requalify": self.requalify.to_json() if self.requalify else None,
+            "canary_waiver": self.canary_waiver.to_json() if self.canary_waiver else None,
             "digest": self.digest,
             "path": str(self.path),
         }
@@ -332,7 +358,7 @@ class _Reader:
             if key in top:
                 kwargs[key] = self.number(top[key], (key,), low=0.0, high=7 * 24 * 3600.0)
         window = self.window(top["window"])
-        return RolloutChange(
+        change = RolloutChange(
             change_id=change_id,
             title=self.text(top["title"], ("title",)).strip(),
             risk=risk,
@@ -345,8 +371,14 @@ class _Reader:
             exclude_hosts=self.exclude_hosts(top.get("exclude_hosts", [])),
             anti_affinity=self.anti_affinity(top.get("anti_affinity", [])),
             requalify=self.requalify(top["requalify"]) if "requalify" in top else None,
+            canary_waiver=(
+                self.canary_waiver(top["canary_waiver"]) if "canary_waiver" in top else None
+            ),
             **kwargs,
         )
+        # Across fields, once each field is valid on its own.
+        self.check_canary(change, has_requalify="requalify" in top)
+        return change
 
     def target(self, value: Any) -> ChangeTarget:
         at: FieldPath = ("target",)
@@ -460,6 +492,31 @@ class _Reader:
         if data.get("canary_vm") is not None:
             canary = self.text(data["canary_vm"], (*at, "canary_vm"))
         return RequalifySpec(spec, tuple(tests), canary)
+
+    def canary_waiver(self, value: Any) -> CanaryWaiver:
+        at: FieldPath = ("canary_waiver",)
+        data = self.mapping(value, at, frozenset({"reason"}))
+        if "reason" not in data:
+            raise self.fail(at, "missing required field 'reason' (why no OQ canary VM)")
+        return CanaryWaiver(" ".join(self.text(data["reason"], (*at, "reason")).split()))
+
+    def check_canary(self, change: RolloutChange, *, has_requalify: bool) -> None:
+        """A high-risk change names an OQ canary or waives it; never both."""
+        canary, waiver = change.canary_vm, change.canary_waiver
+        if canary is not None and waiver is not None:
+            raise self.fail(
+                ("canary_waiver",),
+                f"waives the OQ canary, but requalify.canary_vm names {canary!r}: keep one",
+            )
+        if change.risk == "high" and canary is None and waiver is None:
+            # The field is usually absent: its line, else requalify's, else risk's.
+            line_of: FieldPath = ("requalify", "canary_vm") if has_requalify else ("risk",)
+            raise SpecError(
+                "requalify.canary_vm: a high-risk change must name an OQ canary VM (RP-OQ-01 "
+                "migrates it onto each patched host and back), or waive it with "
+                "canary_waiver: {reason: ...}",
+                where=self.doc.where(line_of),
+            )
 
 
 def _kind(value: Any) -> str:

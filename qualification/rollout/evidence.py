@@ -43,6 +43,9 @@ class PatchEvidence:
         self.planned: list[dict[str, str]] = []
         self._pending: dict[tuple[str, str], dict[str, str]] = {}
         self.halted = False
+        self.halt_verdict = "fail"
+        #: The sealed bundle's overall verdict (``run.end``), once :meth:`finish` ran.
+        self.verdict: str | None = None
 
     @property
     def path(self) -> Path | None:
@@ -103,7 +106,10 @@ class PatchEvidence:
                 "patch": {
                     "change": {"id": change.change_id, "title": change.title,
                                "path": str(change.path), "digest": change.digest,
-                               "target": change.target.to_json()},
+                               "target": change.target.to_json(), "risk": change.risk,
+                               "canary_vm": change.canary_vm,
+                               "canary_waiver": (change.canary_waiver.to_json()
+                                                 if change.canary_waiver else None)},
                     "cluster": change.cluster,
                     "plan": dict(plan),
                     "executor": dict(executor),
@@ -137,9 +143,14 @@ class PatchEvidence:
         self._append("host.skipped", {"target": target, "reason": reason})
 
     def deviation(self, *, step: str, target: str, reason: str, run_id: str,
-                  test_id: str | None = None, state: Any = None) -> None:
-        """``deviation.raised``: what failed, where, why (docs/formats.md)."""
+                  test_id: str | None = None, state: Any = None, verdict: str = "fail") -> None:
+        """``deviation.raised``: what failed, where, why (docs/formats.md).
+
+        ``verdict`` is what the halt counts as in the run's overall verdict: ``fail``, or
+        ``error`` when a platform error (not a failed step) halted the run.
+        """
         self.halted = True
+        self.halt_verdict = verdict
         self._append("deviation.raised", {
             "test_id": test_id, "step": step, "target": target, "reason": reason,
             "run_id": run_id, "state": state,
@@ -187,9 +198,12 @@ class PatchEvidence:
             writer.add_file("report.html", render_report(records).encode("utf-8"))
         except (KeyError, TypeError, ValueError):
             pass  # a report that cannot render this run is rendered later by `vqual report`
-        verdict = overall_verdict(self.counts)
-        if self.halted and verdict in ("pass", "not-executed"):
-            verdict = "fail"
+        # A halt counts as one more result of its verdict: the worst of them all decides.
+        verdict = overall_verdict(
+            {**self.counts, self.halt_verdict: self.counts.get(self.halt_verdict, 0) + 1}
+            if self.halted else self.counts
+        )
+        self.verdict = verdict
         executed = sum(v for k, v in self.counts.items() if k != "not-executed")
         seal = writer.seal(counts=self.counts, planned=len(self.planned), executed=executed,
                            verdict=verdict)

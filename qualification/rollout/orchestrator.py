@@ -33,6 +33,7 @@ from qualification.errors import (
     NotSupported,
     PlatformError,
     VqualError,
+    exit_code_for_verdict,
 )
 from qualification.platforms.base import RUNNING, HypervisorPlatform
 from qualification.rollout.change import RolloutChange
@@ -130,6 +131,10 @@ class PatchOutcome:
     Attributes:
         status: ``done`` (every host committed or skipped), ``halted`` (a step failed),
             ``refused`` (a gate failed; nothing changed), ``planned`` (``--plan`` only).
+        verdict: the sealed bundle's overall verdict (None without a bundle); a run that
+            wrote one exits with the verdict's code (docs/formats.md), so ``done`` with
+            RP-OQ-01 ``not-executed`` exits 3, not 0.
+        counts: the bundle's results by verdict.
     """
 
     status: str
@@ -145,11 +150,15 @@ class PatchOutcome:
     gates: list[dict[str, object]] = field(default_factory=list)
     resumed_from: str | None = None
     mutating_calls: int | None = None
+    verdict: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": "vqual.patch/v1",
             "status": self.status,
+            "verdict": self.verdict,
+            "counts": dict(self.counts),
             "run_id": self.run_id,
             "change_id": self.change_id,
             "exit_code": self.exit_code,
@@ -162,6 +171,38 @@ class PatchOutcome:
             "gates": list(self.gates),
             "resumed_from": self.resumed_from,
         }
+
+    def to_text(self, resume_command: str | None = None) -> str:
+        """The summary a person reads: its first line shows the bundle's verdict (the exit
+        code's meaning), then the plan, the hosts, the halt and the bundle.
+
+        Args:
+            resume_command: the ``vqual patch`` command line without ``--resume``, shown
+                when the run halted.
+        """
+        word = (self.verdict or self.status).upper()
+        counts = ", ".join(f"{k} {self.counts.get(k, 0)}" for k in _COUNTED)
+        detail = f"run {self.status}; {counts}" if self.verdict is not None else ""
+        lines = [f"vqual: {self.change_id} run {self.run_id}: {word}"
+                 + (f" ({detail})" if detail else "")]
+        lines.append(f"  plan:     {self.plan_digest}")
+        lines.append(f"  patched:  {', '.join(self.committed) or '-'}")
+        lines += [f"  skipped:  {s['host']}: {s['reason']}" for s in self.skipped]
+        not_run = self.counts.get("not-executed", 0)
+        if not_run and self.status == "done":
+            lines.append(f"  not run:  {not_run} planned test(s) not executed (reasons in the "
+                         "bundle's report)")
+        if self.deviation:
+            d = self.deviation
+            lines.append(f"  halted:   {d['target']} {d['step']}: {d['reason']}")
+            if resume_command:
+                lines.append(f"  resume:   {resume_command} --resume {self.run_id}")
+        lines.append(f"  evidence: {self.bundle or '-'}")
+        lines.append(f"  seal:     {self.seal or '-'}")
+        return "\n".join(lines)
+
+
+_COUNTED = ("pass", "fail", "error", "not-executed", "waived")
 
 
 class Orchestrator:
@@ -422,16 +463,26 @@ class Orchestrator:
         assert self._journal is not None
         if self.evidence is not None:
             outcome.seal = self.evidence.finish("not run")
+            self._take_verdict(outcome)
         lease.release()
         # Last: a crash before this line leaves a run that --resume finishes (nothing to redo).
         self._journal.append("run.done", run_id=run_id, seal=outcome.seal)
         self._journal.close()
         self.close()
         outcome.status = "done"
-        outcome.exit_code = EXIT_OK
+        outcome.exit_code = (
+            exit_code_for_verdict(outcome.verdict) if outcome.verdict is not None else EXIT_OK
+        )
         self.progress(f"done: {len(outcome.committed)} hosts patched, "
-                      f"{len(outcome.skipped)} skipped; plan {plan.digest[:16]}")
+                      f"{len(outcome.skipped)} skipped; plan {plan.digest[:16]}"
+                      + (f"; verdict {outcome.verdict}" if outcome.verdict else ""))
         return outcome
+
+    def _take_verdict(self, outcome: PatchOutcome) -> None:
+        """The sealed bundle's verdict and counts onto the outcome."""
+        assert self.evidence is not None
+        outcome.verdict = self.evidence.verdict
+        outcome.counts = dict(self.evidence.counts)
 
     def _skip(self, host: str, reason: str, outcome: PatchOutcome) -> None:
         assert self._journal is not None
@@ -452,12 +503,14 @@ class Orchestrator:
             state = None
         deviation = {"step": step, "target": host, "reason": reason, "run_id": self._run_id,
                      "test_id": None}
+        platform_failed = isinstance(exc, PlatformError) and not isinstance(exc, InjectedFault)
         assert self._journal is not None
         self._journal.append("step.failed", host=host, step=step, reason=reason)
         if self.evidence is not None:
             self.evidence.deviation(step=step, target=host, reason=reason, run_id=self._run_id,
-                                    state=state)
+                                    state=state, verdict="error" if platform_failed else "fail")
             outcome.seal = self.evidence.finish(f"the run halted at {host} {step}")
+            self._take_verdict(outcome)
         lease.release()
         self._journal.append("run.halted", run_id=self._run_id, host=host, step=step,
                              reason=reason, seal=outcome.seal)
@@ -465,9 +518,10 @@ class Orchestrator:
         self.close()
         outcome.status = "halted"
         outcome.deviation = deviation
-        outcome.exit_code = EXIT_PLATFORM if (
-            isinstance(exc, PlatformError) and not isinstance(exc, InjectedFault)
-        ) else EXIT_FAILED
+        if outcome.verdict is not None:
+            outcome.exit_code = exit_code_for_verdict(outcome.verdict)
+        else:
+            outcome.exit_code = EXIT_PLATFORM if platform_failed else EXIT_FAILED
         self.progress(f"{host}: {step}: HALTED: {reason}")
         return outcome
 

@@ -165,14 +165,15 @@ class PlatformRequalifier:
 
     def _canary(self, host: str, ctx: RequalifyContext) -> dict[str, Any]:
         started, t0 = utc_now_text(), time.monotonic()
-        req = ctx.change.requalify
-        canary = req.canary_vm if req is not None else None
+        canary = ctx.change.canary_vm
         expected = {"op": "eq", "value": {"landed_on": host, "returned_to": "origin"}}
         method = "migrate_vm in and out, host read back from the platform"
         if not canary:
+            waiver = ctx.change.canary_waiver
+            reason = ("the change waives the OQ canary: " + waiver.reason if waiver is not None
+                      else "the change names no requalify.canary_vm")
             return result("RP-OQ-01", host, verdict="not-executed", expected=expected,
-                          observed=None, method=method,
-                          reason="the change names no requalify.canary_vm", started=started, t0=t0)
+                          observed=None, method=method, reason=reason, started=started, t0=t0)
         platform = ctx.platform
         try:
             facts = platform.vm(canary)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from qualification.baseline import make_fingerprint
-from qualification.baseline.drift import Baseline, compare_target, drift_spec
+from qualification.baseline.drift import Baseline, DriftSummary, compare_target, drift_spec
 from qualification.errors import EvidenceInvalidError
 
 
@@ -126,3 +126,23 @@ def test_the_guest_fingerprint_test_carries_the_comparison() -> None:
         ("IQ-VM-001", "pass"), ("IQ-FP-001", "fail"), ("IQ-FP-001:package:a", "fail")
     ]
     assert "IQ-FP-001" in out[0]["reason"]
+
+
+def _summary(verdict: str, exit_code: int, **kw: Any) -> DriftSummary:
+    return DriftSummary(baseline=Path("/evidence/CHG0000001/run"), baseline_seal="s" * 64,
+                        change_id="CHG0000002", run_id="R1", bundle=Path("/evidence/b"),
+                        verdict=verdict, verification="valid", exit_code=exit_code, **kw)
+
+
+def test_the_summary_line_shows_the_drift_bundles_verdict() -> None:
+    clean = _summary("pass", 0).to_text().splitlines()[0]
+    assert clean == "vqual drift: CHG0000002 run R1: PASS: no drift from /evidence/CHG0000001/run " \
+        "(seal ssssssssssssssss)"
+    # Nothing differed, but a test could not be performed: not "no drift", and it says so.
+    partial = _summary("not-executed", 3, errors=["h1: IQ-OS-002: not supported"]).to_text()
+    assert partial.splitlines()[0].startswith(
+        "vqual drift: CHG0000002 run R1: NOT-EXECUTED: no difference found, 1 not observed, from")
+    assert "no drift" not in partial
+    drifted = _summary("fail", 1, differences=[{"reason": "h1: packages.bash differs"}])
+    assert drifted.to_text().splitlines()[0].startswith(
+        "vqual drift: CHG0000002 run R1: FAIL: 1 difference(s) from")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from qualification.cli import main
 from qualification.evidence.verify import verify_bundle
-from qualification.review.selftest import _Scratch, repo_golden_dir, self_checks
+from qualification.review.selftest import SelftestSummary, _Scratch, repo_golden_dir, self_checks
 from qualification.signing import TrustStore
 from tests.conftest import run_vqual
 
@@ -111,3 +111,11 @@ def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -
     outcome = _collection_check(other)()
     assert not outcome.ok and outcome.observed == "0.0.9" and __version__ != "0.0.9"
     assert "0.0.9" in (outcome.reason or "")
+
+
+def test_the_selftest_exit_code_follows_its_verdict_as_every_run(tmp_path: Path) -> None:
+    def code(verdict: str, verification: str = "valid") -> int:
+        return SelftestSummary(tmp_path, verdict, {}, "s" * 64, verification, []).exit_code
+
+    assert (code("pass"), code("fail"), code("error"), code("not-executed")) == (0, 1, 4, 3)
+    assert code("pass", "invalid") == 1

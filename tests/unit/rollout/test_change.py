@@ -23,11 +23,12 @@ from qualification.rollout.change import (
 REPO = Path(__file__).resolve().parents[3]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 
+# Risk medium: a high-risk change must also name an OQ canary or waive it (tests below).
 MINIMAL = """\
 apiVersion: vqual.change/v1
 change_id: CHG0000042
 title: Patch the lab cluster
-risk: high
+risk: medium
 cluster: lab-kvm
 target:
   packages:
@@ -48,7 +49,7 @@ def test_minimal_change_loads_with_documented_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
     change = load_change(path)
     assert change.change_id == "CHG0000042"
-    assert change.risk == "high"
+    assert change.risk == "medium"
     assert change.cluster == "lab-kvm"
     assert dict(change.target.packages) == {"vqual-lab-agent": "1.1"}
     assert change.target.hypervisor_version is None
@@ -61,6 +62,7 @@ def test_minimal_change_loads_with_documented_defaults(tmp_path: Path) -> None:
     assert change.step_timeout_s == DEFAULT_STEP_TIMEOUT_S == 1800
     assert change.stop_approved == () and change.exclude_hosts == ()
     assert change.anti_affinity == () and change.requalify is None
+    assert change.canary_vm is None and change.canary_waiver is None
     assert change.digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert change.path == path
 
@@ -128,6 +130,13 @@ def test_the_shipped_example_changes_load() -> None:
     for path in examples:
         change = load_change(path, change_id_pattern=r"^CHG[0-9]{7}$")
         assert change.requalify is not None and change.requalify.spec.is_file()
+        # Each names its OQ canary, or says why it has none.
+        assert change.canary_vm or (change.canary_waiver and change.canary_waiver.reason), path
+    # The simulator's cluster VMs are DC0_C0_RP0_VM0..3 (VM3 the lab's template): VM2 is a
+    # plain VM of the change's cluster, the one tests/integration/test_rolling_patch_vcsim.py
+    # uses as its canary.
+    vcsim = load_change(COLLECTION / "specs" / "changes" / "vcsim-esxi-patch.yaml")
+    assert (vcsim.risk, vcsim.cluster, vcsim.canary_vm) == ("high", "DC0_C0", "DC0_C0_RP0_VM2")
 
 
 # Each case: a replacement applied to MINIMAL (or text appended), the line the error must
@@ -142,7 +151,7 @@ BAD = [
     ("change_id: CHG0000042", "change_id: ../etc", 2, "not a safe name"),
     ("change_id: CHG0000042", "change_id: 42", 2, "change_id: must be a non-empty string"),
     ("title: Patch the lab cluster", "title: ''", 3, "title: must be a non-empty string"),
-    ("risk: high", "risk: extreme", 4, "risk: 'extreme' is not one of high, medium, low"),
+    ("risk: medium", "risk: extreme", 4, "risk: 'extreme' is not one of high, medium, low"),
     ("cluster: lab-kvm", "cluster: lab kvm", 5, "must not contain white space"),
     ('    vqual-lab-agent: "1.1"', "    vqual-lab-agent: 1.1", 8, "must be a quoted string"),
     ('  packages:\n    vqual-lab-agent: "1.1"', "  packages: {}", 7, "non-empty mapping"),
@@ -203,6 +212,10 @@ APPENDED = [
     ("anti_affinity:\n  - [web1, web1]", 13, "lists a VM twice"),
     ("requalify:\n  tests: [a]", 12, "missing required field 'spec'"),
     ("requalify:\n  spec: missing.yaml", 13, "requalify.spec: spec file"),
+    ("canary_waiver: {}", 12, "canary_waiver: missing required field 'reason'"),
+    ("canary_waiver:\n  reason: ' '", 13, "canary_waiver.reason: must be a non-empty string"),
+    ("canary_waiver: {reason: x, by: me}", 12, "canary_waiver.by: unknown field"),
+    ("canary_waiver: no canary", 12, "canary_waiver: must be a mapping, not a string"),
     ("colour: blue", 12, "colour: unknown field"),
 ]
 
@@ -233,7 +246,7 @@ def test_malformed_optional_field_names_its_line(
 
 
 def test_missing_required_field_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL.replace("risk: high\n", ""))
+    path = write(tmp_path, MINIMAL.replace("risk: medium\n", ""))
     with pytest.raises(SpecError, match="missing required field 'risk'"):
         load_change(path)
 
@@ -274,3 +287,80 @@ def test_digest_follows_the_bytes(tmp_path: Path) -> None:
     two = load_change(write(tmp_path, "# reviewed\n" + MINIMAL, "b.yaml"))
     assert one.to_json() | {"digest": "", "path": ""} == two.to_json() | {"digest": "", "path": ""}
     assert one.digest != two.digest
+
+
+# -- the OQ canary of a high-risk change --------------------------------------------------------
+
+HIGH = MINIMAL.replace("risk: medium", "risk: high")
+
+
+def _spec(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir(exist_ok=True)
+    (tmp_path / "specs" / "req.yaml").write_text("apiVersion: vqual/v1\n")
+
+
+def test_a_high_risk_change_without_a_canary_is_refused_naming_file_and_field(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, HIGH)
+    with pytest.raises(SpecError) as caught:
+        load_change(path)
+    error = caught.value
+    assert error.exit_code == EXIT_BAD_INPUT
+    assert error.where == f"{path}:4"  # no requalify section: the line of risk
+    assert error.message.startswith("requalify.canary_vm: a high-risk change must name an OQ canary")
+    assert "canary_waiver: {reason: ...}" in error.message
+    assert "\n" not in error.one_line() and error.one_line().startswith(f"{path}:4: ")
+
+
+def test_the_refusal_points_at_requalify_when_it_names_no_canary(tmp_path: Path) -> None:
+    _spec(tmp_path)
+    path = write(tmp_path, HIGH + "requalify:\n  spec: specs/req.yaml\n")
+    with pytest.raises(SpecError, match="requalify.canary_vm: a high-risk change") as caught:
+        load_change(path)
+    assert caught.value.where == f"{path}:12"
+    null = write(tmp_path, HIGH + "requalify:\n  spec: specs/req.yaml\n  canary_vm: null\n", "n.yaml")
+    with pytest.raises(SpecError, match="requalify.canary_vm: a high-risk change") as caught:
+        load_change(null)
+    assert caught.value.where == f"{null}:14"
+
+
+def test_a_high_risk_change_with_a_canary_loads(tmp_path: Path) -> None:
+    _spec(tmp_path)
+    change = load_change(
+        write(tmp_path, HIGH + "requalify:\n  spec: specs/req.yaml\n  canary_vm: DC0_C0_RP0_VM2\n")
+    )
+    assert change.risk == "high" and change.canary_vm == "DC0_C0_RP0_VM2"
+    assert change.canary_waiver is None
+
+
+def test_a_waiver_with_a_reason_lets_a_high_risk_change_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HIGH + "canary_waiver:\n  reason: >-\n    no powered-off VM\n    in this  cluster\n",
+    )
+    change = load_change(path)
+    assert change.canary_vm is None
+    assert change.canary_waiver is not None
+    assert change.canary_waiver.reason == "no powered-off VM in this cluster"
+    assert change.to_json()["canary_waiver"] == {"reason": "no powered-off VM in this cluster"}
+
+
+def test_a_canary_and_a_waiver_together_are_refused(tmp_path: Path) -> None:
+    _spec(tmp_path)
+    text = (
+        HIGH
+        + "requalify:\n  spec: specs/req.yaml\n  canary_vm: c1\n"
+        + "canary_waiver: {reason: none}\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError, match="names 'c1': keep one") as caught:
+        load_change(path)
+    assert caught.value.where == f"{path}:15"
+
+
+def test_a_malformed_field_is_named_before_the_missing_canary(tmp_path: Path) -> None:
+    path = write(tmp_path, HIGH + "exclude_hosts:\n  - {host: esx1}\n")
+    with pytest.raises(SpecError, match="missing required field 'reason'") as caught:
+        load_change(path)
+    assert caught.value.where == f"{path}:13"

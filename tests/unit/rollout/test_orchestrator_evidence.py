@@ -11,7 +11,12 @@ from qualification.evidence.verify import verify_bundle
 from qualification.execution.keys import create_trusted_key
 from qualification.execution.recorder import open_signer, records_as_dicts
 from qualification.review.signed import load_trust
-from qualification.rollout.change import ChangeTarget, ChangeWindow, RolloutChange
+from qualification.rollout.change import (
+    CanaryWaiver,
+    ChangeTarget,
+    ChangeWindow,
+    RolloutChange,
+)
 from qualification.rollout.evidence import PatchEvidence
 from qualification.rollout.requalify import PlatformRequalifier
 
@@ -79,3 +84,41 @@ def test_a_run_closed_without_sealing_is_incomplete(tmp_path: Path) -> None:
     result = verify_bundle(bundle, load_trust(state))
     assert result.status == "incomplete"
     assert records_as_dicts(bundle)[0]["data"]["patch"]["resumed_from"] == "R0"
+
+
+def test_a_halt_counts_in_the_verdict_fail_for_a_step_error_for_the_platform(
+        tmp_path: Path) -> None:
+    ev, change, state = _setup(tmp_path)
+    start = {"change": change, "plan": {"digest": "cd" * 32}, "hosts": ["h1"],
+             "planned": PlatformRequalifier().planned(["h1"], "c1"),
+             "executor": {"name": "x", "stand_in": True}, "resumed_from": None, "inventory": {}}
+    # A requalification result that could not observe, then the step halts: fail wins.
+    ev.start(run_id="20260101T000000Z-000002", **start)
+    ev.results([{"test_id": "RP-IQ-01", "target": "h1", "verdict": "error", "reason": "x",
+                 "title": "t", "protocol": "IQ", "requirements": [], "check": "rollout",
+                 "method": "", "expected": {}, "observed": None, "raw": None,
+                 "started": "2026-01-01T00:00:00.000000Z",
+                 "finished": "2026-01-01T00:00:00.000000Z", "duration_ms": 0.0}])
+    ev.deviation(step="requalify", target="h1", reason="RP-IQ-01 error", run_id="R2")
+    ev.finish("the run halted at h1 requalify")
+    assert ev.verdict == "fail"
+    # A platform error halts the run: error, not fail (exit 4 as its bundle).
+    ev2 = PatchEvidence(tmp_path / "evidence", ev.signer, "pipeline", state_dir=state)
+    bundle = ev2.start(run_id="20260101T000000Z-000003", **start)
+    ev2.deviation(step="evacuate", target="h1", reason="hosts() failed", run_id="R3",
+                  verdict="error")
+    ev2.finish("the run halted at h1 evacuate")
+    assert ev2.verdict == "error"
+    assert verify_bundle(bundle, load_trust(state)).verdict == "error"
+
+
+def test_run_start_records_the_risk_the_canary_and_the_waiver(tmp_path: Path) -> None:
+    ev, change, _state = _setup(tmp_path)
+    waived = dataclasses.replace(change, canary_waiver=CanaryWaiver("no powered-off VM"))
+    bundle = ev.start(run_id="20260101T000000Z-000004", change=waived,
+                      plan={"digest": "cd" * 32}, hosts=["h1"], planned=[],
+                      executor={"name": "x", "stand_in": True}, resumed_from=None, inventory={})
+    ev.close()
+    recorded = records_as_dicts(bundle)[0]["data"]["patch"]["change"]
+    assert recorded["risk"] == "high" and recorded["canary_vm"] is None
+    assert recorded["canary_waiver"] == {"reason": "no powered-off VM"}
