@@ -210,34 +210,6 @@ def stop_pid(pid: int, *, timeout: float = 10.0, sig: int = signal.SIGTERM) -> b
     return False
 
 
-def outer_pid(inner_pid: int, ns_init_outer_pid: int) -> int | None:
-    """Map a PID seen inside a PID namespace to the PID this process sees.
-
-    Args:
-        inner_pid: The PID as seen inside the namespace (for example from a pid file there).
-        ns_init_outer_pid: The outer PID of that namespace's PID 1.
-    """
-    try:
-        target_ns = os.readlink(f"/proc/{ns_init_outer_pid}/ns/pid")
-    except OSError:
-        return None
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != target_ns:
-                continue
-            with open(f"/proc/{entry}/status") as fh:
-                for line in fh:
-                    if line.startswith("NSpid:"):
-                        if int(line.split()[-1]) == inner_pid:
-                            return int(entry)
-                        break
-        except (OSError, ValueError):
-            continue
-    return None
-
-
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (made if missing): one build, one ``up`` or one

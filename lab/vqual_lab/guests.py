@@ -1259,17 +1259,6 @@ def with_forward(xml: str, address: str, port: int) -> str:
     return _HOSTFWD.sub(f"hostfwd=tcp:{address}:{port}-:22", xml, count=1)
 
 
-def migration_xml(xml: str, offset: int = MIGRATION_PORT_OFFSET) -> str:
-    """Destination XML for a live migration on this machine.
-
-    Source and destination QEMU run side by side until the switch-over, and the source
-    still holds the forward's port: the destination binds ``port + offset`` instead.
-    :func:`restore_forward` moves it back once the source is gone.
-    """
-    address, port = forward_of(xml)
-    return with_forward(xml, address, port + offset)
-
-
 def restore_forward(name: str, host: str, address: str, port: int) -> None:
     """After a migration, move a running guest's forward back to ``address:port``.
 

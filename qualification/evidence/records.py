@@ -48,7 +48,6 @@ MEANING_ROLE = {
 RAW_INLINE_MAX = 1024
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
@@ -63,10 +62,6 @@ def check_safe_name(name: str, what: str) -> str:
             f"{what} {name!r} is not a safe name (^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$)"
         )
     return name
-
-
-def is_hex64(text: object) -> bool:
-    return isinstance(text, str) and bool(_HEX64.fullmatch(text))
 
 
 def utc_now() -> str:

@@ -159,13 +159,6 @@ def find_approvals(
     return valid, refused
 
 
-def latest_approval(state_dir: Path, spec: Spec, trust: TrustStore) -> ProtocolApproval | None:
-    """The most recent valid approval of ``spec``, or None."""
-    _, files = _covered(spec)
-    valid, _ = find_approvals(state_dir, spec.digest, files, trust)
-    return valid[-1] if valid else None
-
-
 def require_approval(state_dir: Path, spec_path: Path, trust: TrustStore) -> ProtocolApproval:
     """The approval a run cites; refuses a protocol without a valid one.
 

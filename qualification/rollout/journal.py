@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,9 +277,3 @@ def replay(chain: Sequence[Sequence[Mapping[str, Any]]]) -> JournalState:
                 state.halted = True
     return state
 
-
-def iter_journals(state_dir: Path) -> Iterator[Path]:
-    """Every journal in the state directory, by name."""
-    folder = Path(state_dir) / JOURNAL_DIR
-    if folder.is_dir():
-        yield from sorted(folder.glob("*.jsonl"))

@@ -46,7 +46,6 @@ from qualification.rollout.journal import (
     Journal,
     JournalState,
     journal_chain,
-    journal_path,
     replay,
 )
 from qualification.rollout.lease import LeaseManager
@@ -484,12 +483,14 @@ class Orchestrator:
         outcome.verdict = self.evidence.verdict
         outcome.counts = dict(self.evidence.counts)
 
-    def _skip(self, host: str, reason: str, outcome: PatchOutcome) -> None:
+    def _skip(self, host: str, reason: str, outcome: PatchOutcome | None) -> None:
+        """Journal, record and report a skipped host; ``outcome`` None: the caller lists it."""
         assert self._journal is not None
         self._journal.append("host.skipped", host=host, reason=reason)
         if self.evidence is not None:
             self.evidence.host_skipped(host, reason)
-        outcome.skipped.append({"host": host, "reason": reason})
+        if outcome is not None:
+            outcome.skipped.append({"host": host, "reason": reason})
         self.progress(f"{host}: skipped: {reason}")
 
     def _halt(self, exc: VqualError, outcome: PatchOutcome, lease: LeaseManager) -> PatchOutcome:
@@ -585,7 +586,7 @@ class Orchestrator:
             if detail is _AT_TARGET:
                 self._journal.append("step.done", host=host, step=step, at_target=True)
                 self._skip(host, "already at the change's target (installed read from the "
-                           f"{self.executor.name} executor)", _Sink())
+                           f"{self.executor.name} executor)", None)
                 return False
             held, observed = self._post(step, item)
             if not held:
@@ -808,21 +809,6 @@ class _AtTarget:
 
 
 _AT_TARGET = _AtTarget()
-
-
-class _Sink(PatchOutcome):
-    """An outcome nobody reads: _skip from inside _host records skips on the real one later."""
-
-    def __init__(self) -> None:
-        super().__init__(status="", run_id=None, change_id="", exit_code=0)
-
-
-def exit_code_for(outcome: PatchOutcome) -> int:
-    return outcome.exit_code
-
-
-def journal_file(state_dir: Path, run_id: str) -> Path:
-    return journal_path(state_dir, run_id)
 
 
 __all__ = [
