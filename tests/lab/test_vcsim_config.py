@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
-from qualification.errors import BadInputError
+import pytest
 from vqual_lab import vcsim
 from vqual_lab.vcsim import HostHardware, VcsimInstance
+
+from qualification.errors import BadInputError
+from tests.conftest import REPO
 
 
 def test_default_vcenter_flags_provoke_one_bios_difference() -> None:
@@ -123,3 +127,18 @@ def test_winrm_address_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         WinRMStandIn()
     monkeypatch.delenv("VQUAL_LAB_WINRM")
     assert WinRMStandIn().url == "http://127.0.0.51:5985/wsman"
+
+
+def test_the_shipped_lab_inventory_is_what_the_lab_serves() -> None:
+    import yaml
+    from vqual_lab.component import LabContext
+
+    lab = Path("/var/lib/vqual-lab")
+    ctx = LabContext(lab_dir=lab, run_dir=lab / "run", repo_root=None, log=lambda _m: None)
+    served = vcsim.VcsimComponent().inventory(ctx)["groups"]
+    shipped = yaml.safe_load((REPO / "inventories" / "vsphere-lab" / "hosts.yml").read_text())
+    assert {g: v["hosts"] for g, v in shipped["all"]["children"].items()} == {
+        g: v["hosts"] for g, v in served.items()
+    }
+    site = yaml.safe_load((REPO / "inventories/vsphere-lab/group_vars/all.yml").read_text())
+    assert "password" not in json.dumps(site).lower()

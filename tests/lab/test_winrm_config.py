@@ -1,13 +1,15 @@
-"""The WinRM stand-in's PowerShell table and profile overrides, in process (no lab needed)."""
+"""The WinRM stand-in's PowerShell table, profile overrides and inventory, in process (no lab
+needed)."""
 
 from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
-
-from qualification.errors import BadInputError
+import yaml
+from vqual_lab.component import LabContext
 from vqual_lab.winrm_standin import (
     DEFAULT_PROFILE,
     WinRMStandIn,
@@ -15,6 +17,10 @@ from vqual_lab.winrm_standin import (
     run_command,
     run_powershell,
 )
+
+from qualification.errors import BadInputError
+from qualification.platforms.hyperv import READ_CMDLETS
+from tests.conftest import COLLECTION
 
 
 def test_override_merges_properties_to_provoke_a_finding() -> None:
@@ -57,3 +63,25 @@ def test_addresses_outside_loopback_are_refused() -> None:
     with pytest.raises(BadInputError, match="127.0.0.0/8"):
         WinRMStandIn(address="192.168.1.10")
 
+
+def test_the_stand_in_does_not_know_the_report_listing() -> None:
+    # It answers with PowerShell's own "not recognized" error: the adapter makes that
+    # not-executed, and nothing is invented.
+    result = run_powershell(f"{READ_CMDLETS['Cluster-ValidationReports']} | ConvertTo-Json",
+                            {"Get-VMHost": [{"Name": "HV1"}]})
+    assert result.exit_code == 1 and "is not recognized as the name of a cmdlet" in result.stderr
+
+
+def _value_from_keys() -> set[str]:
+    spec = yaml.safe_load((COLLECTION / "specs" / "hyperv-host.yaml").read_text())
+    return {t["expect"]["value_from"] for t in spec["tests"] if "value_from" in t["expect"]}
+
+
+def test_the_lab_inventory_has_every_approved_value_the_spec_reads(tmp_path: Path) -> None:
+    ctx = LabContext(lab_dir=tmp_path, run_dir=tmp_path / "run", repo_root=None,
+                     log=lambda _m: None)
+    group = WinRMStandIn("127.0.0.168", 25995).inventory(ctx)["groups"]["hyperv_hosts"]
+    expected = group["vars"]["vqual_expected"]
+    assert _value_from_keys() <= set(expected)
+    assert group["vars"]["vqual_cluster"]
+    assert "password" not in yaml.safe_dump(group["vars"])

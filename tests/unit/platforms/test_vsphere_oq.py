@@ -1,6 +1,7 @@
-"""The vSphere OQ protocol's pure parts: throwaway names and tags, the check type
-``vsphere_oq_protocol``, the spec's OQ tests, and cleanup's rendering of vSphere variables.
-(The protocol itself runs on the simulator: tests/integration/test_vsphere.py.)"""
+"""The vSphere OQ protocol's pure parts: throwaway names and tags, the spec's OQ tests, and
+cleanup's rendering of vSphere variables. (The protocol itself runs on the simulator:
+tests/integration/test_vsphere.py; its check type ``vsphere_oq_protocol``:
+tests/unit/checks/test_vsphere.py.)"""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qualification import checks
-from qualification.checks.base import Observation
 from qualification.cleanup import rendered_vsphere_vars, vsphere_hosts
 from qualification.platforms.base import BadArgs
 from qualification.platforms.vsphere import answer_vsphere
@@ -64,63 +63,6 @@ def test_oq_settings_are_names() -> None:
     assert OqSettings.from_args({"template": "t", "tests": ["clone"]}) == OqSettings(template="t")
     with pytest.raises(BadArgs, match="destination must be a name"):
         OqSettings.from_args({"destination": 3})
-
-
-def _protocol_value(**tests: dict[str, Any]) -> dict[str, Any]:
-    return {"vm": f"vqual-tmp-{RUN}-oq", "standalone": False, "tests": tests,
-            "cleanup": {"verdict": "pass", "reason": None}}
-
-
-def _decide(params: dict[str, Any], expect: dict[str, Any], value: dict[str, Any]) -> Any:
-    check = checks.get_check("vsphere_oq_protocol")
-    assert check.validate_params(params) is None
-    return checks.evaluate(check, Observation(value=value), params, expect)
-
-
-def test_oq_protocol_check_passes_on_no_finding_and_fails_naming_the_step() -> None:
-    value = _protocol_value(
-        power_cycle={"verdict": "pass", "reason": None, "findings": []},
-        snapshot={"verdict": "fail", "reason": "x", "findings": ["vm.snapshot_revert: off"],
-                  "marker": {"verdict": "not-executed", "reason": "no guest OS"}},
-    )
-    absent = {"op": "absent"}
-    assert _decide({"test": "power_cycle"}, absent, value).verdict == "pass"
-    failed = _decide({"test": "snapshot"}, absent, value)
-    assert (failed.verdict, failed.observed) == ("fail", ["vm.snapshot_revert: off"])
-    marker = _decide({"test": "snapshot", "field": "marker"}, {"op": "equals", "value": "pass"},
-                     value)
-    assert (marker.verdict, marker.observed, marker.reason) == ("not-executed", None, "no guest OS")
-
-
-def test_oq_protocol_check_never_makes_up_a_measurement() -> None:
-    value = _protocol_value(
-        migrate={"verdict": "pass", "reason": None, "findings": [],
-                 "interruption": {"verdict": "not-executed", "reason": "no heartbeat"}},
-        maintenance={"verdict": "not-executed", "reason": "a standalone ESXi has one host",
-                     "findings": []},
-    )
-    gap = _decide({"test": "migrate", "field": "interruption_s"}, {"op": "range", "max": 2.0},
-                  value)
-    assert (gap.verdict, gap.observed, gap.reason) == ("not-executed", None, "no heartbeat")
-    skipped = _decide({"test": "maintenance"}, {"op": "absent"}, value)
-    assert (skipped.verdict, skipped.reason) == ("not-executed", "a standalone ESXi has one host")
-    # A measured gap is compared as any number is.
-    value["tests"]["migrate"]["interruption"] = {"verdict": "pass", "seconds": 2.5}
-    late = _decide({"test": "migrate", "field": "interruption_s"}, {"op": "range", "max": 2.0},
-                   value)
-    assert (late.verdict, late.observed) == ("fail", 2.5)
-
-
-def test_oq_protocol_check_refuses_bad_params() -> None:
-    check = checks.get_check("vsphere_oq_protocol")
-    assert "parameter test is required" in (check.validate_params({}) or "")
-    assert "test must be one of" in (check.validate_params({"test": "reboot"}) or "")
-    assert "field must be one of" in (
-        check.validate_params({"test": "clone", "field": "marker"}) or "")
-    assert "unknown parameter" in (check.validate_params({"test": "clone", "vm": "x"}) or "")
-    # Every test of a target shares one request, so one run serves them all.
-    keys = {check.request({"test": t}).key() for t in OQ_TESTS}
-    assert len(keys) == 1
 
 
 def test_the_spec_has_one_oq_test_per_protocol_step() -> None:

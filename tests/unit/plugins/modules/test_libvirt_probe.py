@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 MODULE = COLLECTION / "plugins" / "modules" / "libvirt_probe.py"
 VENV_BIN = Path(sys.executable).parent

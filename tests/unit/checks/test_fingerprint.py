@@ -1,17 +1,13 @@
-"""Collecting a fingerprint for real: the probe method on a directory tree, on this machine and
-on an ext4 image made here; the check types; merging the parts of one target."""
+"""The fingerprint check types and merging the parts of one target, on what the probe really
+observes of a directory tree (the probe method itself: tests/unit/plugins/module_utils/
+test_host_observations.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import shutil
-import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import pytest
 
 from qualification import checks
 from qualification.baseline import Fingerprint, compare
@@ -22,6 +18,7 @@ from qualification.checks.fingerprint import (
     target_fingerprint,
     vm_part,
 )
+from tests.unit.plugins.module_utils.guest_root_testlib import make_root
 
 REPO = Path(__file__).resolve().parents[3]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
@@ -37,98 +34,6 @@ def _load() -> ModuleType:
 
 
 ho = _load()
-
-STATUS = """Package: openssh-server
-Status: install ok installed
-Version: 1:9.2p1-2+deb12u5
-
-Package: removed-one
-Status: deinstall ok config-files
-Version: 1.0
-
-Package: procps
-Status: install ok installed
-Version: 2:4.0.2-3
-"""
-
-
-def make_root(root: Path) -> Path:
-    """A small guest file system: os-release, dpkg status, passwd/group, key files."""
-    (root / "etc" / "ssh").mkdir(parents=True)
-    (root / "var" / "lib" / "dpkg").mkdir(parents=True)
-    (root / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-    (root / "var" / "lib" / "dpkg" / "status").write_text(STATUS)
-    (root / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n"
-    )
-    (root / "etc" / "group").write_text("root:x:0:\nadm:x:4:sshd,root\n")
-    (root / "etc" / "hostname").write_text("vqual-template\n")
-    (root / "etc" / "machine-id").write_text("")
-    (root / "etc" / "ssh" / "sshd_config").write_text("PermitRootLogin prohibit-password\n")
-    (root / "etc" / "issue").write_text("Debian GNU/Linux 12\n")
-    return root
-
-
-def test_probe_fingerprints_a_root_tree(tmp_path: Path) -> None:
-    root = make_root(tmp_path / "guest")
-    found = ho.HostObserver().observe(
-        "fingerprint", {"root": str(root), "files": ["/etc/ssh/*", "/etc/issue", "/nope/*"]}
-    )
-    assert found["error"] is None, found["error"]
-    value = found["value"]
-    guest = value["guest"]
-    assert guest["os_release"] == {"ID": "debian", "VERSION_ID": "12"}
-    assert guest["packages"] == {"openssh-server": "1:9.2p1-2+deb12u5", "procps": "2:4.0.2-3"}
-    assert [u["name"] for u in guest["users"]] == ["root", "sshd"]
-    assert {"name": "adm", "gid": 4, "members": ["root", "sshd"]} in guest["groups"]
-    digest = hashlib.sha256(b"Debian GNU/Linux 12\n").hexdigest()
-    assert guest["files"]["/etc/issue"]["sha256"] == digest
-    assert sorted(guest["files"]) == ["/etc/issue", "/etc/ssh/sshd_config"]
-    assert guest["security"] == {}  # another root: no sshd -T of this machine
-    assert value["generalised"] == {
-        "machine_id_empty": True, "ssh_host_keys": [], "persistent_net_rules": False
-    }
-    assert value["identity"]["hostname"] == "vqual-template"
-    assert str(root) in found["method"]
-
-
-def test_probe_limits_are_errors_not_silent_cuts(tmp_path: Path) -> None:
-    root = make_root(tmp_path / "guest")
-    too_many = ho.HostObserver().observe(
-        "fingerprint", {"root": str(root), "files": ["/etc/**"], "max_files": 3}
-    )
-    assert too_many["value"] is None and "more than 3 files" in too_many["error"]
-    relative = ho.HostObserver().observe("fingerprint", {"root": str(root), "files": ["etc/x"]})
-    assert "absolute" in relative["error"]
-
-
-def test_probe_on_this_machine_sees_its_identity() -> None:
-    found = ho.HostObserver().observe("fingerprint", {"files": ["/etc/hostname"]})
-    assert found["error"] is None, found["error"]
-    import socket
-
-    assert found["value"]["identity"]["hostname"] == socket.gethostname()
-    assert found["value"]["guest"]["packages"]  # this machine's dpkg database
-    assert "/etc/hostname" in found["value"]["guest"]["files"]
-
-
-@pytest.mark.skipif(shutil.which("mkfs.ext4") is None or ho.shutil.which(
-    "debugfs", path=ho.SEARCH_PATH) is None, reason="e2fsprogs (mkfs.ext4, debugfs) not installed")
-def test_image_read_offline_gives_the_same_fingerprint_as_its_tree(tmp_path: Path) -> None:
-    root = make_root(tmp_path / "guest")
-    image = tmp_path / "template.img"
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(image), "8M"], check=True)
-    args = {"files": ["/etc/ssh/*", "/etc/issue"]}
-    from_image = ho.fingerprint_image(str(image), dict(args, disk_digest=True))
-    assert from_image["error"] is None, from_image["error"]
-    from_tree = ho.HostObserver().observe("fingerprint", dict(args, root=str(root)))
-    assert from_image["value"]["guest"]["packages"] == from_tree["value"]["guest"]["packages"]
-    assert from_image["value"]["guest"]["files"] == from_tree["value"]["guest"]["files"]
-    assert from_image["value"]["generalised"]["machine_id_empty"] is True
-    assert from_image["value"]["disk_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
-    assert "<image>" in from_image["raw"] and str(tmp_path / "vqual-image") not in from_image["raw"]
-    missing = ho.fingerprint_image(str(tmp_path / "none.img"), {})
-    assert "is not a file" in missing["error"]
 
 
 def _facts(name: str, mac: str, vcpus: int = 1, fmt: str = "qcow2") -> dict[str, Any]:

@@ -4,12 +4,14 @@ available, so the shapes follow Microsoft's documentation of each cmdlet's outpu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from qualification.checks import Observation, evaluate, get_check, validate_params
-from qualification.checks.hyperv import HOST_FIELDS
+from qualification.checks.base import StepNotExecuted
+from qualification.checks.hyperv import HOST_FIELDS, HypervValidationReport, file_time
 
 HOST: dict[str, Any] = {
     "name": "HV2",
@@ -169,3 +171,56 @@ def test_oq_step_not_executed_carries_the_first_reason() -> None:
 def test_bad_params_are_named(check: str, params: dict[str, Any]) -> None:
     problem = validate_params(check, params)
     assert problem is not None and problem.startswith(check)
+
+
+# -- HV-12: the newest Test-Cluster report (hyperv_validation_report) ----------------------
+
+CHECK = HypervValidationReport()
+
+
+def _ps51(when: datetime) -> str:
+    """A DateTime as Windows PowerShell 5.1's ConvertTo-Json writes it."""
+    return f"/Date({int(when.timestamp() * 1000)})/"
+
+
+def _report(name: str, when: datetime) -> dict[str, Any]:
+    return {"Name": name, "FullName": f"C:\\Windows\\Cluster\\Reports\\{name}",
+            "LastWriteTimeUtc": _ps51(when), "Length": 812345}
+
+
+def test_file_times_in_both_powershell_forms() -> None:
+    when = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    assert file_time(_ps51(when)) == when
+    assert file_time("\\/Date(1772368200000)\\/") == when
+    assert file_time("2026-03-01T12:30:00Z") == when
+    assert file_time("not a date") is None and file_time(None) is None
+
+
+def test_no_report_is_a_finding() -> None:
+    assert CHECK.extract([], {}) == [
+        "no cluster validation report in C:\\Windows\\Cluster\\Reports (Test-Cluster not run)"
+    ]
+
+
+def test_an_old_newest_report_is_a_finding_naming_it() -> None:
+    old = datetime.now(UTC) - timedelta(days=400)
+    older = old - timedelta(days=30)
+    findings = CHECK.extract([_report("Validation Report A.htm", older),
+                              _report("Validation Report B.htm", old)], {"max_age_days": 365})
+    assert len(findings) == 1 and "Validation Report B.htm" in findings[0]
+    assert "400 days old (limit 365)" in findings[0]
+
+
+def test_a_recent_report_is_not_executed_never_pass() -> None:
+    recent = datetime.now(UTC) - timedelta(days=3)
+    with pytest.raises(StepNotExecuted, match="Validation Report B.htm.*reviewer"):
+        CHECK.extract([_report("Validation Report A.htm", recent - timedelta(days=90)),
+                       _report("Validation Report B.htm", recent)], {})
+
+
+def test_parameters_are_checked() -> None:
+    assert CHECK.validate_params({}) is None
+    assert CHECK.validate_params({"max_age_days": 30}) is None
+    assert "max_age_days" in str(CHECK.validate_params({"max_age_days": 0}))
+    assert "unknown" in str(CHECK.validate_params({"days": 3}))
+    assert CHECK.request({}).args == {"cmdlet": "Cluster-ValidationReports"}

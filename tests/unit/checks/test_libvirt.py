@@ -16,7 +16,14 @@ from qualification.checks import (
     known_check_types,
     validate_params,
 )
-from qualification.checks.libvirt import CAPABILITY_PATHS, NODEINFO_FIELDS, capability
+from qualification.checks.base import StepNotExecuted
+from qualification.checks.libvirt import (
+    CAPABILITY_PATHS,
+    NODEINFO_FIELDS,
+    LibvirtGuestOq,
+    capability,
+)
+from qualification.platforms import libvirt_guest_oq as g
 from qualification.platforms.libvirt import LibvirtPlatform, answer_requests
 from qualification.platforms.oq import LIFECYCLE_STEPS
 from qualification.spec.loader import load_spec
@@ -198,3 +205,29 @@ def test_a_step_the_platform_could_not_perform_is_not_executed_not_fail() -> Non
                        {"step": "snapshot_create"}, {"op": "equals", "value": "pass"})
     assert outcome.verdict == "not-executed"
     assert outcome.reason == "snapshots need a disk in a pool"
+
+
+# -- the guest cycle OQ's check type (libvirt_guest_oq) ------------------------------------
+
+def test_the_four_cycle_tests_share_one_run_and_read_their_part() -> None:
+    check = LibvirtGuestOq()
+    keys = {check.request({"test": t, "field": "verdict"}).key() for t in g.CYCLE_PARTS}
+    assert len(keys) == 1
+    assert check.request({"test": "clone"}).key() != check.request({"test": "migrate"}).key()
+    assert check.validate_params({"test": "snapshot", "field": "marker_read"}) is None
+    assert "field" in str(check.validate_params({"test": "maintenance", "field": "marker_read"}))
+    assert "load_mib" in str(check.validate_params({"test": "clone", "load_mib": 8}))
+    value = {
+        "clone": {"verdict": "pass", "reason": None, "uuid": "u1", "macs": ["52:54:00:01:02:03"]},
+        "power_cycle": {"verdict": "fail", "reason": "boot id did not change"},
+        "snapshot": {"verdict": "pass", "reason": None, "marker_read": "m1"},
+        "maintenance": {"verdict": "not-executed", "reason": "host kvm1 still runs clone1"},
+    }
+    assert check.extract(value, {"test": "clone"}) == "pass"
+    assert check.extract(value, {"test": "clone", "field": "uuid"}) == "u1"
+    assert check.extract(value, {"test": "power_cycle"}) == "fail"
+    assert check.extract(value, {"test": "snapshot", "field": "marker_read"}) == "m1"
+    with pytest.raises(StepNotExecuted, match="clone1"):
+        check.extract(value, {"test": "maintenance"})
+    with pytest.raises(StepNotExecuted, match="boot id did not change"):
+        check.extract(value, {"test": "power_cycle", "field": "boot_ids"})

@@ -1,15 +1,12 @@
 """The guest cycle OQ (clone, power cycle, snapshot, maintenance) without a lab: clone XML
-identity, the check type's parts, the test driver's honest not-executed, the marker's run id."""
+identity, the test driver's honest not-executed, the marker's run id. (The check type's parts:
+tests/unit/checks/test_libvirt.py.)"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
-from qualification.checks.base import StepNotExecuted
-from qualification.checks.libvirt import LibvirtGuestOq
 from qualification.platforms import libvirt_guest_oq as g
 from qualification.platforms.libvirt import LibvirtPlatform, answer_requests
 
@@ -79,30 +76,6 @@ def test_a_missing_template_is_a_one_line_error_before_anything_is_made() -> Non
     obs = answer_requests("test:///default", [{"key": "c", "method": "oq_guest_cycle",
                                                "args": {}}], run_id="R1")["c"]
     assert "vqual_libvirt_oq.template" in obs["not_executed"]
-
-
-def test_the_four_cycle_tests_share_one_run_and_read_their_part() -> None:
-    check = LibvirtGuestOq()
-    keys = {check.request({"test": t, "field": "verdict"}).key() for t in g.CYCLE_PARTS}
-    assert len(keys) == 1
-    assert check.request({"test": "clone"}).key() != check.request({"test": "migrate"}).key()
-    assert check.validate_params({"test": "snapshot", "field": "marker_read"}) is None
-    assert "field" in str(check.validate_params({"test": "maintenance", "field": "marker_read"}))
-    assert "load_mib" in str(check.validate_params({"test": "clone", "load_mib": 8}))
-    value = {
-        "clone": {"verdict": "pass", "reason": None, "uuid": "u1", "macs": ["52:54:00:01:02:03"]},
-        "power_cycle": {"verdict": "fail", "reason": "boot id did not change"},
-        "snapshot": {"verdict": "pass", "reason": None, "marker_read": "m1"},
-        "maintenance": {"verdict": "not-executed", "reason": "host kvm1 still runs clone1"},
-    }
-    assert check.extract(value, {"test": "clone"}) == "pass"
-    assert check.extract(value, {"test": "clone", "field": "uuid"}) == "u1"
-    assert check.extract(value, {"test": "power_cycle"}) == "fail"
-    assert check.extract(value, {"test": "snapshot", "field": "marker_read"}) == "m1"
-    with pytest.raises(StepNotExecuted, match="clone1"):
-        check.extract(value, {"test": "maintenance"})
-    with pytest.raises(StepNotExecuted, match="boot id did not change"):
-        check.extract(value, {"test": "power_cycle", "field": "boot_ids"})
 
 
 def test_the_maintenance_marker_names_the_run_that_wrote_it(tmp_path: Path) -> None:

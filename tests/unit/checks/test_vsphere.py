@@ -1,10 +1,7 @@
-"""vSphere check types and the vSphere probe's pure parts (no endpoint needed)."""
+"""vSphere check types, the HCL and the OQ protocol's check type (no endpoint needed)."""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from qualification.checks.vsphere import (
     per_host,
 )
 from qualification.errors import BadInputError
-from qualification.platforms.vsphere import Endpoint, answer_vsphere, endpoint_from_vars
+from qualification.platforms.vsphere_oq import OQ_TESTS
 
 REPO = Path(__file__).resolve().parents[3]
 HCL_EXAMPLE = REPO / "ansible_collections" / "vqual" / "qualification" / "specs" / "data" / "hcl-example.yaml"
@@ -244,76 +241,6 @@ def test_bad_hcl_names_file_and_entry(mutate: Any, message: str) -> None:
     assert info.value.one_line().startswith("specs/data/x.yaml: ")
 
 
-# -- endpoint and probe glue (no connection made) -------------------------------------------
-
-
-def test_endpoint_from_vars_and_its_repr_hides_the_password() -> None:
-    ep = endpoint_from_vars({
-        "vqual_vsphere_host": "vc.example.org", "vqual_vsphere_port": "8443",
-        "vqual_vsphere_username": "svc", "vqual_vsphere_password": "s3cret-Pw",
-        "vqual_vsphere_validate_certs": "false", "vqual_vsphere_cluster": "C1",
-    })
-    assert ep == Endpoint("vc.example.org", "svc", "s3cret-Pw", port=8443, validate_certs=False,
-                          cluster="C1")
-    assert "s3cret-Pw" not in repr(ep) and "s3cret-Pw" not in str(ep)
-    # TLS verification is the default.
-    assert endpoint_from_vars({"vqual_vsphere_host": "h", "vqual_vsphere_username": "u",
-                               "vqual_vsphere_password": "p"}).validate_certs is True
-
-
-@pytest.mark.parametrize(("host_vars", "message"), [
-    ({}, "no vqual_vsphere_host set for this target"),
-    ({"vqual_vsphere_host": "h", "vqual_vsphere_username": "u"},
-     "no vqual_vsphere_password set for this target"),
-    ({"vqual_vsphere_host": "h", "vqual_vsphere_username": "u", "vqual_vsphere_password": "p",
-      "vqual_vsphere_port": "https"}, "vqual_vsphere_port must be a port number"),
-])
-def test_missing_variables_are_errors_naming_them(host_vars: dict[str, Any], message: str) -> None:
-    obs = answer_vsphere([{"key": "k", "method": "about", "args": {}}], host_vars=host_vars)
-    assert obs["k"]["error"].startswith(message)
-
-
-def test_an_hcl_changed_since_planning_is_an_error(tmp_path: Path) -> None:
-    hcl = tmp_path / "hcl.yaml"
-    hcl.write_bytes(HCL_EXAMPLE.read_bytes())
-    planned = hashlib.sha256(hcl.read_bytes()).hexdigest()
-    hcl.write_text(hcl.read_text() + "\n# edited after approval\n")
-    host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 9,
-                 "vqual_vsphere_username": "u", "vqual_vsphere_password": "p"}
-    obs = answer_vsphere([{"key": "k", "method": "hcl", "args": {"hcl": "hcl"}}],
-                         host_vars=host_vars,
-                         data_files=[{"name": "hcl", "path": str(hcl), "digest": planned}])
-    assert "changed since the run was planned" in obs["k"]["error"]
-
-
-def test_unreachable_endpoint_is_an_error_for_every_request() -> None:
-    host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 9,
-                 "vqual_vsphere_username": "u", "vqual_vsphere_password": "pw-never-shown"}
-    requests = [{"key": "a", "method": "about", "args": {}},
-                {"key": "b", "method": "hosts", "args": {}}]
-    obs = answer_vsphere(copy.deepcopy(requests), host_vars=host_vars)
-    for key in ("a", "b"):
-        assert obs[key]["error"].startswith("https://127.0.0.1:9/sdk: connect failed")
-        assert "pw-never-shown" not in obs[key]["error"]
-
-
-def test_the_shipped_lab_inventory_is_what_the_lab_serves() -> None:
-    import yaml
-
-    from vqual_lab import vcsim
-    from vqual_lab.component import LabContext
-
-    lab = Path("/var/lib/vqual-lab")
-    ctx = LabContext(lab_dir=lab, run_dir=lab / "run", repo_root=None, log=lambda _m: None)
-    served = vcsim.VcsimComponent().inventory(ctx)["groups"]
-    shipped = yaml.safe_load((REPO / "inventories" / "vsphere-lab" / "hosts.yml").read_text())
-    assert {g: v["hosts"] for g, v in shipped["all"]["children"].items()} == {
-        g: v["hosts"] for g, v in served.items()
-    }
-    site = yaml.safe_load((REPO / "inventories/vsphere-lab/group_vars/all.yml").read_text())
-    assert "password" not in json.dumps(site).lower()
-
-
 def test_advanced_option_per_host_and_missing_on_one_host() -> None:
     agree = _decide("vsphere_advanced_option", {"h1": 600, "h2": 600},
                     {"key": "UserVars.ESXiShellInteractiveTimeOut"}, {"op": "range", "max": 900})
@@ -368,3 +295,65 @@ def test_distributed_port_group_security_findings() -> None:
     ]
     clean = _decide("vsphere_dvportgroup_security", groups[:1], {}, {"op": "absent"})
     assert (clean.verdict, clean.observed) == ("pass", [])
+
+
+# -- the OQ protocol's check type (vsphere_oq_protocol) ------------------------------------
+
+RUN = "20260101T000000Z-abc123"
+
+
+def _protocol_value(**tests: dict[str, Any]) -> dict[str, Any]:
+    return {"vm": f"vqual-tmp-{RUN}-oq", "standalone": False, "tests": tests,
+            "cleanup": {"verdict": "pass", "reason": None}}
+
+
+def _decide_oq(params: dict[str, Any], expect: dict[str, Any], value: dict[str, Any]) -> Any:
+    check = checks.get_check("vsphere_oq_protocol")
+    assert check.validate_params(params) is None
+    return checks.evaluate(check, Observation(value=value), params, expect)
+
+
+def test_oq_protocol_check_passes_on_no_finding_and_fails_naming_the_step() -> None:
+    value = _protocol_value(
+        power_cycle={"verdict": "pass", "reason": None, "findings": []},
+        snapshot={"verdict": "fail", "reason": "x", "findings": ["vm.snapshot_revert: off"],
+                  "marker": {"verdict": "not-executed", "reason": "no guest OS"}},
+    )
+    absent = {"op": "absent"}
+    assert _decide_oq({"test": "power_cycle"}, absent, value).verdict == "pass"
+    failed = _decide_oq({"test": "snapshot"}, absent, value)
+    assert (failed.verdict, failed.observed) == ("fail", ["vm.snapshot_revert: off"])
+    marker = _decide_oq({"test": "snapshot", "field": "marker"}, {"op": "equals", "value": "pass"},
+                     value)
+    assert (marker.verdict, marker.observed, marker.reason) == ("not-executed", None, "no guest OS")
+
+
+def test_oq_protocol_check_never_makes_up_a_measurement() -> None:
+    value = _protocol_value(
+        migrate={"verdict": "pass", "reason": None, "findings": [],
+                 "interruption": {"verdict": "not-executed", "reason": "no heartbeat"}},
+        maintenance={"verdict": "not-executed", "reason": "a standalone ESXi has one host",
+                     "findings": []},
+    )
+    gap = _decide_oq({"test": "migrate", "field": "interruption_s"}, {"op": "range", "max": 2.0},
+                  value)
+    assert (gap.verdict, gap.observed, gap.reason) == ("not-executed", None, "no heartbeat")
+    skipped = _decide_oq({"test": "maintenance"}, {"op": "absent"}, value)
+    assert (skipped.verdict, skipped.reason) == ("not-executed", "a standalone ESXi has one host")
+    # A measured gap is compared as any number is.
+    value["tests"]["migrate"]["interruption"] = {"verdict": "pass", "seconds": 2.5}
+    late = _decide_oq({"test": "migrate", "field": "interruption_s"}, {"op": "range", "max": 2.0},
+                   value)
+    assert (late.verdict, late.observed) == ("fail", 2.5)
+
+
+def test_oq_protocol_check_refuses_bad_params() -> None:
+    check = checks.get_check("vsphere_oq_protocol")
+    assert "parameter test is required" in (check.validate_params({}) or "")
+    assert "test must be one of" in (check.validate_params({"test": "reboot"}) or "")
+    assert "field must be one of" in (
+        check.validate_params({"test": "clone", "field": "marker"}) or "")
+    assert "unknown parameter" in (check.validate_params({"test": "clone", "vm": "x"}) or "")
+    # Every test of a target shares one request, so one run serves them all.
+    keys = {check.request({"test": t}).key() for t in OQ_TESTS}
+    assert len(keys) == 1

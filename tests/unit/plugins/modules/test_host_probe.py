@@ -13,7 +13,7 @@ import pytest
 
 from qualification.checks import Observation, evaluate, get_check
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 #: The repo root is a collections path: it holds ansible_collections/vqual/qualification.
 COLLECTIONS = REPO

@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from typing import Any, Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.unit.plugins.module_utils.guest_root_testlib import make_root
+
+REPO = Path(__file__).resolve().parents[4]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 
 
@@ -757,3 +760,67 @@ def test_no_package_database_is_an_error(tmp_path: Path) -> None:
     probe = observer(paths={"dpkg_status": str(tmp_path / "none")}, executables={"rpm": None})
     error = probe.observe("packages", {"names": ["bash"]})["error"]
     assert error is not None and error.startswith("no package database found")
+
+
+# -- fingerprint: a guest's root tree, this machine, an ext4 image read offline ------------
+
+def test_probe_fingerprints_a_root_tree(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "guest")
+    found = ho.HostObserver().observe(
+        "fingerprint", {"root": str(root), "files": ["/etc/ssh/*", "/etc/issue", "/nope/*"]}
+    )
+    assert found["error"] is None, found["error"]
+    value = found["value"]
+    guest = value["guest"]
+    assert guest["os_release"] == {"ID": "debian", "VERSION_ID": "12"}
+    assert guest["packages"] == {"openssh-server": "1:9.2p1-2+deb12u5", "procps": "2:4.0.2-3"}
+    assert [u["name"] for u in guest["users"]] == ["root", "sshd"]
+    assert {"name": "adm", "gid": 4, "members": ["root", "sshd"]} in guest["groups"]
+    digest = hashlib.sha256(b"Debian GNU/Linux 12\n").hexdigest()
+    assert guest["files"]["/etc/issue"]["sha256"] == digest
+    assert sorted(guest["files"]) == ["/etc/issue", "/etc/ssh/sshd_config"]
+    assert guest["security"] == {}  # another root: no sshd -T of this machine
+    assert value["generalised"] == {
+        "machine_id_empty": True, "ssh_host_keys": [], "persistent_net_rules": False
+    }
+    assert value["identity"]["hostname"] == "vqual-template"
+    assert str(root) in found["method"]
+
+
+def test_probe_limits_are_errors_not_silent_cuts(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "guest")
+    too_many = ho.HostObserver().observe(
+        "fingerprint", {"root": str(root), "files": ["/etc/**"], "max_files": 3}
+    )
+    assert too_many["value"] is None and "more than 3 files" in too_many["error"]
+    relative = ho.HostObserver().observe("fingerprint", {"root": str(root), "files": ["etc/x"]})
+    assert "absolute" in relative["error"]
+
+
+def test_probe_on_this_machine_sees_its_identity() -> None:
+    found = ho.HostObserver().observe("fingerprint", {"files": ["/etc/hostname"]})
+    assert found["error"] is None, found["error"]
+    import socket
+
+    assert found["value"]["identity"]["hostname"] == socket.gethostname()
+    assert found["value"]["guest"]["packages"]  # this machine's dpkg database
+    assert "/etc/hostname" in found["value"]["guest"]["files"]
+
+
+@pytest.mark.skipif(shutil.which("mkfs.ext4") is None or ho.shutil.which(
+    "debugfs", path=ho.SEARCH_PATH) is None, reason="e2fsprogs (mkfs.ext4, debugfs) not installed")
+def test_image_read_offline_gives_the_same_fingerprint_as_its_tree(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "guest")
+    image = tmp_path / "template.img"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(image), "8M"], check=True)
+    args = {"files": ["/etc/ssh/*", "/etc/issue"]}
+    from_image = ho.fingerprint_image(str(image), dict(args, disk_digest=True))
+    assert from_image["error"] is None, from_image["error"]
+    from_tree = ho.HostObserver().observe("fingerprint", dict(args, root=str(root)))
+    assert from_image["value"]["guest"]["packages"] == from_tree["value"]["guest"]["packages"]
+    assert from_image["value"]["guest"]["files"] == from_tree["value"]["guest"]["files"]
+    assert from_image["value"]["generalised"]["machine_id_empty"] is True
+    assert from_image["value"]["disk_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert "<image>" in from_image["raw"] and str(tmp_path / "vqual-image") not in from_image["raw"]
+    missing = ho.fingerprint_image(str(tmp_path / "none.img"), {})
+    assert "is not a file" in missing["error"]
