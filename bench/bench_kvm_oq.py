@@ -15,7 +15,8 @@ import os
 import time
 
 from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import LibvirtPlatform, new_run_id
+from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.spec.change import new_run_id
 
 KVM1 = "qemu+tcp://127.0.0.11/system"
 KVM2 = "qemu+tcp://127.0.0.12/system"

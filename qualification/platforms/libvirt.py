@@ -37,6 +37,7 @@ from typing import Any, Self, TypeVar
 import libvirt
 
 from ..errors import NotSupported, PlatformError
+from ..spec.change import new_run_id
 from .base import (
     CRASHED,
     PAUSED,
@@ -1035,13 +1036,6 @@ IQ_METHODS = (
 GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
 OQ_METHODS = ("oq_lifecycle", "oq_migrate", *GUEST_OQ_METHODS)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def new_run_id() -> str:
-    """A run id in the evidence format ``YYYYMMDDTHHMMSSZ-xxxxxx``."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + os.urandom(3).hex()
-
-
 
 
 def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[str, Any]:

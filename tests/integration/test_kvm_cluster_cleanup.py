@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import LibvirtPlatform, new_run_id
+from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.spec.change import new_run_id
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.test_kvm_cluster import (
     KVM2_URI,

@@ -23,7 +23,6 @@ from qualification.platforms.libvirt import (
     BadArgs,
     LibvirtPlatform,
     answer_requests,
-    new_run_id,
     parse_capabilities,
     probe,
     version_text,
@@ -470,8 +469,3 @@ def test_answer_requests_never_raises_and_ignores_empty_run_id() -> None:
     good = answer_requests(URI, [req("oq_lifecycle", steps=["define"])], run_id="")
     value = good[req("oq_lifecycle", steps=["define"])["key"]]["value"]
     assert value["vm"].startswith("vqual-oq-") and len(value["vm"]) == len("vqual-oq-") + 23
-
-
-def test_new_run_id_format() -> None:
-    run_id = new_run_id()
-    assert len(run_id) == 23 and run_id[8] == "T" and run_id[15] == "Z" and run_id[16] == "-"

@@ -133,3 +133,8 @@ def test_new_run_id_defaults_to_now() -> None:
 def test_new_run_id_refuses_naive_time() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         new_run_id(datetime(2026, 1, 1))
+
+
+def test_new_run_id_format() -> None:
+    run_id = new_run_id()
+    assert len(run_id) == 23 and run_id[8] == "T" and run_id[15] == "Z" and run_id[16] == "-"
