@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 import re
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
+from qualification import checks
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -81,15 +81,8 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def default_registry() -> CheckRegistry:
-    """The installed check library.
-
-    Raises:
-        RuntimeError: ``qualification.checks`` does not provide the registry functions.
-    """
-    module = importlib.import_module("qualification.checks")
-    if not all(hasattr(module, name) for name in ("known_check_types", "validate_params")):
-        raise RuntimeError("qualification.checks provides no known_check_types()/validate_params()")
-    registry: CheckRegistry = module  # a module satisfies the protocol structurally
+    """The installed check library."""
+    registry: CheckRegistry = checks  # a module satisfies the protocol structurally
     return registry
 
 
