@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib
-import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from qualification.errors import BadInputError
+from qualification.evidence.canonical import canonical_bytes
 from qualification.spec.model import RISK_LEVELS, TARGET_KINDS
 
 #: Keys whose values never reach evidence (matched anywhere in the key, any case).
@@ -191,20 +190,6 @@ def _recordable(value: Any, redact: bool) -> Any:
     return value
 
 
-def canonical_json(value: Any) -> bytes:
-    """Canonical JSON bytes: the evidence package's canonicaliser when present (RFC 8785)."""
-    try:
-        module = importlib.import_module("qualification.evidence.canonical")
-    except ImportError:
-        module = None
-    encode: Callable[[Any], bytes] | None = getattr(module, "canonical_bytes", None)
-    if encode is not None:
-        return encode(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
-
-
 @dataclass(frozen=True)
 class InventoryModel:
     """The validated inventory: hosts by name (sorted), with clusters derived from them."""
@@ -337,4 +322,4 @@ class InventoryModel:
     @property
     def digest(self) -> str:
         """SHA-256 (hex) of the canonical JSON of the redacted snapshot."""
-        return hashlib.sha256(canonical_json(self.snapshot(redact=True))).hexdigest()
+        return hashlib.sha256(canonical_bytes(self.snapshot(redact=True))).hexdigest()

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from qualification.errors import BadInputError
+from qualification.evidence.canonical import canonical_bytes
 from qualification.spec import InventoryModel
-from qualification.spec.inventory import canonical_json
 
 
 def hostvars() -> dict[str, dict[str, Any]]:
@@ -173,7 +173,7 @@ def test_snapshot_is_a_copy() -> None:
 
 def test_digest_is_sha256_of_the_canonical_redacted_snapshot() -> None:
     model = InventoryModel.from_hostvars(hostvars(), GROUPS)
-    expected = hashlib.sha256(canonical_json(model.snapshot(redact=True))).hexdigest()
+    expected = hashlib.sha256(canonical_bytes(model.snapshot(redact=True))).hexdigest()
     assert model.digest == expected
 
 
