@@ -19,7 +19,10 @@ from qualification.errors import BadInputError
 from qualification.evidence.canonical import canonical_bytes
 from qualification.spec.model import RISK_LEVELS, TARGET_KINDS
 
-#: Keys whose values never reach evidence (matched anywhere in the key, any case).
+#: Keys whose values never reach evidence (matched anywhere in the key, any case). The target-side
+#: probe (the collection's plugins/module_utils/host_observations.py) cannot import the core and
+#: writes the same pattern; tests/unit/plugins/module_utils/test_host_observations.py holds the
+#: two equal.
 SECRET_KEY = re.compile(r"pass|secret|token|private|credential|api_?key", re.IGNORECASE)
 REDACTED = "<redacted>"
 

@@ -594,6 +594,26 @@ def test_libvirt_config_never_returns_a_secret(tmp_path: Path) -> None:
     assert "hunter2" not in json.dumps(observation)
 
 
+def test_secret_keys_are_the_cores_and_both_redact_api_key(tmp_path: Path) -> None:
+    # One pattern, written twice only because neither side may import the other: the target
+    # probe runs without the core, and the core never imports the collection.
+    from qualification.spec import InventoryModel
+    from qualification.spec.inventory import SECRET_KEY
+
+    assert (ho.SECRET_KEY.pattern, ho.SECRET_KEY.flags) == (SECRET_KEY.pattern, SECRET_KEY.flags)
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('spice_api_key = "k-4711"\nvnc_listen = "127.0.0.1"\n')
+    observation = observer().observe("libvirt_config", {"path": str(conf), "key": "spice_api_key"})
+    assert ok(observation) == {"found": True, "value": "<redacted>"}
+    assert "k-4711" not in json.dumps(observation)
+    model = InventoryModel.from_hostvars(
+        {"h1": {"vqual_target_kinds": ["linux_host"], "vqual_api_key": "k-4711",
+                "vqual_vcenter_apikey": "k-4711"}}, {"all": ["h1"]})
+    recorded = model.snapshot()["hosts"]["h1"]
+    assert recorded["vqual_api_key"] == recorded["vqual_vcenter_apikey"] == "<redacted>"
+    assert "k-4711" not in json.dumps(model.snapshot())
+
+
 def test_libvirt_configs_of_this_machine_parse() -> None:
     found = [
         p for p in ("/etc/libvirt/libvirtd.conf", "/etc/libvirt/qemu.conf") if Path(p).exists()

@@ -93,8 +93,8 @@ notes:
     SHA-256 and the lines matching the pattern are returned. Its C(raw) output, which goes
     into evidence, is always the SHA-256 and the matching lines only.
   - C(libvirt_config) never returns the value of a key that looks secret (C(vnc_password),
-    C(spice_password), anything with pass, secret, token, credential or private in its name);
-    it returns C(<redacted>), so only whether it is set can be checked.
+    C(spice_password), anything with pass, secret, token, private, credential or api_key in its
+    name); it returns C(<redacted>), so only whether it is set can be checked.
 """
 
 EXAMPLES = r"""
