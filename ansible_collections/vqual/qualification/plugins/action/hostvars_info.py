@@ -15,9 +15,11 @@ import json
 import os
 import re
 
-from ansible.parsing.vault import AnsibleVaultError
 from ansible.plugins.action import ActionBase
-from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import plain
+from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import (
+    is_vault_error,
+    plain,
+)
 
 _REDACTED = "<redacted>"
 #: Shorter values are not taken out of a reason (they would garble its words).
@@ -32,12 +34,7 @@ _MAGIC = frozenset((
 
 def _kind(exc):
     """``vault`` when a vault-encrypted value could not be decrypted, else ``template``."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, AnsibleVaultError) or getattr(seen, "context", None) == "vault":
-            return "vault"
-        seen = seen.__cause__ or seen.__context__
-    return "template"
+    return "vault" if is_vault_error(exc) else "template"
 
 
 def _strings(value):
@@ -144,7 +141,7 @@ class ActionModule(ActionBase):
                 continue
             try:
                 known.append(plain(host_vars[key]))
-            except Exception:  # noqa: BLE001 - only the values that render can be quoted
+            except Exception:  # noqa: BLE001, S112 - only values that render can be quoted
                 continue
         return known
 
