@@ -23,24 +23,22 @@ cleanup works after a crash or a kill as well as after a clean end:
 
 Nothing else is touched. The libvirt targets are the inventory's hosts with a
 ``vqual_libvirt_uri``, each URI once (guests list their host's URI too); the vSphere targets
-are its hosts with a ``vqual_vsphere_host``, each endpoint once. vSphere variables are
-rendered by Ansible (the lab's passwords are file lookups), in memory only.
+are its hosts with a ``vqual_vsphere_host``, each endpoint once. The variables are read
+with :func:`qualification.execution.inventory.read_hostvars`: rendered by Ansible (templates,
+lookups such as the lab's password files, vault), in memory only.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, PlatformError
+from qualification.execution.inventory import RenderFailure, VaultOptions, read_hostvars
 from qualification.spec.change import validate_run_id
 
 
@@ -81,7 +79,7 @@ class CleanupResult:
 
 
 def libvirt_targets(hostvars: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """libvirt URI -> inventory hosts naming it, from ``_meta.hostvars``.
+    """libvirt URI -> inventory hosts naming it, from rendered host variables.
 
     Raises:
         BadInputError: a ``vqual_libvirt_uri`` is not a plain string (e.g. unrendered Jinja).
@@ -95,37 +93,6 @@ def libvirt_targets(hostvars: Mapping[str, Mapping[str, Any]]) -> dict[str, list
             raise BadInputError(f"inventory host {host}: vqual_libvirt_uri is not a plain URI")
         targets.setdefault(uri, []).append(host)
     return targets
-
-
-def inventory_hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
-    """``_meta.hostvars`` of an Ansible inventory (``ansible-inventory --list``).
-
-    Raises:
-        BadInputError: the inventory cannot be read.
-    """
-    if not inventory.exists():
-        raise BadInputError(f"inventory {inventory}: no such file or directory")
-    binary = Path(sys.executable).parent / "ansible-inventory"
-    try:
-        done = subprocess.run(
-            [
-                str(binary if binary.exists() else "ansible-inventory"),
-                "-i",
-                str(inventory),
-                "--list",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BadInputError(f"inventory {inventory}: ansible-inventory failed: {exc}") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BadInputError(f"inventory {inventory}: {last}")
-    data = json.loads(done.stdout)
-    return dict(data.get("_meta", {}).get("hostvars", {}))
 
 
 def lifecycle_names_pattern(run_id: str) -> re.Pattern[str]:
@@ -178,60 +145,11 @@ VSPHERE_VARS = (
     "vqual_vsphere_datacenter",
     "vqual_vsphere_cluster",
 )
-_VARS_MARK = "VQUAL-VSPHERE-VARS"
 
 
 def vsphere_hosts(hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Inventory hosts with a ``vqual_vsphere_host``, sorted."""
     return sorted(h for h, v in hostvars.items() if v.get("vqual_vsphere_host"))
-
-
-def rendered_vsphere_vars(inventory: Path, hosts: list[str]) -> dict[str, dict[str, Any]]:
-    """``{host: {vqual_vsphere_*: value}}`` as Ansible renders them (lookups, vault).
-
-    One ad-hoc ``debug`` run on the controller; each host's values come back base64-encoded
-    in one line that is parsed here and never printed. A host whose variables cannot be
-    rendered is left out (the caller reports it).
-
-    Raises:
-        BadInputError: ``ansible`` cannot be run.
-    """
-    if not hosts:
-        return {}
-    values = ", ".join(f"'{name}': {name} | default(None)" for name in VSPHERE_VARS)
-    msg = f"{_VARS_MARK} {{{{ {{'host': inventory_hostname, 'vars': {{{values}}}}} | to_json | b64encode }}}}"
-    binary = Path(sys.executable).parent / "ansible"
-    env = {
-        **os.environ,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-        "ANSIBLE_DEPRECATION_WARNINGS": "False",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    try:
-        done = subprocess.run(
-            [
-                str(binary if binary.exists() else "ansible"),
-                ",".join(hosts),
-                "-i",
-                str(inventory),
-                "-m",
-                "ansible.builtin.debug",
-                "-a",
-                json.dumps({"msg": msg}),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env=env,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BadInputError(f"inventory {inventory}: ansible failed: {exc}") from None
-    found: dict[str, dict[str, Any]] = {}
-    for encoded in re.findall(rf"{_VARS_MARK} ([A-Za-z0-9+/=]+)", done.stdout):
-        data = json.loads(base64.b64decode(encoded))
-        found[str(data["host"])] = dict(data["vars"])
-    return found
 
 
 def cleanup_vsphere(endpoint: Any, run_id: str, hosts: list[str]) -> HostCleanup:
@@ -260,33 +178,38 @@ def cleanup_vsphere(endpoint: Any, run_id: str, hosts: list[str]) -> HostCleanup
 
 
 def vsphere_cleanups(
-    inventory: Path, hostvars: Mapping[str, Mapping[str, Any]], run_id: str
+    hostvars: Mapping[str, Mapping[str, Any]], run_id: str,
+    failures: Sequence[RenderFailure] = (),
 ) -> list[HostCleanup]:
-    """Cleanup of ``run_id`` on every vSphere endpoint of the inventory, each once."""
+    """Cleanup of ``run_id`` on every vSphere endpoint of the inventory, each once.
+
+    ``hostvars`` are rendered (:func:`read_hostvars`); a host with a ``vqual_vsphere_*``
+    variable among ``failures`` is reported, not connected to.
+    """
     from qualification.platforms.vsphere import endpoint_from_vars
 
-    names = vsphere_hosts(hostvars)
-    rendered = rendered_vsphere_vars(inventory, names)
+    unrendered: dict[str, RenderFailure] = {}
+    for failure in failures:
+        if failure.variable.startswith("vqual_vsphere_"):
+            unrendered.setdefault(failure.host, failure)
     endpoints: dict[tuple[str, int, str], tuple[Any, list[str]]] = {}
-    failed: list[HostCleanup] = []
-    for host in names:
-        if host not in rendered:
-            failed.append(
-                HostCleanup(
-                    endpoint=str(hostvars[host].get("vqual_vsphere_host")),
-                    hosts=[host],
-                    errors=[
-                        f"inventory host {host}: its vqual_vsphere_* variables could not be rendered"
-                    ],
-                )
-            )
+    failed: list[HostCleanup] = [
+        HostCleanup(
+            endpoint=str(hostvars.get(host, {}).get("vqual_vsphere_host") or host),
+            hosts=[host],
+            errors=[f"inventory {failure.one_line()}"],
+        )
+        for host, failure in sorted(unrendered.items())
+    ]
+    for host in vsphere_hosts(hostvars):
+        if host in unrendered:
             continue
         try:
-            ep = endpoint_from_vars(rendered[host])
+            ep = endpoint_from_vars(hostvars[host])
         except BadInputError as exc:
             failed.append(
                 HostCleanup(
-                    endpoint=str(rendered[host].get("vqual_vsphere_host")),
+                    endpoint=str(hostvars[host].get("vqual_vsphere_host")),
                     hosts=[host],
                     errors=[f"inventory host {host}: {exc.one_line()}"],
                 )
@@ -326,20 +249,29 @@ def cleanup_maintenance_markers(state_dir: Path, run_id: str) -> HostCleanup | N
     return found if found.hosts or found.errors else None
 
 
-def cleanup(inventory: Path, run_id: str, state_dir: Path | None = None) -> CleanupResult:
+def cleanup(
+    inventory: Path, run_id: str, state_dir: Path | None = None,
+    vault: VaultOptions | None = None,
+) -> CleanupResult:
     """Remove every throwaway VM of ``run_id`` on every libvirt and vSphere target of
     ``inventory``, and the libvirt maintenance markers it set (in ``state_dir``, when given).
 
     Raises:
-        BadInputError: bad run id or unreadable inventory (nothing was touched).
+        BadInputError: bad run id, unreadable inventory, or a ``vqual_libvirt_uri`` that
+            cannot be rendered (nothing was touched).
     """
     validate_run_id(run_id)
-    hostvars = inventory_hostvars(inventory)
+    failures: list[RenderFailure] = []
+    hostvars = read_hostvars(inventory, names=("vqual_libvirt_uri", *VSPHERE_VARS),
+                             vault=vault, failures=failures)
+    for failure in failures:
+        if failure.variable == "vqual_libvirt_uri":
+            raise BadInputError(failure.one_line(), where=str(inventory))
     targets = libvirt_targets(hostvars)
     markers = cleanup_maintenance_markers(state_dir, run_id) if state_dir is not None else None
     return CleanupResult(
         run_id=run_id,
         targets=[cleanup_endpoint(uri, run_id, hosts) for uri, hosts in targets.items()]
-        + vsphere_cleanups(inventory, hostvars, run_id)
+        + vsphere_cleanups(hostvars, run_id, failures)
         + ([markers] if markers is not None else []),
     )

@@ -42,6 +42,7 @@ from qualification.errors import (
     EvidenceInvalidError,
     VqualError,
 )
+from qualification.execution.inventory import VaultOptions
 
 SCHEMA = "vqual.drift/v1"
 PLAYBOOK = "drift.yml"
@@ -353,6 +354,7 @@ class DriftRequest:
     limit: str | None = None
     allowed: Mapping[str, Any] | None = None
     progress: Callable[[Any], None] | None = None
+    vault: VaultOptions = field(default_factory=VaultOptions)
 
 
 @dataclass
@@ -445,6 +447,7 @@ def run_drift(request: DriftRequest) -> DriftSummary:
                 progress=request.progress,
                 playbook=PLAYBOOK,
                 extravars=extravars,
+                vault=request.vault,
             )
         )
     finally:

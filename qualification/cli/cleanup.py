@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from qualification.cli.shared import domain_errors, state_dir_option
+from qualification.cli.shared import domain_errors, state_dir_option, vault_options
+from qualification.execution.inventory import VaultOptions
 from qualification.state import resolve_state_dir
 
 
@@ -17,9 +18,11 @@ from qualification.state import resolve_state_dir
 @click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
               help="Inventory; hosts with vqual_libvirt_uri or vqual_vsphere_host are cleaned.")
 @click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
+@vault_options
 @state_dir_option
 @domain_errors
-def cleanup(run_id: str, inventory: Path, json_mode: bool, state_dir: Path | None) -> None:
+def cleanup(run_id: str, inventory: Path, json_mode: bool, state_dir: Path | None,
+            vault: VaultOptions) -> None:
     """Remove every throwaway VM run RUN_ID made, also after a crash (found by its tag),
     and the libvirt maintenance markers it set.
 
@@ -29,7 +32,7 @@ def cleanup(run_id: str, inventory: Path, json_mode: bool, state_dir: Path | Non
     from qualification.cleanup import cleanup as run_cleanup
     from qualification.errors import EXIT_PLATFORM
 
-    result = run_cleanup(inventory, run_id, resolve_state_dir(state_dir))
+    result = run_cleanup(inventory, run_id, resolve_state_dir(state_dir), vault=vault)
     if json_mode:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:

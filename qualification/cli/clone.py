@@ -17,8 +17,10 @@ from qualification.cli.shared import (
     run_options,
     shipped_path,
     state_dir_option,
+    vault_options,
 )
 from qualification.errors import BadInputError
+from qualification.execution.inventory import VaultOptions
 from qualification.state import resolve_state_dir
 
 
@@ -47,6 +49,7 @@ from qualification.state import resolve_state_dir
 @click.option("--test", "tests", multiple=True, help="Only this test id (repeatable).")
 @click.option("--json", "json_mode", is_flag=True,
               help="Print one JSON document (schema vqual.qualify/v1 plus a master block).")
+@vault_options
 @state_dir_option
 @domain_errors
 def clone(
@@ -54,7 +57,7 @@ def clone(
     clones: str | None, create: int | None, prefix: str | None, master_host: str | None,
     master_subject: str | None, key_file: Path | None, passphrase_fd: int | None,
     evidence_dir: Path, run_id: str | None, tests: tuple[str, ...], initiator: str | None,
-    json_mode: bool, state_dir: Path | None,
+    json_mode: bool, state_dir: Path | None, vault: VaultOptions,
 ) -> None:
     """Qualify clones of a Master-VM against the master's fingerprint.
 
@@ -92,6 +95,7 @@ def clone(
                 "run_id": run_id,
                 "tests": list(tests) or None,
                 "progress": progress_printer(json_mode),
+                "vault": vault,
             },
         )
     )

@@ -17,8 +17,15 @@ from typing import Any
 import click
 import yaml
 
-from qualification.cli.shared import domain_errors, read_passphrase, run_options, state_dir_option
+from qualification.cli.shared import (
+    domain_errors,
+    read_passphrase,
+    run_options,
+    state_dir_option,
+    vault_options,
+)
 from qualification.errors import BadInputError
+from qualification.execution.inventory import VaultOptions
 from qualification.state import resolve_state_dir
 
 
@@ -73,6 +80,7 @@ def _allowed_file(path: Path | None) -> dict[str, Any] | None:
     is_flag=True,
     help="Print one JSON document (schema vqual.drift/v1) on stdout.",
 )
+@vault_options
 @state_dir_option
 @domain_errors
 def drift(
@@ -88,6 +96,7 @@ def drift(
     initiator: str | None,
     json_mode: bool,
     state_dir: Path | None,
+    vault: VaultOptions,
 ) -> None:
     """Compare the live state of hosts, hypervisors and VMs with a signed BASELINE bundle.
 
@@ -117,6 +126,7 @@ def drift(
             run_id=run_id,
             limit=limit,
             allowed=_allowed_file(allowed_file),
+            vault=vault,
         )
     )
     if json_mode:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,59 +26,12 @@ from qualification.cli.shared import (
     read_passphrase,
     run_options,
     state_dir_option,
+    vault_options,
 )
 from qualification.errors import BadInputError
+from qualification.execution.inventory import VaultOptions
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
-
-#: Host variables rendered from the inventory (templates and lookups resolved by Ansible).
-_VARS = r"^(vqual_|ansible_(host|port|user|ssh_private_key_file|ssh_common_args)$)"
-_RESULT = re.compile(r"^(\S+) \| (SUCCESS|FAILED!|UNREACHABLE!) => ", re.MULTILINE)
-
-
-def rendered_hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
-    """Every inventory host's ``vqual_*`` and connection variables, templates rendered.
-
-    Runs ``ansible all -m debug`` on the controller (no connection to any host); the output
-    stays in memory because it holds rendered credentials.
-
-    Raises:
-        BadInputError: the inventory cannot be read or a variable cannot be rendered.
-    """
-    env = dict(os.environ)
-    env.update({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "0", "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
-    expr = (
-        "msg={{ hostvars[inventory_hostname] | dict2items | selectattr('key', 'match', '"
-        + _VARS + "') | items2dict }}"
-    )
-    ansible = Path(sys.executable).parent / "ansible"
-    try:
-        done = subprocess.run(
-            [str(ansible) if ansible.exists() else "ansible", "all", "-i", str(inventory),
-             "-c", "local", "-m", "ansible.builtin.debug", "-a", expr],
-            capture_output=True, text=True, env=env, timeout=120, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BadInputError(f"cannot read the inventory: {exc}", where=str(inventory)) from None
-    out: dict[str, dict[str, Any]] = {}
-    decoder = json.JSONDecoder()
-    for match in _RESULT.finditer(done.stdout):
-        host, status = match.group(1), match.group(2)
-        try:
-            body, _end = decoder.raw_decode(done.stdout, match.end())
-        except ValueError:
-            body = {}
-        if status != "SUCCESS" or not isinstance(body.get("msg"), dict):
-            raise BadInputError(f"cannot render the variables of host {host}",
-                                where=str(inventory))
-        out[host] = body["msg"]
-    if not out:
-        # stderr only: stdout holds rendered variables, credentials among them.
-        tail = " ".join((done.stderr or "").split())[-300:]
-        raise BadInputError(f"no hosts in the inventory ({tail})", where=str(inventory))
-    return out
 
 
 def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatform]:
@@ -157,18 +108,21 @@ def platform_and_executor(
               "change names a spec).")
 @run_options()
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@vault_options
 @state_dir_option
 @domain_errors
 def patch(
     inventory: Path, change_file: Path, plan_only: bool, bind: str | None,
     resume_run: str | None, platform_host: str | None, requalify_mode: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
-    initiator: str | None, json_mode: bool, state_dir: Path | None,
+    initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
 ) -> None:
     """Patch the change's cluster one host at a time: drain, maintenance, patch, reboot,
     requalify, return. Progress per host and step goes to stderr."""
     from qualification.config import load_config
+    from qualification.execution.inventory import read_hostvars
     from qualification.rollout.change import load_change
+    from qualification.rollout.kvm import SSH_VARS
     from qualification.rollout.orchestrator import Orchestrator
     from qualification.rollout.planner import render_plan
     from qualification.rollout.requalify import PlatformRequalifier, QualifyRequalifier
@@ -178,7 +132,9 @@ def patch(
     state = resolve_state_dir(state_dir)
     config = load_config(state)
     change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
-    hostvars = rendered_hostvars(inventory)
+    hostvars = read_hostvars(inventory, names=SSH_VARS, patterns=("vqual_.*",), vault=vault)
+    if not hostvars:
+        raise BadInputError("no hosts in the inventory", where=str(inventory))
     factory, executor, qualify_limit = platform_and_executor(hostvars, change.cluster,
                                                              platform_host, state)
 
@@ -217,7 +173,7 @@ def patch(
             inventory=inventory, key_file=key,
             passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
             state_dir=state, initiator=who,
-            limit_for=(lambda _host: qualify_limit) if qualify_limit else None,
+            limit_for=(lambda _host: qualify_limit) if qualify_limit else None, vault=vault,
         )
     else:
         requalifier = PlatformRequalifier()

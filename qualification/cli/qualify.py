@@ -18,8 +18,10 @@ from qualification.cli.shared import (
     run_options,
     shipped_path,
     state_dir_option,
+    vault_options,
 )
 from qualification.errors import BadInputError
+from qualification.execution.inventory import VaultOptions
 from qualification.state import resolve_state_dir
 
 
@@ -56,13 +58,14 @@ def _check_playbook(name: str) -> None:
 @click.option("--playbook", default="qualify.yml", show_default=True,
               help="Playbook of the collection's playbooks/ to run, e.g. kvm_cluster.yml "
               "(its host group; -s still names the spec).")
+@vault_options
 @state_dir_option
 @domain_errors
 def qualify(
     inventory: Path, spec: Path, change_id: str | None, key_file: Path | None,
     passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
-    allow_empty: bool, playbook: str, state_dir: Path | None,
+    allow_empty: bool, playbook: str, state_dir: Path | None, vault: VaultOptions,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
@@ -78,7 +81,7 @@ def qualify(
         check_mode=check_mode, state_dir=state,
         progress=progress_printer(json_mode),
         extravars={"vqual_allow_empty": True} if allow_empty else {},
-        playbook=playbook,
+        playbook=playbook, vault=vault,
     )
     summary = run_qualify(request)
     if json_mode:

@@ -5,7 +5,8 @@ and its exit code (docs/formats.md), never a traceback; a reader that leaves std
 (``vqual ... | head``) ends the command quietly. The options: ``--state-dir`` for every
 command, one set of run options (``--key``, ``--passphrase-fd``, ``--evidence-dir``,
 ``--run-id``, ``--initiator``) for the commands that write an evidence bundle, and the
-personal key of the commands that e-sign. Command modules import this module only, never
+vault options of the commands that read an inventory, and the personal key of the commands
+that e-sign. Command modules import this module only, never
 each other nor the package.
 """
 
@@ -24,6 +25,7 @@ import click
 
 from qualification.errors import EXIT_FAILED, EXIT_INCOMPLETE, KeyFileError, VqualError
 from qualification.execution.collection import find_shipped
+from qualification.execution.inventory import VaultOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -215,3 +217,27 @@ def personal_key_options(kind: str) -> Callable[[F], F]:
                      help=f"Your passphrase-protected {kind} key (Ed25519 PEM, mode 0600)."),
         passphrase_fd_option(),
     ])
+
+
+def vault_options(func: F) -> F:
+    """Ansible's ``--vault-password-file`` and ``--vault-id`` for a command that reads an
+    inventory, handed to it as one ``vault`` argument (:class:`VaultOptions`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, vault_password_files: tuple[Path, ...], vault_ids: tuple[str, ...],
+                **kwargs: Any) -> Any:
+        vault = VaultOptions(password_files=vault_password_files, ids=vault_ids)
+        return func(*args, vault=vault, **kwargs)
+
+    stacked: Callable[[F], F] = _stacked([
+        click.option(
+            "--vault-password-file", "vault_password_files", multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Vault password file (or script) for vault-encrypted inventory values "
+            "(repeatable); $ANSIBLE_VAULT_PASSWORD_FILE and ansible.cfg apply as well."),
+        click.option(
+            "--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]SOURCE",
+            help="Vault identity for vault-encrypted inventory values, as for "
+            "ansible-playbook (repeatable)."),
+    ])
+    return stacked(wrapper)  # type: ignore[arg-type]

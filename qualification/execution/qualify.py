@@ -15,6 +15,7 @@ from qualification.errors import (
     TrustError,
     exit_code_for_verdict,
 )
+from qualification.execution.inventory import VaultOptions
 from qualification.execution.recorder import open_signer_with
 from qualification.execution.runner import PlaybookRun, ProgressEvent, run_playbook
 from qualification.spec.change import new_run_id, validate_change_id, validate_run_id
@@ -42,6 +43,7 @@ class QualifyRequest:
     progress: Callable[[ProgressEvent], None] | None = None
     playbook: str = "qualify.yml"
     extravars: dict[str, Any] = field(default_factory=dict)
+    vault: VaultOptions = field(default_factory=VaultOptions)
 
 
 @dataclass
@@ -171,6 +173,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
             limit=request.limit,
             check_mode=request.check_mode,
             progress=request.progress,
+            vault=request.vault,
         )
     )
     if outcome.plan_error is not None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -18,6 +19,7 @@ import ansible_runner
 
 from qualification.errors import EXIT_BAD_INPUT
 from qualification.execution.collection import collections_path, find_collection_root
+from qualification.execution.inventory import VaultOptions
 
 CALLBACK = "vqual.qualification.evidence"
 
@@ -48,6 +50,9 @@ class PlaybookRun:
     check_mode: bool = False
     keep_artifacts: Path | None = None
     progress: Callable[[ProgressEvent], None] | None = None
+    #: Vault secrets for the inventory, as ``ansible-playbook`` options; Ansible's own
+    #: sources (``ANSIBLE_VAULT_PASSWORD_FILE``, its configuration) apply as well.
+    vault: VaultOptions = field(default_factory=VaultOptions)
 
 
 @dataclass
@@ -130,6 +135,7 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
                     )
             return False  # events are not kept by the runner
 
+        options = (["--check"] if run.check_mode else []) + run.vault.argv()
         result = ansible_runner.run(
             private_data_dir=str(scratch),
             playbook=str(root / "playbooks" / run.playbook),
@@ -137,7 +143,7 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
             extravars=run.extravars,
             envvars=env,
             limit=run.limit,
-            cmdline="--check" if run.check_mode else None,
+            cmdline=" ".join(shlex.quote(o) for o in options) or None,
             quiet=True,
             event_handler=on_event,
         )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qualification.errors import PlatformError, VqualError
+from qualification.execution.inventory import VaultOptions
 from qualification.platforms.base import HypervisorPlatform
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.executors import PatchExecutor, target_mismatches
@@ -263,6 +264,7 @@ class QualifyRequalifier:
     initiator: str
     limit_for: Callable[[str], str] | None = None
     platform_tests: PlatformRequalifier = field(default_factory=PlatformRequalifier)
+    vault: VaultOptions = field(default_factory=VaultOptions)
 
     def _limit(self, host: str) -> str:
         return self.limit_for(host) if self.limit_for is not None else host
@@ -283,7 +285,7 @@ class QualifyRequalifier:
                 key_file=self.key_file, passphrase_reader=self.passphrase_reader,
                 evidence_dir=self.evidence_dir, state_dir=self.state_dir,
                 initiator=self.initiator, limit=self._limit(host),
-                tests=list(req.tests) or None,
+                tests=list(req.tests) or None, vault=self.vault,
             ))
         except VqualError as exc:
             out.error = f"qualify {host}: {exc.one_line()}"

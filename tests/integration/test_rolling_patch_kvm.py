@@ -34,13 +34,14 @@ from typing import Any
 import pytest
 import yaml
 
-from qualification.cleanup import inventory_hostvars
+from qualification.execution.inventory import read_hostvars
 from qualification.execution.recorder import records_as_dicts
 from vqual_lab import manager, repo
 from vqual_lab.component import LabContext
 from vqual_lab.kvm import KvmCluster
 from qualification.platforms.libvirt_cluster import LibvirtCluster
 from qualification.rollout.journal import journal_path, read_journal
+from qualification.rollout.kvm import SSH_VARS
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.rollout_observer import PlatformObserver, final_placement, host_sequence
 
@@ -72,7 +73,7 @@ def inventory(ctx: LabContext) -> Path:
 
 @pytest.fixture(scope="module")
 def hostvars(inventory: Path) -> dict[str, dict[str, Any]]:
-    return inventory_hostvars(inventory)
+    return read_hostvars(inventory, names=SSH_VARS, patterns=("vqual_.*",))
 
 
 @dataclass

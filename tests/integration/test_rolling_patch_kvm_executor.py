@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from qualification.cleanup import inventory_hostvars
+from qualification.execution.inventory import read_hostvars
 from vqual_lab import manager, repo
 from vqual_lab.component import LabContext
 from vqual_lab.kvm import KvmCluster
 from qualification.platforms.libvirt_cluster import LibvirtCluster
 from qualification.rollout.change import load_change
-from qualification.rollout.kvm import KvmPatchExecutor, platform_factory
+from qualification.rollout.kvm import SSH_VARS, KvmPatchExecutor, platform_factory
 
 pytestmark = pytest.mark.lab
 
@@ -46,7 +46,8 @@ def kvm(ctx: LabContext) -> KvmCluster:
 
 @pytest.fixture(scope="module")
 def hostvars(ctx: LabContext) -> dict[str, dict[str, object]]:
-    return inventory_hostvars(manager.inventory_dir(ctx) / "hosts.yml")
+    return read_hostvars(manager.inventory_dir(ctx) / "hosts.yml", names=SSH_VARS,
+                         patterns=("vqual_.*",))
 
 
 @pytest.fixture

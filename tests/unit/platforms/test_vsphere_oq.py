@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qualification.cleanup import rendered_vsphere_vars, vsphere_hosts
+from qualification.cleanup import VSPHERE_VARS, cleanup, vsphere_hosts
+from qualification.execution.inventory import read_hostvars
 from qualification.platforms.base import BadArgs
 from qualification.platforms.vsphere import answer_vsphere
 from qualification.platforms.vsphere_oq import (
@@ -98,22 +99,19 @@ def test_cleanup_renders_vsphere_variables_through_ansible(tmp_path: Path) -> No
                "vqual_vsphere_password": "{{ " + lookup + ".password }}"},
         "kvm": {"ansible_connection": "local", "vqual_libvirt_uri": "test:///default"},
     }}}))
-    hostvars = {"vc": {"vqual_vsphere_host": "127.0.0.41"}, "kvm": {"vqual_libvirt_uri": "x"}}
-    assert vsphere_hosts(hostvars) == ["vc"]
-    rendered = rendered_vsphere_vars(inventory, ["vc"])
-    assert set(rendered) == {"vc"}
+    rendered = read_hostvars(inventory, names=VSPHERE_VARS)
+    assert vsphere_hosts(rendered) == ["vc"]
+    assert set(rendered) == {"vc", "kvm"} and rendered["kvm"] == {}
     assert rendered["vc"]["vqual_vsphere_username"] == "svc"
     assert rendered["vc"]["vqual_vsphere_password"] == "s3cret-Pw"
     assert rendered["vc"]["vqual_vsphere_port"] == 18443
     assert rendered["vc"]["vqual_vsphere_validate_certs"] is False
-    assert rendered["vc"]["vqual_vsphere_cluster"] is None
+    assert "vqual_vsphere_cluster" not in rendered["vc"]
 
 
 def test_cleanup_reports_a_target_whose_variables_cannot_be_rendered(tmp_path: Path) -> None:
     """A lookup that fails leaves that target out with one line (exit 4 at the CLI); nothing
     is connected to, and the line names no value."""
-    from qualification.cleanup import vsphere_cleanups
-
     inventory = tmp_path / "hosts.yml"
     missing = tmp_path / "gone.json"
     inventory.write_text(json.dumps({"all": {"hosts": {"vc": {
@@ -121,6 +119,9 @@ def test_cleanup_reports_a_target_whose_variables_cannot_be_rendered(tmp_path: P
         "vqual_vsphere_username": "svc",
         "vqual_vsphere_password": "{{ lookup('ansible.builtin.file', '" + str(missing) + "') }}",
     }}}}))
-    found = vsphere_cleanups(inventory, {"vc": {"vqual_vsphere_host": "127.0.0.41"}}, RUN)
-    assert [(c.hosts, c.errors, c.removed) for c in found] == [
-        (["vc"], ["inventory host vc: its vqual_vsphere_* variables could not be rendered"], [])]
+    found = cleanup(inventory, RUN).targets
+    assert [(c.endpoint, c.hosts, c.removed) for c in found] == [("127.0.0.41", ["vc"], [])]
+    [error] = found[0].errors
+    assert error.startswith("inventory host vc: variable vqual_vsphere_password cannot be "
+                            "rendered: ")
+    assert str(missing) in error  # Ansible's reason: the file the lookup could not find

@@ -16,6 +16,7 @@ from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controll
     HAS_QUALIFICATION,
     MISSING_QUALIFICATION,
     QUALIFICATION_IMPORT_ERROR,
+    is_vault_error,
     plain,
 )
 
@@ -23,6 +24,7 @@ if HAS_QUALIFICATION:
     from pathlib import Path
 
     from qualification.errors import VqualError
+    from qualification.execution.inventory import RenderFailure
     from qualification.execution.planning import make_plan
     from qualification.state import resolve_state_dir
 
@@ -47,6 +49,10 @@ class ActionModule(ActionBase):
                     try:
                         picked[key] = plain(host_vars[key])
                     except AnsibleError as exc:
+                        if is_vault_error(exc):
+                            reason = (str(exc).splitlines() or [""])[0]
+                            failure = RenderFailure(host, key, "vault", reason)
+                            raise AnsibleError(failure.one_line()) from None
                         raise AnsibleError(f"{host}: variable {key} cannot be templated: {exc}")
             picked["group_names"] = plain(host_vars.get("group_names", []))
             found[host] = picked

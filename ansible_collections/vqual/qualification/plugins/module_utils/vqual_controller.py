@@ -32,6 +32,18 @@ CALLBACK_STATE_ENV = "VQUAL_EVIDENCE_CALLBACK_STATE"
 CALLBACK_NAME = "vqual.qualification.evidence"
 
 
+def is_vault_error(exc: BaseException) -> bool:
+    """Whether templating failed because a vault-encrypted value could not be decrypted."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        # ansible.parsing.vault.AnsibleVaultError, or the templating layer's undecryptable
+        # value error (context "vault"); by name, so module_utils imports nothing of Ansible's.
+        if type(seen).__name__ == "AnsibleVaultError" or getattr(seen, "context", None) == "vault":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def plain(value: Any) -> Any:
     """Copy a templated Ansible value into plain Python types (str, int, list, dict...)."""
     if isinstance(value, dict) or hasattr(value, "items"):
