@@ -4,7 +4,8 @@ libvirt-python, for any libvirt URI (``test:///default``, ``qemu:///system``,
 
 libvirt has one host per connection, no clusters and no maintenance mode. vqual adds its own
 markers and honours them in :meth:`LibvirtPlatform.power_on` and
-:meth:`LibvirtPlatform.migrate_vm`:
+:meth:`LibvirtPlatform.migrate_vm` (a host in maintenance runs no VM: it takes a stopped VM
+moved cold, never a running one, and powers nothing on):
 
 - **maintenance**: a JSON file ``<state dir>/platforms/libvirt/maintenance/<host key>.json``
   (host key: the host UUID from the capabilities, else ``host-<hostname>``). It lives in the
@@ -726,10 +727,18 @@ class LibvirtPlatform:
                 continue  # not a libvirt volume: libvirt cannot delete it, leave it
             self._call(f"delete disk {disk.source} of", name, volume.delete, 0)
 
-    def _refuse_if_not_placeable(self, operation: str, vm: str, placement: Placement) -> None:
+    def _refuse_if_not_placeable(
+        self, operation: str, vm: str, placement: Placement, *, running: bool = True
+    ) -> None:
+        """Refuse to place ``vm`` here: a host in maintenance runs nothing, placement rules.
+
+        ``running=False`` is a stopped VM moved cold (defined here, not started): a host in
+        maintenance takes it, as vSphere lets a powered-off VM onto a host in maintenance
+        mode; it still cannot be powered on here (``power_on`` refuses).
+        """
         marker = self.maintenance_marker()
         hostname = self._host_identity()[0]
-        if marker.exists():
+        if marker.exists() and running:
             raise PlatformError(
                 f"{operation} {vm} refused: host {hostname} is in maintenance mode "
                 f"(vqual marker {marker})",
@@ -893,7 +902,8 @@ class LibvirtPlatform:
         """Migrate to another libvirt host, given as its URI; the VM stays defined there only.
 
         The destination's maintenance marker and the VM's placement are honoured before
-        anything moves. ``dest_xml`` replaces the domain XML on the destination (e.g. to move
+        anything moves: a host in maintenance takes only a stopped VM (a cold move, as the
+        rolling patch's OQ canary needs). ``dest_xml`` replaces the domain XML on the destination (e.g. to move
         a port forward that would clash on the same machine). ``unsafe`` passes
         ``VIR_MIGRATE_UNSAFE``: storage shared in a way libvirt does not recognise (a bind
         mount of one directory, as in the lab); a site decision, off by default.
@@ -906,7 +916,9 @@ class LibvirtPlatform:
             destination, state_dir=self._state_dir, domain_type=self._domain_type
         )
         try:
-            dest._refuse_if_not_placeable("migrate", name, facts.placement)
+            dest._refuse_if_not_placeable(
+                "migrate", name, facts.placement, running=facts.power_state != STOPPED
+            )
             flags = libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
             if facts.power_state == RUNNING and live:
                 flags |= libvirt.VIR_MIGRATE_LIVE
