@@ -1474,16 +1474,30 @@ def remove_guest(ctx: LabContext, name: str, host: str) -> None:
         (Path(state["files"]) / f"{name}.serial.log").unlink(missing_ok=True)
 
 
-def _ssh_hostname(lab_dir: Path, spec: GuestSpec, attempts: int = 3) -> str:
-    """``hostname`` over SSH, retried: the first connection to a fresh TCG guest is slow."""
-    for attempt in range(attempts):
+#: The first SSH command on a guest that just printed its ready line (key exchange under TCG):
+#: 3.6-17 s measured with the machine's cores shared (docs/lab-guests.md); 180 s is 10x that.
+#: One try gives up after 60 s: a connection QEMU's user-mode network stalls stays stalled
+#: for about 100 s, and a new one gets through.
+SSH_READY_S = 180.0
+SSH_TRY_S = 60.0
+
+
+def _ssh_hostname(lab_dir: Path, spec: GuestSpec, bound: float = SSH_READY_S) -> str:
+    """``hostname`` over SSH, tried again until it answers or ``bound`` seconds passed: the
+    first connection to a fresh TCG guest is slow, and may be refused or cut meanwhile."""
+    started = time.monotonic()
+    while True:
+        left = bound - (time.monotonic() - started)
         try:
-            return ssh_run(lab_dir, spec.ssh_address, spec.ssh_port, "hostname")
-        except PlatformError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(2.0)
-    raise AssertionError("unreachable")
+            return ssh_run(
+                lab_dir, spec.ssh_address, spec.ssh_port, "hostname", timeout=min(left, SSH_TRY_S)
+            )
+        except PlatformError as exc:
+            if time.monotonic() - started >= bound:
+                raise PlatformError(
+                    f"{spec.name}: no SSH answer within {bound:.0f} s: {exc.one_line()}"
+                ) from None
+            time.sleep(0.5)
 
 
 @dataclass

@@ -51,6 +51,9 @@ SHARED_MOUNT = "/srv/vqual-shared"
 CLUSTER = "lab-kvm"
 LIBVIRT_PORT = 16509
 AGENT_PORT = 8080
+#: In every host: restarts a service and returns once it answers again, as ``systemctl
+#: restart`` does (assets/kvm/vqual-lab-restart); the rolling patch's restart command.
+RESTART_COMMAND = "vqual-lab-restart"
 BASE_PACKAGES = (
     "openssh-server",
     "python3",
@@ -399,15 +402,26 @@ def guest_xml(name: str, boot: GuestBoot, memory_mib: int = 96) -> str:
 
 def _host_files(host: KvmHost, pubkey: str) -> dict[str, tuple[str, int]]:
     """Files written into a host's overlay before it starts: path -> (content, mode)."""
+    # ready_tcp: where a service answers once it is ready (vqual-lab-restart waits for it).
     services = [
         {"name": "virtlogd", "argv": ["/usr/sbin/virtlogd"]},
-        {"name": "libvirtd", "argv": ["/usr/sbin/libvirtd", "-l"]},
-        {"name": "sshd", "argv": ["/usr/sbin/sshd", "-D", "-e"], "dirs": ["/run/sshd"]},
+        {
+            "name": "libvirtd",
+            "argv": ["/usr/sbin/libvirtd", "-l"],
+            "ready_tcp": f"{host.address}:{LIBVIRT_PORT}",
+        },
+        {
+            "name": "sshd",
+            "argv": ["/usr/sbin/sshd", "-D", "-e"],
+            "dirs": ["/run/sshd"],
+            "ready_tcp": f"{host.address}:22",
+        },
         {"name": "cron", "argv": ["/usr/sbin/cron", "-f"]},
         {
             "name": repo.AGENT,
             "argv": [f"/usr/sbin/{repo.AGENT}"],
             "env": {"VQUAL_AGENT_LISTEN": f"{host.address}:{AGENT_PORT}"},
+            "ready_tcp": f"{host.address}:{AGENT_PORT}",
         },
     ]
     return {
@@ -474,8 +488,9 @@ def _prepare_host_dir(paths: Paths, host: KvmHost, pubkey: str) -> Path:
         for xml in cached:
             shutil.copy2(xml, upper / _CAPS_DIR / xml.name)
     _mkdirs_like(paths.base, upper, Path("usr/local/sbin"))
-    (upper / "usr/local/sbin/vqual-init").write_bytes(_asset("vqual-init"))
-    (upper / "usr/local/sbin/vqual-init").chmod(0o755)
+    for script in ("vqual-init", RESTART_COMMAND):
+        (upper / "usr/local/sbin" / script).write_bytes(_asset(script))
+        (upper / "usr/local/sbin" / script).chmod(0o755)
     key = upper / "etc/ssh/ssh_host_ed25519_key"
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)])
     return hdir
@@ -792,11 +807,12 @@ class KvmCluster:
             "vqual_target_kinds": ["linux_host", "kvm_host", "libvirt_hypervisor"],
             "vqual_cluster": CLUSTER,
             # Rolling patch (qualification/rollout/kvm.py, platforms/libvirt_cluster.py): no
-            # init runs in the hosts, their PID 1 restarts a killed service; the agent serves
-            # its version, so it is restarted when upgraded. The shared storage is a bind
-            # mount (libvirt needs VIR_MIGRATE_UNSAFE) and the guests' SSH forwards are on
-            # this machine's one network stack (moved during a migration).
-            "vqual_patch_restart_command": "kill $(cat /run/vqual-lab/{service}.pid)",
+            # systemd runs in the hosts; their PID 1 restarts a killed service, and
+            # vqual-lab-restart returns once it answers again (as systemctl restart does).
+            # The agent serves its version, so it is restarted when upgraded. The shared
+            # storage is a bind mount (libvirt needs VIR_MIGRATE_UNSAFE) and the guests' SSH
+            # forwards are on this machine's one network stack (moved during a migration).
+            "vqual_patch_restart_command": f"{RESTART_COMMAND} {{service}}",
             "vqual_patch_services": {repo.AGENT: repo.AGENT},
             "vqual_libvirt_unsafe_migration": True,
             "vqual_libvirt_forward_offset": 1000,  # guests.MIGRATION_PORT_OFFSET
@@ -843,19 +859,9 @@ class KvmCluster:
         return proc.stdout.decode().strip() or None
 
     def restart_service(self, ctx: LabContext, host: str, service: str) -> None:
-        """Restart one of a host's services (its PID 1 starts it again) and wait for it."""
-        pidfile = f"/run/vqual-lab/{service}.pid"
-        old = self._check(ctx, host, ["cat", pidfile]).strip()
-        self._check(ctx, host, ["kill", old])
-        deadline = time.monotonic() + 15
-        port = {"libvirtd": LIBVIRT_PORT, "sshd": 22, repo.AGENT: AGENT_PORT}.get(service)
-        address = self.host(host).address
-        while time.monotonic() < deadline:
-            new = self.exec(ctx, host, ["cat", pidfile]).stdout.decode().strip()
-            if new and new != old and (port is None or _port_open(address, port)):
-                return
-            time.sleep(0.05)
-        raise PlatformError(f"{service} did not come back within 15 s", where=f"lab {host}")
+        """Restart one of a host's services (its PID 1 starts it again) and wait until it
+        answers, with the host's own ``vqual-lab-restart`` (what a patch's restart runs)."""
+        self._check(ctx, host, [RESTART_COMMAND, service])
 
     def patch(
         self, ctx: LabContext, host: str, packages: Sequence[str] = (repo.AGENT,)

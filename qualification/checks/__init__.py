@@ -14,13 +14,21 @@ import json
 from collections import Counter
 from typing import Any, Mapping
 
-from qualification.checks.base import Check, Observation, Outcome, ProbeRequest, StepNotExecuted
+from qualification.checks.base import (
+    Check,
+    Observation,
+    Observed,
+    Outcome,
+    ProbeRequest,
+    StepNotExecuted,
+)
 from qualification.checks.operators import apply, describe_expectation, validate_expect
 from qualification.errors import SpecError
 
 __all__ = [
     "Check",
     "Observation",
+    "Observed",
     "Outcome",
     "ProbeRequest",
     "compare_across",
@@ -104,18 +112,31 @@ def evaluate(
     try:
         observed = check.extract(observation.value, params)
     except StepNotExecuted as exc:
-        return Outcome("not-executed", _expected(expect), None, " ".join(str(exc).split()))
+        return Outcome(
+            "not-executed", _expected(expect), None, " ".join(str(exc).split()), exc.measured
+        )
     except Exception as exc:  # a check bug or an unexpected probe answer must not abort a run
         return Outcome(
             "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
         )
+    run_reason: str | None = None
+    measured: Mapping[str, Any] = {}
+    if isinstance(observed, Observed):
+        run_reason, measured, observed = observed.reason, observed.measured, observed.value
     try:
         ok, reason = apply(observed, expect)
     except Exception as exc:
         return Outcome(
-            "error", _expected(expect), observed, f"{check.name}: compare failed: {_short(exc)}"
+            "error",
+            _expected(expect),
+            observed,
+            f"{check.name}: compare failed: {_short(exc)}",
+            measured,
         )
-    return Outcome("pass" if ok else "fail", _expected(expect), observed, reason)
+    if not ok and run_reason:
+        # The run's own reason first: "expected pass, observed fail" alone says nothing.
+        reason = "; ".join(r for r in (" ".join(run_reason.split()), reason) if r)
+    return Outcome("pass" if ok else "fail", _expected(expect), observed, reason, measured)
 
 
 def _fingerprint(value: Any) -> str:
@@ -143,7 +164,8 @@ def compare_across(
             outcomes[target] = unobserved
             continue
         try:
-            values[target] = check.extract(observation.value, params)
+            value = check.extract(observation.value, params)
+            values[target] = value.value if isinstance(value, Observed) else value
         except Exception as exc:
             outcomes[target] = Outcome(
                 "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"

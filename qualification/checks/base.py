@@ -72,17 +72,45 @@ class Observation:
 
 class StepNotExecuted(Exception):
     """Raised by ``extract`` when the observation says the platform could not perform the
-    step: the test is ``not-executed`` with this reason, never ``pass`` or ``fail``."""
+    step: the test is ``not-executed`` with this reason, never ``pass`` or ``fail``.
+
+    ``measured`` holds what the run did measure before it stopped (see :class:`Observed`).
+    """
+
+    def __init__(self, reason: str, measured: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.measured: dict[str, Any] = dict(measured or {})
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What ``extract`` returns when the observed value rests on more than itself.
+
+    An OQ test compares one figure (a step's verdict, an interruption in seconds), but that
+    figure comes out of a run: ``reason`` is the run's own reason for it (why a step failed),
+    ``measured`` the values it was decided on (durations, gaps, boot ids). Both go into the
+    test's own ``check.result`` record, so a failed test says why without a second record.
+    A plain return value from ``extract`` means the observed value stands alone.
+    """
+
+    value: Any
+    reason: str | None = None
+    measured: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A verdict with what was expected and what was observed."""
+    """A verdict with what was expected and what was observed.
+
+    ``measured``: the values the observed value rests on (see :class:`Observed`); empty when
+    the observed value stands alone.
+    """
 
     verdict: str
     expected: Any
     observed: Any
     reason: str | None = None
+    measured: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Check(Protocol):
@@ -99,6 +127,19 @@ class Check(Protocol):
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         """The observed value to compare, from the probe's value."""
+
+
+def lifecycle_measured(value: Mapping[str, Any], step: str) -> dict[str, Any]:
+    """What one OQ lifecycle step's verdict rests on (``qualification.platforms.oq``): the
+    throwaway VM, the step's duration, and the cleanup when the VM could not be removed."""
+    measured: dict[str, Any] = {
+        "vm": value.get("vm"),
+        "duration_ms": value["steps"][step].get("duration_ms"),
+    }
+    cleanup = value.get("cleanup") or {}
+    if cleanup.get("verdict") not in (None, "pass"):
+        measured["cleanup"] = dict(cleanup)
+    return measured
 
 
 # -- parameter checks shared by the check types ---------------------------------------------

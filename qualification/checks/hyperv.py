@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from qualification.checks import register
-from qualification.checks.base import ProbeRequest, StepNotExecuted
+from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import unknown_params as _unknown_params
 from qualification.checks.vsphere import HclEntry, _at, _show, hcl_findings
 from qualification.platforms.hyperv import READ_CMDLETS
@@ -335,15 +335,16 @@ class HypervOq:
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         steps = value["steps"]
         step = steps[params["step"]]
+        measured = lifecycle_measured(value, params["step"])
         if step["verdict"] != "not-executed":
-            return step["verdict"]
+            return Observed(step["verdict"], step.get("reason"), measured)
         reason = str(step.get("reason") or f"step {params['step']} was not executed")
         # A step skipped because an earlier one could not run carries that step's reason too,
         # so each test says why (on the stand-in: no real Hyper-V available).
         first = next((s for s in steps.values() if s["verdict"] == "not-executed"), None)
         if first is not None and first is not step and first.get("reason"):
             reason = f"{reason}: {first['reason']}"
-        raise StepNotExecuted(reason)
+        raise StepNotExecuted(reason, measured)
 
 
 VALIDATION_REPORTS = "C:\\Windows\\Cluster\\Reports"

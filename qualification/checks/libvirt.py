@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qualification.checks import register
-from qualification.checks.base import ProbeRequest, StepNotExecuted
+from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
 from qualification.platforms.oq import LIFECYCLE_STEPS
@@ -148,9 +148,13 @@ class LibvirtOq:
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         step = value["steps"][params["step"]]
+        measured = lifecycle_measured(value, params["step"])
         if step["verdict"] == "not-executed":
-            raise StepNotExecuted(step.get("reason") or f"step {params['step']} was not executed")
-        return step["verdict"]
+            raise StepNotExecuted(
+                step.get("reason") or f"step {params['step']} was not executed", measured
+            )
+        return Observed(step["verdict"], step.get("reason"), measured)
+
 
 
 GUEST_OQ_TESTS = {
@@ -228,22 +232,42 @@ class LibvirtGuestOq:
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         field = params.get("field", "verdict")
+        measured = guest_oq_measured(value, params["test"])
         if params["test"] in CYCLE_TESTS:
             part = value[params["test"]]
             if part["verdict"] == "not-executed":
-                raise StepNotExecuted(part.get("reason") or f"{params['test']} was not executed")
+                raise StepNotExecuted(
+                    part.get("reason") or f"{params['test']} was not executed", measured
+                )
             if field != "verdict" and part["verdict"] != "pass":
                 raise StepNotExecuted(
-                    f"no {field}: the {params['test']} part did not pass ({part.get('reason')})"
+                    f"no {field}: the {params['test']} part did not pass ({part.get('reason')})",
+                    measured,
                 )
-            return part[field]
+            return Observed(part[field], part.get("reason"), measured)
         if field == "verdict":
-            return value["verdict"]
+            return Observed(value["verdict"], value.get("reason"), measured)
         if value["verdict"] != "pass":
             raise StepNotExecuted(
-                f"no {field}: the {params['test']} run did not pass ({value.get('reason')})"
+                f"no {field}: the {params['test']} run did not pass ({value.get('reason')})",
+                measured,
             )
-        return value[field]
+        return Observed(value[field], value.get("reason"), measured)
+
+
+#: Keys of a guest OQ run's value that are its verdict, not what the verdict rests on.
+_NOT_MEASURED = frozenset({"verdict", "reason", *CYCLE_TESTS})
+
+
+def guest_oq_measured(value: Mapping[str, Any], test: str) -> dict[str, Any]:
+    """What a guest OQ test's figure rests on, for its own record: the run's measured values
+    (interruption parts, migration time, agent waits, markers, boot ids), where it ran, and
+    the cleanup; for a part of the guest cycle, that part's values."""
+    measured = {k: v for k, v in value.items() if k not in _NOT_MEASURED}
+    if test in CYCLE_TESTS:
+        part = value.get(test) or {}
+        measured.update({k: v for k, v in part.items() if k not in ("verdict", "reason")})
+    return measured
 
 
 for _check in (

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from qualification.checks import register
-from qualification.checks.base import ProbeRequest, StepNotExecuted
+from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
 from qualification.errors import BadInputError
@@ -639,7 +639,10 @@ class VsphereOq:
         return ProbeRequest("vsphere", "oq_lifecycle", {"steps": list(LIFECYCLE_STEPS)})
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
-        return value["steps"][params["step"]]["verdict"]
+        step = value["steps"][params["step"]]
+        return Observed(
+            step["verdict"], step.get("reason"), lifecycle_measured(value, params["step"])
+        )
 
 
 #: Fields of ``vsphere_oq_protocol`` other than the findings, and the test each belongs to.
@@ -684,15 +687,19 @@ class VsphereOqProtocol:
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         test = value["tests"][params["test"]]
         field = params.get("field")
+        # What the test's figure rests on: the run's other values for this test.
+        measured = {k: v for k, v in test.items() if k not in ("verdict", "reason", "findings")}
         if field is None:
             if test["verdict"] == "not-executed":
-                raise StepNotExecuted(test.get("reason") or f"{params['test']} was not executed")
-            return test["findings"]
+                raise StepNotExecuted(
+                    test.get("reason") or f"{params['test']} was not executed", measured
+                )
+            return Observed(test["findings"], test.get("reason"), measured)
         part = test.get("interruption" if field == "interruption_s" else field)
         if not isinstance(part, Mapping) or part.get("verdict") != "pass":
             reason = part.get("reason") if isinstance(part, Mapping) else test.get("reason")
-            raise StepNotExecuted(reason or f"no {field}: {params['test']} did not run")
-        return part.get("seconds" if field == "interruption_s" else "value")
+            raise StepNotExecuted(reason or f"no {field}: {params['test']} did not run", measured)
+        return Observed(part.get("seconds" if field == "interruption_s" else "value"), None, measured)
 
 
 for _check in (

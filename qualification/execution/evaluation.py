@@ -58,8 +58,9 @@ def result_record(
     finished: str,
     duration_ms: float,
 ) -> dict[str, Any]:
-    """The ``check.result`` payload for one test (docs/formats.md)."""
-    return {
+    """The ``check.result`` payload for one test (docs/formats.md); ``measured`` only when
+    the check names values the observed value rests on (an OQ run's figures)."""
+    data: dict[str, Any] = {
         "test_id": test["test_id"],
         "title": test.get("title", ""),
         "protocol": test.get("protocol", "IQ"),
@@ -76,6 +77,9 @@ def result_record(
         "finished": finished,
         "duration_ms": round(duration_ms, 3),
     }
+    if outcome.measured:
+        data["measured"] = dict(outcome.measured)
+    return data
 
 
 def evaluate_target(

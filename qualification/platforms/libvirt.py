@@ -1267,7 +1267,7 @@ def _guest_oq(
         )
     if not isinstance(template, str):
         raise BadArgs(f"{method}: argument 'template' must be a domain name")
-    timeout = args.get("boot_timeout", 300)
+    timeout = args.get("boot_timeout", guest_oq.BOOT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise BadArgs(f"{method}: argument 'boot_timeout' must be a positive number of seconds")
     if method == "oq_guest_migrate":

@@ -66,6 +66,25 @@ with open({HEARTBEAT_FILE!r}, "a", buffering=1) as f:
         f.write("%d %d\\n" % (n, time.monotonic_ns()))
         time.sleep({HEARTBEAT_PERIOD_S})
 """
+# Bounds of the waits on a guest. Each wait polls for what it waits for and ends as soon as
+# that holds; the bound only says when to give up. Measured on the lab (2 cores, TCG guests,
+# docs/kvm.md and docs/lab-guests.md):
+#: Start to the agent's first answer: 15-18 s of QEMU CPU time, 26-53 s wall with the cores
+#: shared (load 7-12); 300 s is over 5x the slowest wall time measured.
+BOOT_TIMEOUT_S = 300.0
+#: The agent answering again after it stopped. On the destination of a live migration libvirt
+#: answers "Guest agent is not responding: QEMU guest agent is not connected" until it sees
+#: the guest's agent channel open again: 0.1 s measured there (3 migrations under the 64 MiB
+#: load, one core held by a busy loop beside the lab, load average 7), but a suite run on a
+#: busy machine still found it not answering 2 s after the migration. 120 s bounds that with
+#: a wide margin; the wait ends at the first answer.
+AGENT_STALL_S = 120.0
+#: The heartbeat script's first 5 beats after it was started through the agent (python3
+#: start in the TCG guest): 0.9-2.0 s measured (same runs); 60 s.
+HEARTBEAT_START_S = 60.0
+#: The memory load's process listed by pgrep after its start: 0.5-1.6 s measured (same
+#: runs); 60 s.
+LOAD_START_S = 60.0
 LOAD_SCRIPT = "/run/vqual-load.py"
 # Writes one byte into every 4 KiB page of MIB MiB, over and over.
 _LOAD_PY = """buf = bytearray(MIB * 1024 * 1024)
@@ -290,6 +309,15 @@ def _delete_files(platform: LibvirtPlatform, paths: tuple[str, ...]) -> list[str
 # --- the guest agent -------------------------------------------------------------------------
 
 
+#: libvirt's errors for an agent that does not answer (or is not connected) at the moment,
+#: as opposed to an answer that is an error (a file that is not there).
+_AGENT_SILENT = frozenset({libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED})
+
+
+class AgentNotAnswering(PlatformError):
+    """The guest agent did not answer (libvirt: "Guest agent is not responding")."""
+
+
 class Agent:
     """The QEMU guest agent of a running domain, through libvirt (no guest network)."""
 
@@ -305,7 +333,8 @@ class Agent:
         try:
             text = libvirt_qemu.qemuAgentCommand(self.dom, json.dumps(request), timeout, 0)
         except libvirt.libvirtError as exc:
-            raise PlatformError(
+            error = AgentNotAnswering if exc.get_error_code() in _AGENT_SILENT else PlatformError
+            raise error(
                 f"guest agent {execute}: {exc.get_error_message()}", where=self.dom.name()
             ) from None
         return json.loads(text).get("return")
@@ -313,16 +342,36 @@ class Agent:
     def wait(self, timeout: float) -> float:
         """Wait until the agent answers ``guest-ping``; the seconds it took."""
         started = time.monotonic()
+        last = ""
         while True:
             try:
                 self.command("guest-ping", timeout=5)
                 return time.monotonic() - started
-            except PlatformError:
+            except PlatformError as exc:
+                last = exc.one_line()
                 if time.monotonic() - started > timeout:
                     raise PlatformError(
-                        f"guest agent did not answer within {timeout:.0f} s", where=self.dom.name()
+                        f"guest agent did not answer within {timeout:.0f} s "
+                        f"(waited {time.monotonic() - started:.1f} s; last: {last})",
+                        where=self.dom.name(),
                     ) from None
                 time.sleep(1.0)
+
+    def read_when_answering(self, path: str, bound: float = AGENT_STALL_S) -> tuple[bytes, float]:
+        """:meth:`read`, and if the agent does not answer, wait for it (``guest-ping``, at
+        most ``bound`` seconds in all) and read again. Only for reads: a read repeated after
+        a lost answer changes nothing in the guest. Returns the data and the seconds spent
+        waiting for the agent (0.0 when it answered at once)."""
+        started = time.monotonic()
+        waited = 0.0
+        while True:
+            try:
+                return self.read(path), waited
+            except AgentNotAnswering:
+                left = bound - (time.monotonic() - started)
+                if left <= 0:
+                    raise
+                waited += self.wait(left)
 
     def run(self, argv: list[str], timeout: float = 60.0) -> tuple[int, bytes]:
         """Run ``argv`` in the guest; exit code and stdout."""
@@ -454,6 +503,12 @@ class _Recorder:
     def __init__(self, target: str) -> None:
         self.target = target
         self.actions: list[dict[str, Any]] = []
+        #: the step that failed, for the run's reason
+        self.failed: str | None = None
+
+    def reason(self, exc: PlatformError) -> str:
+        """The run's reason for a failure: the failed step's name and its error."""
+        return f"{self.failed}: {exc.one_line()}" if self.failed else exc.one_line()
 
     def step(
         self, name: str, before: dict[str, Any], fn: Callable[[], dict[str, Any]]
@@ -462,6 +517,7 @@ class _Recorder:
         try:
             after = fn()
         except PlatformError as exc:
+            self.failed = name
             self.actions.append(
                 {
                     "name": name,
@@ -662,16 +718,8 @@ def _safe_power(platforms: list[LibvirtPlatform], name: str) -> str:
     return "absent"
 
 
-def _beats_or_none(agent: Agent) -> list[Beat]:
-    """The beats so far; none while the script has not created its file yet."""
-    try:
-        return parse_heartbeat(agent.read(HEARTBEAT_FILE))
-    except PlatformError:
-        return []
-
-
 def _boot_id(agent: Agent) -> str:
-    return agent.read("/proc/sys/kernel/random/boot_id").decode().strip()
+    return agent.read_when_answering("/proc/sys/kernel/random/boot_id")[0].decode().strip()
 
 
 def run_migration_heartbeat(
@@ -681,7 +729,7 @@ def run_migration_heartbeat(
     template: str,
     run_id: str,
     unsafe: bool = False,
-    boot_timeout: float = 300.0,
+    boot_timeout: float = BOOT_TIMEOUT_S,
     settle_s: float = 2.0,
     load_mib: int = 0,
 ) -> GuestOqResult:
@@ -720,6 +768,7 @@ def run_migration_heartbeat(
     dest = LibvirtPlatform(destination, state_dir=platform._state_dir)
     try:
         agent, _tag = _clone_and_boot(platform, rec, template, name, run_id, "mig", boot_timeout)
+        value["agent_after_boot_s"] = rec.actions[-1]["after"]["agent_after_s"]
 
         def start_heartbeat() -> dict[str, Any]:
             agent.write(HEARTBEAT_SCRIPT, _HEARTBEAT_PY.encode())
@@ -728,13 +777,23 @@ def run_migration_heartbeat(
             )
             if code != 0:
                 raise PlatformError(f"heartbeat did not start (exit {code})", where=name)
-            deadline = time.monotonic() + 60
-            while len(_beats_or_none(agent)) < 5:
-                if time.monotonic() > deadline:
-                    raise PlatformError("heartbeat wrote fewer than 5 beats in 60 s", where=name)
-                time.sleep(0.5)
-            time.sleep(settle_s)
-            return {"heartbeat": HEARTBEAT_FILE, "period_s": HEARTBEAT_PERIOD_S}
+            # Five beats, then settle_s of them by the guest's own clock: the window the
+            # baseline gap is read from (host time would give a starved guest fewer beats).
+            beats, took = _poll_beats(
+                agent, "heartbeat wrote fewer than 5 beats", HEARTBEAT_START_S, name,
+                lambda b: len(b) >= 5,
+            )
+            first = beats[0].mono_ns
+            _poll_beats(
+                agent, f"heartbeat did not cover {settle_s:g} s", HEARTBEAT_START_S, name,
+                lambda b: b[-1].mono_ns - first >= settle_s * 1e9,
+            )
+            value["heartbeat_start_s"] = round(took, 1)
+            return {
+                "heartbeat": HEARTBEAT_FILE,
+                "period_s": HEARTBEAT_PERIOD_S,
+                "first_beats_after_s": round(took, 1),
+            }
 
         rec.step("guest.heartbeat_start", {"heartbeat": None}, start_heartbeat)
         if load_mib > 0:
@@ -746,21 +805,61 @@ def run_migration_heartbeat(
                 )
                 if code != 0:
                     raise PlatformError(f"memory load did not start (exit {code})", where=name)
-                time.sleep(settle_s)
-                code, out = agent.run(["/bin/sh", "-c", f"pgrep -f {LOAD_SCRIPT} || true"])
-                if not out.strip():
-                    raise PlatformError("memory load process is not running", where=name)
-                return {"load": "dirtying memory", "load_mib": load_mib}
+                t0 = time.monotonic()
+                while True:
+                    code, out = agent.run(["/bin/sh", "-c", f"pgrep -f {LOAD_SCRIPT} || true"])
+                    if out.strip():
+                        break
+                    if time.monotonic() - t0 > LOAD_START_S:
+                        raise PlatformError(
+                            f"memory load process not running after {LOAD_START_S:.0f} s",
+                            where=name,
+                        )
+                    time.sleep(0.2)
+                running_after = time.monotonic() - t0
+                # settle_s of heartbeat under the load (guest clock): the baseline window.
+                since = _poll_beats(
+                    agent, "heartbeat stopped", AGENT_STALL_S, name, lambda b: True
+                )[0][-1].mono_ns
+                _poll_beats(
+                    agent, f"heartbeat did not cover {settle_s:g} s under the load",
+                    AGENT_STALL_S, name, lambda b: b[-1].mono_ns - since >= settle_s * 1e9,
+                )
+                value["load_running_after_s"] = round(running_after, 1)
+                return {
+                    "load": "dirtying memory",
+                    "load_mib": load_mib,
+                    "running_after_s": round(running_after, 1),
+                }
 
             rec.step("guest.load_start", {"load": None}, start_load)
-        boot_before = _boot_id(agent)
-        beats = parse_heartbeat(agent.read(HEARTBEAT_FILE))
-        host_before = time.monotonic()
+        before: dict[str, Any] = {}
+
+        def read_before() -> dict[str, Any]:
+            # Reads only, so they may wait for an agent the load keeps busy.
+            data, waited = agent.read_when_answering(HEARTBEAT_FILE)
+            before["host"] = time.monotonic()
+            before["beats"] = parse_heartbeat(data)
+            before["boot"] = _boot_id(agent)
+            if not before["beats"]:
+                raise PlatformError("no heartbeat read before the migration", where=name)
+            return {
+                "beats": len(before["beats"]),
+                "last_counter": before["beats"][-1].counter,
+                "boot_id": before["boot"],
+                "agent_waited_s": round(waited, 1),
+            }
+
+        rec.step("guest.heartbeat_read_before", {"heartbeat": HEARTBEAT_FILE}, read_before)
+        boot_before = before["boot"]
+        beats = before["beats"]
+        host_before = before["host"]
         last_before = beats[-1]
         # The same guest's largest gap in the settle time just before the migration (under
         # the same load): what the heartbeat shows without one, to read the interruption
         # against.
         baseline = max_gap_s(beats, since_ns=last_before.mono_ns - int(settle_s * 1e9))
+        value["baseline_gap_s"] = round(baseline, 3)
         src_host = platform.hostname()
         flags = (
             libvirt.VIR_MIGRATE_LIVE
@@ -769,7 +868,6 @@ def run_migration_heartbeat(
         )
         if unsafe:
             flags |= libvirt.VIR_MIGRATE_UNSAFE
-        migrate_s: list[float] = []
 
         def migrate() -> dict[str, Any]:
             dom = platform._domain(name)
@@ -784,12 +882,13 @@ def run_migration_heartbeat(
                 None,
                 0,
             )
-            migrate_s.append(time.monotonic() - t0)
+            value["migration_s"] = round(time.monotonic() - t0, 3)
             return {
                 "host": dest.hostname(),
                 "endpoint": dest_endpoint,
                 "power_state": _power(dest, name),
                 "on_source": platform.vm_exists(name),
+                "migration_s": value["migration_s"],
             }
 
         after = rec.step(
@@ -798,11 +897,38 @@ def run_migration_heartbeat(
             migrate,
         )
         dest_agent = Agent(dest._domain(name))
-        time.sleep(settle_s)
-        data = dest_agent.read(HEARTBEAT_FILE)
-        host_after = time.monotonic()
-        beats = parse_heartbeat(data)
-        boot_after = _boot_id(dest_agent)
+        read: dict[str, Any] = {}
+
+        def read_after() -> dict[str, Any]:
+            # The agent may not answer for a while after the switch-over on a busy machine:
+            # wait for it (bounded), then for settle_s of heartbeat on the destination by the
+            # guest's clock, so the window after the migration is as long as the one before.
+            waited = dest_agent.wait(AGENT_STALL_S)
+            value["agent_after_migration_s"] = round(waited, 1)
+            first, more = dest_agent.read_when_answering(HEARTBEAT_FILE)
+            seen = parse_heartbeat(first)
+            if not seen:
+                raise PlatformError("no heartbeat read after the migration", where=name)
+            since = seen[-1].mono_ns
+            got, _took = _poll_beats(
+                dest_agent, f"heartbeat did not advance {settle_s:g} s after the migration",
+                AGENT_STALL_S, name, lambda b: b[-1].mono_ns - since >= settle_s * 1e9,
+            )
+            read["host"] = time.monotonic()
+            read["beats"] = got
+            read["boot"] = _boot_id(dest_agent)
+            return {
+                "beats": len(got),
+                "last_counter": got[-1].counter,
+                "boot_id": read["boot"],
+                "agent_after_s": round(waited, 1),
+                "agent_waited_s": round(more, 1),
+            }
+
+        rec.step("guest.heartbeat_read_after", {"heartbeat": HEARTBEAT_FILE}, read_after)
+        host_after = read["host"]
+        beats = read["beats"]
+        boot_after = read["boot"]
         window = [b for b in beats if b.mono_ns >= last_before.mono_ns]
         gap = max_gap_s(beats, since_ns=last_before.mono_ns)
         frozen = frozen_s(host_before, host_after, last_before.mono_ns, beats[-1].mono_ns)
@@ -824,7 +950,7 @@ def run_migration_heartbeat(
                 "max_gap_s": round(gap, 3),
                 "guest_frozen_s": round(frozen, 3),
                 "baseline_gap_s": round(baseline, 3),
-                "migration_s": round(migrate_s[0], 3),
+                "migration_s": value["migration_s"],
                 "beats_in_window": len(window),
                 "same_boot": boot_after == boot_before,
                 "resolution_s": HEARTBEAT_PERIOD_S,
@@ -835,11 +961,47 @@ def run_migration_heartbeat(
         not_executed = exc.one_line()
         value.update({"verdict": "not-executed", "reason": not_executed})
     except PlatformError as exc:
-        value.update({"verdict": "fail", "reason": exc.one_line()})
+        value.update({"verdict": "fail", "reason": rec.reason(exc)})
     finally:
         value["cleanup"] = _cleanup_action(rec, [platform, dest], [name])
         dest.close()
     return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
+
+
+def _poll_beats(
+    agent: Agent,
+    what: str,
+    bound: float,
+    where: str,
+    done: Callable[[list[Beat]], bool],
+) -> tuple[list[Beat], float]:
+    """Read the heartbeat until ``done(beats)`` holds (beats never empty); the beats and the
+    seconds it took. A file not there yet reads as no beats; an agent that stops answering
+    is waited for, all within ``bound`` seconds.
+
+    Raises:
+        PlatformError: ``what`` (and the beats seen) when ``bound`` passed first.
+    """
+    started = time.monotonic()
+    beats: list[Beat] = []
+    while True:
+        left = bound - (time.monotonic() - started)
+        try:
+            data, _waited = agent.read_when_answering(HEARTBEAT_FILE, max(left, 0.0))
+            beats = parse_heartbeat(data)
+        except AgentNotAnswering:
+            raise  # read_when_answering waited the bound out already
+        except PlatformError:
+            if time.monotonic() - started > bound:
+                raise
+            beats = []  # the script has not created its file yet
+        if beats and done(beats):
+            return beats, time.monotonic() - started
+        if time.monotonic() - started > bound:
+            raise PlatformError(
+                f"{what} within {bound:.0f} s ({len(beats)} beats read)", where=where
+            )
+        time.sleep(HEARTBEAT_PERIOD_S * 2)
 
 
 def _wait_job(dom: libvirt.virDomain, timeout: float) -> dict[str, Any]:
@@ -859,7 +1021,7 @@ def run_backup_restore(
     *,
     template: str,
     run_id: str,
-    boot_timeout: float = 300.0,
+    boot_timeout: float = BOOT_TIMEOUT_S,
     backup_timeout: float = 600.0,
 ) -> GuestOqResult:
     """Marker in a throwaway guest, push backup, restore as a new guest, marker read back.
@@ -950,9 +1112,8 @@ def run_backup_restore(
         read_back: list[str] = []
 
         def read_marker() -> dict[str, Any]:
-            read_back.append(
-                Agent(platform._domain(restored)).read(MARKER_FILE).decode("utf-8", "replace")
-            )
+            data, _waited = Agent(platform._domain(restored)).read_when_answering(MARKER_FILE)
+            read_back.append(data.decode("utf-8", "replace"))
             return {"marker": read_back[0]}
 
         rec.step("guest.marker_read", {"marker_file": MARKER_FILE}, read_marker)
@@ -970,7 +1131,7 @@ def run_backup_restore(
         not_executed = exc.one_line()
         value.update({"verdict": "not-executed", "reason": not_executed})
     except PlatformError as exc:
-        value.update({"verdict": "fail", "reason": exc.one_line()})
+        value.update({"verdict": "fail", "reason": rec.reason(exc)})
     finally:
         # The restored guest first: its disk is the backup the original's tag also names.
         value["cleanup"] = _cleanup_action(rec, [platform], [restored, name])
@@ -1033,7 +1194,7 @@ def run_guest_cycle(
     template: str,
     run_id: str,
     unsafe: bool = False,
-    boot_timeout: float = 300.0,
+    boot_timeout: float = BOOT_TIMEOUT_S,
     stop_timeout: float = 120.0,
 ) -> GuestOqResult:
     """Clone, power cycle, snapshot round trip and maintenance round trip on one guest.
@@ -1199,7 +1360,7 @@ def run_guest_cycle(
         read_back: list[str] = []
 
         def read() -> dict[str, Any]:
-            read_back.append(agent.read(MARKER_FILE).decode("utf-8", "replace"))
+            read_back.append(agent.read_when_answering(MARKER_FILE)[0].decode("utf-8", "replace"))
             return {"marker": read_back[0]}
 
         rec.step("guest.marker_read", {"marker_file": MARKER_FILE}, read)
@@ -1299,7 +1460,7 @@ def run_guest_cycle(
         not_executed = exc.one_line()
         value[current] = {"verdict": "not-executed", "reason": not_executed}
     except PlatformError as exc:
-        value[current] = {**value[current], "verdict": "fail", "reason": exc.one_line()}
+        value[current] = {**value[current], "verdict": "fail", "reason": rec.reason(exc)}
     finally:
         # Never leave this run's marker behind: a host left marked refuses every VM.
         if _marked_by(platform, run_id):

@@ -61,9 +61,10 @@ class KvmHostAccess:
 
     Attributes:
         restart_command: shell command template restarting a service, ``{service}`` replaced
-            by the (quoted) service name; default ``systemctl restart {service}``. Hosts
-            without an init system name their supervisor's way (the lab: kill the service's
-            PID from its pid file, its PID 1 starts it again).
+            by the (quoted) service name; default ``systemctl restart {service}``. It must
+            return once the service is back, as ``systemctl restart`` does: ``apply`` returns
+            right after it. Hosts without an init system name their supervisor's way (the
+            lab: ``vqual-lab-restart {service}``, which waits until the service answers).
         services: package -> service to restart when that package changed in ``apply``.
     """
 

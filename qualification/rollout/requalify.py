@@ -159,10 +159,14 @@ class PlatformRequalifier:
                           method=f"{ctx.executor.name} health", reason=exc.one_line(),
                           started=started, t0=t0)
         ok = bool(health.get("ok")) and connected
+        problems = [str(p) for p in health.get("problems") or ()]
+        if not connected:
+            problems.append("the platform does not list the host")
+        why = "the host is not healthy" + (f": {'; '.join(problems)}" if problems else "")
         return result("RP-IQ-02", host, verdict="pass" if ok else "fail", expected=expected,
                       observed={**health, "listed": connected},
                       method=f"{ctx.executor.name} health; platform host list",
-                      reason=None if ok else "the host is not healthy", started=started, t0=t0)
+                      reason=None if ok else why, started=started, t0=t0)
 
     def _canary(self, host: str, ctx: RequalifyContext) -> dict[str, Any]:
         started, t0 = utc_now_text(), time.monotonic()
@@ -206,7 +210,8 @@ class PlatformRequalifier:
                 ok = confirmed_away == others[0] and confirmed_home == host
                 return result("RP-OQ-01", host, verdict="pass" if ok else "fail",
                               expected=expected, observed=observed, method=method,
-                              reason=None if ok else "the canary did not land where it was sent",
+                              reason=None if ok else "the canary did not land where it was sent: "
+                              f"landed on {confirmed_away}, returned to {confirmed_home}",
                               started=started, t0=t0)
             there = platform.migrate_vm(canary, host, live=False).host
             confirmed_there = platform.vm(canary).host
@@ -221,7 +226,8 @@ class PlatformRequalifier:
         expected = {"op": "eq", "value": {"landed_on": host, "returned_to": origin}}
         return result("RP-OQ-01", host, verdict="pass" if ok else "fail", expected=expected,
                       observed=observed, method=method,
-                      reason=None if ok else "the canary did not land where it was sent",
+                      reason=None if ok else "the canary did not land where it was sent: "
+                      f"landed on {confirmed_there}, returned to {confirmed_back}",
                       started=started, t0=t0)
 
     def requalify_cluster(self, hosts: Sequence[str], ctx: RequalifyContext) -> RequalifyOutcome:

@@ -99,6 +99,10 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
     interruption = results[("kvm1", "OQ-KVM-002")]
     assert interruption["verdict"] == "pass", interruption
     assert isinstance(interruption["observed"], float) and 0 < interruption["observed"] <= 2.0
+    # Each record carries the values its verdict rests on.
+    assert migrate["measured"]["migration_s"] > 0 and migrate["measured"]["same_boot"] is True
+    assert interruption["measured"]["max_gap_s"] <= interruption["observed"]
+    assert interruption["measured"]["agent_after_migration_s"] >= 0
     assert results[("kvm1", "OQ-KVM-003")]["verdict"] == "pass"
     # kvm2 has no template: not-executed with the reason, no number.
     for test in ("OQ-KVM-001", "OQ-KVM-002", "OQ-KVM-003", "OQ-KVM-004", "OQ-KVM-005",

@@ -154,9 +154,10 @@ def test_guest_oq_check_shares_one_run_and_never_invents_a_number() -> None:
     assert (check.request({"test": "migrate", "field": "verdict", "load_mib": 64}).key()
             == check.request({"test": "migrate", "field": "interruption_s", "load_mib": 64}).key())
     passed = {"verdict": "pass", "interruption_s": 0.13}
-    assert check.extract(passed, {"test": "migrate", "field": "interruption_s"}) == 0.13
+    assert check.extract(passed, {"test": "migrate", "field": "interruption_s"}).value == 0.13
     failed = {"verdict": "fail", "reason": "migrate refused"}
-    assert check.extract(failed, {"test": "migrate", "field": "verdict"}) == "fail"
+    observed = check.extract(failed, {"test": "migrate", "field": "verdict"})
+    assert (observed.value, observed.reason) == ("fail", "migrate refused")
     with pytest.raises(StepNotExecuted, match="migrate refused"):
         check.extract(failed, {"test": "migrate", "field": "interruption_s"})
 

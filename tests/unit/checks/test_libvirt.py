@@ -223,10 +223,13 @@ def test_the_four_cycle_tests_share_one_run_and_read_their_part() -> None:
         "snapshot": {"verdict": "pass", "reason": None, "marker_read": "m1"},
         "maintenance": {"verdict": "not-executed", "reason": "host kvm1 still runs clone1"},
     }
-    assert check.extract(value, {"test": "clone"}) == "pass"
-    assert check.extract(value, {"test": "clone", "field": "uuid"}) == "u1"
-    assert check.extract(value, {"test": "power_cycle"}) == "fail"
-    assert check.extract(value, {"test": "snapshot", "field": "marker_read"}) == "m1"
+    assert check.extract(value, {"test": "clone"}).value == "pass"
+    assert check.extract(value, {"test": "clone", "field": "uuid"}).value == "u1"
+    # A failed part carries its own reason and its values, not the other parts'.
+    power = check.extract(value, {"test": "power_cycle"})
+    assert (power.value, power.reason) == ("fail", "boot id did not change")
+    assert "uuid" not in power.measured and "marker_read" not in power.measured
+    assert check.extract(value, {"test": "snapshot", "field": "marker_read"}).value == "m1"
     with pytest.raises(StepNotExecuted, match="clone1"):
         check.extract(value, {"test": "maintenance"})
     with pytest.raises(StepNotExecuted, match="boot id did not change"):
