@@ -2,7 +2,9 @@
 
 kvm1 and kvm2 are patched one at a time (vqual-lab-agent 1.0 -> 1.1 from the lab repository,
 a real apt upgrade over SSH, then a libvirtd restart) while clone1 and clone2 run and are
-live-migrated away and back. The observer (tests/integration/rollout_observer.py) polls both
+live-migrated away and back. The shipped change's OQ canary, the lab's Master-VM ``master``
+(stopped, at home on kvm1), is moved cold onto each patched host while it is still in
+maintenance and back (RP-OQ-01), so the run ends PASS with the canary at home. The observer (tests/integration/rollout_observer.py) polls both
 libvirtds on its own connections the whole time; each host's own dpkg log (read inside the
 host, not over vqual's path) must show exactly one upgrade of the package per run.
 
@@ -12,8 +14,8 @@ end state is the same as an uninterrupted run's, each host upgraded once. CI kee
 migration-in-flight case; the three step boundaries are marked ``slow``.
 
 After every case the lab is put back: packages to the baseline (the lab's ``KvmCluster.reset``,
-a downgrade, not an upgrade, in the dpkg log), maintenance markers removed, clones back on
-their hosts. Run under the lab lock:
+a downgrade, not an upgrade, in the dpkg log), maintenance markers removed, clones and the canary back
+on their hosts. Run under the lab lock:
 ``VQUAL_LAB=1 VQUAL_LAB_KEEP=1 flock /tmp/vqual-lab.lock .venv/bin/pytest
 tests/integration/test_rolling_patch_kvm.py``.
 """
@@ -50,6 +52,8 @@ pytestmark = pytest.mark.lab
 CLUSTER = "lab-kvm"
 HOSTS = ("kvm1", "kvm2")
 HOME = {"clone1": "kvm1", "clone2": "kvm2"}  # where lab up puts the clones
+CANARY, CANARY_HOME = "master", "kvm1"  # the shipped change's requalify.canary_vm; lab up
+PLACEMENT = {**HOME, CANARY: CANARY_HOME}  # defines it there, stopped (lab/vqual_lab/guests.py)
 ORDER = ("verify_empty", "enter_maintenance", "patch", "reboot", "requalify", "leave_maintenance")
 
 
@@ -116,29 +120,38 @@ def agent_upgrades(kvm: KvmCluster, ctx: LabContext) -> dict[str, int]:
 
 
 def write_change(tmp: Path, change_id: str, *, requalify_tests: list[str] | None = None) -> Path:
+    """The shipped lab change with its own id and an open window, its OQ canary kept.
+
+    ``requalify_tests``: the spec's tests each host's qualify run is limited to (None: the
+    shipped selection; the runs given ``--requalify platform`` run none of them).
+    """
     doc = yaml.safe_load((COLLECTION / "specs" / "changes" / "lab-kvm-agent-1.1.yaml").read_text())
     doc["change_id"] = change_id
     doc["window"] = {"start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}
-    if requalify_tests is None:
-        doc.pop("requalify", None)
-    else:
-        doc["requalify"] = {
-            "spec": str(COLLECTION / "specs" / "kvm-cluster.yaml"),
-            "tests": requalify_tests,
-        }
+    shipped = doc["requalify"]
+    assert shipped["canary_vm"] == CANARY and "canary_waiver" not in doc, doc
+    # The copy is written elsewhere: the spec path the change gives relative to itself is
+    # made absolute.
+    shipped["spec"] = str(COLLECTION / "specs" / "kvm-cluster.yaml")
+    if requalify_tests is not None:
+        shipped["tests"] = requalify_tests
     path = tmp / f"{change_id}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
 def restore(case: Case) -> None:
-    """The lab as the session found it: baseline packages, no markers, clones at home."""
+    """The lab as the session found it: baseline packages, no markers, clones and canary at home.
+
+    Markers go first: the canary, stopped, is moved cold (a host in maintenance would take
+    it, but a clone must not go live onto one).
+    """
     case.kvm.reset(case.ctx)
     with case.cluster() as cluster:
         for host in cluster.hosts():
             if host.in_maintenance:
                 cluster.exit_maintenance(host.name)
-        for vm, home in HOME.items():
+        for vm, home in PLACEMENT.items():
             if cluster.where(vm) != home:
                 cluster.migrate_vm(vm, home)
 
@@ -166,7 +179,9 @@ def make_case(
             upgrades_before=agent_upgrades(kvm, ctx),
         )
         with case.cluster() as cluster:
-            assert {v.name: v.host for v in cluster.vms() if v.name in HOME} == HOME
+            vms = {v.name: v for v in cluster.vms()}
+            assert {n: v.host for n, v in vms.items() if n in PLACEMENT} == PLACEMENT
+            assert vms[CANARY].power_state == "stopped", vms[CANARY]
         assert {kvm.package_version(ctx, h, repo.AGENT) for h in HOSTS} == {repo.BASE_VERSION}
         made.append(case)
         return case
@@ -191,9 +206,8 @@ def assert_rolled_out(
     ``earlier``: hosts a crashed run committed before (a resumed run skips them).
     """
     assert outcome["status"] == "done", outcome
-    # The lab change waives the OQ canary (libvirt refuses every migration onto a host in
-    # maintenance): RP-OQ-01 is not-executed on each host, so the verdict is not-executed.
-    assert outcome["verdict"] == "not-executed" and outcome["exit_code"] == 3, outcome
+    # Every test ran and passed, RP-OQ-01 with the canary included: PASS, exit 0.
+    assert outcome["verdict"] == "pass" and outcome["exit_code"] == 0, outcome
     assert not set(outcome["committed"]) & set(earlier)
     assert sorted([*outcome["committed"], *earlier]) == list(HOSTS)
     assert case.new_upgrades() == {"kvm1": 1, "kvm2": 1}, "each host upgraded exactly once"
@@ -213,6 +227,8 @@ def assert_rolled_out(
     # Every VM ends on a host that was patched and requalified in this run.
     assert {v.host for v in vms.values()} <= {*outcome["committed"], *earlier}
     assert all(vms[vm].power_state == "running" for vm in HOME)
+    # The canary went home after each visit, still stopped (never powered on anywhere).
+    assert (vms[CANARY].host, vms[CANARY].power_state) == (CANARY_HOME, "stopped")
     bundle = Path(outcome["bundle"])
     verify = run_vqual("verify", str(bundle), state_dir=case.state)
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -220,10 +236,17 @@ def assert_rolled_out(
     for host in outcome["committed"]:
         verdicts = {r["test_id"]: r["verdict"] for r in results if r["target"] == host}
         assert verdicts and not {"fail", "error"} & set(verdicts.values()), verdicts
+        # RP-OQ-01: the canary landed on the patched host (kvm2), or, while its home kvm1
+        # was patched, went out to kvm2 and back in; it always ended at home.
+        (oq,) = [r for r in results if r["target"] == host and r["test_id"] == "RP-OQ-01"]
+        assert oq["verdict"] == "pass", oq
+        observed = oq["observed"]
+        assert (observed["canary"], observed["origin"]) == (CANARY, CANARY_HOME), oq
+        landed = "kvm2" if host == CANARY_HOME else host
+        assert (observed["landed_on"], observed["returned_to"]) == (landed, CANARY_HOME), oq
     if outcome["resumed_from"] is None:  # a resumed run may also list tests the crashed run ran
         not_run = [r for r in results if r["verdict"] == "not-executed"]
-        assert {r["test_id"] for r in not_run} == {"RP-OQ-01"}, not_run
-        assert all(r["reason"].startswith("the change waives the OQ canary: ") for r in not_run)
+        assert not_run == [], not_run
 
 
 def test_full_rolling_patch_of_both_kvm_hosts(
@@ -244,7 +267,7 @@ def test_full_rolling_patch_of_both_kvm_hosts(
             check=False,
         )
     seconds = time.monotonic() - t0
-    assert done.returncode == 3, done.stderr[-3000:]  # RP-OQ-01 not-executed: waived canary
+    assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout)
     assert_rolled_out(case, outcome, before)
     # The observer's view, independent of vqual's own calls.
@@ -338,7 +361,7 @@ def crash_and_resume(
             str(case.evidence), "--json", "--requalify", "platform", "--resume", run_id,
             state_dir=case.state, timeout=1200,
         )  # fmt: skip
-    assert resumed.returncode == 3, resumed.stderr[-3000:]  # RP-OQ-01 not-executed, as above
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     outcome = json.loads(resumed.stdout)
     assert outcome["resumed_from"] == run_id
     earlier = tuple(e["host"] for e in read_journal(journal) if e.get("event") == "host.committed")

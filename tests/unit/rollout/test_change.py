@@ -137,6 +137,10 @@ def test_the_shipped_example_changes_load() -> None:
     # uses as its canary.
     vcsim = load_change(COLLECTION / "specs" / "changes" / "vcsim-esxi-patch.yaml")
     assert (vcsim.risk, vcsim.cluster, vcsim.canary_vm) == ("high", "DC0_C0", "DC0_C0_RP0_VM2")
+    # The lab's KVM change names the lab's Master-VM (defined on kvm1, never run), which a
+    # host in maintenance takes moved cold; no waiver.
+    lab = load_change(COLLECTION / "specs" / "changes" / "lab-kvm-agent-1.1.yaml")
+    assert (lab.cluster, lab.canary_vm, lab.canary_waiver) == ("lab-kvm", "master", None)
 
 
 # Each case: a replacement applied to MINIMAL (or text appended), the line the error must
