@@ -410,7 +410,14 @@ class Orchestrator:
             plan_digest=plan.digest, gates=[g.to_json() for g in gates], resumed_from=resumed_from,
         )
         all_hosts = [h.name for h in snap.hosts]
-        planned = self.requalifier.planned([w.host for w in work], change.cluster)
+        # A host whose requalification the resumed run already finished keeps its results in
+        # that run's bundle; this run does not requalify it again, so it plans no tests for it.
+        requalified = STEPS.index("requalify")
+        planned = self.requalifier.planned(
+            [w.host for w in work
+             if prior is None or prior.progress(w.host).last_done_index < requalified],
+            change.cluster,
+        )
         try:
             self._journal = Journal.create(self.state_dir, run_id, on_append=self.fault.after_line)
             if self.evidence is not None:

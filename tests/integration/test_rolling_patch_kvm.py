@@ -198,12 +198,22 @@ def patch_argv(case: Case, inventory: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def check_results(bundle: Path) -> list[dict[str, Any]]:
+    return [r["data"] for r in records_as_dicts(bundle) if r["kind"] == "check.result"]
+
+
 def assert_rolled_out(
-    case: Case, outcome: dict[str, Any], before: set[str], earlier: tuple[str, ...] = ()
+    case: Case,
+    outcome: dict[str, Any],
+    before: set[str],
+    earlier: tuple[str, ...] = (),
+    crashed: Path | None = None,
 ) -> None:
     """The end state every completed run must reach, read from the lab and the evidence.
 
     ``earlier``: hosts a crashed run committed before (a resumed run skips them).
+    ``crashed``: that run's bundle, which holds the results of the hosts it requalified (a
+    resumed run does not requalify them again).
     """
     assert outcome["status"] == "done", outcome
     # Every test ran and passed, RP-OQ-01 with the canary included: PASS, exit 0.
@@ -232,13 +242,19 @@ def assert_rolled_out(
     bundle = Path(outcome["bundle"])
     verify = run_vqual("verify", str(bundle), state_dir=case.state)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    results = [r["data"] for r in records_as_dicts(bundle) if r["kind"] == "check.result"]
-    for host in outcome["committed"]:
-        verdicts = {r["test_id"]: r["verdict"] for r in results if r["target"] == host}
+    results = check_results(bundle)
+    earlier_results = check_results(crashed) if crashed is not None else []
+    for host in HOSTS:
+        # This run's results for the host, else (requalified before the crash) the crashed run's.
+        mine = [r for r in results if r["target"] == host]
+        if not mine:
+            assert crashed is not None, f"no results for {host}"
+            mine = [r for r in earlier_results if r["target"] == host]
+        verdicts = {r["test_id"]: r["verdict"] for r in mine}
         assert verdicts and not {"fail", "error"} & set(verdicts.values()), verdicts
         # RP-OQ-01: the canary landed on the patched host (kvm2), or, while its home kvm1
         # was patched, went out to kvm2 and back in; it always ended at home.
-        (oq,) = [r for r in results if r["target"] == host and r["test_id"] == "RP-OQ-01"]
+        (oq,) = [r for r in mine if r["test_id"] == "RP-OQ-01"]
         assert oq["verdict"] == "pass", oq
         observed = oq["observed"]
         assert (observed["canary"], observed["origin"]) == (CANARY, CANARY_HOME), oq
@@ -365,9 +381,9 @@ def crash_and_resume(
     outcome = json.loads(resumed.stdout)
     assert outcome["resumed_from"] == run_id
     earlier = tuple(e["host"] for e in read_journal(journal) if e.get("event") == "host.committed")
-    assert_rolled_out(case, outcome, before, earlier)
-    assert observer.violations() == []
     crashed = case.evidence / json.loads(journal.read_text().splitlines()[0])["change_id"] / run_id
+    assert_rolled_out(case, outcome, before, earlier, crashed)
+    assert observer.violations() == []
     status = run_vqual("verify", str(crashed), state_dir=case.state)
     assert status.returncode in (0, 3), status.stdout + status.stderr  # valid or incomplete
     return outcome, events, observer
