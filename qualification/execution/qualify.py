@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from qualification.errors import (
     EXIT_INCOMPLETE,
@@ -219,4 +220,4 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
     )
 
 
-__all__ = ["Preflight", "QualifyRequest", "QualifySummary", "run_qualify", "preflight", "KeyFileError"]
+__all__ = ["KeyFileError", "Preflight", "QualifyRequest", "QualifySummary", "preflight", "run_qualify"]

@@ -8,23 +8,24 @@ manifest and ``run.end``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from qualification import __version__
-from qualification.errors import BadInputError
+from qualification.errors import BadInputError, KeyFileError
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.reader import read_bundle
+from qualification.evidence.records import utc_now as record_time
 from qualification.execution import controller
 from qualification.execution.evaluation import error_results
 from qualification.execution.planning import RunPlan
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
-from qualification.errors import KeyFileError
-from qualification.signing import Ed25519Signer, Signer
-from qualification.evidence.records import utc_now as record_time
 from qualification.review.deviations import DeviationState
+from qualification.signing import Ed25519Signer, Signer
+
 
 def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
     """The executor's signer from its key file; the passphrase, if any, from a 0600 file."""
