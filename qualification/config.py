@@ -119,8 +119,13 @@ def config_citation(state_dir: Path) -> dict[str, Any]:
     Raises:
         BadInputError: as :func:`load_config`.
     """
+    return load_config_cited(state_dir)[1]
+
+
+def load_config_cited(state_dir: Path) -> tuple[SiteConfig, dict[str, Any]]:
+    """:func:`load_config` and :func:`config_citation` from one reading of the file."""
     config, data = _load(state_dir)
-    return {
+    return config, {
         "file": CONFIG_FILE,
         "digest": hashlib.sha256(data).hexdigest() if data is not None else None,
         "settings": asdict(config),

@@ -39,6 +39,7 @@ from qualification.errors import (
     NotSupported,
     PlatformError,
 )
+from qualification.signing import TrustStore
 from qualification.spec.plan import MasterBaseline
 
 #: Safe VM names for created clones (also a libvirt domain and file name).
@@ -124,6 +125,7 @@ def load_master(
     state_dir: Path,
     require_approval: bool,
     subject: str | None = None,
+    trust: TrustStore | None = None,
 ) -> MasterBaseline:
     """Check the master bundle a clone run relies on, and return its reference.
 
@@ -132,6 +134,7 @@ def load_master(
         state_dir: the state directory whose trust store judges the bundle.
         require_approval: the bundle must carry a standing ``approved`` signature.
         subject: the master's inventory name in the bundle; None: its only VM fingerprint.
+        trust: the trust store already loaded for the run; None: ``state_dir``'s is loaded.
 
     Raises:
         BadInputError: not a bundle directory; not approved where required; its run did not
@@ -147,7 +150,7 @@ def load_master(
     where = f"master bundle {bundle}"
     if not (bundle / "records.jsonl").is_file():
         raise BadInputError("not an evidence bundle (no records.jsonl)", where=where)
-    result = verify_bundle(bundle, load_trust(state_dir))
+    result = verify_bundle(bundle, trust if trust is not None else load_trust(state_dir))
     if result.status == INCOMPLETE:
         raise EvidenceInvalidError(
             "the master run did not finish (no run.end): it cannot serve as a master", where=where

@@ -1,63 +1,220 @@
-"""From a spec and the inventory's variables to the plan a run executes and records."""
+"""From a run's context and the inventory's variables to the plan it executes and records.
+
+The plan is a :class:`RunPlan`. It is made once, by the ``vqual.qualification.plan`` action
+inside the ``ansible-playbook`` process (it needs the inventory as Ansible renders it), and
+crosses to the other plugins as the plan task's result: :meth:`RunPlan.to_dict` there,
+:meth:`RunPlan.from_dict` in the qualify and compare actions and in the evidence callback.
+It carries what ``run.start`` records from the run context (trust store digest and version,
+approval, configuration) and the change's judged deviations, so nothing after planning loads
+them again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qualification.errors import BadInputError
-from qualification.state import trust_path
-from qualification.spec.change import validate_change_id, validate_run_id, new_run_id
+from qualification.execution.context import RunContext, handed_over, load_run_context
+from qualification.review.deviations import DeviationState
 from qualification.spec.inventory import InventoryModel
-from qualification.spec.loader import load_spec
-from qualification.spec.plan import build_plan
-from qualification.timeutil import utc_now
+from qualification.spec.plan import Plan, TargetPlan, build_plan
+
+
+@dataclass(frozen=True)
+class DataFileRef:
+    """A data file of the spec as the plan cites it: where it was read and its digest."""
+
+    name: str
+    path: str
+    digest: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": self.path, "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run's plan: what runs where, and what ``run.start`` records about its inputs.
+
+    Attributes:
+        mode: what the run is (``qualify``, ``drift``, ``clone``).
+        change_id: the change.
+        run_id: the run.
+        spec_path: the spec file (absolute).
+        data_files: the spec's data files.
+        requirements: the spec's requirement ids.
+        inventory_snapshot: the inventory as recorded (secrets removed).
+        plan: the targets with their tests, the inventory digest and the clone block.
+        trust_digest: SHA-256 of the trust store the run was judged with (None: none).
+        trust_version: its signed version (None: not signed, or no trust store).
+        approval: the protocol approval ``run.start`` cites, or None.
+        config: the site settings in force, as ``run.start`` records them.
+        deviations: the change's deviations with their valid waivers (None: nothing judged).
+    """
+
+    mode: str
+    change_id: str
+    run_id: str
+    spec_path: str
+    data_files: tuple[DataFileRef, ...]
+    requirements: tuple[str, ...]
+    inventory_snapshot: dict[str, Any] = field(hash=False)
+    plan: Plan = field(hash=False)
+    trust_digest: str | None = None
+    trust_version: int | None = None
+    approval: dict[str, Any] | None = field(default=None, hash=False)
+    config: dict[str, Any] = field(default_factory=dict, hash=False)
+    deviations: DeviationState | None = field(default=None, hash=False)
+
+    @property
+    def spec_digest(self) -> str:
+        return self.plan.spec["digest"]
+
+    @property
+    def targets(self) -> list[TargetPlan]:
+        return self.plan.targets
+
+    def target(self, name: str) -> TargetPlan | None:
+        """The plan of target ``name``, or None when it runs nothing."""
+        for target in self.plan.targets:
+            if target.name == name:
+                return target
+        return None
+
+    def planned(self) -> list[dict[str, str]]:
+        """``run.start`` ``planned``: [{test_id, target, protocol}], plan order."""
+        return self.plan.planned()
+
+    def spec_record(self) -> dict[str, str]:
+        """``run.start`` ``spec``: {path, name, version, digest}."""
+        return {"path": self.spec_path, **self.plan.spec}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON data: the plan task's ``vqual_plan`` result."""
+        return {
+            **self.plan.to_json(),
+            "mode": self.mode,
+            "change_id": self.change_id,
+            "run_id": self.run_id,
+            "spec": self.spec_record(),
+            "data_files": [d.to_dict() for d in self.data_files],
+            "requirements": list(self.requirements),
+            "inventory_snapshot": self.inventory_snapshot,
+            "trust": {"digest": self.trust_digest, "version": self.trust_version},
+            "approval": self.approval,
+            "config": self.config,
+            "deviations": self.deviations.to_json() if self.deviations is not None else None,
+            "planned": self.planned(),
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, targets: Collection[str] | None = None
+    ) -> RunPlan:
+        """Read :meth:`to_dict` back (as Ansible hands it over: plain types are copied).
+
+        Args:
+            data: the plan task's ``vqual_plan``.
+            targets: read only these targets' tests (an action on one host needs its own
+                only; reading every host's tests on every host would cost hosts squared).
+
+        Raises:
+            BadInputError: not a plan of this version, or a field is missing or mistyped.
+        """
+        try:
+            planned = data["targets"]
+            if targets is not None:
+                wanted = set(targets)
+                planned = [t for t in planned if t["name"] in wanted]
+            plan = Plan.from_json({**data, "targets": planned})
+            trust = data["trust"]
+            version = trust["version"]
+            if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+                raise TypeError(f"{version!r} is not an integer")
+            deviations = data["deviations"]
+            approval = data["approval"]
+            return cls(
+                mode=_text(data["mode"]),
+                change_id=_text(data["change_id"]),
+                run_id=_text(data["run_id"]),
+                spec_path=_text(data["spec"]["path"]),
+                data_files=tuple(
+                    DataFileRef(_text(d["name"]), _text(d["path"]), _text(d["digest"]))
+                    for d in data["data_files"]
+                ),
+                requirements=tuple(_text(r) for r in data["requirements"]),
+                inventory_snapshot=_mapping(data["inventory_snapshot"]),
+                plan=plan,
+                trust_digest=_text(trust["digest"]) if trust["digest"] is not None else None,
+                trust_version=int(version) if version is not None else None,
+                approval=_mapping(approval) if approval is not None else None,
+                config=_mapping(data["config"]),
+                deviations=(
+                    DeviationState.from_json(_mapping(deviations))
+                    if deviations is not None
+                    else None
+                ),
+            )
+        except (KeyError, TypeError) as exc:
+            raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A plain-JSON copy (values that went through Ansible are subclasses of the plain types)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {_text(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    raise TypeError(f"{value!r} is not JSON data")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{value!r} is not a mapping")
+    plain: dict[str, Any] = _plain(value)
+    return plain
 
 
 def make_plan(
-    spec_path: Path,
+    context: RunContext,
     hostvars: Mapping[str, Mapping[str, Any]],
     groups: Mapping[str, Sequence[str]],
     *,
-    change_id: str | None,
-    run_id: str | None = None,
     hosts: Sequence[str] | None = None,
     test_ids: Sequence[str] | None = None,
-    change_pattern: str | None = None,
-    trust_digest: str | None = None,
     mode: str = "qualify",
     allow_empty: bool = False,
-    state_dir: Path | None = None,
     master_bundle: Path | None = None,
     master_subject: str | None = None,
-) -> dict[str, Any]:
-    """Validate everything a run needs and return its plan as plain JSON data.
+) -> RunPlan:
+    """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
     ``master_bundle`` (else the spec's ``clone.master.bundle``) is the master clones are
-    compared with; it is checked (verifies, passed, approved where the spec requires it,
-    has a fingerprint) before the plan is made, and the plan's ``clone`` block cites it.
+    compared with; it is checked (verifies with the context's trust store, passed, approved
+    where the spec requires it, has a fingerprint) before the plan is made, and the plan's
+    ``clone`` block cites it.
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
     """
-    change = (
-        validate_change_id(change_id, change_pattern)
-        if change_pattern
-        else validate_change_id(change_id)
-    )
-    run = validate_run_id(run_id) if run_id else new_run_id(utc_now())
-    spec = load_spec(spec_path)
-    if state_dir is not None and trust_path(state_dir).exists():
-        # The same gate `vqual qualify` applies before Ansible starts, so a plain
-        # ansible-playbook run is refused too: a malformed deviations file, or an
-        # unapproved protocol where the site requires approval.
-        from qualification.config import load_config
-        from qualification.review.gate import preflight_review
-
-        preflight_review(
-            state_dir, spec_path, change,
-            approval_required=load_config(state_dir).require_protocol_approval,
-        )
+    spec = context.spec
     inventory = InventoryModel.from_hostvars(hostvars, groups)
     master = None
     source = spec.clone_section.master
@@ -67,11 +224,11 @@ def make_plan(
         "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
     ):
         from qualification.baseline.clones import load_master
-        from qualification.state import resolve_state_dir
 
         master = load_master(
             bundle,
-            state_dir=resolve_state_dir(state_dir),
+            state_dir=context.state_dir,
+            trust=context.trust,
             require_approval=source.require_approval,
             subject=master_subject or source.subject,
         )
@@ -92,52 +249,88 @@ def make_plan(
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master)
     if not plan.planned() and not allow_empty:
         raise BadInputError(
-            f"no test of {spec_path} applies to the selected targets "
+            f"no test of {spec.path} applies to the selected targets "
             "(check vqual_target_kinds and the applications' risk in the inventory)"
         )
-    targets = []
-    for target in plan.targets:
-        targets.append(
-            {
-                "name": target.name,
-                "kinds": list(target.kinds),
-                "risk": target.risk,
-                "risk_reason": target.risk_reason,
-                "tests": [
-                    {
-                        "test_id": t.test_id,
-                        "title": t.title,
-                        "protocol": t.protocol,
-                        "requirements": list(t.requirements),
-                        "target": t.target,
-                        "check": t.check,
-                        "params": dict(t.params),
-                        "expect": dict(t.expect),
-                        "acceptance": t.acceptance,
-                    }
-                    for t in target.tests
-                ],
-            }
+    return RunPlan(
+        mode=mode,
+        change_id=context.change_id,
+        run_id=context.run_id,
+        spec_path=str(Path(spec.path).resolve()),
+        data_files=tuple(
+            DataFileRef(d.name, str(Path(d.path).resolve()), d.digest) for d in spec.data_files
+        ),
+        requirements=tuple(spec.requirements),
+        inventory_snapshot=inventory.snapshot(),
+        plan=plan,
+        trust_digest=context.trust_digest,
+        trust_version=context.trust_version,
+        approval=context.approval.citation() if context.approval is not None else None,
+        config=dict(context.config_citation),
+        deviations=context.deviations,
+    )
+
+
+def plan_in_playbook(
+    spec_path: Path,
+    hostvars: Mapping[str, Mapping[str, Any]],
+    groups: Mapping[str, Sequence[str]],
+    *,
+    environ: Mapping[str, str],
+    state_dir: Path,
+    change_id: str | None,
+    run_id: str | None = None,
+    hosts: Sequence[str] | None = None,
+    test_ids: Sequence[str] | None = None,
+    change_pattern: str | None = None,
+    mode: str = "qualify",
+    allow_empty: bool = False,
+    master_bundle: Path | None = None,
+    master_subject: str | None = None,
+) -> RunPlan:
+    """What the plan action does: take the run context ``vqual`` handed over (``environ``),
+    else load it here once (a plain ``ansible-playbook`` run), and make the plan.
+
+    With a handed-over context the task's spec, change id and run id must be the ones
+    ``vqual`` validated; they are not loaded or validated again.
+
+    Raises:
+        BadInputError: (or a subclass) for anything wrong; nothing has run yet.
+    """
+    context = handed_over(environ)
+    if context is None:
+        context = load_run_context(
+            state_dir, spec_path, change_id=change_id, run_id=run_id, change_pattern=change_pattern
         )
-    return {
-        "mode": mode,
-        "change_id": change,
-        "run_id": run,
-        "spec": {
-            "path": str(Path(spec.path).resolve()),
-            "name": spec.name,
-            "version": spec.version,
-            "digest": spec.digest,
-        },
-        "data_files": [
-            {"name": d.name, "path": str(Path(d.path).resolve()), "digest": d.digest}
-            for d in spec.data_files
-        ],
-        "requirements": list(spec.requirements),
-        "inventory_snapshot": inventory.snapshot(),
-        "inventory_digest": inventory.digest,
-        "trust_digest": trust_digest,
-        "targets": targets,
-        "planned": plan.planned(),
-        **({"clone": plan.clone} if plan.clone is not None else {}),
-    }
+    else:
+        _check_agrees(context, spec_path, change_id, run_id)
+    return make_plan(
+        context,
+        hostvars,
+        groups,
+        hosts=hosts,
+        test_ids=test_ids,
+        mode=mode,
+        allow_empty=allow_empty,
+        master_bundle=master_bundle,
+        master_subject=master_subject,
+    )
+
+
+def _check_agrees(
+    context: RunContext, spec_path: Path, change_id: str | None, run_id: str | None
+) -> None:
+    if spec_path.resolve() != context.spec.path.resolve():
+        raise BadInputError(
+            f"the plan task names spec {spec_path}, but vqual validated {context.spec.path} "
+            "for this run"
+        )
+    for name, given, validated in (
+        ("change id", change_id, context.change_id),
+        ("run id", run_id, context.run_id),
+    ):
+        if given and given != validated:
+            raise BadInputError(
+                f"the plan task names {name} {given}, but vqual validated {validated} "
+                "for this run"
+            )

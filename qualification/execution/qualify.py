@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from qualification.config import load_config
 from qualification.errors import (
     EXIT_INCOMPLETE,
     BadInputError,
@@ -15,11 +15,11 @@ from qualification.errors import (
     TrustError,
     exit_code_for_verdict,
 )
+from qualification.execution.context import RunContext, load_run_context
 from qualification.execution.inventory import VaultOptions
 from qualification.execution.recorder import open_signer_with
 from qualification.execution.runner import PlaybookRun, ProgressEvent, run_playbook
-from qualification.spec.change import new_run_id, validate_change_id, validate_run_id
-from qualification.spec.loader import load_spec
+from qualification.signing import TrustStore
 from qualification.state import trust_path
 from qualification.timeutil import utc_now
 
@@ -100,6 +100,7 @@ class QualifySummary:
 
 
 def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
+    """:func:`_check_executor_key` with the state directory's trust store (``vqual patch``)."""
     from qualification.review.signed import load_trust
 
     path = trust_path(state_dir)
@@ -107,49 +108,56 @@ def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
         raise TrustError(
             f"no trust store at {path}: create a key with `vqual keys create --role executor`"
         )
-    store = load_trust(state_dir)  # checked against its signed history
-    ok, reason = store.key_status_at(keyid, utc_now())
-    if ok and not store.has_role(keyid, "executor"):
+    _check_executor_key(load_trust(state_dir), keyid)  # checked against its signed history
+
+
+def _check_executor_key(trust: TrustStore, keyid: str) -> None:
+    ok, reason = trust.key_status_at(keyid, utc_now())
+    if ok and not trust.has_role(keyid, "executor"):
         ok, reason = False, "it does not hold the executor role in the trust store"
     if not ok:
         raise TrustError(f"the key {keyid[:16]} cannot sign runs: {reason}")
 
 
-def preflight(request: QualifyRequest) -> tuple[str, str, bytes | None]:
+@dataclass(frozen=True)
+class Preflight:
+    """What holds before anything executes: the run's context and the executor's passphrase."""
+
+    context: RunContext
+    passphrase: bytes | None = field(default=None, repr=False)
+
+
+def preflight(request: QualifyRequest) -> Preflight:
     """Everything that must hold before anything executes; raises BadInputError otherwise.
 
-    Returns:
-        (change id, run id, passphrase or None)
+    Loads the site configuration, the spec, the trust store and the review state once
+    (:func:`~qualification.execution.context.load_run_context`); the run uses that context
+    from here on.
     """
-    config = load_config(request.state_dir)
-    if config.change_id_pattern:
-        change_id = validate_change_id(request.change_id, config.change_id_pattern)
-    else:
-        change_id = validate_change_id(request.change_id)
-    run_id = validate_run_id(request.run_id) if request.run_id else new_run_id(utc_now())
-    load_spec(request.spec)
-    signer, passphrase = open_signer_with(request.key_file, request.passphrase_reader)
-    _check_executor_trusted(request.state_dir, signer.keyid)
-    from qualification.review.gate import preflight_review
-
-    preflight_review(
+    context = load_run_context(
         request.state_dir,
         request.spec,
-        change_id,
-        approval_required=config.require_protocol_approval,
+        change_id=request.change_id,
+        run_id=request.run_id,
+        site_pattern=True,
+        trust_required=True,
     )
-    bundle = request.evidence_dir / change_id / run_id
+    signer, passphrase = open_signer_with(request.key_file, request.passphrase_reader)
+    assert context.trust is not None  # trust_required
+    _check_executor_key(context.trust, signer.keyid)
+    bundle = request.evidence_dir / context.change_id / context.run_id
     if bundle.exists():
-        raise BadInputError(f"run id {run_id} already exists: {bundle}")
-    return change_id, run_id, passphrase
+        raise BadInputError(f"run id {context.run_id} already exists: {bundle}")
+    return Preflight(context, passphrase)
 
 
 def run_qualify(request: QualifyRequest) -> QualifySummary:
     """Run a qualification end to end and summarise the bundle it wrote."""
     from qualification.evidence.verify import verify_bundle
 
-    change_id, run_id, passphrase = preflight(request)
-    config = load_config(request.state_dir)
+    checked = preflight(request)
+    context = checked.context
+    change_id, run_id = context.change_id, context.run_id
     extravars: dict[str, Any] = {
         "vqual_spec": str(request.spec.resolve()),
         "vqual_change_id": change_id,
@@ -158,15 +166,13 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
     }
     if request.tests:
         extravars["vqual_tests"] = list(request.tests)
-    if config.change_id_pattern:
-        extravars["vqual_change_pattern"] = config.change_id_pattern
     outcome = run_playbook(
         PlaybookRun(
             playbook=request.playbook,
             inventory=request.inventory,
             extravars=extravars,
             key_file=request.key_file.resolve(),
-            passphrase=passphrase,
+            passphrase=checked.passphrase,
             evidence_dir=request.evidence_dir.resolve(),
             state_dir=request.state_dir.resolve(),
             initiator=request.initiator,
@@ -174,6 +180,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
             check_mode=request.check_mode,
             progress=request.progress,
             vault=request.vault,
+            context=context,
         )
     )
     if outcome.plan_error is not None:
@@ -187,9 +194,8 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
             f"the playbook ended ({outcome.status}, rc {outcome.rc}) without writing evidence; "
             f"failed: {outcome.failed or 'none'}"
         )
-    from qualification.review.signed import load_trust
-
-    result = verify_bundle(bundle, load_trust(request.state_dir))
+    assert context.trust is not None  # preflight requires one
+    result = verify_bundle(bundle, context.trust)
     counts = dict(result.counts)
     verdict = str(result.verdict) if result.verdict else "incomplete"
     if result.status == "valid":
@@ -214,4 +220,4 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
     )
 
 
-__all__ = ["QualifyRequest", "QualifySummary", "run_qualify", "preflight", "KeyFileError"]
+__all__ = ["KeyFileError", "Preflight", "QualifyRequest", "QualifySummary", "preflight", "run_qualify"]

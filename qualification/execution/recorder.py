@@ -7,25 +7,25 @@ manifest and ``run.end``.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from qualification import __version__
-from qualification.errors import BadInputError
+from qualification.errors import BadInputError, KeyFileError
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.reader import read_bundle
-from qualification.config import config_citation
+from qualification.evidence.records import utc_now as record_time
 from qualification.execution import controller
 from qualification.execution.evaluation import error_results
+from qualification.execution.planning import RunPlan
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
-from qualification.errors import KeyFileError
-from qualification.signing import Ed25519Signer, Signer
-from qualification.state import resolve_state_dir, trust_digest
-from qualification.evidence.records import utc_now as record_time
 from qualification.review.deviations import DeviationState
-from qualification.review.gate import run_review_context
+from qualification.signing import Ed25519Signer, Signer
+
 
 def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
     """The executor's signer from its key file; the passphrase, if any, from a 0600 file."""
@@ -80,6 +80,17 @@ def overall_verdict(counts: Mapping[str, int]) -> str:
     return "pass"
 
 
+def _read_cited(path: Path, digest: str, what: str) -> bytes:
+    """The bytes of a file the plan cites, refused if they no longer have its digest."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{what} cannot be read: {exc.strerror}", where=str(path)) from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise BadInputError(f"{what} changed after the run was planned", where=str(path))
+    return data
+
+
 class RunRecorder:
     """Writes one run's bundle from the plan and the results handed to it."""
 
@@ -88,15 +99,12 @@ class RunRecorder:
         evidence_root: Path,
         signer: Signer,
         initiator: str,
-        *,
-        state_dir: str | Path | None = None,
     ) -> None:
         self.evidence_root = evidence_root
-        self.state_dir = resolve_state_dir(state_dir)
         self.signer = signer
         self.initiator = initiator
         self.writer: BundleWriter | None = None
-        self.plan: dict[str, Any] = {}
+        self.plan: RunPlan | None = None
         self._pending: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._counts: dict[str, int] = {v: 0 for v in ("pass", "fail", "error", "not-executed", "waived")}
         self._executed = 0
@@ -107,59 +115,64 @@ class RunRecorder:
     def path(self) -> Path | None:
         return self.writer.path if self.writer else None
 
-    def start(self, plan: Mapping[str, Any]) -> Path:
-        """Open the bundle and write ``run.start`` with the spec, data and inventory."""
+    def start(self, plan: RunPlan) -> Path:
+        """Open the bundle and write ``run.start`` with the spec, data and inventory.
+
+        What ``run.start`` says about the run's inputs (trust store, approval, configuration)
+        and the deviations that may waive a failure come from the plan, which took them from
+        the run context; nothing is loaded again here. The spec and data files are read to be
+        stored, and must still have the digests the plan cites.
+
+        Raises:
+            BadInputError: the run has already started, or the spec or a data file changed
+                since the run was planned.
+        """
         if self.writer is not None:
             raise BadInputError("this run has already started")
-        self.plan = dict(plan)
-        change_id = str(plan["change_id"])
-        run_id = str(plan["run_id"])
-        prev = latest_seal(self.evidence_root, change_id)
-        spec_path = Path(plan["spec"]["path"])
-        spec_bytes = spec_path.read_bytes()
-        data_files = [(Path(d["path"]), str(d["name"])) for d in plan.get("data_files", [])]
-        # Before the bundle exists: a malformed deviations file stops the run here too.
-        approval, self._deviations, trust_version = run_review_context(
-            self.state_dir, change_id, str(plan["spec"]["digest"]), list(plan.get("data_files", []))
-        )
+        self.plan = plan
+        prev = latest_seal(self.evidence_root, plan.change_id)
+        spec_bytes = _read_cited(Path(plan.spec_path), plan.spec_digest, "the spec")
+        data_files = [
+            (d.name, _read_cited(Path(d.path), d.digest, f"data file {d.name}"))
+            for d in plan.data_files
+        ]
+        self._deviations = plan.deviations
         writer = BundleWriter.create(
-            self.evidence_root, change_id, run_id, self.signer, self.initiator
+            self.evidence_root, plan.change_id, plan.run_id, self.signer, self.initiator
         )
         self.writer = writer
-        for target in plan["targets"]:
-            self._pending[target["name"]] = {str(t["test_id"]): t for t in target["tests"]}
+        for target in plan.targets:
+            self._pending[target.name] = {t.test_id: t.to_json() for t in target.tests}
+        clone = plan.plan.clone
         writer.append(
             "run.start",
             {
-                "mode": plan.get("mode", "qualify"),
+                "mode": plan.mode,
                 "tool": {"name": "vqual", "version": __version__},
                 "versions": controller.versions(),
                 "controller": controller.controller_info(),
                 "clock": controller.clock_status(),
-                "spec": dict(plan["spec"]),
-                "requirements": list(plan.get("requirements", [])),
+                "spec": plan.spec_record(),
+                "requirements": list(plan.requirements),
                 "data_files": [
-                    {"name": d["name"], "path": f"data/{d['name']}", "digest": d["digest"]}
-                    for d in plan.get("data_files", [])
+                    {"name": d.name, "path": f"data/{d.name}", "digest": d.digest}
+                    for d in plan.data_files
                 ],
-                "inventory": {"digest": plan["inventory_digest"]},
-                "trust": {"digest": trust_digest(self.state_dir), "version": trust_version},
-                "targets": [
-                    {k: t[k] for k in ("name", "kinds", "risk", "risk_reason")}
-                    for t in plan["targets"]
-                ],
-                "planned": list(plan["planned"]),
+                "inventory": {"digest": plan.plan.inventory_digest},
+                "trust": {"digest": plan.trust_digest, "version": plan.trust_version},
+                "targets": [target.record() for target in plan.targets],
+                "planned": plan.planned(),
                 "prev_run_seal": prev,
-                "approval": approval,
-                "config": config_citation(self.state_dir),
+                "approval": plan.approval,
+                "config": plan.config,
                 # a clone run cites its master: bundle, seal and fingerprint digest
-                **({"clone": dict(plan["clone"])} if plan.get("clone") else {}),
+                **({"clone": dict(clone)} if clone else {}),
             },
         )
         writer.add_file("spec.yaml", spec_bytes)
-        for path, name in data_files:
-            writer.add_file(f"data/{name}", path.read_bytes())
-        writer.add_file("inventory.json", canonical_bytes(plan["inventory_snapshot"]))
+        for name, content in data_files:
+            writer.add_file(f"data/{name}", content)
+        writer.add_file("inventory.json", canonical_bytes(plan.inventory_snapshot))
         writer.sync()
         return writer.path
 
@@ -233,13 +246,8 @@ class RunRecorder:
         writer.sync()
         records = records_as_dicts(writer.path)
         writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
-        writer.add_file(
-            "report.html",
-            render_report(records, spec_requirements=self.plan.get("requirement_texts")).encode(
-                "utf-8"
-            ),
-        )
-        planned = len(self.plan.get("planned", []))
+        writer.add_file("report.html", render_report(records).encode("utf-8"))
+        planned = len(self.plan.planned()) if self.plan is not None else 0
         seal = writer.seal(
             counts=dict(self._counts),
             planned=planned,

@@ -11,14 +11,16 @@ import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import ansible_runner
 
 from qualification.errors import EXIT_BAD_INPUT
 from qualification.execution.collection import collections_path, find_collection_root
+from qualification.execution.context import RunContext, handoff_environment, write_handoff
 from qualification.execution.inventory import VaultOptions
 
 CALLBACK = "vqual.qualification.evidence"
@@ -53,6 +55,9 @@ class PlaybookRun:
     #: Vault secrets for the inventory, as ``ansible-playbook`` options; Ansible's own
     #: sources (``ANSIBLE_VAULT_PASSWORD_FILE``, its configuration) apply as well.
     vault: VaultOptions = field(default_factory=VaultOptions)
+    #: the run's inputs, loaded once before Ansible starts and handed to its plan action
+    #: (None: the playbook's plan action loads them itself)
+    context: RunContext | None = None
 
 
 @dataclass
@@ -99,6 +104,9 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(run.passphrase)
             env["VQUAL_KEY_PASSPHRASE_FILE"] = str(pfile)
+        if run.context is not None:
+            # Handed over, not loaded again: the plan action checks the file's digest.
+            env.update(handoff_environment(*write_handoff(run.context, scratch)))
 
         def on_event(event: Mapping[str, Any]) -> bool:
             data = event.get("event_data") or {}

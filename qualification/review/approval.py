@@ -165,15 +165,30 @@ def require_approval(state_dir: Path, spec_path: Path, trust: TrustStore) -> Pro
     Raises:
         BadInputError: no valid approval of these exact spec and data file bytes.
     """
-    spec = load_spec(spec_path)
+    approval = approval_for(state_dir, load_spec(spec_path), trust, required=True)
+    assert approval is not None  # required: refused above otherwise
+    return approval
+
+
+def approval_for(
+    state_dir: Path, spec: Spec, trust: TrustStore, *, required: bool
+) -> ProtocolApproval | None:
+    """The latest valid approval of the loaded ``spec`` and its data files, or None.
+
+    Raises:
+        BadInputError: ``required`` and there is no valid approval of these exact spec and
+            data file bytes.
+    """
     _, files = _covered(spec)
     valid, refused = find_approvals(state_dir, spec.digest, files, trust)
     if valid:
         return valid[-1]
+    if not required:
+        return None
     why = f" ({'; '.join(refused[:3])})" if refused else ""
     raise BadInputError(
         f"protocol {spec.name} {spec.version} (sha256 {spec.digest[:16]}) has no valid approval "
         f"of these exact spec and data file bytes{why}; an approver runs "
-        f"`vqual sign {spec_path} --meaning approved`",
-        where=str(spec_path),
+        f"`vqual sign {spec.path} --meaning approved`",
+        where=str(spec.path),
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -71,6 +71,17 @@ class Deviation:
         found.update({f: getattr(self, f) for f in _OPTIONAL if getattr(self, f) is not None})
         return found
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Deviation:
+        """Read :meth:`to_json` back.
+
+        Raises:
+            KeyError, TypeError: a field is missing or not a string.
+        """
+        fields = {f: _json_text(data[f]) for f in _FIELDS}
+        fields.update({f: _json_text(data[f]) for f in _OPTIONAL if data.get(f) is not None})
+        return cls(**fields)
+
     def raisers(self) -> set[str]:
         """Who may not approve this deviation: its owner and whoever raised it."""
         return {self.owner, *([self.raised_by] if self.raised_by else [])}
@@ -97,6 +108,38 @@ class Waiver:
     envelope: str  # the stored envelope, canonical JSON text
     identity: str = ""  # the approver's identity in the trust store
 
+    def to_json(self) -> dict[str, Any]:
+        """The waiver as it was judged, for :meth:`from_json` (not a record: see :meth:`record`)."""
+        return {
+            "deviation": self.deviation.to_json(),
+            "name": self.name,
+            "keyid": self.keyid,
+            "time": self.time,
+            "comment": self.comment,
+            "file": self.file,
+            "envelope": self.envelope,
+            "identity": self.identity,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Waiver:
+        """Read :meth:`to_json` back.
+
+        Raises:
+            KeyError, TypeError: a field is missing or mistyped.
+        """
+        comment = data.get("comment")
+        return cls(
+            deviation=Deviation.from_json(data["deviation"]),
+            name=_json_text(data["name"]),
+            keyid=_json_text(data["keyid"]),
+            time=_json_text(data["time"]),
+            comment=_json_text(comment) if comment is not None else None,
+            file=_json_text(data["file"]),
+            envelope=_json_text(data["envelope"]),
+            identity=_json_text(data.get("identity", "")),
+        )
+
     def record(self) -> dict[str, Any]:
         """The ``deviation.waiver`` record's data in a bundle."""
         return {
@@ -107,6 +150,12 @@ class Waiver:
             "file": self.file,
             "envelope": self.envelope,
         }
+
+
+def _json_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return str(value)
 
 
 def change_dir(state_dir: Path, change_id: str) -> Path:
@@ -276,6 +325,30 @@ class DeviationState:
         if deviation.id not in self.waivers:
             return "unsigned"
         return "expired" if deviation.expired_at(when) else "approved"
+
+    def to_json(self) -> dict[str, Any]:
+        """The state as judged, so a run can hand it on without judging it again."""
+        return {
+            "deviations": [d.to_json() for d in self.deviations],
+            "waivers": {dev_id: w.to_json() for dev_id, w in self.waivers.items()},
+            "refused": list(self.refused),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeviationState:
+        """Read :meth:`to_json` back.
+
+        Raises:
+            KeyError, TypeError: a field is missing or mistyped.
+        """
+        waivers = data["waivers"]
+        if not isinstance(waivers, Mapping):
+            raise TypeError(f"waivers {waivers!r} is not a mapping")
+        return cls(
+            deviations=[Deviation.from_json(d) for d in data["deviations"]],
+            waivers={_json_text(k): Waiver.from_json(w) for k, w in waivers.items()},
+            refused=[_json_text(r) for r in data["refused"]],
+        )
 
 
 def deviation_state(state_dir: Path, change_id: str, trust: TrustStore) -> DeviationState:

@@ -78,6 +78,8 @@ class TrustStore:
     path: Path
     keys: dict[str, TrustedKey] = field(default_factory=dict)
     digest: str | None = None  # SHA-256 of the file bytes as loaded or last saved
+    #: the file bytes as loaded or last saved (None for a new, unsaved store)
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustStore:
@@ -91,6 +93,16 @@ class TrustStore:
             raw = p.read_bytes()
         except OSError as exc:
             raise TrustError(f"trust store cannot be read: {exc.strerror}", where=str(p)) from None
+        return cls.parse(raw, p)
+
+    @classmethod
+    def parse(cls, raw: bytes, path: str | os.PathLike[str]) -> TrustStore:
+        """Validate the bytes of a ``trust.yaml`` read from ``path`` (named in errors).
+
+        Raises:
+            TrustError: as :meth:`load`, except that nothing is read.
+        """
+        p = Path(path)
         try:
             doc = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
@@ -99,7 +111,7 @@ class TrustStore:
             raise TrustError(
                 f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where
             ) from None
-        store = cls(p, digest=hashlib.sha256(raw).hexdigest())
+        store = cls(p, digest=hashlib.sha256(raw).hexdigest(), raw=bytes(raw))
         if not isinstance(doc, dict):
             raise TrustError("top level must be a mapping with version and keys", where=str(p))
         if doc.get("version") != TRUST_VERSION:
@@ -207,6 +219,7 @@ class TrustStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         self.digest = hashlib.sha256(data).hexdigest()
+        self.raw = data
         return self.digest
 
 

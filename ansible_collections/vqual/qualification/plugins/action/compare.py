@@ -15,7 +15,9 @@ from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controll
 )
 
 if HAS_QUALIFICATION:
-    from qualification.execution.evaluation import evaluate_cross_host
+    from qualification.errors import VqualError
+    from qualification.execution.observing import compare_targets
+    from qualification.execution.planning import RunPlan
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
@@ -27,21 +29,21 @@ class ActionModule(ActionBase):
         if not HAS_QUALIFICATION:
             result.update(failed=True, msg=MISSING_QUALIFICATION.format(error=QUALIFICATION_IMPORT_ERROR))
             return result
-        plan = self._task.args.get("plan")
-        if not plan:
-            # The plan registered by the plan task, read without templating it into this
-            # task's arguments (a large plan costs seconds to template).
-            plan = (task_vars.get(self._task.args.get("plan_var", "vqual_run")) or {}).get("vqual_plan") or {}
-        var = self._task.args.get("results_var", "vqual_host_result")
+        args = self._task.args
+        # The plan registered by the plan task, read without templating it into this
+        # task's arguments (a large plan costs seconds to template).
+        data = args.get("plan") or (task_vars.get(args.get("plan_var", "vqual_run")) or {}).get("vqual_plan") or {}
+        var = args.get("results_var", "vqual_host_result")
         hostvars = task_vars.get("hostvars", {})
-        tests_by_target = {t["name"]: t.get("tests", []) for t in plan.get("targets", [])}
-        cross = {}
-        for target in tests_by_target:
+
+        def cross_of(target):
             registered = hostvars[target].get(var) if target in hostvars else None
-            if registered:
-                cross[target] = plain(registered.get("vqual_cross") or {})
-        # A target without a registered result left the play (unreachable or failed): the
-        # callback has already recorded errors for all of its tests.
-        reached = {name: tests for name, tests in tests_by_target.items() if name in cross}
-        result.update(changed=False, vqual_results=evaluate_cross_host(reached, cross))
+            return plain(registered.get("vqual_cross") or {}) if registered else None
+
+        try:
+            plan = RunPlan.from_dict(data)
+        except VqualError as exc:
+            result.update(failed=True, msg=exc.one_line())
+            return result
+        result.update(changed=False, vqual_results=compare_targets(plan, cross_of))
         return result

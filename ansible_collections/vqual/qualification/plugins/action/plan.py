@@ -25,7 +25,7 @@ if HAS_QUALIFICATION:
 
     from qualification.errors import VqualError
     from qualification.execution.inventory import RenderFailure
-    from qualification.execution.planning import make_plan
+    from qualification.execution.planning import plan_in_playbook
     from qualification.state import resolve_state_dir
 
 #: Only these inventory variables reach the plan; vqual's own and the connection's identity.
@@ -80,10 +80,14 @@ class ActionModule(ActionBase):
         args = self._task.args
         groups = plain(task_vars.get("groups", {}))
         try:
-            plan = make_plan(
+            # The run context vqual handed over (its environment names the file), else the
+            # inputs are loaded here, once.
+            plan = plan_in_playbook(
                 Path(self._spec_path(str(args.get("spec", "")))),
                 self._hostvars(task_vars),
                 groups,
+                environ=os.environ,
+                state_dir=resolve_state_dir(args.get("state_dir")),
                 change_id=args.get("change_id"),
                 run_id=args.get("run_id"),
                 hosts=plain(task_vars.get("ansible_play_hosts_all", [])) or None,
@@ -91,12 +95,11 @@ class ActionModule(ActionBase):
                 change_pattern=args.get("change_pattern"),
                 mode=args.get("mode", "qualify"),
                 allow_empty=bool(args.get("allow_empty", False)),
-                state_dir=resolve_state_dir(args.get("state_dir")),
                 master_bundle=Path(args["master_bundle"]) if args.get("master_bundle") else None,
                 master_subject=args.get("master_subject") or None,
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)
             return result
-        result.update(changed=False, vqual_plan=plan)
+        result.update(changed=False, vqual_plan=plan.to_dict())
         return result

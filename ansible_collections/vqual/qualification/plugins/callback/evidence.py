@@ -54,11 +54,6 @@ options:
     type: str
     env:
       - name: VQUAL_INITIATOR
-  state_dir:
-    description: vqual's state directory (trust store); its trust store digest is recorded.
-    type: path
-    env:
-      - name: VQUAL_STATE_DIR
 """
 
 import getpass
@@ -77,6 +72,7 @@ if HAS_QUALIFICATION:
     from pathlib import Path
 
     from qualification.errors import VqualError
+    from qualification.execution.planning import RunPlan
     from qualification.execution.recorder import RunRecorder, open_signer
 
 
@@ -106,7 +102,6 @@ class CallbackModule(CallbackBase):
                 Path(self.get_option("evidence_dir")),
                 signer,
                 self.get_option("initiator") or getpass.getuser(),
-                state_dir=self.get_option("state_dir"),
             )
         except VqualError as exc:
             os.environ[CALLBACK_STATE_ENV] = "error: evidence callback: " + exc.one_line()
@@ -129,7 +124,7 @@ class CallbackModule(CallbackBase):
         if data.get("_ansible_no_log"):
             return
         if "vqual_plan" in data:
-            path = self.recorder.start(data["vqual_plan"])
+            path = self.recorder.start(RunPlan.from_dict(data["vqual_plan"]))
             self._display.display(f"vqual: evidence bundle {path}")
         elif "vqual_results" in data:
             self.recorder.record(

@@ -20,6 +20,10 @@ description:
   - Runs on the controller only and changes nothing on any target.
   - Fails at once, before anything executes, when the evidence callback
     C(vqual.qualification.evidence) is not enabled or cannot sign, or when any input is bad.
+  - Under C(vqual qualify) the inputs vqual loaded and validated before Ansible started (site
+    configuration, spec, trust store, approval, deviations) are handed over in a file of the
+    runner's private data directory and not loaded again; run with C(ansible-playbook), this
+    task loads them, once.
   - The callback opens the evidence bundle from this task's result (C(run.start)).
   - Run it once per play (C(run_once=true)) and register its result for M(vqual.qualification.qualify).
 version_added: "0.1.0"
@@ -81,7 +85,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 vqual_plan:
-  description: The plan, as recorded in C(run.start) (targets, risks, planned tests, digests).
+  description:
+    - The plan, as recorded in C(run.start) (targets, risks, planned tests, digests of the
+      spec, its data files, the inventory and the trust store; the approval and configuration
+      in force) and the change's judged deviations.
   returned: success
   type: dict
 vqual_exit_code:
