@@ -32,13 +32,14 @@ from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import utc_now
 from qualification.evidence.verify import verify_bundle
-from qualification.errors import BadInputError
+from qualification.errors import BadInputError, exit_code_for_verdict
 from qualification.execution import controller
 from qualification.execution.collection import collection_version, find_collection_root
 from qualification.execution.recorder import overall_verdict, records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.signed import check_signer, load_trust
+from qualification.rollout.change import load_change
 from qualification.signing import Ed25519Signer, Signer, TrustStore
 from qualification.spec.change import new_run_id, validate_change_id
 from qualification.state import trust_digest
@@ -337,6 +338,55 @@ def _operators() -> Outcome:
     return Outcome(not wrong, len(_OPERATOR_CASES) - len(wrong), "; ".join(wrong) or None)
 
 
+#: docs/formats.md, "Verdicts and exit codes": what a finished run of each verdict returns.
+_DOCUMENTED_EXITS = {"pass": 0, "waived": 0, "fail": 1, "not-executed": 3, "error": 4}
+
+
+def _verdict_exits() -> Outcome:
+    got = {verdict: exit_code_for_verdict(verdict) for verdict in _DOCUMENTED_EXITS}
+    return Outcome(got == _DOCUMENTED_EXITS, got)
+
+
+_HIGH_RISK_CHANGE = """\
+apiVersion: vqual.change/v1
+change_id: CHG0000042
+title: selftest change
+risk: high
+cluster: selftest
+target:
+  packages:
+    selftest-package: "1.1"
+window:
+  start: "2026-11-26T20:00:00Z"
+  end: "2026-11-27T02:00:00Z"
+"""
+
+
+def _canary_rule(root: Path) -> Outcome:
+    """No canary: refused; a canary: loads; a waiver: loads and keeps its reason."""
+    spec = root / "canary-spec.yaml"
+    spec.write_text("apiVersion: vqual/v1\n")
+    cases = {
+        "none": _HIGH_RISK_CHANGE,
+        "canary": _HIGH_RISK_CHANGE + f"requalify:\n  spec: {spec}\n  canary_vm: vm1\n",
+        "waiver": _HIGH_RISK_CHANGE + "canary_waiver:\n  reason: selftest reason\n",
+    }
+    got = []
+    for name, text in cases.items():
+        path = root / f"change-{name}.yaml"
+        path.write_text(text)
+        try:
+            change = load_change(path)
+        except BadInputError:
+            got.append("refused")
+            continue
+        waiver = change.canary_waiver
+        got.append("loaded with reason" if waiver and waiver.reason == "selftest reason"
+                   else "loaded")
+    want = ["refused", "loaded", "loaded with reason"]
+    return Outcome(got == want, got)
+
+
 def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
     """Every check the selftest runs, in order."""
     eq = {"op": "equals", "value": True}
@@ -424,6 +474,26 @@ def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[Se
             _operators,
         )
     )
+    found += [
+        SelfCheck(
+            "ST-OQ-08",
+            "every verdict exits with its documented code; only pass and waived exit 0",
+            "OQ",
+            "VQ-19",
+            "qualification.errors.exit_code_for_verdict",
+            {"op": "equals", "value": _DOCUMENTED_EXITS},
+            _verdict_exits,
+        ),
+        SelfCheck(
+            "ST-OQ-09",
+            "a high-risk change loads only with an OQ canary or a waiver with its reason",
+            "OQ",
+            "VQ-20",
+            "qualification.rollout.change.load_change",
+            {"op": "equals", "value": ["refused", "loaded", "loaded with reason"]},
+            lambda: _canary_rule(scratch().root),
+        ),
+    ]
     return found
 
 

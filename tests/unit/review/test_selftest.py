@@ -6,6 +6,8 @@ import base64
 import json
 import shutil
 from pathlib import Path
+
+import pytest
 from typing import Any
 
 from click.testing import CliRunner
@@ -119,3 +121,18 @@ def test_the_selftest_exit_code_follows_its_verdict_as_every_run(tmp_path: Path)
 
     assert (code("pass"), code("fail"), code("error"), code("not-executed")) == (0, 1, 4, 3)
     assert code("pass", "invalid") == 1
+
+
+def test_the_verdict_exits_and_the_canary_rule_are_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qualification.review import selftest
+
+    assert selftest._verdict_exits().ok
+    outcome = selftest._canary_rule(tmp_path)
+    assert outcome.ok and outcome.observed == ["refused", "loaded", "loaded with reason"]
+    # A loader that lets a high-risk change through without a canary fails the check.
+    monkeypatch.setattr(selftest, "load_change", lambda path: type(
+        "C", (), {"canary_waiver": None})())
+    assert not selftest._canary_rule(tmp_path).ok
+    monkeypatch.setattr(selftest, "exit_code_for_verdict", lambda verdict: 0)
+    assert not selftest._verdict_exits().ok
