@@ -27,12 +27,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from qualification import __version__
 from qualification.checks import operators
 from qualification.config import config_citation
-from qualification.errors import exit_code_for_verdict
+from qualification.errors import BadInputError, exit_code_for_verdict
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import utc_now
 from qualification.evidence.verify import verify_bundle
-from qualification.errors import BadInputError, exit_code_for_verdict
 from qualification.execution import controller
 from qualification.execution.collection import collection_version, find_collection_root
 from qualification.execution.recorder import overall_verdict, records_as_dicts

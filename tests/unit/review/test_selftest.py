@@ -6,10 +6,9 @@ import base64
 import json
 import shutil
 from pathlib import Path
-
-import pytest
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from qualification.cli import main
