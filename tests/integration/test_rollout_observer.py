@@ -192,8 +192,9 @@ def test_connect_failure_is_a_platform_error(tmp_path: Path) -> None:
 # --- properties that need several hosts, on recorded sequences -------------------------------
 
 
-def _snap(t: float, hosts: dict[str, str], vms: dict[str, str]) -> Snapshot:
-    """hosts: name -> "up" | "maint" | "down"; vms: name -> host (all running)."""
+def _snap(t: float, hosts: dict[str, str], vms: dict[str, str],
+          stopped: frozenset[str] = frozenset()) -> Snapshot:
+    """hosts: name -> "up" | "maint" | "down"; vms: name -> host (running unless stopped)."""
     return Snapshot(
         mono=t,
         time=f"t{t:g}",
@@ -201,7 +202,7 @@ def _snap(t: float, hosts: dict[str, str], vms: dict[str, str]) -> Snapshot:
             n: HostView(n, in_maintenance=s == "maint", connected=s != "down")
             for n, s in hosts.items()
         },
-        vms={n: VmView(n, h, "running") for n, h in vms.items()},
+        vms={n: VmView(n, h, "stopped" if n in stopped else "running") for n, h in vms.items()},
     )
 
 
@@ -283,6 +284,30 @@ def test_a_drained_host_may_take_vms_once_back_in_service() -> None:
         _snap(4, UP3, {"a": "h1", "c": "h2"}),  # h2's turn: a goes back to the patched h1
     ]
     assert check_safety(seq) == []
+
+
+def test_the_stopped_canary_may_visit_the_drained_host_in_maintenance() -> None:
+    # RP-OQ-01: the stopped canary sits on h1; it goes out to h2 and back while h1 is in
+    # maintenance (a cold move), which is no breach of the drain.
+    canary = frozenset({"m"})
+    seq = [
+        _snap(0, UP3, {"a": "h1", "m": "h1"}, canary),
+        _snap(1, UP3, {"a": "h2", "m": "h1"}, canary),
+        _snap(2, {**UP3, "h1": "maint"}, {"a": "h2", "m": "h2"}, canary),
+        _snap(3, {**UP3, "h1": "maint"}, {"a": "h2", "m": "h1"}, canary),
+        _snap(4, UP3, {"a": "h2", "m": "h1"}, canary),
+    ]
+    assert check_safety(seq) == []
+    # The same stopped VM arriving while h1 is still in service and draining is a breach,
+    # and a running one arriving on h1 in maintenance breaks properties 2 and 3.
+    early = [*seq[:2], _snap(2, UP3, {"a": "h2", "m": "h2"}, canary),
+             _snap(3, UP3, {"a": "h2", "m": "h1"}, canary)]
+    assert check_safety(early) == ["t3: VM m arrived on host h1 while it was being drained"]
+    running = [*seq[:3], _snap(3, {**UP3, "h1": "maint"}, {"a": "h2", "m": "h1"})]
+    assert check_safety(running) == [
+        "t3: VM m is running on host h1 in maintenance",
+        "t3: VM m arrived on host h1 while it was being drained",
+    ]
 
 
 def test_a_drained_host_that_never_left_service_may_not_take_vms() -> None:
