@@ -9,9 +9,9 @@ patch's safety properties:
 1. at most one host out of service (in maintenance or not connected) at a time;
 2. no powered-on VM on a host in maintenance;
 3. no VM arrives on a host while that host is being drained: once a host loses a VM it must
-   not gain one until it has been out of service and is back in service; the one exception is
-   a stopped VM arriving while the host is in maintenance (the OQ canary's cold visit to the
-   patched host; property 2 still forbids it to be powered on there);
+   not gain one until it has been seen out of service (in maintenance or not connected; while
+   it is out, property 2 forbids a powered-on VM there, and a stopped one, such as the OQ
+   canary's cold visit to the patched host, is allowed);
 4. the set of VMs at the end equals the set at the start.
 
 Polling can miss states shorter than the interval; the properties are judged on what was
@@ -220,10 +220,8 @@ def check_safety(
             seen.add(key)
             problems.append(message)
 
-    # draining[host] is True from a host's first loss of a VM until it has been out of
-    # service and is seen back in service.
+    # draining[host] is True from a host's loss of a VM until it is seen out of service.
     draining: dict[str, bool] = {}
-    was_out: dict[str, bool] = {}
     prev: Snapshot | None = None
     for snap in good:
         out = sorted(n for n, h in snap.hosts.items() if not h.in_service and n not in exempt)
@@ -246,28 +244,21 @@ def check_safety(
                 now = snap.vms.get(name)
                 if now is None or now.host != before.host:
                     draining[before.host] = True
+        for name, host in snap.hosts.items():
+            if not host.in_service:
+                # Out of service: its drain is over. What arrives now is judged by property 2;
+                # what arrives after it is back in service is a patched host taking VMs again.
+                draining[name] = False
+        if prev is not None:
             for name, now in snap.vms.items():
                 before_vm = prev.vms.get(name)
                 arrived = before_vm is None or before_vm.host != now.host
-                target = snap.hosts.get(now.host)
-                canary_visit = (
-                    target is not None
-                    and target.in_maintenance
-                    and now.power_state not in POWERED_ON
-                )
-                if arrived and draining.get(now.host) and not canary_visit:
+                if arrived and draining.get(now.host):
                     once(
                         ("arrive", name, now.host),
                         f"{snap.time}: VM {name} arrived on host {now.host} while it was being "
                         "drained",
                     )
-        for name, host in snap.hosts.items():
-            if not host.in_service:
-                was_out[name] = True
-            elif was_out.get(name):
-                # Back in service after its time out: it may take VMs again.
-                was_out[name] = False
-                draining[name] = False
         prev = snap
     start, end = set(first.vms), set(last.vms)
     if start != end:

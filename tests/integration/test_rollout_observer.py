@@ -298,16 +298,16 @@ def test_the_stopped_canary_may_visit_the_drained_host_in_maintenance() -> None:
         _snap(4, UP3, {"a": "h2", "m": "h1"}, canary),
     ]
     assert check_safety(seq) == []
+    # Polls are coarse: the canary may be seen back on h1 only once h1 is back in service.
+    late = [*seq[:3], _snap(3, UP3, {"a": "h2", "m": "h1"}, canary)]
+    assert check_safety(late) == []
     # The same stopped VM arriving while h1 is still in service and draining is a breach,
-    # and a running one arriving on h1 in maintenance breaks properties 2 and 3.
+    # and a running one arriving on h1 in maintenance breaks property 2.
     early = [*seq[:2], _snap(2, UP3, {"a": "h2", "m": "h2"}, canary),
              _snap(3, UP3, {"a": "h2", "m": "h1"}, canary)]
     assert check_safety(early) == ["t3: VM m arrived on host h1 while it was being drained"]
     running = [*seq[:3], _snap(3, {**UP3, "h1": "maint"}, {"a": "h2", "m": "h1"})]
-    assert check_safety(running) == [
-        "t3: VM m is running on host h1 in maintenance",
-        "t3: VM m arrived on host h1 while it was being drained",
-    ]
+    assert check_safety(running) == ["t3: VM m is running on host h1 in maintenance"]
 
 
 def test_a_drained_host_that_never_left_service_may_not_take_vms() -> None:
