@@ -99,10 +99,15 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests marked lab use the lab fixture even if they forgot to ask for it.
+    # Tests marked lab use the lab fixture even if they forgot to ask for it, and first:
+    # fixtures are set up in this order, so a module fixture that reads the lab's inventory
+    # finds the lab up even when its module is the session's first (as in test-slow).
     for item in items:
-        if item.get_closest_marker("lab") and "lab" not in getattr(item, "fixturenames", []):
-            item.fixturenames.append("lab")  # type: ignore[attr-defined]
+        names = getattr(item, "fixturenames", None)
+        if item.get_closest_marker("lab") and names is not None:
+            if "lab" in names:
+                names.remove("lab")
+            names.insert(0, "lab")
 
 
 #: Set by the session-end compliance check for the terminal summary.
