@@ -20,7 +20,7 @@ from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
 from qualification.review.deviations import DeviationState
 from qualification.spec.inventory import InventoryModel
-from qualification.spec.plan import Plan, TargetPlan, build_plan
+from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
 
 
 @dataclass(frozen=True)
@@ -137,59 +137,29 @@ class RunPlan:
             deviations = data["deviations"]
             approval = data["approval"]
             return cls(
-                mode=_text(data["mode"]),
-                change_id=_text(data["change_id"]),
-                run_id=_text(data["run_id"]),
-                spec_path=_text(data["spec"]["path"]),
+                mode=plain_text(data["mode"]),
+                change_id=plain_text(data["change_id"]),
+                run_id=plain_text(data["run_id"]),
+                spec_path=plain_text(data["spec"]["path"]),
                 data_files=tuple(
-                    DataFileRef(_text(d["name"]), _text(d["path"]), _text(d["digest"]))
+                    DataFileRef(plain_text(d["name"]), plain_text(d["path"]), plain_text(d["digest"]))
                     for d in data["data_files"]
                 ),
-                requirements=tuple(_text(r) for r in data["requirements"]),
-                inventory_snapshot=_mapping(data["inventory_snapshot"]),
+                requirements=tuple(plain_text(r) for r in data["requirements"]),
+                inventory_snapshot=plain_mapping(data["inventory_snapshot"]),
                 plan=plan,
-                trust_digest=_text(trust["digest"]) if trust["digest"] is not None else None,
+                trust_digest=plain_text(trust["digest"]) if trust["digest"] is not None else None,
                 trust_version=int(version) if version is not None else None,
-                approval=_mapping(approval) if approval is not None else None,
-                config=_mapping(data["config"]),
+                approval=plain_mapping(approval) if approval is not None else None,
+                config=plain_mapping(data["config"]),
                 deviations=(
-                    DeviationState.from_json(_mapping(deviations))
+                    DeviationState.from_json(plain_mapping(deviations))
                     if deviations is not None
                     else None
                 ),
             )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{value!r} is not a string")
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """A plain-JSON copy (values that went through Ansible are subclasses of the plain types)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {_text(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    raise TypeError(f"{value!r} is not JSON data")
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{value!r} is not a mapping")
-    plain: dict[str, Any] = _plain(value)
-    return plain
 
 
 def make_plan(

@@ -186,32 +186,32 @@ class Plan:
                 raise BadInputError(f"plan version {data['v']!r} is not {PLAN_VERSION}")
             targets = [
                 TargetPlan(
-                    name=_text(target["name"]),
-                    kinds=tuple(_text(kind) for kind in target["kinds"]),
-                    risk=_text(target["risk"]),
-                    risk_reason=_text(target["risk_reason"]),
+                    name=plain_text(target["name"]),
+                    kinds=tuple(plain_text(kind) for kind in target["kinds"]),
+                    risk=plain_text(target["risk"]),
+                    risk_reason=plain_text(target["risk_reason"]),
                     tests=[
                         PlannedTest(
-                            test_id=_text(test["test_id"]),
-                            title=_text(test["title"]),
-                            protocol=_text(test["protocol"]),
-                            requirements=tuple(_text(req) for req in test["requirements"]),
-                            target=_text(test["target"]),
-                            check=_text(test["check"]),
-                            params=_mapping(test["params"]),
-                            expect=_mapping(test["expect"]),
-                            acceptance=_text(test["acceptance"]),
+                            test_id=plain_text(test["test_id"]),
+                            title=plain_text(test["title"]),
+                            protocol=plain_text(test["protocol"]),
+                            requirements=tuple(plain_text(req) for req in test["requirements"]),
+                            target=plain_text(test["target"]),
+                            check=plain_text(test["check"]),
+                            params=plain_mapping(test["params"]),
+                            expect=plain_mapping(test["expect"]),
+                            acceptance=plain_text(test["acceptance"]),
                         )
                         for test in target["tests"]
                     ],
                 )
                 for target in data["targets"]
             ]
-            spec = {key: _text(data["spec"][key]) for key in ("name", "version", "digest")}
-            clone = _mapping(data["clone"]) if data.get("clone") is not None else None
+            spec = {key: plain_text(data["spec"][key]) for key in ("name", "version", "digest")}
+            clone = plain_mapping(data["clone"]) if data.get("clone") is not None else None
             return cls(
                 spec=spec,
-                inventory_digest=_text(data["inventory_digest"]),
+                inventory_digest=plain_text(data["inventory_digest"]),
                 targets=targets,
                 clone=clone,
             )
@@ -219,13 +219,13 @@ class Plan:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
 
 
-def _text(value: Any) -> str:
+def plain_text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{value!r} is not a string")
     return str(value)
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """A plain-JSON copy: a plan that went through Ansible comes back as subclasses of the
     plain types (tagged values), which records must not carry."""
     if value is None or isinstance(value, bool):
@@ -237,16 +237,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, Mapping):
-        return {_text(key): _plain(item) for key, item in value.items()}
+        return {plain_text(key): plain_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_json(item) for item in value]
     raise TypeError(f"{value!r} is not JSON data")
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def plain_mapping(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise TypeError(f"{value!r} is not a mapping")
-    plain: dict[str, Any] = _plain(value)
+    plain: dict[str, Any] = plain_json(value)
     return plain
 
 
