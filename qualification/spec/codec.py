@@ -25,6 +25,7 @@ from qualification.spec.model import (
     Spec,
     TestDef,
 )
+from qualification.spec.plan import plain_text
 
 CODEC_VERSION = 1
 
@@ -99,20 +100,14 @@ def spec_to_json(spec: Spec) -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{value!r} is not a string")
-    return str(value)
-
-
 def _opt_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
+    return None if value is None else plain_text(value)
 
 
 def _texts(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise TypeError(f"{value!r} is not a list")
-    return tuple(_text(item) for item in value)
+    return tuple(plain_text(item) for item in value)
 
 
 def _number(value: Any) -> float | int | None:
@@ -123,7 +118,7 @@ def _number(value: Any) -> float | int | None:
 
 def _checked_bytes(encoded: Any, digest: str, what: str) -> bytes:
     try:
-        raw = base64.b64decode(_text(encoded), validate=True)
+        raw = base64.b64decode(plain_text(encoded), validate=True)
     except binascii.Error:
         raise TypeError(f"{what}: not base64") from None
     if hashlib.sha256(raw).hexdigest() != digest:
@@ -134,7 +129,7 @@ def _checked_bytes(encoded: Any, digest: str, what: str) -> bytes:
 def _expectation(data: Mapping[str, Any]) -> Expectation:
     low, high = _number(data["min"]), _number(data["max"])
     return Expectation(
-        op=_text(data["op"]),
+        op=plain_text(data["op"]),
         value=data["value"],
         value_from=_opt_text(data["value_from"]),
         min=low,
@@ -153,16 +148,16 @@ def _test(data: Mapping[str, Any]) -> TestDef:
     if not isinstance(line, int) or isinstance(line, bool):
         raise TypeError(f"line {line!r} is not an integer")
     return TestDef(
-        id=_text(data["id"]),
-        title=_text(data["title"]),
-        protocol=_text(data["protocol"]),
+        id=plain_text(data["id"]),
+        title=plain_text(data["title"]),
+        protocol=plain_text(data["protocol"]),
         requirements=_texts(data["requirements"]),
         applies_to=_texts(data["applies_to"]),
         risk=_texts(data["risk"]),
-        check=_text(data["check"]),
+        check=plain_text(data["check"]),
         params=dict(params),
         expect=_expectation(data["expect"]),
-        acceptance=_text(data["acceptance"]),
+        acceptance=plain_text(data["acceptance"]),
         description=_opt_text(data["description"]),
         line=line,
         scope=_texts(data["scope"]),
@@ -188,9 +183,9 @@ def _clone(data: Mapping[str, Any]) -> CloneSection:
         raise TypeError(f"sizing {sizing!r} is not a mapping")
     return CloneSection(
         identity=_texts(data["identity"]),
-        sizing={_text(name): _range(rng) for name, rng in sizing.items()},
+        sizing={plain_text(name): _range(rng) for name, rng in sizing.items()},
         master=MasterSource(
-            bundle=Path(_text(bundle)) if bundle is not None else None,
+            bundle=Path(plain_text(bundle)) if bundle is not None else None,
             declared=_opt_text(master["declared"]),
             require_approval=require,
             subject=_opt_text(master["subject"]),
@@ -209,27 +204,27 @@ def spec_from_json(data: Mapping[str, Any]) -> Spec:
     try:
         if data["v"] != CODEC_VERSION:
             raise BadInputError(f"spec data version {data['v']!r} is not {CODEC_VERSION}")
-        digest = _text(data["digest"])
+        digest = plain_text(data["digest"])
         files = []
         for item in data["data_files"]:
-            name, file_digest = _text(item["name"]), _text(item["digest"])
+            name, file_digest = plain_text(item["name"]), plain_text(item["digest"])
             files.append(
                 DataFile(
                     name=name,
-                    declared=_text(item["declared"]),
-                    path=Path(_text(item["path"])),
+                    declared=plain_text(item["declared"]),
+                    path=Path(plain_text(item["path"])),
                     digest=file_digest,
                     raw=_checked_bytes(item["raw"], file_digest, f"data file {name}"),
                 )
             )
         clone = data["clone"]
         return Spec(
-            path=Path(_text(data["path"])),
+            path=Path(plain_text(data["path"])),
             raw=_checked_bytes(data["raw"], digest, f"spec {data['path']}"),
             digest=digest,
-            name=_text(data["name"]),
-            title=_text(data["title"]),
-            version=_text(data["version"]),
+            name=plain_text(data["name"]),
+            title=plain_text(data["title"]),
+            version=plain_text(data["version"]),
             description=_opt_text(data["description"]),
             requirements=_texts(data["requirements"]),
             data_files=tuple(files),
