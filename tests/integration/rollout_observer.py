@@ -8,8 +8,8 @@ patch's safety properties:
 
 1. at most one host out of service (in maintenance or not connected) at a time;
 2. no powered-on VM on a host in maintenance;
-3. no VM arrives on a host while that host is being drained: once a host loses a VM it must
-   not gain one until it has been seen out of service (in maintenance or not connected; while
+3. no VM arrives on a host while that host is being drained: once a host loses a powered-on
+   VM it must not gain one until it has been seen out of service (in maintenance or not connected; while
    it is out, property 2 forbids a powered-on VM there, and a stopped one, such as the OQ
    canary's cold visit to the patched host, is allowed);
 4. the set of VMs at the end equals the set at the start.
@@ -180,6 +180,10 @@ class PlatformObserver(threading.Thread):
     def violations(self, **kwargs: Any) -> list[str]:
         return check_safety(self.snapshots, **kwargs)
 
+    def timeline(self) -> str:
+        """What was observed, one line per change of state (for a failure's message)."""
+        return describe(self.snapshots)
+
 
 def _good(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
     return [s for s in snapshots if s.error is None]
@@ -242,7 +246,9 @@ def check_safety(
         if prev is not None:
             for name, before in prev.vms.items():
                 now = snap.vms.get(name)
-                if now is None or now.host != before.host:
+                # A drain moves powered-on VMs; a stopped one leaving (the OQ canary's cold
+                # visit to another host, and back) does not start one.
+                if (now is None or now.host != before.host) and before.power_state in POWERED_ON:
                     draining[before.host] = True
         for name, host in snap.hosts.items():
             if not host.in_service:
@@ -275,6 +281,30 @@ def check_safety(
             )
         )
     return problems
+
+
+def describe(snapshots: Sequence[Snapshot]) -> str:
+    """The observed sequence, one line per poll that differs from the one before: hosts out
+    of service and every VM's host and power state; failed polls are counted, not listed."""
+    lines: list[str] = []
+    last = ""
+    errors = 0
+    for snap in snapshots:
+        if snap.error is not None:
+            errors += 1
+            continue
+        out = ",".join(
+            f"{n}:{'maint' if h.in_maintenance else 'down'}"
+            for n, h in sorted(snap.hosts.items())
+            if not h.in_service
+        )
+        vms = " ".join(f"{n}@{v.host}/{v.power_state}" for n, v in sorted(snap.vms.items()))
+        state = f"out[{out}] {vms}"
+        if state != last:
+            lines.append(f"{snap.time} {state}")
+            last = state
+    lines.append(f"({len(snapshots)} polls, {errors} failed)")
+    return "\n".join(lines)
 
 
 def host_sequence(snapshots: Sequence[Snapshot], host: str) -> list[str]:
@@ -310,6 +340,7 @@ __all__ = [
     "Snapshot",
     "VmView",
     "check_safety",
+    "describe",
     "final_placement",
     "host_sequence",
     "take_snapshot",

@@ -287,7 +287,7 @@ def test_full_rolling_patch_of_both_kvm_hosts(
     outcome = json.loads(done.stdout)
     assert_rolled_out(case, outcome, before)
     # The observer's view, independent of vqual's own calls.
-    assert observer.violations() == []
+    assert observer.violations() == [], observer.timeline()
     good = [s for s in observer.snapshots if s.error is None]
     assert len(good) > 10
     for host in HOSTS:
@@ -383,7 +383,7 @@ def crash_and_resume(
     earlier = tuple(e["host"] for e in read_journal(journal) if e.get("event") == "host.committed")
     crashed = case.evidence / json.loads(journal.read_text().splitlines()[0])["change_id"] / run_id
     assert_rolled_out(case, outcome, before, earlier, crashed)
-    assert observer.violations() == []
+    assert observer.violations() == [], observer.timeline()
     status = run_vqual("verify", str(crashed), state_dir=case.state)
     assert status.returncode in (0, 3), status.stdout + status.stderr  # valid or incomplete
     return outcome, events, observer

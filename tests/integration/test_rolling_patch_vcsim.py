@@ -320,7 +320,7 @@ def test_full_run_bundle_verifies_and_records_mode_patch(full_run: dict[str, Any
 def test_observer_saw_no_safety_violation(full_run: dict[str, Any]) -> None:
     observer: PlatformObserver = full_run["observer"]
     assert len([s for s in observer.snapshots if s.error is None]) > 10
-    assert observer.violations() == []
+    assert observer.violations() == [], observer.timeline()
 
 
 def test_order_per_host_from_the_evidence(full_run: dict[str, Any], sim4: Sim) -> None:
@@ -698,7 +698,7 @@ def test_stop_approved_vms_are_stopped_and_started_again(sim3: Sim, state: Path,
         assert outcome.status == "done", outcome.to_json()
         # The waived canary: RP-OQ-01 not-executed on each host, so the run exits 3, not 0.
         assert (outcome.verdict, outcome.exit_code) == ("not-executed", 3), outcome.to_json()
-        assert observer.violations() == []
+        assert observer.violations() == [], observer.timeline()
         with sim3.connect() as p:
             assert sorted(v.name for v in p.vms() if v.power_state == "running") == running
         assert set(marks(sim3, change.change_id).values()) == {1}

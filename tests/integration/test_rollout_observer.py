@@ -310,6 +310,30 @@ def test_the_stopped_canary_may_visit_the_drained_host_in_maintenance() -> None:
     assert check_safety(running) == ["t3: VM m is running on host h1 in maintenance"]
 
 
+def test_the_stopped_canary_leaving_its_home_in_service_and_back_starts_no_drain() -> None:
+    # RP-OQ-01 on the second host: the canary, stopped, goes from its home h1 (patched, back in
+    # service) to h2 in maintenance and back home. A poll that catches it on h2 must not make h1
+    # a draining host: only a powered-on VM leaving starts a drain.
+    canary = frozenset({"m"})
+    seq = [
+        _snap(0, UP3, {"a": "h2", "m": "h1"}, canary),
+        _snap(1, UP3, {"a": "h1", "m": "h1"}, canary),  # h2 drained onto the patched h1
+        _snap(2, {**UP3, "h2": "maint"}, {"a": "h1", "m": "h2"}, canary),
+        _snap(3, {**UP3, "h2": "maint"}, {"a": "h1", "m": "h1"}, canary),
+        _snap(4, UP3, {"a": "h1", "m": "h1"}, canary),
+    ]
+    assert check_safety(seq) == []
+    # A running VM doing the same is a drain of h1, and its return a breach.
+    running = [_snap(s.mono, {n: ("maint" if h.in_maintenance else "up")
+                              for n, h in s.hosts.items()},
+                     {n: v.host for n, v in s.vms.items() if n != "m"} | {"b": v.host
+                      for n, v in s.vms.items() if n == "m"}) for s in seq]
+    assert check_safety(running) == [
+        "t2: VM b is running on host h2 in maintenance",
+        "t3: VM b arrived on host h1 while it was being drained",
+    ]
+
+
 def test_a_drained_host_that_never_left_service_may_not_take_vms() -> None:
     # Draining without maintenance in between (a halted run, say) keeps the host closed.
     seq = [
