@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -32,6 +32,11 @@ from qualification.errors import BadInputError
 from qualification.execution.inventory import VaultOptions
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
+
+if TYPE_CHECKING:
+    from qualification.rollout.change import RolloutChange
+    from qualification.rollout.orchestrator import Orchestrator
+    from qualification.rollout.requalify import Requalifier
 
 
 def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatform]:
@@ -123,8 +128,7 @@ def patch(
     from qualification.execution.inventory import read_hostvars
     from qualification.rollout.change import load_change
     from qualification.rollout.kvm import SSH_VARS
-    from qualification.rollout.orchestrator import Orchestrator
-    from qualification.rollout.planner import render_plan
+    from qualification.rollout.orchestrator import Orchestrator, resumable
     from qualification.rollout.requalify import PlatformRequalifier, QualifyRequalifier
 
     if bind is not None and resume_run is not None:
@@ -132,6 +136,8 @@ def patch(
     state = resolve_state_dir(state_dir)
     config = load_config(state)
     change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
+    if resume_run is not None and not plan_only:
+        resumable(state, resume_run, change)  # refused before the inventory and the key are read
     hostvars = read_hostvars(inventory, names=SSH_VARS, patterns=("vqual_.*",), vault=vault)
     if not hostvars:
         raise BadInputError("no hosts in the inventory", where=str(inventory))
@@ -141,42 +147,26 @@ def patch(
     def progress(line: str) -> None:
         click.echo(f"vqual: {line}", err=True)
 
-    who = initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
     if plan_only:
-        orch = Orchestrator(factory, executor, PlatformRequalifier(), change, state, None,
-                            progress=progress)
-        try:
-            plan = orch.plan()
-        finally:
-            orch.close()
-        if json_mode:
-            click.echo(json.dumps(plan.to_json(), indent=2, sort_keys=True))
-        else:
-            click.echo(render_plan(plan))
-        sys.exit(0 if plan.feasible else 1)
+        _print_plan(Orchestrator(factory, executor, PlatformRequalifier(), change, state, None,
+                                 progress=progress), json_mode)
 
     from qualification.execution.qualify import _check_executor_trusted
     from qualification.execution.recorder import open_signer_with
     from qualification.rollout.evidence import PatchEvidence
 
+    who = initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
     key = key_file or state / "keys" / "executor.pem"
     signer, passphrase = open_signer_with(
         key, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
     )
     _check_executor_trusted(state, signer.keyid)
-    mode = requalify_mode or ("qualify" if change.requalify is not None else "platform")
-    requalifier: Any
-    if mode == "qualify":
-        if change.requalify is None:
-            raise BadInputError("--requalify qualify needs requalify.spec in the change file")
-        requalifier = QualifyRequalifier(
-            inventory=inventory, key_file=key,
-            passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
-            state_dir=state, initiator=who,
-            limit_for=(lambda _host: qualify_limit) if qualify_limit else None, vault=vault,
-        )
-    else:
-        requalifier = PlatformRequalifier()
+    requalifier = _requalifier(requalify_mode, change, lambda: QualifyRequalifier(
+        inventory=inventory, key_file=key,
+        passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
+        state_dir=state, initiator=who,
+        limit_for=(lambda _host: qualify_limit) if qualify_limit else None, vault=vault,
+    ))
     evidence = PatchEvidence(evidence_dir, signer, who, state_dir=state)
     orch = Orchestrator(factory, executor, requalifier, change, state, evidence,
                         progress=progress)
@@ -194,3 +184,32 @@ def patch(
     else:
         click.echo(outcome.to_text(f"vqual patch -i {inventory} --change {change_file}"))
     sys.exit(outcome.exit_code)
+
+
+def _print_plan(orch: Orchestrator, json_mode: bool) -> NoReturn:
+    """``--plan``: print the live plan and exit 0 when it is feasible, else 1."""
+    from qualification.rollout.planner import render_plan
+
+    try:
+        plan = orch.plan()
+    finally:
+        orch.close()
+    if json_mode:
+        click.echo(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(render_plan(plan))
+    sys.exit(0 if plan.feasible else 1)
+
+
+def _requalifier(mode: str | None, change: RolloutChange,
+                 qualify: Callable[[], Requalifier]) -> Requalifier:
+    """``--requalify``: ``platform`` the built-in tests, ``qualify`` (made by ``qualify``) also
+    `vqual qualify` per host; the default is ``qualify`` when the change names a spec."""
+    from qualification.rollout.requalify import PlatformRequalifier
+
+    mode = mode or ("qualify" if change.requalify is not None else "platform")
+    if mode != "qualify":
+        return PlatformRequalifier()
+    if change.requalify is None:
+        raise BadInputError("--requalify qualify needs requalify.spec in the change file")
+    return qualify()

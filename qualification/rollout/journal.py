@@ -4,8 +4,8 @@ One JSON object per line, written and fsynced before the call it announces retur
 at any point leaves a journal that says how far the run got. The journal is the orchestrator's
 memory across a crash; the evidence bundle is what auditors read. Lines:
 
-``run.begin`` (first line: change, plan, order, ``resumed_from``), ``step.begin``,
-``step.done``, ``step.failed``, ``host.committed``, ``host.skipped``, ``run.halted``,
+``run.begin`` (first line: change, plan, order, ``resumed_from``, ``steps_version``),
+``step.begin``, ``step.done``, ``step.failed``, ``host.committed``, ``host.skipped``, ``run.halted``,
 ``run.done``. A crash can cut the last line; :func:`read_journal` drops a cut last line and
 refuses any other defect.
 """
@@ -21,25 +21,11 @@ from typing import Any
 
 from qualification.errors import BadInputError
 from qualification.evidence.records import check_safe_name
+from qualification.rollout.steps import STEPS, STEPS_VERSION
 from qualification.timeutil import utc_now_text
 
 JOURNAL_DIR = "journals"
 FORMAT = "vqual.journal/v1"
-
-#: The per-host steps in order (docs/rolling-patch.md).
-STEPS: tuple[str, ...] = (
-    "recheck",
-    "stop_placements",
-    "evacuate",
-    "verify_empty",
-    "enter_maintenance",
-    "patch",
-    "reboot",
-    "requalify",
-    "leave_maintenance",
-    "health_check",
-    "commit",
-)
 
 EVENTS = frozenset(
     {
@@ -277,3 +263,32 @@ def replay(chain: Sequence[Sequence[Mapping[str, Any]]]) -> JournalState:
                 state.halted = True
     return state
 
+
+
+def check_steps_version(chain: Sequence[Sequence[Mapping[str, Any]]], run_id: str) -> None:
+    """Refuse to resume ``run_id`` when a journal of its chain was written with another
+    :data:`~qualification.rollout.steps.STEPS_VERSION`, or with none (journals from before
+    vqual recorded one): the steps it journaled may not mean what this vqual's steps mean.
+
+    Raises:
+        BadInputError: one line saying what to do instead (exit 2; nothing was executed).
+    """
+    for events in chain:
+        begin = events[0] if events else {}
+        found = begin.get("steps_version")
+        if found == STEPS_VERSION:
+            continue
+        whose = "its journal" if begin.get("run_id") == run_id else (
+            f"the journal of run {begin.get('run_id')}, which it resumed,")
+        recorded = f"steps version {found}" if found is not None else "no steps version"
+        started_by = f"vqual {begin['vqual_version']}" if begin.get("vqual_version") else (
+            "the vqual release that started it")
+        left = sorted(h for h, p in replay(chain).hosts.items()
+                      if p.in_maintenance_by_run and not h.startswith("cluster:"))
+        hint = (f"; a new run refuses a host left in maintenance, so first take "
+                f"{', '.join(left)} out of maintenance" if left else "")
+        raise BadInputError(
+            f"run {run_id} cannot be resumed: {whose} records {recorded} and this vqual runs "
+            f"rolling-patch steps version {STEPS_VERSION}; finish it with {started_by} "
+            f"(vqual patch --resume {run_id}), or start a new run without --resume{hint}"
+        )

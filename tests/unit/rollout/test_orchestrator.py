@@ -25,6 +25,7 @@ from qualification.rollout.gates import GateRefused
 from qualification.rollout.journal import Journal
 from qualification.rollout.orchestrator import FaultInjector, InjectedFault, Orchestrator
 from qualification.rollout.requalify import PlatformRequalifier
+from qualification.rollout.steps import STEPS_VERSION
 
 
 def _change(**overrides: object) -> RolloutChange:
@@ -49,7 +50,7 @@ def _orch(change: RolloutChange, state: Path) -> Orchestrator:
 def _journal(state: Path, run_id: str, *, digest: str = "ab" * 32, done: bool = False) -> None:
     j = Journal.create(state, run_id)
     j.append("run.begin", run_id=run_id, change_id="CHG0000001", change_digest=digest,
-             resumed_from=None)
+             resumed_from=None, steps_version=STEPS_VERSION)
     if done:
         j.append("run.done", run_id=run_id)
     j.close()
