@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -174,19 +175,29 @@ def test_packages_on_this_machine_agree_with_dpkg_query() -> None:
 # --- processes and services -----------------------------------------------------------------
 
 
+#: A duration no other process on a shared runner uses (another checkout's suite may run the
+#: same test at the same moment): it names this session's sleeper.
+SLEEP_ARG = f"3141.{os.getpid()}"
+
+
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(["sleep", "31.4159"])
-    time.sleep(0.05)
+    process = subprocess.Popen(["sleep", SLEEP_ARG])
+    # Ready once the kernel shows the exec'd command line (not the forked parent's).
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 10  # exec takes milliseconds; 10 s covers a loaded runner
+    while SLEEP_ARG.encode() not in cmdline.read_bytes():
+        assert time.monotonic() < deadline, "the sleeper did not start"
+        time.sleep(0.005)
     yield process
     process.kill()
     process.wait()
 
 
 def test_processes_by_name_and_cmdline(sleeper: subprocess.Popen[bytes]) -> None:
-    found = ok(observer().observe("processes", {"cmdline": r"sleep 31\.4159"}))
+    found = ok(observer().observe("processes", {"cmdline": "sleep " + re.escape(SLEEP_ARG)}))
     assert [p["pid"] for p in found] == [sleeper.pid]
-    by_name = ok(observer().observe("processes", {"name": "sleep", "cmdline": "31.4159"}))
+    by_name = ok(observer().observe("processes", {"name": "sleep", "cmdline": SLEEP_ARG}))
     assert [p["pid"] for p in by_name] == [sleeper.pid]
     assert ok(observer().observe("processes", {"name": "no-such-daemon-xyz"})) == []
 
