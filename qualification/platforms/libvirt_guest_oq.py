@@ -1338,17 +1338,13 @@ def run_guest_cycle(
     ``not-executed`` (not reached). Every step is an action with state before and after.
     """
     name = throwaway_name(run_id, "cyc")
-    probe_vm = throwaway_name(run_id, "mnt")
     rec = _Recorder(name)
-    parts: dict[str, dict[str, Any]] = {
-        p: {"verdict": "not-executed", "reason": _NOT_REACHED} for p in CYCLE_PARTS
-    }
     value: dict[str, Any] = {
         "vm": name,
         "template": template,
         "source": platform.endpoint,
         "destination": redact_endpoint(destination) if destination else None,
-        **parts,
+        **{p: {"verdict": "not-executed", "reason": _NOT_REACHED} for p in CYCLE_PARTS},
     }
     not_executed = _cannot_run_guests(platform, "guest power cycle, snapshot and maintenance")
     if not_executed is not None:
@@ -1364,7 +1360,7 @@ def run_guest_cycle(
         rec=rec,
         template=template,
         name=name,
-        probe_vm=probe_vm,
+        probe_vm=throwaway_name(run_id, "mnt"),
         run_id=run_id,
         unsafe=unsafe,
         boot_timeout=boot_timeout,
