@@ -35,7 +35,7 @@ from qualification.evidence.verify import (
     WAIVER_TYPE,
     judge_waivers,
 )
-from qualification.review.signed import (
+from qualification.review.documents import (
     check_signer,
     compact_time,
     open_document,

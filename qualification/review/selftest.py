@@ -37,7 +37,8 @@ from qualification.execution.collection import collection_version, find_collecti
 from qualification.execution.recorder import overall_verdict, records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
-from qualification.review.signed import check_signer, load_trust
+from qualification.review.documents import check_signer
+from qualification.review.signed import load_trust
 from qualification.rollout.change import load_change
 from qualification.signing import Ed25519Signer, Signer, TrustStore
 from qualification.spec.change import new_run_id, validate_change_id
