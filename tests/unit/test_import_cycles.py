@@ -1,4 +1,5 @@
-"""No import cycle between the product's modules (DESIGN section 4: "a cycle between modules").
+"""No import cycle between the product's modules (DESIGN section 4: "a cycle between modules"),
+and no module imported by name at run time, which would hide an edge from this graph.
 
 The import graph is grimp's (the engine of import-linter): every import statement of every
 module under ``qualification/``, module level, inside functions and under ``TYPE_CHECKING``
@@ -9,6 +10,7 @@ imports that close it (importer -> imported, line numbers), so it can be cut whe
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,12 @@ import grimp
 import pytest
 
 PACKAGE = "qualification"
+ROOT = Path(__file__).resolve().parents[2]
+TREES = (ROOT / PACKAGE, ROOT / "ansible_collections/vqual/qualification/plugins")
+#: Imports by name: importlib's loaders and __import__ (importlib.metadata and .resources read
+#: package data and are fine).
+_BY_NAME = {"import_module", "__import__", "spec_from_file_location", "module_from_spec",
+            "SourceFileLoader", "find_spec", "reload"}
 
 
 def import_cycles(graph: grimp.ImportGraph, package: str) -> list[list[str]]:
@@ -112,3 +120,43 @@ def test_the_cycle_finder_finds_every_cycle_and_names_its_imports(cyclic_package
     text = describe(graph, cycles[0])
     assert f"{cyclic_package}.c -> {cyclic_package}.a (line 2)" in text
     assert f"{cyclic_package}.d" not in text
+
+
+def imports_by_name(path: Path) -> list[str]:
+    """``line: text`` of every use of an import-by-name function in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Name) and node.id in _BY_NAME:
+            name = node.id
+        elif isinstance(node, ast.Attribute) and node.attr in _BY_NAME:
+            name = node.attr
+        elif isinstance(node, ast.ImportFrom) and node.module in ("importlib", "importlib.util"):
+            name = ",".join(a.name for a in node.names if a.name not in ("metadata", "resources"))
+        elif isinstance(node, ast.Import):
+            name = ",".join(a.name for a in node.names if a.name in ("importlib", "importlib.util"))
+        if name:
+            found.append(f"{getattr(node, 'lineno', 0)}: {name}")
+    return found
+
+
+def test_no_module_is_imported_by_name() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{hit}"
+        for tree in TREES
+        for path in sorted(tree.rglob("*.py"))
+        for hit in imports_by_name(path)
+    ]
+    assert found == []
+
+
+def test_an_import_by_name_is_seen(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import importlib\nfrom importlib import metadata, import_module\n"
+        "def f():\n    return importlib.import_module('qualification.checks')\n"
+    )
+    assert imports_by_name(bad) == [
+        "1: importlib", "2: import_module", "4: import_module"
+    ]
