@@ -1,13 +1,14 @@
 """Baselines: the fingerprint of a qualified state, reading it back from a bundle, and drift.
 
-``fingerprint`` defines the format and its comparison; this module reads the ``fingerprint``
-records of a bundle that verifies; ``drift`` compares a live state with a baseline bundle.
+``fingerprint`` defines the format and its comparison; this module turns ``fingerprint``
+records into fingerprints; ``master`` reads them (and a Master-VM's reference) from a bundle
+that verifies; ``drift`` compares a live state with a baseline bundle. This package's own
+names are vocabulary only (the check library imports them): no bundle is read here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from qualification.baseline.fingerprint import (
@@ -32,7 +33,6 @@ __all__ = [
     "compare",
     "fingerprint_record",
     "fingerprints_from_records",
-    "fingerprints_of",
     "make_fingerprint",
     "merge",
 ]
@@ -74,30 +74,3 @@ def fingerprints_from_records(
             )
         found[fp.subject] = fp
     return found
-
-
-def fingerprints_of(bundle: Path, *, state_dir: Path | None = None) -> dict[str, Fingerprint]:
-    """The fingerprints of a sealed bundle that verifies, by subject.
-
-    Args:
-        bundle: the run directory ``evidence/<change>/<run>``.
-        state_dir: the state directory whose trust store judges the bundle (default: the
-            resolved state directory, as every command).
-
-    Raises:
-        EvidenceInvalidError: the bundle does not verify (or a fingerprint record is bad).
-        EvidenceIncompleteError: the run did not finish.
-        TrustError: no usable trust store.
-    """
-    from qualification.evidence.reader import read_bundle
-    from qualification.evidence.verify import verify_bundle
-    from qualification.review.signed import load_trust
-    from qualification.state import resolve_state_dir
-
-    trust = load_trust(resolve_state_dir(state_dir))
-    verify_bundle(Path(bundle), trust).raise_for_status()
-    read = read_bundle(bundle)
-    return fingerprints_from_records(
-        [(r.line, r.data) for r in read.of_kind(FINGERPRINT_KIND)],
-        where=f"{bundle}/records.jsonl",
-    )

@@ -1,20 +1,14 @@
-"""Clone qualification by difference: the master bundle a clone run relies on, and clones.
+"""Clone qualification by difference: ``vqual clone``, and making clones.
 
 A clone of a qualified Master-VM needs only the reduced set of tests (the spec's tests whose
 ``scope`` includes ``clone``), and its fingerprint is compared with the master's (check type
-``clone_fingerprint``). Everything a clone run relies on is checked here before anything
-runs (:func:`load_master`): the master bundle must verify, its run must have passed, it must
-carry an ``approved`` signature where the spec requires one, and it must hold the master's
-fingerprint. The reference to it (seal digest, fingerprint digest) goes into the clone
-run's ``run.start`` (``clone`` block).
+``clone_fingerprint``). Before anything runs, creation included, the master bundle is checked
+(:func:`qualification.baseline.master.load_master`, which says what a master must be).
 
 Clones can be made from the master first: on libvirt a qcow2 overlay of each master disk
 under a new name, UUID and MAC (:func:`create_libvirt_clone`); on vSphere a clone of the
 template (``CloneVM_Task``, through the ``vm_clone`` module in ``playbooks/clone_qualify.yml``).
 
-Exit codes of the refusals: a master bundle that does not verify (invalid or incomplete) is
-evidence that cannot be trusted, exit 1; a master that is not approved where approval is
-required, whose run did not pass, or that has no usable fingerprint is bad input, exit 2.
 Docs: docs/clones.md.
 """
 
@@ -22,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,158 +28,15 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from qualification.baseline.fingerprint import Fingerprint
-from qualification.errors import (
-    BadInputError,
-    EvidenceInvalidError,
-    NotSupported,
-    PlatformError,
-)
-from qualification.signing import TrustStore
+from qualification import checks
+from qualification.baseline.master import load_master
+from qualification.errors import BadInputError, NotSupported, PlatformError, VqualError
+from qualification.execution.qualify import QualifyRequest, run_qualify
+from qualification.spec.loader import load_spec
 from qualification.spec.plan import MasterBaseline
 
 #: Safe VM names for created clones (also a libvirt domain and file name).
 CLONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-
-
-def _first(problems: Sequence[str]) -> str:
-    if not problems:
-        return "no reason given"
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"{problems[0]}{more}"
-
-
-def approval_of(signatures: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any] | None, str]:
-    """The approval that stands on a verified bundle, and if none, why.
-
-    The latest ``approved`` or ``rejected`` signature decides: a rejection after an
-    approval withdraws it. Only signatures of a bundle that verified count (the verifier
-    already checked the signer's role and separation of duties).
-
-    Returns:
-        ({name, keyid, identity, time, seal} or None, reason when None).
-    """
-    decisive = [s for s in signatures if s.get("meaning") in ("approved", "rejected")]
-    if not decisive:
-        return None, "it carries no 'approved' signature (vqual sign BUNDLE --meaning approved)"
-    last = max(decisive, key=lambda s: int(s.get("seq", 0)))
-    if last.get("meaning") == "rejected":
-        return None, f"it was rejected by {last.get('name')} at {last.get('time')}"
-    return (
-        {
-            "name": last.get("name"),
-            "keyid": last.get("keyid"),
-            "identity": last.get("identity"),
-            "time": last.get("time"),
-            "seal": last.get("seal"),
-        },
-        "",
-    )
-
-
-def select_fingerprint(
-    fingerprints: Mapping[str, Fingerprint], subject: str | None, *, where: str
-) -> Fingerprint:
-    """The master's fingerprint: ``subject``'s, else the bundle's only VM fingerprint.
-
-    Raises:
-        BadInputError: none, not the subject asked for, or several VMs and no subject.
-    """
-    if not fingerprints:
-        raise BadInputError(
-            "the master bundle has no fingerprint record: qualify the master with a "
-            "fingerprint test (specs/master-vm.yaml) first",
-            where=where,
-        )
-    if subject is not None:
-        found = fingerprints.get(subject)
-        if found is None:
-            raise BadInputError(
-                f"the master bundle has no fingerprint of {subject!r} "
-                f"(it has: {', '.join(sorted(fingerprints))})",
-                where=where,
-            )
-        return found
-    vms = sorted(name for name, fp in fingerprints.items() if fp.kind == "vm")
-    if len(vms) == 1:
-        return fingerprints[vms[0]]
-    if not vms:
-        raise BadInputError(
-            f"the master bundle has no VM fingerprint (it has: {', '.join(sorted(fingerprints))})",
-            where=where,
-        )
-    raise BadInputError(
-        f"the master bundle has fingerprints of several VMs ({', '.join(vms)}): "
-        "name one with clone.master.subject in the spec or --master-subject",
-        where=where,
-    )
-
-
-def load_master(
-    bundle: Path,
-    *,
-    state_dir: Path,
-    require_approval: bool,
-    subject: str | None = None,
-    trust: TrustStore | None = None,
-) -> MasterBaseline:
-    """Check the master bundle a clone run relies on, and return its reference.
-
-    Args:
-        bundle: the master run's bundle directory.
-        state_dir: the state directory whose trust store judges the bundle.
-        require_approval: the bundle must carry a standing ``approved`` signature.
-        subject: the master's inventory name in the bundle; None: its only VM fingerprint.
-        trust: the trust store already loaded for the run; None: ``state_dir``'s is loaded.
-
-    Raises:
-        BadInputError: not a bundle directory; not approved where required; its run did not
-            pass; no usable fingerprint (exit 2).
-        EvidenceInvalidError: the bundle does not verify or is incomplete (exit 1).
-        TrustError: no usable trust store.
-    """
-    from qualification.baseline import FINGERPRINT_KIND, fingerprints_from_records
-    from qualification.evidence.reader import read_bundle
-    from qualification.evidence.verify import INCOMPLETE, VALID, verify_bundle
-    from qualification.review.signed import load_trust
-
-    where = f"master bundle {bundle}"
-    if not (bundle / "records.jsonl").is_file():
-        raise BadInputError("not an evidence bundle (no records.jsonl)", where=where)
-    result = verify_bundle(bundle, trust if trust is not None else load_trust(state_dir))
-    if result.status == INCOMPLETE:
-        raise EvidenceInvalidError(
-            "the master run did not finish (no run.end): it cannot serve as a master", where=where
-        )
-    if result.status != VALID:
-        raise EvidenceInvalidError(f"does not verify: {_first(result.problems)}", where=where)
-    if result.verdict != "pass":
-        raise BadInputError(
-            f"the master run's verdict is {result.verdict!r}: only a master that passed "
-            "can be cloned",
-            where=where,
-        )
-    approval, why = approval_of(result.signatures)
-    if require_approval and approval is None:
-        raise BadInputError(
-            f"is not approved, and the spec requires an approved master: {why}", where=where
-        )
-    read = read_bundle(bundle)
-    fingerprints = fingerprints_from_records(
-        [(r.line, r.data) for r in read.of_kind(FINGERPRINT_KIND)],
-        where=f"{bundle}/records.jsonl",
-    )
-    chosen = select_fingerprint(fingerprints, subject, where=where)
-    assert result.seal_digest is not None  # a valid bundle is sealed
-    return MasterBaseline(
-        bundle=str(bundle.resolve()),
-        seal=result.seal_digest,
-        change_id=str(result.change_id),
-        run_id=str(result.run_id),
-        subject=chosen.subject,
-        fingerprint_digest=chosen.digest(),
-        approval=approval,
-    )
 
 
 def clone_names(count: int, prefix: str) -> list[str]:
@@ -482,8 +335,6 @@ def remove_libvirt_clone(uri: str, name: str) -> None:
 def platform_tests(spec: Any) -> list[str]:
     """Ids of the spec's clone-scope tests observed through the platform (not the guest):
     what can run on a clone that was just created and has not booted."""
-    from qualification import checks
-
     ids = []
     for test in spec.tests:
         if not test.for_clones:
@@ -528,9 +379,6 @@ def run_clone(request: CloneRequest) -> tuple[Any, MasterBaseline]:
             is not approved where required, did not pass or has no fingerprint (exit 2).
         EvidenceInvalidError: the master bundle does not verify (exit 1).
     """
-    from qualification.execution.qualify import QualifyRequest, run_qualify
-    from qualification.spec.loader import load_spec
-
     if bool(request.clones) == bool(request.create):
         raise BadInputError(
             "give either --clones (existing clones) or --create N, not both or neither"
@@ -590,11 +438,6 @@ def _main(argv: Sequence[str]) -> int:
     """``python -m qualification.baseline.clones create-libvirt URI MASTER NAME`` and
     ``remove-libvirt URI NAME``: the libvirt steps of ``playbooks/clone_qualify.yml``
     (run on the controller), printing JSON; one line on stderr and the exit code on error."""
-    import json
-    import sys
-
-    from qualification.errors import VqualError
-
     try:
         if len(argv) == 4 and argv[0] == "create-libvirt":
             print(json.dumps(create_libvirt_clone(argv[1], argv[2], argv[3]).to_json()))
@@ -613,6 +456,4 @@ def _main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(_main(sys.argv[1:]))

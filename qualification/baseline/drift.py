@@ -42,7 +42,12 @@ from qualification.errors import (
     EvidenceInvalidError,
     VqualError,
 )
+from qualification.evidence.reader import read_bundle
+from qualification.evidence.verify import verify_bundle
 from qualification.execution.inventory import VaultOptions
+from qualification.execution.qualify import QualifyRequest, QualifySummary, run_qualify
+from qualification.review.signed import load_trust
+from qualification.state import resolve_state_dir
 
 SCHEMA = "vqual.drift/v1"
 PLAYBOOK = "drift.yml"
@@ -93,11 +98,6 @@ def load_baseline(path: Path, state_dir: Path | None = None) -> Baseline:
             fingerprint record (exit 1, with the reason).
         TrustError: no usable trust store.
     """
-    from qualification.evidence.reader import read_bundle
-    from qualification.evidence.verify import verify_bundle
-    from qualification.review.signed import load_trust
-    from qualification.state import resolve_state_dir
-
     path = Path(path)
     if not (path / "records.jsonl").is_file():
         raise EvidenceInvalidError("not an evidence bundle (no records.jsonl)", where=str(path))
@@ -252,70 +252,90 @@ def compare_target(
         test = by_id.get(str(result.get("test_id")))
         if test is None:
             out.append(dict(result))
-            continue
-        if test.get("check") in FINGERPRINT_CHECKS:
-            base_fp = baseline.fingerprint_for(target)
-            summary = dict(result)
-            summary["method"] = where
-            if result.get("verdict") == "error" or live is None:
-                summary.update(
-                    verdict="error", reason=result.get("reason") or "no live fingerprint"
-                )
-                out.append(summary)
-                continue
-            if base_fp is None:
-                have = ", ".join(sorted(baseline.fingerprints)) or "none"
-                summary.update(
-                    verdict="error",
-                    reason=f"the baseline has no fingerprint of {target} (it has: {have})",
-                )
-                out.append(summary)
-                continue
-            if str(test["test_id"]) != comparer:
-                # One comparison per target; the other fingerprint tests say where it is.
-                summary.update(verdict="pass", reason=f"compared with the baseline in {comparer}")
-                out.append(summary)
-                continue
-            found = compare(base_fp, live, allowed)
-            differences.extend(found)
-            summary.update(
-                expected={"op": "equals", "baseline": base_fp.subject, "digest": base_fp.digest()},
-                observed={"digest": live.digest(), "differences": len(found)},
-                verdict="fail" if found else "pass",
-                reason=(
-                    f"{len(found)} difference(s) from {base_fp.subject}'s baseline fingerprint"
-                    if found
-                    else f"no difference from {base_fp.subject}'s baseline fingerprint"
-                ),
+        elif test.get("check") in FINGERPRINT_CHECKS:
+            found = _fingerprint_results(
+                baseline, target, test, result, live, allowed, comparer=comparer, where=where
             )
-            out.append(summary)
-            out.extend(_difference_result(test, summary, d, where) for d in found)
-            continue
-        base = baseline.results.get((str(result.get("test_id")), target))
-        mine = dict(result)
-        if base is None:
+            out.extend(found[0])
+            differences.extend(found[1])
+        else:
+            mine, diff = _check_result(baseline, target, result)
             out.append(mine)
-            continue
-        same = base.get("verdict") == result.get("verdict") and base.get("observed") == result.get(
-            "observed"
-        )
-        if not same:
-            diff = Difference(
-                "check",
-                str(result.get("test_id")),
-                {"verdict": base.get("verdict"), "observed": base.get("observed")},
-                {"verdict": result.get("verdict"), "observed": result.get("observed")},
-                target,
-            )
-            differences.append(diff)
-            mine.update(
-                verdict="fail" if result.get("verdict") != "error" else "error", reason=diff.text()
-            )
-        elif mine.get("verdict") == "fail":
-            # Failing as it failed in the baseline: not drift.
-            mine.update(verdict="pass", reason="as in the baseline: " + str(result.get("reason")))
-        out.append(mine)
+            if diff is not None:
+                differences.append(diff)
     return out, differences
+
+
+def _fingerprint_results(
+    baseline: Baseline,
+    target: str,
+    test: Mapping[str, Any],
+    result: Mapping[str, Any],
+    live: Fingerprint | None,
+    allowed: AllowedDifferences | None,
+    *,
+    comparer: str,
+    where: str,
+) -> tuple[list[dict[str, Any]], list[Difference]]:
+    """A fingerprint test's result (and one per difference) and its differences."""
+    base_fp = baseline.fingerprint_for(target)
+    summary = dict(result)
+    summary["method"] = where
+    if result.get("verdict") == "error" or live is None:
+        summary.update(verdict="error", reason=result.get("reason") or "no live fingerprint")
+        return [summary], []
+    if base_fp is None:
+        have = ", ".join(sorted(baseline.fingerprints)) or "none"
+        summary.update(
+            verdict="error",
+            reason=f"the baseline has no fingerprint of {target} (it has: {have})",
+        )
+        return [summary], []
+    if str(test["test_id"]) != comparer:
+        # One comparison per target; the other fingerprint tests say where it is.
+        summary.update(verdict="pass", reason=f"compared with the baseline in {comparer}")
+        return [summary], []
+    found = compare(base_fp, live, allowed)
+    summary.update(
+        expected={"op": "equals", "baseline": base_fp.subject, "digest": base_fp.digest()},
+        observed={"digest": live.digest(), "differences": len(found)},
+        verdict="fail" if found else "pass",
+        reason=(
+            f"{len(found)} difference(s) from {base_fp.subject}'s baseline fingerprint"
+            if found
+            else f"no difference from {base_fp.subject}'s baseline fingerprint"
+        ),
+    )
+    return [summary, *(_difference_result(test, summary, d, where) for d in found)], found
+
+
+def _check_result(
+    baseline: Baseline, target: str, result: Mapping[str, Any]
+) -> tuple[dict[str, Any], Difference | None]:
+    """Another test's result judged against the baseline's for the same test and target."""
+    base = baseline.results.get((str(result.get("test_id")), target))
+    mine = dict(result)
+    if base is None:
+        return mine, None
+    same = base.get("verdict") == result.get("verdict") and base.get("observed") == result.get(
+        "observed"
+    )
+    if not same:
+        diff = Difference(
+            "check",
+            str(result.get("test_id")),
+            {"verdict": base.get("verdict"), "observed": base.get("observed")},
+            {"verdict": result.get("verdict"), "observed": result.get("observed")},
+            target,
+        )
+        mine.update(
+            verdict="fail" if result.get("verdict") != "error" else "error", reason=diff.text()
+        )
+        return mine, diff
+    if mine.get("verdict") == "fail":
+        # Failing as it failed in the baseline: not drift.
+        mine.update(verdict="pass", reason="as in the baseline: " + str(result.get("reason")))
+    return mine, None
 
 
 def drift_results(
@@ -413,10 +433,26 @@ def run_drift(request: DriftRequest) -> DriftSummary:
     baseline does not verify), 2 bad input, 3 a baseline test could not be performed
     (not-executed), 4 a target could not be observed.
     """
-    from qualification.evidence.reader import read_bundle
-    from qualification.execution.qualify import QualifyRequest, run_qualify
-
     baseline = load_baseline(request.baseline, request.state_dir)
+    summary = _run_playbook(request, baseline)
+    differences, errors = _differences_and_errors(summary.bundle)
+    return DriftSummary(
+        baseline=baseline.path,
+        baseline_seal=baseline.seal,
+        change_id=summary.change_id,
+        run_id=summary.run_id,
+        bundle=summary.bundle,
+        verdict=summary.verdict,
+        verification=summary.verification,
+        differences=differences,
+        errors=errors,
+        exit_code=summary.exit_code,
+    )
+
+
+def _run_playbook(request: DriftRequest, baseline: Baseline) -> QualifySummary:
+    """Run the drift playbook with the spec derived from ``baseline`` and its data files,
+    written to a scratch directory that is removed afterwards."""
     work = Path(tempfile.mkdtemp(prefix="vqual-drift-"))
     try:
         spec_path = work / "drift-spec.yaml"
@@ -432,7 +468,7 @@ def run_drift(request: DriftRequest) -> DriftSummary:
         if request.allowed:
             AllowedDifferences.from_json(request.allowed, where="--allowed")
             extravars["vqual_drift_allowed"] = dict(request.allowed)
-        summary = run_qualify(
+        return run_qualify(
             QualifyRequest(
                 inventory=request.inventory,
                 spec=spec_path,
@@ -452,9 +488,14 @@ def run_drift(request: DriftRequest) -> DriftSummary:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _differences_and_errors(bundle: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The differences a drift bundle records (its failed results) and what it could not
+    observe (its error and not-executed results)."""
     differences: list[dict[str, Any]] = []
     errors: list[str] = []
-    for rec in read_bundle(summary.bundle).check_results:
+    for rec in read_bundle(bundle).check_results:
         data = rec.data
         test_id = str(data.get("test_id"))
         if data.get("verdict") == "fail" and (
@@ -476,15 +517,4 @@ def run_drift(request: DriftRequest) -> DriftSummary:
             )
         elif data.get("verdict") in ("error", "not-executed"):
             errors.append(f"{data.get('target')}: {test_id}: {data.get('reason')}")
-    return DriftSummary(
-        baseline=baseline.path,
-        baseline_seal=baseline.seal,
-        change_id=summary.change_id,
-        run_id=summary.run_id,
-        bundle=summary.bundle,
-        verdict=summary.verdict,
-        verification=summary.verification,
-        differences=differences,
-        errors=errors,
-        exit_code=summary.exit_code,
-    )
+    return differences, errors

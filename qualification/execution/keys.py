@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from qualification.signing import TrustStore, create_key
 from qualification.state import trust_path
 from qualification.timeutil import utc_now
 
@@ -21,8 +22,6 @@ def create_trusted_key(
     valid_days: int,
 ) -> str:
     """Create a key file (0600) and add it to the trust store; returns the key id."""
-    from qualification.signing import TrustStore, create_key
-
     state_dir.mkdir(parents=True, exist_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     keyid = create_key(path, passphrase=passphrase, name=name, identity=identity)
@@ -43,8 +42,6 @@ def create_trusted_key(
 
 
 def describe_trust_store(state_dir: Path) -> str:
-    from qualification.signing import TrustStore
-
     path = trust_path(state_dir)
     if not path.exists():
         return f"no trust store at {path}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
 from qualification.review.deviations import DeviationState
@@ -193,8 +194,6 @@ def make_plan(
     if bundle is not None and any(
         "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
     ):
-        from qualification.baseline.clones import load_master
-
         master = load_master(
             bundle,
             state_dir=context.state_dir,

@@ -15,10 +15,12 @@ from qualification.errors import (
     TrustError,
     exit_code_for_verdict,
 )
+from qualification.evidence.verify import verify_bundle
 from qualification.execution.context import RunContext, load_run_context
 from qualification.execution.inventory import VaultOptions
 from qualification.execution.recorder import open_signer_with
 from qualification.execution.runner import PlaybookRun, ProgressEvent, run_playbook
+from qualification.review.signed import load_trust
 from qualification.signing import TrustStore
 from qualification.state import trust_path
 from qualification.timeutil import utc_now
@@ -85,8 +87,8 @@ class QualifySummary:
             f"{k} {self.counts.get(k, 0)}" for k in ("pass", "fail", "error", "not-executed", "waived")
         )
         lines = [
-            f"vqual: {self.change_id} run {self.run_id}: {self.verdict.upper()} "
-            f"({counts}; {self.executed} of {self.planned} planned)",
+            (f"vqual: {self.change_id} run {self.run_id}: {self.verdict.upper()} "
+             f"({counts}; {self.executed} of {self.planned} planned)"),
             f"  evidence: {self.bundle}",
             f"  report:   {self.bundle / 'report.html'}",
             f"  junit:    {self.bundle / 'junit.xml'}",
@@ -101,8 +103,6 @@ class QualifySummary:
 
 def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
     """:func:`_check_executor_key` with the state directory's trust store (``vqual patch``)."""
-    from qualification.review.signed import load_trust
-
     path = trust_path(state_dir)
     if not path.exists():
         raise TrustError(
@@ -153,8 +153,6 @@ def preflight(request: QualifyRequest) -> Preflight:
 
 def run_qualify(request: QualifyRequest) -> QualifySummary:
     """Run a qualification end to end and summarise the bundle it wrote."""
-    from qualification.evidence.verify import verify_bundle
-
     checked = preflight(request)
     context = checked.context
     change_id, run_id = context.change_id, context.run_id

@@ -84,76 +84,17 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
     scratch = Path(tempfile.mkdtemp(prefix="vqual-run-"))
     outcome = PlaybookOutcome(status="unknown", rc=-1)
     try:
-        env = {
-            "ANSIBLE_COLLECTIONS_PATH": collections_path(root, scratch),
-            "ANSIBLE_CALLBACKS_ENABLED": CALLBACK,
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
-            "VQUAL_KEY_FILE": str(run.key_file),
-            "VQUAL_EVIDENCE_DIR": str(run.evidence_dir),
-            "VQUAL_STATE_DIR": str(run.state_dir),
-            "VQUAL_INITIATOR": run.initiator,
-            # ansible-runner starts ansible-playbook by name: this interpreter's bin first.
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-        }
-        if run.passphrase is not None:
-            pfile = scratch / "passphrase"
-            fd = os.open(pfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(run.passphrase)
-            env["VQUAL_KEY_PASSPHRASE_FILE"] = str(pfile)
-        if run.context is not None:
-            # Handed over, not loaded again: the plan action checks the file's digest.
-            env.update(handoff_environment(*write_handoff(run.context, scratch)))
-
-        def on_event(event: Mapping[str, Any]) -> bool:
-            data = event.get("event_data") or {}
-            kind = event.get("event")
-            host = str(data.get("host") or "")
-            res = data.get("res") or {}
-            action = str(data.get("task_action") or "")
-            if kind == "runner_on_ok" and "vqual_plan" in res:
-                outcome.planned = len(res["vqual_plan"].get("planned", []))
-                if run.progress:
-                    run.progress(ProgressEvent("planned", message=str(outcome.planned)))
-            elif kind == "runner_on_ok" and "vqual_results" in res and run.progress:
-                results = res.get("vqual_results") or []
-                if action.endswith("compare"):
-                    if results:
-                        run.progress(ProgressEvent("target", target="(across hosts)",
-                                                   counts=_counts(results)))
-                else:
-                    run.progress(ProgressEvent("target", target=host, counts=_counts(results)))
-            elif kind == "runner_on_failed":
-                msg = "the task failed" if res.get("_ansible_no_log") else str(res.get("msg", ""))
-                if action.endswith(".plan") or action == "plan":
-                    outcome.plan_error = msg or "planning failed"
-                    outcome.plan_exit_code = int(res.get("vqual_exit_code", EXIT_BAD_INPUT))
-                else:
-                    outcome.failed[host] = msg
-                    if run.progress:
-                        run.progress(ProgressEvent("failed", target=host, message=msg))
-            elif kind == "runner_on_unreachable":
-                outcome.unreachable.append(host)
-                if run.progress:
-                    run.progress(
-                        ProgressEvent("unreachable", target=host, message=str(res.get("msg", "")))
-                    )
-            return False  # events are not kept by the runner
-
         options = (["--check"] if run.check_mode else []) + run.vault.argv()
         result = ansible_runner.run(
             private_data_dir=str(scratch),
             playbook=str(root / "playbooks" / run.playbook),
             inventory=str(run.inventory.resolve()),
             extravars=run.extravars,
-            envvars=env,
+            envvars=_environment(run, root, scratch),
             limit=run.limit,
             cmdline=" ".join(shlex.quote(o) for o in options) or None,
             quiet=True,
-            event_handler=on_event,
+            event_handler=_event_handler(run, outcome),
         )
         outcome.status = str(result.status)
         outcome.rc = int(result.rc if result.rc is not None else -1)
@@ -163,3 +104,75 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
             shutil.copytree(scratch / "artifacts", run.keep_artifacts, dirs_exist_ok=True)
         # The runner's artifacts hold task results; they stay out of reach unless asked for.
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _environment(run: PlaybookRun, root: Path, scratch: Path) -> dict[str, str]:
+    """The playbook's environment: the collection, the evidence callback and its settings,
+    the key's passphrase in a file of ``scratch`` (mode 0600), the handed-over context."""
+    env = {
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(root, scratch),
+        "ANSIBLE_CALLBACKS_ENABLED": CALLBACK,
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+        "VQUAL_KEY_FILE": str(run.key_file),
+        "VQUAL_EVIDENCE_DIR": str(run.evidence_dir),
+        "VQUAL_STATE_DIR": str(run.state_dir),
+        "VQUAL_INITIATOR": run.initiator,
+        # ansible-runner starts ansible-playbook by name: this interpreter's bin first.
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    if run.passphrase is not None:
+        pfile = scratch / "passphrase"
+        fd = os.open(pfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(run.passphrase)
+        env["VQUAL_KEY_PASSPHRASE_FILE"] = str(pfile)
+    if run.context is not None:
+        # Handed over, not loaded again: the plan action checks the file's digest.
+        env.update(handoff_environment(*write_handoff(run.context, scratch)))
+    return env
+
+
+def _event_handler(
+    run: PlaybookRun, outcome: PlaybookOutcome
+) -> Callable[[Mapping[str, Any]], bool]:
+    """ansible-runner's event handler: fills ``outcome`` and reports progress."""
+
+    def on_event(event: Mapping[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        kind = event.get("event")
+        host = str(data.get("host") or "")
+        res = data.get("res") or {}
+        action = str(data.get("task_action") or "")
+        if kind == "runner_on_ok" and "vqual_plan" in res:
+            outcome.planned = len(res["vqual_plan"].get("planned", []))
+            if run.progress:
+                run.progress(ProgressEvent("planned", message=str(outcome.planned)))
+        elif kind == "runner_on_ok" and "vqual_results" in res and run.progress:
+            results = res.get("vqual_results") or []
+            if action.endswith("compare"):
+                if results:
+                    run.progress(ProgressEvent("target", target="(across hosts)",
+                                               counts=_counts(results)))
+            else:
+                run.progress(ProgressEvent("target", target=host, counts=_counts(results)))
+        elif kind == "runner_on_failed":
+            msg = "the task failed" if res.get("_ansible_no_log") else str(res.get("msg", ""))
+            if action.endswith(".plan") or action == "plan":
+                outcome.plan_error = msg or "planning failed"
+                outcome.plan_exit_code = int(res.get("vqual_exit_code", EXIT_BAD_INPUT))
+            else:
+                outcome.failed[host] = msg
+                if run.progress:
+                    run.progress(ProgressEvent("failed", target=host, message=msg))
+        elif kind == "runner_on_unreachable":
+            outcome.unreachable.append(host)
+            if run.progress:
+                run.progress(
+                    ProgressEvent("unreachable", target=host, message=str(res.get("msg", "")))
+                )
+        return False  # events are not kept by the runner
+
+    return on_event

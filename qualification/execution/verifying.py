@@ -5,18 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qualification.audit import record_failed_verification
 from qualification.errors import BadInputError, EvidenceInvalidError
+from qualification.evidence.verify import verify_bundle
+from qualification.execution.recorder import records_as_dicts
+from qualification.reports.html import render_pdf, render_report
+from qualification.review.signed import load_trust_versioned
+from qualification.signing import TrustStore
 from qualification.state import trust_path
 
 
-def _trust(state_dir: Path) -> Any:
+def _trust(state_dir: Path) -> TrustStore:
     return _trust_versioned(state_dir)[0]
 
 
-def _trust_versioned(state_dir: Path) -> tuple[Any, int | None]:
+def _trust_versioned(state_dir: Path) -> tuple[TrustStore, int | None]:
     """The trust store, checked against its signed history, and its signed version."""
-    from qualification.review.signed import load_trust_versioned
-
     path = trust_path(state_dir)
     if not path.exists():
         raise BadInputError(f"no trust store at {path}; verification trusts only keys in it")
@@ -27,8 +31,6 @@ def verify_command(
     bundle: Path, state_dir: Path, *, record: bool = False
 ) -> tuple[str, dict[str, Any], int]:
     """Verify a bundle; returns (text for people, JSON payload, exit code)."""
-    from qualification.evidence.verify import verify_bundle
-
     if not bundle.is_dir():
         raise BadInputError(f"{bundle} is not an evidence bundle directory")
     trust, trust_version = _trust_versioned(state_dir)
@@ -77,8 +79,6 @@ def verify_command(
     for sig in result.signatures:
         lines.append(f"  signed {sig.get('meaning')} by {sig.get('name')} at {sig.get('time')}")
     if record and result.status != "valid":
-        from qualification.audit import record_failed_verification
-
         record_failed_verification(state_dir, bundle, result.status, list(result.problems))
     return "\n".join(lines), payload, int(result.exit_code)
 
@@ -87,10 +87,6 @@ def render_current_report(
     bundle: Path, state_dir: Path, *, out: Path | None = None, pdf: bool = False
 ) -> list[Path]:
     """Render the report as it stands now (signatures added since the seal included)."""
-    from qualification.evidence.verify import verify_bundle
-    from qualification.execution.recorder import records_as_dicts
-    from qualification.reports.html import render_pdf, render_report
-
     result = verify_bundle(bundle, _trust(state_dir))
     if result.status == "invalid":
         raise EvidenceInvalidError(

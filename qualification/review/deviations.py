@@ -27,7 +27,14 @@ import yaml
 
 from qualification.errors import BadInputError, TrustError, VqualError
 from qualification.evidence.canonical import canonical_bytes
-from qualification.evidence.records import check_safe_name, format_time, utc_now
+from qualification.evidence.reader import read_bundle
+from qualification.evidence.records import (
+    CHECK_RESULT,
+    RUN_KINDS,
+    check_safe_name,
+    format_time,
+    utc_now,
+)
 from qualification.evidence.verify import (
     DEVIATION_FIELDS,
     DEVIATION_OPTIONAL,
@@ -35,7 +42,7 @@ from qualification.evidence.verify import (
     WAIVER_TYPE,
     judge_waivers,
 )
-from qualification.review.signed import (
+from qualification.review.documents import (
     check_signer,
     compact_time,
     open_document,
@@ -408,9 +415,6 @@ def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
     The same judgement :func:`~qualification.evidence.verify.verify_bundle` makes (there a
     problem makes the bundle invalid), for a bundle read with the reader.
     """
-    from qualification.evidence.reader import read_bundle
-    from qualification.evidence.records import CHECK_RESULT, RUN_KINDS
-
     records = read_bundle(bundle).records
     run = [r for r in records if r.kind in RUN_KINDS]
     entries = [

@@ -22,7 +22,7 @@ from qualification.evidence.bundle import append_signature
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import MEANING_ROLE, RUN_KINDS
 from qualification.evidence.verify import INCOMPLETE, VALID, verify_bundle
-from qualification.review.signed import check_signer
+from qualification.review.documents import check_signer
 from qualification.signing import Signer, TrustStore
 
 #: Meanings a person signs with ``vqual sign``; ``authored`` is the executor's own.

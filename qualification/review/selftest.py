@@ -11,6 +11,7 @@ any other. The requirement ids are vqual's own, from docs/validation.md.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 
 from qualification import __version__
 from qualification.checks import operators
 from qualification.config import config_citation
 from qualification.errors import BadInputError, exit_code_for_verdict
-from qualification.evidence.bundle import BundleWriter, latest_seal
+from qualification.evidence.bundle import BundleWriter, append_signature, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import utc_now
 from qualification.evidence.verify import verify_bundle
@@ -37,7 +39,8 @@ from qualification.execution.collection import collection_version, find_collecti
 from qualification.execution.recorder import overall_verdict, records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
-from qualification.review.signed import check_signer, load_trust
+from qualification.review.documents import check_signer
+from qualification.review.signed import load_trust
 from qualification.rollout.change import load_change
 from qualification.signing import Ed25519Signer, Signer, TrustStore
 from qualification.spec.change import new_run_id, validate_change_id
@@ -129,8 +132,6 @@ def _python_version() -> Outcome:
         declared = metadata.metadata("vqual")["Requires-Python"] or ""
     except metadata.PackageNotFoundError:
         return Outcome(False, platform.python_version(), "the vqual distribution is not installed")
-    from packaging.specifiers import SpecifierSet
-
     ok = SpecifierSet(declared).contains(platform.python_version())
     return Outcome(ok, platform.python_version(), None if ok else f"needs Python {declared}")
 
@@ -216,51 +217,54 @@ class _Scratch:
         return verify_bundle(path, self.trust, workers=1).status
 
 
+def _untouched(scratch: Callable[[], _Scratch]) -> Outcome:
+    s = scratch()
+    got = s.status(s.bundle())
+    return Outcome(got == "valid", got)
+
+
+def _record_edit(scratch: Callable[[], _Scratch]) -> Outcome:
+    s = scratch()
+    path = s.bundle() / "records.jsonl"
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0x01  # one bit inside the first record's base64 payload
+    path.write_bytes(bytes(data))
+    got = s.status(path.parent)
+    return Outcome(got == "invalid", got)
+
+
+def _file_edit(scratch: Callable[[], _Scratch]) -> Outcome:
+    s = scratch()
+    path = s.bundle() / "spec.yaml"
+    path.write_bytes(path.read_bytes().replace(b"v1", b"v2"))
+    got = s.status(path.parent)
+    return Outcome(got == "invalid", got)
+
+
+def _crash_cut(scratch: Callable[[], _Scratch]) -> Outcome:
+    s = scratch()
+    path = s.bundle() / "records.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    # Keep run.start and a cut half of the next line, as a crash mid-write leaves it.
+    path.write_bytes(lines[0] + b"\n" + lines[1][: len(lines[1]) // 2])
+    for name in ("manifest.json",):
+        (path.parent / name).unlink()
+    got = s.status(path.parent)
+    return Outcome(got == "incomplete", got)
+
+
+def _moved_signature(scratch: Callable[[], _Scratch]) -> Outcome:
+    s = scratch()
+    first, second = s.bundle(), s.bundle()
+    append_signature(first, s.signer, {"meaning": "reviewed", "name": "Selftest executor"})
+    stolen = (first / "records.jsonl").read_bytes().splitlines(keepends=True)[-1]
+    with open(second / "records.jsonl", "ab") as fh:
+        fh.write(stolen)
+    got = (s.status(first), s.status(second))
+    return Outcome(got == ("valid", "invalid"), list(got))
+
+
 def _scratch_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
-    def good() -> Outcome:
-        s = scratch()
-        got = s.status(s.bundle())
-        return Outcome(got == "valid", got)
-
-    def record_edit() -> Outcome:
-        s = scratch()
-        path = s.bundle() / "records.jsonl"
-        data = bytearray(path.read_bytes())
-        data[40] ^= 0x01  # one bit inside the first record's base64 payload
-        path.write_bytes(bytes(data))
-        got = s.status(path.parent)
-        return Outcome(got == "invalid", got)
-
-    def file_edit() -> Outcome:
-        s = scratch()
-        path = s.bundle() / "spec.yaml"
-        path.write_bytes(path.read_bytes().replace(b"v1", b"v2"))
-        got = s.status(path.parent)
-        return Outcome(got == "invalid", got)
-
-    def crash_cut() -> Outcome:
-        s = scratch()
-        path = s.bundle() / "records.jsonl"
-        lines = path.read_bytes().split(b"\n")
-        # Keep run.start and a cut half of the next line, as a crash mid-write leaves it.
-        path.write_bytes(lines[0] + b"\n" + lines[1][: len(lines[1]) // 2])
-        for name in ("manifest.json",):
-            (path.parent / name).unlink()
-        got = s.status(path.parent)
-        return Outcome(got == "incomplete", got)
-
-    def moved_signature() -> Outcome:
-        from qualification.evidence.bundle import append_signature
-
-        s = scratch()
-        first, second = s.bundle(), s.bundle()
-        append_signature(first, s.signer, {"meaning": "reviewed", "name": "Selftest executor"})
-        stolen = (first / "records.jsonl").read_bytes().splitlines(keepends=True)[-1]
-        with open(second / "records.jsonl", "ab") as fh:
-            fh.write(stolen)
-        got = (s.status(first), s.status(second))
-        return Outcome(got == ("valid", "invalid"), list(got))
-
     eq = {"op": "equals"}
     return [
         SelfCheck(
@@ -270,7 +274,7 @@ def _scratch_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
             "VQ-03",
             "write a bundle, verify_bundle",
             {**eq, "value": "valid"},
-            good,
+            functools.partial(_untouched, scratch),
         ),
         SelfCheck(
             "ST-OQ-03",
@@ -279,7 +283,7 @@ def _scratch_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
             "VQ-04",
             "flip one bit of records.jsonl, verify_bundle",
             {**eq, "value": "invalid"},
-            record_edit,
+            functools.partial(_record_edit, scratch),
         ),
         SelfCheck(
             "ST-OQ-04",
@@ -288,7 +292,7 @@ def _scratch_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
             "VQ-04",
             "edit spec.yaml, verify_bundle",
             {**eq, "value": "invalid"},
-            file_edit,
+            functools.partial(_file_edit, scratch),
         ),
         SelfCheck(
             "ST-OQ-05",
@@ -297,7 +301,7 @@ def _scratch_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
             "VQ-05",
             "cut the records mid-line, verify_bundle",
             {**eq, "value": "incomplete"},
-            crash_cut,
+            functools.partial(_crash_cut, scratch),
         ),
         SelfCheck(
             "ST-OQ-06",
@@ -306,7 +310,7 @@ def _scratch_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
             "VQ-06",
             "copy a signature line, verify both",
             {**eq, "value": ["valid", "invalid"]},
-            moved_signature,
+            functools.partial(_moved_signature, scratch),
         ),
     ]
 
@@ -388,6 +392,16 @@ def _canary_rule(root: Path) -> Outcome:
 
 def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
     """Every check the selftest runs, in order."""
+    return [
+        *_installation_checks(),
+        *_golden_checks(golden),
+        *_scratch_checks(scratch),
+        *_library_checks(scratch),
+    ]
+
+
+def _installation_checks() -> list[SelfCheck]:
+    """IQ: vqual, Python, the collection and every dependency in their declared versions."""
     eq = {"op": "equals", "value": True}
     found = [
         SelfCheck(
@@ -434,9 +448,14 @@ def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[Se
                 _requirement_check(req),
             )
         )
+    return found
+
+
+def _golden_checks(golden: Path | None) -> list[SelfCheck]:
+    """OQ: one check per golden bundle version; not-executed where there are none."""
     versions = sorted(p for p in golden.glob("v*") if p.is_dir()) if golden else []
     if not versions:
-        found.append(
+        return [
             SelfCheck(
                 "ST-OQ-01",
                 "golden bundles verify",
@@ -448,21 +467,24 @@ def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[Se
                 not_executed="no golden bundles here (run from the source tree or give "
                 "--golden DIR)",
             )
+        ]
+    return [
+        SelfCheck(
+            f"ST-OQ-01-{version_dir.name}",
+            f"golden bundle {version_dir.name} verifies",
+            "OQ",
+            "VQ-02",
+            f"verify_bundle {version_dir.name}",
+            {"op": "equals", "value": "as stored in expected.json"},
+            _golden_check(version_dir),
         )
-    for version_dir in versions:
-        found.append(
-            SelfCheck(
-                f"ST-OQ-01-{version_dir.name}",
-                f"golden bundle {version_dir.name} verifies",
-                "OQ",
-                "VQ-02",
-                f"verify_bundle {version_dir.name}",
-                {"op": "equals", "value": "as stored in expected.json"},
-                _golden_check(version_dir),
-            )
-        )
-    found += _scratch_checks(scratch)
-    found.append(
+        for version_dir in versions
+    ]
+
+
+def _library_checks(scratch: Callable[[], _Scratch]) -> list[SelfCheck]:
+    """OQ: the check operators, the verdict exit codes and the OQ canary rule."""
+    return [
         SelfCheck(
             "ST-OQ-07",
             "check operators decide fixed cases",
@@ -471,9 +493,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[Se
             "qualification.checks.operators.apply",
             {"op": "equals", "value": len(_OPERATOR_CASES)},
             _operators,
-        )
-    )
-    found += [
+        ),
         SelfCheck(
             "ST-OQ-08",
             "every verdict exits with its documented code; only pass and waived exit 0",
@@ -493,7 +513,6 @@ def self_checks(golden: Path | None, scratch: Callable[[], _Scratch]) -> list[Se
             lambda: _canary_rule(scratch().root),
         ),
     ]
-    return found
 
 
 # ------------------------------------------------------------------------- the run
@@ -535,8 +554,7 @@ def run_selftest(
     trust = load_trust(state_dir)
     check_signer(trust, signer.keyid, "executor")
     golden = golden if golden is not None else repo_golden_dir()
-    host = platform.node() or "controller"
-    target = f"vqual@{host}"
+    target = f"vqual@{platform.node() or 'controller'}"
     with tempfile.TemporaryDirectory(prefix="vqual-selftest-") as tmp:
         made: list[_Scratch] = []
 
@@ -546,89 +564,19 @@ def run_selftest(
             return made[0]
 
         checks = self_checks(golden, scratch)
-        definition = [
-            {
-                "test_id": c.test_id,
-                "title": c.title,
-                "requirement": c.requirement,
-                "expected": c.expected,
-            }
-            for c in checks
-        ]
-        planned = [{"test_id": c.test_id, "target": target, "protocol": c.protocol} for c in checks]
         run = run_id or new_run_id(utc_now_dt())
         prev = latest_seal(evidence_dir, change)
         writer = BundleWriter.create(evidence_dir, change, run, signer, initiator)
-        writer.append(
-            "run.start",
-            {
-                "mode": "selftest",
-                "tool": {"name": "vqual", "version": __version__},
-                "versions": controller.versions(),
-                "controller": controller.controller_info(),
-                "clock": controller.clock_status(),
-                "spec": {
-                    "path": "builtin:selftest",
-                    "name": "vqual-selftest",
-                    "version": __version__,
-                    "digest": hashlib.sha256(canonical_bytes(definition)).hexdigest(),
-                },
-                "requirements": sorted(REQUIREMENTS),
-                "data_files": [],
-                "inventory": {"digest": None},
-                "trust": {"digest": trust_digest(state_dir)},
-                "targets": [
-                    {
-                        "name": target,
-                        "kinds": ["vqual"],
-                        "risk": "high",
-                        "risk_reason": "vqual decides GxP evidence",
-                    }
-                ],
-                "planned": planned,
-                "prev_run_seal": prev,
-                "approval": None,
-                "config": config_citation(state_dir),
-                "golden": str(golden) if golden else None,
-            },
-        )
+        writer.append("run.start", _run_start(checks, target, state_dir, golden, prev))
         counts: dict[str, int] = {}
         failed: list[str] = []
         for check in checks:
-            started = utc_now()
-            t0 = time.perf_counter()
-            try:
-                if check.not_executed:
-                    outcome, verdict = Outcome(False, None, check.not_executed), "not-executed"
-                else:
-                    outcome = check.run()
-                    verdict = "pass" if outcome.ok else "fail"
-            except Exception as exc:  # noqa: BLE001 - a broken self check is recorded as error
-                outcome = Outcome(False, None, f"{type(exc).__name__}: {exc}")
-                verdict = "error"
+            data = _run_check(check, target)
+            verdict = str(data["verdict"])
             if verdict != "pass":
-                failed.append(f"{check.test_id}: {outcome.reason or verdict}")
+                failed.append(f"{check.test_id}: {data['reason'] or verdict}")
             counts[verdict] = counts.get(verdict, 0) + 1
-            writer.append(
-                "check.result",
-                {
-                    "test_id": check.test_id,
-                    "title": check.title,
-                    "protocol": check.protocol,
-                    "requirements": [check.requirement],
-                    "target": target,
-                    "check": "selftest",
-                    "method": check.method,
-                    "expected": check.expected,
-                    "observed": outcome.observed,
-                    "verdict": verdict,
-                    "reason": outcome.reason,
-                    "raw": None,
-                    "started": started,
-                    "finished": utc_now(),
-                    "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
-                },
-            )
+            writer.append("check.result", data)
         writer.sync()
         records = records_as_dicts(writer.path)
         writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
@@ -639,9 +587,84 @@ def run_selftest(
             ).encode("utf-8"),
         )
         verdict = overall_verdict(counts)
-        seal = writer.seal(counts, len(planned), len(planned), verdict)
+        seal = writer.seal(counts, len(checks), len(checks), verdict)
     result = verify_bundle(writer.path, trust)
     return SelftestSummary(writer.path, verdict, counts, seal, result.status, failed)
 
 
-__all__ = ["REQUIREMENTS", "SelftestSummary", "run_selftest", "self_checks"]
+def _run_start(
+    checks: list[SelfCheck], target: str, state_dir: Path, golden: Path | None, prev: str | None
+) -> dict[str, Any]:
+    """The selftest's ``run.start``: its built-in spec is the checks' definition."""
+    definition = [
+        {
+            "test_id": c.test_id,
+            "title": c.title,
+            "requirement": c.requirement,
+            "expected": c.expected,
+        }
+        for c in checks
+    ]
+    return {
+        "mode": "selftest",
+        "tool": {"name": "vqual", "version": __version__},
+        "versions": controller.versions(),
+        "controller": controller.controller_info(),
+        "clock": controller.clock_status(),
+        "spec": {
+            "path": "builtin:selftest",
+            "name": "vqual-selftest",
+            "version": __version__,
+            "digest": hashlib.sha256(canonical_bytes(definition)).hexdigest(),
+        },
+        "requirements": sorted(REQUIREMENTS),
+        "data_files": [],
+        "inventory": {"digest": None},
+        "trust": {"digest": trust_digest(state_dir)},
+        "targets": [
+            {
+                "name": target,
+                "kinds": ["vqual"],
+                "risk": "high",
+                "risk_reason": "vqual decides GxP evidence",
+            }
+        ],
+        "planned": [{"test_id": c.test_id, "target": target, "protocol": c.protocol}
+                    for c in checks],
+        "prev_run_seal": prev,
+        "approval": None,
+        "config": config_citation(state_dir),
+        "golden": str(golden) if golden else None,
+    }
+
+
+def _run_check(check: SelfCheck, target: str) -> dict[str, Any]:
+    """Run one self check; its ``check.result`` data (a check that raises is an error)."""
+    started = utc_now()
+    t0 = time.perf_counter()
+    try:
+        if check.not_executed:
+            outcome, verdict = Outcome(False, None, check.not_executed), "not-executed"
+        else:
+            outcome = check.run()
+            verdict = "pass" if outcome.ok else "fail"
+    except Exception as exc:  # noqa: BLE001 - a broken self check is recorded as error
+        outcome = Outcome(False, None, f"{type(exc).__name__}: {exc}")
+        verdict = "error"
+    return {
+        "test_id": check.test_id,
+        "title": check.title,
+        "protocol": check.protocol,
+        "requirements": [check.requirement],
+        "target": target,
+        "check": "selftest",
+        "method": check.method,
+        "expected": check.expected,
+        "observed": outcome.observed,
+        "verdict": verdict,
+        "reason": outcome.reason,
+        "raw": None,
+        "started": started,
+        "finished": utc_now(),
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+    }

@@ -1,25 +1,39 @@
-"""Signed documents in the state directory (approvals, waivers) and who may sign what.
+"""The trust store that signatures are judged with, and a person's signing key.
 
-A document is a DSSE envelope (canonical JSON, one signature) whose payload is a canonical JSON
-object carrying the signing ``time``; it is judged against the trust store like a record: the
-signature must verify with a trusted key that was valid at that time and holds the role.
+How a signed document is made and judged is :mod:`qualification.review.documents`; its names
+are also importable from here, where the review code has always found them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from qualification.config import load_config
 from qualification.errors import KeyFileError, TrustError
-from qualification.evidence.canonical import canonical_bytes
-from qualification.evidence.verify import open_signed_document
-from qualification.signing import Ed25519Signer, Signer, TrustedKey, TrustStore
-from qualification.signing.dsse import sign_envelope
+from qualification.review.documents import (
+    check_signer,
+    compact_time,
+    open_document,
+    sign_document,
+    signer_fields,
+    write_new,
+)
+from qualification.review.trust_history import trusted_store
+from qualification.signing import Ed25519Signer, Signer, TrustStore
 from qualification.state import trust_path
-from qualification.timeutil import utc_now
+
+__all__ = [
+    "check_signer",
+    "compact_time",
+    "load_trust",
+    "load_trust_versioned",
+    "open_document",
+    "open_personal_signer",
+    "sign_document",
+    "signer_fields",
+    "write_new",
+]
 
 
 def load_trust(state_dir: Path) -> TrustStore:
@@ -35,9 +49,6 @@ def load_trust(state_dir: Path) -> TrustStore:
 
 def load_trust_versioned(state_dir: Path) -> tuple[TrustStore, int | None]:
     """:func:`load_trust` and the signed version it is (None: not signed)."""
-    from qualification.config import load_config
-    from qualification.review.trust_history import trusted_store
-
     path = trust_path(state_dir)
     if not path.exists():
         raise TrustError(f"no trust store at {path}; signatures are judged against it")
@@ -61,72 +72,3 @@ def open_personal_signer(key_file: Path, passphrase_reader: Callable[[], bytes])
             "personal key and its passphrase"
         )
     return Ed25519Signer.from_file(key_file, passphrase_reader())
-
-
-def check_signer(
-    trust: TrustStore, keyid: str, role: str, when: datetime | None = None
-) -> TrustedKey:
-    """The trust entry of ``keyid`` if it is trusted, valid at ``when`` (now) and holds ``role``.
-
-    Raises:
-        TrustError: untrusted, not yet valid, expired or revoked key, or the role is missing.
-    """
-    moment = when or utc_now()
-    key = trust.get(keyid)
-    if key is None:
-        raise TrustError(f"key {keyid[:16]} is not in the trust store", where=str(trust.path))
-    ok, reason = key.status_at(moment)
-    if not ok:
-        raise TrustError(f"{reason}; it cannot sign", where=str(trust.path))
-    if role not in key.roles:
-        raise TrustError(
-            f"key {keyid[:16]} ({key.name}) does not hold the {role} role", where=str(trust.path)
-        )
-    return key
-
-
-#: Judging a stored envelope lives with the bundle verifier, which judges the waivers a bundle
-#: carries the same way; these names stay for the review code.
-open_document = open_signed_document
-
-
-def signer_fields(key: TrustedKey, time: str, comment: str | None) -> dict[str, Any]:
-    """What every signed document says about its signing: the UTC ``time``, the signer's
-    printed ``name``, ``identity``, ``roles`` and ``keyid`` (from the trust store) and a
-    ``comment``; :func:`open_document` judges the time, key id and name."""
-    return {
-        "time": time,
-        "name": key.name,
-        "identity": key.identity,
-        "roles": list(key.roles),
-        "keyid": key.keyid,
-        "comment": comment,
-    }
-
-
-def sign_document(signer: Signer, payload_type: str, payload: dict[str, Any]) -> bytes:
-    """The canonical envelope bytes (no newline) of ``payload`` signed by ``signer``."""
-    return sign_envelope(canonical_bytes(payload), signer, payload_type).to_bytes()
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file (never over an existing one) and make it durable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def compact_time(text: str) -> str:
-    """A record time as a file-name part: ``20260301T100000.123456Z``."""
-    return text.replace("-", "").replace(":", "")

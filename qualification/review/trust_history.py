@@ -15,14 +15,22 @@ version, byte for byte, and the chain of versions must hold. With
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from qualification.errors import TrustError, VqualError
 from qualification.evidence.records import utc_now
-from qualification.review.signed import open_document, sign_document, signer_fields, write_new
+from qualification.review.documents import (
+    check_signer,
+    open_document,
+    sign_document,
+    signer_fields,
+    write_new,
+)
 from qualification.signing import Signer, TrustStore
+from qualification.signing.dsse import parse_envelope
 from qualification.state import trust_path
 
 HISTORY_DIR = "trust-history"
@@ -177,8 +185,6 @@ def sign_trust_store(state_dir: Path, signer: Signer, comment: str | None = None
     if store.digest == prev_digest:
         raise TrustError(f"trust.yaml has not changed since version {versions[-1]}")
     judge = previous if previous is not None else store
-    from qualification.review.signed import check_signer
-
     key = check_signer(judge, signer.keyid, "trust-admin")
     number = (versions[-1] + 1) if versions else 1
     now = utc_now()
@@ -225,10 +231,6 @@ def trusted_store(state_dir: Path, *, require_signed: bool) -> tuple[TrustStore,
 
 def history(state_dir: Path) -> list[TrustVersion]:
     """Every signed version, oldest first, as recorded (not re-verified)."""
-    import json
-
-    from qualification.signing.dsse import parse_envelope
-
     out = []
     for number in _versions(state_dir):
         _, sig_path = _paths(state_dir, number)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from qualification.errors import PlatformError, VqualError
 from qualification.execution.inventory import VaultOptions
+from qualification.execution.qualify import QualifyRequest, run_qualify
 from qualification.platforms.base import HypervisorPlatform
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.executors import PatchExecutor, target_mismatches
@@ -279,8 +280,6 @@ class QualifyRequalifier:
         return self.platform_tests.planned(hosts, cluster)
 
     def requalify(self, host: str, ctx: RequalifyContext) -> RequalifyOutcome:
-        from qualification.execution.qualify import QualifyRequest, run_qualify
-
         out = self.platform_tests.requalify(host, ctx)
         req = ctx.change.requalify
         if req is None:

@@ -236,47 +236,6 @@ class InventoryModel:
         }
         return cls(hosts=hosts)
 
-    @classmethod
-    def from_inventory_list(cls, data: Mapping[str, Any]) -> InventoryModel:
-        """Build the model from the JSON of ``ansible-inventory --list`` (host and group
-        variables already merged into ``_meta.hostvars``); a host belongs to every group
-        that contains it directly or through child groups.
-
-        Raises:
-            BadInputError: the data is not in that shape, or as for :meth:`from_hostvars`.
-        """
-        meta = data.get("_meta")
-        if not isinstance(meta, Mapping) or not isinstance(meta.get("hostvars"), Mapping):
-            raise BadInputError("inventory list: no _meta.hostvars (use ansible-inventory --list)")
-        hostvars: Mapping[str, Mapping[str, Any]] = meta["hostvars"]
-        tree: dict[str, tuple[list[str], list[str]]] = {}
-        for group, body in data.items():
-            if group == "_meta":
-                continue
-            if not isinstance(body, Mapping):
-                raise BadInputError(f"inventory list: group {group!r} is not a mapping")
-            hosts, children = body.get("hosts", []), body.get("children", [])
-            if not isinstance(hosts, list) or not isinstance(children, list):
-                raise BadInputError(f"inventory list: group {group!r}: hosts/children not lists")
-            tree[group] = (list(hosts), list(children))
-
-        def members(group: str, path: tuple[str, ...]) -> list[str]:
-            if group in path:  # Ansible refuses cycles too; do not loop on bad data
-                raise BadInputError(f"inventory list: group cycle {' -> '.join((*path, group))}")
-            hosts, children = tree.get(group, ([], []))
-            found = list(hosts)
-            for child in children:
-                found.extend(members(child, (*path, group)))
-            return list(dict.fromkeys(found))
-
-        groups = {group: members(group, ()) for group in tree}
-        # ansible-inventory lists a host with no variables nowhere in _meta; give it none
-        every = dict(hostvars)
-        for names in groups.values():
-            for name in names:
-                every.setdefault(name, {})
-        return cls.from_hostvars(every, groups)
-
     def host(self, name: str) -> HostInfo:
         """The host called ``name``.
 

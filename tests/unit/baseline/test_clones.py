@@ -14,13 +14,9 @@ import pytest
 
 from qualification import checks
 from qualification.baseline import fingerprint_record
-from qualification.baseline.clones import (
-    approval_of,
-    clone_names,
-    load_master,
-    overlay_xml,
-)
+from qualification.baseline.clones import clone_names, overlay_xml
 from qualification.baseline.fingerprint import Fingerprint, make_fingerprint
+from qualification.baseline.master import approval_of, load_master
 from qualification.checks.base import Observation
 from qualification.errors import (
     EXIT_BAD_INPUT,

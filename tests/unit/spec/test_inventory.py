@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import rfc8785
 
 from qualification.errors import BadInputError
 from qualification.evidence.canonical import canonical_bytes
@@ -175,6 +176,21 @@ def test_digest_is_sha256_of_the_canonical_redacted_snapshot() -> None:
     model = InventoryModel.from_hostvars(hostvars(), GROUPS)
     expected = hashlib.sha256(canonical_bytes(model.snapshot(redact=True))).hexdigest()
     assert model.digest == expected
+
+
+def test_digest_is_rfc8785_where_plain_json_would_differ() -> None:
+    # Floats and keys outside the BMP are where json.dumps and RFC 8785 part: 1.0 is "1",
+    # 1e16 is written out, keys sort by UTF-16 code units. The digest is the reference
+    # encoder's (rfc8785), never json.dumps's, with no fallback to choose between them.
+    expected = {"ratio": 1.0, "big": 1e16, "z\u00e9": "x", "\U0001F600": 1, "\uE000": 2}
+    model = InventoryModel.from_hostvars(
+        {"h1": {"vqual_target_kinds": ["linux_host"], "vqual_expected": expected}}, {"all": ["h1"]}
+    )
+    snapshot = model.snapshot(redact=True)
+    assert model.digest == hashlib.sha256(rfc8785.dumps(snapshot)).hexdigest()
+    for ensure_ascii in (True, False):
+        plain = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=ensure_ascii)
+        assert model.digest != hashlib.sha256(plain.encode("utf-8")).hexdigest()
 
 
 def test_digest_ignores_order_and_secrets_but_not_site_values() -> None:
