@@ -17,6 +17,7 @@ without vqual.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import urllib.error
 import urllib.request
@@ -244,7 +245,10 @@ def _why(exc: VerificationError) -> str:
     """The library's reason in the words a verifier reports."""
     text = _short(exc)
     if text.startswith("Error while verifying certificates"):
-        return f"token signer does not chain to the trusted TSA roots ({text})"
+        # OpenSSL's error stack, as the library formats it: keep only its reasons.
+        found = re.findall(r'(?:reason|data): "([^"]+)"', str(exc))
+        reasons = dict.fromkeys(found) or {text: None}
+        return f"token signer does not chain to the trusted TSA roots ({'; '.join(reasons)})"
     if "EKU" in text or "KeyPurposeID" in text:
         return f"TSA certificate lacks the critical timeStamping extended key usage ({text})"
     return f"token signature check failed: {text}"
