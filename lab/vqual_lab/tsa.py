@@ -188,8 +188,8 @@ def ensure_pki(
 
 
 def openssl_reply(config: Path, query: bytes, *, timeout: float = 30.0) -> bytes | None:
-    """``openssl ts -reply`` for one DER query: the DER reply, or None if OpenSSL could not
-    read the query at all (a query it can read but refuses gets a reply with that status)."""
+    """``openssl ts -reply`` for one DER query: the DER reply (a query OpenSSL cannot read or
+    will not stamp gets a reply saying so, as RFC 3161 asks), or None if OpenSSL failed."""
     done = subprocess.run(
         ["openssl", "ts", "-reply", "-config", str(config), "-queryfile", "/dev/stdin",
          "-out", "/dev/stdout"],
