@@ -190,11 +190,15 @@ def ensure_pki(
 def openssl_reply(config: Path, query: bytes, *, timeout: float = 30.0) -> bytes | None:
     """``openssl ts -reply`` for one DER query: the DER reply (a query OpenSSL cannot read or
     will not stamp gets a reply saying so, as RFC 3161 asks), or None if OpenSSL failed."""
-    done = subprocess.run(
-        ["openssl", "ts", "-reply", "-config", str(config), "-queryfile", "/dev/stdin",
-         "-out", "/dev/stdout"],
-        input=query, capture_output=True, timeout=timeout, check=False,
-    )
+    try:
+        done = subprocess.run(
+            ["openssl", "ts", "-reply", "-config", str(config), "-queryfile", "/dev/stdin",
+             "-out", "/dev/stdout"],
+            input=query, capture_output=True, timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        sys.stderr.write(f"openssl ts -reply took longer than {timeout} s\n")
+        return None
     if done.returncode != 0 or not done.stdout:
         sys.stderr.write(f"openssl ts -reply failed: {done.stderr.decode(errors='replace')}\n")
         return None
@@ -223,10 +227,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, b"not found\n")
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_QUERY:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_QUERY:
             self.close_connection = True
-            self._send(413, b"query too large\n")
+            self._send(413, b"query too large or of no stated length\n")
             return
         query = self.rfile.read(length)
         if self.path != "/":
@@ -239,7 +246,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:  # OpenSSL keeps the serial number in a file
             reply = openssl_reply(self.server.config, query)
         if reply is None:
-            self._send(400, b"not a time-stamp query\n")
+            self._send(500, b"the TSA could not answer (see its log)\n")
             return
         self._send(200, reply, REPLY_TYPE)
 

@@ -17,6 +17,7 @@ without vqual.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import re
 import secrets
 import urllib.error
@@ -139,12 +140,19 @@ def _post(url: str, query: bytes, timeout: float) -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             body: bytes = resp.read(MAX_REPLY + 1)
+            missing = resp.length  # bytes the stated Content-Length still owes, if stated
     except urllib.error.HTTPError as exc:
         raise TimestampError(f"TSA answered HTTP {exc.code} {exc.reason}", where=url) from exc
     except urllib.error.URLError as exc:
         raise TimestampError(f"TSA unreachable: {exc.reason}", where=url) from exc
     except (OSError, ValueError) as exc:  # timeouts, resets, a malformed URL
         raise TimestampError(f"TSA unreachable: {exc}", where=url) from exc
+    except http.client.HTTPException as exc:  # a status line or headers that are not HTTP
+        raise TimestampError(f"TSA reply is not HTTP: {_short(exc)}", where=url) from exc
+    if missing and len(body) <= MAX_REPLY:
+        raise TimestampError(
+            f"TSA reply broken off after {len(body)} of {len(body) + missing} bytes", where=url
+        )
     if ctype != REPLY_TYPE:
         raise TimestampError(f"TSA reply is {ctype or 'untyped'}, not {REPLY_TYPE}", where=url)
     if len(body) > MAX_REPLY:

@@ -17,7 +17,7 @@ from cryptography import x509
 from rfc3161_client import PKIStatus, decode_timestamp_response
 from vqual_lab import manager
 from vqual_lab.component import LabContext, processes_under, same_process
-from vqual_lab.tsa import QUERY_TYPE, TsaComponent, ensure_pki
+from vqual_lab.tsa import MAX_QUERY, QUERY_TYPE, TsaComponent, ensure_pki
 
 from qualification.errors import BadInputError
 from qualification.signing.timestamping import encode_query, request_token
@@ -102,6 +102,7 @@ def test_http_front_answers_only_timestamp_queries(ctx: LabContext, component: T
     status, ctype, body = _post(component.url, query, QUERY_TYPE)
     assert (status, ctype) == (200, "application/timestamp-reply") and body
     assert _post(component.url, query, "application/octet-stream")[0] == 415
+    assert _post(component.url, b"\x30" * (MAX_QUERY + 1), QUERY_TYPE)[0] == 413
     # Not a query: OpenSSL answers in the protocol, rejected with badDataFormat.
     status, _, body = _post(component.url, b"not a query", QUERY_TYPE)
     assert status == 200 and decode_timestamp_response(body).status == PKIStatus.REJECTION

@@ -187,6 +187,25 @@ def test_a_tsa_that_never_answers_times_out_within_the_bound() -> None:
         assert time.monotonic() - t0 < 5
 
 
+def test_a_server_that_does_not_speak_http_is_a_clear_error() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.83", 0))
+        listener.listen(1)
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.83:{listener.getsockname()[1]}/"
+        with pytest.raises(TimestampError, match="TSA reply is not HTTP: .*SSH-2.0"):
+            request_token(url, DIGEST, timeout=5)
+        thread.join(timeout=5)
+
+
 def test_http_error_is_named(tsa: TsaProcess) -> None:
     with pytest.raises(TimestampError, match="TSA answered HTTP 404"):
         request_token(tsa.url + "nosuch", DIGEST)
@@ -217,13 +236,15 @@ class _CannedReplies(http.server.ThreadingHTTPServer):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(200)
                 self.send_header("Content-Type", outer.content_type)
-                self.send_header("Content-Length", str(len(outer.body)))
+                # ``declared`` more than is sent: a reply broken off.
+                self.send_header("Content-Length", str(outer.declared or len(outer.body)))
                 self.end_headers()
                 self.wfile.write(outer.body)
 
         super().__init__(("127.0.0.84", 0), Handler)
         self.body = body
         self.content_type = content_type
+        self.declared = 0
 
     @property
     def url(self) -> str:
@@ -263,6 +284,12 @@ def test_malformed_reply_is_a_clear_error(
     with pytest.raises(TimestampError, match=message) as err:
         request_token(canned.url, DIGEST)
     assert "\n" not in str(err.value)
+
+
+def test_a_reply_broken_off_is_a_clear_error(canned: _CannedReplies) -> None:
+    canned.body, canned.declared = b"\x30\x82\x04\x00", 1024
+    with pytest.raises(TimestampError, match="TSA reply broken off after 4 of 1024 bytes"):
+        request_token(canned.url, DIGEST)
 
 
 def test_a_replayed_reply_for_another_request_is_refused(
