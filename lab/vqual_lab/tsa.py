@@ -35,6 +35,7 @@ from qualification.errors import BadInputError, PlatformError
 from vqual_lab.component import (
     ComponentStatus,
     LabContext,
+    file_lock,
     pid_start_time,
     processes_under,
     same_process,
@@ -153,35 +154,43 @@ def ensure_pki(
     pki = TsaPki(directory)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    if not pki.complete():
-        for path in (pki.ca_cert, pki.ca_key, pki.tsa_cert, pki.tsa_key, pki.serial):
-            path.unlink(missing_ok=True)
-        (directory / "tsa.ext").write_text(_TSA_EXT)
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-        _openssl(
-            ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
-             "-subj", f"/O=vqual lab/CN={name} root CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-            directory,
-        )
-        _openssl(
-            ["req", "-new", *ec, "-keyout", "tsa.key", "-out", "tsa.csr",
-             "-subj", f"/O=vqual lab/CN={name}"],
-            directory,
-        )
-        _openssl(
-            ["x509", "-req", "-in", "tsa.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "3650",
-             "-sha256", "-extfile", "tsa.ext", "-out", "tsa.crt"],
-            directory,
-        )
-        for key in (pki.ca_key, pki.tsa_key):
-            os.chmod(key, 0o600)
-        (directory / "tsa.csr").unlink(missing_ok=True)
-        pki.serial.write_text("01\n")
+    # Two `up`s at once (a test session beside `vqual-lab up`) make one CA, not two.
+    with file_lock(directory / ".lock"):
+        _make_pki(pki, name)
     pki.config.write_text(ts_config(pki, digests))
     return pki
+
+
+def _make_pki(pki: TsaPki, name: str) -> None:
+    directory = pki.directory
+    if pki.complete():
+        return
+    for path in (pki.ca_cert, pki.ca_key, pki.tsa_cert, pki.tsa_key, pki.serial):
+        path.unlink(missing_ok=True)
+    (directory / "tsa.ext").write_text(_TSA_EXT)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl(
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
+         "-subj", f"/O=vqual lab/CN={name} root CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        directory,
+    )
+    _openssl(
+        ["req", "-new", *ec, "-keyout", "tsa.key", "-out", "tsa.csr",
+         "-subj", f"/O=vqual lab/CN={name}"],
+        directory,
+    )
+    _openssl(
+        ["x509", "-req", "-in", "tsa.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "3650",
+         "-sha256", "-extfile", "tsa.ext", "-out", "tsa.crt"],
+        directory,
+    )
+    for key in (pki.ca_key, pki.tsa_key):
+        os.chmod(key, 0o600)
+    (directory / "tsa.csr").unlink(missing_ok=True)
+    pki.serial.write_text("01\n")
 
 
 # --- the HTTP server (runs as its own process) ---------------------------------------------
