@@ -252,13 +252,15 @@ def _signer(resp: TimeStampResponse) -> x509.Certificate | None:
 def _why(exc: VerificationError) -> str:
     """The library's reason in the words a verifier reports."""
     text = _short(exc)
+    # OpenSSL's error stack, as the library formats it: keep only its reasons.
+    found = re.findall(r'(?:reason|data): "([^"]+)"', str(exc))
+    reasons = "; ".join(dict.fromkeys(found)) or text
+    # OpenSSL judges the purpose while it builds the chain; the library checks the extension
+    # itself when the chain holds. Either way it is the certificate's usage that is wrong.
+    if "purpose" in reasons or "EKU" in text or "KeyPurposeID" in text:
+        return f"TSA certificate lacks the critical timeStamping extended key usage ({reasons})"
     if text.startswith("Error while verifying certificates"):
-        # OpenSSL's error stack, as the library formats it: keep only its reasons.
-        found = re.findall(r'(?:reason|data): "([^"]+)"', str(exc))
-        reasons = dict.fromkeys(found) or {text: None}
-        return f"token signer does not chain to the trusted TSA roots ({'; '.join(reasons)})"
-    if "EKU" in text or "KeyPurposeID" in text:
-        return f"TSA certificate lacks the critical timeStamping extended key usage ({text})"
+        return f"token signer does not chain to the trusted TSA roots ({reasons})"
     return f"token signature check failed: {text}"
 
 

@@ -143,6 +143,58 @@ def test_window_widens_only_by_the_stated_accuracy(tsa: TsaProcess) -> None:
                      not_after=t + timedelta(seconds=3))
 
 
+def _resigned(token: bytes, tsa: TsaProcess, ext: str, tmp: Path) -> bytes:
+    """The token's own TSTInfo signed again (``openssl cms``) by a certificate the trusted CA
+    issued with ``ext``: what a TSA that keeps its usage wrong would send (OpenSSL's own
+    ``ts -reply`` refuses such a signer, so no real TSA here can)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp, capture_output=True, timeout=60, check=True)
+
+    (tmp / "token.der").write_bytes(token)
+    (tmp / "signer.ext").write_text(ext)
+    openssl("cms", "-verify", "-noverify", "-inform", "DER", "-in", "token.der",
+            "-out", "tstinfo.der")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "signer.key", "-out", "signer.csr", "-subj", "/O=vqual lab/CN=vqual lab TSA")
+    openssl("x509", "-req", "-in", "signer.csr", "-CA", str(tsa.ca_file), "-CAkey",
+            str(tsa.pki.ca_key), "-set_serial", "77", "-days", "2", "-sha256",
+            "-extfile", "signer.ext", "-out", "signer.crt")
+    openssl("cms", "-sign", "-binary", "-in", "tstinfo.der", "-nodetach", "-nosmimecap",
+            "-econtent_type", "1.2.840.113549.1.9.16.1.4",  # id-ct-TSTInfo
+            "-signer", "signer.crt", "-inkey", "signer.key", "-md", "sha256",
+            "-outform", "DER", "-out", "resigned.der")
+    return (tmp / "resigned.der").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "ext",
+    [
+        "keyUsage = critical, digitalSignature\n",  # no extended key usage at all
+        "keyUsage = critical, digitalSignature\nextendedKeyUsage = timeStamping\n",  # not critical
+        "keyUsage = critical, digitalSignature\nextendedKeyUsage = critical, codeSigning\n",
+    ],
+    ids=["none", "not-critical", "code-signing"],
+)
+def test_a_signer_without_the_time_stamping_usage_is_refused(
+    tsa: TsaProcess, ext: str, tmp_path: Path
+) -> None:
+    token = request_token(tsa.url, DIGEST)
+    lo, hi = _window()
+    forged = _resigned(token.der, tsa, "basicConstraints = critical, CA:FALSE\n" + ext, tmp_path)
+    with pytest.raises(TimestampInvalid, match="lacks the critical timeStamping extended key us"):
+        verify_token(forged, DIGEST, tsa.ca_file.read_bytes(), not_before=lo, not_after=hi)
+    assert _openssl_verify(forged, DIGEST, tsa.ca_file, tmp_path).returncode != 0
+
+
+def test_a_resigned_token_with_the_right_usage_still_verifies(tsa: TsaProcess, tmp_path: Path) -> None:
+    # The control for the test above: the forgery itself is sound, only the usage differs.
+    token = request_token(tsa.url, DIGEST)
+    lo, hi = _window()
+    ext = "basicConstraints = critical, CA:FALSE\nextendedKeyUsage = critical, timeStamping\n"
+    forged = _resigned(token.der, tsa, ext, tmp_path)
+    assert verify_token(forged, DIGEST, tsa.ca_file.read_bytes(), not_before=lo, not_after=hi)
+
+
 def test_not_a_token_is_refused(tsa: TsaProcess) -> None:
     lo, hi = _window()
     with pytest.raises(TimestampInvalid, match="not an RFC 3161 time-stamp token"):
