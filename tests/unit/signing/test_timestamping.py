@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from vqual_lab.tsa import TsaProcess, running_tsa, start_tsa, stop_tsa
+from vqual_lab.tsa import TsaProcess, ensure_pki, running_tsa, start_tsa, stop_tsa
 
 from qualification.errors import (
     EXIT_FAILED,
@@ -365,3 +365,29 @@ def test_tsa_certificate_is_fit_for_time_stamping(tsa: TsaProcess) -> None:
     assert eku.critical and list(eku.value) == [x509.ExtendedKeyUsageOID.TIME_STAMPING]
     ca = x509.load_pem_x509_certificate(tsa.ca_file.read_bytes())
     cert.verify_directly_issued_by(ca)
+
+
+# --- an archived token, checked offline -------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARCHIVED_DIGEST = hashlib.sha256(b"vqual archived token").digest()
+ARCHIVED_TIME = datetime(2026, 12, 6, 18, 5, 38, tzinfo=UTC)
+
+
+def test_an_archived_token_verifies_offline_with_its_root(tmp_path: Path) -> None:
+    """A token kept with its root (tests/unit/signing/fixtures, from the lab TSA) verifies
+    with no TSA running, and only for its digest, its root and its time."""
+    token = (FIXTURES / "tsa-token.der").read_bytes()
+    root = (FIXTURES / "tsa-root.pem").read_bytes()
+    near = (ARCHIVED_TIME - timedelta(seconds=5), ARCHIVED_TIME + timedelta(seconds=5))
+    verified = verify_token(token, ARCHIVED_DIGEST, root, not_before=near[0], not_after=near[1])
+    assert verified.time == ARCHIVED_TIME
+    assert verified.tsa_subject == "CN=vqual lab TSA,O=vqual lab"
+    assert _openssl_verify(token, ARCHIVED_DIGEST, FIXTURES / "tsa-root.pem", tmp_path).returncode == 0
+    with pytest.raises(TimestampInvalid, match="covers digest"):
+        verify_token(token, DIGEST, root, not_before=near[0], not_after=near[1])
+    with pytest.raises(TimestampInvalid, match="outside"):
+        verify_token(token, ARCHIVED_DIGEST, root, not_before=near[1], not_after=near[1] + near[1].resolution)
+    other = ensure_pki(tmp_path / "other").ca_cert.read_bytes()
+    with pytest.raises(TimestampInvalid, match="does not chain"):
+        verify_token(token, ARCHIVED_DIGEST, other, not_before=near[0], not_after=near[1])
