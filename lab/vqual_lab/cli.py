@@ -25,8 +25,9 @@ def _print(statuses: Iterable[ComponentStatus]) -> None:
 
 @click.group()
 def main() -> None:
-    """Bring the test lab (KVM hosts, guests, vCenter/ESXi simulator, WinRM stand-in) up and
-    down. Everything runs on 127.0.0.0/8; every process is started and stopped by PID."""
+    """Bring the test lab (KVM hosts, guests, vCenter/ESXi simulator, WinRM stand-in, a
+    time-stamp authority) up and down. Everything runs on 127.0.0.0/8; every process is
+    started and stopped by PID."""
 
 
 @main.command("up")

@@ -30,6 +30,7 @@ _KNOWN: dict[str, tuple[str, str]] = {
     "guests": ("vqual_lab.guests", "Guests"),
     "vcsim": ("vqual_lab.vcsim", "VcsimComponent"),
     "winrm": ("vqual_lab.winrm_standin", "WinRMStandIn"),
+    "tsa": ("vqual_lab.tsa", "TsaComponent"),
 }
 _FACTORIES: dict[str, Callable[[], LabComponent]] = {}
 _INSTANCES: dict[str, LabComponent] = {}
@@ -191,9 +192,12 @@ def inventory_dir(ctx: LabContext) -> Path:
 
 
 def build_inventory(fragments: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Merge components' fragments into one Ansible YAML inventory."""
+    """Merge components' fragments into one Ansible YAML inventory (a fragment's top-level
+    ``vars`` go to group ``all``)."""
     children: dict[str, Any] = {}
+    all_vars: dict[str, Any] = {}
     for fragment in fragments:
+        all_vars.update(fragment.get("vars") or {})
         for group, body in fragment.get("groups", {}).items():
             entry = children.setdefault(group, {"hosts": {}, "vars": {}})
             entry["hosts"].update(body.get("hosts") or {})
@@ -201,7 +205,7 @@ def build_inventory(fragments: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for entry in children.values():
         if not entry["vars"]:
             del entry["vars"]
-    return {"all": {"children": children}}
+    return {"all": {"vars": all_vars, "children": children} if all_vars else {"children": children}}
 
 
 def ssh_config(inventory: dict[str, Any]) -> str:
