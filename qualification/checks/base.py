@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+from qualification.verdict import VERDICTS, Verdict
+
+__all__ = ["VERDICTS", "Verdict"]
 
 
 @dataclass(frozen=True)
