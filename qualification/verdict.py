@@ -35,6 +35,8 @@ class Verdict(StrEnum):
     @classmethod
     def parse(cls, text: object) -> Verdict | None:
         """The verdict spelled ``text``, or None when it is not one."""
+        if not isinstance(text, str):
+            return None
         try:
             return cls(text)
         except ValueError:

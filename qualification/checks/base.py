@@ -108,7 +108,7 @@ class Outcome:
     the observed value stands alone.
     """
 
-    verdict: str
+    verdict: Verdict
     expected: Any
     observed: Any
     reason: str | None = None

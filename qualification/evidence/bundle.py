@@ -36,9 +36,9 @@ from qualification.evidence.records import (
     check_safe_name,
     utc_now,
 )
-from qualification.verdict import VERDICTS, Verdict
 from qualification.signing.dsse import RECORD_PAYLOAD_TYPE
 from qualification.signing.keys import Signer
+from qualification.verdict import VERDICTS, Verdict
 
 RECORDS = "records.jsonl"
 MANIFEST = "manifest.json"

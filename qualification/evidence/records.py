@@ -7,14 +7,31 @@ from datetime import UTC, datetime
 
 from qualification import FORMAT_VERSION
 from qualification.errors import BadInputError
+
 # Re-exported: the names the writer, reader and review modules take from here.
-from qualification.evidence.kinds import CHECK_RESULT as CHECK_RESULT
-from qualification.evidence.kinds import REGISTRY
-from qualification.evidence.kinds import RUN_END as RUN_END
-from qualification.evidence.kinds import RUN_START as RUN_START
-from qualification.evidence.kinds import SIGNATURE as SIGNATURE
-from qualification.evidence.kinds.signature import MEANING_ROLE as MEANING_ROLE
-from qualification.verdict import VERDICTS as VERDICTS
+from qualification.evidence.kinds import CHECK_RESULT, REGISTRY, RUN_END, RUN_START, SIGNATURE
+from qualification.evidence.kinds.signature import MEANING_ROLE
+from qualification.verdict import VERDICTS
+
+__all__ = [
+    "CHECK_RESULT",
+    "KINDS",
+    "KNOWN_VERSIONS",
+    "MEANING_ROLE",
+    "RAW_INLINE_MAX",
+    "RUN_END",
+    "RUN_KINDS",
+    "RUN_START",
+    "SIGNATURE",
+    "VERDICTS",
+    "WRITE_VERSION",
+    "ZERO_DIGEST",
+    "check_safe_name",
+    "format_time",
+    "is_safe_name",
+    "parse_time",
+    "utc_now",
+]
 
 #: Format versions this code can read.
 KNOWN_VERSIONS = frozenset({1})

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,26 @@ from qualification.evidence.reader import check_record_fields, list_files, parse
 from qualification.evidence.records import KNOWN_VERSIONS, ZERO_DIGEST, parse_time
 
 # Re-exported: callers take the result and its statuses from here.
-from qualification.evidence.result import INCOMPLETE as INCOMPLETE
-from qualification.evidence.result import INVALID as INVALID
-from qualification.evidence.result import VALID as VALID
-from qualification.evidence.result import VerificationResult as VerificationResult
+from qualification.evidence.result import INCOMPLETE, INVALID, VALID, VerificationResult
 from qualification.signing.dsse import RECORD_PAYLOAD_TYPE, parse_envelope, verify_envelope
 from qualification.signing.trust import TrustedKey, TrustStore
+
+__all__ = [
+    "DEVIATION_FIELDS",
+    "DEVIATION_OPTIONAL",
+    "INCOMPLETE",
+    "INVALID",
+    "MAX_PROBLEMS",
+    "PARALLEL_MIN_LINES",
+    "VALID",
+    "WAIVER_KIND",
+    "WAIVER_TYPE",
+    "SignedDocument",
+    "VerificationResult",
+    "judge_waivers",
+    "open_signed_document",
+    "verify_bundle",
+]
 
 #: Below this many lines, worker start-up costs more than it saves.
 PARALLEL_MIN_LINES = 2000

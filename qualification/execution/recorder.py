@@ -25,6 +25,7 @@ from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.deviations import DeviationState
 from qualification.signing import Ed25519Signer, Signer
+from qualification.verdict import Verdict, overall, zero_counts
 
 
 def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
@@ -69,15 +70,9 @@ def records_as_dicts(bundle: Path) -> list[dict[str, Any]]:
     ]
 
 
-_VERDICT_ORDER = ("fail", "error", "not-executed")
-
-
 def overall_verdict(counts: Mapping[str, int]) -> str:
     """The worst verdict present: fail > error > not-executed > pass (waived counts as pass)."""
-    for verdict in _VERDICT_ORDER:
-        if counts.get(verdict, 0):
-            return verdict
-    return "pass"
+    return overall(counts).value
 
 
 def _read_cited(path: Path, digest: str, what: str) -> bytes:
@@ -106,7 +101,7 @@ class RunRecorder:
         self.writer: BundleWriter | None = None
         self.plan: RunPlan | None = None
         self._pending: dict[str, dict[str, Mapping[str, Any]]] = {}
-        self._counts: dict[str, int] = {v: 0 for v in ("pass", "fail", "error", "not-executed", "waived")}
+        self._counts: dict[str, int] = zero_counts()
         self._executed = 0
         self._deviations: DeviationState | None = None
         self._waivers_recorded: set[str] = set()
@@ -179,7 +174,7 @@ class RunRecorder:
     def _append_result(self, result: Mapping[str, Any]) -> None:
         assert self.writer is not None
         data = dict(result)
-        if data.get("verdict") == "fail" and self._deviations is not None:
+        if data.get("verdict") == Verdict.FAIL and self._deviations is not None:
             self._waive(data)
         if data.get("raw") is not None and isinstance(data["raw"], str):
             data["raw"] = self.writer.store_raw(data["raw"])
@@ -201,7 +196,7 @@ class RunRecorder:
         if waiver.deviation.id not in self._waivers_recorded:
             self.writer.append("deviation.waiver", waiver.record())
             self._waivers_recorded.add(waiver.deviation.id)
-        data["verdict"] = "waived"
+        data["verdict"] = Verdict.WAIVED.value
         data["deviation"] = waiver.deviation.id
 
     def record(

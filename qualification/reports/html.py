@@ -21,17 +21,12 @@ from qualification.errors import BadInputError
 from qualification.reports.matrix import NOT_COVERED, rows_for
 from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
 from qualification.reports.values import show, show_duration, show_expected, show_raw, show_time
+from qualification.verdict import Verdict
 
 _TEMPLATES = Path(__file__).parent / "templates"
 #: Observed values longer than this are cut in the report; the record keeps all of it.
 _VALUE_LIMIT = 2000
-_LABELS = {
-    "pass": "PASS",
-    "fail": "FAIL",
-    "error": "ERROR",
-    "not-executed": "NOT EXECUTED",
-    "waived": "WAIVED",
-}
+_LABELS = {v.value: v.value.replace("-", " ").upper() for v in Verdict}
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +46,7 @@ def _verdict(verdict: str | None, deviation: str | None = None) -> dict[str, str
     if verdict is None:
         return {"text": "NOT COVERED", "css": "v-none"}
     text = _LABELS.get(verdict, verdict.upper())
-    if verdict == "waived":
+    if verdict == Verdict.WAIVED:
         text += f" ({deviation or 'deviation id missing'})"
     css = f"v-{verdict}" if verdict in VERDICTS else "v-error"
     return {"text": text, "css": css}

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qualification.reports.model import Records, Result, results_of, worst
+from qualification.verdict import Verdict
 
 COVERED = "covered"
 NOT_COVERED = "not covered"
@@ -52,7 +53,7 @@ class Row:
 
 
 def _executed(result: Result) -> bool:
-    return result.recorded and result.verdict != "not-executed"
+    return result.recorded and result.verdict != Verdict.NOT_EXECUTED
 
 
 def rows_for(results: Iterable[Result], declared: Sequence[str]) -> list[Row]:

@@ -24,8 +24,7 @@ from qualification.rollout.change import RolloutChange
 from qualification.signing import Signer
 from qualification.state import trust_digest
 from qualification.timeutil import utc_now_text
-
-_VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+from qualification.verdict import Verdict, zero_counts
 
 
 class PatchEvidence:
@@ -39,7 +38,7 @@ class PatchEvidence:
         self.initiator = initiator
         self.state_dir = Path(state_dir)
         self.writer: BundleWriter | None = None
-        self.counts = {v: 0 for v in _VERDICTS}
+        self.counts = zero_counts()
         self.planned: list[dict[str, str]] = []
         self._pending: dict[tuple[str, str], dict[str, str]] = {}
         self.halted = False
@@ -183,7 +182,7 @@ class PatchEvidence:
             leftovers.append({
                 "test_id": test_id, "title": test_id, "protocol": planned.get("protocol", "IQ"),
                 "requirements": [], "target": target, "check": "rollout", "method": "",
-                "expected": {}, "observed": None, "verdict": "not-executed",
+                "expected": {}, "observed": None, "verdict": Verdict.NOT_EXECUTED.value,
                 "reason": not_run_reason, "raw": None, "started": now, "finished": now,
                 "duration_ms": 0.0,
             })
@@ -204,7 +203,7 @@ class PatchEvidence:
             if self.halted else self.counts
         )
         self.verdict = verdict
-        executed = sum(v for k, v in self.counts.items() if k != "not-executed")
+        executed = sum(v for k, v in self.counts.items() if k != Verdict.NOT_EXECUTED)
         seal = writer.seal(counts=self.counts, planned=len(self.planned), executed=executed,
                            verdict=verdict)
         self.writer = None

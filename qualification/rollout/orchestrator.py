@@ -52,6 +52,7 @@ from qualification.rollout.lease import LeaseManager
 from qualification.rollout.requalify import Requalifier, RequalifyContext
 from qualification.spec.change import new_run_id, validate_run_id
 from qualification.timeutil import utc_now, utc_now_text
+from qualification.verdict import VERDICTS
 
 _T = TypeVar("_T")
 
@@ -201,7 +202,7 @@ class PatchOutcome:
         return "\n".join(lines)
 
 
-_COUNTED = ("pass", "fail", "error", "not-executed", "waived")
+_COUNTED = VERDICTS
 
 
 class Orchestrator:
