@@ -12,15 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qualification import __version__
 from qualification.errors import BadInputError, KeyFileError
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
+from qualification.evidence.kinds import ACTION, CHECK_RESULT, FINGERPRINT, RUN_START, WAIVER
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import utc_now as record_time
-from qualification.execution import controller
 from qualification.execution.evaluation import error_results
 from qualification.execution.planning import RunPlan
+from qualification.execution.run_start import run_start_data
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.deviations import DeviationState
@@ -138,32 +138,26 @@ class RunRecorder:
         self.writer = writer
         for target in plan.targets:
             self._pending[target.name] = {t.test_id: t.to_json() for t in target.tests}
-        clone = plan.plan.clone
-        writer.append(
-            "run.start",
-            {
-                "mode": plan.mode,
-                "tool": {"name": "vqual", "version": __version__},
-                "versions": controller.versions(),
-                "controller": controller.controller_info(),
-                "clock": controller.clock_status(),
-                "spec": plan.spec_record(),
-                "requirements": list(plan.requirements),
-                "data_files": [
-                    {"name": d.name, "path": f"data/{d.name}", "digest": d.digest}
-                    for d in plan.data_files
-                ],
-                "inventory": {"digest": plan.plan.inventory_digest},
-                "trust": {"digest": plan.trust_digest, "version": plan.trust_version},
-                "targets": [target.record() for target in plan.targets],
-                "planned": plan.planned(),
-                "prev_run_seal": prev,
-                "approval": plan.approval,
-                "config": plan.config,
-                # a clone run cites its master: bundle, seal and fingerprint digest
-                **({"clone": dict(clone)} if clone else {}),
-            },
+        start = run_start_data(
+            mode=plan.mode,
+            spec=plan.spec_record(),
+            requirements=plan.requirements,
+            data_files=[
+                {"name": d.name, "path": f"data/{d.name}", "digest": d.digest}
+                for d in plan.data_files
+            ],
+            inventory_digest=plan.plan.inventory_digest,
+            trust={"digest": plan.trust_digest, "version": plan.trust_version},
+            targets=[target.record() for target in plan.targets],
+            planned=plan.planned(),
+            prev_run_seal=prev,
+            approval=plan.approval,
+            config=plan.config,
         )
+        if plan.plan.clone:
+            # a clone run cites its master: bundle, seal and fingerprint digest
+            start["clone"] = dict(plan.plan.clone)
+        writer.append(RUN_START, start)
         writer.add_file("spec.yaml", spec_bytes)
         for name, content in data_files:
             writer.add_file(f"data/{name}", content)
@@ -178,7 +172,7 @@ class RunRecorder:
             self._waive(data)
         if data.get("raw") is not None and isinstance(data["raw"], str):
             data["raw"] = self.writer.store_raw(data["raw"])
-        self.writer.append("check.result", data)
+        self.writer.append(CHECK_RESULT, data)
         self._counts[str(data["verdict"])] = self._counts.get(str(data["verdict"]), 0) + 1
         self._executed += 1
         self._pending.get(str(data["target"]), {}).pop(str(data["test_id"]), None)
@@ -194,7 +188,7 @@ class RunRecorder:
         if waiver is None:
             return
         if waiver.deviation.id not in self._waivers_recorded:
-            self.writer.append("deviation.waiver", waiver.record())
+            self.writer.append(WAIVER, waiver.record())
             self._waivers_recorded.add(waiver.deviation.id)
         data["verdict"] = Verdict.WAIVED.value
         data["deviation"] = waiver.deviation.id
@@ -211,11 +205,11 @@ class RunRecorder:
         if self.writer is None:
             return
         for action in actions:
-            self.writer.append("action", dict(action))
+            self.writer.append(ACTION, dict(action))
         for result in results:
             self._append_result(result)
         for fingerprint in fingerprints:
-            self.writer.append("fingerprint", dict(fingerprint))
+            self.writer.append(FINGERPRINT, dict(fingerprint))
 
     def target_failed(self, target: str, reason: str) -> None:
         """Record ``error`` for every planned test of a target that has no result yet."""

@@ -48,6 +48,10 @@ RUN_END = run_end.KIND.name
 CHECK_RESULT = check_result.KIND.name
 SIGNATURE = signature.KIND.name
 WAIVER = deviation_waiver.KIND.name
+ACTION = action.KIND.name
+FINGERPRINT = fingerprint.KIND.name
+HOST_SKIPPED = host_skipped.KIND.name
+DEVIATION_RAISED = deviation_raised.KIND.name
 
 
 def kind_of(name: object) -> RecordKind | None:
@@ -56,7 +60,11 @@ def kind_of(name: object) -> RecordKind | None:
 
 
 __all__ = [
+    "ACTION",
     "CHECK_RESULT",
+    "DEVIATION_RAISED",
+    "FINGERPRINT",
+    "HOST_SKIPPED",
     "REGISTRY",
     "RUN_END",
     "RUN_START",

@@ -9,8 +9,10 @@ from qualification.evidence.kinds.base import AuditLine, ChainView, RecordKind
 
 
 class RunStartData(TypedDict):
-    """docs/formats.md, ``run.start``. ``requirements``, ``clone`` and ``patch`` appear only
-    in the runs that have them; ``config`` is absent in runs written before it existed."""
+    """docs/formats.md, ``run.start``. ``requirements``, ``clone`` (clone runs), ``patch``
+    (rolling patch runs) and ``golden`` (selftest runs) appear only in the runs that have
+    them; ``config`` is absent in runs written before it existed. Built by
+    ``qualification.execution.run_start.run_start_data`` for every kind of run."""
 
     mode: str
     tool: dict[str, str]
@@ -29,6 +31,7 @@ class RunStartData(TypedDict):
     config: NotRequired[dict[str, Any]]
     clone: NotRequired[dict[str, Any]]
     patch: NotRequired[dict[str, Any]]
+    golden: NotRequired[str | None]
 
 
 class RunStart(RecordKind):
