@@ -1,7 +1,6 @@
 """``action``: an operation on a target with its state before and after."""
 
-from __future__ import annotations
-
+# No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict

@@ -1,7 +1,6 @@
 """``check.result``: one test on one target, with what was expected and observed."""
 
-from __future__ import annotations
-
+# No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
@@ -38,7 +37,7 @@ class CheckResultData(TypedDict):
     started: str
     finished: str
     duration_ms: float
-    deviation: NotRequired[str]
+    deviation: NotRequired[str | None]
     measured: NotRequired[dict[str, Any]]
 
 

@@ -2,8 +2,7 @@
 result it waives. Its envelope is judged with the waived results at the end of verification
 (``qualification.evidence.verify.judge_waivers``)."""
 
-from __future__ import annotations
-
+# No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
 from collections.abc import Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
 

@@ -1,7 +1,6 @@
 """``run.start``: the run's first record, what it planned and the inputs it was judged with."""
 
-from __future__ import annotations
-
+# No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
