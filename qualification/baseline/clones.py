@@ -41,6 +41,7 @@ from qualification.errors import (
 )
 from qualification.signing import TrustStore
 from qualification.spec.plan import MasterBaseline
+from qualification.verdict import Verdict
 
 #: Safe VM names for created clones (also a libvirt domain and file name).
 CLONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -157,7 +158,7 @@ def load_master(
         )
     if result.status != VALID:
         raise EvidenceInvalidError(f"does not verify: {_first(result.problems)}", where=where)
-    if result.verdict != "pass":
+    if result.verdict != Verdict.PASS:
         raise BadInputError(
             f"the master run's verdict is {result.verdict!r}: only a master that passed "
             "can be cloned",

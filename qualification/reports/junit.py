@@ -29,7 +29,7 @@ def _system_out(result: Result) -> str:
     ]
     if result.reason:
         lines.append(f"reason: {result.reason}")
-    if result.verdict == "waived":
+    if result.verdict == Verdict.WAIVED:
         lines.append(f"waived by deviation {result.deviation or '(id missing)'}")
     raw = show_raw(result.raw, result.seq)
     if raw:

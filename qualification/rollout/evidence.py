@@ -48,7 +48,7 @@ class PatchEvidence:
         self.planned: list[dict[str, str]] = []
         self._pending: dict[tuple[str, str], dict[str, str]] = {}
         self.halted = False
-        self.halt_verdict = "fail"
+        self.halt_verdict: str = Verdict.FAIL.value
         #: The sealed bundle's overall verdict (``run.end``), once :meth:`finish` ran.
         self.verdict: str | None = None
 
