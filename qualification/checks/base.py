@@ -139,7 +139,7 @@ def lifecycle_measured(value: Mapping[str, Any], step: str) -> dict[str, Any]:
         "duration_ms": value["steps"][step].get("duration_ms"),
     }
     cleanup = value.get("cleanup") or {}
-    if cleanup.get("verdict") not in (None, "pass"):
+    if cleanup.get("verdict") not in (None, Verdict.PASS):
         measured["cleanup"] = dict(cleanup)
     return measured
 

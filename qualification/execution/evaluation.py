@@ -170,12 +170,12 @@ def evaluate_cross_host(
 
 
 def error_results(
-    tests: Sequence[Mapping[str, Any]], reason: str, *, verdict: str = "error"
+    tests: Sequence[Mapping[str, Any]], reason: str, *, verdict: Verdict = Verdict.ERROR
 ) -> list[CheckResultData]:
     """Results for tests that could not be observed (host unreachable, probe failed)."""
     now = utc_now_text()
     outcome_for = {
-        str(t["test_id"]): Outcome(verdict=Verdict(verdict), expected=dict(t.get("expect") or {}),
+        str(t["test_id"]): Outcome(verdict=verdict, expected=dict(t.get("expect") or {}),
                                    observed=None, reason=reason)
         for t in tests
     }
