@@ -57,6 +57,9 @@ WORST_FIRST: tuple[Verdict, ...] = (
 )
 
 
+_WORST_FIRST_SPELLED = tuple((v, v.value) for v in WORST_FIRST)
+
+
 def zero_counts() -> dict[str, int]:
     """``{verdict: 0}`` for every verdict, in :data:`VERDICTS` order."""
     return {v: 0 for v in VERDICTS}
@@ -66,8 +69,9 @@ def worst(verdicts: Iterable[str]) -> Verdict:
     """The worst verdict present: fail > error > not-executed > waived > pass; ``pass`` when
     none (or none known) is present."""
     present = set(verdicts)
-    for verdict in WORST_FIRST:
-        if verdict in present:
+    # Looked up by the plain strings: str hashing, not the enum's (reports call this often).
+    for verdict, spelled in _WORST_FIRST_SPELLED:
+        if spelled in present:
             return verdict
     return Verdict.PASS
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qualification.errors import BadInputError
-from qualification.evidence.kinds import RUN_END, RUN_START, SIGNATURE, kind_of
+from qualification.evidence.kinds import REGISTRY, RUN_END, RUN_START, SIGNATURE
 from qualification.evidence.kinds.action import Action
 from qualification.evidence.kinds.base import Deviation, data_of, opt_text, text
 from qualification.evidence.kinds.check_result import Result
@@ -144,10 +144,11 @@ def _as_mappings(records: Records) -> list[Mapping[str, Any]]:
 def _rows(records: Sequence[Mapping[str, Any]]) -> list[object]:
     """Every record's report rows (its kind's), in record order; unknown kinds have none."""
     rows: list[object] = []
+    kinds = REGISTRY
     for record in records:
-        kind = kind_of(record["kind"])
+        kind = kinds.get(record["kind"])
         if kind is not None:
-            rows.extend(kind.report_rows(record))
+            rows += kind.report_rows(record)
     return rows
 
 
@@ -163,12 +164,12 @@ def results_of(given: Records) -> tuple[Result, ...]:
 
 
 def _with_missing(records: Sequence[Mapping[str, Any]], rows: list[object]) -> tuple[Result, ...]:
-    results = [r for r in rows if isinstance(r, Result)]
+    results = [r for r in rows if type(r) is Result]
     start = next((r for r in records if r["kind"] == RUN_START), None)
     if start is None:
         return tuple(results)
     finished = any(r["kind"] == RUN_END for r in records)
-    skipped = dict(r for r in rows if isinstance(r, SkippedHost))
+    skipped = dict(r for r in rows if type(r) is SkippedHost)
     seen = {(r.test_id, r.target) for r in results}
     known = {r.test_id: r for r in results}
     missing: list[Result] = []
@@ -257,9 +258,9 @@ def load_run(given: Records) -> Run:
         end=data_of(end) if end is not None else None,
         targets=targets,
         results=_with_missing(records, rows),
-        actions=tuple(r for r in rows if isinstance(r, Action)),
-        deviations=tuple(r for r in rows if isinstance(r, Deviation)),
-        signatures=tuple(r for r in rows if isinstance(r, Signature)),
-        skipped_hosts=tuple((r.target, r.reason) for r in rows if isinstance(r, SkippedHost)),
+        actions=tuple(r for r in rows if type(r) is Action),
+        deviations=tuple(r for r in rows if type(r) is Deviation),
+        signatures=tuple(r for r in rows if type(r) is Signature),
+        skipped_hosts=tuple((r.target, r.reason) for r in rows if type(r) is SkippedHost),
         seal=opt_text(end.get("digest")) if end is not None else None,
     )

@@ -1,7 +1,7 @@
 """``action``: an operation on a target with its state before and after."""
 
 # No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
@@ -49,18 +49,20 @@ class ActionKind(RecordKind):
     name = "action"
     payload = ActionData
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
         data = data_of(record)
-        yield Action(
-            name=text(data.get("name")),
-            target=text(data.get("target")),
-            before=data.get("before"),
-            after=data.get("after"),
-            verdict=text(data.get("verdict")),
-            reason=opt_text(data.get("reason")),
-            started=opt_text(data.get("started")),
-            finished=opt_text(data.get("finished")),
-            seq=seq_of(record),
+        return (
+            Action(
+                name=text(data.get("name")),
+                target=text(data.get("target")),
+                before=data.get("before"),
+                after=data.get("after"),
+                verdict=text(data.get("verdict")),
+                reason=opt_text(data.get("reason")),
+                started=opt_text(data.get("started")),
+                finished=opt_text(data.get("finished")),
+                seq=seq_of(record),
+            ),
         )
 
     def audit_line(self, record: Mapping[str, Any], signer: str) -> AuditLine:

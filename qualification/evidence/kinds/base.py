@@ -14,7 +14,7 @@ docs/formats.md fields), so this package imports neither the verifier nor the re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -100,7 +100,12 @@ class RecordKind:
         return "executor"
 
     def verify(
-        self, chain: ChainView, where: str, record: Mapping[str, Any], digest: str, keyid: str | None
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
     ) -> None:
         """Judge one record of this kind, in record order; report with ``chain.problem``.
 
@@ -109,7 +114,7 @@ class RecordKind:
         (None: it did not, already reported).
         """
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
         """The report's rows for one record of this kind (none by default)."""
         return ()
 
@@ -145,7 +150,7 @@ def data_of(record: Mapping[str, Any]) -> Mapping[str, Any]:
         BadInputError: the record has no data object.
     """
     data = record.get("data")
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # dict first: it is cheap
         raise BadInputError(
             f"record seq {record.get('seq')} ({record.get('kind')}) has no data object"
         )
@@ -163,7 +168,6 @@ def deviation_id(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
     return None if value in (None, "") else str(value)
-
 
 
 def deviation_row(record: Mapping[str, Any], source: str) -> Deviation:

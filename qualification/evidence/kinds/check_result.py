@@ -1,7 +1,7 @@
 """``check.result``: one test on one target, with what was expected and observed."""
 
 # No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
@@ -86,7 +86,12 @@ class CheckResult(RecordKind):
     verify_fields = ("test_id", "target", "protocol", "raw", "verdict", "deviation")
 
     def verify(
-        self, chain: ChainView, where: str, record: Mapping[str, Any], digest: str, keyid: str | None
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
     ) -> None:
         data = record["data"]
         if data.get("verdict") == Verdict.WAIVED:
@@ -103,45 +108,53 @@ class CheckResult(RecordKind):
             else:
                 chain.raw_refs.append((where, f, sha))
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
-        result = self.result(record)
-        yield result
-        if result.deviation is not None:
-            data = data_of(record)
-            yield Deviation(
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
+        result = _result(record)
+        if result.deviation is None:
+            return (result,)
+        data = data_of(record)
+        return (
+            result,
+            Deviation(
                 id=result.deviation,
                 source=f"{text(data.get('verdict'))} result",
                 test_id=opt_text(data.get("test_id")),
                 target=opt_text(data.get("target")),
                 detail=result.reason,
                 time=opt_text(record.get("time")),
-            )
+            ),
+        )
 
     @staticmethod
     def result(record: Mapping[str, Any]) -> Result:
         """The record as a report row."""
-        data = data_of(record)
-        duration = data.get("duration_ms")
-        return Result(
-            test_id=text(data.get("test_id")),
-            title=text(data.get("title")),
-            protocol=text(data.get("protocol")) or "IQ",
-            target=text(data.get("target")),
-            requirements=tuple(str(r) for r in data.get("requirements") or ()),
-            check=text(data.get("check")),
-            method=text(data.get("method")),
-            expected=data.get("expected"),
-            observed=data.get("observed"),
-            verdict=text(data.get("verdict")) or Verdict.ERROR.value,
-            reason=opt_text(data.get("reason")),
-            deviation=deviation_id(data.get("deviation")),
-            started=opt_text(data.get("started")),
-            finished=opt_text(data.get("finished")),
-            duration_ms=float(duration) if isinstance(duration, (int, float)) else None,
-            raw=data.get("raw"),
-            seq=seq_of(record),
-            measured=data.get("measured"),
-        )
+        return _result(record)
+
+
+def _result(record: Mapping[str, Any]) -> Result:
+    """A ``check.result`` record as a report row."""
+    data = data_of(record)
+    duration = data.get("duration_ms")
+    return Result(
+        test_id=text(data.get("test_id")),
+        title=text(data.get("title")),
+        protocol=text(data.get("protocol")) or "IQ",
+        target=text(data.get("target")),
+        requirements=tuple(str(r) for r in data.get("requirements") or ()),
+        check=text(data.get("check")),
+        method=text(data.get("method")),
+        expected=data.get("expected"),
+        observed=data.get("observed"),
+        verdict=text(data.get("verdict")) or Verdict.ERROR.value,
+        reason=opt_text(data.get("reason")),
+        deviation=deviation_id(data.get("deviation")),
+        started=opt_text(data.get("started")),
+        finished=opt_text(data.get("finished")),
+        duration_ms=float(duration) if isinstance(duration, (int, float)) else None,
+        raw=data.get("raw"),
+        seq=seq_of(record),
+        measured=data.get("measured"),
+    )
 
 
 KIND = CheckResult()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from qualification.evidence.kinds.base import RecordKind, deviation_row
@@ -23,8 +23,8 @@ class DeviationRaised(RecordKind):
     name = "deviation.raised"
     payload = DeviationRaisedData
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
-        yield deviation_row(record, "raised")
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
+        return (deviation_row(record, "raised"),)
 
 
 KIND = DeviationRaised()

@@ -3,7 +3,7 @@ result it waives. Its envelope is judged with the waived results at the end of v
 (``qualification.evidence.verify.judge_waivers``)."""
 
 # No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 
 from qualification.evidence.kinds.base import AuditLine, ChainView, RecordKind, deviation_row
@@ -33,14 +33,19 @@ class DeviationWaiver(RecordKind):
     verify_fields = None
 
     def verify(
-        self, chain: ChainView, where: str, record: Mapping[str, Any], digest: str, keyid: str | None
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
     ) -> None:
         chain.waiver_entries.append(
             (where, self.name, record["time"], record["change_id"], record["data"])
         )
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
-        yield deviation_row(record, "waiver")
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
+        return (deviation_row(record, "waiver"),)
 
     def audit_line(self, record: Mapping[str, Any], signer: str) -> AuditLine:
         data = record["data"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from qualification.evidence.kinds.base import AuditLine, RecordKind, data_of, text
@@ -26,9 +26,9 @@ class HostSkipped(RecordKind):
     name = "host.skipped"
     payload = HostSkippedData
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
         data = data_of(record)
-        yield SkippedHost(text(data.get("target")), text(data.get("reason")))
+        return (SkippedHost(text(data.get("target")), text(data.get("reason"))),)
 
     def audit_line(self, record: Mapping[str, Any], signer: str) -> AuditLine:
         return AuditLine(self.name, str(record["data"].get("reason") or ""))

@@ -26,7 +26,12 @@ class RunEnd(RecordKind):
     verify_fields = None
 
     def verify(
-        self, chain: ChainView, where: str, record: Mapping[str, Any], digest: str, keyid: str | None
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
     ) -> None:
         data = record["data"]
         chain.end_seen = True
@@ -49,7 +54,9 @@ class RunEnd(RecordKind):
         data = record["data"]
         counts = json.dumps(data.get("counts"), sort_keys=True)
         return AuditLine(
-            self.name, f"verdict {data.get('verdict')}, counts {counts}", who=str(record["initiator"])
+            self.name,
+            f"verdict {data.get('verdict')}, counts {counts}",
+            who=str(record["initiator"]),
         )
 
 

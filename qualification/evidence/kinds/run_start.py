@@ -40,7 +40,12 @@ class RunStart(RecordKind):
     verify_fields = None
 
     def verify(
-        self, chain: ChainView, where: str, record: Mapping[str, Any], digest: str, keyid: str | None
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
     ) -> None:
         planned = record["data"].get("planned", [])
         if not isinstance(planned, list) or not all(isinstance(t, dict) for t in planned):

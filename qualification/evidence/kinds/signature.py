@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -67,7 +67,12 @@ class SignatureKind(RecordKind):
         return role
 
     def verify(
-        self, chain: ChainView, where: str, record: Mapping[str, Any], digest: str, keyid: str | None
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
     ) -> None:
         data = record["data"]
         res = chain.res
@@ -94,16 +99,18 @@ class SignatureKind(RecordKind):
             }
         )
 
-    def report_rows(self, record: Mapping[str, Any]) -> Iterable[object]:
+    def report_rows(self, record: Mapping[str, Any]) -> Sequence[object]:
         data = data_of(record)
-        yield Signature(
-            name=text(data.get("name")),
-            meaning=text(data.get("meaning")),
-            time=opt_text(record.get("time")),
-            keyid=text(data.get("keyid") or record.get("actor")),
-            roles=tuple(str(x) for x in data.get("roles") or ()),
-            comment=opt_text(data.get("comment")) or None,
-            seal=opt_text(data.get("seal")),
+        return (
+            Signature(
+                name=text(data.get("name")),
+                meaning=text(data.get("meaning")),
+                time=opt_text(record.get("time")),
+                keyid=text(data.get("keyid") or record.get("actor")),
+                roles=tuple(str(x) for x in data.get("roles") or ()),
+                comment=opt_text(data.get("comment")) or None,
+                seal=opt_text(data.get("seal")),
+            ),
         )
 
     def audit_line(self, record: Mapping[str, Any], signer: str) -> AuditLine:

@@ -66,9 +66,7 @@ def test_kind_lookup_refuses_what_is_not_registered() -> None:
 
 
 @pytest.mark.parametrize(("name", "example"), _examples())
-def test_fixture_payload_fits_the_declared_payload_type(
-    name: str, example: dict[str, Any]
-) -> None:
+def test_fixture_payload_fits_the_declared_payload_type(name: str, example: dict[str, Any]) -> None:
     kind = REGISTRY[name]
     hints = typing.get_type_hints(kind.payload)
     required = set(kind.payload.__required_keys__)  # type: ignore[attr-defined]
@@ -113,12 +111,18 @@ def _round_trip_bundle(tmp_path: Path) -> tuple[Path, TrustStore]:
     trust = TrustStore.empty(tmp_path / "trust.yaml")
     since = datetime(2026, 1, 1, tzinfo=UTC)
     trust.add_key(
-        public_key_pem=executor.public_pem(), name="Golden Executor",
-        identity="svc@example.com", roles=["executor"], valid_from=since,
+        public_key_pem=executor.public_pem(),
+        name="Golden Executor",
+        identity="svc@example.com",
+        roles=["executor"],
+        valid_from=since,
     )
     trust.add_key(
-        public_key_pem=reviewer.public_pem(), name="Rita Reviewer",
-        identity="rita@example.com", roles=["reviewer"], valid_from=since,
+        public_key_pem=reviewer.public_pem(),
+        name="Rita Reviewer",
+        identity="rita@example.com",
+        roles=["reviewer"],
+        valid_from=since,
     )
     trust.save()
     w = BundleWriter.create(tmp_path / "ev", "CHG0000001", "run-1", executor, "jane.doe")
@@ -149,7 +153,9 @@ def test_appendable_fixtures_verify_in_a_bundle_written_through_the_registry(
     run = load_run(read_bundle(path).records)
     (oq,) = [r for r in run.results if r.test_id == "KVM-OQ-02"]
     assert oq.measured == {
-        "migration_s": 4.2, "max_gap_s": 3.1, "agent_wait_s": 30.0,
+        "migration_s": 4.2,
+        "max_gap_s": 3.1,
+        "agent_wait_s": 30.0,
         "ran_on": {"before": "kvm01.lab", "after": "kvm02.lab"},
         "cleanup": {"domain": "undefined", "disk": "removed"},
     }
