@@ -388,37 +388,26 @@ class _ChainState:
         digest: str,
     ) -> None:
         """Where the kind may stand in the run, then the kind's own rule."""
-        if kind.first and i != 0:
+        misplaced_first = kind.first and i != 0
+        if misplaced_first:
             self.problem(where, f"{kind.name} is only allowed as the first record")
-            return self._after_first(kind, where, keyid, rec, digest)
-        if not kind.first and i == 0:
+        elif not kind.first and i == 0:
             self.problem(where, f"first record is {kind.name}, not run.start")
         if kind.after_run_end:
             if not self.end_seen:
                 self.problem(where, f"{kind.name} record before run.end")
-            kind.verify(self, where, rec, digest, keyid)
-            return None
-        return self._after_first(kind, where, keyid, rec, digest, judge=True)
-
-    def _after_first(
-        self,
-        kind: RecordKind,
-        where: str,
-        keyid: str | None,
-        rec: dict[str, Any],
-        digest: str,
-        *,
-        judge: bool = False,
-    ) -> None:
-        # A run record: it must precede run.end, and its signer executed the run.
-        if self.end_seen:
-            self.problem(where, f"{kind.name} record after run.end (only signatures may follow)")
-        if keyid is not None:
-            key = self.trust.get(keyid)
-            if key is not None:
-                self.executor_identities.add(key.identity)
-        self.initiators.add(rec["initiator"])
-        if judge:
+        else:
+            # A run record: it must precede run.end, and its signer executed the run.
+            if self.end_seen:
+                self.problem(
+                    where, f"{kind.name} record after run.end (only signatures may follow)"
+                )
+            if keyid is not None:
+                key = self.trust.get(keyid)
+                if key is not None:
+                    self.executor_identities.add(key.identity)
+            self.initiators.add(rec["initiator"])
+        if not misplaced_first:
             kind.verify(self, where, rec, digest, keyid)
 
     def _check_key(self, where: str, keyid: str, stamp: str, when: datetime, role: str) -> None:
