@@ -6,6 +6,8 @@ nothing executed; 3 incomplete or resumable; 4 platform or connection error.
 
 from __future__ import annotations
 
+from qualification.verdict import Verdict
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -15,12 +17,12 @@ EXIT_PLATFORM = 4
 #: Exit code of a run that sealed its bundle, by the bundle's overall verdict (docs/formats.md):
 #: ``not-executed`` is 3, "incomplete": planned tests have no result, so the run must not
 #: report success, yet nothing failed, nothing was refused and no platform error stopped it.
-EXIT_BY_VERDICT = {
-    "pass": EXIT_OK,
-    "waived": EXIT_OK,
-    "fail": EXIT_FAILED,
-    "error": EXIT_PLATFORM,
-    "not-executed": EXIT_INCOMPLETE,
+EXIT_BY_VERDICT: dict[str, int] = {
+    Verdict.PASS: EXIT_OK,
+    Verdict.WAIVED: EXIT_OK,
+    Verdict.FAIL: EXIT_FAILED,
+    Verdict.ERROR: EXIT_PLATFORM,
+    Verdict.NOT_EXECUTED: EXIT_INCOMPLETE,
 }
 
 

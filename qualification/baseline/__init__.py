@@ -22,6 +22,7 @@ from qualification.baseline.fingerprint import (
     merge,
 )
 from qualification.errors import BadInputError, EvidenceInvalidError
+from qualification.evidence.kinds import FINGERPRINT
 
 __all__ = [
     "FINGERPRINT_KIND",
@@ -37,8 +38,8 @@ __all__ = [
     "merge",
 ]
 
-#: The record kind that carries a fingerprint (docs/formats.md).
-FINGERPRINT_KIND = "fingerprint"
+#: The record kind that carries a fingerprint (docs/formats.md; the registry's name).
+FINGERPRINT_KIND = FINGERPRINT
 
 
 def fingerprint_record(fingerprint: Fingerprint) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from qualification.review.signed import load_trust
 from qualification.signing import TrustStore
 from qualification.spec.plan import MasterBaseline
 from qualification.state import resolve_state_dir
+from qualification.verdict import Verdict
 
 
 def fingerprints_of(bundle: Path, *, state_dir: Path | None = None) -> dict[str, Fingerprint]:
@@ -158,7 +159,7 @@ def load_master(
         )
     if result.status != VALID:
         raise EvidenceInvalidError(f"does not verify: {_first(result.problems)}", where=where)
-    if result.verdict != "pass":
+    if result.verdict != Verdict.PASS:
         raise BadInputError(
             f"the master run's verdict is {result.verdict!r}: only a master that passed "
             "can be cloned",

@@ -24,6 +24,7 @@ from qualification.checks.base import (
 )
 from qualification.checks.operators import apply, describe_expectation, validate_expect
 from qualification.errors import SpecError
+from qualification.verdict import Verdict
 
 __all__ = [
     "Check",
@@ -89,10 +90,10 @@ def _short(exc: Exception) -> str:
 
 def _unobserved(observation: Observation, expect: Mapping[str, Any]) -> Outcome | None:
     if observation.error:
-        return Outcome("error", _expected(expect), None, " ".join(observation.error.split()))
+        return Outcome(Verdict.ERROR, _expected(expect), None, " ".join(observation.error.split()))
     if observation.not_executed:
         reason = " ".join(observation.not_executed.split())
-        return Outcome("not-executed", _expected(expect), None, reason)
+        return Outcome(Verdict.NOT_EXECUTED, _expected(expect), None, reason)
     return None
 
 
@@ -113,11 +114,11 @@ def evaluate(
         observed = check.extract(observation.value, params)
     except StepNotExecuted as exc:
         return Outcome(
-            "not-executed", _expected(expect), None, " ".join(str(exc).split()), exc.measured
+            Verdict.NOT_EXECUTED, _expected(expect), None, " ".join(str(exc).split()), exc.measured
         )
     except Exception as exc:  # a check bug or an unexpected probe answer must not abort a run
         return Outcome(
-            "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
+            Verdict.ERROR, _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
         )
     run_reason: str | None = None
     measured: Mapping[str, Any] = {}
@@ -127,7 +128,7 @@ def evaluate(
         ok, reason = apply(observed, expect)
     except Exception as exc:
         return Outcome(
-            "error",
+            Verdict.ERROR,
             _expected(expect),
             observed,
             f"{check.name}: compare failed: {_short(exc)}",
@@ -136,7 +137,7 @@ def evaluate(
     if not ok and run_reason:
         # The run's own reason first: "expected pass, observed fail" alone says nothing.
         reason = "; ".join(r for r in (" ".join(run_reason.split()), reason) if r)
-    return Outcome("pass" if ok else "fail", _expected(expect), observed, reason, measured)
+    return Outcome(Verdict.PASS if ok else Verdict.FAIL, _expected(expect), observed, reason, measured)
 
 
 def _fingerprint(value: Any) -> str:
@@ -168,7 +169,7 @@ def compare_across(
             values[target] = value.value if isinstance(value, Observed) else value
         except Exception as exc:
             outcomes[target] = Outcome(
-                "error", _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
+                Verdict.ERROR, _expected(expect), None, f"{check.name}: extract failed: {_short(exc)}"
             )
     if not values:
         return outcomes
@@ -188,14 +189,14 @@ def compare_across(
         }
         if len(counts) == 1:
             reason = None if len(values) > 1 else f"only {target} observed in {group}"
-            outcomes[target] = Outcome("pass", expected, value, reason)
+            outcomes[target] = Outcome(Verdict.PASS, expected, value, reason)
         elif tie:
             groups = "; ".join(
                 f"{', '.join(sorted(h for h, p in prints.items() if p == fp))}: {fp}"
                 for fp, _ in counts
             )
             outcomes[target] = Outcome(
-                "fail",
+                Verdict.FAIL,
                 {**_expected(expect), "value": None},
                 value,
                 f"no majority value in {group}: {groups}",
@@ -203,14 +204,14 @@ def compare_across(
         elif prints[target] == top_print:
             differing = sorted(h for h, p in prints.items() if p != top_print)
             outcomes[target] = Outcome(
-                "pass",
+                Verdict.PASS,
                 expected,
                 value,
                 f"differs elsewhere in {group}: {', '.join(differing)}",
             )
         else:
             outcomes[target] = Outcome(
-                "fail",
+                Verdict.FAIL,
                 expected,
                 value,
                 f"{target} has {_fingerprint(value)}, the majority of {group} "

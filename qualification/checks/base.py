@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+from qualification.verdict import VERDICTS, Verdict
+
+__all__ = ["VERDICTS", "Verdict"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class Outcome:
     the observed value stands alone.
     """
 
-    verdict: str
+    verdict: Verdict
     expected: Any
     observed: Any
     reason: str | None = None
@@ -137,7 +139,7 @@ def lifecycle_measured(value: Mapping[str, Any], step: str) -> dict[str, Any]:
         "duration_ms": value["steps"][step].get("duration_ms"),
     }
     cleanup = value.get("cleanup") or {}
-    if cleanup.get("verdict") not in (None, "pass"):
+    if cleanup.get("verdict") not in (None, Verdict.PASS):
         measured["cleanup"] = dict(cleanup)
     return measured
 

@@ -24,14 +24,13 @@ from typing import Any, Self
 
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.canonical import canonical_bytes, canonical_record_bytes
+from qualification.evidence.kinds import REGISTRY, SIGNATURE, kind_of
+from qualification.evidence.kinds.run_end import RunEndData
 from qualification.evidence.records import (
     KINDS,
     MEANING_ROLE,
     RAW_INLINE_MAX,
     RUN_END,
-    RUN_START,
-    SIGNATURE,
-    VERDICTS,
     WRITE_VERSION,
     ZERO_DIGEST,
     check_safe_name,
@@ -39,6 +38,7 @@ from qualification.evidence.records import (
 )
 from qualification.signing.dsse import RECORD_PAYLOAD_TYPE
 from qualification.signing.keys import Signer
+from qualification.verdict import VERDICTS, Verdict
 
 RECORDS = "records.jsonl"
 MANIFEST = "manifest.json"
@@ -49,7 +49,8 @@ SEALED_TOP = frozenset({"junit.xml", "report.html", "spec.yaml", "inventory.json
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
 _RAW_FILE = re.compile(r"raw/[0-9a-f]{64}\.txt")
 
-_APPENDABLE = KINDS - {RUN_END, SIGNATURE}
+#: Kinds written with append(); run.end by seal(), signature by append_signature().
+_APPENDABLE = frozenset(k.name for k in REGISTRY.values() if k.appendable)
 _PAE_PREFIX = b"DSSEv1 %d %b " % (len(RECORD_PAYLOAD_TYPE), RECORD_PAYLOAD_TYPE.encode())
 _ENV_MID = b'","payloadType":"' + RECORD_PAYLOAD_TYPE.encode() + b'","signatures":[{"keyid":'
 
@@ -188,7 +189,7 @@ class BundleWriter:
                 JSON, or the bundle is sealed.
         """
         if kind not in _APPENDABLE:
-            if kind in (RUN_END, SIGNATURE):
+            if kind in KINDS:
                 raise BadInputError(
                     f"{kind} records are written by seal()/append_signature()",
                     where=str(self.path),
@@ -196,8 +197,9 @@ class BundleWriter:
             raise BadInputError(f"unknown record kind {kind!r}", where=str(self.path))
         if type(data) is not dict and not isinstance(data, Mapping):
             raise BadInputError(f"{kind} data must be a mapping", where=str(self.path))
+        first = REGISTRY[kind].first
         with self._lock:
-            if (kind == RUN_START) != (self._seq == 0):
+            if first != (self._seq == 0):
                 raise BadInputError(
                     "run.start must be the first record and only the first", where=str(self.path)
                 )
@@ -211,7 +213,8 @@ class BundleWriter:
         signs and writes in order: the chain makes signing sequential, but canonical JSON of
         each record's ``data`` does not depend on the chain, so it can run on the other core.
         """
-        if kind not in _APPENDABLE or kind == RUN_START:
+        found = kind_of(kind)
+        if kind not in _APPENDABLE or found is None or found.first:
             raise BadInputError(f"append_many takes check results and the like, not {kind!r}",
                                 where=str(self.path))
         with self._lock:
@@ -317,8 +320,10 @@ class BundleWriter:
         unknown = set(counts) - set(VERDICTS)
         if unknown:
             raise BadInputError(f"run.end counts has unknown verdict(s) {sorted(unknown)}")
-        if verdict not in VERDICTS:
+        known = Verdict.parse(verdict)
+        if known is None:
             raise BadInputError(f"run.end verdict {verdict!r} is not one of {VERDICTS}")
+        verdict = known.value  # the plain string: records hold plain JSON types
         full_counts = {v: int(counts.get(v, 0)) for v in VERDICTS}
         with self._lock:
             if self._fd is None:
@@ -329,7 +334,7 @@ class BundleWriter:
             _atomic_write(self.path / MANIFEST, manifest, fsync=True)
             for rel in self._files:
                 _fsync_path(self.path / rel)
-            data = {
+            data: RunEndData = {
                 "manifest_digest": hashlib.sha256(manifest).hexdigest(),
                 "counts": full_counts,
                 "planned": int(planned),

@@ -8,41 +8,40 @@ from datetime import UTC, datetime
 from qualification import FORMAT_VERSION
 from qualification.errors import BadInputError
 
+# Re-exported: the names the writer, reader and review modules take from here.
+from qualification.evidence.kinds import CHECK_RESULT, REGISTRY, RUN_END, RUN_START, SIGNATURE
+from qualification.evidence.kinds.signature import MEANING_ROLE
+from qualification.verdict import VERDICTS
+
+__all__ = [
+    "CHECK_RESULT",
+    "KINDS",
+    "KNOWN_VERSIONS",
+    "MEANING_ROLE",
+    "RAW_INLINE_MAX",
+    "RUN_END",
+    "RUN_KINDS",
+    "RUN_START",
+    "SIGNATURE",
+    "VERDICTS",
+    "WRITE_VERSION",
+    "ZERO_DIGEST",
+    "check_safe_name",
+    "format_time",
+    "is_safe_name",
+    "parse_time",
+    "utc_now",
+]
+
 #: Format versions this code can read.
 KNOWN_VERSIONS = frozenset({1})
 WRITE_VERSION = FORMAT_VERSION
 
 ZERO_DIGEST = "0" * 64
 
-RUN_START = "run.start"
-RUN_END = "run.end"
-SIGNATURE = "signature"
-CHECK_RESULT = "check.result"
-
 #: Kinds written during a run, by the executor's key, between run.start and run.end.
-RUN_KINDS = frozenset(
-    {
-        RUN_START,
-        CHECK_RESULT,
-        "action",
-        "host.skipped",
-        "fingerprint",
-        "deviation.raised",
-        "deviation.waiver",
-        RUN_END,
-    }
-)
-KINDS = RUN_KINDS | {SIGNATURE}
-
-VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
-
-#: Signature meanings and the trust-store role each needs.
-MEANING_ROLE = {
-    "authored": "executor",
-    "reviewed": "reviewer",
-    "approved": "approver",
-    "rejected": "approver",
-}
+RUN_KINDS = frozenset(k.name for k in REGISTRY.values() if not k.after_run_end)
+KINDS = frozenset(REGISTRY)
 
 #: Raw output up to this many UTF-8 bytes is stored inline in the record.
 RAW_INLINE_MAX = 1024

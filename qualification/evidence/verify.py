@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,30 +30,35 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from qualification.errors import (
-    EXIT_FAILED,
-    EXIT_INCOMPLETE,
-    EXIT_OK,
-    EvidenceIncompleteError,
-    EvidenceInvalidError,
-    VqualError,
-)
+from qualification.errors import EvidenceInvalidError, VqualError
 from qualification.evidence.bundle import MANIFEST, RECORDS, VIEWS, is_sealed_path
 from qualification.evidence.canonical import canonical_bytes
+from qualification.evidence.kinds import WAIVER, RecordKind, kind_of
+from qualification.evidence.kinds.base import WaiverEntry
 from qualification.evidence.reader import check_record_fields, list_files, parse_manifest
-from qualification.evidence.records import (
-    CHECK_RESULT,
-    KINDS,
-    KNOWN_VERSIONS,
-    MEANING_ROLE,
-    RUN_END,
-    RUN_START,
-    SIGNATURE,
-    ZERO_DIGEST,
-    parse_time,
-)
+from qualification.evidence.records import KNOWN_VERSIONS, ZERO_DIGEST, parse_time
+
+# Re-exported: callers take the result and its statuses from here.
+from qualification.evidence.result import INCOMPLETE, INVALID, VALID, VerificationResult
 from qualification.signing.dsse import RECORD_PAYLOAD_TYPE, parse_envelope, verify_envelope
 from qualification.signing.trust import TrustedKey, TrustStore
+
+__all__ = [
+    "DEVIATION_FIELDS",
+    "DEVIATION_OPTIONAL",
+    "INCOMPLETE",
+    "INVALID",
+    "MAX_PROBLEMS",
+    "PARALLEL_MIN_LINES",
+    "VALID",
+    "WAIVER_KIND",
+    "WAIVER_TYPE",
+    "SignedDocument",
+    "VerificationResult",
+    "judge_waivers",
+    "open_signed_document",
+    "verify_bundle",
+]
 
 #: Below this many lines, worker start-up costs more than it saves.
 PARALLEL_MIN_LINES = 2000
@@ -61,57 +66,13 @@ _CHUNK_LINES = 1000
 #: Problems listed in full; beyond this only their number is given.
 MAX_PROBLEMS = 200
 
-VALID, INVALID, INCOMPLETE = "valid", "invalid", "incomplete"
-
 #: An approver's signed waiver of a deviation (docs/review.md), and the record that copies it.
 WAIVER_TYPE = "application/vnd.vqual.waiver+json"
-WAIVER_KIND = "deviation.waiver"
+WAIVER_KIND = WAIVER
 #: A deviation's fields; the optional ones are part of its content only when given, so
 #: deviations and waivers written before a field existed keep their digests.
 DEVIATION_FIELDS = ("id", "test_id", "target", "justification", "expiry", "owner")
 DEVIATION_OPTIONAL = ("raised_by",)
-
-
-@dataclass
-class VerificationResult:
-    """The outcome of :func:`verify_bundle`."""
-
-    path: Path
-    status: str  # "valid" | "invalid" | "incomplete"
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    seal_digest: str | None = None
-    change_id: str | None = None
-    run_id: str | None = None
-    records: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    planned: int = 0
-    executed: int | None = None
-    verdict: str | None = None
-    planned_tests: list[dict[str, Any]] = field(default_factory=list)
-    missing_tests: list[dict[str, Any]] = field(default_factory=list)
-    signatures: list[dict[str, Any]] = field(default_factory=list)
-    trust_digest: str | None = None
-    #: waived results not backed by an approver's valid waiver (also in ``problems``)
-    waiver_problems: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return {VALID: EXIT_OK, INCOMPLETE: EXIT_INCOMPLETE}.get(self.status, EXIT_FAILED)
-
-    def raise_for_status(self) -> None:
-        """Raise the matching domain error unless the bundle is valid."""
-        if self.status == INVALID:
-            first = self.problems[0] if self.problems else "invalid"
-            more = (
-                f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-            )
-            raise EvidenceInvalidError(first + more, where=str(self.path))
-        if self.status == INCOMPLETE:
-            raise EvidenceIncompleteError(
-                f"run did not finish; {len(self.missing_tests)} planned tests without a result",
-                where=str(self.path),
-            )
 
 
 # ---------------------------------------------------------------- per-line work (workers)
@@ -195,15 +156,9 @@ def _check_line(line: bytes, number: int, keys: Mapping[str, Ed25519PublicKey]) 
     except VqualError as exc:
         return exc.message, verified, None
     rec["_keyid"] = keyid
-    kind = rec["kind"]
-    if kind == CHECK_RESULT:
-        # Keep only what the checks need: less to send back from a worker.
-        data = rec["data"]
-        rec["data"] = {
-            k: data.get(k) for k in ("test_id", "target", "protocol", "raw", "verdict", "deviation")
-        }
-    elif kind not in (RUN_START, RUN_END, SIGNATURE, WAIVER_KIND):
-        rec["data"] = {"target": rec["data"].get("target")}
+    # Keep only what the kind's rule needs: less to send back from a worker.
+    kind = kind_of(rec["kind"])
+    rec["data"] = kind.slim(rec["data"]) if kind else {"target": rec["data"].get("target")}
     return None, verified, rec
 
 
@@ -274,15 +229,14 @@ def verify_bundle(
     """
     path = Path(path)
     res = VerificationResult(path=path, status=INVALID, trust_digest=trust.digest)
-    problems = res.problems
     rpath = path / RECORDS
     try:
         content = rpath.read_bytes()
     except OSError as exc:
-        problems.append(f"{RECORDS}: cannot be read ({exc.strerror})")
+        res.problems.append(f"{RECORDS}: cannot be read ({exc.strerror})")
         return res
     if not content:
-        problems.append(f"{RECORDS}: is empty")
+        res.problems.append(f"{RECORDS}: is empty")
         return res
 
     lines = content.split(b"\n")
@@ -308,19 +262,25 @@ def verify_bundle(
     res.waiver_problems = judge_waivers(
         state.waiver_entries, trust, state.initiators, state.executor_identities
     )
-    problems.extend(res.waiver_problems)
+    res.problems.extend(res.waiver_problems)
 
     if state.end_seen:
         if tail:
             what = "is cut" if cut_tail else "has no newline at the end"
             number = len(lines) + 1 if cut_tail else len(lines)
-            problems.append(f"{RECORDS} line {number}: {what} after run.end")
+            res.problems.append(f"{RECORDS} line {number}: {what} after run.end")
         _check_files(path, state, res)
     else:
         _check_files_unsealed(path, state, res)
+    _conclude(res, state, path, any_line=bool(lines))
+    return res
+
+
+def _conclude(res: VerificationResult, state: _ChainState, path: Path, *, any_line: bool) -> None:
+    """The status from the problems found, and what an incomplete run lacks."""
+    problems = res.problems
     if res.run_id is not None and path.name != res.run_id:
         res.warnings.append(f"directory name {path.name} differs from run id {res.run_id}")
-
     res.planned_tests = state.planned
     if len(problems) > MAX_PROBLEMS:
         extra = len(problems) - MAX_PROBLEMS
@@ -337,13 +297,13 @@ def verify_bundle(
             t for t in state.planned if (t.get("test_id"), t.get("target")) not in state.done
         ]
         res.planned = len(state.planned)
-        if not lines:
+        if not any_line:
             res.warnings.append("no complete record: the run crashed before run.start")
-    return res
 
 
 class _ChainState:
-    """Judges records in order; collects what the result reports."""
+    """Judges records in order (a :class:`~qualification.evidence.kinds.ChainView`); each
+    kind's own rule comes from the registry. Collects what the result reports."""
 
     def __init__(self, res: VerificationResult, trust: TrustStore) -> None:
         self.res = res
@@ -357,7 +317,7 @@ class _ChainState:
         self.initiator: str | None = None
         self.initiators: set[str] = set()
         #: (where, kind, time, change id, data) of waiver records and waived results, in order
-        self.waiver_entries: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        self.waiver_entries: list[WaiverEntry] = []
         self._status_cache: dict[tuple[str, str], tuple[bool, str]] = {}
 
     def problem(self, where: str, text: str) -> None:
@@ -371,13 +331,28 @@ class _ChainState:
         rec: dict[str, Any] | None,
         digests: list[str],
     ) -> None:
+        """Judge line ``i``: what every record must hold, then its kind's rule."""
         where = f"{RECORDS} line {i + 1}"
         if err is not None or rec is None:
             self.problem(where, err or "does not parse")
             return
-        seq = rec["seq"]
-        where = f"{RECORDS} line {i + 1} (seq {seq})"
-        kind = rec["kind"]
+        where = f"{RECORDS} line {i + 1} (seq {rec['seq']})"
+        self._envelope_and_chain(i, where, keyid, rec, digests)
+        when = parse_time(rec["time"])
+        if when is None:
+            self.problem(where, f"time {rec['time']!r} is not UTC YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        kind = kind_of(rec["kind"])
+        if kind is None:
+            self.problem(where, f"unknown record kind {rec['kind']!r}")
+            return
+        role = kind.signer_role(self, where, rec["data"])
+        if keyid is not None and when is not None and role is not None:
+            self._check_key(where, keyid, rec["time"], when, role)
+        self._judge(kind, i, where, keyid, rec, digests[i])
+
+    def _envelope_and_chain(
+        self, i: int, where: str, keyid: str | None, rec: dict[str, Any], digests: list[str]
+    ) -> None:
         if keyid is None:
             self.problem(
                 where,
@@ -388,8 +363,8 @@ class _ChainState:
             self.problem(where, f"actor {rec['actor'][:16]} is not the signing key {keyid[:16]}")
         if rec["v"] not in KNOWN_VERSIONS:
             self.problem(where, f"unknown format version {rec['v']}")
-        if seq != i:
-            self.problem(where, f"seq {seq} where {i} was expected")
+        if rec["seq"] != i:
+            self.problem(where, f"seq {rec['seq']} where {i} was expected")
         expect_prev = digests[i - 1] if i > 0 else ZERO_DIGEST
         if rec["prev"] != expect_prev:
             self.problem(where, "prev does not match the previous line (chain broken)")
@@ -402,65 +377,38 @@ class _ChainState:
                 where,
                 f"belongs to {rec['change_id']}/{rec['run_id']}, not {res.change_id}/{res.run_id}",
             )
-        when = parse_time(rec["time"])
-        if when is None:
-            self.problem(where, f"time {rec['time']!r} is not UTC YYYY-MM-DDTHH:MM:SS.ffffffZ")
-        if kind not in KINDS:
-            self.problem(where, f"unknown record kind {kind!r}")
-            return
-        role = self._role_for(where, kind, rec)
-        if keyid is not None and when is not None and role is not None:
-            self._check_key(where, keyid, rec["time"], when, role)
-        if kind == RUN_START:
-            if i != 0:
-                self.problem(where, "run.start is only allowed as the first record")
-            else:
-                self._run_start(where, rec["data"])
-        elif i == 0:
-            self.problem(where, f"first record is {kind}, not run.start")
-        if kind == SIGNATURE:
-            if not self.end_seen:
-                self.problem(where, "signature record before run.end")
-            self._signature(where, rec, keyid, digests)
-            return
-        if self.end_seen:
-            self.problem(where, f"{kind} record after run.end (only signatures may follow)")
-        if keyid is not None:
-            key = self.trust.get(keyid)
-            if key is not None:
-                self.executor_identities.add(key.identity)
-        self.initiators.add(rec["initiator"])
-        if kind == WAIVER_KIND or (
-            kind == CHECK_RESULT and rec["data"].get("verdict") == "waived"
-        ):
-            self.waiver_entries.append((where, kind, rec["time"], rec["change_id"], rec["data"]))
-        if kind == RUN_END:
-            self.end_seen = True
-            self._run_end(where, rec["data"], digests[i])
-        elif kind == CHECK_RESULT:
-            data = rec["data"]
-            self.done.add((data.get("test_id"), data.get("target")))
-            raw = data.get("raw")
-            if isinstance(raw, dict):
-                f, sha = raw.get("file"), raw.get("sha256")
-                if not isinstance(f, str) or not isinstance(sha, str) or f != f"raw/{sha}.txt":
-                    self.problem(where, "raw reference must be {sha256, file: raw/<sha256>.txt}")
-                else:
-                    self.raw_refs.append((where, f, sha))
-        elif kind == "host.skipped":
-            pass
 
-    def _role_for(self, where: str, kind: str, rec: dict[str, Any]) -> str | None:
-        if kind != SIGNATURE:
-            return "executor"
-        meaning = rec["data"].get("meaning")
-        role = MEANING_ROLE.get(meaning) if isinstance(meaning, str) else None
-        if role is None:
-            self.problem(
-                where,
-                f"signature meaning {meaning!r} is not one of {', '.join(sorted(MEANING_ROLE))}",
-            )
-        return role
+    def _judge(
+        self,
+        kind: RecordKind,
+        i: int,
+        where: str,
+        keyid: str | None,
+        rec: dict[str, Any],
+        digest: str,
+    ) -> None:
+        """Where the kind may stand in the run, then the kind's own rule."""
+        misplaced_first = kind.first and i != 0
+        if misplaced_first:
+            self.problem(where, f"{kind.name} is only allowed as the first record")
+        elif not kind.first and i == 0:
+            self.problem(where, f"first record is {kind.name}, not run.start")
+        if kind.after_run_end:
+            if not self.end_seen:
+                self.problem(where, f"{kind.name} record before run.end")
+        else:
+            # A run record: it must precede run.end, and its signer executed the run.
+            if self.end_seen:
+                self.problem(
+                    where, f"{kind.name} record after run.end (only signatures may follow)"
+                )
+            if keyid is not None:
+                key = self.trust.get(keyid)
+                if key is not None:
+                    self.executor_identities.add(key.identity)
+            self.initiators.add(rec["initiator"])
+        if not misplaced_first:
+            kind.verify(self, where, rec, digest, keyid)
 
     def _check_key(self, where: str, keyid: str, stamp: str, when: datetime, role: str) -> None:
         cache_key = (keyid, stamp)
@@ -479,60 +427,6 @@ class _ChainState:
             note = f"key {keyid[:16]} ({key.name}) is a throwaway key: not for GxP use"
             if note not in self.res.warnings:
                 self.res.warnings.append(note)
-
-    def _run_start(self, where: str, data: dict[str, Any]) -> None:
-        planned = data.get("planned", [])
-        if not isinstance(planned, list) or not all(isinstance(t, dict) for t in planned):
-            self.problem(where, "run.start planned must be a list of {test_id, target, protocol}")
-            return
-        self.planned = [
-            {"test_id": t.get("test_id"), "target": t.get("target"), "protocol": t.get("protocol")}
-            for t in planned
-        ]
-
-    def _run_end(self, where: str, data: dict[str, Any], digest: str) -> None:
-        res = self.res
-        res.seal_digest = digest
-        md = data.get("manifest_digest")
-        if not isinstance(md, str):
-            self.problem(where, "run.end lacks manifest_digest")
-        self.manifest_digest = md if isinstance(md, str) else None
-        counts = data.get("counts")
-        if isinstance(counts, dict):
-            res.counts = {str(k): v for k, v in counts.items() if isinstance(v, int)}
-        planned, executed = data.get("planned"), data.get("executed")
-        res.planned = planned if isinstance(planned, int) else len(self.planned)
-        res.executed = executed if isinstance(executed, int) else None
-        verdict = data.get("verdict")
-        res.verdict = verdict if isinstance(verdict, str) else None
-
-    def _signature(
-        self, where: str, rec: dict[str, Any], keyid: str | None, digests: list[str]
-    ) -> None:
-        data = rec["data"]
-        res = self.res
-        if data.get("seal") != res.seal_digest:
-            self.problem(where, "signature does not sign this bundle's seal digest")
-        if keyid is not None and data.get("keyid") != keyid:
-            self.problem(where, "signature keyid field differs from the signing key")
-        key = self.trust.get(keyid) if keyid else None
-        if key is not None:
-            if data.get("name") != key.name:
-                self.problem(
-                    where, f"printed name {data.get('name')!r} is not the key holder {key.name!r}"
-                )
-            if data.get("meaning") == "approved" and (
-                key.identity in self.executor_identities or key.identity == self.initiator
-            ):
-                self.problem(where, f"{key.identity} executed this run and may not approve it")
-        res.signatures.append(
-            {
-                **data,
-                "time": rec["time"],
-                "seq": rec["seq"],
-                "identity": key.identity if key else None,
-            }
-        )
 
 
 def _sha256_file(path: Path) -> str:

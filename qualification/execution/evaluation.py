@@ -8,7 +8,9 @@ from typing import Any, Mapping, Sequence
 
 from qualification import checks
 from qualification.checks.base import Observation, Outcome, ProbeRequest
+from qualification.evidence.kinds.check_result import CheckResultData
 from qualification.timeutil import utc_now_text
+from qualification.verdict import Verdict
 
 #: Probes that run on the target over its connection; all others run on the controller.
 TARGET_PROBES = frozenset({"host"})
@@ -57,10 +59,10 @@ def result_record(
     started: str,
     finished: str,
     duration_ms: float,
-) -> dict[str, Any]:
+) -> CheckResultData:
     """The ``check.result`` payload for one test (docs/formats.md); ``measured`` only when
     the check names values the observed value rests on (an OQ run's figures)."""
-    data: dict[str, Any] = {
+    data: CheckResultData = {
         "test_id": test["test_id"],
         "title": test.get("title", ""),
         "protocol": test.get("protocol", "IQ"),
@@ -70,7 +72,7 @@ def result_record(
         "method": observation.method if observation else "",
         "expected": dict(test.get("expect") or {}),
         "observed": outcome.observed,
-        "verdict": outcome.verdict,
+        "verdict": Verdict(outcome.verdict).value,
         "reason": outcome.reason,
         "raw": _raw_of(observation) if observation else None,
         "started": started,
@@ -90,14 +92,14 @@ def evaluate_target(
     started: str,
     finished: str,
     duration_ms: float,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[CheckResultData], list[dict[str, Any]], dict[str, Any]]:
     """Evaluate a target's tests against the observations its probes returned.
 
     Returns:
         (results, actions, cross) where ``cross`` maps the test ids of cross-host tests to
         their raw observation, for :func:`evaluate_cross_host`.
     """
-    results: list[dict[str, Any]] = []
+    results: list[CheckResultData] = []
     actions: list[dict[str, Any]] = []
     cross: dict[str, Any] = {}
     seen_action_keys: set[str] = set()
@@ -129,7 +131,7 @@ def evaluate_target(
 def evaluate_cross_host(
     tests_by_target: Mapping[str, Sequence[Mapping[str, Any]]],
     cross_by_target: Mapping[str, Mapping[str, Any]],
-) -> list[dict[str, Any]]:
+) -> list[CheckResultData]:
     """Evaluate ``same_across_hosts`` tests once every target has answered."""
     started = utc_now_text()
     t0 = time.perf_counter()
@@ -148,7 +150,7 @@ def evaluate_cross_host(
                 else Observation(error=f"{target} returned no observation (unreachable or failed)")
             )
             per_test.setdefault(test_id, {})[target] = obs
-    results: list[dict[str, Any]] = []
+    results: list[CheckResultData] = []
     for test_id, obs_by_target in per_test.items():
         any_test = next(t for (tid, _), t in test_defs.items() if tid == test_id)
         check = checks.get_check(str(any_test["check"]))
@@ -168,8 +170,8 @@ def evaluate_cross_host(
 
 
 def error_results(
-    tests: Sequence[Mapping[str, Any]], reason: str, *, verdict: str = "error"
-) -> list[dict[str, Any]]:
+    tests: Sequence[Mapping[str, Any]], reason: str, *, verdict: Verdict = Verdict.ERROR
+) -> list[CheckResultData]:
     """Results for tests that could not be observed (host unreachable, probe failed)."""
     now = utc_now_text()
     outcome_for = {

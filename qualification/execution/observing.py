@@ -199,7 +199,7 @@ def qualify_target(
         check_mode=check_mode,
     )
     duration_ms = (time.perf_counter() - t0) * 1000.0
-    results, actions, cross = evaluate_target(
+    typed, actions, cross = evaluate_target(
         tests,
         observations,
         requests,
@@ -207,6 +207,8 @@ def qualify_target(
         finished=utc_now_text(),
         duration_ms=duration_ms,
     )
+    # As plain dicts: they cross into Ansible, and drift may replace them.
+    results: list[dict[str, Any]] = [dict(r) for r in typed]
     # The target's fingerprint (both parts merged) becomes a `fingerprint` record.
     fingerprint = target_fingerprint(target, tests, observations, requests.test_keys)
     fingerprints = [fingerprint_record(fingerprint)] if fingerprint is not None else []
@@ -242,4 +244,4 @@ def compare_targets(
         if found is not None:
             cross[name] = dict(found)
     reached = {name: tests for name, tests in tests_by_target.items() if name in cross}
-    return evaluate_cross_host(reached, cross)
+    return [dict(r) for r in evaluate_cross_host(reached, cross)]

@@ -24,6 +24,7 @@ from qualification.review.signed import load_trust
 from qualification.signing import TrustStore
 from qualification.state import trust_path
 from qualification.timeutil import utc_now
+from qualification.verdict import VERDICTS
 
 SCHEMA = "vqual.qualify/v1"
 
@@ -83,9 +84,7 @@ class QualifySummary:
         }
 
     def to_text(self) -> str:
-        counts = ", ".join(
-            f"{k} {self.counts.get(k, 0)}" for k in ("pass", "fail", "error", "not-executed", "waived")
-        )
+        counts = ", ".join(f"{k} {self.counts.get(k, 0)}" for k in VERDICTS)
         lines = [
             (f"vqual: {self.change_id} run {self.run_id}: {self.verdict.upper()} "
              f"({counts}; {self.executed} of {self.planned} planned)"),

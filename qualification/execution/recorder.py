@@ -12,19 +12,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qualification import __version__
 from qualification.errors import BadInputError, KeyFileError
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
+from qualification.evidence.kinds import ACTION, CHECK_RESULT, FINGERPRINT, RUN_START, WAIVER
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import utc_now as record_time
-from qualification.execution import controller
 from qualification.execution.evaluation import error_results
 from qualification.execution.planning import RunPlan
+from qualification.execution.run_start import run_start_data
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.deviations import DeviationState
 from qualification.signing import Ed25519Signer, Signer
+from qualification.verdict import Verdict, overall, zero_counts
 
 
 def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
@@ -69,15 +70,9 @@ def records_as_dicts(bundle: Path) -> list[dict[str, Any]]:
     ]
 
 
-_VERDICT_ORDER = ("fail", "error", "not-executed")
-
-
 def overall_verdict(counts: Mapping[str, int]) -> str:
     """The worst verdict present: fail > error > not-executed > pass (waived counts as pass)."""
-    for verdict in _VERDICT_ORDER:
-        if counts.get(verdict, 0):
-            return verdict
-    return "pass"
+    return overall(counts).value
 
 
 def _read_cited(path: Path, digest: str, what: str) -> bytes:
@@ -106,7 +101,7 @@ class RunRecorder:
         self.writer: BundleWriter | None = None
         self.plan: RunPlan | None = None
         self._pending: dict[str, dict[str, Mapping[str, Any]]] = {}
-        self._counts: dict[str, int] = {v: 0 for v in ("pass", "fail", "error", "not-executed", "waived")}
+        self._counts: dict[str, int] = zero_counts()
         self._executed = 0
         self._deviations: DeviationState | None = None
         self._waivers_recorded: set[str] = set()
@@ -143,32 +138,26 @@ class RunRecorder:
         self.writer = writer
         for target in plan.targets:
             self._pending[target.name] = {t.test_id: t.to_json() for t in target.tests}
-        clone = plan.plan.clone
-        writer.append(
-            "run.start",
-            {
-                "mode": plan.mode,
-                "tool": {"name": "vqual", "version": __version__},
-                "versions": controller.versions(),
-                "controller": controller.controller_info(),
-                "clock": controller.clock_status(),
-                "spec": plan.spec_record(),
-                "requirements": list(plan.requirements),
-                "data_files": [
-                    {"name": d.name, "path": f"data/{d.name}", "digest": d.digest}
-                    for d in plan.data_files
-                ],
-                "inventory": {"digest": plan.plan.inventory_digest},
-                "trust": {"digest": plan.trust_digest, "version": plan.trust_version},
-                "targets": [target.record() for target in plan.targets],
-                "planned": plan.planned(),
-                "prev_run_seal": prev,
-                "approval": plan.approval,
-                "config": plan.config,
-                # a clone run cites its master: bundle, seal and fingerprint digest
-                **({"clone": dict(clone)} if clone else {}),
-            },
+        start = run_start_data(
+            mode=plan.mode,
+            spec=plan.spec_record(),
+            requirements=plan.requirements,
+            data_files=[
+                {"name": d.name, "path": f"data/{d.name}", "digest": d.digest}
+                for d in plan.data_files
+            ],
+            inventory_digest=plan.plan.inventory_digest,
+            trust={"digest": plan.trust_digest, "version": plan.trust_version},
+            targets=[target.record() for target in plan.targets],
+            planned=plan.planned(),
+            prev_run_seal=prev,
+            approval=plan.approval,
+            config=plan.config,
         )
+        if plan.plan.clone:
+            # a clone run cites its master: bundle, seal and fingerprint digest
+            start["clone"] = dict(plan.plan.clone)
+        writer.append(RUN_START, start)
         writer.add_file("spec.yaml", spec_bytes)
         for name, content in data_files:
             writer.add_file(f"data/{name}", content)
@@ -179,11 +168,11 @@ class RunRecorder:
     def _append_result(self, result: Mapping[str, Any]) -> None:
         assert self.writer is not None
         data = dict(result)
-        if data.get("verdict") == "fail" and self._deviations is not None:
+        if data.get("verdict") == Verdict.FAIL and self._deviations is not None:
             self._waive(data)
         if data.get("raw") is not None and isinstance(data["raw"], str):
             data["raw"] = self.writer.store_raw(data["raw"])
-        self.writer.append("check.result", data)
+        self.writer.append(CHECK_RESULT, data)
         self._counts[str(data["verdict"])] = self._counts.get(str(data["verdict"]), 0) + 1
         self._executed += 1
         self._pending.get(str(data["target"]), {}).pop(str(data["test_id"]), None)
@@ -199,9 +188,9 @@ class RunRecorder:
         if waiver is None:
             return
         if waiver.deviation.id not in self._waivers_recorded:
-            self.writer.append("deviation.waiver", waiver.record())
+            self.writer.append(WAIVER, waiver.record())
             self._waivers_recorded.add(waiver.deviation.id)
-        data["verdict"] = "waived"
+        data["verdict"] = Verdict.WAIVED.value
         data["deviation"] = waiver.deviation.id
 
     def record(
@@ -216,11 +205,11 @@ class RunRecorder:
         if self.writer is None:
             return
         for action in actions:
-            self.writer.append("action", dict(action))
+            self.writer.append(ACTION, dict(action))
         for result in results:
             self._append_result(result)
         for fingerprint in fingerprints:
-            self.writer.append("fingerprint", dict(fingerprint))
+            self.writer.append(FINGERPRINT, dict(fingerprint))
 
     def target_failed(self, target: str, reason: str) -> None:
         """Record ``error`` for every planned test of a target that has no result yet."""

@@ -21,17 +21,12 @@ from qualification.errors import BadInputError
 from qualification.reports.matrix import NOT_COVERED, rows_for
 from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
 from qualification.reports.values import show, show_duration, show_expected, show_raw, show_time
+from qualification.verdict import Verdict
 
 _TEMPLATES = Path(__file__).parent / "templates"
 #: Observed values longer than this are cut in the report; the record keeps all of it.
 _VALUE_LIMIT = 2000
-_LABELS = {
-    "pass": "PASS",
-    "fail": "FAIL",
-    "error": "ERROR",
-    "not-executed": "NOT EXECUTED",
-    "waived": "WAIVED",
-}
+_LABELS = {v.value: v.value.replace("-", " ").upper() for v in Verdict}
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +46,7 @@ def _verdict(verdict: str | None, deviation: str | None = None) -> dict[str, str
     if verdict is None:
         return {"text": "NOT COVERED", "css": "v-none"}
     text = _LABELS.get(verdict, verdict.upper())
-    if verdict == "waived":
+    if verdict == Verdict.WAIVED:
         text += f" ({deviation or 'deviation id missing'})"
     css = f"v-{verdict}" if verdict in VERDICTS else "v-error"
     return {"text": text, "css": css}
@@ -259,6 +254,60 @@ def _release(run: Run) -> str:
     return f"{last.meaning} by {last.name} at {show_time(last.time)}"
 
 
+def _matrix(run: Run, declared: Sequence[str], texts: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The traceability matrix: each requirement with the tests that cover it."""
+    return [
+        {
+            "requirement": row.requirement,
+            "text": texts.get(row.requirement, ""),
+            "declared": row.declared,
+            "covered": row.status != NOT_COVERED,
+            "status": row.status,
+            "tests": [
+                {
+                    "test_id": t.test_id,
+                    "target": t.target,
+                    "verdict": _verdict(t.verdict, t.deviation),
+                }
+                for t in row.tests
+            ],
+            "deviations": ", ".join(row.deviations),
+            "verdict": _verdict(row.verdict),
+        }
+        for row in rows_for(run.results, declared)
+    ]
+
+
+def _actions(run: Run) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": a.name,
+            "target": a.target,
+            "before": show(a.before, _VALUE_LIMIT),
+            "after": show(a.after, _VALUE_LIMIT),
+            "verdict": _verdict(a.verdict or Verdict.ERROR.value),
+            "reason": a.reason or "",
+            "started": show_time(a.started),
+            "finished": show_time(a.finished),
+        }
+        for a in run.actions
+    ]
+
+
+def _deviations(run: Run) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": d.id,
+            "source": d.source,
+            "test": d.test_id or "",
+            "target": d.target or "",
+            "detail": d.detail or "",
+            "time": show_time(d.time),
+        }
+        for d in run.deviations
+    ]
+
+
 def render_report(
     records: Records,
     *,
@@ -284,26 +333,7 @@ def render_report(
     verification_view, seal = _verification(verification)
     # Without a verifier's word, the seal is the run.end line's digest if the reader gave it.
     seal = seal or run.seal
-    matrix = [
-        {
-            "requirement": row.requirement,
-            "text": texts.get(row.requirement, ""),
-            "declared": row.declared,
-            "covered": row.status != NOT_COVERED,
-            "status": row.status,
-            "tests": [
-                {
-                    "test_id": t.test_id,
-                    "target": t.target,
-                    "verdict": _verdict(t.verdict, t.deviation),
-                }
-                for t in row.tests
-            ],
-            "deviations": ", ".join(row.deviations),
-            "verdict": _verdict(row.verdict),
-        }
-        for row in rows_for(run.results, declared)
-    ]
+    matrix = _matrix(run, declared, texts)
     template = _environment().get_template("report.html.j2")
     return template.render(
         title=title or f"Qualification report {run.change_id} / {run.run_id}",
@@ -318,30 +348,8 @@ def render_report(
             }
             for t in run.targets
         ],
-        actions=[
-            {
-                "name": a.name,
-                "target": a.target,
-                "before": show(a.before, _VALUE_LIMIT),
-                "after": show(a.after, _VALUE_LIMIT),
-                "verdict": _verdict(a.verdict or "error"),
-                "reason": a.reason or "",
-                "started": show_time(a.started),
-                "finished": show_time(a.finished),
-            }
-            for a in run.actions
-        ],
-        deviations=[
-            {
-                "id": d.id,
-                "source": d.source,
-                "test": d.test_id or "",
-                "target": d.target or "",
-                "detail": d.detail or "",
-                "time": show_time(d.time),
-            }
-            for d in run.deviations
-        ],
+        actions=_actions(run),
+        deviations=_deviations(run),
         matrix=matrix,
         not_covered=sum(1 for row in matrix if not row["covered"]),
         verification=verification_view,

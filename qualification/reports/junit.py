@@ -12,6 +12,7 @@ from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from qualification.reports.model import Records, Result, Run, load_run
 from qualification.reports.values import show, show_expected, show_raw
+from qualification.verdict import Verdict
 
 
 def _requirements(result: Result) -> str:
@@ -28,7 +29,7 @@ def _system_out(result: Result) -> str:
     ]
     if result.reason:
         lines.append(f"reason: {result.reason}")
-    if result.verdict == "waived":
+    if result.verdict == Verdict.WAIVED:
         lines.append(f"waived by deviation {result.deviation or '(id missing)'}")
     raw = show_raw(result.raw, result.seq)
     if raw:
@@ -48,15 +49,15 @@ def _case(result: Result) -> TestCase:
         f"requirements: {_requirements(result)}; expected: {show_expected(result.expected, 500)};"
         f" observed: {show(result.observed, 500)}"
     )
-    if result.verdict == "fail":
+    if result.verdict == Verdict.FAIL:
         case.add_failure_info(message=f"failed: {summary}", output=result.reason)
-    elif result.verdict == "error":
+    elif result.verdict == Verdict.ERROR:
         reason = result.reason or "could not observe"
         message = reason if not result.recorded else f"error: {reason}; {summary}"
         case.add_error_info(message=message, output=result.reason)
-    elif result.verdict == "not-executed":
+    elif result.verdict == Verdict.NOT_EXECUTED:
         case.add_skipped_info(message=f"not executed: {result.reason or 'no reason recorded'}")
-    elif result.verdict not in ("pass", "waived"):
+    elif Verdict.parse(result.verdict) not in (Verdict.PASS, Verdict.WAIVED):
         # An unknown verdict is never shown as passed.
         case.add_error_info(message=f"unknown verdict {result.verdict!r}; {summary}")
     return case

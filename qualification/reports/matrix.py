@@ -12,6 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qualification.reports.model import Records, Result, results_of, worst
+from qualification.verdict import Verdict
+
+#: As a plain string: this comparison runs for every test of every requirement.
+_NOT_EXECUTED = Verdict.NOT_EXECUTED.value
 
 COVERED = "covered"
 NOT_COVERED = "not covered"
@@ -52,7 +56,7 @@ class Row:
 
 
 def _executed(result: Result) -> bool:
-    return result.recorded and result.verdict != "not-executed"
+    return result.recorded and result.verdict != _NOT_EXECUTED
 
 
 def rows_for(results: Iterable[Result], declared: Sequence[str]) -> list[Row]:

@@ -22,6 +22,7 @@ from typing import Any
 from qualification.audit import AUDIT_FILE
 from qualification.errors import BadInputError, VqualError
 from qualification.evidence.bundle import RECORDS
+from qualification.evidence.kinds import kind_of
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import format_time
 from qualification.evidence.verify import WAIVER_TYPE
@@ -91,44 +92,27 @@ def _bundle_events(
         )
         return
     for rec in bundle.records:
-        data = rec.data
-        who = _name(trust, rec.keyid)
-        target = str(data.get("target") or "")
-        detail = ""
-        what = rec.kind
-        if rec.kind == "run.start":
-            who = rec.initiator
-            spec = data.get("spec") or {}
-            approval = data.get("approval")
-            detail = (
-                f"{data.get('mode', 'qualify')} of {spec.get('name')} {spec.get('version')} "
-                f"(sha256 {str(spec.get('digest'))[:16]}), executed by {_name(trust, rec.keyid)}"
-            )
-            if isinstance(approval, dict):
-                detail += f"; protocol approved by {approval.get('name')} at {approval.get('time')}"
-        elif rec.kind == "run.end":
-            who = rec.initiator
-            detail = f"verdict {data.get('verdict')}, counts {json.dumps(data.get('counts'), sort_keys=True)}"
-        elif rec.kind == "action":
-            detail = f"{data.get('name')}: {data.get('verdict')}"
-            if data.get("reason"):
-                detail += f" ({data.get('reason')})"
-        elif rec.kind == "host.skipped":
-            detail = str(data.get("reason") or "")
-        elif rec.kind == "deviation.waiver":
-            approved = data.get("approved_by") or {}
-            detail = (
-                f"{data.get('id')} waives {data.get('test_id')}: approved by "
-                f"{approved.get('name')} at {approved.get('time')}"
-            )
-        elif rec.kind == "signature":
-            what = f"signature.{data.get('meaning')}"
-            who = str(data.get("name") or who)
-            detail = str(data.get("comment") or "")
-        else:
-            continue  # check results are outcomes, not acts; the report lists them
+        # Each kind says what it lists (qualification.evidence.kinds); check results are
+        # outcomes, not acts: the report lists them.
+        kind = kind_of(rec.kind)
+        signer = _name(trust, rec.keyid)
+        line = (
+            kind.audit_line({"initiator": rec.initiator, "data": rec.data}, signer)
+            if kind is not None
+            else None
+        )
+        if line is None:
+            continue
         yield AuditEvent(
-            rec.time, who, what, rec.change_id, rec.run_id, target, rec.keyid, detail, source
+            rec.time,
+            signer if line.who is None else line.who,
+            line.what,
+            rec.change_id,
+            rec.run_id,
+            str(rec.data.get("target") or ""),
+            rec.keyid,
+            line.detail,
+            source,
         )
 
 

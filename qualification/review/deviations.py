@@ -51,6 +51,7 @@ from qualification.review.documents import (
     write_new,
 )
 from qualification.signing import Signer, TrustStore
+from qualification.verdict import Verdict
 
 DEVIATIONS_DIR = "deviations"
 DEVIATIONS_FILE = "deviations.yaml"
@@ -420,7 +421,7 @@ def waiver_problems(bundle: Path, trust: TrustStore) -> list[str]:
     entries = [
         (f"records.jsonl line {r.line} (seq {r.seq})", r.kind, r.time, r.change_id, r.data)
         for r in records
-        if r.kind == WAIVER_KIND or (r.kind == CHECK_RESULT and r.data.get("verdict") == "waived")
+        if r.kind == WAIVER_KIND or (r.kind == CHECK_RESULT and r.data.get("verdict") == Verdict.WAIVED)
     ]
     executors = {k.identity for k in (trust.get(r.actor) for r in run) if k is not None}
     return judge_waivers(entries, trust, {r.initiator for r in run}, executors)

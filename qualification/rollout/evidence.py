@@ -14,18 +14,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qualification import __version__
 from qualification.config import config_citation
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
-from qualification.execution import controller
+from qualification.evidence.kinds import (
+    ACTION,
+    CHECK_RESULT,
+    DEVIATION_RAISED,
+    HOST_SKIPPED,
+    RUN_START,
+)
 from qualification.execution.recorder import overall_verdict, records_as_dicts
+from qualification.execution.run_start import run_start_data
 from qualification.rollout.change import RolloutChange
 from qualification.signing import Signer
 from qualification.state import trust_digest
 from qualification.timeutil import utc_now_text
-
-_VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+from qualification.verdict import Verdict, zero_counts
 
 
 class PatchEvidence:
@@ -39,11 +44,11 @@ class PatchEvidence:
         self.initiator = initiator
         self.state_dir = Path(state_dir)
         self.writer: BundleWriter | None = None
-        self.counts = {v: 0 for v in _VERDICTS}
+        self.counts = zero_counts()
         self.planned: list[dict[str, str]] = []
         self._pending: dict[tuple[str, str], dict[str, str]] = {}
         self.halted = False
-        self.halt_verdict = "fail"
+        self.halt_verdict: str = Verdict.FAIL.value
         #: The sealed bundle's overall verdict (``run.end``), once :meth:`finish` ran.
         self.verdict: str | None = None
 
@@ -80,43 +85,37 @@ class PatchEvidence:
         if req is not None and Path(req.spec).is_file():
             spec_bytes = Path(req.spec).read_bytes()
             spec = {"path": str(req.spec), "digest": hashlib.sha256(spec_bytes).hexdigest()}
-        writer.append(
-            "run.start",
-            {
-                "mode": "patch",
-                "tool": {"name": "vqual", "version": __version__},
-                "versions": controller.versions(),
-                "controller": controller.controller_info(),
-                "clock": controller.clock_status(),
-                "spec": spec,
-                "data_files": [
-                    {"name": "change.yaml", "path": "data/change.yaml", "digest": change.digest}
-                ],
-                "inventory": {"digest": hashlib.sha256(inventory_bytes).hexdigest()},
-                "trust": {"digest": trust_digest(self.state_dir), "version": trust_version},
-                "targets": [
-                    {"name": h, "kinds": ["host"], "risk": change.risk,
-                     "risk_reason": "the change's risk"}
-                    for h in hosts
-                ],
-                "planned": self.planned,
-                "prev_run_seal": latest_seal(self.evidence_root, change.change_id),
-                "approval": None,
-                "config": config_citation(self.state_dir),
-                "patch": {
-                    "change": {"id": change.change_id, "title": change.title,
-                               "path": str(change.path), "digest": change.digest,
-                               "target": change.target.to_json(), "risk": change.risk,
-                               "canary_vm": change.canary_vm,
-                               "canary_waiver": (change.canary_waiver.to_json()
-                                                 if change.canary_waiver else None)},
-                    "cluster": change.cluster,
-                    "plan": dict(plan),
-                    "executor": dict(executor),
-                    "resumed_from": resumed_from,
-                },
-            },
+        start = run_start_data(
+            mode="patch",
+            spec=spec,
+            data_files=[
+                {"name": "change.yaml", "path": "data/change.yaml", "digest": change.digest}
+            ],
+            inventory_digest=hashlib.sha256(inventory_bytes).hexdigest(),
+            trust={"digest": trust_digest(self.state_dir), "version": trust_version},
+            targets=[
+                {"name": h, "kinds": ["host"], "risk": change.risk,
+                 "risk_reason": "the change's risk"}
+                for h in hosts
+            ],
+            planned=self.planned,
+            prev_run_seal=latest_seal(self.evidence_root, change.change_id),
+            approval=None,
+            config=config_citation(self.state_dir),
         )
+        start["patch"] = {
+            "change": {"id": change.change_id, "title": change.title,
+                       "path": str(change.path), "digest": change.digest,
+                       "target": change.target.to_json(), "risk": change.risk,
+                       "canary_vm": change.canary_vm,
+                       "canary_waiver": (change.canary_waiver.to_json()
+                                         if change.canary_waiver else None)},
+            "cluster": change.cluster,
+            "plan": dict(plan),
+            "executor": dict(executor),
+            "resumed_from": resumed_from,
+        }
+        writer.append(RUN_START, start)
         if writer.files.get("data/change.yaml") is None:
             writer.add_file("data/change.yaml", change_bytes)
         writer.add_file("inventory.json", inventory_bytes)
@@ -133,14 +132,14 @@ class PatchEvidence:
         self, name: str, target: str, *, before: Any, after: Any, verdict: str,
         reason: str | None, started: str, finished: str | None = None, **extra: Any,
     ) -> None:
-        self._append("action", {
+        self._append(ACTION, {
             "name": name, "target": target, "before": before, "after": after,
             "verdict": verdict, "reason": reason, "started": started,
             "finished": finished or utc_now_text(), **extra,
         })
 
     def host_skipped(self, target: str, reason: str) -> None:
-        self._append("host.skipped", {"target": target, "reason": reason})
+        self._append(HOST_SKIPPED, {"target": target, "reason": reason})
 
     def deviation(self, *, step: str, target: str, reason: str, run_id: str,
                   test_id: str | None = None, state: Any = None, verdict: str = "fail") -> None:
@@ -151,14 +150,14 @@ class PatchEvidence:
         """
         self.halted = True
         self.halt_verdict = verdict
-        self._append("deviation.raised", {
+        self._append(DEVIATION_RAISED, {
             "test_id": test_id, "step": step, "target": target, "reason": reason,
             "run_id": run_id, "state": state,
         })
 
     def results(self, results: Sequence[Mapping[str, Any]]) -> None:
         for data in results:
-            self._append("check.result", data)
+            self._append(CHECK_RESULT, data)
             verdict = str(data["verdict"])
             self.counts[verdict] = self.counts.get(verdict, 0) + 1
             self._pending.pop((str(data["test_id"]), str(data["target"])), None)
@@ -183,7 +182,7 @@ class PatchEvidence:
             leftovers.append({
                 "test_id": test_id, "title": test_id, "protocol": planned.get("protocol", "IQ"),
                 "requirements": [], "target": target, "check": "rollout", "method": "",
-                "expected": {}, "observed": None, "verdict": "not-executed",
+                "expected": {}, "observed": None, "verdict": Verdict.NOT_EXECUTED.value,
                 "reason": not_run_reason, "raw": None, "started": now, "finished": now,
                 "duration_ms": 0.0,
             })
@@ -204,7 +203,7 @@ class PatchEvidence:
             if self.halted else self.counts
         )
         self.verdict = verdict
-        executed = sum(v for k, v in self.counts.items() if k != "not-executed")
+        executed = sum(v for k, v in self.counts.items() if k != Verdict.NOT_EXECUTED)
         seal = writer.seal(counts=self.counts, planned=len(self.planned), executed=executed,
                            verdict=verdict)
         self.writer = None

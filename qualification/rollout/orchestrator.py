@@ -59,6 +59,7 @@ from qualification.rollout.steps import (
 )
 from qualification.spec.change import new_run_id, validate_run_id
 from qualification.timeutil import utc_now, utc_now_text
+from qualification.verdict import VERDICTS
 
 
 class InjectedFault(PlatformError):
@@ -179,7 +180,7 @@ class PatchOutcome:
         return "\n".join(lines)
 
 
-_COUNTED = ("pass", "fail", "error", "not-executed", "waived")
+_COUNTED = VERDICTS
 
 
 def resumable(state_dir: Path, run_id: str, change: RolloutChange

@@ -29,6 +29,7 @@ from qualification.platforms.base import HypervisorPlatform
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.executors import PatchExecutor, target_mismatches
 from qualification.timeutil import utc_now_text
+from qualification.verdict import Verdict
 
 #: The platform requalification tests: id -> (title, protocol, requirements).
 TESTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -52,6 +53,10 @@ class RequalifyContext:
     risk: str
 
 
+#: What keeps a host out of service.
+_FAILED = (Verdict.FAIL, Verdict.ERROR)
+
+
 @dataclass
 class RequalifyOutcome:
     """Results (``check.result`` data) and, for a separate qualify run, its reference."""
@@ -64,14 +69,14 @@ class RequalifyOutcome:
     def passed(self) -> bool:
         if self.error is not None:
             return False
-        if self.reference is not None and self.reference.get("verdict") not in ("pass",):
+        if self.reference is not None and self.reference.get("verdict") != Verdict.PASS:
             return False
-        return all(r["verdict"] not in ("fail", "error") for r in self.results)
+        return all(r["verdict"] not in _FAILED for r in self.results)
 
     def failures(self) -> list[str]:
         out = [f"{r['test_id']} {r['verdict']}: {r.get('reason') or ''}".strip()
-               for r in self.results if r["verdict"] in ("fail", "error")]
-        if self.reference is not None and self.reference.get("verdict") != "pass":
+               for r in self.results if r["verdict"] in _FAILED]
+        if self.reference is not None and self.reference.get("verdict") != Verdict.PASS:
             out.append(f"qualify run {self.reference.get('run_id')} {self.reference.get('verdict')}")
         if self.error:
             out.append(self.error)
@@ -91,7 +96,7 @@ class Requalifier(Protocol):
 
 
 def result(
-    test_id: str, target: str, *, verdict: str, expected: Mapping[str, Any], observed: Any,
+    test_id: str, target: str, *, verdict: Verdict, expected: Mapping[str, Any], observed: Any,
     method: str, reason: str | None, started: str, t0: float, check: str = "rollout",
 ) -> dict[str, Any]:
     """One ``check.result`` record's data (docs/formats.md)."""
@@ -106,7 +111,7 @@ def result(
         "method": method,
         "expected": dict(expected),
         "observed": observed,
-        "verdict": verdict,
+        "verdict": verdict.value,
         "reason": reason,
         "raw": None,
         "started": started,
@@ -141,11 +146,11 @@ class PlatformRequalifier:
         try:
             installed = ctx.executor.installed(host)
         except VqualError as exc:
-            return result("RP-IQ-01", host, verdict="error", expected=expected, observed=None,
+            return result("RP-IQ-01", host, verdict=Verdict.ERROR, expected=expected, observed=None,
                           method=f"{ctx.executor.name} installed", reason=exc.one_line(),
                           started=started, t0=t0)
         missing = target_mismatches(installed, ctx.change)
-        return result("RP-IQ-01", host, verdict="fail" if missing else "pass", expected=expected,
+        return result("RP-IQ-01", host, verdict=Verdict.FAIL if missing else Verdict.PASS, expected=expected,
                       observed=installed, method=f"{ctx.executor.name} installed",
                       reason="; ".join(missing) or None, started=started, t0=t0)
 
@@ -156,7 +161,7 @@ class PlatformRequalifier:
             health = ctx.executor.health(host)
             connected = host in {h.name for h in ctx.platform.hosts()}
         except VqualError as exc:
-            return result("RP-IQ-02", host, verdict="error", expected=expected, observed=None,
+            return result("RP-IQ-02", host, verdict=Verdict.ERROR, expected=expected, observed=None,
                           method=f"{ctx.executor.name} health", reason=exc.one_line(),
                           started=started, t0=t0)
         ok = bool(health.get("ok")) and connected
@@ -164,7 +169,7 @@ class PlatformRequalifier:
         if not connected:
             problems.append("the platform does not list the host")
         why = "the host is not healthy" + (f": {'; '.join(problems)}" if problems else "")
-        return result("RP-IQ-02", host, verdict="pass" if ok else "fail", expected=expected,
+        return result("RP-IQ-02", host, verdict=Verdict.PASS if ok else Verdict.FAIL, expected=expected,
                       observed={**health, "listed": connected},
                       method=f"{ctx.executor.name} health; platform host list",
                       reason=None if ok else why, started=started, t0=t0)
@@ -178,7 +183,7 @@ class PlatformRequalifier:
             waiver = ctx.change.canary_waiver
             reason = ("the change waives the OQ canary: " + waiver.reason if waiver is not None
                       else "the change names no requalify.canary_vm")
-            return result("RP-OQ-01", host, verdict="not-executed", expected=expected,
+            return result("RP-OQ-01", host, verdict=Verdict.NOT_EXECUTED, expected=expected,
                           observed=None, method=method, reason=reason, started=started, t0=t0)
         platform = ctx.platform
         try:
@@ -187,7 +192,7 @@ class PlatformRequalifier:
             live = facts.power_state == "running"
             if live:
                 # The host is still in maintenance here: no VM may run on it.
-                return result("RP-OQ-01", host, verdict="not-executed", expected=expected,
+                return result("RP-OQ-01", host, verdict=Verdict.NOT_EXECUTED, expected=expected,
                               observed={"power_state": facts.power_state}, method=method,
                               reason=f"canary {canary} is powered on; a host in maintenance "
                               "takes only a powered-off canary (cold migration)",
@@ -197,7 +202,7 @@ class PlatformRequalifier:
                 others = [h.name for h in platform.hosts()
                           if h.name != host and not h.in_maintenance]
                 if not others:
-                    return result("RP-OQ-01", host, verdict="error", expected=expected,
+                    return result("RP-OQ-01", host, verdict=Verdict.ERROR, expected=expected,
                                   observed={"origin": origin}, method=method,
                                   reason="no other host in service to move the canary to",
                                   started=started, t0=t0)
@@ -209,7 +214,7 @@ class PlatformRequalifier:
                 observed = {"canary": canary, "origin": origin, "landed_on": confirmed_away,
                             "returned_to": confirmed_home, "reported": [away, home]}
                 ok = confirmed_away == others[0] and confirmed_home == host
-                return result("RP-OQ-01", host, verdict="pass" if ok else "fail",
+                return result("RP-OQ-01", host, verdict=Verdict.PASS if ok else Verdict.FAIL,
                               expected=expected, observed=observed, method=method,
                               reason=None if ok else "the canary did not land where it was sent: "
                               f"landed on {confirmed_away}, returned to {confirmed_home}",
@@ -219,13 +224,13 @@ class PlatformRequalifier:
             back = platform.migrate_vm(canary, origin, live=False).host
             confirmed_back = platform.vm(canary).host
         except PlatformError as exc:
-            return result("RP-OQ-01", host, verdict="error", expected=expected, observed=None,
+            return result("RP-OQ-01", host, verdict=Verdict.ERROR, expected=expected, observed=None,
                           method=method, reason=exc.one_line(), started=started, t0=t0)
         observed = {"canary": canary, "origin": origin, "landed_on": confirmed_there,
                     "returned_to": confirmed_back, "reported": [there, back]}
         ok = confirmed_there == host and confirmed_back == origin
         expected = {"op": "eq", "value": {"landed_on": host, "returned_to": origin}}
-        return result("RP-OQ-01", host, verdict="pass" if ok else "fail", expected=expected,
+        return result("RP-OQ-01", host, verdict=Verdict.PASS if ok else Verdict.FAIL, expected=expected,
                       observed=observed, method=method,
                       reason=None if ok else "the canary did not land where it was sent: "
                       f"landed on {confirmed_there}, returned to {confirmed_back}",
@@ -239,14 +244,14 @@ class PlatformRequalifier:
         try:
             seen = {h: ctx.executor.installed(h) for h in hosts}
         except VqualError as exc:
-            return RequalifyOutcome([result(CLUSTER_TEST, target, verdict="error",
+            return RequalifyOutcome([result(CLUSTER_TEST, target, verdict=Verdict.ERROR,
                                             expected=expected, observed=None,
                                             method="installed on every host",
                                             reason=exc.one_line(), started=started, t0=t0)])
         observed = {h: {k: v.get(k) for k in keys} for h, v in sorted(seen.items())}
         differing = [k for k in keys if len({str(v.get(k)) for v in seen.values()}) > 1]
         return RequalifyOutcome([result(
-            CLUSTER_TEST, target, verdict="fail" if differing else "pass", expected=expected,
+            CLUSTER_TEST, target, verdict=Verdict.FAIL if differing else Verdict.PASS, expected=expected,
             observed=observed, method="installed on every host",
             reason=f"hosts differ in {', '.join(differing)}" if differing else None,
             started=started, t0=t0)])

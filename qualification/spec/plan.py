@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from qualification.errors import BadInputError
 from qualification.spec.inventory import SECRET_KEY, HostInfo, InventoryModel
 from qualification.spec.model import Spec, TestDef
-from qualification.spec.risk import assess_risk, select_tests
+from qualification.spec.risk import RiskAssessment, assess_risk, select_tests
 
 PLAN_VERSION = 1
 
@@ -310,6 +310,79 @@ def _resolve(test: TestDef, host: HostInfo, members: Sequence[str]) -> dict[str,
     return expect
 
 
+def _wanted(spec: Spec, test_ids: Sequence[str] | None) -> set[str] | None:
+    """The test ids to run (None: all), each checked to be in the spec."""
+    if test_ids is None:
+        return None
+    known = set(spec.test_ids)
+    for test_id in test_ids:
+        if test_id not in known:
+            raise BadInputError(f"unknown test id {test_id!r}: not in spec {spec.name!r}")
+    return set(test_ids)
+
+
+def _select(
+    spec: Spec, inventory: InventoryModel, names: Sequence[str], wanted: set[str] | None
+) -> tuple[dict[str, tuple[TestDef, ...]], dict[str, RiskAssessment]]:
+    """Each target's tests (by its kinds and risk) and its risk assessment."""
+    selected: dict[str, tuple[TestDef, ...]] = {}
+    risks: dict[str, RiskAssessment] = {}
+    for name in names:
+        info = inventory.host(name)
+        risks[name] = assess_risk(inventory, name)
+        selected[name] = tuple(
+            test
+            for test in select_tests(spec, info.kinds, risks[name].level)
+            if wanted is None or test.id in wanted
+        )
+    return selected, risks
+
+
+def _planned_test(
+    spec: Spec,
+    inventory: InventoryModel,
+    name: str,
+    test: TestDef,
+    selected: Mapping[str, tuple[TestDef, ...]],
+    master: MasterBaseline | None,
+) -> PlannedTest:
+    """One selected test on target ``name``, with its site values resolved."""
+    info = inventory.host(name)
+    members: list[str] = []
+    if test.expect.op == "same_across_hosts":
+        if not info.cluster:
+            raise BadInputError(
+                f"test {test.id} on host {name!r}: compares across the cluster, "
+                "but the host has no vqual_cluster"
+            )
+        members = [
+            member
+            for member in inventory.cluster_members(info.cluster)
+            if member in selected and test in selected[member]
+        ]
+    params = copy.deepcopy(test.params)
+    if "clone" in info.kinds and test.check in CLONE_COMPARE_CHECKS:
+        if master is None:
+            raise BadInputError(
+                f"test {test.id} on clone {name!r} compares with the master, but no "
+                "master bundle is given (vqual clone --master-bundle, or "
+                "clone.master.bundle in the spec)"
+            )
+        params["master"] = master.reference()
+        params["allowed"] = spec.clone_section.allowed_json()
+    return PlannedTest(
+        test_id=test.id,
+        title=test.title,
+        protocol=test.protocol,
+        requirements=test.requirements,
+        target=name,
+        check=test.check,
+        params=params,
+        expect=_resolve(test, info, members),
+        acceptance=test.acceptance,
+    )
+
+
 def build_plan(
     spec: Spec,
     inventory: InventoryModel,
@@ -341,74 +414,20 @@ def build_plan(
     names = sorted(inventory.hosts if hosts is None else set(hosts))
     for name in names:
         inventory.host(name)  # raises for an unknown host
-    wanted: set[str] | None = None
-    if test_ids is not None:
-        known = set(spec.test_ids)
-        for test_id in test_ids:
-            if test_id not in known:
-                raise BadInputError(f"unknown test id {test_id!r}: not in spec {spec.name!r}")
-        wanted = set(test_ids)
-
-    selected: dict[str, tuple[TestDef, ...]] = {}
-    risks = {}
-    for name in names:
-        info = inventory.host(name)
-        risks[name] = assess_risk(inventory, name)
-        selected[name] = tuple(
-            test
-            for test in select_tests(spec, info.kinds, risks[name].level)
-            if wanted is None or test.id in wanted
+    selected, risks = _select(spec, inventory, names, _wanted(spec, test_ids))
+    targets = [
+        TargetPlan(
+            name=name,
+            kinds=inventory.host(name).kinds,
+            risk=risks[name].level,
+            risk_reason=risks[name].reason,
+            tests=[
+                _planned_test(spec, inventory, name, test, selected, master)
+                for test in selected[name]
+            ],
         )
-
-    targets: list[TargetPlan] = []
-    for name in names:
-        info = inventory.host(name)
-        tests: list[PlannedTest] = []
-        for test in selected[name]:
-            members: list[str] = []
-            if test.expect.op == "same_across_hosts":
-                if not info.cluster:
-                    raise BadInputError(
-                        f"test {test.id} on host {name!r}: compares across the cluster, "
-                        "but the host has no vqual_cluster"
-                    )
-                members = [
-                    member
-                    for member in inventory.cluster_members(info.cluster)
-                    if member in selected and test in selected[member]
-                ]
-            params = copy.deepcopy(test.params)
-            if "clone" in info.kinds and test.check in CLONE_COMPARE_CHECKS:
-                if master is None:
-                    raise BadInputError(
-                        f"test {test.id} on clone {name!r} compares with the master, but no "
-                        "master bundle is given (vqual clone --master-bundle, or "
-                        "clone.master.bundle in the spec)"
-                    )
-                params["master"] = master.reference()
-                params["allowed"] = spec.clone_section.allowed_json()
-            tests.append(
-                PlannedTest(
-                    test_id=test.id,
-                    title=test.title,
-                    protocol=test.protocol,
-                    requirements=test.requirements,
-                    target=name,
-                    check=test.check,
-                    params=params,
-                    expect=_resolve(test, info, members),
-                    acceptance=test.acceptance,
-                )
-            )
-        targets.append(
-            TargetPlan(
-                name=name,
-                kinds=info.kinds,
-                risk=risks[name].level,
-                risk_reason=risks[name].reason,
-                tests=tests,
-            )
-        )
+        for name in names
+    ]
     clone_targets = [target.name for target in targets if "clone" in target.kinds]
     return Plan(
         spec={"name": spec.name, "version": spec.version, "digest": spec.digest},
