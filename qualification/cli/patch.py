@@ -169,6 +169,9 @@ def patch(
     if mode == "qualify":
         if change.requalify is None:
             raise BadInputError("--requalify qualify needs requalify.spec in the change file")
+        from qualification.execution.collection import collection_for_run
+
+        collection_for_run()  # refused before the first host is drained, not at its requalify
         requalifier = QualifyRequalifier(
             inventory=inventory, key_file=key,
             passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
