@@ -29,6 +29,7 @@ from qualification.cli.shared import (
     vault_options,
 )
 from qualification.errors import BadInputError
+from qualification.execution.collection import collection_for_run
 from qualification.execution.inventory import VaultOptions
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
@@ -169,8 +170,6 @@ def patch(
     if mode == "qualify":
         if change.requalify is None:
             raise BadInputError("--requalify qualify needs requalify.spec in the change file")
-        from qualification.execution.collection import collection_for_run
-
         collection_for_run()  # refused before the first host is drained, not at its requalify
         requalifier = QualifyRequalifier(
             inventory=inventory, key_file=key,
