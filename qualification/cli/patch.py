@@ -29,7 +29,6 @@ from qualification.cli.shared import (
     vault_options,
 )
 from qualification.errors import BadInputError
-from qualification.execution.collection import collection_for_run
 from qualification.execution.inventory import VaultOptions
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
@@ -170,7 +169,6 @@ def patch(
     if mode == "qualify":
         if change.requalify is None:
             raise BadInputError("--requalify qualify needs requalify.spec in the change file")
-        collection_for_run()  # refused before the first host is drained, not at its requalify
         requalifier = QualifyRequalifier(
             inventory=inventory, key_file=key,
             passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,

@@ -143,3 +143,14 @@ def test_a_collection_found_on_a_collections_path_ships_its_specs_by_name(
     assert find_shipped(Path("other-host"), root=root) == Path("other-host")
     assert [p.name for p in shipped_specs(COLLECTION)] == sorted(
         p.name for p in (COLLECTION / "specs").glob("*.yaml"))
+
+
+def test_a_rolling_patch_that_requalifies_with_qualify_refuses_it_before_any_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qualification.rollout.requalify import QualifyRequalifier
+
+    monkeypatch.setenv("VQUAL_COLLECTION_ROOT", str(_installed(tmp_path, "0.0.9")))
+    with pytest.raises(BadInputError, match="is version 0.0.9 but the vqual package is"):
+        QualifyRequalifier(inventory=tmp_path, key_file=tmp_path / "k.pem",
+                           passphrase_reader=lambda: b"", evidence_dir=tmp_path,
+                           state_dir=tmp_path, initiator="ci")
