@@ -102,3 +102,50 @@ class NotSupported(PlatformError):
         self.operation = operation
         self.reason = " ".join(reason.split())
         super().__init__(f"{operation} not supported: {self.reason}", where=where)
+
+
+
+#: The optional extras of the ``vqual`` distribution (pyproject.toml), so a site installs only
+#: the platforms it has: extra -> (the package it installs, what needs it).
+EXTRAS: dict[str, tuple[str, str]] = {
+    "libvirt": ("libvirt-python", "libvirt/KVM support"),
+    "vsphere": ("pyvmomi", "vSphere support"),
+    "hyperv": ("pywinrm", "Hyper-V support"),
+    "pdf": ("weasyprint", "PDF output"),
+}
+#: The extra behind each top-level module vqual imports from an optional dependency.
+OPTIONAL_MODULES: dict[str, str] = {
+    "libvirt": "libvirt",
+    "libvirt_qemu": "libvirt",
+    "pyVmomi": "vsphere",
+    "pyVim": "vsphere",
+    "winrm": "hyperv",
+    "weasyprint": "pdf",
+}
+
+
+class MissingExtraError(BadInputError):
+    """An optional dependency is not installed; the message names the extra that adds it."""
+
+    def __init__(self, extra: str, *, where: str | None = None) -> None:
+        self.extra = extra
+        package, purpose = EXTRAS[extra]
+        super().__init__(
+            f"{purpose} needs {package}, which is not installed: pip install 'vqual[{extra}]'",
+            where=where,
+        )
+
+
+def missing_extra(exc: BaseException) -> MissingExtraError | None:
+    """The :class:`MissingExtraError` behind ``exc`` (or its causes) when the import of an
+    optional dependency failed; None for any other error."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            extra = OPTIONAL_MODULES.get(seen.name.split(".")[0])
+            if extra is not None:
+                return MissingExtraError(extra)
+        seen = seen.__cause__ or seen.__context__
+    return None

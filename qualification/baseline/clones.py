@@ -34,7 +34,6 @@ from qualification.errors import BadInputError, NotSupported, PlatformError, Vqu
 from qualification.execution.qualify import QualifyRequest, run_qualify
 from qualification.spec.loader import load_spec
 from qualification.spec.plan import MasterBaseline
-from qualification.verdict import Verdict
 
 #: Safe VM names for created clones (also a libvirt domain and file name).
 CLONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -28,6 +28,7 @@ from qualification.cli import (
     report,
     selftest,
     sign,
+    specs,
     trust,
     verify,
 )
@@ -47,7 +48,7 @@ def main() -> None:
 for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
-    drift.drift, clone.clone,
+    drift.drift, clone.clone, specs.specs,
 ):
     main.add_command(_command)
 

@@ -69,7 +69,9 @@ def clone(
     bundle's seal digest.
     """
     from qualification.baseline.clones import CloneRequest, clone_names, run_clone
+    from qualification.execution.collection import collection_for_run
 
+    collection_for_run()  # before a clone is created: the run needs a collection it matches
     state = resolve_state_dir(state_dir)
     created = None
     if create is not None:

@@ -26,14 +26,15 @@ from qualification.state import resolve_state_dir
 
 
 def _check_playbook(name: str) -> None:
-    """A playbook name for ``--playbook``: a file in the collection's ``playbooks/``."""
-    from qualification.execution.collection import find_collection_root
+    """A playbook name for ``--playbook``: a file in the collection's ``playbooks/`` (a
+    collection of this package's version)."""
+    from qualification.execution.collection import collection_for_run
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml", name):
         raise BadInputError(
             f"--playbook {name!r}: give a file name from playbooks/, e.g. kvm_cluster.yml"
         )
-    if not (find_collection_root() / "playbooks" / name).is_file():
+    if not (collection_for_run() / "playbooks" / name).is_file():
         raise BadInputError(f"--playbook {name}: no such playbook in the collection's playbooks/")
 
 

@@ -23,7 +23,13 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from qualification.errors import EXIT_FAILED, EXIT_INCOMPLETE, KeyFileError, VqualError
+from qualification.errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    KeyFileError,
+    VqualError,
+    missing_extra,
+)
 from qualification.execution.collection import find_shipped
 from qualification.execution.inventory import VaultOptions
 
@@ -53,6 +59,9 @@ def domain_errors(func: F) -> F:
         except BrokenPipeError:  # the reader left (`| head`): not a bug; main says nothing
             raise
         except Exception as exc:  # a bug, not bad input: say so on one line, keep the details
+            missing = missing_extra(exc)
+            if missing is not None:  # an optional dependency this site did not install
+                _fail(missing)
             if os.environ.get("VQUAL_DEBUG") == "1":
                 raise
             text = " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -28,6 +28,7 @@ from qualification.checks.fingerprint import (
     fill_vm_names,
     target_fingerprint,
 )
+from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,
     TargetRequests,
@@ -143,17 +144,25 @@ def observe_target(
             continue
         # vm_fingerprint tests name their VM from the inventory when the spec does not.
         named = fill_vm_names(probe_requests, probe, host_vars, target)
-        observations.update(
-            run_controller_probe(
-                probe,
-                named,
-                host_vars=host_vars,
-                run_id=plan.run_id,
-                check_mode=check_mode,
-                data_files=data_files,
-            )
-        )
+        observations.update(_on_controller(
+            probe, named, host_vars=host_vars, run_id=plan.run_id, check_mode=check_mode,
+            data_files=data_files,
+        ))
     return observations
+
+
+def _on_controller(
+    probe: str, requests: list[dict[str, Any]], **kwargs: Any
+) -> dict[str, dict[str, Any]]:
+    """A platform probe in this process; a platform whose optional dependency this site did
+    not install gives each request an ``error`` naming the extra that adds it."""
+    try:
+        return run_controller_probe(probe, requests, **kwargs)
+    except ModuleNotFoundError as exc:
+        missing = missing_extra(exc)
+        if missing is None:
+            raise
+        return _all_error(requests, missing.one_line())
 
 
 def qualify_target(

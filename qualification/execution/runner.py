@@ -19,7 +19,7 @@ from typing import Any
 import ansible_runner
 
 from qualification.errors import EXIT_BAD_INPUT
-from qualification.execution.collection import collections_path, find_collection_root
+from qualification.execution.collection import collection_for_run, collections_path
 from qualification.execution.context import RunContext, handoff_environment, write_handoff
 from qualification.execution.inventory import VaultOptions
 
@@ -80,7 +80,7 @@ def _counts(results: list[Mapping[str, Any]]) -> dict[str, int]:
 
 def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
     """Run one playbook of the collection with the evidence callback enabled."""
-    root = find_collection_root()
+    root = collection_for_run()
     scratch = Path(tempfile.mkdtemp(prefix="vqual-run-"))
     outcome = PlaybookOutcome(status="unknown", rc=-1)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from qualification.errors import BadInputError
+from qualification.errors import BadInputError, MissingExtraError
 from qualification.reports.matrix import NOT_COVERED, rows_for
 from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
 from qualification.reports.values import show, show_duration, show_expected, show_raw, show_time
@@ -368,7 +368,7 @@ def render_pdf(html: str) -> bytes:
     try:
         import weasyprint
     except ImportError as exc:  # an optional renderer: say how to get it
-        raise BadInputError("PDF output needs weasyprint: pip install weasyprint") from exc
+        raise MissingExtraError("pdf") from exc
     with warnings.catch_warnings():
         # WeasyPrint leaves its bundled sRGB profile file open for PDF/A output; the leak is
         # theirs and harmless, and must not fail a -Werror run.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qualification.errors import PlatformError, VqualError
+from qualification.execution.collection import collection_for_run
 from qualification.execution.inventory import VaultOptions
 from qualification.execution.qualify import QualifyRequest, run_qualify
 from qualification.platforms.base import HypervisorPlatform
@@ -277,6 +278,11 @@ class QualifyRequalifier:
     limit_for: Callable[[str], str] | None = None
     platform_tests: PlatformRequalifier = field(default_factory=PlatformRequalifier)
     vault: VaultOptions = field(default_factory=VaultOptions)
+
+    def __post_init__(self) -> None:
+        # Made before the first host is drained: a collection of another version is refused
+        # then, not at the first requalification with a host already patched.
+        collection_for_run()
 
     def _limit(self, host: str) -> str:
         return self.limit_for(host) if self.limit_for is not None else host

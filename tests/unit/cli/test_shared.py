@@ -132,3 +132,23 @@ def test_a_domain_error_is_one_line_with_its_exit_code() -> None:
     result = CliRunner().invoke(bad, [])
     assert result.exit_code == EXIT_BAD_INPUT == 2
     assert result.output == "vqual: specs/x.yaml: no such spec\n"
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_its_extra() -> None:
+    @click.command()
+    @domain_errors
+    def needs_winrm() -> None:
+        raise ModuleNotFoundError("No module named 'winrm'", name="winrm")
+
+    result = CliRunner().invoke(needs_winrm, [])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert result.output == ("vqual: Hyper-V support needs pywinrm, which is not installed: "
+                             "pip install 'vqual[hyperv]'\n")
+
+    @click.command()
+    @domain_errors
+    def needs_other() -> None:  # not an optional dependency: a bug, said as one
+        raise ModuleNotFoundError("No module named 'nothere'", name="nothere")
+
+    result = CliRunner().invoke(needs_other, [])
+    assert result.exit_code == 1 and result.output.startswith("vqual: internal error:")

@@ -64,5 +64,5 @@ def test_pdf_text_has_page_headers_and_the_report(pdf, tmp_path):
 
 def test_without_weasyprint_pdf_output_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import now raises ImportError
-    with pytest.raises(BadInputError, match="PDF output needs weasyprint: pip install weasyprint"):
+    with pytest.raises(BadInputError, match=r"PDF output needs weasyprint.*: pip install 'vqual\[pdf\]'"):
         render_pdf("<html></html>")

@@ -116,6 +116,27 @@ def test_password_is_no_log(tmp_path: Path) -> None:
     assert "pw-4711-secret" not in json.dumps(result)
 
 
+def test_a_controller_without_pyvmomi_is_told_the_extra_that_installs_it(tmp_path: Path) -> None:
+    # vqual is installed, pyvmomi is not (a venv without the vsphere extra).
+    script = _WITHOUT_VQUAL.replace(
+        'name == "qualification" or name.startswith("qualification.")',
+        'name.split(".")[0] in ("pyVmomi", "pyVim")',
+    ).replace('raise ImportError("No module named " + repr(name))',
+              'raise ModuleNotFoundError("No module named " + repr(name), name=name)')
+    assert "ModuleNotFoundError" in script and "pyVim" in script
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "platform": "vsphere", "hostname": "127.0.0.1", "username": "u", "password": "pw-4711-x"}}))
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(COLLECTION / "plugins" / "modules" / "vm_info.py"),
+         str(args_file)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    result = json.loads(done.stdout)
+    assert result["failed"] and result["msg"] == (
+        "vm_info failed: vSphere support needs pyvmomi, which is not installed: "
+        "pip install 'vqual[vsphere]'")
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_a_controller_without_vqual_gets_one_clear_message(module: str, tmp_path: Path) -> None:
     own = {

@@ -157,6 +157,25 @@ def test_missing_qualification_package_is_a_clear_failure(tmp_path: Path) -> Non
     assert "vqual (the qualification package)" in result["msg"]
 
 
+def test_missing_libvirt_python_names_the_extra_that_installs_it(tmp_path: Path) -> None:
+    # The package is installed, libvirt-python is not (a venv without the libvirt extra).
+    script = _WITHOUT_VQUAL.replace(
+        'name == "qualification" or name.startswith("qualification.")',
+        'name.split(".")[0] in ("libvirt", "libvirt_qemu")',
+    ).replace('raise ImportError("No module named " + repr(name))',
+              'raise ModuleNotFoundError("No module named " + repr(name), name=name)')
+    assert "ModuleNotFoundError" in script and "libvirt_qemu" in script
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "uri": "test:///default", "requests": [req("v", "version")]}}), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", script, str(MODULE), str(args_file)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    result = json.loads(done.stdout)
+    assert done.returncode != 0 and result["failed"] is True
+    assert result["msg"] == ("libvirt/KVM support needs libvirt-python, which is not installed: "
+                             "pip install 'vqual[libvirt]'")
+
+
 def _ansible_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"

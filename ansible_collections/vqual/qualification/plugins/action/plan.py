@@ -24,6 +24,7 @@ if HAS_QUALIFICATION:
     from pathlib import Path
 
     from qualification.errors import VqualError
+    from qualification.execution.collection import find_shipped
     from qualification.execution.inventory import RenderFailure
     from qualification.execution.planning import plan_in_playbook
     from qualification.state import resolve_state_dir
@@ -59,9 +60,16 @@ class ActionModule(ActionBase):
         return found
 
     def _spec_path(self, spec):
+        # Where the user stands first, then beside the playbook (Ansible's rule), then a spec
+        # the collection ships (by name, or as specs/<name>.yaml); else the path as the user
+        # gave it, so the error names where they stand.
         if os.path.isabs(spec) or os.path.exists(spec):
             return os.path.abspath(spec)
-        return self._loader.path_dwim(spec)
+        beside = self._loader.path_dwim(spec)
+        if os.path.exists(beside):
+            return beside
+        shipped = find_shipped(Path(spec), root=Path(__file__).resolve().parents[2])
+        return str(shipped.resolve()) if shipped.is_file() else os.path.abspath(spec)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

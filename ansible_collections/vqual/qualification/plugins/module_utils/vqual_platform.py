@@ -16,7 +16,7 @@ import traceback
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
-    from qualification.errors import BadInputError, NotSupported, PlatformError
+    from qualification.errors import BadInputError, NotSupported, PlatformError, missing_extra
     from qualification.platforms.base import secrets_of
 
     HAS_VQUAL = True
@@ -127,7 +127,10 @@ def open_platform(module, action, readonly=False):
     except (PlatformError, BadInputError) as exc:
         module.fail_json(msg="%s failed: %s" % (action, exc.one_line()))
     except ImportError as exc:
-        module.fail_json(msg="%s failed: %s" % (action, exc), exception=traceback.format_exc())
+        # A platform library the site did not install: name the extra that adds it.
+        missing = missing_extra(exc)
+        module.fail_json(msg="%s failed: %s" % (action, missing.one_line() if missing else exc),
+                         exception=traceback.format_exc())
 
 
 def fail(module, action, exc):

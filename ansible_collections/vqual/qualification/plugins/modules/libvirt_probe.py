@@ -242,9 +242,16 @@ try:
 
     HAS_VQUAL = True
     VQUAL_IMPORT_ERROR = None
-except ImportError:
+    VQUAL_MISSING = None
+except ImportError as exc:
     HAS_VQUAL = False
     VQUAL_IMPORT_ERROR = traceback.format_exc()
+    try:  # the package is there but libvirt-python is not: name the extra that adds it
+        from qualification.errors import missing_extra
+
+        VQUAL_MISSING = missing_extra(exc)
+    except ImportError:
+        VQUAL_MISSING = None
 
 
 class LibvirtProbe:
@@ -293,7 +300,8 @@ def main():
     )
     if not HAS_VQUAL:
         module.fail_json(
-            msg=missing_required_lib("vqual (the qualification package)"),
+            msg=VQUAL_MISSING.one_line() if VQUAL_MISSING else missing_required_lib(
+                "vqual (the qualification package)"),
             exception=VQUAL_IMPORT_ERROR,
         )
     # A password in the URI is masked wherever Ansible shows this task, arguments included;
