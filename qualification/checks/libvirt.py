@@ -16,7 +16,7 @@ from qualification.checks import register
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
-from qualification.platforms.oq import LIFECYCLE_STEPS
+from qualification.checks.vocabulary import LIFECYCLE_STEPS
 
 VERSION_FIELDS = ("libvirt_version", "hypervisor_version", "type")
 NODEINFO_FIELDS = (

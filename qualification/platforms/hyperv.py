@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
+from ..checks.vocabulary import READ_CMDLETS
 from ..errors import BadInputError, NotSupported, PlatformError
 from .base import (
     CRASHED,
@@ -53,6 +52,7 @@ from .base import (
     one_line,
 )
 from .base import probe_observation as _observation
+from .hyperv_endpoint import Endpoint, endpoint_from_vars
 
 # Microsoft.HyperV.PowerShell.VMState (Get-VM .State), numbers as ConvertTo-Json writes them.
 _VM_STATE = {
@@ -78,68 +78,10 @@ MIGRATION_PERFORMANCE = {0: "TCPIP", 1: "Compression", 2: "SMB"}
 # Microsoft.PowerShell.Commands.FirmwareType (Get-ComputerInfo .BiosFirmwareType)
 FIRMWARE_TYPES = {0: "Unknown", 1: "Bios", 2: "Uefi", 3: "Max"}
 
-#: Read-only queries the ``cmdlet`` probe method may run: name -> the PowerShell command.
-#: Specs name a key; nothing outside this table is ever sent, so a spec cannot change state.
-READ_CMDLETS: dict[str, str] = {
-    "Get-VMHost": "Get-VMHost",
-    "Get-ComputerInfo": "Get-ComputerInfo",
-    "Get-VM": "Get-VM",
-    "Get-VMSwitch": "Get-VMSwitch",
-    "Confirm-SecureBootUEFI": "Confirm-SecureBootUEFI",
-    "Get-WindowsFeature": "Get-WindowsFeature",
-    "Get-HotFix": "Get-HotFix",
-    "Get-Tpm": "Get-Tpm",
-    "Get-BitLockerVolume": "Get-BitLockerVolume",
-    "Get-MpPreference": "Get-MpPreference",
-    "Get-VMProcessor": "Get-VMProcessor -VMName *",
-    "Get-VMMigrationNetwork": "Get-VMMigrationNetwork",
-    "Get-LocalGroupMember": "Get-LocalGroupMember -Group 'Hyper-V Administrators'",
-    "Get-ClusterNode": "Get-ClusterNode",
-    "Get-ClusterQuorum": "Get-ClusterQuorum",
-    "Get-ClusterSharedVolume": "Get-ClusterSharedVolume",
-    "Get-ClusterNetwork": "Get-ClusterNetwork",
-    # Test-Cluster's reports (HV-12), as System.IO.FileInfo objects; the newest is judged.
-    "Cluster-ValidationReports": (
-        "Get-ChildItem -Path 'C:\\Windows\\Cluster\\Reports' -Filter 'Validation Report*'"
-    ),
-    # The time service's configured source (HV-14); w32tm itself writes text, not objects.
-    "W32Time-Parameters": (
-        "Get-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\W32Time\\Parameters'"
-    ),
-}
 
 _NOT_RECOGNIZED = "is not recognized as the name of a cmdlet"
 _STAND_IN_MARK = "WinRM stand-in"
 STAND_IN_REASON = "no real Hyper-V available; the stand-in does not change state"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to reach a Hyper-V host's WinRM service.
-
-    ``password`` never appears in ``repr`` or messages. ``scheme="http"`` (no TLS) and
-    ``validate_certs=False`` are explicit opt-outs, for a lab only.
-    """
-
-    host: str
-    username: str
-    password: str
-    port: int = 5986
-    scheme: str = "https"
-    transport: str = "ntlm"
-    validate_certs: bool = True
-    ca_file: str | None = None
-    timeout_s: int = 30
-
-    def __repr__(self) -> str:
-        return (
-            f"Endpoint(host={self.host!r}, port={self.port}, scheme={self.scheme!r}, "
-            f"transport={self.transport!r}, username={self.username!r}, password=***)"
-        )
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}/wsman"
 
 
 def ps_quote(text: str) -> str:
@@ -814,53 +756,6 @@ def probe(
     return observations, changed
 
 
-_TRUE = ("true", "yes", "1", "on")
-
-
-def endpoint_from_vars(host_vars: Mapping[str, Any]) -> Endpoint:
-    """The endpoint of a target from its ``vqual_winrm_*`` variables.
-
-    Raises:
-        BadInputError: a required variable is missing or malformed (the message names it,
-            never the password's value).
-    """
-
-    def need(name: str) -> str:
-        value = host_vars.get(name)
-        if value is None or value == "":
-            raise BadInputError(f"no {name} set for this target")
-        return str(value)
-
-    scheme = str(host_vars.get("vqual_winrm_scheme") or "https").lower()
-    if scheme not in ("https", "http"):
-        raise BadInputError(f"vqual_winrm_scheme must be https or http, not {scheme!r}")
-    port = host_vars.get("vqual_winrm_port", 5986 if scheme == "https" else 5985)
-    try:
-        port_number = int(port)
-    except (TypeError, ValueError):
-        raise BadInputError(f"vqual_winrm_port must be a port number, not {port!r}") from None
-    validate = host_vars.get("vqual_winrm_validate_certs", True)
-    if isinstance(validate, str):
-        validate = validate.strip().lower() in _TRUE
-    transport = str(host_vars.get("vqual_winrm_transport") or "ntlm")
-    if not re.fullmatch(r"basic|ntlm|kerberos|credssp", transport):
-        raise BadInputError(
-            f"vqual_winrm_transport must be ntlm, kerberos, credssp or basic, not {transport!r}"
-        )
-    return Endpoint(
-        host=need("vqual_winrm_host"),
-        username=need("vqual_winrm_username"),
-        password=need("vqual_winrm_password"),
-        port=port_number,
-        scheme=scheme,
-        transport=transport,
-        validate_certs=bool(validate),
-        ca_file=str(host_vars["vqual_winrm_ca_file"])
-        if host_vars.get("vqual_winrm_ca_file")
-        else None,
-    )
-
-
 def _hcl_args(
     request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -872,7 +767,7 @@ def _hcl_args(
     """
     import hashlib
 
-    from qualification.checks.vsphere import load_hcl
+    from qualification.checks.hcl import load_hcl
 
     args = dict(request.get("args") or {})
     name = args.get("hcl")

@@ -1118,7 +1118,8 @@ def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[st
 
 
 def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
-    from .oq import LIFECYCLE_STEPS, run_lifecycle
+    from ..checks.vocabulary import LIFECYCLE_STEPS
+    from .oq import run_lifecycle
 
     steps = args.get("steps", list(LIFECYCLE_STEPS))
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):

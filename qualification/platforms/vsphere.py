@@ -20,7 +20,6 @@ import json
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
@@ -52,6 +51,7 @@ from .base import (
     one_line,
 )
 from .base import probe_observation as _observation
+from .vsphere_endpoint import Endpoint, endpoint_from_vars
 
 _T = TypeVar("_T")
 
@@ -110,28 +110,6 @@ def _fault_text(exc: BaseException) -> str:
 def _is_not_implemented(exc: BaseException) -> bool:
     # The simulator answers unimplemented methods with a plain SOAP fault naming NotImplemented.
     return "NotImplemented" in str(exc) or "not implemented" in str(exc).lower()
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to connect. ``password`` never appears in ``repr`` or messages."""
-
-    host: str
-    username: str
-    password: str
-    port: int = 443
-    validate_certs: bool = True
-    ca_file: str | None = None
-    datacenter: str | None = None
-    cluster: str | None = None
-    timeout_s: float = 30.0
-
-    def __repr__(self) -> str:
-        return f"Endpoint(host={self.host!r}, port={self.port}, username={self.username!r}, password=***)"
-
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}/sdk"
 
 
 class VspherePlatform:
@@ -1546,47 +1524,6 @@ def probe(
     return observations, changed
 
 
-def endpoint_from_vars(host_vars: Mapping[str, Any]) -> Endpoint:
-    """The endpoint of a target from its ``vqual_vsphere_*`` variables.
-
-    Raises:
-        BadInputError: a required variable is missing or malformed (the message names it,
-            never its value when it is the password).
-    """
-    from ..errors import BadInputError
-
-    def need(name: str) -> str:
-        value = host_vars.get(name)
-        if value is None or value == "":
-            raise BadInputError(f"no {name} set for this target")
-        return str(value)
-
-    port = host_vars.get("vqual_vsphere_port", 443)
-    try:
-        port_number = int(port)
-    except (TypeError, ValueError):
-        raise BadInputError(f"vqual_vsphere_port must be a port number, not {port!r}") from None
-    validate = host_vars.get("vqual_vsphere_validate_certs", True)
-    if isinstance(validate, str):
-        validate = validate.strip().lower() not in ("false", "no", "0", "off")
-    return Endpoint(
-        host=need("vqual_vsphere_host"),
-        username=need("vqual_vsphere_username"),
-        password=need("vqual_vsphere_password"),
-        port=port_number,
-        validate_certs=bool(validate),
-        ca_file=str(host_vars["vqual_vsphere_ca_file"])
-        if host_vars.get("vqual_vsphere_ca_file")
-        else None,
-        datacenter=str(host_vars["vqual_vsphere_datacenter"])
-        if host_vars.get("vqual_vsphere_datacenter")
-        else None,
-        cluster=str(host_vars["vqual_vsphere_cluster"])
-        if host_vars.get("vqual_vsphere_cluster")
-        else None,
-    )
-
-
 def _hcl_args(
     request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -1595,7 +1532,7 @@ def _hcl_args(
     The file is read again and must still have the digest recorded at planning (the one the
     protocol approval covers), so what is checked is what was approved.
     """
-    from qualification.checks.vsphere import load_hcl
+    from qualification.checks.hcl import load_hcl
 
     from ..errors import BadInputError
 

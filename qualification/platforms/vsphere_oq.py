@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
 from ..errors import NotSupported, PlatformError
 from .base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
 from .oq import utc_stamp
@@ -48,14 +49,6 @@ if TYPE_CHECKING:  # the adapter imports pyVmomi; the check library reads only t
 THROWAWAY_PREFIX = "vqual-tmp-"
 TAG_KEY = "vqual.throwaway"
 SNAPSHOT_NAME = "vqual-oq-snapshot"
-OQ_TESTS: tuple[str, ...] = (
-    "power_cycle",
-    "snapshot",
-    "clone",
-    "migrate",
-    "maintenance",
-    "backup_restore",
-)
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 NO_GUEST = (

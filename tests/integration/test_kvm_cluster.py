@@ -161,7 +161,7 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
 
 
 def test_platform_errors_are_one_line_errors_and_leave_nothing(lab: object) -> None:
-    from qualification.platforms.libvirt import answer_requests
+    from qualification.platforms.libvirt_observations import answer_requests
 
     before = set(lab_throwaways())
     obs = answer_requests("qemu+tcp://127.0.0.11/system", [

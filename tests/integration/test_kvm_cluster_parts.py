@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qualification.cleanup import libvirt_targets, lifecycle_names_pattern
+from qualification.platforms.libvirt_cleanup import libvirt_targets, lifecycle_names_pattern
 from qualification.errors import BadInputError
 from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import answer_requests
+from qualification.platforms.libvirt_observations import answer_requests
 from tests.conftest import run_vqual
 
 TEMPLATE = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>

@@ -30,7 +30,8 @@ from qualification.errors import NotSupported, PlatformError
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
-from qualification.platforms.vsphere import Endpoint, VspherePlatform, answer_vsphere
+from qualification.platforms import registry
+from qualification.platforms.vsphere import Endpoint, VspherePlatform
 from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
@@ -226,14 +227,14 @@ def test_probe_answers_errors_and_not_executed(lab: VsphereLab) -> None:
         {"key": "h", "method": "hcl", "args": {"hcl": "hcl"}},
         {"key": "x", "method": "nonsense", "args": {}},
     ]
-    obs = answer_vsphere(requests, host_vars=host_vars)
+    obs = registry.get("vsphere").answer(requests, host_vars=host_vars)
     assert "config.dateTimeInfo" in obs["t"]["not_executed"]
     assert "vm 'no-such-vm' not found" in obs["v"]["error"]
     assert "declares no data file 'hcl'" in obs["h"]["error"]
     assert "unknown vsphere probe method" in obs["x"]["error"]
-    wrong = answer_vsphere(requests[:1], host_vars={**host_vars, "vqual_vsphere_password": "x" + pwd})
+    wrong = registry.get("vsphere").answer(requests[:1], host_vars={**host_vars, "vqual_vsphere_password": "x" + pwd})
     assert "login failed" in wrong["t"]["error"] and pwd not in json.dumps(wrong)
-    missing = answer_vsphere(requests[:1], host_vars={"vqual_vsphere_host": "h"})
+    missing = registry.get("vsphere").answer(requests[:1], host_vars={"vqual_vsphere_host": "h"})
     assert missing["t"]["error"] == "no vqual_vsphere_username set for this target"
 
 
@@ -425,7 +426,7 @@ def test_no_password_in_the_ansible_run_artifacts(
 def test_oq_lifecycle_on_a_throwaway_vm(lab: VsphereLab) -> None:
     """Every step runs and is recorded; the simulator's revert only moves the current-snapshot
     pointer (the VM stays stopped), so that step fails there instead of passing."""
-    from qualification.platforms.vsphere import probe
+    from qualification.platforms.vsphere_observations import probe
 
     ep = lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")
     observations, changed = probe(

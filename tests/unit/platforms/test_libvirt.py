@@ -17,17 +17,15 @@ import pytest
 from qualification.checks.base import Observation, ProbeRequest
 from qualification.errors import NotSupported, PlatformError
 from qualification.platforms.base import HypervisorPlatform, Placement, VmConfig
+from qualification.platforms.base import BadArgs
 from qualification.platforms.libvirt import (
-    IQ_METHODS,
     VQUAL_NS,
-    BadArgs,
     LibvirtPlatform,
-    answer_requests,
     parse_capabilities,
-    probe,
     version_text,
     vm_facts_from_xml,
 )
+from qualification.platforms.libvirt_observations import IQ_METHODS, answer_requests, probe
 
 URI = "test:///default"
 

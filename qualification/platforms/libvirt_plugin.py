@@ -1,0 +1,202 @@
+"""The libvirt/KVM platform plug-in (entry point ``libvirt`` in group ``vqual.platforms``).
+
+Host variables: ``vqual_libvirt_uri`` (the endpoint; keep credentials out of it, a password
+in it anyway is masked), ``vqual_libvirt_pool`` (pool of the OQ lifecycle's throwaway disk),
+``vqual_libvirt_oq`` (template and destination of the OQ on booted guests) and
+``vqual_libvirt_domain_type`` (``qemu`` for TCG labs).
+
+The hooks import the adapter (and so libvirt-python) when they run, never when the registry
+loads this module, so a controller without libvirt-python still qualifies other platforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInputError
+from .base import HypervisorPlatform, VmFacts, observations_failed, secrets_of
+from .registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
+
+#: OQ methods that take the site's ``vqual_libvirt_oq`` (template, destination) as arguments.
+_GUEST_OQ = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
+
+
+@dataclass(frozen=True)
+class LibvirtEndpoint:
+    """A libvirt target: its URI and the site facts its OQ needs."""
+
+    uri: str
+    pool: str | None = None
+    guest_oq: Mapping[str, Any] = field(default_factory=dict)
+    domain_type: str | None = None
+
+
+class LibvirtPlugin(PlatformPlugin):
+    name = "libvirt"
+    probe = "libvirt"
+    title = "libvirt/KVM"
+    target_kinds = ("libvirt_hypervisor", "kvm_host")
+    endpoint_vars = (
+        "vqual_libvirt_uri",
+        "vqual_libvirt_pool",
+        "vqual_libvirt_oq",
+        "vqual_libvirt_domain_type",
+    )
+    #: The SSH connection variables the patch executor reads beside its ``vqual_*`` ones.
+    patch_vars = ("ansible_host", "ansible_port", "ansible_user",
+                  "ansible_ssh_private_key_file", "ansible_ssh_common_args")
+
+    def endpoint(self, host_vars: Mapping[str, Any]) -> LibvirtEndpoint:
+        uri = str(host_vars.get("vqual_libvirt_uri") or "")
+        if not uri:
+            raise BadInputError("no vqual_libvirt_uri set for this target")
+        pool = host_vars.get("vqual_libvirt_pool")
+        guest_oq = host_vars.get("vqual_libvirt_oq")
+        domain_type = host_vars.get("vqual_libvirt_domain_type")
+        return LibvirtEndpoint(
+            uri=uri,
+            pool=str(pool) if pool else None,
+            guest_oq=dict(guest_oq) if isinstance(guest_oq, Mapping) else {},
+            domain_type=str(domain_type) if domain_type else None,
+        )
+
+    def connect(self, endpoint: Any, *, readonly: bool = False,
+                state_dir: Path | None = None) -> HypervisorPlatform:
+        from .libvirt import LibvirtPlatform
+
+        uri = endpoint.uri if isinstance(endpoint, LibvirtEndpoint) else str(endpoint)
+        domain_type = endpoint.domain_type if isinstance(endpoint, LibvirtEndpoint) else None
+        return LibvirtPlatform(uri, readonly=readonly, state_dir=state_dir,
+                               domain_type=domain_type)
+
+    def endpoint_secrets(self, endpoint: Any) -> tuple[str, ...]:
+        return secrets_of(endpoint.uri if isinstance(endpoint, LibvirtEndpoint) else str(endpoint))
+
+    # -- probe ---------------------------------------------------------------------------
+
+    @staticmethod
+    def prepare(endpoint: LibvirtEndpoint,
+                requests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The requests with the site's facts as arguments (the spec stays free of them)."""
+        prepared: list[Mapping[str, Any]] = []
+        for r in requests:
+            args = dict(r.get("args") or {})
+            if r.get("method") == "oq_lifecycle" and endpoint.pool and "pool" not in args:
+                # The throwaway domain's disk goes into the site's pool (QEMU needs one for
+                # snapshots of a running domain).
+                r = {**r, "args": {**args, "pool": endpoint.pool}}
+            elif r.get("method") in _GUEST_OQ and endpoint.guest_oq:
+                r = {**r, "args": {**endpoint.guest_oq, **args}}
+            prepared.append(r)
+        return prepared
+
+    def answer(
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        host_vars: Mapping[str, Any],
+        run_id: str = "",
+        check_mode: bool = False,
+        data_files: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, dict[str, Any]]:
+        try:
+            endpoint = self.endpoint(host_vars)
+        except BadInputError as exc:
+            return observations_failed(requests, exc.one_line())
+        from .libvirt_observations import answer_requests
+
+        return answer_requests(
+            endpoint.uri, self.prepare(endpoint, requests), run_id=run_id,
+            check_mode=check_mode, domain_type=endpoint.domain_type,
+        )
+
+    def run_probe(
+        self,
+        endpoint: LibvirtEndpoint,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        run_id: str | None,
+        check_mode: bool,
+        state_dir: Path | None,
+    ) -> tuple[dict[str, dict[str, Any]], bool]:
+        """The ``libvirt_probe`` module's call: observations and whether anything changed.
+
+        Raises:
+            BadArgs: the run id is not a safe name, or a request has no key.
+        """
+        from .libvirt_observations import probe
+
+        return probe(endpoint.uri, requests, run_id=run_id, check_mode=check_mode,
+                     state_dir=state_dir, domain_type=endpoint.domain_type)
+
+    # -- the collection's platform modules -------------------------------------------------
+
+    def module_secrets(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return secrets_of(str(params.get("uri") or ""))
+
+    def connect_module(self, params: Mapping[str, Any], *, readonly: bool) -> HypervisorPlatform:
+        if not params.get("uri"):
+            raise BadInputError("uri (or VQUAL_LIBVIRT_URI) is required for libvirt")
+        from .libvirt import LibvirtPlatform
+
+        return LibvirtPlatform(params["uri"], readonly=readonly, state_dir=params.get("state_dir"))
+
+    def migration_state(
+        self, platform: HypervisorPlatform, name: str, destination: str
+    ) -> tuple[bool, VmFacts, str]:
+        # The destination is another libvirt URI: a VM no longer on the source is looked up
+        # there (it fails with "not found" if it is on neither side).
+        if platform.vm_exists(name):
+            return False, platform.vm(name), f"({destination})"
+        from .libvirt import LibvirtPlatform
+
+        with LibvirtPlatform(destination, readonly=True) as dest:
+            return True, dest.vm(name), f"({destination})"
+
+    # -- rollout, cleanup ------------------------------------------------------------------
+
+    def patch_setup(
+        self,
+        hostvars: Mapping[str, Mapping[str, Any]],
+        cluster: str,
+        platform_host: str | None,
+        state_dir: Path | None,
+    ) -> PatchSetup | None:
+        if platform_host is not None:
+            return None  # each KVM host is its own endpoint: there is no platform host
+        if not any(v.get("vqual_cluster") == cluster and v.get("vqual_libvirt_uri")
+                   for v in hostvars.values()):
+            return None
+        from qualification.rollout import kvm
+
+        executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
+        # The maintenance markers live in the state directory: run, resume and any observer
+        # must read the same ones.
+        return PatchSetup(kvm.platform_factory(hostvars, cluster, state_dir=state_dir), executor)
+
+    def cleanup(
+        self,
+        hostvars: Mapping[str, Mapping[str, Any]],
+        run_id: str,
+        *,
+        failures: Sequence[RenderProblem] = (),
+    ) -> list[HostCleanup]:
+        for failure in failures:
+            if failure.variable == "vqual_libvirt_uri":
+                # Nothing is touched when a target cannot be known.
+                raise BadInputError(failure.one_line())
+        from .libvirt_cleanup import cleanup_endpoint, libvirt_targets
+
+        return [cleanup_endpoint(uri, run_id, hosts)
+                for uri, hosts in libvirt_targets(hostvars).items()]
+
+    def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
+        from .libvirt_cleanup import cleanup_maintenance_markers
+
+        return cleanup_maintenance_markers(state_dir, run_id)
+
+
+PLUGIN = LibvirtPlugin()
