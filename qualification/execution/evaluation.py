@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 from qualification import checks
 from qualification.checks.base import Observation, Outcome, ProbeRequest
+from qualification.execution.references import with_references
 from qualification.timeutil import utc_now_text
 
 #: Probes that run on the target over its connection; all others run on the controller.
@@ -116,7 +117,8 @@ def evaluate_target(
             cross[test_id] = dict(raw_obs) if raw_obs is not None else {"error": observation.error}
             continue
         check = checks.get_check(str(test["check"]))
-        outcome = checks.evaluate(check, observation, test.get("params") or {}, test.get("expect") or {})
+        params = with_references(check.name, test.get("params") or {})
+        outcome = checks.evaluate(check, observation, params, test.get("expect") or {})
         results.append(
             result_record(
                 test, outcome, observation, started=started, finished=finished,

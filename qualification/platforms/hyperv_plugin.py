@@ -25,6 +25,7 @@ class HypervPlugin(PlatformPlugin):
     name = "hyperv"
     probe = "hyperv"
     title = "Microsoft Hyper-V (WinRM)"
+    order = 30
     target_kinds = ("hyperv_host",)
     endpoint_vars = WINRM_VARS
     secret_vars = ("vqual_winrm_password",)

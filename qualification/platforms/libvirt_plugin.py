@@ -38,6 +38,7 @@ class LibvirtPlugin(PlatformPlugin):
     name = "libvirt"
     probe = "libvirt"
     title = "libvirt/KVM"
+    order = 10
     target_kinds = ("libvirt_hypervisor", "kvm_host")
     endpoint_vars = (
         "vqual_libvirt_uri",

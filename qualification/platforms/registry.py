@@ -92,6 +92,7 @@ class PlatformPlugin:
         secret_vars: those of them that are secrets (never rendered into evidence or logs).
         patch_vars: other host variables (beside ``vqual_*``) its patch executor reads, such
             as SSH connection variables.
+        order: where it comes among the plug-ins (target kinds, cleanup), then its name.
     """
 
     name: str = ""
@@ -101,6 +102,7 @@ class PlatformPlugin:
     endpoint_vars: tuple[str, ...] = ()
     secret_vars: tuple[str, ...] = ()
     patch_vars: tuple[str, ...] = ()
+    order: int = 100
 
     def _unsupported(self, hook: str) -> NotSupported:
         return NotSupported(hook, f"platform {self.name} has no {hook} hook")
@@ -250,8 +252,8 @@ def _registered() -> dict[str, PlatformPlugin]:
 
 
 def plugins() -> tuple[PlatformPlugin, ...]:
-    """Every registered plug-in, by name."""
-    return tuple(_registered().values())
+    """Every registered plug-in, by ``order``, then name."""
+    return tuple(sorted(_registered().values(), key=lambda p: (p.order, p.name)))
 
 
 def names() -> tuple[str, ...]:
@@ -292,6 +294,11 @@ def target_kinds() -> tuple[str, ...]:
     """Every target kind: a Linux host's, each platform's (by platform name), the VM roles."""
     own = [k for p in plugins() for k in p.target_kinds]
     return tuple(dict.fromkeys([*HOST_KINDS, *own, *VM_KINDS]))
+
+
+def secret_vars() -> frozenset[str]:
+    """Every plug-in's secret host variables (redacted wherever host variables are recorded)."""
+    return frozenset(v for p in plugins() for v in p.secret_vars)
 
 
 def clear_cache() -> None:

@@ -50,6 +50,7 @@ class VspherePlugin(PlatformPlugin):
     name = "vsphere"
     probe = "vsphere"
     title = "VMware vSphere (vCenter, ESXi)"
+    order = 20
     target_kinds = ("vcenter", "esxi")
     endpoint_vars = VSPHERE_VARS
     secret_vars = ("vqual_vsphere_password",)

@@ -29,6 +29,7 @@ from qualification.errors import (
     EvidenceInvalidError,
 )
 from qualification.evidence.bundle import BundleWriter
+from qualification.execution.references import with_references
 from qualification.review.esign import sign_bundle
 from qualification.review.signed import load_trust
 from tests.unit.evidence.evidence_testlib import CHANGE, Keys, make_keys, run_start_data
@@ -274,7 +275,8 @@ def compare_clone(
         params["what"] = what
     check = checks.get_check("clone_fingerprint")
     assert check.validate_params(params) is None
-    outcome = checks.evaluate(check, Observation(value=value), params, {"op": "absent"})
+    outcome = checks.evaluate(check, Observation(value=value),
+                              with_references(check.name, params), {"op": "absent"})
     return outcome.verdict, outcome.observed, outcome.reason
 
 
@@ -380,10 +382,12 @@ def test_a_master_bundle_resealed_after_the_plan_gives_error(tmp_path: Path) -> 
     master = load_master(bundle, state_dir=state, require_approval=False)
     params = {"part": "guest", "master": {**master.reference(), "seal": "00" * 32}, "allowed": None}
     check = checks.get_check("clone_fingerprint")
+    params = with_references(check.name, params)
     outcome = checks.evaluate(check, Observation(value=clone_guest()), params, {"op": "absent"})
     assert outcome.verdict == "error"
     assert "the one verified when the run was planned" in str(outcome.reason)
     params = {"part": "guest", "master": {**master.reference(), "digest": "11" * 32}, "allowed": None}
+    params = with_references(check.name, params)
     outcome = checks.evaluate(check, Observation(value=clone_guest()), params, {"op": "absent"})
     assert outcome.verdict == "error" and "not " + "11" * 32 in str(outcome.reason)
 
