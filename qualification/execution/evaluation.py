@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qualification import checks
 from qualification.checks.base import Observation, Outcome, ProbeRequest
 from qualification.execution.references import with_references
+from qualification.platforms import registry
 from qualification.timeutil import utc_now_text
 
 #: Probes that run on the target over its connection; all others run on the controller.
@@ -28,6 +30,7 @@ class TargetRequests:
 
 def requests_for(tests: Sequence[Mapping[str, Any]]) -> TargetRequests:
     """Collect one request per distinct observation among a target's planned tests."""
+    registry.plugins()  # a platform plug-in's own check types join the library as it loads
     by_probe: dict[str, dict[str, dict[str, Any]]] = {}
     test_keys: dict[str, str] = {}
     cross: list[str] = []

@@ -25,6 +25,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import checks
 from ..errors import BadInputError, NotSupported
 from .base import HypervisorPlatform, VmFacts, observations_failed
 
@@ -126,6 +127,12 @@ class PlatformPlugin:
                 state_dir: Path | None = None) -> HypervisorPlatform:
         """The adapter on ``endpoint`` (as :meth:`endpoint` returns it)."""
         raise self._unsupported("connect")
+
+    def check_types(self) -> Sequence[checks.Check]:
+        """Check types of this platform's probe that the check library does not ship; they
+        join it when the registry loads (the built-in platforms' checks ship in
+        ``qualification/checks/``)."""
+        return ()
 
     def endpoint_secrets(self, endpoint: Any) -> tuple[str, ...]:
         """The secrets in an endpoint (passwords), to scrub from whatever is shown."""
@@ -241,6 +248,18 @@ def _load(ep: EntryPoint) -> PlatformPlugin:
     return plugin
 
 
+def _add_checks(plugin: PlatformPlugin) -> None:
+    known = checks.known_check_types()
+    for check in plugin.check_types():
+        if check.name in known:
+            existing = type(checks.get_check(check.name))
+            if (existing.__module__, existing.__qualname__) == (
+                type(check).__module__, type(check).__qualname__
+            ):
+                continue  # the same plug-in loaded again (after clear_cache)
+        checks.register(check)
+
+
 @functools.cache
 def _registered() -> dict[str, PlatformPlugin]:
     # First registration of a name wins, as importlib.metadata orders distributions by sys.path.
@@ -248,6 +267,8 @@ def _registered() -> dict[str, PlatformPlugin]:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if ep.name not in found:
             found[ep.name] = _load(ep)
+    for plugin in found.values():
+        _add_checks(plugin)
     return found
 
 

@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
 from qualification import checks
+from qualification.platforms import registry as platform_registry
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -92,7 +93,8 @@ def _validator_for(kinds: tuple[str, ...]) -> jsonschema.protocols.Validator:
 
 
 def default_registry() -> CheckRegistry:
-    """The installed check library."""
+    """The installed check library, with the check types of every platform plug-in."""
+    platform_registry.plugins()  # loading the plug-ins adds their check types
     registry: CheckRegistry = checks  # a module satisfies the protocol structurally
     return registry
 

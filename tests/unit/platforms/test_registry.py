@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from qualification import checks
+from qualification.checks.base import Observation
 from qualification.errors import BadInputError, NotSupported, PlatformError
 from qualification.execution.probes import run_controller_probe
 from qualification.platforms import registry
@@ -24,9 +26,24 @@ from qualification.platforms.base import (
 from qualification.spec import spec_schema, target_kinds
 
 PLUGIN_SOURCE = '''
+from qualification.checks.base import ProbeRequest
 from qualification.platforms.base import ObservationTable, answer_loop, probe_observation
 from qualification.platforms.registry import PlatformPlugin
 from qualification.errors import BadInputError
+
+
+class PingCheck:
+    name = "toy_ping"
+    description = "the toy endpoint answers a ping"
+
+    def validate_params(self, params):
+        return None
+
+    def request(self, params):
+        return ProbeRequest("toy", "ping", {})
+
+    def extract(self, value, params):
+        return value
 
 
 class _Session:
@@ -52,6 +69,9 @@ class ToyPlugin(PlatformPlugin):
     target_kinds = ("toy_host",)
     endpoint_vars = ("vqual_toy_url",)
     secret_vars = ("vqual_toy_secret",)
+
+    def check_types(self):
+        return (PingCheck(),)
 
     def endpoint(self, host_vars):
         if not host_vars.get("vqual_toy_url"):
@@ -84,6 +104,9 @@ def toy(tmp_path: Path) -> Iterator[Path]:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("toy_platform", None)
         registry.clear_cache()
+        # The library has no unregistering (a second registration of a name is a bug); the
+        # toy's check type must not outlive this test.
+        checks._REGISTRY.pop("toy_ping", None)
 
 
 def test_the_three_platforms_are_registered_in_their_order() -> None:
@@ -118,6 +141,12 @@ def test_a_dist_info_on_sys_path_registers_a_platform(toy: Path) -> None:
                                host_vars={"vqual_toy_url": "toy://here"}, run_id="r",
                                check_mode=False)
     assert obs["k"]["value"] == "pong" and obs["k"]["method"] == "ping toy://here"
+    # Its own check type joined the check library when the registry loaded.
+    ping = checks.get_check("toy_ping")
+    assert ping.request({}).probe == "toy"
+    outcome = checks.evaluate(ping, Observation.from_json(obs["k"]), {},
+                              {"op": "equals", "value": "pong"})
+    assert outcome.verdict == "pass"
     # Hooks it does not declare say so; their callers record not-executed with the reason.
     with pytest.raises(NotSupported, match="platform toy has no cleanup hook"):
         plugin.cleanup({}, "run")
