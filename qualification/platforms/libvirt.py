@@ -30,6 +30,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -66,6 +67,7 @@ from .base import (
     secrets_of,
 )
 from .base import probe_observation as _observation
+from .oq import utc_stamp
 
 VQUAL_NS = "urn:x-vqual:libvirt:1"
 _NS_PREFIX = "vqual"
@@ -233,6 +235,55 @@ def _placement_from(root: ET.Element) -> Placement:
     return Placement(tuple((element.get("allowed-hosts") or "").split()))
 
 
+def _disk_from(dev: ET.Element) -> DiskFacts:
+    """A ``<disk>`` device as facts; its source is a file, block device, volume or name."""
+    source = dev.find("source")
+    target = dev.find("target")
+    driver = dev.find("driver")
+    src = None
+    if source is not None:
+        src = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
+    return DiskFacts(
+        target=target.get("dev", "") if target is not None else "",
+        device=dev.get("device", "disk"),
+        source=src,
+        bus=target.get("bus") if target is not None else None,
+        driver_format=driver.get("type") if driver is not None else None,
+        readonly=dev.find("readonly") is not None,
+    )
+
+
+def _nic_from(dev: ET.Element) -> NicFacts:
+    """An ``<interface>`` device as facts; its network is a network, bridge or device."""
+    mac = dev.find("mac")
+    source = dev.find("source")
+    model = dev.find("model")
+    network = None
+    if source is not None:
+        network = source.get("network") or source.get("bridge") or source.get("dev")
+    return NicFacts(
+        mac=mac.get("address") if mac is not None else None,
+        network=network,
+        model=model.get("type") if model is not None else None,
+        kind=dev.get("type", ""),
+    )
+
+
+def _devices_from(root: ET.Element) -> tuple[list[DiskFacts], list[NicFacts], set[str]]:
+    """A domain's disks, NICs and the tags of its other devices."""
+    disks = []
+    nics = []
+    devices: set[str] = set()
+    for dev in list(root.find("devices") or []):
+        if dev.tag == "disk":
+            disks.append(_disk_from(dev))
+        elif dev.tag == "interface":
+            nics.append(_nic_from(dev))
+        else:
+            devices.add(dev.tag)
+    return disks, nics, devices
+
+
 def vm_facts_from_xml(
     xml: str,
     *,
@@ -255,49 +306,7 @@ def vm_facts_from_xml(
     vcpus = int((vcpu.get("current") or vcpu.text or "0").strip()) if vcpu is not None else 0
     memory = _memory_mib(root.find("memory"))
     max_memory = _memory_mib(root.find("maxMemory")) or memory
-    disks = []
-    nics = []
-    devices: set[str] = set()
-    for dev in list(root.find("devices") or []):
-        if dev.tag == "disk":
-            source = dev.find("source")
-            target = dev.find("target")
-            driver = dev.find("driver")
-            src = None
-            if source is not None:
-                src = (
-                    source.get("file")
-                    or source.get("dev")
-                    or source.get("volume")
-                    or source.get("name")
-                )
-            disks.append(
-                DiskFacts(
-                    target=target.get("dev", "") if target is not None else "",
-                    device=dev.get("device", "disk"),
-                    source=src,
-                    bus=target.get("bus") if target is not None else None,
-                    driver_format=driver.get("type") if driver is not None else None,
-                    readonly=dev.find("readonly") is not None,
-                )
-            )
-        elif dev.tag == "interface":
-            mac = dev.find("mac")
-            source = dev.find("source")
-            model = dev.find("model")
-            network = None
-            if source is not None:
-                network = source.get("network") or source.get("bridge") or source.get("dev")
-            nics.append(
-                NicFacts(
-                    mac=mac.get("address") if mac is not None else None,
-                    network=network,
-                    model=model.get("type") if model is not None else None,
-                    kind=dev.get("type", ""),
-                )
-            )
-        else:
-            devices.add(dev.tag)
+    disks, nics, devices = _devices_from(root)
     native = config_xml if config_xml is not None else xml
     return VmFacts(
         name=root.findtext("name") or "",
@@ -1148,92 +1157,58 @@ def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> d
     )
 
 
+@dataclass
+class _OqMigration:
+    """One ``oq_migrate`` run: the verdict so far and the actions recorded with it."""
+
+    platform: LibvirtPlatform
+    vm: str
+    verdict: str = "pass"
+    reason: str | None = None
+    not_executed: str | None = None
+    #: whether this run defined the VM, and whether it moved it (where to clean up)
+    created: bool = False
+    migrated: bool = False
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(
+        self, name: str, before: dict[str, Any], after: dict[str, Any], started: str
+    ) -> None:
+        """An action with the run's verdict and reason as they stand now."""
+        self.actions.append(
+            {
+                "name": name,
+                "target": self.vm,
+                "before": before,
+                "after": after,
+                "verdict": self.verdict,
+                "reason": self.reason,
+                "started": started,
+                "finished": utc_stamp(),
+            }
+        )
+
+
 def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
     """Define and start a throwaway VM, migrate it live to ``args['destination']``, clean up.
 
     A platform that cannot migrate (the test driver) yields ``not_executed`` with libvirt's
     reason; the set-up and clean-up actions are still reported.
     """
-    from .oq import utc_stamp
-
     destination = args.get("destination")
     if not isinstance(destination, str) or not destination:
         raise BadArgs("oq_migrate: argument 'destination' (a libvirt URI) is required")
     dest_endpoint = redact_endpoint(destination)
-    actions: list[dict[str, Any]] = []
-    verdict: str = "pass"
-    reason: str | None = None
-    not_executed: str | None = None
-    migrated = False
-    created = False
-
-    def record(name: str, before: dict[str, Any], after: dict[str, Any], started: str) -> None:
-        actions.append(
-            {
-                "name": name,
-                "target": vm,
-                "before": before,
-                "after": after,
-                "verdict": verdict,
-                "reason": reason,
-                "started": started,
-                "finished": utc_stamp(),
-            }
-        )
-
-    started = utc_stamp()
-    try:
-        platform.create_vm(VmConfig(name=vm))
-        created = True
-        facts = platform.power_on(vm)
-        if facts.power_state != RUNNING:
-            verdict, reason = "fail", f"throwaway VM is {facts.power_state} after start"
-    except PlatformError as exc:
-        verdict, reason = "fail", exc.one_line()
-    record("vm.define_start", {"exists": False}, {"running": verdict == "pass"}, started)
-    if verdict == "pass":
-        started = utc_stamp()
-        before = {"endpoint": platform.endpoint, "host": platform.hostname()}
-        after: dict[str, Any] = {}
-        try:
-            moved = platform.migrate_vm(vm, destination, live=True)
-            migrated = True
-            after = {
-                "endpoint": dest_endpoint,
-                "host": moved.host,
-                "power_state": moved.power_state,
-            }
-            if moved.power_state != RUNNING:
-                verdict, reason = "fail", f"VM is {moved.power_state} on the destination"
-            elif platform.vm_exists(vm):
-                verdict, reason = "fail", "VM is still defined on the source after migration"
-        except NotSupported as exc:
-            verdict, reason = "not-executed", exc.one_line()
-            not_executed = reason
-        except PlatformError as exc:
-            verdict, reason = "fail", exc.one_line()
-        record("vm.migrate", before, after, started)
-    cleanup_errors: list[str] = []
-    for where_uri in [destination] if migrated else []:
-        try:
-            with LibvirtPlatform(where_uri, state_dir=platform._state_dir) as dest:
-                if dest.vm_exists(vm):
-                    dest.power_off(vm)
-                    dest.delete_vm(vm)
-        except PlatformError as exc:
-            cleanup_errors.append(exc.one_line())
-    if created:
-        try:
-            if platform.vm_exists(vm):
-                platform.power_off(vm)
-                platform.delete_vm(vm)
-        except PlatformError as exc:
-            cleanup_errors.append(exc.one_line())
+    run = _OqMigration(platform, vm)
+    _oq_define_start(run)
+    if run.verdict == "pass":
+        _oq_migrate_live(run, destination, dest_endpoint)
+    cleanup_errors = _oq_migrate_cleanup(run, destination)
     value = {
         "vm": vm,
         "destination": dest_endpoint,
-        "verdict": verdict,
-        "reason": reason,
+        "verdict": run.verdict,
+        "reason": run.reason,
         "cleanup": {
             "verdict": "fail" if cleanup_errors else "pass",
             "reason": "; ".join(cleanup_errors) or None,
@@ -1242,9 +1217,71 @@ def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dic
     return _observation(
         value=value,
         method=f"libvirt migrate {vm} {platform.endpoint} -> {dest_endpoint}",
-        not_executed=not_executed,
-        actions=actions,
+        not_executed=run.not_executed,
+        actions=run.actions,
     )
+
+
+def _oq_define_start(run: _OqMigration) -> None:
+    """``vm.define_start``: the throwaway VM defined and running."""
+    started = utc_stamp()
+    try:
+        run.platform.create_vm(VmConfig(name=run.vm))
+        run.created = True
+        facts = run.platform.power_on(run.vm)
+        if facts.power_state != RUNNING:
+            run.verdict, run.reason = "fail", f"throwaway VM is {facts.power_state} after start"
+    except PlatformError as exc:
+        run.verdict, run.reason = "fail", exc.one_line()
+    run.record("vm.define_start", {"exists": False}, {"running": run.verdict == "pass"}, started)
+
+
+def _oq_migrate_live(run: _OqMigration, destination: str, dest_endpoint: str) -> None:
+    """``vm.migrate``: live to the destination, running there and gone from the source."""
+    platform, vm = run.platform, run.vm
+    started = utc_stamp()
+    before = {"endpoint": platform.endpoint, "host": platform.hostname()}
+    after: dict[str, Any] = {}
+    try:
+        moved = platform.migrate_vm(vm, destination, live=True)
+        run.migrated = True
+        after = {
+            "endpoint": dest_endpoint,
+            "host": moved.host,
+            "power_state": moved.power_state,
+        }
+        if moved.power_state != RUNNING:
+            run.verdict, run.reason = "fail", f"VM is {moved.power_state} on the destination"
+        elif platform.vm_exists(vm):
+            run.verdict, run.reason = "fail", "VM is still defined on the source after migration"
+    except NotSupported as exc:
+        run.verdict, run.reason = "not-executed", exc.one_line()
+        run.not_executed = run.reason
+    except PlatformError as exc:
+        run.verdict, run.reason = "fail", exc.one_line()
+    run.record("vm.migrate", before, after, started)
+
+
+def _oq_migrate_cleanup(run: _OqMigration, destination: str) -> list[str]:
+    """Remove the VM where it is (destination if moved, source if made); the errors."""
+    platform, vm = run.platform, run.vm
+    cleanup_errors: list[str] = []
+    for where_uri in [destination] if run.migrated else []:
+        try:
+            with LibvirtPlatform(where_uri, state_dir=platform._state_dir) as dest:
+                if dest.vm_exists(vm):
+                    dest.power_off(vm)
+                    dest.delete_vm(vm)
+        except PlatformError as exc:
+            cleanup_errors.append(exc.one_line())
+    if run.created:
+        try:
+            if platform.vm_exists(vm):
+                platform.power_off(vm)
+                platform.delete_vm(vm)
+        except PlatformError as exc:
+            cleanup_errors.append(exc.one_line())
+    return cleanup_errors
 
 
 def _load_mib(args: dict[str, Any]) -> int:

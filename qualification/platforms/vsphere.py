@@ -583,44 +583,7 @@ class VspherePlatform:
             self._call("read", f"host of {name}", lambda: host.name) if host is not None else ""
         )
         hw = getattr(cfg, "hardware", None)
-        disks: list[DiskFacts] = []
-        nics: list[NicFacts] = []
-        devices: list[str] = []
-        for dev in getattr(hw, "device", None) or []:
-            if isinstance(dev, vim.vm.device.VirtualDisk):
-                backing = dev.backing
-                disks.append(
-                    DiskFacts(
-                        target=_text(dev.deviceInfo.label if dev.deviceInfo else dev.key),
-                        device="disk",
-                        source=_text(getattr(backing, "fileName", None)) or None,
-                        driver_format=_text(getattr(backing, "diskMode", None)) or None,
-                    )
-                )
-            elif isinstance(dev, vim.vm.device.VirtualEthernetCard):
-                net = getattr(dev.backing, "deviceName", None)
-                nics.append(
-                    NicFacts(
-                        mac=_text(dev.macAddress) or None,
-                        network=_text(net) or None,
-                        model=type(dev).__name__.rsplit(".", 1)[-1].replace("Virtual", "").lower(),
-                        kind="network",
-                    )
-                )
-            elif isinstance(dev, vim.vm.device.VirtualCdrom):
-                devices.append("cdrom")
-            elif isinstance(dev, vim.vm.device.VirtualFloppy):
-                devices.append("floppy")
-            elif isinstance(dev, vim.vm.device.VirtualSerialPort):
-                devices.append("serial")
-            elif isinstance(dev, vim.vm.device.VirtualParallelPort):
-                devices.append("parallel")
-            elif isinstance(dev, vim.vm.device.VirtualUSBController):
-                devices.append("usb")
-            elif isinstance(dev, vim.vm.device.VirtualPCIPassthrough):
-                devices.append("hostdev")
-            elif isinstance(dev, vim.vm.device.VirtualTPM):
-                devices.append("tpm")
+        disks, nics, devices = _vm_devices(getattr(hw, "device", None) or [])
         boot = getattr(cfg, "bootOptions", None)
         native: dict[str, Any] = {
             "uuid": _text(getattr(cfg, "uuid", None)),
@@ -1216,39 +1179,6 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
     dt = props.get("config.dateTimeInfo")
     services = getattr(props.get("config.service"), "service", None) or []
     release = getattr(bios, "releaseDate", None)
-    dns = getattr(network, "dnsConfig", None)
-    ntp = getattr(dt, "ntpConfig", None)
-    vswitches = []
-    for vs in getattr(network, "vswitch", None) or []:
-        vswitches.append(
-            {
-                "name": _text(vs.name),
-                "uplinks": sorted(_text(p).rsplit("-", 1)[-1] for p in vs.pnic or []),
-                "security": _security(getattr(vs.spec, "policy", None)),
-            }
-        )
-    portgroups = []
-    for pg in getattr(network, "portgroup", None) or []:
-        portgroups.append(
-            {
-                "name": _text(pg.spec.name),
-                "vswitch": _text(pg.spec.vswitchName),
-                "vlan": int(pg.spec.vlanId or 0),
-                # computedPolicy is what applies (the switch's unless the port group overrides)
-                "security": _security(pg.computedPolicy),
-            }
-        )
-    pnics = []
-    for nic in getattr(network, "pnic", None) or []:
-        speed = getattr(nic, "linkSpeed", None)
-        pnics.append(
-            {
-                "device": _text(nic.device),
-                "driver": _text(nic.driver),
-                "speed_mb": int(speed.speedMb) if speed is not None else None,
-                "duplex": bool(speed.duplex) if speed is not None else None,
-            }
-        )
     parent_name = _text(props.get("parent.name"))
     threads = int(getattr(cpu, "numCpuThreads", 0) or 0)
     return {
@@ -1285,24 +1215,11 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
         "services": {
             _text(s.key): {"running": bool(s.running), "policy": _text(s.policy)} for s in services
         },
-        "time": None
-        if dt is None
-        else {
-            "ntp_servers": [str(s) for s in getattr(ntp, "server", None) or []],
-            "time_zone": _text(getattr(getattr(dt, "timeZone", None), "key", None)),
-        },
-        "dns": None
-        if dns is None
-        else {
-            "dhcp": bool(getattr(dns, "dhcp", False)),
-            "host_name": _text(getattr(dns, "hostName", None)),
-            "domain_name": _text(getattr(dns, "domainName", None)),
-            "servers": [str(a) for a in getattr(dns, "address", None) or []],
-            "search_domains": [str(a) for a in getattr(dns, "searchDomain", None) or []],
-        },
-        "vswitches": vswitches,
-        "portgroups": portgroups,
-        "pnics": pnics,
+        "time": _host_time(dt),
+        "dns": _host_dns(getattr(network, "dnsConfig", None)),
+        "vswitches": _vswitches(network),
+        "portgroups": _portgroups(network),
+        "pnics": _pnics(network),
         "datastores": sorted(_text(d) for d in props.get("datastore") or []),
         "networks": sorted(_text(n) for n in props.get("network") or []),
         "connection_state": _text(props.get("runtime.connectionState")),
@@ -1311,21 +1228,121 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _host_time(dt: Any) -> dict[str, Any] | None:
+    """A host's NTP servers and time zone; None when it reports no dateTimeInfo."""
+    if dt is None:
+        return None
+    ntp = getattr(dt, "ntpConfig", None)
+    return {
+        "ntp_servers": [str(s) for s in getattr(ntp, "server", None) or []],
+        "time_zone": _text(getattr(getattr(dt, "timeZone", None), "key", None)),
+    }
+
+
+def _host_dns(dns: Any) -> dict[str, Any] | None:
+    """A host's DNS configuration; None when it reports none."""
+    if dns is None:
+        return None
+    return {
+        "dhcp": bool(getattr(dns, "dhcp", False)),
+        "host_name": _text(getattr(dns, "hostName", None)),
+        "domain_name": _text(getattr(dns, "domainName", None)),
+        "servers": [str(a) for a in getattr(dns, "address", None) or []],
+        "search_domains": [str(a) for a in getattr(dns, "searchDomain", None) or []],
+    }
+
+
+def _vswitches(network: Any) -> list[dict[str, Any]]:
+    """A host's standard vSwitches: uplinks and security policy."""
+    return [
+        {
+            "name": _text(vs.name),
+            "uplinks": sorted(_text(p).rsplit("-", 1)[-1] for p in vs.pnic or []),
+            "security": _security(getattr(vs.spec, "policy", None)),
+        }
+        for vs in getattr(network, "vswitch", None) or []
+    ]
+
+
+def _portgroups(network: Any) -> list[dict[str, Any]]:
+    """A host's standard port groups: vSwitch, VLAN and the security policy that applies."""
+    return [
+        {
+            "name": _text(pg.spec.name),
+            "vswitch": _text(pg.spec.vswitchName),
+            "vlan": int(pg.spec.vlanId or 0),
+            # computedPolicy is what applies (the switch's unless the port group overrides)
+            "security": _security(pg.computedPolicy),
+        }
+        for pg in getattr(network, "portgroup", None) or []
+    ]
+
+
+def _pnics(network: Any) -> list[dict[str, Any]]:
+    """A host's physical NICs: driver and link speed (None when the link is down)."""
+    out = []
+    for nic in getattr(network, "pnic", None) or []:
+        speed = getattr(nic, "linkSpeed", None)
+        out.append(
+            {
+                "device": _text(nic.device),
+                "driver": _text(nic.driver),
+                "speed_mb": int(speed.speedMb) if speed is not None else None,
+                "duplex": bool(speed.duplex) if speed is not None else None,
+            }
+        )
+    return out
+
+
+# Other virtual devices a VM can carry, by the kind its facts name them; isinstance order.
+_DEVICE_KINDS: tuple[tuple[type, str], ...] = (
+    (vim.vm.device.VirtualCdrom, "cdrom"),
+    (vim.vm.device.VirtualFloppy, "floppy"),
+    (vim.vm.device.VirtualSerialPort, "serial"),
+    (vim.vm.device.VirtualParallelPort, "parallel"),
+    (vim.vm.device.VirtualUSBController, "usb"),
+    (vim.vm.device.VirtualPCIPassthrough, "hostdev"),
+    (vim.vm.device.VirtualTPM, "tpm"),
+)
+
+
+def _vm_devices(
+    devices_in: Iterable[Any],
+) -> tuple[list[DiskFacts], list[NicFacts], list[str]]:
+    """A VM's virtual hardware as facts: its disks, its NICs, the kinds of its other devices."""
+    disks: list[DiskFacts] = []
+    nics: list[NicFacts] = []
+    devices: list[str] = []
+    for dev in devices_in:
+        if isinstance(dev, vim.vm.device.VirtualDisk):
+            backing = dev.backing
+            disks.append(
+                DiskFacts(
+                    target=_text(dev.deviceInfo.label if dev.deviceInfo else dev.key),
+                    device="disk",
+                    source=_text(getattr(backing, "fileName", None)) or None,
+                    driver_format=_text(getattr(backing, "diskMode", None)) or None,
+                )
+            )
+        elif isinstance(dev, vim.vm.device.VirtualEthernetCard):
+            net = getattr(dev.backing, "deviceName", None)
+            nics.append(
+                NicFacts(
+                    mac=_text(dev.macAddress) or None,
+                    network=_text(net) or None,
+                    model=type(dev).__name__.rsplit(".", 1)[-1].replace("Virtual", "").lower(),
+                    kind="network",
+                )
+            )
+        else:
+            kind = next((k for cls, k in _DEVICE_KINDS if isinstance(dev, cls)), None)
+            if kind is not None:
+                devices.append(kind)
+    return disks, nics, devices
+
+
 # -- probe: what the controller-side ``vsphere`` probe answers ---------------------------------
 
-IQ_METHODS = (
-    "about",
-    "hosts",
-    "time",
-    "advanced",
-    "dvportgroups",
-    "hcl",
-    "clusters",
-    "datastores",
-    "networks",
-    "vm",
-    "vms",
-)
 OQ_METHODS = ("oq_lifecycle", "oq_protocol")
 
 
@@ -1351,103 +1368,144 @@ class _Session:
 
 
 def _iq(session: _Session, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    platform = session.platform
-    where = platform.endpoint
-    if method == "about":
-        value: Any = platform.about_details()
+    """The observation of IQ method ``method`` (one of :data:`IQ_METHODS`)."""
+    observe = _IQ_OBSERVATIONS.get(method)
+    if observe is None:
+        raise AssertionError(method)  # callers dispatch only IQ_METHODS here
+    return observe(session, args)
+
+
+def _iq_about(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    value = session.platform.about_details()
+    return _observation(
+        value=value,
+        raw=_raw(value),
+        method=f"vSphere ServiceContent.about {session.platform.endpoint}",
+    )
+
+
+def _iq_hosts(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    value = session.hosts()
+    return _observation(
+        value=value,
+        raw=_raw(value),
+        method=f"vSphere PropertyCollector HostSystem {{{', '.join(HOST_PROPERTIES)}}} "
+        f"{session.platform.endpoint}",
+    )
+
+
+def _iq_time(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    hosts = session.hosts()
+    missing = [h["name"] for h in hosts if h["time"] is None]
+    method_text = (
+        f"vSphere HostSystem.config.dateTimeInfo, config.service[ntpd] {session.platform.endpoint}"
+    )
+    if missing:
         return _observation(
-            value=value, raw=_raw(value), method=f"vSphere ServiceContent.about {where}"
+            method=method_text,
+            not_executed="the endpoint does not report config.dateTimeInfo (NTP configuration) "
+            f"for {', '.join(missing)}",
         )
-    if method == "hosts":
-        value = session.hosts()
+    value = {h["name"]: {**h["time"], "ntpd": h["services"].get("ntpd")} for h in hosts}
+    return _observation(value=value, raw=_raw(value), method=method_text)
+
+
+def _iq_hcl(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    entries = args.get("entries")
+    if not isinstance(entries, list):
+        raise BadArgs("hcl: no HCL entries (the spec's data file was not resolved)")
+    hosts = [{k: h[k] for k in ("name", "hardware", "bios", "product")} for h in session.hosts()]
+    value = {
+        "hcl": args.get("hcl"),
+        "digest": args.get("digest"),
+        "hosts": hosts,
+        "entries": entries,
+    }
+    return _observation(
+        value=value,
+        raw=_raw(hosts),
+        method="vSphere HostSystem.hardware.{systemInfo,biosInfo}, config.product against HCL "
+        f"{args.get('hcl')} {session.platform.endpoint}",
+    )
+
+
+def _iq_advanced(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    key = args.get("key")
+    if not isinstance(key, str) or not key:
+        raise BadArgs("advanced: argument 'key' (an advanced option name) is required")
+    found = session.platform.advanced_option(key)
+    names = [h["name"] for h in session.hosts()]
+    method_text = (
+        f"vSphere HostSystem.configManager.advancedOption.QueryOptions({key}) "
+        f"{session.platform.endpoint}"
+    )
+    if not found:
         return _observation(
-            value=value,
-            raw=_raw(value),
-            method=f"vSphere PropertyCollector HostSystem {{{', '.join(HOST_PROPERTIES)}}} {where}",
+            method=method_text,
+            not_executed=f"no host has the advanced option {key} ({', '.join(names)})",
         )
-    if method == "time":
-        hosts = session.hosts()
-        missing = [h["name"] for h in hosts if h["time"] is None]
-        method_text = f"vSphere HostSystem.config.dateTimeInfo, config.service[ntpd] {where}"
-        if missing:
-            return _observation(
-                method=method_text,
-                not_executed=f"the endpoint does not report config.dateTimeInfo (NTP configuration) for {', '.join(missing)}",
-            )
-        value = {h["name"]: {**h["time"], "ntpd": h["services"].get("ntpd")} for h in hosts}
-        return _observation(value=value, raw=_raw(value), method=method_text)
-    if method == "hcl":
-        entries = args.get("entries")
-        if not isinstance(entries, list):
-            raise BadArgs("hcl: no HCL entries (the spec's data file was not resolved)")
-        hosts = [
-            {k: h[k] for k in ("name", "hardware", "bios", "product")} for h in session.hosts()
-        ]
-        value = {
-            "hcl": args.get("hcl"),
-            "digest": args.get("digest"),
-            "hosts": hosts,
-            "entries": entries,
-        }
+    # A host that lacks an option others have reads as None, so it fails and is named.
+    value = {name: found.get(name) for name in names}
+    return _observation(value=value, raw=_raw(value), method=method_text)
+
+
+def _iq_dvportgroups(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    groups = session.platform.dvportgroups()
+    method_text = (
+        "vSphere DistributedVirtualPortgroup.config.defaultPortConfig.securityPolicy "
+        f"{session.platform.endpoint}"
+    )
+    unreported = [g["name"] for g in groups if g["security"] is None]
+    if groups and len(unreported) == len(groups):
         return _observation(
-            value=value,
-            raw=_raw(hosts),
-            method=f"vSphere HostSystem.hardware.{{systemInfo,biosInfo}}, config.product against HCL {args.get('hcl')} {where}",
+            method=method_text,
+            not_executed=f"the endpoint reports no security policy for {', '.join(unreported)}",
         )
-    if method == "advanced":
-        key = args.get("key")
-        if not isinstance(key, str) or not key:
-            raise BadArgs("advanced: argument 'key' (an advanced option name) is required")
-        found = platform.advanced_option(key)
-        names = [h["name"] for h in session.hosts()]
-        method_text = f"vSphere HostSystem.configManager.advancedOption.QueryOptions({key}) {where}"
-        if not found:
-            return _observation(
-                method=method_text,
-                not_executed=f"no host has the advanced option {key} ({', '.join(names)})",
-            )
-        # A host that lacks an option others have reads as None, so it fails and is named.
-        value = {name: found.get(name) for name in names}
-        return _observation(value=value, raw=_raw(value), method=method_text)
-    if method == "dvportgroups":
-        groups = platform.dvportgroups()
-        method_text = (
-            f"vSphere DistributedVirtualPortgroup.config.defaultPortConfig.securityPolicy {where}"
-        )
-        unreported = [g["name"] for g in groups if g["security"] is None]
-        if groups and len(unreported) == len(groups):
-            return _observation(
-                method=method_text,
-                not_executed=f"the endpoint reports no security policy for {', '.join(unreported)}",
-            )
-        return _observation(value=groups, raw=_raw(groups), method=method_text)
-    if method == "clusters":
-        value = [c.to_json() for c in platform.clusters()]
+    return _observation(value=groups, raw=_raw(groups), method=method_text)
+
+
+def _iq_listing(
+    read: Callable[[VspherePlatform], Sequence[Any]], what: str
+) -> Callable[[_Session, Mapping[str, Any]], dict[str, Any]]:
+    """An IQ method that lists objects' facts (``read``), described as ``vSphere <what>``."""
+
+    def observe(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+        value = [item.to_json() for item in read(session.platform)]
         return _observation(
-            value=value, raw=_raw(value), method=f"vSphere ClusterComputeResource {where}"
+            value=value, raw=_raw(value), method=f"vSphere {what} {session.platform.endpoint}"
         )
-    if method == "datastores":
-        value = [d.to_json() for d in platform.datastores()]
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere Datastore.summary {where}"
-        )
-    if method == "networks":
-        value = [n.to_json() for n in platform.networks()]
-        return _observation(value=value, raw=_raw(value), method=f"vSphere Network {where}")
-    if method == "vm":
-        name = args.get("name")
-        if not isinstance(name, str) or not name:
-            raise BadArgs("vm: argument 'name' (a VM name) is required")
-        value = platform.vm_details(name)
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere VirtualMachine {name} config {where}"
-        )
-    if method == "vms":
-        value = [v.to_json() for v in platform.vms()]
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere VirtualMachine list {where}"
-        )
-    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
+
+    return observe
+
+
+def _iq_vm(session: _Session, args: Mapping[str, Any]) -> dict[str, Any]:
+    name = args.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadArgs("vm: argument 'name' (a VM name) is required")
+    value = session.platform.vm_details(name)
+    return _observation(
+        value=value,
+        raw=_raw(value),
+        method=f"vSphere VirtualMachine {name} config {session.platform.endpoint}",
+    )
+
+
+#: The IQ methods of the ``vsphere`` probe and how each is observed, in the order they are
+#: listed to a caller that names an unknown one.
+_IQ_OBSERVATIONS: dict[str, Callable[[_Session, Mapping[str, Any]], dict[str, Any]]] = {
+    "about": _iq_about,
+    "hosts": _iq_hosts,
+    "time": _iq_time,
+    "advanced": _iq_advanced,
+    "dvportgroups": _iq_dvportgroups,
+    "hcl": _iq_hcl,
+    "clusters": _iq_listing(lambda p: p.clusters(), "ClusterComputeResource"),
+    "datastores": _iq_listing(lambda p: p.datastores(), "Datastore.summary"),
+    "networks": _iq_listing(lambda p: p.networks(), "Network"),
+    "vm": _iq_vm,
+    "vms": _iq_listing(lambda p: p.vms(), "VirtualMachine list"),
+}
+IQ_METHODS: tuple[str, ...] = tuple(_IQ_OBSERVATIONS)
 
 
 def _oq_lifecycle(platform: VspherePlatform, vm: str, args: Mapping[str, Any]) -> dict[str, Any]:
