@@ -29,7 +29,7 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -39,7 +39,6 @@ from typing import Any, Self, TypeVar
 import libvirt
 
 from ..errors import NotSupported, PlatformError
-from ..spec.change import new_run_id
 from .base import (
     CRASHED,
     PAUSED,
@@ -1036,94 +1035,7 @@ class LibvirtPlatform:
         )
 
 
-# -- probe: what the libvirt_probe module answers ---------------------------------------------
-
-IQ_METHODS = (
-    "version",
-    "nodeinfo",
-    "capabilities",
-    "hostname",
-    "sysinfo",
-    "host",
-    "domains",
-    "domain",
-    "pools",
-    "networks",
-)
-# OQ on booted throwaway guests (qualification.platforms.libvirt_guest_oq): args
-# ``template`` (a defined domain with the QEMU guest agent), for the migration and the
-# guest cycle's maintenance round trip also ``destination`` (libvirt URI) and
-# ``unsafe_migration``; the site gives them as the host variable ``vqual_libvirt_oq``.
-GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
-OQ_METHODS = ("oq_lifecycle", "oq_migrate", *GUEST_OQ_METHODS)
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[str, Any]:
-    where = platform.endpoint
-    if method == "version":
-        about = platform.about()
-        value = {
-            "type": about.product,
-            "hypervisor_version": about.version,
-            "libvirt_version": about.api_version,
-        }
-        raw = json.dumps(
-            {
-                "getType": about.product,
-                "getVersion": platform._call("read", "version", platform.conn.getVersion),
-                "getLibVersion": platform._call("read", "version", platform.conn.getLibVersion),
-            },
-            sort_keys=True,
-        )
-        return _observation(
-            value=value, raw=raw, method=f"libvirt getType/getVersion/getLibVersion {where}"
-        )
-    if method == "nodeinfo":
-        info = platform.node_info()
-        return _observation(
-            value=info,
-            raw=json.dumps(list(info.values())),
-            method=f"libvirt getInfo {where}",
-        )
-    if method == "capabilities":
-        xml = platform.capabilities_xml()
-        return _observation(
-            value=parse_capabilities(xml), raw=xml, method=f"libvirt getCapabilities {where}"
-        )
-    if method == "hostname":
-        name = platform.hostname()
-        return _observation(value=name, raw=name, method=f"libvirt getHostname {where}")
-    if method == "sysinfo":
-        return _observation(value=platform.sysinfo(), method=f"libvirt getSysinfo {where}")
-    if method == "host":
-        return _observation(value=platform.host().to_json(), method=f"libvirt host facts {where}")
-    if method == "domains":
-        return _observation(
-            value=[v.to_json() for v in platform.vms()], method=f"libvirt listAllDomains {where}"
-        )
-    if method == "domain":
-        domain = args.get("name")
-        if not isinstance(domain, str) or not domain:
-            raise BadArgs("domain: argument 'name' (a domain name) is required")
-        return _observation(
-            value=platform.vm(domain).to_json(),
-            raw=platform.vm_xml(domain, inactive=True),
-            method=f"libvirt lookupByName {domain} XMLDesc {where}",
-        )
-    if method == "pools":
-        return _observation(
-            value=[d.to_json() for d in platform.datastores()],
-            method=f"libvirt listAllStoragePools {where}",
-        )
-    if method == "networks":
-        return _observation(
-            value=[n.to_json() for n in platform.networks()],
-            method=f"libvirt listAllNetworks {where}",
-        )
-    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
-
-
+# -- OQ scenarios of the libvirt probe (qualification.platforms.libvirt_observations) --------
 
 
 def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -1359,123 +1271,3 @@ def _guest_oq(
         not_executed=result.not_executed,
         actions=result.actions,
     )
-
-
-def probe(
-    uri: str,
-    requests: list[dict[str, Any]],
-    *,
-    check_mode: bool = False,
-    run_id: str | None = None,
-    state_dir: Path | None = None,
-    domain_type: str | None = None,
-) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Answer every request on one libvirt connection.
-
-    Args:
-        uri: libvirt URI.
-        requests: ``[{key, method, args}]`` as :meth:`ProbeRequest.to_json` makes them.
-        check_mode: OQ methods change state, so they are not executed ("check mode").
-        run_id: names the throwaway OQ VM ``vqual-oq-<run id>``; default a new run id.
-        state_dir: vqual's state directory (maintenance markers).
-        domain_type: domain type for throwaway VMs (``qemu`` for TCG labs).
-
-    Returns:
-        ``({key: observation}, changed)``; an observation is ``{value, raw, method, error,
-        not_executed, actions}``. A connection failure makes every observation an error with
-        the one-line reason; nothing here raises for a platform failure.
-    """
-    if run_id is not None and not _SAFE_NAME.match(run_id):
-        raise BadArgs(f"run_id {run_id!r} is not a safe name ([A-Za-z0-9._-], at most 64)")
-    run = run_id or new_run_id()
-    observations: dict[str, dict[str, Any]] = {}
-    wants_oq = any(r.get("method") in OQ_METHODS for r in requests)
-    platform: LibvirtPlatform | None = None
-    connect_error: str | None = None
-    try:
-        platform = LibvirtPlatform(
-            uri,
-            readonly=check_mode or not wants_oq,  # an IQ-only call never gets write access
-            state_dir=state_dir,
-            domain_type=domain_type,
-        )
-    except PlatformError as exc:
-        connect_error = exc.one_line()
-    changed = False
-    oq_count = 0
-    try:
-        for request in requests:
-            key = str(request.get("key") or "")
-            method = str(request.get("method") or "")
-            args = request.get("args") or {}
-            if not key:
-                raise BadArgs(f"request for method {method!r} has no key")
-            if method not in IQ_METHODS and method not in OQ_METHODS:
-                known = ", ".join(IQ_METHODS + OQ_METHODS)
-                observations[key] = _observation(
-                    method=method, error=f"unknown libvirt probe method {method!r} (known: {known})"
-                )
-                continue
-            if platform is None:
-                observations[key] = _observation(method=method, error=connect_error)
-                continue
-            if method in OQ_METHODS and check_mode:
-                observations[key] = _observation(method=method, not_executed="check mode")
-                continue
-            try:
-                if not isinstance(args, dict):
-                    raise BadArgs(f"{method}: args must be a mapping")
-                if method in GUEST_OQ_METHODS:
-                    observations[key] = _guest_oq(platform, method, run, args)
-                    changed = changed or bool(observations[key]["actions"])
-                elif method in OQ_METHODS:
-                    oq_count += 1
-                    vm = f"vqual-oq-{run}" + (f"-{oq_count}" if oq_count > 1 else "")
-                    runner = _oq_lifecycle if method == "oq_lifecycle" else _oq_migrate
-                    observations[key] = runner(platform, vm, args)
-                    changed = changed or bool(observations[key]["actions"])
-                else:
-                    observations[key] = _iq(platform, method, args)
-            except NotSupported as exc:
-                observations[key] = _observation(method=method, not_executed=exc.one_line())
-            except (PlatformError, BadArgs) as exc:
-                text = exc.one_line() if isinstance(exc, PlatformError) else str(exc)
-                observations[key] = _observation(method=method, error=text)
-            except libvirt.libvirtError as exc:  # a call not routed through _call
-                text = f"{method} failed: {one_line(str(exc), platform._secrets)}"
-                observations[key] = _observation(method=method, error=text)
-    finally:
-        if platform is not None:
-            platform.close()
-    return observations, changed
-
-
-def answer_requests(
-    uri: str,
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    run_id: str | None = None,
-    check_mode: bool = False,
-    state_dir: Path | None = None,
-    domain_type: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """:func:`probe` for in-process callers: observations only, never raises for bad input.
-
-    An empty ``run_id`` means none was given. Malformed requests or run ids become error
-    observations naming the problem.
-    """
-    try:
-        observations, _changed = probe(
-            uri,
-            [dict(r) for r in requests],
-            check_mode=check_mode,
-            run_id=run_id or None,
-            state_dir=state_dir,
-            domain_type=domain_type,
-        )
-    except BadArgs as exc:
-        return {
-            str(r.get("key", "")): _observation(method=str(r.get("method", "")), error=str(exc))
-            for r in requests
-        }
-    return observations
