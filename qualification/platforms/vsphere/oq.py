@@ -38,13 +38,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
-from ..errors import NotSupported, PlatformError
-from .base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
-from .oq import utc_stamp
+from qualification.checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
+from qualification.platforms.oq import utc_stamp
 
 if TYPE_CHECKING:  # the adapter imports pyVmomi; the check library reads only the names here
-    from .vsphere import VspherePlatform
+    from qualification.platforms.vsphere.adapter import VspherePlatform
 
 THROWAWAY_PREFIX = "vqual-tmp-"
 TAG_KEY = "vqual.throwaway"

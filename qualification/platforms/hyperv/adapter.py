@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
-from ..checks.vocabulary import READ_CMDLETS
-from ..errors import BadInputError, NotSupported, PlatformError
-from .base import (
+from qualification.checks.vocabulary import READ_CMDLETS
+from qualification.errors import BadInputError, NotSupported, PlatformError
+from qualification.platforms.base import (
     CRASHED,
     PAUSED,
     RUNNING,
@@ -50,7 +50,7 @@ from .base import (
     VmFacts,
     one_line,
 )
-from .hyperv_endpoint import Endpoint
+from qualification.platforms.hyperv.endpoint import Endpoint
 
 # Microsoft.HyperV.PowerShell.VMState (Get-VM .State), numbers as ConvertTo-Json writes them.
 _VM_STATE = {

@@ -27,8 +27,8 @@ from pyVim import connect as pyvim_connect
 from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
-from ..errors import NotSupported, PlatformError
-from .base import (
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import (
     PAUSED,
     RUNNING,
     STOPPED,
@@ -49,7 +49,7 @@ from .base import (
     VmFacts,
     one_line,
 )
-from .vsphere_endpoint import Endpoint
+from qualification.platforms.vsphere.endpoint import Endpoint
 
 _T = TypeVar("_T")
 

@@ -38,8 +38,8 @@ from typing import Any, Self, TypeVar
 
 import libvirt
 
-from ..errors import NotSupported, PlatformError
-from .base import (
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import (
     CRASHED,
     PAUSED,
     RUNNING,
@@ -65,8 +65,8 @@ from .base import (
     redact_endpoint,
     secrets_of,
 )
-from .base import probe_observation as _observation
-from .oq import utc_stamp
+from qualification.platforms.base import probe_observation as _observation
+from qualification.platforms.oq import utc_stamp
 
 VQUAL_NS = "urn:x-vqual:libvirt:1"
 _NS_PREFIX = "vqual"
@@ -1035,12 +1035,12 @@ class LibvirtPlatform:
         )
 
 
-# -- OQ scenarios of the libvirt probe (qualification.platforms.libvirt_observations) --------
+# -- OQ scenarios of the libvirt probe (qualification.platforms.libvirt.observations) --------
 
 
 def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
-    from ..checks.vocabulary import LIFECYCLE_STEPS
-    from .oq import run_lifecycle
+    from qualification.checks.vocabulary import LIFECYCLE_STEPS
+    from qualification.platforms.oq import run_lifecycle
 
     steps = args.get("steps", list(LIFECYCLE_STEPS))
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
@@ -1207,7 +1207,7 @@ def _guest_oq(
     platform: LibvirtPlatform, method: str, run_id: str, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Migration heartbeat or backup/restore on a throwaway guest cloned from a template."""
-    from . import libvirt_guest_oq as guest_oq
+    from qualification.platforms.libvirt import guest_oq
 
     template = args.get("template")
     if not template:

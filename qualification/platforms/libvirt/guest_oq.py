@@ -45,10 +45,10 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
-from ..errors import NotSupported, PlatformError
-from .base import PAUSED, RUNNING, STOPPED, STOPPING, redact_endpoint
-from .libvirt import VQUAL_NS, LibvirtPlatform
-from .oq import utc_stamp
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import PAUSED, RUNNING, STOPPED, STOPPING, redact_endpoint
+from qualification.platforms.libvirt.adapter import VQUAL_NS, LibvirtPlatform
+from qualification.platforms.oq import utc_stamp
 
 THROWAWAY_PREFIX = "vqual-tmp-"
 TAG = "throwaway"
