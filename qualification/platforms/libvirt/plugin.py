@@ -23,6 +23,7 @@ from qualification.platforms.base import (
     observations_failed,
     secrets_of,
 )
+from qualification.platforms.libvirt.patch import SSH_VARS, KvmPatchExecutor, platform_factory
 from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
 
 #: OQ methods that take the site's ``vqual_libvirt_oq`` (template, destination) as arguments.
@@ -51,9 +52,7 @@ class LibvirtPlugin(PlatformPlugin):
         "vqual_libvirt_oq",
         "vqual_libvirt_domain_type",
     )
-    #: The SSH connection variables the patch executor reads beside its ``vqual_*`` ones.
-    patch_vars = ("ansible_host", "ansible_port", "ansible_user",
-                  "ansible_ssh_private_key_file", "ansible_ssh_common_args")
+    patch_vars = SSH_VARS
 
     def endpoint(self, host_vars: Mapping[str, Any]) -> LibvirtEndpoint:
         uri = str(host_vars.get("vqual_libvirt_uri") or "")
@@ -176,12 +175,10 @@ class LibvirtPlugin(PlatformPlugin):
         if not any(v.get("vqual_cluster") == cluster and v.get("vqual_libvirt_uri")
                    for v in hostvars.values()):
             return None
-        from qualification.platforms.libvirt import patch as kvm
-
-        executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
+        executor = KvmPatchExecutor.from_inventory(hostvars, cluster)
         # The maintenance markers live in the state directory: run, resume and any observer
         # must read the same ones.
-        return PatchSetup(kvm.platform_factory(hostvars, cluster, state_dir=state_dir), executor)
+        return PatchSetup(platform_factory(hostvars, cluster, state_dir=state_dir), executor)
 
     def cleanup(
         self,

@@ -150,7 +150,7 @@ class VspherePlugin(PlatformPlugin):
             raise BadInputError(f"inventory host {candidates[0]}: vqual_patch_executor {kind!r} "
                                 f"is not known ({', '.join(PATCH_EXECUTORS)})")
         from qualification.platforms.vsphere.adapter import VspherePlatform
-        from qualification.rollout.executors import VsphereStandInExecutor
+        from qualification.platforms.vsphere.patch import VsphereStandInExecutor
 
         endpoint = endpoint_from_vars(chosen)
 
