@@ -225,6 +225,15 @@ class PlatformPlugin:
         """
         raise self._unsupported("cleanup")
 
+    def create_clone(self, endpoint: str, master: str, name: str) -> dict[str, Any]:
+        """Make VM ``name`` as a clone of the stopped Master-VM ``master`` on the endpoint
+        ``endpoint`` names (libvirt: its URI); what was made, as JSON."""
+        raise self._unsupported("create_clone")
+
+    def remove_clone(self, endpoint: str, name: str) -> None:
+        """Remove a clone :meth:`create_clone` made, with the storage it made for it."""
+        raise self._unsupported("remove_clone")
+
     def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
         """Remove what ``run_id`` left in the state directory (None: nothing there)."""
         return None

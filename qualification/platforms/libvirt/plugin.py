@@ -196,6 +196,16 @@ class LibvirtPlugin(PlatformPlugin):
         return [cleanup_endpoint(uri, run_id, hosts)
                 for uri, hosts in libvirt_targets(hostvars).items()]
 
+    def create_clone(self, endpoint: str, master: str, name: str) -> dict[str, Any]:
+        from qualification.platforms.libvirt.clones import create_libvirt_clone
+
+        return create_libvirt_clone(endpoint, master, name).to_json()
+
+    def remove_clone(self, endpoint: str, name: str) -> None:
+        from qualification.platforms.libvirt.clones import remove_libvirt_clone
+
+        remove_libvirt_clone(endpoint, name)
+
     def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
         from qualification.platforms.libvirt.cleanup import cleanup_maintenance_markers
 
