@@ -14,11 +14,7 @@ from qualification.checks.vocabulary import LIFECYCLE_STEPS
 from qualification.errors import NotSupported, PlatformError
 from qualification.platforms.base import RUNNING, BadArgs, VmConfig, redact_endpoint
 from qualification.platforms.base import probe_observation as _observation
-from qualification.platforms.libvirt import guest_oq
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
-from qualification.platforms.libvirt.guest_backup import run_backup_restore
-from qualification.platforms.libvirt.guest_cycle import run_guest_cycle
-from qualification.platforms.libvirt.guest_migrate import run_migration_heartbeat
 from qualification.platforms.oq import run_lifecycle, utc_stamp
 
 
@@ -188,6 +184,13 @@ def guest_scenario(
     platform: LibvirtPlatform, method: str, run_id: str, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Migration heartbeat or backup/restore on a throwaway guest cloned from a template."""
+    # The guest OQ (and libvirt_qemu) load only when a guest scenario runs: an IQ-only
+    # libvirt_probe module process starts without them.
+    from qualification.platforms.libvirt import guest_oq
+    from qualification.platforms.libvirt.guest_backup import run_backup_restore
+    from qualification.platforms.libvirt.guest_cycle import run_guest_cycle
+    from qualification.platforms.libvirt.guest_migrate import run_migration_heartbeat
+
     template = args.get("template")
     if not template:
         return _observation(
