@@ -16,11 +16,10 @@ import pytest
 
 from qualification.checks.base import Observation, ProbeRequest
 from qualification.errors import NotSupported, PlatformError
-from qualification.platforms.base import HypervisorPlatform, Placement, VmConfig
-from qualification.platforms.base import BadArgs
-from qualification.platforms.libvirt.adapter import (
+from qualification.platforms.base import BadArgs, HypervisorPlatform, Placement, VmConfig
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.domain_xml import (
     VQUAL_NS,
-    LibvirtPlatform,
     parse_capabilities,
     version_text,
     vm_facts_from_xml,
