@@ -18,7 +18,7 @@ lookups such as the lab's password files, vault), in memory only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class CleanupResult:
             "run_id": self.run_id,
             "ok": self.ok,
             "removed": self.removed,
-            "targets": [asdict(t) for t in self.targets],
+            "targets": [t.to_json() for t in self.targets],
         }
 
 
@@ -76,8 +76,11 @@ def cleanup(
     for plugin in plugins:
         try:
             targets += plugin.cleanup(hostvars, run_id, failures=failures)
-        except NotSupported:
-            continue  # nothing of this platform to clean (its reason is in its docs)
+        except NotSupported as exc:
+            hosts = sorted(h for h, v in hostvars.items() if plugin.is_target(v))
+            if hosts:  # its targets are named, with why nothing was done there
+                targets.append(HostCleanup(endpoint=plugin.name, hosts=hosts,
+                                           not_executed=exc.reason))
         except BadInputError as exc:
             raise BadInputError(exc.message, where=str(inventory)) from None
     if state_dir is not None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BadInputError, NotSupported
-from .base import HypervisorPlatform, VmFacts, observations_failed
+from .base import HypervisorPlatform, VmFacts, probe_observation
 
 if TYPE_CHECKING:
     from qualification.checks.base import Check
@@ -57,13 +57,24 @@ class RenderProblem(Protocol):
 
 @dataclass
 class HostCleanup:
-    """What cleanup found and did on one endpoint (password-free)."""
+    """What cleanup found and did on one endpoint (password-free).
+
+    Attributes:
+        not_executed: why nothing was cleaned (a platform without a cleanup hook).
+    """
 
     endpoint: str
     hosts: list[str]
     removed: list[str] = field(default_factory=list)
     files_left: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    not_executed: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.not_executed is None:
+            del data["not_executed"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -152,8 +163,15 @@ class PlatformPlugin:
         data_files: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, dict[str, Any]]:
         """Observations for the probe's ``requests`` on the target ``host_vars`` name; never
-        raises. ``data_files`` are the plan's ``[{name, path, digest}]``."""
-        return observations_failed(requests, self._unsupported("probe").one_line())
+        raises. ``data_files`` are the plan's ``[{name, path, digest}]``. Without this hook
+        every request is ``not-executed`` with the reason."""
+        reason = self._unsupported("probe").one_line()
+        return {
+            str(r.get("key", "")): probe_observation(
+                method=str(r.get("method", "")), not_executed=reason
+            )
+            for r in requests
+        }
 
     def run_probe(
         self,

@@ -271,3 +271,26 @@ def test_loading_the_plugins_imports_no_vendor_library() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_hook_a_platform_lacks_is_not_executed_with_its_reason(tmp_path: Path) -> None:
+    class Bare(registry.PlatformPlugin):
+        name = "bare"
+
+    obs = Bare().answer([{"key": "k", "method": "m"}], host_vars={})
+    assert obs["k"]["not_executed"] == "probe not supported: platform bare has no probe hook"
+    assert obs["k"]["error"] is None
+    # vqual cleanup: Hyper-V has no cleanup; its targets are listed with the reason, and
+    # nothing is connected to.
+    from qualification.cleanup import cleanup
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all: {hosts: {hv1: {ansible_connection: local, vqual_winrm_host: 127.0.0.9}}}\n"
+    )
+    result = cleanup(inventory, "20261206T000000Z-abcdef")
+    assert result.ok and result.removed == []
+    assert result.to_json()["targets"] == [{
+        "endpoint": "hyperv", "hosts": ["hv1"], "removed": [], "files_left": [], "errors": [],
+        "not_executed": "the Hyper-V adapter ran only against a stand-in that creates no VM",
+    }]
