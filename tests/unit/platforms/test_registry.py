@@ -294,3 +294,24 @@ def test_a_hook_a_platform_lacks_is_not_executed_with_its_reason(tmp_path: Path)
         "endpoint": "hyperv", "hosts": ["hv1"], "removed": [], "files_left": [], "errors": [],
         "not_executed": "the Hyper-V adapter ran only against a stand-in that creates no VM",
     }]
+
+
+def test_vqual_patch_asks_each_plugin_for_the_cluster() -> None:
+    # No connection is made: the setups only read the inventory.
+    from qualification.cli.patch import platform_and_executor
+
+    vc = {"vqual_vsphere_host": "127.0.0.9", "vqual_vsphere_username": "u",
+          "vqual_vsphere_password": "p", "vqual_vsphere_cluster": "C1"}
+    kvm = {"vqual_cluster": "K1", "vqual_libvirt_uri": "test:///default"}
+    _factory, executor, limit = platform_and_executor({"vc": vc, "kvm1": kvm}, "C1", None)
+    assert (executor.name, limit) == ("vsphere-standin", "vc")
+    _factory, executor, limit = platform_and_executor({"vc": vc, "kvm1": kvm}, "K1", None)
+    assert (executor.name, limit) == ("kvm-apt", None)
+    with pytest.raises(BadInputError, match="several vSphere endpoints manage cluster C1"):
+        platform_and_executor({"vc": vc, "vc2": vc}, "C1", None)
+    with pytest.raises(BadInputError, match="vqual_patch_executor 'x' is not known"):
+        platform_and_executor({"vc": {**vc, "vqual_patch_executor": "x"}}, "C1", None)
+    with pytest.raises(BadInputError, match="no platform endpoint manages cluster 'Z9'"):
+        platform_and_executor({"vc": vc, "kvm1": kvm}, "Z9", None)
+    with pytest.raises(BadInputError, match="inventory host kvm1 is no platform endpoint of"):
+        platform_and_executor({"vc": vc, "kvm1": kvm}, "K1", "kvm1")
