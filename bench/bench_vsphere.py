@@ -28,7 +28,9 @@ from typing import Any
 from qualification.execution.evaluation import requests_for
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere import Endpoint, VspherePlatform, probe
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
+from qualification.platforms.vsphere.observations import probe
 from qualification.spec.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -48,20 +48,11 @@ from qualification.execution.inventory import VaultOptions
 from qualification.execution.qualify import QualifyRequest, QualifySummary, run_qualify
 from qualification.review.signed import load_trust
 from qualification.state import resolve_state_dir
+from qualification.spec.model import target_kinds
 
 SCHEMA = "vqual.drift/v1"
 PLAYBOOK = "drift.yml"
 FINGERPRINT_CHECKS = ("host_fingerprint", "vm_fingerprint")
-_ALL_KINDS = (
-    "linux_host",
-    "libvirt_hypervisor",
-    "kvm_host",
-    "vcenter",
-    "esxi",
-    "hyperv_host",
-    "master_vm",
-    "clone",
-)
 
 
 @dataclass(frozen=True)
@@ -174,7 +165,7 @@ def drift_spec(baseline: Baseline) -> dict[str, Any]:
             tests.append(
                 {
                     **test,
-                    "applies_to": [k for k in _ALL_KINDS if k in kinds] or list(_ALL_KINDS),
+                    "applies_to": [k for k in target_kinds() if k in kinds] or list(target_kinds()),
                     "risk": ["high", "medium", "low"],
                     "scope": ["master", "clone"],
                 }

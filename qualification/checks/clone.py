@@ -10,16 +10,16 @@ expectation is ``absent`` (no difference).
 The plan adds two parameters on a clone (``qualification.spec.plan.build_plan``):
 ``master`` {bundle, seal, subject, digest}, the reference of the master fingerprint, verified
 (and approved where required) before the run, and ``allowed``, the spec's allowed
-differences. The master fingerprint is read back from that bundle and pinned: a bundle whose
-seal or fingerprint digest changed since the plan gives ``error``, not a comparison.
+differences. The check reads no bundle: its caller reads the master fingerprint back from that
+bundle (``qualification.execution.references``, pinned to the seal) and hands it over as
+``master_fingerprint``; a bundle whose seal or fingerprint digest changed since the plan gives
+``error``, not a comparison.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from qualification.baseline.fingerprint import (
@@ -48,45 +48,31 @@ def _collection_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in own}
 
 
-@functools.lru_cache(maxsize=8)
-def _master_fingerprints(bundle: str, seal: str) -> dict[str, Fingerprint]:
-    """The fingerprints of the master bundle, read once per run and pinned to its seal.
-
-    The bundle was verified before the run started (qualification.baseline.clones); here
-    it is only read back, and its seal must still be the one that was verified.
-    """
-    from qualification.baseline import FINGERPRINT_KIND, fingerprints_from_records
-    from qualification.evidence.reader import read_bundle
-
-    read = read_bundle(Path(bundle))
-    if read.seal_digest != seal:
-        raise ValueError(
-            f"master bundle {bundle}: seal {read.seal_digest} is not {seal}, "
-            "the one verified when the run was planned"
-        )
-    return fingerprints_from_records(
-        [(r.line, r.data) for r in read.of_kind(FINGERPRINT_KIND)],
-        where=f"{bundle}/records.jsonl",
-    )
+#: The parameter through which the caller hands the check the master's fingerprint (a
+#: :class:`Fingerprint`, read from the master bundle by ``qualification.execution.references``),
+#: or the exception reading it raised; the plan never records it.
+MASTER_FINGERPRINT = "master_fingerprint"
 
 
-def master_fingerprint(reference: Mapping[str, Any]) -> Fingerprint:
-    """The master fingerprint a plan's ``master`` parameter refers to.
+def master_fingerprint(reference: Mapping[str, Any], handed: Any) -> Fingerprint:
+    """The master fingerprint ``handed`` to the check, held to the plan's ``master`` reference.
 
     Raises:
-        ValueError: the bundle, its seal, the subject or the fingerprint digest is not what
-            the plan recorded.
+        ValueError: nothing was handed, or its subject or digest is not what the plan recorded.
+        Exception: what reading the master bundle raised (handed instead of a fingerprint).
     """
-    bundle, seal = str(reference["bundle"]), str(reference["seal"])
-    subject, digest = str(reference["subject"]), str(reference["digest"])
-    found = _master_fingerprints(bundle, seal).get(subject)
-    if found is None:
+    if isinstance(handed, BaseException):
+        raise handed
+    bundle, subject, digest = (str(reference[k]) for k in ("bundle", "subject", "digest"))
+    if handed is None:
         raise ValueError(f"master bundle {bundle} has no fingerprint of {subject!r}")
-    if found.digest() != digest:
+    if not isinstance(handed, Fingerprint):
+        raise TypeError(f"{MASTER_FINGERPRINT} must be a Fingerprint, not {type(handed).__name__}")
+    if handed.digest() != digest:
         raise ValueError(
-            f"master fingerprint of {subject!r} has digest {found.digest()}, not {digest}"
+            f"master fingerprint of {subject!r} has digest {handed.digest()}, not {digest}"
         )
-    return found
+    return handed
 
 
 #: Identity fields the platform reports (the VM part); the guest reports the others.
@@ -219,7 +205,7 @@ class CloneFingerprintCheck:
                 "no master fingerprint: a clone is compared with its master "
                 "(vqual clone --master-bundle, or clone.master.bundle in the spec)"
             )
-        master = master_fingerprint(reference)
+        master = master_fingerprint(reference, params.get(MASTER_FINGERPRINT))
         part = str(params.get("part", "guest"))
         allowed_json = dict(params.get("allowed") or {})
         formats = tuple(str(f) for f in allowed_json.pop("disk_formats", None) or ())

@@ -27,9 +27,10 @@ from typing import Any
 from qualification.checks import register
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import unknown_params as _unknown_params
-from qualification.checks.vsphere import HclEntry, _at, _show, hcl_findings
-from qualification.platforms.hyperv import READ_CMDLETS
-from qualification.platforms.oq import LIFECYCLE_STEPS
+from qualification.checks.hcl import HclEntry, hcl_findings
+from qualification.checks.hcl import value_at as _at
+from qualification.checks.vocabulary import LIFECYCLE_STEPS, READ_CMDLETS
+from qualification.checks.vsphere import _show
 
 #: Dotted paths into the host's facts (``HypervPlatform.host_details``).
 HOST_FIELDS = (

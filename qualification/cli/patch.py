@@ -30,6 +30,7 @@ from qualification.cli.shared import (
 )
 from qualification.errors import BadInputError
 from qualification.execution.inventory import VaultOptions
+from qualification.platforms import registry
 from qualification.platforms.base import HypervisorPlatform
 from qualification.state import resolve_state_dir
 
@@ -39,56 +40,29 @@ if TYPE_CHECKING:
     from qualification.rollout.requalify import Requalifier
 
 
-def vsphere_factory(hostvars: Mapping[str, Any]) -> Callable[[], HypervisorPlatform]:
-    from qualification.platforms.vsphere import VspherePlatform, endpoint_from_vars
-
-    endpoint = endpoint_from_vars(hostvars)
-
-    def connect() -> HypervisorPlatform:
-        return VspherePlatform(endpoint)
-
-    return connect
-
-
 def platform_and_executor(
     hostvars: Mapping[str, Mapping[str, Any]], cluster: str, platform_host: str | None,
     state_dir: Path | None = None,
 ) -> tuple[Callable[[], HypervisorPlatform], Any, str | None]:
-    """The platform factory, the executor and the ``--limit`` for requalification (the
-    vCenter's inventory host for vSphere, None: each host's own name) of the change's cluster.
-
-    vSphere: the inventory host with ``vqual_vsphere_host`` whose ``vqual_vsphere_cluster`` is
-    the change's cluster (or ``--platform-host``); the executor is the simulator stand-in
-    unless ``vqual_patch_executor`` names another. KVM: the hosts with ``vqual_cluster`` equal
-    to the cluster (``qualification/rollout/kvm.py``).
-    """
-    candidates = [
-        h for h, v in sorted(hostvars.items())
-        if v.get("vqual_vsphere_host") and (platform_host == h or (
-            platform_host is None and str(v.get("vqual_vsphere_cluster", "")) == cluster))
+    """The platform factory, the executor and the ``--limit`` for requalification (None: each
+    host's own name) of the change's cluster, from the one platform plug-in that manages it
+    (``patch_setup`` of each registered plug-in; docs/rolling-patch.md)."""
+    found = [
+        (plugin.name, setup) for plugin in registry.plugins()
+        if (setup := plugin.patch_setup(hostvars, cluster, platform_host, state_dir)) is not None
     ]
-    if len(candidates) > 1:
-        raise BadInputError(f"several vSphere endpoints manage cluster {cluster} "
-                            f"({', '.join(candidates)}): name one with --platform-host")
-    if candidates:
-        from qualification.rollout.executors import VsphereStandInExecutor
-
-        chosen = hostvars[candidates[0]]
-        kind = str(chosen.get("vqual_patch_executor", "vsphere-standin"))
-        if kind != "vsphere-standin":
-            raise BadInputError(f"inventory host {candidates[0]}: vqual_patch_executor {kind!r} "
-                                "is not known (vsphere-standin)")
-        factory = vsphere_factory(chosen)
-        # vSphere hosts are not inventory hosts: the vCenter's probe qualifies them all.
-        return factory, VsphereStandInExecutor(factory), candidates[0]
-    if platform_host is not None:
-        raise BadInputError(f"inventory host {platform_host} has no vqual_vsphere_host")
-    from qualification.rollout import kvm
-
-    executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
-    # The libvirt maintenance markers live in the state directory: run, resume and any
-    # observer must read the same ones.
-    return kvm.platform_factory(hostvars, cluster, state_dir=state_dir), executor, None
+    if len(found) > 1:
+        raise BadInputError(f"several platforms manage cluster {cluster} "
+                            f"({', '.join(name for name, _ in found)}): name one with --platform-host")
+    if not found:
+        if platform_host is not None:
+            raise BadInputError(
+                f"inventory host {platform_host} is no platform endpoint of cluster {cluster}"
+            )
+        raise BadInputError(f"inventory: no platform endpoint manages cluster {cluster!r} "
+                            f"(platforms: {', '.join(registry.names())})")
+    setup = found[0][1]
+    return setup.factory, setup.executor, setup.qualify_limit
 
 
 @click.command("patch")
@@ -127,7 +101,6 @@ def patch(
     from qualification.config import load_config
     from qualification.execution.inventory import read_hostvars
     from qualification.rollout.change import load_change
-    from qualification.rollout.kvm import SSH_VARS
     from qualification.rollout.orchestrator import Orchestrator, resumable
     from qualification.rollout.requalify import PlatformRequalifier, QualifyRequalifier
 
@@ -138,7 +111,8 @@ def patch(
     change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
     if resume_run is not None and not plan_only:
         resumable(state, resume_run, change)  # refused before the inventory and the key are read
-    hostvars = read_hostvars(inventory, names=SSH_VARS, patterns=("vqual_.*",), vault=vault)
+    ssh_vars = tuple(dict.fromkeys(v for p in registry.plugins() for v in p.patch_vars))
+    hostvars = read_hostvars(inventory, names=ssh_vars, patterns=("vqual_.*",), vault=vault)
     if not hostvars:
         raise BadInputError("no hosts in the inventory", where=str(inventory))
     factory, executor, qualify_limit = platform_and_executor(hostvars, change.cluster,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qualification import checks
 from qualification.checks.base import Observation, Outcome, ProbeRequest
 from qualification.evidence.kinds.check_result import CheckResultData
+from qualification.execution.references import with_references
+from qualification.platforms import registry
 from qualification.timeutil import utc_now_text
 from qualification.verdict import Verdict
 
@@ -27,13 +30,20 @@ class TargetRequests:
     cross_host: tuple[str, ...]
 
 
+def _check(name: str) -> checks.Check:
+    """The check type ``name``; a platform plug-in's own check types join the library when
+    the registry loads (each Ansible worker process loads it afresh)."""
+    registry.plugins()
+    return checks.get_check(name)
+
+
 def requests_for(tests: Sequence[Mapping[str, Any]]) -> TargetRequests:
     """Collect one request per distinct observation among a target's planned tests."""
     by_probe: dict[str, dict[str, dict[str, Any]]] = {}
     test_keys: dict[str, str] = {}
     cross: list[str] = []
     for test in tests:
-        check = checks.get_check(str(test["check"]))
+        check = _check(str(test["check"]))
         request: ProbeRequest = check.request(test.get("params") or {})
         key = request.key()
         by_probe.setdefault(request.probe, {})[key] = request.to_json()
@@ -117,8 +127,9 @@ def evaluate_target(
         if test_id in requests.cross_host:
             cross[test_id] = dict(raw_obs) if raw_obs is not None else {"error": observation.error}
             continue
-        check = checks.get_check(str(test["check"]))
-        outcome = checks.evaluate(check, observation, test.get("params") or {}, test.get("expect") or {})
+        check = _check(str(test["check"]))
+        params = with_references(check.name, test.get("params") or {})
+        outcome = checks.evaluate(check, observation, params, test.get("expect") or {})
         results.append(
             result_record(
                 test, outcome, observation, started=started, finished=finished,
@@ -153,7 +164,7 @@ def evaluate_cross_host(
     results: list[CheckResultData] = []
     for test_id, obs_by_target in per_test.items():
         any_test = next(t for (tid, _), t in test_defs.items() if tid == test_id)
-        check = checks.get_check(str(any_test["check"]))
+        check = _check(str(any_test["check"]))
         outcomes = checks.compare_across(
             check, obs_by_target, any_test.get("params") or {}, any_test.get("expect") or {}
         )

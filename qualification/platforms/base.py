@@ -11,10 +11,12 @@ Credentials never appear in facts or messages: endpoints are reported through
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from ..errors import NotSupported, VqualError
 
 # Power states every adapter maps its own states onto.
 RUNNING = "running"
@@ -323,6 +325,9 @@ class HypervisorPlatform(Protocol):
     def close(self) -> None: ...
 
 
+#: A VM name every platform takes as it is (also a libvirt domain name and a file name).
+SAFE_VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/]*@")
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pass|secret|token|auth)[^=&]*=)[^&]*")
 
@@ -372,4 +377,162 @@ def probe_observation(
         "error": error,
         "not_executed": not_executed,
         "actions": actions or [],
+    }
+
+
+# -- the one request loop every controller-side probe runs ------------------------------------
+
+
+class ProbeSession(Protocol):
+    """What a plug-in opens for one probe call: a connection plus what it caches for the call.
+
+    Attributes:
+        secrets: strings to scrub from every message the call returns (passwords).
+    """
+
+    secrets: tuple[str, ...]
+
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=ProbeSession)
+
+
+@dataclass(frozen=True)
+class OqContext:
+    """What an OQ scenario knows of its call.
+
+    Attributes:
+        run_id: the run's id (names its throwaway VMs; may be empty outside a run).
+        position: 1-based position of the request in the call.
+    """
+
+    run_id: str
+    position: int
+
+
+#: An IQ observation: reads the session, returns a :func:`probe_observation`.
+IqMethod = Callable[[S, Mapping[str, Any]], dict[str, Any]]
+#: An OQ scenario: changes state on the platform (never in check mode), returns an observation
+#: with its ``actions``.
+OqScenario = Callable[[S, OqContext, Mapping[str, Any]], dict[str, Any]]
+
+
+def _has_actions(observation: Mapping[str, Any]) -> bool:
+    return bool(observation.get("actions"))
+
+
+@dataclass(frozen=True)
+class ObservationTable(Generic[S]):
+    """A platform's probe methods: IQ reads and OQ scenarios, by method name.
+
+    Attributes:
+        probe: the probe's name (``libvirt``), used in messages.
+        iq: read-only methods, in the order the docs list them.
+        oq: state-changing scenarios; in check mode each is ``not-executed``.
+        vendor_errors: exceptions of the vendor library a method may let through (reported
+            as ``<method> failed: <message>``, secrets removed).
+        changed: whether an observation changed the platform (default: it has actions).
+    """
+
+    probe: str
+    iq: Mapping[str, IqMethod[S]]
+    oq: Mapping[str, OqScenario[S]]
+    vendor_errors: tuple[type[BaseException], ...] = ()
+    changed: Callable[[Mapping[str, Any]], bool] = _has_actions
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return (*self.iq, *self.oq)
+
+
+def answer_loop(
+    table: ObservationTable[S],
+    requests: Sequence[Mapping[str, Any]],
+    open_session: Callable[[bool], S],
+    *,
+    run_id: str = "",
+    check_mode: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Answer every request in one session: the loop every platform probe shares.
+
+    ``open_session(write)`` connects (``write``: an OQ scenario will run); ``secrets`` are
+    scrubbed from a connection failure's message (later ones use the session's). A connection
+    failure makes every known method an ``error`` with the one-line reason; an unknown method
+    is an ``error`` naming the known ones; an OQ scenario in check mode, or an operation the
+    platform cannot perform, is ``not-executed``; a platform failure or bad arguments are an
+    ``error``. Nothing here raises for a platform failure.
+
+    Returns:
+        ``({key: observation}, changed)``.
+
+    Raises:
+        BadArgs: a request has no key (the call is malformed as a whole).
+    """
+    write = not check_mode and any(r.get("method") in table.oq for r in requests)
+    session: S | None = None
+    connect_error: str | None = None
+    try:
+        session = open_session(write)
+    except VqualError as exc:  # PlatformError, or an endpoint the adapter refuses
+        connect_error = one_line(exc.one_line(), secrets)
+    observations: dict[str, dict[str, Any]] = {}
+    changed = False
+    try:
+        for position, request in enumerate(requests, start=1):
+            key, method = str(request.get("key") or ""), str(request.get("method") or "")
+            if not key:
+                raise BadArgs(f"request for method {method!r} has no key")
+            observations[key] = _answer_one(
+                table, session, connect_error, request, OqContext(run_id, position), check_mode
+            )
+            changed = changed or (method in table.oq and table.changed(observations[key]))
+    finally:
+        if session is not None:
+            session.close()
+    return observations, changed
+
+
+def _answer_one(
+    table: ObservationTable[S],
+    session: S | None,
+    connect_error: str | None,
+    request: Mapping[str, Any],
+    context: OqContext,
+    check_mode: bool,
+) -> dict[str, Any]:
+    method = str(request.get("method") or "")
+    args = request.get("args") or {}
+    if method not in table.iq and method not in table.oq:
+        known = ", ".join(table.methods)
+        return probe_observation(
+            method=method, error=f"unknown {table.probe} probe method {method!r} (known: {known})"
+        )
+    if session is None:
+        return probe_observation(method=method, error=connect_error)
+    if method in table.oq and check_mode:
+        return probe_observation(method=method, not_executed="check mode")
+    try:
+        if not isinstance(args, Mapping):
+            raise BadArgs(f"{method}: args must be a mapping")
+        if method in table.oq:
+            return table.oq[method](session, context, args)
+        return table.iq[method](session, args)
+    except NotSupported as exc:
+        return probe_observation(method=method, not_executed=exc.one_line())
+    except (VqualError, BadArgs) as exc:
+        text = exc.one_line() if isinstance(exc, VqualError) else str(exc)
+        return probe_observation(method=method, error=one_line(text, session.secrets))
+    except table.vendor_errors as exc:  # a vendor call not routed through the adapter
+        return probe_observation(
+            method=method, error=f"{method} failed: {one_line(str(exc), session.secrets)}"
+        )
+
+
+def observations_failed(requests: Sequence[Mapping[str, Any]], error: str) -> dict[str, dict[str, Any]]:
+    """Every request answered with the same ``error`` (bad endpoint, malformed call)."""
+    return {
+        str(r.get("key", "")): probe_observation(method=str(r.get("method", "")), error=error)
+        for r in requests
     }

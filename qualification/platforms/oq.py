@@ -17,18 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..checks.vocabulary import LIFECYCLE_STEPS
 from ..errors import NotSupported, PlatformError
 from .base import RUNNING, STOPPED, BadArgs, HypervisorPlatform, VmConfig, probe_observation
 
-LIFECYCLE_STEPS: tuple[str, ...] = (
-    "define",
-    "start",
-    "snapshot_create",
-    "stop",
-    "snapshot_revert",
-    "snapshot_delete",
-    "undefine",
-)
 _NEEDS: dict[str, tuple[str, ...]] = {
     "define": (),
     "start": ("define",),

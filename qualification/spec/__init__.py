@@ -16,7 +16,6 @@ from qualification.spec.model import (
     RISK_LEVELS,
     SCOPES,
     SIZING_FIELDS,
-    TARGET_KINDS,
     CloneSection,
     DataFile,
     Expectation,
@@ -24,6 +23,7 @@ from qualification.spec.model import (
     SizingRange,
     Spec,
     TestDef,
+    target_kinds,
 )
 from qualification.spec.plan import (
     CLONE_COMPARE_CHECKS,
@@ -44,7 +44,6 @@ __all__ = [
     "SAFE_NAME_PATTERN",
     "SCOPES",
     "SIZING_FIELDS",
-    "TARGET_KINDS",
     "Application",
     "CheckRegistry",
     "CloneSection",
@@ -68,6 +67,7 @@ __all__ = [
     "new_run_id",
     "select_tests",
     "spec_schema",
+    "target_kinds",
     "validate_change_id",
     "validate_run_id",
 ]

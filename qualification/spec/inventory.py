@@ -17,7 +17,8 @@ from typing import Any
 
 from qualification.errors import BadInputError
 from qualification.evidence.canonical import canonical_bytes
-from qualification.spec.model import RISK_LEVELS, TARGET_KINDS
+from qualification.platforms import registry
+from qualification.spec.model import RISK_LEVELS, target_kinds
 
 #: Keys whose values never reach evidence (matched anywhere in the key, any case). The target-side
 #: probe (the collection's plugins/module_utils/host_observations.py) cannot import the core and
@@ -25,6 +26,12 @@ from qualification.spec.model import RISK_LEVELS, TARGET_KINDS
 #: two equal.
 SECRET_KEY = re.compile(r"pass|secret|token|private|credential|api_?key", re.IGNORECASE)
 REDACTED = "<redacted>"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a variable's value never reaches evidence: its name looks secret, or a platform
+    plug-in declares it secret."""
+    return bool(SECRET_KEY.search(key)) or key in registry.secret_vars()
 
 #: The connection variables recorded per host; every other ``ansible_*`` variable is left out.
 CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection")
@@ -148,12 +155,13 @@ def _host(name: str, variables: Mapping[str, Any], groups: tuple[str, ...]) -> H
         key: _json_data(variables[key], name, key) for key in CONNECTION_VARS if key in variables
     }
     kinds = _string_list(vqual.get("vqual_target_kinds", []), name, "vqual_target_kinds")
+    known = target_kinds()
     for kind in kinds:
-        if kind not in TARGET_KINDS:
+        if kind not in known:
             raise _fail(
                 name,
                 "vqual_target_kinds",
-                f"unknown kind {kind!r} (known: {', '.join(TARGET_KINDS)})",
+                f"unknown kind {kind!r} (known: {', '.join(known)})",
             )
     cluster = vqual.get("vqual_cluster")
     if cluster is not None and (not isinstance(cluster, str) or not cluster):
@@ -183,7 +191,7 @@ def _recordable(value: Any, redact: bool) -> Any:
     """A copy of ``value`` as recorded: secret keys redacted (if asked), big integers as text."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if redact and SECRET_KEY.search(key) else _recordable(item, redact)
+            key: REDACTED if redact and is_secret_key(key) else _recordable(item, redact)
             for key, item in value.items()
         }
     if isinstance(value, list):

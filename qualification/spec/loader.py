@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
 from qualification import checks
+from qualification.platforms import registry as platform_registry
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -32,6 +33,7 @@ from qualification.spec.model import (
     SizingRange,
     Spec,
     TestDef,
+    target_kinds,
 )
 from qualification.spec.source import FieldPath, LocatedDocument, read_located
 
@@ -50,11 +52,17 @@ class CheckRegistry(Protocol):
 
 
 @functools.cache
-def spec_schema() -> dict[str, Any]:
-    """The v1 JSON Schema, read from package data."""
+def _schema_for(kinds: tuple[str, ...]) -> dict[str, Any]:
     text = resources.files("qualification.spec").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
+    schema["$defs"]["targetKind"]["enum"] = list(kinds)
     return schema
+
+
+def spec_schema() -> dict[str, Any]:
+    """The v1 JSON Schema, read from package data, its target kinds those of the registered
+    platform plug-ins (the file names none: a new platform edits no schema)."""
+    return _schema_for(target_kinds())
 
 
 def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
@@ -69,9 +77,13 @@ def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
     return node
 
 
-@functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = spec_schema()
+    return _validator_for(target_kinds())
+
+
+@functools.cache
+def _validator_for(kinds: tuple[str, ...]) -> jsonschema.protocols.Validator:
+    schema = _schema_for(kinds)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     # Reference lookups were most of the validation time; the schema has no recursive
@@ -81,7 +93,8 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def default_registry() -> CheckRegistry:
-    """The installed check library."""
+    """The installed check library, with the check types of every platform plug-in."""
+    platform_registry.plugins()  # loading the plug-ins adds their check types
     registry: CheckRegistry = checks  # a module satisfies the protocol structurally
     return registry
 

@@ -6,23 +6,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qualification.platforms import registry
+
 API_VERSION = "vqual/v1"
 PROTOCOLS = ("IQ", "OQ", "PQ")
 
 #: Risk levels from lowest to highest; the order matters for inheritance (highest wins).
 RISK_LEVELS = ("low", "medium", "high")
 
-#: Kinds of target a test can apply to (``applies_to``) and a host can be (``vqual_target_kinds``).
-TARGET_KINDS = (
-    "linux_host",
-    "libvirt_hypervisor",
-    "kvm_host",
-    "vcenter",
-    "esxi",
-    "hyperv_host",
-    "master_vm",
-    "clone",
-)
+
+
+def target_kinds() -> tuple[str, ...]:
+    """Kinds of target a test can apply to (``applies_to``) and a host can be
+    (``vqual_target_kinds``): a Linux host, each registered platform's kinds, the VM roles."""
+    return registry.target_kinds()
+
 
 #: Roles a test can be run in (``scope``): on the qualified type (the Master-VM, and every
 #: non-VM target), or on a clone, as part of the reduced, difference-based set.

@@ -30,7 +30,9 @@ from qualification.errors import NotSupported, PlatformError
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
-from qualification.platforms.vsphere import Endpoint, VspherePlatform, answer_vsphere
+from qualification.platforms import registry
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
@@ -226,14 +228,14 @@ def test_probe_answers_errors_and_not_executed(lab: VsphereLab) -> None:
         {"key": "h", "method": "hcl", "args": {"hcl": "hcl"}},
         {"key": "x", "method": "nonsense", "args": {}},
     ]
-    obs = answer_vsphere(requests, host_vars=host_vars)
+    obs = registry.get("vsphere").answer(requests, host_vars=host_vars)
     assert "config.dateTimeInfo" in obs["t"]["not_executed"]
     assert "vm 'no-such-vm' not found" in obs["v"]["error"]
     assert "declares no data file 'hcl'" in obs["h"]["error"]
     assert "unknown vsphere probe method" in obs["x"]["error"]
-    wrong = answer_vsphere(requests[:1], host_vars={**host_vars, "vqual_vsphere_password": "x" + pwd})
+    wrong = registry.get("vsphere").answer(requests[:1], host_vars={**host_vars, "vqual_vsphere_password": "x" + pwd})
     assert "login failed" in wrong["t"]["error"] and pwd not in json.dumps(wrong)
-    missing = answer_vsphere(requests[:1], host_vars={"vqual_vsphere_host": "h"})
+    missing = registry.get("vsphere").answer(requests[:1], host_vars={"vqual_vsphere_host": "h"})
     assert missing["t"]["error"] == "no vqual_vsphere_username set for this target"
 
 
@@ -425,7 +427,7 @@ def test_no_password_in_the_ansible_run_artifacts(
 def test_oq_lifecycle_on_a_throwaway_vm(lab: VsphereLab) -> None:
     """Every step runs and is recorded; the simulator's revert only moves the current-snapshot
     pointer (the VM stays stopped), so that step fails there instead of passing."""
-    from qualification.platforms.vsphere import probe
+    from qualification.platforms.vsphere.observations import probe
 
     ep = lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")
     observations, changed = probe(
@@ -625,7 +627,7 @@ def test_cleanup_removes_the_throwaway_of_a_killed_qualify(
     another run's tagged VM, an untagged VM with the run's name prefix and the simulator's
     own VMs stay."""
     from qualification.platforms.base import VmConfig
-    from qualification.platforms.vsphere_oq import TAG_KEY, is_run_throwaway
+    from qualification.platforms.vsphere.oq import TAG_KEY, is_run_throwaway
     from qualification.spec.change import new_run_id
     from qualification.timeutil import utc_now
     from tests.conftest import VENV_BIN, vqual_env

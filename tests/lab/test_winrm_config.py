@@ -19,7 +19,7 @@ from vqual_lab.winrm_standin import (
 )
 
 from qualification.errors import BadInputError
-from qualification.platforms.hyperv import READ_CMDLETS
+from qualification.checks.vocabulary import READ_CMDLETS
 from tests.conftest import COLLECTION
 
 

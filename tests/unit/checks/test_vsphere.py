@@ -11,15 +11,10 @@ from hypothesis import strategies as st
 
 from qualification import checks
 from qualification.checks.base import Observation
-from qualification.checks.vsphere import (
-    HclEntry,
-    differences,
-    hcl_findings,
-    load_hcl,
-    per_host,
-)
+from qualification.checks.hcl import HclEntry, hcl_findings, load_hcl
+from qualification.checks.vsphere import differences, per_host
 from qualification.errors import BadInputError
-from qualification.platforms.vsphere_oq import OQ_TESTS
+from qualification.checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
 
 REPO = Path(__file__).resolve().parents[3]
 HCL_EXAMPLE = REPO / "ansible_collections" / "vqual" / "qualification" / "specs" / "data" / "hcl-example.yaml"

@@ -27,16 +27,10 @@ from cryptography.x509.oid import NameOID
 from qualification.errors import BadInputError, NotSupported, PlatformError
 from vqual_lab.winrm_standin import DEFAULT_PROFILE, StandInServer, load_profile
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform, VmConfig
-from qualification.platforms.hyperv import (
-    STAND_IN_REASON,
-    Endpoint,
-    HypervPlatform,
-    _clean_stderr,
-    answer_hyperv,
-    endpoint_from_vars,
-    probe,
-    ps_quote,
-)
+from qualification.platforms import registry
+from qualification.platforms.hyperv.adapter import STAND_IN_REASON, HypervPlatform, _clean_stderr, ps_quote
+from qualification.platforms.hyperv.endpoint import Endpoint, endpoint_from_vars
+from qualification.platforms.hyperv.observations import probe
 
 ADDRESS = "127.0.0.163"
 USER = "vqual-test"
@@ -208,19 +202,19 @@ def test_probe_answers_errors_and_not_executed(standin: StandInServer) -> None:
         {"key": "l", "method": "hcl", "args": {"hcl": "hcl"}},
         {"key": "x", "method": "nonsense", "args": {}},
     ]
-    obs = answer_hyperv(requests, host_vars=_host_vars(standin))
+    obs = registry.get("hyperv").answer(requests, host_vars=_host_vars(standin))
     assert obs["h"]["value"]["name"] == "HV1" and obs["h"]["error"] is None
     assert "the endpoint does not know Get-Tpm" in obs["t"]["not_executed"]
     assert "must be one of" in obs["bad"]["error"]
     assert "vm 'no-such-vm' not found" in obs["v"]["error"]
     assert "declares no data file 'hcl'" in obs["l"]["error"]
     assert "unknown hyperv probe method" in obs["x"]["error"]
-    wrong = answer_hyperv(
+    wrong = registry.get("hyperv").answer(
         requests[:2], host_vars=_host_vars(standin, vqual_winrm_password="x" + PASSWORD)
     )
     assert all("login failed" in o["error"] for o in wrong.values())
     assert PASSWORD not in json.dumps(wrong)
-    missing = answer_hyperv(requests[:1], host_vars={"vqual_winrm_host": "h"})
+    missing = registry.get("hyperv").answer(requests[:1], host_vars={"vqual_winrm_host": "h"})
     assert missing["h"]["error"] == "no vqual_winrm_username set for this target"
 
 
@@ -337,9 +331,9 @@ def test_hcl_is_read_again_and_must_have_the_approved_digest(
     approved = hashlib.sha256(hcl.read_bytes()).hexdigest()
     files = [{"name": "hcl", "path": str(hcl), "digest": approved}]
     request = [{"key": "l", "method": "hcl", "args": {"hcl": "hcl"}}]
-    ok = answer_hyperv(request, host_vars=_host_vars(standin), data_files=files)["l"]
+    ok = registry.get("hyperv").answer(request, host_vars=_host_vars(standin), data_files=files)["l"]
     assert ok["error"] is None and ok["value"]["digest"] == approved
     assert ok["value"]["hosts"][0]["hardware"]["model"] == "PowerEdge R650"
     hcl.write_text(hcl.read_text() + "# edited after approval\n")
-    changed = answer_hyperv(request, host_vars=_host_vars(standin), data_files=files)["l"]
+    changed = registry.get("hyperv").answer(request, host_vars=_host_vars(standin), data_files=files)["l"]
     assert "changed since the run was planned" in changed["error"]

@@ -16,18 +16,15 @@ import pytest
 
 from qualification.checks.base import Observation, ProbeRequest
 from qualification.errors import NotSupported, PlatformError
-from qualification.platforms.base import HypervisorPlatform, Placement, VmConfig
-from qualification.platforms.libvirt import (
-    IQ_METHODS,
+from qualification.platforms.base import BadArgs, HypervisorPlatform, Placement, VmConfig
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.domain_xml import (
     VQUAL_NS,
-    BadArgs,
-    LibvirtPlatform,
-    answer_requests,
     parse_capabilities,
-    probe,
     version_text,
     vm_facts_from_xml,
 )
+from qualification.platforms.libvirt.observations import IQ_METHODS, answer_requests, probe
 
 URI = "test:///default"
 

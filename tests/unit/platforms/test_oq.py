@@ -10,8 +10,9 @@ import pytest
 
 from qualification.errors import NotSupported
 from qualification.platforms.base import SnapshotFacts
-from qualification.platforms.libvirt import LibvirtPlatform
-from qualification.platforms.oq import LIFECYCLE_STEPS, SNAPSHOT_NAME, plan_steps, run_lifecycle
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.checks.vocabulary import LIFECYCLE_STEPS
+from qualification.platforms.oq import SNAPSHOT_NAME, plan_steps, run_lifecycle
 
 URI = "test:///default"
 STAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from qualification.platforms.vsphere import Endpoint, answer_vsphere, endpoint_from_vars
+from qualification.platforms import registry
+from qualification.platforms.vsphere.endpoint import Endpoint, endpoint_from_vars
 
 REPO = Path(__file__).resolve().parents[3]
 HCL_EXAMPLE = REPO / "ansible_collections" / "vqual" / "qualification" / "specs" / "data" / "hcl-example.yaml"
@@ -38,7 +39,7 @@ def test_endpoint_from_vars_and_its_repr_hides_the_password() -> None:
       "vqual_vsphere_port": "https"}, "vqual_vsphere_port must be a port number"),
 ])
 def test_missing_variables_are_errors_naming_them(host_vars: dict[str, Any], message: str) -> None:
-    obs = answer_vsphere([{"key": "k", "method": "about", "args": {}}], host_vars=host_vars)
+    obs = registry.get("vsphere").answer([{"key": "k", "method": "about", "args": {}}], host_vars=host_vars)
     assert obs["k"]["error"].startswith(message)
 
 
@@ -49,7 +50,7 @@ def test_an_hcl_changed_since_planning_is_an_error(tmp_path: Path) -> None:
     hcl.write_text(hcl.read_text() + "\n# edited after approval\n")
     host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 9,
                  "vqual_vsphere_username": "u", "vqual_vsphere_password": "p"}
-    obs = answer_vsphere([{"key": "k", "method": "hcl", "args": {"hcl": "hcl"}}],
+    obs = registry.get("vsphere").answer([{"key": "k", "method": "hcl", "args": {"hcl": "hcl"}}],
                          host_vars=host_vars,
                          data_files=[{"name": "hcl", "path": str(hcl), "digest": planned}])
     assert "changed since the run was planned" in obs["k"]["error"]
@@ -60,7 +61,7 @@ def test_unreachable_endpoint_is_an_error_for_every_request() -> None:
                  "vqual_vsphere_username": "u", "vqual_vsphere_password": "pw-never-shown"}
     requests = [{"key": "a", "method": "about", "args": {}},
                 {"key": "b", "method": "hosts", "args": {}}]
-    obs = answer_vsphere(copy.deepcopy(requests), host_vars=host_vars)
+    obs = registry.get("vsphere").answer(copy.deepcopy(requests), host_vars=host_vars)
     for key in ("a", "b"):
         assert obs[key]["error"].startswith("https://127.0.0.1:9/sdk: connect failed")
         assert "pw-never-shown" not in obs[key]["error"]

@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qualification.cleanup import VSPHERE_VARS, cleanup, vsphere_hosts
+from qualification.cleanup import cleanup
+from qualification.platforms.vsphere.cleanup import vsphere_hosts
+from qualification.platforms.vsphere.endpoint import VSPHERE_VARS
 from qualification.execution.inventory import read_hostvars
 from qualification.platforms.base import BadArgs
-from qualification.platforms.vsphere import answer_vsphere
-from qualification.platforms.vsphere_oq import (
+from qualification.platforms import registry
+from qualification.platforms.vsphere.oq import (
     OQ_TESTS,
     OqSettings,
     is_run_throwaway,
@@ -79,7 +81,7 @@ def test_a_malformed_oq_setting_is_an_error_observation() -> None:
     host_vars = {"vqual_vsphere_host": "127.0.0.1", "vqual_vsphere_port": 1,
                  "vqual_vsphere_username": "u", "vqual_vsphere_password": "p",
                  "vqual_vsphere_oq": "DC0_C0_RP0_VM3"}
-    obs = answer_vsphere([{"key": "k", "method": "oq_protocol", "args": {}}],
+    obs = registry.get("vsphere").answer([{"key": "k", "method": "oq_protocol", "args": {}}],
                          host_vars=host_vars, run_id=RUN)
     assert obs["k"]["error"] == (
         "vqual_vsphere_oq must be a mapping {template, destination, maintenance_host}")

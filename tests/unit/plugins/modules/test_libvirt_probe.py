@@ -49,6 +49,10 @@ def run_module(
         command = [sys.executable, "-c", _WITHOUT_VQUAL, str(MODULE), str(args_file)]
     full_env = {k: v for k, v in os.environ.items() if k != "VQUAL_LIBVIRT_URI"}
     full_env["VQUAL_STATE_DIR"] = str(tmp_path / "state")
+    # The module reaches vqual through the collection's module_utils, as AnsiballZ packs it.
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(COLLECTIONS), full_env.get("PYTHONPATH", "")) if p
+    )
     full_env.update(env or {})
     done = subprocess.run(
         command, capture_output=True, text=True, env=full_env, timeout=120, check=False

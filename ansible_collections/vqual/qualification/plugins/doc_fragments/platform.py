@@ -14,11 +14,13 @@ class ModuleDocFragment(object):
 options:
   platform:
     description:
-      - The hypervisor platform to talk to; selects the adapter of the C(qualification) package.
+      - The hypervisor platform to talk to, the name of a platform plug-in registered with the
+        C(qualification) package (entry point group C(vqual.platforms)); it selects the adapter.
+        The package ships V(libvirt), V(vsphere) and V(hyperv); an unknown name fails the task
+        with one line listing the registered ones.
       - If not set, the value of the environment variable E(VQUAL_PLATFORM) is used.
       - V(hyperv) (WinRM and PowerShell) is accepted by the read-only modules only.
     type: str
-    choices: [libvirt, vsphere, hyperv]
     required: true
   uri:
     description:

@@ -3,8 +3,10 @@
 # Apache License 2.0
 """What vqual's platform modules share: connection options, opening an adapter, one-line errors.
 
-The modules run on the controller and import the installed ``qualification`` package with a
-guard, so a missing package gives one clear message instead of a traceback.
+The one file through which the collection's modules reach the ``qualification`` package
+(a test holds this): the modules run on the controller and import it here with a guard, so a
+missing package gives one clear message instead of a traceback. Which platform answers is the
+package's platform registry (entry point group ``vqual.platforms``), never a list here.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +19,8 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
     from qualification.errors import BadInputError, NotSupported, PlatformError, missing_extra
-    from qualification.platforms.base import secrets_of
+    from qualification.platforms import registry
+    from qualification.platforms.base import BadArgs
 
     HAS_VQUAL = True
     VQUAL_IMPORT_ERROR = None
@@ -34,14 +37,15 @@ except ImportError:
     class BadInputError(Exception):
         pass
 
+    class BadArgs(ValueError):
+        pass
+
 
 def platform_argument_spec():
     """Connection options of every platform module (see doc fragment ``platform``)."""
     return dict(
-        platform=dict(
-            type="str", required=True, choices=["libvirt", "vsphere", "hyperv"],
-            fallback=(env_fallback, ["VQUAL_PLATFORM"]),
-        ),
+        # Any registered platform plug-in; open_platform names the known ones.
+        platform=dict(type="str", required=True, fallback=(env_fallback, ["VQUAL_PLATFORM"])),
         uri=dict(type="str", fallback=(env_fallback, ["VQUAL_LIBVIRT_URI"])),
         state_dir=dict(type="path"),
         hostname=dict(type="str", fallback=(env_fallback, ["VMWARE_HOST"])),
@@ -69,62 +73,58 @@ def require_vqual(module):
         )
 
 
+def plugin_for(module, action):
+    """The registered plug-in of the module's ``platform``; fails the task (one line, naming
+    the known platforms) for an unknown name."""
+    require_vqual(module)
+    try:
+        return registry.get(module.params["platform"])
+    except BadInputError as exc:
+        module.fail_json(msg="%s failed: %s" % (action, exc.one_line()))
+
+
 def open_platform(module, action, readonly=False):
     """The adapter for the module's ``platform``; fails the task (one line) if it cannot connect."""
-    require_vqual(module)
-    params = module.params
+    plugin = plugin_for(module, action)
+    for secret in plugin.module_secrets(module.params):
+        module.no_log_values.add(secret)
     try:
-        if params["platform"] == "libvirt":
-            if not params["uri"]:
-                module.fail_json(msg="%s failed: uri (or VQUAL_LIBVIRT_URI) is required for libvirt" % action)
-            for secret in secrets_of(params["uri"]):
-                module.no_log_values.add(secret)
-            from qualification.platforms.libvirt import LibvirtPlatform
-
-            return LibvirtPlatform(params["uri"], readonly=readonly, state_dir=params["state_dir"])
-        if params["platform"] == "hyperv" and not readonly:
-            # The Hyper-V adapter's operations never ran against Hyper-V (only a stand-in was
-            # available), so only the read-only modules accept platform hyperv.
-            module.fail_json(msg="%s failed: platform hyperv supports only the read-only modules" % action)
-        missing = [name for name in ("hostname", "username", "password") if not params[name]]
-        if missing:
-            module.fail_json(
-                msg="%s failed: %s required for %s (or VMWARE_HOST, VMWARE_USER, VMWARE_PASSWORD)"
-                % (action, ", ".join(missing), params["platform"])
-            )
-        validate = params["validate_certs"]
-        if params["platform"] == "hyperv":
-            from qualification.platforms.hyperv import Endpoint as WinrmEndpoint
-            from qualification.platforms.hyperv import HypervPlatform
-
-            scheme = params["winrm_scheme"]
-            return HypervPlatform(
-                WinrmEndpoint(
-                    host=params["hostname"],
-                    username=params["username"],
-                    password=params["password"],
-                    port=params["port"] or (5986 if scheme == "https" else 5985),
-                    scheme=scheme,
-                    transport=params["winrm_transport"],
-                    validate_certs=True if validate is None else validate,
-                    ca_file=params["ca_file"],
-                )
-            )
-        from qualification.platforms.vsphere import Endpoint, VspherePlatform
-
-        return VspherePlatform(
-            Endpoint(
-                host=params["hostname"],
-                username=params["username"],
-                password=params["password"],
-                port=params["port"] or 443,
-                validate_certs=True if validate is None else validate,
-                ca_file=params["ca_file"],
-                datacenter=params["datacenter"],
-                cluster=params["cluster"],
-            )
-        )
+        return plugin.connect_module(module.params, readonly=readonly)
     except (PlatformError, BadInputError) as exc:
+        module.fail_json(msg="%s failed: %s" % (action, exc.one_line()))
+    except ImportError as exc:
+        # A platform library the site did not install: name the extra that adds it.
+        missing = missing_extra(exc)
+        module.fail_json(msg="%s failed: %s" % (action, missing.one_line() if missing else exc),
+                         exception=traceback.format_exc())
+
+
+def migration_state(module, platform, name, destination):
+    """``(there, facts, shown)`` for ``vm_migrate``: whether the VM is at ``destination``,
+    its facts, and the destination as the diff shows it (the plug-in's rule)."""
+    return plugin_for(module, "vm_migrate").migration_state(platform, name, destination)
+
+
+def run_probe(module, platform, host_vars, requests, run_id=None, state_dir=None):
+    """A platform's probe in one session: ``(observations, changed)``. The endpoint comes from
+    ``host_vars`` as the plug-in reads a target's host variables; a password in it is masked.
+    Fails the task (one line) for a malformed call (unsafe run id, request without key)."""
+    require_vqual(module)
+    action = "%s_probe" % platform
+    try:
+        plugin = registry.get(platform)
+        endpoint = plugin.endpoint(host_vars)
+    except BadInputError as exc:
+        module.fail_json(msg="%s failed: %s" % (action, exc.one_line()))
+    for secret in plugin.endpoint_secrets(endpoint):
+        module.no_log_values.add(secret)
+    try:
+        return plugin.run_probe(
+            endpoint, requests, run_id=run_id, check_mode=module.check_mode, state_dir=state_dir
+        )
+    except BadArgs as exc:
+        module.fail_json(msg="%s failed: %s" % (action, exc))
+    except NotSupported as exc:
         module.fail_json(msg="%s failed: %s" % (action, exc.one_line()))
     except ImportError as exc:
         # A platform library the site did not install: name the extra that adds it.

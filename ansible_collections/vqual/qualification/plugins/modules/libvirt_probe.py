@@ -231,31 +231,16 @@ probe_seconds:
 """
 
 import time
-import traceback
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-try:
-    from qualification.platforms.base import secrets_of
-    from qualification.platforms.libvirt import BadArgs, probe
-
-    HAS_VQUAL = True
-    VQUAL_IMPORT_ERROR = None
-    VQUAL_MISSING = None
-except ImportError as exc:
-    HAS_VQUAL = False
-    VQUAL_IMPORT_ERROR = traceback.format_exc()
-    try:  # the package is there but libvirt-python is not: name the extra that adds it
-        from qualification.errors import missing_extra
-
-        VQUAL_MISSING = missing_extra(exc)
-    except ImportError:
-        VQUAL_MISSING = None
+from ansible_collections.vqual.qualification.plugins.module_utils.vqual_platform import run_probe
 
 
 class LibvirtProbe:
-    """Runs the requested observations in one libvirt session; a thin shell around ``probe``."""
+    """Runs the requested observations in one libvirt session; a thin shell around the
+    platform's probe."""
 
     def __init__(self, module):
         self.module = module
@@ -263,13 +248,13 @@ class LibvirtProbe:
     def run(self):
         params = self.module.params
         started = time.monotonic()
-        observations, changed = probe(
-            params["uri"],
-            params["requests"],
-            check_mode=self.module.check_mode,
-            run_id=params["run_id"],
+        # The endpoint as a target's host variables name it; a password in the URI is masked
+        # wherever Ansible shows this task, the URI itself stays visible (evidence names it).
+        host_vars = {"vqual_libvirt_uri": params["uri"],
+                     "vqual_libvirt_domain_type": params["domain_type"]}
+        observations, changed = run_probe(
+            self.module, "libvirt", host_vars, params["requests"], run_id=params["run_id"],
             state_dir=Path(params["state_dir"]) if params["state_dir"] else None,
-            domain_type=params["domain_type"],
         )
         return {
             "changed": changed,
@@ -298,21 +283,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_VQUAL:
-        module.fail_json(
-            msg=VQUAL_MISSING.one_line() if VQUAL_MISSING else missing_required_lib(
-                "vqual (the qualification package)"),
-            exception=VQUAL_IMPORT_ERROR,
-        )
-    # A password in the URI is masked wherever Ansible shows this task, arguments included;
-    # the URI itself stays visible, so evidence names the endpoint.
-    for secret in secrets_of(module.params["uri"]):
-        module.no_log_values.add(secret)
-    try:
-        result = LibvirtProbe(module).run()
-    except BadArgs as exc:
-        module.fail_json(msg=f"libvirt_probe failed: {exc}")
-    module.exit_json(**result)
+    module.exit_json(**LibvirtProbe(module).run())
 
 
 if __name__ == "__main__":

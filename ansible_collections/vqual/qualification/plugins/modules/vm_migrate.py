@@ -78,6 +78,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vqual.qualification.plugins.module_utils.vqual_platform import (
     PlatformError,
     fail,
+    migration_state,
     open_platform,
     platform_argument_spec,
 )
@@ -87,23 +88,12 @@ class VmMigrate:
     def __init__(self, module):
         self.module = module
 
-    def _already_there(self, platform, name, destination):
-        if self.module.params["platform"] == "vsphere":
-            facts = platform.vm(name)
-            return facts.host == destination, facts
-        if platform.vm_exists(name):
-            return False, platform.vm(name)
-        from qualification.platforms.libvirt import LibvirtPlatform
-
-        with LibvirtPlatform(destination, readonly=True) as dest:
-            return True, dest.vm(name)  # fails with "not found" if it is on neither side
-
     def run(self):
         params = self.module.params
         name, destination = params["name"], params["destination"]
         platform = open_platform(self.module, "vm_migrate")
         try:
-            there, before = self._already_there(platform, name, destination)
+            there, before, shown = migration_state(self.module, platform, name, destination)
             after = before
             if not there and not self.module.check_mode:
                 after = platform.migrate_vm(name, destination, live=params["live"])
@@ -111,13 +101,12 @@ class VmMigrate:
             fail(self.module, "vm_migrate %s to %s" % (name, destination), exc)
         finally:
             platform.close()
-        target = destination if params["platform"] == "vsphere" else "(%s)" % destination
         return {
             "changed": not there,
             "vm": after.to_json(),
             "diff": {
                 "before": {"host": before.host},
-                "after": {"host": after.host if not self.module.check_mode else target},
+                "after": {"host": after.host if not self.module.check_mode else shown},
             },
         }
 

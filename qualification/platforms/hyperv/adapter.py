@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
-from ..errors import BadInputError, NotSupported, PlatformError
-from .base import (
+from qualification.checks.vocabulary import READ_CMDLETS
+from qualification.errors import BadInputError, NotSupported, PlatformError
+from qualification.platforms.base import (
     CRASHED,
     PAUSED,
     RUNNING,
@@ -38,7 +37,6 @@ from .base import (
     STOPPING,
     SUSPENDED,
     UNKNOWN,
-    BadArgs,
     ClusterFacts,
     CpuFacts,
     DatastoreFacts,
@@ -52,7 +50,7 @@ from .base import (
     VmFacts,
     one_line,
 )
-from .base import probe_observation as _observation
+from qualification.platforms.hyperv.endpoint import Endpoint
 
 # Microsoft.HyperV.PowerShell.VMState (Get-VM .State), numbers as ConvertTo-Json writes them.
 _VM_STATE = {
@@ -78,68 +76,10 @@ MIGRATION_PERFORMANCE = {0: "TCPIP", 1: "Compression", 2: "SMB"}
 # Microsoft.PowerShell.Commands.FirmwareType (Get-ComputerInfo .BiosFirmwareType)
 FIRMWARE_TYPES = {0: "Unknown", 1: "Bios", 2: "Uefi", 3: "Max"}
 
-#: Read-only queries the ``cmdlet`` probe method may run: name -> the PowerShell command.
-#: Specs name a key; nothing outside this table is ever sent, so a spec cannot change state.
-READ_CMDLETS: dict[str, str] = {
-    "Get-VMHost": "Get-VMHost",
-    "Get-ComputerInfo": "Get-ComputerInfo",
-    "Get-VM": "Get-VM",
-    "Get-VMSwitch": "Get-VMSwitch",
-    "Confirm-SecureBootUEFI": "Confirm-SecureBootUEFI",
-    "Get-WindowsFeature": "Get-WindowsFeature",
-    "Get-HotFix": "Get-HotFix",
-    "Get-Tpm": "Get-Tpm",
-    "Get-BitLockerVolume": "Get-BitLockerVolume",
-    "Get-MpPreference": "Get-MpPreference",
-    "Get-VMProcessor": "Get-VMProcessor -VMName *",
-    "Get-VMMigrationNetwork": "Get-VMMigrationNetwork",
-    "Get-LocalGroupMember": "Get-LocalGroupMember -Group 'Hyper-V Administrators'",
-    "Get-ClusterNode": "Get-ClusterNode",
-    "Get-ClusterQuorum": "Get-ClusterQuorum",
-    "Get-ClusterSharedVolume": "Get-ClusterSharedVolume",
-    "Get-ClusterNetwork": "Get-ClusterNetwork",
-    # Test-Cluster's reports (HV-12), as System.IO.FileInfo objects; the newest is judged.
-    "Cluster-ValidationReports": (
-        "Get-ChildItem -Path 'C:\\Windows\\Cluster\\Reports' -Filter 'Validation Report*'"
-    ),
-    # The time service's configured source (HV-14); w32tm itself writes text, not objects.
-    "W32Time-Parameters": (
-        "Get-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\W32Time\\Parameters'"
-    ),
-}
 
 _NOT_RECOGNIZED = "is not recognized as the name of a cmdlet"
 _STAND_IN_MARK = "WinRM stand-in"
 STAND_IN_REASON = "no real Hyper-V available; the stand-in does not change state"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to reach a Hyper-V host's WinRM service.
-
-    ``password`` never appears in ``repr`` or messages. ``scheme="http"`` (no TLS) and
-    ``validate_certs=False`` are explicit opt-outs, for a lab only.
-    """
-
-    host: str
-    username: str
-    password: str
-    port: int = 5986
-    scheme: str = "https"
-    transport: str = "ntlm"
-    validate_certs: bool = True
-    ca_file: str | None = None
-    timeout_s: int = 30
-
-    def __repr__(self) -> str:
-        return (
-            f"Endpoint(host={self.host!r}, port={self.port}, scheme={self.scheme!r}, "
-            f"transport={self.transport!r}, username={self.username!r}, password=***)"
-        )
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}/wsman"
 
 
 def ps_quote(text: str) -> str:
@@ -148,8 +88,8 @@ def ps_quote(text: str) -> str:
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    # pywinrm and requests are imported on first use: the check library imports this module
-    # for its tables, and a run without Hyper-V targets should not pay for them.
+    # pywinrm and requests are imported where the adapter first needs them (connecting),
+    # never when the module is loaded.
     import requests
     from winrm.exceptions import WinRMError
 
@@ -663,275 +603,3 @@ class HypervPlatform:
 
     def events(self, since: datetime | None = None) -> list[EventFacts]:
         raise NotSupported("events", "the Hyper-V event logs are not modelled")
-
-
-# -- the controller-side probe ------------------------------------------------------------
-
-IQ_METHODS = ("about", "host", "cmdlet", "features", "vswitches", "hcl", "vms", "vm")
-OQ_METHODS = ("oq_lifecycle",)
-
-
-
-
-
-
-def _raw(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _iq(platform: HypervPlatform, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    where = platform.endpoint.url
-    value: Any
-    if method == "about":
-        value = platform.about().to_json()
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-ComputerInfo | ConvertTo-Json {where}"
-        )
-    if method == "host":
-        value = platform.host_details()
-        return _observation(
-            value=value,
-            raw=_raw(value),
-            method=f"Get-ComputerInfo, Get-VMHost | ConvertTo-Json {where}",
-        )
-    if method == "cmdlet":
-        name = args.get("cmdlet")
-        if not isinstance(name, str) or name not in READ_CMDLETS:
-            raise BadArgs(f"cmdlet: argument 'cmdlet' must be one of {', '.join(READ_CMDLETS)}")
-        value = platform.read(name)
-        return _observation(
-            value=value, raw=_raw(value), method=f"{READ_CMDLETS[name]} | ConvertTo-Json {where}"
-        )
-    if method == "features":
-        value = platform.features()
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-WindowsFeature | ConvertTo-Json {where}"
-        )
-    if method == "vswitches":
-        value = platform.vswitches()
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-VMSwitch | ConvertTo-Json {where}"
-        )
-    if method == "hcl":
-        entries = args.get("entries")
-        if not isinstance(entries, list):
-            raise BadArgs("hcl: no HCL entries (the spec's data file was not resolved)")
-        d = platform.host_details()
-        hosts = [{k: d[k] for k in ("name", "hardware", "bios", "product")}]
-        value = {
-            "hcl": args.get("hcl"),
-            "digest": args.get("digest"),
-            "hosts": hosts,
-            "entries": entries,
-        }
-        return _observation(
-            value=value,
-            raw=_raw(hosts),
-            method=f"Get-ComputerInfo (Cs*, Bios*, Windows*) against HCL {args.get('hcl')} {where}",
-        )
-    if method == "vms":
-        value = [v.to_json() for v in platform.vms()]
-        return _observation(value=value, raw=_raw(value), method=f"Get-VM | ConvertTo-Json {where}")
-    if method == "vm":
-        name = args.get("name")
-        if not isinstance(name, str) or not name:
-            raise BadArgs("vm: argument 'name' (a VM name) is required")
-        value = platform.vm_details(name)
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-VM {name} | ConvertTo-Json {where}"
-        )
-    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
-
-
-def _oq_lifecycle(platform: HypervPlatform, vm: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    from .oq import lifecycle_observation
-
-    return lifecycle_observation(platform, vm, args, "Hyper-V", str(platform.endpoint.url))
-
-
-def probe(
-    endpoint: Endpoint,
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    check_mode: bool = False,
-    run_id: str = "",
-) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Answer every request over one WinRM shell.
-
-    Returns:
-        ``({key: observation}, changed)``. A connection or login failure makes every
-        observation an ``error`` with the one-line reason (no password); nothing here raises
-        for a platform failure.
-    """
-    observations: dict[str, dict[str, Any]] = {}
-    platform: HypervPlatform | None = None
-    connect_error: str | None = None
-    secrets = tuple(s for s in (endpoint.password,) if s)
-    try:
-        platform = HypervPlatform(endpoint)
-    except (PlatformError, BadInputError) as exc:
-        connect_error = one_line(exc.one_line(), secrets)
-    changed = False
-    try:
-        for number, request in enumerate(requests, start=1):
-            key = str(request.get("key") or "")
-            method = str(request.get("method") or "")
-            args = request.get("args") or {}
-            if method not in IQ_METHODS and method not in OQ_METHODS:
-                known = ", ".join(IQ_METHODS + OQ_METHODS)
-                observations[key] = _observation(
-                    method=method, error=f"unknown hyperv probe method {method!r} (known: {known})"
-                )
-                continue
-            if platform is None:
-                observations[key] = _observation(method=method, error=connect_error)
-                continue
-            if method in OQ_METHODS and check_mode:
-                observations[key] = _observation(method=method, not_executed="check mode")
-                continue
-            try:
-                if not isinstance(args, Mapping):
-                    raise BadArgs(f"{method}: args must be a mapping")
-                if method in OQ_METHODS:
-                    suffix = "".join(c for c in run_id if c.isalnum() or c in "-_") or "run"
-                    vm = f"vqual-oq-{suffix}" + (f"-{number}" if number > 1 else "")
-                    observations[key] = _oq_lifecycle(platform, vm, args)
-                    changed = changed or any(
-                        a.get("verdict") != "not-executed" for a in observations[key]["actions"]
-                    )
-                else:
-                    observations[key] = _iq(platform, method, args)
-            except NotSupported as exc:
-                observations[key] = _observation(method=method, not_executed=exc.one_line())
-            except (PlatformError, BadInputError, BadArgs) as exc:
-                text = (
-                    exc.one_line() if isinstance(exc, (PlatformError, BadInputError)) else str(exc)
-                )
-                observations[key] = _observation(method=method, error=one_line(text, secrets))
-    finally:
-        if platform is not None:
-            platform.close()
-    return observations, changed
-
-
-_TRUE = ("true", "yes", "1", "on")
-
-
-def endpoint_from_vars(host_vars: Mapping[str, Any]) -> Endpoint:
-    """The endpoint of a target from its ``vqual_winrm_*`` variables.
-
-    Raises:
-        BadInputError: a required variable is missing or malformed (the message names it,
-            never the password's value).
-    """
-
-    def need(name: str) -> str:
-        value = host_vars.get(name)
-        if value is None or value == "":
-            raise BadInputError(f"no {name} set for this target")
-        return str(value)
-
-    scheme = str(host_vars.get("vqual_winrm_scheme") or "https").lower()
-    if scheme not in ("https", "http"):
-        raise BadInputError(f"vqual_winrm_scheme must be https or http, not {scheme!r}")
-    port = host_vars.get("vqual_winrm_port", 5986 if scheme == "https" else 5985)
-    try:
-        port_number = int(port)
-    except (TypeError, ValueError):
-        raise BadInputError(f"vqual_winrm_port must be a port number, not {port!r}") from None
-    validate = host_vars.get("vqual_winrm_validate_certs", True)
-    if isinstance(validate, str):
-        validate = validate.strip().lower() in _TRUE
-    transport = str(host_vars.get("vqual_winrm_transport") or "ntlm")
-    if not re.fullmatch(r"basic|ntlm|kerberos|credssp", transport):
-        raise BadInputError(
-            f"vqual_winrm_transport must be ntlm, kerberos, credssp or basic, not {transport!r}"
-        )
-    return Endpoint(
-        host=need("vqual_winrm_host"),
-        username=need("vqual_winrm_username"),
-        password=need("vqual_winrm_password"),
-        port=port_number,
-        scheme=scheme,
-        transport=transport,
-        validate_certs=bool(validate),
-        ca_file=str(host_vars["vqual_winrm_ca_file"])
-        if host_vars.get("vqual_winrm_ca_file")
-        else None,
-    )
-
-
-def _hcl_args(
-    request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The ``hcl`` request's args with the entries of the named data file, read again and
-    checked against the digest recorded at planning (what the protocol approval covers).
-
-    Kept here rather than shared with the vSphere adapter, so a controller without pyVmomi
-    can still qualify Hyper-V hosts.
-    """
-    import hashlib
-
-    from qualification.checks.vsphere import load_hcl
-
-    args = dict(request.get("args") or {})
-    name = args.get("hcl")
-    found = [d for d in data_files if d.get("name") == name]
-    if not found:
-        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
-        raise BadArgs(f"hcl: the spec declares no data file {name!r} (data_files: {known})")
-    path = str(found[0].get("path"))
-    try:
-        with open(path, "rb") as fh:
-            content = fh.read()
-    except OSError as exc:
-        raise BadArgs(f"hcl: cannot read {path}: {exc.strerror or exc}") from None
-    digest = hashlib.sha256(content).hexdigest()
-    planned = found[0].get("digest")
-    if planned and digest != planned:
-        raise BadArgs(
-            f"hcl: {path} changed since the run was planned "
-            f"(digest {digest[:12]}..., planned {str(planned)[:12]}...)"
-        )
-    try:
-        entries = load_hcl(content.decode("utf-8"), path)
-    except UnicodeDecodeError as exc:
-        raise BadArgs(f"hcl: {path}: {exc}") from None
-    except BadInputError as exc:
-        raise BadArgs(f"hcl: {exc.one_line()}") from None
-    args.update(entries=[e.to_json() for e in entries], digest=digest)
-    return args
-
-
-def answer_hyperv(
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    host_vars: Mapping[str, Any],
-    run_id: str = "",
-    check_mode: bool = False,
-    data_files: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, dict[str, Any]]:
-    """:func:`probe` for the controller (action plugin): the endpoint from the target's
-    ``vqual_winrm_*`` variables, HCL data files resolved; observations only, never raises."""
-    try:
-        endpoint = endpoint_from_vars(host_vars)
-    except BadInputError as exc:
-        return {
-            str(r.get("key", "")): _observation(
-                method=str(r.get("method", "")), error=exc.one_line()
-            )
-            for r in requests
-        }
-    prepared: list[dict[str, Any]] = []
-    failed: dict[str, dict[str, Any]] = {}
-    for request in requests:
-        if request.get("method") == "hcl":
-            try:
-                prepared.append({**request, "args": _hcl_args(request, data_files)})
-            except BadArgs as exc:
-                failed[str(request.get("key", ""))] = _observation(method="hcl", error=str(exc))
-            continue
-        prepared.append(dict(request))
-    observations, _changed = probe(endpoint, prepared, check_mode=check_mode, run_id=run_id)
-    observations.update(failed)
-    return observations

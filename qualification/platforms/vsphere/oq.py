@@ -38,24 +38,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotSupported, PlatformError
-from .base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
-from .oq import utc_stamp
+from qualification.checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
+from qualification.platforms.oq import utc_stamp
 
-if TYPE_CHECKING:  # the adapter imports pyVmomi; the check library reads only the names here
-    from .vsphere import VspherePlatform
+if TYPE_CHECKING:  # typing only: the OQ runs on the session it is handed
+    from qualification.platforms.vsphere.adapter import VspherePlatform
 
 THROWAWAY_PREFIX = "vqual-tmp-"
 TAG_KEY = "vqual.throwaway"
 SNAPSHOT_NAME = "vqual-oq-snapshot"
-OQ_TESTS: tuple[str, ...] = (
-    "power_cycle",
-    "snapshot",
-    "clone",
-    "migrate",
-    "maintenance",
-    "backup_restore",
-)
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 NO_GUEST = (

@@ -44,9 +44,6 @@ from qualification.errors import BadInputError, PlatformError
 from qualification.platforms.base import HypervisorPlatform, redact_endpoint
 from qualification.rollout.change import RolloutChange
 
-#: The inventory's connection variables the executor reads (beside its ``vqual_*`` ones).
-SSH_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
-            "ansible_ssh_common_args")
 #: ``dpkg-query`` format: package, version, status abbreviation (``ii`` installed).
 _DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\n"
 #: Separates the parts of one combined query's output.
@@ -156,7 +153,7 @@ def platform_factory(
     Raises:
         BadInputError: as :meth:`LibvirtCluster.from_hostvars`, checked here at once.
     """
-    from qualification.platforms.libvirt_cluster import LibvirtCluster
+    from qualification.platforms.libvirt.cluster import LibvirtCluster
 
     LibvirtCluster.from_hostvars(hostvars, cluster, state_dir=state_dir)  # no connection yet
 
@@ -213,7 +210,7 @@ def _tail(text: str) -> str:
 def _libvirt_connect(uri: str) -> HypervisorPlatform:
     # Imported on use: the rollout core does not load a vendor library until a KVM host is
     # actually asked whether it is back.
-    from qualification.platforms.libvirt import LibvirtPlatform
+    from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
     return LibvirtPlatform(uri, readonly=True)
 
