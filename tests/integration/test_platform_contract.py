@@ -398,6 +398,67 @@ def test_cleanup_removes_a_killed_runs_clone(
     service.delete("/vms/vqual-oq-20261206T120000Z-other1")  # another run's: tidied here
 
 
+PLAYBOOK = """
+- name: The collection's platform modules on the fourth platform
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Move web01
+      vqual.qualification.vm_migrate:
+        platform: statefulhv
+        hostname: "{{ lookup('env', 'STATEFULHV_URL') }}"
+        password: "{{ lookup('env', 'STATEFULHV_TOKEN') }}"
+        name: web01
+        destination: "{{ destination }}"
+      register: moved
+    - name: Maintenance of hv1
+      vqual.qualification.host_maintenance:
+        platform: statefulhv
+        hostname: "{{ lookup('env', 'STATEFULHV_URL') }}"
+        password: "{{ lookup('env', 'STATEFULHV_TOKEN') }}"
+        host: hv1
+        state: "{{ maintenance }}"
+      register: maintained
+    - name: What changed
+      ansible.builtin.debug:
+        msg: "moved={{ moved.changed }} maintained={{ maintained.changed }}"
+"""
+
+
+def test_the_collections_platform_modules_drive_it(executor_state: Path, tmp_path: Path) -> None:
+    """``vm_migrate`` and ``host_maintenance`` take ``platform: statefulhv`` (hooks
+    ``connect_module``, ``module_secrets``, ``migration_state``) and change the service."""
+    proc, svc = _start_service(tmp_path / "service", STATE)
+    try:
+        playbook = tmp_path / "modules.yml"
+        playbook.write_text(PLAYBOOK)
+
+        def play(destination: str, maintenance: str) -> str:
+            done = subprocess.run(
+                [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-v",
+                 "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
+                 "-e", f"destination={destination}", "-e", f"maintenance={maintenance}",
+                 str(playbook)],
+                env={**vqual_env(executor_state), "PYTHONPATH": str(SITE),
+                     "STATEFULHV_URL": svc.url, "STATEFULHV_TOKEN": TOKEN},
+                capture_output=True, text=True, timeout=300, check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert TOKEN not in done.stdout + done.stderr
+            return done.stdout
+
+        out = play("hv2", "present")
+        assert "moved=True maintained=True" in out
+        assert svc.vms()["web01"]["host"] == "hv2" and svc.hosts()["hv1"]["in_maintenance"]
+        out = play("hv2", "absent")  # web01 is on hv2 already: migration_state says so
+        assert "moved=False maintained=True" in out
+        out = play("hv1", "absent")
+        assert "moved=True maintained=False" in out
+        assert svc.vms() == {v["name"]: v for v in STATE["vms"]}
+        assert not any(h["in_maintenance"] for h in svc.hosts().values())
+    finally:
+        _stop_service(proc, svc)
+
+
 def test_the_token_appears_in_no_bundle_log_or_report(qualified: Run, executor_state: Path) -> None:
     assert (qualified.bundle / "report.html").is_file()
     assert any("PLAY" in t for t in qualified.texts), "Ansible's log was read"
