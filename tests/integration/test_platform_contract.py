@@ -123,6 +123,11 @@ def on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     registry.clear_cache()
+    # The check library has no unregistering; the plug-in's check types must not outlive it.
+    for name in [n for n in checks.known_check_types() if n.startswith(f"{NAME}_")]:
+        checks._REGISTRY.pop(name, None)
+    for module in [m for m in sys.modules if m.split(".")[0] == "vqual_statefulhv"]:
+        del sys.modules[module]
 
 
 def _records(bundle: Path) -> list[dict[str, Any]]:
@@ -197,13 +202,6 @@ def test_nothing_in_the_product_or_the_plugins_names_the_fourth_platform() -> No
     assert NAME not in pyproject
 
 
-def test_without_its_directory_on_the_path_the_platform_is_unknown() -> None:
-    registry.clear_cache()
-    assert NAME not in registry.names()
-    with pytest.raises(BadInputError, match=f"unknown platform '{NAME}'"):
-        registry.get(NAME)
-
-
 def test_the_plugin_implements_every_hook_and_brings_its_check_types(on_path: None) -> None:
     plugin = registry.get(NAME)
     hooks = {name for name, value in vars(registry.PlatformPlugin).items()
@@ -264,6 +262,15 @@ def test_check_mode_and_the_module_form_change_nothing(on_path: None, service: S
                                              run_id="r1", check_mode=True, state_dir=None)
     assert (observations[oq.key()]["not_executed"], changed) == ("check mode", False)
     assert (service.vms(), service.hosts()) == before
+
+
+def test_without_its_directory_on_the_path_the_platform_is_unknown() -> None:
+    """Also after the tests above had it on the path: nothing of it stays behind."""
+    registry.clear_cache()
+    assert NAME not in registry.names()
+    assert not any(n.startswith(f"{NAME}_") for n in checks.known_check_types())
+    with pytest.raises(BadInputError, match=f"unknown platform '{NAME}'"):
+        registry.get(NAME)
 
 
 # -- through vqual qualify ----------------------------------------------------------------------------
@@ -396,6 +403,38 @@ def test_cleanup_removes_a_killed_runs_clone(
     assert TOKEN not in done.stdout + done.stderr
     assert set(service.vms()) == {"web01", "tmpl01", "vqual-oq-20261206T120000Z-other1"}
     service.delete("/vms/vqual-oq-20261206T120000Z-other1")  # another run's: tidied here
+
+
+CHANGE = """
+apiVersion: vqual.change/v1
+change_id: CHG0000012
+title: Patch the stateful test hypervisor
+risk: low
+cluster: shv-a
+target:
+  hypervisor_version: "1.5.0"
+window:
+  start: "2026-01-01T00:00:00Z"
+  end: "2030-01-01T00:00:00Z"
+"""
+
+
+def test_a_rolling_patch_is_refused_with_the_reason(
+    service: Service, executor_state: Path, tmp_path: Path
+) -> None:
+    """``vqual patch`` asks every plug-in's ``patch_setup``: this one manages cluster shv-a
+    but has nothing to patch, which is one line and exit 4, and nothing changes."""
+    change = tmp_path / "change.yaml"
+    change.write_text(CHANGE)
+    before = service.vms(), service.hosts()
+    done = _vqual("patch", "-i", str(INVENTORY), "--change", str(change), "--plan",
+                  state=executor_state,
+                  env={"STATEFULHV_URL": service.url, "STATEFULHV_TOKEN": TOKEN})
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        ("vqual: patch not supported: the stateful test hypervisor has no software to patch "
+         "(its API offers no update)")]
+    assert (service.vms(), service.hosts()) == before
 
 
 PLAYBOOK = """
