@@ -159,11 +159,12 @@ def _vqual(*args: str, state: Path, env: Mapping[str, str]) -> subprocess.Comple
                           env={**vqual_env(state), "PYTHONPATH": str(SITE), **env})
 
 
-def _qualify(state: Path, workdir: Path, inventory: Path, run_id: str, **env: str) -> Run:
+def _qualify(state: Path, workdir: Path, inventory: Path, run_id: str, *options: str,
+             **env: str) -> Run:
     evidence, log = workdir / "evidence", workdir / "ansible.log"
     done = _vqual("qualify", "-i", str(inventory), "-s", str(SPEC), "-c", "CHG0000012",
-                  "--evidence-dir", str(evidence), "--run-id", run_id, "--json", state=state,
-                  env={"ANSIBLE_LOG_PATH": str(log), **env})
+                  "--evidence-dir", str(evidence), "--run-id", run_id, "--json", *options,
+                  state=state, env={"ANSIBLE_LOG_PATH": str(log), **env})
     assert done.stdout.startswith("{"), done.stdout + done.stderr
     summary = json.loads(done.stdout)
     bundle = Path(summary["bundle"])
@@ -341,6 +342,20 @@ def test_the_oq_step_changed_the_service_and_restored_it(qualified: Run, service
     # Read back from the service: as it was before the run.
     assert service.vms() == {v["name"]: {**v} for v in STATE["vms"]}
     assert not any(h["in_maintenance"] for h in service.hosts().values())
+
+
+def test_in_check_mode_the_oq_step_is_not_executed_and_nothing_changes(
+    service: Service, executor_state: Path, tmp_path: Path
+) -> None:
+    before = service.vms(), service.hosts()
+    run = _qualify(executor_state, tmp_path, INVENTORY, "20261206T120000Z-c4ec00", "--check",
+                   STATEFULHV_URL=service.url, STATEFULHV_TOKEN=TOKEN)
+    assert run.summary["verification"] == "valid"
+    oq = run.results()["OQ-SHV-001"]
+    assert (oq["verdict"], oq["reason"]) == ("not-executed", "check mode")
+    assert run.actions() == []
+    assert run.results()["IQ-SHV-001"]["verdict"] == "pass", "IQ reads still run"
+    assert (service.vms(), service.hosts()) == before
 
 
 def test_the_service_rules_decide_the_oq_and_the_iq(
