@@ -120,6 +120,7 @@ def on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The plug-in's directory on ``sys.path`` in this process, the registry rediscovered."""
     monkeypatch.syspath_prepend(str(SITE))
     registry.clear_cache()
+    registry.plugins()  # as the spec loader does: the plug-ins' check types join the library
     yield
     monkeypatch.undo()
     registry.clear_cache()
@@ -263,6 +264,32 @@ def test_check_mode_and_the_module_form_change_nothing(on_path: None, service: S
                                              run_id="r1", check_mode=True, state_dir=None)
     assert (observations[oq.key()]["not_executed"], changed) == ("check mode", False)
     assert (service.vms(), service.hosts()) == before
+
+
+def test_a_round_trip_needs_its_host_in_service(on_path: None, tmp_path: Path) -> None:
+    """The scenario's precondition: a maintenance host already in maintenance (someone
+    else's) is left alone and the OQ test is not-executed with the reason."""
+    proc, svc = _start_service(tmp_path / "service", STATE)
+    try:
+        svc.post("/hosts/hv2/maintenance", {"enabled": True})
+        before = svc.vms(), svc.hosts()
+        check = checks.get_check("statefulhv_oq")
+        params = {"scenario": "maintenance_round_trip"}
+        request = check.request(params)
+        answered = registry.get(NAME).answer(
+            [request.to_json()], run_id="r2",
+            host_vars={"vqual_statefulhv_url": svc.url, "vqual_statefulhv_token": TOKEN,
+                       "vqual_statefulhv_oq": {"template": "tmpl01", "maintenance_host": "hv2",
+                                               "destination": "hv1"}})
+        observation = checks.Observation.from_json(answered[request.key()])
+        assert observation.actions == ()
+        outcome = checks.evaluate(check, observation, params, {"op": "equals", "value": "pass"})
+        assert outcome.verdict == "not-executed"
+        assert outcome.reason == ("hv2 is not in service (in_maintenance: True): the round trip "
+                                  "needs it in service")
+        assert (svc.vms(), svc.hosts()) == before
+    finally:
+        _stop_service(proc, svc)
 
 
 def test_without_its_directory_on_the_path_the_platform_is_unknown() -> None:

@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qualification.checks.base import Check, Observed, ProbeRequest, unknown_params
+from qualification.checks.base import (
+    Check,
+    Observed,
+    ProbeRequest,
+    StepNotExecuted,
+    unknown_params,
+)
 
 PROBE = "statefulhv"
 ABOUT_FIELDS = ("product", "version", "api_version", "platform")
@@ -118,10 +124,13 @@ class OqCheck:
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Observed:
         steps = value["steps"]
-        failed = [f"{name}: {s['reason']}" for name, s in steps.items() if s["verdict"] != "pass"]
         measured = {"vm": value["vm"], "steps": {n: {"verdict": s["verdict"],
                                                      "duration_ms": s["duration_ms"]}
                                                  for n, s in steps.items()}}
+        if steps and all(s["verdict"] == "not-executed" for s in steps.values()):
+            # The scenario's precondition did not hold: nothing ran, nothing to judge.
+            raise StepNotExecuted(next(iter(steps.values()))["reason"], measured)
+        failed = [f"{name}: {s['reason']}" for name, s in steps.items() if s["verdict"] != "pass"]
         return Observed("pass" if value["passed"] else "fail", "; ".join(failed) or None, measured)
 
 

@@ -149,27 +149,40 @@ class _RoundTrip:
             "return": lambda: p.migrate_vm(self.vm, self.home, live=True),
             "power_off": lambda: p.power_off(self.vm),
         }
+        found = self.state()
+        if found.get("in_maintenance") is not False:
+            # Only a host this run put into maintenance is taken out of it again.
+            why = found.get("error") or f"{self.home} is not in service (in_maintenance: " \
+                f"{found.get('in_maintenance')}): the round trip needs it in service"
+            self._skip(ROUND_TRIP_STEPS, str(why))
+            return
         for position, name in enumerate(ROUND_TRIP_STEPS):
             if not self.step(name, operations[name]):
-                for skipped in ROUND_TRIP_STEPS[position + 1:]:
-                    self.steps[skipped] = {"verdict": "not-executed",
-                                           "reason": f"step {name} did not pass", "duration_ms": 0}
+                self._skip(ROUND_TRIP_STEPS[position + 1:], f"step {name} did not pass")
                 break
         self.restore()
 
+    def _skip(self, steps: Sequence[str], reason: str) -> None:
+        for name in steps:
+            self.steps[name] = {"verdict": "not-executed", "reason": reason, "duration_ms": 0}
+
     def restore(self) -> None:
-        """Leave the service as found: the host out of maintenance, this run's clone gone."""
+        """Leave the service as found: the host out of maintenance if this run put it there,
+        this run's clone gone. A state that cannot be read counts as left behind."""
         now = self.state()
-        if not now.get("in_maintenance") and not (self.created and now.get("vm")):
+        unknown = "error" in now
+        entered = self.steps.get("enter_maintenance", {}).get("verdict") in ("pass", "fail")
+        in_maintenance = entered and (unknown or now.get("in_maintenance") is True)
+        clone_left = self.created and (unknown or now.get("vm") is not None)
+        if not in_maintenance and not clone_left:
             self.steps["cleanup"] = {"verdict": "pass", "reason": None, "duration_ms": 0}
             return
 
         def undo() -> None:
-            if now.get("in_maintenance") and self.steps.get("enter_maintenance", {}).get(
-                    "verdict") == "pass":
+            if in_maintenance:
                 self.platform.exit_maintenance(self.home)
-            if self.created and now.get("vm"):
-                if (now.get("vm") or {}).get("power_state") != STOPPED:
+            if clone_left and self.platform.vm_exists(self.vm):
+                if self.platform.vm(self.vm).power_state != STOPPED:
                     self.platform.power_off(self.vm)
                 self.platform.delete_vm(self.vm)
 
