@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 COLLECTIONS = REPO
 MODULE = COLLECTION / "plugins" / "modules" / "host_probe.py"
+# host_observations imports its sibling module_utils as ansible_collections.vqual...
+sys.path.insert(0, str(COLLECTIONS))
 
 
 def _requests() -> list[dict[str, Any]]:

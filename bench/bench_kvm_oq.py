@@ -14,8 +14,8 @@ import argparse
 import os
 import time
 
-from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.spec.change import new_run_id
 
 KVM1 = "qemu+tcp://127.0.0.11/system"

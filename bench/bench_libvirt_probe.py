@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.checks import get_check
-from qualification.platforms.libvirt_observations import probe
+from qualification.platforms.libvirt.observations import probe
 from qualification.spec.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ from qualification.execution.recorder import open_signer
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import HypervisorPlatform
-from qualification.platforms.vsphere import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
 from qualification.rollout.change import load_change
 from qualification.rollout.evidence import PatchEvidence
 from qualification.rollout.executors import VsphereStandInExecutor

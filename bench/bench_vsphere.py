@@ -28,8 +28,8 @@ from typing import Any
 from qualification.execution.evaluation import requests_for
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere import Endpoint, VspherePlatform
-from qualification.platforms.vsphere_observations import probe
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.observations import probe
 from qualification.spec.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ from typing import Any
 
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere import Endpoint, VspherePlatform
-from qualification.platforms.vsphere_oq import TAG_KEY, OqSettings, run_protocol
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.oq import TAG_KEY, OqSettings, run_protocol
 
 LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")
 

@@ -5,14 +5,14 @@ A run's throwaway VMs are found by what they carry, not by what the run remember
 cleanup works after a crash or a kill as well as after a clean end:
 
 - libvirt: guests with vqual's throwaway tag (``<vqual:throwaway run-id=...>`` in the domain's
-  metadata, see :mod:`qualification.platforms.libvirt_guest_oq`) whose run id is RUN_ID;
+  metadata, see :mod:`qualification.platforms.libvirt.guest_oq`) whose run id is RUN_ID;
   the tag lists the files made for the guest (overlay, backup), which are deleted too;
 - libvirt and vSphere: the OQ lifecycle's throwaway VM (:mod:`qualification.platforms.oq`),
   which carries no tag but is named ``vqual-oq-<run id>`` or ``vqual-oq-<run id>-<n>``: the
   run id in the name is the tag (run ids end in a random part, so another run's name cannot
   match);
 - vSphere: VMs named ``vqual-tmp-<run id>-*`` whose ``vqual.throwaway`` tag (extraConfig, or
-  the custom attribute on a vCenter) is RUN_ID (:mod:`qualification.platforms.vsphere_oq`);
+  the custom attribute on a vCenter) is RUN_ID (:mod:`qualification.platforms.vsphere.oq`);
   they are powered off, their snapshots dropped, and deleted with their files.
 
 - libvirt: maintenance markers (vqual's own, in the state directory, docs/formats.md) that

@@ -806,7 +806,7 @@ class KvmCluster:
             "ansible_python_interpreter": "/usr/bin/python3",
             "vqual_target_kinds": ["linux_host", "kvm_host", "libvirt_hypervisor"],
             "vqual_cluster": CLUSTER,
-            # Rolling patch (qualification/rollout/kvm.py, platforms/libvirt_cluster.py): no
+            # Rolling patch (qualification/platforms/libvirt/patch.py, platforms/libvirt/cluster.py): no
             # systemd runs in the hosts; their PID 1 restarts a killed service, and
             # vqual-lab-restart returns once it answers again (as systemctl restart does).
             # The agent serves its version, so it is restarted when upgraded. The shared

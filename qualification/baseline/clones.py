@@ -348,59 +348,11 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
         raise PlatformError(f"cannot connect: {exc.get_error_message()}", where=uri) from None
     created: list[str] = []  # overlays made so far: removed again if the clone fails
     try:
-        try:
-            dom = conn.lookupByName(master)
-        except libvirt.libvirtError:
-            raise PlatformError(f"clone {master} to {name} refused: no domain {master}", where=uri) from None
-        if dom.isActive():
-            raise PlatformError(
-                f"clone {master} to {name} refused: the master is running, and overlays must "
-                "not read a disk that changes under them",
-                where=uri,
-            )
-        try:
-            conn.lookupByName(name)
-        except libvirt.libvirtError:
-            pass
-        else:
-            raise PlatformError(f"clone {master} to {name} refused: {name} exists", where=uri)
+        dom = _stopped_master(conn, uri, master, name)
         master_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         overlays: dict[str, str] = {}
         for dev, path, fmt in _file_disks(master_xml):
-            overlay = str(Path(path).with_name(f"{name}-{dev}.qcow2"))
-            with _volume_at(conn, path) as vol:
-                if vol is not None:
-                    capacity = vol.info()[1]
-                    new = vol.storagePoolLookupByVolume().createXML(
-                        f"<volume><name>{name}-{dev}.qcow2</name><capacity>{capacity}</capacity>"
-                        "<target><format type='qcow2'/></target>"
-                        f"<backingStore><path>{escape(path)}</path><format type='{fmt}'/>"
-                        "</backingStore></volume>",
-                        0,
-                    )
-                    overlay = new.path()
-                    created.append(overlay)
-            if vol is None:
-                if not (Path(path).is_file() and shutil.which("qemu-img")):
-                    raise NotSupported(
-                        f"clone {master}",
-                        f"disk {path} is neither reachable through libvirt storage nor a file "
-                        "on this machine",
-                        where=uri,
-                    )
-                # relative backing path, as the lab's clones: the pair can move together
-                done = subprocess.run(
-                    ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt,
-                     "-b", Path(path).name, overlay],
-                    capture_output=True, text=True, check=False, timeout=120,
-                )
-                if done.returncode != 0:
-                    raise PlatformError(
-                        f"clone {master} to {name}: qemu-img failed: {done.stderr.strip()}",
-                        where=uri,
-                    )
-                created.append(overlay)
-            overlays[dev] = overlay
+            overlays[dev] = _overlay(conn, uri, master, name, dev, path, fmt, created)
         new_dom = conn.defineXML(overlay_xml(master_xml, name, overlays))
         root = ET.fromstring(new_dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         macs = tuple(
@@ -415,6 +367,80 @@ def create_libvirt_clone(uri: str, master: str, name: str) -> CreatedClone:
             with contextlib.suppress(libvirt.libvirtError, OSError):
                 _delete_file(conn, path)
         conn.close()
+
+
+def _stopped_master(conn: Any, uri: str, master: str, name: str) -> Any:
+    """The master's domain; refused when it is missing or running, or ``name`` is taken."""
+    import libvirt
+
+    try:
+        dom = conn.lookupByName(master)
+    except libvirt.libvirtError:
+        raise PlatformError(f"clone {master} to {name} refused: no domain {master}", where=uri) from None
+    if dom.isActive():
+        raise PlatformError(
+            f"clone {master} to {name} refused: the master is running, and overlays must "
+            "not read a disk that changes under them",
+            where=uri,
+        )
+    try:
+        conn.lookupByName(name)
+    except libvirt.libvirtError:
+        pass
+    else:
+        raise PlatformError(f"clone {master} to {name} refused: {name} exists", where=uri)
+    return dom
+
+
+def _overlay(
+    conn: Any,
+    uri: str,
+    master: str,
+    name: str,
+    dev: str,
+    path: str,
+    fmt: str,
+    created: list[str],
+) -> str:
+    """A qcow2 overlay on one master disk; its path, also appended to ``created``.
+
+    Through libvirt storage where it reaches the disk, else with ``qemu-img`` on a file of
+    this machine.
+    """
+    overlay = str(Path(path).with_name(f"{name}-{dev}.qcow2"))
+    with _volume_at(conn, path) as vol:
+        if vol is not None:
+            capacity = vol.info()[1]
+            new = vol.storagePoolLookupByVolume().createXML(
+                f"<volume><name>{name}-{dev}.qcow2</name><capacity>{capacity}</capacity>"
+                "<target><format type='qcow2'/></target>"
+                f"<backingStore><path>{escape(path)}</path><format type='{fmt}'/>"
+                "</backingStore></volume>",
+                0,
+            )
+            overlay = new.path()
+            created.append(overlay)
+    if vol is None:
+        if not (Path(path).is_file() and shutil.which("qemu-img")):
+            raise NotSupported(
+                f"clone {master}",
+                f"disk {path} is neither reachable through libvirt storage nor a file "
+                "on this machine",
+                where=uri,
+            )
+        # relative backing path, as the lab's clones: the pair can move together
+        done = subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt,
+             "-b", Path(path).name, overlay],
+            capture_output=True, text=True, check=False, timeout=120,
+        )
+        if done.returncode != 0:
+            raise PlatformError(
+                f"clone {master} to {name}: qemu-img failed: {done.stderr.strip()}",
+                where=uri,
+            )
+        created.append(overlay)
+    return overlay
 
 
 def remove_libvirt_clone(uri: str, name: str) -> None:

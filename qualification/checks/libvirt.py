@@ -1,6 +1,6 @@
 """Check types for a libvirt hypervisor, answered by probe ``libvirt`` on the controller.
 
-The probe (``qualification.platforms.libvirt.probe``, module ``libvirt_probe``) returns one
+The probe (``qualification.platforms.libvirt.adapter.probe``, module ``libvirt_probe``) returns one
 value per method; these check types read a field of it. Every test of a type shares one
 request (same method, same arguments), so a hypervisor is observed once per method however
 many tests read it; all ``libvirt_oq`` tests share one OQ lifecycle on one throwaway domain.
@@ -29,7 +29,7 @@ NODEINFO_FIELDS = (
     "cores_per_socket",
     "threads_per_core",
 )
-# Paths into the parsed capabilities (qualification.platforms.libvirt.parse_capabilities).
+# Paths into the parsed capabilities (qualification.platforms.libvirt.adapter.parse_capabilities).
 CAPABILITY_PATHS = (
     "host.arch",
     "host.cpu_model",
@@ -161,7 +161,7 @@ GUEST_OQ_TESTS = {
     "migrate": "oq_guest_migrate",
     "backup_restore": "oq_backup_restore",
     # One run on one throwaway guest answers all four (qualification.platforms
-    # .libvirt_guest_oq.run_guest_cycle): each test reads its part of the value.
+    # .libvirt.guest_oq.run_guest_cycle): each test reads its part of the value.
     "clone": "oq_guest_cycle",
     "power_cycle": "oq_guest_cycle",
     "snapshot": "oq_guest_cycle",

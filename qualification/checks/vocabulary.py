@@ -16,7 +16,7 @@ LIFECYCLE_STEPS: tuple[str, ...] = (
     "undefine",
 )
 
-#: Tests of the vSphere OQ protocol on throwaway VMs (``qualification.platforms.vsphere_oq``).
+#: Tests of the vSphere OQ protocol on throwaway VMs (``qualification.platforms.vsphere.oq``).
 VSPHERE_OQ_TESTS: tuple[str, ...] = (
     "power_cycle",
     "snapshot",

@@ -42,7 +42,7 @@ ABOUT_FIELDS = (
     "product_line",
     "os_type",
 )
-# Dotted paths into a host's facts (qualification.platforms.vsphere._host_details) that
+# Dotted paths into a host's facts (qualification.platforms.vsphere.adapter._host_details) that
 # ``vsphere_host`` reads; ``services.<key>.{running,policy}`` is checked separately.
 HOST_FIELDS = (
     "product.name",

@@ -1,10 +1,10 @@
 """Hypervisor adapters behind one Protocol (:class:`HypervisorPlatform`).
 
-Import an adapter from its module (``qualification.platforms.libvirt``) so that a missing
+Import an adapter from its module (``qualification.platforms.libvirt.adapter``) so that a missing
 vendor library only affects that adapter.
 """
 
-from .base import (
+from qualification.platforms.base import (
     POWER_STATES,
     ClusterFacts,
     CpuFacts,

@@ -105,6 +105,20 @@ def _snapshot_state(platform: HypervisorPlatform, vm: str) -> str | None:
     return None
 
 
+@dataclass
+class _Lifecycle:
+    """What the steps of one lifecycle run share and leave behind."""
+
+    platform: HypervisorPlatform
+    vm: str
+    #: whether this run defined the VM (only then does it remove it)
+    created: bool = False
+    #: the power state the snapshot captured, once it exists
+    snapshot_state: str | None = None
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+
 def run_lifecycle(
     platform: HypervisorPlatform,
     vm: str,
@@ -128,43 +142,7 @@ def run_lifecycle(
     """
     plan = plan_steps(steps)
     cfg = config or VmConfig(name=vm, disk_mib=disk_mib, pool=pool)
-    created = False
-    snapshot_state: str | None = None
-    summary: dict[str, dict[str, Any]] = {}
-    actions: list[dict[str, Any]] = []
-
-    def check(step: str, after: dict[str, Any]) -> str | None:
-        """Why the post-condition of ``step`` does not hold, or None."""
-        if step == "define":
-            ok = after.get("exists") and after.get("power_state") == STOPPED
-            return None if ok else "VM is not defined and stopped after define"
-        if step == "start":
-            ok = after.get("power_state") == RUNNING
-            return None if ok else f"power state is {after.get('power_state')}, not running"
-        if step == "stop":
-            ok = after.get("power_state") == STOPPED
-            return None if ok else f"power state is {after.get('power_state')}, not stopped"
-        if step == "snapshot_create":
-            if SNAPSHOT_NAME not in after.get("snapshots", []):
-                return f"snapshot {SNAPSHOT_NAME} is not listed after create"
-            if snapshot_state != RUNNING:
-                return f"snapshot captured state {snapshot_state}, not running"
-            return None
-        if step == "snapshot_revert":
-            ok = after.get("power_state") == snapshot_state
-            return (
-                None
-                if ok
-                else f"power state is {after.get('power_state')} after revert, "
-                f"not the snapshot's {snapshot_state}"
-            )
-        if step == "snapshot_delete":
-            ok = SNAPSHOT_NAME not in after.get("snapshots", [])
-            return None if ok else f"snapshot {SNAPSHOT_NAME} still listed after delete"
-        if step == "undefine":
-            return None if not after.get("exists") else "VM still defined after undefine"
-        raise AssertionError(step)  # plan_steps only yields known steps
-
+    run = _Lifecycle(platform, vm)
     operations: dict[str, Callable[[], object]] = {
         "define": lambda: platform.create_vm(cfg),
         "start": lambda: platform.power_on(vm),
@@ -176,59 +154,111 @@ def run_lifecycle(
         "snapshot_delete": lambda: platform.snapshot_delete(vm, SNAPSHOT_NAME),
         "undefine": lambda: _remove(platform, vm),
     }
-
     for step in plan:
         # A step runs unless a step it needs did not pass; independent steps still run
         # (stop does not need a snapshot), so one failure does not hide the others.
         failed_need = next(
-            (n for n in _needs_of(step) if summary.get(n, {}).get("verdict") != "pass"), None
+            (n for n in _needs_of(step) if run.summary.get(n, {}).get("verdict") != "pass"),
+            None,
         )
         if failed_need is not None:
-            summary[step] = {
+            run.summary[step] = {
                 "verdict": "not-executed",
                 "reason": f"step {failed_need} did not pass",
                 "duration_ms": 0,
             }
             continue
-        started = utc_stamp()
-        t0 = time.monotonic()
-        before = _safe_state(platform, vm)
-        verdict, reason = "pass", None
-        try:
-            operations[step]()
-            if step == "define":
-                created = True
-            if step == "snapshot_create":
-                snapshot_state = _snapshot_state(platform, vm)
-        except NotSupported as exc:
-            verdict, reason = "not-executed", exc.one_line()
-        except PlatformError as exc:
-            verdict, reason = "fail", exc.one_line()
-        after = _safe_state(platform, vm)
-        if step == "define" and after.get("exists") and not before.get("exists"):
-            created = True  # defined even if a later read failed: still ours to remove
-        if verdict == "pass":
-            reason = check(step, after)
-            if reason is not None:
-                verdict = "fail"
-        finished = utc_stamp()
-        duration_ms = int((time.monotonic() - t0) * 1000)
-        summary[step] = {"verdict": verdict, "reason": reason, "duration_ms": duration_ms}
-        actions.append(
-            {
-                "name": f"vm.{step}",
-                "target": vm,
-                "before": before,
-                "after": after,
-                "verdict": verdict,
-                "reason": reason,
-                "started": started,
-                "finished": finished,
-            }
-        )
+        _run_step(run, step, operations[step])
+    cleanup = _clean_up(run)
+    value = {
+        "vm": vm,
+        "steps": run.summary,
+        "cleanup": cleanup,
+        "passed": all(s["verdict"] == "pass" for s in run.summary.values())
+        and cleanup["verdict"] == "pass",
+    }
+    return LifecycleResult(value=value, actions=run.actions)
 
+
+def _run_step(run: _Lifecycle, step: str, operation: Callable[[], object]) -> None:
+    """Run one step, judge its post-condition on the state read back, record the action."""
+    platform, vm = run.platform, run.vm
+    started = utc_stamp()
+    t0 = time.monotonic()
+    before = _safe_state(platform, vm)
+    verdict, reason = "pass", None
+    try:
+        operation()
+        if step == "define":
+            run.created = True
+        if step == "snapshot_create":
+            run.snapshot_state = _snapshot_state(platform, vm)
+    except NotSupported as exc:
+        verdict, reason = "not-executed", exc.one_line()
+    except PlatformError as exc:
+        verdict, reason = "fail", exc.one_line()
+    after = _safe_state(platform, vm)
+    if step == "define" and after.get("exists") and not before.get("exists"):
+        run.created = True  # defined even if a later read failed: still ours to remove
+    if verdict == "pass":
+        reason = _post_condition(step, after, run.snapshot_state)
+        if reason is not None:
+            verdict = "fail"
+    finished = utc_stamp()
+    duration_ms = int((time.monotonic() - t0) * 1000)
+    run.summary[step] = {"verdict": verdict, "reason": reason, "duration_ms": duration_ms}
+    run.actions.append(
+        {
+            "name": f"vm.{step}",
+            "target": vm,
+            "before": before,
+            "after": after,
+            "verdict": verdict,
+            "reason": reason,
+            "started": started,
+            "finished": finished,
+        }
+    )
+
+
+def _post_condition(step: str, after: dict[str, Any], snapshot_state: str | None) -> str | None:
+    """Why the post-condition of ``step`` does not hold on ``after``, or None."""
+    if step == "define":
+        ok = after.get("exists") and after.get("power_state") == STOPPED
+        return None if ok else "VM is not defined and stopped after define"
+    if step == "start":
+        ok = after.get("power_state") == RUNNING
+        return None if ok else f"power state is {after.get('power_state')}, not running"
+    if step == "stop":
+        ok = after.get("power_state") == STOPPED
+        return None if ok else f"power state is {after.get('power_state')}, not stopped"
+    if step == "snapshot_create":
+        if SNAPSHOT_NAME not in after.get("snapshots", []):
+            return f"snapshot {SNAPSHOT_NAME} is not listed after create"
+        if snapshot_state != RUNNING:
+            return f"snapshot captured state {snapshot_state}, not running"
+        return None
+    if step == "snapshot_revert":
+        ok = after.get("power_state") == snapshot_state
+        return (
+            None
+            if ok
+            else f"power state is {after.get('power_state')} after revert, "
+            f"not the snapshot's {snapshot_state}"
+        )
+    if step == "snapshot_delete":
+        ok = SNAPSHOT_NAME not in after.get("snapshots", [])
+        return None if ok else f"snapshot {SNAPSHOT_NAME} still listed after delete"
+    if step == "undefine":
+        return None if not after.get("exists") else "VM still defined after undefine"
+    raise AssertionError(step)  # plan_steps only yields known steps
+
+
+def _clean_up(run: _Lifecycle) -> dict[str, Any]:
+    """Remove the VM if this run made it and it is still there; ``{verdict, reason}``."""
+    platform, vm = run.platform, run.vm
     cleanup: dict[str, Any] = {"verdict": "pass", "reason": None}
-    if created and _safe_state(platform, vm).get("exists"):
+    if run.created and _safe_state(platform, vm).get("exists"):
         started = utc_stamp()
         before = _safe_state(platform, vm)
         try:
@@ -236,7 +266,7 @@ def run_lifecycle(
         except PlatformError as exc:
             cleanup = {"verdict": "fail", "reason": f"throwaway VM left behind: {exc.one_line()}"}
         after = _safe_state(platform, vm)
-        actions.append(
+        run.actions.append(
             {
                 "name": "vm.cleanup",
                 "target": vm,
@@ -247,14 +277,7 @@ def run_lifecycle(
                 "finished": utc_stamp(),
             }
         )
-    value = {
-        "vm": vm,
-        "steps": summary,
-        "cleanup": cleanup,
-        "passed": all(s["verdict"] == "pass" for s in summary.values())
-        and cleanup["verdict"] == "pass",
-    }
-    return LifecycleResult(value=value, actions=actions)
+    return cleanup
 
 
 def _remove(platform: HypervisorPlatform, vm: str) -> None:

@@ -8,7 +8,7 @@ them names a platform. The entry point's name is the platform's name; its object
 plug-in (an instance, or a class the registry instantiates)::
 
     [vqual.platforms]
-    libvirt = qualification.platforms.libvirt_plugin:PLUGIN
+    libvirt = qualification.platforms.libvirt.plugin:PLUGIN
 
 Loading a plug-in must not import its vendor library (libvirt-python, pyVmomi, pywinrm): a
 missing library then affects only the hooks that connect. A hook a plug-in does not support

@@ -1,6 +1,6 @@
 """Patch executors: what patches one host. The orchestrator sees only :class:`PatchExecutor`.
 
-Two exist: the libvirt/KVM executor (``qualification/rollout/kvm.py``: a real package upgrade
+Two exist: the libvirt/KVM executor (``qualification/platforms/libvirt/patch.py``: a real package upgrade
 over SSH and a libvirtd restart) and :class:`VsphereStandInExecutor` here, a **stand-in** for
 the vSphere simulator, which cannot install anything: it leaves a mark on the host through the
 API (custom attribute ``vqual.patch``) that any other client can read, and its "reboot" is a
@@ -114,7 +114,7 @@ class VsphereStandInExecutor:
         return getattr(self._platform, "wrapped", self._platform)
 
     def installed(self, host: str) -> dict[str, str]:
-        from qualification.platforms.vsphere import host_product, read_host_mark
+        from qualification.platforms.vsphere.adapter import host_product, read_host_mark
 
         platform = self._vsphere()
         product = host_product(platform, host)
@@ -123,7 +123,7 @@ class VsphereStandInExecutor:
         return out
 
     def apply(self, host: str, change: RolloutChange) -> dict[str, Any]:
-        from qualification.platforms.vsphere import add_host_mark
+        from qualification.platforms.vsphere.adapter import add_host_mark
 
         entry = mark_entry(change)
         entries = add_host_mark(self._vsphere(), host, entry)
@@ -136,7 +136,7 @@ class VsphereStandInExecutor:
         }
 
     def reboot(self, host: str, timeout_s: float) -> float:
-        from qualification.platforms.vsphere import host_connection_state
+        from qualification.platforms.vsphere.adapter import host_connection_state
 
         platform = self._vsphere()
         started = time.monotonic()
@@ -152,7 +152,7 @@ class VsphereStandInExecutor:
             time.sleep(self._poll_s)
 
     def health(self, host: str) -> dict[str, Any]:
-        from qualification.platforms.vsphere import host_connection_state
+        from qualification.platforms.vsphere.adapter import host_connection_state
 
         platform = self._vsphere()
         state = host_connection_state(platform, host)

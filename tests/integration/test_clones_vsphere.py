@@ -23,7 +23,7 @@ import yaml
 
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
 from tests.conftest import run_vqual
 
 pytestmark = pytest.mark.lab

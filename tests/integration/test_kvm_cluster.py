@@ -41,7 +41,7 @@ def wait_for_guest_slot(timeout: float = 900.0) -> None:
 def lab_throwaways() -> dict[str, str]:
     """Domains named vqual-tmp-* defined on the lab's KVM hosts: name -> host."""
     from vqual_lab import guests
-    from qualification.platforms.libvirt import LibvirtPlatform
+    from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
     found: dict[str, str] = {}
     for host, uri in guests.lab_hosts().items():
@@ -161,7 +161,7 @@ def test_kvm_cluster_qualification_on_the_lab(executor_state: Path, kvm_site_inv
 
 
 def test_platform_errors_are_one_line_errors_and_leave_nothing(lab: object) -> None:
-    from qualification.platforms.libvirt_observations import answer_requests
+    from qualification.platforms.libvirt.observations import answer_requests
 
     before = set(lab_throwaways())
     obs = answer_requests("qemu+tcp://127.0.0.11/system", [

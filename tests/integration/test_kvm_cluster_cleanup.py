@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.spec.change import new_run_id
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.test_kvm_cluster import (
@@ -32,8 +32,8 @@ KVM1_URI = "qemu+tcp://127.0.0.11/system"
 
 _RUN = """
 import sys
-from qualification.platforms.libvirt import LibvirtPlatform
-from qualification.platforms.libvirt_guest_oq import run_migration_heartbeat
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.guest_oq import run_migration_heartbeat
 with LibvirtPlatform(sys.argv[1]) as p:
     run_migration_heartbeat(p, sys.argv[2], template="master", run_id=sys.argv[3], unsafe=True)
 """

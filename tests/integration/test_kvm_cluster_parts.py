@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qualification.platforms.libvirt_cleanup import libvirt_targets, lifecycle_names_pattern
+from qualification.platforms.libvirt.cleanup import libvirt_targets, lifecycle_names_pattern
 from qualification.errors import BadInputError
-from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt_observations import answer_requests
+from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.observations import answer_requests
 from tests.conftest import run_vqual
 
 TEMPLATE = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
@@ -171,7 +171,7 @@ def test_cleanup_removes_the_maintenance_marker_its_run_set_and_no_other(
     import json
     import shutil
 
-    from qualification.platforms.libvirt import LibvirtPlatform
+    from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
     state = tmp_path / "state"
     shutil.copytree(executor_state, state)

@@ -16,8 +16,8 @@ import pytest
 from vqual_lab.kvm import hosts_from_env
 from qualification.errors import PlatformError
 from qualification.platforms.base import VmConfig
-from qualification.platforms.libvirt import LibvirtPlatform
-from qualification.platforms.libvirt_observations import probe
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.observations import probe
 
 pytestmark = pytest.mark.lab
 

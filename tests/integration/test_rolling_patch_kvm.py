@@ -41,9 +41,9 @@ from qualification.execution.recorder import records_as_dicts
 from vqual_lab import manager, repo
 from vqual_lab.component import LabContext
 from vqual_lab.kvm import KvmCluster
-from qualification.platforms.libvirt_cluster import LibvirtCluster
+from qualification.platforms.libvirt.cluster import LibvirtCluster
 from qualification.rollout.journal import journal_path, read_journal
-from qualification.rollout.kvm import SSH_VARS
+from qualification.platforms.libvirt.patch import SSH_VARS
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.rollout_observer import PlatformObserver, final_placement, host_sequence
 

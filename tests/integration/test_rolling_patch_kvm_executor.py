@@ -20,9 +20,9 @@ from qualification.execution.inventory import read_hostvars
 from vqual_lab import manager, repo
 from vqual_lab.component import LabContext
 from vqual_lab.kvm import KvmCluster
-from qualification.platforms.libvirt_cluster import LibvirtCluster
+from qualification.platforms.libvirt.cluster import LibvirtCluster
 from qualification.rollout.change import load_change
-from qualification.rollout.kvm import SSH_VARS, KvmPatchExecutor, platform_factory
+from qualification.platforms.libvirt.patch import SSH_VARS, KvmPatchExecutor, platform_factory
 
 pytestmark = pytest.mark.lab
 

@@ -11,9 +11,9 @@ import pytest
 
 from qualification.errors import BadInputError, NotSupported, PlatformError
 from qualification.platforms.base import HypervisorPlatform
-from qualification.platforms.libvirt_cluster import LibvirtCluster, forwards, shift_forwards
+from qualification.platforms.libvirt.cluster import LibvirtCluster, forwards, shift_forwards
 from qualification.rollout.change import load_change
-from qualification.rollout.kvm import (
+from qualification.platforms.libvirt.patch import (
     KvmHostAccess,
     KvmPatchExecutor,
     half_installed,

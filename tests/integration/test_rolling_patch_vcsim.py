@@ -31,7 +31,7 @@ from qualification.execution.recorder import open_signer, records_as_dicts
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import HypervisorPlatform
-from qualification.platforms.vsphere import Endpoint, VspherePlatform, read_host_mark
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform, read_host_mark
 from qualification.review.signed import load_trust
 from qualification.rollout.change import RolloutChange, load_change
 from qualification.rollout.evidence import PatchEvidence

@@ -19,7 +19,7 @@ import pytest
 from qualification.errors import PlatformError
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
 from qualification.rollout.change import (
     ChangeTarget,
     ChangeWindow,

@@ -18,7 +18,7 @@ import libvirt
 import pytest
 
 from qualification.errors import PlatformError
-from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from tests.integration.rollout_observer import (
     HostView,
     PlatformObserver,

@@ -31,7 +31,7 @@ from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
 from qualification.platforms import registry
-from qualification.platforms.vsphere import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
 from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab
@@ -426,7 +426,7 @@ def test_no_password_in_the_ansible_run_artifacts(
 def test_oq_lifecycle_on_a_throwaway_vm(lab: VsphereLab) -> None:
     """Every step runs and is recorded; the simulator's revert only moves the current-snapshot
     pointer (the VM stays stopped), so that step fails there instead of passing."""
-    from qualification.platforms.vsphere_observations import probe
+    from qualification.platforms.vsphere.observations import probe
 
     ep = lab.endpoint(DEFAULT_VC, datacenter="DC0", cluster="DC0_C0")
     observations, changed = probe(
@@ -626,7 +626,7 @@ def test_cleanup_removes_the_throwaway_of_a_killed_qualify(
     another run's tagged VM, an untagged VM with the run's name prefix and the simulator's
     own VMs stay."""
     from qualification.platforms.base import VmConfig
-    from qualification.platforms.vsphere_oq import TAG_KEY, is_run_throwaway
+    from qualification.platforms.vsphere.oq import TAG_KEY, is_run_throwaway
     from qualification.spec.change import new_run_id
     from qualification.timeutil import utc_now
     from tests.conftest import VENV_BIN, vqual_env

@@ -85,9 +85,9 @@ def test_the_module_rule_can_fail(tmp_path: Path) -> None:
     bad.write_text(
         "from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller "
         "import x\n"
-        "def main():\n    from qualification.platforms.libvirt import probe\n"
+        "def main():\n    from qualification.platforms.libvirt.adapter import probe\n"
     )
     assert _module_offenders([bad]) == [
-        "bad_module.py imports qualification.platforms.libvirt",
+        "bad_module.py imports qualification.platforms.libvirt.adapter",
         f"bad_module.py reaches the core through {UTILS}.vqual_controller",
     ]

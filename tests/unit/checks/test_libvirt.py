@@ -23,9 +23,9 @@ from qualification.checks.libvirt import (
     LibvirtGuestOq,
     capability,
 )
-from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import LibvirtPlatform
-from qualification.platforms.libvirt_observations import answer_requests
+from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.observations import answer_requests
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
 from qualification.spec.loader import load_spec
 from qualification.spec.plan import lookup_expected

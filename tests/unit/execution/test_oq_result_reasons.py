@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from qualification.execution.evaluation import evaluate_target, requests_for
-from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.platforms.oq import lifecycle_observation
 
 

@@ -28,9 +28,9 @@ from qualification.errors import BadInputError, NotSupported, PlatformError
 from vqual_lab.winrm_standin import DEFAULT_PROFILE, StandInServer, load_profile
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform, VmConfig
 from qualification.platforms import registry
-from qualification.platforms.hyperv import STAND_IN_REASON, HypervPlatform, _clean_stderr, ps_quote
-from qualification.platforms.hyperv_endpoint import Endpoint, endpoint_from_vars
-from qualification.platforms.hyperv_observations import probe
+from qualification.platforms.hyperv.adapter import STAND_IN_REASON, HypervPlatform, _clean_stderr, ps_quote
+from qualification.platforms.hyperv.endpoint import Endpoint, endpoint_from_vars
+from qualification.platforms.hyperv.observations import probe
 
 ADDRESS = "127.0.0.163"
 USER = "vqual-test"

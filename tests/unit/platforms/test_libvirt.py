@@ -18,14 +18,14 @@ from qualification.checks.base import Observation, ProbeRequest
 from qualification.errors import NotSupported, PlatformError
 from qualification.platforms.base import HypervisorPlatform, Placement, VmConfig
 from qualification.platforms.base import BadArgs
-from qualification.platforms.libvirt import (
+from qualification.platforms.libvirt.adapter import (
     VQUAL_NS,
     LibvirtPlatform,
     parse_capabilities,
     version_text,
     vm_facts_from_xml,
 )
-from qualification.platforms.libvirt_observations import IQ_METHODS, answer_requests, probe
+from qualification.platforms.libvirt.observations import IQ_METHODS, answer_requests, probe
 
 URI = "test:///default"
 

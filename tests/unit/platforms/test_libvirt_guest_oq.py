@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qualification.platforms import libvirt_guest_oq as g
-from qualification.platforms.libvirt import LibvirtPlatform
-from qualification.platforms.libvirt_observations import answer_requests
+from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.observations import answer_requests
 
 TEMPLATE = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>master</name><uuid>70b73945-5363-5b97-aaba-493b324d58a1</uuid>

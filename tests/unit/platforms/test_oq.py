@@ -10,7 +10,7 @@ import pytest
 
 from qualification.errors import NotSupported
 from qualification.platforms.base import SnapshotFacts
-from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
 from qualification.platforms.oq import SNAPSHOT_NAME, plan_steps, run_lifecycle
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from qualification.platforms import registry
-from qualification.platforms.vsphere_endpoint import Endpoint, endpoint_from_vars
+from qualification.platforms.vsphere.endpoint import Endpoint, endpoint_from_vars
 
 REPO = Path(__file__).resolve().parents[3]
 HCL_EXAMPLE = REPO / "ansible_collections" / "vqual" / "qualification" / "specs" / "data" / "hcl-example.yaml"

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qualification.cleanup import cleanup
-from qualification.platforms.vsphere_cleanup import vsphere_hosts
-from qualification.platforms.vsphere_endpoint import VSPHERE_VARS
+from qualification.platforms.vsphere.cleanup import vsphere_hosts
+from qualification.platforms.vsphere.endpoint import VSPHERE_VARS
 from qualification.execution.inventory import read_hostvars
 from qualification.platforms.base import BadArgs
 from qualification.platforms import registry
-from qualification.platforms.vsphere_oq import (
+from qualification.platforms.vsphere.oq import (
     OQ_TESTS,
     OqSettings,
     is_run_throwaway,

@@ -13,7 +13,7 @@ import pytest
 
 from qualification.errors import PlatformError
 from qualification.platforms.base import Placement, VmFacts
-from qualification.platforms.libvirt import LibvirtPlatform
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.rollout.change import ChangeTarget, ChangeWindow, RolloutChange
 from qualification.rollout.inventory import _vm_state, describe, snapshot
 from qualification.rollout.model import ClusterSnapshot

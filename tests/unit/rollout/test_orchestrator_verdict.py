@@ -21,7 +21,7 @@ from qualification.evidence.verify import verify_bundle
 from qualification.execution.keys import create_trusted_key
 from qualification.execution.recorder import open_signer, records_as_dicts
 from qualification.platforms.base import HypervisorPlatform
-from qualification.platforms.libvirt_cluster import LibvirtCluster
+from qualification.platforms.libvirt.cluster import LibvirtCluster
 from qualification.review.signed import load_trust
 from qualification.rollout.change import RolloutChange, load_change
 from qualification.rollout.evidence import PatchEvidence

@@ -2,7 +2,7 @@
 
 A target is a vCenter (its hosts are those of ``vqual_vsphere_cluster``, else all) or a
 standalone ESXi, named by ``vqual_vsphere_*`` host variables
-(:mod:`qualification.platforms.vsphere_endpoint`); ``vqual_vsphere_oq`` holds the template
+(:mod:`qualification.platforms.vsphere.endpoint`); ``vqual_vsphere_oq`` holds the template
 and hosts of the OQ protocol. The hooks import pyVmomi only when they run.
 """
 
@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInputError
-from .base import HypervisorPlatform, observations_failed, probe_observation
-from .data_files import with_hcl
-from .registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
-from .vsphere_endpoint import VSPHERE_VARS, Endpoint, endpoint_from_vars
+from qualification.errors import BadInputError
+from qualification.platforms.base import HypervisorPlatform, observations_failed, probe_observation
+from qualification.platforms.data_files import with_hcl
+from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
+from qualification.platforms.vsphere.endpoint import VSPHERE_VARS, Endpoint, endpoint_from_vars
 
 #: The patch executors a vSphere target may name (``vqual_patch_executor``).
 PATCH_EXECUTORS = ("vsphere-standin",)
@@ -60,7 +60,7 @@ class VspherePlugin(PlatformPlugin):
 
     def connect(self, endpoint: Any, *, readonly: bool = False,
                 state_dir: Path | None = None) -> HypervisorPlatform:
-        from .vsphere import VspherePlatform
+        from qualification.platforms.vsphere.adapter import VspherePlatform
 
         return VspherePlatform(endpoint)
 
@@ -84,8 +84,8 @@ class VspherePlugin(PlatformPlugin):
         oq_settings = host_vars.get("vqual_vsphere_oq")
         if oq_settings is not None:
             prepared, failed = self._with_oq_settings(prepared, failed, oq_settings)
-        from .base import BadArgs
-        from .vsphere_observations import probe
+        from qualification.platforms.base import BadArgs
+        from qualification.platforms.vsphere.observations import probe
 
         try:
             observations, _changed = probe(endpoint, prepared, check_mode=check_mode,
@@ -118,7 +118,7 @@ class VspherePlugin(PlatformPlugin):
 
     def connect_module(self, params: Mapping[str, Any], *, readonly: bool) -> HypervisorPlatform:
         missing_login(params, self.name)
-        from .vsphere import VspherePlatform
+        from qualification.platforms.vsphere.adapter import VspherePlatform
 
         return VspherePlatform(_module_endpoint(params))
 
@@ -149,9 +149,8 @@ class VspherePlugin(PlatformPlugin):
         if kind not in PATCH_EXECUTORS:
             raise BadInputError(f"inventory host {candidates[0]}: vqual_patch_executor {kind!r} "
                                 f"is not known ({', '.join(PATCH_EXECUTORS)})")
+        from qualification.platforms.vsphere.adapter import VspherePlatform
         from qualification.rollout.executors import VsphereStandInExecutor
-
-        from .vsphere import VspherePlatform
 
         endpoint = endpoint_from_vars(chosen)
 
@@ -168,7 +167,7 @@ class VspherePlugin(PlatformPlugin):
         *,
         failures: Sequence[RenderProblem] = (),
     ) -> list[HostCleanup]:
-        from .vsphere_cleanup import vsphere_cleanups
+        from qualification.platforms.vsphere.cleanup import vsphere_cleanups
 
         return vsphere_cleanups(hostvars, run_id, failures)
 

@@ -156,7 +156,7 @@ def platform_factory(
     Raises:
         BadInputError: as :meth:`LibvirtCluster.from_hostvars`, checked here at once.
     """
-    from qualification.platforms.libvirt_cluster import LibvirtCluster
+    from qualification.platforms.libvirt.cluster import LibvirtCluster
 
     LibvirtCluster.from_hostvars(hostvars, cluster, state_dir=state_dir)  # no connection yet
 
@@ -213,7 +213,7 @@ def _tail(text: str) -> str:
 def _libvirt_connect(uri: str) -> HypervisorPlatform:
     # Imported on use: the rollout core does not load a vendor library until a KVM host is
     # actually asked whether it is back.
-    from qualification.platforms.libvirt import LibvirtPlatform
+    from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
     return LibvirtPlatform(uri, readonly=True)
 

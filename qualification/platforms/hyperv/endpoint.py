@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadInputError
+from qualification.errors import BadInputError
 
 #: The variables of a Hyper-V target.
 WINRM_VARS = (

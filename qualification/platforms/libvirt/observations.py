@@ -14,10 +14,22 @@ from typing import Any
 
 import libvirt
 
-from ..spec.change import new_run_id
-from .base import BadArgs, ObservationTable, OqContext, answer_loop, observations_failed
-from .base import probe_observation as _observation
-from .libvirt import LibvirtPlatform, _guest_oq, _oq_lifecycle, _oq_migrate, parse_capabilities
+from qualification.platforms.base import (
+    BadArgs,
+    ObservationTable,
+    OqContext,
+    answer_loop,
+    observations_failed,
+)
+from qualification.platforms.base import probe_observation as _observation
+from qualification.platforms.libvirt.adapter import (
+    LibvirtPlatform,
+    _guest_oq,
+    _oq_lifecycle,
+    _oq_migrate,
+    parse_capabilities,
+)
+from qualification.spec.change import new_run_id
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -149,7 +161,7 @@ def _guest(method: str) -> Any:
     return scenario
 
 
-#: OQ on booted throwaway guests (``libvirt_guest_oq``): args ``template`` (a defined domain
+#: OQ on booted throwaway guests (``guest_oq``): args ``template`` (a defined domain
 #: with the QEMU guest agent), for the migration and the guest cycle's maintenance round trip
 #: also ``destination`` (libvirt URI) and ``unsafe_migration``; the site gives them as the host
 #: variable ``vqual_libvirt_oq``.

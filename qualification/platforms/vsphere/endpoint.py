@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadInputError
+from qualification.errors import BadInputError
 
 #: The variables of a vSphere target, in the order the docs list them.
 VSPHERE_VARS = (

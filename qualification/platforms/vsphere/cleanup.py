@@ -1,7 +1,7 @@
 """Cleanup of a run's throwaway VMs on vSphere (``vqual cleanup``, docs/cli.md).
 
 VMs named ``vqual-tmp-<run id>-*`` whose ``vqual.throwaway`` tag (extraConfig, or the custom
-attribute on a vCenter) is the run's (:mod:`qualification.platforms.vsphere_oq`), and the OQ
+attribute on a vCenter) is the run's (:mod:`qualification.platforms.vsphere.oq`), and the OQ
 lifecycle's ``vqual-oq-<run id>[-<n>]``: powered off, their snapshots dropped, deleted with
 their files. The targets are the inventory's hosts with a ``vqual_vsphere_host``, each
 endpoint once.
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import BadInputError, PlatformError
-from .libvirt_cleanup import lifecycle_names_pattern
-from .registry import HostCleanup, RenderProblem
-from .vsphere import VspherePlatform
-from .vsphere_endpoint import Endpoint, endpoint_from_vars
-from .vsphere_oq import TAG_KEY, is_run_throwaway, remove_vm
+from qualification.errors import BadInputError, PlatformError
+from qualification.platforms.libvirt.cleanup import lifecycle_names_pattern
+from qualification.platforms.registry import HostCleanup, RenderProblem
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint, endpoint_from_vars
+from qualification.platforms.vsphere.oq import TAG_KEY, is_run_throwaway, remove_vm
 
 
 def vsphere_hosts(hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -10,12 +10,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import BadArgs, ObservationTable, OqContext, answer_loop
-from .base import probe_observation as _observation
-from .oq import lifecycle_observation
-from .vsphere import HOST_PROPERTIES, VspherePlatform
-from .vsphere_endpoint import Endpoint
-from .vsphere_oq import protocol_observation
+from qualification.platforms.base import BadArgs, ObservationTable, OqContext, answer_loop
+from qualification.platforms.base import probe_observation as _observation
+from qualification.platforms.oq import lifecycle_observation
+from qualification.platforms.vsphere.adapter import HOST_PROPERTIES, VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
+from qualification.platforms.vsphere.oq import protocol_observation
 
 
 def _raw(value: Any) -> str:

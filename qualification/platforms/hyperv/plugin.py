@@ -1,7 +1,7 @@
 """The Hyper-V platform plug-in (entry point ``hyperv`` in group ``vqual.platforms``).
 
 A target is a Hyper-V host reached over WinRM, named by ``vqual_winrm_*`` host variables
-(:mod:`qualification.platforms.hyperv_endpoint`). The adapter only ever ran against a WinRM
+(:mod:`qualification.platforms.hyperv.endpoint`). The adapter only ever ran against a WinRM
 stand-in (``docs/hyperv.md``), so the collection's modules take it read-only, and it has no
 patch executor and no cleanup: its OQ changes nothing on the stand-in. The hooks import
 pywinrm only when they run.
@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInputError, NotSupported
-from .base import BadArgs, HypervisorPlatform, observations_failed
-from .data_files import with_hcl
-from .hyperv_endpoint import WINRM_VARS, Endpoint, endpoint_from_vars
-from .registry import HostCleanup, PlatformPlugin, RenderProblem
-from .vsphere_plugin import missing_login
+from qualification.errors import BadInputError, NotSupported
+from qualification.platforms.base import BadArgs, HypervisorPlatform, observations_failed
+from qualification.platforms.data_files import with_hcl
+from qualification.platforms.hyperv.endpoint import WINRM_VARS, Endpoint, endpoint_from_vars
+from qualification.platforms.registry import HostCleanup, PlatformPlugin, RenderProblem
+from qualification.platforms.vsphere.plugin import missing_login
 
 
 class HypervPlugin(PlatformPlugin):
@@ -35,7 +35,7 @@ class HypervPlugin(PlatformPlugin):
 
     def connect(self, endpoint: Any, *, readonly: bool = False,
                 state_dir: Path | None = None) -> HypervisorPlatform:
-        from .hyperv import HypervPlatform
+        from qualification.platforms.hyperv.adapter import HypervPlatform
 
         return HypervPlatform(endpoint)
 
@@ -56,7 +56,7 @@ class HypervPlugin(PlatformPlugin):
         except BadInputError as exc:
             return observations_failed(requests, exc.one_line())
         prepared, failed = with_hcl(requests, data_files)
-        from .hyperv_observations import probe
+        from qualification.platforms.hyperv.observations import probe
 
         try:
             observations, _changed = probe(endpoint, prepared, check_mode=check_mode,
@@ -72,7 +72,7 @@ class HypervPlugin(PlatformPlugin):
             # available), so only the read-only modules accept platform hyperv.
             raise BadInputError("platform hyperv supports only the read-only modules")
         missing_login(params, self.name)
-        from .hyperv import HypervPlatform
+        from qualification.platforms.hyperv.adapter import HypervPlatform
 
         scheme = params.get("winrm_scheme") or "https"
         validate = params.get("validate_certs")

@@ -38,13 +38,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
-from ..errors import NotSupported, PlatformError
-from .base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
-from .oq import utc_stamp
+from qualification.checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
+from qualification.platforms.oq import utc_stamp
 
 if TYPE_CHECKING:  # the adapter imports pyVmomi; the check library reads only the names here
-    from .vsphere import VspherePlatform
+    from qualification.platforms.vsphere.adapter import VspherePlatform
 
 THROWAWAY_PREFIX = "vqual-tmp-"
 TAG_KEY = "vqual.throwaway"
@@ -284,10 +284,30 @@ def run_protocol(
     standalone = platform.standalone or len(platform.host_runtime()) < 2
     _preflight(platform, settings, tests)
     results: dict[str, dict[str, Any]] = {}
-    tag = {TAG_KEY: run_id}
 
     def vm_state() -> dict[str, Any]:
         return run.vm_state(vm)
+
+    try:
+        _create_throwaway(run, vm, vm_state)
+        for test in OQ_TESTS:
+            if test in tests:
+                results[test] = _run_test(run, test, vm, vm_state, settings, standalone)
+    finally:
+        cleanup = _cleanup(run)
+    return ProtocolResult(
+        value={"vm": vm, "standalone": standalone, "tests": results, "cleanup": cleanup},
+        actions=run.actions,
+    )
+
+
+def _create_throwaway(run: _Run, vm: str, vm_state: Callable[[], dict[str, Any]]) -> None:
+    """Create the run's empty VM tagged with the run id (``vm.create``, ``vm.tag``).
+
+    Raises:
+        PlatformError: the VM could not be created or tagged.
+    """
+    platform, run_id = run.platform, run.run_id
 
     def tagged(after: dict[str, Any]) -> str | None:
         if not after.get("exists"):
@@ -298,79 +318,81 @@ def run_protocol(
             return f"extraConfig {TAG_KEY} is not the run id"
         return None
 
-    try:
-        verdict, reason = run.step(
-            "vm.create",
-            vm,
-            lambda: platform.create_vm(VmConfig(name=vm, memory_mib=64), extra_config=tag),
-            vm_state,
-            tagged,
-        )
-        if verdict == "pass":
-            run.created.append(vm)
-
-            def set_tag() -> None:
-                if not platform.set_vm_attribute(vm, TAG_KEY, run_id):
-                    raise NotSupported(
-                        "tag with a custom attribute",
-                        "the endpoint has no custom attributes (standalone ESXi)",
-                        where=platform.endpoint,
-                    )
-
-            verdict, reason = run.step(
-                "vm.tag",
-                vm,
-                set_tag,
-                vm_state,
-                lambda after: (
-                    None
-                    if after.get("tag", {}).get("attribute") == run_id
-                    else f"custom attribute {TAG_KEY} is not the run id"
-                ),
-            )
-            # A standalone ESXi has no custom attributes: the extraConfig tag is the tag.
-            if verdict == "fail":
-                raise PlatformError(f"tag vm {vm} failed: {reason}", where=platform.endpoint)
-        elif platform.vm_exists(vm):
-            run.created.append(vm)
-        if vm not in run.created:
-            raise PlatformError(f"create vm {vm} failed: {reason}", where=platform.endpoint)
-
-        for test in OQ_TESTS:
-            if test not in tests:
-                continue
-            if test == "power_cycle":
-                results[test] = _power_cycle(run, vm, vm_state)
-            elif test == "snapshot":
-                results[test] = _snapshot(run, vm, vm_state)
-            elif test == "clone":
-                results[test] = _clone(run, settings)
-            elif test == "migrate":
-                results[test] = (
-                    _not_executed(
-                        f"{ONE_HOST}: no other host to migrate to",
-                        interruption={"verdict": "not-executed", "reason": ONE_HOST},
-                    )
-                    if standalone
-                    else _migrate(run, vm, vm_state, settings)
-                )
-            elif test == "maintenance":
-                results[test] = (
-                    _not_executed(
-                        f"{ONE_HOST}: its VMs cannot be evacuated to another host, and "
-                        "entering maintenance would need every VM on it stopped"
-                    )
-                    if standalone
-                    else _maintenance(run, vm, vm_state, settings)
-                )
-            else:
-                results[test] = _not_executed(NO_BACKUP_API)
-    finally:
-        cleanup = _cleanup(run)
-    return ProtocolResult(
-        value={"vm": vm, "standalone": standalone, "tests": results, "cleanup": cleanup},
-        actions=run.actions,
+    verdict, reason = run.step(
+        "vm.create",
+        vm,
+        lambda: platform.create_vm(
+            VmConfig(name=vm, memory_mib=64), extra_config={TAG_KEY: run_id}
+        ),
+        vm_state,
+        tagged,
     )
+    if verdict == "pass":
+        run.created.append(vm)
+
+        def set_tag() -> None:
+            if not platform.set_vm_attribute(vm, TAG_KEY, run_id):
+                raise NotSupported(
+                    "tag with a custom attribute",
+                    "the endpoint has no custom attributes (standalone ESXi)",
+                    where=platform.endpoint,
+                )
+
+        verdict, reason = run.step(
+            "vm.tag",
+            vm,
+            set_tag,
+            vm_state,
+            lambda after: (
+                None
+                if after.get("tag", {}).get("attribute") == run_id
+                else f"custom attribute {TAG_KEY} is not the run id"
+            ),
+        )
+        # A standalone ESXi has no custom attributes: the extraConfig tag is the tag.
+        if verdict == "fail":
+            raise PlatformError(f"tag vm {vm} failed: {reason}", where=platform.endpoint)
+    elif platform.vm_exists(vm):
+        run.created.append(vm)
+    if vm not in run.created:
+        raise PlatformError(f"create vm {vm} failed: {reason}", where=platform.endpoint)
+
+
+def _run_test(
+    run: _Run,
+    test: str,
+    vm: str,
+    vm_state: Callable[[], dict[str, Any]],
+    settings: OqSettings,
+    standalone: bool,
+) -> dict[str, Any]:
+    """One OQ test's value; on a standalone ESXi the tests that need a second host are not
+    executed."""
+    if test == "power_cycle":
+        return _power_cycle(run, vm, vm_state)
+    if test == "snapshot":
+        return _snapshot(run, vm, vm_state)
+    if test == "clone":
+        return _clone(run, settings)
+    if test == "migrate":
+        return (
+            _not_executed(
+                f"{ONE_HOST}: no other host to migrate to",
+                interruption={"verdict": "not-executed", "reason": ONE_HOST},
+            )
+            if standalone
+            else _migrate(run, vm, vm_state, settings)
+        )
+    if test == "maintenance":
+        return (
+            _not_executed(
+                f"{ONE_HOST}: its VMs cannot be evacuated to another host, and "
+                "entering maintenance would need every VM on it stopped"
+            )
+            if standalone
+            else _maintenance(run, vm, vm_state, settings)
+        )
+    return _not_executed(NO_BACKUP_API)
 
 
 def _ensure_running(run: _Run, vm: str, vm_state: Callable[[], dict[str, Any]]) -> bool:

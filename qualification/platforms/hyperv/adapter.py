@@ -23,13 +23,13 @@ from __future__ import annotations
 import base64
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
-from ..checks.vocabulary import READ_CMDLETS
-from ..errors import BadInputError, NotSupported, PlatformError
-from .base import (
+from qualification.checks.vocabulary import READ_CMDLETS
+from qualification.errors import BadInputError, NotSupported, PlatformError
+from qualification.platforms.base import (
     CRASHED,
     PAUSED,
     RUNNING,
@@ -37,7 +37,6 @@ from .base import (
     STOPPING,
     SUSPENDED,
     UNKNOWN,
-    BadArgs,
     ClusterFacts,
     CpuFacts,
     DatastoreFacts,
@@ -51,8 +50,7 @@ from .base import (
     VmFacts,
     one_line,
 )
-from .base import probe_observation as _observation
-from .hyperv_endpoint import Endpoint, endpoint_from_vars
+from qualification.platforms.hyperv.endpoint import Endpoint
 
 # Microsoft.HyperV.PowerShell.VMState (Get-VM .State), numbers as ConvertTo-Json writes them.
 _VM_STATE = {
@@ -605,228 +603,3 @@ class HypervPlatform:
 
     def events(self, since: datetime | None = None) -> list[EventFacts]:
         raise NotSupported("events", "the Hyper-V event logs are not modelled")
-
-
-# -- the controller-side probe ------------------------------------------------------------
-
-IQ_METHODS = ("about", "host", "cmdlet", "features", "vswitches", "hcl", "vms", "vm")
-OQ_METHODS = ("oq_lifecycle",)
-
-
-
-
-
-
-def _raw(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _iq(platform: HypervPlatform, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    where = platform.endpoint.url
-    value: Any
-    if method == "about":
-        value = platform.about().to_json()
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-ComputerInfo | ConvertTo-Json {where}"
-        )
-    if method == "host":
-        value = platform.host_details()
-        return _observation(
-            value=value,
-            raw=_raw(value),
-            method=f"Get-ComputerInfo, Get-VMHost | ConvertTo-Json {where}",
-        )
-    if method == "cmdlet":
-        name = args.get("cmdlet")
-        if not isinstance(name, str) or name not in READ_CMDLETS:
-            raise BadArgs(f"cmdlet: argument 'cmdlet' must be one of {', '.join(READ_CMDLETS)}")
-        value = platform.read(name)
-        return _observation(
-            value=value, raw=_raw(value), method=f"{READ_CMDLETS[name]} | ConvertTo-Json {where}"
-        )
-    if method == "features":
-        value = platform.features()
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-WindowsFeature | ConvertTo-Json {where}"
-        )
-    if method == "vswitches":
-        value = platform.vswitches()
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-VMSwitch | ConvertTo-Json {where}"
-        )
-    if method == "hcl":
-        entries = args.get("entries")
-        if not isinstance(entries, list):
-            raise BadArgs("hcl: no HCL entries (the spec's data file was not resolved)")
-        d = platform.host_details()
-        hosts = [{k: d[k] for k in ("name", "hardware", "bios", "product")}]
-        value = {
-            "hcl": args.get("hcl"),
-            "digest": args.get("digest"),
-            "hosts": hosts,
-            "entries": entries,
-        }
-        return _observation(
-            value=value,
-            raw=_raw(hosts),
-            method=f"Get-ComputerInfo (Cs*, Bios*, Windows*) against HCL {args.get('hcl')} {where}",
-        )
-    if method == "vms":
-        value = [v.to_json() for v in platform.vms()]
-        return _observation(value=value, raw=_raw(value), method=f"Get-VM | ConvertTo-Json {where}")
-    if method == "vm":
-        name = args.get("name")
-        if not isinstance(name, str) or not name:
-            raise BadArgs("vm: argument 'name' (a VM name) is required")
-        value = platform.vm_details(name)
-        return _observation(
-            value=value, raw=_raw(value), method=f"Get-VM {name} | ConvertTo-Json {where}"
-        )
-    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
-
-
-def _oq_lifecycle(platform: HypervPlatform, vm: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    from .oq import lifecycle_observation
-
-    return lifecycle_observation(platform, vm, args, "Hyper-V", str(platform.endpoint.url))
-
-
-def probe(
-    endpoint: Endpoint,
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    check_mode: bool = False,
-    run_id: str = "",
-) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Answer every request over one WinRM shell.
-
-    Returns:
-        ``({key: observation}, changed)``. A connection or login failure makes every
-        observation an ``error`` with the one-line reason (no password); nothing here raises
-        for a platform failure.
-    """
-    observations: dict[str, dict[str, Any]] = {}
-    platform: HypervPlatform | None = None
-    connect_error: str | None = None
-    secrets = tuple(s for s in (endpoint.password,) if s)
-    try:
-        platform = HypervPlatform(endpoint)
-    except (PlatformError, BadInputError) as exc:
-        connect_error = one_line(exc.one_line(), secrets)
-    changed = False
-    try:
-        for number, request in enumerate(requests, start=1):
-            key = str(request.get("key") or "")
-            method = str(request.get("method") or "")
-            args = request.get("args") or {}
-            if method not in IQ_METHODS and method not in OQ_METHODS:
-                known = ", ".join(IQ_METHODS + OQ_METHODS)
-                observations[key] = _observation(
-                    method=method, error=f"unknown hyperv probe method {method!r} (known: {known})"
-                )
-                continue
-            if platform is None:
-                observations[key] = _observation(method=method, error=connect_error)
-                continue
-            if method in OQ_METHODS and check_mode:
-                observations[key] = _observation(method=method, not_executed="check mode")
-                continue
-            try:
-                if not isinstance(args, Mapping):
-                    raise BadArgs(f"{method}: args must be a mapping")
-                if method in OQ_METHODS:
-                    suffix = "".join(c for c in run_id if c.isalnum() or c in "-_") or "run"
-                    vm = f"vqual-oq-{suffix}" + (f"-{number}" if number > 1 else "")
-                    observations[key] = _oq_lifecycle(platform, vm, args)
-                    changed = changed or any(
-                        a.get("verdict") != "not-executed" for a in observations[key]["actions"]
-                    )
-                else:
-                    observations[key] = _iq(platform, method, args)
-            except NotSupported as exc:
-                observations[key] = _observation(method=method, not_executed=exc.one_line())
-            except (PlatformError, BadInputError, BadArgs) as exc:
-                text = (
-                    exc.one_line() if isinstance(exc, (PlatformError, BadInputError)) else str(exc)
-                )
-                observations[key] = _observation(method=method, error=one_line(text, secrets))
-    finally:
-        if platform is not None:
-            platform.close()
-    return observations, changed
-
-
-def _hcl_args(
-    request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The ``hcl`` request's args with the entries of the named data file, read again and
-    checked against the digest recorded at planning (what the protocol approval covers).
-
-    Kept here rather than shared with the vSphere adapter, so a controller without pyVmomi
-    can still qualify Hyper-V hosts.
-    """
-    import hashlib
-
-    from qualification.checks.hcl import load_hcl
-
-    args = dict(request.get("args") or {})
-    name = args.get("hcl")
-    found = [d for d in data_files if d.get("name") == name]
-    if not found:
-        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
-        raise BadArgs(f"hcl: the spec declares no data file {name!r} (data_files: {known})")
-    path = str(found[0].get("path"))
-    try:
-        with open(path, "rb") as fh:
-            content = fh.read()
-    except OSError as exc:
-        raise BadArgs(f"hcl: cannot read {path}: {exc.strerror or exc}") from None
-    digest = hashlib.sha256(content).hexdigest()
-    planned = found[0].get("digest")
-    if planned and digest != planned:
-        raise BadArgs(
-            f"hcl: {path} changed since the run was planned "
-            f"(digest {digest[:12]}..., planned {str(planned)[:12]}...)"
-        )
-    try:
-        entries = load_hcl(content.decode("utf-8"), path)
-    except UnicodeDecodeError as exc:
-        raise BadArgs(f"hcl: {path}: {exc}") from None
-    except BadInputError as exc:
-        raise BadArgs(f"hcl: {exc.one_line()}") from None
-    args.update(entries=[e.to_json() for e in entries], digest=digest)
-    return args
-
-
-def answer_hyperv(
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    host_vars: Mapping[str, Any],
-    run_id: str = "",
-    check_mode: bool = False,
-    data_files: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, dict[str, Any]]:
-    """:func:`probe` for the controller (action plugin): the endpoint from the target's
-    ``vqual_winrm_*`` variables, HCL data files resolved; observations only, never raises."""
-    try:
-        endpoint = endpoint_from_vars(host_vars)
-    except BadInputError as exc:
-        return {
-            str(r.get("key", "")): _observation(
-                method=str(r.get("method", "")), error=exc.one_line()
-            )
-            for r in requests
-        }
-    prepared: list[dict[str, Any]] = []
-    failed: dict[str, dict[str, Any]] = {}
-    for request in requests:
-        if request.get("method") == "hcl":
-            try:
-                prepared.append({**request, "args": _hcl_args(request, data_files)})
-            except BadArgs as exc:
-                failed[str(request.get("key", ""))] = _observation(method="hcl", error=str(exc))
-            continue
-        prepared.append(dict(request))
-    observations, _changed = probe(endpoint, prepared, check_mode=check_mode, run_id=run_id)
-    observations.update(failed)
-    return observations

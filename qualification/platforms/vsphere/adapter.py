@@ -27,14 +27,13 @@ from pyVim import connect as pyvim_connect
 from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
-from ..errors import NotSupported, PlatformError
-from .base import (
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import (
     PAUSED,
     RUNNING,
     STOPPED,
     SUSPENDED,
     UNKNOWN,
-    BadArgs,
     ClusterFacts,
     CpuFacts,
     DatastoreFacts,
@@ -50,8 +49,7 @@ from .base import (
     VmFacts,
     one_line,
 )
-from .base import probe_observation as _observation
-from .vsphere_endpoint import Endpoint, endpoint_from_vars
+from qualification.platforms.vsphere.endpoint import Endpoint
 
 _T = TypeVar("_T")
 
@@ -583,44 +581,7 @@ class VspherePlatform:
             self._call("read", f"host of {name}", lambda: host.name) if host is not None else ""
         )
         hw = getattr(cfg, "hardware", None)
-        disks: list[DiskFacts] = []
-        nics: list[NicFacts] = []
-        devices: list[str] = []
-        for dev in getattr(hw, "device", None) or []:
-            if isinstance(dev, vim.vm.device.VirtualDisk):
-                backing = dev.backing
-                disks.append(
-                    DiskFacts(
-                        target=_text(dev.deviceInfo.label if dev.deviceInfo else dev.key),
-                        device="disk",
-                        source=_text(getattr(backing, "fileName", None)) or None,
-                        driver_format=_text(getattr(backing, "diskMode", None)) or None,
-                    )
-                )
-            elif isinstance(dev, vim.vm.device.VirtualEthernetCard):
-                net = getattr(dev.backing, "deviceName", None)
-                nics.append(
-                    NicFacts(
-                        mac=_text(dev.macAddress) or None,
-                        network=_text(net) or None,
-                        model=type(dev).__name__.rsplit(".", 1)[-1].replace("Virtual", "").lower(),
-                        kind="network",
-                    )
-                )
-            elif isinstance(dev, vim.vm.device.VirtualCdrom):
-                devices.append("cdrom")
-            elif isinstance(dev, vim.vm.device.VirtualFloppy):
-                devices.append("floppy")
-            elif isinstance(dev, vim.vm.device.VirtualSerialPort):
-                devices.append("serial")
-            elif isinstance(dev, vim.vm.device.VirtualParallelPort):
-                devices.append("parallel")
-            elif isinstance(dev, vim.vm.device.VirtualUSBController):
-                devices.append("usb")
-            elif isinstance(dev, vim.vm.device.VirtualPCIPassthrough):
-                devices.append("hostdev")
-            elif isinstance(dev, vim.vm.device.VirtualTPM):
-                devices.append("tpm")
+        disks, nics, devices = _vm_devices(getattr(hw, "device", None) or [])
         boot = getattr(cfg, "bootOptions", None)
         native: dict[str, Any] = {
             "uuid": _text(getattr(cfg, "uuid", None)),
@@ -1216,39 +1177,6 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
     dt = props.get("config.dateTimeInfo")
     services = getattr(props.get("config.service"), "service", None) or []
     release = getattr(bios, "releaseDate", None)
-    dns = getattr(network, "dnsConfig", None)
-    ntp = getattr(dt, "ntpConfig", None)
-    vswitches = []
-    for vs in getattr(network, "vswitch", None) or []:
-        vswitches.append(
-            {
-                "name": _text(vs.name),
-                "uplinks": sorted(_text(p).rsplit("-", 1)[-1] for p in vs.pnic or []),
-                "security": _security(getattr(vs.spec, "policy", None)),
-            }
-        )
-    portgroups = []
-    for pg in getattr(network, "portgroup", None) or []:
-        portgroups.append(
-            {
-                "name": _text(pg.spec.name),
-                "vswitch": _text(pg.spec.vswitchName),
-                "vlan": int(pg.spec.vlanId or 0),
-                # computedPolicy is what applies (the switch's unless the port group overrides)
-                "security": _security(pg.computedPolicy),
-            }
-        )
-    pnics = []
-    for nic in getattr(network, "pnic", None) or []:
-        speed = getattr(nic, "linkSpeed", None)
-        pnics.append(
-            {
-                "device": _text(nic.device),
-                "driver": _text(nic.driver),
-                "speed_mb": int(speed.speedMb) if speed is not None else None,
-                "duplex": bool(speed.duplex) if speed is not None else None,
-            }
-        )
     parent_name = _text(props.get("parent.name"))
     threads = int(getattr(cpu, "numCpuThreads", 0) or 0)
     return {
@@ -1285,24 +1213,11 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
         "services": {
             _text(s.key): {"running": bool(s.running), "policy": _text(s.policy)} for s in services
         },
-        "time": None
-        if dt is None
-        else {
-            "ntp_servers": [str(s) for s in getattr(ntp, "server", None) or []],
-            "time_zone": _text(getattr(getattr(dt, "timeZone", None), "key", None)),
-        },
-        "dns": None
-        if dns is None
-        else {
-            "dhcp": bool(getattr(dns, "dhcp", False)),
-            "host_name": _text(getattr(dns, "hostName", None)),
-            "domain_name": _text(getattr(dns, "domainName", None)),
-            "servers": [str(a) for a in getattr(dns, "address", None) or []],
-            "search_domains": [str(a) for a in getattr(dns, "searchDomain", None) or []],
-        },
-        "vswitches": vswitches,
-        "portgroups": portgroups,
-        "pnics": pnics,
+        "time": _host_time(dt),
+        "dns": _host_dns(getattr(network, "dnsConfig", None)),
+        "vswitches": _vswitches(network),
+        "portgroups": _portgroups(network),
+        "pnics": _pnics(network),
         "datastores": sorted(_text(d) for d in props.get("datastore") or []),
         "networks": sorted(_text(n) for n in props.get("network") or []),
         "connection_state": _text(props.get("runtime.connectionState")),
@@ -1311,305 +1226,117 @@ def _host_details(props: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- probe: what the controller-side ``vsphere`` probe answers ---------------------------------
+def _host_time(dt: Any) -> dict[str, Any] | None:
+    """A host's NTP servers and time zone; None when it reports no dateTimeInfo."""
+    if dt is None:
+        return None
+    ntp = getattr(dt, "ntpConfig", None)
+    return {
+        "ntp_servers": [str(s) for s in getattr(ntp, "server", None) or []],
+        "time_zone": _text(getattr(getattr(dt, "timeZone", None), "key", None)),
+    }
 
-IQ_METHODS = (
-    "about",
-    "hosts",
-    "time",
-    "advanced",
-    "dvportgroups",
-    "hcl",
-    "clusters",
-    "datastores",
-    "networks",
-    "vm",
-    "vms",
+
+def _host_dns(dns: Any) -> dict[str, Any] | None:
+    """A host's DNS configuration; None when it reports none."""
+    if dns is None:
+        return None
+    return {
+        "dhcp": bool(getattr(dns, "dhcp", False)),
+        "host_name": _text(getattr(dns, "hostName", None)),
+        "domain_name": _text(getattr(dns, "domainName", None)),
+        "servers": [str(a) for a in getattr(dns, "address", None) or []],
+        "search_domains": [str(a) for a in getattr(dns, "searchDomain", None) or []],
+    }
+
+
+def _vswitches(network: Any) -> list[dict[str, Any]]:
+    """A host's standard vSwitches: uplinks and security policy."""
+    return [
+        {
+            "name": _text(vs.name),
+            "uplinks": sorted(_text(p).rsplit("-", 1)[-1] for p in vs.pnic or []),
+            "security": _security(getattr(vs.spec, "policy", None)),
+        }
+        for vs in getattr(network, "vswitch", None) or []
+    ]
+
+
+def _portgroups(network: Any) -> list[dict[str, Any]]:
+    """A host's standard port groups: vSwitch, VLAN and the security policy that applies."""
+    return [
+        {
+            "name": _text(pg.spec.name),
+            "vswitch": _text(pg.spec.vswitchName),
+            "vlan": int(pg.spec.vlanId or 0),
+            # computedPolicy is what applies (the switch's unless the port group overrides)
+            "security": _security(pg.computedPolicy),
+        }
+        for pg in getattr(network, "portgroup", None) or []
+    ]
+
+
+def _pnics(network: Any) -> list[dict[str, Any]]:
+    """A host's physical NICs: driver and link speed (None when the link is down)."""
+    out = []
+    for nic in getattr(network, "pnic", None) or []:
+        speed = getattr(nic, "linkSpeed", None)
+        out.append(
+            {
+                "device": _text(nic.device),
+                "driver": _text(nic.driver),
+                "speed_mb": int(speed.speedMb) if speed is not None else None,
+                "duplex": bool(speed.duplex) if speed is not None else None,
+            }
+        )
+    return out
+
+
+# Other virtual devices a VM can carry, by the kind its facts name them; isinstance order.
+_DEVICE_KINDS: tuple[tuple[type, str], ...] = (
+    (vim.vm.device.VirtualCdrom, "cdrom"),
+    (vim.vm.device.VirtualFloppy, "floppy"),
+    (vim.vm.device.VirtualSerialPort, "serial"),
+    (vim.vm.device.VirtualParallelPort, "parallel"),
+    (vim.vm.device.VirtualUSBController, "usb"),
+    (vim.vm.device.VirtualPCIPassthrough, "hostdev"),
+    (vim.vm.device.VirtualTPM, "tpm"),
 )
-OQ_METHODS = ("oq_lifecycle", "oq_protocol")
 
 
-
-
-
-
-def _raw(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-class _Session:
-    """One probe call's connection, with the host facts read once for every method."""
-
-    def __init__(self, platform: VspherePlatform) -> None:
-        self.platform = platform
-        self._hosts: list[dict[str, Any]] | None = None
-
-    def hosts(self) -> list[dict[str, Any]]:
-        if self._hosts is None:
-            self._hosts = self.platform.host_details()
-        return self._hosts
-
-
-def _iq(session: _Session, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    platform = session.platform
-    where = platform.endpoint
-    if method == "about":
-        value: Any = platform.about_details()
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere ServiceContent.about {where}"
-        )
-    if method == "hosts":
-        value = session.hosts()
-        return _observation(
-            value=value,
-            raw=_raw(value),
-            method=f"vSphere PropertyCollector HostSystem {{{', '.join(HOST_PROPERTIES)}}} {where}",
-        )
-    if method == "time":
-        hosts = session.hosts()
-        missing = [h["name"] for h in hosts if h["time"] is None]
-        method_text = f"vSphere HostSystem.config.dateTimeInfo, config.service[ntpd] {where}"
-        if missing:
-            return _observation(
-                method=method_text,
-                not_executed=f"the endpoint does not report config.dateTimeInfo (NTP configuration) for {', '.join(missing)}",
-            )
-        value = {h["name"]: {**h["time"], "ntpd": h["services"].get("ntpd")} for h in hosts}
-        return _observation(value=value, raw=_raw(value), method=method_text)
-    if method == "hcl":
-        entries = args.get("entries")
-        if not isinstance(entries, list):
-            raise BadArgs("hcl: no HCL entries (the spec's data file was not resolved)")
-        hosts = [
-            {k: h[k] for k in ("name", "hardware", "bios", "product")} for h in session.hosts()
-        ]
-        value = {
-            "hcl": args.get("hcl"),
-            "digest": args.get("digest"),
-            "hosts": hosts,
-            "entries": entries,
-        }
-        return _observation(
-            value=value,
-            raw=_raw(hosts),
-            method=f"vSphere HostSystem.hardware.{{systemInfo,biosInfo}}, config.product against HCL {args.get('hcl')} {where}",
-        )
-    if method == "advanced":
-        key = args.get("key")
-        if not isinstance(key, str) or not key:
-            raise BadArgs("advanced: argument 'key' (an advanced option name) is required")
-        found = platform.advanced_option(key)
-        names = [h["name"] for h in session.hosts()]
-        method_text = f"vSphere HostSystem.configManager.advancedOption.QueryOptions({key}) {where}"
-        if not found:
-            return _observation(
-                method=method_text,
-                not_executed=f"no host has the advanced option {key} ({', '.join(names)})",
-            )
-        # A host that lacks an option others have reads as None, so it fails and is named.
-        value = {name: found.get(name) for name in names}
-        return _observation(value=value, raw=_raw(value), method=method_text)
-    if method == "dvportgroups":
-        groups = platform.dvportgroups()
-        method_text = (
-            f"vSphere DistributedVirtualPortgroup.config.defaultPortConfig.securityPolicy {where}"
-        )
-        unreported = [g["name"] for g in groups if g["security"] is None]
-        if groups and len(unreported) == len(groups):
-            return _observation(
-                method=method_text,
-                not_executed=f"the endpoint reports no security policy for {', '.join(unreported)}",
-            )
-        return _observation(value=groups, raw=_raw(groups), method=method_text)
-    if method == "clusters":
-        value = [c.to_json() for c in platform.clusters()]
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere ClusterComputeResource {where}"
-        )
-    if method == "datastores":
-        value = [d.to_json() for d in platform.datastores()]
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere Datastore.summary {where}"
-        )
-    if method == "networks":
-        value = [n.to_json() for n in platform.networks()]
-        return _observation(value=value, raw=_raw(value), method=f"vSphere Network {where}")
-    if method == "vm":
-        name = args.get("name")
-        if not isinstance(name, str) or not name:
-            raise BadArgs("vm: argument 'name' (a VM name) is required")
-        value = platform.vm_details(name)
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere VirtualMachine {name} config {where}"
-        )
-    if method == "vms":
-        value = [v.to_json() for v in platform.vms()]
-        return _observation(
-            value=value, raw=_raw(value), method=f"vSphere VirtualMachine list {where}"
-        )
-    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
-
-
-def _oq_lifecycle(platform: VspherePlatform, vm: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    from .oq import lifecycle_observation
-
-    return lifecycle_observation(platform, vm, args, "vSphere", str(platform.endpoint))
-
-
-def probe(
-    endpoint: Endpoint,
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    check_mode: bool = False,
-    run_id: str = "",
-) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Answer every request on one vSphere session.
-
-    Returns:
-        ``({key: observation}, changed)``. A connection or login failure makes every
-        observation an ``error`` with the one-line reason (no password); nothing here raises
-        for a platform failure.
-    """
-    observations: dict[str, dict[str, Any]] = {}
-    platform: VspherePlatform | None = None
-    connect_error: str | None = None
-    try:
-        platform = VspherePlatform(endpoint)
-    except PlatformError as exc:
-        connect_error = exc.one_line()
-    session = _Session(platform) if platform is not None else None
-    changed = False
-    try:
-        for number, request in enumerate(requests, start=1):
-            key = str(request.get("key") or "")
-            method = str(request.get("method") or "")
-            args = request.get("args") or {}
-            if method not in IQ_METHODS and method not in OQ_METHODS:
-                known = ", ".join(IQ_METHODS + OQ_METHODS)
-                observations[key] = _observation(
-                    method=method, error=f"unknown vsphere probe method {method!r} (known: {known})"
+def _vm_devices(
+    devices_in: Iterable[Any],
+) -> tuple[list[DiskFacts], list[NicFacts], list[str]]:
+    """A VM's virtual hardware as facts: its disks, its NICs, the kinds of its other devices."""
+    disks: list[DiskFacts] = []
+    nics: list[NicFacts] = []
+    devices: list[str] = []
+    for dev in devices_in:
+        if isinstance(dev, vim.vm.device.VirtualDisk):
+            backing = dev.backing
+            disks.append(
+                DiskFacts(
+                    target=_text(dev.deviceInfo.label if dev.deviceInfo else dev.key),
+                    device="disk",
+                    source=_text(getattr(backing, "fileName", None)) or None,
+                    driver_format=_text(getattr(backing, "diskMode", None)) or None,
                 )
-                continue
-            if session is None or platform is None:
-                observations[key] = _observation(method=method, error=connect_error)
-                continue
-            if method in OQ_METHODS and check_mode:
-                observations[key] = _observation(method=method, not_executed="check mode")
-                continue
-            try:
-                if not isinstance(args, Mapping):
-                    raise BadArgs(f"{method}: args must be a mapping")
-                if method == "oq_protocol":
-                    from .vsphere_oq import protocol_observation
-
-                    observations[key] = protocol_observation(platform, run_id, args)
-                    changed = changed or bool(observations[key]["actions"])
-                elif method in OQ_METHODS:
-                    suffix = "".join(c for c in run_id if c.isalnum() or c in "-_") or "run"
-                    vm = f"vqual-oq-{suffix}" + (f"-{number}" if number > 1 else "")
-                    observations[key] = _oq_lifecycle(platform, vm, args)
-                    changed = changed or bool(observations[key]["actions"])
-                else:
-                    observations[key] = _iq(session, method, args)
-            except NotSupported as exc:
-                observations[key] = _observation(method=method, not_executed=exc.one_line())
-            except (PlatformError, BadArgs) as exc:
-                text = exc.one_line() if isinstance(exc, PlatformError) else str(exc)
-                observations[key] = _observation(
-                    method=method, error=one_line(text, platform._secrets)
-                )
-    finally:
-        if platform is not None:
-            platform.close()
-    return observations, changed
-
-
-def _hcl_args(
-    request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The ``hcl`` request's args with the HCL entries of the named data file.
-
-    The file is read again and must still have the digest recorded at planning (the one the
-    protocol approval covers), so what is checked is what was approved.
-    """
-    from qualification.checks.hcl import load_hcl
-
-    from ..errors import BadInputError
-
-    args = dict(request.get("args") or {})
-    name = args.get("hcl")
-    found = [d for d in data_files if d.get("name") == name]
-    if not found:
-        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
-        raise BadArgs(f"hcl: the spec declares no data file {name!r} (data_files: {known})")
-    path = str(found[0].get("path"))
-    try:
-        with open(path, "rb") as fh:
-            content = fh.read()
-    except OSError as exc:
-        raise BadArgs(f"hcl: cannot read {path}: {exc.strerror or exc}") from None
-    digest = hashlib.sha256(content).hexdigest()
-    if found[0].get("digest") and digest != found[0]["digest"]:
-        raise BadArgs(
-            f"hcl: {path} changed since the run was planned (digest {digest[:12]}..., planned {str(found[0]['digest'])[:12]}...)"
-        )
-    try:
-        entries = load_hcl(content.decode("utf-8"), path)
-    except UnicodeDecodeError as exc:
-        raise BadArgs(f"hcl: {path}: {exc}") from None
-    except BadInputError as exc:  # already one line naming the file
-        raise BadArgs(f"hcl: {exc.one_line()}") from None
-    args.update(entries=[e.to_json() for e in entries], digest=digest)
-    return args
-
-
-def answer_vsphere(
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    host_vars: Mapping[str, Any],
-    run_id: str = "",
-    check_mode: bool = False,
-    data_files: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, dict[str, Any]]:
-    """:func:`probe` for the controller (action plugin): the endpoint from the target's
-    ``vqual_vsphere_*`` variables, HCL data files resolved; observations only, never raises.
-    A missing variable or unreadable HCL becomes an ``error`` observation naming it."""
-    from ..errors import BadInputError
-
-    try:
-        endpoint = endpoint_from_vars(host_vars)
-    except BadInputError as exc:
-        return {
-            str(r.get("key", "")): _observation(
-                method=str(r.get("method", "")), error=exc.one_line()
             )
-            for r in requests
-        }
-    prepared: list[dict[str, Any]] = []
-    failed: dict[str, dict[str, Any]] = {}
-    oq_settings = host_vars.get("vqual_vsphere_oq")
-    for request in requests:
-        if request.get("method") == "oq_protocol" and oq_settings is not None:
-            # The template and hosts of the OQ are site facts (inventory), not protocol.
-            if not isinstance(oq_settings, Mapping):
-                failed[str(request.get("key", ""))] = _observation(
-                    method="oq_protocol",
-                    error="vqual_vsphere_oq must be a mapping {template, destination, maintenance_host}",
+        elif isinstance(dev, vim.vm.device.VirtualEthernetCard):
+            net = getattr(dev.backing, "deviceName", None)
+            nics.append(
+                NicFacts(
+                    mac=_text(dev.macAddress) or None,
+                    network=_text(net) or None,
+                    model=type(dev).__name__.rsplit(".", 1)[-1].replace("Virtual", "").lower(),
+                    kind="network",
                 )
-                continue
-            args = {**dict(oq_settings), **dict(request.get("args") or {})}
-            prepared.append({**request, "args": args})
-            continue
-        if request.get("method") == "hcl":
-            try:
-                prepared.append({**request, "args": _hcl_args(request, data_files)})
-            except BadArgs as exc:
-                failed[str(request.get("key", ""))] = _observation(method="hcl", error=str(exc))
-            continue
-        prepared.append(dict(request))
-    observations, _changed = probe(endpoint, prepared, check_mode=check_mode, run_id=run_id)
-    observations.update(failed)
-    return observations
+            )
+        else:
+            kind = next((k for cls, k in _DEVICE_KINDS if isinstance(dev, cls)), None)
+            if kind is not None:
+                devices.append(kind)
+    return disks, nics, devices
 
 
 # --- host marks for the rolling patch's stand-in executor (qualification/rollout/executors.py) ---

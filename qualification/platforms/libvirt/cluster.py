@@ -2,7 +2,7 @@
 
 libvirt has one host per connection and no cluster object; a KVM cluster is the inventory's
 hosts with the same ``vqual_cluster``. :class:`LibvirtCluster` holds one
-:class:`~qualification.platforms.libvirt.LibvirtPlatform` per host and answers for all of
+:class:`~qualification.platforms.libvirt.adapter.LibvirtPlatform` per host and answers for all of
 them: ``hosts()`` and ``vms()`` span the cluster, hosts are named as in the inventory, and
 ``migrate_vm(name, destination)`` takes a host name. Operations on one VM go to the host that
 holds it; maintenance goes to the named host (vqual's marker, see the libvirt adapter).
@@ -36,8 +36,8 @@ from typing import Any, Self
 
 import libvirt
 
-from ..errors import BadInputError, NotSupported, PlatformError
-from .base import (
+from qualification.errors import BadInputError, NotSupported, PlatformError
+from qualification.platforms.base import (
     RUNNING,
     ClusterFacts,
     DatastoreFacts,
@@ -52,7 +52,7 @@ from .base import (
     one_line,
     redact_endpoint,
 )
-from .libvirt import LibvirtPlatform
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
 _QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 _HOSTFWD = re.compile(r"hostfwd=(?P<proto>tcp|udp):(?P<addr>[^:,]*):(?P<port>\d+)-(?P<guest>[^,]*)")

@@ -2,7 +2,7 @@
 throwaway domains and the maintenance markers the run set (``vqual cleanup``, docs/cli.md).
 
 - guests with vqual's throwaway tag (``<vqual:throwaway run-id=...>`` in the domain's
-  metadata, see :mod:`qualification.platforms.libvirt_guest_oq`) whose run id is the run's;
+  metadata, see :mod:`qualification.platforms.libvirt.guest_oq`) whose run id is the run's;
   the tag lists the files made for the guest (overlay, backup), which are deleted too;
 - the OQ lifecycle's throwaway domain (:mod:`qualification.platforms.oq`), which carries no
   tag but is named ``vqual-oq-<run id>`` or ``vqual-oq-<run id>-<n>``: the run id in the name
@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInputError, PlatformError
-from .base import redact_endpoint
-from .libvirt import LibvirtPlatform
-from .libvirt_guest_oq import cleanup_run
-from .registry import HostCleanup
+from qualification.errors import BadInputError, PlatformError
+from qualification.platforms.base import redact_endpoint
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.guest_oq import cleanup_run
+from qualification.platforms.registry import HostCleanup
 
 
 def libvirt_targets(hostvars: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:

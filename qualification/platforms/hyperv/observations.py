@@ -10,12 +10,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..checks.vocabulary import READ_CMDLETS
-from .base import BadArgs, ObservationTable, OqContext, answer_loop
-from .base import probe_observation as _observation
-from .hyperv import HypervPlatform
-from .hyperv_endpoint import Endpoint
-from .oq import lifecycle_observation
+from qualification.checks.vocabulary import READ_CMDLETS
+from qualification.platforms.base import BadArgs, ObservationTable, OqContext, answer_loop
+from qualification.platforms.base import probe_observation as _observation
+from qualification.platforms.hyperv.adapter import HypervPlatform
+from qualification.platforms.hyperv.endpoint import Endpoint
+from qualification.platforms.oq import lifecycle_observation
 
 
 def _raw(value: Any) -> str:

@@ -29,7 +29,8 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -37,9 +38,8 @@ from typing import Any, Self, TypeVar
 
 import libvirt
 
-from ..errors import NotSupported, PlatformError
-from ..spec.change import new_run_id
-from .base import (
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import (
     CRASHED,
     PAUSED,
     RUNNING,
@@ -65,7 +65,8 @@ from .base import (
     redact_endpoint,
     secrets_of,
 )
-from .base import probe_observation as _observation
+from qualification.platforms.base import probe_observation as _observation
+from qualification.platforms.oq import utc_stamp
 
 VQUAL_NS = "urn:x-vqual:libvirt:1"
 _NS_PREFIX = "vqual"
@@ -233,6 +234,55 @@ def _placement_from(root: ET.Element) -> Placement:
     return Placement(tuple((element.get("allowed-hosts") or "").split()))
 
 
+def _disk_from(dev: ET.Element) -> DiskFacts:
+    """A ``<disk>`` device as facts; its source is a file, block device, volume or name."""
+    source = dev.find("source")
+    target = dev.find("target")
+    driver = dev.find("driver")
+    src = None
+    if source is not None:
+        src = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
+    return DiskFacts(
+        target=target.get("dev", "") if target is not None else "",
+        device=dev.get("device", "disk"),
+        source=src,
+        bus=target.get("bus") if target is not None else None,
+        driver_format=driver.get("type") if driver is not None else None,
+        readonly=dev.find("readonly") is not None,
+    )
+
+
+def _nic_from(dev: ET.Element) -> NicFacts:
+    """An ``<interface>`` device as facts; its network is a network, bridge or device."""
+    mac = dev.find("mac")
+    source = dev.find("source")
+    model = dev.find("model")
+    network = None
+    if source is not None:
+        network = source.get("network") or source.get("bridge") or source.get("dev")
+    return NicFacts(
+        mac=mac.get("address") if mac is not None else None,
+        network=network,
+        model=model.get("type") if model is not None else None,
+        kind=dev.get("type", ""),
+    )
+
+
+def _devices_from(root: ET.Element) -> tuple[list[DiskFacts], list[NicFacts], set[str]]:
+    """A domain's disks, NICs and the tags of its other devices."""
+    disks = []
+    nics = []
+    devices: set[str] = set()
+    for dev in list(root.find("devices") or []):
+        if dev.tag == "disk":
+            disks.append(_disk_from(dev))
+        elif dev.tag == "interface":
+            nics.append(_nic_from(dev))
+        else:
+            devices.add(dev.tag)
+    return disks, nics, devices
+
+
 def vm_facts_from_xml(
     xml: str,
     *,
@@ -255,49 +305,7 @@ def vm_facts_from_xml(
     vcpus = int((vcpu.get("current") or vcpu.text or "0").strip()) if vcpu is not None else 0
     memory = _memory_mib(root.find("memory"))
     max_memory = _memory_mib(root.find("maxMemory")) or memory
-    disks = []
-    nics = []
-    devices: set[str] = set()
-    for dev in list(root.find("devices") or []):
-        if dev.tag == "disk":
-            source = dev.find("source")
-            target = dev.find("target")
-            driver = dev.find("driver")
-            src = None
-            if source is not None:
-                src = (
-                    source.get("file")
-                    or source.get("dev")
-                    or source.get("volume")
-                    or source.get("name")
-                )
-            disks.append(
-                DiskFacts(
-                    target=target.get("dev", "") if target is not None else "",
-                    device=dev.get("device", "disk"),
-                    source=src,
-                    bus=target.get("bus") if target is not None else None,
-                    driver_format=driver.get("type") if driver is not None else None,
-                    readonly=dev.find("readonly") is not None,
-                )
-            )
-        elif dev.tag == "interface":
-            mac = dev.find("mac")
-            source = dev.find("source")
-            model = dev.find("model")
-            network = None
-            if source is not None:
-                network = source.get("network") or source.get("bridge") or source.get("dev")
-            nics.append(
-                NicFacts(
-                    mac=mac.get("address") if mac is not None else None,
-                    network=network,
-                    model=model.get("type") if model is not None else None,
-                    kind=dev.get("type", ""),
-                )
-            )
-        else:
-            devices.add(dev.tag)
+    disks, nics, devices = _devices_from(root)
     native = config_xml if config_xml is not None else xml
     return VmFacts(
         name=root.findtext("name") or "",
@@ -1027,99 +1035,12 @@ class LibvirtPlatform:
         )
 
 
-# -- probe: what the libvirt_probe module answers ---------------------------------------------
-
-IQ_METHODS = (
-    "version",
-    "nodeinfo",
-    "capabilities",
-    "hostname",
-    "sysinfo",
-    "host",
-    "domains",
-    "domain",
-    "pools",
-    "networks",
-)
-# OQ on booted throwaway guests (qualification.platforms.libvirt_guest_oq): args
-# ``template`` (a defined domain with the QEMU guest agent), for the migration and the
-# guest cycle's maintenance round trip also ``destination`` (libvirt URI) and
-# ``unsafe_migration``; the site gives them as the host variable ``vqual_libvirt_oq``.
-GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
-OQ_METHODS = ("oq_lifecycle", "oq_migrate", *GUEST_OQ_METHODS)
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def _iq(platform: LibvirtPlatform, method: str, args: dict[str, Any]) -> dict[str, Any]:
-    where = platform.endpoint
-    if method == "version":
-        about = platform.about()
-        value = {
-            "type": about.product,
-            "hypervisor_version": about.version,
-            "libvirt_version": about.api_version,
-        }
-        raw = json.dumps(
-            {
-                "getType": about.product,
-                "getVersion": platform._call("read", "version", platform.conn.getVersion),
-                "getLibVersion": platform._call("read", "version", platform.conn.getLibVersion),
-            },
-            sort_keys=True,
-        )
-        return _observation(
-            value=value, raw=raw, method=f"libvirt getType/getVersion/getLibVersion {where}"
-        )
-    if method == "nodeinfo":
-        info = platform.node_info()
-        return _observation(
-            value=info,
-            raw=json.dumps(list(info.values())),
-            method=f"libvirt getInfo {where}",
-        )
-    if method == "capabilities":
-        xml = platform.capabilities_xml()
-        return _observation(
-            value=parse_capabilities(xml), raw=xml, method=f"libvirt getCapabilities {where}"
-        )
-    if method == "hostname":
-        name = platform.hostname()
-        return _observation(value=name, raw=name, method=f"libvirt getHostname {where}")
-    if method == "sysinfo":
-        return _observation(value=platform.sysinfo(), method=f"libvirt getSysinfo {where}")
-    if method == "host":
-        return _observation(value=platform.host().to_json(), method=f"libvirt host facts {where}")
-    if method == "domains":
-        return _observation(
-            value=[v.to_json() for v in platform.vms()], method=f"libvirt listAllDomains {where}"
-        )
-    if method == "domain":
-        domain = args.get("name")
-        if not isinstance(domain, str) or not domain:
-            raise BadArgs("domain: argument 'name' (a domain name) is required")
-        return _observation(
-            value=platform.vm(domain).to_json(),
-            raw=platform.vm_xml(domain, inactive=True),
-            method=f"libvirt lookupByName {domain} XMLDesc {where}",
-        )
-    if method == "pools":
-        return _observation(
-            value=[d.to_json() for d in platform.datastores()],
-            method=f"libvirt listAllStoragePools {where}",
-        )
-    if method == "networks":
-        return _observation(
-            value=[n.to_json() for n in platform.networks()],
-            method=f"libvirt listAllNetworks {where}",
-        )
-    raise AssertionError(method)  # callers dispatch only IQ_METHODS here
-
-
+# -- OQ scenarios of the libvirt probe (qualification.platforms.libvirt.observations) --------
 
 
 def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
-    from ..checks.vocabulary import LIFECYCLE_STEPS
-    from .oq import run_lifecycle
+    from qualification.checks.vocabulary import LIFECYCLE_STEPS
+    from qualification.platforms.oq import run_lifecycle
 
     steps = args.get("steps", list(LIFECYCLE_STEPS))
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
@@ -1148,92 +1069,58 @@ def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> d
     )
 
 
+@dataclass
+class _OqMigration:
+    """One ``oq_migrate`` run: the verdict so far and the actions recorded with it."""
+
+    platform: LibvirtPlatform
+    vm: str
+    verdict: str = "pass"
+    reason: str | None = None
+    not_executed: str | None = None
+    #: whether this run defined the VM, and whether it moved it (where to clean up)
+    created: bool = False
+    migrated: bool = False
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(
+        self, name: str, before: dict[str, Any], after: dict[str, Any], started: str
+    ) -> None:
+        """An action with the run's verdict and reason as they stand now."""
+        self.actions.append(
+            {
+                "name": name,
+                "target": self.vm,
+                "before": before,
+                "after": after,
+                "verdict": self.verdict,
+                "reason": self.reason,
+                "started": started,
+                "finished": utc_stamp(),
+            }
+        )
+
+
 def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
     """Define and start a throwaway VM, migrate it live to ``args['destination']``, clean up.
 
     A platform that cannot migrate (the test driver) yields ``not_executed`` with libvirt's
     reason; the set-up and clean-up actions are still reported.
     """
-    from .oq import utc_stamp
-
     destination = args.get("destination")
     if not isinstance(destination, str) or not destination:
         raise BadArgs("oq_migrate: argument 'destination' (a libvirt URI) is required")
     dest_endpoint = redact_endpoint(destination)
-    actions: list[dict[str, Any]] = []
-    verdict: str = "pass"
-    reason: str | None = None
-    not_executed: str | None = None
-    migrated = False
-    created = False
-
-    def record(name: str, before: dict[str, Any], after: dict[str, Any], started: str) -> None:
-        actions.append(
-            {
-                "name": name,
-                "target": vm,
-                "before": before,
-                "after": after,
-                "verdict": verdict,
-                "reason": reason,
-                "started": started,
-                "finished": utc_stamp(),
-            }
-        )
-
-    started = utc_stamp()
-    try:
-        platform.create_vm(VmConfig(name=vm))
-        created = True
-        facts = platform.power_on(vm)
-        if facts.power_state != RUNNING:
-            verdict, reason = "fail", f"throwaway VM is {facts.power_state} after start"
-    except PlatformError as exc:
-        verdict, reason = "fail", exc.one_line()
-    record("vm.define_start", {"exists": False}, {"running": verdict == "pass"}, started)
-    if verdict == "pass":
-        started = utc_stamp()
-        before = {"endpoint": platform.endpoint, "host": platform.hostname()}
-        after: dict[str, Any] = {}
-        try:
-            moved = platform.migrate_vm(vm, destination, live=True)
-            migrated = True
-            after = {
-                "endpoint": dest_endpoint,
-                "host": moved.host,
-                "power_state": moved.power_state,
-            }
-            if moved.power_state != RUNNING:
-                verdict, reason = "fail", f"VM is {moved.power_state} on the destination"
-            elif platform.vm_exists(vm):
-                verdict, reason = "fail", "VM is still defined on the source after migration"
-        except NotSupported as exc:
-            verdict, reason = "not-executed", exc.one_line()
-            not_executed = reason
-        except PlatformError as exc:
-            verdict, reason = "fail", exc.one_line()
-        record("vm.migrate", before, after, started)
-    cleanup_errors: list[str] = []
-    for where_uri in [destination] if migrated else []:
-        try:
-            with LibvirtPlatform(where_uri, state_dir=platform._state_dir) as dest:
-                if dest.vm_exists(vm):
-                    dest.power_off(vm)
-                    dest.delete_vm(vm)
-        except PlatformError as exc:
-            cleanup_errors.append(exc.one_line())
-    if created:
-        try:
-            if platform.vm_exists(vm):
-                platform.power_off(vm)
-                platform.delete_vm(vm)
-        except PlatformError as exc:
-            cleanup_errors.append(exc.one_line())
+    run = _OqMigration(platform, vm)
+    _oq_define_start(run)
+    if run.verdict == "pass":
+        _oq_migrate_live(run, destination, dest_endpoint)
+    cleanup_errors = _oq_migrate_cleanup(run, destination)
     value = {
         "vm": vm,
         "destination": dest_endpoint,
-        "verdict": verdict,
-        "reason": reason,
+        "verdict": run.verdict,
+        "reason": run.reason,
         "cleanup": {
             "verdict": "fail" if cleanup_errors else "pass",
             "reason": "; ".join(cleanup_errors) or None,
@@ -1242,9 +1129,71 @@ def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dic
     return _observation(
         value=value,
         method=f"libvirt migrate {vm} {platform.endpoint} -> {dest_endpoint}",
-        not_executed=not_executed,
-        actions=actions,
+        not_executed=run.not_executed,
+        actions=run.actions,
     )
+
+
+def _oq_define_start(run: _OqMigration) -> None:
+    """``vm.define_start``: the throwaway VM defined and running."""
+    started = utc_stamp()
+    try:
+        run.platform.create_vm(VmConfig(name=run.vm))
+        run.created = True
+        facts = run.platform.power_on(run.vm)
+        if facts.power_state != RUNNING:
+            run.verdict, run.reason = "fail", f"throwaway VM is {facts.power_state} after start"
+    except PlatformError as exc:
+        run.verdict, run.reason = "fail", exc.one_line()
+    run.record("vm.define_start", {"exists": False}, {"running": run.verdict == "pass"}, started)
+
+
+def _oq_migrate_live(run: _OqMigration, destination: str, dest_endpoint: str) -> None:
+    """``vm.migrate``: live to the destination, running there and gone from the source."""
+    platform, vm = run.platform, run.vm
+    started = utc_stamp()
+    before = {"endpoint": platform.endpoint, "host": platform.hostname()}
+    after: dict[str, Any] = {}
+    try:
+        moved = platform.migrate_vm(vm, destination, live=True)
+        run.migrated = True
+        after = {
+            "endpoint": dest_endpoint,
+            "host": moved.host,
+            "power_state": moved.power_state,
+        }
+        if moved.power_state != RUNNING:
+            run.verdict, run.reason = "fail", f"VM is {moved.power_state} on the destination"
+        elif platform.vm_exists(vm):
+            run.verdict, run.reason = "fail", "VM is still defined on the source after migration"
+    except NotSupported as exc:
+        run.verdict, run.reason = "not-executed", exc.one_line()
+        run.not_executed = run.reason
+    except PlatformError as exc:
+        run.verdict, run.reason = "fail", exc.one_line()
+    run.record("vm.migrate", before, after, started)
+
+
+def _oq_migrate_cleanup(run: _OqMigration, destination: str) -> list[str]:
+    """Remove the VM where it is (destination if moved, source if made); the errors."""
+    platform, vm = run.platform, run.vm
+    cleanup_errors: list[str] = []
+    for where_uri in [destination] if run.migrated else []:
+        try:
+            with LibvirtPlatform(where_uri, state_dir=platform._state_dir) as dest:
+                if dest.vm_exists(vm):
+                    dest.power_off(vm)
+                    dest.delete_vm(vm)
+        except PlatformError as exc:
+            cleanup_errors.append(exc.one_line())
+    if run.created:
+        try:
+            if platform.vm_exists(vm):
+                platform.power_off(vm)
+                platform.delete_vm(vm)
+        except PlatformError as exc:
+            cleanup_errors.append(exc.one_line())
+    return cleanup_errors
 
 
 def _load_mib(args: dict[str, Any]) -> int:
@@ -1258,7 +1207,7 @@ def _guest_oq(
     platform: LibvirtPlatform, method: str, run_id: str, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Migration heartbeat or backup/restore on a throwaway guest cloned from a template."""
-    from . import libvirt_guest_oq as guest_oq
+    from qualification.platforms.libvirt import guest_oq
 
     template = args.get("template")
     if not template:
@@ -1322,123 +1271,3 @@ def _guest_oq(
         not_executed=result.not_executed,
         actions=result.actions,
     )
-
-
-def probe(
-    uri: str,
-    requests: list[dict[str, Any]],
-    *,
-    check_mode: bool = False,
-    run_id: str | None = None,
-    state_dir: Path | None = None,
-    domain_type: str | None = None,
-) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Answer every request on one libvirt connection.
-
-    Args:
-        uri: libvirt URI.
-        requests: ``[{key, method, args}]`` as :meth:`ProbeRequest.to_json` makes them.
-        check_mode: OQ methods change state, so they are not executed ("check mode").
-        run_id: names the throwaway OQ VM ``vqual-oq-<run id>``; default a new run id.
-        state_dir: vqual's state directory (maintenance markers).
-        domain_type: domain type for throwaway VMs (``qemu`` for TCG labs).
-
-    Returns:
-        ``({key: observation}, changed)``; an observation is ``{value, raw, method, error,
-        not_executed, actions}``. A connection failure makes every observation an error with
-        the one-line reason; nothing here raises for a platform failure.
-    """
-    if run_id is not None and not _SAFE_NAME.match(run_id):
-        raise BadArgs(f"run_id {run_id!r} is not a safe name ([A-Za-z0-9._-], at most 64)")
-    run = run_id or new_run_id()
-    observations: dict[str, dict[str, Any]] = {}
-    wants_oq = any(r.get("method") in OQ_METHODS for r in requests)
-    platform: LibvirtPlatform | None = None
-    connect_error: str | None = None
-    try:
-        platform = LibvirtPlatform(
-            uri,
-            readonly=check_mode or not wants_oq,  # an IQ-only call never gets write access
-            state_dir=state_dir,
-            domain_type=domain_type,
-        )
-    except PlatformError as exc:
-        connect_error = exc.one_line()
-    changed = False
-    oq_count = 0
-    try:
-        for request in requests:
-            key = str(request.get("key") or "")
-            method = str(request.get("method") or "")
-            args = request.get("args") or {}
-            if not key:
-                raise BadArgs(f"request for method {method!r} has no key")
-            if method not in IQ_METHODS and method not in OQ_METHODS:
-                known = ", ".join(IQ_METHODS + OQ_METHODS)
-                observations[key] = _observation(
-                    method=method, error=f"unknown libvirt probe method {method!r} (known: {known})"
-                )
-                continue
-            if platform is None:
-                observations[key] = _observation(method=method, error=connect_error)
-                continue
-            if method in OQ_METHODS and check_mode:
-                observations[key] = _observation(method=method, not_executed="check mode")
-                continue
-            try:
-                if not isinstance(args, dict):
-                    raise BadArgs(f"{method}: args must be a mapping")
-                if method in GUEST_OQ_METHODS:
-                    observations[key] = _guest_oq(platform, method, run, args)
-                    changed = changed or bool(observations[key]["actions"])
-                elif method in OQ_METHODS:
-                    oq_count += 1
-                    vm = f"vqual-oq-{run}" + (f"-{oq_count}" if oq_count > 1 else "")
-                    runner = _oq_lifecycle if method == "oq_lifecycle" else _oq_migrate
-                    observations[key] = runner(platform, vm, args)
-                    changed = changed or bool(observations[key]["actions"])
-                else:
-                    observations[key] = _iq(platform, method, args)
-            except NotSupported as exc:
-                observations[key] = _observation(method=method, not_executed=exc.one_line())
-            except (PlatformError, BadArgs) as exc:
-                text = exc.one_line() if isinstance(exc, PlatformError) else str(exc)
-                observations[key] = _observation(method=method, error=text)
-            except libvirt.libvirtError as exc:  # a call not routed through _call
-                text = f"{method} failed: {one_line(str(exc), platform._secrets)}"
-                observations[key] = _observation(method=method, error=text)
-    finally:
-        if platform is not None:
-            platform.close()
-    return observations, changed
-
-
-def answer_requests(
-    uri: str,
-    requests: Sequence[Mapping[str, Any]],
-    *,
-    run_id: str | None = None,
-    check_mode: bool = False,
-    state_dir: Path | None = None,
-    domain_type: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """:func:`probe` for in-process callers: observations only, never raises for bad input.
-
-    An empty ``run_id`` means none was given. Malformed requests or run ids become error
-    observations naming the problem.
-    """
-    try:
-        observations, _changed = probe(
-            uri,
-            [dict(r) for r in requests],
-            check_mode=check_mode,
-            run_id=run_id or None,
-            state_dir=state_dir,
-            domain_type=domain_type,
-        )
-    except BadArgs as exc:
-        return {
-            str(r.get("key", "")): _observation(method=str(r.get("method", "")), error=str(exc))
-            for r in requests
-        }
-    return observations

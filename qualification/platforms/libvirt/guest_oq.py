@@ -45,10 +45,10 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
-from ..errors import NotSupported, PlatformError
-from .base import PAUSED, RUNNING, STOPPED, STOPPING, redact_endpoint
-from .libvirt import VQUAL_NS, LibvirtPlatform
-from .oq import utc_stamp
+from qualification.errors import NotSupported, PlatformError
+from qualification.platforms.base import PAUSED, RUNNING, STOPPED, STOPPING, redact_endpoint
+from qualification.platforms.libvirt.adapter import VQUAL_NS, LibvirtPlatform
+from qualification.platforms.oq import utc_stamp
 
 THROWAWAY_PREFIX = "vqual-tmp-"
 TAG = "throwaway"
@@ -722,6 +722,29 @@ def _boot_id(agent: Agent) -> str:
     return agent.read_when_answering("/proc/sys/kernel/random/boot_id")[0].decode().strip()
 
 
+@dataclass
+class _Migration:
+    """What the steps of one migration heartbeat run share."""
+
+    platform: LibvirtPlatform
+    dest: LibvirtPlatform
+    rec: _Recorder
+    name: str
+    dest_endpoint: str
+    settle_s: float
+    #: the observation's value; the steps add their measurements to it as they take them
+    value: dict[str, Any]
+
+
+@dataclass
+class _HeartbeatRead:
+    """One read of the heartbeat: the host's clock at the read, the beats, the boot id."""
+
+    host: float = 0.0
+    beats: list[Beat] = field(default_factory=list)
+    boot: str = ""
+
+
 def run_migration_heartbeat(
     platform: LibvirtPlatform,
     destination: str,
@@ -766,197 +789,11 @@ def run_migration_heartbeat(
     # platform error of the whole test (error verdicts), raised to the probe.
     _require_template(platform, template)
     dest = LibvirtPlatform(destination, state_dir=platform._state_dir)
+    run = _Migration(platform, dest, rec, name, dest_endpoint, settle_s, value)
     try:
         agent, _tag = _clone_and_boot(platform, rec, template, name, run_id, "mig", boot_timeout)
         value["agent_after_boot_s"] = rec.actions[-1]["after"]["agent_after_s"]
-
-        def start_heartbeat() -> dict[str, Any]:
-            agent.write(HEARTBEAT_SCRIPT, _HEARTBEAT_PY.encode())
-            code, _out = agent.run(
-                ["/bin/sh", "-c", f"python3 {HEARTBEAT_SCRIPT} </dev/null >/dev/null 2>&1 &"]
-            )
-            if code != 0:
-                raise PlatformError(f"heartbeat did not start (exit {code})", where=name)
-            # Five beats, then settle_s of them by the guest's own clock: the window the
-            # baseline gap is read from (host time would give a starved guest fewer beats).
-            beats, took = _poll_beats(
-                agent, "heartbeat wrote fewer than 5 beats", HEARTBEAT_START_S, name,
-                lambda b: len(b) >= 5,
-            )
-            first = beats[0].mono_ns
-            _poll_beats(
-                agent, f"heartbeat did not cover {settle_s:g} s", HEARTBEAT_START_S, name,
-                lambda b: b[-1].mono_ns - first >= settle_s * 1e9,
-            )
-            value["heartbeat_start_s"] = round(took, 1)
-            return {
-                "heartbeat": HEARTBEAT_FILE,
-                "period_s": HEARTBEAT_PERIOD_S,
-                "first_beats_after_s": round(took, 1),
-            }
-
-        rec.step("guest.heartbeat_start", {"heartbeat": None}, start_heartbeat)
-        if load_mib > 0:
-
-            def start_load() -> dict[str, Any]:
-                agent.write(LOAD_SCRIPT, _LOAD_PY.replace("MIB", str(int(load_mib))).encode())
-                code, _out = agent.run(
-                    ["/bin/sh", "-c", f"python3 {LOAD_SCRIPT} </dev/null >/dev/null 2>&1 &"]
-                )
-                if code != 0:
-                    raise PlatformError(f"memory load did not start (exit {code})", where=name)
-                t0 = time.monotonic()
-                while True:
-                    code, out = agent.run(["/bin/sh", "-c", f"pgrep -f {LOAD_SCRIPT} || true"])
-                    if out.strip():
-                        break
-                    if time.monotonic() - t0 > LOAD_START_S:
-                        raise PlatformError(
-                            f"memory load process not running after {LOAD_START_S:.0f} s",
-                            where=name,
-                        )
-                    time.sleep(0.2)
-                running_after = time.monotonic() - t0
-                # settle_s of heartbeat under the load (guest clock): the baseline window.
-                since = _poll_beats(
-                    agent, "heartbeat stopped", AGENT_STALL_S, name, lambda b: True
-                )[0][-1].mono_ns
-                _poll_beats(
-                    agent, f"heartbeat did not cover {settle_s:g} s under the load",
-                    AGENT_STALL_S, name, lambda b: b[-1].mono_ns - since >= settle_s * 1e9,
-                )
-                value["load_running_after_s"] = round(running_after, 1)
-                return {
-                    "load": "dirtying memory",
-                    "load_mib": load_mib,
-                    "running_after_s": round(running_after, 1),
-                }
-
-            rec.step("guest.load_start", {"load": None}, start_load)
-        before: dict[str, Any] = {}
-
-        def read_before() -> dict[str, Any]:
-            # Reads only, so they may wait for an agent the load keeps busy.
-            data, waited = agent.read_when_answering(HEARTBEAT_FILE)
-            before["host"] = time.monotonic()
-            before["beats"] = parse_heartbeat(data)
-            before["boot"] = _boot_id(agent)
-            if not before["beats"]:
-                raise PlatformError("no heartbeat read before the migration", where=name)
-            return {
-                "beats": len(before["beats"]),
-                "last_counter": before["beats"][-1].counter,
-                "boot_id": before["boot"],
-                "agent_waited_s": round(waited, 1),
-            }
-
-        rec.step("guest.heartbeat_read_before", {"heartbeat": HEARTBEAT_FILE}, read_before)
-        boot_before = before["boot"]
-        beats = before["beats"]
-        host_before = before["host"]
-        last_before = beats[-1]
-        # The same guest's largest gap in the settle time just before the migration (under
-        # the same load): what the heartbeat shows without one, to read the interruption
-        # against.
-        baseline = max_gap_s(beats, since_ns=last_before.mono_ns - int(settle_s * 1e9))
-        value["baseline_gap_s"] = round(baseline, 3)
-        src_host = platform.hostname()
-        flags = (
-            libvirt.VIR_MIGRATE_LIVE
-            | libvirt.VIR_MIGRATE_PERSIST_DEST
-            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-        )
-        if unsafe:
-            flags |= libvirt.VIR_MIGRATE_UNSAFE
-
-        def migrate() -> dict[str, Any]:
-            dom = platform._domain(name)
-            t0 = time.monotonic()
-            platform._call(
-                "migrate",
-                f"{name} to {dest_endpoint}",
-                dom.migrate,
-                dest.conn,
-                flags,
-                None,
-                None,
-                0,
-            )
-            value["migration_s"] = round(time.monotonic() - t0, 3)
-            return {
-                "host": dest.hostname(),
-                "endpoint": dest_endpoint,
-                "power_state": _power(dest, name),
-                "on_source": platform.vm_exists(name),
-                "migration_s": value["migration_s"],
-            }
-
-        after = rec.step(
-            "vm.migrate_live",
-            {"host": src_host, "endpoint": platform.endpoint, "power_state": RUNNING},
-            migrate,
-        )
-        dest_agent = Agent(dest._domain(name))
-        read: dict[str, Any] = {}
-
-        def read_after() -> dict[str, Any]:
-            # The agent may not answer for a while after the switch-over on a busy machine:
-            # wait for it (bounded), then for settle_s of heartbeat on the destination by the
-            # guest's clock, so the window after the migration is as long as the one before.
-            waited = dest_agent.wait(AGENT_STALL_S)
-            value["agent_after_migration_s"] = round(waited, 1)
-            first, more = dest_agent.read_when_answering(HEARTBEAT_FILE)
-            seen = parse_heartbeat(first)
-            if not seen:
-                raise PlatformError("no heartbeat read after the migration", where=name)
-            since = seen[-1].mono_ns
-            got, _took = _poll_beats(
-                dest_agent, f"heartbeat did not advance {settle_s:g} s after the migration",
-                AGENT_STALL_S, name, lambda b: b[-1].mono_ns - since >= settle_s * 1e9,
-            )
-            read["host"] = time.monotonic()
-            read["beats"] = got
-            read["boot"] = _boot_id(dest_agent)
-            return {
-                "beats": len(got),
-                "last_counter": got[-1].counter,
-                "boot_id": read["boot"],
-                "agent_after_s": round(waited, 1),
-                "agent_waited_s": round(more, 1),
-            }
-
-        rec.step("guest.heartbeat_read_after", {"heartbeat": HEARTBEAT_FILE}, read_after)
-        host_after = read["host"]
-        beats = read["beats"]
-        boot_after = read["boot"]
-        window = [b for b in beats if b.mono_ns >= last_before.mono_ns]
-        gap = max_gap_s(beats, since_ns=last_before.mono_ns)
-        frozen = frozen_s(host_before, host_after, last_before.mono_ns, beats[-1].mono_ns)
-        interruption = max(gap, frozen)
-        problems = []
-        if after["power_state"] != RUNNING:
-            problems.append(f"guest is {after['power_state']} on the destination")
-        if after["on_source"]:
-            problems.append("guest is still defined on the source")
-        if boot_after != boot_before:
-            problems.append("guest rebooted (boot id changed): not a live migration")
-        if not window or window[-1].counter <= last_before.counter:
-            problems.append("heartbeat did not advance after the migration")
-        value.update(
-            {
-                "verdict": "fail" if problems else "pass",
-                "reason": "; ".join(problems) or None,
-                "interruption_s": round(interruption, 3),
-                "max_gap_s": round(gap, 3),
-                "guest_frozen_s": round(frozen, 3),
-                "baseline_gap_s": round(baseline, 3),
-                "migration_s": value["migration_s"],
-                "beats_in_window": len(window),
-                "same_boot": boot_after == boot_before,
-                "resolution_s": HEARTBEAT_PERIOD_S,
-                "load_mib": load_mib,
-            }
-        )
+        _migrate_under_heartbeat(run, agent, unsafe, load_mib)
     except NotSupported as exc:
         not_executed = exc.one_line()
         value.update({"verdict": "not-executed", "reason": not_executed})
@@ -966,6 +803,222 @@ def run_migration_heartbeat(
         value["cleanup"] = _cleanup_action(rec, [platform, dest], [name])
         dest.close()
     return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
+
+
+def _migrate_under_heartbeat(run: _Migration, agent: Agent, unsafe: bool, load_mib: int) -> None:
+    """Heartbeat (and load) in the booted guest, migrate, read the heartbeat on both sides."""
+    rec, value = run.rec, run.value
+    rec.step("guest.heartbeat_start", {"heartbeat": None}, lambda: _start_heartbeat(run, agent))
+    if load_mib > 0:
+        rec.step("guest.load_start", {"load": None}, lambda: _start_load(run, agent, load_mib))
+    before = _HeartbeatRead()
+    rec.step(
+        "guest.heartbeat_read_before",
+        {"heartbeat": HEARTBEAT_FILE},
+        lambda: _read_heartbeat_before(run, agent, before),
+    )
+    last_before = before.beats[-1]
+    # The same guest's largest gap in the settle time just before the migration (under
+    # the same load): what the heartbeat shows without one, to read the interruption
+    # against.
+    baseline = max_gap_s(before.beats, since_ns=last_before.mono_ns - int(run.settle_s * 1e9))
+    value["baseline_gap_s"] = round(baseline, 3)
+    src_host = run.platform.hostname()
+    after = rec.step(
+        "vm.migrate_live",
+        {"host": src_host, "endpoint": run.platform.endpoint, "power_state": RUNNING},
+        lambda: _migrate_guest(run, unsafe),
+    )
+    dest_agent = Agent(run.dest._domain(run.name))
+    read = _HeartbeatRead()
+    rec.step(
+        "guest.heartbeat_read_after",
+        {"heartbeat": HEARTBEAT_FILE},
+        lambda: _read_heartbeat_after(run, dest_agent, read),
+    )
+    beats = read.beats
+    window = [b for b in beats if b.mono_ns >= last_before.mono_ns]
+    gap = max_gap_s(beats, since_ns=last_before.mono_ns)
+    frozen = frozen_s(before.host, read.host, last_before.mono_ns, beats[-1].mono_ns)
+    interruption = max(gap, frozen)
+    problems = []
+    if after["power_state"] != RUNNING:
+        problems.append(f"guest is {after['power_state']} on the destination")
+    if after["on_source"]:
+        problems.append("guest is still defined on the source")
+    if read.boot != before.boot:
+        problems.append("guest rebooted (boot id changed): not a live migration")
+    if not window or window[-1].counter <= last_before.counter:
+        problems.append("heartbeat did not advance after the migration")
+    value.update(
+        {
+            "verdict": "fail" if problems else "pass",
+            "reason": "; ".join(problems) or None,
+            "interruption_s": round(interruption, 3),
+            "max_gap_s": round(gap, 3),
+            "guest_frozen_s": round(frozen, 3),
+            "baseline_gap_s": round(baseline, 3),
+            "migration_s": value["migration_s"],
+            "beats_in_window": len(window),
+            "same_boot": read.boot == before.boot,
+            "resolution_s": HEARTBEAT_PERIOD_S,
+            "load_mib": load_mib,
+        }
+    )
+
+
+def _start_heartbeat(run: _Migration, agent: Agent) -> dict[str, Any]:
+    """``guest.heartbeat_start``: the script started, and settle_s of beats written."""
+    agent.write(HEARTBEAT_SCRIPT, _HEARTBEAT_PY.encode())
+    code, _out = agent.run(
+        ["/bin/sh", "-c", f"python3 {HEARTBEAT_SCRIPT} </dev/null >/dev/null 2>&1 &"]
+    )
+    if code != 0:
+        raise PlatformError(f"heartbeat did not start (exit {code})", where=run.name)
+    # Five beats, then settle_s of them by the guest's own clock: the window the
+    # baseline gap is read from (host time would give a starved guest fewer beats).
+    beats, took = _poll_beats(
+        agent,
+        "heartbeat wrote fewer than 5 beats",
+        HEARTBEAT_START_S,
+        run.name,
+        lambda b: len(b) >= 5,
+    )
+    first = beats[0].mono_ns
+    _poll_beats(
+        agent,
+        f"heartbeat did not cover {run.settle_s:g} s",
+        HEARTBEAT_START_S,
+        run.name,
+        lambda b: b[-1].mono_ns - first >= run.settle_s * 1e9,
+    )
+    run.value["heartbeat_start_s"] = round(took, 1)
+    return {
+        "heartbeat": HEARTBEAT_FILE,
+        "period_s": HEARTBEAT_PERIOD_S,
+        "first_beats_after_s": round(took, 1),
+    }
+
+
+def _start_load(run: _Migration, agent: Agent, load_mib: int) -> dict[str, Any]:
+    """``guest.load_start``: the memory load running, and settle_s of beats under it."""
+    name, settle_s = run.name, run.settle_s
+    agent.write(LOAD_SCRIPT, _LOAD_PY.replace("MIB", str(int(load_mib))).encode())
+    code, _out = agent.run(["/bin/sh", "-c", f"python3 {LOAD_SCRIPT} </dev/null >/dev/null 2>&1 &"])
+    if code != 0:
+        raise PlatformError(f"memory load did not start (exit {code})", where=name)
+    t0 = time.monotonic()
+    while True:
+        code, out = agent.run(["/bin/sh", "-c", f"pgrep -f {LOAD_SCRIPT} || true"])
+        if out.strip():
+            break
+        if time.monotonic() - t0 > LOAD_START_S:
+            raise PlatformError(
+                f"memory load process not running after {LOAD_START_S:.0f} s",
+                where=name,
+            )
+        time.sleep(0.2)
+    running_after = time.monotonic() - t0
+    # settle_s of heartbeat under the load (guest clock): the baseline window.
+    since = _poll_beats(agent, "heartbeat stopped", AGENT_STALL_S, name, lambda b: True)[0][
+        -1
+    ].mono_ns
+    _poll_beats(
+        agent,
+        f"heartbeat did not cover {settle_s:g} s under the load",
+        AGENT_STALL_S,
+        name,
+        lambda b: b[-1].mono_ns - since >= settle_s * 1e9,
+    )
+    run.value["load_running_after_s"] = round(running_after, 1)
+    return {
+        "load": "dirtying memory",
+        "load_mib": load_mib,
+        "running_after_s": round(running_after, 1),
+    }
+
+
+def _read_heartbeat_before(run: _Migration, agent: Agent, into: _HeartbeatRead) -> dict[str, Any]:
+    """``guest.heartbeat_read_before``: the beats and boot id before the migration."""
+    # Reads only, so they may wait for an agent the load keeps busy.
+    data, waited = agent.read_when_answering(HEARTBEAT_FILE)
+    into.host = time.monotonic()
+    into.beats = parse_heartbeat(data)
+    into.boot = _boot_id(agent)
+    if not into.beats:
+        raise PlatformError("no heartbeat read before the migration", where=run.name)
+    return {
+        "beats": len(into.beats),
+        "last_counter": into.beats[-1].counter,
+        "boot_id": into.boot,
+        "agent_waited_s": round(waited, 1),
+    }
+
+
+def _migrate_guest(run: _Migration, unsafe: bool) -> dict[str, Any]:
+    """``vm.migrate_live``: the guest moved to the destination; where it runs after."""
+    platform, dest, name = run.platform, run.dest, run.name
+    flags = (
+        libvirt.VIR_MIGRATE_LIVE
+        | libvirt.VIR_MIGRATE_PERSIST_DEST
+        | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    )
+    if unsafe:
+        flags |= libvirt.VIR_MIGRATE_UNSAFE
+    dom = platform._domain(name)
+    t0 = time.monotonic()
+    platform._call(
+        "migrate",
+        f"{name} to {run.dest_endpoint}",
+        dom.migrate,
+        dest.conn,
+        flags,
+        None,
+        None,
+        0,
+    )
+    run.value["migration_s"] = round(time.monotonic() - t0, 3)
+    return {
+        "host": dest.hostname(),
+        "endpoint": run.dest_endpoint,
+        "power_state": _power(dest, name),
+        "on_source": platform.vm_exists(name),
+        "migration_s": run.value["migration_s"],
+    }
+
+
+def _read_heartbeat_after(
+    run: _Migration, dest_agent: Agent, into: _HeartbeatRead
+) -> dict[str, Any]:
+    """``guest.heartbeat_read_after``: settle_s of beats on the destination, and the boot id."""
+    name, settle_s = run.name, run.settle_s
+    # The agent may not answer for a while after the switch-over on a busy machine:
+    # wait for it (bounded), then for settle_s of heartbeat on the destination by the
+    # guest's clock, so the window after the migration is as long as the one before.
+    waited = dest_agent.wait(AGENT_STALL_S)
+    run.value["agent_after_migration_s"] = round(waited, 1)
+    first, more = dest_agent.read_when_answering(HEARTBEAT_FILE)
+    seen = parse_heartbeat(first)
+    if not seen:
+        raise PlatformError("no heartbeat read after the migration", where=name)
+    since = seen[-1].mono_ns
+    got, _took = _poll_beats(
+        dest_agent,
+        f"heartbeat did not advance {settle_s:g} s after the migration",
+        AGENT_STALL_S,
+        name,
+        lambda b: b[-1].mono_ns - since >= settle_s * 1e9,
+    )
+    into.host = time.monotonic()
+    into.beats = got
+    into.boot = _boot_id(dest_agent)
+    return {
+        "beats": len(got),
+        "last_counter": got[-1].counter,
+        "boot_id": into.boot,
+        "agent_after_s": round(waited, 1),
+        "agent_waited_s": round(more, 1),
+    }
 
 
 def _poll_beats(
@@ -1043,80 +1096,38 @@ def run_backup_restore(
     _require_template(platform, template)
     try:
         agent, tag = _clone_and_boot(platform, rec, template, name, run_id, "bak", boot_timeout)
-        overlay = tag.files[0]
-        backup = f"{os.path.dirname(overlay)}/{name}-backup.qcow2"
-
-        def write_marker() -> dict[str, Any]:
-            agent.write(MARKER_FILE, marker.encode())
-            agent.run(["/bin/sync"])
-            return {"marker_file": MARKER_FILE, "marker": marker}
-
-        rec.step("guest.marker_write", {"marker_file": MARKER_FILE}, write_marker)
-        # The tag names the backup before libvirt creates it (cleanup after a crash).
-        dom = platform._domain(name)
-        tag = ThrowawayTag(tag.run_id, tag.purpose, tag.created, tag.files + (backup,))
-        platform._call(
-            "tag vm",
-            name,
-            platform.conn.defineXML,
-            with_tag(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), tag),
+        backup = f"{os.path.dirname(tag.files[0])}/{name}-backup.qcow2"
+        rec.step(
+            "guest.marker_write",
+            {"marker_file": MARKER_FILE},
+            lambda: _write_marker(agent, marker),
         )
-
-        def take_backup() -> dict[str, Any]:
-            backup_xml = (
-                "<domainbackup mode='push'><disks><disk name='vda' type='file'>"
-                f"<target file='{backup}'/><driver type='qcow2'/></disk>"
-                "</disks></domainbackup>"
-            )
-            frozen = False
-            try:
-                agent.command("guest-fsfreeze-freeze", timeout=30)
-                frozen = True
-            except PlatformError:
-                pass  # the backup is then crash-consistent; recorded below
-            try:
-                platform._call("backup", name, dom.backupBegin, backup_xml, None, 0)
-            finally:
-                if frozen:
-                    agent.command("guest-fsfreeze-thaw", timeout=30)
-            stats = _wait_job(dom, backup_timeout)
-            return {
-                "backup": backup,
-                "fs_frozen": frozen,
-                "bytes": int(stats.get("disk_total", stats.get("data_total", 0)) or 0),
-                "job_ms": int(stats.get("time_elapsed", 0) or 0),
-            }
-
-        rec.step("vm.backup", {"power_state": RUNNING, "backup": None}, take_backup)
-
-        def overwrite_and_stop() -> dict[str, Any]:
-            # Changing the marker after the backup proves the restore reads the backup.
-            agent.write(MARKER_FILE, b"changed after backup")
-            platform._call("destroy vm", name, dom.destroy)
-            return {"power_state": _power(platform, name), "marker": "changed after backup"}
-
-        rec.step("vm.stop_original", {"power_state": RUNNING}, overwrite_and_stop)
+        dom = _tag_backup(platform, name, tag, backup)
+        rec.step(
+            "vm.backup",
+            {"power_state": RUNNING, "backup": None},
+            lambda: _take_backup(platform, agent, dom, name, backup, backup_timeout),
+        )
+        rec.step(
+            "vm.stop_original",
+            {"power_state": RUNNING},
+            lambda: _change_marker_and_stop(platform, agent, dom, name),
+        )
         root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         restore_tag = ThrowawayTag(run_id, "rst", utc_stamp(), (backup,))
         xml = throwaway_xml(ET.tostring(root, "unicode"), restored, backup, restore_tag)
-
-        def restore() -> dict[str, Any]:
-            platform._call("define vm", restored, platform.conn.defineXML, xml)
-            new = platform._domain(restored)
-            platform._call("start vm", restored, new.create)
-            Agent(new).wait(boot_timeout)
-            return {"vm": restored, "disk": backup, "power_state": _power(platform, restored)}
-
-        rec.step("vm.restore", {"vm": restored, "exists": False}, restore)
+        rec.step(
+            "vm.restore",
+            {"vm": restored, "exists": False},
+            lambda: _restore_backup(platform, restored, backup, xml, boot_timeout),
+        )
         rec.target = restored
         read_back: list[str] = []
-
-        def read_marker() -> dict[str, Any]:
-            data, _waited = Agent(platform._domain(restored)).read_when_answering(MARKER_FILE)
-            read_back.append(data.decode("utf-8", "replace"))
-            return {"marker": read_back[0]}
-
-        rec.step("guest.marker_read", {"marker_file": MARKER_FILE}, read_marker)
+        rec.step(
+            "guest.marker_read",
+            {"marker_file": MARKER_FILE},
+            lambda: _read_marker(Agent(platform._domain(restored)), read_back),
+        )
         ok = read_back[0] == marker
         value.update(
             {
@@ -1136,6 +1147,90 @@ def run_backup_restore(
         # The restored guest first: its disk is the backup the original's tag also names.
         value["cleanup"] = _cleanup_action(rec, [platform], [restored, name])
     return GuestOqResult(value=value, actions=rec.actions, not_executed=not_executed)
+
+
+def _write_marker(agent: Agent, marker: str) -> dict[str, Any]:
+    """``guest.marker_write`` (and ``guest.marker_change``): the marker written and synced."""
+    agent.write(MARKER_FILE, marker.encode())
+    agent.run(["/bin/sync"])
+    return {"marker_file": MARKER_FILE, "marker": marker}
+
+
+def _read_marker(agent: Agent, into: list[str]) -> dict[str, Any]:
+    """``guest.marker_read``: the marker file's content, appended to ``into``."""
+    into.append(agent.read_when_answering(MARKER_FILE)[0].decode("utf-8", "replace"))
+    return {"marker": into[0]}
+
+
+def _tag_backup(
+    platform: LibvirtPlatform, name: str, tag: ThrowawayTag, backup: str
+) -> libvirt.virDomain:
+    """The guest's tag extended by the backup file; the guest's domain."""
+    # The tag names the backup before libvirt creates it (cleanup after a crash).
+    dom = platform._domain(name)
+    tag = ThrowawayTag(tag.run_id, tag.purpose, tag.created, tag.files + (backup,))
+    platform._call(
+        "tag vm",
+        name,
+        platform.conn.defineXML,
+        with_tag(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), tag),
+    )
+    return dom
+
+
+def _take_backup(
+    platform: LibvirtPlatform,
+    agent: Agent,
+    dom: libvirt.virDomain,
+    name: str,
+    backup: str,
+    backup_timeout: float,
+) -> dict[str, Any]:
+    """``vm.backup``: a push-mode full backup, file systems frozen for its start if possible."""
+    backup_xml = (
+        "<domainbackup mode='push'><disks><disk name='vda' type='file'>"
+        f"<target file='{backup}'/><driver type='qcow2'/></disk>"
+        "</disks></domainbackup>"
+    )
+    frozen = False
+    try:
+        agent.command("guest-fsfreeze-freeze", timeout=30)
+        frozen = True
+    except PlatformError:
+        pass  # the backup is then crash-consistent; recorded below
+    try:
+        platform._call("backup", name, dom.backupBegin, backup_xml, None, 0)
+    finally:
+        if frozen:
+            agent.command("guest-fsfreeze-thaw", timeout=30)
+    stats = _wait_job(dom, backup_timeout)
+    return {
+        "backup": backup,
+        "fs_frozen": frozen,
+        "bytes": int(stats.get("disk_total", stats.get("data_total", 0)) or 0),
+        "job_ms": int(stats.get("time_elapsed", 0) or 0),
+    }
+
+
+def _change_marker_and_stop(
+    platform: LibvirtPlatform, agent: Agent, dom: libvirt.virDomain, name: str
+) -> dict[str, Any]:
+    """``vm.stop_original``: the marker changed after the backup, the original destroyed."""
+    # Changing the marker after the backup proves the restore reads the backup.
+    agent.write(MARKER_FILE, b"changed after backup")
+    platform._call("destroy vm", name, dom.destroy)
+    return {"power_state": _power(platform, name), "marker": "changed after backup"}
+
+
+def _restore_backup(
+    platform: LibvirtPlatform, restored: str, backup: str, xml: str, boot_timeout: float
+) -> dict[str, Any]:
+    """``vm.restore``: a new guest defined on the backup, started, its agent answering."""
+    platform._call("define vm", restored, platform.conn.defineXML, xml)
+    new = platform._domain(restored)
+    platform._call("start vm", restored, new.create)
+    Agent(new).wait(boot_timeout)
+    return {"vm": restored, "disk": backup, "power_state": _power(platform, restored)}
 
 
 # --- power cycle, snapshot, clone and maintenance on one throwaway guest --------------------
@@ -1187,6 +1282,29 @@ def _live_migrate(
     }
 
 
+@dataclass
+class _Cycle:
+    """What the parts of one guest cycle run share."""
+
+    platform: LibvirtPlatform
+    dest: LibvirtPlatform | None
+    rec: _Recorder
+    template: str
+    name: str
+    #: the diskless guest whose start on the marked host must be refused
+    probe_vm: str
+    run_id: str
+    unsafe: bool
+    boot_timeout: float
+    stop_timeout: float
+    #: the observation's value: one entry per part, filled in as the parts run
+    value: dict[str, Any]
+    #: the part running now: an error is that part's verdict
+    current: str = "clone"
+    #: the power cycle's problems so far; the hard power off at the end adds its own
+    cycle_problems: list[str] = field(default_factory=list)
+
+
 def run_guest_cycle(
     platform: LibvirtPlatform,
     destination: str | None,
@@ -1220,17 +1338,13 @@ def run_guest_cycle(
     ``not-executed`` (not reached). Every step is an action with state before and after.
     """
     name = throwaway_name(run_id, "cyc")
-    probe_vm = throwaway_name(run_id, "mnt")
     rec = _Recorder(name)
-    parts: dict[str, dict[str, Any]] = {
-        p: {"verdict": "not-executed", "reason": _NOT_REACHED} for p in CYCLE_PARTS
-    }
     value: dict[str, Any] = {
         "vm": name,
         "template": template,
         "source": platform.endpoint,
         "destination": redact_endpoint(destination) if destination else None,
-        **parts,
+        **{p: {"verdict": "not-executed", "reason": _NOT_REACHED} for p in CYCLE_PARTS},
     }
     not_executed = _cannot_run_guests(platform, "guest power cycle, snapshot and maintenance")
     if not_executed is not None:
@@ -1240,242 +1354,289 @@ def run_guest_cycle(
     _require_template(platform, template)
     # Connect before anything is made: an unreachable destination is a platform error.
     dest = LibvirtPlatform(destination, state_dir=platform._state_dir) if destination else None
-    current = "clone"
+    cycle = _Cycle(
+        platform=platform,
+        dest=dest,
+        rec=rec,
+        template=template,
+        name=name,
+        probe_vm=throwaway_name(run_id, "mnt"),
+        run_id=run_id,
+        unsafe=unsafe,
+        boot_timeout=boot_timeout,
+        stop_timeout=stop_timeout,
+        value=value,
+    )
     try:
-        # -- clone ----------------------------------------------------------------------
-        _clone(platform, rec, template, name, run_id, "cyc")
-        clone = rec.actions[-1]
-        agent, boot1 = _boot(platform, rec, name, boot_timeout)
-        seen = _guest_macs(agent)
-        problems = []
-        if clone["after"]["uuid"] == clone["before"]["template_uuid"]:
-            problems.append("clone has the template's UUID")
-        shared = sorted(set(clone["after"]["macs"]) & set(clone["before"]["template_macs"]))
-        if shared:
-            problems.append(f"clone shares MAC {', '.join(shared)} with the template")
-        if not set(clone["after"]["macs"]) <= set(seen):
-            problems.append(f"guest sees MACs {seen}, configured {clone['after']['macs']}")
-        if clone["after"]["backing"] != clone["before"]["template_disk"]:
-            problems.append(f"overlay backing file is {clone['after']['backing']}")
-        value["clone"] = {
-            "verdict": "fail" if problems else "pass",
-            "reason": "; ".join(problems) or None,
-            "template_uuid": clone["before"]["template_uuid"],
-            "uuid": clone["after"]["uuid"],
-            "template_macs": clone["before"]["template_macs"],
-            "macs": clone["after"]["macs"],
-            "macs_in_guest": seen,
-            "disk": clone["after"]["disk"],
-            "backing": clone["after"]["backing"],
-        }
-
-        # -- power cycle ----------------------------------------------------------------
-        current = "power_cycle"
-
-        def shutdown() -> dict[str, Any]:
-            dom = platform._domain(name)
-            platform._call(
-                "shut down vm", name, dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT
-            )
-            waited = _wait_stopped(platform, name, stop_timeout)
-            return {"power_state": _power(platform, name), "stopped_after_s": round(waited, 1)}
-
-        rec.step(
-            "vm.shutdown_graceful",
-            {"power_state": RUNNING, "boot_id": boot1["boot_id"], "how": "guest agent"},
-            shutdown,
-        )
-        agent, boot2 = _boot(platform, rec, name, boot_timeout)
-
-        boots = [boot1["boot_id"], boot2["boot_id"]]
-        stopped = rec.actions[-2]["after"]["power_state"]
-        cycle_problems = [] if stopped == STOPPED else [f"guest is {stopped} after the shutdown"]
-        if boots[0] == boots[1]:
-            cycle_problems.append(f"boot id did not change on the restart: {boots[0]}")
-        # The hard power off ends the run (after the maintenance round trip), which saves
-        # a third boot; until then the part is not complete.
-        value["power_cycle"] = {
-            "verdict": "fail" if cycle_problems else "not-executed",
-            "reason": "; ".join(cycle_problems) or "not reached: the hard power off",
-            "boot_ids": boots,
-            "agent_after_s": [boot1["agent_after_s"], boot2["agent_after_s"]],
-            "graceful_stop_s": rec.actions[-2]["after"].get("stopped_after_s"),
-        }
-
-        # -- snapshot round trip --------------------------------------------------------
-        current = "snapshot"
-        first = f"vqual-oq {run_id} before-snapshot {os.urandom(8).hex()}"
-        second = f"vqual-oq {run_id} after-snapshot {os.urandom(8).hex()}"
-        snap_name = f"vqual-oq-{run_id}"
-
-        def write(marker: str) -> Callable[[], dict[str, Any]]:
-            def fn() -> dict[str, Any]:
-                agent.write(MARKER_FILE, marker.encode())
-                agent.run(["/bin/sync"])
-                return {"marker_file": MARKER_FILE, "marker": marker}
-
-            return fn
-
-        rec.step("guest.marker_write", {"marker_file": MARKER_FILE}, write(first))
-
-        def snapshot() -> dict[str, Any]:
-            dom = platform._domain(name)
-            xml = (
-                f"<domainsnapshot><name>{snap_name}</name><description>vqual OQ snapshot round "
-                f"trip, run {run_id}</description><memory snapshot='internal'/>"
-                "</domainsnapshot>"
-            )
-            snap = platform._call("snapshot", name, dom.snapshotCreateXML, xml, 0)
-            root = ET.fromstring(snap.getXMLDesc(0))
-            memory = root.find("memory")
-            return {
-                "snapshot": snap_name,
-                "state": root.findtext("state"),
-                "memory": memory.get("snapshot") if memory is not None else None,
-                "snapshots": [s.getName() for s in dom.listAllSnapshots(0)],
-            }
-
-        rec.step(
-            "vm.snapshot_create",
-            {"power_state": _power(platform, name), "snapshots": [], "disk_format": "qcow2"},
-            snapshot,
-        )
-        rec.step("guest.marker_change", {"marker": first}, write(second))
-
-        def revert() -> dict[str, Any]:
-            dom = platform._domain(name)
-            snap = platform._call(
-                "find snapshot", snap_name, dom.snapshotLookupByName, snap_name, 0
-            )
-            platform._call("revert", f"{name} to {snap_name}", dom.revertToSnapshot, snap, 0)
-            waited = Agent(dom).wait(boot_timeout)
-            return {
-                "power_state": _power(platform, name),
-                "agent_after_s": round(waited, 1),
-                "boot_id": _boot_id(Agent(dom)),
-            }
-
-        reverted = rec.step("vm.snapshot_revert", {"snapshot": snap_name, "marker": second}, revert)
-        agent = Agent(platform._domain(name))
-        read_back: list[str] = []
-
-        def read() -> dict[str, Any]:
-            read_back.append(agent.read_when_answering(MARKER_FILE)[0].decode("utf-8", "replace"))
-            return {"marker": read_back[0]}
-
-        rec.step("guest.marker_read", {"marker_file": MARKER_FILE}, read)
-
-        def delete() -> dict[str, Any]:
-            dom = platform._domain(name)
-            snap = platform._call(
-                "find snapshot", snap_name, dom.snapshotLookupByName, snap_name, 0
-            )
-            platform._call("delete snapshot", snap_name, snap.delete, 0)
-            return {"snapshots": [s.getName() for s in dom.listAllSnapshots(0)]}
-
-        rec.step("vm.snapshot_delete", {"snapshots": [snap_name]}, delete)
-        problems = []
-        if read_back[0] != first:
-            problems.append(
-                f"marker read back {read_back[0]!r}, written before the snapshot {first!r}"
-            )
-        if reverted["power_state"] != RUNNING:
-            problems.append(f"guest is {reverted['power_state']} after the revert")
-        if reverted["boot_id"] != boot2["boot_id"]:
-            problems.append(
-                "boot id changed: the revert booted the guest instead of restoring memory"
-            )
-        if rec.actions[-1]["after"]["snapshots"]:
-            problems.append("snapshot still listed after delete")
-        value["snapshot"] = {
-            "verdict": "fail" if problems else "pass",
-            "reason": "; ".join(problems) or None,
-            "marker_written": first,
-            "marker_changed_to": second,
-            "marker_read": read_back[0],
-            "memory": True,
-        }
-
-        # -- maintenance round trip -----------------------------------------------------
-        current = "maintenance"
-        if dest is None:
-            value["maintenance"] = {
-                "verdict": "not-executed",
-                "reason": "no destination host configured for this host "
-                "(vqual_libvirt_oq.destination): nowhere to evacuate to",
-            }
-        elif platform.maintenance_marker().exists():
-            value["maintenance"] = {
-                "verdict": "not-executed",
-                "reason": f"host {platform.hostname()} is already in maintenance "
-                f"({platform.maintenance_marker()}): not this run's to change",
-            }
-        else:
-            src_host = platform.hostname()
-            evacuated = rec.step(
-                "vm.evacuate",
-                {
-                    "host": src_host,
-                    "endpoint": platform.endpoint,
-                    "power_state": RUNNING,
-                    "boot_id": boot2["boot_id"],
-                },
-                lambda: _live_migrate(platform, dest, name, unsafe),
-            )
-            others = _running_elsewhere(platform, {name})
-            if others:
-                value["maintenance"] = {
-                    "verdict": "not-executed",
-                    "reason": f"host {src_host} still runs guests this OQ may not move: "
-                    f"{', '.join(others)} (it evacuates only its own throwaway guests)",
-                    "evacuated": evacuated["host"],
-                }
-            else:
-                value["maintenance"] = _maintenance_round_trip(
-                    platform, dest, rec, name, probe_vm, run_id, unsafe, boot2["boot_id"]
-                )
-
-        # -- power cycle, last step: hard power off where the guest runs now ------------
-        current = "power_cycle"
-        here = platform if platform.vm_exists(name) or dest is None else dest
-
-        def power_off() -> dict[str, Any]:
-            here._call("power off vm", name, here._domain(name).destroy)
-            return {"power_state": _power(here, name), "host": here.hostname()}
-
-        off = rec.step(
-            "vm.power_off_hard",
-            {"power_state": _power(here, name), "host": here.hostname()},
-            power_off,
-        )
-        if off["power_state"] != STOPPED:
-            cycle_problems.append(f"guest is {off['power_state']} after the hard power off")
-        value["power_cycle"].update(
-            {
-                "verdict": "fail" if cycle_problems else "pass",
-                "reason": "; ".join(cycle_problems) or None,
-            }
-        )
+        _run_cycle_parts(cycle)
     except NotSupported as exc:
-        not_executed = exc.one_line()
-        value[current] = {"verdict": "not-executed", "reason": not_executed}
+        value[cycle.current] = {"verdict": "not-executed", "reason": exc.one_line()}
     except PlatformError as exc:
-        value[current] = {**value[current], "verdict": "fail", "reason": rec.reason(exc)}
+        value[cycle.current] = {
+            **value[cycle.current],
+            "verdict": "fail",
+            "reason": rec.reason(exc),
+        }
     finally:
-        # Never leave this run's marker behind: a host left marked refuses every VM.
-        if _marked_by(platform, run_id):
-            try:
-                platform.exit_maintenance()
-            except PlatformError as exc:
-                value["maintenance"]["reason"] = f"left in maintenance: {exc.one_line()}"
-        where = [platform] + ([dest] if dest is not None else [])
-        value["cleanup"] = _cleanup_action(rec, where, [probe_vm, name])
-        if dest is not None:
-            dest.close()
+        _end_cycle(cycle)
     failed = [p for p in CYCLE_PARTS if value[p]["verdict"] == "fail"]
     value["verdict"] = "fail" if failed else "pass"
     value["reason"] = "; ".join(f"{p}: {value[p]['reason']}" for p in failed) or None
     return GuestOqResult(value=value, actions=rec.actions, not_executed=None)
+
+
+def _end_cycle(cycle: _Cycle) -> None:
+    """Out of maintenance if this run marked the host; the run's guests removed."""
+    platform, dest = cycle.platform, cycle.dest
+    # Never leave this run's marker behind: a host left marked refuses every VM.
+    if _marked_by(platform, cycle.run_id):
+        try:
+            platform.exit_maintenance()
+        except PlatformError as exc:
+            cycle.value["maintenance"]["reason"] = f"left in maintenance: {exc.one_line()}"
+    where = [platform] + ([dest] if dest is not None else [])
+    cycle.value["cleanup"] = _cleanup_action(cycle.rec, where, [cycle.probe_vm, cycle.name])
+    if dest is not None:
+        dest.close()
+
+
+def _run_cycle_parts(cycle: _Cycle) -> None:
+    """The parts in order; ``cycle.current`` names the one running, for its verdict."""
+    cycle.current = "clone"
+    boot1 = _cycle_clone(cycle)
+    cycle.current = "power_cycle"
+    agent, boot2 = _cycle_restart(cycle, boot1)
+    cycle.current = "snapshot"
+    _cycle_snapshot(cycle, agent, boot2["boot_id"])
+    cycle.current = "maintenance"
+    _cycle_maintenance(cycle, boot2["boot_id"])
+    # The power cycle's last step: a hard power off where the guest runs now.
+    cycle.current = "power_cycle"
+    _cycle_power_off(cycle)
+
+
+def _cycle_clone(cycle: _Cycle) -> dict[str, Any]:
+    """Clone and first start; the ``clone`` part judged. The start's ``vm.start`` after."""
+    platform, rec = cycle.platform, cycle.rec
+    _clone(platform, rec, cycle.template, cycle.name, cycle.run_id, "cyc")
+    clone = rec.actions[-1]
+    agent, boot1 = _boot(platform, rec, cycle.name, cycle.boot_timeout)
+    seen = _guest_macs(agent)
+    problems = []
+    if clone["after"]["uuid"] == clone["before"]["template_uuid"]:
+        problems.append("clone has the template's UUID")
+    shared = sorted(set(clone["after"]["macs"]) & set(clone["before"]["template_macs"]))
+    if shared:
+        problems.append(f"clone shares MAC {', '.join(shared)} with the template")
+    if not set(clone["after"]["macs"]) <= set(seen):
+        problems.append(f"guest sees MACs {seen}, configured {clone['after']['macs']}")
+    if clone["after"]["backing"] != clone["before"]["template_disk"]:
+        problems.append(f"overlay backing file is {clone['after']['backing']}")
+    cycle.value["clone"] = {
+        "verdict": "fail" if problems else "pass",
+        "reason": "; ".join(problems) or None,
+        "template_uuid": clone["before"]["template_uuid"],
+        "uuid": clone["after"]["uuid"],
+        "template_macs": clone["before"]["template_macs"],
+        "macs": clone["after"]["macs"],
+        "macs_in_guest": seen,
+        "disk": clone["after"]["disk"],
+        "backing": clone["after"]["backing"],
+    }
+    return boot1
+
+
+def _cycle_restart(cycle: _Cycle, boot1: dict[str, Any]) -> tuple[Agent, dict[str, Any]]:
+    """Graceful shutdown and start: the ``power_cycle`` part so far; the agent, start after."""
+    rec = cycle.rec
+    rec.step(
+        "vm.shutdown_graceful",
+        {"power_state": RUNNING, "boot_id": boot1["boot_id"], "how": "guest agent"},
+        lambda: _shutdown_graceful(cycle),
+    )
+    agent, boot2 = _boot(cycle.platform, rec, cycle.name, cycle.boot_timeout)
+    boots = [boot1["boot_id"], boot2["boot_id"]]
+    stopped = rec.actions[-2]["after"]["power_state"]
+    cycle.cycle_problems = [] if stopped == STOPPED else [f"guest is {stopped} after the shutdown"]
+    if boots[0] == boots[1]:
+        cycle.cycle_problems.append(f"boot id did not change on the restart: {boots[0]}")
+    # The hard power off ends the run (after the maintenance round trip), which saves
+    # a third boot; until then the part is not complete.
+    cycle.value["power_cycle"] = {
+        "verdict": "fail" if cycle.cycle_problems else "not-executed",
+        "reason": "; ".join(cycle.cycle_problems) or "not reached: the hard power off",
+        "boot_ids": boots,
+        "agent_after_s": [boot1["agent_after_s"], boot2["agent_after_s"]],
+        "graceful_stop_s": rec.actions[-2]["after"].get("stopped_after_s"),
+    }
+    return agent, boot2
+
+
+def _shutdown_graceful(cycle: _Cycle) -> dict[str, Any]:
+    """``vm.shutdown_graceful``: shut down through the guest agent, waited for."""
+    platform, name = cycle.platform, cycle.name
+    dom = platform._domain(name)
+    platform._call("shut down vm", name, dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
+    waited = _wait_stopped(platform, name, cycle.stop_timeout)
+    return {"power_state": _power(platform, name), "stopped_after_s": round(waited, 1)}
+
+
+def _cycle_snapshot(cycle: _Cycle, agent: Agent, boot_id: str) -> None:
+    """Marker, snapshot with memory, marker changed, revert, marker read back, delete."""
+    platform, rec, name, run_id = cycle.platform, cycle.rec, cycle.name, cycle.run_id
+    first = f"vqual-oq {run_id} before-snapshot {os.urandom(8).hex()}"
+    second = f"vqual-oq {run_id} after-snapshot {os.urandom(8).hex()}"
+    snap_name = f"vqual-oq-{run_id}"
+    rec.step(
+        "guest.marker_write", {"marker_file": MARKER_FILE}, lambda: _write_marker(agent, first)
+    )
+    rec.step(
+        "vm.snapshot_create",
+        {"power_state": _power(platform, name), "snapshots": [], "disk_format": "qcow2"},
+        lambda: _snapshot_create(cycle, snap_name),
+    )
+    rec.step("guest.marker_change", {"marker": first}, lambda: _write_marker(agent, second))
+    reverted = rec.step(
+        "vm.snapshot_revert",
+        {"snapshot": snap_name, "marker": second},
+        lambda: _snapshot_revert(cycle, snap_name),
+    )
+    reverted_agent = Agent(platform._domain(name))
+    read_back: list[str] = []
+    rec.step(
+        "guest.marker_read",
+        {"marker_file": MARKER_FILE},
+        lambda: _read_marker(reverted_agent, read_back),
+    )
+    rec.step(
+        "vm.snapshot_delete",
+        {"snapshots": [snap_name]},
+        lambda: _snapshot_delete(cycle, snap_name),
+    )
+    problems = []
+    if read_back[0] != first:
+        problems.append(f"marker read back {read_back[0]!r}, written before the snapshot {first!r}")
+    if reverted["power_state"] != RUNNING:
+        problems.append(f"guest is {reverted['power_state']} after the revert")
+    if reverted["boot_id"] != boot_id:
+        problems.append("boot id changed: the revert booted the guest instead of restoring memory")
+    if rec.actions[-1]["after"]["snapshots"]:
+        problems.append("snapshot still listed after delete")
+    cycle.value["snapshot"] = {
+        "verdict": "fail" if problems else "pass",
+        "reason": "; ".join(problems) or None,
+        "marker_written": first,
+        "marker_changed_to": second,
+        "marker_read": read_back[0],
+        "memory": True,
+    }
+
+
+def _snapshot_create(cycle: _Cycle, snap_name: str) -> dict[str, Any]:
+    """``vm.snapshot_create``: an internal snapshot with memory; what libvirt lists after."""
+    platform, name = cycle.platform, cycle.name
+    dom = platform._domain(name)
+    xml = (
+        f"<domainsnapshot><name>{snap_name}</name><description>vqual OQ snapshot round "
+        f"trip, run {cycle.run_id}</description><memory snapshot='internal'/>"
+        "</domainsnapshot>"
+    )
+    snap = platform._call("snapshot", name, dom.snapshotCreateXML, xml, 0)
+    root = ET.fromstring(snap.getXMLDesc(0))
+    memory = root.find("memory")
+    return {
+        "snapshot": snap_name,
+        "state": root.findtext("state"),
+        "memory": memory.get("snapshot") if memory is not None else None,
+        "snapshots": [s.getName() for s in dom.listAllSnapshots(0)],
+    }
+
+
+def _snapshot_revert(cycle: _Cycle, snap_name: str) -> dict[str, Any]:
+    """``vm.snapshot_revert``: reverted, the agent answering; state and boot id after."""
+    platform, name = cycle.platform, cycle.name
+    dom = platform._domain(name)
+    snap = platform._call("find snapshot", snap_name, dom.snapshotLookupByName, snap_name, 0)
+    platform._call("revert", f"{name} to {snap_name}", dom.revertToSnapshot, snap, 0)
+    waited = Agent(dom).wait(cycle.boot_timeout)
+    return {
+        "power_state": _power(platform, name),
+        "agent_after_s": round(waited, 1),
+        "boot_id": _boot_id(Agent(dom)),
+    }
+
+
+def _snapshot_delete(cycle: _Cycle, snap_name: str) -> dict[str, Any]:
+    """``vm.snapshot_delete``: the snapshot deleted; the snapshots listed after."""
+    platform = cycle.platform
+    dom = platform._domain(cycle.name)
+    snap = platform._call("find snapshot", snap_name, dom.snapshotLookupByName, snap_name, 0)
+    platform._call("delete snapshot", snap_name, snap.delete, 0)
+    return {"snapshots": [s.getName() for s in dom.listAllSnapshots(0)]}
+
+
+def _cycle_maintenance(cycle: _Cycle, boot_id: str) -> None:
+    """Evacuate and run the maintenance round trip, or say why it is not executed."""
+    platform, dest, name = cycle.platform, cycle.dest, cycle.name
+    if dest is None:
+        cycle.value["maintenance"] = {
+            "verdict": "not-executed",
+            "reason": "no destination host configured for this host "
+            "(vqual_libvirt_oq.destination): nowhere to evacuate to",
+        }
+        return
+    if platform.maintenance_marker().exists():
+        cycle.value["maintenance"] = {
+            "verdict": "not-executed",
+            "reason": f"host {platform.hostname()} is already in maintenance "
+            f"({platform.maintenance_marker()}): not this run's to change",
+        }
+        return
+    src_host = platform.hostname()
+    evacuated = cycle.rec.step(
+        "vm.evacuate",
+        {
+            "host": src_host,
+            "endpoint": platform.endpoint,
+            "power_state": RUNNING,
+            "boot_id": boot_id,
+        },
+        lambda: _live_migrate(platform, dest, name, cycle.unsafe),
+    )
+    others = _running_elsewhere(platform, {name})
+    if others:
+        cycle.value["maintenance"] = {
+            "verdict": "not-executed",
+            "reason": f"host {src_host} still runs guests this OQ may not move: "
+            f"{', '.join(others)} (it evacuates only its own throwaway guests)",
+            "evacuated": evacuated["host"],
+        }
+    else:
+        cycle.value["maintenance"] = _maintenance_round_trip(cycle, dest, boot_id)
+
+
+def _cycle_power_off(cycle: _Cycle) -> None:
+    """Hard power off where the guest runs now; the ``power_cycle`` part judged."""
+    platform, dest, name = cycle.platform, cycle.dest, cycle.name
+    here = platform if platform.vm_exists(name) or dest is None else dest
+
+    def power_off() -> dict[str, Any]:
+        here._call("power off vm", name, here._domain(name).destroy)
+        return {"power_state": _power(here, name), "host": here.hostname()}
+
+    off = cycle.rec.step(
+        "vm.power_off_hard",
+        {"power_state": _power(here, name), "host": here.hostname()},
+        power_off,
+    )
+    if off["power_state"] != STOPPED:
+        cycle.cycle_problems.append(f"guest is {off['power_state']} after the hard power off")
+    cycle.value["power_cycle"].update(
+        {
+            "verdict": "fail" if cycle.cycle_problems else "pass",
+            "reason": "; ".join(cycle.cycle_problems) or None,
+        }
+    )
 
 
 def _marked_by(platform: LibvirtPlatform, run_id: str) -> bool:
@@ -1497,26 +1658,18 @@ def _guest_macs(agent: Agent) -> list[str]:
     )
 
 
-def _maintenance_round_trip(
-    platform: LibvirtPlatform,
-    dest: LibvirtPlatform,
-    rec: _Recorder,
-    name: str,
-    probe_vm: str,
-    run_id: str,
-    unsafe: bool,
-    boot_id: str,
-) -> dict[str, Any]:
+def _maintenance_round_trip(cycle: _Cycle, dest: LibvirtPlatform, boot_id: str) -> dict[str, Any]:
     """Enter maintenance on the (evacuated) source, show VMs refused there, leave, return.
 
     Every state is read back from the platform: the host's maintenance state, where the
     guest runs, whether the VM that was refused is still stopped.
     """
+    platform, rec, name, probe_vm = cycle.platform, cycle.rec, cycle.name, cycle.probe_vm
     host = platform.hostname()
     marker = platform.maintenance_marker()
 
     def enter() -> dict[str, Any]:
-        facts = platform.enter_maintenance(run_id=run_id)
+        facts = platform.enter_maintenance(run_id=cycle.run_id)
         return {
             "in_maintenance": facts.in_maintenance,
             "marker": str(marker),
@@ -1526,58 +1679,15 @@ def _maintenance_round_trip(
     rec.step(
         "host.enter_maintenance", {"host": host, "in_maintenance": False, "running": []}, enter
     )
-    refusals: dict[str, str] = {}
-
-    def migrate_refused() -> dict[str, Any]:
-        try:
-            _live_migrate(dest, platform, name, unsafe)
-        except PlatformError as exc:
-            refusals["migrate"] = exc.one_line()
-        return {
-            "refused": "maintenance" in refusals.get("migrate", ""),
-            "reason": refusals.get("migrate"),
-            "on_destination": _power(dest, name),
-            "on_host": _power(platform, name),
-        }
-
     moved = rec.step(
         "vm.migrate_onto_maintenance_host",
         {"vm": name, "on_destination": RUNNING, "host": host, "in_maintenance": True},
-        migrate_refused,
+        lambda: _migrate_onto_marked_host(cycle, dest),
     )
-
-    def start_refused() -> dict[str, Any]:
-        # A diskless copy of the guest, defined (tagged) on the marked host: if the refusal
-        # failed it would boot nothing, and the cleanup removes it either way.
-        root = ET.fromstring(dest.vm_xml(name, inactive=True))
-        name_el = root.find("name")
-        assert name_el is not None
-        name_el.text = probe_vm
-        for element in root.findall("uuid"):
-            root.remove(element)
-        devices = root.find("devices")
-        if devices is not None:
-            for disk in devices.findall("disk"):
-                devices.remove(disk)
-        xml = with_tag(ET.tostring(root, "unicode"), ThrowawayTag(run_id, "mnt", utc_stamp()))
-        platform._call("define vm", probe_vm, platform.conn.defineXML, xml)
-        try:
-            platform.power_on(probe_vm)
-        except PlatformError as exc:
-            refusals["start"] = exc.one_line()
-        state = _power(platform, probe_vm)
-        if state == RUNNING:
-            platform._call("power off vm", probe_vm, platform._domain(probe_vm).destroy)
-        return {
-            "refused": "maintenance" in refusals.get("start", ""),
-            "reason": refusals.get("start"),
-            "power_state": state,
-        }
-
     started = rec.step(
         "vm.start_on_maintenance_host",
         {"vm": probe_vm, "power_state": STOPPED, "host": host, "in_maintenance": True},
-        start_refused,
+        lambda: _start_on_marked_host(cycle, dest),
     )
     for path in _remove(platform, probe_vm):
         raise PlatformError(f"file of {probe_vm} left: {path}", where=platform.endpoint)
@@ -1590,7 +1700,7 @@ def _maintenance_round_trip(
     back = rec.step(
         "vm.migrate_back",
         {"host": dest.hostname(), "endpoint": dest.endpoint, "power_state": RUNNING},
-        lambda: _live_migrate(dest, platform, name, unsafe),
+        lambda: _live_migrate(dest, platform, name, cycle.unsafe),
     )
     back["boot_id"] = _boot_id(Agent(platform._domain(name)))
     entered = next(a for a in rec.actions if a["name"] == "host.enter_maintenance")
@@ -1616,6 +1726,54 @@ def _maintenance_round_trip(
         "migrate_refused": moved["reason"],
         "start_refused": started["reason"],
         "returned": back["host"],
+    }
+
+
+def _migrate_onto_marked_host(cycle: _Cycle, dest: LibvirtPlatform) -> dict[str, Any]:
+    """``vm.migrate_onto_maintenance_host``: the migration back tried; whether refused."""
+    platform, name = cycle.platform, cycle.name
+    refusal: str | None = None
+    try:
+        _live_migrate(dest, platform, name, cycle.unsafe)
+    except PlatformError as exc:
+        refusal = exc.one_line()
+    return {
+        "refused": "maintenance" in (refusal or ""),
+        "reason": refusal,
+        "on_destination": _power(dest, name),
+        "on_host": _power(platform, name),
+    }
+
+
+def _start_on_marked_host(cycle: _Cycle, dest: LibvirtPlatform) -> dict[str, Any]:
+    """``vm.start_on_maintenance_host``: a VM start tried on the host; whether refused."""
+    platform, probe_vm = cycle.platform, cycle.probe_vm
+    # A diskless copy of the guest, defined (tagged) on the marked host: if the refusal
+    # failed it would boot nothing, and the cleanup removes it either way.
+    root = ET.fromstring(dest.vm_xml(cycle.name, inactive=True))
+    name_el = root.find("name")
+    assert name_el is not None
+    name_el.text = probe_vm
+    for element in root.findall("uuid"):
+        root.remove(element)
+    devices = root.find("devices")
+    if devices is not None:
+        for disk in devices.findall("disk"):
+            devices.remove(disk)
+    xml = with_tag(ET.tostring(root, "unicode"), ThrowawayTag(cycle.run_id, "mnt", utc_stamp()))
+    platform._call("define vm", probe_vm, platform.conn.defineXML, xml)
+    refusal: str | None = None
+    try:
+        platform.power_on(probe_vm)
+    except PlatformError as exc:
+        refusal = exc.one_line()
+    state = _power(platform, probe_vm)
+    if state == RUNNING:
+        platform._call("power off vm", probe_vm, platform._domain(probe_vm).destroy)
+    return {
+        "refused": "maintenance" in (refusal or ""),
+        "reason": refusal,
+        "power_state": state,
     }
 
 

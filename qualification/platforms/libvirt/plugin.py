@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInputError
-from .base import HypervisorPlatform, VmFacts, observations_failed, secrets_of
-from .registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
+from qualification.errors import BadInputError
+from qualification.platforms.base import (
+    HypervisorPlatform,
+    VmFacts,
+    observations_failed,
+    secrets_of,
+)
+from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
 
 #: OQ methods that take the site's ``vqual_libvirt_oq`` (template, destination) as arguments.
 _GUEST_OQ = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
@@ -66,7 +71,7 @@ class LibvirtPlugin(PlatformPlugin):
 
     def connect(self, endpoint: Any, *, readonly: bool = False,
                 state_dir: Path | None = None) -> HypervisorPlatform:
-        from .libvirt import LibvirtPlatform
+        from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
         uri = endpoint.uri if isinstance(endpoint, LibvirtEndpoint) else str(endpoint)
         domain_type = endpoint.domain_type if isinstance(endpoint, LibvirtEndpoint) else None
@@ -107,7 +112,7 @@ class LibvirtPlugin(PlatformPlugin):
             endpoint = self.endpoint(host_vars)
         except BadInputError as exc:
             return observations_failed(requests, exc.one_line())
-        from .libvirt_observations import answer_requests
+        from qualification.platforms.libvirt.observations import answer_requests
 
         return answer_requests(
             endpoint.uri, self.prepare(endpoint, requests), run_id=run_id,
@@ -128,7 +133,7 @@ class LibvirtPlugin(PlatformPlugin):
         Raises:
             BadArgs: the run id is not a safe name, or a request has no key.
         """
-        from .libvirt_observations import probe
+        from qualification.platforms.libvirt.observations import probe
 
         return probe(endpoint.uri, requests, run_id=run_id, check_mode=check_mode,
                      state_dir=state_dir, domain_type=endpoint.domain_type)
@@ -141,7 +146,7 @@ class LibvirtPlugin(PlatformPlugin):
     def connect_module(self, params: Mapping[str, Any], *, readonly: bool) -> HypervisorPlatform:
         if not params.get("uri"):
             raise BadInputError("uri (or VQUAL_LIBVIRT_URI) is required for libvirt")
-        from .libvirt import LibvirtPlatform
+        from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
         return LibvirtPlatform(params["uri"], readonly=readonly, state_dir=params.get("state_dir"))
 
@@ -152,7 +157,7 @@ class LibvirtPlugin(PlatformPlugin):
         # there (it fails with "not found" if it is on neither side).
         if platform.vm_exists(name):
             return False, platform.vm(name), f"({destination})"
-        from .libvirt import LibvirtPlatform
+        from qualification.platforms.libvirt.adapter import LibvirtPlatform
 
         with LibvirtPlatform(destination, readonly=True) as dest:
             return True, dest.vm(name), f"({destination})"
@@ -171,7 +176,7 @@ class LibvirtPlugin(PlatformPlugin):
         if not any(v.get("vqual_cluster") == cluster and v.get("vqual_libvirt_uri")
                    for v in hostvars.values()):
             return None
-        from qualification.rollout import kvm
+        from qualification.platforms.libvirt import patch as kvm
 
         executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
         # The maintenance markers live in the state directory: run, resume and any observer
@@ -189,13 +194,13 @@ class LibvirtPlugin(PlatformPlugin):
             if failure.variable == "vqual_libvirt_uri":
                 # Nothing is touched when a target cannot be known.
                 raise BadInputError(failure.one_line())
-        from .libvirt_cleanup import cleanup_endpoint, libvirt_targets
+        from qualification.platforms.libvirt.cleanup import cleanup_endpoint, libvirt_targets
 
         return [cleanup_endpoint(uri, run_id, hosts)
                 for uri, hosts in libvirt_targets(hostvars).items()]
 
     def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
-        from .libvirt_cleanup import cleanup_maintenance_markers
+        from qualification.platforms.libvirt.cleanup import cleanup_maintenance_markers
 
         return cleanup_maintenance_markers(state_dir, run_id)
 
