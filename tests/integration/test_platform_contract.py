@@ -147,7 +147,8 @@ class Run:
     texts: list[str]  # everything the run printed and wrote, to search for the token
 
     def results(self) -> dict[str, dict[str, Any]]:
-        return {r["data"]["test_id"]: r["data"] for r in self.records if r["kind"] == "check.result"}
+        return {r["data"]["test_id"]: r["data"]
+                for r in self.records if r["kind"] == "check.result"}
 
     def actions(self) -> list[dict[str, Any]]:
         return [r["data"] for r in self.records if r["kind"] == "action"]
@@ -301,7 +302,7 @@ def test_without_its_directory_on_the_path_the_platform_is_unknown() -> None:
         registry.get(NAME)
 
 
-# -- through vqual qualify ----------------------------------------------------------------------------
+# -- through vqual qualify -------------------------------------------------------------------------
 
 
 def test_qualify_runs_the_fourth_platform_and_the_signed_bundle_verifies(
@@ -339,7 +340,8 @@ def test_iq_verdicts_are_the_service_state(qualified: Run, service: Service) -> 
 def test_an_unsupported_operation_is_not_executed_with_the_reason(qualified: Run) -> None:
     snapshots = qualified.results()["IQ-SHV-007"]
     assert snapshots["verdict"] == "not-executed"
-    assert snapshots["reason"] == "snapshots not supported: the stateful test hypervisor has no snapshots"
+    assert snapshots["reason"] == (
+        "snapshots not supported: the stateful test hypervisor has no snapshots")
     assert snapshots["observed"] is None
 
 

@@ -49,17 +49,20 @@ def _stamp() -> str:
 
 def _about(session: StatefulHvPlatform, args: Mapping[str, Any]) -> dict[str, Any]:
     value = session.about().to_json()
-    return probe_observation(value=value, raw=_raw(value), method=f"GET /about {session.endpoint.url}")
+    return probe_observation(value=value, raw=_raw(value),
+                             method=f"GET /about {session.endpoint.url}")
 
 
 def _hosts(session: StatefulHvPlatform, args: Mapping[str, Any]) -> dict[str, Any]:
     value = {h.name: h.to_json() for h in session.hosts()}
-    return probe_observation(value=value, raw=_raw(value), method=f"GET /hosts {session.endpoint.url}")
+    return probe_observation(value=value, raw=_raw(value),
+                             method=f"GET /hosts {session.endpoint.url}")
 
 
 def _vms(session: StatefulHvPlatform, args: Mapping[str, Any]) -> dict[str, Any]:
     value = {v.name: v.to_json() for v in session.vms()}
-    return probe_observation(value=value, raw=_raw(value), method=f"GET /vms {session.endpoint.url}")
+    return probe_observation(value=value, raw=_raw(value),
+                             method=f"GET /vms {session.endpoint.url}")
 
 
 def _snapshots(session: StatefulHvPlatform, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,7 +197,9 @@ class _RoundTrip:
                 "passed": all(s["verdict"] == "pass" for s in self.steps.values())}
 
 
-def _round_trip(session: StatefulHvPlatform, ctx: OqContext, args: Mapping[str, Any]) -> dict[str, Any]:
+def _round_trip(
+    session: StatefulHvPlatform, ctx: OqContext, args: Mapping[str, Any]
+) -> dict[str, Any]:
     missing = [k for k in OQ_ARGS if not isinstance(args.get(k), str) or not args.get(k)]
     if missing:
         raise BadArgs(f"maintenance_round_trip: argument(s) {', '.join(missing)} required "
