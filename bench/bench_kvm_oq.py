@@ -14,7 +14,8 @@ import argparse
 import os
 import time
 
-from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.guest_backup import run_backup_restore
+from qualification.platforms.libvirt.guest_migrate import run_migration_heartbeat
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.spec.change import new_run_id
 
@@ -35,7 +36,7 @@ def main() -> None:
         load = args.load_mib if i % 2 else 0
         t0 = time.monotonic()
         with LibvirtPlatform(KVM1) as kvm1:
-            r = g.run_migration_heartbeat(kvm1, KVM2, template="master", run_id=new_run_id(),
+            r = run_migration_heartbeat(kvm1, KVM2, template="master", run_id=new_run_id(),
                                           unsafe=True, load_mib=load)
         v = r.value
         if v["verdict"] != "pass":
@@ -46,7 +47,7 @@ def main() -> None:
               f"{v['guest_frozen_s']:<15} {v['migration_s']:<12} {time.monotonic() - t0:.1f}")
     t0 = time.monotonic()
     with LibvirtPlatform(KVM1) as kvm1:
-        r = g.run_backup_restore(kvm1, template="master", run_id=new_run_id())
+        r = run_backup_restore(kvm1, template="master", run_id=new_run_id())
     steps = {a["name"]: a for a in r.actions}
     backup = steps.get("vm.backup", {}).get("after", {})
     print(f"backup/restore {r.value['verdict']}: backup job {backup.get('job_ms')} ms, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -53,8 +54,12 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 def run_module(requests: list[dict[str, Any]], uri: str, workdir: Path) -> None:
     args = workdir / "args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"uri": uri, "requests": requests}}))
+    # The module reaches vqual through the collection's module_utils, as AnsiballZ packs it.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     done = subprocess.run(
-        [sys.executable, str(MODULE), str(args)], capture_output=True, text=True, check=False
+        [sys.executable, str(MODULE), str(args)], capture_output=True, text=True, check=False,
+        env=env,
     )
     if done.returncode != 0:
         raise SystemExit(f"module failed: {done.stdout or done.stderr}")

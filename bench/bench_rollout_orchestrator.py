@@ -36,10 +36,11 @@ from qualification.execution.recorder import open_signer
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import HypervisorPlatform
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.rollout.change import load_change
 from qualification.rollout.evidence import PatchEvidence
-from qualification.rollout.executors import VsphereStandInExecutor
+from qualification.platforms.vsphere.patch import VsphereStandInExecutor
 from qualification.rollout.orchestrator import Orchestrator
 from qualification.rollout.requalify import PlatformRequalifier
 

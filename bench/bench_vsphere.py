@@ -28,7 +28,8 @@ from typing import Any
 from qualification.execution.evaluation import requests_for
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.platforms.vsphere.observations import probe
 from qualification.spec.loader import load_spec
 

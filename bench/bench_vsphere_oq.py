@@ -28,7 +28,8 @@ from typing import Any
 
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.platforms.vsphere.oq import TAG_KEY, OqSettings, run_protocol
 
 LAB_BIN = Path("/var/lib/vqual-lab/vcsim/bin")

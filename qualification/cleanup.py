@@ -1,30 +1,18 @@
-"""``vqual cleanup RUN_ID``: remove every throwaway VM a run made, on every libvirt and vSphere
-target of an inventory.
+"""``vqual cleanup RUN_ID``: remove what a run left behind (throwaway VMs, maintenance
+markers) on every platform target of an inventory.
 
 A run's throwaway VMs are found by what they carry, not by what the run remembers, so
-cleanup works after a crash or a kill as well as after a clean end:
+cleanup works after a crash or a kill as well as after a clean end. What each platform
+removes is its plug-in's ``cleanup`` hook (``qualification/platforms/registry.py``): libvirt
+(:mod:`qualification.platforms.libvirt.cleanup`: tagged throwaway guests and their files, the
+OQ lifecycle's ``vqual-oq-<run id>[-<n>]`` domains), vSphere
+(:mod:`qualification.platforms.vsphere.cleanup`: tagged ``vqual-tmp-<run id>-*`` VMs and the
+lifecycle's); a platform without the hook (Hyper-V) is skipped. Then each plug-in's
+``cleanup_state``: libvirt's maintenance markers in the state directory that name the run.
 
-- libvirt: guests with vqual's throwaway tag (``<vqual:throwaway run-id=...>`` in the domain's
-  metadata, see :mod:`qualification.platforms.libvirt.guest_oq`) whose run id is RUN_ID;
-  the tag lists the files made for the guest (overlay, backup), which are deleted too;
-- libvirt and vSphere: the OQ lifecycle's throwaway VM (:mod:`qualification.platforms.oq`),
-  which carries no tag but is named ``vqual-oq-<run id>`` or ``vqual-oq-<run id>-<n>``: the
-  run id in the name is the tag (run ids end in a random part, so another run's name cannot
-  match);
-- vSphere: VMs named ``vqual-tmp-<run id>-*`` whose ``vqual.throwaway`` tag (extraConfig, or
-  the custom attribute on a vCenter) is RUN_ID (:mod:`qualification.platforms.vsphere.oq`);
-  they are powered off, their snapshots dropped, and deleted with their files.
-
-- libvirt: maintenance markers (vqual's own, in the state directory, docs/formats.md) that
-  name RUN_ID: an OQ maintenance round trip writes its run id into the marker it sets, so a
-  run killed between entering and leaving maintenance leaves the host marked. Markers without
-  a run id (a rolling patch's: its failure policy keeps a failed host in maintenance, and
-  only a person takes it out) or of another run are left alone.
-
-Nothing else is touched. The libvirt targets are the inventory's hosts with a
-``vqual_libvirt_uri``, each URI once (guests list their host's URI too); the vSphere targets
-are its hosts with a ``vqual_vsphere_host``, each endpoint once. The variables are read
-with :func:`qualification.execution.inventory.read_hostvars`: rendered by Ansible (templates,
+Nothing else is touched. The targets are the inventory's hosts with a platform's endpoint
+variables, each endpoint once, read with
+:func:`qualification.execution.inventory.read_hostvars`: rendered by Ansible (templates,
 lookups such as the lab's password files, vault), in memory only.
 """
 

@@ -16,7 +16,8 @@ from qualification.state import resolve_state_dir
 @click.command()
 @click.argument("run_id")
 @click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
-              help="Inventory; hosts with vqual_libvirt_uri or vqual_vsphere_host are cleaned.")
+              help="Inventory; every platform target in it (a host with vqual_libvirt_uri, "
+              "vqual_vsphere_host, ...) is cleaned.")
 @click.option("--json", "json_mode", is_flag=True, help="Print the result as JSON.")
 @vault_options
 @state_dir_option

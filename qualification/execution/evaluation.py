@@ -28,14 +28,20 @@ class TargetRequests:
     cross_host: tuple[str, ...]
 
 
+def _check(name: str) -> checks.Check:
+    """The check type ``name``; a platform plug-in's own check types join the library when
+    the registry loads (each Ansible worker process loads it afresh)."""
+    registry.plugins()
+    return checks.get_check(name)
+
+
 def requests_for(tests: Sequence[Mapping[str, Any]]) -> TargetRequests:
     """Collect one request per distinct observation among a target's planned tests."""
-    registry.plugins()  # a platform plug-in's own check types join the library as it loads
     by_probe: dict[str, dict[str, dict[str, Any]]] = {}
     test_keys: dict[str, str] = {}
     cross: list[str] = []
     for test in tests:
-        check = checks.get_check(str(test["check"]))
+        check = _check(str(test["check"]))
         request: ProbeRequest = check.request(test.get("params") or {})
         key = request.key()
         by_probe.setdefault(request.probe, {})[key] = request.to_json()
@@ -119,7 +125,7 @@ def evaluate_target(
         if test_id in requests.cross_host:
             cross[test_id] = dict(raw_obs) if raw_obs is not None else {"error": observation.error}
             continue
-        check = checks.get_check(str(test["check"]))
+        check = _check(str(test["check"]))
         params = with_references(check.name, test.get("params") or {})
         outcome = checks.evaluate(check, observation, params, test.get("expect") or {})
         results.append(
@@ -156,7 +162,7 @@ def evaluate_cross_host(
     results: list[dict[str, Any]] = []
     for test_id, obs_by_target in per_test.items():
         any_test = next(t for (tid, _), t in test_defs.items() if tid == test_id)
-        check = checks.get_check(str(any_test["check"]))
+        check = _check(str(any_test["check"]))
         outcomes = checks.compare_across(
             check, obs_by_target, any_test.get("params") or {}, any_test.get("expect") or {}
         )

@@ -325,6 +325,9 @@ class HypervisorPlatform(Protocol):
     def close(self) -> None: ...
 
 
+#: A VM name every platform takes as it is (also a libvirt domain name and a file name).
+SAFE_VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/]*@")
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pass|secret|token|auth)[^=&]*=)[^&]*")
 

@@ -23,11 +23,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import checks
 from ..errors import BadInputError, NotSupported
 from .base import HypervisorPlatform, VmFacts, observations_failed
+
+if TYPE_CHECKING:
+    from qualification.checks.base import Check
 
 ENTRY_POINT_GROUP = "vqual.platforms"
 
@@ -128,7 +130,7 @@ class PlatformPlugin:
         """The adapter on ``endpoint`` (as :meth:`endpoint` returns it)."""
         raise self._unsupported("connect")
 
-    def check_types(self) -> Sequence[checks.Check]:
+    def check_types(self) -> Sequence[Check]:
         """Check types of this platform's probe that the check library does not ship; they
         join it when the registry loads (the built-in platforms' checks ship in
         ``qualification/checks/``)."""
@@ -225,6 +227,15 @@ class PlatformPlugin:
         """
         raise self._unsupported("cleanup")
 
+    def create_clone(self, endpoint: str, master: str, name: str) -> dict[str, Any]:
+        """Make VM ``name`` as a clone of the stopped Master-VM ``master`` on the endpoint
+        ``endpoint`` names (libvirt: its URI); what was made, as JSON."""
+        raise self._unsupported("create_clone")
+
+    def remove_clone(self, endpoint: str, name: str) -> None:
+        """Remove a clone :meth:`create_clone` made, with the storage it made for it."""
+        raise self._unsupported("remove_clone")
+
     def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
         """Remove what ``run_id`` left in the state directory (None: nothing there)."""
         return None
@@ -249,8 +260,15 @@ def _load(ep: EntryPoint) -> PlatformPlugin:
 
 
 def _add_checks(plugin: PlatformPlugin) -> None:
+    own = plugin.check_types()
+    if not own:
+        return
+    # Imported only for a plug-in that brings check types: a probe module's process (the
+    # libvirt_probe module) starts without the check library.
+    from qualification import checks
+
     known = checks.known_check_types()
-    for check in plugin.check_types():
+    for check in own:
         if check.name in known:
             existing = type(checks.get_check(check.name))
             if (existing.__module__, existing.__qualname__) == (

@@ -218,6 +218,6 @@ def test_a_created_overlay_clone_of_the_master_passes_its_platform_tests(
             conn.close()
         assert f"{name}-vda.qcow2" in xml and "type='qcow2'" in xml
     finally:
-        from qualification.baseline.clones import remove_libvirt_clone
+        from qualification.platforms.libvirt.clones import remove_libvirt_clone
 
         remove_libvirt_clone(uri, name)

@@ -23,7 +23,8 @@ import yaml
 
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from tests.conftest import run_vqual
 
 pytestmark = pytest.mark.lab

@@ -33,7 +33,7 @@ KVM1_URI = "qemu+tcp://127.0.0.11/system"
 _RUN = """
 import sys
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
-from qualification.platforms.libvirt.guest_oq import run_migration_heartbeat
+from qualification.platforms.libvirt.guest_migrate import run_migration_heartbeat
 with LibvirtPlatform(sys.argv[1]) as p:
     run_migration_heartbeat(p, sys.argv[2], template="master", run_id=sys.argv[3], unsafe=True)
 """

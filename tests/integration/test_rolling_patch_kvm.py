@@ -43,7 +43,7 @@ from vqual_lab.component import LabContext
 from vqual_lab.kvm import KvmCluster
 from qualification.platforms.libvirt.cluster import LibvirtCluster
 from qualification.rollout.journal import journal_path, read_journal
-from qualification.platforms.libvirt.patch import SSH_VARS
+from qualification.platforms.libvirt.endpoint import SSH_VARS
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.rollout_observer import PlatformObserver, final_placement, host_sequence
 

@@ -22,7 +22,8 @@ from vqual_lab.component import LabContext
 from vqual_lab.kvm import KvmCluster
 from qualification.platforms.libvirt.cluster import LibvirtCluster
 from qualification.rollout.change import load_change
-from qualification.platforms.libvirt.patch import SSH_VARS, KvmPatchExecutor, platform_factory
+from qualification.platforms.libvirt.endpoint import SSH_VARS
+from qualification.platforms.libvirt.patch import KvmPatchExecutor, platform_factory
 
 pytestmark = pytest.mark.lab
 

@@ -31,11 +31,13 @@ from qualification.execution.recorder import open_signer, records_as_dicts
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import HypervisorPlatform
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform, read_host_mark
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
+from qualification.platforms.vsphere.patch import read_host_mark
 from qualification.review.signed import load_trust
 from qualification.rollout.change import RolloutChange, load_change
 from qualification.rollout.evidence import PatchEvidence
-from qualification.rollout.executors import VsphereStandInExecutor
+from qualification.platforms.vsphere.patch import VsphereStandInExecutor
 from qualification.rollout.gates import GateRefused
 from qualification.rollout.journal import STEPS, journal_path, read_journal
 from qualification.rollout.lease import LeaseManager, LeaseRefused

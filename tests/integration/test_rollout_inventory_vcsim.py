@@ -19,7 +19,8 @@ import pytest
 from qualification.errors import PlatformError
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.rollout.change import (
     ChangeTarget,
     ChangeWindow,

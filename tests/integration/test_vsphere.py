@@ -31,7 +31,8 @@ from vqual_lab import vcsim
 from vqual_lab.component import LabContext
 from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
 from qualification.platforms import registry
-from qualification.platforms.vsphere.adapter import Endpoint, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.endpoint import Endpoint
 from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = pytest.mark.lab

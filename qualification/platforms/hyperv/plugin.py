@@ -15,7 +15,6 @@ from typing import Any
 
 from qualification.errors import BadInputError, NotSupported
 from qualification.platforms.base import BadArgs, HypervisorPlatform, observations_failed
-from qualification.platforms.data_files import with_hcl
 from qualification.platforms.hyperv.endpoint import WINRM_VARS, Endpoint, endpoint_from_vars
 from qualification.platforms.registry import HostCleanup, PlatformPlugin, RenderProblem
 from qualification.platforms.vsphere.plugin import missing_login
@@ -55,6 +54,9 @@ class HypervPlugin(PlatformPlugin):
             endpoint = endpoint_from_vars(host_vars)
         except BadInputError as exc:
             return observations_failed(requests, exc.one_line())
+        # The HCL parser is the check library's: loaded only when a probe runs.
+        from qualification.platforms.data_files import with_hcl
+
         prepared, failed = with_hcl(requests, data_files)
         from qualification.platforms.hyperv.observations import probe
 

@@ -23,14 +23,12 @@ from one module call to the next; a whole OQ sequence must run inside one
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -47,15 +45,12 @@ from qualification.platforms.base import (
     STOPPING,
     SUSPENDED,
     UNKNOWN,
-    BadArgs,
     ClusterFacts,
     CpuFacts,
     DatastoreFacts,
-    DiskFacts,
     EventFacts,
     HostFacts,
     NetworkFacts,
-    NicFacts,
     Placement,
     PlatformAbout,
     SnapshotFacts,
@@ -65,10 +60,17 @@ from qualification.platforms.base import (
     redact_endpoint,
     secrets_of,
 )
-from qualification.platforms.base import probe_observation as _observation
-from qualification.platforms.oq import utc_stamp
+from qualification.platforms.libvirt.domain_xml import (
+    SNAPSHOT_STATES,
+    VQUAL_NS,
+    define_xml,
+    parse_capabilities,
+    quoteattr,
+    renamed_definition,
+    version_text,
+    vm_facts_from_xml,
+)
 
-VQUAL_NS = "urn:x-vqual:libvirt:1"
 _NS_PREFIX = "vqual"
 
 _T = TypeVar("_T")
@@ -83,16 +85,6 @@ _POWER = {
     libvirt.VIR_DOMAIN_CRASHED: CRASHED,
     libvirt.VIR_DOMAIN_PMSUSPENDED: SUSPENDED,
 }
-_SNAPSHOT_STATE = {
-    "running": RUNNING,
-    "blocked": RUNNING,
-    "paused": PAUSED,
-    "shutdown": STOPPING,
-    "shutoff": STOPPED,
-    "crashed": CRASHED,
-    "pmsuspended": SUSPENDED,
-    "disk-snapshot": STOPPED,
-}
 _UNSUPPORTED_CODES = frozenset(
     {
         libvirt.VIR_ERR_NO_SUPPORT,
@@ -104,25 +96,11 @@ _UNSUPPORTED_CODES = frozenset(
 _DOMAIN_TYPE_ORDER = ("kvm", "qemu", "test")
 
 
-def quoteattr(value: str) -> str:
-    """An XML attribute value in double quotes (``html.escape`` escapes both quote kinds).
-
-    Not ``xml.sax.saxutils``: importing it pulls in ``urllib.request``, which costs a module
-    process a noticeable share of its start-up.
-    """
-    return f'"{escape(value, quote=True)}"'
-
-
 def _quiet(_ctx: object, _err: object) -> None:
     """libvirt prints every error to stderr by default; errors reach callers as exceptions."""
 
 
 libvirt.registerErrorHandler(_quiet, None)
-
-
-def version_text(number: int) -> str:
-    """libvirt's packed version (major * 1,000,000 + minor * 1,000 + release) as dotted text."""
-    return f"{number // 1_000_000}.{(number // 1000) % 1000}.{number % 1000}"
 
 
 def default_state_dir() -> Path:
@@ -136,199 +114,6 @@ def default_state_dir() -> Path:
 
 def _utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _memory_mib(element: ET.Element | None) -> int:
-    if element is None or not (element.text or "").strip():
-        return 0
-    amount = int((element.text or "0").strip())
-    unit = (element.get("unit") or "KiB").lower()
-    factor = {
-        "b": 1,
-        "bytes": 1,
-        "k": 1024,
-        "kib": 1024,
-        "kb": 1000,
-        "m": 1024**2,
-        "mib": 1024**2,
-        "mb": 1000**2,
-        "g": 1024**3,
-        "gib": 1024**3,
-        "gb": 1000**3,
-        "t": 1024**4,
-        "tib": 1024**4,
-        "tb": 1000**4,
-    }.get(unit, 1024)
-    return (amount * factor) // (1024 * 1024)
-
-
-def _cpu_features(cpu: ET.Element | None) -> list[str]:
-    if cpu is None:
-        return []
-    # The test driver lists <features><pae/></features>; real hosts <feature name='...'/>.
-    flags = cpu.find("features")
-    names = [f.tag for f in flags] if flags is not None else []
-    names += [f.get("name", "") for f in cpu.findall("feature")]
-    return sorted(set(names) - {""})
-
-
-def parse_capabilities(xml: str) -> dict[str, Any]:
-    """The parts of ``<capabilities>`` an IQ looks at, as plain JSON.
-
-    Returns ``{"host": {arch, cpu_model, cpu_vendor, features, uuid, numa_cells, secmodels,
-    secmodel_dois}, "guests": [{os_type, arch, wordsize, emulator, domain_types, machines}],
-    "guest": {os_types, arches, domain_types, machines}}``; ``guest`` is the union over
-    ``guests``, sorted, for checks that ask "is hvm offered at all".
-    """
-    root = ET.fromstring(xml)
-    host = root.find("host")
-    cpu = host.find("cpu") if host is not None else None
-    secmodels = host.findall("secmodel") if host is not None else []
-    host_json: dict[str, Any] = {
-        "arch": (cpu.findtext("arch") if cpu is not None else None),
-        "cpu_model": (cpu.findtext("model") if cpu is not None else None),
-        "cpu_vendor": (cpu.findtext("vendor") if cpu is not None else None),
-        "features": _cpu_features(cpu),
-        "uuid": host.findtext("uuid") if host is not None else None,
-        "numa_cells": len(host.findall("topology/cells/cell")) if host is not None else 0,
-        "secmodels": [m.findtext("model") or "" for m in secmodels],
-        "secmodel_dois": [m.findtext("doi") or "" for m in secmodels],
-    }
-    guests: list[dict[str, Any]] = []
-    for guest in root.findall("guest"):
-        arch = guest.find("arch")
-        guests.append(
-            {
-                "os_type": guest.findtext("os_type"),
-                "arch": arch.get("name") if arch is not None else None,
-                "wordsize": int(arch.findtext("wordsize") or 0) if arch is not None else 0,
-                "emulator": arch.findtext("emulator") if arch is not None else None,
-                "domain_types": sorted(
-                    {
-                        d.get("type", "")
-                        for d in (arch.findall("domain") if arch is not None else [])
-                    }
-                ),
-                "machines": sorted(
-                    {
-                        (m.text or "").strip()
-                        for m in (arch.iter("machine") if arch is not None else [])
-                    }
-                    - {""}
-                ),
-            }
-        )
-    union = {
-        "os_types": sorted({g["os_type"] for g in guests if g["os_type"]}),
-        "arches": sorted({g["arch"] for g in guests if g["arch"]}),
-        "domain_types": sorted({t for g in guests for t in g["domain_types"]}),
-        "machines": sorted({m for g in guests for m in g["machines"]}),
-    }
-    return {"host": host_json, "guests": guests, "guest": union}
-
-
-def _placement_from(root: ET.Element) -> Placement:
-    element = root.find(f"metadata/{{{VQUAL_NS}}}placement")
-    if element is None:
-        return Placement()
-    return Placement(tuple((element.get("allowed-hosts") or "").split()))
-
-
-def _disk_from(dev: ET.Element) -> DiskFacts:
-    """A ``<disk>`` device as facts; its source is a file, block device, volume or name."""
-    source = dev.find("source")
-    target = dev.find("target")
-    driver = dev.find("driver")
-    src = None
-    if source is not None:
-        src = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
-    return DiskFacts(
-        target=target.get("dev", "") if target is not None else "",
-        device=dev.get("device", "disk"),
-        source=src,
-        bus=target.get("bus") if target is not None else None,
-        driver_format=driver.get("type") if driver is not None else None,
-        readonly=dev.find("readonly") is not None,
-    )
-
-
-def _nic_from(dev: ET.Element) -> NicFacts:
-    """An ``<interface>`` device as facts; its network is a network, bridge or device."""
-    mac = dev.find("mac")
-    source = dev.find("source")
-    model = dev.find("model")
-    network = None
-    if source is not None:
-        network = source.get("network") or source.get("bridge") or source.get("dev")
-    return NicFacts(
-        mac=mac.get("address") if mac is not None else None,
-        network=network,
-        model=model.get("type") if model is not None else None,
-        kind=dev.get("type", ""),
-    )
-
-
-def _devices_from(root: ET.Element) -> tuple[list[DiskFacts], list[NicFacts], set[str]]:
-    """A domain's disks, NICs and the tags of its other devices."""
-    disks = []
-    nics = []
-    devices: set[str] = set()
-    for dev in list(root.find("devices") or []):
-        if dev.tag == "disk":
-            disks.append(_disk_from(dev))
-        elif dev.tag == "interface":
-            nics.append(_nic_from(dev))
-        else:
-            devices.add(dev.tag)
-    return disks, nics, devices
-
-
-def vm_facts_from_xml(
-    xml: str,
-    *,
-    host: str,
-    power_state: str,
-    persistent: bool,
-    autostart: bool,
-    snapshots: tuple[str, ...] = (),
-    config_xml: str | None = None,
-) -> VmFacts:
-    """:class:`VmFacts` from a domain's XML (live XML for state, inactive XML for the digest)."""
-    root = ET.fromstring(xml)
-    os_el = root.find("os")
-    type_el = os_el.find("type") if os_el is not None else None
-    loader = os_el.find("loader") if os_el is not None else None
-    efi = (os_el is not None and os_el.get("firmware") == "efi") or (
-        loader is not None and loader.get("type") == "pflash"
-    )
-    vcpu = root.find("vcpu")
-    vcpus = int((vcpu.get("current") or vcpu.text or "0").strip()) if vcpu is not None else 0
-    memory = _memory_mib(root.find("memory"))
-    max_memory = _memory_mib(root.find("maxMemory")) or memory
-    disks, nics, devices = _devices_from(root)
-    native = config_xml if config_xml is not None else xml
-    return VmFacts(
-        name=root.findtext("name") or "",
-        uuid=root.findtext("uuid") or "",
-        host=host,
-        power_state=power_state,
-        persistent=persistent,
-        autostart=autostart,
-        vcpus=vcpus,
-        memory_mib=memory,
-        max_memory_mib=max_memory,
-        os_type=type_el.text.strip() if type_el is not None and type_el.text else None,
-        arch=type_el.get("arch") if type_el is not None else None,
-        machine=type_el.get("machine") if type_el is not None else None,
-        firmware="efi" if efi else "bios",
-        secure_boot=loader is not None and loader.get("secure") == "yes",
-        disks=tuple(disks),
-        nics=tuple(nics),
-        devices=tuple(sorted(devices)),
-        snapshots=snapshots,
-        placement=_placement_from(root),
-        config_digest=hashlib.sha256(native.encode()).hexdigest(),
-    )
 
 
 class LibvirtPlatform:
@@ -649,21 +434,7 @@ class LibvirtPlatform:
             return config.native
         arch = config.arch or self.capabilities()["host"]["arch"]
         dtype = self._pick_domain_type(config.os_type, arch)
-        devices = ""
-        if disk_path is not None:
-            devices = (
-                "<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
-                f"<source file={quoteattr(disk_path)}/><target dev='vda' bus='virtio'/>"
-                "</disk></devices>"
-            )
-        return (
-            f"<domain type={quoteattr(dtype)}><name>{escape(config.name)}</name>"
-            f"<memory unit='MiB'>{int(config.memory_mib)}</memory>"
-            f"<vcpu>{int(config.vcpus)}</vcpu>"
-            f"<os><type arch={quoteattr(arch)}>{escape(config.os_type)}</type></os>"
-            "<on_poweroff>destroy</on_poweroff><on_crash>destroy</on_crash>"
-            f"{devices}</domain>"
-        )
+        return define_xml(config, arch=arch, domain_type=dtype, disk_path=disk_path)
 
     def _disk_pool(self, name: str | None) -> libvirt.virStoragePool | None:
         """The pool for a new VM's disk: the named one, else the first active one, else None."""
@@ -803,7 +574,7 @@ class LibvirtPlatform:
         return SnapshotFacts(
             name=snap.getName(),
             vm=vm,
-            power_state=_SNAPSHOT_STATE.get(root.findtext("state") or "", UNKNOWN),
+            power_state=SNAPSHOT_STATES.get(root.findtext("state") or "", UNKNOWN),
             current=bool(self._call("read snapshot", vm, snap.isCurrent, 0)),
             created=int(created) if created else None,
         )
@@ -849,13 +620,7 @@ class LibvirtPlatform:
             raise PlatformError(
                 f"clone vm {source} refused: {name} already exists", where=self.endpoint
             )
-        root = ET.fromstring(self.vm_xml(source, inactive=True))
-        root.find("name").text = name  # type: ignore[union-attr]
-        for element in root.findall("uuid"):
-            root.remove(element)
-        for iface in root.findall("devices/interface"):
-            for mac in iface.findall("mac"):
-                iface.remove(mac)  # libvirt assigns a new one
+        root = renamed_definition(self.vm_xml(source, inactive=True), name)
         copies: list[tuple[libvirt.virStoragePool, str, libvirt.virStorageVol]] = []
         for disk in root.findall("devices/disk"):
             src = disk.find("source")
@@ -1033,241 +798,3 @@ class LibvirtPlatform:
             "they happen",
             where=self.endpoint,
         )
-
-
-# -- OQ scenarios of the libvirt probe (qualification.platforms.libvirt.observations) --------
-
-
-def _oq_lifecycle(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
-    from qualification.checks.vocabulary import LIFECYCLE_STEPS
-    from qualification.platforms.oq import run_lifecycle
-
-    steps = args.get("steps", list(LIFECYCLE_STEPS))
-    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-        raise BadArgs("oq_lifecycle: argument 'steps' must be a list of step names")
-    disk_mib = args.get("disk_mib", 16)
-    pool = args.get("pool")
-    if isinstance(disk_mib, bool) or not isinstance(disk_mib, int) or disk_mib < 0:
-        raise BadArgs("oq_lifecycle: argument 'disk_mib' must be a whole number of MiB (0: none)")
-    if pool is not None and not isinstance(pool, str):
-        raise BadArgs("oq_lifecycle: argument 'pool' must be a storage pool name")
-    try:
-        result = run_lifecycle(
-            platform,
-            vm,
-            steps,
-            graceful_stop=bool(args.get("graceful_stop", False)),
-            disk_mib=disk_mib,
-            pool=pool,
-        )
-    except ValueError as exc:
-        raise BadArgs(f"oq_lifecycle: {exc}") from None
-    return _observation(
-        value=result.value,
-        method=f"libvirt OQ lifecycle {', '.join(result.value['steps'])} on {vm} {platform.endpoint}",
-        actions=result.actions,
-    )
-
-
-@dataclass
-class _OqMigration:
-    """One ``oq_migrate`` run: the verdict so far and the actions recorded with it."""
-
-    platform: LibvirtPlatform
-    vm: str
-    verdict: str = "pass"
-    reason: str | None = None
-    not_executed: str | None = None
-    #: whether this run defined the VM, and whether it moved it (where to clean up)
-    created: bool = False
-    migrated: bool = False
-    actions: list[dict[str, Any]] = field(default_factory=list)
-
-    def record(
-        self, name: str, before: dict[str, Any], after: dict[str, Any], started: str
-    ) -> None:
-        """An action with the run's verdict and reason as they stand now."""
-        self.actions.append(
-            {
-                "name": name,
-                "target": self.vm,
-                "before": before,
-                "after": after,
-                "verdict": self.verdict,
-                "reason": self.reason,
-                "started": started,
-                "finished": utc_stamp(),
-            }
-        )
-
-
-def _oq_migrate(platform: LibvirtPlatform, vm: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Define and start a throwaway VM, migrate it live to ``args['destination']``, clean up.
-
-    A platform that cannot migrate (the test driver) yields ``not_executed`` with libvirt's
-    reason; the set-up and clean-up actions are still reported.
-    """
-    destination = args.get("destination")
-    if not isinstance(destination, str) or not destination:
-        raise BadArgs("oq_migrate: argument 'destination' (a libvirt URI) is required")
-    dest_endpoint = redact_endpoint(destination)
-    run = _OqMigration(platform, vm)
-    _oq_define_start(run)
-    if run.verdict == "pass":
-        _oq_migrate_live(run, destination, dest_endpoint)
-    cleanup_errors = _oq_migrate_cleanup(run, destination)
-    value = {
-        "vm": vm,
-        "destination": dest_endpoint,
-        "verdict": run.verdict,
-        "reason": run.reason,
-        "cleanup": {
-            "verdict": "fail" if cleanup_errors else "pass",
-            "reason": "; ".join(cleanup_errors) or None,
-        },
-    }
-    return _observation(
-        value=value,
-        method=f"libvirt migrate {vm} {platform.endpoint} -> {dest_endpoint}",
-        not_executed=run.not_executed,
-        actions=run.actions,
-    )
-
-
-def _oq_define_start(run: _OqMigration) -> None:
-    """``vm.define_start``: the throwaway VM defined and running."""
-    started = utc_stamp()
-    try:
-        run.platform.create_vm(VmConfig(name=run.vm))
-        run.created = True
-        facts = run.platform.power_on(run.vm)
-        if facts.power_state != RUNNING:
-            run.verdict, run.reason = "fail", f"throwaway VM is {facts.power_state} after start"
-    except PlatformError as exc:
-        run.verdict, run.reason = "fail", exc.one_line()
-    run.record("vm.define_start", {"exists": False}, {"running": run.verdict == "pass"}, started)
-
-
-def _oq_migrate_live(run: _OqMigration, destination: str, dest_endpoint: str) -> None:
-    """``vm.migrate``: live to the destination, running there and gone from the source."""
-    platform, vm = run.platform, run.vm
-    started = utc_stamp()
-    before = {"endpoint": platform.endpoint, "host": platform.hostname()}
-    after: dict[str, Any] = {}
-    try:
-        moved = platform.migrate_vm(vm, destination, live=True)
-        run.migrated = True
-        after = {
-            "endpoint": dest_endpoint,
-            "host": moved.host,
-            "power_state": moved.power_state,
-        }
-        if moved.power_state != RUNNING:
-            run.verdict, run.reason = "fail", f"VM is {moved.power_state} on the destination"
-        elif platform.vm_exists(vm):
-            run.verdict, run.reason = "fail", "VM is still defined on the source after migration"
-    except NotSupported as exc:
-        run.verdict, run.reason = "not-executed", exc.one_line()
-        run.not_executed = run.reason
-    except PlatformError as exc:
-        run.verdict, run.reason = "fail", exc.one_line()
-    run.record("vm.migrate", before, after, started)
-
-
-def _oq_migrate_cleanup(run: _OqMigration, destination: str) -> list[str]:
-    """Remove the VM where it is (destination if moved, source if made); the errors."""
-    platform, vm = run.platform, run.vm
-    cleanup_errors: list[str] = []
-    for where_uri in [destination] if run.migrated else []:
-        try:
-            with LibvirtPlatform(where_uri, state_dir=platform._state_dir) as dest:
-                if dest.vm_exists(vm):
-                    dest.power_off(vm)
-                    dest.delete_vm(vm)
-        except PlatformError as exc:
-            cleanup_errors.append(exc.one_line())
-    if run.created:
-        try:
-            if platform.vm_exists(vm):
-                platform.power_off(vm)
-                platform.delete_vm(vm)
-        except PlatformError as exc:
-            cleanup_errors.append(exc.one_line())
-    return cleanup_errors
-
-
-def _load_mib(args: dict[str, Any]) -> int:
-    value = args.get("load_mib", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
-        raise BadArgs("oq_guest_migrate: argument 'load_mib' must be 0-1024 (MiB)")
-    return value
-
-
-def _guest_oq(
-    platform: LibvirtPlatform, method: str, run_id: str, args: dict[str, Any]
-) -> dict[str, Any]:
-    """Migration heartbeat or backup/restore on a throwaway guest cloned from a template."""
-    from qualification.platforms.libvirt import guest_oq
-
-    template = args.get("template")
-    if not template:
-        return _observation(
-            method=method,
-            not_executed="no template domain configured for this host (vqual_libvirt_oq.template)",
-        )
-    if not isinstance(template, str):
-        raise BadArgs(f"{method}: argument 'template' must be a domain name")
-    timeout = args.get("boot_timeout", guest_oq.BOOT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise BadArgs(f"{method}: argument 'boot_timeout' must be a positive number of seconds")
-    if method == "oq_guest_migrate":
-        destination = args.get("destination")
-        if not destination:
-            return _observation(
-                method=method,
-                not_executed="no destination host configured for this host "
-                "(vqual_libvirt_oq.destination)",
-            )
-        if not isinstance(destination, str):
-            raise BadArgs(f"{method}: argument 'destination' must be a libvirt URI")
-        result = guest_oq.run_migration_heartbeat(
-            platform,
-            destination,
-            template=template,
-            run_id=run_id,
-            unsafe=bool(args.get("unsafe_migration", False)),
-            boot_timeout=float(timeout),
-            load_mib=_load_mib(args),
-        )
-        what = f"libvirt live migration with guest heartbeat {platform.endpoint} -> " + str(
-            result.value.get("destination")
-        )
-    elif method == "oq_guest_cycle":
-        destination = args.get("destination")
-        if destination is not None and not isinstance(destination, str):
-            raise BadArgs(f"{method}: argument 'destination' must be a libvirt URI")
-        # Without a destination the maintenance part is not-executed; the rest runs.
-        result = guest_oq.run_guest_cycle(
-            platform,
-            destination or None,
-            template=template,
-            run_id=run_id,
-            unsafe=bool(args.get("unsafe_migration", False)),
-            boot_timeout=float(timeout),
-        )
-        what = (
-            f"libvirt clone, power cycle, snapshot with memory and maintenance round trip "
-            f"{platform.endpoint}"
-            + (f" (evacuation to {result.value.get('destination')})" if destination else "")
-        )
-    else:
-        result = guest_oq.run_backup_restore(
-            platform, template=template, run_id=run_id, boot_timeout=float(timeout)
-        )
-        what = f"libvirt push backup and restore with guest marker {platform.endpoint}"
-    return _observation(
-        value=result.value,
-        method=f"{what} (throwaway from template {template})",
-        not_executed=result.not_executed,
-        actions=result.actions,
-    )

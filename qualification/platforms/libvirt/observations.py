@@ -22,13 +22,9 @@ from qualification.platforms.base import (
     observations_failed,
 )
 from qualification.platforms.base import probe_observation as _observation
-from qualification.platforms.libvirt.adapter import (
-    LibvirtPlatform,
-    _guest_oq,
-    _oq_lifecycle,
-    _oq_migrate,
-    parse_capabilities,
-)
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
+from qualification.platforms.libvirt.domain_xml import parse_capabilities
+from qualification.platforms.libvirt.oq import guest_scenario, oq_lifecycle, oq_migrate
 from qualification.spec.change import new_run_id
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -146,16 +142,16 @@ def _networks(session: LibvirtSession, args: Mapping[str, Any]) -> dict[str, Any
 
 
 def _lifecycle(session: LibvirtSession, ctx: OqContext, args: Mapping[str, Any]) -> dict[str, Any]:
-    return _oq_lifecycle(session.platform, session.next_vm(), dict(args))
+    return oq_lifecycle(session.platform, session.next_vm(), dict(args))
 
 
 def _migrate(session: LibvirtSession, ctx: OqContext, args: Mapping[str, Any]) -> dict[str, Any]:
-    return _oq_migrate(session.platform, session.next_vm(), dict(args))
+    return oq_migrate(session.platform, session.next_vm(), dict(args))
 
 
 def _guest(method: str) -> Any:
     def scenario(session: LibvirtSession, ctx: OqContext, args: Mapping[str, Any]) -> dict[str, Any]:
-        return _guest_oq(session.platform, method, session.run_id, dict(args))
+        return guest_scenario(session.platform, method, session.run_id, dict(args))
 
     scenario.__name__ = f"_{method}"
     return scenario

@@ -44,9 +44,6 @@ from qualification.errors import BadInputError, PlatformError
 from qualification.platforms.base import HypervisorPlatform, redact_endpoint
 from qualification.rollout.change import RolloutChange
 
-#: The inventory's connection variables the executor reads (beside its ``vqual_*`` ones).
-SSH_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
-            "ansible_ssh_common_args")
 #: ``dpkg-query`` format: package, version, status abbreviation (``ii`` installed).
 _DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\n"
 #: Separates the parts of one combined query's output.

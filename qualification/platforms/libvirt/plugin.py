@@ -1,9 +1,6 @@
 """The libvirt/KVM platform plug-in (entry point ``libvirt`` in group ``vqual.platforms``).
 
-Host variables: ``vqual_libvirt_uri`` (the endpoint; keep credentials out of it, a password
-in it anyway is masked), ``vqual_libvirt_pool`` (pool of the OQ lifecycle's throwaway disk),
-``vqual_libvirt_oq`` (template and destination of the OQ on booted guests) and
-``vqual_libvirt_domain_type`` (``qemu`` for TCG labs).
+Host variables: see :mod:`qualification.platforms.libvirt.endpoint`.
 
 The hooks import the adapter (and so libvirt-python) when they run, never when the registry
 loads this module, so a controller without libvirt-python still qualifies other platforms.
@@ -12,7 +9,6 @@ loads this module, so a controller without libvirt-python still qualifies other 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +19,11 @@ from qualification.platforms.base import (
     observations_failed,
     secrets_of,
 )
+from qualification.platforms.libvirt.endpoint import SSH_VARS, LibvirtEndpoint, endpoint_from_vars
 from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
 
 #: OQ methods that take the site's ``vqual_libvirt_oq`` (template, destination) as arguments.
 _GUEST_OQ = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
-
-
-@dataclass(frozen=True)
-class LibvirtEndpoint:
-    """A libvirt target: its URI and the site facts its OQ needs."""
-
-    uri: str
-    pool: str | None = None
-    guest_oq: Mapping[str, Any] = field(default_factory=dict)
-    domain_type: str | None = None
 
 
 class LibvirtPlugin(PlatformPlugin):
@@ -51,23 +38,10 @@ class LibvirtPlugin(PlatformPlugin):
         "vqual_libvirt_oq",
         "vqual_libvirt_domain_type",
     )
-    #: The SSH connection variables the patch executor reads beside its ``vqual_*`` ones.
-    patch_vars = ("ansible_host", "ansible_port", "ansible_user",
-                  "ansible_ssh_private_key_file", "ansible_ssh_common_args")
+    patch_vars = SSH_VARS
 
     def endpoint(self, host_vars: Mapping[str, Any]) -> LibvirtEndpoint:
-        uri = str(host_vars.get("vqual_libvirt_uri") or "")
-        if not uri:
-            raise BadInputError("no vqual_libvirt_uri set for this target")
-        pool = host_vars.get("vqual_libvirt_pool")
-        guest_oq = host_vars.get("vqual_libvirt_oq")
-        domain_type = host_vars.get("vqual_libvirt_domain_type")
-        return LibvirtEndpoint(
-            uri=uri,
-            pool=str(pool) if pool else None,
-            guest_oq=dict(guest_oq) if isinstance(guest_oq, Mapping) else {},
-            domain_type=str(domain_type) if domain_type else None,
-        )
+        return endpoint_from_vars(host_vars)
 
     def connect(self, endpoint: Any, *, readonly: bool = False,
                 state_dir: Path | None = None) -> HypervisorPlatform:
@@ -176,12 +150,12 @@ class LibvirtPlugin(PlatformPlugin):
         if not any(v.get("vqual_cluster") == cluster and v.get("vqual_libvirt_uri")
                    for v in hostvars.values()):
             return None
-        from qualification.platforms.libvirt import patch as kvm
+        from qualification.platforms.libvirt.patch import KvmPatchExecutor, platform_factory
 
-        executor = kvm.KvmPatchExecutor.from_inventory(hostvars, cluster)
+        executor = KvmPatchExecutor.from_inventory(hostvars, cluster)
         # The maintenance markers live in the state directory: run, resume and any observer
         # must read the same ones.
-        return PatchSetup(kvm.platform_factory(hostvars, cluster, state_dir=state_dir), executor)
+        return PatchSetup(platform_factory(hostvars, cluster, state_dir=state_dir), executor)
 
     def cleanup(
         self,
@@ -198,6 +172,16 @@ class LibvirtPlugin(PlatformPlugin):
 
         return [cleanup_endpoint(uri, run_id, hosts)
                 for uri, hosts in libvirt_targets(hostvars).items()]
+
+    def create_clone(self, endpoint: str, master: str, name: str) -> dict[str, Any]:
+        from qualification.platforms.libvirt.clones import create_libvirt_clone
+
+        return create_libvirt_clone(endpoint, master, name).to_json()
+
+    def remove_clone(self, endpoint: str, name: str) -> None:
+        from qualification.platforms.libvirt.clones import remove_libvirt_clone
+
+        remove_libvirt_clone(endpoint, name)
 
     def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
         from qualification.platforms.libvirt.cleanup import cleanup_maintenance_markers

@@ -13,7 +13,8 @@ from typing import Any
 from qualification.platforms.base import BadArgs, ObservationTable, OqContext, answer_loop
 from qualification.platforms.base import probe_observation as _observation
 from qualification.platforms.oq import lifecycle_observation
-from qualification.platforms.vsphere.adapter import HOST_PROPERTIES, VspherePlatform
+from qualification.platforms.vsphere.adapter import VspherePlatform
+from qualification.platforms.vsphere.connection import HOST_PROPERTIES
 from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.platforms.vsphere.oq import protocol_observation
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from qualification.errors import BadInputError
 from qualification.platforms.base import HypervisorPlatform, observations_failed, probe_observation
-from qualification.platforms.data_files import with_hcl
 from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
 from qualification.platforms.vsphere.endpoint import VSPHERE_VARS, Endpoint, endpoint_from_vars
 
@@ -80,6 +79,9 @@ class VspherePlugin(PlatformPlugin):
             endpoint = endpoint_from_vars(host_vars)
         except BadInputError as exc:
             return observations_failed(requests, exc.one_line())
+        # The HCL parser is the check library's: loaded only when a probe runs.
+        from qualification.platforms.data_files import with_hcl
+
         prepared, failed = with_hcl(requests, data_files)
         oq_settings = host_vars.get("vqual_vsphere_oq")
         if oq_settings is not None:
@@ -150,7 +152,7 @@ class VspherePlugin(PlatformPlugin):
             raise BadInputError(f"inventory host {candidates[0]}: vqual_patch_executor {kind!r} "
                                 f"is not known ({', '.join(PATCH_EXECUTORS)})")
         from qualification.platforms.vsphere.adapter import VspherePlatform
-        from qualification.rollout.executors import VsphereStandInExecutor
+        from qualification.platforms.vsphere.patch import VsphereStandInExecutor
 
         endpoint = endpoint_from_vars(chosen)
 

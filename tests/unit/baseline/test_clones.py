@@ -14,12 +14,8 @@ import pytest
 
 from qualification import checks
 from qualification.baseline import fingerprint_record
-from qualification.baseline.clones import (
-    approval_of,
-    clone_names,
-    load_master,
-    overlay_xml,
-)
+from qualification.baseline.clones import _main as clones_main
+from qualification.baseline.clones import approval_of, clone_names, load_master
 from qualification.baseline.fingerprint import Fingerprint, make_fingerprint
 from qualification.checks.base import Observation
 from qualification.errors import (
@@ -30,6 +26,7 @@ from qualification.errors import (
 )
 from qualification.evidence.bundle import BundleWriter
 from qualification.execution.references import with_references
+from qualification.platforms.libvirt.clones import overlay_xml
 from qualification.review.esign import sign_bundle
 from qualification.review.signed import load_trust
 from tests.unit.evidence.evidence_testlib import CHANGE, Keys, make_keys, run_start_data
@@ -461,14 +458,28 @@ def test_clone_names() -> None:
         clone_names(1, "../x")
 
 
+def test_the_clone_steps_go_to_the_platform_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    # playbooks/clone_qualify.yml runs ``create-<platform>``; the platform's plug-in answers.
+    assert clones_main(["create-xen", "u", "master", "c1"]) == EXIT_BAD_INPUT
+    assert "unknown platform 'xen' (known: hyperv, libvirt, vsphere)" in capsys.readouterr().err
+    assert clones_main(["create-libvirt", "u", "master", "../c1"]) == EXIT_BAD_INPUT
+    assert "not a safe VM name" in capsys.readouterr().err
+    assert clones_main(["create-hyperv", "h", "master", "c1"]) == 4
+    assert "create_clone not supported: platform hyperv has no create_clone hook" in (
+        capsys.readouterr().err
+    )
+    assert clones_main(["nonsense"]) == EXIT_BAD_INPUT
+    assert "usage:" in capsys.readouterr().err
+
+
 def test_a_libvirt_clone_is_an_overlay_with_its_own_identity() -> None:
     """On libvirt's test driver (state shared in this process while a connection is open)."""
     import xml.etree.ElementTree as ET
 
     import libvirt
 
-    from qualification.baseline.clones import create_libvirt_clone, remove_libvirt_clone
     from qualification.errors import PlatformError
+    from qualification.platforms.libvirt.clones import create_libvirt_clone, remove_libvirt_clone
 
     keep = libvirt.open("test:///default")
     try:

@@ -23,7 +23,7 @@ from qualification.checks.libvirt import (
     LibvirtGuestOq,
     capability,
 )
-from qualification.platforms.libvirt import guest_oq as g
+from qualification.platforms.libvirt.guest_cycle import CYCLE_PARTS
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.platforms.libvirt.observations import answer_requests
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
@@ -212,7 +212,7 @@ def test_a_step_the_platform_could_not_perform_is_not_executed_not_fail() -> Non
 
 def test_the_four_cycle_tests_share_one_run_and_read_their_part() -> None:
     check = LibvirtGuestOq()
-    keys = {check.request({"test": t, "field": "verdict"}).key() for t in g.CYCLE_PARTS}
+    keys = {check.request({"test": t, "field": "verdict"}).key() for t in CYCLE_PARTS}
     assert len(keys) == 1
     assert check.request({"test": "clone"}).key() != check.request({"test": "migrate"}).key()
     assert check.validate_params({"test": "snapshot", "field": "marker_read"}) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qualification.platforms.libvirt import guest_cycle
 from qualification.platforms.libvirt import guest_oq as g
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.platforms.libvirt.observations import answer_requests
@@ -63,7 +64,7 @@ def test_the_test_driver_runs_no_cycle_and_makes_nothing(tmp_path: Path) -> None
     )["c"]
     assert obs["error"] is None and obs["actions"] == []
     assert "test driver runs no guest OS" in obs["not_executed"]
-    for part in g.CYCLE_PARTS:
+    for part in guest_cycle.CYCLE_PARTS:
         assert obs["value"][part]["verdict"] == "not-executed"
     assert not (tmp_path / "platforms").exists()  # no maintenance marker was written
 
@@ -86,9 +87,9 @@ def test_the_maintenance_marker_names_the_run_that_wrote_it(tmp_path: Path) -> N
         assert facts.in_maintenance
         body = json.loads(platform.maintenance_marker().read_text())
         assert body["run_id"] == "R7" and body["host"] == facts.name
-        assert g._marked_by(platform, "R7") and not g._marked_by(platform, "R8")
+        assert guest_cycle._marked_by(platform, "R7") and not guest_cycle._marked_by(platform, "R8")
         platform.exit_maintenance()
-        assert not g._marked_by(platform, "R7")
+        assert not guest_cycle._marked_by(platform, "R7")
         # Without a run id the marker keeps the format's four fields.
         platform.enter_maintenance()
         assert sorted(json.loads(platform.maintenance_marker().read_text())) == [

@@ -255,3 +255,19 @@ def test_the_loop_in_check_mode_and_without_a_connection() -> None:
     assert obs["b"]["error"].startswith("unknown demo probe method")
     with pytest.raises(BadArgs, match="has no key"):
         answer_loop(TABLE, [{"method": "ok"}], lambda w: _Session())
+
+
+def test_loading_the_plugins_imports_no_vendor_library() -> None:
+    # A controller without pyVmomi or pywinrm still qualifies the other platforms: the hooks
+    # import the adapters when they run, the registry never does.
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from qualification.platforms import registry\n"
+        "registry.plugins(); registry.target_kinds()\n"
+        "print(sorted(m for m in ('libvirt', 'pyVmomi', 'winrm') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
