@@ -185,6 +185,20 @@ class StatefulHvPlugin(PlatformPlugin):
                 result.errors.append(exc.one_line())
         return results
 
+    # -- clones of a Master-VM (vqual clone) ----------------------------------------------------
+
+    def _no_clone_hook(self, hook: str) -> NotSupported:
+        # The hook gets its endpoint as one string on a command line, which here would have
+        # to carry the bearer token; the service's clones are made in its OQ scenario instead.
+        return NotSupported(hook, "the endpoint would have to carry the service's bearer token "
+                                  "on a command line")
+
+    def create_clone(self, endpoint: str, master: str, name: str) -> dict[str, Any]:
+        raise self._no_clone_hook("create_clone")
+
+    def remove_clone(self, endpoint: str, name: str) -> None:
+        raise self._no_clone_hook("remove_clone")
+
     def cleanup_state(self, state_dir: Path, run_id: str) -> HostCleanup | None:
         return None  # the platform keeps nothing in the state directory
 
