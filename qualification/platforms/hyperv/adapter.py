@@ -88,8 +88,8 @@ def ps_quote(text: str) -> str:
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    # pywinrm and requests are imported on first use: the check library imports this module
-    # for its tables, and a run without Hyper-V targets should not pay for them.
+    # pywinrm and requests are imported where the adapter first needs them (connecting),
+    # never when the module is loaded.
     import requests
     from winrm.exceptions import WinRMError
 

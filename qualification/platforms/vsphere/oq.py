@@ -43,7 +43,7 @@ from qualification.errors import NotSupported, PlatformError
 from qualification.platforms.base import RUNNING, STOPPED, BadArgs, VmConfig, probe_observation
 from qualification.platforms.oq import utc_stamp
 
-if TYPE_CHECKING:  # the adapter imports pyVmomi; the check library reads only the names here
+if TYPE_CHECKING:  # typing only: the OQ runs on the session it is handed
     from qualification.platforms.vsphere.adapter import VspherePlatform
 
 THROWAWAY_PREFIX = "vqual-tmp-"

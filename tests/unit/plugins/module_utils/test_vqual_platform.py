@@ -103,6 +103,13 @@ def test_libvirt_errors_are_one_line(tmp_path: Path) -> None:
     assert no_uri["msg"] == "vm_info failed: uri (or VQUAL_LIBVIRT_URI) is required for libvirt"
 
 
+def test_an_unknown_platform_names_the_registered_ones(tmp_path: Path) -> None:
+    # The modules take any registered platform plug-in; no list of choices in the collection.
+    result = run("vm_info", {"platform": "xen"}, tmp_path)
+    assert result["failed"]
+    assert result["msg"] == "vm_info failed: unknown platform 'xen' (known: hyperv, libvirt, vsphere)"
+
+
 def test_vsphere_needs_host_user_and_password(tmp_path: Path) -> None:
     result = run("vm_info", {"platform": "vsphere", "hostname": "vc.example.org"}, tmp_path)
     assert result["failed"]
