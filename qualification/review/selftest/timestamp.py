@@ -82,7 +82,8 @@ def trusted_time(token: bytes, root: bytes) -> Outcome:
         except TimestampInvalid as exc:
             said[case] = exc.one_line()
             because = _BECAUSE.get(case)
-            got[case] = "refused" if because and because in said[case] else "refused otherwise"
+            got[case] = "refused" if because is None or because in said[case] else (
+                "refused otherwise")
             continue
         got[case] = "accepted" if verified.time == TOKEN_TIME else "accepted at another time"
         said[case] = f"token time {verified.time.isoformat()}"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from qualification import __version__
 from qualification.cli import main
 from qualification.evidence.verify import verify_bundle
 from qualification.review.selftest import Scratch, SelftestSummary, repo_golden_dir, self_checks
@@ -48,6 +49,15 @@ def test_selftest_passes_here_and_writes_a_bundle_that_verifies(
     ids = {r["data"]["test_id"] for r in records if r["kind"] == "check.result"}
     assert {"ST-IQ-01", "ST-OQ-01-v1", "ST-OQ-03", "ST-OQ-05", "ST-OQ-06"} <= ids
     assert "ST-IQ-03-cryptography" in ids
+    assert {"ST-IQ-05-libvirt", "ST-OQ-10-check.result", "ST-OQ-11", "ST-OQ-12",
+            "ST-OQ-13"} <= ids
+    # run.start comes from the one builder of every run's, with the selftest's golden.
+    start = records[0]["data"]
+    assert start["tool"] == {"name": "vqual", "version": __version__}
+    assert start["golden"] == str(repo_golden_dir())
+    assert start["planned"][0] == {"test_id": "ST-IQ-01", "target": start["targets"][0]["name"],
+                                   "protocol": "IQ"}
+    assert {"VQ-25", "VQ-26", "VQ-28", "VQ-29"} <= set(start["requirements"])
 
 
 def test_a_broken_golden_bundle_fails_the_selftest(executor_state: Path, tmp_path: Path) -> None:
@@ -98,7 +108,6 @@ def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
 
 
 def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -> None:
-    from qualification import __version__
     from qualification.review.selftest.install import collection_check
 
     source = Path(__file__).resolve().parents[3] / "ansible_collections" / "vqual" / "qualification"
