@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from qualification import __version__
 from qualification.cli import main
 from qualification.evidence.verify import verify_bundle
-from qualification.review.selftest import SelftestSummary, _Scratch, repo_golden_dir, self_checks
+from qualification.review.selftest import Scratch, SelftestSummary, repo_golden_dir, self_checks
 from qualification.signing import TrustStore
 from tests.conftest import run_vqual
 
@@ -48,6 +49,15 @@ def test_selftest_passes_here_and_writes_a_bundle_that_verifies(
     ids = {r["data"]["test_id"] for r in records if r["kind"] == "check.result"}
     assert {"ST-IQ-01", "ST-OQ-01-v1", "ST-OQ-03", "ST-OQ-05", "ST-OQ-06"} <= ids
     assert "ST-IQ-03-cryptography" in ids
+    assert {"ST-IQ-05-libvirt", "ST-OQ-10-check.result", "ST-OQ-11", "ST-OQ-12",
+            "ST-OQ-13"} <= ids
+    # run.start comes from the one builder of every run's, with the selftest's golden.
+    start = records[0]["data"]
+    assert start["tool"] == {"name": "vqual", "version": __version__}
+    assert start["golden"] == str(repo_golden_dir())
+    assert start["planned"][0] == {"test_id": "ST-IQ-01", "target": start["targets"][0]["name"],
+                                   "protocol": "IQ"}
+    assert {"VQ-25", "VQ-26", "VQ-28", "VQ-29"} <= set(start["requirements"])
 
 
 def test_a_broken_golden_bundle_fails_the_selftest(executor_state: Path, tmp_path: Path) -> None:
@@ -79,14 +89,14 @@ def test_a_broken_golden_bundle_fails_the_selftest(executor_state: Path, tmp_pat
 
 
 def test_without_golden_bundles_that_check_is_not_executed(tmp_path: Path) -> None:
-    scratch = _Scratch(tmp_path)
+    scratch = Scratch(tmp_path)
     checks = self_checks(None, lambda: scratch)
     golden = [c for c in checks if c.test_id.startswith("ST-OQ-01")]
     assert len(golden) == 1 and golden[0].not_executed
 
 
 def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
-    scratch = _Scratch(tmp_path)
+    scratch = Scratch(tmp_path)
     good = scratch.bundle()
     assert verify_bundle(good, scratch.trust).status == "valid"
     # The scratch trust store is a real one, on disk, marked throwaway.
@@ -98,18 +108,17 @@ def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
 
 
 def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -> None:
-    from qualification import __version__
-    from qualification.review.selftest import _collection_check
+    from qualification.review.selftest.install import collection_check
 
     source = Path(__file__).resolve().parents[3] / "ansible_collections" / "vqual" / "qualification"
-    assert _collection_check(source)().ok
+    assert collection_check(source)().ok
     # An installed collection of another version (MANIFEST.json, as ansible-galaxy writes it).
     other = tmp_path / "installed"
     (other / "plugins").mkdir(parents=True)
     (other / "playbooks").mkdir()
     (other / "MANIFEST.json").write_text(
         '{"collection_info": {"namespace": "vqual", "name": "qualification", "version": "0.0.9"}}')
-    outcome = _collection_check(other)()
+    outcome = collection_check(other)()
     assert not outcome.ok and outcome.observed == "0.0.9" and __version__ != "0.0.9"
     assert "0.0.9" in (outcome.reason or "")
 
@@ -124,14 +133,14 @@ def test_the_selftest_exit_code_follows_its_verdict_as_every_run(tmp_path: Path)
 
 def test_the_verdict_exits_and_the_canary_rule_are_checked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qualification.review import selftest
+    from qualification.review.selftest import library
 
-    assert selftest._verdict_exits().ok
-    outcome = selftest._canary_rule(tmp_path)
+    assert library.verdict_exits().ok
+    outcome = library.canary_rule(tmp_path)
     assert outcome.ok and outcome.observed == ["refused", "loaded", "loaded with reason"]
     # A loader that lets a high-risk change through without a canary fails the check.
-    monkeypatch.setattr(selftest, "load_change", lambda path: type(
+    monkeypatch.setattr(library, "load_change", lambda path: type(
         "C", (), {"canary_waiver": None})())
-    assert not selftest._canary_rule(tmp_path).ok
-    monkeypatch.setattr(selftest, "exit_code_for_verdict", lambda verdict: 0)
-    assert not selftest._verdict_exits().ok
+    assert not library.canary_rule(tmp_path).ok
+    monkeypatch.setattr(library, "exit_code_for_verdict", lambda verdict: 0)
+    assert not library.verdict_exits().ok

@@ -1,0 +1,64 @@
+"""What a self check is, and vqual's own requirements it checks (docs/validation.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: vqual's own requirements (docs/validation.md) that ``vqual selftest`` checks.
+REQUIREMENTS = {
+    "VQ-01": "vqual and its dependencies are installed in the declared versions",
+    "VQ-02": "bundles of every format version ever written still verify",
+    "VQ-03": "complete, untouched evidence verifies valid",
+    "VQ-04": "any edit of a record or a sealed file makes evidence invalid",
+    "VQ-05": "a crashed run is reported incomplete, not valid",
+    "VQ-06": "a signature cannot be moved to another run",
+    "VQ-07": "checks decide observed values as documented",
+    "VQ-19": "a run's exit code says its verdict; a run with planned tests not executed never "
+    "exits 0",
+    "VQ-20": "a high-risk change runs only with an OQ canary, or with a waiver whose reason is "
+    "recorded",
+    "VQ-25": "every record kind is declared once; each kind's records keep their bytes, rows "
+    "and audit lines",
+    "VQ-26": "a rolling patch resumes only a journal written with the same version of its "
+    "step table",
+    "VQ-28": "a missing optional platform library is named with the extra that installs it; "
+    "an installed one is in its declared version",
+    "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
+    "time inside the window",
+}
+
+
+@dataclass
+class Outcome:
+    """What one self check found: whether it holds, the measured values, and why not."""
+
+    ok: bool
+    observed: Any
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    test_id: str
+    title: str
+    protocol: str
+    requirement: str
+    method: str
+    expected: dict[str, Any]
+    run: Callable[[], Outcome]
+    #: why the check cannot be performed here (recorded not-executed), or None
+    not_executed: str | None = None
+
+
+def repo_golden_dir() -> Path | None:
+    """The golden bundles shipped in the source tree, if vqual runs from one."""
+    candidate = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "golden"
+    return candidate if candidate.is_dir() else None
+
+
+def never_run() -> Outcome:
+    """The run of a check that is recorded not-executed (it is never called)."""
+    return Outcome(False, None)
