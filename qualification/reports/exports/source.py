@@ -8,7 +8,7 @@ the same reading the JUnit and HTML renderings use, so every format agrees on wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,9 @@ import yaml
 from qualification import __version__
 from qualification.errors import EvidenceInvalidError
 from qualification.evidence.bundle import MANIFEST
-from qualification.evidence.reader import Bundle, read_bundle
+from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
-from qualification.reports.model import VERDICTS, Result, Run, load_run
+from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
 from qualification.signing import TrustStore
 
 #: The kind of the records that copy an approver's waiver into the bundle (docs/review.md).
@@ -105,37 +105,57 @@ def load_source(path: Path, trust: TrustStore) -> ExportSource:
     verification = verify_bundle(path, trust)
     verification.raise_for_status()
     bundle = read_bundle(path)
-    seal = bundle.seal_digest
-    if seal is None or bundle.manifest is None:  # verified sealed bundles have both
+    end = bundle.run_end
+    if end is None or bundle.manifest is None:  # a verified, sealed bundle has both
         raise EvidenceInvalidError("the bundle has no seal", where=str(path))
-    run = load_run(bundle.records)
+    # manifest.json is sealed by its digest in run.end; the files it lists by theirs.
+    sealed = [SealedFile(MANIFEST, str(end.data.get("manifest_digest")))]
+    sealed += [SealedFile(p, d) for p, d in sorted(bundle.manifest.items())]
+    spec = bundle.run_start.data.get("spec") if bundle.run_start else None
+    spec_doc: Any = None
+    if isinstance(spec, Mapping) and isinstance(spec.get("path"), str):
+        try:
+            spec_doc = yaml.safe_load(bundle.read_file(spec["path"]))
+        except (OSError, yaml.YAMLError):
+            spec_doc = None  # sealed and verified, yet unreadable: rules come from the results
+    return arrange(bundle.records, spec_doc=spec_doc, sealed=sealed, seal=end.digest)
+
+
+def arrange(
+    records: Records, *, spec_doc: Any, sealed: Sequence[SealedFile], seal: str
+) -> ExportSource:
+    """An :class:`ExportSource` from a run's decoded records (pure: reads no file).
+
+    Args:
+        records: the run's decoded records, as :func:`reports.model.load_run` takes them.
+        spec_doc: the bundle's copy of the spec, parsed (None when there is none).
+        sealed: the sealed files with their SHA-256 digests.
+        seal: the seal digest (SHA-256 of the ``run.end`` line).
+    """
+    run = load_run(records)
     spec = run.start.get("spec")
-    spec_info: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}
     tool = run.start.get("tool")
     version = tool.get("version") if isinstance(tool, Mapping) else None
     return ExportSource(
         run=run,
-        tests=_spec_tests(bundle, spec_info, run.results),
-        waivers=_waivers(bundle),
-        sealed=_sealed(bundle),
+        tests=_spec_tests(spec_doc, run.results),
+        waivers=_waivers(records),
+        sealed=tuple(sealed),
         seal=seal,
-        spec=spec_info,
+        spec=spec if isinstance(spec, Mapping) else {},
         tool_version=str(version or __version__),
     )
 
 
-def _sealed(bundle: Bundle) -> tuple[SealedFile, ...]:
-    # manifest.json is sealed by its digest in run.end; the files it lists by their digests.
-    manifest_digest = bundle.run_end.data.get("manifest_digest") if bundle.run_end else None
-    files = [SealedFile(MANIFEST, str(manifest_digest))]
-    files += [SealedFile(p, d) for p, d in sorted((bundle.manifest or {}).items())]
-    return tuple(files)
-
-
-def _waivers(bundle: Bundle) -> dict[str, Waiver]:
+def _waivers(records: Records) -> dict[str, Waiver]:
     found: dict[str, Waiver] = {}
-    for record in bundle.of_kind(WAIVER_KIND):
-        data = record.data
+    for record in records:
+        kind = record.get("kind") if isinstance(record, Mapping) else record.kind
+        if kind != WAIVER_KIND:
+            continue
+        data = record.get("data") if isinstance(record, Mapping) else record.data
+        if not isinstance(data, Mapping):
+            continue
         approver = data.get("approved_by")
         who = approver if isinstance(approver, Mapping) else {}
         dev_id = str(data.get("id") or "")
@@ -149,20 +169,12 @@ def _waivers(bundle: Bundle) -> dict[str, Waiver]:
     return found
 
 
-def _spec_tests(
-    bundle: Bundle, spec: Mapping[str, Any], results: Iterable[Result]
-) -> tuple[SpecTest, ...]:
+def _spec_tests(spec_doc: Any, results: Iterable[Result]) -> tuple[SpecTest, ...]:
     """The spec's tests that have a result, in spec order; results' own titles fill gaps."""
     ran = {r.test_id: r for r in results}
     declared: list[Mapping[str, Any]] = []
-    path = spec.get("path")
-    if isinstance(path, str):
-        try:
-            doc = yaml.safe_load(bundle.read_file(path))
-        except (OSError, yaml.YAMLError):
-            doc = None  # the copy is sealed and verified; unreadable means a foreign spec
-        if isinstance(doc, Mapping) and isinstance(doc.get("tests"), list):
-            declared = [t for t in doc["tests"] if isinstance(t, Mapping)]
+    if isinstance(spec_doc, Mapping) and isinstance(spec_doc.get("tests"), list):
+        declared = [t for t in spec_doc["tests"] if isinstance(t, Mapping)]
     tests: dict[str, SpecTest] = {}
     for entry in declared:
         test_id = str(entry.get("id") or "")
