@@ -23,7 +23,7 @@ FORMATS = ("sarif", "ohdf", "in-toto")  # qualification.reports.exports.FORMATS,
 @click.option("--format", "fmt", required=True, metavar="|".join(FORMATS),
               help="sarif (SARIF 2.1.0), ohdf (OASIS Heimdall Data Format) or in-toto (a "
               "Statement with the test-result predicate, signed as DSSE).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="File to write (atomically); default standard output.")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
               help="in-toto only: the executor's signing key (Ed25519 PEM, mode 0600); "

@@ -316,3 +316,18 @@ def test_write_atomic_leaves_nothing_when_it_cannot_write(tmp_path: Path) -> Non
     with pytest.raises(BadInputError, match="is a directory"):
         write_atomic(tmp_path, b"{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_write_atomic_removes_its_temporary_file_when_the_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    def full_disk(src: str, dst: str) -> None:  # stands in for a disk that fills up
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(BadInputError, match="No space left on device"):
+        write_atomic(tmp_path / "out.json", b"{}")
+    assert list(tmp_path.iterdir()) == []
