@@ -34,7 +34,7 @@ LIST_OF: dict[str, str] = {
     "not-executed": "failedTests",
 }
 
-#: Bundle files that configured the run: the spec and the inventory snapshot.
+#: Bundle files that configured the run: the spec copy and the inventory snapshot.
 CONFIGURATION = ("spec.yaml", "inventory.json")
 
 
@@ -57,11 +57,10 @@ def to_statement(source: ExportSource) -> dict[str, Any]:
         outcome = "WARNED"
     else:
         outcome = "PASSED"
-    spec_path = str(source.spec.get("path") or "spec.yaml")
     configuration = [
         {"name": f.path, "digest": {"sha256": f.sha256}}
         for f in source.sealed
-        if f.path in (spec_path, *CONFIGURATION)
+        if f.path in CONFIGURATION
     ]
     run = source.run
     return {

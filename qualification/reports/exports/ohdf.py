@@ -109,7 +109,7 @@ def _control(source: ExportSource, result: Result, risk: str | None) -> dict[str
             "verdict": result.verdict,
         },
         "code": None,
-        "source_location": {"ref": str(source.spec.get("path") or ""), "line": None},
+        "source_location": {"ref": "spec.yaml", "line": None},  # the bundle's sealed copy
         "results": [outcome],
     }
     if result.verdict == "waived":

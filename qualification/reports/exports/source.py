@@ -25,6 +25,8 @@ from qualification.signing import TrustStore
 
 #: The kind of the records that copy an approver's waiver into the bundle (docs/review.md).
 WAIVER_KIND = "deviation.waiver"
+#: The bundle's copy of the spec that ran (docs/formats.md); run.start names the original.
+SPEC_COPY = "spec.yaml"
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,10 @@ def load_source(path: Path, trust: TrustStore) -> ExportSource:
     # manifest.json is sealed by its digest in run.end; the files it lists by theirs.
     sealed = [SealedFile(MANIFEST, str(end.data.get("manifest_digest")))]
     sealed += [SealedFile(p, d) for p, d in sorted(bundle.manifest.items())]
-    spec = bundle.run_start.data.get("spec") if bundle.run_start else None
     spec_doc: Any = None
-    if isinstance(spec, Mapping) and isinstance(spec.get("path"), str):
+    if SPEC_COPY in bundle.manifest:
         try:
-            spec_doc = yaml.safe_load(bundle.read_file(spec["path"]))
+            spec_doc = yaml.safe_load(bundle.read_file(SPEC_COPY))
         except (OSError, yaml.YAMLError):
             spec_doc = None  # sealed and verified, yet unreadable: rules come from the results
     return arrange(bundle.records, spec_doc=spec_doc, sealed=sealed, seal=end.digest)
