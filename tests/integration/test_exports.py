@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from qualification.reports.exports import render
+from qualification.reports.exports.source import arrange
 from qualification.signing import Ed25519Signer
 from tests.conftest import run_vqual
 from tests.integration.reviewflow import (
@@ -34,6 +36,10 @@ from tests.integration.reviewflow import (
     vqual_with_passphrase,
 )
 from tests.unit.reports.exports_testlib import (
+    SEAL,
+    SEALED,
+    SPEC,
+    every_verdict_run,
     intoto_counts,
     ohdf_counts,
     saf_counts,
@@ -153,15 +159,37 @@ def _saf(cache: Path) -> Path:
     return saf
 
 
-@pytest.mark.slow
-def test_mitres_saf_reads_the_ohdf_export_with_the_same_counts(qualified: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def saf() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    saf = _saf(base / "vqual-tests" / SAF_PACKAGE.replace("/", "+"))
-    path = _export(qualified, "ohdf")
+    return _saf(base / "vqual-tests" / SAF_PACKAGE.replace("/", "+"))
+
+
+def _saf_summary(saf: Path, path: Path) -> dict[str, Any]:
     done = subprocess.run([str(saf), "view", "summary", "-i", str(path), "--format", "json",
                            "--no-print-pretty"], capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stderr
     (summary,) = json.loads(done.stdout)
+    return summary  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_mitres_saf_reads_the_ohdf_export_with_the_same_counts(
+    qualified: dict[str, Any], saf: Path
+) -> None:
+    summary = _saf_summary(saf, _export(qualified, "ohdf"))
     assert summary["profileName"] == "exports"
     assert saf_counts(summary) == qualified["counts"]
+
+
+@pytest.mark.slow
+def test_mitres_saf_reads_every_verdict(tmp_path: Path, saf: Path) -> None:
+    # Decoded records with every verdict (error included, which a check-mode run lacks).
+    records = every_verdict_run()
+    source = arrange(records.records, spec_doc=SPEC, sealed=SEALED, seal=SEAL)
+    path = tmp_path / "every.ohdf.json"
+    path.write_bytes(render("ohdf", source))
+    counts = source.counts()
+    assert all(counts.values()), counts
+    assert saf_counts(_saf_summary(saf, path)) == counts

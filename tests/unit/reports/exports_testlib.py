@@ -20,12 +20,42 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
+from qualification.reports.exports.source import SealedFile
+from tests.unit.reports.reports_testlib import RunRecords, qualification_run
+
 SCHEMAS = Path(__file__).resolve().parents[2] / "fixtures" / "schemas"
 SCHEMA_DIGESTS = {
     "sarif-schema-2.1.0.json": "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e",
     "ohdf-exec-json.json": "e0062a32f2117d972d4502a280b20c63833c550e2c6319486531c23ad6eaed09",
 }
 VERDICTS = ("pass", "fail", "error", "not-executed", "waived")
+SEAL = "ab" * 32
+SEALED = (SealedFile("manifest.json", "01" * 32), SealedFile("spec.yaml", "02" * 32),
+          SealedFile("inventory.json", "03" * 32), SealedFile("junit.xml", "04" * 32))
+SPEC = {
+    "tests": [
+        {"id": "IQ-SSH-01", "title": "Root login over SSH is disabled", "protocol": "IQ",
+         "requirements": ["URS-CL-01", "URS-SEC-01"], "check": "file_setting",
+         "acceptance": "PermitRootLogin is no"},
+        {"id": "OQ-MIG-01", "title": "Live migration downtime", "protocol": "OQ",
+         "requirements": ["URS-CL-01"], "check": "libvirt_oq",
+         "acceptance": "downtime at most 500 ms"},
+    ]
+}
+
+
+def every_verdict_run() -> RunRecords:
+    """The standard report run (every verdict) with the approver's waiver it relies on."""
+    run = qualification_run(finish=False)
+    run.add("deviation.waiver", {
+        "id": "DEV-0042", "test_id": "OQ-MIG-01", "target": "kvm1",
+        "justification": "the lab network adds 450 ms; accepted by QA",
+        "expiry": "2027-01-31T00:00:00Z", "owner": "ops@example.com",
+        "approved_by": {"name": "Ada Approver", "keyid": "ad" * 32,
+                        "time": "2026-11-25T10:00:00.000000Z"},
+    })
+    run.end()
+    return run
 
 
 @cache

@@ -22,9 +22,13 @@ from qualification.reports.exports import export_bundle, render, write_atomic
 from qualification.reports.exports.intoto import sign_statement, to_statement
 from qualification.reports.exports.ohdf import to_ohdf
 from qualification.reports.exports.sarif import to_sarif
-from qualification.reports.exports.source import ExportSource, SealedFile, arrange, load_source
+from qualification.reports.exports.source import ExportSource, arrange, load_source
 from qualification.signing import Ed25519Signer, TrustStore
 from tests.unit.reports.exports_testlib import (
+    SEAL,
+    SEALED,
+    SPEC,
+    every_verdict_run,
     intoto_counts,
     ohdf_counts,
     sarif_counts,
@@ -32,42 +36,14 @@ from tests.unit.reports.exports_testlib import (
     verify_with_cryptography,
     verify_with_securesystemslib,
 )
-from tests.unit.reports.reports_testlib import RunRecords, qualification_run
+from tests.unit.reports.reports_testlib import RunRecords
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden" / "v1"
 GOLDEN_EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
 GOLDEN_BUNDLE = GOLDEN / GOLDEN_EXPECTED["bundle"]
-SEAL = "ab" * 32
-SEALED = (SealedFile("manifest.json", "01" * 32), SealedFile("spec.yaml", "02" * 32),
-          SealedFile("inventory.json", "03" * 32), SealedFile("junit.xml", "04" * 32))
-SPEC = {
-    "tests": [
-        {"id": "IQ-SSH-01", "title": "Root login over SSH is disabled", "protocol": "IQ",
-         "requirements": ["URS-CL-01", "URS-SEC-01"], "check": "file_setting",
-         "acceptance": "PermitRootLogin is no"},
-        {"id": "OQ-MIG-01", "title": "Live migration downtime", "protocol": "OQ",
-         "requirements": ["URS-CL-01"], "check": "libvirt_oq",
-         "acceptance": "downtime at most 500 ms"},
-    ]
-}
-
-
-def _run(records: RunRecords | None = None) -> RunRecords:
-    run = records or qualification_run(finish=False)
-    run.add("deviation.waiver", {
-        "id": "DEV-0042", "test_id": "OQ-MIG-01", "target": "kvm1",
-        "justification": "the lab network adds 450 ms; accepted by QA",
-        "expiry": "2027-01-31T00:00:00Z", "owner": "ops@example.com",
-        "approved_by": {"name": "Ada Approver", "keyid": "ad" * 32,
-                        "time": "2026-11-25T10:00:00.000000Z"},
-    })
-    run.end()
-    return run
-
-
 @pytest.fixture
 def records() -> RunRecords:
-    return _run()
+    return every_verdict_run()
 
 
 @pytest.fixture
