@@ -7,6 +7,7 @@ own reader are in tests/integration/test_exports.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -307,3 +308,19 @@ def test_write_atomic_removes_its_temporary_file_when_the_rename_fails(
     with pytest.raises(BadInputError, match="No space left on device"):
         write_atomic(tmp_path / "out.json", b"{}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_in_totos_own_bindings_accept_the_statement(source: ExportSource) -> None:
+    # in-toto-attestation (PyPI) is not a dependency of vqual; with it installed, its
+    # Statement validation runs on the signed payload.
+    spb = pytest.importorskip("in_toto_attestation.v1.statement_pb2",
+                              reason="in-toto-attestation is not installed")
+    from google.protobuf import json_format
+    from in_toto_attestation.v1.statement import Statement
+
+    envelope = json.loads(render("in-toto", source, Ed25519Signer.generate()))
+    payload = base64.b64decode(envelope["payload"])
+    statement = Statement.copy_from_pb(json_format.Parse(payload, spb.Statement()))
+    statement.validate()  # raises ValueError on a malformed statement or subject
+    assert len(statement.pb.subject) == len(SEALED)
+    assert statement.pb.predicate_type == "https://in-toto.io/attestation/test-result/v0.1"
