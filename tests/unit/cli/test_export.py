@@ -112,3 +112,11 @@ def test_in_toto_is_signed_by_a_trusted_executor_key_only(state: Path, tmp_path:
     assert result.exit_code == 2
     assert "does not hold the executor role" in _one_line(result)
     assert not out.exists()
+
+
+def test_the_command_offers_exactly_the_formats_the_core_renders() -> None:
+    # The command keeps its own copy so `vqual --help` does not import the core.
+    from qualification.cli import export
+    from qualification.reports.exports import FORMATS
+
+    assert export.FORMATS == FORMATS
