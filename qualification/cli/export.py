@@ -47,10 +47,12 @@ def export(bundle: Path, fmt: str, output: Path | None, key_file: Path | None,
         raise BadInputError(f"{output.parent} is not a directory", where="--output")
 
     from qualification.execution.recorder import open_signer_with
-    from qualification.reports.exports import export_bundle, write_atomic
+    from qualification.reports.exports import check_output, export_bundle, write_atomic
     from qualification.review.signed import load_trust
     from qualification.signing import Signer
 
+    if output is not None:
+        check_output(bundle, output)
     state = resolve_state_dir(state_dir)
 
     def signer() -> Signer:

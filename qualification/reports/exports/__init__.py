@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, TrustError
+from qualification.evidence.bundle import VIEWS
 from qualification.reports.exports.intoto import to_envelope, to_statement
 from qualification.reports.exports.ohdf import to_ohdf
 from qualification.reports.exports.sarif import to_sarif
@@ -33,6 +34,7 @@ __all__ = [
     "FORMATS",
     "SIGNED",
     "ExportSource",
+    "check_output",
     "check_signer",
     "export_bundle",
     "load_source",
@@ -108,6 +110,22 @@ def export_bundle(
         signer = signer_for()
         check_signer(trust, signer.keyid)
     return render(fmt, source, signer)
+
+
+def check_output(bundle: Path, output: Path) -> None:
+    """Refuse an output inside the bundle but outside ``views/``: any other file there makes
+    the bundle invalid (docs/formats.md).
+
+    Raises:
+        BadInputError: ``output`` would land in the bundle's sealed area.
+    """
+    root, target = bundle.resolve(), output.resolve()
+    if root in target.parents and (root / VIEWS) not in target.parents:
+        raise BadInputError(
+            f"{output} is inside the bundle, which any new file there makes invalid; "
+            f"write it elsewhere or under {VIEWS}/",
+            where="--output",
+        )
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -120,3 +120,19 @@ def test_the_command_offers_exactly_the_formats_the_core_renders() -> None:
     from qualification.reports.exports import FORMATS
 
     assert export.FORMATS == FORMATS
+
+
+def test_an_output_inside_the_bundle_is_refused_but_views_is_allowed(
+    state: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    result = _export(state, str(copy), "--format", "sarif", "-o", str(copy / "run.sarif"))
+    assert result.exit_code == 2
+    assert "is inside the bundle" in _one_line(result)
+    assert not (copy / "run.sarif").exists()
+    (copy / "views").mkdir()
+    result = _export(state, str(copy), "--format", "sarif", "-o", str(copy / "views" / "run.sarif"))
+    assert result.exit_code == 0, result.stderr
+    verified = CliRunner().invoke(main, ["verify", str(copy), "--state-dir", str(state)])
+    assert verified.exit_code == 0, verified.output
