@@ -4,7 +4,8 @@ The mapping (docs/exports.md): a rule per spec test (id, title, acceptance crite
 in its properties); a result per ``check.result`` whose logical location is the target.
 ``kind`` and ``level`` follow SARIF 3.27.9/3.27.10 (a level other than ``none`` only with
 ``kind: fail``): pass is ``pass``; fail is ``fail``/``error``; error (could not observe) is
-``open``, the rule evaluated without enough information to decide; not-executed is
+``open``, the rule evaluated without enough information to decide (and a tool execution
+notification of level ``error``, so dashboards show it); not-executed is
 ``notApplicable`` with the reason; waived is the failure it was, with an ``external``,
 ``accepted`` suppression naming the approved deviation (SARIF 3.35).
 """
@@ -51,6 +52,23 @@ def to_sarif(source: ExportSource) -> dict[str, Any]:
         for r in source.results
     ]
     invocation: dict[str, Any] = {"executionSuccessful": run.finished}
+    # A target that could not be observed is a problem of the execution too: say so where
+    # dashboards look for one, beside its ``open`` result.
+    notes = [
+        {
+            "level": "error",
+            "message": {"text": _message(r)},
+            "associatedRule": {"id": r.test_id, "index": rule_index[r.test_id]},
+            "locations": [{"logicalLocations": [
+                {"index": location_index[r.target], "name": r.target,
+                 "fullyQualifiedName": r.target}
+            ]}],
+        }
+        for r in source.results
+        if r.verdict == "error"
+    ]
+    if notes:
+        invocation["toolExecutionNotifications"] = notes
     if run.started_at:
         invocation["startTimeUtc"] = run.started_at
     if run.ended_at:

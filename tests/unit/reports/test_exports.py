@@ -135,6 +135,10 @@ def test_sarif_not_executed_is_not_applicable_with_its_reason(source: ExportSour
     error = _sarif_result(source, "IQ-HCL-02", "kvm1")
     assert (error["kind"], error["level"]) == ("open", "none")
     assert "ssh timed out" in error["message"]["text"]
+    (invocation,) = to_sarif(source)["runs"][0]["invocations"]
+    (note,) = invocation["toolExecutionNotifications"]
+    assert note["level"] == "error" and note["associatedRule"]["id"] == "IQ-HCL-02"
+    assert note["locations"][0]["logicalLocations"][0]["name"] == "kvm1"
 
 
 # --------------------------------------------------------------------------- OHDF
