@@ -35,23 +35,13 @@ KIND_LEVEL: dict[str, tuple[str, str]] = {
 def to_sarif(source: ExportSource) -> dict[str, Any]:
     """The SARIF log of a verified run (a JSON-ready mapping)."""
     run = source.run
-    rules = [_rule(t) for t in source.tests]
     rule_index = {t.id: i for i, t in enumerate(source.tests)}
-    targets = {t.name: t for t in run.targets}
-    names = list(dict.fromkeys([*targets, *(r.target for r in source.results)]))
-    location_index = {name: i for i, name in enumerate(names)}
-    logical = []
-    for name in names:
-        entry: dict[str, Any] = {"name": name, "fullyQualifiedName": name}
-        target = targets.get(name)
-        if target is not None:
-            entry["properties"] = {"kinds": list(target.kinds), "risk": target.risk}
-        logical.append(entry)
+    logical = _logical_locations(source)
+    location_index = {entry["name"]: i for i, entry in enumerate(logical)}
     results = [
         _result(source, r, rule_index[r.test_id], location_index[r.target])
         for r in source.results
     ]
-    invocation: dict[str, Any] = {"executionSuccessful": run.finished}
     # A target that could not be observed is a problem of the execution too: say so where
     # dashboards look for one, beside its ``open`` result.
     notes = [
@@ -59,33 +49,26 @@ def to_sarif(source: ExportSource) -> dict[str, Any]:
             "level": "error",
             "message": {"text": _message(r)},
             "associatedRule": {"id": r.test_id, "index": rule_index[r.test_id]},
-            "locations": [{"logicalLocations": [
-                {"index": location_index[r.target], "name": r.target,
-                 "fullyQualifiedName": r.target}
-            ]}],
+            "locations": [_location(r.target, location_index[r.target])],
         }
         for r in source.results
         if r.verdict == "error"
     ]
+    invocation: dict[str, Any] = {"executionSuccessful": run.finished}
     if notes:
         invocation["toolExecutionNotifications"] = notes
     if run.started_at:
         invocation["startTimeUtc"] = run.started_at
     if run.ended_at:
         invocation["endTimeUtc"] = run.ended_at
+    driver = {"name": "vqual", "version": source.tool_version,
+              "semanticVersion": source.tool_version, "rules": [_rule(t) for t in source.tests]}
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": "vqual",
-                        "version": source.tool_version,
-                        "semanticVersion": source.tool_version,
-                        "rules": rules,
-                    }
-                },
+                "tool": {"driver": driver},
                 "automationDetails": {"id": f"{run.change_id}/{run.run_id}"},
                 "invocations": [invocation],
                 "logicalLocations": logical,
@@ -102,6 +85,24 @@ def to_sarif(source: ExportSource) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _logical_locations(source: ExportSource) -> list[dict[str, Any]]:
+    """Every target of the run (``run.start``'s, then any other a result names), once."""
+    targets = {t.name: t for t in source.run.targets}
+    names = dict.fromkeys([*targets, *(r.target for r in source.results)])
+    out = []
+    for name in names:
+        entry: dict[str, Any] = {"name": name, "fullyQualifiedName": name}
+        target = targets.get(name)
+        if target is not None:
+            entry["properties"] = {"kinds": list(target.kinds), "risk": target.risk}
+        out.append(entry)
+    return out
+
+
+def _location(target: str, index: int) -> dict[str, Any]:
+    return {"logicalLocations": [{"index": index, "name": target, "fullyQualifiedName": target}]}
 
 
 def _rule(test: SpecTest) -> dict[str, Any]:
@@ -160,14 +161,7 @@ def _result(source: ExportSource, result: Result, rule: int, location: int) -> d
         "kind": kind,
         "level": level,
         "message": {"text": _message(result)},
-        "locations": [
-            {
-                "logicalLocations": [
-                    {"index": location, "name": result.target,
-                     "fullyQualifiedName": result.target}
-                ]
-            }
-        ],
+        "locations": [_location(result.target, location)],
         "partialFingerprints": {"vqualResult/v1": result_name(result)},
         "properties": props,
     }
