@@ -166,9 +166,10 @@ def saf() -> Path:
 
 
 def _saf_summary(saf: Path, path: Path) -> dict[str, Any]:
+    # saf writes saf-cli.log into its working directory: give it the export's own.
     done = subprocess.run([str(saf), "view", "summary", "-i", str(path), "--format", "json",
                            "--no-print-pretty"], capture_output=True, text=True, timeout=300,
-                          check=False)
+                          check=False, cwd=path.parent)
     assert done.returncode == 0, done.stderr
     (summary,) = json.loads(done.stdout)
     return summary  # type: ignore[no-any-return]
