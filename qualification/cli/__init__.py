@@ -22,6 +22,7 @@ from qualification.cli import (
     clone,
     deviation,
     drift,
+    export,
     keys,
     patch,
     qualify,
@@ -48,7 +49,7 @@ def main() -> None:
 for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
-    drift.drift, clone.clone, specs.specs,
+    drift.drift, clone.clone, specs.specs, export.export,
 ):
     main.add_command(_command)
 

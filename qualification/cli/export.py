@@ -1,0 +1,67 @@
+"""``vqual export``: a verified bundle in a standard result format (SARIF, OHDF, in-toto)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from qualification.cli.shared import (
+    domain_errors,
+    passphrase_fd_option,
+    read_passphrase,
+    state_dir_option,
+)
+from qualification.errors import BadInputError
+from qualification.state import resolve_state_dir
+
+FORMATS = ("sarif", "ohdf", "in-toto")  # qualification.reports.exports.FORMATS, kept light
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", required=True, metavar="|".join(FORMATS),
+              help="sarif (SARIF 2.1.0), ohdf (OASIS Heimdall Data Format) or in-toto (a "
+              "Statement with the test-result predicate, signed as DSSE).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="File to write (atomically); default standard output.")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
+              help="in-toto only: the executor's signing key (Ed25519 PEM, mode 0600); "
+              "default <state dir>/keys/executor.pem.")
+@passphrase_fd_option()
+@state_dir_option
+@domain_errors
+def export(bundle: Path, fmt: str, output: Path | None, key_file: Path | None,
+           passphrase_fd: int | None, state_dir: Path | None) -> None:
+    """Export BUNDLE, verified first, as SARIF, OHDF or a signed in-toto attestation.
+
+    Exit 0 written; 1 the bundle does not verify; 2 bad input (unknown format, no bundle,
+    unwritable output: nothing is written); 3 the run did not finish.
+    """
+    if fmt not in FORMATS:
+        raise BadInputError(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}",
+                            where="--format")
+    if not bundle.is_dir():
+        raise BadInputError(f"{bundle} is not an evidence bundle directory")
+    if output is not None and not output.parent.is_dir():
+        raise BadInputError(f"{output.parent} is not a directory", where="--output")
+
+    from qualification.execution.recorder import open_signer_with
+    from qualification.reports.exports import check_output, export_bundle, write_atomic
+    from qualification.review.signed import load_trust
+    from qualification.signing import Signer
+
+    if output is not None:
+        check_output(bundle, output)
+    state = resolve_state_dir(state_dir)
+
+    def signer() -> Signer:
+        key = key_file or state / "keys" / "executor.pem"
+        return open_signer_with(key, lambda: read_passphrase(passphrase_fd, "Key passphrase: "))[0]
+
+    data = export_bundle(bundle, load_trust(state), fmt, signer)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        write_atomic(output, data)
+        click.echo(f"vqual: wrote {fmt} export of {bundle} to {output}", err=True)
