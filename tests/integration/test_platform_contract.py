@@ -557,3 +557,22 @@ def test_the_token_appears_in_no_bundle_log_or_report(qualified: Run, executor_s
     assert [t[:80] for t in texts if TOKEN in t] == []
     snapshot = json.loads((qualified.bundle / "inventory.json").read_text())
     assert "vqual_statefulhv_token" in json.dumps(snapshot)
+
+
+def test_selftest_lists_the_fourth_platform_with_its_distribution_and_still_passes(
+    on_path: None,
+) -> None:
+    # A site's own plug-in changes what runs: the selftest names it and who brings it (VQ-24),
+    # without judging it; the platforms vqual ships are still its own.
+    from qualification.review.selftest import platforms as selftest_platforms
+
+    (shipped, unknown) = selftest_platforms.platform_checks()
+    outcome = shipped.run()
+    assert outcome.ok, outcome.reason
+    assert outcome.observed[NAME] == {
+        "entry_point": "vqual_statefulhv.plugin:PLUGIN",
+        "distribution": "vqual_statefulhv",
+        "version": "0.0",
+    }
+    refused = unknown.run()
+    assert refused.ok and NAME in refused.observed, refused

@@ -20,6 +20,8 @@ REQUIREMENTS = {
     "exits 0",
     "VQ-20": "a high-risk change runs only with an OQ canary, or with a waiver whose reason is "
     "recorded",
+    "VQ-24": "a platform is found only through the platform registry; one that is not "
+    "registered is refused",
     "VQ-25": "every record kind is declared once; each kind's records keep their bytes, rows "
     "and audit lines",
     "VQ-26": "a rolling patch resumes only a journal written with the same version of its "

@@ -31,6 +31,7 @@ from qualification.review.selftest.install import installation_checks
 from qualification.review.selftest.kinds import kind_checks
 from qualification.review.selftest.library import library_checks
 from qualification.review.selftest.resume import resume_checks
+from qualification.review.selftest.platforms import platform_checks
 from qualification.review.selftest.timestamp import timestamp_checks
 from qualification.review.signed import load_trust
 from qualification.signing import Signer
@@ -43,7 +44,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
     """Every check the selftest runs, in order.
 
     One group per line, each from its own module beside this one; a new group (for example
-    the platform registry's, VQ-24) is a module returning its :class:`SelfCheck` list, added
+    the platform registry's, VQ-24, in platforms.py) is a module returning its :class:`SelfCheck` list, added
     at the end so the ids and order of the others stay as they are.
     """
     root = lambda: scratch().root
@@ -55,6 +56,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *kind_checks(golden, scratch),  # ST-OQ-10, 11 (VQ-25)
         *resume_checks(root),  # ST-OQ-12 (VQ-26)
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
+        *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
     ]
 
 

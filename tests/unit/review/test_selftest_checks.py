@@ -22,6 +22,7 @@ from qualification.review.selftest import (
     SelfCheck,
     install,
     kinds,
+    platforms,
     repo_golden_dir,
     resume,
     timestamp,
@@ -260,3 +261,41 @@ def test_a_token_of_another_time_fails_the_check(monkeypatch: pytest.MonkeyPatch
     assert not outcome.ok
     assert outcome.observed["its digest, root and time"] == "refused"
     assert "outside" in (outcome.reason or "")
+
+
+# ---------------------------------------------------------------- VQ-24: platform registry
+
+
+def test_the_shipped_platforms_are_registered_by_this_vqual() -> None:
+    results = _by_id(platforms.platform_checks())
+    data = results["ST-IQ-06"]
+    assert data["verdict"] == "pass", data["reason"]
+    assert data["requirements"] == ["VQ-24"]
+    for name in ("libvirt", "vsphere", "hyperv"):
+        assert data["observed"][name]["distribution"] == "vqual"
+        assert data["observed"][name]["entry_point"].startswith("qualification.platforms.")
+
+
+def test_a_shipped_platform_that_is_not_registered_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(platforms, "SHIPPED", ("libvirt", "xen"))
+    data = _by_id(platforms.platform_checks())["ST-IQ-06"]
+    assert data["verdict"] == "fail"
+    assert data["reason"] == "xen: not registered"
+
+
+def test_an_unknown_platform_is_refused_in_one_line_naming_the_registered() -> None:
+    data = _by_id(platforms.platform_checks())["ST-OQ-14"]
+    assert data["verdict"] == "pass", data["reason"]
+    assert platforms.NO_SUCH in data["observed"]
+    assert all(name in data["observed"] for name in ("libvirt", "vsphere", "hyperv"))
+
+
+def test_a_registry_that_answers_for_an_unknown_name_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(platforms, "NO_SUCH", "libvirt")  # a name the registry does know
+    data = _by_id(platforms.platform_checks())["ST-OQ-14"]
+    assert data["verdict"] == "fail"
+    assert data["reason"] == "registry.get('libvirt') returned a plug-in"
