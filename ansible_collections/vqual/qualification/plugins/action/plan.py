@@ -27,10 +27,9 @@ if HAS_QUALIFICATION:
     from qualification.execution.collection import find_shipped
     from qualification.execution.inventory import RenderFailure
     from qualification.execution.planning import plan_in_playbook
+    from qualification.spec.inventory import CONNECTION_VARS
     from qualification.state import resolve_state_dir
 
-#: Only these inventory variables reach the plan; vqual's own and the connection's identity.
-_CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection")
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
@@ -46,7 +45,8 @@ class ActionModule(ActionBase):
             host_vars = hostvars[host]
             picked = {}
             for key in plain(list(host_vars.keys())):
-                if key.startswith("vqual_") or key in _CONNECTION_VARS:
+                # Only vqual's own variables and the connection's identity reach the plan.
+                if key.startswith("vqual_") or key in CONNECTION_VARS:
                     try:
                         picked[key] = plain(host_vars[key])
                     except AnsibleError as exc:
