@@ -30,12 +30,12 @@ from typing import Any
 
 import yaml
 
-from qualification.baseline import fingerprints_from_records
-from qualification.baseline.fingerprint import (
+from qualification.checks.fingerprint_model import (
     AllowedDifferences,
     Difference,
     Fingerprint,
     compare,
+    fingerprints_from_records,
 )
 from qualification.errors import (
     EvidenceIncompleteError,
@@ -47,8 +47,8 @@ from qualification.evidence.verify import verify_bundle
 from qualification.execution.inventory import VaultOptions
 from qualification.execution.qualify import QualifyRequest, QualifySummary, run_qualify
 from qualification.review.signed import load_trust
-from qualification.state import resolve_state_dir
 from qualification.spec.model import target_kinds
+from qualification.state import resolve_state_dir
 
 SCHEMA = "vqual.drift/v1"
 PLAYBOOK = "drift.yml"

@@ -22,14 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qualification.baseline.fingerprint import (
+from qualification.checks.base import ProbeRequest
+from qualification.checks.fingerprint import HostFingerprintCheck, VmFingerprintCheck, vm_part
+from qualification.checks.fingerprint_model import (
     AllowedDifferences,
     Fingerprint,
     compare,
     make_fingerprint,
 )
-from qualification.checks.base import ProbeRequest
-from qualification.checks.fingerprint import HostFingerprintCheck, VmFingerprintCheck, vm_part
 
 CLONE_FINGERPRINT = "clone_fingerprint"
 PARTS = ("guest", "vm")

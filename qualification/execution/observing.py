@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qualification.baseline import fingerprint_record
 from qualification.checks.fingerprint import (
     fill_template_images,
     fill_vm_names,
     target_fingerprint,
 )
+from qualification.checks.fingerprint_model import fingerprint_record
 from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qualification.baseline import FINGERPRINT_KIND, fingerprints_from_records
-from qualification.baseline.fingerprint import Fingerprint
 from qualification.checks.clone import CLONE_FINGERPRINT, MASTER_FINGERPRINT
+from qualification.checks.fingerprint_model import (
+    FINGERPRINT_KIND,
+    Fingerprint,
+    fingerprints_from_records,
+)
 from qualification.evidence.reader import read_bundle
 
 
