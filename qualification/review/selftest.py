@@ -43,8 +43,9 @@ from qualification.review.documents import check_signer
 from qualification.review.signed import load_trust
 from qualification.rollout.change import load_change
 from qualification.signing import Ed25519Signer, Signer, TrustStore
-from qualification.spec.change import new_run_id, validate_change_id
+from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
+from qualification.timeutil import new_run_id
 from qualification.timeutil import utc_now as utc_now_dt
 
 #: vqual's own requirements (docs/validation.md).
