@@ -110,7 +110,7 @@ def drift(
     Exit 0 no drift, 1 drift (or the baseline does not verify), 2 bad input, 3 a test
     could not be performed (not-executed), 4 platform or connection error.
     """
-    from qualification.baseline.drift import DriftRequest, run_drift
+    from qualification.execution.drift import DriftRequest, run_drift
 
     state = resolve_state_dir(state_dir)
     summary = run_drift(
