@@ -67,5 +67,5 @@ def test_the_core_imports_without_the_optional_extras() -> None:
     assert {module.split(".")[0] for module in failed.values()} <= set(OPTIONAL_MODULES)
     for kept in ("qualification.cli", "qualification.execution.qualify",
                  "qualification.evidence.verify", "qualification.reports.html",
-                 "qualification.checks", "qualification.review.selftest"):
+                 "qualification.checks", "qualification.selftest"):
         assert kept not in failed

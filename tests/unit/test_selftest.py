@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from qualification.cli import main
 from qualification.evidence.verify import verify_bundle
-from qualification.review.selftest import SelftestSummary, _Scratch, repo_golden_dir, self_checks
+from qualification.selftest import SelftestSummary, _Scratch, repo_golden_dir, self_checks
 from qualification.signing import TrustStore
 from tests.conftest import run_vqual
 
@@ -99,9 +99,9 @@ def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
 
 def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -> None:
     from qualification import __version__
-    from qualification.review.selftest import _collection_check
+    from qualification.selftest import _collection_check
 
-    source = Path(__file__).resolve().parents[3] / "ansible_collections" / "vqual" / "qualification"
+    source = Path(__file__).resolve().parents[2] / "ansible_collections" / "vqual" / "qualification"
     assert _collection_check(source)().ok
     # An installed collection of another version (MANIFEST.json, as ansible-galaxy writes it).
     other = tmp_path / "installed"
@@ -124,7 +124,7 @@ def test_the_selftest_exit_code_follows_its_verdict_as_every_run(tmp_path: Path)
 
 def test_the_verdict_exits_and_the_canary_rule_are_checked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qualification.review import selftest
+    from qualification import selftest
 
     assert selftest._verdict_exits().ok
     outcome = selftest._canary_rule(tmp_path)
