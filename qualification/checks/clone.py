@@ -30,6 +30,7 @@ from qualification.checks.fingerprint_model import (
     compare,
     make_fingerprint,
 )
+from qualification.checks.registry import register
 
 CLONE_FINGERPRINT = "clone_fingerprint"
 PARTS = ("guest", "vm")
@@ -223,8 +224,6 @@ class CloneFingerprintCheck:
 
 
 def _register() -> None:
-    from qualification.checks import register
-
     register(CloneFingerprintCheck())
 
 

@@ -26,6 +26,7 @@ from qualification.checks.fingerprint_model import (
     make_fingerprint,
     merge,
 )
+from qualification.checks.registry import register
 
 HOST_FINGERPRINT = "host_fingerprint"
 VM_FINGERPRINT = "vm_fingerprint"
@@ -369,8 +370,6 @@ def target_fingerprint(
 
 
 def _register() -> None:
-    from qualification.checks import register
-
     register(HostFingerprintCheck())
     register(VmFingerprintCheck())
     register(TemplateFingerprintCheck())
