@@ -101,7 +101,7 @@ def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -
     from qualification import __version__
     from qualification.selftest import _collection_check
 
-    source = Path(__file__).resolve().parents[2] / "ansible_collections" / "vqual" / "qualification"
+    source = Path(__file__).resolve().parents[3] / "ansible_collections" / "vqual" / "qualification"
     assert _collection_check(source)().ok
     # An installed collection of another version (MANIFEST.json, as ansible-galaxy writes it).
     other = tmp_path / "installed"
