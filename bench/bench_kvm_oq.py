@@ -14,10 +14,10 @@ import argparse
 import os
 import time
 
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.platforms.libvirt.guest_backup import run_backup_restore
 from qualification.platforms.libvirt.guest_migrate import run_migration_heartbeat
-from qualification.platforms.libvirt.adapter import LibvirtPlatform
-from qualification.spec.change import new_run_id
+from qualification.timeutil import new_run_id
 
 KVM1 = "qemu+tcp://127.0.0.11/system"
 KVM2 = "qemu+tcp://127.0.0.12/system"

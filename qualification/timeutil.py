@@ -1,8 +1,12 @@
-"""UTC time as vqual writes it: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+"""UTC time as vqual writes it: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; and run ids, made from it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import secrets
+from datetime import UTC, datetime, timezone
+
+#: The generated run id form: UTC start time and 6 hex digits.
+RUN_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$"
 
 
 def utc_now() -> datetime:
@@ -23,3 +27,17 @@ def parse_utc(text: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A fresh run id ``YYYYMMDDTHHMMSSZ-xxxxxx`` for a run starting at ``now`` (UTC).
+
+    Raises:
+        ValueError: ``now`` is a naive datetime (its time zone is unknown).
+    """
+    if now is None:
+        now = datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("new_run_id needs a timezone-aware datetime")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"

@@ -19,8 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qualification.baseline import FINGERPRINT_KIND, fingerprints_from_records
-from qualification.baseline.fingerprint import Fingerprint
+from qualification.checks.fingerprint_model import (
+    FINGERPRINT_KIND,
+    Fingerprint,
+    fingerprints_from_records,
+)
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import INCOMPLETE, VALID, verify_bundle

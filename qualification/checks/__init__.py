@@ -23,7 +23,7 @@ from qualification.checks.base import (
     StepNotExecuted,
 )
 from qualification.checks.operators import apply, describe_expectation, validate_expect
-from qualification.errors import SpecError
+from qualification.checks.registry import get_check, known_check_types, register, validate_params
 from qualification.verdict import Verdict
 
 __all__ = [
@@ -41,44 +41,6 @@ __all__ = [
     "validate_expect",
     "validate_params",
 ]
-
-_REGISTRY: dict[str, Check] = {}
-
-
-def register(check: Check) -> None:
-    """Add a check type. Registering another check under a taken name is a bug."""
-    existing = _REGISTRY.get(check.name)
-    if existing is not None and existing is not check:
-        raise ValueError(f"check type {check.name!r} is already registered by {existing!r}")
-    _REGISTRY[check.name] = check
-
-
-def known_check_types() -> frozenset[str]:
-    return frozenset(_REGISTRY)
-
-
-def get_check(name: str) -> Check:
-    """The check type called ``name``.
-
-    Raises:
-        SpecError: no such check type.
-    """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise SpecError(f"unknown check type {name!r} (known: {known})") from None
-
-
-def validate_params(check: str, params: Mapping[str, Any]) -> str | None:
-    """An error text for an unknown check type or bad parameters, or None if they are fine."""
-    found = _REGISTRY.get(check)
-    if found is None:
-        return f"unknown check type {check!r}"
-    if not isinstance(params, Mapping):
-        return f"params of {check} must be a mapping"
-    return found.validate_params(params)
-
 
 def _expected(expect: Mapping[str, Any]) -> dict[str, Any]:
     return dict(expect)
@@ -220,10 +182,12 @@ def compare_across(
     return outcomes
 
 
-# Modules below register their check types at import.
-from . import host  # noqa: E402,F401
-from . import libvirt  # noqa: E402,F401
-from . import vsphere  # noqa: E402,F401
-from . import hyperv  # noqa: E402,F401
-from . import fingerprint  # noqa: E402,F401
-from . import clone  # noqa: E402,F401
+# The check types register themselves (checks.registry) when their modules are imported.
+from . import (
+    clone,  # noqa: E402,F401
+    fingerprint,  # noqa: E402,F401
+    host,  # noqa: E402,F401
+    hyperv,  # noqa: E402,F401
+    libvirt,  # noqa: E402,F401
+    vsphere,  # noqa: E402,F401
+)

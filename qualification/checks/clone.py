@@ -22,14 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qualification.baseline.fingerprint import (
+from qualification.checks.base import ProbeRequest
+from qualification.checks.fingerprint import HostFingerprintCheck, VmFingerprintCheck, vm_part
+from qualification.checks.fingerprint_model import (
     AllowedDifferences,
     Fingerprint,
     compare,
     make_fingerprint,
 )
-from qualification.checks.base import ProbeRequest
-from qualification.checks.fingerprint import HostFingerprintCheck, VmFingerprintCheck, vm_part
+from qualification.checks.registry import register
 
 CLONE_FINGERPRINT = "clone_fingerprint"
 PARTS = ("guest", "vm")
@@ -223,8 +224,6 @@ class CloneFingerprintCheck:
 
 
 def _register() -> None:
-    from qualification.checks import register
-
     register(CloneFingerprintCheck())
 
 

@@ -19,13 +19,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qualification.baseline.fingerprint import (
+from qualification.checks.base import Observation, ProbeRequest
+from qualification.checks.fingerprint_model import (
     KINDS,
     Fingerprint,
     make_fingerprint,
     merge,
 )
-from qualification.checks.base import Observation, ProbeRequest
+from qualification.checks.registry import register
 
 HOST_FINGERPRINT = "host_fingerprint"
 VM_FINGERPRINT = "vm_fingerprint"
@@ -369,8 +370,6 @@ def target_fingerprint(
 
 
 def _register() -> None:
-    from qualification.checks import register
-
     register(HostFingerprintCheck())
     register(VmFingerprintCheck())
     register(TemplateFingerprintCheck())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from qualification.checks.base import ProbeRequest
+from qualification.checks.registry import register
 
 # A parameter rule: (name, accepted types, required).
 Param = tuple[str, tuple[type, ...], bool]
@@ -615,9 +616,6 @@ CHECKS: tuple[HostCheck, ...] = (
 
 
 def _register_all() -> None:
-    # Imported here: the registry module imports this module at its end.
-    from qualification.checks import register
-
     for check in CHECKS:
         register(check)
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from qualification.checks import register
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import unknown_params as _unknown_params
 from qualification.checks.hcl import HclEntry, hcl_findings
 from qualification.checks.hcl import value_at as _at
+from qualification.checks.registry import register
 from qualification.checks.vocabulary import LIFECYCLE_STEPS, READ_CMDLETS
 from qualification.checks.vsphere import _show
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qualification.checks import register
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
+from qualification.checks.registry import register
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
 
 VERSION_FIELDS = ("libvirt_version", "hypervisor_version", "type")

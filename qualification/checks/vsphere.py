@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qualification.checks import register
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
 from qualification.checks.hcl import HclEntry, hcl_findings
 from qualification.checks.hcl import value_at as _at
+from qualification.checks.registry import register
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
 from qualification.checks.vocabulary import VSPHERE_OQ_TESTS as OQ_TESTS
 

@@ -68,7 +68,8 @@ def clone(
     where, the master's and the clone's value. The clone run's run.start cites the master
     bundle's seal digest.
     """
-    from qualification.baseline.clones import CloneRequest, clone_names, run_clone
+    from qualification.baseline.clones import clone_names
+    from qualification.execution.clone import CloneRequest, run_clone
     from qualification.execution.collection import collection_for_run
 
     collection_for_run()  # before a clone is created: the run needs a collection it matches

@@ -36,7 +36,7 @@ def _allowed_file(path: Path | None) -> dict[str, Any] | None:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise BadInputError(f"cannot read allowed differences: {exc}", where=str(path)) from None
-    from qualification.baseline.fingerprint import AllowedDifferences
+    from qualification.checks.fingerprint_model import AllowedDifferences
 
     AllowedDifferences.from_json(data, where=str(path))  # refused here, before anything runs
     return dict(data or {})
@@ -110,7 +110,7 @@ def drift(
     Exit 0 no drift, 1 drift (or the baseline does not verify), 2 bad input, 3 a test
     could not be performed (not-executed), 4 platform or connection error.
     """
-    from qualification.baseline.drift import DriftRequest, run_drift
+    from qualification.execution.drift import DriftRequest, run_drift
 
     state = resolve_state_dir(state_dir)
     summary = run_drift(

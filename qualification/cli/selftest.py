@@ -28,7 +28,7 @@ def selftest(change_id: str, key_file: Path | None, passphrase_fd: int | None,
              state_dir: Path | None) -> None:
     """Qualify vqual itself (versions, golden bundles, known-good and known-bad evidence)."""
     from qualification.execution.recorder import open_signer_with
-    from qualification.review.selftest import run_selftest
+    from qualification.selftest import run_selftest
 
     state = resolve_state_dir(state_dir)
     signer, _ = open_signer_with(

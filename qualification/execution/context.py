@@ -35,12 +35,12 @@ from qualification.review.deviations import DeviationState
 from qualification.review.gate import review_state
 from qualification.review.trust_history import trusted_store
 from qualification.signing import TrustStore
-from qualification.spec.change import new_run_id, validate_change_id, validate_run_id
+from qualification.spec.change import validate_change_id, validate_run_id
 from qualification.spec.codec import spec_from_json, spec_to_json
 from qualification.spec.loader import load_spec
 from qualification.spec.model import Spec
 from qualification.state import trust_path
-from qualification.timeutil import utc_now
+from qualification.timeutil import new_run_id, utc_now
 
 #: Environment variables through which ``vqual`` hands a loaded context to its playbook.
 RUN_CONTEXT_ENV = "VQUAL_RUN_CONTEXT"

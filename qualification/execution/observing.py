@@ -22,12 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qualification.baseline import fingerprint_record
+from qualification.baseline.drift import drift_results
 from qualification.checks.fingerprint import (
     fill_template_images,
     fill_vm_names,
     target_fingerprint,
 )
+from qualification.checks.fingerprint_model import fingerprint_record
 from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,
@@ -223,11 +224,7 @@ def qualify_target(
     fingerprints = [fingerprint_record(fingerprint)] if fingerprint is not None else []
     if baseline:
         # vqual drift: the fingerprint tests' results become the comparison with the
-        # baseline bundle, one failed result per difference. Imported here, not at module
-        # level: only drift runs compare, and the drift module (with the run service its
-        # command uses) would add ~0.14 s to every qualify action's start.
-        from qualification.baseline.drift import drift_results
-
+        # baseline bundle, one failed result per difference.
         results = drift_results(baseline, target, tests, results, fingerprint, allowed=allowed)
     return TargetResult(target, results, actions, cross, fingerprints)
 

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qualification.baseline import FINGERPRINT_KIND, fingerprints_from_records
-from qualification.baseline.fingerprint import Fingerprint
 from qualification.checks.clone import CLONE_FINGERPRINT, MASTER_FINGERPRINT
+from qualification.checks.fingerprint_model import (
+    FINGERPRINT_KIND,
+    Fingerprint,
+    fingerprints_from_records,
+)
 from qualification.evidence.reader import read_bundle
 
 
@@ -23,7 +26,7 @@ from qualification.evidence.reader import read_bundle
 def master_fingerprints(bundle: str, seal: str) -> dict[str, Fingerprint]:
     """The fingerprints of the master bundle, read once per run and pinned to its seal.
 
-    The bundle was verified before the run started (``qualification.baseline.clones``); here
+    The bundle was verified before the run started (``qualification.execution.clone``); here
     it is only read back, and its seal must still be the one that was verified.
 
     Raises:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BadInputError, NotSupported
 from .base import HypervisorPlatform, VmFacts, probe_observation
+from .patching import PatchExecutor
 
 if TYPE_CHECKING:
     from qualification.checks.base import Check
@@ -83,13 +84,13 @@ class PatchSetup:
 
     Attributes:
         factory: opens the cluster as one platform, each time it is called.
-        executor: the patch executor (``qualification.rollout.executors.PatchExecutor``).
+        executor: the patch executor.
         qualify_limit: the inventory host ``vqual qualify`` requalifies through (vSphere: the
             vCenter's), None: each host's own name.
     """
 
     factory: Callable[[], HypervisorPlatform]
-    executor: Any
+    executor: PatchExecutor
     qualify_limit: str | None = None
 
 

@@ -33,9 +33,9 @@ from qualification.errors import (
     exit_code_for_verdict,
 )
 from qualification.platforms.base import HypervisorPlatform
+from qualification.platforms.patching import PatchExecutor
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.evidence import PatchEvidence
-from qualification.rollout.executors import PatchExecutor
 from qualification.rollout.gates import Gate, cluster_gates, enforce, window_gate
 from qualification.rollout.journal import (
     HostProgress,
@@ -57,8 +57,8 @@ from qualification.rollout.steps import (
     StepContext,
     StepFailed,
 )
-from qualification.spec.change import new_run_id, validate_run_id
-from qualification.timeutil import utc_now, utc_now_text
+from qualification.spec.change import validate_run_id
+from qualification.timeutil import new_run_id, utc_now, utc_now_text
 from qualification.verdict import VERDICTS
 
 

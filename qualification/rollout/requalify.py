@@ -27,8 +27,8 @@ from qualification.execution.collection import collection_for_run
 from qualification.execution.inventory import VaultOptions
 from qualification.execution.qualify import QualifyRequest, run_qualify
 from qualification.platforms.base import HypervisorPlatform
+from qualification.platforms.patching import PatchExecutor, target_mismatches
 from qualification.rollout.change import RolloutChange
-from qualification.rollout.executors import PatchExecutor, target_mismatches
 from qualification.timeutil import utc_now_text
 from qualification.verdict import Verdict
 

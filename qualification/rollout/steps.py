@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from qualification.errors import EXIT_FAILED, NotSupported, PlatformError, VqualError
 from qualification.platforms.base import RUNNING, HypervisorPlatform
+from qualification.platforms.patching import PatchExecutor, target_mismatches
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.evidence import PatchEvidence
-from qualification.rollout.executors import PatchExecutor, target_mismatches
 from qualification.rollout.requalify import Requalifier, RequalifyContext
 from qualification.timeutil import utc_now_text
 

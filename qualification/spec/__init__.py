@@ -4,7 +4,6 @@ from qualification.spec.change import (
     DEFAULT_CHANGE_PATTERN,
     SAFE_NAME_PATTERN,
     is_safe_name,
-    new_run_id,
     validate_change_id,
     validate_run_id,
 )
@@ -34,6 +33,7 @@ from qualification.spec.plan import (
     build_plan,
 )
 from qualification.spec.risk import RiskAssessment, assess_risk, select_tests
+from qualification.timeutil import new_run_id
 
 __all__ = [
     "CLONE_COMPARE_CHECKS",

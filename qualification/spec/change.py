@@ -1,5 +1,7 @@
 """Change ids and run ids: both become path components of ``evidence/<change_id>/<run_id>/``.
 
+A new run id is made from the time (:func:`qualification.timeutil.new_run_id`).
+
 Whatever pattern a site configures for change ids, the safe-name rule of docs/formats.md also
 applies, so no id can escape the evidence directory or name a hidden or special entry.
 """
@@ -7,8 +9,6 @@ applies, so no id can escape the evidence directory or name a hidden or special 
 from __future__ import annotations
 
 import re
-import secrets
-from datetime import UTC, datetime
 
 from qualification.errors import BadInputError, ChangeIdError
 
@@ -17,9 +17,6 @@ DEFAULT_CHANGE_PATTERN = r"^CHG[0-9]{7}$"
 #: The safe-name rule (docs/formats.md): ASCII only, so look-alike letters and digits fail.
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _SAFE_NAME = re.compile(SAFE_NAME_PATTERN, re.ASCII)
-
-#: The generated run id form: UTC start time and 6 hex digits.
-RUN_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$"
 
 
 def is_safe_name(value: str) -> bool:
@@ -68,17 +65,3 @@ def validate_run_id(value: str) -> str:
             f"run id {value!r} is not a safe name ({SAFE_NAME_PATTERN}, not '.' or '..')"
         )
     return value
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A fresh run id ``YYYYMMDDTHHMMSSZ-xxxxxx`` for a run starting at ``now`` (UTC).
-
-    Raises:
-        ValueError: ``now`` is a naive datetime (its time zone is unknown).
-    """
-    if now is None:
-        now = datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("new_run_id needs a timezone-aware datetime")
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{secrets.token_hex(3)}"

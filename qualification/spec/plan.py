@@ -35,7 +35,7 @@ CLONE_COMPARE_CHECKS = frozenset({"clone_fingerprint"})
 class MasterBaseline:
     """The verified master bundle a clone run compares with.
 
-    Made by :func:`qualification.baseline.clones.load_master` after the bundle verified
+    Made by :func:`qualification.baseline.master.load_master` after the bundle verified
     (and, where required, was approved); the plan only carries the reference.
 
     Attributes:

@@ -17,7 +17,7 @@ import yaml
 
 from qualification.platforms.libvirt import guest_oq as g
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
-from qualification.spec.change import new_run_id
+from qualification.timeutil import new_run_id
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual, vqual_env
 from tests.integration.test_kvm_cluster import (
     KVM2_URI,

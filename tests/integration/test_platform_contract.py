@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from qualification import checks
+from qualification.checks import registry as check_registry
 from qualification.errors import BadInputError, NotSupported
 from qualification.platforms import registry
 from qualification.platforms.base import HypervisorPlatform
@@ -126,7 +127,7 @@ def on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     registry.clear_cache()
     # The check library has no unregistering; the plug-in's check types must not outlive it.
     for name in [n for n in checks.known_check_types() if n.startswith(f"{NAME}_")]:
-        checks._REGISTRY.pop(name, None)
+        check_registry._REGISTRY.pop(name, None)
     for module in [m for m in sys.modules if m.split(".")[0] == "vqual_statefulhv"]:
         del sys.modules[module]
 
@@ -564,7 +565,7 @@ def test_selftest_lists_the_fourth_platform_with_its_distribution_and_still_pass
 ) -> None:
     # A site's own plug-in changes what runs: the selftest names it and who brings it (VQ-24),
     # without judging it; the platforms vqual ships are still its own.
-    from qualification.review.selftest import platforms as selftest_platforms
+    from qualification.selftest import platforms as selftest_platforms
 
     (shipped, unknown) = selftest_platforms.platform_checks()
     outcome = shipped.run()

@@ -136,8 +136,7 @@ def test_no_event_of_the_ansible_run_holds_the_password(
 
     from qualification.execution import runner
     from qualification.execution.inventory import VaultOptions
-    from qualification.spec.change import new_run_id
-    from qualification.timeutil import utc_now
+    from qualification.timeutil import new_run_id, utc_now
 
     real_run = ansible_runner.run
     events: list[Mapping[str, Any]] = []

@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 import yaml
-
-from qualification.errors import NotSupported, PlatformError
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
-from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
+
+from qualification.errors import NotSupported, PlatformError
 from qualification.platforms import registry
+from qualification.platforms.base import RUNNING, STOPPED, HypervisorPlatform
 from qualification.platforms.vsphere.adapter import VspherePlatform
 from qualification.platforms.vsphere.endpoint import Endpoint
 from tests.conftest import COLLECTION, REPO, run_vqual
@@ -405,8 +405,7 @@ def test_no_password_in_the_ansible_run_artifacts(
     """The runner's artifacts (Ansible's stdout, the command line, the environment it was
     given) hold no password either."""
     from qualification.execution.runner import PlaybookRun, run_playbook
-    from qualification.spec.change import new_run_id
-    from qualification.timeutil import utc_now
+    from qualification.timeutil import new_run_id, utc_now
 
     inventory = _write_inventory(tmp_path / "hosts.yml", lab.inventory)
     artifacts = tmp_path / "artifacts"
@@ -628,8 +627,7 @@ def test_cleanup_removes_the_throwaway_of_a_killed_qualify(
     own VMs stay."""
     from qualification.platforms.base import VmConfig
     from qualification.platforms.vsphere.oq import TAG_KEY, is_run_throwaway
-    from qualification.spec.change import new_run_id
-    from qualification.timeutil import utc_now
+    from qualification.timeutil import new_run_id, utc_now
     from tests.conftest import VENV_BIN, vqual_env
 
     run_id, other_run = new_run_id(utc_now()), new_run_id(utc_now())

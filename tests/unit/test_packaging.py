@@ -26,8 +26,8 @@ def test_the_wheel_holds_the_package_and_no_lab_tests_or_benchmarks(tmp_path: Pa
     assert "qualification/py.typed" in names
     assert "qualification/reports/templates/report.html.j2" in names
     # vqual selftest checks a stored time-stamp token at the site (ST-OQ-13).
-    assert {"qualification/review/selftest/data/tsa-token.der",
-            "qualification/review/selftest/data/tsa-root.pem"} <= set(names)
+    assert {"qualification/selftest/data/tsa-token.der",
+            "qualification/selftest/data/tsa-root.pem"} <= set(names)
     assert not any("lab" in Path(n).parts or n.endswith((".go", ".patch")) for n in names)
     assert not any(n.startswith(("tests/", "bench/", "vqual_lab/")) for n in names)
 
@@ -70,5 +70,5 @@ def test_the_core_imports_without_the_optional_extras() -> None:
     assert {module.split(".")[0] for module in failed.values()} <= set(OPTIONAL_MODULES)
     for kept in ("qualification.cli", "qualification.execution.qualify",
                  "qualification.evidence.verify", "qualification.reports.html",
-                 "qualification.checks", "qualification.review.selftest"):
+                 "qualification.checks", "qualification.selftest"):
         assert kept not in failed

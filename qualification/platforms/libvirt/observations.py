@@ -25,7 +25,7 @@ from qualification.platforms.base import probe_observation as _observation
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.platforms.libvirt.domain_xml import parse_capabilities
 from qualification.platforms.libvirt.oq import guest_scenario, oq_lifecycle, oq_migrate
-from qualification.spec.change import new_run_id
+from qualification.timeutil import new_run_id
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -1,6 +1,6 @@
 """The libvirt/KVM patch executor: a real package upgrade on one host over SSH.
 
-:class:`KvmPatchExecutor` meets :class:`~qualification.rollout.executors.PatchExecutor`:
+:class:`KvmPatchExecutor` meets :class:`~qualification.platforms.patching.PatchExecutor`:
 
 - ``installed(host)``: the host's own package database (``dpkg-query``), ``{package: version}``
   of every installed package, plus ``hypervisor_version`` (what libvirt reports as the
@@ -42,7 +42,7 @@ from typing import Any
 
 from qualification.errors import BadInputError, PlatformError
 from qualification.platforms.base import HypervisorPlatform, redact_endpoint
-from qualification.rollout.change import RolloutChange
+from qualification.platforms.patching import PatchChange
 
 #: ``dpkg-query`` format: package, version, status abbreviation (``ii`` installed).
 _DPKG_FORMAT = r"${Package}\t${Version}\t${db:Status-Abbrev}\n"
@@ -360,7 +360,7 @@ class KvmPatchExecutor:
             out["hypervisor_version"] = hypervisor
         return out
 
-    def apply(self, host: str, change: RolloutChange) -> dict[str, Any]:
+    def apply(self, host: str, change: PatchChange) -> dict[str, Any]:
         """Upgrade the change's target packages on ``host`` to exactly their versions.
 
         Returns:

@@ -15,9 +15,9 @@ from typing import Any
 
 from qualification.errors import PlatformError
 from qualification.platforms.base import HypervisorPlatform
+from qualification.platforms.patching import PatchChange
 from qualification.platforms.vsphere.adapter import VspherePlatform
 from qualification.platforms.vsphere.connection import _text, vim
-from qualification.rollout.change import RolloutChange
 
 # --- host marks ------------------------------------------------------------------------------
 # A custom attribute on the HostSystem (vCenter) or a host advanced option (standalone ESXi),
@@ -97,7 +97,7 @@ def host_product(platform: VspherePlatform, host: str) -> dict[str, str]:
             "build": _text(getattr(product, "build", None))}
 
 
-def mark_entry(change: RolloutChange) -> str:
+def mark_entry(change: PatchChange) -> str:
     """The stand-in's mark for one patch: ``<change id> name=version ...`` (sorted)."""
     parts = [change.change_id]
     parts += [f"{k}={v}" for k, v in sorted(change.target.packages.items())]
@@ -157,7 +157,7 @@ class VsphereStandInExecutor:
         out.update(parse_mark(read_host_mark(platform, host)))
         return out
 
-    def apply(self, host: str, change: RolloutChange) -> dict[str, Any]:
+    def apply(self, host: str, change: PatchChange) -> dict[str, Any]:
         entry = mark_entry(change)
         entries = add_host_mark(self._vsphere(), host, entry)
         return {

@@ -16,9 +16,9 @@ from qualification import checks
 from qualification.baseline import fingerprint_record
 from qualification.baseline.clones import _main as clones_main
 from qualification.baseline.clones import clone_names
-from qualification.baseline.fingerprint import Fingerprint, make_fingerprint
 from qualification.baseline.master import approval_of, load_master
 from qualification.checks.base import Observation
+from qualification.checks.fingerprint_model import Fingerprint, make_fingerprint
 from qualification.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,

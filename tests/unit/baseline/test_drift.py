@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from qualification.baseline import make_fingerprint
-from qualification.baseline.drift import Baseline, DriftSummary, compare_target, drift_spec
+from qualification.baseline.drift import Baseline, compare_target, drift_spec
 from qualification.errors import EvidenceInvalidError
+from qualification.execution.drift import DriftSummary
 
 
 def _fp(subject: str, packages: dict[str, str], hostname: str) -> Any:

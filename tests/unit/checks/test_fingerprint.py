@@ -10,7 +10,6 @@ from types import ModuleType
 from typing import Any
 
 from qualification import checks
-from qualification.baseline import Fingerprint, compare
 from qualification.checks.base import Observation
 from qualification.checks.fingerprint import (
     fill_template_images,
@@ -18,6 +17,7 @@ from qualification.checks.fingerprint import (
     target_fingerprint,
     vm_part,
 )
+from qualification.checks.fingerprint_model import Fingerprint, compare
 from tests.unit.plugins.module_utils.guest_root_testlib import make_root
 
 REPO = Path(__file__).resolve().parents[3]

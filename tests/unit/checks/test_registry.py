@@ -6,7 +6,6 @@ from typing import Any, Mapping
 
 import pytest
 
-import qualification.checks as checks
 from qualification.checks import (
     Observation,
     ProbeRequest,
@@ -17,6 +16,7 @@ from qualification.checks import (
     register,
     validate_params,
 )
+from qualification.checks import registry as check_registry
 from qualification.errors import SpecError
 
 HOST_TYPES = {
@@ -80,7 +80,7 @@ def test_get_check_of_an_unknown_type_is_a_spec_error() -> None:
 def test_register_refuses_a_second_check_under_a_taken_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(checks, "_REGISTRY", dict(checks._REGISTRY))
+    monkeypatch.setattr(check_registry, "_REGISTRY", dict(check_registry._REGISTRY))
     broken = Broken()
     register(broken)
     register(broken)  # the same object again is harmless

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from qualification import checks
+from qualification.checks import registry as check_registry
 from qualification.checks.base import Observation
 from qualification.errors import BadInputError, NotSupported, PlatformError
 from qualification.execution.probes import run_controller_probe
@@ -106,7 +107,7 @@ def toy(tmp_path: Path) -> Iterator[Path]:
         registry.clear_cache()
         # The library has no unregistering (a second registration of a name is a bug); the
         # toy's check type must not outlive this test.
-        checks._REGISTRY.pop("toy_ping", None)
+        check_registry._REGISTRY.pop("toy_ping", None)
 
 
 def test_the_three_platforms_are_registered_in_their_order() -> None:

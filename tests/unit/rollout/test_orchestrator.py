@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 import pytest
 
 from qualification.errors import BadInputError
-from qualification.rollout.change import ChangeTarget, ChangeWindow, RolloutChange
+from qualification.platforms.patching import target_mismatches
 from qualification.platforms.vsphere.patch import VsphereStandInExecutor, mark_entry, parse_mark
-from qualification.rollout.executors import target_mismatches
+from qualification.rollout.change import ChangeTarget, ChangeWindow, RolloutChange
 from qualification.rollout.gates import GateRefused
 from qualification.rollout.journal import Journal
 from qualification.rollout.orchestrator import FaultInjector, InjectedFault, Orchestrator

@@ -370,13 +370,13 @@ def test_tsa_certificate_is_fit_for_time_stamping(tsa: TsaProcess) -> None:
 # --- an archived token, checked offline -------------------------------------------------------
 
 # Package data: `vqual selftest` checks the same token at a site (ST-OQ-13).
-FIXTURES = Path(__file__).resolve().parents[3] / "qualification" / "review" / "selftest" / "data"
+FIXTURES = Path(__file__).resolve().parents[3] / "qualification" / "selftest" / "data"
 ARCHIVED_DIGEST = hashlib.sha256(b"vqual archived token").digest()
 ARCHIVED_TIME = datetime(2026, 12, 6, 18, 5, 38, tzinfo=UTC)
 
 
 def test_an_archived_token_verifies_offline_with_its_root(tmp_path: Path) -> None:
-    """A token kept with its root (qualification/review/selftest/data, from the lab TSA) verifies
+    """A token kept with its root (qualification/selftest/data, from the lab TSA) verifies
     with no TSA running, and only for its digest, its root and its time."""
     token = (FIXTURES / "tsa-token.der").read_bytes()
     root = (FIXTURES / "tsa-root.pem").read_bytes()

@@ -1,5 +1,9 @@
 """Patch executors: what patches one host. The orchestrator sees only :class:`PatchExecutor`.
 
+The platforms implement it and the rollout drives it, so it lives here, below both; an
+executor reads a change through :class:`PatchChange`, which the rollout's
+:class:`~qualification.rollout.change.RolloutChange` is.
+
 Each platform plug-in brings its own (``PlatformPlugin.patch_setup``): the libvirt/KVM executor
 (``qualification/platforms/libvirt/patch.py``: a real package upgrade over SSH and a libvirtd
 restart) and the vSphere simulator's **stand-in** (``qualification/platforms/vsphere/patch.py``,
@@ -12,7 +16,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from qualification.rollout.change import RolloutChange
+
+class PatchTarget(Protocol):
+    """What a host must run after its patch (``rollout.change.ChangeTarget``)."""
+
+    @property
+    def hypervisor_version(self) -> str | None: ...
+
+    @property
+    def hypervisor_build(self) -> str | None: ...
+
+    @property
+    def packages(self) -> Mapping[str, str]: ...
+
+
+class PatchChange(Protocol):
+    """What an executor reads of a rolling-patch change (``rollout.change.RolloutChange``)."""
+
+    @property
+    def change_id(self) -> str: ...
+
+    @property
+    def target(self) -> PatchTarget: ...
+
+    @property
+    def step_timeout_s(self) -> float: ...
 
 
 @runtime_checkable
@@ -28,7 +56,7 @@ class PatchExecutor(Protocol):
 
     def installed(self, host: str) -> dict[str, str]: ...
 
-    def apply(self, host: str, change: RolloutChange) -> dict[str, Any]:
+    def apply(self, host: str, change: PatchChange) -> dict[str, Any]:
         """Patch ``host`` to the change's target; return what was done (JSON)."""
         ...
 
@@ -41,7 +69,7 @@ class PatchExecutor(Protocol):
         ...
 
 
-def target_mismatches(installed: Mapping[str, str], change: RolloutChange) -> list[str]:
+def target_mismatches(installed: Mapping[str, str], change: PatchChange) -> list[str]:
     """What of the change's target the host does not run yet (empty: at target)."""
     wanted: dict[str, str] = {}
     if change.target.hypervisor_version:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from qualification.review.selftest.base import Outcome, SelfCheck
+from qualification.selftest.base import Outcome, SelfCheck
 from qualification.signing.timestamping import TimestampInvalid, verify_token
 
 #: What the stored token covers, and the time its TSA gave it.

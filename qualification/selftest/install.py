@@ -14,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 from qualification import __version__
 from qualification.errors import EXTRAS, BadInputError, MissingExtraError
 from qualification.execution.collection import collection_version, find_collection_root
-from qualification.review.selftest.base import Outcome, SelfCheck, never_run
+from qualification.selftest.base import Outcome, SelfCheck, never_run
 
 
 def _installed_version() -> Outcome:

@@ -25,18 +25,19 @@ from qualification.execution.run_start import run_start_data
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.documents import check_signer
-from qualification.review.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
-from qualification.review.selftest.evidence import Scratch, golden_checks, scratch_checks
-from qualification.review.selftest.install import installation_checks
-from qualification.review.selftest.kinds import kind_checks
-from qualification.review.selftest.library import library_checks
-from qualification.review.selftest.resume import resume_checks
-from qualification.review.selftest.platforms import platform_checks
-from qualification.review.selftest.timestamp import timestamp_checks
 from qualification.review.signed import load_trust
+from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
+from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
+from qualification.selftest.install import installation_checks
+from qualification.selftest.kinds import kind_checks
+from qualification.selftest.library import library_checks
+from qualification.selftest.platforms import platform_checks
+from qualification.selftest.resume import resume_checks
+from qualification.selftest.timestamp import timestamp_checks
 from qualification.signing import Signer
-from qualification.spec.change import new_run_id, validate_change_id
+from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
+from qualification.timeutil import new_run_id
 from qualification.timeutil import utc_now as utc_now_dt
 
 

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 from qualification import __version__
 from qualification.errors import BadInputError
 from qualification.platforms import registry
-from qualification.review.selftest.base import Outcome, SelfCheck
+from qualification.selftest.base import Outcome, SelfCheck
 
 #: The platforms vqual itself ships; a site may add others (they are listed, not judged).
 SHIPPED = ("hyperv", "libvirt", "vsphere")

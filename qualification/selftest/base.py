@@ -57,7 +57,7 @@ class SelfCheck:
 
 def repo_golden_dir() -> Path | None:
     """The golden bundles shipped in the source tree, if vqual runs from one."""
-    candidate = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "golden"
+    candidate = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "golden"
     return candidate if candidate.is_dir() else None
 
 

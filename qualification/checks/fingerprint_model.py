@@ -5,6 +5,9 @@ hardware the platform reports (``vm``), the guest operating system (``guest``), 
 expected to differ per instance (``identity``), template facts (``generalised``) and digests
 of the parts. Clone qualification and drift compare a live fingerprint with a baseline one;
 :func:`compare` lists every difference that is not allowed, in a deterministic order.
+A ``fingerprint`` record carries one (:func:`fingerprint_record`,
+:func:`fingerprints_from_records`). It is the check library's vocabulary, handed to the checks
+that compare with it; ``qualification.baseline`` re-exports it.
 
 Format: docs/formats.md, section "Fingerprint".
 """
@@ -16,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qualification.errors import BadInputError
+from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.canonical import canonical_bytes, normalize_for_record
+from qualification.evidence.kinds import FINGERPRINT
 
 FINGERPRINT_SCHEMA = "vqual.fingerprint/v1"
 KINDS = ("vm", "host", "hypervisor")
@@ -433,3 +437,42 @@ def compare(
     if allowed.generalised:
         c.mapping("generalised", baseline.generalised, live.generalised)
     return sorted(c.found, key=lambda d: (d.subject, d.what, d.where))
+
+
+#: The record kind that carries a fingerprint (docs/formats.md; the registry's name).
+FINGERPRINT_KIND = FINGERPRINT
+
+
+def fingerprint_record(fingerprint: Fingerprint) -> dict[str, Any]:
+    """The ``fingerprint`` record's data: the fingerprint JSON plus its ``digest``."""
+    data = fingerprint.to_json()
+    data["digest"] = fingerprint.digest()
+    return data
+
+
+def fingerprints_from_records(
+    records: list[tuple[int, Mapping[str, Any]]], *, where: str
+) -> dict[str, Fingerprint]:
+    """``{subject: fingerprint}`` from ``(line, data)`` of ``fingerprint`` records.
+
+    A later record of the same subject replaces an earlier one.
+
+    Raises:
+        EvidenceInvalidError: a record is not a fingerprint or its digest does not match.
+    """
+    found: dict[str, Fingerprint] = {}
+    for line, data in records:
+        at = f"{where} line {line}"
+        body = {k: v for k, v in data.items() if k != "digest"}
+        try:
+            fp = Fingerprint.from_json(body, where=at)
+        except BadInputError as exc:  # a malformed record makes the baseline unusable
+            raise EvidenceInvalidError(str(exc), where=at) from None
+        if fp.digest() != data.get("digest"):
+            raise EvidenceInvalidError(
+                f"fingerprint digest {data.get('digest')!r} is not that of its content "
+                f"({fp.digest()})",
+                where=at,
+            )
+        found[fp.subject] = fp
+    return found

@@ -19,8 +19,8 @@ from typing import Any
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.kinds import CHECK_RESULT, REGISTRY, RUN_START
 from qualification.execution.recorder import overall_verdict
-from qualification.review.selftest.base import Outcome, SelfCheck, never_run
-from qualification.review.selftest.evidence import Scratch
+from qualification.selftest.base import Outcome, SelfCheck, never_run
+from qualification.selftest.evidence import Scratch
 
 #: Where the per-kind fixtures are, under the golden directory.
 KINDS_DIR = "kinds"

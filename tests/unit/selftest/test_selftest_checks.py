@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from qualification.evidence.kinds import REGISTRY
-from qualification.review.selftest import (
+from qualification.selftest import (
     Scratch,
     SelfCheck,
     install,
@@ -27,7 +27,7 @@ from qualification.review.selftest import (
     resume,
     timestamp,
 )
-from qualification.review.selftest.run import _run_check
+from qualification.selftest.run import _run_check
 
 
 @pytest.fixture

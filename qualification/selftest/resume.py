@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qualification.errors import BadInputError
-from qualification.review.selftest.base import Outcome, SelfCheck
 from qualification.rollout.change import load_change
 from qualification.rollout.journal import Journal, journal_path
 from qualification.rollout.orchestrator import resumable
 from qualification.rollout.steps import STEPS_VERSION
+from qualification.selftest.base import Outcome, SelfCheck
 
 _CHANGE = """\
 apiVersion: vqual.change/v1

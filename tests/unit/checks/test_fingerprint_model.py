@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from qualification.baseline import (
+from qualification.checks.fingerprint_model import (
+    FINGERPRINT_SCHEMA,
+    IDENTITY_FIELDS,
     AllowedDifferences,
     Fingerprint,
     SizeRange,
@@ -18,7 +20,6 @@ from qualification.baseline import (
     make_fingerprint,
     merge,
 )
-from qualification.baseline.fingerprint import FINGERPRINT_SCHEMA, IDENTITY_FIELDS
 from qualification.errors import BadInputError, EvidenceInvalidError
 
 

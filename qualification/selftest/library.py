@@ -10,8 +10,8 @@ from typing import Any
 
 from qualification.checks import operators
 from qualification.errors import BadInputError, exit_code_for_verdict
-from qualification.review.selftest.base import Outcome, SelfCheck
 from qualification.rollout.change import load_change
+from qualification.selftest.base import Outcome, SelfCheck
 
 #: (observed, expectation, whether it must hold) decided by the check library.
 _OPERATOR_CASES: list[tuple[Any, dict[str, Any], bool]] = [

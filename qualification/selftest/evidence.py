@@ -13,7 +13,7 @@ from qualification.evidence.bundle import BundleWriter, append_signature
 from qualification.evidence.kinds import CHECK_RESULT, RUN_START
 from qualification.evidence.result import VerificationResult
 from qualification.evidence.verify import verify_bundle
-from qualification.review.selftest.base import Outcome, SelfCheck, never_run
+from qualification.selftest.base import Outcome, SelfCheck, never_run
 from qualification.signing import Ed25519Signer, TrustStore
 from qualification.timeutil import utc_now as utc_now_dt
 

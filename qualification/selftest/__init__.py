@@ -14,14 +14,14 @@ written as an evidence bundle of its own (``mode: selftest``), signed by the exe
 docs/validation.md.
 
 One module per group of checks (``install``, ``evidence``, ``library``, ``kinds``, ``resume``,
-``timestamp``, ``platforms``); :func:`~qualification.review.selftest.run.self_checks` lists them in order.
+``timestamp``, ``platforms``); :func:`~qualification.selftest.run.self_checks` lists them in order.
 """
 
 from __future__ import annotations
 
-from qualification.review.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
-from qualification.review.selftest.evidence import Scratch
-from qualification.review.selftest.run import SelftestSummary, run_selftest, self_checks
+from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
+from qualification.selftest.evidence import Scratch
+from qualification.selftest.run import SelftestSummary, run_selftest, self_checks
 
 __all__ = [
     "REQUIREMENTS",

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from qualification import __version__
 from qualification.cli import main
 from qualification.evidence.verify import verify_bundle
-from qualification.review.selftest import Scratch, SelftestSummary, repo_golden_dir, self_checks
+from qualification.selftest import Scratch, SelftestSummary, repo_golden_dir, self_checks
 from qualification.signing import TrustStore
 from tests.conftest import run_vqual
 
@@ -108,7 +108,7 @@ def test_known_bad_cases_are_told_apart_from_good_ones(tmp_path: Path) -> None:
 
 
 def test_the_collection_version_is_checked_against_the_package(tmp_path: Path) -> None:
-    from qualification.review.selftest.install import collection_check
+    from qualification.selftest.install import collection_check
 
     source = Path(__file__).resolve().parents[3] / "ansible_collections" / "vqual" / "qualification"
     assert collection_check(source)().ok
@@ -133,7 +133,7 @@ def test_the_selftest_exit_code_follows_its_verdict_as_every_run(tmp_path: Path)
 
 def test_the_verdict_exits_and_the_canary_rule_are_checked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qualification.review.selftest import library
+    from qualification.selftest import library
 
     assert library.verdict_exits().ok
     outcome = library.canary_rule(tmp_path)
