@@ -291,12 +291,14 @@ def test_full_rolling_patch_of_both_kvm_hosts(
     good = [s for s in observer.snapshots if s.error is None]
     assert len(good) > 10
     for host in HOSTS:
-        # Polls while a host's libvirtd restarts fail as a whole (error snapshots, skipped).
-        assert host_sequence(observer.snapshots, host) == [
-            "in-service",
-            "maintenance",
-            "in-service",
-        ]
+        # Each host leaves service once, through maintenance, and comes back. Polls while its
+        # libvirtd restarts mostly fail as a whole (error snapshots, skipped); one that
+        # straddles the restart lists the host's VMs but not the host, which is seen
+        # disconnected: out of service too, and only ever inside its maintenance window.
+        seen = host_sequence(observer.snapshots, host)
+        assert seen[0] == seen[-1] == "in-service", seen
+        assert "maintenance" in seen[1:-1], seen
+        assert set(seen[1:-1]) <= {"maintenance", "disconnected"}, seen
     assert set(final_placement(observer.snapshots)) == set(before)
     # Order per host from the evidence: verify-empty < maintenance < patch < reboot <
     # requalification passed < leave maintenance.
