@@ -81,10 +81,11 @@ def test_the_junit_of_a_real_run_is_valid_against_the_xunit_schema(bundle: Path)
 def test_each_testcase_is_timed_by_its_own_observation(bundle: Path) -> None:
     results = _results(bundle)
     root = ET.parse(bundle / "junit.xml").getroot()
-    cases = {}
+    cases: dict[tuple[str, str], float] = {}
     for suite in root.iter("testsuite"):
         for case in suite.iter("testcase"):
-            cases[(suite.get("hostname"), case.get("name").split()[0])] = float(case.get("time"))
+            test_id = str(case.get("name")).split()[0]
+            cases[(str(suite.get("hostname")), test_id)] = float(case.get("time") or "nan")
     assert set(cases) == set(results)
     for key, data in results.items():
         assert cases[key] == pytest.approx(data["observation_ms"] / 1000, abs=1e-6), key
