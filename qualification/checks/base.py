@@ -59,9 +59,12 @@ class Observation:
     error: str | None = None
     not_executed: str | None = None
     actions: tuple[Mapping[str, Any], ...] = ()
+    #: Seconds the probe spent on this observation, as it measured them; None when unknown.
+    seconds: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Observation:
+        seconds = data.get("seconds")
         return cls(
             value=data.get("value"),
             raw=data.get("raw"),
@@ -69,6 +72,12 @@ class Observation:
             error=data.get("error"),
             not_executed=data.get("not_executed"),
             actions=tuple(data.get("actions") or ()),
+            seconds=(
+                float(seconds)
+                if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+                and seconds >= 0
+                else None
+            ),
         )
 
 

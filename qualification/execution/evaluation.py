@@ -71,7 +71,8 @@ def result_record(
     duration_ms: float,
 ) -> CheckResultData:
     """The ``check.result`` payload for one test (docs/formats.md); ``measured`` only when
-    the check names values the observed value rests on (an OQ run's figures)."""
+    the check names values the observed value rests on (an OQ run's figures);
+    ``observation_ms`` only when the probe measured its observation's own time."""
     data: CheckResultData = {
         "test_id": test["test_id"],
         "title": test.get("title", ""),
@@ -91,6 +92,8 @@ def result_record(
     }
     if outcome.measured:
         data["measured"] = dict(outcome.measured)
+    if observation is not None and observation.seconds is not None:
+        data["observation_ms"] = round(observation.seconds * 1000, 3)
     return data
 
 

@@ -11,6 +11,7 @@ Credentials never appear in facts or messages: endpoints are reported through
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -462,7 +463,8 @@ def answer_loop(
     failure makes every known method an ``error`` with the one-line reason; an unknown method
     is an ``error`` naming the known ones; an OQ scenario in check mode, or an operation the
     platform cannot perform, is ``not-executed``; a platform failure or bad arguments are an
-    ``error``. Nothing here raises for a platform failure.
+    ``error``. Nothing here raises for a platform failure. Each observation gets ``seconds``,
+    the time answering it took (the session's connection excluded).
 
     Returns:
         ``({key: observation}, changed)``.
@@ -484,9 +486,13 @@ def answer_loop(
             key, method = str(request.get("key") or ""), str(request.get("method") or "")
             if not key:
                 raise BadArgs(f"request for method {method!r} has no key")
-            observations[key] = _answer_one(
+            began = time.perf_counter()
+            observation = dict(_answer_one(
                 table, session, connect_error, request, OqContext(run_id, position), check_mode
-            )
+            ))
+            # This observation's own time, not the call's (docs/formats.md observation_ms).
+            observation["seconds"] = round(time.perf_counter() - began, 6)
+            observations[key] = observation
             changed = changed or (method in table.oq and table.changed(observations[key]))
     finally:
         if session is not None:

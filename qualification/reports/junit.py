@@ -1,12 +1,17 @@
 """JUnit XML for CI: one testsuite per (target, protocol), written with ``junit-xml``.
 
-Deterministic (no clock, no host name): the same records give the same bytes, so the file
-can be sealed in the bundle.
+Deterministic (no clock, and the host names are the targets'): the same records give the
+same bytes, so the file can be sealed in the bundle. Valid against the JUnit schema of
+Jenkins' xunit plugin (``tests/fixtures/schemas/junit-10.xsd``), which ``junit-xml`` alone
+is not: see :func:`_fit_schema`.
 """
 
 from __future__ import annotations
 
+import xml.dom.minidom
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
@@ -41,9 +46,10 @@ def _case(result: Result) -> TestCase:
     case = TestCase(
         result.name,
         classname=result.classname,
-        elapsed_sec=(result.duration_ms or 0.0) / 1000.0,
+        # The observation's own time as the probe measured it, never the host's round trip
+        # (duration_ms); unknown (records written before observation_ms) leaves it out.
+        elapsed_sec=(result.observation_ms or 0.0) / 1000.0,
         stdout=_system_out(result),
-        timestamp=result.started,
     )
     summary = (
         f"requirements: {_requirements(result)}; expected: {show_expected(result.expected, 500)};"
@@ -75,7 +81,8 @@ def _suites(run: Run) -> list[TestSuite]:
             TestSuite(
                 f"{target}.{protocol}",
                 [_case(r) for r in results],
-                timestamp=run.started_at,
+                hostname=target,
+                timestamp=_timestamp(run.started_at),
                 properties={
                     "change_id": run.change_id,
                     "run_id": run.run_id,
@@ -90,8 +97,10 @@ def _suites(run: Run) -> list[TestSuite]:
 def render_junit(records: Records) -> str:
     """JUnit XML for a run's decoded records (docs/formats.md).
 
-    One testsuite per (target, protocol) in the order results appear, with properties
-    ``change_id``, ``run_id``, ``target`` and ``spec_digest``. ``fail`` becomes a failure,
+    One testsuite per (target, protocol) in the order results appear, its ``hostname`` the
+    target and its ``timestamp`` the run's start (UTC, to the second), with properties
+    ``change_id``, ``run_id``, ``target`` and ``spec_digest``. A testcase's ``time`` is its
+    observation's own (``observation_ms``), absent when the records do not have it. ``fail`` becomes a failure,
     ``error`` an error, ``not-executed`` a skip with its reason, ``waived`` a pass whose
     system-out names the deviation. Planned tests without a result are errors.
 
@@ -99,4 +108,34 @@ def render_junit(records: Records) -> str:
         BadInputError: the records are not a run (no ``run.start``).
     """
     run = load_run(records)
-    return str(to_xml_report_string(_suites(run), prettyprint=True, encoding="utf-8"))
+    flat = str(to_xml_report_string(_suites(run), prettyprint=False, encoding="utf-8"))
+    root = ET.fromstring(flat.encode("utf-8"))
+    _fit_schema(root)
+    pretty = xml.dom.minidom.parseString(ET.tostring(root, encoding="utf-8"))
+    return pretty.toprettyxml(encoding="utf-8").decode("utf-8")
+
+
+def _timestamp(text: str | None) -> str | None:
+    """A record time as JUnit's timestamp: UTC, to the second, without a zone (the form
+    strict JUnit schemas' ``ISO8601_DATETIME_PATTERN`` accepts); None if unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _seconds(element: ET.Element) -> float:
+    return sum(float(case.get("time") or 0) for case in element.iter("testcase"))
+
+
+def _fit_schema(root: ET.Element) -> None:
+    """What ``junit-xml`` writes that the xunit schema refuses: a ``disabled`` count (no such
+    attribute) and suite times as long floats (``SUREFIRE_TIME`` allows three decimals)."""
+    for element in (root, *root.iter("testsuite")):
+        element.attrib.pop("disabled", None)
+        element.set("time", f"{_seconds(element):.3f}")

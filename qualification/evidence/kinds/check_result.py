@@ -20,7 +20,8 @@ from qualification.verdict import Verdict
 
 class CheckResultData(TypedDict):
     """docs/formats.md, ``check.result``. ``deviation`` only with ``waived``; ``measured``
-    only for a test whose observed value comes out of a run (an OQ step)."""
+    only for a test whose observed value comes out of a run (an OQ step); ``observation_ms``
+    only when the probe measured its observation (absent in records written before it)."""
 
     test_id: str
     title: str
@@ -39,6 +40,7 @@ class CheckResultData(TypedDict):
     duration_ms: float
     deviation: NotRequired[str | None]
     measured: NotRequired[dict[str, Any]]
+    observation_ms: NotRequired[float]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Result:
     seq: int | None
     recorded: bool = True
     measured: Any = None
+    #: The probe's own time for this test's observation; None when not recorded.
+    observation_ms: float | None = None
 
     @property
     def name(self) -> str:
@@ -154,7 +158,14 @@ def _result(record: Mapping[str, Any]) -> Result:
         raw=data.get("raw"),
         seq=seq_of(record),
         measured=data.get("measured"),
+        observation_ms=_milliseconds(data.get("observation_ms")),
     )
+
+
+def _milliseconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return float(value)
 
 
 KIND = CheckResult()

@@ -92,6 +92,17 @@ def test_kind_gives_the_stored_report_rows_and_audit_line(
     assert (dataclasses.asdict(line) if line is not None else None) == example["audit_line"]
 
 
+def test_the_observation_time_of_a_check_result_reaches_its_report_row() -> None:
+    # check.result's optional `observation_ms` (the probe's own time) has its golden record;
+    # records written before it have none and their rows say None.
+    examples = _fixture("check.result")["examples"]
+    timed = [ex for ex in examples if "observation_ms" in ex["record"]["data"]]
+    assert timed
+    for ex in examples:
+        (row,) = [r for r in ex["report_rows"] if r["type"] == "Result"]
+        assert row["fields"]["observation_ms"] == ex["record"]["data"].get("observation_ms")
+
+
 def test_the_measured_values_of_a_check_result_reach_its_report_row() -> None:
     # check.result's optional `measured` (an OQ run's figures) has its own golden record.
     measured = [

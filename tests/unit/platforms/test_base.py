@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,9 +16,12 @@ from qualification.platforms.base import (
     CpuFacts,
     EventFacts,
     HostFacts,
+    ObservationTable,
     Placement,
     VmFacts,
+    answer_loop,
     one_line,
+    probe_observation,
     redact_endpoint,
     secrets_of,
 )
@@ -102,3 +109,33 @@ def test_not_supported_is_a_platform_error_with_reason() -> None:
         exc.one_line()
         == "test:///default: migrate vm1 not supported: the test driver cannot migrate"
     )
+
+
+class _Session:
+    secrets: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        pass
+
+
+def test_answer_loop_gives_each_observation_its_own_time() -> None:
+    took: dict[str, float] = {}
+
+    def slow(_session: _Session, _args: Mapping[str, Any]) -> dict[str, Any]:
+        started, data = time.perf_counter(), b"x" * 4096
+        while time.perf_counter() - started < 0.2:  # work, as a platform call would
+            data = hashlib.sha256(data).digest() * 128
+        took["slow"] = time.perf_counter() - started
+        return probe_observation(value=1, method="t.slow")
+
+    def fast(_session: _Session, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return probe_observation(value=2, method="t.fast")
+
+    table: ObservationTable[_Session] = ObservationTable("t", {"slow": slow, "fast": fast}, {})
+    requests = [{"key": "a", "method": "fast"}, {"key": "b", "method": "slow"},
+                {"key": "c", "method": "nope"}]
+    observations, _ = answer_loop(table, requests, lambda _write: _Session())
+    assert observations["b"]["seconds"] >= took["slow"] >= 0.2
+    assert observations["a"]["seconds"] < took["slow"] / 2
+    # An unknown method is answered too, with the (short) time it took to refuse it.
+    assert observations["c"]["error"] and observations["c"]["seconds"] < took["slow"] / 2

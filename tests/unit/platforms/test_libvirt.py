@@ -348,7 +348,7 @@ def test_domain_type_preference_is_checked(tmp_path: Path) -> None:
 
 # -- probe() / answer_requests() -----------------------------------------------------------
 
-FIELDS = {"value", "raw", "method", "error", "not_executed", "actions"}
+FIELDS = {"value", "raw", "method", "error", "not_executed", "actions", "seconds"}
 
 
 def req(method: str, **args: Any) -> dict[str, Any]:

@@ -114,6 +114,7 @@ class RunRecords:
         deviation: str | None = None,
         duration_ms: float = 42.0,
         raw: str | dict[str, str] | None = None,
+        observation_ms: float | None = None,
     ) -> dict[str, Any]:
         started = self.tick(0.1)
         finished = self.tick(duration_ms / 1000)
@@ -136,6 +137,8 @@ class RunRecords:
         }
         if deviation is not None:
             data["deviation"] = deviation
+        if observation_ms is not None:
+            data["observation_ms"] = observation_ms
         return self.add("check.result", data)
 
     def end(self) -> dict[str, Any]:

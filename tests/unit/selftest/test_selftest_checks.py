@@ -64,9 +64,9 @@ def test_every_registered_kind_keeps_its_golden_records_and_they_verify_in_a_bun
     for test_id, data in results.items():
         assert data["verdict"] == "pass", (test_id, data["reason"])
         assert data["requirements"] == ["VQ-25"] and data["reason"] is None
-    assert results["ST-OQ-10-check.result"]["observed"] == {"records": 2, "as_stored": 2}
+    assert results["ST-OQ-10-check.result"]["observed"] == {"records": 3, "as_stored": 3}
     trip = results["ST-OQ-11"]["observed"]
-    assert trip["status"] == "valid" and trip["records"]["check.result"] == 2
+    assert trip["status"] == "valid" and trip["records"]["check.result"] == 3
 
 
 def _edit_fixture(golden: Path, name: str, edit: Callable[[dict[str, Any]], None]) -> None:
@@ -97,7 +97,7 @@ def test_a_kind_whose_golden_record_differs_fails_naming_the_record_and_what(
     broken = results["ST-OQ-10-check.result"]
     assert broken["verdict"] == "fail"
     assert broken["reason"].startswith(said)
-    assert broken["observed"] == {"records": 2, "as_stored": 1}
+    assert broken["observed"] == {"records": 3, "as_stored": 2}
     assert results["ST-OQ-10-run.start"]["verdict"] == "pass"
 
 

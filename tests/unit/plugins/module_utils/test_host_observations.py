@@ -77,7 +77,8 @@ def test_observe_all_answers_each_key_once_and_isolates_failures() -> None:
     )
     assert bad_regex["p"]["error"].startswith("processes failed: ")
     for observation in results.values():
-        assert set(observation) == {"value", "raw", "method", "error", "not_executed"}
+        assert set(observation) == {"value", "raw", "method", "error", "not_executed", "seconds"}
+        assert isinstance(observation["seconds"], float) and observation["seconds"] >= 0
 
 
 # --- os release, kernel, packages ------------------------------------------------------------
@@ -855,3 +856,30 @@ def test_image_read_offline_gives_the_same_fingerprint_as_its_tree(tmp_path: Pat
     assert "<image>" in from_image["raw"] and str(tmp_path / "vqual-image") not in from_image["raw"]
     missing = ho.fingerprint_image(str(tmp_path / "none.img"), {})
     assert "is not a file" in missing["error"]
+
+
+def _busy(seconds: float) -> float:
+    """Work (hashing) until ``seconds`` passed; returns the time it measured itself."""
+    started = time.monotonic()
+    data = b"x" * 4096
+    while time.monotonic() - started < seconds:
+        data = hashlib.sha256(data).digest() * 128
+    return time.monotonic() - started
+
+
+def test_each_observation_carries_its_own_time_not_the_batch_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    took: dict[str, float] = {}
+
+    def slow(_observer: Any, _args: dict[str, Any]) -> dict[str, Any]:
+        took["slow"] = _busy(0.2)
+        return ho.observation(value=1, method="host.slow")
+
+    monkeypatch.setitem(ho.OBSERVATIONS, "slow", slow)
+    results = observer().observe_all(
+        [{"key": "fast", "method": "kernel"}, {"key": "slow", "method": "slow"}]
+    )
+    assert results["slow"]["seconds"] >= took["slow"] >= 0.2
+    # The kernel read is its own: far less than the slow one's, though in the same batch.
+    assert results["fast"]["seconds"] < took["slow"] / 2

@@ -6,7 +6,7 @@
 
 Standard library and module_utils only: these files are shipped to the target inside the
 module payload. A :class:`HostObserver` answers a batch of requests ``{key, method, args}``
-with observations ``{value, raw, method, error, not_executed}``, each method looked up in
+with observations ``{value, raw, method, error, not_executed, seconds}``, each method looked up in
 :data:`OBSERVATIONS` (the observations themselves are in ``host_system``, ``host_services``
 and ``host_fingerprint``; what they share in ``host_common``). It reads files directly
 instead of forking where it can, reads each shared source once per batch (the package
@@ -22,6 +22,7 @@ __metaclass__ = type
 import os
 import shutil
 import subprocess
+import time
 from typing import Any, Callable, Dict
 
 from ansible_collections.vqual.qualification.plugins.module_utils import (
@@ -114,14 +115,21 @@ class HostObserver:
         return results
 
     def observe(self, method, args):
-        """One observation; never raises."""
+        """One observation, with ``seconds``: the time this observation itself took on the
+        host (the first reader of a shared source pays for reading it). Never raises."""
+        started = time.monotonic()
+        result = self._observe(method, args)
+        result["seconds"] = round(time.monotonic() - started, 6)
+        return result
+
+    def _observe(self, method, args):
         handler = OBSERVATIONS.get(str(method)) if method else None
         if handler is None:
             return observation(
                 error="unknown host probe method %r" % (method,), method=str(method)
             )
         try:
-            return handler(self, dict(args))
+            return dict(handler(self, dict(args)))
         except ObservationError as exc:
             return observation(error=str(exc), method="host.%s" % method)
         except Exception as exc:

@@ -141,6 +141,7 @@ observations:
       method: host.file /etc/os-release
       error: null
       not_executed: null
+      seconds: 0.000412
   contains:
     value:
       description: The observed value (JSON); its shape depends on the method.
@@ -163,6 +164,11 @@ observations:
     not_executed:
       description: Why the step was not performed; null when it was.
       type: str
+      returned: always
+    seconds:
+      description: Seconds this observation took on the host (its own time, not the
+        module's); the first observation reading a shared source pays for reading it.
+      type: float
       returned: always
 probe_seconds:
   description: Seconds the module spent observing.
