@@ -21,9 +21,13 @@ except ImportError as exc:  # pragma: no cover - depends on the controller's env
     HAS_QUALIFICATION = False
     QUALIFICATION_IMPORT_ERROR = str(exc)
 
+# No public index serves vqual: it is installed from the wheel shipped beside this collection,
+# with the extras of the site's platforms (docs/install.md).
 MISSING_QUALIFICATION = (
-    "the vqual Python package is not installed on the controller "
-    "(pip install vqual): {error}"
+    "the vqual Python package is not installed on the controller: install the vqual wheel of "
+    "this collection's version with the extras of your platforms, "
+    "pip install 'vqual-<version>-py3-none-any.whl[libvirt,vsphere,hyperv]' "
+    "(docs/install.md): {error}"
 )
 
 #: Environment variable the evidence callback sets in the controller process so that the
