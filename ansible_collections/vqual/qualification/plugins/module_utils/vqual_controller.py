@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    import qualification  # noqa: F401
+    import qualification  # noqa: F401  # pylint: disable=unused-import
 
     HAS_QUALIFICATION = True
     QUALIFICATION_IMPORT_ERROR = None
@@ -62,5 +62,5 @@ def plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, str):
         # Ansible's tagged strings are str subclasses; canonical JSON wants exact types.
-        return "".join((value,)) if type(value) is not str else value
+        return value if value.__class__ is str else "".join((value,))
     return str(value)
