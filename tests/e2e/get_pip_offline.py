@@ -23,7 +23,8 @@ def main() -> int:
     env.pop("GET_PIP", None)
     subprocess.run([sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"], check=True,
                    env=env, stdout=subprocess.DEVNULL)
-    return subprocess.run([sys.executable, "-m", "pip", "install", *args], env=env).returncode
+    return subprocess.run([sys.executable, "-m", "pip", "install", *args], check=False,
+                          env=env).returncode
 
 
 if __name__ == "__main__":
