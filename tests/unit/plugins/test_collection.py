@@ -50,5 +50,11 @@ def test_galaxy_builds_the_collection_without_the_package_and_tests(tmp_path: Pa
     names = tarfile.open(tarball).getnames()
     assert "plugins/action/qualify.py" in names and "playbooks/qualify.yml" in names
     assert "specs/linux-virt-host.yaml" in names and "README.md" in names
-    assert not any(n.startswith(("qualification/", "tests/", "bench/", "lab/", ".venv", "docs/"))
+    assert not any(n.startswith(("qualification/", "bench/", "lab/", ".venv", "docs/"))
+                   for n in names)
+    # The collection's own sanity ignore file ships (certification reads it); nothing else of
+    # tests/, and never what a sanity run wrote (tests/output).
+    assert {n for n in names if n.startswith("tests/") and n.endswith(".txt")} == {
+        "tests/sanity/ignore-2.19.txt"}
+    assert not any(n.startswith("tests/output") or n.endswith(".py") and n.startswith("tests/")
                    for n in names)

@@ -19,6 +19,7 @@ if HAS_QUALIFICATION:
     from qualification.execution.observing import compare_targets
     from qualification.execution.planning import RunPlan
 
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("plan", "plan_var", "results_var"))

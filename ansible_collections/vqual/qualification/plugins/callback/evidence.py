@@ -21,7 +21,8 @@ description:
   - Keeps no logic of its own; everything is done by the C(qualification) package.
   - Results of tasks with C(no_log) are never recorded.
 version_added: "0.1.0"
-author: vqual developers
+author:
+  - vqual developers (!UNKNOWN)
 requirements:
   - the vqual Python package (C(qualification)) on the controller
   - enabled in configuration (C(callbacks_enabled))

@@ -97,7 +97,7 @@ def parse_os_release(text):
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        name, _, value = line.partition("=")
+        name, _sep, value = line.partition("=")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -136,7 +136,7 @@ def parse_proc_net(text, protocol, family):
         parts = line.split()
         if len(parts) < 4 or parts[3] != wanted:
             continue
-        address, _, port = parts[1].partition(":")
+        address, _sep, port = parts[1].partition(":")
         if protocol == "udp" and parts[2].split(":")[0].strip("0"):
             continue  # a connected UDP socket is not a listener
         listening.append({"address": _decode_address(address, family), "port": int(port, 16)})
@@ -228,7 +228,7 @@ def parse_sshd_t(text):
     """``sshd -T`` output as ``{key: [values]}`` (keys are printed in lower case)."""
     settings = {}
     for line in text.splitlines():
-        key, _, value = line.strip().partition(" ")
+        key, _sep, value = line.strip().partition(" ")
         if key:
             settings.setdefault(key.lower(), []).append(value.strip())
     return settings
@@ -333,7 +333,7 @@ def rpm_packages(observer):
         raise ObservationError("rpm -qa failed (rc %d): %s" % (rc, err.strip()[:200]))
     packages = {}
     for line in out.splitlines():
-        name, _, version = line.partition("\t")
+        name, _sep, version = line.partition("\t")
         if version.startswith("0:"):
             version = version[2:]
         packages.setdefault(name, version)

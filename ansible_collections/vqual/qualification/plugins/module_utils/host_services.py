@@ -98,7 +98,7 @@ def observe_time_sync(observer, args):
             props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
             # The server is known only while systemd-timesyncd runs; else it stays None.
             source = None
-            rc2, out2, _ = observer.run([timedatectl, "show-timesync", "--property=ServerName"])
+            rc2, out2, _err2 = observer.run([timedatectl, "show-timesync", "--property=ServerName"])
             if rc2 == 0 and "=" in out2:
                 source = out2.strip().split("=", 1)[1] or None
             value = {
@@ -192,4 +192,3 @@ def observe_libvirt_config(observer, args):
         "%s not set in %s" % (key, path),
         "host.libvirt_config %s" % path,
     )
-

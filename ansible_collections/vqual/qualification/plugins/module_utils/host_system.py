@@ -229,7 +229,7 @@ def _cpuinfo(observer):
                 processors.append(current)
             current = {}
             continue
-        name, _, value = line.partition(":")
+        name, _sep, value = line.partition(":")
         current[name.strip()] = value.strip()
     if current:
         processors.append(current)
@@ -272,7 +272,7 @@ def observe_memory(observer, args):
     path = os.path.join(observer.paths["proc"], "meminfo")
     fields = {}
     for line in read_text(path).splitlines():
-        name, _, rest = line.partition(":")
+        name, _sep, rest = line.partition(":")
         parts = rest.split()
         if parts and parts[0].isdigit():
             fields[name] = int(parts[0])
@@ -412,4 +412,3 @@ def observe_command(observer, args):
         ("\n[stderr]\n" + err) if err else "",
     )
     return observation(value, truncate(raw), "host.command %s" % " ".join(argv))
-

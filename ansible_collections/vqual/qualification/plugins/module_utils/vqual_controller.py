@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    import qualification  # noqa: F401
+    import qualification  # noqa: F401  # pylint: disable=unused-import
 
     HAS_QUALIFICATION = True
     QUALIFICATION_IMPORT_ERROR = None
@@ -21,9 +21,13 @@ except ImportError as exc:  # pragma: no cover - depends on the controller's env
     HAS_QUALIFICATION = False
     QUALIFICATION_IMPORT_ERROR = str(exc)
 
+# No public index serves vqual: it is installed from the wheel shipped beside this collection,
+# with the extras of the site's platforms (docs/install.md).
 MISSING_QUALIFICATION = (
-    "the vqual Python package is not installed on the controller "
-    "(pip install vqual): {error}"
+    "the vqual Python package is not installed on the controller: install the vqual wheel of "
+    "this collection's version with the extras of your platforms, "
+    "pip install 'vqual-<version>-py3-none-any.whl[libvirt,vsphere,hyperv]' "
+    "(docs/install.md): {error}"
 )
 
 #: Environment variable the evidence callback sets in the controller process so that the
@@ -58,5 +62,5 @@ def plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, str):
         # Ansible's tagged strings are str subclasses; canonical JSON wants exact types.
-        return "".join((value,)) if type(value) is not str else value
+        return value if value.__class__ is str else "".join((value,))
     return str(value)

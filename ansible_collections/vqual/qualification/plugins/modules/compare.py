@@ -21,7 +21,8 @@ description:
   - Run once per play, after M(vqual.qualification.qualify), with its results registered on
     every host.
 version_added: "0.1.0"
-author: vqual developers
+author:
+  - vqual developers (!UNKNOWN)
 options:
   plan:
     description:
@@ -39,8 +40,10 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Comparing only reads the hosts' results, so check mode compares as well.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
 """
 
 EXAMPLES = r"""

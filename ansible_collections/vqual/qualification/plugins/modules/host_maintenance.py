@@ -20,7 +20,7 @@ description:
     own operations honour (no VM is started on or migrated to such a host).
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 extends_documentation_fragment:
   - vqual.qualification.platform
 options:
@@ -41,7 +41,9 @@ attributes:
     support: full
     description: The maintenance state before and after.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 """
 
 EXAMPLES = r"""

@@ -25,7 +25,7 @@ description:
   - Read-only; never changes the host.
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 options:
   requests:
     description:
@@ -81,7 +81,9 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
   platform:
+    support: full
     platforms: posix
+    description: The target is a POSIX (Linux) host; the module uses its standard library only.
 notes:
   - Without systemd running (containers, chroots), C(service) falls back to looking for a
     process of the same name and says so in the observation's C(method).

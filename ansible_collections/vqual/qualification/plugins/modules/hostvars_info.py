@@ -27,7 +27,8 @@ description:
     command on the implicit C(localhost); runs on the controller only, touches no target and
     changes nothing.
 version_added: "0.1.0"
-author: vqual developers
+author:
+  - vqual developers (!UNKNOWN)
 options:
   fd:
     description:
@@ -61,6 +62,7 @@ attributes:
     description: Rendering never changes anything.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
 notes:
   - Run it once (on C(localhost), with C(gather_facts=false)); every requested host is
     rendered in that one task, in its own variable context.

@@ -29,7 +29,7 @@ description:
     cannot be opened makes every observation an error with libvirt's one-line reason.
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 requirements:
   - vqual (the C(qualification) Python package) on the controller
   - libvirt-python
@@ -59,7 +59,7 @@ options:
         C(domain) {name} - one domain;
         C(pools) {}; C(networks) {}."
       - "OQ methods: C(oq_lifecycle) {steps, graceful_stop, disk_mib, pool} with
-        O(requests[].args.steps) a list out of C(define), C(start), C(snapshot_create),
+        C(steps) a list out of C(define), C(start), C(snapshot_create),
         C(stop), C(snapshot_revert), C(snapshot_delete), C(undefine) (default all; steps a
         requested step needs are run too; a step whose needed step did not pass is
         C(not-executed)); the throwaway domain gets an empty qcow2 disk of C(disk_mib) MiB
@@ -119,7 +119,9 @@ attributes:
     support: none
     description: The throwaway domain is removed again, so no lasting change is left to diff.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 notes:
   - libvirt has no maintenance mode and no placement rules. vqual keeps a host's maintenance
     marker in the state directory and a domain's allowed hosts in a domain metadata element

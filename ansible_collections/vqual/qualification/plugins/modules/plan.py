@@ -27,7 +27,8 @@ description:
   - The callback opens the evidence bundle from this task's result (C(run.start)).
   - Run it once per play (C(run_once=true)) and register its result for M(vqual.qualification.qualify).
 version_added: "0.1.0"
-author: vqual developers
+author:
+  - vqual developers (!UNKNOWN)
 options:
   spec:
     description: Path of the spec (protocol) file, C(apiVersion vqual/v1).
@@ -69,6 +70,7 @@ attributes:
     description: Planning never changes anything.
   diff_mode:
     support: none
+    description: Planning changes nothing on the hosts, so there is nothing to diff.
 notes:
   - Site facts (applications and their risk, expected values) come from the inventory
     variables C(vqual_applications), C(vqual_expected), C(vqual_target_kinds), C(vqual_cluster).

@@ -24,7 +24,8 @@ description:
   - A test failing is a result, not a task failure. An unreachable target is reported by
     Ansible as unreachable; the callback records C(error) for its tests.
 version_added: "0.1.0"
-author: vqual developers
+author:
+  - vqual developers (!UNKNOWN)
 options:
   plan:
     description:
@@ -54,6 +55,7 @@ attributes:
     description: IQ observations are read-only; OQ steps report C(not-executed) in check mode.
   diff_mode:
     support: none
+    description: Qualification records results; it changes no configuration to diff.
 """
 
 EXAMPLES = r"""

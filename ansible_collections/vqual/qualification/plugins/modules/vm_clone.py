@@ -19,7 +19,7 @@ description:
     addresses; vSphere uses C(CloneVM_Task) into the source's datacenter.
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 extends_documentation_fragment:
   - vqual.qualification.platform
 options:
@@ -39,7 +39,9 @@ attributes:
     support: full
     description: Whether the clone existed before and after.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 """
 
 EXAMPLES = r"""

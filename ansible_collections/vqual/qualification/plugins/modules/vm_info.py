@@ -17,7 +17,7 @@ description:
   - Read-only; never changes anything.
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 extends_documentation_fragment:
   - vqual.qualification.platform
 options:
@@ -32,7 +32,9 @@ attributes:
     support: none
     description: Changes nothing, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 """
 
 EXAMPLES = r"""

@@ -18,7 +18,7 @@ description:
     a domain that is no longer on the source but defined at the destination is left alone.
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 extends_documentation_fragment:
   - vqual.qualification.platform
 options:
@@ -42,7 +42,9 @@ attributes:
     support: full
     description: The VM's host before and after.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 """
 
 EXAMPLES = r"""

@@ -16,7 +16,7 @@ description:
     alone (C(changed=false)).
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 extends_documentation_fragment:
   - vqual.qualification.platform
 options:
@@ -47,7 +47,9 @@ attributes:
     support: full
     description: The power state before and after.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 """
 
 EXAMPLES = r"""

@@ -18,7 +18,7 @@ description:
   - On vSphere a running VM's snapshot includes its memory, so a revert brings it back running.
 version_added: "0.1.0"
 author:
-  - vqual contributors
+  - vqual contributors (!UNKNOWN)
 extends_documentation_fragment:
   - vqual.qualification.platform
 options:
@@ -47,7 +47,9 @@ attributes:
     support: full
     description: The VM's snapshot names before and after.
   platform:
+    support: full
     platforms: posix
+    description: Runs where the task is delegated (usually the controller), a POSIX system.
 """
 
 EXAMPLES = r"""
