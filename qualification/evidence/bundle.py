@@ -423,7 +423,7 @@ def record_payload(line: bytes) -> dict[str, Any]:
     return rec
 
 
-def _read_seal(records: Path) -> tuple[str, dict[str, Any]] | None:
+def read_seal(records: Path) -> tuple[str, dict[str, Any]] | None:
     """The run.end line's digest and record, or None if the run is not sealed."""
     try:
         lines = records.read_bytes().split(b"\n")
@@ -457,7 +457,7 @@ def latest_seal(evidence_root: Path, change_id: str) -> str | None:
     for run_dir in change_dir.iterdir():
         if not run_dir.is_dir():
             continue
-        found = _read_seal(run_dir / RECORDS)
+        found = read_seal(run_dir / RECORDS)
         if found is None:
             continue
         digest, rec = found
@@ -509,7 +509,7 @@ def append_signature(
             last = record_payload(lines[-1])
         except (ValueError, KeyError, TypeError):
             raise EvidenceInvalidError("last line does not parse", where=str(records)) from None
-        found = _read_seal(records)
+        found = read_seal(records)
         if found is None:
             raise EvidenceInvalidError("bundle is not sealed (no run.end)", where=str(records))
         seal, end = found
