@@ -170,8 +170,9 @@ def junit_problems(data: bytes, rows: Sequence[ExpectedRow]) -> Judged:
         test_id = (case.get("name") or "").split(" ", 1)[0]
         outcome, said = _case_verdict(case)
         if said is not None and _outcome(said) != outcome:
-            return [f"{JUNIT}: test {test_id} on {case.get('classname')}: outcome {outcome} "
-                    f"but its system-out says verdict {said}"], []
+            where = case.get("classname")
+            problem = f"{JUNIT}: test {test_id} on {where}: {outcome}, but system-out says {said}"
+            return [problem], []
         text = said if said is not None else outcome
         found.setdefault((test_id, case.get("classname") or ""), []).append(text)
 

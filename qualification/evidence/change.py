@@ -85,7 +85,9 @@ def _judge_chain(out: ChangeResult) -> None:
         name, prev = r.path.name, r.prev_run_seal
         earlier = runs[:i]
         if prev is None:
-            sealed_before = [e for e in earlier if e.seal_digest and (e.ended or "") < (r.started or "")]
+            sealed_before = [
+                e for e in earlier if e.seal_digest and (e.ended or "") < (r.started or "")
+            ]
             if sealed_before:
                 out.problems.append(
                     f"run {name}: cites no earlier run, but run {sealed_before[-1].path.name} "
