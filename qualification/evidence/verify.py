@@ -481,7 +481,10 @@ class _ChainState:
             self.initiators.add(rec["initiator"])
         if not misplaced_first:
             kind.verify(self, where, rec, digest, keyid)
-        # What agreement.count_problems recounts run.end from.
+        self._account(kind, rec)
+
+    def _account(self, kind: RecordKind, rec: dict[str, Any]) -> None:
+        """Keep what agreement.count_problems recounts run.end from."""
         name, data = kind.name, rec["data"]
         if name == CHECK_RESULT:
             self.results.append(
@@ -493,7 +496,7 @@ class _ChainState:
         elif name == RUN_END and self.run_end is None:
             self.run_end = data
             self.res.ended = rec["time"]
-        elif kind.first and not misplaced_first:
+        elif kind.first and rec["seq"] == 0:
             prev = data.get("prev_run_seal")
             self.res.prev_run_seal = prev if isinstance(prev, str) else None
             self.res.started = rec["time"]

@@ -174,7 +174,9 @@ def test_prev_run_seal_must_name_a_run_of_the_change(tmp_path: Path, keys: Keys)
     res = verify_bundle(evidence / CHANGE / "r2", keys.trust, workers=1)
     assert res.status == "invalid"
     assert res.problems == [
-        f"run.start: prev_run_seal {'ab' * 8} is the seal of no run of {CHANGE} here "
-        "(deleted, replaced, rewritten or cut before its run.end)"
+        (
+            f"run.start: prev_run_seal {'ab' * 8} is the seal of no run of {CHANGE} here "
+            "(deleted, replaced, rewritten or cut before its run.end)"
+        )
     ]
     assert verify_bundle(first, keys.trust, workers=1).status == "valid"

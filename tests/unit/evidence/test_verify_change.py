@@ -50,9 +50,12 @@ def test_three_runs_verify_and_the_latest_is_not_anchored(change: Path, keys: Ke
     assert res.status == "valid", res.problems
     assert [r.path.name for r in res.runs] == list(RUNS)
     assert [r.prev_run_seal for r in res.runs] == [None, *(r.seal_digest for r in res.runs[:2])]
+    seal = str(res.runs[2].seal_digest)[:16]
     assert [w for w in res.warnings if w.startswith(NOT_ANCHORED)] == [
-        f"{NOT_ANCHORED}: {RUNS[2]} (seal {str(res.runs[2].seal_digest)[:16]}) is cited by no "
-        "later run and no transparency log; removing or rewriting it is not detectable here"
+        (
+            f"{NOT_ANCHORED}: {RUNS[2]} (seal {seal}) is cited by no later run and no "
+            "transparency log; removing or rewriting it is not detectable here"
+        )
     ]
     assert res.runs[0].signatures and res.exit_code == 0
 
