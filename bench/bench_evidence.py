@@ -33,6 +33,8 @@ from qualification.evidence.verify import verify_bundle
 from qualification.signing import Ed25519Signer, TrustStore
 
 TARGETS = [f"kvm{i:02d}.lab.example" for i in range(12)]
+#: Rounds of verify with and without the agreement checks (best of each is compared).
+ROUNDS = 3
 
 
 def payload(i: int, writer: BundleWriter) -> dict[str, Any]:
@@ -191,7 +193,15 @@ def main() -> None:
         verify_s, verify_cpu = time.perf_counter() - t0, cpu_all() - c0
         if result.status != "valid":
             raise SystemExit(f"bench bundle did not verify: {result.problems[:3]}")
+        # Interleaved rounds, the best of each: a shared machine's load shifts both alike.
+        best_s = verify_s
         before_s = verify_without_agreement(writer.path, trust, args.workers)
+        for _ in range(ROUNDS - 1):
+            t1 = time.perf_counter()
+            again = verify_bundle(writer.path, trust, workers=args.workers)
+            best_s = min(best_s, time.perf_counter() - t1)
+            assert again.status == "valid"
+            before_s = min(before_s, verify_without_agreement(writer.path, trust, args.workers))
         after = raw_rates()
 
     sign_rate = (before[0] + middle[0]) / 2
@@ -225,10 +235,10 @@ def main() -> None:
         f"{verify_rate_cpu / cpu_verify:.2f} to raw verify per cpu-s ({cpu_verify:.0f}); "
         f"parallel speed-up {verify_cpu / verify_s:.2f}x"
     )
-    before_rec = (n + 2) / before_s
+    before_rec, after_rec = (n + 2) / before_s, (n + 2) / best_s
     print(
-        f"verify, no agreement: {before_rec:9.0f} records/s   with agreement checks "
-        f"{verify_rec / before_rec:.2f} x  (goal >= 0.90"
+        f"verify, best of {ROUNDS}   : {after_rec:9.0f} records/s   without the agreement "
+        f"checks {before_rec:.0f} records/s: {after_rec / before_rec:.2f} x  (goal >= 0.90"
         + (", JUnit and report sealed)" if args.files else ", no JUnit or report)")
     )
 
