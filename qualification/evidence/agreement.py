@@ -159,24 +159,94 @@ def _silent(name: str, rows: Sequence[ExpectedRow]) -> Judged:
     return [], [f"{name}: lists no test; the records have {len(rows)} results (not compared)"]
 
 
+#: Attributes of a test case's start tag, found by name, in any order.
+_NAME = re.compile(r"""\bname\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_CLASS = re.compile(r"""\bclassname\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_Case = tuple[str, str, str, str | None]
+
+
+def _said(body: str) -> str | None:
+    """The verdict a system-out's ``verdict:`` line names (at a line start), or None."""
+    at = body.find("verdict: ")
+    while at > 0 and body[at - 1] not in "\n>":
+        at = body.find("verdict: ", at + 1)
+    if at < 0:
+        return None
+    end = min(x for x in (body.find("\n", at), body.find("<", at), len(body)) if x >= 0)
+    return body[at + 9 : end].strip()
+
+
+def _scan_cases(text: str) -> list[_Case] | None:
+    """(name, class, outcome, verdict said) of each test case by a scan of the text, or None
+    where the text is not in the plain form the scan reads exactly (CDATA, comments): then
+    the XML parser reads it. The scan is several times faster on big runs (the bench)."""
+    if "<![CDATA[" in text or "<!--" in text:
+        return None
+    out: list[_Case] = []
+    find, at = text.find, text.find("<testcase")
+    while at >= 0:
+        head_end = find(">", at)
+        if head_end < 0:
+            return None
+        head = text[at + 9 : head_end]
+        if head[:1] not in (" ", "\t", "\n", "\r", "/", ""):
+            return None  # <testcaseX: not a test case; the parser decides
+        if head.endswith("/"):
+            body, nxt = "", head_end + 1
+        else:
+            close = find("</testcase>", head_end)
+            if close < 0:
+                return None
+            body, nxt = text[head_end + 1 : close], close + 11
+        name, cls = _NAME.search(head), _CLASS.search(head)
+        outcome = "passed"
+        for tag in ("failure", "error", "skipped"):
+            if f"<{tag}" in body:
+                outcome = tag
+                break
+        out.append(
+            (
+                unescape((name[1] or name[2]) if name else ""),
+                unescape((cls[1] or cls[2]) if cls else ""),
+                outcome,
+                _said(body),
+            )
+        )
+        at = find("<testcase", nxt)
+    return out
+
+
+def _parse_cases(data: bytes) -> list[_Case]:
+    """The same as :func:`_scan_cases`, by the XML parser.
+
+    Raises:
+        ET.ParseError: not well-formed XML.
+    """
+    root = ET.fromstring(data)
+    return [
+        (case.get("name") or "", case.get("classname") or "", *_case_verdict(case))
+        for case in root.iter("testcase")
+    ]
+
+
 def junit_problems(data: bytes, rows: Sequence[ExpectedRow]) -> Judged:
     """Where ``junit.xml`` says other than the records' rows (test id, class, outcome)."""
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
+        text = data.decode("utf-8")
+        cases = _scan_cases(text) if text.lstrip().startswith("<?xml") else None
+        if cases is None:
+            cases = _parse_cases(data)
+    except (UnicodeDecodeError, ET.ParseError) as exc:
         return [f"{JUNIT}: is not XML ({exc})"], []
-    if rows and root.find(".//testcase") is None:
+    if rows and not cases:
         return _silent(JUNIT, rows)
     found: dict[tuple[str, str], list[str]] = {}
-    for case in root.iter("testcase"):
-        test_id = (case.get("name") or "").split(" ", 1)[0]
-        outcome, said = _case_verdict(case)
+    for name, classname, outcome, said in cases:
+        test_id = name.split(" ", 1)[0]
         if said is not None and _outcome(said) != outcome:
-            where = case.get("classname")
-            problem = f"{JUNIT}: test {test_id} on {where}: {outcome}, but system-out says {said}"
+            problem = f"{JUNIT}: test {test_id} on {classname}: {outcome}, but system-out says {said}"
             return [problem], []
-        text = said if said is not None else outcome
-        found.setdefault((test_id, case.get("classname") or ""), []).append(text)
+        found.setdefault((test_id, classname), []).append(said if said is not None else outcome)
 
     def same(want: str, got: str) -> bool:
         # A case without a verdict line is judged by its outcome element alone.
@@ -194,7 +264,14 @@ _MARKED_TR = re.compile(r"<tr\s([^>]*\bdata-test-id\s*=[^>]*)>", re.IGNORECASE)
 _ATTR = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 
 
+#: The marks as the renderer writes them, in its order: one C-level match per row.
+_MARKS = re.compile(r'<tr data-test-id="([^"]*)" data-target="([^"]*)" data-verdict="([^"]*)">')
+
+
 def _marked_rows(html: str) -> list[tuple[str, str, str]]:
+    fast = [(unescape(a), unescape(b), unescape(c)) for a, b, c in _MARKS.findall(html)]
+    if len(fast) == html.count("data-test-id"):
+        return fast
     rows = []
     for tag in _MARKED_TR.finditer(html):
         attrs = {m[1].lower(): unescape(m[2] or m[3] or m[4] or "") for m in _ATTR.finditer(tag[1])}

@@ -180,3 +180,19 @@ def test_prev_run_seal_must_name_a_run_of_the_change(tmp_path: Path, keys: Keys)
         )
     ]
     assert verify_bundle(first, keys.trust, workers=1).status == "valid"
+
+
+def test_the_junit_scan_reads_what_the_xml_parser_reads(run: Path) -> None:
+    from qualification.evidence.agreement import _parse_cases, _scan_cases
+
+    junit = (run / "junit.xml").read_bytes()
+    scanned = _scan_cases(junit.decode("utf-8"))
+    assert scanned is not None and len(scanned) == 15
+    assert scanned == _parse_cases(junit)
+    # A form the scan does not read exactly goes to the parser: same answer, or "not XML".
+    commented = junit.replace(b"<testsuites", b"<!-- another writer --><testsuites", 1)
+    assert _scan_cases(commented.decode("utf-8")) is None
+    assert junit_problems(commented, _rows(run)) == ([], [])
+    broken = commented.replace(b"</testsuites>", b"")
+    problems, _ = junit_problems(broken, _rows(run))
+    assert problems[0].startswith("junit.xml: is not XML")
