@@ -77,46 +77,53 @@ def verify_change(path: Path, trust: TrustStore, *, workers: int | None = None) 
 
 
 def _judge_chain(out: ChangeResult) -> None:
-    """Problems and warnings of the ``prev_run_seal`` chain (module docstring)."""
+    """Problems and warnings of the ``prev_run_seal`` chain (module docstring).
+
+    Each run should cite the run sealed latest before it started (what the writer's
+    ``latest_seal`` takes); a run that overlapped others (a rolling patch around its
+    re-qualification runs) may cite an older one of the change, which is a warning."""
     runs = out.runs
-    seal_of = {r.seal_digest: r for r in runs if r.seal_digest}
+    sealed = [r for r in runs if r.seal_digest]
+    seal_of = {r.seal_digest: r for r in sealed}
     cited: set[str] = set()
-    for i, r in enumerate(runs):
+    for r in runs:
         name, prev = r.path.name, r.prev_run_seal
-        earlier = runs[:i]
+        before = [e for e in sealed if e is not r and (e.ended or "") < (r.started or "")]
+        expected = max(before, key=lambda e: (e.ended or "", e.path.name)) if before else None
         if prev is None:
-            sealed_before = [
-                e for e in earlier if e.seal_digest and (e.ended or "") < (r.started or "")
-            ]
-            if sealed_before:
+            if expected is not None:
                 out.problems.append(
-                    f"run {name}: cites no earlier run, but run {sealed_before[-1].path.name} "
-                    "was sealed before it started"
+                    f"run {name}: cites no earlier run, but run {expected.path.name} was "
+                    "sealed before it started"
                 )
             continue
         cited.add(prev)
-        if prev in seal_of and seal_of[prev] is not r:
+        found = seal_of.get(prev)
+        if found is not None and found is not r:
+            if expected is not None and found is not expected:
+                out.warnings.append(
+                    f"run {name}: cites run {found.path.name}, not {expected.path.name}, the "
+                    "latest sealed before it started (runs that overlapped)"
+                )
             continue
-        cut = [e.path.name for e in earlier if e.status == INCOMPLETE]
-        why = (
-            f"run {', '.join(cut)} has no run.end: a sealed run cut before its run.end"
-            if cut
-            else "the run it cites was deleted, replaced or rewritten"
-        )
-        out.problems.append(
-            f"run {name}: cites prev_run_seal {prev[:16]}, the seal of no run here; {why}"
-        )
-    sealed = [r for r in runs if r.seal_digest]
-    latest = max(sealed, key=lambda r: (r.ended or "", r.path.name)) if sealed else None
-    for r in sealed:
-        if r is not latest and r.seal_digest not in cited:
-            out.problems.append(
-                f"run {r.path.name}: seal {str(r.seal_digest)[:16]} is cited by no later run: "
-                "it was replaced or rewritten after the next run cited it, or that run was deleted"
+        why = []
+        if expected is not None:
+            why.append(
+                f"run {expected.path.name} (the latest sealed before it started) was replaced "
+                "or rewritten, or a run after it was deleted"
             )
-    if latest is not None:
-        out.warnings.append(
-            f"{NOT_ANCHORED}: {latest.path.name} (seal {str(latest.seal_digest)[:16]}) is cited "
-            "by no later run and no transparency log; removing or rewriting it is not detectable "
-            "here"
+        cut = [e.path.name for e in runs if e.status == INCOMPLETE and e is not r
+               and (e.started or "") < (r.started or "")]
+        if cut:
+            why.append(f"run {', '.join(cut)} has no run.end: a sealed run cut before its run.end")
+        out.problems.append(
+            f"run {name}: cites prev_run_seal {prev[:16]}, the seal of no run here; "
+            + ("; ".join(why) or "the run it cites was deleted")
         )
+    for r in sealed:
+        if r.seal_digest not in cited:
+            out.warnings.append(
+                f"{NOT_ANCHORED}: {r.path.name} (seal {str(r.seal_digest)[:16]}) is cited by no "
+                "later run and no transparency log; removing or rewriting it is not detectable "
+                "here"
+            )
