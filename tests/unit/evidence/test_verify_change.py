@@ -152,3 +152,23 @@ def test_overlapping_runs_verify_and_each_uncited_one_is_not_anchored(
     not_anchored = [w.split(":")[1].split()[0] for w in res.warnings if NOT_ANCHORED in w]
     assert sorted(not_anchored) == sorted([inner[-1].name, patch.path.name])
     assert first.name not in not_anchored
+
+
+@pytest.mark.parametrize("window", [64, 700, 1 << 20])
+def test_read_seal_reads_the_tail_first_and_gives_the_whole_files_answer(
+    change: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    import hashlib
+
+    import qualification.evidence.bundle as bundle_module
+    from tests.unit.evidence.tamper_testlib import records
+
+    monkeypatch.setattr(bundle_module, "_SEAL_TAIL", window)
+    for run_id in RUNS:  # the first carries a signature after its seal
+        lines = (change / run_id / "records.jsonl").read_bytes().splitlines()
+        kinds = [r["kind"] for r in records(change / run_id)]
+        end = lines[kinds.index("run.end")]
+        found = bundle_module.read_seal(change / run_id / "records.jsonl")
+        assert found is not None and found[0] == hashlib.sha256(end).hexdigest()
+    cut_run_end(change / RUNS[1])
+    assert bundle_module.read_seal(change / RUNS[1] / "records.jsonl") is None
