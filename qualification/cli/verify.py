@@ -20,10 +20,14 @@ from qualification.state import resolve_state_dir
 @state_dir_option
 @domain_errors
 def verify(bundle: Path, json_mode: bool, record: bool, state_dir: Path | None) -> None:
-    """Verify BUNDLE: signatures, hash chain, manifest and seal.
+    """Verify BUNDLE: signatures, hash chain, manifest and seal, and that run.end, the
+    JUnit and the report agree with the records.
 
-    Exit 0 valid and complete; 1 invalid (naming the record or file); 3 incomplete (a run
-    that did not finish, naming the tests not executed).
+    BUNDLE may be a change directory (evidence/<change_id>): every run, the prev_run_seal
+    chain between them and what is missing; the latest run is reported as not anchored.
+
+    Exit 0 valid and complete; 1 invalid (naming the record, file or run); 3 incomplete (a
+    run that did not finish, naming the tests not executed).
     """
     from qualification.execution.verifying import verify_command
 

@@ -423,12 +423,35 @@ def record_payload(line: bytes) -> dict[str, Any]:
     return rec
 
 
-def _read_seal(records: Path) -> tuple[str, dict[str, Any]] | None:
+#: How much of the end of records.jsonl read_seal reads first: run.end and the signatures
+#: after it are a few KB, the run before them may be many MB.
+_SEAL_TAIL = 1 << 20
+
+
+def read_seal(records: Path) -> tuple[str, dict[str, Any]] | None:
     """The run.end line's digest and record, or None if the run is not sealed."""
     try:
-        lines = records.read_bytes().split(b"\n")
+        with open(records, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - _SEAL_TAIL))
+            lines = fh.read().split(b"\n")
+            if size > _SEAL_TAIL:
+                del lines[0]  # may be cut by the window
+            found = _seal_in(lines)
+            if found is _MORE and size > _SEAL_TAIL:
+                # More signatures (or a longer last line) than the window holds: read it all.
+                fh.seek(0)
+                found = _seal_in(fh.read().split(b"\n"))
     except OSError:
         return None
+    return found if isinstance(found, tuple) else None
+
+
+_MORE = object()
+
+
+def _seal_in(lines: list[bytes]) -> tuple[str, dict[str, Any]] | None | object:
+    """The seal found scanning back over signatures, None, or _MORE (only signatures)."""
     for line in reversed(lines):
         if not line:
             continue
@@ -440,7 +463,7 @@ def _read_seal(records: Path) -> tuple[str, dict[str, Any]] | None:
             return hashlib.sha256(line).hexdigest(), rec
         if rec.get("kind") != SIGNATURE:
             return None
-    return None
+    return _MORE
 
 
 def latest_seal(evidence_root: Path, change_id: str) -> str | None:
@@ -457,7 +480,7 @@ def latest_seal(evidence_root: Path, change_id: str) -> str | None:
     for run_dir in change_dir.iterdir():
         if not run_dir.is_dir():
             continue
-        found = _read_seal(run_dir / RECORDS)
+        found = read_seal(run_dir / RECORDS)
         if found is None:
             continue
         digest, rec = found
@@ -509,7 +532,7 @@ def append_signature(
             last = record_payload(lines[-1])
         except (ValueError, KeyError, TypeError):
             raise EvidenceInvalidError("last line does not parse", where=str(records)) from None
-        found = _read_seal(records)
+        found = read_seal(records)
         if found is None:
             raise EvidenceInvalidError("bundle is not sealed (no run.end)", where=str(records))
         seal, end = found

@@ -39,6 +39,11 @@ class VerificationResult:
     trust_digest: str | None = None
     #: waived results not backed by an approver's valid waiver (also in ``problems``)
     waiver_problems: list[str] = field(default_factory=list)
+    #: run.start's prev_run_seal: the seal of the run before this one of the change, or None
+    prev_run_seal: str | None = None
+    #: when run.start and run.end were written (order the runs of a change)
+    started: str | None = None
+    ended: str | None = None
 
     @property
     def exit_code(self) -> int:

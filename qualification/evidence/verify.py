@@ -31,9 +31,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from qualification.errors import EvidenceInvalidError, VqualError
-from qualification.evidence.bundle import MANIFEST, RECORDS, VIEWS, is_sealed_path
+from qualification.evidence import agreement
+from qualification.evidence.bundle import MANIFEST, RECORDS, VIEWS, is_sealed_path, read_seal
 from qualification.evidence.canonical import canonical_bytes
-from qualification.evidence.kinds import WAIVER, RecordKind, kind_of
+from qualification.evidence.kinds import (
+    CHECK_RESULT,
+    DEVIATION_RAISED,
+    RUN_END,
+    WAIVER,
+    RecordKind,
+    kind_of,
+)
 from qualification.evidence.kinds.base import WaiverEntry
 from qualification.evidence.reader import check_record_fields, list_files, parse_manifest
 from qualification.evidence.records import KNOWN_VERSIONS, ZERO_DIGEST, parse_time
@@ -269,11 +277,64 @@ def verify_bundle(
             what = "is cut" if cut_tail else "has no newline at the end"
             number = len(lines) + 1 if cut_tail else len(lines)
             res.problems.append(f"{RECORDS} line {number}: {what} after run.end")
-        _check_files(path, state, res)
+        manifest = _check_files(path, state, res)
+        _check_agreement(path, state, res, manifest)
     else:
         _check_files_unsealed(path, state, res)
+    _check_prev_run(path, res)
     _conclude(res, state, path, any_line=bool(lines))
     return res
+
+
+def _check_agreement(
+    path: Path, state: _ChainState, res: VerificationResult, manifest: Mapping[str, str]
+) -> None:
+    """run.end's counts and the sealed JUnit and report against the records
+    (:mod:`qualification.evidence.agreement`)."""
+    rows = list(state.results)
+    # A planned test without a result is shown as an error by every renderer.
+    rows += [
+        (str(t.get("test_id")), str(t.get("target")), str(t.get("protocol") or "IQ"), "error")
+        for t in state.planned
+        if (t.get("test_id"), t.get("target")) not in state.done
+    ]
+    if state.run_end is not None:
+        res.problems.extend(
+            agreement.count_problems(
+                state.run_end, state.results, len(state.planned), state.deviations_raised
+            )
+        )
+    for name, judge in (
+        (agreement.JUNIT, agreement.junit_problems),
+        (agreement.REPORT, agreement.report_problems),
+    ):
+        f = path / name
+        if name in manifest and f.is_file() and not f.is_symlink():
+            problems, warnings = judge(f.read_bytes(), rows)
+            res.problems.extend(problems)
+            res.warnings.extend(warnings)
+
+
+def _check_prev_run(path: Path, res: VerificationResult) -> None:
+    """``prev_run_seal`` must be the seal of a run of this change kept next to this one;
+    when no other run is there, that it could not be checked is a warning."""
+    prev = res.prev_run_seal
+    if not prev:
+        return
+    seals = {}
+    for other in sorted(path.parent.iterdir()) if path.parent.is_dir() else ():
+        if other != path and other.is_dir() and not other.is_symlink():
+            found = read_seal(other / RECORDS)
+            seals[other.name] = found[0] if found else None
+    if not seals:
+        res.warnings.append(
+            f"run.start prev_run_seal {prev[:16]}: no earlier run of this change is here to check"
+        )
+    elif prev not in seals.values():
+        res.problems.append(
+            f"run.start: prev_run_seal {prev[:16]} is the seal of no run of "
+            f"{path.parent.name} here (deleted, replaced, rewritten or cut before its run.end)"
+        )
 
 
 def _conclude(res: VerificationResult, state: _ChainState, path: Path, *, any_line: bool) -> None:
@@ -299,6 +360,13 @@ def _conclude(res: VerificationResult, state: _ChainState, path: Path, *, any_li
         res.planned = len(state.planned)
         if not any_line:
             res.warnings.append("no complete record: the run crashed before run.start")
+        if (path / MANIFEST).is_file():
+            # BundleWriter.seal writes the manifest, then run.end: a run cut after its seal
+            # looks like this, and so does a crash in that moment (docs/formats.md).
+            res.warnings.append(
+                f"{MANIFEST} is present: the run reached its seal; either it crashed while "
+                "sealing or its run.end was removed (a later run citing it tells which)"
+            )
 
 
 class _ChainState:
@@ -319,6 +387,10 @@ class _ChainState:
         #: (where, kind, time, change id, data) of waiver records and waived results, in order
         self.waiver_entries: list[WaiverEntry] = []
         self._status_cache: dict[tuple[str, str], tuple[bool, str]] = {}
+        #: (test id, target, protocol, verdict) of each check.result, in order
+        self.results: list[agreement.ExpectedRow] = []
+        self.deviations_raised = 0
+        self.run_end: dict[str, Any] | None = None
 
     def problem(self, where: str, text: str) -> None:
         self.res.problems.append(f"{where}: {text}")
@@ -409,6 +481,25 @@ class _ChainState:
             self.initiators.add(rec["initiator"])
         if not misplaced_first:
             kind.verify(self, where, rec, digest, keyid)
+        self._account(kind, rec)
+
+    def _account(self, kind: RecordKind, rec: dict[str, Any]) -> None:
+        """Keep what agreement.count_problems recounts run.end from."""
+        name, data = kind.name, rec["data"]
+        if name == CHECK_RESULT:
+            self.results.append(
+                (str(data.get("test_id")), str(data.get("target")),
+                 str(data.get("protocol") or "IQ"), str(data.get("verdict")))
+            )
+        elif name == DEVIATION_RAISED:
+            self.deviations_raised += 1
+        elif name == RUN_END and self.run_end is None:
+            self.run_end = data
+            self.res.ended = rec["time"]
+        elif kind.first and rec["seq"] == 0:
+            prev = data.get("prev_run_seal")
+            self.res.prev_run_seal = prev if isinstance(prev, str) else None
+            self.res.started = rec["time"]
 
     def _check_key(self, where: str, keyid: str, stamp: str, when: datetime, role: str) -> None:
         cache_key = (keyid, stamp)
@@ -437,7 +528,8 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_files(path: Path, state: _ChainState, res: VerificationResult) -> None:
+def _check_files(path: Path, state: _ChainState, res: VerificationResult) -> dict[str, str]:
+    """The manifest and the sealed files against it; returns the manifest read."""
     problems = res.problems
     mpath = path / MANIFEST
     if not mpath.is_file() or mpath.is_symlink():
@@ -473,6 +565,7 @@ def _check_files(path: Path, state: _ChainState, res: VerificationResult) -> Non
     for where, rel, sha in state.raw_refs:
         if manifest.get(rel) != sha:
             problems.append(f"{where}: raw output {rel} is not sealed in the manifest")
+    return manifest
 
 
 def _check_files_unsealed(path: Path, state: _ChainState, res: VerificationResult) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from qualification.audit import record_failed_verification
 from qualification.errors import BadInputError, EvidenceInvalidError
+from qualification.evidence.change import is_change_dir, verify_change
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.recorder import records_as_dicts
 from qualification.reports.html import render_pdf, render_report
@@ -34,6 +35,8 @@ def verify_command(
     if not bundle.is_dir():
         raise BadInputError(f"{bundle} is not an evidence bundle directory")
     trust, trust_version = _trust_versioned(state_dir)
+    if is_change_dir(bundle):
+        return _verify_change_command(bundle, trust, trust_version, state_dir, record=record)
     # A waived result without an approver's valid waiver before it makes the bundle invalid;
     # verify_bundle names each such problem in ``problems`` and again in ``waiver_problems``.
     result = verify_bundle(bundle, trust)
@@ -78,8 +81,57 @@ def verify_command(
     lines.append(f"  trust store: {result.trust_digest} ({version_text})")
     for sig in result.signatures:
         lines.append(f"  signed {sig.get('meaning')} by {sig.get('name')} at {sig.get('time')}")
+    lines += [f"  warning: {w}" for w in result.warnings]
+    payload["warnings"] = list(result.warnings)
     if record and result.status != "valid":
         record_failed_verification(state_dir, bundle, result.status, list(result.problems))
+    return "\n".join(lines), payload, int(result.exit_code)
+
+
+def _verify_change_command(
+    change: Path, trust: TrustStore, trust_version: int | None, state_dir: Path, *, record: bool
+) -> tuple[str, dict[str, Any], int]:
+    """``vqual verify evidence/<change>``: every run, the chain between them, what is missing."""
+    result = verify_change(change, trust)
+    lines = [f"{change}: {result.status.upper()} (change of {len(result.runs)} runs)"]
+    lines += [f"  {p}" for p in result.problems[:40]]
+    for run in result.runs:
+        sigs = "; ".join(f"signed {s.get('meaning')} by {s.get('name')}" for s in run.signatures)
+        lines.append(
+            f"  run {run.path.name}: {run.status.upper()}  verdict {run.verdict or '-'}  "
+            f"seal {(run.seal_digest or '-')[:16]}  cites {(run.prev_run_seal or '-')[:16]}"
+            + (f"  ({sigs})" if sigs else "")
+        )
+    lines += [f"  warning: {w}" for w in result.warnings]
+    version_text = f"signed version {trust_version}" if trust_version else "not signed"
+    lines.append(f"  trust store: {trust.digest} ({version_text})")
+    payload: dict[str, Any] = {
+        "schema": "vqual.verify-change/v1",
+        "change": str(change),
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "problems": list(result.problems),
+        "warnings": list(result.warnings),
+        "runs": [
+            {
+                "run": r.path.name,
+                "status": r.status,
+                "verdict": r.verdict,
+                "seal": r.seal_digest,
+                "prev_run_seal": r.prev_run_seal,
+                "problems": list(r.problems),
+                "signatures": [
+                    {k: s.get(k) for k in ("meaning", "name", "keyid", "time")}
+                    for s in r.signatures
+                ],
+            }
+            for r in result.runs
+        ],
+        "trust_digest": trust.digest,
+        "trust_version": trust_version,
+    }
+    if record and result.status != "valid":
+        record_failed_verification(state_dir, change, result.status, list(result.problems))
     return "\n".join(lines), payload, int(result.exit_code)
 
 

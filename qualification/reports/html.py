@@ -80,6 +80,9 @@ def _declared(
 def _test_row(result: Result) -> dict[str, Any]:
     return {
         "id": result.test_id,
+        # read back by `vqual verify` (qualification/evidence/agreement.py)
+        "target": result.target,
+        "verdict_value": result.verdict,
         "title": result.title,
         "requirements": ", ".join(result.requirements),
         "method": result.method,

@@ -26,6 +26,7 @@ from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.documents import check_signer
 from qualification.review.signed import load_trust
+from qualification.selftest.agreement import agreement_checks
 from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
 from qualification.selftest.install import installation_checks
@@ -58,6 +59,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *resume_checks(root),  # ST-OQ-12 (VQ-26)
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
+        *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
     ]
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from qualification.evidence.bundle import BundleWriter, append_signature, latest
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
 from qualification.signing import Ed25519Signer, TrustStore
+from qualification.verdict import overall
 from tests.unit.evidence.evidence_testlib import (
     CHANGE,
     SINCE,
@@ -299,8 +301,10 @@ def test_throwaway_key_is_valid_with_a_warning(tmp_path: Path) -> None:
     )
     trust.save()
     w = BundleWriter.create(tmp_path / "ev", CHANGE, "r1", signer, "demo")
-    w.append("run.start", run_start_data())
-    w.seal({}, 0, 0, "pass")
+    start = run_start_data()
+    w.append("run.start", start)
+    # Nothing ran: run.end says so, as the verifier recounts it (planned, no result).
+    w.seal({"not-executed": 0}, len(start["planned"]), 0, "pass")
     res = verify_bundle(w.path, TrustStore.load(tmp_path / "trust.yaml"))
     assert res.status == "valid"
     assert any("throwaway" in x for x in res.warnings)
@@ -369,12 +373,14 @@ def test_append_many_writes_the_same_valid_records_as_append(
     monkeypatch.setattr(bundle_module, "PARALLEL_BATCH", 10 if parallel else 10_000)
     keys = make_keys(tmp_path)
     writer = BundleWriter.create(tmp_path / "ev", "CHG0001234", "run-many", keys.executor, "ci")
-    writer.append("run.start", run_start_data())
+    start = run_start_data()
+    writer.append("run.start", start)
     datas = [check_result(writer, f"KVM-{i % 5:02d}", "kvm01.lab", i) for i in range(40)]
     datas[3]["observed"] = 2**60  # a big integer: normalised to a string in both paths
     seqs = writer.append_many("check.result", datas)
     assert seqs == list(range(1, 41))
-    writer.seal({"pass": 40}, 40, 40, "pass")
+    counts = Counter(str(d["verdict"]) for d in datas)
+    writer.seal(counts, len(start["planned"]), 40, overall(counts).value)
     result = verify_bundle(writer.path, keys.trust, workers=1)
     assert result.status == "valid", result.problems
     written = [r.data for r in read_bundle(writer.path).check_results]
