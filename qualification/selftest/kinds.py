@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,26 +87,51 @@ def kind_check(kinds_dir: Path, name: str) -> Callable[[], Outcome]:
     return run
 
 
+def planning_every_result(
+    run_start: Mapping[str, Any], results: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``run_start`` planning every result in ``results`` too: the fixtures' records are
+    examples, not one run, and a sealed bundle's ``run.end`` must agree with what it plans."""
+    if not isinstance(run_start.get("planned"), list):
+        return dict(run_start)  # malformed: left for verify to refuse
+    planned = [dict(p) for p in run_start["planned"]]
+    known = {(p.get("test_id"), p.get("target")) for p in planned}
+    for data in results:
+        key = (data.get("test_id"), data.get("target"))
+        if key not in known:
+            known.add(key)
+            planned.append({"protocol": data.get("protocol"), "target": data.get("target"),
+                            "test_id": data.get("test_id")})
+    return {**run_start, "planned": planned}
+
+
 def round_trip(kinds_dir: Path, scratch: Callable[[], Scratch]) -> Outcome:
     """Every appendable fixture record written through the registry-driven writer into a
     scratch bundle, sealed, verified."""
     s = scratch()
     w = s.writer()
-    w.append(RUN_START, _fixture(kinds_dir, RUN_START)["examples"][0]["record"]["data"])
+    appended = [
+        (name, ex["record"]["data"])
+        for name in sorted(REGISTRY)
+        if name != RUN_START
+        and (fixture := _fixture(kinds_dir, name))["in_bundle"]
+        and REGISTRY[name].appendable
+        for ex in fixture["examples"]
+    ]
+    start = planning_every_result(
+        _fixture(kinds_dir, RUN_START)["examples"][0]["record"]["data"],
+        [data for name, data in appended if name == CHECK_RESULT],
+    )
+    w.append(RUN_START, start)
     counts: dict[str, int] = {}
     written = {RUN_START: 1}
-    for name in sorted(REGISTRY):
-        fixture = _fixture(kinds_dir, name)
-        if name == RUN_START or not fixture["in_bundle"] or not REGISTRY[name].appendable:
-            continue
-        for ex in fixture["examples"]:
-            data = ex["record"]["data"]
-            w.append(name, data)
-            written[name] = written.get(name, 0) + 1
-            if name == CHECK_RESULT:
-                counts[data["verdict"]] = counts.get(data["verdict"], 0) + 1
+    for name, data in appended:
+        w.append(name, data)
+        written[name] = written.get(name, 0) + 1
+        if name == CHECK_RESULT:
+            counts[data["verdict"]] = counts.get(data["verdict"], 0) + 1
     results = sum(counts.values())
-    w.seal(counts, results, results, overall_verdict(counts))
+    w.seal(counts, len(start["planned"]), results, overall_verdict(counts))
     res = s.verify(w.path)
     return Outcome(res.status == "valid", {"status": res.status, "records": written},
                    "; ".join(res.problems[:3]) or None)

@@ -24,6 +24,7 @@ from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
 from qualification.reports.model import load_run
 from qualification.review.audit_trail import collect_events
+from qualification.selftest.kinds import planning_every_result
 from qualification.signing import Ed25519Signer, TrustStore
 
 KINDS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "golden" / "kinds"
@@ -137,18 +138,27 @@ def _round_trip_bundle(tmp_path: Path) -> tuple[Path, TrustStore]:
     )
     trust.save()
     w = BundleWriter.create(tmp_path / "ev", "CHG0000001", "run-1", executor, "jane.doe")
-    w.append(RUN_START, _fixture(RUN_START)["examples"][0]["record"]["data"])
+    appended = [
+        (name, ex["record"]["data"])
+        for name in sorted(REGISTRY)
+        if name != RUN_START
+        and (fixture := _fixture(name))["in_bundle"]
+        and REGISTRY[name].appendable
+        for ex in fixture["examples"]
+    ]
+    # The fixtures are examples, not one run: the run.start plans every result appended, so
+    # run.end agrees with the records (verify recounts them).
+    start = planning_every_result(
+        _fixture(RUN_START)["examples"][0]["record"]["data"],
+        [data for name, data in appended if name == "check.result"],
+    )
+    w.append(RUN_START, start)
     counts: dict[str, int] = {}
-    for name in sorted(REGISTRY):
-        fixture = _fixture(name)
-        if name == RUN_START or not fixture["in_bundle"] or not REGISTRY[name].appendable:
-            continue
-        for ex in fixture["examples"]:
-            data = ex["record"]["data"]
-            w.append(name, data)
-            if name == "check.result":
-                counts[data["verdict"]] = counts.get(data["verdict"], 0) + 1
-    w.seal(counts, 2, 2, "fail")
+    for name, data in appended:
+        w.append(name, data)
+        if name == "check.result":
+            counts[data["verdict"]] = counts.get(data["verdict"], 0) + 1
+    w.seal(counts, len(start["planned"]), sum(counts.values()), "fail")
     sig = _fixture(SIGNATURE)["examples"][0]["record"]["data"]
     append_signature(w.path, reviewer, {k: sig[k] for k in ("meaning", "name", "roles", "comment")})
     return w.path, trust
