@@ -7,12 +7,12 @@ library, so a controller without pyVmomi still qualifies Hyper-V hosts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..checks.hcl import load_hcl
 from ..errors import BadInputError
-from .base import BadArgs, probe_observation
+from .base import BadArgs, observations_failed, probe_observation
 
 
 def hcl_args(request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -66,3 +66,30 @@ def with_hcl(
         except BadArgs as exc:
             failed[str(request.get("key", ""))] = probe_observation(method="hcl", error=str(exc))
     return prepared, failed
+
+
+#: ``(prepared, failed) -> (prepared, failed)``: a plug-in's own preparation after the HCL's.
+Prepare = Callable[
+    [list[dict[str, Any]], dict[str, dict[str, Any]]],
+    tuple[list[dict[str, Any]], dict[str, dict[str, Any]]],
+]
+
+
+def answer_with_data_files(
+    requests: Sequence[Mapping[str, Any]],
+    data_files: Sequence[Mapping[str, Any]],
+    probe: Callable[[list[dict[str, Any]]], tuple[dict[str, dict[str, Any]], bool]],
+    prepare: Prepare | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every request answered: ``hcl`` requests given their approved file, then ``prepare``,
+    then one ``probe`` call for the rest; what could not be prepared is an ``error``
+    observation, and a malformed call (``BadArgs``) makes every request one."""
+    prepared, failed = with_hcl(requests, data_files)
+    if prepare is not None:
+        prepared, failed = prepare(prepared, failed)
+    try:
+        observations, _changed = probe(prepared)
+    except BadArgs as exc:
+        return observations_failed(requests, str(exc))
+    observations.update(failed)
+    return observations

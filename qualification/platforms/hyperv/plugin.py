@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError, NotSupported
-from qualification.platforms.base import BadArgs, HypervisorPlatform, observations_failed
+from qualification.platforms.base import HypervisorPlatform, observations_failed
 from qualification.platforms.hyperv.endpoint import WINRM_VARS, Endpoint, endpoint_from_vars
 from qualification.platforms.registry import HostCleanup, PlatformPlugin, RenderProblem
 from qualification.platforms.vsphere.plugin import missing_login
@@ -55,18 +55,13 @@ class HypervPlugin(PlatformPlugin):
         except BadInputError as exc:
             return observations_failed(requests, exc.one_line())
         # The HCL parser is the check library's: loaded only when a probe runs.
-        from qualification.platforms.data_files import with_hcl
-
-        prepared, failed = with_hcl(requests, data_files)
+        from qualification.platforms.data_files import answer_with_data_files
         from qualification.platforms.hyperv.observations import probe
 
-        try:
-            observations, _changed = probe(endpoint, prepared, check_mode=check_mode,
-                                           run_id=run_id)
-        except BadArgs as exc:
-            return observations_failed(requests, str(exc))
-        observations.update(failed)
-        return observations
+        return answer_with_data_files(
+            requests, data_files,
+            lambda prepared: probe(endpoint, prepared, check_mode=check_mode, run_id=run_id),
+        )
 
     def connect_module(self, params: Mapping[str, Any], *, readonly: bool) -> HypervisorPlatform:
         if not readonly:

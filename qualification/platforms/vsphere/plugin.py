@@ -80,22 +80,16 @@ class VspherePlugin(PlatformPlugin):
         except BadInputError as exc:
             return observations_failed(requests, exc.one_line())
         # The HCL parser is the check library's: loaded only when a probe runs.
-        from qualification.platforms.data_files import with_hcl
-
-        prepared, failed = with_hcl(requests, data_files)
-        oq_settings = host_vars.get("vqual_vsphere_oq")
-        if oq_settings is not None:
-            prepared, failed = self._with_oq_settings(prepared, failed, oq_settings)
-        from qualification.platforms.base import BadArgs
+        from qualification.platforms.data_files import answer_with_data_files
         from qualification.platforms.vsphere.observations import probe
 
-        try:
-            observations, _changed = probe(endpoint, prepared, check_mode=check_mode,
-                                           run_id=run_id)
-        except BadArgs as exc:
-            return observations_failed(requests, str(exc))
-        observations.update(failed)
-        return observations
+        oq_settings = host_vars.get("vqual_vsphere_oq")
+        return answer_with_data_files(
+            requests, data_files,
+            lambda prepared: probe(endpoint, prepared, check_mode=check_mode, run_id=run_id),
+            prepare=None if oq_settings is None
+            else lambda prepared, failed: self._with_oq_settings(prepared, failed, oq_settings),
+        )
 
     @staticmethod
     def _with_oq_settings(
