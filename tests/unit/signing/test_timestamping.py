@@ -143,26 +143,33 @@ def test_window_widens_only_by_the_stated_accuracy(tsa: TsaProcess) -> None:
                      not_after=t + timedelta(seconds=3))
 
 
-def _resigned(token: bytes, tsa: TsaProcess, ext: str, tmp: Path) -> bytes:
-    """The token's own TSTInfo signed again (``openssl cms``) by a certificate the trusted CA
-    issued with ``ext``: what a TSA that keeps its usage wrong would send (OpenSSL's own
-    ``ts -reply`` refuses such a signer, so no real TSA here can)."""
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=tmp, capture_output=True, timeout=60, check=True)
+def _openssl(tmp: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=tmp, capture_output=True, timeout=60, check=True)
 
-    (tmp / "token.der").write_bytes(token)
+
+def _forged_signer(tsa: TsaProcess, ext: str, tmp: Path) -> None:
+    """A signer certificate the trusted CA issues with ``ext``: what a TSA that keeps its usage
+    wrong would sign with (OpenSSL's own ``ts -reply`` refuses such a signer, so no real TSA
+    here can). Made before the token is requested: its validity starts at the second it is
+    issued, and a token stamped in an earlier second would find it not yet valid."""
     (tmp / "signer.ext").write_text(ext)
-    openssl("cms", "-verify", "-noverify", "-inform", "DER", "-in", "token.der",
-            "-out", "tstinfo.der")
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "signer.key", "-out", "signer.csr", "-subj", "/O=vqual lab/CN=vqual lab TSA")
-    openssl("x509", "-req", "-in", "signer.csr", "-CA", str(tsa.ca_file), "-CAkey",
-            str(tsa.pki.ca_key), "-set_serial", "77", "-days", "2", "-sha256",
-            "-extfile", "signer.ext", "-out", "signer.crt")
-    openssl("cms", "-sign", "-binary", "-in", "tstinfo.der", "-nodetach", "-nosmimecap",
-            "-econtent_type", "1.2.840.113549.1.9.16.1.4",  # id-ct-TSTInfo
-            "-signer", "signer.crt", "-inkey", "signer.key", "-md", "sha256",
-            "-outform", "DER", "-out", "resigned.der")
+    _openssl(tmp, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", "signer.key", "-out", "signer.csr",
+             "-subj", "/O=vqual lab/CN=vqual lab TSA")
+    _openssl(tmp, "x509", "-req", "-in", "signer.csr", "-CA", str(tsa.ca_file), "-CAkey",
+             str(tsa.pki.ca_key), "-set_serial", "77", "-days", "2", "-sha256",
+             "-extfile", "signer.ext", "-out", "signer.crt")
+
+
+def _resigned(token: bytes, tmp: Path) -> bytes:
+    """The token's own TSTInfo signed again (``openssl cms``) by the forged signer in ``tmp``."""
+    (tmp / "token.der").write_bytes(token)
+    _openssl(tmp, "cms", "-verify", "-noverify", "-inform", "DER", "-in", "token.der",
+             "-out", "tstinfo.der")
+    _openssl(tmp, "cms", "-sign", "-binary", "-in", "tstinfo.der", "-nodetach", "-nosmimecap",
+             "-econtent_type", "1.2.840.113549.1.9.16.1.4",  # id-ct-TSTInfo
+             "-signer", "signer.crt", "-inkey", "signer.key", "-md", "sha256",
+             "-outform", "DER", "-out", "resigned.der")
     return (tmp / "resigned.der").read_bytes()
 
 
@@ -178,9 +185,10 @@ def _resigned(token: bytes, tsa: TsaProcess, ext: str, tmp: Path) -> bytes:
 def test_a_signer_without_the_time_stamping_usage_is_refused(
     tsa: TsaProcess, ext: str, tmp_path: Path
 ) -> None:
+    _forged_signer(tsa, "basicConstraints = critical, CA:FALSE\n" + ext, tmp_path)
     token = request_token(tsa.url, DIGEST)
     lo, hi = _window()
-    forged = _resigned(token.der, tsa, "basicConstraints = critical, CA:FALSE\n" + ext, tmp_path)
+    forged = _resigned(token.der, tmp_path)
     with pytest.raises(TimestampInvalid, match="lacks the critical timeStamping extended key us"):
         verify_token(forged, DIGEST, tsa.ca_file.read_bytes(), not_before=lo, not_after=hi)
     assert _openssl_verify(forged, DIGEST, tsa.ca_file, tmp_path).returncode != 0
@@ -188,10 +196,11 @@ def test_a_signer_without_the_time_stamping_usage_is_refused(
 
 def test_a_resigned_token_with_the_right_usage_still_verifies(tsa: TsaProcess, tmp_path: Path) -> None:
     # The control for the test above: the forgery itself is sound, only the usage differs.
+    ext = "basicConstraints = critical, CA:FALSE\nextendedKeyUsage = critical, timeStamping\n"
+    _forged_signer(tsa, ext, tmp_path)
     token = request_token(tsa.url, DIGEST)
     lo, hi = _window()
-    ext = "basicConstraints = critical, CA:FALSE\nextendedKeyUsage = critical, timeStamping\n"
-    forged = _resigned(token.der, tsa, ext, tmp_path)
+    forged = _resigned(token.der, tmp_path)
     assert verify_token(forged, DIGEST, tsa.ca_file.read_bytes(), not_before=lo, not_after=hi)
 
 
