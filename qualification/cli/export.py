@@ -20,9 +20,13 @@ FORMATS = ("sarif", "ohdf", "in-toto")  # qualification.reports.exports.FORMATS,
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", required=True, metavar="|".join(FORMATS),
+@click.option("--format", "fmt", default=None, metavar="|".join(FORMATS),
               help="sarif (SARIF 2.1.0), ohdf (OASIS Heimdall Data Format) or in-toto (a "
               "Statement with the test-result predicate, signed as DSSE).")
+@click.option("--inspector", is_flag=True,
+              help="Write one folder an inspector verifies offline: BUNDLE is a change "
+              "directory (evidence/<change_id>); its runs, the trust store and its history, "
+              "the keys in securesystemslib's format (docs/inspector.md). Needs --output.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="File to write (atomically); default standard output.")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
@@ -31,13 +35,20 @@ FORMATS = ("sarif", "ohdf", "in-toto")  # qualification.reports.exports.FORMATS,
 @passphrase_fd_option()
 @state_dir_option
 @domain_errors
-def export(bundle: Path, fmt: str, output: Path | None, key_file: Path | None,
-           passphrase_fd: int | None, state_dir: Path | None) -> None:
-    """Export BUNDLE, verified first, as SARIF, OHDF or a signed in-toto attestation.
+def export(bundle: Path, fmt: str | None, inspector: bool, output: Path | None,
+           key_file: Path | None, passphrase_fd: int | None, state_dir: Path | None) -> None:
+    """Export BUNDLE, verified first, as SARIF, OHDF or a signed in-toto attestation, or
+    (--inspector) a change as one folder an inspector verifies offline.
 
     Exit 0 written; 1 the bundle does not verify; 2 bad input (unknown format, no bundle,
     unwritable output: nothing is written); 3 the run did not finish.
     """
+    if inspector:
+        _export_inspector(bundle, fmt, output, state_dir)
+        return
+    if fmt is None:
+        raise BadInputError(f"give --format {'|'.join(FORMATS)}, or --inspector",
+                            where="--format")
     if fmt not in FORMATS:
         raise BadInputError(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}",
                             where="--format")
@@ -65,3 +76,17 @@ def export(bundle: Path, fmt: str, output: Path | None, key_file: Path | None,
     else:
         write_atomic(output, data)
         click.echo(f"vqual: wrote {fmt} export of {bundle} to {output}", err=True)
+
+
+def _export_inspector(change: Path, fmt: str | None, output: Path | None,
+                      state_dir: Path | None) -> None:
+    if fmt is not None:
+        raise BadInputError("--inspector writes a folder, not a format; drop --format",
+                            where="--format")
+    if output is None:
+        raise BadInputError("--inspector needs --output DIR (a new folder)", where="--output")
+    from qualification.execution.inspecting import export_for_inspector
+
+    files = export_for_inspector(change, output, resolve_state_dir(state_dir))
+    click.echo(f"vqual: wrote the inspector folder {output} ({len(files)} files) for {change}; "
+               f"docs/inspector.md says how to verify it, with or without vqual", err=True)

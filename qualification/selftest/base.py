@@ -30,6 +30,7 @@ REQUIREMENTS = {
     "an installed one is in its declared version",
     "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
     "time inside the window",
+    "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",
 }
 
 

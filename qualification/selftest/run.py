@@ -29,6 +29,7 @@ from qualification.review.signed import load_trust
 from qualification.selftest.agreement import agreement_checks
 from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
+from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
 from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
@@ -60,6 +61,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
+        *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
     ]
 
 
