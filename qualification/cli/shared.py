@@ -112,7 +112,14 @@ def _quiet_when_pipe_closes() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- passphrase
 def read_passphrase(fd: int | None, prompt: str) -> bytes:
-    """A passphrase from a file descriptor or the terminal; never from the command line."""
+    """A passphrase from a file descriptor, the 0600 file $VQUAL_KEY_PASSPHRASE_FILE names (an
+    AAP credential's injector, docs/aap.md) or the terminal; never from the command line."""
+    pfile = os.environ.get("VQUAL_KEY_PASSPHRASE_FILE")
+    if fd is None and pfile:
+        # imported here: the recorder pulls in the report renderers, which --help does not need
+        from qualification.execution.recorder import read_passphrase_file
+
+        return read_passphrase_file(pfile) or b""
     if fd is not None:
         try:
             with os.fdopen(fd, "rb", closefd=False) as handle:
@@ -199,8 +206,9 @@ def run_options(*, run_id: bool = True) -> Callable[[F], F]:
     """
     options: list[Callable[[F], F]] = [
         click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
-                     help="Executor's signing key (Ed25519 PEM, mode 0600); default "
-                     "<state dir>/keys/executor.pem."),
+                     envvar="VQUAL_KEY_FILE",
+                     help="Executor's signing key (Ed25519 PEM, mode 0600; $VQUAL_KEY_FILE, "
+                     "as an AAP credential sets it); default <state dir>/keys/executor.pem."),
         passphrase_fd_option(),
         click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",
