@@ -72,7 +72,10 @@ def _run(tmp: Path, inventory: Path, extra: dict[str, Any], env: dict[str, str]
 def test_each_step_shows_in_the_job_events_in_order_before_the_play_ends(tmp_path: Path) -> None:
     # One host: no canary can visit another, so RP-OQ-01 is not executed and the verdict is
     # not-executed (exit 3); the job is told not to fail on a sealed verdict.
-    inventory, extra, env, state = _job(tmp_path, vqual_fail_job_on_fail=False)
+    # Launched as a node of a workflow (not a slice): AWX's variables for that.
+    inventory, extra, env, state = _job(
+        tmp_path, vqual_fail_job_on_fail=False, awx_workflow_job_id=11,
+        awx_workflow_job_name="Monthly patching", awx_job_template_name="Patch c1")
     result, events = _run(tmp_path, inventory, extra, env)
     assert (result.status, result.rc) == ("successful", 0), result.stdout.read()
     lines = [(i, line.strip()) for i, e in enumerate(events)
@@ -103,7 +106,11 @@ def test_a_refused_patch_fails_the_task_with_the_commands_exit_code(tmp_path: Pa
 
 
 def test_a_sliced_job_is_refused_before_the_patch(tmp_path: Path) -> None:
-    inventory, extra, env, _state = _job(tmp_path, awx_job_slice_count=2)
+    # What AWX gives a slice job (awx/main/models/unified_jobs.py, awx_meta_vars): its workflow
+    # job, created by slicing and named after the job template.
+    inventory, extra, env, _state = _job(
+        tmp_path, awx_job_id=12, awx_workflow_job_id=11, awx_workflow_job_name="Patch c1",
+        awx_job_template_name="Patch c1")
     result, events = _run(tmp_path, inventory, extra, env)
     assert result.status == "failed"
     failed = [e["event_data"] for e in events if e.get("event") == "runner_on_failed"]
