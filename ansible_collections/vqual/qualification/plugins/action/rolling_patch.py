@@ -60,7 +60,7 @@ class ActionModule(ActionBase):
         def passphrase():
             if not passphrase_file:
                 raise KeyFileError("the executor key is passphrase-protected: set key_passphrase_file "
-                                 "or VQUAL_KEY_PASSPHRASE_FILE (an executor key credential)")
+                                   "or VQUAL_KEY_PASSPHRASE_FILE (an executor key credential)")
             return read_passphrase_file(passphrase_file) or b""
 
         def progress(line):
