@@ -112,14 +112,7 @@ def _quiet_when_pipe_closes() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- passphrase
 def read_passphrase(fd: int | None, prompt: str) -> bytes:
-    """A passphrase from a file descriptor, the 0600 file $VQUAL_KEY_PASSPHRASE_FILE names (an
-    AAP credential's injector, docs/aap.md) or the terminal; never from the command line."""
-    pfile = os.environ.get("VQUAL_KEY_PASSPHRASE_FILE")
-    if fd is None and pfile:
-        # imported here: the recorder pulls in the report renderers, which --help does not need
-        from qualification.execution.recorder import read_passphrase_file
-
-        return read_passphrase_file(pfile) or b""
+    """A passphrase from a file descriptor or the terminal; never from the command line."""
     if fd is not None:
         try:
             with os.fdopen(fd, "rb", closefd=False) as handle:
