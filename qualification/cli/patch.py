@@ -10,13 +10,10 @@ interrupted (resumable with ``--resume``); 4 platform or connection error before
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -28,41 +25,19 @@ from qualification.cli.shared import (
     state_dir_option,
     vault_options,
 )
-from qualification.errors import BadInputError
 from qualification.execution.inventory import VaultOptions
-from qualification.platforms import registry
-from qualification.platforms.base import HypervisorPlatform
+from qualification.rollout.launch import (  # platform_and_executor: tests call it from here
+    PatchRequest,
+    plan_patch,
+    platform_and_executor,
+    run_patch,
+)
 from qualification.state import resolve_state_dir
 
 if TYPE_CHECKING:
-    from qualification.rollout.change import RolloutChange
-    from qualification.rollout.orchestrator import Orchestrator
-    from qualification.rollout.requalify import Requalifier
+    from qualification.rollout.planner import RolloutPlan
 
-
-def platform_and_executor(
-    hostvars: Mapping[str, Mapping[str, Any]], cluster: str, platform_host: str | None,
-    state_dir: Path | None = None,
-) -> tuple[Callable[[], HypervisorPlatform], Any, str | None]:
-    """The platform factory, the executor and the ``--limit`` for requalification (None: each
-    host's own name) of the change's cluster, from the one platform plug-in that manages it
-    (``patch_setup`` of each registered plug-in; docs/rolling-patch.md)."""
-    found = [
-        (plugin.name, setup) for plugin in registry.plugins()
-        if (setup := plugin.patch_setup(hostvars, cluster, platform_host, state_dir)) is not None
-    ]
-    if len(found) > 1:
-        raise BadInputError(f"several platforms manage cluster {cluster} "
-                            f"({', '.join(name for name, _ in found)}): name one with --platform-host")
-    if not found:
-        if platform_host is not None:
-            raise BadInputError(
-                f"inventory host {platform_host} is no platform endpoint of cluster {cluster}"
-            )
-        raise BadInputError(f"inventory: no platform endpoint manages cluster {cluster!r} "
-                            f"(platforms: {', '.join(registry.names())})")
-    setup = found[0][1]
-    return setup.factory, setup.executor, setup.qualify_limit
+__all__ = ["patch", "platform_and_executor"]
 
 
 @click.command("patch")
@@ -98,61 +73,19 @@ def patch(
 ) -> None:
     """Patch the change's cluster one host at a time: drain, maintenance, patch, reboot,
     requalify, return. Progress per host and step goes to stderr."""
-    from qualification.config import load_config
-    from qualification.execution.inventory import read_hostvars
-    from qualification.rollout.change import load_change
-    from qualification.rollout.orchestrator import Orchestrator, resumable
-    from qualification.rollout.requalify import PlatformRequalifier, QualifyRequalifier
-
-    if bind is not None and resume_run is not None:
-        raise BadInputError("--bind and --resume exclude each other (a resumed run keeps its plan)")
-    state = resolve_state_dir(state_dir)
-    config = load_config(state)
-    change = load_change(change_file, change_id_pattern=config.change_id_pattern or None)
-    if resume_run is not None and not plan_only:
-        resumable(state, resume_run, change)  # refused before the inventory and the key are read
-    ssh_vars = tuple(dict.fromkeys(v for p in registry.plugins() for v in p.patch_vars))
-    hostvars = read_hostvars(inventory, names=ssh_vars, patterns=("vqual_.*",), vault=vault)
-    if not hostvars:
-        raise BadInputError("no hosts in the inventory", where=str(inventory))
-    factory, executor, qualify_limit = platform_and_executor(hostvars, change.cluster,
-                                                             platform_host, state)
+    request = PatchRequest(
+        inventory=inventory, change_file=change_file, state_dir=resolve_state_dir(state_dir),
+        evidence_dir=evidence_dir, bind=bind, resume_run=resume_run, platform_host=platform_host,
+        requalify_mode=requalify_mode, key_file=key_file, run_id=run_id, initiator=initiator,
+        passphrase_reader=lambda: read_passphrase(passphrase_fd, "Key passphrase: "), vault=vault,
+    )
 
     def progress(line: str) -> None:
         click.echo(f"vqual: {line}", err=True)
 
     if plan_only:
-        _print_plan(Orchestrator(factory, executor, PlatformRequalifier(), change, state, None,
-                                 progress=progress), json_mode)
-
-    from qualification.execution.qualify import _check_executor_trusted
-    from qualification.execution.recorder import open_signer_with
-    from qualification.rollout.evidence import PatchEvidence
-
-    who = initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
-    key = key_file or state / "keys" / "executor.pem"
-    signer, passphrase = open_signer_with(
-        key, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
-    )
-    _check_executor_trusted(state, signer.keyid)
-    requalifier = _requalifier(requalify_mode, change, lambda: QualifyRequalifier(
-        inventory=inventory, key_file=key,
-        passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
-        state_dir=state, initiator=who,
-        limit_for=(lambda _host: qualify_limit) if qualify_limit else None, vault=vault,
-    ))
-    evidence = PatchEvidence(evidence_dir, signer, who, state_dir=state)
-    orch = Orchestrator(factory, executor, requalifier, change, state, evidence,
-                        progress=progress)
-    try:
-        if resume_run is not None:
-            outcome = orch.resume(resume_run, new_run=run_id)
-        else:
-            outcome = orch.run(bind=bind, run_id=run_id)
-    finally:
-        close = getattr(executor, "close", None)
-        if callable(close):
-            close()
+        _print_plan(plan_patch(request, progress), json_mode)
+    outcome = run_patch(request, progress)
     if json_mode:
         click.echo(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
     else:
@@ -160,30 +93,12 @@ def patch(
     sys.exit(outcome.exit_code)
 
 
-def _print_plan(orch: Orchestrator, json_mode: bool) -> NoReturn:
+def _print_plan(plan: RolloutPlan, json_mode: bool) -> NoReturn:
     """``--plan``: print the live plan and exit 0 when it is feasible, else 1."""
     from qualification.rollout.planner import render_plan
 
-    try:
-        plan = orch.plan()
-    finally:
-        orch.close()
     if json_mode:
         click.echo(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     else:
         click.echo(render_plan(plan))
     sys.exit(0 if plan.feasible else 1)
-
-
-def _requalifier(mode: str | None, change: RolloutChange,
-                 qualify: Callable[[], Requalifier]) -> Requalifier:
-    """``--requalify``: ``platform`` the built-in tests, ``qualify`` (made by ``qualify``) also
-    `vqual qualify` per host; the default is ``qualify`` when the change names a spec."""
-    from qualification.rollout.requalify import PlatformRequalifier
-
-    mode = mode or ("qualify" if change.requalify is not None else "platform")
-    if mode != "qualify":
-        return PlatformRequalifier()
-    if change.requalify is None:
-        raise BadInputError("--requalify qualify needs requalify.spec in the change file")
-    return qualify()

@@ -199,8 +199,9 @@ def run_options(*, run_id: bool = True) -> Callable[[F], F]:
     """
     options: list[Callable[[F], F]] = [
         click.option("--key", "key_file", type=click.Path(path_type=Path), default=None,
-                     help="Executor's signing key (Ed25519 PEM, mode 0600); default "
-                     "<state dir>/keys/executor.pem."),
+                     envvar="VQUAL_KEY_FILE",
+                     help="Executor's signing key (Ed25519 PEM, mode 0600; $VQUAL_KEY_FILE, "
+                     "as an AAP credential sets it); default <state dir>/keys/executor.pem."),
         passphrase_fd_option(),
         click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=Path("evidence"), show_default=True, envvar="VQUAL_EVIDENCE_DIR",

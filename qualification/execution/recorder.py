@@ -28,19 +28,23 @@ from qualification.signing import Ed25519Signer, Signer
 from qualification.verdict import Verdict, overall, zero_counts
 
 
+def read_passphrase_file(passphrase_file: str | Path) -> bytes | None:
+    """A key's passphrase from a 0600 file; an empty file means none (an AAP credential
+    without passphrase injects one, docs/aap.md)."""
+    pfile = Path(passphrase_file)
+    try:
+        if pfile.stat().st_mode & 0o077:
+            raise KeyFileError(
+                f"passphrase file {pfile} is readable by group or others; chmod 600 it"
+            )
+        return pfile.read_bytes().rstrip(b"\r\n") or None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read passphrase file {pfile}: {exc.strerror}") from exc
+
+
 def open_signer(key_file: Path, passphrase_file: str | Path | None = None) -> Signer:
     """The executor's signer from its key file; the passphrase, if any, from a 0600 file."""
-    passphrase: bytes | None = None
-    if passphrase_file:
-        pfile = Path(passphrase_file)
-        try:
-            if pfile.stat().st_mode & 0o077:
-                raise KeyFileError(
-                    f"passphrase file {pfile} is readable by group or others; chmod 600 it"
-                )
-            passphrase = pfile.read_bytes().rstrip(b"\r\n")
-        except OSError as exc:
-            raise KeyFileError(f"cannot read passphrase file {pfile}: {exc.strerror}") from exc
+    passphrase = read_passphrase_file(passphrase_file) if passphrase_file else None
     return Ed25519Signer.from_file(key_file, passphrase)
 
 
@@ -105,10 +109,21 @@ class RunRecorder:
         self._executed = 0
         self._deviations: DeviationState | None = None
         self._waivers_recorded: set[str] = set()
+        #: the seal digest once :meth:`finish` sealed the run; nothing is recorded after it
+        self.seal: str | None = None
 
     @property
     def path(self) -> Path | None:
         return self.writer.path if self.writer else None
+
+    @property
+    def verdict(self) -> str:
+        """The run's overall verdict from what was recorded so far (``run.end`` carries it)."""
+        return overall_verdict(self._counts)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self._counts)
 
     def start(self, plan: RunPlan) -> Path:
         """Open the bundle and write ``run.start`` with the spec, data and inventory.
@@ -202,7 +217,7 @@ class RunRecorder:
     ) -> None:
         """Append the action records, then the check results of one task, then the
         ``fingerprint`` records (data: the fingerprint JSON plus its ``digest``)."""
-        if self.writer is None:
+        if self.writer is None or self.seal is not None:
             return
         for action in actions:
             self.writer.append(ACTION, dict(action))
@@ -213,7 +228,7 @@ class RunRecorder:
 
     def target_failed(self, target: str, reason: str) -> None:
         """Record ``error`` for every planned test of a target that has no result yet."""
-        if self.writer is None:
+        if self.writer is None or self.seal is not None:
             return
         pending = list(self._pending.get(target, {}).values())
         for result in error_results(pending, reason):
@@ -225,10 +240,14 @@ class RunRecorder:
             self.writer.sync()
 
     def finish(self) -> str | None:
-        """Record what never ran, write JUnit, report and manifest, and seal the run."""
+        """Record what never ran, write JUnit, report and manifest, and seal the run.
+
+        Sealing twice returns the first seal: the playbook may seal before it ends (the
+        ``vqual.qualification.seal`` task, so the job can publish the seal), and the end of
+        the play then finds the run sealed."""
         writer = self.writer
-        if writer is None:
-            return None
+        if writer is None or self.seal is not None:
+            return self.seal
         for target, pending in list(self._pending.items()):
             if pending:
                 self.target_failed(target, "no result: the host left the play before its tests ran")
@@ -243,4 +262,5 @@ class RunRecorder:
             executed=self._executed,
             verdict=overall_verdict(self._counts),
         )
+        self.seal = seal
         return seal

@@ -89,7 +89,10 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
             private_data_dir=str(scratch),
             playbook=str(root / "playbooks" / run.playbook),
             inventory=str(run.inventory.resolve()),
-            extravars=run.extravars,
+            # The command judges the bundle itself (exit codes) and keeps it where it wrote
+            # it: the playbook neither fails on the verdict nor copies it to the artifacts.
+            extravars={"vqual_fail_job_on_fail": False, "vqual_artifacts_dir": "",
+                       **run.extravars},
             envvars=_environment(run, root, scratch),
             limit=run.limit,
             cmdline=" ".join(shlex.quote(o) for o in options) or None,

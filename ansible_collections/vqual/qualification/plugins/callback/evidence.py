@@ -17,7 +17,8 @@ description:
     steps, C(fingerprint) records for targets with fingerprint tests, and C(error) results for
     targets that are unreachable or fail.
   - Makes what it wrote durable at every task boundary (group commit) and at the end writes
-    JUnit, the report, the manifest and the sealing C(run.end) record.
+    JUnit, the report, the manifest and the sealing C(run.end) record; it seals earlier, when
+    a M(vqual.qualification.seal) task starts, so that task can return the seal to the play.
   - Keeps no logic of its own; everything is done by the C(qualification) package.
   - Results of tasks with C(no_log) are never recorded.
 version_added: "0.1.0"
@@ -58,6 +59,7 @@ options:
 """
 
 import getpass
+import json
 import os
 
 from ansible.plugins.callback import CallbackBase
@@ -65,6 +67,8 @@ from ansible.plugins.callback import CallbackBase
 from ansible_collections.vqual.qualification.plugins.module_utils.vqual_controller import (
     CALLBACK_STATE_ENV,
     HAS_QUALIFICATION,
+    SEAL_ACTIONS,
+    SEALED_ENV,
     MISSING_QUALIFICATION,
     QUALIFICATION_IMPORT_ERROR,
 )
@@ -113,6 +117,20 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_task_start(self, task, is_conditional):
         if self.recorder:
             self.recorder.task_boundary()
+            if task.action in SEAL_ACTIONS:
+                self._seal()
+
+    def _seal(self):
+        if self.recorder.seal is not None:
+            return  # sealed and announced already
+        seal = self.recorder.finish()
+        if seal:
+            # Workers are forked per task, after this hook: the seal task's worker inherits it.
+            os.environ[SEALED_ENV] = json.dumps({
+                "bundle": str(self.recorder.path), "seal": seal,
+                "verdict": self.recorder.verdict, "counts": self.recorder.counts,
+            })
+            self._display.display(f"vqual: sealed {self.recorder.path} (seal {seal})")
 
     def v2_playbook_on_handler_task_start(self, task):
         if self.recorder:
@@ -146,6 +164,4 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         if self.recorder:
-            seal = self.recorder.finish()
-            if seal:
-                self._display.display(f"vqual: sealed {self.recorder.path} (seal {seal})")
+            self._seal()

@@ -34,6 +34,11 @@ MISSING_QUALIFICATION = (
 #: playbook's first task can refuse to run without it (workers inherit the environment).
 CALLBACK_STATE_ENV = "VQUAL_EVIDENCE_CALLBACK_STATE"
 CALLBACK_NAME = "vqual.qualification.evidence"
+#: Set by the evidence callback when it sealed the run at the start of the
+#: vqual.qualification.seal task: JSON with the bundle, seal, verdict and counts, which that
+#: task returns so the play can publish them (set_stats) and fail the job on a failed run.
+SEALED_ENV = "VQUAL_EVIDENCE_SEALED"
+SEAL_ACTIONS = ("vqual.qualification.seal", "seal")
 
 
 def is_vault_error(exc: BaseException) -> bool:
