@@ -25,9 +25,10 @@ import json
 import random
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from qualification.evidence.canonical import canonical_bytes
@@ -39,9 +40,12 @@ from tests.unit.evidence.evidence_testlib import SINCE, TARGETS, TESTS
 from tests.unit.evidence.mutation_testlib import (
     DEVIATION,
     RUNS,
-    WAIVED,
+    Base,
     Case,
+    copy_case,
+    judge,
     keep,
+    missed,
     reseal_files,
     resign,
     results_of,
@@ -687,4 +691,22 @@ def _run_replaced(case: Case, rng: random.Random) -> tuple[str, ...]:
     return (f"run {RUNS[i + 1]}: cites prev_run_seal", f"run {RUNS[i]}: ")
 
 
-assert WAIVED  # the honest change waives one result; waiver classes act on it
+# ---------------------------------------------------------------- running instances
+
+
+def instance(base: Base, root: Path, cls: MutationClass, n: int) -> tuple[Case, tuple[str, ...]]:
+    """Instance ``n`` of ``cls`` (seed ``<class>/<n>``) applied to a copy under ``root``."""
+    case = copy_case(base, root / f"{cls.name}-{n}")
+    return case, cls.apply(case, random.Random(f"{cls.name}/{n}"))
+
+
+def sweep(base: Base, root: Path, cls: MutationClass, count: int) -> Iterator[str]:
+    """Instances 0..count-1 of ``cls``: one line per instance not detected, naming its seed
+    and what verify failed to say. Each copy is removed once judged."""
+    for n in range(count):
+        case, expect = instance(base, root, cls, n)
+        judged = judge(case)
+        gaps = missed(judged, expect)
+        if gaps:
+            yield f"{cls.name}/{n}: {'; '.join(gaps)}; problems: {judged.problems[:6]}"
+        shutil.rmtree(case.change.parent)

@@ -25,6 +25,7 @@ from qualification.evidence.bundle import MANIFEST, BundleWriter, append_signatu
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.change import ChangeResult, verify_change
 from qualification.evidence.records import format_time
+from qualification.evidence.result import INVALID
 from qualification.execution.recorder import records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
@@ -162,6 +163,12 @@ class Judged:
 
     def names(self, fragment: str) -> bool:
         return any(fragment in p for p in self.problems)
+
+
+def missed(judged: Judged, expect: tuple[str, ...]) -> list[str]:
+    """What the verdict fails to say: not invalid, or an expected fragment not named."""
+    out = [] if judged.status == INVALID else [f"status {judged.status}"]
+    return out + [f"does not name {f!r}" for f in expect if not judged.names(f)]
 
 
 def copy_case(base: Base, dest: Path) -> Case:

@@ -9,19 +9,16 @@ the instances tried and detected. An instance is reproduced by its seed ``<class
 
 from __future__ import annotations
 
-import random
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qualification.evidence.result import INVALID, VALID
+from qualification.evidence.result import VALID
 from qualification.execution.verifying import verify_command
-from tests.unit.evidence.mutation_classes import REGISTRY, MutationClass
-from tests.unit.evidence.mutation_testlib import RUNS, Base, Case, Judged, copy_case, judge
+from tests.unit.evidence.mutation_classes import REGISTRY, instance, sweep
+from tests.unit.evidence.mutation_testlib import RUNS, Base, Judged, copy_case, judge, missed
 
 SUBSET = 3
 FULL = 20
@@ -31,28 +28,6 @@ MIN_CLASSES = 25
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     return Base.build(tmp_path_factory.mktemp("mutation-base"))
-
-
-def _instance(base: Base, root: Path, cls: MutationClass, n: int) -> tuple[Case, tuple[str, ...]]:
-    case = copy_case(base, root / f"{cls.name}-{n}")
-    return case, cls.apply(case, random.Random(f"{cls.name}/{n}"))
-
-
-def _missed(judged: Judged, expect: tuple[str, ...]) -> list[str]:
-    """What the verdict fails to say: not invalid, or an expected fragment not named."""
-    missed = [] if judged.status == INVALID else [f"status {judged.status}"]
-    return missed + [f"does not name {f!r}" for f in expect if not judged.names(f)]
-
-
-def _sweep(base: Base, root: Path, cls: MutationClass, count: int) -> Iterator[str]:
-    """One line per instance not detected, naming its seed and what verify failed to say."""
-    for n in range(count):
-        case, expect = _instance(base, root, cls, n)
-        judged = judge(case)
-        missed = _missed(judged, expect)
-        if missed:
-            yield f"{cls.name}/{n}: {'; '.join(missed)}; problems: {judged.problems[:6]}"
-        shutil.rmtree(case.change.parent)
 
 
 def test_the_honest_change_verifies(base: Base, tmp_path: Path) -> None:
@@ -74,37 +49,37 @@ def test_the_registry_has_enough_named_classes() -> None:
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_a_seeded_subset_of_each_class_is_detected(base: Base, tmp_path: Path, name: str) -> None:
-    missed = list(_sweep(base, tmp_path, REGISTRY[name], SUBSET))
-    assert not missed, "\n".join(missed)
+    misses = list(sweep(base, tmp_path, REGISTRY[name], SUBSET))
+    assert not misses, "\n".join(misses)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_vqual_verify_names_the_mutation(base: Base, tmp_path: Path, name: str) -> None:
     """The CLI's answer for one instance of each class: exit 1, INVALID, and its JSON
     names what the API names."""
-    case, expect = _instance(base, tmp_path, REGISTRY[name], 0)
+    case, expect = instance(base, tmp_path, REGISTRY[name], 0)
     text, payload, code = verify_command(case.change, base.state)
     assert code == 1 and text.startswith(f"{case.change}: INVALID"), text
     problems: list[Any] = list(payload["problems"])
     for run in payload["runs"]:
         problems += [f"run {run['run']}: {p}" for p in run["problems"]]
-    assert _missed(Judged(payload["status"], problems), expect) == [], problems
+    assert missed(Judged(payload["status"], problems), expect) == [], problems
 
 
 @pytest.mark.slow
 def test_full_sweep_every_instance_of_every_class_is_detected(
     base: Base, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows, missed = [], []
+    rows, misses = [], []
     start = time.perf_counter()
     for name in sorted(REGISTRY):
-        found = list(_sweep(base, tmp_path, REGISTRY[name], FULL))
+        found = list(sweep(base, tmp_path, REGISTRY[name], FULL))
         rows.append(f"{name:34} tried {FULL:3}  detected {FULL - len(found):3}")
-        missed += found
+        misses += found
     took = time.perf_counter() - start
     total = FULL * len(REGISTRY)
     with capsys.disabled():
         print(f"\nmutation sweep: {len(REGISTRY)} classes x {FULL} instances")
         print("\n".join(rows))
         print(f"{total} instances in {took:.1f} s ({total / took:.1f} per second)")
-    assert not missed, "\n".join(missed)
+    assert not misses, "\n".join(misses)
