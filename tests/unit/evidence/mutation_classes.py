@@ -21,6 +21,7 @@ registered class: the seeded subset in the default run, the full sweep under ``s
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import shutil
@@ -636,38 +637,90 @@ def _waiver_repointed(case: Case, rng: random.Random) -> tuple[str, ...]:
     waived = next(n for n, r in enumerate(recs) if r["data"].get("verdict") == "waived")
     other = rng.choice(["DEV-002", "DEV-0", None, DEVIATION])
     if other == DEVIATION:  # the waiver moved to just after the result it waives
-        recs.insert(waived + 1, recs.pop(_waiver_index(case, i)))
+        recs.insert(waived, recs.pop(_waiver_index(case, i)))
+        waived -= 1
     else:
         recs[waived]["data"]["deviation"] = other
     sign_records(case.run(i), case.keys.executor, recs)
     return (
-        f"run {RUNS[i]}: records.jsonl line",
+        f"run {RUNS[i]}: {_where(waived)}",
         f"waived by {other!r}, which no valid waiver before it approves",
     )
 
 
 @mutation(
     "waiver-for-another-result",
-    "a passed result turned waived under the waiver of another test, re-signed",
+    "a result of another test turned waived under the run's waiver, re-signed",
 )
 def _waiver_misused(case: Case, rng: random.Random) -> tuple[str, ...]:
     i = _any_run(rng)
-    data = _result(case, i, rng, waived=False)
-
-    def edit(rec: dict[str, Any]) -> dict[str, Any] | None:
-        d = rec["data"]
-        if rec["kind"] == "check.result" and (d["test_id"], d["target"]) == (
-            data["test_id"],
-            data["target"],
-        ):
-            d.update(verdict="waived", deviation=DEVIATION)
-        return rec
-
-    resign(case.run(i), case, edit)
-    return (
-        f"run {RUNS[i]}: records.jsonl line",
-        f"deviation {DEVIATION} is for another test or target",
+    recs = _run_records(case, i)
+    k = rng.choice(
+        [
+            n
+            for n, r in enumerate(recs)
+            if r["kind"] == "check.result" and r["data"]["verdict"] != "waived"
+        ]
     )
+    recs[k]["data"].update(verdict="waived", deviation=DEVIATION)
+    sign_records(case.run(i), case.keys.executor, recs)
+    return (f"run {RUNS[i]}: {_where(k)}", f"deviation {DEVIATION} is for another test or target")
+
+
+@mutation("actor-changed", "a record's actor set to another trusted key's id, re-signed")
+def _actor_changed(case: Case, rng: random.Random) -> tuple[str, ...]:
+    i = _any_run(rng)
+    recs = _run_records(case, i)
+    k = rng.randrange(len(recs))
+    other = rng.choice([case.keys.reviewer, case.keys.approver]).keyid
+    sign_records(case.run(i), case.keys.executor, recs)
+    # The claimed actor differs from the key that signs; the chain after it is rebuilt.
+    lines, prev = lines_of(case.run(i)), ""
+    for n, rec in enumerate(records(case.run(i))):
+        if n >= k:
+            rec.update(prev=prev) if n > k else rec.update(actor=other)
+            lines[n] = sign_envelope(canonical_bytes(rec), case.keys.executor).to_bytes()
+        prev = hashlib.sha256(lines[n]).hexdigest()
+    write_lines(case.run(i), lines)
+    return (f"run {RUNS[i]}: {_where(k)}", f"actor {other[:16]} is not the signing key")
+
+
+@mutation("record-moved-to-another-run", "a record's change or run id changed, the run re-signed")
+def _ids_changed(case: Case, rng: random.Random) -> tuple[str, ...]:
+    i = _any_run(rng)
+    recs = _run_records(case, i)
+    k = rng.randrange(1, len(recs))
+    name = rng.choice(["change_id", "run_id"])
+    recs[k][name] = rng.choice(["CHG0009999", RUNS[(i + 1) % len(RUNS)], "x"])
+    sign_records(case.run(i), case.keys.executor, recs)
+    return (f"run {RUNS[i]}: {_where(k)}", f"belongs to {recs[k]['change_id']}/{recs[k]['run_id']}")
+
+
+@mutation("record-after-run-end", "a run record moved after run.end, the run re-signed")
+def _after_end(case: Case, rng: random.Random) -> tuple[str, ...]:
+    i = _any_run(rng)
+    recs = _run_records(case, i)
+    k = rng.randrange(1, len(recs) - 1)
+    moved = recs.pop(k)
+    recs.append(moved)
+    sign_records(case.run(i), case.keys.executor, recs)
+    return (f"run {RUNS[i]}: {_where(len(recs) - 1)}", f"{moved['kind']} record after run.end")
+
+
+@mutation("signature-meaning-changed", "a reviewer's signature record made to say approved")
+def _meaning_changed(case: Case, rng: random.Random) -> tuple[str, ...]:
+    i = _cited(rng)  # the runs with signatures
+    lines, recs = lines_of(case.run(i)), records(case.run(i))
+    k = rng.choice([n for n, r in enumerate(recs) if r["kind"] == "signature"])
+    env = json.loads(lines[k])
+    payload = json.loads(base64.b64decode(env["payload"]))
+    payload["data"]["meaning"] = rng.choice(["approved", "reviewed", "executed"])
+    if payload == recs[k]:
+        payload["data"]["comment"] = "edited"
+    env["payload"] = base64.b64encode(canonical_bytes(payload)).decode()
+    lines[k] = canonical_bytes(env)
+    write_lines(case.run(i), lines)
+    return (f"run {RUNS[i]}: {_where(k)}", "does not verify")
 
 
 # ---------------------------------------------------------------- whole runs of the change
