@@ -215,3 +215,17 @@ def test_a_fingerprint_must_carry_the_digest_of_its_content(tmp_path: Path, keys
     assert res.status == "invalid"
     assert [p.split(":")[0] for p in res.problems] == ["records.jsonl line 3 (seq 2)"]
     assert f"fingerprint digest {good['digest'][:16]} is not that of its content" in res.problems[0]
+
+
+def test_a_run_whose_planned_tests_lack_results_cannot_say_pass() -> None:
+    """Every renderer shows a planned test without a result as an error, and the writers
+    record one before sealing: run.end's verdict cannot be better than that."""
+    from qualification.evidence.agreement import count_problems
+
+    rows = [(f"T-{i}", "h", "IQ", "pass") for i in range(13)]
+    end = {"counts": {"pass": 13}, "planned": 15, "executed": 13, "verdict": "pass"}
+    assert count_problems(end, rows, 15, 0) == []  # as verify judged before
+    assert count_problems(end, rows, 15, 0, unrecorded=2) == [
+        "run.end: verdict is pass, the records give error (2 planned tests without a result)"
+    ]
+    assert count_problems({**end, "verdict": "error"}, rows, 15, 0, unrecorded=2) == []
