@@ -35,8 +35,12 @@ from typing import Any
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.records import format_time
 from qualification.evidence.verify import WAIVER_TYPE
+from qualification.execution.recorder import records_as_dicts
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
 from qualification.signing.dsse import parse_envelope, sign_envelope
 from qualification.signing.keys import Ed25519Signer
+from qualification.verdict import overall, zero_counts
 from tests.unit.evidence.evidence_testlib import SINCE, TARGETS, TESTS
 from tests.unit.evidence.mutation_testlib import (
     DEVIATION,
@@ -214,6 +218,37 @@ def _dropped(case: Case, rng: random.Random) -> tuple[str, ...]:
     return (f"run {RUNS[i]}: junit.xml: test {_row(data)}",)
 
 
+@mutation(
+    "failed-results-dropped",
+    "the failed results removed, counts and verdict recomputed, JUnit and report re-rendered",
+)
+def _failed_dropped(case: Case, rng: random.Random) -> tuple[str, ...]:
+    i = _any_run(rng)
+    recs = _run_records(case, i)
+    results = [r for r in recs if r["kind"] == "check.result" and r["data"]["verdict"] != "fail"]
+    dropped = rng.sample(results, rng.randrange(3))  # and a few passed ones with them
+    recs = [
+        r
+        for r in recs
+        if not (r["kind"] == "check.result" and (r["data"]["verdict"] == "fail" or r in dropped))
+    ]
+    counts = zero_counts()
+    for r in recs:
+        if r["kind"] == "check.result":
+            counts[r["data"]["verdict"]] += 1
+    recs[-1]["data"].update(
+        counts=counts, executed=sum(counts.values()), verdict=overall(counts).value
+    )
+    sign_records(case.run(i), case.keys.executor, recs)
+    shown = records_as_dicts(case.run(i))
+    files = {
+        "junit.xml": render_junit(shown).encode(),
+        "report.html": render_report(shown).encode(),
+    }
+    reseal_files(case.run(i), case.keys.executor, files, keep)
+    return (f"run {RUNS[i]}: run.end: verdict is pass, the records give error",)
+
+
 @mutation("test-id-changed", "a check.result's test id changed and the run re-signed")
 def _test_id_changed(case: Case, rng: random.Random) -> tuple[str, ...]:
     i = _any_run(rng)
@@ -332,7 +367,7 @@ def _junit_edited_cls(case: Case, rng: random.Random) -> tuple[str, ...]:
     junit = _junit_edited(
         (case.run(i) / "junit.xml").read_bytes(), data["test_id"], data["target"], to
     )
-    reseal_files(case.run(i), case, {"junit.xml": junit}, keep)
+    reseal_files(case.run(i), case.keys.executor, {"junit.xml": junit}, keep)
     return (f"run {RUNS[i]}: junit.xml: test {_row(data)}",)
 
 
@@ -348,7 +383,7 @@ def _report_edited(case: Case, rng: random.Random) -> tuple[str, ...]:
     mark = f'data-test-id="{data["test_id"]}" data-target="{data["target"]}" data-verdict="{data["verdict"]}"'
     assert mark in html
     html = html.replace(mark, mark.rsplit("=", 1)[0] + f'="{to}"')
-    reseal_files(case.run(i), case, {"report.html": html.encode()}, keep)
+    reseal_files(case.run(i), case.keys.executor, {"report.html": html.encode()}, keep)
     return (f"run {RUNS[i]}: report.html: test {_row(data)}",)
 
 
@@ -368,7 +403,7 @@ def _manifest_edited(case: Case, rng: random.Random) -> tuple[str, ...]:
     manifest = json.loads(path.read_bytes())
     manifest["files"][rel] = f"{rng.getrandbits(256):064x}"
     path.write_bytes(canonical_bytes(manifest))
-    reseal_files(case.run(i), case, {}, keep)
+    reseal_files(case.run(i), case.keys.executor, {}, keep)
     return (f"run {RUNS[i]}: {rel}: content does not match its manifest digest",)
 
 
@@ -389,7 +424,10 @@ def _raw_resealed(case: Case, rng: random.Random) -> tuple[str, ...]:
     i = _any_run(rng)
     rel = rng.choice(sorted(p.name for p in (case.run(i) / "raw").iterdir()))
     reseal_files(
-        case.run(i), case, {f"raw/{rel}": b"Stratum : 1\n%d\n" % rng.randrange(10**9)}, keep
+        case.run(i),
+        case.keys.executor,
+        {f"raw/{rel}": b"Stratum : 1\n%d\n" % rng.randrange(10**9)},
+        keep,
     )
     return (
         f"run {RUNS[i]}: records.jsonl line",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from qualification.execution.recorder import records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.deviations import approve_deviation
+from qualification.signing.keys import Ed25519Signer
 from qualification.verdict import overall, zero_counts
 from tests.unit.evidence.evidence_testlib import (
     CHANGE,
@@ -192,7 +194,9 @@ def resign(run: Path, case: Case, edit: Edit, **kw: Any) -> None:
     rewrite(run, case.keys.executor, edit, **kw)
 
 
-def reseal_files(run: Path, case: Case, files: dict[str, bytes | None], edit: Edit) -> None:
+def reseal_files(
+    run: Path, signer: Ed25519Signer, files: Mapping[str, bytes | None], edit: Edit
+) -> None:
     """Replace (bytes) or remove (None) sealed files, write the manifest they now match,
     and re-sign the run with ``run.end`` naming that manifest: every digest agrees again."""
     manifest = json.loads((run / MANIFEST).read_bytes())["files"]
@@ -213,7 +217,7 @@ def reseal_files(run: Path, case: Case, files: dict[str, bytes | None], edit: Ed
             out["data"]["manifest_digest"] = hashlib.sha256(data).hexdigest()
         return out
 
-    resign(run, case, both)
+    rewrite(run, signer, both)
 
 
 def results_of(run: Path) -> list[dict[str, Any]]:
