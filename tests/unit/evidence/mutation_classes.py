@@ -25,11 +25,9 @@ import hashlib
 import json
 import random
 import shutil
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from qualification.evidence.canonical import canonical_bytes
@@ -45,12 +43,9 @@ from tests.unit.evidence.evidence_testlib import SINCE, TARGETS, TESTS
 from tests.unit.evidence.mutation_testlib import (
     DEVIATION,
     RUNS,
-    Base,
     Case,
-    copy_case,
-    judge,
+    junit_edited,
     keep,
-    missed,
     reseal_files,
     resign,
     results_of,
@@ -335,28 +330,6 @@ def _cited_rewritten(case: Case, rng: random.Random) -> tuple[str, ...]:
 # ---------------------------------------------------------------- sealed files
 
 
-def _junit_edited(junit: bytes, test_id: str, target: str, to: str) -> bytes:
-    """The JUnit with one test case's outcome and verdict line set to ``to``."""
-    root = ET.fromstring(junit)
-    for case in root.iter("testcase"):
-        if case.get("name", "").split(" ", 1)[0] == test_id and case.get(
-            "classname", ""
-        ).startswith(target + "."):
-            for child in list(case):
-                if child.tag in ("failure", "error", "skipped"):
-                    case.remove(child)
-                elif child.tag == "system-out" and child.text:
-                    child.text = "\n".join(
-                        f"verdict: {to}" if ln.startswith("verdict: ") else ln
-                        for ln in child.text.split("\n")
-                    )
-            tag = {"fail": "failure", "error": "error", "not-executed": "skipped"}.get(to)
-            if tag:
-                ET.SubElement(case, tag, {"message": to})
-    body = ET.tostring(root, encoding="unicode")
-    return f'<?xml version="1.0" encoding="utf-8"?>\n{body}'.encode()
-
-
 @mutation(
     "junit-outcome-edited", "a test's outcome in junit.xml changed, manifest and run.end re-sealed"
 )
@@ -364,7 +337,7 @@ def _junit_edited_cls(case: Case, rng: random.Random) -> tuple[str, ...]:
     i = _any_run(rng)
     data = _result(case, i, rng, waived=False)
     to = rng.choice([v for v in VERDICTS if v != data["verdict"]])
-    junit = _junit_edited(
+    junit = junit_edited(
         (case.run(i) / "junit.xml").read_bytes(), data["test_id"], data["target"], to
     )
     reseal_files(case.run(i), case.keys.executor, {"junit.xml": junit}, keep)
@@ -780,24 +753,3 @@ def _run_replaced(case: Case, rng: random.Random) -> tuple[str, ...]:
     shutil.copytree(case.base.spare / RUNS[i], case.run(i))
     # The stand-in cites a seal of the other change, or started after the runs it precedes.
     return (f"run {RUNS[i + 1]}: cites prev_run_seal", f"run {RUNS[i]}: ")
-
-
-# ---------------------------------------------------------------- running instances
-
-
-def instance(base: Base, root: Path, cls: MutationClass, n: int) -> tuple[Case, tuple[str, ...]]:
-    """Instance ``n`` of ``cls`` (seed ``<class>/<n>``) applied to a copy under ``root``."""
-    case = copy_case(base, root / f"{cls.name}-{n}")
-    return case, cls.apply(case, random.Random(f"{cls.name}/{n}"))
-
-
-def sweep(base: Base, root: Path, cls: MutationClass, count: int) -> Iterator[str]:
-    """Instances 0..count-1 of ``cls``: one line per instance not detected, naming its seed
-    and what verify failed to say. Each copy is removed once judged."""
-    for n in range(count):
-        case, expect = instance(base, root, cls, n)
-        judged = judge(case)
-        gaps = missed(judged, expect)
-        if gaps:
-            yield f"{cls.name}/{n}: {'; '.join(gaps)}; problems: {judged.problems[:6]}"
-        shutil.rmtree(case.change.parent)

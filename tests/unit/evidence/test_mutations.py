@@ -9,7 +9,10 @@ the instances tried and detected. An instance is reproduced by its seed ``<class
 
 from __future__ import annotations
 
+import random
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,38 @@ import pytest
 
 from qualification.evidence.result import VALID
 from qualification.execution.verifying import verify_command
-from tests.unit.evidence.mutation_classes import REGISTRY, instance, sweep
-from tests.unit.evidence.mutation_testlib import RUNS, Base, Judged, copy_case, judge, missed
+from tests.unit.evidence.mutation_classes import REGISTRY, MutationClass
+from tests.unit.evidence.mutation_testlib import (
+    RUNS,
+    Base,
+    Case,
+    Judged,
+    copy_case,
+    judge,
+    missed,
+)
 
 SUBSET = 3
 FULL = 20
 MIN_CLASSES = 25
+
+
+def instance(base: Base, root: Path, cls: MutationClass, n: int) -> tuple[Case, tuple[str, ...]]:
+    """Instance ``n`` of ``cls`` (seed ``<class>/<n>``) applied to a copy under ``root``."""
+    case = copy_case(base, root / f"{cls.name}-{n}")
+    return case, cls.apply(case, random.Random(f"{cls.name}/{n}"))
+
+
+def sweep(base: Base, root: Path, cls: MutationClass, count: int) -> Iterator[str]:
+    """Instances 0..count-1 of ``cls``: one line per instance not detected, naming its seed
+    and what verify failed to say. Each copy is removed once judged."""
+    for n in range(count):
+        case, expect = instance(base, root, cls, n)
+        judged = judge(case)
+        gaps = missed(judged, expect)
+        if gaps:
+            yield f"{cls.name}/{n}: {'; '.join(gaps)}; problems: {judged.problems[:6]}"
+        shutil.rmtree(case.change.parent)
 
 
 @pytest.fixture(scope="module")
