@@ -40,12 +40,15 @@ def count_problems(
     results: Sequence[ExpectedRow],
     planned: int,
     deviations_raised: int,
+    unrecorded: int = 0,
 ) -> list[str]:
     """What ``run.end`` says that the records do not.
 
     ``executed`` is the number of results, or that number without the ``not-executed`` ones
     (the rolling patch counts only what it did); ``verdict`` is the worst of the counts, and
     where a ``deviation.raised`` halted the run it may also be the halt's ``fail`` or ``error``.
+    ``unrecorded`` planned tests have no result: every renderer shows them as ``error``, so
+    the verdict must be at least that (the writers record them before sealing).
     """
     where = "run.end"
     problems: list[str] = []
@@ -71,14 +74,16 @@ def count_problems(
             f"{where}: executed is {executed}, the records have {len(results)} results "
             f"({not_run} not executed)"
         )
-    allowed = {overall(recount).value}
+    shown = {**recount, Verdict.ERROR.value: recount.get(Verdict.ERROR.value, 0) + unrecorded}
+    allowed = {overall(shown).value}
     if deviations_raised:
         for halt in (Verdict.FAIL.value, Verdict.ERROR.value):
-            allowed.add(overall({**recount, halt: recount.get(halt, 0) + 1}).value)
+            allowed.add(overall({**shown, halt: shown.get(halt, 0) + 1}).value)
     if run_end.get("verdict") not in allowed:
+        missing = f" ({unrecorded} planned tests without a result)" if unrecorded else ""
         problems.append(
             f"{where}: verdict is {run_end.get('verdict')}, the records give "
-            f"{' or '.join(sorted(allowed))}"
+            f"{' or '.join(sorted(allowed))}{missing}"
         )
     return problems
 

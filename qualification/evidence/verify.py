@@ -291,17 +291,21 @@ def _check_agreement(
 ) -> None:
     """run.end's counts and the sealed JUnit and report against the records
     (:mod:`qualification.evidence.agreement`)."""
-    rows = list(state.results)
     # A planned test without a result is shown as an error by every renderer.
-    rows += [
+    unrecorded = [
         (str(t.get("test_id")), str(t.get("target")), str(t.get("protocol") or "IQ"), "error")
         for t in state.planned
         if (t.get("test_id"), t.get("target")) not in state.done
     ]
+    rows = state.results + unrecorded
     if state.run_end is not None:
         res.problems.extend(
             agreement.count_problems(
-                state.run_end, state.results, len(state.planned), state.deviations_raised
+                state.run_end,
+                state.results,
+                len(state.planned),
+                state.deviations_raised,
+                len(unrecorded),
             )
         )
     for name, judge in (

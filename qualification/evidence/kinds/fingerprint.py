@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from qualification.evidence.kinds.base import RecordKind
+from qualification.evidence.canonical import canonical_bytes
+from qualification.evidence.kinds.base import ChainView, RecordKind
 
 
 class FingerprintData(TypedDict):
@@ -27,6 +30,27 @@ class FingerprintKind(RecordKind):
     # baseline reads it (qualification.baseline.fingerprints_of).
     name = "fingerprint"
     payload = FingerprintData
+    # The whole payload: the digest is recomputed from it (fingerprints are few per run).
+    verify_fields = None
+
+    def verify(
+        self,
+        chain: ChainView,
+        where: str,
+        record: Mapping[str, Any],
+        digest: str,
+        keyid: str | None,
+    ) -> None:
+        # A record that disagrees with itself: the baseline would refuse it, so must verify.
+        data = record["data"]
+        body = {k: v for k, v in data.items() if k != "digest"}
+        actual = hashlib.sha256(canonical_bytes(body)).hexdigest()
+        if data.get("digest") != actual:
+            chain.problem(
+                where,
+                f"fingerprint digest {str(data.get('digest'))[:16]} is not that of its "
+                f"content ({actual[:16]})",
+            )
 
 
 KIND = FingerprintKind()

@@ -24,21 +24,43 @@ def records(bundle: Path) -> list[dict[str, Any]]:
     return [json.loads(parse_envelope(line).payload) for line in lines]
 
 
-def rewrite(bundle: Path, signer: Ed25519Signer, edit: Edit) -> None:
+def lines_of(bundle: Path) -> list[bytes]:
+    return (bundle / "records.jsonl").read_bytes().split(b"\n")[:-1]
+
+
+def write_lines(bundle: Path, lines: list[bytes]) -> None:
+    (bundle / "records.jsonl").write_bytes(b"".join(x + b"\n" for x in lines))
+
+
+def rewrite(
+    bundle: Path,
+    signer: Ed25519Signer,
+    edit: Edit,
+    *,
+    signer_at: dict[int, Ed25519Signer] | None = None,
+) -> None:
     """Apply ``edit`` to every record, re-sign all with ``signer``, rebuild seq and prev.
 
     Signature records (signed by others, over the old seal) are dropped: the insider cannot
-    sign as the reviewer."""
+    sign as the reviewer. ``signer_at`` signs the records at those new seqs with other keys."""
+    kept = [edit(rec) for rec in records(bundle) if rec["kind"] != "signature"]
+    sign_records(bundle, signer, [r for r in kept if r is not None], signer_at=signer_at)
+
+
+def sign_records(
+    bundle: Path,
+    signer: Ed25519Signer,
+    recs: list[dict[str, Any]],
+    *,
+    signer_at: dict[int, Ed25519Signer] | None = None,
+) -> None:
+    """Write ``recs`` as the run's records, each signed, seq and prev rebuilt."""
     out: list[bytes] = []
     prev = ZERO_DIGEST
-    for rec in records(bundle):
-        if rec["kind"] == "signature":
-            continue
-        changed = edit(rec)
-        if changed is None:
-            continue
-        changed.update(seq=len(out), prev=prev, actor=signer.keyid)
-        line = sign_envelope(canonical_bytes(changed), signer).to_bytes()
+    for changed in recs:
+        key = (signer_at or {}).get(len(out), signer)
+        changed.update(seq=len(out), prev=prev, actor=key.keyid)
+        line = sign_envelope(canonical_bytes(changed), key).to_bytes()
         out.append(line)
         prev = hashlib.sha256(line).hexdigest()
     (bundle / "records.jsonl").write_bytes(b"".join(line + b"\n" for line in out))

@@ -303,8 +303,9 @@ def test_throwaway_key_is_valid_with_a_warning(tmp_path: Path) -> None:
     w = BundleWriter.create(tmp_path / "ev", CHANGE, "r1", signer, "demo")
     start = run_start_data()
     w.append("run.start", start)
-    # Nothing ran: run.end says so, as the verifier recounts it (planned, no result).
-    w.seal({"not-executed": 0}, len(start["planned"]), 0, "pass")
+    # Nothing ran: run.end says so, as the verifier recounts it (planned tests without a
+    # result are errors).
+    w.seal({"not-executed": 0}, len(start["planned"]), 0, "error")
     res = verify_bundle(w.path, TrustStore.load(tmp_path / "trust.yaml"))
     assert res.status == "valid"
     assert any("throwaway" in x for x in res.warnings)

@@ -22,6 +22,7 @@ from qualification.evidence.verify import VerificationResult, verify_bundle
 from qualification.signing import Ed25519Signer, TrustStore
 from qualification.signing.dsse import RECORD_PAYLOAD_TYPE, envelope_bytes, pae
 from tests.unit.evidence.evidence_testlib import Keys, build_bundle, make_keys, planned
+from tests.unit.evidence.tamper_testlib import lines_of, write_lines
 
 RESULTS = 15
 # run.start, action, results, host.skipped, run.end, reviewed, approved
@@ -72,14 +73,6 @@ def copy(src: Path, tmp_path: Path) -> Path:
     dst = tmp_path / src.parent.name / src.name
     shutil.copytree(src, dst)
     return dst
-
-
-def lines_of(path: Path) -> list[bytes]:
-    return (path / "records.jsonl").read_bytes().split(b"\n")[:-1]
-
-
-def write_lines(path: Path, lines: list[bytes]) -> None:
-    (path / "records.jsonl").write_bytes(b"".join(x + b"\n" for x in lines))
 
 
 def check(res: VerificationResult, *fragments: str) -> None:

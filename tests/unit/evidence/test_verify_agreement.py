@@ -197,3 +197,35 @@ def test_the_junit_scan_reads_what_the_xml_parser_reads(run: Path) -> None:
     broken = commented.replace(b"</testsuites>", b"")
     problems, _ = junit_problems(broken, _rows(run))
     assert problems[0].startswith("junit.xml: is not XML")
+
+
+def test_a_fingerprint_must_carry_the_digest_of_its_content(tmp_path: Path, keys: Keys) -> None:
+    """A fingerprint edited and signed again with its old digest: the baseline would refuse
+    it (fingerprints_from_records), so verify does, naming the line."""
+    from qualification.checks.fingerprint_model import fingerprint_record, make_fingerprint
+
+    good = fingerprint_record(make_fingerprint("kvm01.lab", "host", identity={"name": "kvm01"}))
+    edited = {**good, "identity": {"name": "kvm99"}}
+    w = BundleWriter.create(tmp_path / "evidence", CHANGE, "r1", keys.executor, "jane.doe")
+    w.append("run.start", {**run_start_data(), "planned": []})
+    w.append("fingerprint", good)
+    w.append("fingerprint", edited)
+    w.seal(zero_counts(), 0, 0, "pass")
+    res = verify_bundle(w.path, keys.trust, workers=1)
+    assert res.status == "invalid"
+    assert [p.split(":")[0] for p in res.problems] == ["records.jsonl line 3 (seq 2)"]
+    assert f"fingerprint digest {good['digest'][:16]} is not that of its content" in res.problems[0]
+
+
+def test_a_run_whose_planned_tests_lack_results_cannot_say_pass() -> None:
+    """Every renderer shows a planned test without a result as an error, and the writers
+    record one before sealing: run.end's verdict cannot be better than that."""
+    from qualification.evidence.agreement import count_problems
+
+    rows = [(f"T-{i}", "h", "IQ", "pass") for i in range(13)]
+    end = {"counts": {"pass": 13}, "planned": 15, "executed": 13, "verdict": "pass"}
+    assert count_problems(end, rows, 15, 0) == []  # as verify judged before
+    assert count_problems(end, rows, 15, 0, unrecorded=2) == [
+        "run.end: verdict is pass, the records give error (2 planned tests without a result)"
+    ]
+    assert count_problems({**end, "verdict": "error"}, rows, 15, 0, unrecorded=2) == []
