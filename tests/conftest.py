@@ -16,6 +16,9 @@ from typing import Iterator
 
 import pytest
 
+# Sets VQUAL_TRUST_ROOT for every test and every vqual command they start (a real pin).
+import tests.trustroot_testlib  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 #: The Ansible collection vqual.qualification in this checkout (galaxy.yml, plugins, playbooks, specs).
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
@@ -28,7 +31,9 @@ def repo() -> Path:
 
 
 def vqual_env(state_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for running the ``vqual`` command in tests."""
+    """Environment for running the ``vqual`` command in tests: the state directory's trust
+    store signed by the session's test trust root (:func:`pin_state`), pinned outside it."""
+    pin_state(state_dir)
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VQUAL_STATE_DIR"] = str(state_dir)
@@ -44,6 +49,13 @@ def run_vqual(*args: str, state_dir: Path, cwd: Path | None = None,
         cwd=cwd or REPO, env=vqual_env(state_dir, **env), capture_output=True, text=True,
         timeout=timeout, check=False,
     )
+
+
+def pin_state(state_dir: Path) -> None:
+    """Sign ``state_dir``'s trust store with the test trust root (tests/trustroot_testlib.py)."""
+    from tests.trustroot_testlib import pin_state as _pin
+
+    _pin(state_dir)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from qualification.cli.shared import (
     read_passphrase,
     run_options,
     state_dir_option,
+    trust_root_options,
     vault_options,
 )
 from qualification.errors import BadInputError
@@ -88,6 +89,7 @@ def platform_and_executor(
 @run_options()
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
 @vault_options
+@trust_root_options
 @state_dir_option
 @domain_errors
 def patch(
@@ -95,9 +97,18 @@ def patch(
     resume_run: str | None, platform_host: str | None, requalify_mode: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
     initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
+    trust_root: Path | None, legacy_trust: bool,
 ) -> None:
     """Patch the change's cluster one host at a time: drain, maintenance, patch, reboot,
     requalify, return. Progress per host and step goes to stderr."""
+    from qualification.review.pinned import LEGACY_ENV
+    from qualification.signing.trust_root import PIN_ENV
+
+    # The requalification runs this starts judge trust the same way: through the environment.
+    if trust_root is not None:
+        os.environ[PIN_ENV] = str(trust_root.absolute())
+    if legacy_trust:
+        os.environ[LEGACY_ENV] = "1"
     from qualification.config import load_config
     from qualification.execution.inventory import read_hostvars
     from qualification.rollout.change import load_change
@@ -134,7 +145,7 @@ def patch(
     signer, passphrase = open_signer_with(
         key, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
     )
-    _check_executor_trusted(state, signer.keyid)
+    progress(_check_executor_trusted(state, signer.keyid))
     requalifier = _requalifier(requalify_mode, change, lambda: QualifyRequalifier(
         inventory=inventory, key_file=key,
         passphrase_reader=lambda: passphrase or b"", evidence_dir=evidence_dir,
