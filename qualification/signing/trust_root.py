@@ -271,7 +271,10 @@ def _system_pin_problem(path: Path) -> str | None:
             st = part.stat()
         except OSError:
             continue
-        if st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o022:
+        mode = stat.S_IMODE(st.st_mode)
+        # A sticky directory (/tmp) lets nobody replace an entry someone else owns.
+        sticky_dir = part != path and mode & stat.S_ISVTX
+        if st.st_uid != 0 or (mode & 0o022 and not sticky_dir):
             return (f"{part} is writable by someone other than root "
                     f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o})")
     return None
