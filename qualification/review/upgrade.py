@@ -10,9 +10,7 @@ written is taken back, so the directory is never left half-way.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +25,7 @@ from qualification.review.trust_history import (
     sign_trust_store,
 )
 from qualification.signing import Ed25519Signer, TrustStore
-from qualification.signing.trust_root import find_pin, new_root, parse_pin, pin_yaml
+from qualification.signing.trust_root import find_pin, new_root, parse_pin, pin_yaml, write_pin
 from qualification.state import trust_path
 
 
@@ -53,21 +51,6 @@ def _backup(state_dir: Path) -> Path:
     target = state_dir.with_name(f"{state_dir.name}.backup-{stamp}")
     shutil.copytree(state_dir, target, symlinks=True)
     return target
-
-
-def _write_pin(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".trust-root.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pin_target(state_dir: Path, pin: Path | None) -> tuple[Path, bytes | None]:
@@ -123,7 +106,7 @@ def upgrade_state(state_dir: Path, signer: Ed25519Signer, *, pin: Path | None = 
     try:
         lines += _sign(state_dir, signer, name)
         if pin_bytes is not None:
-            _write_pin(pin_path, pin_bytes)
+            write_pin(pin_path, pin_bytes)
             lines.append(f"trust root pinned in {pin_path} (key {signer.keyid[:16]})")
     except BaseException:
         _restore(state_dir, backup)

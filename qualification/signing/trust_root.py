@@ -22,6 +22,7 @@ import bisect
 import json
 import os
 import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,7 +87,10 @@ class TrustRoot:
 
 
 def _fmt(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # To the microsecond, as record times: a root handed over within a second of a signing
+    # must not seem to end before it.
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if when.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_utc(value: Any, name: str, where: str) -> datetime:
@@ -251,6 +255,23 @@ def rotate(roots: Sequence[RootKey], signer: Signer, public_pem: str, name: str,
     endorsed = RootKey(unsigned.keyid, name, unsigned.public_key_pem, at, None,
                        retired.keyid, sig)
     return (*roots[:-1], retired, endorsed)
+
+
+def write_pin(path: Path, data: bytes) -> None:
+    """Write a pin file atomically (mode 0644): a reader sees the old pin or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".trust-root.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
 
 
 # ---------------------------------------------------------------- finding the pin

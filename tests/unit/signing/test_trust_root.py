@@ -4,6 +4,7 @@ endorsements, where a pin may come from, and judging a store by the version in f
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -149,3 +150,37 @@ def test_a_store_signed_by_a_key_that_is_not_pinned_is_refused(tmp_path: Path) -
     with pytest.raises(TrustError, match="version 1 is not signed by the pinned trust root: "
                        "key .* is not a pinned trust root"):
         rooted_store(state, root)
+
+
+def _add_admin(state: Path, admin: Ed25519Signer, name: str) -> None:
+    store = TrustStore.load(state / "trust.yaml")
+    store.add_key(public_key_pem=admin.public_pem(), name=name, identity=name,
+                  roles=["trust-admin"], valid_from=T0)
+    store.save()
+
+
+def test_a_rotated_root_signs_later_versions_and_the_old_one_cannot(tmp_path: Path) -> None:
+    a, b = Ed25519Signer.generate(), Ed25519Signer.generate()
+    state = _state_signed_by(tmp_path, a)
+    _add_admin(state, b, "B")
+    sign_trust_store(state, a)  # version 2: B becomes a trust-admin, still under root A
+    roots = rotate(parse_pin(_pin(a), "pin"), a, b.public_pem(), "Root B", datetime.now(UTC))
+    pin = tmp_path / "pin.yaml"
+    pin.write_bytes(pin_yaml(roots))
+    root = find_pin(state, pin)
+    assert root is not None and [r.keyid for r in root.roots] == [a.keyid, b.keyid]
+    assert rooted_store(state, root).version == 2
+    executor = Ed25519Signer.generate()
+    store = TrustStore.load(state / "trust.yaml")
+    store.add_key(public_key_pem=executor.public_pem(), name="E", identity="e",
+                  roles=["executor"], valid_from=T0)
+    store.save()
+    old_root = tmp_path / "old-root"
+    shutil.copytree(state, old_root)
+    sign_trust_store(state, b)
+    assert rooted_store(state, root).version == 3
+    # A is still a trust-admin in the store, but the pin no longer vouches for it.
+    sign_trust_store(old_root, a)
+    with pytest.raises(TrustError, match=f"version 3 is not signed by the pinned trust root: "
+                       f"root {a.keyid[:16]} is pinned for"):
+        rooted_store(old_root, root)
