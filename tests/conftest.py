@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -32,8 +32,10 @@ def repo() -> Path:
 
 def vqual_env(state_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for running the ``vqual`` command in tests: the state directory's trust
-    store signed by the session's test trust root (:func:`pin_state`), pinned outside it."""
-    pin_state(state_dir)
+    store signed by the session's test trust root (:func:`pin_state`), pinned outside it;
+    a test about legacy trust sets ``VQUAL_LEGACY_TRUST=1`` and its store is left alone."""
+    if "1" not in (extra.get("VQUAL_LEGACY_TRUST"), os.environ.get("VQUAL_LEGACY_TRUST")):
+        pin_state(state_dir)
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VQUAL_STATE_DIR"] = str(state_dir)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from qualification.errors import BadInputError, TrustError, VqualError
 from qualification.evidence.records import parse_time, utc_now
-from qualification.review.pinned import choose_trust
+from qualification.review.pinned import TrustChoice
 from qualification.review.trust_history import (
     HISTORY_DIR,
     check_history,
     history,
+    rooted_store,
     sign_trust_store,
 )
 from qualification.signing import Ed25519Signer, TrustStore
@@ -39,11 +40,15 @@ class UpgradeResult:
 
 def _already_upgraded(state_dir: Path, pin: Path | None) -> str | None:
     """The root line when the state directory already follows the rules, else None."""
+    # Only through a pin, whatever legacy trust the environment asks for.
     try:
-        choice = choose_trust(state_dir, trust_root=pin, legacy=False)
+        root = find_pin(state_dir, pin)
+        if root is None:
+            return None
+        timeline = rooted_store(state_dir, root)
     except VqualError:
         return None
-    return choice.describe()
+    return TrustChoice(timeline, timeline.version, root).describe()
 
 
 def _backup(state_dir: Path) -> Path:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_vqual
 from tests.integration.reviewflow import add_person, vqual_with_passphrase
 
 
-def test_bootstrap_sign_status_and_an_unsigned_change(tmp_path: Path) -> None:
+def test_bootstrap_sign_status_and_an_unsigned_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This test's own trust-admin bootstraps the store: the test root stays out of it.
+    monkeypatch.setenv("VQUAL_LEGACY_TRUST", "1")
     state = tmp_path / "state"
     admin = add_person(state, "Tom Admin", "tom@example.com", "trust-admin")
     status = run_vqual("trust", "status", state_dir=state)
