@@ -67,6 +67,7 @@ def executor_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = run_vqual("keys", "create", "--name", "Test executor", "--role", "executor",
                      "--service", "--throwaway", state_dir=state)
     assert done.returncode == 0, done.stderr
+    pin_state(state)  # signed now, before any record: library callers find it signed too
     return state
 
 
