@@ -201,3 +201,19 @@ def test_legacy_trust_cannot_approve(honest: dict[str, Any]) -> None:
                                  str(key), state_dir=state)
     assert done.returncode == 0, done.stderr
     assert f"trust root: {ROOT.keyid[:16]}" in done.stdout
+
+
+def test_qualify_without_a_pin_refuses_unless_legacy_is_asked_for(
+    honest: dict[str, Any], tmp_path: Path
+) -> None:
+    spec = small_spec(tmp_path, [PASSING], name="unpinned")
+    args = ("qualify", "--evidence-dir", str(tmp_path / "evidence"), "-i", str(LOCAL_INV),
+            "-s", str(spec), "-c", "CHG0013102", "--check", "--json")
+    done = run_vqual(*args, state_dir=honest["state"], **{PIN_ENV: ""})
+    assert done.returncode == 2 and "no trust root pinned" in _one_line_refusal(done.stderr)
+    assert not (tmp_path / "evidence").exists()
+    done = run_vqual(*args, "--legacy-trust", state_dir=honest["state"], **{PIN_ENV: ""})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["trust_root"] == "legacy: no trust root"
+    assert "trust_root" not in records(Path(summary["bundle"]))[0]["data"]
