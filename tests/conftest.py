@@ -11,10 +11,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
+# Sets VQUAL_TRUST_ROOT for every test and every vqual command they start (a real pin).
+import tests.trustroot_testlib  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 #: The Ansible collection vqual.qualification in this checkout (galaxy.yml, plugins, playbooks, specs).
@@ -28,7 +31,11 @@ def repo() -> Path:
 
 
 def vqual_env(state_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for running the ``vqual`` command in tests."""
+    """Environment for running the ``vqual`` command in tests: the state directory's trust
+    store signed by the session's test trust root (:func:`pin_state`), pinned outside it;
+    a test about legacy trust sets ``VQUAL_LEGACY_TRUST=1`` and its store is left alone."""
+    if "1" not in (extra.get("VQUAL_LEGACY_TRUST"), os.environ.get("VQUAL_LEGACY_TRUST")):
+        pin_state(state_dir)
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VQUAL_STATE_DIR"] = str(state_dir)
@@ -46,6 +53,13 @@ def run_vqual(*args: str, state_dir: Path, cwd: Path | None = None,
     )
 
 
+def pin_state(state_dir: Path) -> None:
+    """Sign ``state_dir``'s trust store with the test trust root (tests/trustroot_testlib.py)."""
+    from tests.trustroot_testlib import pin_state as _pin
+
+    _pin(state_dir)
+
+
 @pytest.fixture(scope="session")
 def executor_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state directory whose trust store holds one throwaway executor service key."""
@@ -53,6 +67,7 @@ def executor_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = run_vqual("keys", "create", "--name", "Test executor", "--role", "executor",
                      "--service", "--throwaway", state_dir=state)
     assert done.returncode == 0, done.stderr
+    pin_state(state)  # signed now, before any record: library callers find it signed too
     return state
 
 

@@ -11,6 +11,7 @@ from qualification.cli.shared import (
     personal_key_options,
     read_passphrase,
     state_dir_option,
+    trust_root_options,
 )
 from qualification.state import resolve_state_dir
 
@@ -25,22 +26,31 @@ def deviation() -> None:
 @click.argument("deviation_id")
 @click.option("--comment", default=None, help="Comment recorded with the waiver.")
 @personal_key_options("approver")
+@trust_root_options
 @state_dir_option
 @domain_errors
 def deviation_approve(change_id: str, deviation_id: str, comment: str | None, key_file: Path,
-                      passphrase_fd: int | None, state_dir: Path | None) -> None:
-    """Sign DEVIATION_ID of CHANGE_ID as approved: from then on it can waive a failed test."""
+                      passphrase_fd: int | None, trust_root: Path | None, legacy_trust: bool,
+                      state_dir: Path | None) -> None:
+    """Sign DEVIATION_ID of CHANGE_ID as approved: from then on it can waive a failed test.
+
+    Only through a trust store the pinned trust root vouches for: legacy trust cannot approve.
+    """
     from qualification.review.deviations import approve_deviation
-    from qualification.review.signed import load_trust, open_personal_signer
+    from qualification.review.pinned import approvable, choose_trust
+    from qualification.review.signed import open_personal_signer
 
     state = resolve_state_dir(state_dir)
-    trust = load_trust(state)
+    choice = choose_trust(state, trust_root=trust_root, legacy=legacy_trust)
+    approvable(choice)
+    trust = choice.store
     signer = open_personal_signer(
         key_file, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
     )
     waiver = approve_deviation(state, change_id, deviation_id, signer, trust, comment)
     click.echo(f"approved deviation {deviation_id} of {change_id} by {waiver.name} "
                f"(expires {waiver.deviation.expiry}): {state / waiver.file}")
+    click.echo(choice.describe())
 
 
 @deviation.command("list")

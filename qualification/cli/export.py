@@ -11,6 +11,7 @@ from qualification.cli.shared import (
     passphrase_fd_option,
     read_passphrase,
     state_dir_option,
+    trust_root_options,
 )
 from qualification.errors import BadInputError
 from qualification.state import resolve_state_dir
@@ -33,10 +34,12 @@ FORMATS = ("sarif", "ohdf", "in-toto")  # qualification.reports.exports.FORMATS,
               help="in-toto only: the executor's signing key (Ed25519 PEM, mode 0600); "
               "default <state dir>/keys/executor.pem.")
 @passphrase_fd_option()
+@trust_root_options
 @state_dir_option
 @domain_errors
 def export(bundle: Path, fmt: str | None, inspector: bool, output: Path | None,
-           key_file: Path | None, passphrase_fd: int | None, state_dir: Path | None) -> None:
+           key_file: Path | None, passphrase_fd: int | None, trust_root: Path | None,
+           legacy_trust: bool, state_dir: Path | None) -> None:
     """Export BUNDLE, verified first, as SARIF, OHDF or a signed in-toto attestation, or
     (--inspector) a change as one folder an inspector verifies offline.
 
@@ -44,7 +47,7 @@ def export(bundle: Path, fmt: str | None, inspector: bool, output: Path | None,
     unwritable output: nothing is written); 3 the run did not finish.
     """
     if inspector:
-        _export_inspector(bundle, fmt, output, state_dir)
+        _export_inspector(bundle, fmt, output, state_dir, trust_root, legacy_trust)
         return
     if fmt is None:
         raise BadInputError(f"give --format {'|'.join(FORMATS)}, or --inspector",
@@ -79,7 +82,7 @@ def export(bundle: Path, fmt: str | None, inspector: bool, output: Path | None,
 
 
 def _export_inspector(change: Path, fmt: str | None, output: Path | None,
-                      state_dir: Path | None) -> None:
+                      state_dir: Path | None, trust_root: Path | None, legacy: bool) -> None:
     if fmt is not None:
         raise BadInputError("--inspector writes a folder, not a format; drop --format",
                             where="--format")
@@ -87,6 +90,8 @@ def _export_inspector(change: Path, fmt: str | None, output: Path | None,
         raise BadInputError("--inspector needs --output DIR (a new folder)", where="--output")
     from qualification.execution.inspecting import export_for_inspector
 
-    files = export_for_inspector(change, output, resolve_state_dir(state_dir))
-    click.echo(f"vqual: wrote the inspector folder {output} ({len(files)} files) for {change}; "
-               f"docs/inspector.md says how to verify it, with or without vqual", err=True)
+    files, root = export_for_inspector(change, output, resolve_state_dir(state_dir),
+                                       trust_root=trust_root, legacy=legacy)
+    click.echo(f"vqual: wrote the inspector folder {output} ({len(files)} files) for {change} "
+               f"({root}); docs/inspector.md says how to verify it, with or without vqual",
+               err=True)

@@ -11,6 +11,7 @@ interrupted (resumable with ``--resume``); 4 platform or connection error before
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -23,6 +24,7 @@ from qualification.cli.shared import (
     read_passphrase,
     run_options,
     state_dir_option,
+    trust_root_options,
     vault_options,
 )
 from qualification.execution.inventory import VaultOptions
@@ -63,6 +65,7 @@ __all__ = ["patch", "platform_and_executor"]
 @run_options()
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
 @vault_options
+@trust_root_options
 @state_dir_option
 @domain_errors
 def patch(
@@ -70,9 +73,18 @@ def patch(
     resume_run: str | None, platform_host: str | None, requalify_mode: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
     initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
+    trust_root: Path | None, legacy_trust: bool,
 ) -> None:
     """Patch the change's cluster one host at a time: drain, maintenance, patch, reboot,
     requalify, return. Progress per host and step goes to stderr."""
+    from qualification.review.pinned import LEGACY_ENV
+    from qualification.signing.trust_root import PIN_ENV
+
+    # The requalification runs this starts judge trust the same way: through the environment.
+    if trust_root is not None:
+        os.environ[PIN_ENV] = str(trust_root.absolute())
+    if legacy_trust:
+        os.environ[LEGACY_ENV] = "1"
     request = PatchRequest(
         inventory=inventory, change_file=change_file, state_dir=resolve_state_dir(state_dir),
         evidence_dir=evidence_dir, bind=bind, resume_run=resume_run, platform_host=platform_host,

@@ -18,6 +18,7 @@ from qualification.cli.shared import (
     run_options,
     shipped_path,
     state_dir_option,
+    trust_root_options,
     vault_options,
 )
 from qualification.errors import BadInputError
@@ -60,6 +61,7 @@ def _check_playbook(name: str) -> None:
               help="Playbook of the collection's playbooks/ to run, e.g. kvm_cluster.yml "
               "(its host group; -s still names the spec).")
 @vault_options
+@trust_root_options
 @state_dir_option
 @domain_errors
 def qualify(
@@ -67,6 +69,7 @@ def qualify(
     passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
     allow_empty: bool, playbook: str, state_dir: Path | None, vault: VaultOptions,
+    trust_root: Path | None, legacy_trust: bool,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
@@ -82,7 +85,7 @@ def qualify(
         check_mode=check_mode, state_dir=state,
         progress=progress_printer(json_mode),
         extravars={"vqual_allow_empty": True} if allow_empty else {},
-        playbook=playbook, vault=vault,
+        playbook=playbook, vault=vault, trust_root=trust_root, legacy_trust=legacy_trust,
     )
     summary = run_qualify(request)
     if json_mode:

@@ -180,6 +180,20 @@ def state_dir_option(func: F) -> F:
     )(func)
 
 
+def trust_root_options(func: F) -> F:
+    """``--trust-root FILE`` (``trust_root``) and ``--legacy-trust`` (``legacy_trust``):
+    the pin that vouches for the trust store, or judging without one (docs/review.md)."""
+    return _stacked([
+        click.option("--trust-root", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None,
+                     help="Pin file of the trust root, outside the state directory (default "
+                     "$VQUAL_TRUST_ROOT, then /etc/vqual/trust-root.yaml)."),
+        click.option("--legacy-trust", is_flag=True,
+                     help="Judge with an unpinned or unsigned trust store (also "
+                     "VQUAL_LEGACY_TRUST=1); shown as 'legacy: no trust root'."),
+    ])(func)
+
+
 _PASSPHRASE_FD_HELP = "Read the key's passphrase from this file descriptor (else the terminal asks)."
 
 

@@ -12,6 +12,7 @@ from qualification.cli.shared import (
     personal_key_options,
     read_passphrase,
     state_dir_option,
+    trust_root_options,
 )
 from qualification.errors import BadInputError
 from qualification.state import resolve_state_dir
@@ -23,15 +24,24 @@ from qualification.state import resolve_state_dir
               help="What the signature means; a spec can only be approved.")
 @click.option("--comment", default=None, help="Comment recorded with the signature.")
 @personal_key_options("signing")
+@trust_root_options
 @state_dir_option
 @domain_errors
 def sign(target: Path, meaning: str, comment: str | None, key_file: Path,
-         passphrase_fd: int | None, state_dir: Path | None) -> None:
-    """E-sign TARGET: a sealed evidence bundle, or a spec file to approve it before it runs."""
-    from qualification.review.signed import load_trust, open_personal_signer
+         passphrase_fd: int | None, trust_root: Path | None, legacy_trust: bool,
+         state_dir: Path | None) -> None:
+    """E-sign TARGET: a sealed evidence bundle, or a spec file to approve it before it runs.
+
+    Only through a trust store the pinned trust root vouches for: legacy trust cannot sign.
+    """
+    from qualification.review.pinned import approvable, choose_trust
+    from qualification.review.signed import open_personal_signer
 
     state = resolve_state_dir(state_dir)
-    trust = load_trust(state)
+    choice = choose_trust(state, trust_root=trust_root, legacy=legacy_trust)
+    approvable(choice)
+    trust = choice.store
+    click.echo(choice.describe())
     signer = open_personal_signer(
         key_file, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
     )

@@ -41,6 +41,36 @@ def trust_sign(key_file: Path, passphrase_fd: int | None, comment: str | None,
         click.echo(f"  {change}")
 
 
+@trust.command("rotate-root")
+@click.option("--trust-root", "pin", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The pin file to rotate (outside the state directory).")
+@personal_key_options("current root's")
+@click.option("--new-public", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Public key (PEM) of the new root, e.g. the .pub of `vqual keys create`.")
+@click.option("--name", default="Trust root", show_default=True,
+              help="Printed name of the new root.")
+@domain_errors
+def trust_rotate_root(pin: Path, key_file: Path, passphrase_fd: int | None, new_public: Path,
+                      name: str) -> None:
+    """Hand the trust root over to a new key from now on, endorsed by the current root: the
+    old root's validity ends, so it can sign no later trust store version."""
+    from datetime import UTC, datetime
+
+    from qualification.review.signed import open_personal_signer
+    from qualification.signing.trust_root import parse_pin, pin_yaml, rotate, write_pin
+
+    roots = parse_pin(pin.read_bytes(), str(pin))
+    signer = open_personal_signer(
+        key_file, lambda: read_passphrase(passphrase_fd, "Key passphrase: ")
+    )
+    rotated = rotate(roots, signer, new_public.read_text(encoding="utf-8"), name,
+                     datetime.now(UTC))
+    write_pin(pin, pin_yaml(rotated))
+    click.echo(f"{pin}: root {rotated[-1].keyid[:16]} ({name}) from "
+               f"{rotated[-1].period()}, endorsed by {rotated[-2].keyid[:16]}")
+
+
 @trust.command("status")
 @state_dir_option
 @domain_errors

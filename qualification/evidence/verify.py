@@ -390,7 +390,7 @@ class _ChainState:
         self.initiators: set[str] = set()
         #: (where, kind, time, change id, data) of waiver records and waived results, in order
         self.waiver_entries: list[WaiverEntry] = []
-        self._status_cache: dict[tuple[str, str], tuple[bool, str]] = {}
+        self._status_cache: dict[tuple[str, str, str], tuple[bool, str, bool]] = {}
         #: (test id, target, protocol, verdict) of each check.result, in order
         self.results: list[agreement.ExpectedRow] = []
         self.deviations_raised = 0
@@ -506,16 +506,18 @@ class _ChainState:
             self.res.started = rec["time"]
 
     def _check_key(self, where: str, keyid: str, stamp: str, when: datetime, role: str) -> None:
-        cache_key = (keyid, stamp)
+        cache_key = (keyid, stamp, role)
         status = self._status_cache.get(cache_key)
         if status is None:
-            status = self.trust.key_status_at(keyid, when)
+            # By the trust store version in force at the record's time (TrustTimeline).
+            ok, reason = self.trust.key_status_at(keyid, when)
+            status = (ok, reason, self.trust.role_at(keyid, role, when))
             if len(self._status_cache) < 100_000:
                 self._status_cache[cache_key] = status
-        ok, reason = status
+        ok, reason, has_role = status
         if not ok:
             self.problem(where, f"{reason} (signed {stamp})")
-        if not self.trust.has_role(keyid, role):
+        if not has_role:
             self.problem(where, f"key {keyid[:16]} does not hold role {role} in the trust store")
         key = self.trust.get(keyid)
         if key is not None and key.throwaway:
@@ -643,10 +645,11 @@ def open_signed_document(
         raise EvidenceInvalidError("payload keyid differs from the signing key", where=where)
     key = trust.get(keyid)
     assert key is not None  # verify_envelope only answers with trusted keys
-    ok, reason = key.status_at(when)
+    # Judged by the trust store version in force at the document's time (TrustTimeline).
+    ok, reason = trust.key_status_at(keyid, when)
     if not ok:
         raise EvidenceInvalidError(f"{reason} (signed {payload['time']})", where=where)
-    if role not in key.roles:
+    if not trust.role_at(keyid, role, when):
         raise EvidenceInvalidError(f"key {keyid[:16]} does not hold the {role} role", where=where)
     if payload.get("name") != key.name:
         raise EvidenceInvalidError(

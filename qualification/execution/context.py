@@ -33,6 +33,7 @@ from qualification.errors import BadInputError, TrustError
 from qualification.review.approval import ProtocolApproval
 from qualification.review.deviations import DeviationState
 from qualification.review.gate import review_state
+from qualification.review.pinned import TrustChoice
 from qualification.review.trust_history import trusted_store
 from qualification.signing import TrustStore
 from qualification.spec.change import validate_change_id, validate_run_id
@@ -77,6 +78,8 @@ class RunContext:
     run_id: str
     trust: TrustStore | None = field(default=None, hash=False)
     trust_version: int | None = None
+    #: {keyid, version} of the pinned trust root the run was judged with (None: legacy)
+    trust_root: dict[str, Any] | None = field(default=None, hash=False)
     approval: ProtocolApproval | None = None
     deviations: DeviationState | None = field(default=None, hash=False)
 
@@ -111,6 +114,7 @@ class RunContext:
             ),
             "approval": self.approval.citation() if self.approval is not None else None,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
+            "trust_root": self.trust_root,
         }
 
     @classmethod
@@ -149,6 +153,7 @@ class RunContext:
                 run_id=_text(data["run_id"]),
                 trust=trust,
                 trust_version=version,
+                trust_root=dict(data["trust_root"]) if data.get("trust_root") else None,
                 approval=ProtocolApproval(**approval) if approval is not None else None,
                 deviations=DeviationState.from_json(deviations) if deviations is not None else None,
             )
@@ -185,6 +190,7 @@ def load_run_context(
     change_pattern: str | None = None,
     site_pattern: bool = False,
     trust_required: bool = False,
+    trust_choice: TrustChoice | None = None,
 ) -> RunContext:
     """Load and validate a run's inputs, each once; nothing executes.
 
@@ -198,6 +204,9 @@ def load_run_context(
         site_pattern: apply ``config.yaml``'s ``change_id_pattern`` (``vqual`` commands do).
         trust_required: refuse a state directory without a trust store (``vqual`` commands
             do; a plain ``ansible-playbook`` run records without judging approvals and waivers).
+        trust_choice: the trust store chosen through the pinned root (or legacy trust asked
+            for; :func:`qualification.review.pinned.choose_trust`); None: the state
+            directory's store checked against its history (a plain ``ansible-playbook`` run).
 
     Raises:
         BadInputError: a bad change or run id, spec, ``config.yaml`` or ``deviations.yaml``, or
@@ -226,7 +235,11 @@ def load_run_context(
                 f"no trust store at {path}: create a key with `vqual keys create --role executor`"
             )
         return context
-    trust, version = trusted_store(state_dir, require_signed=config.require_signed_trust)
+    if trust_choice is not None:
+        trust, version = trust_choice.store, trust_choice.version
+        context = dataclasses.replace(context, trust_root=trust_choice.citation())
+    else:
+        trust, version = trusted_store(state_dir, require_signed=config.require_signed_trust)
     approval, deviations = review_state(
         state_dir, spec, change, trust, approval_required=config.require_protocol_approval
     )

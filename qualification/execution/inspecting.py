@@ -8,16 +8,24 @@ from qualification.errors import BadInputError, EvidenceIncompleteError, Evidenc
 from qualification.evidence.change import is_change_dir
 from qualification.execution.verifying import verify_command
 from qualification.review.inspector import write_inspector_folder
-from qualification.review.signed import load_trust
+from qualification.review.pinned import choose_trust
 from qualification.review.trust_history import HISTORY_DIR
 
 __all__ = ["export_for_inspector"]
 
 
-def export_for_inspector(change: Path, output: Path, state_dir: Path) -> list[str]:
+def export_for_inspector(
+    change: Path, output: Path, state_dir: Path, *, trust_root: Path | None = None,
+    legacy: bool = False,
+) -> tuple[list[str], str]:
     """Verify the change at ``change`` and write its inspector folder at ``output``.
 
-    Returns the folder's files (relative paths).
+    The trust is chosen as ``vqual verify`` chooses it (the pinned root, or legacy trust
+    when asked for); the pin file goes into the folder as ``trust/trust-root.yaml``, so the
+    inspector verifies against the root the export was judged with (and should compare it
+    with the root they received separately).
+
+    Returns the folder's files (relative paths) and the line naming the trust root used.
 
     Raises:
         BadInputError: ``change`` is not a change directory, or ``output`` cannot be written.
@@ -28,17 +36,21 @@ def export_for_inspector(change: Path, output: Path, state_dir: Path) -> list[st
         raise BadInputError(
             f"{change} is not a change directory (evidence/<change_id> holding runs)"
         )
-    text, payload, code = verify_command(change, state_dir)
+    choice = choose_trust(state_dir, trust_root=trust_root, legacy=legacy)
+    text, payload, code = verify_command(change, state_dir, trust_root=trust_root, legacy=legacy)
     if code == EvidenceIncompleteError.exit_code:
         raise EvidenceIncompleteError(f"{change}: a run did not finish; not exported")
     if code != 0:
         first = (payload.get("problems") or ["invalid"])[0]
         raise EvidenceInvalidError(f"{change} does not verify, not exported: {first}")
-    return write_inspector_folder(
+    files = write_inspector_folder(
         change,
         output,
-        trust=load_trust(state_dir),
+        trust=choice.store,
         history_dir=state_dir / HISTORY_DIR,
-        extra_trust_files={},
+        extra_trust_files=(
+            {"trust-root.yaml": choice.root.path.read_bytes()} if choice.root is not None else {}
+        ),
         verification={**payload, "text": text},
     )
+    return files, choice.describe()

@@ -69,6 +69,7 @@ class RunPlan:
     approval: dict[str, Any] | None = field(default=None, hash=False)
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     deviations: DeviationState | None = field(default=None, hash=False)
+    trust_root: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -108,6 +109,7 @@ class RunPlan:
             "approval": self.approval,
             "config": self.config,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
+            "trust_root": self.trust_root,
             "planned": self.planned(),
         }
 
@@ -153,6 +155,9 @@ class RunPlan:
                 trust_version=int(version) if version is not None else None,
                 approval=plain_mapping(approval) if approval is not None else None,
                 config=plain_mapping(data["config"]),
+                trust_root=(
+                    plain_mapping(data["trust_root"]) if data.get("trust_root") else None
+                ),
                 deviations=(
                     DeviationState.from_json(plain_mapping(deviations))
                     if deviations is not None
@@ -237,6 +242,7 @@ def make_plan(
         approval=context.approval.citation() if context.approval is not None else None,
         config=dict(context.config_citation),
         deviations=context.deviations,
+        trust_root=context.trust_root,
     )
 
 

@@ -20,7 +20,7 @@ from qualification.execution.context import RunContext, load_run_context
 from qualification.execution.inventory import VaultOptions
 from qualification.execution.recorder import open_signer_with
 from qualification.execution.runner import PlaybookRun, ProgressEvent, run_playbook
-from qualification.review.signed import load_trust
+from qualification.review.pinned import LEGACY_TEXT, TrustChoice, choose_trust
 from qualification.signing import TrustStore
 from qualification.state import trust_path
 from qualification.timeutil import utc_now
@@ -47,6 +47,10 @@ class QualifyRequest:
     playbook: str = "qualify.yml"
     extravars: dict[str, Any] = field(default_factory=dict)
     vault: VaultOptions = field(default_factory=VaultOptions)
+    #: the pin file (``--trust-root``; else $VQUAL_TRUST_ROOT, /etc/vqual/trust-root.yaml)
+    trust_root: Path | None = None
+    #: judge with an unpinned store (``--legacy-trust``; also $VQUAL_LEGACY_TRUST=1)
+    legacy_trust: bool = False
 
 
 @dataclass
@@ -63,6 +67,7 @@ class QualifySummary:
     verification_problems: list[str]
     unreachable: list[str]
     exit_code: int
+    trust_root: str = "legacy: no trust root"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +86,7 @@ class QualifySummary:
             "verification_problems": list(self.verification_problems),
             "unreachable": list(self.unreachable),
             "exit_code": self.exit_code,
+            "trust_root": self.trust_root,
         }
 
     def to_text(self) -> str:
@@ -93,6 +99,7 @@ class QualifySummary:
             f"  junit:    {self.bundle / 'junit.xml'}",
             f"  seal:     {self.seal or '-'}",
             f"  verified: {self.verification}",
+            f"  {self.trust_root}",
         ]
         lines += [f"    {p}" for p in self.verification_problems[:10]]
         if self.unreachable:
@@ -100,14 +107,18 @@ class QualifySummary:
         return "\n".join(lines)
 
 
-def _check_executor_trusted(state_dir: Path, keyid: str) -> None:
-    """:func:`_check_executor_key` with the state directory's trust store (``vqual patch``)."""
+def _check_executor_trusted(state_dir: Path, keyid: str) -> str:
+    """:func:`_check_executor_key` with the trust store the pinned root vouches for (or
+    legacy trust asked for through $VQUAL_LEGACY_TRUST; ``vqual patch``); returns the line
+    naming the root used."""
     path = trust_path(state_dir)
     if not path.exists():
         raise TrustError(
             f"no trust store at {path}: create a key with `vqual keys create --role executor`"
         )
-    _check_executor_key(load_trust(state_dir), keyid)  # checked against its signed history
+    choice = choose_trust(state_dir)
+    _check_executor_key(choice.store, keyid)  # checked against its signed history
+    return choice.describe()
 
 
 def _check_executor_key(trust: TrustStore, keyid: str) -> None:
@@ -124,6 +135,8 @@ class Preflight:
 
     context: RunContext
     passphrase: bytes | None = field(default=None, repr=False)
+    #: the line naming the trust root the run is judged with (or legacy)
+    trust_text: str = LEGACY_TEXT
 
 
 def preflight(request: QualifyRequest) -> Preflight:
@@ -140,6 +153,7 @@ def preflight(request: QualifyRequest) -> Preflight:
         run_id=request.run_id,
         site_pattern=True,
         trust_required=True,
+        trust_choice=(choice := _choose(request)),
     )
     signer, passphrase = open_signer_with(request.key_file, request.passphrase_reader)
     assert context.trust is not None  # trust_required
@@ -147,7 +161,18 @@ def preflight(request: QualifyRequest) -> Preflight:
     bundle = request.evidence_dir / context.change_id / context.run_id
     if bundle.exists():
         raise BadInputError(f"run id {context.run_id} already exists: {bundle}")
-    return Preflight(context, passphrase)
+    return Preflight(context, passphrase, choice.describe())
+
+
+def _choose(request: QualifyRequest) -> TrustChoice:
+    path = trust_path(request.state_dir)
+    if not path.exists():
+        raise TrustError(
+            f"no trust store at {path}: create a key with `vqual keys create --role executor`"
+        )
+    return choose_trust(
+        request.state_dir, trust_root=request.trust_root, legacy=request.legacy_trust
+    )
 
 
 def run_qualify(request: QualifyRequest) -> QualifySummary:
@@ -214,6 +239,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
         verification_problems=list(result.problems),
         unreachable=list(outcome.unreachable),
         exit_code=exit_code,
+        trust_root=checked.trust_text,
     )
 
 

@@ -169,6 +169,8 @@ class RunRecorder:
             approval=plan.approval,
             config=plan.config,
         )
+        if plan.trust_root:
+            start["trust_root"] = dict(plan.trust_root)
         if plan.plan.clone:
             # a clone run cites its master: bundle, seal and fingerprint digest
             start["clone"] = dict(plan.plan.clone)

@@ -6,37 +6,62 @@ from pathlib import Path
 from typing import Any
 
 from qualification.audit import record_failed_verification
-from qualification.errors import BadInputError, EvidenceInvalidError
+from qualification.errors import BadInputError, EvidenceInvalidError, TrustError
 from qualification.evidence.change import is_change_dir, verify_change
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.recorder import records_as_dicts
 from qualification.reports.html import render_pdf, render_report
+from qualification.review.pinned import TrustChoice, choose_trust
 from qualification.review.signed import load_trust_versioned
 from qualification.signing import TrustStore
 from qualification.state import trust_path
 
 
 def _trust(state_dir: Path) -> TrustStore:
-    return _trust_versioned(state_dir)[0]
-
-
-def _trust_versioned(state_dir: Path) -> tuple[TrustStore, int | None]:
-    """The trust store, checked against its signed history, and its signed version."""
     path = trust_path(state_dir)
     if not path.exists():
         raise BadInputError(f"no trust store at {path}; verification trusts only keys in it")
-    return load_trust_versioned(state_dir)
+    return load_trust_versioned(state_dir)[0]
+
+
+def verifying_trust(
+    state_dir: Path, *, trust_root: Path | None = None, legacy: bool = False
+) -> TrustChoice:
+    """The trust store verification judges with (:func:`choose_trust`).
+
+    A store the pinned root does not vouch for (tampered, re-signed by another key, an
+    unsigned change) makes the evidence unverifiable: invalid, exit 1, with the reason.
+
+    Raises:
+        BadInputError: no trust store, no pin and no legacy trust asked for, a pin refused.
+        EvidenceInvalidError: the pinned root does not vouch for the trust store.
+    """
+    try:
+        return choose_trust(state_dir, trust_root=trust_root, legacy=legacy)
+    except TrustError as exc:
+        raise EvidenceInvalidError(f"trust store refused: {exc.one_line()}") from None
 
 
 def verify_command(
-    bundle: Path, state_dir: Path, *, record: bool = False
+    bundle: Path, state_dir: Path, *, record: bool = False, trust_root: Path | None = None,
+    legacy: bool = False,
 ) -> tuple[str, dict[str, Any], int]:
     """Verify a bundle; returns (text for people, JSON payload, exit code)."""
     if not bundle.is_dir():
         raise BadInputError(f"{bundle} is not an evidence bundle directory")
-    trust, trust_version = _trust_versioned(state_dir)
+    try:
+        choice = verifying_trust(state_dir, trust_root=trust_root, legacy=legacy)
+    except EvidenceInvalidError as exc:
+        if record:
+            record_failed_verification(state_dir, bundle, "invalid", [exc.message])
+        raise
+    trust, trust_version = choice.store, choice.version
     if is_change_dir(bundle):
-        return _verify_change_command(bundle, trust, trust_version, state_dir, record=record)
+        text, change_payload, code = _verify_change_command(
+            bundle, trust, trust_version, state_dir, record=record
+        )
+        change_payload["trust_root"] = choice.describe()
+        return f"{text}\n  {choice.describe()}", change_payload, code
     # A waived result without an approver's valid waiver before it makes the bundle invalid;
     # verify_bundle names each such problem in ``problems`` and again in ``waiver_problems``.
     result = verify_bundle(bundle, trust)
@@ -82,7 +107,9 @@ def verify_command(
     for sig in result.signatures:
         lines.append(f"  signed {sig.get('meaning')} by {sig.get('name')} at {sig.get('time')}")
     lines += [f"  warning: {w}" for w in result.warnings]
+    lines.append(f"  {choice.describe()}")
     payload["warnings"] = list(result.warnings)
+    payload["trust_root"] = choice.describe()
     if record and result.status != "valid":
         record_failed_verification(state_dir, bundle, result.status, list(result.problems))
     return "\n".join(lines), payload, int(result.exit_code)

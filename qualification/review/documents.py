@@ -34,10 +34,11 @@ def check_signer(
     key = trust.get(keyid)
     if key is None:
         raise TrustError(f"key {keyid[:16]} is not in the trust store", where=str(trust.path))
-    ok, reason = key.status_at(moment)
+    # By the trust store version in force at that moment when the store is a TrustTimeline.
+    ok, reason = trust.key_status_at(keyid, moment)
     if not ok:
         raise TrustError(f"{reason}; it cannot sign", where=str(trust.path))
-    if role not in key.roles:
+    if not trust.role_at(keyid, role, moment):
         raise TrustError(
             f"key {keyid[:16]} ({key.name}) does not hold the {role} role", where=str(trust.path)
         )

@@ -6,8 +6,9 @@ folder (docs/inspector.md):
 - ``evidence/<change>/<run>/``: every run, byte for byte, without ``views/`` (renderings made
   later are not evidence);
 - ``trust/trust.yaml`` and ``trust/trust-history/``: the trust store and its signed versions;
-- ``trust/<name>``: what the caller adds for the trust it judged with (the pinned root, the
-  TSA's certificate chain);
+- ``<name>`` at the top: what the caller adds for the trust it judged with (the pinned
+  root's file, ``trust-root.yaml``): outside ``trust/``, which is laid out as a state
+  directory (``vqual verify --state-dir <folder>/trust``) and may not hold its own pin;
 - ``trust/keys.securesystemslib.json``: every trusted key in securesystemslib's key format,
   under the key id the record envelopes carry, with its sslib default key id, holder, roles
   and validity, so someone without vqual checks the signatures with securesystemslib alone;
@@ -101,7 +102,7 @@ def write_inspector_folder(
     if not output.parent.is_dir():
         raise BadInputError(f"{output.parent} is not a directory", where="--output")
     for name in extra_trust_files:
-        if "/" in name or name in ("", ".", "..") or name.startswith("."):
+        if "/" in name or name.startswith(".") or name in ("", INDEX, "trust", "evidence"):
             raise BadInputError(f"trust file name {name!r} must be a plain file name")
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -118,7 +119,7 @@ def write_inspector_folder(
         if history_dir is not None and history_dir.is_dir():
             shutil.copytree(history_dir, trust_dir / history_dir.name)
         for name, data in sorted(extra_trust_files.items()):
-            (trust_dir / name).write_bytes(data)
+            (staging / name).write_bytes(data)
         (staging / KEYS_FILE).write_bytes(
             json.dumps(securesystemslib_keys(trust), indent=2, sort_keys=True).encode() + b"\n"
         )

@@ -18,10 +18,11 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from qualification.errors import TrustError, VqualError
-from qualification.evidence.records import utc_now
+from qualification.evidence.records import parse_time, utc_now
 from qualification.review.documents import (
     check_signer,
     open_document,
@@ -31,6 +32,7 @@ from qualification.review.documents import (
 )
 from qualification.signing import Signer, TrustStore
 from qualification.signing.dsse import parse_envelope
+from qualification.signing.trust_root import TrustRoot, TrustTimeline, check_versions_rooted
 from qualification.state import trust_path
 
 HISTORY_DIR = "trust-history"
@@ -102,11 +104,18 @@ def check_history(state_dir: Path) -> tuple[TrustStore, TrustVersion | None]:
             previous version, a digest or link that does not match), or ``trust.yaml`` is not
             the latest signed version (an unsigned change or tampering).
     """
+    store, walked = _walk(state_dir)
+    return store, walked[-1][0] if walked else None
+
+
+def _walk(state_dir: Path) -> tuple[TrustStore, list[tuple[TrustVersion, TrustStore]]]:
+    """:func:`check_history` with every signed version and its store, oldest first."""
     path = trust_path(state_dir)
     store = TrustStore.load(path)
     versions = _versions(state_dir)
+    walked: list[tuple[TrustVersion, TrustStore]] = []
     if not versions:
-        return store, None
+        return store, walked
     if versions != list(range(1, len(versions) + 1)):
         raise TrustError(
             f"trust history versions are not 1..{len(versions)}: {versions}",
@@ -151,6 +160,7 @@ def check_history(state_dir: Path) -> tuple[TrustStore, TrustVersion | None]:
             str(payload["time"]),
             tuple(str(c) for c in changes) if isinstance(changes, list) else (),
         )
+        walked.append((latest, this))
         previous, prev_digest = this, digest
     assert latest is not None
     if store.digest != latest.digest:
@@ -159,7 +169,7 @@ def check_history(state_dir: Path) -> tuple[TrustStore, TrustVersion | None]:
             "an unsigned change or tampering; a trust-admin signs changes with `vqual trust sign`",
             where=str(path),
         )
-    return store, latest
+    return store, walked
 
 
 def sign_trust_store(state_dir: Path, signer: Signer, comment: str | None = None) -> TrustVersion:
@@ -251,3 +261,36 @@ def history(state_dir: Path) -> list[TrustVersion]:
             )
         )
     return out
+
+
+def rooted_store(state_dir: Path, root: TrustRoot) -> TrustTimeline:
+    """The trust store judged by time, every signed version vouched for by ``root``.
+
+    Raises:
+        TrustError: the store is not signed, its history is broken or not in time order, a
+            version is not signed by a root key pinned for its signing time, or
+            ``trust.yaml`` is not the latest signed version.
+    """
+    store, walked = _walk(state_dir)
+    if not walked:
+        raise TrustError(
+            "trust store is not signed, so the pinned trust root vouches for nothing: a "
+            "trust-admin runs `vqual trust sign` (or `vqual state upgrade`)",
+            where=str(trust_path(state_dir)),
+        )
+    timed: list[tuple[datetime, TrustVersion, TrustStore]] = []
+    for version, this in walked:
+        when = parse_time(version.time)
+        if when is None:
+            raise TrustError(f"version {version.version} has no valid signing time")
+        if timed and when < timed[-1][0]:
+            raise TrustError(
+                f"trust store version {version.version} is signed before version "
+                f"{version.version - 1} ({version.time})",
+                where=str(state_dir / HISTORY_DIR),
+            )
+        timed.append((when, version, this))
+    check_versions_rooted(root, [(w, v.version, v.keyid) for w, v, _ in timed])
+    return TrustTimeline.build(
+        store, [(w, v.version, s) for w, v, s in timed], timed[-1][1].keyid, root.source
+    )

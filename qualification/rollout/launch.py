@@ -137,7 +137,7 @@ def run_patch(request: PatchRequest, progress: Callable[[str], None]) -> PatchOu
     who = request.initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
     key = request.key_file or state / "keys" / "executor.pem"
     signer, passphrase = open_signer_with(key, request.passphrase_reader)
-    _check_executor_trusted(state, signer.keyid)
+    progress(_check_executor_trusted(state, signer.keyid))
     limit = setup.qualify_limit
     requalifier = requalifier_for(request.requalify_mode, setup.change, lambda: QualifyRequalifier(
         inventory=request.inventory, key_file=key,

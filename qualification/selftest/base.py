@@ -28,6 +28,10 @@ REQUIREMENTS = {
     "step table",
     "VQ-28": "a missing optional platform library is named with the extra that installs it; "
     "an installed one is in its declared version",
+    "VQ-35": "a trust store counts only when the pinned trust root signed every version of "
+    "it; one re-signed by another trust-admin is refused",
+    "VQ-36": "a record is judged by the trust store version in force at its time; a rotated-"
+    "out root signs no later version",
     "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
     "time inside the window",
     "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]  # no __all__
+from securesystemslib.signer import Key, SSlibKey  # type: ignore[attr-defined]  # no __all__
 
 from qualification.evidence.bundle import RECORDS
 from qualification.review.inspector import securesystemslib_keys
@@ -24,7 +24,7 @@ WANT = {"honest_lines_verified": "all", "foreign_key": "refused"}
 def _verified_by_exported_keys(scratch: Callable[[], Scratch]) -> Outcome:
     s = scratch()
     exported = securesystemslib_keys(s.trust)["keys"]
-    keys = [SSlibKey.from_dict(k["keyid"], dict(k["key"])) for k in exported]
+    keys: list[Key] = [SSlibKey.from_dict(k["keyid"], dict(k["key"])) for k in exported]
     lines = (s.bundle() / RECORDS).read_bytes().splitlines()
     verified = 0
     for line in lines:

@@ -36,6 +36,7 @@ from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.timestamp import timestamp_checks
+from qualification.selftest.trust_root import trust_root_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
@@ -61,6 +62,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
+        *trust_root_checks(scratch),  # ST-OQ-16, 17 (VQ-35, VQ-36)
         *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
     ]
 

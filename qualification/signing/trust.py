@@ -152,6 +152,10 @@ class TrustStore:
         key = self.keys.get(keyid)
         return key is not None and role in key.roles
 
+    def role_at(self, keyid: str, role: str, when: datetime) -> bool:
+        """Whether ``keyid`` holds ``role`` at ``when`` (one version: at any time)."""
+        return self.has_role(keyid, role)
+
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {k: v.public_key() for k, v in self.keys.items()}
 

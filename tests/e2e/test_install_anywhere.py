@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from qualification.signing.trust_root import PIN_ENV
+from tests.trustroot_testlib import PIN, pin_state
+
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
 BIN = Path(sys.executable).parent
@@ -113,9 +116,11 @@ def _install(top: Path, wheel_spec: str, tarball: Path) -> Installed:
     work = top / "empty"
     work.mkdir()
     shutil.copytree(REPO / "inventories" / "local", work / "inventory")
+    env[PIN_ENV] = str(PIN)  # the test trust root, pinned outside the state directory
     done = Installed(venv, collections, tarball, home, work, env)
     _ok(done.run("vqual", "keys", "create", "--name", "Install test executor (throwaway)",
                  "--role", "executor", "--throwaway", "--service"))
+    pin_state(top / "state")
     return done
 
 

@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 
 def _first_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
-    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    block = re.search(r"```sh\n(.*?)```", text, re.DOTALL)
     assert block, "the README opens with a sh code block"
     return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
@@ -39,8 +39,16 @@ def test_the_main_job_runs_and_says_where_the_evidence_is(tmp_path: Path) -> Non
     reports = re.findall(r"report: +(\S+)", done.stdout)
     assert len(bundles) == 2 and len(reports) == 2, done.stdout
     assert all(Path(r).is_file() for r in reports)
+    # The demo made a throwaway trust-admin and its pin beside the state directory, and says so.
+    assert "demo: a throwaway trust-admin signed the trust store" in done.stdout
+    assert "trust root: " in done.stdout and "legacy" not in done.stdout
+    # Its closing hint works as printed, with nothing of this test's environment.
+    hint = re.search(r"^Verify a bundle: (.*<bundle>)$", done.stdout, re.MULTILINE)
+    assert hint, done.stdout
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("VQUAL_")}
     for bundle in bundles:
-        verify = subprocess.run([str(BIN / "vqual"), "verify", bundle, "--json"], env=env,
+        verify = subprocess.run(["bash", "-c", hint.group(1).replace("<bundle>", bundle)
+                                 + " --json"], env=bare, cwd=REPO,
                                 capture_output=True, text=True, timeout=300, check=False)
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert json.loads(verify.stdout)["status"] == "valid"

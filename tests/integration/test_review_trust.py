@@ -1,10 +1,16 @@
-"""A signed trust store in real runs: its version recorded; unsigned or tampered refused."""
+"""A signed trust store in real runs: its version recorded; unsigned or tampered refused.
+
+These are the store's own rules, which hold under legacy trust too (no pinned root: the
+store is signed by a trust-admin of its own); tests/integration/test_trust_root.py has the
+pinned root."""
 
 from __future__ import annotations
 
 import base64
 import json
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_vqual
 from tests.integration.reviewflow import (
@@ -17,7 +23,10 @@ from tests.integration.reviewflow import (
 )
 
 
-def test_signed_trust_store_version_is_recorded_and_tampering_refused(tmp_path: Path) -> None:
+def test_signed_trust_store_version_is_recorded_and_tampering_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VQUAL_LEGACY_TRUST", "1")
     state = tmp_path / "state"
     executor(state)
     admin = add_person(state, "Tom Admin", "tom@example.com", "trust-admin")
@@ -40,14 +49,16 @@ def test_signed_trust_store_version_is_recorded_and_tampering_refused(tmp_path: 
     assert start["data"]["trust"]["version"] == 1
     verify = run_vqual("verify", summary["bundle"], "--json", state_dir=state)
     assert verify.returncode == 0 and json.loads(verify.stdout)["trust_version"] == 1
-    assert "(signed version 1)" in run_vqual("verify", summary["bundle"], state_dir=state).stdout
+    shown = run_vqual("verify", summary["bundle"], state_dir=state).stdout
+    assert "(signed version 1)" in shown and "legacy: no trust root" in shown
 
     # Someone edits trust.yaml by hand: verification and runs refuse it.
     trust = state / "trust.yaml"
     good = trust.read_bytes()
     trust.write_bytes(good.replace(b"- executor", b"- executor\n  - approver", 1))
     refused = run_vqual("verify", summary["bundle"], state_dir=state)
-    assert refused.returncode == 2 and "unsigned change or tampering" in refused.stderr
+    # The evidence cannot be vouched for: invalid (exit 1), naming why.
+    assert refused.returncode == 1 and "unsigned change or tampering" in refused.stderr
     done, _ = qualify(state, evidence, spec, "CHG0008002")
     assert done.returncode == 2 and "unsigned change or tampering" in done.stderr
     assert not (evidence / "CHG0008002").exists()

@@ -15,6 +15,7 @@ from qualification.evidence.verify import verify_bundle
 from qualification.execution.qualify import QualifyRequest, preflight
 from qualification.execution.runner import PlaybookRun, run_playbook
 from tests.conftest import VENV_BIN
+from tests.trustroot_testlib import ROOT, pin_state
 
 CHANGE = "CHG0007101"
 RUN = "20260301T120000Z-7a7a7a"
@@ -34,6 +35,7 @@ def test_the_playbook_plans_and_records_with_the_context_vqual_loaded(
     (state / "trust.yaml").write_bytes((executor_state / "trust.yaml").read_bytes())
     key = executor_state / "keys" / "executor.pem"
     (state / "config.yaml").write_text("change_id_pattern: '^CHG[0-9]{7}$'\n")
+    pin_state(state)  # version 1, signed by the test trust root
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
         "apiVersion": "vqual/v1", "kind": "Protocol",
@@ -79,7 +81,8 @@ def test_the_playbook_plans_and_records_with_the_context_vqual_loaded(
     assert outcome.rc == 0, (outcome.status, outcome.failed)
     bundle = evidence / CHANGE / RUN
     start = _run_start(bundle)
-    assert start["trust"] == {"digest": trust_digest, "version": None}
+    assert start["trust"] == {"digest": trust_digest, "version": 1}
+    assert start["trust_root"] == {"keyid": ROOT.keyid, "version": 1}
     assert start["config"]["digest"] == config_digest
     assert start["config"]["settings"]["change_id_pattern"] == "^CHG[0-9]{7}$"
     assert checked.context.trust is not None

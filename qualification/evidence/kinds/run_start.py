@@ -9,8 +9,8 @@ from qualification.evidence.kinds.base import AuditLine, ChainView, RecordKind
 
 class RunStartData(TypedDict):
     """docs/formats.md, ``run.start``. ``requirements``, ``clone`` (clone runs), ``patch``
-    (rolling patch runs) and ``golden`` (selftest runs) appear only in the runs that have
-    them; ``config`` is absent in runs written before it existed. Built by
+    (rolling patch runs), ``golden`` (selftest runs) and ``trust_root`` (runs judged through a
+    pinned trust root) appear only in the runs that have them; ``config`` is absent in runs written before it existed. Built by
     ``qualification.execution.run_start.run_start_data`` for every kind of run."""
 
     mode: str
@@ -28,6 +28,9 @@ class RunStartData(TypedDict):
     prev_run_seal: str | None
     approval: dict[str, Any] | None
     config: NotRequired[dict[str, Any]]
+    #: {keyid, version}: the pinned trust root and the trust store version the run was
+    #: judged with; absent under legacy trust and in runs written before it existed.
+    trust_root: NotRequired[dict[str, Any]]
     clone: NotRequired[dict[str, Any]]
     patch: NotRequired[dict[str, Any]]
     golden: NotRequired[str | None]

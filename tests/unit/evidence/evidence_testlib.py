@@ -24,8 +24,11 @@ class Keys:
     trust: TrustStore
 
 
-def make_keys(state: Path, *, executor_roles: tuple[str, ...] = ("executor",)) -> Keys:
-    """Three people's keys and a saved trust store holding them."""
+def make_keys(state: Path, *, executor_roles: tuple[str, ...] = ("executor",),
+              pinned: bool = False) -> Keys:
+    """Three people's keys and a saved trust store holding them; ``pinned``: signed by the
+    test trust root (tests/trustroot_testlib.py), for runs written afterwards and judged by
+    ``vqual`` commands through the pin."""
     keys = Keys(
         Ed25519Signer.generate(),
         Ed25519Signer.generate(),
@@ -54,6 +57,10 @@ def make_keys(state: Path, *, executor_roles: tuple[str, ...] = ("executor",)) -
         valid_from=SINCE,
     )
     keys.trust.save()
+    if pinned:
+        from tests.trustroot_testlib import pin_state
+
+        pin_state(state)
     keys.trust = TrustStore.load(state / "trust.yaml")
     return keys
 

@@ -88,7 +88,7 @@ def _verify_cli(bundle: Path, state: Path) -> tuple[int, dict[str, Any], str]:
 
 
 def test_a_waiver_signed_by_an_approver_before_the_result_is_valid(tmp_path: Path) -> None:
-    keys = make_keys(tmp_path)
+    keys = make_keys(tmp_path, pinned=True)
     waiver = _waiver(tmp_path, keys)
     bundle = _run(tmp_path / "ev", keys, "R1", [("deviation.waiver", waiver.record()), _waived()])
     result = verify_bundle(bundle, keys.trust)
@@ -135,7 +135,7 @@ def test_a_waiver_signed_by_an_approver_before_the_result_is_valid(tmp_path: Pat
 def test_a_waived_result_without_a_valid_waiver_before_it_is_invalid(
     tmp_path: Path, name: str, steps: Any, reason: str
 ) -> None:
-    keys = make_keys(tmp_path)
+    keys = make_keys(tmp_path, pinned=True)
     bundle = _run(tmp_path / "ev", keys, "R1", steps(_waiver(tmp_path, keys)))
     result = verify_bundle(bundle, keys.trust)
     assert result.status == INVALID, name

@@ -26,6 +26,9 @@ def executor_state(tmp_path: Path) -> tuple[Path, Path]:
         key, state, name="Test executor", identity="executor@example.com", roles=["executor"],
         passphrase=None, throwaway=True, valid_days=1,
     )
+    from tests.trustroot_testlib import pin_state
+
+    pin_state(state)  # signed by the test trust root, pinned outside the state directory
     return state, key
 
 

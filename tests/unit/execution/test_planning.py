@@ -112,7 +112,8 @@ def test_the_plan_and_run_start_record_the_trust_store_the_run_was_judged_with(
     plan, state, key = _plan(tmp_path)
     digest = hashlib.sha256((state / "trust.yaml").read_bytes()).hexdigest()
     assert plan.trust_digest == digest
-    assert plan.to_dict()["trust"] == {"digest": digest, "version": None}
+    # The state directory is signed by the test trust root (runlib.executor_state): version 1.
+    assert plan.to_dict()["trust"] == {"digest": digest, "version": 1}
 
     recorder = RunRecorder(tmp_path / "evidence", open_signer(key), "tester")
     bundle = recorder.start(RunPlan.from_dict(json.loads(json.dumps(plan.to_dict()))))
@@ -120,7 +121,7 @@ def test_the_plan_and_run_start_record_the_trust_store_the_run_was_judged_with(
     first = json.loads((bundle / "records.jsonl").read_text().splitlines()[0])
     start = json.loads(base64.b64decode(first["payload"]))
     assert start["kind"] == "run.start"
-    assert start["data"]["trust"] == {"digest": digest, "version": None}
+    assert start["data"]["trust"] == {"digest": digest, "version": 1}
     assert start["data"]["config"] == {
         "file": "config.yaml", "digest": None,
         "settings": {"change_id_pattern": None, "require_protocol_approval": False,

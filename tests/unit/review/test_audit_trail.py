@@ -196,7 +196,7 @@ def test_text_lists_one_line_per_event(tmp_path: Path) -> None:
 def test_verify_record_appends_a_failed_verification_that_audit_lists(tmp_path: Path) -> None:
     state, evidence = tmp_path / "state", tmp_path / "evidence"
     state.mkdir()
-    build_bundle(evidence, make_keys(state), RUN)
+    build_bundle(evidence, make_keys(state, pinned=True), RUN)
     bundle = evidence / CHANGE / RUN
     runner = CliRunner()
     valid = runner.invoke(main, ["verify", str(bundle), "--record", "--state-dir", str(state)])

@@ -36,7 +36,7 @@ def _documented_script() -> str:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:
-    return make_keys(tmp_path / "state")
+    return make_keys(tmp_path / "state", pinned=True)
 
 
 @pytest.fixture
@@ -89,7 +89,14 @@ def test_a_verified_change_exports_and_checks_with_securesystemslib_alone(
     assert {"trust/trust.yaml", "trust/keys.securesystemslib.json", "verification.json"} <= set(
         index
     )
+    assert "trust-root.yaml" in index  # the pin it was judged with, outside trust/
+    assert "trust root: " in res.output
     assert json.loads((out / "verification.json").read_bytes())["status"] == "valid"
+    # the folder's trust/ is a state directory vqual verifies the evidence with
+    again = CliRunner().invoke(main, ["verify", str(out / "evidence" / CHANGE), "--state-dir",
+                                      str(out / "trust"), "--trust-root",
+                                      str(out / "trust-root.yaml")])
+    assert again.exit_code == 0, again.output
     exported = json.loads((out / "trust" / "keys.securesystemslib.json").read_bytes())["keys"]
     assert {k["keyid"] for k in exported} == set(keys.trust.keys)
     assert all(k["key"]["keytype"] == "ed25519" and k["sslib_default_keyid"] for k in exported)
