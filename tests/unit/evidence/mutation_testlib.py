@@ -133,7 +133,7 @@ class Base:
     def build(cls, root: Path) -> Base:
         state = root / "state"
         state.mkdir(parents=True)
-        keys = make_keys(state)
+        keys = make_keys(state, pinned=True)
         change = honest_change(state, keys)
         spare_root = root / "spare"
         spare_root.mkdir()
