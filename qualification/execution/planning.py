@@ -20,8 +20,10 @@ from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
 from qualification.review.deviations import DeviationState
+from qualification.review.pinned import choose_trust
 from qualification.spec.inventory import InventoryModel
 from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
+from qualification.state import trust_path
 
 
 @dataclass(frozen=True)
@@ -274,8 +276,13 @@ def plan_in_playbook(
     """
     context = handed_over(environ)
     if context is None:
+        # A playbook run (ansible-playbook, AAP) judges trust as `vqual qualify` does: through
+        # the pinned root ($VQUAL_TRUST_ROOT, /etc/vqual/trust-root.yaml), or legacy trust
+        # asked for ($VQUAL_LEGACY_TRUST=1); an unpinned store is refused before anything runs.
+        choice = choose_trust(state_dir) if trust_path(state_dir).exists() else None
         context = load_run_context(
-            state_dir, spec_path, change_id=change_id, run_id=run_id, change_pattern=change_pattern
+            state_dir, spec_path, change_id=change_id, run_id=run_id,
+            change_pattern=change_pattern, trust_choice=choice,
         )
     else:
         _check_agrees(context, spec_path, change_id, run_id)

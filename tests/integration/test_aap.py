@@ -28,6 +28,7 @@ import yaml
 from qualification.execution.keys import create_trusted_key
 from tests.conftest import REPO, VENV_BIN, run_vqual
 from tests.integration.aap import credential_type, inject_credential
+from tests.trustroot_testlib import pin_state
 
 PASSPHRASE = "aap-test-passphrase"
 PLAYBOOK = "vqual.qualification.qualify"  # by its FQCN, as a project would name it
@@ -40,6 +41,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     create_trusted_key(state / "executor.pem", state, name="AAP executor",
                        identity="aap@example.org", roles=["executor"],
                        passphrase=PASSPHRASE.encode(), throwaway=True, valid_days=1)
+    pin_state(state)  # the job judges trust through the pinned root, as `vqual qualify` does
     return state
 
 

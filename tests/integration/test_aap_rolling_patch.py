@@ -24,6 +24,7 @@ import yaml
 from qualification.execution.keys import create_trusted_key
 from qualification.rollout.steps import STEP_TABLE
 from tests.conftest import COLLECTION, REPO, VENV_BIN, run_vqual
+from tests.trustroot_testlib import pin_state
 from tests.unit.rollout.test_orchestrator_verdict import CHANGE, NODE
 
 SITE = REPO / "tests" / "aap_platform"
@@ -34,6 +35,7 @@ def _job(tmp: Path, **extravars: Any) -> tuple[Path, dict[str, Any], dict[str, s
     create_trusted_key(state / "keys" / "executor.pem", state, name="AAP executor",
                        identity="aap@example.org", roles=["executor"], passphrase=None,
                        throwaway=True, valid_days=1)
+    pin_state(state)  # the action judges trust through the pinned root, as `vqual patch` does
     node = tmp / "node.xml"
     node.write_text(NODE)
     packages = tmp / "packages.json"
