@@ -54,6 +54,7 @@ class RunPlan:
         approval: the protocol approval ``run.start`` cites, or None.
         config: the site settings in force, as ``run.start`` records them.
         deviations: the change's deviations with their valid waivers (None: nothing judged).
+        tsa: the trust store's TSA section (None: none; the seal gets no trusted time).
     """
 
     mode: str
@@ -69,6 +70,7 @@ class RunPlan:
     approval: dict[str, Any] | None = field(default=None, hash=False)
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     deviations: DeviationState | None = field(default=None, hash=False)
+    tsa: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -104,7 +106,8 @@ class RunPlan:
             "data_files": [d.to_dict() for d in self.data_files],
             "requirements": list(self.requirements),
             "inventory_snapshot": self.inventory_snapshot,
-            "trust": {"digest": self.trust_digest, "version": self.trust_version},
+            "trust": {"digest": self.trust_digest, "version": self.trust_version,
+                      "tsa": self.tsa},
             "approval": self.approval,
             "config": self.config,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
@@ -151,6 +154,7 @@ class RunPlan:
                 plan=plan,
                 trust_digest=plain_text(trust["digest"]) if trust["digest"] is not None else None,
                 trust_version=int(version) if version is not None else None,
+                tsa=plain_mapping(trust["tsa"]) if trust.get("tsa") is not None else None,
                 approval=plain_mapping(approval) if approval is not None else None,
                 config=plain_mapping(data["config"]),
                 deviations=(
@@ -234,6 +238,7 @@ def make_plan(
         plan=plan,
         trust_digest=context.trust_digest,
         trust_version=context.trust_version,
+        tsa=context.trust.tsa.to_json() if context.trust and context.trust.tsa else None,
         approval=context.approval.citation() if context.approval is not None else None,
         config=dict(context.config_citation),
         deviations=context.deviations,

@@ -15,6 +15,8 @@ from qualification.errors import (
     TrustError,
     exit_code_for_verdict,
 )
+from qualification.evidence.trusted_time import NO_TRUSTED_TIME
+from qualification.evidence.trusted_time import summary as trusted_time_summary
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.context import RunContext, load_run_context
 from qualification.execution.inventory import VaultOptions
@@ -63,6 +65,8 @@ class QualifySummary:
     verification_problems: list[str]
     unreachable: list[str]
     exit_code: int
+    #: what the seal's RFC 3161 token proves, or "no trusted time (why)"
+    trusted_time: str = NO_TRUSTED_TIME
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,7 @@ class QualifySummary:
             "verification_problems": list(self.verification_problems),
             "unreachable": list(self.unreachable),
             "exit_code": self.exit_code,
+            "trusted_time": self.trusted_time,
         }
 
     def to_text(self) -> str:
@@ -92,6 +97,7 @@ class QualifySummary:
             f"  report:   {self.bundle / 'report.html'}",
             f"  junit:    {self.bundle / 'junit.xml'}",
             f"  seal:     {self.seal or '-'}",
+            f"  time:     {self.trusted_time}",
             f"  verified: {self.verification}",
         ]
         lines += [f"    {p}" for p in self.verification_problems[:10]]
@@ -214,6 +220,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
         verification_problems=list(result.problems),
         unreachable=list(outcome.unreachable),
         exit_code=exit_code,
+        trusted_time=trusted_time_summary(result),
     )
 
 

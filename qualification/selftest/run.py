@@ -112,6 +112,7 @@ def run_selftest(
         run = run_id or new_run_id(utc_now_dt())
         prev = latest_seal(evidence_dir, change)
         writer = BundleWriter.create(evidence_dir, change, run, signer, initiator)
+        writer.tsa = trust.tsa
         writer.append(RUN_START, _run_start(checks, target, state_dir, golden, prev))
         counts: dict[str, int] = {}
         failed: list[str] = []
