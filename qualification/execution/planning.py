@@ -107,7 +107,7 @@ class RunPlan:
             "requirements": list(self.requirements),
             "inventory_snapshot": self.inventory_snapshot,
             "trust": {"digest": self.trust_digest, "version": self.trust_version,
-                      "tsa": self.tsa},
+                      **({"tsa": self.tsa} if self.tsa is not None else {})},
             "approval": self.approval,
             "config": self.config,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,

@@ -151,7 +151,8 @@ class RunRecorder:
             ],
             inventory_digest=plan.plan.inventory_digest,
             trust={"digest": plan.trust_digest, "version": plan.trust_version,
-                   "tsa": plan.tsa["name"] if plan.tsa is not None else None},
+                   # the TSA that will stamp the seal, so the sealed report can name it
+                   **({"tsa": plan.tsa["name"]} if plan.tsa is not None else {})},
             targets=[target.record() for target in plan.targets],
             planned=plan.planned(),
             prev_run_seal=prev,

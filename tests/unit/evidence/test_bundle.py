@@ -21,9 +21,9 @@ from qualification.evidence.verify import verify_bundle
 from qualification.signing import Ed25519Signer, TrustStore
 from qualification.verdict import overall
 from tests.unit.evidence.evidence_testlib import (
-    add_renderings,
     CHANGE,
     SINCE,
+    add_renderings,
     build_bundle,
     make_keys,
     planned,
