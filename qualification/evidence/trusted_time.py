@@ -20,13 +20,13 @@ import binascii
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
-from qualification.errors import VqualError
+from qualification.errors import EvidenceInvalidError, VqualError
 from qualification.evidence.kinds import RUN_END, SIGNATURE, TIMESTAMP
 from qualification.evidence.kinds.timestamp import TimestampData
 from qualification.evidence.records import format_time, parse_time
@@ -108,26 +108,36 @@ def stamp_file(trust: TrustStore | None, document: Path) -> Path | None:
     return out
 
 
-def check_file(trust: TrustStore, document: Path, signed_at: datetime) -> str | None:
-    """What is wrong with ``document``'s token (None: it holds, or none is needed).
+def check_file(
+    trust: TrustStore,
+    document: Path,
+    signed_at: object,
+    *,
+    error: type[VqualError] = EvidenceInvalidError,
+) -> None:
+    """Refuse ``document`` unless its token holds, where one is needed.
 
-    A document signed while the store named a TSA needs its ``.tsr``; its genTime must lie
-    in the window after ``signed_at`` (the time its payload states).
+    A document signed (``signed_at``: its payload's record-form time) while the store named a
+    TSA needs its ``.tsr``, over the document's bytes as stored, from that TSA, with a
+    genTime in the window after ``signed_at``.
+
+    Raises:
+        ``error`` (EvidenceInvalidError by default): no token where one is needed, or one that
+            does not hold; the message says which.
     """
-    tsa = trust.tsa
+    tsa, when = trust.tsa, parse_time(signed_at)
+    if tsa is None or when is None:
+        return
     tsr = token_path(document)
-    if tsa is None:
-        return None
     if not tsr.is_file():
-        if tsa.named_at(signed_at):
-            return f"{document.name}: no time-stamp token ({tsr.name}) from TSA {tsa.name}"
-        return None
+        if tsa.named_at(when):
+            raise error(f"no time-stamp token {tsr.name} from TSA {tsa.name}", where=document.name)
+        return
     try:
         verify_token(tsr.read_bytes(), hashlib.sha256(document.read_bytes()).digest(),
-                     tsa.roots(), not_before=signed_at - SKEW, not_after=signed_at + MAX_LAG)
+                     tsa.roots(), not_before=when - SKEW, not_after=when + MAX_LAG)
     except VqualError as exc:
-        return f"{tsr.name}: {exc.message}"
-    return None
+        raise error(f"{tsr.name}: {exc.message}", where=document.name) from None
 
 
 # ---------------------------------------------------------------- verifying
