@@ -35,6 +35,7 @@ from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.timestamp import timestamp_checks
+from qualification.selftest.trusted_time import trusted_time_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
@@ -59,6 +60,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *resume_checks(root),  # ST-OQ-12 (VQ-26)
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
+        *trusted_time_checks(golden, scratch),  # ST-OQ-18, 19 (VQ-41, VQ-44)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
     ]
 
