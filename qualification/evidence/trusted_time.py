@@ -3,8 +3,9 @@
 Writing: :func:`stamp_record` asks the trust store's TSA for an RFC 3161 token over the
 SHA-256 of a line as written (without its newline) and gives the ``timestamp`` record's data;
 a TSA that gives no token yields a record that says why (one warning; the run is still
-sealed, with "no trusted time"). :func:`stamp_file` does the same for a document stored
-beside its envelope (``<name>.tsr``: trust-store versions, protocol approvals, waivers).
+sealed, with "no trusted time"). :func:`stamp_file` does the same for a document, stored
+beside it (``<name>.tsr``: trust-store versions, protocol approvals, waivers); there a TSA that
+gives no token stops the signing, since a document without its token would not count.
 
 Verifying: :func:`check_bundle` judges the records from ``run.end`` on, once the whole chain
 is read: each ``timestamp`` record's token covers the previous line's digest, chains to the
@@ -33,6 +34,7 @@ from qualification.evidence.records import format_time, parse_time
 from qualification.evidence.result import VerificationResult
 from qualification.signing.timestamping import (
     DEFAULT_TIMEOUT,
+    TimestampError,
     TimestampInvalid,
     request_token,
     verify_token,
@@ -89,20 +91,28 @@ def token_path(document: Path) -> Path:
     return document.with_name(document.name + ".tsr")
 
 
-def stamp_file(trust: TrustStore | None, document: Path) -> Path | None:
+def stamp_file(trust: TrustStore | None, document: Path, *, undo: Sequence[Path] = ()) -> Path | None:
     """Store a token over ``document``'s bytes beside it, when the store names a TSA.
 
     One call at each site that stores a signed document (trust-store versions, approvals,
-    waivers), so none can be backdated. Without a TSA, or when it gives no token, nothing is
-    written (a warning says so) and the document stands without trusted time.
+    waivers), so none can be backdated. Without a TSA nothing is written. A document the TSA
+    gives no token for would not count later, so it is not kept: ``document`` and ``undo``
+    (the files written with it) are removed and the error says so.
+
+    Raises:
+        TimestampError: the TSA is unreachable or refuses (exit 4); nothing is stored.
     """
     if trust is None or trust.tsa is None:
         return None
     try:
         token = request_token(trust.tsa.url, hashlib.sha256(document.read_bytes()).digest())
     except VqualError as exc:
-        log.warning("%s for %s: %s", NO_TRUSTED_TIME, document.name, exc.one_line())
-        return None
+        for path in (document, *undo):
+            path.unlink(missing_ok=True)
+        raise TimestampError(
+            f"{document.name} not stored: TSA {trust.tsa.name} gave no token "
+            f"({exc.one_line()}); {NO_TRUSTED_TIME} for it would let it be backdated"
+        ) from None
     out = token_path(document)
     out.write_bytes(token.der)
     return out

@@ -203,7 +203,7 @@ def sign_trust_store(state_dir: Path, signer: Signer, comment: str | None = None
     yaml_path, sig_path = _paths(state_dir, number)
     write_new(yaml_path, data)
     write_new(sig_path, sign_document(signer, TRUST_TYPE, payload) + b"\n")
-    stamp_file(judge, sig_path)  # trusted time: the version cannot be backdated
+    stamp_file(judge, sig_path, undo=(yaml_path,))  # trusted time: cannot be backdated
     return TrustVersion(number, str(store.digest), key.name, key.keyid, now, tuple(changes))
 
 

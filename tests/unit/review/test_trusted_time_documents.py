@@ -121,3 +121,27 @@ def test_documents_signed_before_the_store_named_a_tsa_need_no_token(
     assert not token_path(state / made.file).exists()
     name_tsa(state, tsa, since=datetime.now(UTC) + timedelta(minutes=5))
     assert require_approval(state, spec, load_trust(state)).digest == made.digest
+
+
+def test_an_approval_the_tsa_gives_no_token_for_is_not_stored(
+    tsa: TsaProcess, tmp_path: Path
+) -> None:
+    import socket
+
+    from qualification.errors import EXIT_PLATFORM
+    from qualification.signing.timestamping import TimestampError
+
+    state = tmp_path / "state"
+    approver = add_person(state, "Ada Approver", "ada@example.com", ["approver"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.92", 0))
+        port = s.getsockname()[1]
+    store = TrustStore.load(state / "trust.yaml")
+    store.tsa = TsaEntry("site TSA", f"http://127.0.0.92:{port}/", tsa.ca_file.read_text(),
+                         datetime.now(UTC) - timedelta(days=1))
+    store.save()
+    spec = approval_spec(tmp_path / "specs")
+    with pytest.raises(TimestampError, match="not stored: TSA site TSA gave no token") as err:
+        approve_protocol(spec, approver.signer(), load_trust(state), state)
+    assert err.value.exit_code == EXIT_PLATFORM
+    assert not list((state / "approvals").rglob("*.json"))
