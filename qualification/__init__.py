@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 #: Evidence bundle format version written into every record.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2

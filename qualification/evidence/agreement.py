@@ -160,7 +160,9 @@ def _case_verdict(case: ET.Element) -> tuple[str, str | None]:
 Judged = tuple[list[str], list[str]]  # (problems, warnings)
 
 
-def _silent(name: str, rows: Sequence[ExpectedRow]) -> Judged:
+def _silent(name: str, rows: Sequence[ExpectedRow], strict: bool = False) -> Judged:
+    if strict:  # format v2: a placeholder is no record of the run
+        return [f"{name}: lists no test; the records have {len(rows)} results"], []
     return [], [f"{name}: lists no test; the records have {len(rows)} results (not compared)"]
 
 
@@ -234,8 +236,9 @@ def _parse_cases(data: bytes) -> list[_Case]:
     ]
 
 
-def junit_problems(data: bytes, rows: Sequence[ExpectedRow]) -> Judged:
-    """Where ``junit.xml`` says other than the records' rows (test id, class, outcome)."""
+def junit_problems(data: bytes, rows: Sequence[ExpectedRow], *, strict: bool = False) -> Judged:
+    """Where ``junit.xml`` says other than the records' rows (test id, class, outcome);
+    ``strict`` as for :func:`report_problems`."""
     try:
         text = data.decode("utf-8")
         cases = _scan_cases(text) if text.lstrip().startswith("<?xml") else None
@@ -244,7 +247,7 @@ def junit_problems(data: bytes, rows: Sequence[ExpectedRow]) -> Judged:
     except (UnicodeDecodeError, ET.ParseError) as exc:
         return [f"{JUNIT}: is not XML ({exc})"], []
     if rows and not cases:
-        return _silent(JUNIT, rows)
+        return _silent(JUNIT, rows, strict)
     found: dict[tuple[str, str], list[str]] = {}
     for name, classname, outcome, said in cases:
         test_id = name.split(" ", 1)[0]
@@ -344,8 +347,9 @@ class _ReportRows(HTMLParser):
                 part.append(data)
 
 
-def report_problems(data: bytes, rows: Sequence[ExpectedRow]) -> Judged:
-    """Where ``report.html``'s test rows say other than the records' rows."""
+def report_problems(data: bytes, rows: Sequence[ExpectedRow], *, strict: bool = False) -> Judged:
+    """Where ``report.html``'s test rows say other than the records' rows (``strict``,
+    format v2: a report that lists no test is a problem, not a warning)."""
     try:
         html = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -358,7 +362,7 @@ def report_problems(data: bytes, rows: Sequence[ExpectedRow]) -> Judged:
         parser.close()
         read = parser.text_rows
         if rows and not read and not parser.tables:
-            return _silent(REPORT, rows)
+            return _silent(REPORT, rows, strict)
     found: dict[tuple[str, str], list[str]] = {}
     for test_id, target, verdict in read:
         found.setdefault((test_id, target), []).append(verdict)

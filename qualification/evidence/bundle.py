@@ -24,8 +24,9 @@ from typing import Any, Self
 
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.canonical import canonical_bytes, canonical_record_bytes
-from qualification.evidence.kinds import REGISTRY, SIGNATURE, kind_of
+from qualification.evidence.kinds import REGISTRY, SIGNATURE, TIMESTAMP, kind_of
 from qualification.evidence.kinds.run_end import RunEndData
+from qualification.evidence.kinds.timestamp import TimestampData
 from qualification.evidence.records import (
     KINDS,
     MEANING_ROLE,
@@ -36,8 +37,10 @@ from qualification.evidence.records import (
     check_safe_name,
     utc_now,
 )
+from qualification.evidence.trusted_time import STAMPED_VERSIONS, stamp_record
 from qualification.signing.dsse import RECORD_PAYLOAD_TYPE
 from qualification.signing.keys import Signer
+from qualification.signing.trusted_tsa import TsaEntry
 from qualification.verdict import VERDICTS, Verdict
 
 RECORDS = "records.jsonl"
@@ -80,8 +83,12 @@ PARALLEL_BATCH = 5000
 class _Chain:
     """Record assembly shared by the run writer and signature appends."""
 
-    def __init__(self, signer: Signer, change_id: str, run_id: str, initiator: str) -> None:
+    def __init__(
+        self, signer: Signer, change_id: str, run_id: str, initiator: str,
+        version: int = WRITE_VERSION,
+    ) -> None:
         self.signer = signer
+        self.version = version  # a signature continues its bundle's format
         keyid = signer.keyid
         self._head = f'{{"actor":{_jstr(keyid)},"change_id":{_jstr(change_id)},"data":'.encode()
         mid = f',"initiator":{_jstr(initiator)},"kind":'
@@ -104,7 +111,7 @@ class _Chain:
             self._run,
             seq,
             utc_now().encode(),
-            WRITE_VERSION,
+            self.version,
         )
         sig = self.signer.sign(b"%b%d %b" % (_PAE_PREFIX, len(payload), payload))
         return b'{"payload":"%b%b%b,"sig":"%b"}]}' % (
@@ -138,6 +145,10 @@ class BundleWriter:
         self._prev = ZERO_DIGEST
         self._files: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: the trust store's TSA: seal() asks it for a token over run.end (None: no TSA)
+        self.tsa: TsaEntry | None = None
+        #: the sealed run's timestamp record data (None: no TSA was named)
+        self.timestamp: TimestampData | None = None
 
     @classmethod
     def create(
@@ -343,6 +354,12 @@ class BundleWriter:
             }
             self._write(RUN_END, data)
             os.fsync(self._fd)
+            seal = self._prev
+            if self.tsa is not None:
+                # run.end is durable first: a TSA that hangs never costs the seal.
+                self.timestamp = stamp_record(self.tsa, bytes.fromhex(seal), self._seq - 1)
+                self._write(TIMESTAMP, self.timestamp)
+                os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
             for d in {self.path / Path(rel).parent for rel in self._files} | {
@@ -350,8 +367,8 @@ class BundleWriter:
                 self.path.parent,
             }:
                 _fsync_dir(d)
-            self.seal_digest = self._prev
-            return self._prev
+            self.seal_digest = seal
+            return seal
 
     def close(self) -> None:
         """Close without sealing (a run that stops leaves an incomplete bundle)."""
@@ -461,7 +478,7 @@ def _seal_in(lines: list[bytes]) -> tuple[str, dict[str, Any]] | None | object:
             return None
         if rec.get("kind") == RUN_END:
             return hashlib.sha256(line).hexdigest(), rec
-        if rec.get("kind") != SIGNATURE:
+        if rec.get("kind") not in (SIGNATURE, TIMESTAMP):
             return None
     return _MORE
 
@@ -496,8 +513,12 @@ def append_signature(
     data: Mapping[str, Any],
     *,
     initiator: str | None = None,
+    tsa: TsaEntry | None = None,
 ) -> int:
     """Append a ``signature`` record to a sealed bundle, continuing its chain.
+
+    With ``tsa`` (the trust store's) a format v2 bundle gets a ``timestamp`` record after
+    the signature, so the signature cannot be backdated.
 
     ``data`` holds ``meaning``, ``name``, ``roles`` and ``comment``; ``seal`` (this bundle's
     seal digest) and ``keyid`` (the signer's) are filled in, and refused if given otherwise.
@@ -543,12 +564,18 @@ def append_signature(
         record.setdefault("roles", [])
         record.setdefault("comment", None)
         chain = _Chain(
-            signer, str(last["change_id"]), str(last["run_id"]), initiator or str(end["initiator"])
+            signer, str(last["change_id"]), str(last["run_id"]), initiator or str(end["initiator"]),
+            version=int(end["v"]),
         )
         seq = int(last["seq"]) + 1
         line = chain.line(seq, hashlib.sha256(lines[-1]).hexdigest(), SIGNATURE, record)
         _write_all(fd, line + b"\n")
         os.fsync(fd)
+        if tsa is not None and chain.version in STAMPED_VERSIONS:
+            digest = hashlib.sha256(line).digest()
+            stamp = chain.line(seq + 1, digest.hex(), TIMESTAMP, stamp_record(tsa, digest, seq))
+            _write_all(fd, stamp + b"\n")
+            os.fsync(fd)
     finally:
         os.close(fd)
     return seq

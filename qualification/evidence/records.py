@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Format versions this code can read.
-KNOWN_VERSIONS = frozenset({1})
+KNOWN_VERSIONS = frozenset({1, 2})
 WRITE_VERSION = FORMAT_VERSION
 
 ZERO_DIGEST = "0" * 64

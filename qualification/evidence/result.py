@@ -44,6 +44,20 @@ class VerificationResult:
     #: when run.start and run.end were written (order the runs of a change)
     started: str | None = None
     ended: str | None = None
+    #: the bundle's format version (run.start's ``v``)
+    format_version: int | None = None
+    #: what the verified time-stamp tokens prove: seq and kind stamped, TSA, genTime
+    trusted_time: list[dict[str, Any]] = field(default_factory=list)
+    #: why the seal has no verified token (None: it has one)
+    no_trusted_time: str | None = None
+
+    @property
+    def format_text(self) -> str:
+        """The format as people are shown it; v1 is the legacy format."""
+        if self.format_version is None:
+            return "format unknown"
+        legacy = " (legacy)" if self.format_version == 1 else ""
+        return f"format v{self.format_version}{legacy}"
 
     @property
     def exit_code(self) -> int:

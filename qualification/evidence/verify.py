@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from qualification.errors import EvidenceInvalidError, VqualError
-from qualification.evidence import agreement
+from qualification.evidence import agreement, trusted_time
 from qualification.evidence.bundle import MANIFEST, RECORDS, VIEWS, is_sealed_path, read_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.kinds import (
@@ -267,6 +267,7 @@ def verify_bundle(
     state = _ChainState(res, trust)
     for i, (err, keyid, rec) in enumerate(results):
         state.line(i, err, keyid, rec, digests)
+    trusted_time.check_bundle(res, trust, results, digests, res.format_version)
     res.waiver_problems = judge_waivers(
         state.waiver_entries, trust, state.initiators, state.executor_identities
     )
@@ -313,8 +314,15 @@ def _check_agreement(
         (agreement.REPORT, agreement.report_problems),
     ):
         f = path / name
-        if name in manifest and f.is_file() and not f.is_symlink():
-            problems, warnings = judge(f.read_bytes(), rows)
+        strict = (res.format_version or 1) >= 2  # v2: no placeholders (docs/formats.md)
+        if strict and name not in manifest:
+            res.problems.append(f"{name}: not sealed; format v2 seals it with every test")
+        elif name in manifest and f.is_file() and not f.is_symlink():
+            data = f.read_bytes()
+            if strict and not data.strip():
+                res.problems.append(f"{name}: is empty; format v2 seals it with every test")
+                continue
+            problems, warnings = judge(data, rows, strict=strict)
             res.problems.extend(problems)
             res.warnings.extend(warnings)
 
@@ -439,6 +447,10 @@ class _ChainState:
             self.problem(where, f"actor {rec['actor'][:16]} is not the signing key {keyid[:16]}")
         if rec["v"] not in KNOWN_VERSIONS:
             self.problem(where, f"unknown format version {rec['v']}")
+        elif i == 0:
+            self.res.format_version = rec["v"]
+        elif rec["v"] != self.res.format_version:
+            self.problem(where, f"format v{rec['v']} record in a v{self.res.format_version} bundle")
         if rec["seq"] != i:
             self.problem(where, f"seq {rec['seq']} where {i} was expected")
         expect_prev = digests[i - 1] if i > 0 else ZERO_DIGEST

@@ -56,6 +56,7 @@ class RunPlan:
         approval: the protocol approval ``run.start`` cites, or None.
         config: the site settings in force, as ``run.start`` records them.
         deviations: the change's deviations with their valid waivers (None: nothing judged).
+        tsa: the trust store's TSA section (None: none; the seal gets no trusted time).
     """
 
     mode: str
@@ -72,6 +73,7 @@ class RunPlan:
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     deviations: DeviationState | None = field(default=None, hash=False)
     trust_root: dict[str, Any] | None = field(default=None, hash=False)
+    tsa: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -107,7 +109,8 @@ class RunPlan:
             "data_files": [d.to_dict() for d in self.data_files],
             "requirements": list(self.requirements),
             "inventory_snapshot": self.inventory_snapshot,
-            "trust": {"digest": self.trust_digest, "version": self.trust_version},
+            "trust": {"digest": self.trust_digest, "version": self.trust_version,
+                      **({"tsa": self.tsa} if self.tsa is not None else {})},
             "approval": self.approval,
             "config": self.config,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
@@ -155,6 +158,7 @@ class RunPlan:
                 plan=plan,
                 trust_digest=plain_text(trust["digest"]) if trust["digest"] is not None else None,
                 trust_version=int(version) if version is not None else None,
+                tsa=plain_mapping(trust["tsa"]) if trust.get("tsa") is not None else None,
                 approval=plain_mapping(approval) if approval is not None else None,
                 config=plain_mapping(data["config"]),
                 trust_root=(
@@ -241,6 +245,7 @@ def make_plan(
         plan=plan,
         trust_digest=context.trust_digest,
         trust_version=context.trust_version,
+        tsa=context.trust.tsa.to_json() if context.trust and context.trust.tsa else None,
         approval=context.approval.citation() if context.approval is not None else None,
         config=dict(context.config_citation),
         deviations=context.deviations,

@@ -15,6 +15,8 @@ from qualification.errors import (
     TrustError,
     exit_code_for_verdict,
 )
+from qualification.evidence.trusted_time import NO_TRUSTED_TIME
+from qualification.evidence.trusted_time import summary as trusted_time_summary
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.context import RunContext, load_run_context
 from qualification.execution.inventory import VaultOptions
@@ -68,6 +70,8 @@ class QualifySummary:
     unreachable: list[str]
     exit_code: int
     trust_root: str = "legacy: no trust root"
+    #: what the seal's RFC 3161 token proves, or "no trusted time (why)"
+    trusted_time: str = NO_TRUSTED_TIME
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,7 @@ class QualifySummary:
             "unreachable": list(self.unreachable),
             "exit_code": self.exit_code,
             "trust_root": self.trust_root,
+            "trusted_time": self.trusted_time,
         }
 
     def to_text(self) -> str:
@@ -98,6 +103,7 @@ class QualifySummary:
             f"  report:   {self.bundle / 'report.html'}",
             f"  junit:    {self.bundle / 'junit.xml'}",
             f"  seal:     {self.seal or '-'}",
+            f"  time:     {self.trusted_time}",
             f"  verified: {self.verification}",
             f"  {self.trust_root}",
         ]
@@ -240,6 +246,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
         unreachable=list(outcome.unreachable),
         exit_code=exit_code,
         trust_root=checked.trust_text,
+        trusted_time=trusted_time_summary(result),
     )
 
 

@@ -25,6 +25,7 @@ from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.deviations import DeviationState
 from qualification.signing import Ed25519Signer, Signer
+from qualification.signing.trusted_tsa import parse_tsa
 from qualification.verdict import Verdict, overall, zero_counts
 
 
@@ -151,6 +152,8 @@ class RunRecorder:
             self.evidence_root, plan.change_id, plan.run_id, self.signer, self.initiator
         )
         self.writer = writer
+        # The seal's token comes from the TSA the run's trust store names.
+        writer.tsa = parse_tsa(plan.tsa, "run plan") if plan.tsa is not None else None
         for target in plan.targets:
             self._pending[target.name] = {t.test_id: t.to_json() for t in target.tests}
         start = run_start_data(
@@ -162,7 +165,9 @@ class RunRecorder:
                 for d in plan.data_files
             ],
             inventory_digest=plan.plan.inventory_digest,
-            trust={"digest": plan.trust_digest, "version": plan.trust_version},
+            trust={"digest": plan.trust_digest, "version": plan.trust_version,
+                   # the TSA that will stamp the seal, so the sealed report can name it
+                   **({"tsa": plan.tsa["name"]} if plan.tsa is not None else {})},
             targets=[target.record() for target in plan.targets],
             planned=plan.planned(),
             prev_run_seal=prev,

@@ -7,6 +7,7 @@ from typing import Any
 
 from qualification.audit import record_failed_verification
 from qualification.errors import BadInputError, EvidenceInvalidError, TrustError
+from qualification.evidence import trusted_time
 from qualification.evidence.change import is_change_dir, verify_change
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.recorder import records_as_dicts
@@ -84,6 +85,10 @@ def verify_command(
             {k: s.get(k) for k in ("meaning", "name", "keyid", "time")}
             for s in result.signatures
         ],
+        "format": result.format_version,
+        "format_text": result.format_text,
+        "trusted_time": {"summary": trusted_time.summary(result), "tokens": result.trusted_time,
+                         "none_because": result.no_trusted_time},
     }
     lines = [f"{bundle}: {result.status.upper()}"]
     if result.problems:
@@ -102,6 +107,8 @@ def verify_command(
             + ")"
         )
     lines.append(f"  seal: {result.seal_digest or '-'}")
+    lines.append(f"  {result.format_text}")
+    lines.append(f"  trusted time: {trusted_time.summary(result)}")
     version_text = f"signed version {trust_version}" if trust_version else "not signed"
     lines.append(f"  trust store: {result.trust_digest} ({version_text})")
     for sig in result.signatures:

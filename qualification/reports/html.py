@@ -20,6 +20,7 @@ import jinja2
 from qualification.errors import BadInputError, MissingExtraError
 from qualification.reports.matrix import NOT_COVERED, rows_for
 from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
+from qualification.reports.trusted_time import trusted_time_text
 from qualification.reports.values import show, show_duration, show_expected, show_raw, show_time
 from qualification.verdict import Verdict
 
@@ -340,7 +341,7 @@ def render_report(
     template = _environment().get_template("report.html.j2")
     return template.render(
         title=title or f"Qualification report {run.change_id} / {run.run_id}",
-        summary=_summary(run),
+        summary={**_summary(run), "trusted_time": trusted_time_text(run.start, records)},
         targets=_targets(run),
         target_list=[
             {

@@ -16,6 +16,7 @@ from typing import Any
 
 from qualification.errors import BadInputError, EvidenceInvalidError, VqualError
 from qualification.evidence.records import utc_now
+from qualification.evidence.trusted_time import check_file, stamp_file
 from qualification.evidence.verify import SignedDocument
 from qualification.review.signed import (
     check_signer,
@@ -95,6 +96,7 @@ def approve_protocol(
     line = sign_document(signer, APPROVAL_TYPE, payload)
     rel = f"{APPROVALS_DIR}/{spec.digest}/{compact_time(now)}-{key.keyid[:16]}.json"
     write_new(state_dir / rel, line + b"\n")
+    stamp_file(trust, state_dir / rel)  # trusted time: the approval cannot be backdated
     return ProtocolApproval(
         rel, hashlib.sha256(line).hexdigest(), spec.digest, key.name, key.keyid, now, comment
     )
@@ -140,6 +142,7 @@ def find_approvals(
         try:
             doc = open_document(path.read_bytes(), APPROVAL_TYPE, trust, "approver", where=rel)
             _judge(doc, spec_digest, files, rel)
+            check_file(trust, path, doc.payload["time"])
         except (VqualError, OSError) as exc:
             refused.append(exc.one_line() if isinstance(exc, VqualError) else f"{rel}: {exc}")
             continue

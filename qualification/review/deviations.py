@@ -35,6 +35,7 @@ from qualification.evidence.records import (
     format_time,
     utc_now,
 )
+from qualification.evidence.trusted_time import check_file, stamp_file
 from qualification.evidence.verify import (
     DEVIATION_FIELDS,
     DEVIATION_OPTIONAL,
@@ -298,6 +299,7 @@ def approve_deviation(
         f"{deviation_id}-{compact_time(now)}-{key.keyid[:16]}.json"
     )
     write_new(state_dir / rel, line + b"\n")
+    stamp_file(trust, state_dir / rel)  # trusted time: the waiver cannot be backdated
     return Waiver(
         deviation, key.name, key.keyid, now, comment, rel, line.decode("utf-8"), key.identity
     )
@@ -375,6 +377,7 @@ def deviation_state(state_dir: Path, change_id: str, trust: TrustStore) -> Devia
         try:
             raw = path.read_bytes()
             doc = open_document(raw, WAIVER_TYPE, trust, "approver", where=rel)
+            check_file(trust, path, doc.payload["time"])
         except (VqualError, OSError) as exc:
             refused.append(exc.one_line() if isinstance(exc, VqualError) else f"{rel}: {exc}")
             continue

@@ -76,6 +76,7 @@ def sign_bundle(
         bundle,
         signer,
         {"meaning": meaning, "name": key.name, "roles": list(key.roles), "comment": comment},
+        tsa=trust.tsa,  # the signature's time, vouched for by the store's TSA
     )
     seal = result.seal_digest or read_bundle(bundle).seal_digest or ""
     return BundleSignature(bundle, seq, meaning, key.name, key.keyid, seal)

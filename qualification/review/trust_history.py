@@ -23,6 +23,7 @@ from pathlib import Path
 
 from qualification.errors import TrustError, VqualError
 from qualification.evidence.records import parse_time, utc_now
+from qualification.evidence.trusted_time import check_file, stamp_file
 from qualification.review.documents import (
     check_signer,
     open_document,
@@ -145,6 +146,7 @@ def _walk(state_dir: Path) -> tuple[TrustStore, list[tuple[TrustVersion, TrustSt
                 f"trust store version {number} is not validly signed: {exc.message}", where=where
             ) from None
         payload = doc.payload
+        check_file(judge, sig_path, payload["time"], error=TrustError)
         if payload.get("kind") != TRUST_KIND or payload.get("version") != number:
             raise TrustError(f"signature is not for trust store version {number}", where=where)
         if payload.get("digest") != digest:
@@ -211,6 +213,7 @@ def sign_trust_store(state_dir: Path, signer: Signer, comment: str | None = None
     yaml_path, sig_path = _paths(state_dir, number)
     write_new(yaml_path, data)
     write_new(sig_path, sign_document(signer, TRUST_TYPE, payload) + b"\n")
+    stamp_file(judge, sig_path, undo=(yaml_path,))  # trusted time: cannot be backdated
     return TrustVersion(number, str(store.digest), key.name, key.keyid, now, tuple(changes))
 
 

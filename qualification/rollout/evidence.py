@@ -72,11 +72,12 @@ class PatchEvidence:
         from qualification.review.signed import load_trust_versioned
 
         change_bytes = Path(change.path).read_bytes()
-        _trust, trust_version = load_trust_versioned(self.state_dir)  # judged as for qualify
+        trust, trust_version = load_trust_versioned(self.state_dir)  # judged as for qualify
         writer = BundleWriter.create(
             self.evidence_root, change.change_id, run_id, self.signer, self.initiator
         )
         self.writer = writer
+        writer.tsa = trust.tsa  # run.end gets a token from the store's TSA
         self.planned = [dict(p) for p in planned]
         self._pending = {(p["test_id"], p["target"]): dict(p) for p in self.planned}
         inventory_bytes = canonical_bytes(dict(inventory))

@@ -34,6 +34,9 @@ REQUIREMENTS = {
     "out root signs no later version",
     "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
     "time inside the window",
+    "VQ-41": "a sealed run and each signature carry a time-stamp token that holds; a dropped "
+    "or untrusted one is refused",
+    "VQ-44": "format v1 verifies as legacy; format v2 refuses JUnit and report placeholders",
     "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",
 }
 

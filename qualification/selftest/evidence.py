@@ -11,8 +11,11 @@ from pathlib import Path
 
 from qualification.evidence.bundle import BundleWriter, append_signature
 from qualification.evidence.kinds import CHECK_RESULT, RUN_START
+from qualification.evidence.reader import read_bundle
 from qualification.evidence.result import VerificationResult
 from qualification.evidence.verify import verify_bundle
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
 from qualification.selftest.base import Outcome, SelfCheck, never_run
 from qualification.signing import Ed25519Signer, TrustStore
 from qualification.timeutil import utc_now as utc_now_dt
@@ -76,8 +79,19 @@ class Scratch:
             CHECK_RESULT,
             {"test_id": "T-1", "target": "t", "protocol": "IQ", "verdict": "pass", "raw": None},
         )
-        w.seal({"pass": 1}, 1, 1, "pass")
+        self.seal(w, {"pass": 1}, 1, 1, "pass")
         return w.path
+
+    @staticmethod
+    def seal(w: BundleWriter, counts: dict[str, int], planned: int, executed: int,
+             verdict: str) -> str:
+        """Render the JUnit and the report of the records (format v2 seals no placeholders),
+        then seal."""
+        w.sync()
+        records = read_bundle(w.path).records
+        w.add_file("junit.xml", render_junit(records).encode("utf-8"))
+        w.add_file("report.html", render_report(records).encode("utf-8"))
+        return w.seal(counts, planned, executed, verdict)
 
     def verify(self, path: Path) -> VerificationResult:
         return verify_bundle(path, self.trust, workers=1)

@@ -131,7 +131,7 @@ def round_trip(kinds_dir: Path, scratch: Callable[[], Scratch]) -> Outcome:
         if name == CHECK_RESULT:
             counts[data["verdict"]] = counts.get(data["verdict"], 0) + 1
     results = sum(counts.values())
-    w.seal(counts, len(start["planned"]), results, overall_verdict(counts))
+    s.seal(w, counts, len(start["planned"]), results, overall_verdict(counts))
     res = s.verify(w.path)
     return Outcome(res.status == "valid", {"status": res.status, "records": written},
                    "; ".join(res.problems[:3]) or None)

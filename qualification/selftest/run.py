@@ -37,6 +37,7 @@ from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
+from qualification.selftest.trusted_time import trusted_time_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
@@ -61,6 +62,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *resume_checks(root),  # ST-OQ-12 (VQ-26)
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
+        *trusted_time_checks(golden, scratch),  # ST-OQ-18, 19 (VQ-41, VQ-44)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
         *trust_root_checks(scratch),  # ST-OQ-16, 17 (VQ-35, VQ-36)
         *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
@@ -116,6 +118,7 @@ def run_selftest(
         run = run_id or new_run_id(utc_now_dt())
         prev = latest_seal(evidence_dir, change)
         writer = BundleWriter.create(evidence_dir, change, run, signer, initiator)
+        writer.tsa = trust.tsa
         writer.append(RUN_START, _run_start(checks, target, state_dir, golden, prev))
         counts: dict[str, int] = {}
         failed: list[str] = []

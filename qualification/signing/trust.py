@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from qualification.errors import KeyFileError, TrustError
 from qualification.signing.keys import keyid_of, load_public_key_pem
+from qualification.signing.trusted_tsa import TsaEntry, parse_tsa
 
 ROLES = ("executor", "reviewer", "approver", "trust-admin")
 TRUST_VERSION = 1
@@ -80,6 +81,8 @@ class TrustStore:
     digest: str | None = None  # SHA-256 of the file bytes as loaded or last saved
     #: the file bytes as loaded or last saved (None for a new, unsaved store)
     raw: bytes | None = field(default=None, repr=False, compare=False)
+    #: the TSA whose tokens seals and signatures carry (the optional ``tsa`` section)
+    tsa: TsaEntry | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustStore:
@@ -121,9 +124,10 @@ class TrustStore:
             entries = []
         if not isinstance(entries, list):
             raise TrustError("field 'keys' must be a list", where=str(p))
-        unknown = set(doc) - {"version", "keys"}
+        unknown = set(doc) - {"version", "keys", "tsa"}
         if unknown:
             raise TrustError(f"unknown field(s) {sorted(unknown)}", where=str(p))
+        store.tsa = parse_tsa(doc.get("tsa"), str(p))
         for i, entry in enumerate(entries):
             key = _parse_entry(entry, f"{p}: keys[{i}]")
             if key.keyid in store.keys:
@@ -203,7 +207,11 @@ class TrustStore:
         return self.keys[keyid]
 
     def to_yaml(self) -> bytes:
-        doc = {"version": TRUST_VERSION, "keys": [k.to_yaml_obj() for k in self.keys.values()]}
+        doc: dict[str, Any] = {
+            "version": TRUST_VERSION, "keys": [k.to_yaml_obj() for k in self.keys.values()]
+        }
+        if self.tsa is not None:
+            doc["tsa"] = self.tsa.to_json()
         text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
         return text.encode("utf-8")
 

@@ -367,8 +367,9 @@ class TrustTimeline(TrustStore):
             keys.update(store.keys)
             table.append((when, number, dict(store.keys)))
         keys.update(current.keys)
-        return cls(current.path, keys, current.digest, current.raw, table, root_keyid,
-                   root_source, [t for t, _, _ in table])
+        return cls(current.path, keys, current.digest, current.raw, tsa=current.tsa,
+                   versions=table, root_keyid=root_keyid, root_source=root_source,
+                   _times=[t for t, _, _ in table])
 
     @property
     def version(self) -> int:

@@ -72,6 +72,10 @@ def test_embedded_default_writes_a_bundle_that_verifies(executor_state: Path, tm
     verify = run_vqual("verify", str(bundle), state_dir=executor_state)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert summary["seal"] in verify.stdout
+    # The trust store names no TSA: every place a person looks says so.
+    assert summary["trusted_time"].startswith("no trusted time")
+    assert "  trusted time: no trusted time" in verify.stdout
+    assert "no trusted time (the trust store names no TSA)" in (bundle / "report.html").read_text()
     for name in ("records.jsonl", "manifest.json", "junit.xml", "report.html", "spec.yaml",
                  "inventory.json"):
         assert (bundle / name).is_file(), name
@@ -290,3 +294,35 @@ def test_sigkill_midway_leaves_an_incomplete_bundle_naming_missing_tests(
     verify = run_vqual("verify", str(records.parent), state_dir=executor_state)
     assert verify.returncode == 3, verify.stdout + verify.stderr
     assert "IQ-T-020" in verify.stdout
+
+
+def test_a_trust_store_naming_a_tsa_gets_the_seal_time_stamped(
+    executor_state: Path, tmp_path: Path
+) -> None:
+    """The lab's TSA (OpenSSL ts), started here on port 0, named in a copy of the state's
+    trust store: the qualify run's seal carries its token, and qualify and verify say so."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from vqual_lab.tsa import running_tsa
+
+    from qualification.signing import TrustStore
+    from qualification.signing.trusted_tsa import TsaEntry
+
+    state = tmp_path / "state"
+    shutil.copytree(executor_state, state)
+    with running_tsa(tmp_path / "tsa", address="127.0.0.89", port=0) as tsa:
+        store = TrustStore.load(state / "trust.yaml")
+        store.tsa = TsaEntry("test TSA", tsa.url, tsa.ca_file.read_text(), datetime.now(UTC))
+        store.save()
+        spec = _small_spec(tmp_path, [PASSING])
+        done = _qualify(state, tmp_path, "-i", str(LOCAL_INV), "-s", str(spec),
+                        "-c", "CHG0000009", "--limit", "localhost")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "  time:     sealed by " in done.stdout and "per TSA test TSA" in done.stdout
+    bundle = next((tmp_path / "evidence" / "CHG0000009").iterdir())
+    kinds = [r["kind"] for r in _records(bundle)]
+    assert kinds[-2:] == ["run.end", "timestamp"]
+    verify = run_vqual("verify", "--json", str(bundle), state_dir=state)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["trusted_time"]["tokens"][0]["kind"] == "run.end"

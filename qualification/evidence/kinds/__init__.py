@@ -24,6 +24,7 @@ from qualification.evidence.kinds import (
     run_end,
     run_start,
     signature,
+    timestamp,
 )
 from qualification.evidence.kinds.base import AuditLine, ChainView, Deviation, RecordKind
 
@@ -37,6 +38,7 @@ _ALL: tuple[RecordKind, ...] = (
     deviation_waiver.KIND,
     run_end.KIND,
     signature.KIND,
+    timestamp.KIND,
 )
 
 #: Every known kind by name.
@@ -47,6 +49,7 @@ RUN_START = run_start.KIND.name
 RUN_END = run_end.KIND.name
 CHECK_RESULT = check_result.KIND.name
 SIGNATURE = signature.KIND.name
+TIMESTAMP = timestamp.KIND.name
 WAIVER = deviation_waiver.KIND.name
 ACTION = action.KIND.name
 FINGERPRINT = fingerprint.KIND.name
@@ -69,6 +72,7 @@ __all__ = [
     "RUN_END",
     "RUN_START",
     "SIGNATURE",
+    "TIMESTAMP",
     "WAIVER",
     "AuditLine",
     "ChainView",

@@ -30,7 +30,13 @@ from qualification.execution.references import with_references
 from qualification.platforms.libvirt.clones import overlay_xml
 from qualification.review.esign import sign_bundle
 from qualification.review.signed import load_trust
-from tests.unit.evidence.evidence_testlib import CHANGE, Keys, make_keys, run_start_data
+from tests.unit.evidence.evidence_testlib import (
+    CHANGE,
+    Keys,
+    add_renderings,
+    make_keys,
+    run_start_data,
+)
 
 RUN = "20260301T100000Z-0a0b0c"
 
@@ -107,8 +113,7 @@ def write_master(
     if not seal:
         w.close()
         return w.path
-    w.add_file("junit.xml", b"<testsuites/>\n")
-    w.add_file("report.html", b"<!doctype html><title>r</title>\n")
+    add_renderings(w)  # format v2 seals no JUnit or report placeholders
     counts = {"pass": 0, "fail": 0, "error": 0, "not-executed": 0, "waived": 0}
     counts[verdict] += 1
     w.seal(counts, 1, 1, verdict)

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from qualification.evidence.bundle import BundleWriter
+from qualification.evidence.reader import read_bundle
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
 from qualification.signing import Ed25519Signer, TrustStore
 
 CHANGE = "CHG0001234"
@@ -117,6 +120,15 @@ def check_result(writer: BundleWriter, test_id: str, target: str, i: int) -> dic
     }
 
 
+def add_renderings(w: BundleWriter) -> None:
+    """The JUnit and the report of the records written so far, as a run seals them (format
+    v2 refuses placeholders)."""
+    w.sync()
+    records = read_bundle(w.path).records
+    w.add_file("junit.xml", render_junit(records).encode("utf-8"))
+    w.add_file("report.html", render_report(records).encode("utf-8"))
+
+
 def build_bundle(
     evidence: Path,
     keys: Keys,
@@ -155,10 +167,7 @@ def build_bundle(
             w.sync()
     if seal:
         w.append("host.skipped", {"target": "kvm03.lab", "reason": "in maintenance"})
-        w.add_file(
-            "junit.xml", b'<?xml version="1.0"?><testsuites><testsuite name="x"/></testsuites>\n'
-        )
-        w.add_file("report.html", b"<!doctype html><title>IQ report</title><p>summary</p>\n")
+        add_renderings(w)
         verdict = "fail" if counts["fail"] else "pass"
         w.seal(counts, len(planned()), len(todo), verdict)
     else:

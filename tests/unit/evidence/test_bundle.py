@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from qualification import FORMAT_VERSION
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.bundle import BundleWriter, append_signature, latest_seal
 from qualification.evidence.reader import read_bundle
@@ -22,6 +23,7 @@ from qualification.verdict import overall
 from tests.unit.evidence.evidence_testlib import (
     CHANGE,
     SINCE,
+    add_renderings,
     build_bundle,
     make_keys,
     planned,
@@ -74,7 +76,7 @@ def test_records_chain_and_fields_follow_the_format(tmp_path: Path, keys) -> Non
             "kind",
             "data",
         }
-        assert (rec["v"], rec["seq"], rec["prev"]) == (1, seq, prev)
+        assert (rec["v"], rec["seq"], rec["prev"]) == (FORMAT_VERSION, seq, prev)
         assert rec["actor"] == keys.executor.keyid
         assert rec["time"].endswith("Z") and len(rec["time"]) == 27
         prev = hashlib.sha256(line).hexdigest()
@@ -147,6 +149,7 @@ def test_append_enforces_record_order_and_kinds(tmp_path: Path, keys) -> None:
     with pytest.raises(BadInputError, match="not JSON"):
         w.append("action", {"when": datetime.now(UTC)})
     assert w.append("action", {"name": "x"}) == 1
+    add_renderings(w)
     w.seal({"pass": 0}, 0, 0, "pass")
     with pytest.raises(BadInputError, match="sealed"):
         w.append("action", {"name": "late"})
@@ -305,6 +308,7 @@ def test_throwaway_key_is_valid_with_a_warning(tmp_path: Path) -> None:
     w.append("run.start", start)
     # Nothing ran: run.end says so, as the verifier recounts it (planned tests without a
     # result are errors).
+    add_renderings(w)
     w.seal({"not-executed": 0}, len(start["planned"]), 0, "error")
     res = verify_bundle(w.path, TrustStore.load(tmp_path / "trust.yaml"))
     assert res.status == "valid"
@@ -381,6 +385,7 @@ def test_append_many_writes_the_same_valid_records_as_append(
     seqs = writer.append_many("check.result", datas)
     assert seqs == list(range(1, 41))
     counts = Counter(str(d["verdict"]) for d in datas)
+    add_renderings(writer)
     writer.seal(counts, len(start["planned"]), 40, overall(counts).value)
     result = verify_bundle(writer.path, keys.trust, workers=1)
     assert result.status == "valid", result.problems

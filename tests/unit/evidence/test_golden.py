@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def test_golden_bundle_verifies(version: Path) -> None:
     assert res.planned == expected["planned"]
     got = [{k: s[k] for k in ("meaning", "name", "keyid", "seal")} for s in res.signatures]
     assert got == expected["signatures"]
+    # v1 is the legacy format, without trusted time; from v2 on the tokens verify.
+    assert res.format_text == expected.get("format", "format v1 (legacy)")
+    assert res.trusted_time == expected.get("trusted_time", [])
+    if version.name == "v1":
+        assert res.no_trusted_time == "format v1 has no timestamp records"
     # The keys were thrown away after signing: the store says so.
     assert all(k.throwaway for k in trust.keys.values())
     assert any("throwaway" in w for w in res.warnings)
@@ -51,6 +57,41 @@ def test_golden_bundle_reads(version: Path) -> None:
     b = read_bundle(version / expected["bundle"])
     assert b.seal_digest == expected["seal_digest"]
     kinds = [r.kind for r in b.records]
-    assert kinds[0] == "run.start" and "run.end" in kinds and kinds[-1] == "signature"
+    assert kinds[0] == "run.start" and "run.end" in kinds
+    # From v2 on, run.end and each signature are followed by their timestamp record.
+    tail = ["signature"] if version.name == "v1" else ["signature", "timestamp"]
+    assert kinds[-len(tail):] == tail
     big = b.check_results[0].data["observed"]["sysctl_big"]
     assert big == "18446744073709551615"  # integers beyond 2**53 travel as strings
+
+
+def test_golden_v1_keeps_its_placeholders_and_v2_refuses_them(tmp_path: Path) -> None:
+    """v1 sealed JUnit and report placeholders and keeps verifying; the same placeholders
+    in a v2 bundle are invalid, naming the file."""
+    from qualification.evidence.bundle import BundleWriter
+    from qualification.signing import Ed25519Signer
+
+    v1 = GOLDEN / "v1"
+    v1_res = verify_bundle(v1 / json.loads((v1 / "expected.json").read_text())["bundle"],
+                           TrustStore.load(v1 / "trust.yaml"), workers=1)
+    assert any("lists no test" in w for w in v1_res.warnings)
+    signer = Ed25519Signer.generate()
+    trust = TrustStore.empty(tmp_path / "trust.yaml")
+    trust.add_key(public_key_pem=signer.public_pem(), name="E", identity="e@example.com",
+                  roles=["executor"], valid_from=datetime(2020, 1, 1, tzinfo=UTC))
+    w = BundleWriter.create(tmp_path / "ev", "CHG1", "R1", signer, "jane")
+    w.append("run.start", {"planned": [{"test_id": "T-1", "target": "h", "protocol": "IQ"}]})
+    w.append("check.result", {"test_id": "T-1", "target": "h", "protocol": "IQ",
+                              "verdict": "pass", "raw": None})
+    placeholders = v1 / json.loads((v1 / "expected.json").read_text())["bundle"]
+    for name in ("junit.xml", "report.html"):
+        w.add_file(name, (placeholders / name).read_bytes())
+    w.seal({"pass": 1}, 1, 1, "pass")
+    res = verify_bundle(w.path, trust, workers=1)
+    assert res.status == "invalid" and res.format_text == "format v2"
+    assert res.problems == ["junit.xml: lists no test; the records have 1 results",
+                            "report.html: lists no test; the records have 1 results"]
+    (w.path / "report.html").write_bytes(b"")
+    res = verify_bundle(w.path, trust, workers=1)
+    assert "report.html: content does not match its manifest digest" in res.problems
+    assert "report.html: is empty; format v2 seals it with every test" in res.problems

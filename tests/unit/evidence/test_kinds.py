@@ -26,6 +26,7 @@ from qualification.reports.model import load_run
 from qualification.review.audit_trail import collect_events
 from qualification.selftest.kinds import planning_every_result
 from qualification.signing import Ed25519Signer, TrustStore
+from tests.unit.evidence.evidence_testlib import add_renderings
 
 KINDS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "golden" / "kinds"
 
@@ -158,6 +159,7 @@ def _round_trip_bundle(tmp_path: Path) -> tuple[Path, TrustStore]:
         w.append(name, data)
         if name == "check.result":
             counts[data["verdict"]] = counts.get(data["verdict"], 0) + 1
+    add_renderings(w)
     w.seal(counts, len(start["planned"]), sum(counts.values()), "fail")
     sig = _fixture(SIGNATURE)["examples"][0]["record"]["data"]
     append_signature(w.path, reviewer, {k: sig[k] for k in ("meaning", "name", "roles", "comment")})

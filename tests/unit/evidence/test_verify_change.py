@@ -14,7 +14,13 @@ from qualification.errors import BadInputError
 from qualification.evidence.bundle import BundleWriter, append_signature, latest_seal
 from qualification.evidence.change import NOT_ANCHORED, verify_change
 from qualification.signing.keys import Ed25519Signer
-from tests.unit.evidence.evidence_testlib import CHANGE, Keys, make_keys, run_start_data
+from tests.unit.evidence.evidence_testlib import (
+    CHANGE,
+    Keys,
+    add_renderings,
+    make_keys,
+    run_start_data,
+)
 from tests.unit.evidence.tamper_testlib import cut_run_end, rewrite
 from tests.unit.evidence.test_verify_agreement import real_run
 
@@ -143,6 +149,7 @@ def test_overlapping_runs_verify_and_each_uncited_one_is_not_anchored(
     patch = BundleWriter.create(evidence, CHANGE, "20260301T110000Z-patch0", keys.executor, "ci")
     patch.append("run.start", {**run_start_data(latest_seal(evidence, CHANGE)), "planned": []})
     inner = [real_run(evidence, keys, r, prev=latest_seal(evidence, CHANGE)) for r in RUNS[1:]]
+    add_renderings(patch)
     patch.seal({}, 0, 0, "pass")
     res = verify_change(evidence / CHANGE, keys.trust, workers=1)
     assert res.status == "valid", res.problems

@@ -21,7 +21,7 @@ from qualification.evidence.records import format_time
 from qualification.evidence.verify import INCOMPLETE, INVALID, VALID, verify_bundle
 from qualification.review.deviations import Waiver, approve_deviation
 from qualification.signing import Ed25519Signer, TrustStore
-from tests.unit.evidence.evidence_testlib import CHANGE, SINCE, Keys, make_keys
+from tests.unit.evidence.evidence_testlib import CHANGE, SINCE, Keys, add_renderings, make_keys
 
 TEST, TARGET = "KVM-13", "kvm01.lab"
 
@@ -61,6 +61,7 @@ def _run(
     for kind, data in steps:
         w.append(kind, data)
     if seal:
+        add_renderings(w)
         w.seal({"waived": 1}, 1, 1, "pass")
     else:
         w.close()

@@ -20,6 +20,7 @@ from qualification.review.deviations import (
 from qualification.review.esign import sign_bundle
 from qualification.review.signed import load_trust
 from qualification.signing import Ed25519Signer, TrustStore
+from tests.unit.evidence.evidence_testlib import add_renderings
 from tests.unit.review.reviewlib import add_person
 
 CHANGE = "CHG0005001"
@@ -180,6 +181,7 @@ def _run_with(
             "raw": None,
         },
     )
+    add_renderings(w)
     w.seal({"waived": 1}, 1, 1, "pass")
     return w.path
 
