@@ -34,6 +34,7 @@ from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
+from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
@@ -60,6 +61,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
+        *testinfra_checks(),  # ST-OQ-20 (VQ-36)
     ]
 
 

@@ -6,6 +6,7 @@ with the field path, e.g. ``specs/x.yaml:14: tests[3].expect.op: 'equal' is not 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -20,6 +21,10 @@ from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
 from qualification import checks
+from qualification.checks.testinfra import SEPARATOR as TESTINFRA_SEPARATOR
+from qualification.checks.testinfra import TESTINFRA
+from qualification.checks.testinfra import CollectError as TestinfraCollectError
+from qualification.checks.testinfra import expand as expand_testinfra
 from qualification.platforms import registry as platform_registry
 from qualification.spec.model import (
     DEFAULT_SCOPE,
@@ -213,23 +218,22 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
                 "scope 'clone' needs applies_to to name master_vm or clone "
                 "(only a VM has clones)",
             )
-        tests.append(
-            TestDef(
-                id=test_id,
-                title=item["title"],
-                protocol=item["protocol"],
-                requirements=tuple(item["requirements"]),
-                applies_to=tuple(item["applies_to"]),
-                risk=tuple(item["risk"]),
-                check=check,
-                params=params,
-                expect=expect,
-                acceptance=item["acceptance"],
-                description=item.get("description"),
-                line=doc.line(base),
-                scope=scope,
-            )
+        test = TestDef(
+            id=test_id,
+            title=item["title"],
+            protocol=item["protocol"],
+            requirements=tuple(item["requirements"]),
+            applies_to=tuple(item["applies_to"]),
+            risk=tuple(item["risk"]),
+            check=check,
+            params=params,
+            expect=expect,
+            acceptance=item["acceptance"],
+            description=item.get("description"),
+            line=doc.line(base),
+            scope=scope,
         )
+        tests.extend(_testinfra_tests(doc, base, path, test) if check == TESTINFRA.name else [test])
 
     metadata = data["metadata"]
     return Spec(
@@ -245,6 +249,28 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         tests=tuple(tests),
         clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
     )
+
+
+def _testinfra_tests(
+    doc: LocatedDocument, base: FieldPath, spec_path: Path, test: TestDef
+) -> list[TestDef]:
+    """A ``testinfra`` spec test as one test per test function of its module
+    (:func:`qualification.checks.testinfra.expand`): ``<id>::<function>``, with the URS ids
+    of the function's markers added to the test's requirements."""
+    try:
+        expanded = expand_testinfra(test.params, spec_path.parent)
+    except TestinfraCollectError as exc:
+        raise doc.error((*base, "params", "module"), f"test {test.id}: {exc}") from None
+    return [
+        dataclasses.replace(
+            test,
+            id=f"{test.id}{TESTINFRA_SEPARATOR}{one.name}",
+            title=f"{test.title}: {one.name}",
+            requirements=tuple(dict.fromkeys(test.requirements + one.requirements)),
+            params=one.params,
+        )
+        for one in expanded
+    ]
 
 
 def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any]) -> CloneSection:

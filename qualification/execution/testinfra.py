@@ -1,0 +1,240 @@
+"""Run a target's ``testinfra`` tests: pytest with testinfra's backends, on the controller.
+
+The target is reached with the inventory's connection settings: ``ansible_connection``
+``local`` gives testinfra's ``local`` backend; ``ssh`` (the default) and ``paramiko`` give
+those backends, configured through a generated ssh_config from ``ansible_host``,
+``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file`` and the ``-o`` options
+of ``ansible_ssh_common_args``/``ansible_ssh_extra_args``; a spec test may ask for
+``backend: ansible`` instead (testinfra's ansible backend with the run's inventory, which
+runs one ansible command per observation: slower, but it reaches whatever Ansible reaches).
+
+pytest runs as a subprocess, once per module and target, with
+:mod:`qualification.execution.testinfra_report` loaded: so the suite's imports (testinfra,
+and through its ansible backend ansible) stay out of this process, and a test that hangs or
+crashes the interpreter costs that one run. Secrets never leave this module: a password in
+the inventory is refused (the ssh backends cannot use one), and no command line or
+connection setting goes into an observation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The inventory variables the runner reads (the action plugin renders only these).
+CONNECTION_VARS = (
+    "ansible_connection",
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "ansible_inventory_sources",
+    "inventory_hostname",
+)
+#: Present in the inventory, these mean password authentication (never read, only noticed).
+PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+#: Seconds one module's run may take on one target.
+TIMEOUT = 3600
+_SAFE_ALIAS = re.compile(r"[^A-Za-z0-9._-]")
+_WORST = ("error", "failed", "skipped", "passed")
+
+
+class ConnectionProblem(ValueError):
+    """The inventory's settings for a target cannot be turned into a testinfra backend."""
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """testinfra's ``--hosts`` value and the files it needs (an ssh_config)."""
+
+    hosts: str
+    options: tuple[str, ...] = ()
+
+
+def _ssh_options(args: str) -> list[str]:
+    """``-o Key=Value`` pairs of ssh arguments as ssh_config lines; other flags refused."""
+    words = shlex.split(args)
+    lines: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-o" and i + 1 < len(words):
+            option, i = words[i + 1], i + 2
+        elif word.startswith("-o"):
+            option, i = word[2:], i + 1
+        else:
+            raise ConnectionProblem(
+                f"ssh argument {word!r} has no testinfra equivalent (only -o options are used)"
+            )
+        key, _, value = option.replace("=", " ", 1).partition(" ")
+        lines.append(f"  {key} {value.strip()}")
+    return lines
+
+
+def _backend(connection: Mapping[str, Any], wanted: str | None) -> str:
+    if wanted:
+        return wanted
+    kind = str(connection.get("ansible_connection") or "ssh")
+    if kind == "local":
+        return "local"
+    if kind in ("ssh", "smart"):
+        return "ssh"
+    if kind in ("paramiko", "paramiko_ssh"):
+        return "paramiko"
+    raise ConnectionProblem(
+        f"ansible_connection {kind!r} has no testinfra backend here (use backend: ansible)"
+    )
+
+
+def host_spec(
+    target: str, connection: Mapping[str, Any], workdir: Path, *, backend: str | None = None
+) -> HostSpec:
+    """How pytest reaches ``target`` (``--hosts`` and options); writes an ssh_config into
+    ``workdir`` for the ssh backends.
+
+    Raises:
+        ConnectionProblem: the settings cannot be used (one line, no secret in it).
+    """
+    chosen = _backend(connection, backend)
+    if chosen == "local":
+        return HostSpec("local://")
+    if chosen == "ansible":
+        sources = connection.get("ansible_inventory_sources") or []
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        if not sources:
+            raise ConnectionProblem("backend ansible needs the run's inventory, none is known")
+        name = str(connection.get("inventory_hostname") or target)
+        return HostSpec(f"ansible://{name}", (f"--ansible-inventory={sources[0]}",))
+    if any(connection.get(var) for var in PASSWORD_VARS):
+        raise ConnectionProblem(
+            "the inventory sets a password: testinfra's ssh backends use keys only "
+            "(set ansible_ssh_private_key_file, or use backend: ansible)"
+        )
+    alias = _SAFE_ALIAS.sub("-", target) or "target"
+    lines = [f"Host {alias}", f"  HostName {connection.get('ansible_host') or target}"]
+    for var, key in (("ansible_user", "User"), ("ansible_port", "Port"),
+                     ("ansible_ssh_private_key_file", "IdentityFile")):
+        if connection.get(var):
+            lines.append(f"  {key} {connection[var]}")
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        if connection.get(var):
+            lines.extend(_ssh_options(str(connection[var])))
+    config = workdir / "ssh_config"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config.chmod(0o600)
+    return HostSpec(f"{chosen}://{alias}", (f"--ssh-config={config}",))
+
+
+def _error_all(requests: Sequence[Mapping[str, Any]], reason: str) -> dict[str, dict[str, Any]]:
+    return {str(r["key"]): {"error": reason} for r in requests}
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(" ".join(line.split()) for line in kept)
+
+
+def _observation(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One test function's observation; a function parametrized beyond the host ran as
+    several nodes and is as good as its worst."""
+    worst = min((str(e["outcome"]) for e in entries), key=_WORST.index)
+    messages = [
+        (f"{e['nodeid']}: {e['message']}" if len(entries) > 1 else str(e["message"]))
+        for e in entries if e.get("message") and e["outcome"] != "passed"
+    ]
+    message = "\n".join(messages) or None
+    return {
+        "value": {"outcome": worst, "message": message, "nodes": [e["nodeid"] for e in entries]},
+        "raw": message,
+        "method": ", ".join(str(e["nodeid"]) for e in entries),
+        "seconds": sum(float(e.get("seconds") or 0.0) for e in entries),
+    }
+
+
+def _pytest_command(path: Path, tests: Sequence[str], spec: HostSpec, report: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "pytest",
+        # The suite's own ini would be found in its parent folders (a repository's addopts,
+        # -Werror); the suite is run as it is written, with no configuration but ours.
+        "-c", os.devnull, "--rootdir", str(path.parent),
+        "-q", "-p", "no:cacheprovider", "-p", "qualification.execution.testinfra_report",
+        f"--hosts={spec.hosts}", *spec.options, f"--vqual-report={report}",
+        *[f"{path}::{name}" for name in tests],
+    ]
+
+
+def _run_module(
+    path: Path, requests: Sequence[Mapping[str, Any]], spec: HostSpec, workdir: Path
+) -> dict[str, dict[str, Any]]:
+    """One pytest run of the module's requested tests; each request answered."""
+    digest = (requests[0].get("args") or {}).get("sha256")
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        return _error_all(requests, f"cannot read {path}: {exc.strerror or exc}")
+    if digest and hashlib.sha256(source).hexdigest() != digest:
+        return _error_all(requests, f"{path} changed since the spec was loaded")
+    names = list(dict.fromkeys(str(r["args"]["test"]) for r in requests))
+    report = workdir / "report.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ next to the site's suite
+    try:
+        done = subprocess.run(
+            _pytest_command(path, names, spec, report), cwd=path.parent, env=env,
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return _error_all(requests, f"pytest did not finish {path.name} within {TIMEOUT} s")
+    entries: dict[str, list[dict[str, Any]]] = {}
+    if report.is_file():
+        for line in report.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            entries.setdefault(str(entry["name"]), []).append(entry)
+    why = f"pytest ran no such test (exit {done.returncode}): {_tail(done.stdout + done.stderr)}"
+    return {
+        str(r["key"]): (
+            _observation(entries[str(r["args"]["test"])])
+            if str(r["args"]["test"]) in entries
+            else {"error": why}
+        )
+        for r in requests
+    }
+
+
+def run_testinfra(
+    requests: Sequence[Mapping[str, Any]], connection: Mapping[str, Any], *, target: str
+) -> dict[str, dict[str, Any]]:
+    """Answer a target's ``testinfra`` requests, by request key: one pytest run per module
+    (and backend). Never raises for a test or a connection that fails: the requests get an
+    ``error`` observation saying why."""
+    groups: dict[tuple[str, str | None, bool], list[Mapping[str, Any]]] = {}
+    for request in requests:
+        args = request.get("args") or {}
+        key = (str(args.get("path")), args.get("backend"), bool(args.get("sudo")))
+        groups.setdefault(key, []).append(request)
+    observations: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="vqual-testinfra-") as tmp:
+        for index, ((path, backend, sudo), group) in enumerate(groups.items()):
+            workdir = Path(tmp) / str(index)
+            workdir.mkdir()
+            try:
+                spec = host_spec(target, connection, workdir, backend=backend)
+            except ConnectionProblem as exc:
+                observations.update(_error_all(group, f"testinfra: {exc}"))
+                continue
+            if sudo:
+                spec = HostSpec(spec.hosts, (*spec.options, "--sudo"))
+            observations.update(_run_module(Path(path), group, spec, workdir))
+    return observations
