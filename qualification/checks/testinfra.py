@@ -65,12 +65,15 @@ class Expanded:
 
 def _is_urs_marker(node: ast.expr) -> bool:
     """``pytest.mark.urs(...)`` or ``mark.urs(...)``."""
-    return (
+    if not (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == URS_MARKER
-        and isinstance(node.func.value, ast.Attribute)
-        and node.func.value.attr == "mark"
+    ):
+        return False
+    owner = node.func.value
+    return (isinstance(owner, ast.Attribute) and owner.attr == "mark") or (
+        isinstance(owner, ast.Name) and owner.id == "mark"
     )
 
 
@@ -181,7 +184,7 @@ def expand(params: Mapping[str, Any], base: Path) -> list[Expanded]:
     ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class TestinfraCheck:
     """One test function of a testinfra module; observed: ``passed`` or ``failed``."""
 

@@ -31,6 +31,7 @@ from qualification.checks.fingerprint import (
     target_fingerprint,
 )
 from qualification.checks.fingerprint_model import fingerprint_record
+from qualification.checks.testinfra import PROBE as TESTINFRA_PROBE
 from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,
@@ -40,7 +41,6 @@ from qualification.execution.evaluation import (
     requests_for,
 )
 from qualification.execution.planning import RunPlan
-from qualification.checks.testinfra import PROBE as TESTINFRA_PROBE
 from qualification.execution.probes import run_controller_probe
 from qualification.execution.testinfra import run_testinfra
 from qualification.timeutil import utc_now_text

@@ -30,7 +30,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "urs(*ids): the URS requirement ids a test verifies")
     path = config.getoption("vqual_report")
     if path:
-        config.pluginmanager.register(_Reporter(open(path, "a", encoding="utf-8")), "vqual_report")
+        # Open for the whole session; pytest_unconfigure closes it.
+        out = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        config.pluginmanager.register(_Reporter(out), "vqual_report")
 
 
 def _name(item: pytest.Item) -> str:
