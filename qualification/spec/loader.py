@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,8 @@ from qualification.checks.testinfra import SEPARATOR as TESTINFRA_SEPARATOR
 from qualification.checks.testinfra import TESTINFRA
 from qualification.checks.testinfra import CollectError as TestinfraCollectError
 from qualification.checks.testinfra import expand as expand_testinfra
+from qualification.checks.testinfra import split_module as split_testinfra_module
+from qualification.errors import SpecError
 from qualification.platforms import registry as platform_registry
 from qualification.spec.model import (
     DEFAULT_SCOPE,
@@ -245,7 +248,9 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         version=metadata["version"],
         description=metadata.get("description"),
         requirements=tuple(declared),
-        data_files=_data_files(doc, path, data.get("data_files") or {}),
+        data_files=(
+            _data_files(doc, path, data.get("data_files") or {}) + _testinfra_modules(tests)
+        ),
         tests=tuple(tests),
         clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
     )
@@ -271,6 +276,29 @@ def _testinfra_tests(
         )
         for one in expanded
     ]
+
+
+def _testinfra_modules(tests: list[TestDef]) -> tuple[DataFile, ...]:
+    """The testinfra modules the tests run, as data files of the spec: so the protocol
+    approval covers them, ``run.start`` cites their digests and the bundle keeps the code that
+    ran (``data/testinfra/<file name>``; with the digest in front where two share a name)."""
+    modules: dict[str, tuple[str, str]] = {}
+    for test in tests:
+        if test.check == TESTINFRA.name:
+            declared = split_testinfra_module(str(test.params["module"]))[0]
+            modules.setdefault(str(test.params["path"]), (declared, str(test.params["sha256"])))
+    names = Counter(Path(p).name for p in modules)
+    files: list[DataFile] = []
+    for module, (declared, digest) in modules.items():
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(module).name)
+        name = f"testinfra/{base}" if names[Path(module).name] == 1 else (
+            f"testinfra/{digest[:12]}-{base}"
+        )
+        raw = Path(module).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise SpecError(f"testinfra module {module} changed while the spec was loading")
+        files.append(DataFile(name, declared, Path(module), digest, raw))
+    return tuple(files)
 
 
 def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any]) -> CloneSection:
