@@ -8,10 +8,11 @@ of ``ansible_ssh_common_args``/``ansible_ssh_extra_args``; a spec test may ask f
 ``backend: ansible`` instead (testinfra's ansible backend with the run's inventory, which
 runs one ansible command per observation: slower, but it reaches whatever Ansible reaches).
 
-pytest runs as a subprocess, once per module and target, with
+pytest runs as a subprocess, once per target for all its modules, with
 :mod:`qualification.execution.testinfra_report` loaded: so the suite's imports (testinfra,
 and through its ansible backend ansible) stay out of this process, and a test that hangs or
-crashes the interpreter costs that one run. Secrets never leave this module: a password in
+crashes the interpreter costs that one run. A module is run only while it has the
+digest the spec was loaded (and approved) with. Secrets never leave this module: a password in
 the inventory is refused (the ssh backends cannot use one), and no command line or
 connection setting goes into an observation.
 """
@@ -163,70 +164,102 @@ def _observation(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _pytest_command(path: Path, tests: Sequence[str], spec: HostSpec, report: Path) -> list[str]:
+def _pytest_command(nodes: Sequence[str], spec: HostSpec, report: Path) -> list[str]:
+    rootdir = os.path.commonpath([node.split("::", 1)[0] for node in nodes])
+    rootdir = rootdir if Path(rootdir).is_dir() else str(Path(rootdir).parent)
     return [
         sys.executable, "-m", "pytest",
         # The suite's own ini would be found in its parent folders (a repository's addopts,
         # -Werror); the suite is run as it is written, with no configuration but ours.
-        "-c", os.devnull, "--rootdir", str(path.parent),
+        "-c", os.devnull, "--rootdir", rootdir,
         "-q", "-p", "no:cacheprovider", "-p", "qualification.execution.testinfra_report",
-        f"--hosts={spec.hosts}", *spec.options, f"--vqual-report={report}",
-        *[f"{path}::{name}" for name in tests],
+        f"--hosts={spec.hosts}", *spec.options, f"--vqual-report={report}", *nodes,
     ]
 
 
-def _run_module(
-    path: Path, requests: Sequence[Mapping[str, Any]], spec: HostSpec, workdir: Path
-) -> dict[str, dict[str, Any]]:
-    """One pytest run of the module's requested tests; each request answered."""
-    digest = (requests[0].get("args") or {}).get("sha256")
+def _module_problem(path: str, digest: str | None) -> str | None:
+    """Why the module cannot run as the spec was loaded with it, or None."""
     try:
-        source = path.read_bytes()
+        source = Path(path).read_bytes()
     except OSError as exc:
-        return _error_all(requests, f"cannot read {path}: {exc.strerror or exc}")
+        return f"cannot read {path}: {exc.strerror or exc}"
     if digest and hashlib.sha256(source).hexdigest() != digest:
-        return _error_all(requests, f"{path} changed since the spec was loaded")
-    names = list(dict.fromkeys(str(r["args"]["test"]) for r in requests))
+        return f"{path} changed since the spec was loaded"
+    return None
+
+
+def _unchanged(
+    requests: Sequence[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], dict[str, dict[str, Any]]]:
+    """The requests whose module is as the spec was loaded with it, and an ``error``
+    answer for the others."""
+    problems: dict[str, str | None] = {}
+    runnable: list[Mapping[str, Any]] = []
+    refused: dict[str, dict[str, Any]] = {}
+    for request in requests:
+        path = str(request["args"]["path"])
+        if path not in problems:
+            problems[path] = _module_problem(path, request["args"].get("sha256"))
+        problem = problems[path]
+        if problem is None:
+            runnable.append(request)
+        else:
+            refused[str(request["key"])] = {"error": problem}
+    return runnable, refused
+
+
+def _run_group(
+    requests: Sequence[Mapping[str, Any]], spec: HostSpec, workdir: Path
+) -> dict[str, dict[str, Any]]:
+    """One pytest run of the requested tests of every module (one interpreter, one
+    connection); each request answered."""
+    runnable, answers = _unchanged(requests)
+    if not runnable:
+        return answers
+    nodes = list(dict.fromkeys(f"{r['args']['path']}::{r['args']['test']}" for r in runnable))
     report = workdir / "report.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ next to the site's suite
     try:
         done = subprocess.run(
-            _pytest_command(path, names, spec, report), cwd=path.parent, env=env,
+            _pytest_command(nodes, spec, report), cwd=workdir, env=env,
             capture_output=True, text=True, timeout=TIMEOUT, check=False,
         )
     except subprocess.TimeoutExpired:
-        return _error_all(requests, f"pytest did not finish {path.name} within {TIMEOUT} s")
-    entries: dict[str, list[dict[str, Any]]] = {}
+        return answers | _error_all(runnable, f"pytest did not finish within {TIMEOUT} s")
+    entries: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if report.is_file():
         for line in report.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
-            entries.setdefault(str(entry["name"]), []).append(entry)
+            entries.setdefault((str(entry["path"]), str(entry["name"])), []).append(entry)
     why = f"pytest ran no such test (exit {done.returncode}): {_tail(done.stdout + done.stderr)}"
-    return {
-        str(r["key"]): (
-            _observation(entries[str(r["args"]["test"])])
-            if str(r["args"]["test"]) in entries
-            else {"error": why}
-        )
-        for r in requests
-    }
+    for r in runnable:
+        found = entries.get((str(r["args"]["path"]), str(r["args"]["test"])))
+        answers[str(r["key"])] = _observation(found) if found else {"error": why}
+    return answers
 
 
 def run_testinfra(
     requests: Sequence[Mapping[str, Any]], connection: Mapping[str, Any], *, target: str
 ) -> dict[str, dict[str, Any]]:
-    """Answer a target's ``testinfra`` requests, by request key: one pytest run per module
-    (and backend). Never raises for a test or a connection that fails: the requests get an
-    ``error`` observation saying why."""
-    groups: dict[tuple[str, str | None, bool], list[Mapping[str, Any]]] = {}
+    """Answer a target's ``testinfra`` requests, by request key: one pytest run for all
+    modules of the same backend and sudo setting (and distinct file names). Never raises for a test or a connection
+    that fails: the requests get an ``error`` observation saying why."""
+    groups: dict[tuple[str | None, bool, int], list[Mapping[str, Any]]] = {}
+    # pytest's default import mode (the one a site's suite is written for) cannot load two
+    # modules of the same file name in one run: the second of a name goes to a further run.
+    slots: dict[str, int] = {}
+    taken: dict[str, int] = {}
     for request in requests:
         args = request.get("args") or {}
-        key = (str(args.get("path")), args.get("backend"), bool(args.get("sudo")))
+        path = str(args.get("path"))
+        if path not in slots:
+            slots[path] = taken[Path(path).name] = taken.get(Path(path).name, -1) + 1
+        key = (args.get("backend"), bool(args.get("sudo")), slots[path])
         groups.setdefault(key, []).append(request)
     observations: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="vqual-testinfra-") as tmp:
-        for index, ((path, backend, sudo), group) in enumerate(groups.items()):
+        for index, ((backend, sudo, _), group) in enumerate(groups.items()):
             workdir = Path(tmp) / str(index)
             workdir.mkdir()
             try:
@@ -236,5 +269,5 @@ def run_testinfra(
                 continue
             if sudo:
                 spec = HostSpec(spec.hosts, (*spec.options, "--sudo"))
-            observations.update(_run_module(Path(path), group, spec, workdir))
+            observations.update(_run_group(group, spec, workdir))
     return observations

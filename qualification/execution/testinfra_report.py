@@ -3,7 +3,7 @@
 Loaded with ``-p`` into the pytest process that
 :func:`qualification.execution.testinfra.run_testinfra` starts; it imports only pytest, so
 whatever the suite imports (testinfra, and through its ansible backend ansible) stays in that
-process. A line: ``{nodeid, name, outcome, message, seconds, urs}``; ``outcome`` is
+process. A line: ``{nodeid, path, name, outcome, message, seconds, urs}``; ``outcome`` is
 ``passed``, ``failed`` (an assertion failed), ``error`` (anything else raised, in the test or
 its fixtures) or ``skipped`` (also an expected failure); ``message`` the assertion or
 exception message, or the skip reason.
@@ -61,7 +61,8 @@ class _Reporter:
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
         entry = self._tests.setdefault(item.nodeid, {
-            "nodeid": item.nodeid, "name": _name(item), "outcome": "passed", "message": None,
+            "nodeid": item.nodeid, "path": str(item.path), "name": _name(item),
+            "outcome": "passed", "message": None,
             "seconds": 0.0,
             "urs": [str(i) for m in item.iter_markers("urs") for i in m.args],
         })

@@ -173,3 +173,18 @@ def test_a_refused_connection_answers_every_request_with_an_error(tmp_path: Path
 def test_the_pinned_digest_is_the_files(tmp_path: Path) -> None:
     requests = _requests(tmp_path)
     assert requests[0]["args"]["sha256"] == hashlib.sha256(SUITE).hexdigest()
+
+
+def test_two_modules_with_the_same_function_name_are_told_apart(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "test_one.py").write_bytes(b"def test_x(host):\n    assert True\n")
+    (tmp_path / "b" / "test_one.py").write_bytes(b"def test_x(host):\n    assert False, 'b'\n")
+    requests = [
+        TESTINFRA.request(e.params).to_json() | {"module": module}
+        for module in ("a/test_one.py", "b/test_one.py")
+        for e in expand({"module": module}, tmp_path)
+    ]
+    answers = run_testinfra(requests, LOCAL, target="localhost")
+    outcomes = {r["module"]: answers[r["key"]]["value"]["outcome"] for r in requests}
+    assert outcomes == {"a/test_one.py": "passed", "b/test_one.py": "failed"}

@@ -1,0 +1,153 @@
+"""What ``check: testinfra`` costs: a site's suite run by vqual vs by plain pytest, same run.
+
+The same testinfra suite (the example in tests/fixtures/testinfra plus N generated tests of
+host.file / host.package / host.run, each with a ``urs`` marker) is run against localhost
+1. by plain ``pytest --hosts=local://`` (what the site runs today),
+2. by vqual's runner (``qualification.execution.testinfra.run_testinfra``: the same pytest
+   with the reporting plug-in, one observation per test function), and
+3. by ``vqual qualify`` end to end (ansible-runner, planning, the runner, evaluation, signed
+   evidence, JUnit and report), with the runner's own time inside the run read back from the
+   bundle (the ``duration_ms`` of the target's observation, the same for each of its results).
+
+The three are interleaved, ``--repeat`` times each, medians compared. The goal of the issue
+(within 10 %) is for 2 against 1, and for the runner's time inside 3 against 1; the whole of 3
+adds a fixed cost per run (Ansible, signing), printed as an absolute figure.
+
+Run: ``.venv/bin/python bench/bench_testinfra_check.py [--n 100] [--repeat 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from qualification.checks.testinfra import TESTINFRA, expand
+from qualification.execution.testinfra import run_testinfra
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+EXAMPLE = REPO / "tests" / "fixtures" / "testinfra"
+BODIES = (
+    'assert host.file("/etc/passwd").mode & 0o022 == 0',
+    'assert host.package("coreutils").is_installed',
+    'assert host.run("true").rc == 0',
+    'assert host.file("/etc").is_directory',
+)
+
+
+def generated_suite(n: int) -> str:
+    lines = ["import pytest", ""]
+    for i in range(n):
+        lines += ["", f'@pytest.mark.urs("URS-HV-02")', f"def test_generated_{i:04d}(host):",
+                  f"    {BODIES[i % len(BODIES)]}", ""]
+    return "\n".join(lines)
+
+
+def make_site(root: Path, n: int) -> Path:
+    """The example spec and suite, with a second module of ``n`` generated tests."""
+    shutil.copytree(EXAMPLE, root / "site")
+    suite = root / "site" / "suite"
+    (suite / "test_generated.py").write_text(generated_suite(n))
+    spec_path = root / "site" / "testinfra-example.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["tests"].append(dict(spec["tests"][0], id="IQ-TI-002", title="Generated",
+                              params={"module": "suite/test_generated.py"}))
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return spec_path
+
+
+def plain_pytest(suite: Path) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir", str(suite), "-q",
+         "-p", "no:cacheprovider", "--hosts=local://", "-W",
+         "ignore::pytest.PytestUnknownMarkWarning", str(suite)],
+        cwd=suite, capture_output=True, text=True, check=False,
+    )
+    elapsed = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
+    return elapsed
+
+
+def vqual_runner(suite: Path) -> float:
+    requests = []
+    for module in sorted(suite.glob("test_*.py")):
+        requests += [TESTINFRA.request(e.params).to_json()
+                     for e in expand({"module": module.name}, suite)]
+    t0 = time.perf_counter()
+    answers = run_testinfra(requests, {"ansible_connection": "local"}, target="localhost")
+    elapsed = time.perf_counter() - t0
+    errors = [a["error"] for a in answers.values() if "error" in a]
+    if errors or len(answers) != len(requests):
+        raise SystemExit(f"runner: {len(errors)} errors, e.g. {errors[:1]}")
+    return elapsed
+
+
+def vqual_qualify(spec: Path, state: Path, evidence: Path, env: dict[str, str]) -> tuple[float, float]:
+    """The whole run's wall time and the runner's own time inside it (seconds)."""
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [str(BIN / "vqual"), "qualify", "-i", str(REPO / "inventories" / "local"), "-s", str(spec),
+         "-c", "CHG0000900", "--limit", "localhost", "--evidence-dir", str(evidence), "--json"],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    elapsed = time.perf_counter() - t0
+    summary = json.loads(done.stdout)
+    if summary["verification"] != "valid" or summary["counts"]["error"]:
+        raise SystemExit(f"qualify: {summary}")
+    inside = 0.0
+    for line in (Path(summary["bundle"]) / "records.jsonl").read_text().splitlines():
+        record = json.loads(base64.b64decode(json.loads(line)["payload"]))
+        if record["kind"] == "check.result":
+            inside = max(inside, record["data"]["duration_ms"] / 1000)
+    return elapsed, inside
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=100, help="generated tests besides the example")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vqual-bench-testinfra-") as tmp:
+        root = Path(tmp)
+        spec = make_site(root, args.n)
+        suite = spec.parent / "suite"
+        state = root / "state"
+        env = dict(os.environ, VQUAL_STATE_DIR=str(state), ANSIBLE_COLLECTIONS_PATH=str(REPO),
+                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        subprocess.run([str(BIN / "vqual"), "keys", "create", "--name", "Bench executor",
+                        "--role", "executor", "--service", "--throwaway"],
+                       env=env, capture_output=True, check=True)
+        plain_pytest(suite)  # warm the caches of both, once
+        vqual_runner(suite)
+        plain, runner, whole, inside = [], [], [], []
+        for _ in range(args.repeat):
+            plain.append(plain_pytest(suite))
+            runner.append(vqual_runner(suite))
+            w, i = vqual_qualify(spec, state, root / "evidence", env)
+            whole.append(w)
+            inside.append(i)
+    tests = args.n + 5
+    p, r, w, i = (statistics.median(x) for x in (plain, runner, whole, inside))
+    print(f"suite: {tests} tests, local://, median of {args.repeat} interleaved runs")
+    print(f"  plain pytest --hosts=local://      {p:7.3f} s")
+    print(f"  vqual runner (run_testinfra)       {r:7.3f} s   ratio {r / p:5.3f}")
+    print(f"  vqual qualify, runner inside it    {i:7.3f} s   ratio {i / p:5.3f}")
+    print(f"  vqual qualify, whole run           {w:7.3f} s   ratio {w / p:5.3f} "
+          f"(+{w - p:.3f} s: Ansible, planning, signed evidence, JUnit, report)")
+
+
+if __name__ == "__main__":
+    main()
