@@ -43,7 +43,19 @@ CONNECTION_VARS = (
     "ansible_ssh_extra_args",
     "ansible_inventory_sources",
     "inventory_hostname",
+    # Ansible's older names of the same settings.
+    "ansible_ssh_host",
+    "ansible_ssh_port",
+    "ansible_ssh_user",
+    "ansible_private_key_file",
 )
+#: Each setting the ssh_config is made of, with its other name in Ansible.
+_ALIASES = {
+    "ansible_host": "ansible_ssh_host",
+    "ansible_port": "ansible_ssh_port",
+    "ansible_user": "ansible_ssh_user",
+    "ansible_ssh_private_key_file": "ansible_private_key_file",
+}
 #: Present in the inventory, these mean password authentication (never read, only noticed).
 PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
 #: Seconds one module's run may take on one target.
@@ -123,12 +135,13 @@ def host_spec(
             "the inventory sets a password: testinfra's ssh backends use keys only "
             "(set ansible_ssh_private_key_file, or use backend: ansible)"
         )
+    settings = {var: connection.get(var) or connection.get(old) for var, old in _ALIASES.items()}
     alias = _SAFE_ALIAS.sub("-", target) or "target"
-    lines = [f"Host {alias}", f"  HostName {connection.get('ansible_host') or target}"]
+    lines = [f"Host {alias}", f"  HostName {settings['ansible_host'] or target}"]
     for var, key in (("ansible_user", "User"), ("ansible_port", "Port"),
                      ("ansible_ssh_private_key_file", "IdentityFile")):
-        if connection.get(var):
-            lines.append(f"  {key} {connection[var]}")
+        if settings[var]:
+            lines.append(f"  {key} {settings[var]}")
     for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         if connection.get(var):
             lines.extend(_ssh_options(str(connection[var])))

@@ -188,3 +188,10 @@ def test_two_modules_with_the_same_function_name_are_told_apart(tmp_path: Path) 
     answers = run_testinfra(requests, LOCAL, target="localhost")
     outcomes = {r["module"]: answers[r["key"]]["value"]["outcome"] for r in requests}
     assert outcomes == {"a/test_one.py": "passed", "b/test_one.py": "failed"}
+
+
+def test_ansibles_older_names_of_the_settings_count(tmp_path: Path) -> None:
+    host_spec("h", {"ansible_ssh_host": "10.0.0.9", "ansible_ssh_user": "qa",
+                    "ansible_private_key_file": "/k"}, tmp_path)
+    assert (tmp_path / "ssh_config").read_text().splitlines() == [
+        "Host h", "  HostName 10.0.0.9", "  User qa", "  IdentityFile /k"]
