@@ -233,8 +233,7 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
             expect=expect,
             acceptance=item["acceptance"],
             description=item.get("description"),
-            line=doc.line(base),
-            scope=scope,
+            line=doc.line(base), scope=scope,
         )
         tests.extend(_testinfra_tests(doc, base, path, test) if check == TESTINFRA.name else [test])
 
