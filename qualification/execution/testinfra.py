@@ -5,8 +5,8 @@ The target is reached with the inventory's connection settings: ``ansible_connec
 those backends, configured through a generated ssh_config from ``ansible_host``,
 ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file`` and the ``-o`` options
 of ``ansible_ssh_common_args``/``ansible_ssh_extra_args``; a spec test may ask for
-``backend: ansible`` instead (testinfra's ansible backend with the run's inventory, which
-runs one ansible command per observation: slower, but it reaches whatever Ansible reaches).
+``backend: ansible`` instead (testinfra's ansible backend with the run's inventory: testinfra
+reads the inventory itself, and where it cannot map a connection it runs ansible per command).
 
 pytest runs as a subprocess, once per target for all its modules, with
 :mod:`qualification.execution.testinfra_report` loaded: so the suite's imports (testinfra,
@@ -78,7 +78,10 @@ class HostSpec:
 
 def _ssh_options(args: str) -> list[str]:
     """``-o Key=Value`` pairs of ssh arguments as ssh_config lines; other flags refused."""
-    words = shlex.split(args)
+    try:
+        words = shlex.split(args)
+    except ValueError as exc:
+        raise ConnectionProblem(f"ssh arguments cannot be read: {exc}") from None
     lines: list[str] = []
     i = 0
     while i < len(words):
@@ -145,6 +148,9 @@ def host_spec(
     for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         if connection.get(var):
             lines.extend(_ssh_options(str(connection[var])))
+    if any(ch in line for line in lines[1:] for ch in "\r\n\0"):
+        # A line break in a value would add ssh options nobody wrote.
+        raise ConnectionProblem("a connection setting contains a line break")
     config = workdir / "ssh_config"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config.chmod(0o600)

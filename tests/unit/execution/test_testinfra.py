@@ -150,6 +150,8 @@ def test_paramiko_and_ansible_backends(tmp_path: Path) -> None:
         ({"ansible_password": "s3cret-pw"}, "use keys only"),
         ({"ansible_ssh_common_args": "-J jump"}, "'-J' has no testinfra equivalent"),
         ({"ansible_connection": "winrm"}, "use backend: ansible"),
+        ({"ansible_ssh_common_args": "-o 'User=x"}, "cannot be read"),
+        ({"ansible_host": "h\n  ProxyCommand s3cret"}, "contains a line break"),
     ],
 )
 def test_unusable_settings_are_refused_without_the_secret(
