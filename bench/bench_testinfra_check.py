@@ -72,8 +72,7 @@ def plain_pytest(suite: Path) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-c", os.devnull, "--rootdir", str(suite), "-q",
-         "-p", "no:cacheprovider", "--hosts=local://", "-W",
-         "ignore::pytest.PytestUnknownMarkWarning", str(suite)],
+         "-p", "no:cacheprovider", "--hosts=local://", str(suite)],
         cwd=suite, capture_output=True, text=True, check=False,
     )
     elapsed = time.perf_counter() - t0

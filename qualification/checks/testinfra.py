@@ -32,7 +32,9 @@ URS_MARKER = "urs"
 #: Separator between the spec test id and the function in an expanded test id (pytest's own).
 SEPARATOR = "::"
 
-_PARAMS = {"module", "backend", "sudo", "test", "path", "sha256"}
+_PARAMS = {"module", "backend", "sudo", "test", "path", "sha256", "conftest_sha256"}
+#: pytest loads this file beside a module (its fixtures, hooks): it is pinned with the module.
+CONFTEST = "conftest.py"
 
 
 class CollectError(ValueError):
@@ -152,7 +154,8 @@ def expand(params: Mapping[str, Any], base: Path) -> list[Expanded]:
 
     ``module`` is resolved against ``base`` (the spec's directory) when relative; each
     expanded test's parameters carry the absolute ``path``, its ``test`` name and the
-    module's ``sha256``, so the run executes the very file the spec was approved with.
+    module's ``sha256`` (and ``conftest_sha256`` of a ``conftest.py`` beside it), so the run
+    executes the very files the spec was approved with.
 
     Raises:
         CollectError: one line naming what is wrong with the module.
@@ -171,13 +174,16 @@ def expand(params: Mapping[str, Any], base: Path) -> list[Expanded]:
         tests = [t for t in tests if t.name == wanted or t.name.startswith(wanted + SEPARATOR)]
         if not tests:
             raise CollectError(f"no test {wanted!r} in {path}")
-    digest = hashlib.sha256(source).hexdigest()
     common = {k: v for k, v in params.items() if k in ("backend", "sudo")}
+    common["sha256"] = hashlib.sha256(source).hexdigest()
+    conftest = path.parent / CONFTEST
+    if conftest.is_file():
+        common["conftest_sha256"] = hashlib.sha256(conftest.read_bytes()).hexdigest()
     return [
         Expanded(
             name=t.name,
             params={**common, "module": str(params["module"]), "path": str(path),
-                    "test": t.name, "sha256": digest},
+                    "test": t.name},
             requirements=t.requirements,
         )
         for t in tests
@@ -213,7 +219,7 @@ class TestinfraCheck:
     def request(self, params: Mapping[str, Any]) -> ProbeRequest:
         args = {
             key: params[key]
-            for key in ("path", "test", "sha256", "backend", "sudo")
+            for key in ("path", "test", "sha256", "conftest_sha256", "backend", "sudo")
             if key in params
         }
         return ProbeRequest(PROBE, "pytest", args)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qualification.checks.testinfra import CONFTEST
+
 #: The inventory variables the runner reads (the action plugin renders only these).
 CONNECTION_VARS = (
     "ansible_connection",
@@ -196,15 +198,27 @@ def _pytest_command(nodes: Sequence[str], spec: HostSpec, report: Path) -> list[
     ]
 
 
-def _module_problem(path: str, digest: str | None) -> str | None:
-    """Why the module cannot run as the spec was loaded with it, or None."""
+def _changed(path: Path, digest: str | None) -> str | None:
+    """Why ``path`` is not as the spec was loaded with it (digest None: it did not exist)."""
     try:
-        source = Path(path).read_bytes()
+        source = path.read_bytes()
+    except FileNotFoundError:
+        return None if digest is None else f"{path} is gone since the spec was loaded"
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror or exc}"
-    if digest and hashlib.sha256(source).hexdigest() != digest:
+    if digest is None:
+        return f"{path} appeared since the spec was loaded"
+    if hashlib.sha256(source).hexdigest() != digest:
         return f"{path} changed since the spec was loaded"
     return None
+
+
+def _module_problem(args: Mapping[str, Any]) -> str | None:
+    """Why the module (or the conftest.py beside it) cannot run as the spec was loaded with
+    it, or None."""
+    path = Path(str(args["path"]))
+    problem = _changed(path, args["sha256"]) if "sha256" in args else None
+    return problem or _changed(path.parent / CONFTEST, args.get("conftest_sha256"))
 
 
 def _unchanged(
@@ -218,7 +232,7 @@ def _unchanged(
     for request in requests:
         path = str(request["args"]["path"])
         if path not in problems:
-            problems[path] = _module_problem(path, request["args"].get("sha256"))
+            problems[path] = _module_problem(request["args"])
         problem = problems[path]
         if problem is None:
             runnable.append(request)

@@ -22,6 +22,7 @@ from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
 from qualification import checks
+from qualification.checks.testinfra import CONFTEST as TESTINFRA_CONFTEST
 from qualification.checks.testinfra import SEPARATOR as TESTINFRA_SEPARATOR
 from qualification.checks.testinfra import TESTINFRA
 from qualification.checks.testinfra import CollectError as TestinfraCollectError
@@ -278,17 +279,24 @@ def _testinfra_tests(
 
 
 def _testinfra_modules(tests: list[TestDef]) -> tuple[DataFile, ...]:
-    """The testinfra modules the tests run, as data files of the spec: so the protocol
-    approval covers them, ``run.start`` cites their digests and the bundle keeps the code that
-    ran (``data/testinfra/<file name>``; with the digest in front where two share a name)."""
-    modules: dict[str, tuple[str, str]] = {}
+    """The testinfra modules the tests run (and a ``conftest.py`` beside one), as data files
+    of the spec: so the protocol approval covers them, ``run.start`` cites their digests and
+    the bundle keeps the code that ran (``data/testinfra/<file name>``; with the digest in
+    front where two share a name)."""
+    found: dict[str, tuple[str, str]] = {}
     for test in tests:
         if test.check == TESTINFRA.name:
             declared = split_testinfra_module(str(test.params["module"]))[0]
-            modules.setdefault(str(test.params["path"]), (declared, str(test.params["sha256"])))
-    names = Counter(Path(p).name for p in modules)
+            module = str(test.params["path"])
+            found.setdefault(module, (declared, str(test.params["sha256"])))
+            if "conftest_sha256" in test.params:
+                conftest = str(Path(module).parent / TESTINFRA_CONFTEST)
+                pair = (str(Path(declared).parent / TESTINFRA_CONFTEST),
+                        str(test.params["conftest_sha256"]))
+                found.setdefault(conftest, pair)
+    names = Counter(Path(p).name for p in found)
     files: list[DataFile] = []
-    for module, (declared, digest) in modules.items():
+    for module, (declared, digest) in found.items():
         base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(module).name)
         name = f"testinfra/{base}" if names[Path(module).name] == 1 else (
             f"testinfra/{digest[:12]}-{base}"

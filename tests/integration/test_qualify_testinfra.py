@@ -89,8 +89,9 @@ def test_the_example_suite_runs_as_spec_tests_and_traces_to_its_urs_ids(
     junit = ET.parse(bundle / "junit.xml").getroot()
     assert sum(1 for tc in junit.iter("testcase") if tc.get("name", "").startswith(SPEC_TEST)) == 5
     # The module that ran is sealed into the bundle with the digest run.start cites.
-    sealed = bundle / "data" / "testinfra" / "test_linux_host.py"
-    assert sealed.read_bytes() == (EXAMPLE / "suite" / "test_linux_host.py").read_bytes()
+    for name in ("test_linux_host.py", "conftest.py"):
+        sealed = bundle / "data" / "testinfra" / name
+        assert sealed.read_bytes() == (EXAMPLE / "suite" / name).read_bytes()
     verify = run_vqual("verify", str(bundle), state_dir=executor_state)
     assert verify.returncode == 0, verify.stdout
 
@@ -163,7 +164,7 @@ def test_the_suite_runs_unchanged_under_plain_pytest(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE / "suite", tmp_path / "suite")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-c", "/dev/null", "-p", "no:cacheprovider", "-q",
-         "--hosts=local://", "-W", "ignore::pytest.PytestUnknownMarkWarning", str(tmp_path / "suite")],
+         "--strict-markers", "--hosts=local://", str(tmp_path / "suite")],
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr

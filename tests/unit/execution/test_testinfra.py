@@ -197,3 +197,17 @@ def test_ansibles_older_names_of_the_settings_count(tmp_path: Path) -> None:
                     "ansible_private_key_file": "/k"}, tmp_path)
     assert (tmp_path / "ssh_config").read_text().splitlines() == [
         "Host h", "  HostName 10.0.0.9", "  User qa", "  IdentityFile /k"]
+
+
+def test_a_conftest_beside_the_module_is_pinned_with_it(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("import pytest\n\n@pytest.fixture\ndef x():\n    return 1\n")
+    requests = _requests(tmp_path, b"def test_x(host, x):\n    assert x == 1\n")
+    assert requests[0]["args"]["conftest_sha256"]
+    (answer,) = run_testinfra(requests, LOCAL, target="localhost").values()
+    assert answer["value"]["outcome"] == "passed"
+    (tmp_path / "conftest.py").write_text("import pytest\n\n@pytest.fixture\ndef x():\n    return 2\n")
+    (answer,) = run_testinfra(requests, LOCAL, target="localhost").values()
+    assert answer["error"].endswith("conftest.py changed since the spec was loaded")
+    (tmp_path / "conftest.py").unlink()
+    (answer,) = run_testinfra(requests, LOCAL, target="localhost").values()
+    assert answer["error"].endswith("conftest.py is gone since the spec was loaded")
