@@ -9,7 +9,9 @@ host.file / host.package / host.run, each with a ``urs`` marker) is run against 
    evidence, JUnit and report), with the runner's own time inside the run read back from the
    bundle (the ``duration_ms`` of the target's observation, the same for each of its results).
 
-The three are interleaved, ``--repeat`` times each, medians compared. The goal of the issue
+The three are interleaved, ``--repeat`` times each, medians (and minima) compared, and for 1
+and 2 also the CPU time of the pytest process (children's rusage), which a machine busy with
+other work does not distort as it does wall time. The goal of the issue
 (within 10 %) is for 2 against 1, and for the runner's time inside 3 against 1; the whole of 3
 adds a fixed cost per run (Ansible, signing), printed as an absolute figure.
 
@@ -22,6 +24,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,6 +69,11 @@ def make_site(root: Path, n: int) -> Path:
                               params={"module": "suite/test_generated.py"}))
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return spec_path
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def plain_pytest(suite: Path) -> float:
@@ -133,9 +141,15 @@ def main() -> None:
         plain_pytest(suite)  # warm the caches of both, once
         vqual_runner(suite)
         plain, runner, whole, inside = [], [], [], []
+        plain_cpu, runner_cpu = [], []
         for _ in range(args.repeat):
+            c0 = _child_cpu()
             plain.append(plain_pytest(suite))
+            c1 = _child_cpu()
             runner.append(vqual_runner(suite))
+            c2 = _child_cpu()
+            plain_cpu.append(c1 - c0)
+            runner_cpu.append(c2 - c1)
             w, i = vqual_qualify(spec, state, root / "evidence", env)
             whole.append(w)
             inside.append(i)
@@ -151,6 +165,10 @@ def main() -> None:
     ):
         m, low = statistics.median(times), min(times)
         print(f"  {label:34} {m:7.3f} ({low:6.3f})   ratio {m / p:5.3f} ({low / p_min:5.3f})")
+    pc, rc = statistics.median(plain_cpu), statistics.median(runner_cpu)
+    # CPU time of the pytest processes: what a busy machine's scheduling does not distort.
+    print(f"  CPU s of the pytest process: plain {pc:.3f}, vqual runner {rc:.3f}, "
+          f"ratio {rc / pc:5.3f}")
     print(f"  the whole run adds {statistics.median(whole) - p:.3f} s: Ansible, planning, "
           "signed evidence, JUnit, report")
 
