@@ -15,7 +15,7 @@ from qualification.selftest.run import self_checks
 
 def test_st_oq_15_is_a_check_and_holds(tmp_path: Path) -> None:
     scratch = Scratch(tmp_path)
-    check = next(c for c in self_checks(None, lambda: scratch) if c.test_id == "ST-OQ-15")
+    (check,) = [c for c in self_checks(None, lambda: scratch) if c.test_id == "ST-OQ-15"]
     assert check.requirement == "VQ-31"
     outcome = check.run()
     assert outcome.ok, outcome.reason
