@@ -30,7 +30,7 @@ REQUIREMENTS = {
     "an installed one is in its declared version",
     "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
     "time inside the window",
-    "VQ-36": "a testinfra suite runs as written: each test function is one result with its "
+    "VQ-47": "a testinfra suite runs as written: each test function is one result with its "
     "outcome, message and time; its urs markers trace it to URS ids",
 }
 

@@ -61,7 +61,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *timestamp_checks(),  # ST-OQ-13 (VQ-29)
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
-        *testinfra_checks(),  # ST-OQ-20 (VQ-36)
+        *testinfra_checks(),  # ST-OQ-20 (VQ-47)
     ]
 
 

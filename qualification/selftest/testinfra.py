@@ -1,4 +1,4 @@
-"""Self check of the testinfra runner (VQ-36): pytest with testinfra runs here and turns a
+"""Self check of the testinfra runner (VQ-47): pytest with testinfra runs here and turns a
 tiny built-in suite, run against ``local://``, into one observation per test function."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from qualification.selftest.base import Outcome, SelfCheck
 SUITE = b'''import pytest
 
 
-@pytest.mark.urs("VQ-36")
+@pytest.mark.urs("VQ-47")
 def test_passes(host):
     assert host.file("/").is_directory
 
@@ -52,7 +52,7 @@ def _runs_the_builtin_suite() -> Outcome:
         if observed.get(name) != want
     ]
     urs = [one.requirements for one in expanded if one.name == "test_passes"]
-    if urs != [("VQ-36",)]:
+    if urs != [("VQ-47",)]:
         wrong.append(f"test_passes: urs marker read as {urs}")
     return Outcome(not wrong, observed, "; ".join(wrong) or None)
 
@@ -65,7 +65,7 @@ def testinfra_checks() -> list[SelfCheck]:
             "a testinfra suite runs through pytest against local:// and each test function "
             "becomes an observation: passed, failed (assertion), skipped; urs markers are read",
             "OQ",
-            "VQ-36",
+            "VQ-47",
             "qualification.execution.testinfra.run_testinfra on a built-in suite "
             f"(sha256 {hashlib.sha256(SUITE).hexdigest()[:16]}), local://",
             {"op": "equals", "value": EXPECTED},
