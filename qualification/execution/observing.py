@@ -9,7 +9,9 @@ arguments and variables and hand Ansible's means of reaching the target in as ca
 - ``target_vars()``: the target's ``vqual_*`` variables, rendered (templates, lookups); only
   called when a controller-side probe needs them;
 - ``fingerprint_image(image, args)``: the fingerprint of a template's disk image, read
-  offline on the controller (the collection's ``host_observations.fingerprint_image``).
+  offline on the controller (the collection's ``host_observations.fingerprint_image``);
+- ``connection_vars()``: the target's connection settings, rendered, for ``testinfra``
+  tests (:mod:`qualification.execution.testinfra` runs them through testinfra's backends).
 
 Platform probes (libvirt, vSphere, Hyper-V) run in this process through
 :func:`~qualification.execution.probes.run_controller_probe`.
@@ -29,6 +31,7 @@ from qualification.checks.fingerprint import (
     target_fingerprint,
 )
 from qualification.checks.fingerprint_model import fingerprint_record
+from qualification.checks.testinfra import PROBE as TESTINFRA_PROBE
 from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,
@@ -39,6 +42,7 @@ from qualification.execution.evaluation import (
 )
 from qualification.execution.planning import RunPlan
 from qualification.execution.probes import run_controller_probe
+from qualification.execution.testinfra import run_testinfra
 from qualification.timeutil import utc_now_text
 
 #: The module that answers a target-side probe's requests on the target.
@@ -116,6 +120,7 @@ def observe_target(
     target_vars: TargetVars,
     fingerprint_image: FingerprintImage,
     check_mode: bool,
+    connection_vars: TargetVars | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every observation ``requests`` asks for, by request key: target-side probes in one
     module call each, platform probes in this process. Never raises for a probe that fails:
@@ -126,6 +131,9 @@ def observe_target(
     for probe, probe_requests in requests.by_probe.items():
         if probe in TARGET_PROBES:
             observations.update(_on_target(probe, probe_requests, run_module))
+            continue
+        if probe == TESTINFRA_PROBE:
+            observations.update(_testinfra(probe_requests, connection_vars, target))
             continue
         host_vars = rendered.get()
         if host_vars is None:
@@ -152,6 +160,21 @@ def observe_target(
     return observations
 
 
+def _testinfra(
+    requests: list[dict[str, Any]], connection_vars: TargetVars | None, target: str
+) -> dict[str, dict[str, Any]]:
+    """A target's testinfra tests, reached with its inventory connection settings."""
+    if connection_vars is None:
+        return _all_error(requests, "testinfra: this run cannot read the target's connection")
+    try:
+        connection = connection_vars()
+    # Ansible's templating, as in _Vars: a failed lookup becomes error verdicts.
+    except Exception as exc:  # noqa: BLE001
+        reason = " ".join(str(exc).split())
+        return _all_error(requests, f"cannot resolve the target's connection settings: {reason}")
+    return run_testinfra(requests, connection, target=target)
+
+
 def _on_controller(
     probe: str, requests: list[dict[str, Any]], **kwargs: Any
 ) -> dict[str, dict[str, Any]]:
@@ -176,6 +199,7 @@ def qualify_target(
     check_mode: bool = False,
     baseline: str | None = None,
     allowed: Mapping[str, Any] | None = None,
+    connection_vars: TargetVars | None = None,
 ) -> TargetResult:
     """Observe ``target`` for its planned tests and evaluate them on the controller.
 
@@ -187,6 +211,9 @@ def qualify_target(
         baseline: a drift run's baseline bundle: fingerprint tests report the comparison
             with it, one failed result per difference.
         allowed: the differences a drift run allows.
+        connection_vars: the target's connection settings
+            (:data:`~qualification.execution.testinfra.CONNECTION_VARS`), rendered; only
+            called when the plan has ``testinfra`` tests for it.
 
     Returns:
         The results, OQ actions, cross-host observations and the target's fingerprint record;
@@ -207,6 +234,7 @@ def qualify_target(
         target_vars=target_vars,
         fingerprint_image=fingerprint_image,
         check_mode=check_mode,
+        connection_vars=connection_vars,
     )
     duration_ms = (time.perf_counter() - t0) * 1000.0
     typed, actions, cross = evaluate_target(

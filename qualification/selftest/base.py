@@ -38,6 +38,8 @@ REQUIREMENTS = {
     "or untrusted one is refused",
     "VQ-44": "format v1 verifies as legacy; format v2 refuses JUnit and report placeholders",
     "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",
+    "VQ-47": "a testinfra suite runs as written: each test function is one result with its "
+    "outcome, message and time; its urs markers trace it to URS ids",
 }
 
 

@@ -6,10 +6,12 @@ with the field path, e.g. ``specs/x.yaml:14: tests[3].expect.op: 'equal' is not 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -20,6 +22,13 @@ from jsonschema.exceptions import ValidationError
 from packaging.version import InvalidVersion, Version
 
 from qualification import checks
+from qualification.checks.testinfra import CONFTEST as TESTINFRA_CONFTEST
+from qualification.checks.testinfra import SEPARATOR as TESTINFRA_SEPARATOR
+from qualification.checks.testinfra import TESTINFRA
+from qualification.checks.testinfra import CollectError as TestinfraCollectError
+from qualification.checks.testinfra import expand as expand_testinfra
+from qualification.checks.testinfra import split_module as split_testinfra_module
+from qualification.errors import SpecError
 from qualification.platforms import registry as platform_registry
 from qualification.spec.model import (
     DEFAULT_SCOPE,
@@ -213,23 +222,21 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
                 "scope 'clone' needs applies_to to name master_vm or clone "
                 "(only a VM has clones)",
             )
-        tests.append(
-            TestDef(
-                id=test_id,
-                title=item["title"],
-                protocol=item["protocol"],
-                requirements=tuple(item["requirements"]),
-                applies_to=tuple(item["applies_to"]),
-                risk=tuple(item["risk"]),
-                check=check,
-                params=params,
-                expect=expect,
-                acceptance=item["acceptance"],
-                description=item.get("description"),
-                line=doc.line(base),
-                scope=scope,
-            )
+        test = TestDef(
+            id=test_id,
+            title=item["title"],
+            protocol=item["protocol"],
+            requirements=tuple(item["requirements"]),
+            applies_to=tuple(item["applies_to"]),
+            risk=tuple(item["risk"]),
+            check=check,
+            params=params,
+            expect=expect,
+            acceptance=item["acceptance"],
+            description=item.get("description"),
+            line=doc.line(base), scope=scope,
         )
+        tests.extend(_testinfra_tests(doc, base, path, test) if check == TESTINFRA.name else [test])
 
     metadata = data["metadata"]
     return Spec(
@@ -241,10 +248,64 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         version=metadata["version"],
         description=metadata.get("description"),
         requirements=tuple(declared),
-        data_files=_data_files(doc, path, data.get("data_files") or {}),
+        data_files=(
+            _data_files(doc, path, data.get("data_files") or {}) + _testinfra_modules(tests)
+        ),
         tests=tuple(tests),
         clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
     )
+
+
+def _testinfra_tests(
+    doc: LocatedDocument, base: FieldPath, spec_path: Path, test: TestDef
+) -> list[TestDef]:
+    """A ``testinfra`` spec test as one test per test function of its module
+    (:func:`qualification.checks.testinfra.expand`): ``<id>::<function>``, with the URS ids
+    of the function's markers added to the test's requirements."""
+    try:
+        expanded = expand_testinfra(test.params, spec_path.parent)
+    except TestinfraCollectError as exc:
+        raise doc.error((*base, "params", "module"), f"test {test.id}: {exc}") from None
+    return [
+        dataclasses.replace(
+            test,
+            id=f"{test.id}{TESTINFRA_SEPARATOR}{one.name}",
+            title=f"{test.title}: {one.name}",
+            requirements=tuple(dict.fromkeys(test.requirements + one.requirements)),
+            params=one.params,
+        )
+        for one in expanded
+    ]
+
+
+def _testinfra_modules(tests: list[TestDef]) -> tuple[DataFile, ...]:
+    """The testinfra modules the tests run (and a ``conftest.py`` beside one), as data files
+    of the spec: so the protocol approval covers them, ``run.start`` cites their digests and
+    the bundle keeps the code that ran (``data/testinfra/<file name>``; with the digest in
+    front where two share a name)."""
+    found: dict[str, tuple[str, str]] = {}
+    for test in tests:
+        if test.check == TESTINFRA.name:
+            declared = split_testinfra_module(str(test.params["module"]))[0]
+            module = str(test.params["path"])
+            found.setdefault(module, (declared, str(test.params["sha256"])))
+            if "conftest_sha256" in test.params:
+                conftest = str(Path(module).parent / TESTINFRA_CONFTEST)
+                pair = (str(Path(declared).parent / TESTINFRA_CONFTEST),
+                        str(test.params["conftest_sha256"]))
+                found.setdefault(conftest, pair)
+    names = Counter(Path(p).name for p in found)
+    files: list[DataFile] = []
+    for module, (declared, digest) in found.items():
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(module).name)
+        name = f"testinfra/{base}" if names[Path(module).name] == 1 else (
+            f"testinfra/{digest[:12]}-{base}"
+        )
+        raw = Path(module).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise SpecError(f"testinfra module {module} changed while the spec was loading")
+        files.append(DataFile(name, declared, Path(module), digest, raw))
+    return tuple(files)
 
 
 def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any]) -> CloneSection:

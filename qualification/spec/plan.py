@@ -315,10 +315,14 @@ def _wanted(spec: Spec, test_ids: Sequence[str] | None) -> set[str] | None:
     if test_ids is None:
         return None
     known = set(spec.test_ids)
+    wanted: set[str] = set()
     for test_id in test_ids:
-        if test_id not in known:
+        # A testinfra spec test's id selects every test function it was expanded into.
+        found = {k for k in known if k == test_id or k.startswith(f"{test_id}::")}
+        if not found:
             raise BadInputError(f"unknown test id {test_id!r}: not in spec {spec.name!r}")
-    return set(test_ids)
+        wanted |= found
+    return wanted
 
 
 def _select(

@@ -25,6 +25,7 @@ if HAS_QUALIFICATION:
     from qualification.errors import VqualError
     from qualification.execution.observing import qualify_target
     from qualification.execution.planning import RunPlan
+    from qualification.execution.testinfra import CONNECTION_VARS, PASSWORD_VARS
 
 
 class ActionModule(ActionBase):
@@ -58,6 +59,14 @@ class ActionModule(ActionBase):
                 if k.startswith("vqual_") and k not in skip
             }
 
+        def connection_vars():
+            # For testinfra tests: only the settings that reach the target, never a password.
+            return {
+                k: plain(self._templar.template(task_vars[k]))
+                for k in CONNECTION_VARS
+                if k in task_vars
+            } | {k: True for k in PASSWORD_VARS if task_vars.get(k)}
+
         try:
             plan = RunPlan.from_dict(data, targets=[target])
         except VqualError as exc:
@@ -72,6 +81,7 @@ class ActionModule(ActionBase):
             check_mode=bool(self._play_context.check_mode),
             baseline=args.get("baseline") or None,
             allowed=args.get("allowed") or None,
+            connection_vars=connection_vars,
         )
         result.update(changed=False, **outcome.to_dict())
         return result
