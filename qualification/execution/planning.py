@@ -54,6 +54,7 @@ class RunPlan:
         approval: the protocol approval ``run.start`` cites, or None.
         config: the site settings in force, as ``run.start`` records them.
         deviations: the change's deviations with their valid waivers (None: nothing judged).
+        traceability: the spec's requirements file as ``run.start`` records it, or None.
     """
 
     mode: str
@@ -69,6 +70,7 @@ class RunPlan:
     approval: dict[str, Any] | None = field(default=None, hash=False)
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     deviations: DeviationState | None = field(default=None, hash=False)
+    traceability: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -109,6 +111,7 @@ class RunPlan:
             "config": self.config,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
             "planned": self.planned(),
+            "traceability": self.traceability,
         }
 
     @classmethod
@@ -156,6 +159,11 @@ class RunPlan:
                 deviations=(
                     DeviationState.from_json(plain_mapping(deviations))
                     if deviations is not None
+                    else None
+                ),
+                traceability=(
+                    plain_mapping(data["traceability"])
+                    if data.get("traceability") is not None
                     else None
                 ),
             )
@@ -237,6 +245,7 @@ def make_plan(
         approval=context.approval.citation() if context.approval is not None else None,
         config=dict(context.config_citation),
         deviations=context.deviations,
+        traceability=spec.traceability_record(),
     )
 
 

@@ -31,6 +31,8 @@ REQUIREMENTS = {
     "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
     "time inside the window",
     "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",
+    "VQ-56": "a target is qualified at the level of the most critical application it or its "
+    "cluster carries, and that level selects its tests",
 }
 
 

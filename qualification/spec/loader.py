@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from qualification import checks
 from qualification.platforms import registry as platform_registry
+from qualification.reports.matrix import Requirement
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -35,6 +36,7 @@ from qualification.spec.model import (
     TestDef,
     target_kinds,
 )
+from qualification.spec.requirements import load_requirements
 from qualification.spec.source import FieldPath, LocatedDocument, read_located
 
 SCHEMA_RESOURCE = "schema/spec-v1.schema.json"
@@ -231,7 +233,22 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
             )
         )
 
+    return _assemble(doc, path, raw, data, declared, tests)
+
+
+def _assemble(
+    doc: LocatedDocument,
+    path: Path,
+    raw: bytes,
+    data: dict[str, Any],
+    declared: list[str],
+    tests: list[TestDef],
+) -> Spec:
+    """The spec of a document whose tests are built: data files, requirements file, clone."""
     metadata = data["metadata"]
+    data_files = _data_files(doc, path, data.get("data_files") or {})
+    requirements_file = data.get("requirements_file")
+    traceability = _traceability(doc, data_files, requirements_file, declared)
     return Spec(
         path=path,
         raw=raw,
@@ -241,10 +258,38 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         version=metadata["version"],
         description=metadata.get("description"),
         requirements=tuple(declared),
-        data_files=_data_files(doc, path, data.get("data_files") or {}),
+        data_files=data_files,
         tests=tuple(tests),
         clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
+        requirements_file=requirements_file,
+        traceability=traceability,
     )
+
+
+def _traceability(
+    doc: LocatedDocument,
+    data_files: tuple[DataFile, ...],
+    name: str | None,
+    declared: list[str],
+) -> tuple[Requirement, ...]:
+    """The requirements file's entries; every requirement the spec declares must be in it."""
+    if name is None:
+        return ()
+    found = [d for d in data_files if d.name == name]
+    if not found:
+        known = ", ".join(d.name for d in data_files) or "none"
+        raise doc.error(
+            ("requirements_file",), f"names no data file {name!r} (data_files: {known})"
+        )
+    entries = load_requirements(found[0])
+    ids = {r.id for r in entries}
+    for pos, requirement in enumerate(declared):
+        if requirement not in ids:
+            raise doc.error(
+                ("requirements", pos),
+                f"{requirement!r} is not in the requirements file {found[0].declared}",
+            )
+    return entries
 
 
 def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any]) -> CloneSection:
