@@ -189,5 +189,6 @@ from . import (
     host,  # noqa: E402,F401
     hyperv,  # noqa: E402,F401
     libvirt,  # noqa: E402,F401
+    placement,  # noqa: E402,F401
     vsphere,  # noqa: E402,F401
 )

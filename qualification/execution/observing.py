@@ -29,6 +29,7 @@ from qualification.checks.fingerprint import (
     target_fingerprint,
 )
 from qualification.checks.fingerprint_model import fingerprint_record
+from qualification.checks.placement import answer_placement
 from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,
@@ -126,6 +127,10 @@ def observe_target(
     for probe, probe_requests in requests.by_probe.items():
         if probe in TARGET_PROBES:
             observations.update(_on_target(probe, probe_requests, run_module))
+            continue
+        if probe == "inventory":
+            # placement checks: decided on the inventory this run recorded, nowhere observed
+            observations.update(answer_placement(probe_requests, plan.inventory_snapshot, target))
             continue
         host_vars = rendered.get()
         if host_vars is None:
