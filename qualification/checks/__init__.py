@@ -186,6 +186,7 @@ def compare_across(
 from . import (
     clone,  # noqa: E402,F401
     fingerprint,  # noqa: E402,F401
+    guest_os,  # noqa: E402,F401
     host,  # noqa: E402,F401
     hyperv,  # noqa: E402,F401
     libvirt,  # noqa: E402,F401
