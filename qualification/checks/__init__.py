@@ -42,6 +42,10 @@ __all__ = [
     "validate_params",
 ]
 
+#: The reason of a test observed by ``vqual baseline capture`` (no expectation yet).
+CAPTURED = "observed for a baseline capture; judged once the captured values are approved"
+
+
 def _expected(expect: Mapping[str, Any]) -> dict[str, Any]:
     return dict(expect)
 
@@ -86,6 +90,9 @@ def evaluate(
     measured: Mapping[str, Any] = {}
     if isinstance(observed, Observed):
         run_reason, measured, observed = observed.reason, observed.measured, observed.value
+    if expect.get("capture"):
+        # vqual baseline capture: the value is recorded to become the expectation, not judged
+        return Outcome(Verdict.NOT_EXECUTED, _expected(expect), observed, CAPTURED, measured)
     try:
         ok, reason = apply(observed, expect)
     except Exception as exc:

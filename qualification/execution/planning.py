@@ -223,7 +223,8 @@ def make_plan(
                 "a clone run needs the master bundle (vqual clone --master-bundle, or "
                 "clone.master.bundle in the spec)"
             )
-    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master)
+    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
+                      capture=mode == "capture")
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec.path} applies to the selected targets "

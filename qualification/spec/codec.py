@@ -99,6 +99,7 @@ def spec_to_json(spec: Spec) -> dict[str, Any]:
         "tests": [_test_json(test) for test in spec.tests],
         "clone": _clone_json(spec.clone) if spec.clone is not None else None,
         "requirements_file": spec.requirements_file,
+        "expected_values": spec.expected_values,
         "traceability": [r.to_json() for r in spec.traceability],
     }
 
@@ -234,6 +235,7 @@ def spec_from_json(data: Mapping[str, Any]) -> Spec:
             tests=tuple(_test(test) for test in data["tests"]),
             clone=_clone(clone) if clone is not None else None,
             requirements_file=_opt_text(data.get("requirements_file")),
+            expected_values=_opt_text(data.get("expected_values")),
             traceability=tuple(Requirement.from_json(r) for r in data.get("traceability") or ()),
         )
     except (KeyError, TypeError) as exc:

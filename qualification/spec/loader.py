@@ -22,6 +22,7 @@ from packaging.version import InvalidVersion, Version
 from qualification import checks
 from qualification.platforms import registry as platform_registry
 from qualification.reports.matrix import Requirement
+from qualification.spec.expected import load_expected_values
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -249,6 +250,12 @@ def _assemble(
     data_files = _data_files(doc, path, data.get("data_files") or {})
     requirements_file = data.get("requirements_file")
     traceability = _traceability(doc, data_files, requirements_file, declared)
+    expected_values = data.get("expected_values")
+    if expected_values is not None:
+        found = [d for d in data_files if d.name == expected_values]
+        if not found:
+            raise doc.error(("expected_values",), f"names no data file {expected_values!r}")
+        load_expected_values(found[0])  # refused here, not at planning
     return Spec(
         path=path,
         raw=raw,
@@ -263,6 +270,7 @@ def _assemble(
         clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
         requirements_file=requirements_file,
         traceability=traceability,
+        expected_values=expected_values,
     )
 
 

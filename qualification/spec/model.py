@@ -238,6 +238,12 @@ class Spec:
     requirements_file: str | None = None
     #: the requirements file's entries, in its order (empty without one)
     traceability: tuple[Requirement, ...] = field(default=(), hash=False)
+    #: the data file holding site values for ``value_from`` (docs/spec.md), or None
+    expected_values: str | None = None
+
+    def expected_file(self) -> DataFile | None:
+        """The expected-values data file, or None when the spec names none."""
+        return self.data_file(self.expected_values) if self.expected_values else None
 
     def test(self, test_id: str) -> TestDef:
         """The test with this id.
