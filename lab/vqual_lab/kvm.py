@@ -796,8 +796,11 @@ class KvmCluster:
             h.name: {
                 "ansible_host": h.address,
                 "vqual_libvirt_uri": h.libvirt_uri,
+                # one fire compartment per host (URS-CL-02; qualification/checks/placement.py)
+                "vqual_site": "lab",
+                "vqual_fire_compartment": f"FC-{n}",
             }
-            for h in self.hosts
+            for n, h in enumerate(self.hosts, start=1)
         }
         group_vars = {
             "ansible_user": "root",
@@ -806,6 +809,9 @@ class KvmCluster:
             "ansible_python_interpreter": "/usr/bin/python3",
             "vqual_target_kinds": ["linux_host", "kvm_host", "libvirt_hypervisor"],
             "vqual_cluster": CLUSTER,
+            # The site's decision on non-validated applications beside validated ones
+            # (URS-RISK-02): the lab cluster carries validated guests only.
+            "vqual_mixing": {"allowed": False, "reference": "lab: validated guests only"},
             # Rolling patch (qualification/platforms/libvirt/patch.py, platforms/libvirt/cluster.py): no
             # systemd runs in the hosts; their PID 1 restarts a killed service, and
             # vqual-lab-restart returns once it answers again (as systemctl restart does).

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from qualification.checks.base import (
     Check,
@@ -41,6 +42,10 @@ __all__ = [
     "validate_expect",
     "validate_params",
 ]
+
+#: The reason of a test observed by ``vqual baseline capture`` (no expectation yet).
+CAPTURED = "observed for a baseline capture; judged once the captured values are approved"
+
 
 def _expected(expect: Mapping[str, Any]) -> dict[str, Any]:
     return dict(expect)
@@ -86,6 +91,9 @@ def evaluate(
     measured: Mapping[str, Any] = {}
     if isinstance(observed, Observed):
         run_reason, measured, observed = observed.reason, observed.measured, observed.value
+    if expect.get("capture"):
+        # vqual baseline capture: the value is recorded to become the expectation, not judged
+        return Outcome(Verdict.NOT_EXECUTED, _expected(expect), observed, CAPTURED, measured)
     try:
         ok, reason = apply(observed, expect)
     except Exception as exc:
@@ -184,11 +192,13 @@ def compare_across(
 
 # The check types register themselves (checks.registry) when their modules are imported.
 from . import (
-    clone,  # noqa: E402,F401
-    fingerprint,  # noqa: E402,F401
-    host,  # noqa: E402,F401
-    hyperv,  # noqa: E402,F401
-    libvirt,  # noqa: E402,F401
-    testinfra,  # noqa: E402,F401
-    vsphere,  # noqa: E402,F401
+    clone,  # noqa: F401
+    fingerprint,  # noqa: F401
+    guest_os,  # noqa: F401
+    host,  # noqa: F401
+    hyperv,  # noqa: F401
+    libvirt,  # noqa: F401
+    placement,  # noqa: F401
+    testinfra,  # noqa: F401
+    vsphere,  # noqa: F401
 )

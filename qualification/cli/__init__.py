@@ -18,6 +18,7 @@ import click
 from qualification import __version__
 from qualification.cli import (
     audit,
+    baseline,
     cleanup,
     clone,
     deviation,
@@ -50,7 +51,7 @@ def main() -> None:
 for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
-    drift.drift, clone.clone, specs.specs, export.export, state.state,
+    drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
 ):
     main.add_command(_command)
 

@@ -31,6 +31,7 @@ from qualification.checks.fingerprint import (
     target_fingerprint,
 )
 from qualification.checks.fingerprint_model import fingerprint_record
+from qualification.checks.placement import answer_placement
 from qualification.checks.testinfra import PROBE as TESTINFRA_PROBE
 from qualification.errors import missing_extra
 from qualification.execution.evaluation import (
@@ -134,6 +135,10 @@ def observe_target(
             continue
         if probe == TESTINFRA_PROBE:
             observations.update(_testinfra(probe_requests, connection_vars, target))
+            continue
+        if probe == "inventory":
+            # placement checks: decided on the inventory this run recorded, nowhere observed
+            observations.update(answer_placement(probe_requests, plan.inventory_snapshot, target))
             continue
         host_vars = rendered.get()
         if host_vars is None:

@@ -57,6 +57,7 @@ class RunPlan:
         config: the site settings in force, as ``run.start`` records them.
         deviations: the change's deviations with their valid waivers (None: nothing judged).
         tsa: the trust store's TSA section (None: none; the seal gets no trusted time).
+        traceability: the spec's requirements file as ``run.start`` records it, or None.
     """
 
     mode: str
@@ -74,6 +75,7 @@ class RunPlan:
     deviations: DeviationState | None = field(default=None, hash=False)
     trust_root: dict[str, Any] | None = field(default=None, hash=False)
     tsa: dict[str, Any] | None = field(default=None, hash=False)
+    traceability: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -116,6 +118,7 @@ class RunPlan:
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
             "trust_root": self.trust_root,
             "planned": self.planned(),
+            "traceability": self.traceability,
         }
 
     @classmethod
@@ -167,6 +170,11 @@ class RunPlan:
                 deviations=(
                     DeviationState.from_json(plain_mapping(deviations))
                     if deviations is not None
+                    else None
+                ),
+                traceability=(
+                    plain_mapping(data["traceability"])
+                    if data.get("traceability") is not None
                     else None
                 ),
             )
@@ -226,7 +234,8 @@ def make_plan(
                 "a clone run needs the master bundle (vqual clone --master-bundle, or "
                 "clone.master.bundle in the spec)"
             )
-    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master)
+    plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
+                      capture=mode == "capture")
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec.path} applies to the selected targets "
@@ -250,6 +259,7 @@ def make_plan(
         config=dict(context.config_citation),
         deviations=context.deviations,
         trust_root=context.trust_root,
+        traceability=spec.traceability_record(),
     )
 
 

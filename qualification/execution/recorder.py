@@ -160,6 +160,7 @@ class RunRecorder:
             mode=plan.mode,
             spec=plan.spec_record(),
             requirements=plan.requirements,
+            traceability=plan.traceability,
             data_files=[
                 {"name": d.name, "path": f"data/{d.name}", "digest": d.digest}
                 for d in plan.data_files

@@ -30,6 +30,7 @@ def run_start_data(
     approval: Mapping[str, Any] | None,
     config: Mapping[str, Any],
     requirements: Sequence[str] | None = None,
+    traceability: Mapping[str, Any] | None = None,
 ) -> RunStartData:
     """The ``run.start`` payload of a run.
 
@@ -46,6 +47,8 @@ def run_start_data(
         approval: the protocol approval cited, or None.
         config: the site settings in force (``qualification.config.config_citation``).
         requirements: the spec's requirement ids (omitted when None).
+        traceability: the spec's requirements file as {file, requirements} (omitted when
+            None: the spec names none).
     """
     data: RunStartData = {
         "mode": mode,
@@ -65,4 +68,6 @@ def run_start_data(
     }
     if requirements is not None:
         data["requirements"] = list(requirements)
+    if traceability is not None:
+        data["traceability"] = dict(traceability)
     return data

@@ -10,9 +10,42 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..checks.guest_os import load_guest_os_support
 from ..checks.hcl import load_hcl
 from ..errors import BadInputError
 from .base import BadArgs, observations_failed, probe_observation
+
+
+def _approved_file(
+    method: str, name: Any, data_files: Sequence[Mapping[str, Any]]
+) -> tuple[str, str, str]:
+    """``(path, text, digest)`` of the data file ``name``, read again and held to the digest
+    recorded at planning.
+
+    Raises:
+        BadArgs: no such data file, unreadable, not UTF-8, or changed since planning.
+    """
+    found = [d for d in data_files if d.get("name") == name]
+    if not found:
+        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
+        raise BadArgs(f"{method}: the spec declares no data file {name!r} (data_files: {known})")
+    path = str(found[0].get("path"))
+    try:
+        with open(path, "rb") as fh:
+            content = fh.read()
+    except OSError as exc:
+        raise BadArgs(f"{method}: cannot read {path}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(content).hexdigest()
+    planned = found[0].get("digest")
+    if planned and digest != planned:
+        raise BadArgs(
+            f"{method}: {path} changed since the run was planned "
+            f"(digest {digest[:12]}..., planned {str(planned)[:12]}...)"
+        )
+    try:
+        return path, content.decode("utf-8"), digest
+    except UnicodeDecodeError as exc:
+        raise BadArgs(f"{method}: {path}: {exc}") from None
 
 
 def hcl_args(request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -22,32 +55,49 @@ def hcl_args(request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
         BadArgs: no such data file, unreadable, changed since planning, or not an HCL.
     """
     args = dict(request.get("args") or {})
-    name = args.get("hcl")
-    found = [d for d in data_files if d.get("name") == name]
-    if not found:
-        known = ", ".join(str(d.get("name")) for d in data_files) or "none"
-        raise BadArgs(f"hcl: the spec declares no data file {name!r} (data_files: {known})")
-    path = str(found[0].get("path"))
+    path, text, digest = _approved_file("hcl", args.get("hcl"), data_files)
     try:
-        with open(path, "rb") as fh:
-            content = fh.read()
-    except OSError as exc:
-        raise BadArgs(f"hcl: cannot read {path}: {exc.strerror or exc}") from None
-    digest = hashlib.sha256(content).hexdigest()
-    planned = found[0].get("digest")
-    if planned and digest != planned:
-        raise BadArgs(
-            f"hcl: {path} changed since the run was planned "
-            f"(digest {digest[:12]}..., planned {str(planned)[:12]}...)"
-        )
-    try:
-        entries = load_hcl(content.decode("utf-8"), path)
-    except UnicodeDecodeError as exc:
-        raise BadArgs(f"hcl: {path}: {exc}") from None
+        entries = load_hcl(text, path)
     except BadInputError as exc:  # already one line naming the file
         raise BadArgs(f"hcl: {exc.one_line()}") from None
     args.update(entries=[e.to_json() for e in entries], digest=digest)
     return args
+
+
+def guest_os_args(
+    request: Mapping[str, Any], data_files: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The ``guest_os`` request's args with the guest OS support list of the named data file.
+
+    Raises:
+        BadArgs: no such data file, unreadable, changed since planning, or not such a list.
+    """
+    args = dict(request.get("args") or {})
+    path, text, digest = _approved_file("guest_os", args.get("support"), data_files)
+    try:
+        entries = load_guest_os_support(text, path)
+    except BadInputError as exc:
+        raise BadArgs(f"guest_os: {exc.one_line()}") from None
+    args.update(entries=[e.to_json() for e in entries], digest=digest)
+    return args
+
+
+def with_guest_os_support(
+    requests: Sequence[Mapping[str, Any]], data_files: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``(prepared, failed)``: ``guest_os`` requests with their support list; those whose file
+    cannot be used become ``error`` observations (by key) instead."""
+    prepared: list[dict[str, Any]] = []
+    failed: dict[str, dict[str, Any]] = {}
+    for request in requests:
+        if request.get("method") != "guest_os":
+            prepared.append(dict(request))
+            continue
+        try:
+            prepared.append({**request, "args": guest_os_args(request, data_files)})
+        except BadArgs as exc:
+            failed[str(request.get("key", ""))] = probe_observation(method="guest_os", error=str(exc))
+    return prepared, failed
 
 
 def with_hcl(

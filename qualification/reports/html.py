@@ -18,7 +18,17 @@ from typing import Any
 import jinja2
 
 from qualification.errors import BadInputError, MissingExtraError
-from qualification.reports.matrix import NOT_COVERED, rows_for
+from qualification.reports.matrix import (
+    NOT_COVERED,
+    ROW_EVIDENCE,
+    ROW_NONE,
+    ROW_PROCEDURE,
+    ROW_SPEC,
+    ROW_TEST,
+    Row,
+    requirements_of,
+    rows_for,
+)
 from qualification.reports.model import VERDICTS, Records, Result, Run, load_run
 from qualification.reports.trusted_time import trusted_time_text
 from qualification.reports.values import show, show_duration, show_expected, show_raw, show_time
@@ -258,15 +268,36 @@ def _release(run: Run) -> str:
     return f"{last.meaning} by {last.name} at {show_time(last.time)}"
 
 
+def _coverage(row: Row) -> str:
+    """What covers a requirement when no test of this run does (text of the row kind)."""
+    entry = row.coverage
+    if row.kind == ROW_SPEC:
+        return "S: covered by shipped spec " + ", ".join(row.other_specs)
+    if row.kind == ROW_EVIDENCE and entry is not None:
+        return "E: vqual's own evidence, the sealed `vqual selftest` checks " + ", ".join(
+            entry.evidence
+        )
+    if row.kind == ROW_PROCEDURE and entry is not None and entry.procedure is not None:
+        proc = entry.procedure
+        return f"P: procedure {proc.sop} ({proc.document}, sha256 {proc.digest}); not a test result"
+    return ""
+
+
 def _matrix(run: Run, declared: Sequence[str], texts: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The traceability matrix: each requirement with the tests that cover it."""
+    """The traceability matrix: each requirement with its text, row kind and the tests that
+    cover it (docs/spec.md, "Requirements file")."""
+    spec = _part(run.start, "spec").get("name")
     return [
         {
             "requirement": row.requirement,
-            "text": texts.get(row.requirement, ""),
+            "text": row.text or texts.get(row.requirement, ""),
             "declared": row.declared,
+            "kind": row.kind,
+            "kind_label": "none" if row.kind == ROW_NONE else row.kind,
+            "tested": row.kind == ROW_TEST,
             "covered": row.status != NOT_COVERED,
             "status": row.status,
+            "coverage": _coverage(row),
             "tests": [
                 {
                     "test_id": t.test_id,
@@ -278,7 +309,9 @@ def _matrix(run: Run, declared: Sequence[str], texts: Mapping[str, str]) -> list
             "deviations": ", ".join(row.deviations),
             "verdict": _verdict(row.verdict),
         }
-        for row in rows_for(run.results, declared)
+        for row in rows_for(
+            run.results, declared, requirements_of(run.start), str(spec) if spec else None
+        )
     ]
 
 
@@ -356,6 +389,7 @@ def render_report(
         deviations=_deviations(run),
         matrix=matrix,
         not_covered=sum(1 for row in matrix if not row["covered"]),
+        mapped=sum(1 for row in matrix if not row["covered"] and row["kind"] != ROW_NONE),
         verification=verification_view,
         seal=seal,
         signatures=_signatures(run, seal),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qualification.errors import BadInputError, EvidenceInvalidError, VqualError
+from qualification.errors import BadInputError, EvidenceInvalidError, TrustError, VqualError
 from qualification.evidence.records import utc_now
 from qualification.evidence.trusted_time import check_file, stamp_file
 from qualification.evidence.verify import SignedDocument
@@ -27,6 +27,7 @@ from qualification.review.signed import (
     write_new,
 )
 from qualification.signing import Signer, TrustStore
+from qualification.spec.expected import load_expected_values
 from qualification.spec.loader import load_spec
 from qualification.spec.model import Spec
 
@@ -83,6 +84,7 @@ def approve_protocol(
     """
     spec = load_spec(spec_path)
     key = check_signer(trust, signer.keyid, "approver")
+    _not_the_capturer(spec, key.identity, key.name)
     spec_part, files = _covered(spec)
     now = utc_now()
     payload = {
@@ -100,6 +102,25 @@ def approve_protocol(
     return ProtocolApproval(
         rel, hashlib.sha256(line).hexdigest(), spec.digest, key.name, key.keyid, now, comment
     )
+
+
+def _not_the_capturer(spec: Spec, identity: str, name: str) -> None:
+    """Separation of duties: whoever captured the spec's draft expected values (``vqual
+    baseline capture``) does not approve them.
+
+    Raises:
+        TrustError: the approver's identity or name is the capturer's.
+    """
+    found = spec.expected_file()
+    if found is None:
+        return
+    values = load_expected_values(found)
+    if values.draft and values.captured_by in (identity, name):
+        raise TrustError(
+            f"{values.captured_by} captured {values.describe()}; another approver approves "
+            "the protocol with them (separation of duties)",
+            where=str(found.path),
+        )
 
 
 def _judge(doc: SignedDocument, spec_digest: str, files: list[dict[str, str]], where: str) -> None:

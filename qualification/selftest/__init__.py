@@ -14,7 +14,7 @@ written as an evidence bundle of its own (``mode: selftest``), signed by the exe
 docs/validation.md.
 
 One module per group of checks (``install``, ``evidence``, ``library``, ``kinds``, ``resume``,
-``timestamp``, ``platforms``); :func:`~qualification.selftest.run.self_checks` lists them in order.
+``timestamp``, ``platforms``, ``risk``); :func:`~qualification.selftest.run.self_checks` lists them in order.
 """
 
 from __future__ import annotations

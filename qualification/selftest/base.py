@@ -40,6 +40,8 @@ REQUIREMENTS = {
     "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",
     "VQ-47": "a testinfra suite runs as written: each test function is one result with its "
     "outcome, message and time; its urs markers trace it to URS ids",
+    "VQ-56": "a target is qualified at the level of the most critical application it or its "
+    "cluster carries, and that level selects its tests",
 }
 
 

@@ -35,6 +35,7 @@ from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
+from qualification.selftest.risk import risk_checks
 from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
@@ -68,6 +69,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *trust_root_checks(scratch),  # ST-OQ-16, 17 (VQ-35, VQ-36)
         *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
         *testinfra_checks(),  # ST-OQ-20 (VQ-47)
+        *risk_checks(),  # ST-OQ-23 (VQ-56)
     ]
 
 

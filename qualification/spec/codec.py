@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.errors import BadInputError
+from qualification.reports.matrix import Requirement
 from qualification.spec.model import (
     CloneSection,
     DataFile,
@@ -97,6 +98,9 @@ def spec_to_json(spec: Spec) -> dict[str, Any]:
         ],
         "tests": [_test_json(test) for test in spec.tests],
         "clone": _clone_json(spec.clone) if spec.clone is not None else None,
+        "requirements_file": spec.requirements_file,
+        "expected_values": spec.expected_values,
+        "traceability": [r.to_json() for r in spec.traceability],
     }
 
 
@@ -230,6 +234,9 @@ def spec_from_json(data: Mapping[str, Any]) -> Spec:
             data_files=tuple(files),
             tests=tuple(_test(test) for test in data["tests"]),
             clone=_clone(clone) if clone is not None else None,
+            requirements_file=_opt_text(data.get("requirements_file")),
+            expected_values=_opt_text(data.get("expected_values")),
+            traceability=tuple(Requirement.from_json(r) for r in data.get("traceability") or ()),
         )
     except (KeyError, TypeError) as exc:
         raise BadInputError(f"malformed spec data: missing or mistyped field {exc}") from None

@@ -30,6 +30,8 @@ from qualification.checks.testinfra import expand as expand_testinfra
 from qualification.checks.testinfra import split_module as split_testinfra_module
 from qualification.errors import SpecError
 from qualification.platforms import registry as platform_registry
+from qualification.reports.matrix import Requirement
+from qualification.spec.expected import load_expected_values
 from qualification.spec.model import (
     DEFAULT_SCOPE,
     EXPECT_OPS,
@@ -44,6 +46,7 @@ from qualification.spec.model import (
     TestDef,
     target_kinds,
 )
+from qualification.spec.requirements import load_requirements
 from qualification.spec.source import FieldPath, LocatedDocument, read_located
 
 SCHEMA_RESOURCE = "schema/spec-v1.schema.json"
@@ -238,7 +241,28 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         )
         tests.extend(_testinfra_tests(doc, base, path, test) if check == TESTINFRA.name else [test])
 
+    return _assemble(doc, path, raw, data, declared, tests)
+
+
+def _assemble(
+    doc: LocatedDocument,
+    path: Path,
+    raw: bytes,
+    data: dict[str, Any],
+    declared: list[str],
+    tests: list[TestDef],
+) -> Spec:
+    """The spec of a document whose tests are built: data files, requirements file, clone."""
     metadata = data["metadata"]
+    data_files = _data_files(doc, path, data.get("data_files") or {})
+    requirements_file = data.get("requirements_file")
+    traceability = _traceability(doc, data_files, requirements_file, declared)
+    expected_values = data.get("expected_values")
+    if expected_values is not None:
+        found = [d for d in data_files if d.name == expected_values]
+        if not found:
+            raise doc.error(("expected_values",), f"names no data file {expected_values!r}")
+        load_expected_values(found[0])  # refused here, not at planning
     return Spec(
         path=path,
         raw=raw,
@@ -248,11 +272,12 @@ def _build(doc: LocatedDocument, path: Path, raw: bytes, registry: CheckRegistry
         version=metadata["version"],
         description=metadata.get("description"),
         requirements=tuple(declared),
-        data_files=(
-            _data_files(doc, path, data.get("data_files") or {}) + _testinfra_modules(tests)
-        ),
+        data_files=data_files + _testinfra_modules(tests),
         tests=tuple(tests),
         clone=_clone_section(doc, path, data["clone"]) if "clone" in data else None,
+        requirements_file=requirements_file,
+        traceability=traceability,
+        expected_values=expected_values,
     )
 
 
@@ -306,6 +331,32 @@ def _testinfra_modules(tests: list[TestDef]) -> tuple[DataFile, ...]:
             raise SpecError(f"testinfra module {module} changed while the spec was loading")
         files.append(DataFile(name, declared, Path(module), digest, raw))
     return tuple(files)
+
+
+def _traceability(
+    doc: LocatedDocument,
+    data_files: tuple[DataFile, ...],
+    name: str | None,
+    declared: list[str],
+) -> tuple[Requirement, ...]:
+    """The requirements file's entries; every requirement the spec declares must be in it."""
+    if name is None:
+        return ()
+    found = [d for d in data_files if d.name == name]
+    if not found:
+        known = ", ".join(d.name for d in data_files) or "none"
+        raise doc.error(
+            ("requirements_file",), f"names no data file {name!r} (data_files: {known})"
+        )
+    entries = load_requirements(found[0])
+    ids = {r.id for r in entries}
+    for pos, requirement in enumerate(declared):
+        if requirement not in ids:
+            raise doc.error(
+                ("requirements", pos),
+                f"{requirement!r} is not in the requirements file {found[0].declared}",
+            )
+    return entries
 
 
 def _clone_section(doc: LocatedDocument, spec_path: Path, data: Mapping[str, Any]) -> CloneSection:

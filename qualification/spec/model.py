@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.platforms import registry
+from qualification.reports.matrix import Requirement
 
 API_VERSION = "vqual/v1"
 PROTOCOLS = ("IQ", "OQ", "PQ")
@@ -233,6 +234,16 @@ class Spec:
     data_files: tuple[DataFile, ...]
     tests: tuple[TestDef, ...]
     clone: CloneSection | None = None
+    #: the data file holding the requirements file (docs/spec.md), or None
+    requirements_file: str | None = None
+    #: the requirements file's entries, in its order (empty without one)
+    traceability: tuple[Requirement, ...] = field(default=(), hash=False)
+    #: the data file holding site values for ``value_from`` (docs/spec.md), or None
+    expected_values: str | None = None
+
+    def expected_file(self) -> DataFile | None:
+        """The expected-values data file, or None when the spec names none."""
+        return self.data_file(self.expected_values) if self.expected_values else None
 
     def test(self, test_id: str) -> TestDef:
         """The test with this id.
@@ -272,6 +283,15 @@ class Spec:
             "name": self.name,
             "version": self.version,
             "digest": self.digest,
+        }
+
+    def traceability_record(self) -> dict[str, Any] | None:
+        """``run.start`` ``traceability``: {file, requirements}, or None without a file."""
+        if self.requirements_file is None:
+            return None
+        return {
+            "file": self.requirements_file,
+            "requirements": [r.to_json() for r in self.traceability],
         }
 
     def data_files_record(self) -> list[dict[str, Any]]:

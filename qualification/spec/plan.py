@@ -16,6 +16,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from qualification.errors import BadInputError
+from qualification.spec.expected import load_expected_values
 from qualification.spec.inventory import SECRET_KEY, HostInfo, InventoryModel
 from qualification.spec.model import Spec, TestDef
 from qualification.spec.risk import RiskAssessment, assess_risk, select_tests
@@ -263,10 +264,19 @@ def lookup_expected(expected: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def _resolve(test: TestDef, host: HostInfo, members: Sequence[str]) -> dict[str, Any]:
+def _resolve(
+    test: TestDef,
+    host: HostInfo,
+    members: Sequence[str],
+    shared: Mapping[str, Any],
+    capture: bool,
+) -> dict[str, Any]:
     expect = test.expect.to_json()
     key = test.expect.value_from
-    if key is not None:
+    if key is not None and capture:
+        # vqual baseline capture: observe only; the value is what the capture writes
+        expect["capture"] = True
+    elif key is not None:
 
         def bad(message: str) -> BadInputError:
             return BadInputError(
@@ -277,7 +287,10 @@ def _resolve(test: TestDef, host: HostInfo, members: Sequence[str]) -> dict[str,
             raise bad("looks secret; secrets never reach evidence, so it cannot be an expectation")
         value = lookup_expected(host.expected, key)
         if value is MISSING:
-            raise bad("is not set for this host")
+            value = lookup_expected(shared, key)
+        if value is MISSING:
+            raise bad("is not set for this host" + (
+                " nor in the spec's expected values" if shared else ""))
         op = test.expect.op
         if op == "range":
             if not isinstance(value, Mapping) or not ({"min", "max"} & set(value)):
@@ -349,8 +362,11 @@ def _planned_test(
     test: TestDef,
     selected: Mapping[str, tuple[TestDef, ...]],
     master: MasterBaseline | None,
+    shared: Mapping[str, Any],
+    capture: bool,
 ) -> PlannedTest:
-    """One selected test on target ``name``, with its site values resolved."""
+    """One selected test on target ``name``, with its site values resolved (the host's
+    ``vqual_expected``, else ``shared``: the spec's expected values)."""
     info = inventory.host(name)
     members: list[str] = []
     if test.expect.op == "same_across_hosts":
@@ -382,7 +398,7 @@ def _planned_test(
         target=name,
         check=test.check,
         params=params,
-        expect=_resolve(test, info, members),
+        expect=_resolve(test, info, members, shared, capture),
         acceptance=test.acceptance,
     )
 
@@ -394,6 +410,7 @@ def build_plan(
     hosts: Sequence[str] | None = None,
     test_ids: Sequence[str] | None = None,
     master: MasterBaseline | None = None,
+    capture: bool = False,
 ) -> Plan:
     """Select the tests every target must run and resolve their site values.
 
@@ -409,6 +426,7 @@ def build_plan(
         test_ids: limit the run to these tests (all tests when None); each must be in the spec.
         master: the verified master bundle clones are compared with; required when a clone
             runs a comparison test.
+        capture: a baseline capture: ``value_from`` tests observe only (``expect.capture``).
 
     Raises:
         BadInputError: an unknown host or test id; a ``value_from`` key that a target running
@@ -419,6 +437,8 @@ def build_plan(
     for name in names:
         inventory.host(name)  # raises for an unknown host
     selected, risks = _select(spec, inventory, names, _wanted(spec, test_ids))
+    found = spec.expected_file()
+    shared = load_expected_values(found).values if found is not None else {}
     targets = [
         TargetPlan(
             name=name,
@@ -426,7 +446,7 @@ def build_plan(
             risk=risks[name].level,
             risk_reason=risks[name].reason,
             tests=[
-                _planned_test(spec, inventory, name, test, selected, master)
+                _planned_test(spec, inventory, name, test, selected, master, shared, capture)
                 for test in selected[name]
             ],
         )

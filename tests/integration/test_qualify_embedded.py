@@ -92,6 +92,17 @@ def test_libvirt_embedded_spec_runs_iq_and_oq(executor_state: Path, tmp_path: Pa
     assert all(r["target"] == "libvirt-test" for r in results)
     assert any(r["kind"] == "action" for r in records), "OQ steps are recorded as actions"
     assert summary["verification"] == "valid"
+    # the requirements file is sealed as a data file and the matrix shows all 29 with text
+    start = records[0]["data"]
+    assert start["traceability"]["file"] == "urs"
+    assert len(start["traceability"]["requirements"]) == 29
+    bundle = Path(summary["bundle"])
+    assert (bundle / "data" / "urs").read_bytes() == (
+        COLLECTION / "specs" / "data" / "urs-seed.yaml"
+    ).read_bytes()
+    report = (bundle / "report.html").read_text()
+    assert "capacity is extended by adding identical hosts" in report.lower()
+    assert "SOP-VQ-DECOM-01" in report
 
 
 def test_a_failing_test_shows_in_records_junit_and_report(executor_state: Path, tmp_path: Path) -> None:

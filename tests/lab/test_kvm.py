@@ -112,6 +112,9 @@ def test_inventory_names_hosts_and_key_path(kvm: KvmCluster, ctx: LabContext) ->
     assert key.is_file() and key.stat().st_mode & 0o777 == 0o600
     assert "PRIVATE KEY" not in (inv_dir / "hosts.yml").read_text()
     assert gvars["vqual_cluster"] == "lab-kvm"
+    assert gvars["vqual_mixing"]["allowed"] is False
+    compartments = {h: v["vqual_fire_compartment"] for h, v in group["hosts"].items()}
+    assert len(set(compartments.values())) == len(HOSTS), compartments
     assert gvars["vqual_target_kinds"] == ["linux_host", "kvm_host", "libvirt_hypervisor"]
     assert "StrictHostKeyChecking=no" in gvars["ansible_ssh_common_args"]
 

@@ -122,6 +122,9 @@ def test_inventory_and_ssh_config_from_the_kvm_fragment(tmp_path: Path) -> None:
     assert group["hosts"]["kvm2"] == {
         "ansible_host": "127.0.0.12",
         "vqual_libvirt_uri": "qemu+tcp://127.0.0.12/system",
+        # one fire compartment per host (URS-CL-02)
+        "vqual_site": "lab",
+        "vqual_fire_compartment": "FC-2",
     }
     assert group["vars"]["ansible_ssh_private_key_file"] == str(tmp_path / "ssh/id_ed25519")
     assert group["vars"]["ansible_python_interpreter"] == "/usr/bin/python3"

@@ -8,9 +8,10 @@ from qualification.evidence.kinds.base import AuditLine, ChainView, RecordKind
 
 
 class RunStartData(TypedDict):
-    """docs/formats.md, ``run.start``. ``requirements``, ``clone`` (clone runs), ``patch``
-    (rolling patch runs), ``golden`` (selftest runs) and ``trust_root`` (runs judged through a
-    pinned trust root) appear only in the runs that have them; ``config`` is absent in runs written before it existed. Built by
+    """docs/formats.md, ``run.start``. ``requirements``, ``traceability`` (a spec with a
+    requirements file), ``clone`` (clone runs), ``patch`` (rolling patch runs), ``golden``
+    (selftest runs) and ``trust_root`` (runs judged through a pinned trust root) appear only in
+    the runs that have them; ``config`` is absent in runs written before it existed. Built by
     ``qualification.execution.run_start.run_start_data`` for every kind of run."""
 
     mode: str
@@ -20,6 +21,7 @@ class RunStartData(TypedDict):
     clock: dict[str, Any]
     spec: dict[str, Any] | None
     requirements: NotRequired[list[str]]
+    traceability: NotRequired[dict[str, Any]]
     data_files: list[dict[str, Any]]
     inventory: dict[str, Any]
     trust: dict[str, Any]

@@ -26,6 +26,8 @@ from qualification.platforms.base import (
 )
 
 VQUAL_NS = "urn:x-vqual:libvirt:1"
+#: The namespace virt-install and virt-manager write the guest OS's libosinfo id in.
+OSINFO_NS = "http://libosinfo.org/xmlns/libvirt/domain/1.0"
 
 #: A snapshot's ``<state>`` as a power state.
 SNAPSHOT_STATES = {
@@ -278,3 +280,11 @@ def renamed_definition(xml: str, name: str) -> ET.Element:
         for mac in iface.findall("mac"):
             iface.remove(mac)
     return root
+
+
+def osinfo_id(xml: str) -> str | None:
+    """The libosinfo id of a domain's guest OS (``<metadata><libosinfo:libosinfo><libosinfo:os
+    id=...>``), or None when the definition names none."""
+    node = ET.fromstring(xml).find(f"metadata/{{{OSINFO_NS}}}libosinfo/{{{OSINFO_NS}}}os")
+    return node.get("id") if node is not None and node.get("id") else None
+

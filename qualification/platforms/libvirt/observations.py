@@ -14,6 +14,7 @@ from typing import Any
 
 import libvirt
 
+from qualification.checks.guest_os import from_osinfo
 from qualification.platforms.base import (
     BadArgs,
     ObservationTable,
@@ -23,7 +24,7 @@ from qualification.platforms.base import (
 )
 from qualification.platforms.base import probe_observation as _observation
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
-from qualification.platforms.libvirt.domain_xml import parse_capabilities
+from qualification.platforms.libvirt.domain_xml import osinfo_id, parse_capabilities
 from qualification.platforms.libvirt.oq import guest_scenario, oq_lifecycle, oq_migrate
 from qualification.timeutil import new_run_id
 
@@ -124,6 +125,36 @@ def _domain(session: LibvirtSession, args: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def _guest_os(session: LibvirtSession, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Each domain's guest OS from its libosinfo metadata, with the hypervisor's product and
+    version and the support list the request carries (``data_files.with_guest_os_support``)."""
+    entries = args.get("entries")
+    if not isinstance(entries, list):
+        raise BadArgs("guest_os: no support list (the spec's data file was not resolved)")
+    platform = session.platform
+    about = platform.about()
+    guests = []
+    for vm in platform.vms():
+        os_id = osinfo_id(platform.vm_xml(vm.name, inactive=True))
+        identity = from_osinfo(os_id) if os_id else None
+        guests.append({
+            "name": vm.name,
+            "os": identity[0] if identity else None,
+            "version": identity[1] if identity else None,
+            "source": f"libosinfo {os_id}" if os_id else "no libosinfo metadata in the domain",
+        })
+    value = {
+        "support": args.get("support"), "digest": args.get("digest"),
+        "hypervisor": {"product": about.product, "version": about.version},
+        "guests": guests, "entries": entries,
+    }
+    return _observation(
+        value=value, raw=json.dumps(guests, sort_keys=True),
+        method=f"libvirt listAllDomains XMLDesc libosinfo metadata against guest OS support "
+        f"{args.get('support')} {platform.endpoint}",
+    )
+
+
 def _pools(session: LibvirtSession, args: Mapping[str, Any]) -> dict[str, Any]:
     return _observation(
         value=[d.to_json() for d in session.platform.datastores()],
@@ -174,6 +205,7 @@ TABLE: ObservationTable[LibvirtSession] = ObservationTable(
         "host": _host,
         "domains": _domains,
         "domain": _domain,
+        "guest_os": _guest_os,
         "pools": _pools,
         "networks": _networks,
     },

@@ -19,6 +19,7 @@ from qualification.platforms.base import (
     observations_failed,
     secrets_of,
 )
+from qualification.platforms.data_files import with_guest_os_support
 from qualification.platforms.libvirt.endpoint import SSH_VARS, LibvirtEndpoint, endpoint_from_vars
 from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
 
@@ -88,10 +89,14 @@ class LibvirtPlugin(PlatformPlugin):
             return observations_failed(requests, exc.one_line())
         from qualification.platforms.libvirt.observations import answer_requests
 
-        return answer_requests(
-            endpoint.uri, self.prepare(endpoint, requests), run_id=run_id,
+        # a guest OS support list is read from the approved data file, as an HCL is
+        prepared, failed = with_guest_os_support(self.prepare(endpoint, requests), data_files)
+        observations = answer_requests(
+            endpoint.uri, prepared, run_id=run_id,
             check_mode=check_mode, domain_type=endpoint.domain_type,
-        )
+        ) if prepared else {}
+        observations.update(failed)
+        return observations
 
     def run_probe(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -10,6 +11,7 @@ import yaml
 from qualification.spec import InventoryModel, assess_risk, build_plan, load_spec
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "spec.md"
+SHIPPED_DATA = DOC.parents[1] / "ansible_collections/vqual/qualification/specs/data"
 
 
 def yaml_blocks() -> list[str]:
@@ -19,11 +21,13 @@ def yaml_blocks() -> list[str]:
 def test_documented_example_spec_loads(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "hcl-example.yaml").write_text("models: []\n")
+    shutil.copytree(SHIPPED_DATA, tmp_path / "data", dirs_exist_ok=True)
     path = tmp_path / "linux-virt-host.yaml"
     path.write_text(yaml_blocks()[0])
     spec = load_spec(path)  # the real check library
     assert spec.test_ids == ("IQ-OS-001",)
     assert spec.data_file("hcl").declared == "data/hcl-example.yaml"
+    assert spec.requirements_file == "urs" and len(spec.traceability) == 29
 
 
 def test_documented_inventory_example_gives_the_documented_risk(tmp_path: Path) -> None:
@@ -44,6 +48,7 @@ def test_documented_inventory_example_gives_the_documented_risk(tmp_path: Path) 
         text = text.replace(old, replacement)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "hcl-example.yaml").write_text("models: []\n")
+    shutil.copytree(SHIPPED_DATA, tmp_path / "data", dirs_exist_ok=True)
     spec_path = tmp_path / "s.yaml"
     spec_path.write_text(text)
     plan = build_plan(load_spec(spec_path), model)
