@@ -193,6 +193,9 @@ def _pytest_command(nodes: Sequence[str], spec: HostSpec, report: Path) -> list[
         # The suite's own ini would be found in its parent folders (a repository's addopts,
         # -Werror); the suite is run as it is written, with no configuration but ours.
         "-c", os.devnull, "--rootdir", rootdir,
+        # Only a conftest.py beside a module is pinned with the spec (a data file of it); one
+        # in a folder above would run unpinned code, so pytest does not look above.
+        "--confcutdir", rootdir,
         "-q", "-p", "no:cacheprovider", "-p", "qualification.execution.testinfra_report",
         f"--hosts={spec.hosts}", *spec.options, f"--vqual-report={report}", *nodes,
     ]

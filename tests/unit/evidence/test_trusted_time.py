@@ -297,12 +297,15 @@ def test_a_run_without_tsa_says_no_trusted_time_in_verify_text_and_json(
     res = verify_bundle(bundle, keys.trust, workers=1)
     assert res.status == "valid" and res.trusted_time == []
     runner = CliRunner()
-    text = runner.invoke(main, ["verify", str(bundle), "--state-dir", str(tmp_path)])
+    # the store here is unpinned (this test is about trusted time, not the trust root)
+    text = runner.invoke(main, ["verify", str(bundle), "--state-dir", str(tmp_path),
+                                "--legacy-trust"])
     assert text.exit_code == 0, text.output
     assert ("  trusted time: no trusted time (the trust store named no TSA when the run was "
             "sealed)") in text.output.splitlines()
     assert "  format v2" in text.output.splitlines()
-    out = runner.invoke(main, ["verify", "--json", str(bundle), "--state-dir", str(tmp_path)])
+    out = runner.invoke(main, ["verify", "--json", str(bundle), "--state-dir", str(tmp_path),
+                               "--legacy-trust"])
     payload = json.loads(out.output)
     assert payload["trusted_time"]["summary"].startswith("no trusted time")
     assert payload["trusted_time"]["tokens"] == [] and payload["format"] == 2

@@ -22,6 +22,7 @@ from qualification.verdict import overall, zero_counts
 from tests.unit.evidence.evidence_testlib import (
     CHANGE,
     Keys,
+    add_renderings,
     check_result,
     make_keys,
     planned,
@@ -210,6 +211,7 @@ def test_a_fingerprint_must_carry_the_digest_of_its_content(tmp_path: Path, keys
     w.append("run.start", {**run_start_data(), "planned": []})
     w.append("fingerprint", good)
     w.append("fingerprint", edited)
+    add_renderings(w)  # format v2 seals real renderings
     w.seal(zero_counts(), 0, 0, "pass")
     res = verify_bundle(w.path, keys.trust, workers=1)
     assert res.status == "invalid"
