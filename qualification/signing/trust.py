@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from qualification.errors import KeyFileError, TrustError
 from qualification.signing.keys import keyid_of, load_public_key_pem
 
-ROLES = ("executor", "reviewer", "approver", "trust-admin")
+ROLES = ("executor", "reviewer", "approver", "trust-admin", "log")
 TRUST_VERSION = 1
 
 
