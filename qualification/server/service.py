@@ -209,6 +209,12 @@ class EvidenceServer:
             if size and have is None:
                 self._checkpoint(conn, tree)
 
+    def latest_root(self) -> str:
+        """The root of the latest signed checkpoint (hex)."""
+        with db.read_tx(self.engine) as conn:
+            return str(conn.execute(sa.select(db.checkpoints.c.root)
+                                    .order_by(db.checkpoints.c.size.desc()).limit(1)).scalar_one())
+
     def checkpoint(self) -> bytes:
         with db.read_tx(self.engine) as conn:
             row = conn.execute(sa.select(db.checkpoints.c.envelope)

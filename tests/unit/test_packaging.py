@@ -28,6 +28,8 @@ def test_the_wheel_holds_the_package_and_no_lab_tests_or_benchmarks(tmp_path: Pa
     # vqual selftest checks a stored time-stamp token at the site (ST-OQ-13).
     assert {"qualification/selftest/data/tsa-token.der",
             "qualification/selftest/data/tsa-root.pem"} <= set(names)
+    # The evidence server's schema migrations travel with it.
+    assert "qualification/server/migrations/versions/v0002_log.py" in names
     assert not any("lab" in Path(n).parts or n.endswith((".go", ".patch")) for n in names)
     assert not any(n.startswith(("tests/", "bench/", "vqual_lab/")) for n in names)
 

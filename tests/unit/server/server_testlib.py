@@ -57,3 +57,32 @@ def start_server(st: ServerState, url: str | None = None) -> tuple[EvidenceServe
     tokens = {role: create_token(server.engine, f"acct-{role}", role)
               for role in ("pusher", "reader", "admin")}
     return server, tokens
+
+
+class InProcessClient:
+    """The client side's interface (:class:`qualification.server.client.Client`) over the real
+    application through Starlette's in-process transport, so the log checks run in unit tests
+    against both databases; the integration tests use real HTTP."""
+
+    def __init__(self, app: object, token: str, url: str = "http://vqual.test") -> None:
+        from starlette.testclient import TestClient
+
+        self.http = TestClient(app)  # type: ignore[arg-type]
+        self.token = token
+        self.url = url
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                content_type: str = "application/json") -> tuple[bytes, dict[str, str]]:
+        from qualification.server.client import ServerRefusedError
+
+        got = self.http.request(method, "/api/v1" + path, content=body, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": content_type})
+        if got.status_code >= 400:
+            raise ServerRefusedError(f"server refused ({got.status_code}): {got.json()['error']}")
+        return got.content, dict(got.headers)
+
+    def json(self, method: str, path: str, body: bytes | None = None,
+             content_type: str = "application/json") -> object:
+        import json
+
+        return json.loads(self.request(method, path, body, content_type)[0])
