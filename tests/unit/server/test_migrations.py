@@ -61,7 +61,7 @@ def test_a_populated_database_of_the_previous_revision_is_upgraded(
 
 
 def test_the_migrations_are_shipped_in_the_package() -> None:
-    import qualification.server.migrations as migrations
+    from qualification.server import migrations
 
     where = Path(migrations.__file__).parent
     assert (where / "env.py").is_file()
