@@ -157,3 +157,60 @@ def audit(database_url: str | None, state_dir: Path | None) -> None:
                 click.echo(json.dumps(dict(row._mapping), sort_keys=True))
     finally:
         engine.dispose()
+
+
+@serve.command("backup")
+@click.argument("out", type=click.Path(path_type=Path))
+@_db_option
+@state_dir_option
+@domain_errors
+def backup(out: Path, database_url: str | None, state_dir: Path | None) -> None:
+    """Back up the database and the store to OUT, a new directory (a running server's
+    writers wait while it is taken)."""
+    from qualification.server.backup import backup as take_backup
+
+    index = take_backup(_config(state_dir, database_url), out)
+    rows = ", ".join(f"{name} {t['rows']}" for name, t in sorted(index["tables"].items()))
+    click.echo(f"backup written to {out} ({rows})")
+
+
+@serve.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_db_option
+@state_dir_option
+@domain_errors
+def restore(source: Path, database_url: str | None, state_dir: Path | None) -> None:
+    """Restore the backup SOURCE into an empty database and store, then check the log's
+    consistency and the store as `vqual serve check` does (exit 1 naming what is wrong)."""
+    from qualification.server.backup import restore as restore_backup
+
+    config = _config(state_dir, database_url)
+    restore_backup(config, source)
+    click.echo(f"restored {source} into {config.store.parent}")
+    _check_and_exit(config)
+
+
+@serve.command("check")
+@_db_option
+@state_dir_option
+@domain_errors
+def check(database_url: str | None, state_dir: Path | None) -> None:
+    """Check the server: every signed checkpoint against the log's entries and the trust
+    store, every run's records against the database. Exit 0 consistent, 1 otherwise."""
+    _check_and_exit(_config(state_dir, database_url))
+
+
+def _check_and_exit(config: ServerConfig) -> None:
+    import sys
+
+    from qualification.server.backup import check_server
+
+    problems, counts = check_server(config)
+    what = (f"{counts['entries']} log entries, {counts['checkpoints']} signed checkpoints, "
+            f"{counts['runs']} runs")
+    if problems:
+        click.echo(f"INCONSISTENT: {what}")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
+    click.echo(f"consistent: {what}")
