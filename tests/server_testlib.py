@@ -1,5 +1,6 @@
-"""A real ``vqual serve`` process for the integration tests: a free port, readiness polled
-with a deadline (no fixed sleeps), stopped by its PID (its process group: uvicorn's workers)."""
+"""Real ``vqual serve`` processes for the integration tests, and nginx in front of them: a free
+port, readiness polled with a deadline (no fixed sleeps), stopped by PID (the process group we
+started: uvicorn's or nginx's workers with it)."""
 
 from __future__ import annotations
 
@@ -49,20 +50,8 @@ def serve(state: Path, *args: str) -> Served:
             [str(VENV_BIN / "vqual"), "serve", "--port", str(port), *args],
             env=vqual_env(state), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     served = Served(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + READY_SECONDS
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vqual serve exited {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(served.url + "/api/v1/health", timeout=2) as resp:
-                if json.loads(resp.read()) == {"status": "ok"}:
-                    return served
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            served.stop()
-            raise RuntimeError(f"vqual serve not ready after {READY_SECONDS} s: {log.read_text()}")
-        time.sleep(0.1)  # poll interval, bounded by the deadline above
+    _wait_healthy(served)
+    return served
 
 
 def token_file(state: Path, name: str, role: str, *db_args: str) -> Path:
@@ -72,3 +61,68 @@ def token_file(state: Path, name: str, role: str, *db_args: str) -> Path:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"token for {name} ({role}) written to {path}"
     return path
+
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+def nginx(base: Path, upstream: str) -> Served:
+    """Debian's nginx as the reverse proxy in front of ``upstream`` (``http://host:port``), in
+    the foreground with everything (config, pid, logs, temp files) under ``base``."""
+    base.mkdir(parents=True)
+    port = free_port()
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (base / sub).mkdir()
+    # Started as root, nginx's workers would switch to an unprivileged user that cannot reach
+    # the test's temporary directory; they keep the test's user instead.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    (base / "nginx.conf").write_text(f"""
+{user}
+daemon off;
+worker_processes 2;
+pid {base}/nginx.pid;
+error_log {base}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+  access_log {base}/access.log;
+  client_body_temp_path {base}/body;
+  proxy_temp_path {base}/proxy;
+  fastcgi_temp_path {base}/fastcgi;
+  uwsgi_temp_path {base}/uwsgi;
+  scgi_temp_path {base}/scgi;
+  client_max_body_size 256m;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass {upstream};
+      proxy_set_header Host $host;
+      proxy_read_timeout 300s;
+    }}
+  }}
+}}
+""")
+    log = base / "nginx.out"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(NGINX), "-p", str(base), "-e", str(base / "error.log"),
+                                 "-c", str(base / "nginx.conf")],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    served = Served(f"http://127.0.0.1:{port}", proc, log)
+    _wait_healthy(served)
+    return served
+
+
+def _wait_healthy(served: Served) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        if served.proc.poll() is not None:
+            raise RuntimeError(f"exited {served.proc.returncode}: {served.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(served.url + "/api/v1/health", timeout=2) as resp:
+                if json.loads(resp.read()) == {"status": "ok"}:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            served.stop()
+            raise RuntimeError(f"not ready after {READY_SECONDS} s: {served.log.read_text()}")
+        time.sleep(0.1)  # poll interval, bounded by the deadline above

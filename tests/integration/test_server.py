@@ -1,7 +1,7 @@
 """The evidence server as it runs: ``vqual serve`` (uvicorn) on SQLite and on the tests' own
 PostgreSQL, ``vqual push``, ``vqual pull``, ``vqual verify`` and ``vqual log check`` as
-commands; a real qualification run (the embedded default) and generated runs; two workers
-pushing at the same time make one consistent log."""
+commands; a real qualification run (the embedded default) and generated runs; two uvicorn
+workers behind nginx, pushed to at the same time, make one consistent log."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
 from tests.pg_testlib import Postgres, postgres_fixture
-from tests.server_testlib import Served, serve, token_file
+from tests.server_testlib import NGINX, Served, nginx, serve, token_file
 from tests.unit.evidence.evidence_testlib import CHANGE, make_keys
 from tests.unit.evidence.test_verify_agreement import real_run
 
@@ -129,7 +129,7 @@ def test_refusals_are_one_line_and_audited(
         ("ci-pipeline", "push", "refused"), ("anonymous", "push", "refused")}
 
 
-def test_two_workers_pushing_at_once_make_one_consistent_log(
+def test_two_workers_behind_nginx_pushing_at_once_make_one_consistent_log(
     request: pytest.FixtureRequest, site: Path, tmp_path: Path
 ) -> None:
     pg: Postgres = request.getfixturevalue("postgres")
@@ -144,7 +144,14 @@ def test_two_workers_pushing_at_once_make_one_consistent_log(
         for i in range(6):
             real_run(evidence, keys, f"2026030{worker + 1}T1000{i:02d}Z-w{worker}r{i:03d}")
         changes.append(evidence / CHANGE)
-    served = serve(state, "--workers", "2", "--database-url", url)
+    if not NGINX.is_file():
+        pytest.skip(f"nginx is not installed ({NGINX}); scripts/setup installs it")
+    upstream = serve(state, "--workers", "2", "--database-url", url)
+    try:
+        served = nginx(tmp_path / "nginx", upstream.url)
+    except RuntimeError:
+        upstream.stop()
+        raise
     try:
         pusher = token_file(state, "ci-pipeline", "pusher", "--database-url", url)
         reader = token_file(state, "qa-reader", "reader", "--database-url", url)
@@ -160,8 +167,13 @@ def test_two_workers_pushing_at_once_make_one_consistent_log(
                               token=reader)
                 assert done.returncode == 0, done.stdout
                 assert "log VALID at checkpoint size 12" in done.stdout
+        # Every push went through the proxy.
+        pushes = [line for line in (tmp_path / "nginx" / "access.log").read_text().splitlines()
+                  if '"POST /api/v1/runs HTTP' in line]
+        assert len(pushes) == 12
     finally:
         served.stop()
+        upstream.stop()
 
 
 def _merged_trust(state: Path, people: Path) -> str:
