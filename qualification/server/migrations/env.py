@@ -17,4 +17,7 @@ def _run() -> None:
     engine.dispose()
 
 
-_run()
+# Alembic imports this module to migrate; imported otherwise (a tool walking the package)
+# there is no migration context and nothing to do.
+if hasattr(context, "config"):
+    _run()
