@@ -79,6 +79,8 @@ def _guarded(server: EvidenceServer, role: str, action: str, handler: Handler) -
                                         exc.message)
             return _error(exc.status, exc.message, exc.problems)
         except BadInputError as exc:
+            await run_in_threadpool(server.audit, account.name, action, "refused",
+                                    exc.one_line())
             return _error(422, exc.one_line())
 
     return endpoint

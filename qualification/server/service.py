@@ -121,8 +121,11 @@ class EvidenceServer:
                 raise Refused(422, f"does not verify ({result.status}): {first}",
                               list(result.problems[:50]))
             sealed = read_sealed(bundle)
-            valid_name(sealed.change_id, "change id")
-            valid_name(sealed.run_id, "run id")
+            try:
+                valid_name(sealed.change_id, "change id")
+                valid_name(sealed.run_id, "run id")
+            except BadInputError as exc:
+                raise Refused(422, exc.message) from None
             with db.write_tx(self.engine) as conn:
                 out = self._take(conn, who, bundle, sealed)
             return out
