@@ -55,7 +55,8 @@ def _int(request: Request, name: str) -> int:
     return int(text)
 
 
-def _guarded(server: EvidenceServer, role: str, action: str, handler: Handler) -> Endpoint:
+def _guarded(server: EvidenceServer, roles: tuple[str, ...], action: str,
+             handler: Handler) -> Endpoint:
     """``handler`` behind authentication, the role check and the refusal edge (audited)."""
 
     async def endpoint(request: Request) -> Response:
@@ -67,7 +68,7 @@ def _guarded(server: EvidenceServer, role: str, action: str, handler: Handler) -
             await run_in_threadpool(server.audit, "anonymous", action, "refused",
                                     f"not authenticated: {where}")
             return _error(401, "authentication required: a service-account token")
-        if not account.may(role):
+        if not any(account.may(role) for role in roles):
             await run_in_threadpool(server.audit, account.name, action, "refused",
                                     f"role {account.role} may not {action}: {where}")
             return _error(403, f"account {account.name} ({account.role}) may not {action}")
@@ -89,8 +90,8 @@ def _guarded(server: EvidenceServer, role: str, action: str, handler: Handler) -
 def build_app(server: EvidenceServer) -> Starlette:
     """The application over ``server``."""
 
-    def route(role: str, action: str, handler: Handler) -> Endpoint:
-        return _guarded(server, role, action, handler)
+    def route(roles: str, action: str, handler: Handler) -> Endpoint:
+        return _guarded(server, tuple(roles.split()), action, handler)
 
     async def push(request: Request, account: Account) -> Response:
         try:
@@ -136,7 +137,8 @@ def build_app(server: EvidenceServer) -> Starlette:
     routes = [
         Route(f"{api}/health", health),
         Route(f"{api}/runs", route("pusher", "push", push), methods=["POST"]),
-        Route(f"{api}/runs/{{ref}}", route("reader", "read", run_info)),
+        # A pusher reads what is held (the run to void), but pulls nothing.
+        Route(f"{api}/runs/{{ref}}", route("reader pusher", "read", run_info)),
         Route(f"{api}/runs/{{ref}}/bundle", route("reader", "pull", bundle)),
         Route(f"{api}/runs/{{ref}}/void", route("pusher", "void", void), methods=["POST"]),
         Route(f"{api}/log/checkpoint", route("reader", "read", checkpoint)),

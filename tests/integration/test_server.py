@@ -182,3 +182,52 @@ def _merged_trust(state: Path, people: Path) -> str:
     theirs = yaml.safe_load(people.read_text())
     ours["keys"] = ours["keys"] + theirs["keys"]
     return yaml.safe_dump(ours, sort_keys=False)
+
+
+def _with_passphrase(state: Path, *args: str, token: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "vqual"), *args, "--passphrase-fd", "0"],
+                          input="correct horse battery\n", text=True, capture_output=True,
+                          env=vqual_env(state, VQUAL_SERVER_TOKEN_FILE=str(token)), timeout=300,
+                          check=False)
+
+
+def test_a_wrong_push_is_voided_by_an_approvers_signature_and_still_pulled(
+    site: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(site / "state", state)
+    for name, role in (("Anna Approver", "approver"), ("Rita Reviewer", "reviewer")):
+        done = subprocess.run(
+            [str(VENV_BIN / "vqual"), "keys", "create", "--name", name, "--role", role,
+             "--out", str(tmp_path / f"{role}.pem"), "--passphrase-fd", "0"],
+            input="correct horse battery\n", text=True, capture_output=True,
+            env=vqual_env(state), timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    served = serve(state)
+    try:
+        pusher = token_file(state, "ci-pipeline", "pusher")
+        reader = token_file(state, "qa-reader", "reader")
+        (run,) = [p for p in (site / "evidence" / "CHG0000015").iterdir() if p.is_dir()]
+        assert _vqual(state, "push", str(run), "--server", served.url, token=pusher).returncode == 0
+
+        done = _with_passphrase(state, "void", run.name, "--reason", "pushed by mistake",
+                                "--server", served.url, "--key", str(tmp_path / "reviewer.pem"),
+                                token=pusher)
+        assert done.returncode == 2
+        assert "does not hold the approver role" in done.stderr
+        done = _with_passphrase(state, "void", run.name, "--reason", "pushed by mistake",
+                                "--server", served.url, "--key", str(tmp_path / "approver.pem"),
+                                token=pusher)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"voided run {run.name} by Anna Approver; log entry 2\n"
+
+        done = _vqual(state, "pull", run.name, "--server", served.url, "-o",
+                      str(tmp_path / "got"), token=reader)
+        assert done.returncode == 0
+        assert f"warning: run {run.name} was voided by Anna Approver" in done.stderr
+        audit = [json.loads(line) for line in
+                 run_vqual("serve", "audit", state_dir=state).stdout.splitlines()]
+        assert ("ci-pipeline", "void", "ok") in {(r["who"], r["action"], r["outcome"])
+                                                 for r in audit}
+    finally:
+        served.stop()
