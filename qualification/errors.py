@@ -112,6 +112,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "vsphere": ("pyvmomi", "vSphere support"),
     "hyperv": ("pywinrm", "Hyper-V support"),
     "pdf": ("weasyprint", "PDF output"),
+    "server": ("starlette", "the evidence server"),
 }
 #: The extra behind each top-level module vqual imports from an optional dependency.
 OPTIONAL_MODULES: dict[str, str] = {
@@ -121,6 +122,7 @@ OPTIONAL_MODULES: dict[str, str] = {
     "pyVim": "vsphere",
     "winrm": "hyperv",
     "weasyprint": "pdf",
+    **dict.fromkeys(("starlette", "uvicorn", "sqlalchemy", "alembic", "pymerkle"), "server"),
 }
 
 

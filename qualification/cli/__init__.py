@@ -25,10 +25,14 @@ from qualification.cli import (
     drift,
     export,
     keys,
+    log,
     patch,
+    pull,
+    push,
     qualify,
     report,
     selftest,
+    serve,
     sign,
     specs,
     state,
@@ -52,6 +56,7 @@ for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
+    serve.serve, push.push, push.void, pull.pull, log.log,
 ):
     main.add_command(_command)
 

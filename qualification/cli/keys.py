@@ -27,7 +27,7 @@ def keys() -> None:
 @click.option("--name", required=True, help="Printed name shown on signatures.")
 @click.option("--identity", default=None, help="E-mail or account of the key's owner.")
 @click.option("--role", "roles", multiple=True, required=True,
-              type=click.Choice(["executor", "reviewer", "approver", "trust-admin"]),
+              type=click.Choice(["executor", "reviewer", "approver", "trust-admin", "log"]),
               help="Role(s) granted in the trust store (repeatable).")
 @click.option("--service", is_flag=True,
               help="A service key (CI executor): no passphrase. Personal keys need one.")

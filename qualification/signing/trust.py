@@ -23,7 +23,7 @@ from qualification.errors import KeyFileError, TrustError
 from qualification.signing.keys import keyid_of, load_public_key_pem
 from qualification.signing.trusted_tsa import TsaEntry, parse_tsa
 
-ROLES = ("executor", "reviewer", "approver", "trust-admin")
+ROLES = ("executor", "reviewer", "approver", "trust-admin", "log")
 TRUST_VERSION = 1
 
 

@@ -63,6 +63,7 @@ def test_the_extras_are_those_pyproject_declares_and_not_core_dependencies() -> 
     core = {Requirement(r).name.lower() for r in project["dependencies"]}
     for extra, (package, _purpose) in EXTRAS.items():
         names = {Requirement(r).name.lower() for r in project["optional-dependencies"][extra]}
-        assert names == {package}, extra
-        assert package not in core
+        # The server extra is a stack (docs/server.md); its message names the web framework.
+        assert (package in names) if extra == "server" else (names == {package}), extra
+        assert not names & core, extra
     assert set(OPTIONAL_MODULES.values()) == set(EXTRAS)

@@ -28,6 +28,8 @@ def test_the_wheel_holds_the_package_and_no_lab_tests_or_benchmarks(tmp_path: Pa
     # vqual selftest checks a stored time-stamp token at the site (ST-OQ-13).
     assert {"qualification/selftest/data/tsa-token.der",
             "qualification/selftest/data/tsa-root.pem"} <= set(names)
+    # The evidence server's schema migrations travel with it.
+    assert "qualification/server/migrations/versions/v0002_log.py" in names
     assert not any("lab" in Path(n).parts or n.endswith((".go", ".patch")) for n in names)
     assert not any(n.startswith(("tests/", "bench/", "vqual_lab/")) for n in names)
 
@@ -65,10 +67,13 @@ def test_the_core_imports_without_the_optional_extras() -> None:
     failed = json.loads(done.stdout)
     from qualification.errors import OPTIONAL_MODULES
 
-    # Only the platform adapters need their vendor library, and only an optional one.
-    assert all(name.startswith("qualification.platforms.") for name in failed), failed
+    # Only the platform adapters need their vendor library, and the evidence server its stack
+    # (its client side, push and pull, does not), and only an optional one.
+    assert all(name.startswith(("qualification.platforms.", "qualification.server."))
+               for name in failed), failed
     assert {module.split(".")[0] for module in failed.values()} <= set(OPTIONAL_MODULES)
     for kept in ("qualification.cli", "qualification.execution.qualify",
                  "qualification.evidence.verify", "qualification.reports.html",
-                 "qualification.checks", "qualification.selftest"):
+                 "qualification.checks", "qualification.selftest",
+                 "qualification.server.client", "qualification.server.files"):
         assert kept not in failed

@@ -182,7 +182,7 @@ def test_a_same_version_journal_of_another_change_is_refused_and_fails_the_check
 def test_every_installed_extra_is_in_its_declared_version_here() -> None:
     results = _by_id(install.extras_checks(install._declared()))
     assert set(results) == {"ST-IQ-05-libvirt", "ST-IQ-05-vsphere", "ST-IQ-05-hyperv",
-                            "ST-IQ-05-pdf"}
+                            "ST-IQ-05-pdf", "ST-IQ-05-server"}
     for data in results.values():
         assert data["verdict"] == "pass", data["reason"]
         assert data["requirements"] == ["VQ-28"]

@@ -1,0 +1,211 @@
+"""N generated bundles pushed to a real ``vqual serve``, against ``vqual verify`` of the same
+bundles, in the same run.
+
+1. ``vqual verify``'s work (``verify_command``, what the command runs) over every bundle,
+   in this process: the floor of what a push must cost, since the server verifies each push;
+2. ``vqual push``'s work (the client: pack, POST) of every bundle to ``vqual serve`` (uvicorn,
+   one worker; SQLite in the state directory, or ``--database-url``), sequentially and from
+   ``--clients`` threads at once: throughput, and the ratio of push to verify per bundle;
+3. the log afterwards: its size and a consistency check of the whole server.
+
+Run: ``.venv/bin/python bench/bench_server_push.py [--bundles 1000] [--results 10]
+[--clients 4] [--database-url URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from qualification.evidence.bundle import BundleWriter
+from qualification.execution.recorder import records_as_dicts
+from qualification.execution.verifying import verify_command
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
+from qualification.server.client import Client
+from qualification.signing import Ed25519Signer, TrustStore
+from qualification.signing.keys import create_key
+
+BIN = Path(sys.executable).parent
+SINCE = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def make_state(base: Path) -> Ed25519Signer:
+    """A state directory with a trusted executor and a trusted log key."""
+    executor = Ed25519Signer.generate()
+    trust = TrustStore.empty(base / "trust.yaml")
+    trust.add_key(public_key_pem=executor.public_pem(), name="CI Pipeline",
+                  identity="svc-ci@example.com", roles=["executor"], valid_from=SINCE)
+    (base / "keys").mkdir()
+    create_key(base / "keys" / "log.pem", passphrase=None, name="Evidence log",
+               identity="svc-log@example.com")
+    trust.add_key(public_key_pem=(base / "keys" / "log.pem.pub").read_text(),
+                  name="Evidence log", identity="svc-log@example.com", roles=["log"],
+                  valid_from=SINCE)
+    trust.save()
+    return executor
+
+
+def make_bundle(evidence: Path, signer: Ed25519Signer, i: int, results: int) -> Path:
+    """A sealed run with ``results`` check results, its JUnit and report rendered from it."""
+    run_id = f"20260301T{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}Z-b{i:06d}"
+    w = BundleWriter.create(evidence, f"CHG{i % 97:07d}", run_id, signer, "bench")
+    planned = [{"test_id": f"T-{k:03d}", "target": "kvm01.lab", "protocol": "IQ"}
+               for k in range(results)]
+    w.append("run.start", {
+        "tool": {"name": "vqual", "version": "0.1.0"}, "versions": {"python": "3.11"},
+        "controller": {"hostname": "ctl01"}, "clock": {"synchronized": True},
+        "spec": {"path": "specs/bench.yaml", "name": "bench", "version": "1", "digest": "ab" * 32},
+        "data_files": [], "inventory": {"digest": "ef" * 32}, "trust": {"digest": "01" * 32},
+        "targets": [{"name": "kvm01.lab", "kinds": ["kvm_host"], "risk": "high"}],
+        "planned": planned, "prev_run_seal": None, "mode": "qualify"})
+    for p in planned:
+        w.append("check.result", {
+            "test_id": p["test_id"], "title": "bench", "protocol": "IQ",
+            "requirements": ["URS-01"], "target": "kvm01.lab", "check": "equals",
+            "method": "host.command true", "expected": {"op": "eq", "value": 1},
+            "observed": 1, "verdict": "pass", "reason": None, "raw": None,
+            "started": "2026-03-01T10:00:00.000000Z", "finished": "2026-03-01T10:00:00.001000Z",
+            "duration_ms": 1, "deviation": None})
+    recs = records_as_dicts(w.path)
+    w.add_file("junit.xml", render_junit(recs).encode())
+    w.add_file("report.html", render_report(recs).encode())
+    counts = {"pass": results, "fail": 0, "error": 0, "not-executed": 0, "waived": 0}
+    w.seal(counts, results, results, "pass")
+    return w.path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(state: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = dict(os.environ, VQUAL_STATE_DIR=str(state))
+    args = [str(BIN / "vqual"), "serve", "--port", str(port)]
+    if database_url:
+        args += ["--database-url", database_url]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url + "/api/v1/health", timeout=2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)  # poll interval, bounded by the deadline
+    stop(proc)
+    raise SystemExit("vqual serve did not come up")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def token(state: Path, name: str, role: str, database_url: str | None) -> str:
+    args = [str(BIN / "vqual"), "serve", "token", "create", "--name", name, "--role", role]
+    if database_url:
+        args += ["--database-url", database_url]
+    done = subprocess.run(args, env=dict(os.environ, VQUAL_STATE_DIR=str(state)),
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def push_all(client: Client, bundles: list[Path], clients: int) -> float:
+    """Seconds to push ``bundles`` from ``clients`` threads (each takes every clients-th)."""
+    errors: list[BaseException] = []
+
+    def work(mine: list[Path]) -> None:
+        try:
+            for bundle in mine:
+                client.push(bundle)
+        except BaseException as exc:  # noqa: BLE001 - reported after the threads end
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(bundles[i::clients],)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"push failed: {errors[0]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundles", type=int, default=1000)
+    parser.add_argument("--results", type=int, default=10, help="check results per bundle")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="vqual-bench-server-"))
+    try:
+        run(base, args)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def run(base: Path, args: argparse.Namespace) -> None:
+    state = base / "state"
+    state.mkdir()
+    signer = make_state(state)
+    t0 = time.perf_counter()
+    bundles = [make_bundle(base / "evidence", signer, i, args.results)
+               for i in range(args.bundles)]
+    made = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for bundle in bundles:
+        _text, payload, code = verify_command(bundle, state)
+        assert code == 0, payload["problems"]
+    verify_s = time.perf_counter() - t0
+
+    half = len(bundles) // 2
+    proc, url = start_server(state, args.database_url)
+    try:
+        client = Client(url, token(state, "bench", "pusher", args.database_url))
+        sequential_s = push_all(client, bundles[:half], 1)
+        concurrent_s = push_all(client, bundles[half:], args.clients)
+    finally:
+        stop(proc)
+    check = subprocess.run([str(BIN / "vqual"), "serve", "check", "--state-dir", str(state)]
+                           + (["--database-url", args.database_url] if args.database_url else []),
+                           capture_output=True, text=True, check=False)
+    per_verify = verify_s / len(bundles)
+    out = {
+        "bundles": len(bundles), "results_per_bundle": args.results,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "generate_s": round(made, 2),
+        "verify_s": round(verify_s, 2), "verify_per_bundle_ms": round(per_verify * 1000, 2),
+        "push_sequential_per_s": round(half / sequential_s, 1),
+        "push_concurrent_per_s": round((len(bundles) - half) / concurrent_s, 1),
+        "clients": args.clients,
+        "push_sequential_over_verify": round(sequential_s / half / per_verify, 2),
+        "push_concurrent_over_verify": round(concurrent_s / (len(bundles) - half) / per_verify, 2),
+        "server_check": check.stdout.strip().splitlines()[0] if check.stdout else check.stderr,
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

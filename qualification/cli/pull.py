@@ -1,0 +1,31 @@
+"""``vqual pull``: fetch a run from the evidence server with every signature it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from qualification.cli.shared import domain_errors
+
+
+@click.command()
+@click.argument("run")
+@click.option("--server", "server_url", required=True, envvar="VQUAL_SERVER_URL",
+              help="The evidence server's URL (or $VQUAL_SERVER_URL).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (mode 0600) holding the service-account token; default "
+              "$VQUAL_SERVER_TOKEN.")
+@click.option("-o", "--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Evidence root to write into: OUT/<change>/<run>.")
+@domain_errors
+def pull(run: str, server_url: str, token_file: Path | None, out_dir: Path) -> None:
+    """Pull RUN (a run id or a seal) into OUT/<change>/<run>; verify it with vqual verify."""
+    from qualification.server.client import Client, read_token
+
+    info, target = Client(server_url, read_token(token_file)).pull(run, out_dir)
+    click.echo(f"{target}: run {info['run_id']} seal {info['seal'][:16]}, {info['lines']} records")
+    if info.get("voided"):
+        click.echo(f"warning: run {info['run_id']} was voided by {info['voided']['by']} at "
+                   f"{info['voided']['time']}", err=True)

@@ -1,0 +1,216 @@
+"""``vqual serve``: run the evidence server; its service accounts and its database."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from qualification.cli.shared import domain_errors, state_dir_option
+from qualification.state import resolve_state_dir
+
+if TYPE_CHECKING:
+    from qualification.server.config import ServerConfig
+
+_db_option = click.option(
+    "--database-url", default=None,
+    help="SQLAlchemy URL of the database (default $VQUAL_SERVER_DATABASE_URL, else SQLite in "
+    "<state dir>/server/server.db); PostgreSQL: postgresql+psycopg://user@host/db.")
+
+
+def _config(state_dir: Path | None, database_url: str | None) -> ServerConfig:
+    from qualification.server.config import ServerConfig
+
+    return ServerConfig.from_state(resolve_state_dir(state_dir), database_url=database_url)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8780, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes (several need a database both reach: PostgreSQL, or "
+              "SQLite on one machine).")
+@click.option("--log-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The log role's service key that signs checkpoints (default "
+              "<state dir>/keys/log.pem).")
+@click.option("--max-body", type=int, default=None,
+              help="Largest request body in bytes (default 256 MiB).")
+@_db_option
+@state_dir_option
+@click.pass_context
+@domain_errors
+def serve(ctx: click.Context, host: str, port: int, workers: int, log_key: Path | None,
+          max_body: int | None, database_url: str | None, state_dir: Path | None) -> None:
+    """Run the evidence server: push, pull, the transparency log (docs/server.md).
+
+    Brings the database to the newest schema first; stop it with SIGTERM or Ctrl-C.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from qualification.server import db
+    from qualification.server.config import ServerConfig
+    from qualification.server.service import EvidenceServer
+
+    state = resolve_state_dir(state_dir)
+    config = ServerConfig.from_state(state, database_url=database_url, log_key=log_key,
+                                     max_body=max_body)
+    db.upgrade(config.database_url)
+    server = EvidenceServer(config)  # refuses an untrusted log key before any worker starts
+    server.ensure_checkpoint()
+    server.close()
+    # The workers build their app from the environment (uvicorn imports the factory).
+    os.environ["VQUAL_STATE_DIR"] = str(state)
+    os.environ["VQUAL_SERVER_DATABASE_URL"] = config.database_url
+    os.environ["VQUAL_LOG_KEY"] = str(config.log_key)
+    os.environ["VQUAL_SERVER_MAX_BODY"] = str(config.max_body)
+    click.echo(f"vqual serve: http://{host}:{port} (store {config.store})", err=True)
+    uvicorn.run("qualification.server.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", server_header=False)
+
+
+@serve.group("token")
+def token() -> None:
+    """Service-account tokens (stored hashed; shown once)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="The service account, e.g. ci-pipeline.")
+@click.option("--role", required=True, type=click.Choice(["pusher", "reader", "admin"]))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the token to this new file (mode 0600) instead of stdout.")
+@_db_option
+@state_dir_option
+@domain_errors
+def token_create(name: str, role: str, out: Path | None, database_url: str | None,
+                 state_dir: Path | None) -> None:
+    """Create a service account's token; it is printed (or written) once, never again."""
+    from qualification.server import db
+    from qualification.server.tokens import create_token
+
+    config = _config(state_dir, database_url)
+    url = config.database_url
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        secret = create_token(engine, name, role)
+    finally:
+        engine.dispose()
+    if out is None:
+        click.echo(secret)
+        return
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    click.echo(f"token for {name} ({role}) written to {out}")
+
+
+@token.command("revoke")
+@click.option("--name", required=True)
+@_db_option
+@state_dir_option
+@domain_errors
+def token_revoke(name: str, database_url: str | None, state_dir: Path | None) -> None:
+    """Revoke a service account's token."""
+    from qualification.server import db
+    from qualification.server.tokens import revoke_token
+
+    engine = db.make_engine(_config(state_dir, database_url).database_url)
+    try:
+        revoke_token(engine, name)
+    finally:
+        engine.dispose()
+    click.echo(f"revoked {name}")
+
+
+@serve.command("upgrade")
+@_db_option
+@state_dir_option
+@domain_errors
+def upgrade(database_url: str | None, state_dir: Path | None) -> None:
+    """Bring the database to the newest schema (vqual serve does this when it starts)."""
+    from qualification.server import db
+
+    url = _config(state_dir, database_url).database_url
+    db.upgrade(url)
+    click.echo(f"database at schema revision {db.HEAD}")
+
+
+@serve.command("audit")
+@_db_option
+@state_dir_option
+@domain_errors
+def audit(database_url: str | None, state_dir: Path | None) -> None:
+    """Print the server's audit table (newest first) as JSON lines."""
+    import sqlalchemy as sa
+
+    from qualification.server import db
+
+    engine = db.make_engine(_config(state_dir, database_url).database_url)
+    try:
+        with db.read_tx(engine) as conn:
+            for row in conn.execute(sa.select(db.audit).order_by(db.audit.c.id.desc())):
+                click.echo(json.dumps(dict(row._mapping), sort_keys=True))
+    finally:
+        engine.dispose()
+
+
+@serve.command("backup")
+@click.argument("out", type=click.Path(path_type=Path))
+@_db_option
+@state_dir_option
+@domain_errors
+def backup(out: Path, database_url: str | None, state_dir: Path | None) -> None:
+    """Back up the database and the store to OUT, a new directory (a running server's
+    writers wait while it is taken)."""
+    from qualification.server.backup import backup as take_backup
+
+    index = take_backup(_config(state_dir, database_url), out)
+    rows = ", ".join(f"{name} {t['rows']}" for name, t in sorted(index["tables"].items()))
+    click.echo(f"backup written to {out} ({rows})")
+
+
+@serve.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_db_option
+@state_dir_option
+@domain_errors
+def restore(source: Path, database_url: str | None, state_dir: Path | None) -> None:
+    """Restore the backup SOURCE into an empty database and store, then check the log's
+    consistency and the store as `vqual serve check` does (exit 1 naming what is wrong)."""
+    from qualification.server.backup import restore as restore_backup
+
+    config = _config(state_dir, database_url)
+    restore_backup(config, source)
+    click.echo(f"restored {source} into {config.store.parent}")
+    _check_and_exit(config)
+
+
+@serve.command("check")
+@_db_option
+@state_dir_option
+@domain_errors
+def check(database_url: str | None, state_dir: Path | None) -> None:
+    """Check the server: every signed checkpoint against the log's entries and the trust
+    store, every run's records against the database. Exit 0 consistent, 1 otherwise."""
+    _check_and_exit(_config(state_dir, database_url))
+
+
+def _check_and_exit(config: ServerConfig) -> None:
+    import sys
+
+    from qualification.server.backup import check_server
+
+    problems, counts = check_server(config)
+    what = (f"{counts['entries']} log entries, {counts['checkpoints']} signed checkpoints, "
+            f"{counts['runs']} runs")
+    if problems:
+        click.echo(f"INCONSISTENT: {what}")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
+    click.echo(f"consistent: {what}")
