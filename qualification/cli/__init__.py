@@ -23,6 +23,7 @@ from qualification.cli import (
     deviation,
     drift,
     export,
+    join,
     keys,
     patch,
     qualify,
@@ -49,7 +50,7 @@ def main() -> None:
 for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
-    drift.drift, clone.clone, specs.specs, export.export,
+    drift.drift, clone.clone, specs.specs, export.export, join.join,
 ):
     main.add_command(_command)
 

@@ -19,6 +19,7 @@ from typing import Any
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
+from qualification.execution.slicing import slice_from_vars
 from qualification.review.deviations import DeviationState
 from qualification.spec.inventory import InventoryModel
 from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
@@ -54,6 +55,8 @@ class RunPlan:
         approval: the protocol approval ``run.start`` cites, or None.
         config: the site settings in force, as ``run.start`` records them.
         deviations: the change's deviations with their valid waivers (None: nothing judged).
+        slice: the run's ``slice`` block when it qualifies one slice of a sliced job
+            (:mod:`qualification.execution.slicing`), else None.
     """
 
     mode: str
@@ -69,6 +72,7 @@ class RunPlan:
     approval: dict[str, Any] | None = field(default=None, hash=False)
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     deviations: DeviationState | None = field(default=None, hash=False)
+    slice: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -109,6 +113,7 @@ class RunPlan:
             "config": self.config,
             "deviations": self.deviations.to_json() if self.deviations is not None else None,
             "planned": self.planned(),
+            "slice": self.slice,
         }
 
     @classmethod
@@ -137,6 +142,7 @@ class RunPlan:
                 raise TypeError(f"{version!r} is not an integer")
             deviations = data["deviations"]
             approval = data["approval"]
+            sliced = data.get("slice")
             return cls(
                 mode=plain_text(data["mode"]),
                 change_id=plain_text(data["change_id"]),
@@ -158,6 +164,7 @@ class RunPlan:
                     if deviations is not None
                     else None
                 ),
+                slice=plain_mapping(sliced) if sliced is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
@@ -174,6 +181,7 @@ def make_plan(
     allow_empty: bool = False,
     master_bundle: Path | None = None,
     master_subject: str | None = None,
+    slice_block: Mapping[str, Any] | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
@@ -237,6 +245,7 @@ def make_plan(
         approval=context.approval.citation() if context.approval is not None else None,
         config=dict(context.config_citation),
         deviations=context.deviations,
+        slice=dict(slice_block) if slice_block is not None else None,
     )
 
 
@@ -256,16 +265,20 @@ def plan_in_playbook(
     allow_empty: bool = False,
     master_bundle: Path | None = None,
     master_subject: str | None = None,
+    play_vars: Mapping[str, Any] | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
 
     With a handed-over context the task's spec, change id and run id must be the ones
-    ``vqual`` validated; they are not loaded or validated again.
+    ``vqual`` validated; they are not loaded or validated again. ``play_vars`` (the play's
+    ``vqual_slice``, ``awx_job_id``, ``awx_workflow_job_id``) give the run's ``slice``
+    (:func:`~qualification.execution.slicing.slice_from_vars`).
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
     """
+    slice_block = slice_from_vars(play_vars or {})
     context = handed_over(environ)
     if context is None:
         context = load_run_context(
@@ -283,6 +296,7 @@ def plan_in_playbook(
         allow_empty=allow_empty,
         master_bundle=master_bundle,
         master_subject=master_subject,
+        slice_block=slice_block,
     )
 
 
