@@ -113,8 +113,18 @@ class RunStart(RecordKind):
             f"{data.get('mode', 'qualify')} of {spec.get('name')} {spec.get('version')} "
             f"(sha256 {str(spec.get('digest'))[:16]}), executed by {signer}"
         )
+        joins = data.get("joins")
+        if isinstance(joins, list) and joins:
+            verdicts = ", ".join(f"{j.get('run')} {j.get('verdict')}" for j in joins
+                                 if isinstance(j, dict))
+            detail = f"join of {len(joins)} slices ({verdicts}), executed by {signer}"
         if isinstance(approval, dict):
             detail += f"; protocol approved by {approval.get('name')} at {approval.get('time')}"
+        block = data.get("slice")
+        if isinstance(block, dict):
+            which = (f"slice {block.get('index')} of {block.get('count')}"
+                     if block.get("index") is not None else f"slice job {block.get('job')}")
+            detail += f"; {which} of parent {block.get('parent')}"
         return AuditLine(self.name, detail, who=str(record["initiator"]))
 
 
