@@ -179,3 +179,12 @@ def test_awx_slice_jobs_record_their_workflow_job_and_join(tmp_path: Path) -> No
     done = run_vqual("verify", str(change), state_dir=state)
     assert done.returncode == 0, done.stdout
     assert len([line for line in done.stdout.splitlines() if "not anchored" in line]) == 1
+
+
+def test_the_joins_report_names_each_slice_with_its_verdict(sliced: dict[str, Any]) -> None:
+    done = run_vqual("report", sliced["join"]["bundle"], state_dir=sliced["state"])
+    assert done.returncode == 0, done.stderr
+    page = Path(done.stdout.strip().splitlines()[-1]).read_text()
+    for index, (run, verdict) in enumerate(
+            zip(sliced["runs"], ("pass", "not-executed"), strict=True), start=1):
+        assert f"joined slice {index}: run {run.name}, verdict {verdict} (seal)" in page
