@@ -35,6 +35,7 @@ from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
+from qualification.selftest.slices import slice_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
@@ -62,6 +63,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
         *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
+        *slice_checks(scratch),  # ST-OQ-24 (VQ-47)
     ]
 
 
