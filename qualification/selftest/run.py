@@ -63,7 +63,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *platform_checks(),  # ST-IQ-06, ST-OQ-14 (VQ-24)
         *agreement_checks(scratch),  # ST-OQ-15 (VQ-31)
         *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
-        *slice_checks(scratch),  # ST-OQ-24 (VQ-47)
+        *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
     ]
 
 

@@ -1,4 +1,4 @@
-"""OQ self check of job slicing (VQ-47): two sealed slices of one parent and the join that
+"""OQ self check of job slicing (VQ-49): two sealed slices of one parent and the join that
 cites them verify as a change, the slices anchored by the join; a slice deleted after the
 join makes the change invalid, naming the join."""
 
@@ -61,7 +61,7 @@ def slice_checks(scratch: Callable[[], Scratch]) -> list[SelfCheck]:
             "two slices of one job and the join citing them verify as a change, the slices "
             "anchored by the join; a slice deleted after the join is refused naming the join",
             "OQ",
-            "VQ-47",
+            "VQ-49",
             "two sealed scratch runs with slice blocks of one parent and a join run citing "
             "their seals, verified as a change; then one slice deleted and verified again",
             {"op": "equals", "value": WANT},

@@ -1,4 +1,4 @@
-"""ST-OQ-24 (VQ-47): slices and their join verify as a change; the check fails when change
+"""ST-OQ-24 (VQ-49): slices and their join verify as a change; the check fails when change
 verification does not count a join's seals as cited."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from qualification.selftest.run import self_checks
 def test_st_oq_24_is_a_check_and_holds(tmp_path: Path) -> None:
     scratch = Scratch(tmp_path)
     (check,) = [c for c in self_checks(None, lambda: scratch) if c.test_id == "ST-OQ-24"]
-    assert check.requirement == "VQ-47"
+    assert check.requirement == "VQ-49"
     outcome = check.run()
     assert outcome.ok, outcome.observed
     assert outcome.observed == slices.WANT
