@@ -31,6 +31,7 @@ REQUIREMENTS = {
     "VQ-29": "a time-stamp token is accepted only for its digest, from a trusted TSA, with a "
     "time inside the window",
     "VQ-46": "the keys exported for inspectors verify the records with securesystemslib alone",
+    "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
 }
 
 
