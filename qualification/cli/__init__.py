@@ -24,6 +24,7 @@ from qualification.cli import (
     deviation,
     drift,
     export,
+    join,
     keys,
     log,
     patch,
@@ -56,7 +57,7 @@ for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
-    serve.serve, push.push, push.void, pull.pull, log.log,
+    serve.serve, push.push, push.void, pull.pull, log.log, join.join,
 ):
     main.add_command(_command)
 

@@ -39,6 +39,16 @@ def _check_playbook(name: str) -> None:
         raise BadInputError(f"--playbook {name}: no such playbook in the collection's playbooks/")
 
 
+def _slice(slice_of: str | None, parent: str | None, job: str | None) -> dict[str, object]:
+    """The ``slice`` block of ``--slice``, ``--slice-parent`` and ``--slice-job``."""
+    from qualification.execution.slicing import parse_slice_option, slice_block
+
+    if parent is None:
+        raise BadInputError("--slice and --slice-job need --slice-parent ID (what the slices share)")
+    index, count = parse_slice_option(slice_of) if slice_of is not None else (None, None)
+    return slice_block(index, count, job, parent)
+
+
 @click.command()
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory (file or directory).")
@@ -60,6 +70,13 @@ def _check_playbook(name: str) -> None:
 @click.option("--playbook", default="qualify.yml", show_default=True,
               help="Playbook of the collection's playbooks/ to run, e.g. kvm_cluster.yml "
               "(its host group; -s still names the spec).")
+@click.option("--slice", "slice_of", default=None, metavar="INDEX/COUNT",
+              help="This run is slice INDEX of COUNT of a sliced job (e.g. GitLab's "
+              "$CI_NODE_INDEX/$CI_NODE_TOTAL); needs --slice-parent.")
+@click.option("--slice-parent", default=None, metavar="ID",
+              help="The id the slices of one job share (e.g. $CI_PIPELINE_ID); `vqual join "
+              "--parent ID` joins them.")
+@click.option("--slice-job", default=None, metavar="ID", help="This slice's own job id.")
 @vault_options
 @trust_root_options
 @state_dir_option
@@ -68,13 +85,17 @@ def qualify(
     inventory: Path, spec: Path, change_id: str | None, key_file: Path | None,
     passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, limit: str | None,
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
-    allow_empty: bool, playbook: str, state_dir: Path | None, vault: VaultOptions,
+    allow_empty: bool, playbook: str, slice_of: str | None, slice_parent: str | None,
+    slice_job: str | None, state_dir: Path | None, vault: VaultOptions,
     trust_root: Path | None, legacy_trust: bool,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
 
     _check_playbook(playbook)
+    extravars: dict[str, object] = {"vqual_allow_empty": True} if allow_empty else {}
+    if slice_of is not None or slice_parent is not None or slice_job is not None:
+        extravars["vqual_slice"] = _slice(slice_of, slice_parent, slice_job)
     state = resolve_state_dir(state_dir)
     request = QualifyRequest(
         inventory=inventory, spec=spec, change_id=change_id,
@@ -84,7 +105,7 @@ def qualify(
         initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
         check_mode=check_mode, state_dir=state,
         progress=progress_printer(json_mode),
-        extravars={"vqual_allow_empty": True} if allow_empty else {},
+        extravars=extravars,
         playbook=playbook, vault=vault, trust_root=trust_root, legacy_trust=legacy_trust,
     )
     summary = run_qualify(request)

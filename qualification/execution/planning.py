@@ -19,6 +19,7 @@ from typing import Any
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
+from qualification.execution.slicing import slice_from_vars
 from qualification.review.deviations import DeviationState
 from qualification.review.pinned import choose_trust
 from qualification.spec.inventory import InventoryModel
@@ -58,6 +59,8 @@ class RunPlan:
         deviations: the change's deviations with their valid waivers (None: nothing judged).
         tsa: the trust store's TSA section (None: none; the seal gets no trusted time).
         traceability: the spec's requirements file as ``run.start`` records it, or None.
+        slice: the run's ``slice`` block when it qualifies one slice of a sliced job
+            (:mod:`qualification.execution.slicing`), else None.
     """
 
     mode: str
@@ -76,6 +79,7 @@ class RunPlan:
     trust_root: dict[str, Any] | None = field(default=None, hash=False)
     tsa: dict[str, Any] | None = field(default=None, hash=False)
     traceability: dict[str, Any] | None = field(default=None, hash=False)
+    slice: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -119,6 +123,7 @@ class RunPlan:
             "trust_root": self.trust_root,
             "planned": self.planned(),
             "traceability": self.traceability,
+            "slice": self.slice,
         }
 
     @classmethod
@@ -147,6 +152,7 @@ class RunPlan:
                 raise TypeError(f"{version!r} is not an integer")
             deviations = data["deviations"]
             approval = data["approval"]
+            sliced = data.get("slice")
             return cls(
                 mode=plain_text(data["mode"]),
                 change_id=plain_text(data["change_id"]),
@@ -177,6 +183,7 @@ class RunPlan:
                     if data.get("traceability") is not None
                     else None
                 ),
+                slice=plain_mapping(sliced) if sliced is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
@@ -193,6 +200,7 @@ def make_plan(
     allow_empty: bool = False,
     master_bundle: Path | None = None,
     master_subject: str | None = None,
+    slice_block: Mapping[str, Any] | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
@@ -260,6 +268,7 @@ def make_plan(
         deviations=context.deviations,
         trust_root=context.trust_root,
         traceability=spec.traceability_record(),
+        slice=dict(slice_block) if slice_block is not None else None,
     )
 
 
@@ -279,16 +288,20 @@ def plan_in_playbook(
     allow_empty: bool = False,
     master_bundle: Path | None = None,
     master_subject: str | None = None,
+    play_vars: Mapping[str, Any] | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
 
     With a handed-over context the task's spec, change id and run id must be the ones
-    ``vqual`` validated; they are not loaded or validated again.
+    ``vqual`` validated; they are not loaded or validated again. ``play_vars`` (the play's
+    ``vqual_slice``, ``awx_job_id``, ``awx_workflow_job_id``) give the run's ``slice``
+    (:func:`~qualification.execution.slicing.slice_from_vars`).
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
     """
+    slice_block = slice_from_vars(play_vars or {})
     context = handed_over(environ)
     if context is None:
         # A playbook run (ansible-playbook, AAP) judges trust as `vqual qualify` does: through
@@ -311,6 +324,7 @@ def plan_in_playbook(
         allow_empty=allow_empty,
         master_bundle=master_bundle,
         master_subject=master_subject,
+        slice_block=slice_block,
     )
 
 

@@ -180,6 +180,8 @@ class RunRecorder:
         if plan.plan.clone:
             # a clone run cites its master: bundle, seal and fingerprint digest
             start["clone"] = dict(plan.plan.clone)
+        if plan.slice is not None:
+            start["slice"] = dict(plan.slice)  # one slice of a sliced job (docs/aap.md)
         writer.append(RUN_START, start)
         writer.add_file("spec.yaml", spec_bytes)
         for name, content in data_files:

@@ -170,6 +170,21 @@ def _provenance(start: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"change file {change.get('path') or ''}".strip(), _digest(change)))
         rows.append((f"rolling-patch plan of cluster {patch.get('cluster')}",
                      _digest(_part(patch, "plan").get("digest"))))
+    return rows + _slices(start)
+
+
+def _slices(start: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A slice's place in its sliced job, and the slices a join cites with their verdicts
+    (docs/aap.md, "Job slicing")."""
+    block = _part(start, "slice")
+    rows = [(f"slice of parent {block.get('parent')}",
+             f"{block.get('index')} of {block.get('count')}, job {block.get('job')}")] if block else []
+    joins = start.get("joins")
+    for j in joins if isinstance(joins, list) else ():
+        if isinstance(j, Mapping):
+            label = (f"joined slice {_part(j, 'slice').get('index')}: run {j.get('run')}, "
+                     f"verdict {j.get('verdict')} (seal)")
+            rows.append((label, _digest(j.get("seal"))))
     return rows
 
 

@@ -42,6 +42,7 @@ REQUIREMENTS = {
     "outcome, message and time; its urs markers trace it to URS ids",
     "VQ-56": "a target is qualified at the level of the most critical application it or its "
     "cluster carries, and that level selects its tests",
+    "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
 }
 
 

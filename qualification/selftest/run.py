@@ -37,6 +37,7 @@ from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.risk import risk_checks
 from qualification.selftest.testinfra import testinfra_checks
+from qualification.selftest.slices import slice_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks
@@ -70,6 +71,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *inspector_checks(scratch),  # ST-OQ-21 (VQ-46)
         *testinfra_checks(),  # ST-OQ-20 (VQ-47)
         *risk_checks(),  # ST-OQ-23 (VQ-56)
+        *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
     ]
 
 

@@ -120,6 +120,37 @@ def test_a_sliced_job_is_refused_before_the_patch(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "packages.json").read_text()) == {"h1": {"agent": "1.0"}}
 
 
+def test_a_job_given_a_slice_is_refused_before_the_patch(tmp_path: Path) -> None:
+    # vqual_slice: what `vqual qualify --slice` hands its playbook; a patch takes none.
+    inventory, extra, env, _state = _job(
+        tmp_path, vqual_slice={"index": 1, "count": 2, "job": "7", "parent": "81"})
+    result, events = _run(tmp_path, inventory, extra, env)
+    assert result.status == "failed"
+    failed = [e["event_data"] for e in events if e.get("event") == "runner_on_failed"]
+    assert [f["task_action"] for f in failed] == ["ansible.builtin.assert"]
+    assert json.loads((tmp_path / "packages.json").read_text()) == {"h1": {"agent": "1.0"}}
+
+
+def test_the_patch_action_refuses_a_slice_on_its_own(tmp_path: Path) -> None:
+    # The action in a site's own playbook, without the assert before it.
+    inventory, extra, env, _state = _job(
+        tmp_path, vqual_slice={"index": 1, "count": 2, "job": "7", "parent": "81"})
+    play = tmp_path / "own.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "localhost", "connection": "local",
+                                     "gather_facts": False, "tasks": [{
+                                         "vqual.qualification.rolling_patch": {
+                                             "change": "{{ vqual_change_file }}"}}]}]))
+    (tmp_path / "job").mkdir()
+    result = ansible_runner.run(private_data_dir=str(tmp_path / "job"), playbook=str(play),
+                                inventory=str(inventory), extravars=extra, envvars=env,
+                                quiet=True)
+    assert result.status == "failed"
+    failed = [e["event_data"]["res"] for e in result.events if e.get("event") == "runner_on_failed"]
+    assert [(f["vqual_exit_code"], f["msg"]) for f in failed] == [
+        (2, "a rolling patch runs as one job: it takes no vqual_slice")]
+    assert json.loads((tmp_path / "packages.json").read_text()) == {"h1": {"agent": "1.0"}}
+
+
 def test_a_sealed_run_that_did_not_pass_fails_the_task_by_default(tmp_path: Path) -> None:
     inventory, extra, env, _state = _job(tmp_path)
     result, events = _run(tmp_path, inventory, extra, env)

@@ -1,6 +1,7 @@
 """``run.start``: the run's first record, what it planned and the inputs it was judged with."""
 
 # No postponed annotations here: TypedDict reads NotRequired[...] from evaluated ones.
+import re
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
@@ -10,8 +11,9 @@ from qualification.evidence.kinds.base import AuditLine, ChainView, RecordKind
 class RunStartData(TypedDict):
     """docs/formats.md, ``run.start``. ``requirements``, ``traceability`` (a spec with a
     requirements file), ``clone`` (clone runs), ``patch`` (rolling patch runs), ``golden``
-    (selftest runs) and ``trust_root`` (runs judged through a pinned trust root) appear only in
-    the runs that have them; ``config`` is absent in runs written before it existed. Built by
+    (selftest runs), ``trust_root`` (runs judged through a pinned trust root), ``slice`` (a
+    slice of a sliced job) and ``joins`` (a join run) appear only in the runs that have them;
+    ``config`` is absent in runs written before it existed. Built by
     ``qualification.execution.run_start.run_start_data`` for every kind of run."""
 
     mode: str
@@ -36,6 +38,52 @@ class RunStartData(TypedDict):
     clone: NotRequired[dict[str, Any]]
     patch: NotRequired[dict[str, Any]]
     golden: NotRequired[str | None]
+    slice: NotRequired[dict[str, Any]]
+    joins: NotRequired[list[dict[str, Any]]]
+
+
+#: A slice parent or job id: what AWX's job ids, GitLab's pipeline ids and change tickets are.
+PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def slice_problem(value: Any) -> str | None:
+    """Why ``value`` is not a ``slice`` block {index, count, job, parent}, or None.
+
+    ``index`` and ``count`` are both integers (1 <= index <= count) or both null (AWX and
+    AAP give a slice job neither, docs/aap.md); ``job`` is a plain id or null; ``parent`` a
+    plain id."""
+    if not isinstance(value, Mapping) or set(value) != {"index", "count", "job", "parent"}:
+        return "slice must be {index, count, job, parent}"
+    index, count, job, parent = (value[k] for k in ("index", "count", "job", "parent"))
+    if not isinstance(parent, str) or not PLAIN_ID.fullmatch(parent):
+        return f"slice parent {parent!r} is not a plain id (letters, digits, . _ : -)"
+    if job is not None and (not isinstance(job, str) or not PLAIN_ID.fullmatch(job)):
+        return f"slice job {job!r} is not a plain id (letters, digits, . _ : -)"
+    if index is None and count is None:
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (index, count)):
+        return f"slice index {index!r} and count {count!r} must both be integers, or both null"
+    if not 1 <= index <= count:
+        return f"slice index {index} is not in 1..{count} (count {count})"
+    return None
+
+
+def slice_problems(data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the ``slice`` and ``joins`` blocks of a ``run.start`` payload."""
+    problems = []
+    if "slice" in data and (why := slice_problem(data["slice"])):
+        problems.append(f"run.start {why}")
+    joins = data.get("joins")
+    if "joins" in data and not (
+        isinstance(joins, list)
+        and all(
+            isinstance(j, Mapping) and isinstance(j.get("run"), str)
+            and isinstance(j.get("seal"), str) and slice_problem(j.get("slice")) is None
+            for j in joins
+        )
+    ):
+        problems.append("run.start joins must be a list of {run, seal, slice, verdict}")
+    return problems
 
 
 class RunStart(RecordKind):
@@ -60,6 +108,8 @@ class RunStart(RecordKind):
             {"test_id": t.get("test_id"), "target": t.get("target"), "protocol": t.get("protocol")}
             for t in planned
         ]
+        for problem in slice_problems(record["data"]):
+            chain.problem(where, problem)
 
     def audit_line(self, record: Mapping[str, Any], signer: str) -> AuditLine:
         data = record["data"]
@@ -69,8 +119,18 @@ class RunStart(RecordKind):
             f"{data.get('mode', 'qualify')} of {spec.get('name')} {spec.get('version')} "
             f"(sha256 {str(spec.get('digest'))[:16]}), executed by {signer}"
         )
+        joins = data.get("joins")
+        if isinstance(joins, list) and joins:
+            verdicts = ", ".join(f"{j.get('run')} {j.get('verdict')}" for j in joins
+                                 if isinstance(j, dict))
+            detail = f"join of {len(joins)} slices ({verdicts}), executed by {signer}"
         if isinstance(approval, dict):
             detail += f"; protocol approved by {approval.get('name')} at {approval.get('time')}"
+        block = data.get("slice")
+        if isinstance(block, dict):
+            which = (f"slice {block.get('index')} of {block.get('count')}"
+                     if block.get("index") is not None else f"slice job {block.get('job')}")
+            detail += f"; {which} of parent {block.get('parent')}"
         return AuditLine(self.name, detail, who=str(record["initiator"]))
 
 

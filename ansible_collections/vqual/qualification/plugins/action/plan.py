@@ -71,6 +71,13 @@ class ActionModule(ActionBase):
         shipped = find_shipped(Path(spec), root=Path(__file__).resolve().parents[2])
         return str(shipped.resolve()) if shipped.is_file() else os.path.abspath(spec)
 
+    def _slice_vars(self, task_vars):
+        # What names the run's slice of a sliced job: vqual_slice, else AWX's job and
+        # workflow job ids (AWX gives a slice no number or count; docs/aap.md).
+        names = ("vqual_slice", "awx_job_id", "awx_workflow_job_id")
+        return {name: plain(self._templar.template(task_vars[name]))
+                for name in names if name in task_vars}
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
@@ -105,6 +112,7 @@ class ActionModule(ActionBase):
                 allow_empty=bool(args.get("allow_empty", False)),
                 master_bundle=Path(args["master_bundle"]) if args.get("master_bundle") else None,
                 master_subject=args.get("master_subject") or None,
+                play_vars=self._slice_vars(task_vars),
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)

@@ -53,6 +53,11 @@ class ActionModule(ActionBase):
         if self._play_context.check_mode:
             result.update(skipped=True, msg="a rolling patch changes hosts: not run in check mode")
             return result
+        if task_vars.get("vqual_slice"):
+            # One orchestrator plans and holds the whole cluster; a slice would see a part.
+            result.update(failed=True, vqual_exit_code=2,
+                          msg="a rolling patch runs as one job: it takes no vqual_slice")
+            return result
         args = self._task.args
         sources = task_vars.get("ansible_inventory_sources") or [None]
         passphrase_file = args.get("key_passphrase_file") or os.environ.get("VQUAL_KEY_PASSPHRASE_FILE")

@@ -1,0 +1,203 @@
+"""``vqual join``: the run that cites every slice of a sliced job (docs/aap.md, "Job slicing").
+
+A job sliced K ways writes K bundles of one change that share a ``slice`` parent
+(:mod:`qualification.execution.slicing`). The join verifies the change, finds the sealed runs
+of that parent, refuses when one is missing or not sealed, and writes a sealed run of mode
+``join`` whose ``run.start`` carries ``joins: [{run, seal, slice, verdict}]``. It plans and
+runs no test, so its own ``run.end`` counts nothing and its verdict is ``pass`` (the worst of
+no result, as for every run; ``vqual verify`` recounts it so); what the sliced job found is
+the worst of the siblings' verdicts, which the join records per sibling and its summary and
+exit code give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qualification.config import config_citation
+from qualification.errors import (
+    BadInputError,
+    EvidenceIncompleteError,
+    EvidenceInvalidError,
+    exit_code_for_verdict,
+)
+from qualification.evidence.bundle import RECORDS, BundleWriter, latest_seal, record_payload
+from qualification.evidence.change import is_change_dir, verify_change
+from qualification.evidence.kinds import RUN_START
+from qualification.evidence.result import INCOMPLETE, INVALID, VerificationResult
+from qualification.execution.qualify import _check_executor_key
+from qualification.execution.recorder import open_signer_with, records_as_dicts
+from qualification.execution.run_start import run_start_data
+from qualification.execution.slicing import slice_block
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
+from qualification.review.pinned import choose_trust
+from qualification.spec.change import validate_run_id
+from qualification.state import trust_digest
+from qualification.timeutil import new_run_id, utc_now
+from qualification.verdict import Verdict, overall, zero_counts
+
+__all__ = ["JoinRequest", "JoinSummary", "run_join"]
+
+SCHEMA = "vqual.join/v1"
+
+
+@dataclass
+class JoinRequest:
+    change_dir: Path
+    parent: str
+    key_file: Path
+    passphrase_reader: Callable[[], bytes]
+    state_dir: Path
+    initiator: str
+    expect: int | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class JoinSummary:
+    change_id: str
+    run_id: str
+    bundle: Path
+    seal: str
+    parent: str
+    joins: list[dict[str, Any]]
+    #: the sliced job's verdict: the worst of the siblings'
+    verdict: str
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for_verdict(self.verdict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "change_id": self.change_id, "run_id": self.run_id,
+            "bundle": str(self.bundle), "seal": self.seal, "parent": self.parent,
+            "joins": self.joins, "verdict": self.verdict, "exit_code": self.exit_code,
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            (f"vqual: {self.change_id} join {self.run_id} of slice parent {self.parent}: "
+             f"{len(self.joins)} slices, {self.verdict.upper()} (the worst of theirs)"),
+            f"  evidence: {self.bundle}",
+            f"  seal:     {self.seal}",
+        ]
+        for j in self.joins:
+            s = j["slice"]
+            which = f"{s['index']}/{s['count']}" if s["index"] is not None else f"job {s['job']}"
+            lines.append(f"  slice {which}: run {j['run']} {j['verdict']} (seal {j['seal'][:16]})")
+        return "\n".join(lines)
+
+
+def _start_data(run: VerificationResult) -> dict[str, Any]:
+    with open(run.path / RECORDS, "rb") as fh:
+        rec = record_payload(fh.readline().rstrip(b"\n"))
+    data = rec.get("data") if rec.get("kind") == RUN_START else None
+    return data if isinstance(data, dict) else {}
+
+
+def _siblings(runs: Sequence[VerificationResult], parent: str) -> list[dict[str, Any]]:
+    """``joins`` entries of the sealed runs of ``parent``, in slice order.
+
+    Raises:
+        EvidenceIncompleteError: a run of ``parent`` is not sealed.
+    """
+    found: list[dict[str, Any]] = []
+    for run in runs:
+        block = _start_data(run).get("slice")
+        if not isinstance(block, dict) or block.get("parent") != parent:
+            continue
+        if run.status == INCOMPLETE or not run.seal_digest:
+            raise EvidenceIncompleteError(
+                f"run {run.path.name} (slice parent {parent}) is not sealed: it did not finish"
+            )
+        entry: dict[str, Any] = {"run": run.path.name, "seal": run.seal_digest,
+                                 "slice": dict(block), "verdict": run.verdict}
+        found.append(entry)
+    found.sort(key=lambda j: (j["slice"]["index"] or 0, j["run"]))
+    return found
+
+
+def _check_complete(joins: Sequence[Mapping[str, Any]], parent: str, expect: int | None) -> None:
+    """Refuse a join with a slice missing: fewer than the slices' count, or than ``expect``.
+
+    Raises:
+        EvidenceIncompleteError: naming the missing slice indexes, or how many are missing.
+    """
+    if not joins:
+        raise EvidenceIncompleteError(f"no sealed run of slice parent {parent} here")
+    counts = {j["slice"]["count"] for j in joins} - {None}
+    count = counts.pop() if len(counts) == 1 else None
+    if expect is not None and count is not None and expect != count:
+        raise BadInputError(f"--expect {expect}: the slices of {parent} say they are {count}")
+    want = expect if expect is not None else count
+    if want is None:
+        return
+    have = {j["slice"]["index"] for j in joins} - {None}
+    missing = sorted(set(range(1, want + 1)) - have) if have else []
+    if missing:
+        raise EvidenceIncompleteError(
+            f"slice parent {parent}: slice {', '.join(map(str, missing))} of {want} has no "
+            "sealed run here"
+        )
+    if len(joins) < want:
+        raise EvidenceIncompleteError(
+            f"slice parent {parent}: {len(joins)} of {want} slices have a sealed run here"
+        )
+
+
+def run_join(request: JoinRequest) -> JoinSummary:
+    """Verify the change, check every slice of ``request.parent`` is sealed, write the join.
+
+    Raises:
+        BadInputError: a bad parent, ``--expect`` or path; nothing written.
+        EvidenceInvalidError: the change does not verify.
+        EvidenceIncompleteError: a slice is missing or did not finish.
+    """
+    parent = str(slice_block(None, None, None, request.parent)["parent"])
+    if request.expect is not None and request.expect < 1:
+        raise BadInputError(f"--expect {request.expect}: give the number of slices, at least 1")
+    change_dir = Path(request.change_dir)
+    if not is_change_dir(change_dir):
+        raise BadInputError(f"{change_dir} is not a change directory (evidence/<change id>)")
+    run_id = validate_run_id(request.run_id) if request.run_id else new_run_id(utc_now())
+    # Judged as `vqual qualify` judges: through the pinned root ($VQUAL_TRUST_ROOT, the system
+    # pin), or legacy trust asked for ($VQUAL_LEGACY_TRUST=1).
+    choice = choose_trust(request.state_dir)
+    trust, version = choice.store, choice.version
+    signer, _ = open_signer_with(request.key_file, request.passphrase_reader)
+    _check_executor_key(trust, signer.keyid)
+    checked = verify_change(change_dir, trust)
+    if checked.status == INVALID:
+        raise EvidenceInvalidError(
+            f"the change does not verify: {checked.problems[0]}", where=str(change_dir)
+        )
+    joins = _siblings(checked.runs, parent)
+    _check_complete(joins, parent, request.expect)
+    root, change_id = change_dir.parent, change_dir.name
+    start = run_start_data(
+        mode="join", spec=None, data_files=[], inventory_digest=None,
+        trust={"digest": trust_digest(request.state_dir), "version": version},
+        targets=[], planned=[], prev_run_seal=latest_seal(root, change_id), approval=None,
+        config=config_citation(request.state_dir),
+    )
+    start["joins"] = joins
+    if (root_cited := choice.citation()) is not None:
+        start["trust_root"] = root_cited
+    writer = BundleWriter.create(root, change_id, run_id, signer, request.initiator)
+    writer.append(RUN_START, start)
+    writer.sync()
+    records = records_as_dicts(writer.path)  # format v2 seals the renderings of every run
+    writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
+    writer.add_file("report.html", render_report(records).encode("utf-8"))
+    # Nothing planned, nothing run: the join's own counts are empty and its verdict is the
+    # worst of no result (pass), as verify recounts it.
+    seal = writer.seal(zero_counts(), planned=0, executed=0, verdict=Verdict.PASS.value)
+    return JoinSummary(
+        change_id=change_id, run_id=run_id, bundle=writer.path, seal=seal, parent=parent,
+        joins=joins, verdict=overall({str(j["verdict"]): 1 for j in joins}).value,
+    )
