@@ -148,11 +148,13 @@ def test_awx_slice_jobs_record_their_workflow_job_and_join(tmp_path: Path) -> No
     from qualification.execution.keys import create_trusted_key
     from tests.conftest import VENV_BIN
     from tests.integration.test_aap import PASSPHRASE, PLAYBOOK, _job
+    from tests.trustroot_testlib import pin_state
 
     state = tmp_path / "state"
     create_trusted_key(state / "executor.pem", state, name="AAP executor",
                        identity="aap@example.org", roles=["executor"],
                        passphrase=PASSPHRASE.encode(), throwaway=True, valid_days=1)
+    pin_state(state)  # the jobs judge trust through the pinned root
     change = tmp_path / "evidence" / "CHG0000042"
     change.mkdir(parents=True)
     for job in (12, 13):

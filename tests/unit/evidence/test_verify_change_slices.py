@@ -21,7 +21,15 @@ from qualification.evidence.verify import verify_bundle
 from qualification.execution.join import JoinRequest, run_join
 from qualification.signing import TrustStore
 from qualification.signing.keys import Ed25519Signer
-from tests.unit.evidence.evidence_testlib import CHANGE, SINCE, Keys, make_keys, run_start_data
+from tests.trustroot_testlib import pin_state
+from tests.unit.evidence.evidence_testlib import (
+    CHANGE,
+    SINCE,
+    Keys,
+    add_renderings,
+    make_keys,
+    run_start_data,
+)
 from tests.unit.evidence.tamper_testlib import rewrite
 from tests.unit.evidence.test_verify_agreement import real_run
 
@@ -45,6 +53,7 @@ def keys(tmp_path: Path) -> tuple[Keys, Path]:
     keys.trust.add_key(public_key_pem=Ed25519Signer(private).public_pem(), name="Join Service",
                        identity="svc-join@example.com", roles=["executor"], valid_from=SINCE)
     keys.trust.save()
+    pin_state(tmp_path)  # the join judges trust through the pinned root
     keys.trust = TrustStore.load(tmp_path / "trust.yaml")
     return keys, key_file
 
@@ -57,6 +66,7 @@ def sliced_run(evidence: Path, keys: Keys, run_id: str, block: dict[str, Any] | 
     if block is not None:
         start["slice"] = block
     w.append("run.start", start)
+    add_renderings(w)
     w.seal({}, 0, 0, "pass")
     return w.path
 
@@ -152,6 +162,7 @@ def test_a_join_that_omits_a_sibling_is_invalid_naming_it(
     start = {**run_start_data(latest_seal(change.parent, CHANGE)), "planned": [],
              "mode": "join", "joins": summary.joins[:2]}
     w.append("run.start", start)
+    add_renderings(w)
     w.seal({}, 0, 0, "pass")
     res = verify_change(change, keys[0].trust, workers=1)
     assert res.status == "invalid"
