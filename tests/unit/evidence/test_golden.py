@@ -95,3 +95,34 @@ def test_golden_v1_keeps_its_placeholders_and_v2_refuses_them(tmp_path: Path) ->
     res = verify_bundle(w.path, trust, workers=1)
     assert "report.html: content does not match its manifest digest" in res.problems
     assert "report.html: is empty; format v2 seals it with every test" in res.problems
+
+
+@pytest.mark.parametrize(
+    "version", [v for v in VERSIONS if (v / "trust-root.yaml").is_file()], ids=lambda p: p.name
+)
+def test_golden_bundle_verifies_through_its_pinned_root(version: Path) -> None:
+    """From format v2 on the fixture carries its trust history and the pin of the root that
+    signed it: the bundle verifies judged by the trust version in force, and a pin of any
+    other root refuses the store."""
+    from qualification.review.trust_history import rooted_store
+    from qualification.signing.trust_root import TrustRoot, parse_pin
+
+    expected = json.loads((version / "expected.json").read_text())
+    pin = version / "trust-root.yaml"
+    root = TrustRoot(parse_pin(pin.read_bytes(), str(pin)), f"--trust-root {pin}", pin)
+    timeline = rooted_store(version, root)
+    assert (timeline.root_keyid, timeline.version) == (
+        expected["trust_root"]["keyid"], expected["trust_root"]["version"])
+    res = verify_bundle(version / expected["bundle"], timeline, workers=1)
+    assert res.status == "valid", res.problems
+    assert res.seal_digest == expected["seal_digest"]
+    from qualification.errors import TrustError
+    from qualification.signing import Ed25519Signer
+    from qualification.signing.trust_root import new_root
+
+    other = Ed25519Signer.generate()
+    stranger = TrustRoot((new_root(other.public_pem(), "Other root", datetime(2026, 1, 1,
+                                                                            tzinfo=UTC)),),
+                         "test", pin)
+    with pytest.raises(TrustError, match="not a pinned trust root"):
+        rooted_store(version, stranger)
