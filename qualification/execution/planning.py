@@ -229,19 +229,7 @@ def make_plan(
             subject=master_subject or source.subject,
         )
     if mode == "clone":
-        # A clone run qualifies clones by difference: a host that is not a clone would run
-        # the full set instead, and without a master there is nothing to differ from.
-        others = [n for n in selected if "clone" not in inventory.host(n).kinds]
-        if others:
-            raise BadInputError(
-                f"a clone run qualifies clones only: {', '.join(others)} "
-                "has no kind clone in vqual_target_kinds"
-            )
-        if master is None:
-            raise BadInputError(
-                "a clone run needs the master bundle (vqual clone --master-bundle, or "
-                "clone.master.bundle in the spec)"
-            )
+        _check_clone_run(inventory, selected, master)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
                       capture=mode == "capture")
     if not plan.planned() and not allow_empty:
@@ -270,6 +258,22 @@ def make_plan(
         traceability=spec.traceability_record(),
         slice=dict(slice_block) if slice_block is not None else None,
     )
+
+
+def _check_clone_run(inventory: InventoryModel, selected: Sequence[str], master: Any) -> None:
+    """A clone run qualifies clones by difference: a host that is not a clone would run the
+    full set instead, and without a master there is nothing to differ from."""
+    others = [n for n in selected if "clone" not in inventory.host(n).kinds]
+    if others:
+        raise BadInputError(
+            f"a clone run qualifies clones only: {', '.join(others)} "
+            "has no kind clone in vqual_target_kinds"
+        )
+    if master is None:
+        raise BadInputError(
+            "a clone run needs the master bundle (vqual clone --master-bundle, or "
+            "clone.master.bundle in the spec)"
+        )
 
 
 def plan_in_playbook(
