@@ -1,6 +1,7 @@
 """The mutation sweep (tests/unit/evidence/test_mutations.py, VQ-45) timed: every registered
 mutation class, ``--instances`` seeded instances each, applied to a copy of the honest
-three-run change and judged by ``verify_change`` in this process.
+three-run change (the trust-root and trusted-time classes: of the trusted change, with a TSA
+started for the bench on port 0) and judged by ``verify_change`` in this process.
 
 Prints, per class, instances tried and detected and the time per instance; then the sweep's
 rate in instances per second, and how much of it is verifying (the rest is copying the change
@@ -22,6 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from vqual_lab.tsa import running_tsa
+
+from qualification.signing.trusted_tsa import TsaEntry
+from tests.unit.evidence.evidence_testlib import SINCE
 from tests.unit.evidence.mutation_classes import REGISTRY
 from tests.unit.evidence.mutation_testlib import Base, copy_case, judge, missed
 
@@ -30,16 +35,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--instances", type=int, default=20)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, running_tsa(
+        Path(tmp) / "tsa", address="127.0.0.89", port=0
+    ) as tsa:
         root = Path(tmp)
         t0 = time.perf_counter()
-        base = Base.build(root / "base")
-        print(f"honest change built in {time.perf_counter() - t0:.2f} s")
+        bases = {"plain": Base.build(root / "base")}
+        t1 = time.perf_counter()
+        entry = TsaEntry("site TSA", tsa.url, tsa.ca_file.read_text(), SINCE)
+        bases["trusted"] = Base.build_trusted(root / "trusted", entry)
+        print(f"honest change built in {t1 - t0:.2f} s, "
+              f"the trusted one in {time.perf_counter() - t1:.2f} s")
         total, verifying, undetected = 0.0, 0.0, 0
         for name in sorted(REGISTRY):
             cls, found, start = REGISTRY[name], 0, time.perf_counter()
             for n in range(args.instances):
-                case = copy_case(base, root / f"{name}-{n}")
+                case = copy_case(bases[cls.base], root / f"{name}-{n}")
                 expect = cls.apply(case, random.Random(f"{name}/{n}"))
                 v0 = time.perf_counter()
                 gaps = missed(judge(case), expect)

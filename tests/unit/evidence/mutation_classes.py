@@ -7,15 +7,19 @@ mutates the copy of the honest change in ``case`` (:mod:`mutation_testlib`) and 
 fragments verify's problems must contain: detected means the change is invalid *and* the
 mutated run, record, test or file is named, not only that something is wrong.
 
-Adding a class (the trust-root and trusted-time work adds "a backdated trust version", "a key
-added after the record's time", "a swapped token", "a dropped timestamp"): write a function
-``(case, rng) -> tuple[str, ...]`` that changes ``case.change`` (use ``rng`` for every choice,
-so an instance is reproduced by its seed) and decorate it with ``@mutation("name", "the
-attack in one line")``. If it needs material the honest change lacks (a signed trust history,
-timestamp records), add that to :func:`mutation_testlib.honest_run` / ``Base.build`` so every
-class sees it, and if verify needs more than ``case.keys.trust`` (a pinned root), extend
-:func:`mutation_testlib.judge`. ``tests/unit/evidence/test_mutations.py`` picks up every
-registered class: the seeded subset in the default run, the full sweep under ``slow``.
+The classes here act on the plain honest change (``Base.build``); those of the trust root and
+trusted time (a backdated trust version, a key added after the record's time, a dropped or
+swapped ``timestamp`` record) are in :mod:`mutation_classes_trust` and act on the trusted
+change (``Base.build_trusted``: a TSA, a two-version trust history). Every case is judged as
+``vqual verify`` judges (:func:`mutation_testlib.judge`: the pinned root, the case's own copy
+of the trust history).
+
+Adding a class: write a function ``(case, rng) -> tuple[str, ...]`` that changes
+``case.change`` (or ``case.state``'s trust store and history; use ``rng`` for every choice, so
+an instance is reproduced by its seed) and decorate it with ``@mutation("name", "the attack
+in one line")``, adding ``base="trusted"`` if it needs the trusted change.
+``tests/unit/evidence/test_mutations.py`` picks up every registered class: the seeded subset
+in the default run, the full sweep under ``slow``.
 """
 
 from __future__ import annotations
@@ -70,15 +74,16 @@ class MutationClass:
     name: str
     attack: str
     apply: Apply
+    base: str = "plain"  # or "trusted": Base.build_trusted
 
 
 REGISTRY: dict[str, MutationClass] = {}
 
 
-def mutation(name: str, attack: str) -> Callable[[Apply], Apply]:
+def mutation(name: str, attack: str, *, base: str = "plain") -> Callable[[Apply], Apply]:
     def register(fn: Apply) -> Apply:
         assert name not in REGISTRY, f"mutation class {name} registered twice"
-        REGISTRY[name] = MutationClass(name, attack, fn)
+        REGISTRY[name] = MutationClass(name, attack, fn, base)
         return fn
 
     return register
@@ -753,3 +758,8 @@ def _run_replaced(case: Case, rng: random.Random) -> tuple[str, ...]:
     shutil.copytree(case.base.spare / RUNS[i], case.run(i))
     # The stand-in cites a seal of the other change, or started after the runs it precedes.
     return (f"run {RUNS[i + 1]}: cites prev_run_seal", f"run {RUNS[i]}: ")
+
+
+# The trust-root and trusted-time classes register themselves here too, so REGISTRY is whole
+# wherever it is imported.
+from tests.unit.evidence import mutation_classes_trust  # noqa: F401

@@ -5,7 +5,15 @@ Built once per session with the real writer (:class:`BundleWriter`), the real re
 citing the seal of the one before, each with a ``fingerprint``, a ``deviation.waiver``, fifteen
 planned results (some failed, one waived), a ``host.skipped`` and reviewers' ``signature``
 records after the seal of the first two (the latest run is left unsigned, as a run awaiting
-review is).
+review is). Its trust store is signed by the pinned test root (tests/trustroot_testlib.py).
+
+:meth:`Base.build_trusted` builds the same change with trusted time (format v2 as written with
+a TSA): the store names a TSA (tokens after every ``run.end`` and ``signature``, and beside
+each trust-store version), version 1 is signed by the test root before the runs, version 2
+after them, adding a second executor key (:attr:`Base.later`) that held no trust at the
+runs' time. Each :class:`Case` carries its own copy of the state's trust store and history,
+and :func:`judge` judges with it as ``vqual verify`` does: through the pinned root
+(:func:`choose_trust`), each record by the trust-store version in force at its time.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 import yaml
 
 from qualification.checks.fingerprint_model import fingerprint_record, make_fingerprint
+from qualification.errors import TrustError
 from qualification.evidence.bundle import MANIFEST, BundleWriter, append_signature, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.change import ChangeResult, verify_change
@@ -32,10 +41,17 @@ from qualification.execution.recorder import records_as_dicts
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 from qualification.review.deviations import approve_deviation
+from qualification.review.pinned import choose_trust
+from qualification.review.trust_history import HISTORY_DIR
+from qualification.signing import TrustStore
 from qualification.signing.keys import Ed25519Signer
+from qualification.signing.trusted_tsa import TsaEntry
+from qualification.state import trust_path
 from qualification.verdict import overall, zero_counts
+from tests.trustroot_testlib import PIN, pin_state
 from tests.unit.evidence.evidence_testlib import (
     CHANGE,
+    SINCE,
     Keys,
     check_result,
     make_keys,
@@ -76,9 +92,13 @@ def _fingerprint(target: str) -> dict[str, Any]:
     return fingerprint_record(fp)
 
 
-def honest_run(evidence: Path, keys: Keys, run_id: str, waiver: dict[str, Any]) -> Path:
-    """One sealed run as ``vqual qualify`` writes it, citing the change's latest seal."""
+def honest_run(
+    evidence: Path, keys: Keys, run_id: str, waiver: dict[str, Any], tsa: TsaEntry | None = None
+) -> Path:
+    """One sealed run as ``vqual qualify`` writes it, citing the change's latest seal; its
+    seal time-stamped by ``tsa`` when given."""
     w = BundleWriter.create(evidence, CHANGE, run_id, keys.executor, "jane.doe")
+    w.tsa = tsa
     w.append("run.start", run_start_data(latest_seal(evidence, CHANGE)))
     w.append("fingerprint", _fingerprint("kvm01.lab"))
     w.append("deviation.waiver", waiver)
@@ -98,23 +118,26 @@ def honest_run(evidence: Path, keys: Keys, run_id: str, waiver: dict[str, Any]) 
     return w.path
 
 
-def honest_change(root: Path, keys: Keys) -> Path:
-    """Three sealed runs of CHANGE under ``root/evidence``; the first two reviewed."""
+def honest_change(root: Path, keys: Keys, tsa: TsaEntry | None = None) -> Path:
+    """Three sealed runs of CHANGE under ``root/evidence``; the first two reviewed; seals and
+    signatures time-stamped by ``tsa`` when given."""
     _deviation_file(root)
     waiver = approve_deviation(root, CHANGE, DEVIATION, keys.approver, keys.trust).record()
     evidence = root / "evidence"
     for run_id in RUNS:
-        honest_run(evidence, keys, run_id, waiver)
+        honest_run(evidence, keys, run_id, waiver, tsa)
     for run_id in RUNS[:2]:
         append_signature(
             evidence / CHANGE / run_id,
             keys.reviewer,
             {"meaning": "reviewed", "name": "Rita Reviewer", "roles": ["reviewer"]},
+            tsa=tsa,
         )
     append_signature(
         evidence / CHANGE / RUNS[0],
         keys.approver,
         {"meaning": "approved", "name": "Anna Approver", "roles": ["approver"]},
+        tsa=tsa,
     )
     return evidence / CHANGE
 
@@ -122,12 +145,15 @@ def honest_change(root: Path, keys: Keys) -> Path:
 @dataclass
 class Base:
     """The honest change, its state directory (trust store) and a second honest change of
-    the same runs (the material a run is replaced with)."""
+    the same runs (the material a run is replaced with). A trusted base (:meth:`build_trusted`)
+    also has its TSA and the executor key its trust store's version 2 added after the runs."""
 
     state: Path
     keys: Keys
     change: Path
     spare: Path
+    tsa: TsaEntry | None = None
+    later: Ed25519Signer | None = None
 
     @classmethod
     def build(cls, root: Path) -> Base:
@@ -140,6 +166,31 @@ class Base:
         spare = honest_change(spare_root, keys)
         return cls(state, keys, change, spare)
 
+    @classmethod
+    def build_trusted(cls, root: Path, tsa: TsaEntry) -> Base:
+        """The change with trusted time and a two-version trust history (module docstring);
+        its spare is the change itself (no trusted class replaces a run)."""
+        state = root / "state"
+        state.mkdir(parents=True)
+        keys = make_keys(state)
+        keys.trust.tsa = tsa
+        keys.trust.save()
+        pin_state(state)  # version 1, before every record
+        keys.trust = TrustStore.load(trust_path(state))
+        change = honest_change(state, keys, tsa)
+        later = Ed25519Signer.generate()
+        keys.trust.add_key(
+            public_key_pem=later.public_pem(),
+            name="CI Pipeline 2",
+            identity="svc-ci2@example.com",
+            roles=["executor"],
+            valid_from=SINCE,  # claims to be old; it entered the store after the runs
+        )
+        keys.trust.save()
+        pin_state(state)  # version 2, after every record
+        keys.trust = TrustStore.load(trust_path(state))
+        return cls(state, keys, change, change, tsa, later)
+
 
 @dataclass
 class Case:
@@ -147,6 +198,7 @@ class Case:
 
     base: Base
     change: Path
+    state: Path
 
     @property
     def keys(self) -> Keys:
@@ -175,12 +227,23 @@ def missed(judged: Judged, expect: tuple[str, ...]) -> list[str]:
 
 
 def copy_case(base: Base, dest: Path) -> Case:
+    """A copy of the change and of the state's trust store and signed history."""
     shutil.copytree(base.change, dest / CHANGE)
-    return Case(base, dest / CHANGE)
+    state = dest / "state"
+    state.mkdir()
+    shutil.copy2(trust_path(base.state), trust_path(state))
+    shutil.copytree(base.state / HISTORY_DIR, state / HISTORY_DIR)
+    return Case(base, dest / CHANGE, state)
 
 
 def judge(case: Case) -> Judged:
-    res: ChangeResult = verify_change(case.change, case.keys.trust, workers=1)
+    """What verify says, judged as ``vqual verify`` judges: through the pinned test root and
+    the case's trust history; a store the root does not vouch for is refused (invalid)."""
+    try:
+        trust = choose_trust(case.state, trust_root=PIN).store
+    except TrustError as exc:
+        return Judged(INVALID, [f"trust store refused: {exc.one_line()}"])
+    res: ChangeResult = verify_change(case.change, trust, workers=1)
     problems = list(res.problems)
     for r in res.runs:
         problems += [f"run {r.path.name}: {p}" for p in r.problems]
