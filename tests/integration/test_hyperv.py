@@ -196,7 +196,8 @@ def test_hcl_findings_name_the_host_and_its_hardware(
         )
     ]
     start = next(r for r in _records(qualified[1]) if r["kind"] == "run.start")
-    assert [d["name"] for d in start["data"]["data_files"]] == ["hcl"]
+    # the HCL, and the requirements file every shipped spec names (its traceability)
+    assert [d["name"] for d in start["data"]["data_files"]] == ["hcl", "urs"]
 
 
 def test_what_the_stand_in_cannot_answer_is_not_executed(
@@ -243,6 +244,7 @@ def test_platform_errors_give_error_verdicts_and_one_line(
         "expect": {"op": "equals", "value": 1}, "acceptance": "the VM has one vCPU",
     }]  # fmt: skip
     del spec["data_files"]
+    del spec["requirements_file"]  # with its data file: this run is about platform errors
     spec_path = tmp_path / "errors.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     done = run_vqual(

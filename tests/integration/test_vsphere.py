@@ -346,7 +346,8 @@ def test_hcl_finding_names_the_host_and_its_hardware(qualified: tuple[dict[str, 
 def test_the_hcl_file_is_part_of_the_bundle(qualified: tuple[dict[str, Any], Path]) -> None:
     bundle = qualified[1]
     start = next(r for r in _records(bundle) if r["kind"] == "run.start")
-    assert [d["name"] for d in start["data"]["data_files"]] == ["hcl"]
+    # the HCL, and the requirements file every shipped spec names (its traceability)
+    assert [d["name"] for d in start["data"]["data_files"]] == ["hcl", "urs"]
     assert (bundle / "data" / "hcl").read_bytes() == (COLLECTION / "specs" / "data" / "hcl-example.yaml").read_bytes()
 
 
@@ -373,6 +374,7 @@ def test_platform_errors_give_error_verdicts_and_one_line(
         "expect": {"op": "equals", "value": 1}, "acceptance": "the VM has one vCPU",
     }]
     del spec["data_files"]  # no HCL test here
+    del spec["requirements_file"]  # with its data file: this run is about platform errors
     spec_path = tmp_path / "errors.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     done = run_vqual("qualify", "-i", str(_write_inventory(tmp_path / "hosts.yml", inventory)),
