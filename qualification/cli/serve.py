@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qualification.cli.shared import domain_errors, state_dir_option
+from qualification.cli.shared import domain_errors, state_dir_option, trust_root_options
 from qualification.state import resolve_state_dir
 
 if TYPE_CHECKING:
@@ -39,15 +39,26 @@ def _config(state_dir: Path | None, database_url: str | None) -> ServerConfig:
 @click.option("--max-body", type=int, default=None,
               help="Largest request body in bytes (default 256 MiB).")
 @_db_option
+@trust_root_options
 @state_dir_option
 @click.pass_context
 @domain_errors
 def serve(ctx: click.Context, host: str, port: int, workers: int, log_key: Path | None,
-          max_body: int | None, database_url: str | None, state_dir: Path | None) -> None:
+          max_body: int | None, database_url: str | None, trust_root: Path | None,
+          legacy_trust: bool, state_dir: Path | None) -> None:
     """Run the evidence server: push, pull, the transparency log (docs/server.md).
 
-    Brings the database to the newest schema first; stop it with SIGTERM or Ctrl-C.
+    Brings the database to the newest schema first; stop it with SIGTERM or Ctrl-C. Pushed
+    bundles are judged through the pinned trust root, as `vqual verify` judges them.
     """
+    from qualification.review.pinned import LEGACY_ENV
+    from qualification.signing.trust_root import PIN_ENV
+
+    # The subcommands and every worker judge trust the same way: through the environment.
+    if trust_root is not None:
+        os.environ[PIN_ENV] = str(trust_root.absolute())
+    if legacy_trust:
+        os.environ[LEGACY_ENV] = "1"
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
@@ -68,7 +79,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, log_key: Path 
     os.environ["VQUAL_SERVER_DATABASE_URL"] = config.database_url
     os.environ["VQUAL_LOG_KEY"] = str(config.log_key)
     os.environ["VQUAL_SERVER_MAX_BODY"] = str(config.max_body)
-    click.echo(f"vqual serve: http://{host}:{port} (store {config.store})", err=True)
+    from qualification.review.pinned import choose_trust
+
+    click.echo(f"vqual serve: http://{host}:{port} (store {config.store}; "
+               f"{choose_trust(state).describe()})", err=True)
     uvicorn.run("qualification.server.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_level="warning", server_header=False)
 

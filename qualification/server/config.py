@@ -50,9 +50,15 @@ class ServerConfig:
 def load_trust(state_dir: Path) -> TrustStore:
     """The trust store pushed bundles, voids and checkpoints are judged with.
 
-    The one place the server loads trust: today the state directory's store checked against
-    its signed history, as ``vqual verify`` does; this is where the pinned trust root goes.
-    """
-    from qualification.review.signed import load_trust as load_state_trust
+    The one place the server loads trust, as ``vqual verify`` does: the store the pinned
+    trust root vouches for, each record judged by the trust version in force at its time
+    (``--trust-root`` of ``vqual serve``, ``$VQUAL_TRUST_ROOT``, ``/etc/vqual/trust-root.yaml``),
+    or legacy trust when asked for (``--legacy-trust``, ``$VQUAL_LEGACY_TRUST=1``).
 
-    return load_state_trust(state_dir)
+    Raises:
+        BadInputError: no pin and legacy trust not asked for.
+        TrustError: the store is unsigned, broken or not vouched for by the pinned root.
+    """
+    from qualification.review.pinned import choose_trust
+
+    return choose_trust(state_dir).store

@@ -17,6 +17,7 @@ import yaml
 from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
 from tests.pg_testlib import Postgres, postgres_fixture
 from tests.server_testlib import NGINX, Served, nginx, serve, token_file
+from tests.trustroot_testlib import pin_state
 from tests.unit.evidence.evidence_testlib import CHANGE, make_keys
 from tests.unit.evidence.test_verify_agreement import real_run
 
@@ -138,6 +139,7 @@ def test_two_workers_behind_nginx_pushing_at_once_make_one_consistent_log(
     shutil.copytree(site / "state", state)
     keys = make_keys(tmp_path / "people")  # generated runs, signed by a second executor
     (state / "trust.yaml").write_text(_merged_trust(state, keys.trust.path))
+    pin_state(state)  # the second executor is in force before its runs are written
     changes = []
     for worker in range(2):
         evidence = tmp_path / f"evidence{worker}"

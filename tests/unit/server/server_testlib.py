@@ -13,6 +13,7 @@ from qualification.server.service import EvidenceServer
 from qualification.server.tokens import create_token
 from qualification.signing import TrustStore
 from qualification.signing.keys import create_key
+from tests.trustroot_testlib import pin_state
 from tests.unit.evidence.evidence_testlib import CHANGE, Keys, make_keys
 from tests.unit.evidence.test_verify_agreement import real_run
 
@@ -40,6 +41,7 @@ def make_state(base: Path) -> ServerState:
                   name="Evidence log", identity="svc-log@example.com", roles=["log"],
                   valid_from=datetime(2020, 1, 1, tzinfo=UTC))
     trust.save()
+    pin_state(state)  # pushed runs are judged through the pinned root, as `vqual verify` does
     keys.trust = TrustStore.load(state / "trust.yaml")
     return ServerState(state, keys, log_key, base / "evidence")
 
