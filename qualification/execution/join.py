@@ -29,11 +29,9 @@ from qualification.evidence.change import is_change_dir, verify_change
 from qualification.evidence.kinds import RUN_START
 from qualification.evidence.result import INCOMPLETE, INVALID, VerificationResult
 from qualification.execution.qualify import _check_executor_key
-from qualification.execution.recorder import open_signer_with, records_as_dicts
+from qualification.execution.recorder import add_renderings, open_signer_with
 from qualification.execution.run_start import run_start_data
 from qualification.execution.slicing import slice_block
-from qualification.reports.html import render_report
-from qualification.reports.junit import render_junit
 from qualification.review.pinned import choose_trust
 from qualification.spec.change import validate_run_id
 from qualification.state import trust_digest
@@ -190,10 +188,7 @@ def run_join(request: JoinRequest) -> JoinSummary:
         start["trust_root"] = root_cited
     writer = BundleWriter.create(root, change_id, run_id, signer, request.initiator)
     writer.append(RUN_START, start)
-    writer.sync()
-    records = records_as_dicts(writer.path)  # format v2 seals the renderings of every run
-    writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
-    writer.add_file("report.html", render_report(records).encode("utf-8"))
+    add_renderings(writer)
     # Nothing planned, nothing run: the join's own counts are empty and its verdict is the
     # worst of no result (pass), as verify recounts it.
     seal = writer.seal(zero_counts(), planned=0, executed=0, verdict=Verdict.PASS.value)

@@ -75,6 +75,15 @@ def records_as_dicts(bundle: Path) -> list[dict[str, Any]]:
     ]
 
 
+def add_renderings(writer: BundleWriter) -> None:
+    """Render the JUnit and the report of the records written so far into the bundle, as
+    every sealed run carries them (format v2 seals no placeholders); call before sealing."""
+    writer.sync()
+    records = records_as_dicts(writer.path)
+    writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
+    writer.add_file("report.html", render_report(records).encode("utf-8"))
+
+
 def overall_verdict(counts: Mapping[str, int]) -> str:
     """The worst verdict present: fail > error > not-executed > pass (waived counts as pass)."""
     return overall(counts).value
@@ -261,10 +270,7 @@ class RunRecorder:
         for target, pending in list(self._pending.items()):
             if pending:
                 self.target_failed(target, "no result: the host left the play before its tests ran")
-        writer.sync()
-        records = records_as_dicts(writer.path)
-        writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
-        writer.add_file("report.html", render_report(records).encode("utf-8"))
+        add_renderings(writer)
         planned = len(self.plan.planned()) if self.plan is not None else 0
         seal = writer.seal(
             counts=dict(self._counts),

@@ -14,9 +14,7 @@ from qualification.evidence.bundle import RECORDS
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.kinds import CHECK_RESULT, RUN_START
 from qualification.evidence.records import ZERO_DIGEST
-from qualification.execution.recorder import records_as_dicts
-from qualification.reports.html import render_report
-from qualification.reports.junit import render_junit
+from qualification.execution.recorder import add_renderings
 from qualification.selftest.base import Outcome, SelfCheck
 from qualification.selftest.evidence import Scratch
 from qualification.signing.dsse import parse_envelope, sign_envelope
@@ -38,10 +36,7 @@ def _run(s: Scratch) -> Path:
              "verdict": verdict, "reason": None if verdict == "pass" else "selftest",
              "raw": None},
         )
-    w.sync()
-    records = records_as_dicts(w.path)
-    w.add_file("junit.xml", render_junit(records).encode("utf-8"))
-    w.add_file("report.html", render_report(records).encode("utf-8"))
+    add_renderings(w)
     w.seal({"pass": 1, "fail": 1}, 2, 2, "fail")
     return w.path
 

@@ -36,8 +36,8 @@ from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.risk import risk_checks
-from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.slices import slice_checks
+from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks

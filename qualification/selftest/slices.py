@@ -12,9 +12,7 @@ from typing import Any
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.change import NOT_ANCHORED, verify_change
 from qualification.evidence.kinds import RUN_START
-from qualification.execution.recorder import records_as_dicts
-from qualification.reports.html import render_report
-from qualification.reports.junit import render_junit
+from qualification.execution.recorder import add_renderings
 from qualification.selftest.base import Outcome, SelfCheck
 from qualification.selftest.evidence import Scratch
 
@@ -25,10 +23,7 @@ WANT = {"joined": "valid, only the join unanchored", "slice_deleted": "invalid, 
 def _run(s: Scratch, root: Path, run_id: str, extra: dict[str, Any]) -> BundleWriter:
     w = BundleWriter.create(root, CHANGE, run_id, s.signer, "selftest")
     w.append(RUN_START, {"mode": "selftest", "planned": [], **extra})
-    w.sync()
-    records = records_as_dicts(w.path)  # format v2 seals the renderings of every run
-    w.add_file("junit.xml", render_junit(records).encode("utf-8"))
-    w.add_file("report.html", render_report(records).encode("utf-8"))
+    add_renderings(w)
     w.seal({}, 0, 0, "pass")
     return w
 

@@ -17,9 +17,7 @@ from qualification.errors import TrustError
 from qualification.evidence.bundle import BundleWriter
 from qualification.evidence.kinds import CHECK_RESULT, RUN_START
 from qualification.evidence.verify import verify_bundle
-from qualification.execution.recorder import records_as_dicts
-from qualification.reports.html import render_report
-from qualification.reports.junit import render_junit
+from qualification.execution.recorder import add_renderings
 from qualification.review.trust_history import rooted_store, sign_trust_store
 from qualification.selftest.base import Outcome, SelfCheck
 from qualification.selftest.evidence import Scratch
@@ -51,10 +49,7 @@ def _run(folder: Path, signer: Ed25519Signer) -> Path:
                          "planned": [{"test_id": "T-1", "target": "t", "protocol": "IQ"}]})
     w.append(CHECK_RESULT, {"test_id": "T-1", "target": "t", "protocol": "IQ",
                             "verdict": "pass", "raw": None})
-    w.sync()
-    records = records_as_dicts(w.path)  # format v2 seals real renderings, never placeholders
-    w.add_file("junit.xml", render_junit(records).encode("utf-8"))
-    w.add_file("report.html", render_report(records).encode("utf-8"))
+    add_renderings(w)
     w.seal({"pass": 1}, 1, 1, "pass")
     return w.path
 
