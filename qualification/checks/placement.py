@@ -128,6 +128,12 @@ def mixing(cluster: Cluster) -> Observed:
     return Observed(findings, reason="; ".join(findings) or None, measured=measured)
 
 
+def fire_compartment(variables: Mapping[str, Any]) -> str | None:
+    """A host's fire compartment from its variables (``site/compartment`` when a site is
+    given), or None; the rolling-patch planner reads it the same way."""
+    return _compartment("", variables)
+
+
 def _compartment(host: str, variables: Mapping[str, Any]) -> str | None:
     compartment = variables.get("vqual_fire_compartment")
     if compartment in (None, ""):
@@ -197,6 +203,15 @@ def _vm_hosts(cluster: Cluster) -> dict[str, str]:
             if isinstance(app, Mapping) and app.get("vm"):
                 found.setdefault(str(app["vm"]), host)
     return found
+
+
+def ha_groups(cluster: Cluster) -> list[list[str]]:
+    """The cluster's ``vqual_anti_affinity`` groups (HA pairs).
+
+    Raises:
+        PlacementError: the variable is malformed, or the hosts disagree on it.
+    """
+    return _groups(cluster)
 
 
 def _groups(cluster: Cluster) -> list[list[str]]:

@@ -14,14 +14,19 @@ an adapter may offer (looked up by name, so the core imports no adapter):
 - ``tasks_in_flight()``: descriptions of platform tasks still running.
 
 A VM that is stopping counts as a task in flight, since its state is about to change.
+
+Fire compartments and HA pairs are not the platform's: they come from the inventory
+(:func:`site_placement`) and join the snapshot when given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from qualification.errors import PlatformError
+from qualification.checks.placement import Cluster, PlacementError, fire_compartment, ha_groups
+from qualification.errors import BadInputError, PlatformError
 from qualification.platforms.base import (
     STOPPED,
     STOPPING,
@@ -38,12 +43,44 @@ from qualification.rollout.planner import natural_key
 _NOT_RUNNING = frozenset({STOPPED, SUSPENDED})
 
 
+@dataclass(frozen=True)
+class SitePlacement:
+    """What the inventory says about where a cluster's hosts stand (URS-CL-02).
+
+    Attributes:
+        compartments: host name (as the platform names it) -> fire compartment.
+        ha_pairs: the cluster's ``vqual_anti_affinity`` groups.
+    """
+
+    compartments: Mapping[str, str] = field(default_factory=dict)
+    ha_pairs: tuple[tuple[str, ...], ...] = ()
+
+
+def site_placement(hostvars: Mapping[str, Mapping[str, Any]], cluster: str) -> SitePlacement:
+    """The fire compartments and HA pairs of ``cluster`` from the inventory: its hosts are the
+    inventory hosts whose ``vqual_cluster`` is the cluster, named as the platform names them
+    (KVM hosts are inventory hosts; ESXi hosts are listed for their placement variables only).
+    The variables are read as the placement checks read them (docs/checks.md, "Placement").
+
+    Raises:
+        BadInputError: ``vqual_anti_affinity`` is malformed or the hosts disagree on it.
+    """
+    members = {h: v for h, v in sorted(hostvars.items()) if v.get("vqual_cluster") == cluster}
+    compartments = {h: c for h, v in members.items() if (c := fire_compartment(v)) is not None}
+    try:
+        groups = ha_groups(Cluster(cluster, dict(members)))
+    except PlacementError as exc:
+        raise BadInputError(f"inventory: {exc}") from None
+    return SitePlacement(compartments, _groups(tuple(g) for g in groups))
+
+
 def snapshot(
     platform: HypervisorPlatform,
     cluster: str | None,
     change: RolloutChange | None = None,
     *,
     installed: Callable[[str], Mapping[str, str]] | None = None,
+    placement: SitePlacement | None = None,
 ) -> ClusterSnapshot:
     """The cluster as the platform shows it now.
 
@@ -56,6 +93,8 @@ def snapshot(
         installed: the patch executor's view of a host's packages or build
             (``PatchExecutor.installed``), so the planner can tell a host already at the
             target; None leaves ``packages`` empty (never at a package target).
+        placement: the inventory's fire compartments and HA pairs (:func:`site_placement`);
+            None: none known.
 
     Raises:
         PlatformError: the platform cannot be read, or the cluster is not there.
@@ -81,6 +120,7 @@ def snapshot(
                 packages=(
                     {str(k): str(v) for k, v in installed(facts.name).items()} if installed else {}
                 ),
+                compartment=placement.compartments.get(facts.name, "") if placement else "",
             )
         )
     tasks: list[str] = []
@@ -115,6 +155,7 @@ def snapshot(
         vms=tuple(sorted(vm_states, key=lambda v: natural_key(v.name))),
         anti_affinity=_groups(groups),
         tasks_in_flight=tuple(sorted(set(tasks))),
+        ha_pairs=placement.ha_pairs if placement else (),
     )
 
 

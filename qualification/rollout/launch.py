@@ -23,6 +23,7 @@ from qualification.platforms.base import HypervisorPlatform
 
 if TYPE_CHECKING:
     from qualification.rollout.change import RolloutChange
+    from qualification.rollout.inventory import SitePlacement
     from qualification.rollout.orchestrator import PatchOutcome
     from qualification.rollout.planner import RolloutPlan
     from qualification.rollout.requalify import Requalifier
@@ -82,12 +83,14 @@ class _Setup:
     factory: Callable[[], HypervisorPlatform]
     executor: Any
     qualify_limit: str | None
+    placement: SitePlacement
 
 
 def _setup(request: PatchRequest, *, planning: bool) -> _Setup:
     from qualification.config import load_config
     from qualification.execution.inventory import read_hostvars
     from qualification.rollout.change import load_change
+    from qualification.rollout.inventory import site_placement
     from qualification.rollout.orchestrator import resumable
 
     if request.bind is not None and request.resume_run is not None:
@@ -105,7 +108,7 @@ def _setup(request: PatchRequest, *, planning: bool) -> _Setup:
         raise BadInputError("no hosts in the inventory", where=str(request.inventory))
     factory, executor, limit = platform_and_executor(hostvars, change.cluster,
                                                      request.platform_host, request.state_dir)
-    return _Setup(change, factory, executor, limit)
+    return _Setup(change, factory, executor, limit, site_placement(hostvars, change.cluster))
 
 
 def plan_patch(request: PatchRequest, progress: Callable[[str], None]) -> RolloutPlan:
@@ -115,7 +118,7 @@ def plan_patch(request: PatchRequest, progress: Callable[[str], None]) -> Rollou
 
     setup = _setup(request, planning=True)
     orch = Orchestrator(setup.factory, setup.executor, PlatformRequalifier(), setup.change,
-                        request.state_dir, None, progress=progress)
+                        request.state_dir, None, progress=progress, placement=setup.placement)
     try:
         plan: RolloutPlan = orch.plan()
     finally:
@@ -147,7 +150,7 @@ def run_patch(request: PatchRequest, progress: Callable[[str], None]) -> PatchOu
     ))
     evidence = PatchEvidence(request.evidence_dir, signer, who, state_dir=state)
     orch = Orchestrator(setup.factory, setup.executor, requalifier, setup.change, state,
-                        evidence, progress=progress)
+                        evidence, progress=progress, placement=setup.placement)
     try:
         if request.resume_run is not None:
             return orch.resume(request.resume_run, new_run=request.run_id)

@@ -28,6 +28,8 @@ class HostState:
         version: hypervisor version as the platform reports it ("" unknown).
         build: hypervisor build ("" unknown).
         packages: installed package versions where known (a patch executor reads them).
+        compartment: the host's fire compartment (``site/compartment``) from the inventory;
+            "" unknown. The planner keeps HA pairs apart by it (docs/rolling-patch.md).
     """
 
     name: str
@@ -38,9 +40,10 @@ class HostState:
     version: str
     build: str
     packages: Mapping[str, str] = field(default_factory=dict)
+    compartment: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "vcpus": self.vcpus,
             "memory_mib": self.memory_mib,
@@ -50,6 +53,10 @@ class HostState:
             "build": self.build,
             "packages": dict(sorted(self.packages.items())),
         }
+        if self.compartment:
+            # only when known, so snapshots without compartments keep their digests
+            data["compartment"] = self.compartment
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HostState:
@@ -65,6 +72,7 @@ class HostState:
                 version=_str(d["version"]),
                 build=_str(d["build"]),
                 packages={_str(k): _str(v) for k, v in dict(d.get("packages") or {}).items()},
+                compartment=_str(d.get("compartment", "")),
             ),
         )
 
@@ -129,13 +137,19 @@ class VmState:
 @dataclass(frozen=True)
 class ClusterSnapshot:
     """A cluster at one moment: hosts and VMs sorted by name, anti-affinity groups, and the
-    platform tasks that were still running (empty where the platform cannot tell)."""
+    platform tasks that were still running (empty where the platform cannot tell).
+
+    ``anti_affinity`` groups must not share a host (the platform's rules and the change's);
+    ``ha_pairs`` (the inventory's ``vqual_anti_affinity``) must not share a fire compartment,
+    which the hosts' ``compartment`` tells.
+    """
 
     cluster: str
     hosts: tuple[HostState, ...]
     vms: tuple[VmState, ...]
     anti_affinity: tuple[tuple[str, ...], ...] = ()
     tasks_in_flight: tuple[str, ...] = ()
+    ha_pairs: tuple[tuple[str, ...], ...] = ()
 
     def host(self, name: str) -> HostState:
         for host in self.hosts:
@@ -153,6 +167,7 @@ class ClusterSnapshot:
             "vms": [v.to_json() for v in self.vms],
             "anti_affinity": [list(g) for g in self.anti_affinity],
             "tasks_in_flight": list(self.tasks_in_flight),
+            **({"ha_pairs": [list(g) for g in self.ha_pairs]} if self.ha_pairs else {}),
         }
 
     @classmethod
@@ -173,6 +188,7 @@ class ClusterSnapshot:
                     tuple(_str(n) for n in g) for g in d.get("anti_affinity") or ()
                 ),
                 tasks_in_flight=tuple(_str(t) for t in d.get("tasks_in_flight") or ()),
+                ha_pairs=tuple(tuple(_str(n) for n in g) for g in d.get("ha_pairs") or ()),
             ),
         )
 

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from qualification import __version__
 from qualification.errors import (
@@ -60,6 +60,9 @@ from qualification.rollout.steps import (
 from qualification.spec.change import validate_run_id
 from qualification.timeutil import new_run_id, utc_now, utc_now_text
 from qualification.verdict import VERDICTS
+
+if TYPE_CHECKING:
+    from qualification.rollout.inventory import SitePlacement
 
 
 class InjectedFault(PlatformError):
@@ -223,6 +226,7 @@ class Orchestrator:
         progress: one line per host and step (the CLI prints them on stderr).
         lease_ttl_s: how long a lease stays live without a heartbeat.
         read_retries: attempts for a read that fails with a platform error (writes never retry).
+        placement: the inventory's fire compartments and HA pairs for the planner.
     """
 
     def __init__(
@@ -239,8 +243,10 @@ class Orchestrator:
         lease_ttl_s: float = 120.0,
         read_retries: int = 3,
         now: Callable[[], Any] = utc_now,
+        placement: SitePlacement | None = None,
     ) -> None:
         self.executor = executor
+        self.placement = placement
         self.requalifier = requalifier
         self.change = change
         self.state_dir = Path(state_dir)
@@ -268,7 +274,8 @@ class Orchestrator:
         from qualification.rollout.planner import plan_rollout
 
         snap = self.ctx.read("cluster", lambda: snapshot(
-            self.platform, self.change.cluster, self.change, installed=self.executor.installed))
+            self.platform, self.change.cluster, self.change, installed=self.executor.installed,
+            placement=self.placement))
         plan = plan_rollout(snap, self.change, committed=committed, current=current)
         return snap, plan
 

@@ -210,11 +210,22 @@ class _Planner:
             if vm.name in self.running and vm.host in self.hosts:
                 self.used_cpu[vm.host] += vm.vcpus
                 self.used_mem[vm.host] += vm.memory_mib
-        self.mates = _mates(snapshot.anti_affinity + change.anti_affinity)
+        # HA pairs never share a host either; across fire compartments they are kept apart
+        # only where the hosts carry compartments (docs/rolling-patch.md, "Fire compartments").
+        self.mates = _mates(snapshot.anti_affinity + change.anti_affinity + snapshot.ha_pairs)
+        self.fire = {h.name: h.compartment for h in snapshot.hosts if h.compartment}
+        self.pairs_of: dict[str, tuple[str, ...]] = {}
+        for group in snapshot.ha_pairs:
+            for member in group:
+                self.pairs_of.setdefault(member, group)
         # Natural order computed once: candidate hosts are scanned in it, so ties go to the
         # first host by name without building sort keys in the inner loop.
         self.host_order = sorted(self.hosts, key=natural_key)
         self.vm_rank = {name: i for i, name in enumerate(sorted(self.vms, key=natural_key))}
+        self.in_compartment: dict[str, list[str]] = {}
+        for name in self.host_order:
+            if name in self.fire:
+                self.in_compartment.setdefault(self.fire[name], []).append(name)
 
     def plan(self) -> RolloutPlan:
         snap, change = self.snap, self.change
@@ -238,6 +249,8 @@ class _Planner:
                     f"vm {vm.name} is on host {vm.host or '(none)'}, which is not in cluster "
                     f"{snap.cluster}"
                 )
+        if self.fire:
+            self.problems += self.shared_compartments()
         skipped: list[SkippedHost] = []
         todo: list[str] = []
         # out of service for the whole rollout: never a destination
@@ -319,7 +332,8 @@ class _Planner:
             else:
                 blocked.append(vm.name)
                 self.problems.append(
-                    f"vm {vm.name} on host {host} is blocking: {why_not}, "
+                    self.pair_prefix(vm.name)
+                    + f"vm {vm.name} on host {host} is blocking: {why_not}, "
                     "and the change does not approve stopping it"
                 )
         self.out.discard(host)
@@ -343,15 +357,26 @@ class _Planner:
         """The chosen destination, or None and why no host takes the VM."""
         if vm.pinned:
             return None, "it is pinned to its host"
+        candidates, own = self.host_order, None
+        if self.fire and vm.name in self.pairs_of:
+            # an HA pair member moves only within its own fire compartment
+            own = self.compartment(source)
+            candidates = self.in_compartment.get(own, [])
         allowed = [
             name
-            for name in self.host_order
+            for name in candidates
             if name != source
             and name not in self.unusable
             and name not in self.out
             and vm.allows(name)
         ]
         if not allowed:
+            if own is not None:
+                return None, (
+                    f"no other host of its fire compartment {own} is in service"
+                    + (" and allowed by its placement" if vm.allowed_hosts else "")
+                    + " (anywhere else the pair would share a compartment)"
+                )
             if vm.allowed_hosts:
                 return None, (
                     "its placement allows only "
@@ -391,6 +416,41 @@ class _Planner:
                 f"{self.change.headroom:.0%} headroom"
             )
         return best, ""
+
+    def compartment(self, host: str) -> str:
+        """The fire compartment of ``host``; one of its own when the inventory gives none."""
+        return self.fire.get(host) or f"(none: {host})"
+
+    def pair_prefix(self, vm: str) -> str:
+        """For an HA pair member where compartments are known: the pair, its hosts and their
+        compartments (in that order), to lead the problem line; else ""."""
+        group = self.pairs_of.get(vm)
+        if not self.fire or group is None:
+            return ""
+        hosts = [self.where.get(m) or "(none)" for m in group]
+        places = [self.compartment(h) for h in hosts]
+        return (
+            f"anti-affinity group {', '.join(group)} (hosts {', '.join(hosts)}; "
+            f"fire compartments {', '.join(places)}): "
+        )
+
+    def shared_compartments(self) -> list[str]:
+        """Problems for HA pairs whose members already share a fire compartment (powered off
+        or not: a stopped member starts where it is registered)."""
+        found = []
+        for group in self.snap.ha_pairs:
+            by_place: dict[str, list[str]] = {}
+            for member in group:
+                host = self.where.get(member)
+                if host in self.hosts:
+                    by_place.setdefault(self.compartment(host), []).append(member)
+            for place, members in by_place.items():
+                if len(members) > 1:
+                    found.append(
+                        self.pair_prefix(group[0]) + f"{' and '.join(members)} already share "
+                        f"fire compartment {place}; place them apart before the rolling patch"
+                    )
+        return found
 
     def conflicts(self, vm: VmState, host: str) -> bool:
         return any(
