@@ -6,20 +6,23 @@ the snapshot's new fields."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qualification.errors import BadInputError
+from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.rollout.change import StopApproval
-from qualification.rollout.inventory import SitePlacement, site_placement
-from qualification.rollout.model import ClusterSnapshot
+from qualification.rollout.inventory import SitePlacement, site_placement, snapshot
+from qualification.rollout.model import ClusterSnapshot, HostState, VmState
 from qualification.rollout.planner import Move, RolloutPlan, plan_rollout
 from tests.unit.rollout.test_planner import change, host, snap, vm
 
 PAIR = (("db-a", "db-b"),)
 
 
-def two_by_two(**overrides: dict[str, object]) -> list:  # type: ignore[type-arg]
+def two_by_two(**overrides: dict[str, Any]) -> list[HostState]:
     """h1, h2 in DC1/FC-1; h3, h4 in DC1/FC-2; h3 and h4 are roomier, so without compartments
     a VM from h1 would go there."""
     sizes = {"h1": 8192, "h2": 8192, "h3": 65536, "h4": 65536}
@@ -70,7 +73,7 @@ def test_without_compartments_a_pair_is_kept_apart_by_host_only() -> None:
     assert not two.feasible and "anti-affinity with db-b" in two.problems[0]
 
 
-def _full_h2() -> list:  # type: ignore[type-arg]
+def _full_h2() -> list[VmState]:
     # h2 has no room left for db-a (4 GiB): the only other host of FC-1
     return [vm("db-a", "h1", mem=4096), vm("db-b", "h3"), vm("big", "h2", mem=8000)]
 
@@ -188,7 +191,7 @@ def test_snapshot_round_trips_compartments_and_pairs_and_keeps_old_digests() -> 
 
 def test_site_placement_reads_the_clusters_inventory_hosts() -> None:
     pair = [["db-a", "db-b"]]
-    hostvars = {
+    hostvars: dict[str, dict[str, Any]] = {
         "kvm1": {"vqual_cluster": "lab-kvm", "vqual_site": "lab", "vqual_fire_compartment": "FC-1",
                  "vqual_anti_affinity": pair},
         "kvm2": {"vqual_cluster": "lab-kvm", "vqual_fire_compartment": "FC-2",
@@ -210,9 +213,21 @@ def test_site_placement_reads_the_clusters_inventory_hosts() -> None:
     ],
 )
 def test_site_placement_refuses_malformed_pairs(a: object, b: object, message: str) -> None:
-    hostvars = {
+    hostvars: dict[str, dict[str, Any]] = {
         "kvm1": {"vqual_cluster": "c", "vqual_anti_affinity": a},
         "kvm2": {"vqual_cluster": "c", "vqual_anti_affinity": b},
     }
     with pytest.raises(BadInputError, match=re.escape(message)):
         site_placement(hostvars, "c")
+
+
+def test_snapshot_carries_the_inventorys_compartments_and_pairs(tmp_path: Path) -> None:
+    """On libvirt's in-process test driver (one host): the host gets its compartment by name,
+    the pairs join the snapshot; a host the inventory does not place stays unknown."""
+    with LibvirtPlatform("test:///default", state_dir=tmp_path) as platform:
+        name = platform.host().name
+        placed = snapshot(platform, "lab", placement=SitePlacement({name: "DC1/FC-1"}, PAIR))
+        unplaced = snapshot(platform, "lab", placement=SitePlacement({"elsewhere": "FC-2"}))
+    assert [h.compartment for h in placed.hosts] == ["DC1/FC-1"]
+    assert placed.ha_pairs == PAIR
+    assert [h.compartment for h in unplaced.hosts] == [""] and unplaced.ha_pairs == ()
