@@ -48,10 +48,10 @@ def _lab_shaped(hostvars: dict[str, dict[str, Any]]) -> ClusterSnapshot:
 
 def test_one_compartment_inventory_fails_the_spread_naming_both_hosts(tmp_path: Path) -> None:
     hostvars = _hostvars(tmp_path, {"kvm1": "FC-1", "kvm2": "FC-1"})
-    observed = compartments(Cluster(CLUSTER, hostvars))
+    observed = compartments(Cluster(CLUSTER, dict(hostvars.items())))
     assert observed.reason is not None
     assert "spans 1 fire compartment(s) (lab/FC-1: kvm1, kvm2)" in observed.reason
-    pair = anti_affinity(Cluster(CLUSTER, hostvars))
+    pair = anti_affinity(Cluster(CLUSTER, dict(hostvars.items())))
     assert pair.reason is not None
     assert "clone1 (kvm1) and clone2 (kvm2) share fire compartment lab/FC-1" in pair.reason
 
