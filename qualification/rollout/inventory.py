@@ -104,25 +104,7 @@ def snapshot(
     in_cluster = {h.name for h in members}
     by_uuid = {h.uuid: h.name for h in members if h.uuid}
     connection = _connection_states(platform)
-    host_states = []
-    for facts in members:
-        software = facts.software
-        state = connection.get(facts.name, "connected")
-        host_states.append(
-            HostState(
-                name=facts.name,
-                vcpus=facts.cpu.count,
-                memory_mib=facts.memory_mib,
-                connected=state == "connected",
-                in_maintenance=facts.in_maintenance,
-                version=str(software.get("version") or software.get("hypervisor_version") or ""),
-                build=str(software.get("build") or ""),
-                packages=(
-                    {str(k): str(v) for k, v in installed(facts.name).items()} if installed else {}
-                ),
-                compartment=placement.compartments.get(facts.name, "") if placement else "",
-            )
-        )
+    host_states = [_host_state(facts, connection, installed, placement) for facts in members]
     tasks: list[str] = []
     vm_states = []
     bulk = getattr(platform, "templates", None)
@@ -156,6 +138,26 @@ def snapshot(
         anti_affinity=_groups(groups),
         tasks_in_flight=tuple(sorted(set(tasks))),
         ha_pairs=placement.ha_pairs if placement else (),
+    )
+
+
+def _host_state(
+    facts: HostFacts,
+    connection: Mapping[str, str],
+    installed: Callable[[str], Mapping[str, str]] | None,
+    placement: SitePlacement | None,
+) -> HostState:
+    software = facts.software
+    return HostState(
+        name=facts.name,
+        vcpus=facts.cpu.count,
+        memory_mib=facts.memory_mib,
+        connected=connection.get(facts.name, "connected") == "connected",
+        in_maintenance=facts.in_maintenance,
+        version=str(software.get("version") or software.get("hypervisor_version") or ""),
+        build=str(software.get("build") or ""),
+        packages=({str(k): str(v) for k, v in installed(facts.name).items()} if installed else {}),
+        compartment=placement.compartments.get(facts.name, "") if placement else "",
     )
 
 

@@ -20,6 +20,10 @@ How a plan is made (docs/rolling-patch.md, "The plan"):
   host, because neither vSphere, with powered-off VMs not evacuated, nor vqual's libvirt
   maintenance mode needs the host empty of stopped VMs, and a cold move would only add
   risk); or *blocked* (none of these: a problem naming the VM, the host and why).
+- Members of an HA pair (the inventory's ``vqual_anti_affinity``) never share a fire
+  compartment where the hosts carry compartments: such a VM moves only within its own
+  compartment, else stops when approved, else is blocked with the pair, hosts and
+  compartments named; a pair that already shares one is a problem.
 - A destination is chosen among the allowed hosts with room: hosts already patched in this
   rollout first (so a VM moves as few times as possible), then the one with the largest share
   of memory still free after the move, then by name.
@@ -251,6 +255,32 @@ class _Planner:
                 )
         if self.fire:
             self.problems += self.shared_compartments()
+        skipped, todo = self.classify_hosts()
+        # A host in maintenance at the start (the resumed one) is out until its turn ends.
+        self.out: set[str] = {n for n in todo if self.hosts[n].in_maintenance}
+        order = [self.drain(name) for name in todo]
+        part = _digested_part(
+            change.change_id,
+            snap.cluster,
+            change.digest,
+            tuple(order),
+            tuple(skipped),
+            tuple(self.problems),
+        )
+        return RolloutPlan(
+            change_id=change.change_id,
+            cluster=snap.cluster,
+            change_digest=change.digest,
+            snapshot_digest=snap.digest,
+            order=tuple(order),
+            skipped=tuple(skipped),
+            problems=tuple(self.problems),
+            digest=hashlib.sha256(canonical_bytes(part)).hexdigest(),
+        )
+
+    def classify_hosts(self) -> tuple[list[SkippedHost], list[str]]:
+        """(skipped hosts with their reasons, hosts to patch in order); problems as found."""
+        change = self.change
         skipped: list[SkippedHost] = []
         todo: list[str] = []
         # out of service for the whole rollout: never a destination
@@ -288,27 +318,7 @@ class _Planner:
         if self.current is not None and self.current in todo:
             todo.remove(self.current)
             todo.insert(0, self.current)
-        # A host in maintenance at the start (the resumed one) is out until its turn ends.
-        self.out: set[str] = {n for n in todo if self.hosts[n].in_maintenance}
-        order = [self.drain(name) for name in todo]
-        part = _digested_part(
-            change.change_id,
-            snap.cluster,
-            change.digest,
-            tuple(order),
-            tuple(skipped),
-            tuple(self.problems),
-        )
-        return RolloutPlan(
-            change_id=change.change_id,
-            cluster=snap.cluster,
-            change_digest=change.digest,
-            snapshot_digest=snap.digest,
-            order=tuple(order),
-            skipped=tuple(skipped),
-            problems=tuple(self.problems),
-            digest=hashlib.sha256(canonical_bytes(part)).hexdigest(),
-        )
+        return skipped, todo
 
     def drain(self, host: str) -> HostPlan:
         self.out.add(host)

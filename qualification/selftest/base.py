@@ -43,6 +43,7 @@ REQUIREMENTS = {
     "VQ-56": "a target is qualified at the level of the most critical application it or its "
     "cluster carries, and that level selects its tests",
     "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
+    "VQ-75": "the rolling-patch planner never puts an HA pair in one fire compartment",
 }
 
 

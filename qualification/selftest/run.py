@@ -28,6 +28,7 @@ from qualification.review.documents import check_signer
 from qualification.review.signed import load_trust
 from qualification.selftest.agreement import agreement_checks
 from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
+from qualification.selftest.compartments import compartment_checks
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
 from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
@@ -72,6 +73,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *testinfra_checks(),  # ST-OQ-20 (VQ-47)
         *risk_checks(),  # ST-OQ-23 (VQ-56)
         *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
+        *compartment_checks(),  # ST-OQ-32 (VQ-75)
     ]
 
 

@@ -102,3 +102,16 @@ def test_planner_stops_the_pair_when_the_change_approves_it(
     assert {h["host"]: h["stops"] for h in plan["order"]} == {"kvm1": ["clone1"],
                                                               "kvm2": ["clone2"]}
     assert all(not h["moves"] for h in plan["order"])
+
+
+def test_planner_refuses_a_pair_already_in_one_compartment(
+        lab_inventory: dict[str, Any], executor_state: Path, tmp_path: Path) -> None:
+    inventory = write_inventory(
+        tmp_path, placed_inventory(lab_inventory, {"kvm1": "FC-1", "kvm2": "FC-1"}))
+    change = write_change(tmp_path, "CHG0018106", stop=PAIR)
+    done = run_vqual("patch", "-i", str(inventory), "--change", str(change), "--plan", "--json",
+                     state_dir=executor_state)
+    assert done.returncode == 1, done.stdout + done.stderr
+    problems = json.loads(done.stdout)["problems"]
+    assert any("clone1 and clone2 already share fire compartment lab/FC-1" in p
+               for p in problems), problems

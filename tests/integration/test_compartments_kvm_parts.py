@@ -54,6 +54,13 @@ def test_one_compartment_inventory_fails_the_spread_naming_both_hosts(tmp_path: 
     pair = anti_affinity(Cluster(CLUSTER, dict(hostvars.items())))
     assert pair.reason is not None
     assert "clone1 (kvm1) and clone2 (kvm2) share fire compartment lab/FC-1" in pair.reason
+    # the planner refuses the pair as it stands, even with both approved to stop
+    plan = plan_rollout(_lab_shaped(hostvars),
+                        load_change(write_change(tmp_path, "CHG0018106", stop=PAIR)))
+    assert not plan.feasible
+    assert any(p.startswith("anti-affinity group clone1, clone2 (hosts kvm1, kvm2; fire "
+                            "compartments lab/FC-1, lab/FC-1): clone1 and clone2 already share")
+               for p in plan.problems), plan.problems
 
 
 def test_the_lab_compartments_refuse_the_pair_or_stop_it_when_approved(tmp_path: Path) -> None:
