@@ -223,3 +223,49 @@ class LibvirtGuestOs:
 
 
 register(LibvirtGuestOs())
+
+
+def vsphere_guest_os_findings(value: Mapping[str, Any]) -> list[str]:
+    """Findings of the ``vsphere`` probe's ``guest_os`` observation: each VM judged against
+    the product and version of the host it is registered on (a vCenter's hosts may run
+    different ESXi versions), or a finding where that host reported none."""
+    entries = [GuestSupport.from_json(e) for e in value["entries"]]
+    hypervisors: Mapping[str, Mapping[str, Any]] = value["hypervisors"]
+    by_hypervisor: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    findings: list[str] = []
+    for guest in value["guests"]:
+        hv = hypervisors.get(str(guest.get("host")))
+        if not hv or not hv.get("product") or not hv.get("version"):
+            findings.append(f"{guest.get('name')}: its host {guest.get('host')} reports no "
+                            "product and version")
+            continue
+        by_hypervisor.setdefault((str(hv["product"]), str(hv["version"])), []).append(guest)
+    for (product, version), guests in sorted(by_hypervisor.items()):
+        findings += guest_os_findings(product, version, guests, entries)
+    return sorted(findings)
+
+
+@dataclass
+class VsphereGuestOs:
+    """Each VM's guest OS (its vSphere guest id) is supported by its ESXi host (HV-01)."""
+
+    name: str = "vsphere_guest_os"
+    description: str = (
+        "each VM's guest OS (its vSphere guest id, config.guestId) is on the guest OS support "
+        "list (a data file of the spec, docs/hcl.md) for the product and version of the ESXi "
+        "host it is registered on"
+    )
+
+    def validate_params(self, params: Mapping[str, Any]) -> str | None:
+        if not isinstance(params.get("support"), str) or not params["support"]:
+            return f"{self.name}: parameter support (the name of a data file of the spec) is required"
+        return unknown_params(self.name, params, {"support"})
+
+    def request(self, params: Mapping[str, Any]) -> ProbeRequest:
+        return ProbeRequest("vsphere", "guest_os", {"support": params["support"]})
+
+    def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
+        return vsphere_guest_os_findings(value)
+
+
+register(VsphereGuestOs())

@@ -131,10 +131,12 @@ def answer_with_data_files(
     probe: Callable[[list[dict[str, Any]]], tuple[dict[str, dict[str, Any]], bool]],
     prepare: Prepare | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every request answered: ``hcl`` requests given their approved file, then ``prepare``,
-    then one ``probe`` call for the rest; what could not be prepared is an ``error``
-    observation, and a malformed call (``BadArgs``) makes every request one."""
+    """Every request answered: ``hcl`` and ``guest_os`` requests given their approved file,
+    then ``prepare``, then one ``probe`` call for the rest; what could not be prepared is an
+    ``error`` observation, and a malformed call (``BadArgs``) makes every request one."""
     prepared, failed = with_hcl(requests, data_files)
+    prepared, no_list = with_guest_os_support(prepared, data_files)
+    failed.update(no_list)
     if prepare is not None:
         prepared, failed = prepare(prepared, failed)
     try:

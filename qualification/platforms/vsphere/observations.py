@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from qualification.checks.guest_os import from_vsphere_guest_id
 from qualification.platforms.base import BadArgs, ObservationTable, OqContext, answer_loop
 from qualification.platforms.base import probe_observation as _observation
 from qualification.platforms.oq import lifecycle_observation
@@ -127,6 +128,36 @@ def _hcl(session: VsphereSession, args: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def _guest_os(session: VsphereSession, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Each VM's guest id as ``(os, version)``, the product and version of every host, and
+    the support list the request carries (``data_files.with_guest_os_support``)."""
+    entries = args.get("entries")
+    if not isinstance(entries, list):
+        raise BadArgs("guest_os: no support list (the spec's data file was not resolved)")
+    hypervisors = {
+        h["name"]: {"product": (h.get("product") or {}).get("name"),
+                    "version": (h.get("product") or {}).get("version")}
+        for h in session.hosts()
+    }
+    guests = []
+    for vm in session.platform.vms():
+        guest_id = vm.os_type or ""
+        identity = from_vsphere_guest_id(guest_id) if guest_id else None
+        guests.append({
+            "name": vm.name, "host": vm.host,
+            "os": identity[0] if identity else None,
+            "version": identity[1] if identity else None,
+            "source": f"vSphere guest id {guest_id}" if guest_id else "no guest id",
+        })
+    value = {"support": args.get("support"), "digest": args.get("digest"),
+             "hypervisors": hypervisors, "guests": guests, "entries": entries}
+    return _observation(
+        value=value, raw=_raw(guests),
+        method="vSphere VirtualMachine.config.guestId, HostSystem.config.product against guest "
+        f"OS support {args.get('support')} {session.platform.endpoint}",
+    )
+
+
 def _clusters(session: VsphereSession, args: Mapping[str, Any]) -> dict[str, Any]:
     value = [c.to_json() for c in session.platform.clusters()]
     return _observation(value=value, raw=_raw(value),
@@ -188,6 +219,7 @@ TABLE: ObservationTable[VsphereSession] = ObservationTable(
         "advanced": _advanced,
         "dvportgroups": _dvportgroups,
         "hcl": _hcl,
+        "guest_os": _guest_os,
         "clusters": _clusters,
         "datastores": _datastores,
         "networks": _networks,

@@ -85,8 +85,8 @@ def test_a_supported_guest_gives_no_finding_and_each_miss_names_the_vm():
     assert "(listed: debian 11, 12; rhel 8, 9; windows-server 2019, 2022)" in findings[0]
     assert findings[1].startswith("vm-ubuntu: ubuntu (version unknown) is not supported")
     assert findings[2] == "vm-x: guest OS not identified (no guest id)"
-    assert guest_os_findings("VMware ESXi", "6.5.0", guests[:1], ENTRIES) == [
-        "vm-ok: debian 12: VMware ESXi 6.5.0 is not on the guest OS support list"
+    assert guest_os_findings("VMware ESXi", "6.0.0", guests[:1], ENTRIES) == [
+        "vm-ok: debian 12: VMware ESXi 6.0.0 is not on the guest OS support list"
     ]
 
 
@@ -121,3 +121,32 @@ def test_a_malformed_list_is_refused_naming_file_and_entry(text, message):
     with pytest.raises(BadInputError) as err:
         load_guest_os_support(text, "support.yaml")
     assert message in err.value.one_line() and "support.yaml" in err.value.one_line()
+
+
+def test_vsphere_guests_are_judged_by_the_esxi_version_of_their_host():
+    check = get_check("vsphere_guest_os")
+    assert check.request({"support": "guest_os"}).probe == "vsphere"
+    debian10 = from_vsphere_guest_id("debian10_64Guest")
+    value = {
+        "hypervisors": {
+            "esx65": {"product": "VMware ESXi", "version": "6.5.0"},
+            "esx80": {"product": "VMware ESXi", "version": "8.0.2"},
+            "esx-silent": {"product": None, "version": None},
+        },
+        "guests": [
+            {**_guest("vm-on-65", debian10), "host": "esx65"},
+            {**_guest("vm-on-80", debian10), "host": "esx80"},
+            {**_guest("vm-quiet", debian10), "host": "esx-silent"},
+        ],
+        "entries": [e.to_json() for e in ENTRIES],
+    }
+    outcome = evaluate(check, Observation(value=value), {"support": "guest_os"}, {"op": "absent"})
+    assert outcome.verdict == Verdict.FAIL
+    # debian 10 is listed for 6.5 (the simulator's entry), not for 8.0
+    assert outcome.observed == [
+        ("vm-on-80: debian 10 is not supported by VMware ESXi 8.0.2 (listed: debian 11, 12; "
+         "rhel 8, 9; windows-server 2019, 2022)"),
+        "vm-quiet: its host esx-silent reports no product and version",
+    ]
+    assert check.validate_params({}) is not None
+    assert check.validate_params({"support": "guest_os", "x": 1}) is not None
