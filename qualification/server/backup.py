@@ -34,7 +34,8 @@ from qualification.timeutil import utc_now_text
 
 FORMAT = "vqual.server-backup/v1"
 #: In the order they are restored.
-TABLES = (db.tokens, db.runs, db.audit, db.log_entries, db.checkpoints, db.voids)
+TABLES = (db.tokens, db.runs, db.audit, db.log_entries, db.checkpoints, db.voids,
+          db.tombstones)
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
