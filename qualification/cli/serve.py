@@ -299,16 +299,14 @@ def retention_purge(run: str, reason: str, key_file: Path, passphrase_fd: int | 
     """Purge RUN (run id or seal), past its retention, by a document you sign (approver or
     trust-admin): its files leave the store; a tombstone, the log entry and the audit stay."""
     from qualification.review.signed import load_trust, open_personal_signer
-    from qualification.server.retention import find_run, purge, purge_document
+    from qualification.server.retention import purge, purge_document, purgeable
     from qualification.server.service import EvidenceServer
     from qualification.timeutil import utc_now
 
     config = _config(state_dir, database_url)
     server = EvidenceServer(config)
     try:
-        held = find_run(server, run)
-        if not held.past(utc_now()):  # refused (and audited) before a passphrase is asked
-            purge(server, held.run_id, b"", utc_now())
+        held = purgeable(server, run, utc_now())  # refused, audited, before the passphrase
         signer = open_personal_signer(key_file, lambda: read_passphrase(passphrase_fd,
                                                                         "Key passphrase: "))
         envelope = purge_document(signer, load_trust(config.state_dir), held, reason)

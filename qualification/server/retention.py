@@ -125,12 +125,11 @@ def _open_purge(envelope: bytes, trust: TrustStore) -> Any:
     raise BadInputError(f"the purge document is not valid: {last.one_line()}")
 
 
-def purge(server: EvidenceServer, ref: str, envelope: bytes, now: datetime) -> dict[str, Any]:
-    """Purge the held run ``ref`` past its retention at ``now`` by the signed ``envelope``.
+def purgeable(server: EvidenceServer, ref: str, now: datetime) -> HeldRun:
+    """The held run ``ref`` if it is past its retention at ``now``.
 
     Raises:
-        BadInputError: the run is within its retention, is not held, or the document is not
-            a valid purge of it signed by an approver or trust-admin (each audited).
+        BadInputError: not held, or within its retention (audited).
     """
     try:
         run = find_run(server, ref)
@@ -138,6 +137,21 @@ def purge(server: EvidenceServer, ref: str, envelope: bytes, now: datetime) -> d
             raise BadInputError(
                 f"run {run.run_id} is within its retention until {utc_text(run.until)} "
                 f"({run.days} days); nothing within its retention is deleted")
+    except BadInputError as exc:
+        server.audit("retention", "purge", "refused", exc.message, ref[:64])
+        raise
+    return run
+
+
+def purge(server: EvidenceServer, ref: str, envelope: bytes, now: datetime) -> dict[str, Any]:
+    """Purge the held run ``ref`` past its retention at ``now`` by the signed ``envelope``.
+
+    Raises:
+        BadInputError: the run is within its retention, is not held, or the document is not
+            a valid purge of it signed by an approver or trust-admin (each audited).
+    """
+    run = purgeable(server, ref, now)
+    try:
         doc = _open_purge(envelope, load_trust(server.config.state_dir))
         if (doc.payload.get("run_id"), doc.payload.get("seal")) != (run.run_id, run.seal):
             raise BadInputError("the purge document names another run or seal")

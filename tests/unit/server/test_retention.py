@@ -130,6 +130,11 @@ def test_a_purge_document_for_another_run_is_refused(st: ServerState, served: An
     later = _pushed(server, OTHER) + timedelta(days=11)
     with pytest.raises(BadInputError, match="names another run or seal"):
         purge(server, OLD, wrong, later)
+    with pytest.raises(BadInputError, match="no run 20990101T000000Z-nohold is held"):
+        purge(server, "20990101T000000Z-nohold", wrong, later)
+    refused = [r["detail"] for r in server.audit_rows()
+               if (r["action"], r["outcome"]) == ("purge", "refused")]
+    assert refused[0].startswith("no run ") and "names another run" in refused[1]
     assert len(past_retention(server, later)) == 2
 
 
