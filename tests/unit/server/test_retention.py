@@ -114,6 +114,10 @@ def test_a_purge_past_retention_keeps_a_tombstone_and_a_consistent_log(
     assert check_log(client, old, st.state).problems == []
     problems, counts = check_server(server.config)
     assert problems == [] and counts == {"entries": 3, "checkpoints": 3, "runs": 1}
+    (server.store / held.change_id / OLD).mkdir()  # a purge whose files were left behind
+    assert check_server(server.config)[0] == [
+        f"purged run {OLD}: its files are still in the store"]
+    (server.store / held.change_id / OLD).rmdir()
 
     with pytest.raises(Refused) as again:
         server.push("ci", pack(old))
