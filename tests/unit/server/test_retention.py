@@ -86,7 +86,7 @@ def test_a_purge_past_retention_keeps_a_tombstone_and_a_consistent_log(
     old, other = site_run(st, OLD, "visp"), site_run(st, OTHER, "basel")
     server.push("ci", pack(old))
     server.push("ci", pack(other))
-    client = InProcessClient(build_app(server), tokens["reader"])
+    client: Any = InProcessClient(build_app(server), tokens["reader"])  # check_log's Client
     assert check_log(client, other, st.state).problems == []  # the client saw size 2
 
     later = _pushed(server, OTHER) + timedelta(days=11)
