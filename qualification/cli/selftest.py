@@ -65,9 +65,12 @@ def _server_checks() -> Callable[[Callable[[], Scratch]], list[SelfCheck]]:
     """ST-OQ-26 (the evidence server's check), or its not-executed record without the extra."""
     from qualification.server.selfcheck import server_checks, unavailable_checks
 
-    for module in ("starlette", "sqlalchemy", "alembic", "pymerkle"):
-        try:
-            __import__(module)
-        except ImportError:
-            return lambda _scratch: unavailable_checks(module)
+    try:
+        import alembic  # noqa: F401 - only whether the server extra is installed
+        import pymerkle  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError as exc:
+        missing = exc.name or "the server extra"
+        return lambda _scratch: unavailable_checks(missing)
     return server_checks
