@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-READY_SECONDS = 60
+#: Start-up to the first accepted connection (initdb done), measured here with the machine's
+#: 2 cores shared (load 8-10): 0.13-1.4 s. As the lab's components do, the bound is a
+#: documented multiple of the slowest measured start (20x, room for a machine busier still)
+#: with a floor (30 s); a server slower than that is broken, not slow.
+MEASURED_READY_S = 1.4
+READY_MULTIPLE, READY_FLOOR_S = 20, 30.0
+READY_SECONDS = max(READY_FLOOR_S, READY_MULTIPLE * MEASURED_READY_S)
 
 
 def available() -> bool:
@@ -109,7 +115,8 @@ def _wait_ready(pg: Postgres, log: Path) -> None:
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
                 pg.stop()
-                raise RuntimeError(f"postgres not ready after {READY_SECONDS} s; see {log}")
+                raise RuntimeError(f"postgres not ready after {READY_SECONDS:.0f} s (measured "
+                                   f"{MEASURED_READY_S} s); see {log}")
             time.sleep(0.1)  # poll interval, bounded by the deadline above
 
 

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from tests.conftest import VENV_BIN, run_vqual, vqual_env
 
-READY_SECONDS = 90
+#: ``vqual serve`` from its start (migrations, the first checkpoint, uvicorn and its workers)
+#: to a healthy answer, measured here with the machine's 2 cores shared (load 8-10): one
+#: worker 1.0-1.9 s, two workers 2.8-3.3 s; nginx in front of them 0.1 s. As the lab's
+#: components do, the bound is a documented multiple of the slowest measured start (20x, room
+#: for a machine busier still) with a floor (30 s).
+MEASURED_READY_S = 3.3
+READY_MULTIPLE, READY_FLOOR_S = 20, 30.0
+READY_SECONDS = max(READY_FLOOR_S, READY_MULTIPLE * MEASURED_READY_S)
 
 
 def free_port() -> int:
@@ -124,5 +131,6 @@ def _wait_healthy(served: Served) -> None:
             pass
         if time.monotonic() > deadline:
             served.stop()
-            raise RuntimeError(f"not ready after {READY_SECONDS} s: {served.log.read_text()}")
+            raise RuntimeError(f"not ready after {READY_SECONDS:.0f} s (measured {MEASURED_READY_S} s): "
+                               f"{served.log.read_text()}")
         time.sleep(0.1)  # poll interval, bounded by the deadline above

@@ -6,12 +6,18 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from qualification.cli.shared import domain_errors, read_passphrase, run_options, state_dir_option
 from qualification.state import resolve_state_dir
+
+if TYPE_CHECKING:
+    from qualification.selftest.base import SelfCheck
+    from qualification.selftest.evidence import Scratch
 
 
 @click.command()
@@ -36,7 +42,8 @@ def selftest(change_id: str, key_file: Path | None, passphrase_fd: int | None,
         lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
     )
     who = initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser()
-    summary = run_selftest(state, evidence_dir, change_id, signer, who, golden=golden)
+    summary = run_selftest(state, evidence_dir, change_id, signer, who, golden=golden,
+                           extra_checks=_server_checks())
     payload = {
         "schema": "vqual.selftest/v1", "bundle": str(summary.bundle), "verdict": summary.verdict,
         "counts": summary.counts, "seal": summary.seal, "verification": summary.verification,
@@ -52,3 +59,18 @@ def selftest(change_id: str, key_file: Path | None, passphrase_fd: int | None,
         for line in summary.failed:
             click.echo(f"  {line}")
     sys.exit(summary.exit_code)
+
+
+def _server_checks() -> Callable[[Callable[[], Scratch]], list[SelfCheck]]:
+    """ST-OQ-26 (the evidence server's check), or its not-executed record without the extra."""
+    from qualification.server.selfcheck import server_checks, unavailable_checks
+
+    try:
+        import alembic  # noqa: F401 - only whether the server extra is installed
+        import pymerkle  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError as exc:
+        missing = exc.name or "the server extra"
+        return lambda _scratch: unavailable_checks(missing)
+    return server_checks

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qualification.cli.shared import domain_errors, state_dir_option, trust_root_options
+from qualification.cli.shared import (
+    domain_errors,
+    personal_key_options,
+    read_passphrase,
+    state_dir_option,
+    trust_root_options,
+)
 from qualification.state import resolve_state_dir
 
 if TYPE_CHECKING:
@@ -95,23 +101,37 @@ def token() -> None:
 @token.command("create")
 @click.option("--name", required=True, help="The service account, e.g. ci-pipeline.")
 @click.option("--role", required=True, type=click.Choice(["pusher", "reader", "admin"]))
+@click.option("--site", "sites", multiple=True,
+              help="A site whose runs the account reaches (repeat; '*' every site); needed "
+              "when the server's settings configure sites.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the token to this new file (mode 0600) instead of stdout.")
 @_db_option
 @state_dir_option
 @domain_errors
-def token_create(name: str, role: str, out: Path | None, database_url: str | None,
-                 state_dir: Path | None) -> None:
+def token_create(name: str, role: str, sites: tuple[str, ...], out: Path | None,
+                 database_url: str | None, state_dir: Path | None) -> None:
     """Create a service account's token; it is printed (or written) once, never again."""
+    from qualification.errors import BadInputError
     from qualification.server import db
+    from qualification.server.settings import ALL_SITES, load_settings
     from qualification.server.tokens import create_token
 
     config = _config(state_dir, database_url)
+    settings = load_settings(config.state_dir)
+    if settings.per_site:
+        if not sites:
+            raise BadInputError("the server's settings configure sites: give the account "
+                                "--site (repeat it, or '*' for every site)")
+        unknown = sorted(set(sites) - set(settings.sites) - {ALL_SITES})
+        if unknown:
+            raise BadInputError(f"site {unknown[0]} is not among the configured sites "
+                                f"({', '.join(settings.sites)})")
     url = config.database_url
     db.upgrade(url)
     engine = db.make_engine(url)
     try:
-        secret = create_token(engine, name, role)
+        secret = create_token(engine, name, role, sites)
     finally:
         engine.dispose()
     if out is None:
@@ -155,22 +175,33 @@ def upgrade(database_url: str | None, state_dir: Path | None) -> None:
 
 
 @serve.command("audit")
+@click.option("--from", "start", default=None, help="From this UTC date or time (inclusive).")
+@click.option("--to", "end", default=None, help="Until this UTC date or time (exclusive).")
+@click.option("--account", default=None, help="Only this service account (or signer).")
+@click.option("--action", default=None, help="Only this action (push, pull, read, void, "
+              "purge, audit).")
+@click.option("--run", "run_id", default=None, help="Only this run id.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header instead of JSON lines.")
 @_db_option
 @state_dir_option
 @domain_errors
-def audit(database_url: str | None, state_dir: Path | None) -> None:
-    """Print the server's audit table (newest first) as JSON lines."""
-    import sqlalchemy as sa
+def audit(start: str | None, end: str | None, account: str | None, action: str | None,
+          run_id: str | None, as_csv: bool, database_url: str | None,
+          state_dir: Path | None) -> None:
+    """Print the server's audit trail (newest first) as JSON lines, or CSV."""
+    from qualification.server import auditlog, db
 
-    from qualification.server import db
-
+    wanted = auditlog.make_filter(start, end, account, action, run_id)
     engine = db.make_engine(_config(state_dir, database_url).database_url)
     try:
-        with db.read_tx(engine) as conn:
-            for row in conn.execute(sa.select(db.audit).order_by(db.audit.c.id.desc())):
-                click.echo(json.dumps(dict(row._mapping), sort_keys=True))
+        rows = auditlog.query(engine, wanted)
     finally:
         engine.dispose()
+    if as_csv:
+        click.echo(auditlog.to_csv(rows), nl=False)
+        return
+    for row in rows:
+        click.echo(json.dumps(row, sort_keys=True))
 
 
 @serve.command("backup")
@@ -228,3 +259,59 @@ def _check_and_exit(config: ServerConfig) -> None:
             click.echo(f"  {problem}")
         sys.exit(1)
     click.echo(f"consistent: {what}")
+
+
+@serve.group("retention")
+def retention() -> None:
+    """Runs past their retention, and purging one (a signed, logged act)."""
+
+
+@retention.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Every held run, not only those past.")
+@_db_option
+@state_dir_option
+@domain_errors
+def retention_list(show_all: bool, database_url: str | None, state_dir: Path | None) -> None:
+    """List the held runs past their retention (JSON lines: run, sites, retained until)."""
+    from qualification.server.retention import held_runs
+    from qualification.server.service import EvidenceServer
+    from qualification.timeutil import utc_now
+
+    server = EvidenceServer(_config(state_dir, database_url))
+    try:
+        now = utc_now()
+        for run in held_runs(server):
+            if show_all or run.past(now):
+                click.echo(json.dumps({**run.to_json(), "past": run.past(now)}, sort_keys=True))
+    finally:
+        server.close()
+
+
+@retention.command("purge")
+@click.argument("run")
+@click.option("--reason", required=True, help="Why the run is purged (recorded, signed).")
+@personal_key_options("signing")
+@_db_option
+@state_dir_option
+@domain_errors
+def retention_purge(run: str, reason: str, key_file: Path, passphrase_fd: int | None,
+                    database_url: str | None, state_dir: Path | None) -> None:
+    """Purge RUN (run id or seal), past its retention, by a document you sign (approver or
+    trust-admin): its files leave the store; a tombstone, the log entry and the audit stay."""
+    from qualification.review.signed import load_trust, open_personal_signer
+    from qualification.server.retention import purge, purge_document, purgeable
+    from qualification.server.service import EvidenceServer
+    from qualification.timeutil import utc_now
+
+    config = _config(state_dir, database_url)
+    server = EvidenceServer(config)
+    try:
+        held = purgeable(server, run, utc_now())  # refused, audited, before the passphrase
+        signer = open_personal_signer(key_file, lambda: read_passphrase(passphrase_fd,
+                                                                        "Key passphrase: "))
+        envelope = purge_document(signer, load_trust(config.state_dir), held, reason)
+        out = purge(server, held.run_id, envelope, utc_now())
+    finally:
+        server.close()
+    click.echo(f"purged run {out['run_id']} (seal {out['seal'][:16]}) by {out['purged_by']}; "
+               f"tombstone kept; log entry {out['log_index']}")

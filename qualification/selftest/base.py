@@ -44,6 +44,8 @@ REQUIREMENTS = {
     "cluster carries, and that level selects its tests",
     "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
     "VQ-75": "the rolling-patch planner never puts an HA pair in one fire compartment",
+    "VQ-63": "the evidence server stores only what verifies: a tampered push is refused and "
+    "the refusal is in its audit trail",
 }
 
 

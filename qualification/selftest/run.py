@@ -102,6 +102,7 @@ def run_selftest(
     *,
     golden: Path | None = None,
     run_id: str | None = None,
+    extra_checks: Callable[[Callable[[], Scratch]], list[SelfCheck]] | None = None,
 ) -> SelftestSummary:
     """Run every self check and write the outcome as a signed, sealed bundle.
 
@@ -123,6 +124,9 @@ def run_selftest(
             return made[0]
 
         checks = self_checks(golden, scratch)
+        # Checks of packages above the selftest's layer (the evidence server's, ST-OQ-26),
+        # handed in by the command that runs it; they come last so the others keep their order.
+        checks += extra_checks(scratch) if extra_checks is not None else []
         run = run_id or new_run_id(utc_now_dt())
         prev = latest_seal(evidence_dir, change)
         writer = BundleWriter.create(evidence_dir, change, run, signer, initiator)

@@ -15,12 +15,14 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from qualification.errors import BadInputError
+from qualification.server import auditlog
 from qualification.server.config import ServerConfig
 from qualification.server.service import EvidenceServer, Refused
+from qualification.server.settings import ALL_SITES
 from qualification.server.tokens import Account, authenticate
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
@@ -77,7 +79,7 @@ def _guarded(server: EvidenceServer, roles: tuple[str, ...], action: str,
         except Refused as exc:
             if action != "push":  # a push audits its own refusals
                 await run_in_threadpool(server.audit, account.name, action, "refused",
-                                        exc.message)
+                                        exc.message, exc.run_id)
             return _error(exc.status, exc.message, exc.problems)
         except BadInputError as exc:
             await run_in_threadpool(server.audit, account.name, action, "refused",
@@ -99,20 +101,23 @@ def build_app(server: EvidenceServer) -> Starlette:
         except Refused as exc:
             await run_in_threadpool(server.audit, account.name, "push", "refused", exc.message)
             raise
-        out = await run_in_threadpool(server.push, account.name, body)
+        out = await run_in_threadpool(server.push, account.name, body, account)
         return JSONResponse(out.to_json(), status_code=201 if out.outcome == "stored" else 200)
 
     async def run_info(request: Request, account: Account) -> Response:
-        return JSONResponse(await run_in_threadpool(server.run_info, request.path_params["ref"]))
+        ref = request.path_params["ref"]
+        return JSONResponse(await run_in_threadpool(server.run_info, ref, account))
 
     async def bundle(request: Request, account: Account) -> Response:
-        info, data = await run_in_threadpool(server.pull, account.name, request.path_params["ref"])
+        info, data = await run_in_threadpool(server.pull, account.name,
+                                             request.path_params["ref"], account)
         return Response(data, media_type="application/x-tar",
                         headers={"X-Vqual-Run": info["run_id"], "X-Vqual-Seal": info["seal"]})
 
     async def void(request: Request, account: Account) -> Response:
         body = await _body(request, SMALL_BODY)
-        out = await run_in_threadpool(server.void, account.name, request.path_params["ref"], body)
+        out = await run_in_threadpool(server.void, account.name, request.path_params["ref"],
+                                      body, account)
         return JSONResponse(out)
 
     async def checkpoint(request: Request, account: Account) -> Response:
@@ -128,7 +133,20 @@ def build_app(server: EvidenceServer) -> Starlette:
         return JSONResponse(await run_in_threadpool(server.consistency, first, second))
 
     async def audit(request: Request, account: Account) -> Response:
-        return JSONResponse(await run_in_threadpool(server.audit_rows))
+        if server.settings.per_site and ALL_SITES not in account.sites:
+            # The trail names every site's runs: only an account of every site reads it.
+            raise Refused(403, f"account {account.name} is not of every site ('*'); "
+                          "the audit trail spans all sites")
+        params = request.query_params
+        wanted = auditlog.make_filter(params.get("from"), params.get("to"),
+                                      params.get("account"), params.get("action"),
+                                      params.get("run"), params.get("limit"))
+        rows = await run_in_threadpool(auditlog.query, server.engine, wanted)
+        if params.get("format", "json") == "csv":
+            return PlainTextResponse(auditlog.to_csv(rows), media_type="text/csv")
+        if params.get("format", "json") != "json":
+            raise Refused(422, "format must be json or csv")
+        return JSONResponse(rows)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -34,7 +34,8 @@ from qualification.timeutil import utc_now_text
 
 FORMAT = "vqual.server-backup/v1"
 #: In the order they are restored.
-TABLES = (db.tokens, db.runs, db.audit, db.log_entries, db.checkpoints, db.voids)
+TABLES = (db.tokens, db.runs, db.audit, db.log_entries, db.checkpoints, db.voids,
+          db.tombstones)
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +129,8 @@ def check_server(config: ServerConfig) -> tuple[list[str], dict[str, int]]:
             runs = conn.execute(sa.select(db.runs)).all()
             for run in runs:
                 problems += _check_run(config, conn, run)
+            for stone in conn.execute(sa.select(db.tombstones)).all():
+                problems += _check_tombstone(config, tree, stone)
     finally:
         engine.dispose()
     if cps and cps[-1].size != size:
@@ -163,4 +166,16 @@ def _check_run(config: ServerConfig, conn: Connection, run: Any) -> list[str]:
     wanted = leaf_hash(seal_leaf(run.change_id, run.run_id, run.seal))
     if DbTree(conn).find(wanted) is None:
         out.append(f"run {run.run_id}: its seal is not in the log")
+    return out
+
+
+def _check_tombstone(config: ServerConfig, tree: DbTree, stone: Any) -> list[str]:
+    """A purged run: its purge is in the log and its files have left the store."""
+    from qualification.server.retention import purge_leaf
+
+    out = []
+    if tree.find(leaf_hash(purge_leaf(stone.run_id, stone.seal, bytes(stone.envelope)))) is None:
+        out.append(f"purged run {stone.run_id}: its purge is not in the log")
+    if (config.store / stone.change_id / stone.run_id).exists():
+        out.append(f"purged run {stone.run_id}: its files are still in the store")
     return out

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 #: The newest migration; the server refuses to start on a database at another revision.
-HEAD = "0002"
+HEAD = "0003"
 #: The advisory lock key every PostgreSQL write transaction takes ("vq15").
 _PG_LOCK = 0x76713135
 
@@ -35,6 +35,7 @@ tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created", sa.String(32), nullable=False),
     sa.Column("revoked", sa.String(32), nullable=True),
+    sa.Column("sites", sa.Text, nullable=True),  # comma-separated; "*" every site
 )
 runs = sa.Table(
     "runs", metadata,
@@ -45,6 +46,7 @@ runs = sa.Table(
     sa.Column("lines", sa.Integer, nullable=False),
     sa.Column("pushed", sa.String(32), nullable=False),
     sa.Column("pushed_by", sa.String(64), nullable=False),
+    sa.Column("sites", sa.Text, nullable=True),  # from inventory.json; NULL: not read yet
 )
 audit = sa.Table(
     "audit", metadata,
@@ -77,6 +79,19 @@ voids = sa.Table(
     sa.Column("seal", sa.String(64), nullable=False),
     sa.Column("time", sa.String(32), nullable=False),
     sa.Column("signer", sa.String(128), nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+)
+
+#: A run purged past its retention: what it was, who purged it, when and why (signed).
+tombstones = sa.Table(
+    "tombstones", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("change_id", sa.String(64), nullable=False),
+    sa.Column("seal", sa.String(64), nullable=False, unique=True),
+    sa.Column("pushed", sa.String(32), nullable=False),
+    sa.Column("time", sa.String(32), nullable=False),
+    sa.Column("signer", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
 )
 

@@ -37,6 +37,14 @@ from qualification.server.leaves import (
     void_leaf,
 )
 from qualification.server.merkle import DbTree
+from qualification.server.settings import (
+    bundle_sites,
+    decode_sites,
+    encode_sites,
+    load_settings,
+    site_refusal,
+)
+from qualification.server.tokens import Account
 from qualification.server.voiding import VOID_ROLES
 from qualification.signing import Ed25519Signer
 from qualification.signing.dsse import sign_envelope
@@ -46,9 +54,11 @@ from qualification.timeutil import utc_now_text
 class Refused(VqualError):
     """The server refuses a request; ``status`` is the HTTP status that says so."""
 
-    def __init__(self, status: int, message: str, problems: list[str] | None = None) -> None:
+    def __init__(self, status: int, message: str, problems: list[str] | None = None,
+                 run_id: str | None = None) -> None:
         self.status = status
         self.problems = problems or []
+        self.run_id = run_id  # the run refused, for the audit trail
         super().__init__(message)
 
 
@@ -81,6 +91,7 @@ class EvidenceServer:
                 "trust store with the log role; vqual keys create --role log --service"
             )
         self.log_name = key.name
+        self.settings = load_settings(config.state_dir)  # sites and retention
         self.engine = db.make_engine(config.database_url)
         revision = db.current_revision(self.engine)
         if revision != db.HEAD:
@@ -106,8 +117,9 @@ class EvidenceServer:
             own.execute(db.audit.insert().values(**row))
 
     # ------------------------------------------------------------------------ push
-    def push(self, who: str, body: bytes) -> PushOutcome:
-        """Verify and take one bundle (a tar); refusals raise :class:`Refused`, audited."""
+    def push(self, who: str, body: bytes, account: Account | None = None) -> PushOutcome:
+        """Verify and take one bundle (a tar); refusals raise :class:`Refused`, audited.
+        ``account`` (the pusher) is held to its sites; None: not checked (in-process use)."""
         work = self.incoming / uuid.uuid4().hex
         try:
             try:
@@ -126,11 +138,12 @@ class EvidenceServer:
                 valid_name(sealed.run_id, "run id")
             except BadInputError as exc:
                 raise Refused(422, exc.message) from None
+            self._authorize(account, "push", sealed.run_id, bundle_sites(bundle))
             with db.write_tx(self.engine) as conn:
                 out = self._take(conn, who, bundle, sealed)
             return out
         except Refused as exc:
-            self.audit(who, "push", "refused", exc.message)
+            self.audit(who, "push", "refused", exc.message, exc.run_id)
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -167,6 +180,11 @@ class EvidenceServer:
         other = conn.execute(sa.select(db.runs.c.run_id).where(db.runs.c.seal == sealed.seal))
         if other.first() is not None:
             raise Refused(409, f"seal {sealed.seal[:16]} is held under another run id")
+        gone = conn.execute(sa.select(db.tombstones.c.time).where(sa.or_(
+            db.tombstones.c.run_id == sealed.run_id, db.tombstones.c.seal == sealed.seal))).first()
+        if gone is not None:
+            raise Refused(409, f"run {sealed.run_id} was purged past its retention at "
+                          f"{gone.time}; its tombstone stays", run_id=sealed.run_id)
         target = self._run_dir(sealed.change_id, sealed.run_id)
         if target.exists():  # left by a push whose transaction did not commit
             shutil.move(str(target), str(self.incoming / f"debris-{uuid.uuid4().hex}"))
@@ -175,7 +193,7 @@ class EvidenceServer:
         conn.execute(db.runs.insert().values(
             run_id=sealed.run_id, change_id=sealed.change_id, seal=sealed.seal,
             records_sha256=_records_digest(sealed.lines), lines=len(sealed.lines),
-            pushed=utc_now_text(), pushed_by=who[:64]))
+            pushed=utc_now_text(), pushed_by=who[:64], sites=encode_sites(bundle_sites(target))))
         return self._done(conn, who, sealed, "stored", sealed.leaves())
 
     def _done(self, conn: Connection, who: str, sealed: SealedRun, outcome: str,
@@ -253,7 +271,16 @@ class EvidenceServer:
             raise Refused(404, "no such run")
         return target
 
-    def run_info(self, ref: str) -> dict[str, Any]:
+    def _authorize(self, account: Account | None, action: str, run_id: str,
+                   sites: frozenset[str]) -> None:
+        why = None if account is None else site_refusal(
+            self.settings, account.name, account.sites, action, run_id, sites)
+        if why is not None:
+            raise Refused(403, why, run_id=run_id)
+
+    def run_info(self, ref: str, account: Account | None = None,
+                 action: str = "read") -> dict[str, Any]:
+        """The held run ``ref``; an ``account`` outside its sites is refused (403)."""
         column = db.runs.c.seal if is_seal(ref) else db.runs.c.run_id
         if not is_seal(ref):
             try:
@@ -269,18 +296,24 @@ class EvidenceServer:
         info = {k: row._mapping[k] for k in ("run_id", "change_id", "seal", "lines", "pushed",
                                              "pushed_by")}
         info["voided"] = None if void is None else {"time": void.time, "by": void.signer}
+        sites = (decode_sites(row.sites) if row.sites is not None
+                 else bundle_sites(self._run_dir(row.change_id, row.run_id)))
+        self._authorize(account, action, row.run_id, sites)
+        info["sites"] = sorted(sites)
         return info
 
-    def pull(self, who: str, ref: str) -> tuple[dict[str, Any], bytes]:
-        info = self.run_info(ref)
+    def pull(self, who: str, ref: str,
+             account: Account | None = None) -> tuple[dict[str, Any], bytes]:
+        info = self.run_info(ref, account, "pull")
         data = pack(self._run_dir(info["change_id"], info["run_id"]))
         self.audit(who, "pull", "ok", f"{len(data)} bytes", info["run_id"])
         return info, data
 
-    def void(self, who: str, ref: str, envelope: bytes) -> dict[str, Any]:
+    def void(self, who: str, ref: str, envelope: bytes,
+             account: Account | None = None) -> dict[str, Any]:
         """Void a held run by a signed document; the run stays, marked and logged (refusals
         raise :class:`Refused`; the HTTP layer audits them)."""
-        info = self.run_info(ref)
+        info = self.run_info(ref, account, "void")
         envelope = envelope.rstrip(b"\n")
         doc = _open_void(envelope, load_trust(self.config.state_dir))
         if doc.payload.get("run_id") != info["run_id"] or doc.payload.get("seal") != info["seal"]:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from qualification.errors import BadInputError
 from qualification.server.db import read_tx, tokens, write_tx
 from qualification.server.files import valid_name
+from qualification.server.settings import ALL_SITES, decode_sites, encode_sites
 from qualification.timeutil import utc_now_text
 
 #: What each role may do; an admin may do everything.
@@ -29,6 +30,8 @@ PREFIX = "vq_"
 class Account:
     name: str
     role: str
+    #: The sites whose runs it may reach when sites are configured ("*": every site).
+    sites: frozenset[str] = frozenset()
 
     def may(self, role: str) -> bool:
         return self.role == role or self.role == "admin"
@@ -38,21 +41,25 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(engine: Engine, name: str, role: str) -> str:
-    """A new token for the service account ``name``; returned once, stored hashed.
+def create_token(engine: Engine, name: str, role: str, sites: tuple[str, ...] = ()) -> str:
+    """A new token for the service account ``name`` of ``sites``; returned once, stored hashed.
 
     Raises:
-        BadInputError: unknown role, bad name, or an account of that name exists.
+        BadInputError: unknown role, bad name or site, or an account of that name exists.
     """
     if role not in ROLES:
         raise BadInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
     valid_name(name, "account name")
+    for site in sites:
+        if site != ALL_SITES:
+            valid_name(site, "site")
     token = PREFIX + secrets.token_urlsafe(32)
     with write_tx(engine) as conn:
         if conn.execute(sa.select(tokens.c.name).where(tokens.c.name == name)).first():
             raise BadInputError(f"service account {name!r} exists; revoke it first")
         conn.execute(tokens.insert().values(name=name, role=role, token_hash=token_hash(token),
-                                            created=utc_now_text(), revoked=None))
+                                            created=utc_now_text(), revoked=None,
+                                            **({"sites": encode_sites(sites)} if sites else {})))
     return token
 
 
@@ -74,9 +81,9 @@ def authenticate(engine: Engine, token: str) -> Account | None:
     wanted = token_hash(token)
     with read_tx(engine) as conn:
         row = conn.execute(
-            sa.select(tokens.c.name, tokens.c.role, tokens.c.token_hash)
+            sa.select(tokens.c.name, tokens.c.role, tokens.c.token_hash, tokens.c.sites)
             .where(tokens.c.token_hash == wanted, tokens.c.revoked.is_(None))
         ).first()
     if row is None or not hmac.compare_digest(row.token_hash, wanted):
         return None
-    return Account(row.name, row.role)
+    return Account(row.name, row.role, decode_sites(row.sites))

@@ -49,6 +49,9 @@ def test_selftest_passes_here_and_writes_a_bundle_that_verifies(
     ids = {r["data"]["test_id"] for r in records if r["kind"] == "check.result"}
     assert {"ST-IQ-01", "ST-OQ-01-v1", "ST-OQ-03", "ST-OQ-05", "ST-OQ-06"} <= ids
     assert "ST-IQ-03-cryptography" in ids
+    server = [r["data"] for r in records if r["kind"] == "check.result"
+              and r["data"]["test_id"] == "ST-OQ-26"]  # the server's, handed in by the command
+    assert [(d["verdict"], d["requirements"]) for d in server] == [("pass", ["VQ-63"])]
     assert {"ST-IQ-05-libvirt", "ST-OQ-10-check.result", "ST-OQ-11", "ST-OQ-12",
             "ST-OQ-13"} <= ids
     # run.start comes from the one builder of every run's, with the selftest's golden.

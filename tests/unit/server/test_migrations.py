@@ -66,4 +66,47 @@ def test_the_migrations_are_shipped_in_the_package() -> None:
     where = Path(migrations.__file__).parent
     assert (where / "env.py").is_file()
     assert sorted(p.name for p in (where / "versions").glob("v*.py")) == [
-        "v0001_initial.py", "v0002_log.py"]
+        "v0001_initial.py", "v0002_log.py", "v0003_sites_retention.py"]
+
+
+def test_a_populated_database_of_revision_0002_gains_sites_and_tombstones(
+    st: ServerState, db_url: str | None
+) -> None:
+    from qualification.server.settings import Settings
+    from tests.unit.server.sites_testlib import site_run
+
+    config = ServerConfig.from_state(st.state, database_url=db_url, log_key=st.log_key)
+    db.upgrade(config.database_url, "0002")
+    engine = db.make_engine(config.database_url)
+    token = create_token(engine, "ci-pipeline", "pusher")
+    bundle = site_run(st, RUNS[0], "basel")
+    run = read_sealed(bundle)
+    shutil.copytree(bundle, config.store / run.change_id / run.run_id)
+    with db.write_tx(engine) as conn:
+        conn.execute(sa.text(
+            "INSERT INTO runs (run_id, change_id, seal, records_sha256, lines, pushed, "
+            "pushed_by) VALUES (:r, :c, :s, :d, :n, '2026-03-01T10:00:00.000000Z', 'ci')"),
+            {"r": run.run_id, "c": run.change_id, "s": run.seal, "d": "0" * 64,
+             "n": len(run.lines)})
+    engine.dispose()
+
+    db.upgrade(config.database_url)
+    server = EvidenceServer(config)
+    try:
+        assert db.current_revision(server.engine) == "0003"
+        account = authenticate(server.engine, token)
+        assert account is not None and account.sites == frozenset()  # of no site until renewed
+        assert server.run_info(RUNS[0])["sites"] == ["basel"]  # read from the held inventory
+        server.settings = Settings(sites=("basel",))
+        from qualification.server.service import Refused
+
+        try:
+            server.run_info(RUNS[0], account)
+            raise AssertionError("an account of no site read a run of basel")
+        except Refused as exc:
+            assert exc.status == 403
+        with db.read_tx(server.engine) as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(db.tombstones)
+                                ).scalar_one() == 0
+    finally:
+        server.close()
