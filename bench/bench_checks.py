@@ -28,6 +28,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "tests"))
+
+# A throwaway pinned trust root, as the tests use: it sets VQUAL_TRUST_ROOT for the vqual
+# subprocesses, and pin_state signs the bench's trust store with it.
+from trustroot_testlib import pin_state
 
 
 def _observations(n: int) -> list[tuple[str, str]]:
@@ -139,6 +144,7 @@ def main() -> None:
     env["ANSIBLE_HOST_KEY_CHECKING"] = "False"
     subprocess.run([str(BIN / "vqual"), "keys", "create", "--name", "bench", "--role", "executor",
                     "--service", "--throwaway"], env=env, check=True, capture_output=True)
+    pin_state(work / "state")
     inv = work / "inv.yml"
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
