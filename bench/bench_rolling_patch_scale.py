@@ -130,7 +130,8 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=50, help="anti-affinity groups of three")
     parser.add_argument("--address", default="127.0.0.161")
     parser.add_argument("--port", type=int, default=29443)
-    parser.add_argument("--interval", type=float, default=0.5, help="observer poll interval, s")
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="observer poll interval, s (each poll lists every VM)")
     parser.add_argument("--parallel", type=int, default=4, help="max_parallel_migrations")
     parser.add_argument("--vcpu-ratio", type=float, default=64.0,
                         help="the change's vcpu_ratio: the simulator's hosts have few cores, "
@@ -221,6 +222,14 @@ def _run(args: argparse.Namespace, tmp: Path, ctx: LabContext, inst: vcsim.Vcsim
     profile.enable()
     try:
         outcome = orch.run()
+    except KeyboardInterrupt:  # stopped by hand: what was measured so far
+        wall = time.perf_counter() - t0
+        print(f"interrupted after {wall:.1f} s: inside platform/executor calls "
+              f"{clock.inside:.1f} s ({clock.calls} calls), the orchestrator's own "
+              f"{wall - clock.inside:.2f} s = {(wall - clock.inside) / wall:.1%}")
+        ours.send("stop")
+        ours.recv()
+        return 1
     except Exception as exc:  # noqa: BLE001 - a refused plan's message names every VM
         print(f"run refused: {str(exc)[:600]}")
         ours.send("stop")
