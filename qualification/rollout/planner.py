@@ -234,8 +234,7 @@ class _Planner:
                     f"exclude_hosts names host {exclusion.host}, which is not in cluster "
                     f"{snap.cluster}"
                 )
-        strays = [v for v in snap.vms if v.host not in self.hosts]  # sort only these
-        for vm in sorted(strays, key=lambda v: natural_key(v.name)):
+        for vm in self.strays():
             if vm.host not in self.hosts:
                 self.problems.append(
                     f"vm {vm.name} is on host {vm.host or '(none)'}, which is not in cluster "
@@ -334,6 +333,11 @@ class _Planner:
             idle=tuple(sorted(idle, key=natural_key)),
             blocked=tuple(sorted(blocked, key=natural_key)),
         )
+
+    def strays(self) -> list[VmState]:
+        """VMs on a host outside the cluster, by name: only these are sorted, not every VM."""
+        found = [v for v in self.snap.vms if v.host not in self.hosts]
+        return sorted(found, key=lambda v: natural_key(v.name))
 
     @cached_property
     def residents(self) -> defaultdict[str, set[str]]:
