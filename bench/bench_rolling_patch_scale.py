@@ -228,7 +228,8 @@ def _run(args: argparse.Namespace, tmp: Path, ctx: LabContext, inst: vcsim.Vcsim
               f"{clock.inside:.1f} s ({clock.calls} calls), the orchestrator's own "
               f"{wall - clock.inside:.2f} s = {(wall - clock.inside) / wall:.1%}")
         ours.send("stop")
-        ours.recv()
+        seen: list[Snapshot] = ours.recv()
+        print(f"observer so far: {len(seen)} polls, safety violations: {len(check_safety(seen))}")
         return 1
     except Exception as exc:  # noqa: BLE001 - a refused plan's message names every VM
         print(f"run refused: {str(exc)[:600]}")
