@@ -5,8 +5,11 @@
 writer well below the raw signing rate. So the common case goes through the standard
 library's C encoder, which already produces JCS bytes when:
 
-- every float is absent (Python's ``repr`` and ECMAScript's number formatting differ, e.g.
-  ``1.0`` vs ``1``, ``1e+16`` vs ``10000000000000000``);
+- every float is *plain*: finite, and its ``repr`` has neither an exponent nor a trailing
+  ``.0`` (such as the ``0.37`` of a check's ``duration_ms``). ``rfc8785`` formats a float
+  from ``str(f)`` and changes only exponents, ``.0`` endings and zero, so for a plain float
+  its bytes are the ``repr`` the C encoder writes. Other floats differ (``1.0`` vs ``1``,
+  ``1e+16`` vs ``10000000000000000``, ``1e-05`` vs ``0.00001``);
 - no object key contains a character outside the BMP (JCS sorts keys by UTF-16 code units,
   Python by code points; they disagree only between astral and U+E000..U+FFFF characters;
   an all-ASCII output rules this out at once);
@@ -62,7 +65,7 @@ class CanonicalError(BadInputError):
     surrogate, NaN)."""
 
 
-_SLOW = 1  # needs the reference encoder (float; astral keys are found after encoding)
+_SLOW = 1  # needs the reference encoder (a float that is not plain; astral keys are found after encoding)
 _BIG = 2  # holds an integer beyond 2**53-1 (normalise it or refuse)
 _BAD = 4  # not JSON: find the path and raise
 
@@ -101,8 +104,15 @@ def _scan(obj: Any) -> int:
     if t is int:
         return 0 if -MAX_SAFE_INT <= obj <= MAX_SAFE_INT else _BIG
     if t is float:
-        return _SLOW
+        return 0 if _plain_float(obj) else _SLOW
     return _BAD
+
+
+def _plain_float(value: float) -> bool:
+    """A float whose ``repr`` is already its JCS form (module docstring): no exponent, no
+    ``.0`` ending (integral values and zero), not ``nan``/``inf``."""
+    text = repr(value)
+    return not text.endswith(".0") and "e" not in text and "n" not in text
 
 
 def _first_problem(obj: Any, path: str) -> str | None:

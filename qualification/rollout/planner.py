@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from qualification.evidence.canonical import canonical_bytes
@@ -247,7 +249,7 @@ class _Planner:
                     f"exclude_hosts names host {exclusion.host}, which is not in cluster "
                     f"{snap.cluster}"
                 )
-        for vm in sorted(snap.vms, key=lambda v: natural_key(v.name)):
+        for vm in self.strays():
             if vm.host not in self.hosts:
                 self.problems.append(
                     f"vm {vm.name} is on host {vm.host or '(none)'}, which is not in cluster "
@@ -322,7 +324,7 @@ class _Planner:
 
     def drain(self, host: str) -> HostPlan:
         self.out.add(host)
-        on_host = [self.vms[n] for n, h in self.where.items() if h == host]
+        on_host = [self.vms[n] for n in self.residents[host]]
         # Largest first packs best; the name makes equal sizes deterministic.
         on_host.sort(key=lambda v: (-v.memory_mib, -v.vcpus, self.vm_rank[v.name]))
         moves: list[Move] = []
@@ -356,8 +358,24 @@ class _Planner:
             blocked=tuple(sorted(blocked, key=natural_key)),
         )
 
+    def strays(self) -> list[VmState]:
+        """VMs on a host outside the cluster, by name: only these are sorted, not every VM."""
+        found = [v for v in self.snap.vms if v.host not in self.hosts]
+        return sorted(found, key=lambda v: natural_key(v.name))
+
+    @cached_property
+    def residents(self) -> defaultdict[str, set[str]]:
+        """Host -> the VMs registered on it, kept with ``where`` by :meth:`place`, so a drain
+        does not scan every VM of the cluster."""
+        index: defaultdict[str, set[str]] = defaultdict(set)
+        for name, host in self.where.items():
+            index[host].add(name)
+        return index
+
     def place(self, vm: VmState, source: str, destination: str) -> None:
         self.where[vm.name] = destination
+        self.residents[source].discard(vm.name)
+        self.residents[destination].add(vm.name)
         self.used_cpu[source] -= vm.vcpus
         self.used_mem[source] -= vm.memory_mib
         self.used_cpu[destination] += vm.vcpus
@@ -394,7 +412,8 @@ class _Planner:
                     + ", none of them in service"
                 )
             return None, "no other host is in service"
-        spread = [n for n in allowed if not self.conflicts(vm, n)]
+        taken = self.mate_hosts(vm)
+        spread = [n for n in allowed if n not in taken]
         if not spread:
             mates = sorted(self.mates.get(vm.name, ()), key=natural_key)
             return None, ("anti-affinity with " + ", ".join(mates) + " leaves no allowed host")
@@ -462,11 +481,12 @@ class _Planner:
                     )
         return found
 
-    def conflicts(self, vm: VmState, host: str) -> bool:
-        return any(
-            self.where.get(mate) == host and mate in self.running
-            for mate in self.mates.get(vm.name, ())
-        )
+    def mate_hosts(self, vm: VmState) -> set[str | None]:
+        """The hosts where a running anti-affinity mate of ``vm`` is: it may not go there.
+        One pass over its mates, not one per candidate host."""
+        return {
+            self.where.get(mate) for mate in self.mates.get(vm.name, ()) if mate in self.running
+        }
 
 
 def _mates(groups: tuple[tuple[str, ...], ...]) -> dict[str, frozenset[str]]:

@@ -219,13 +219,15 @@ class VspherePlatform(VsphereConnection):
     def _vm_rows(self) -> list[tuple[Any, dict[str, Any]]]:
         return self._retrieve(vim.VirtualMachine, self._VM_PROPS)
 
-    def _vm_facts(self, props: Mapping[str, Any]) -> VmFacts:
+    def _vm_facts(
+        self, props: Mapping[str, Any], host_names: Mapping[str, str] | None = None
+    ) -> VmFacts:
         cfg = props.get("config")
         name = str(props.get("name"))
         host = props.get("runtime.host")
-        host_name = (
-            self._call("read", f"host of {name}", lambda: host.name) if host is not None else ""
-        )
+        host_name = (host_names or {}).get(str(getattr(host, "_moId", "")), "") if host else ""
+        if host and not host_name:  # not in the listing's map: ask the host itself
+            host_name = self._call("read", f"host of {name}", lambda: host.name)
         hw = getattr(cfg, "hardware", None)
         disks, nics, devices = _vm_devices(getattr(hw, "device", None) or [])
         boot = getattr(cfg, "bootOptions", None)
@@ -265,14 +267,21 @@ class VspherePlatform(VsphereConnection):
         )
 
     def vms(self) -> list[VmFacts]:
+        # Host names in one round trip, not one per VM (a thousand at 1,000 VMs).
+        hosts = self._host_names()
         return sorted(
-            (self._vm_facts(props) for _obj, props in self._vm_rows()), key=lambda v: v.name
+            (self._vm_facts(props, hosts) for _obj, props in self._vm_rows()),
+            key=lambda v: v.name,
         )
 
     def _vm_obj(self, name: str) -> tuple[Any, dict[str, Any]]:
-        for obj, props in self._vm_rows():
+        # Every VM's name, then that one VM's properties: reading every VM's configuration to
+        # find one made each VM operation cost O(VMs) (seconds at 1,000 VMs).
+        for obj, props in self._retrieve(vim.VirtualMachine, ["name"]):
             if props.get("name") == name:
-                return obj, props
+                found = self._object_props(obj, vim.VirtualMachine, self._VM_PROPS)
+                if found is not None:
+                    return obj, found
         raise PlatformError(f"vm {name!r} not found", where=self.endpoint)
 
     def vm(self, name: str) -> VmFacts:

@@ -308,6 +308,34 @@ class VsphereConnection:
             except Exception:  # noqa: BLE001, S110 - a view of a dead session needs no clean-up
                 pass
 
+    def _object_props(
+        self, obj: Any, vim_type: Any, paths: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """``{path: value}`` of one object, one round trip; None if the answer holds none."""
+        collector = vmodl.query.PropertyCollector
+        spec = collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=obj, skip=False)],
+            propSet=[collector.PropertySpec(type=vim_type, pathSet=list(paths))],
+        )
+        found = self._call(
+            "read",
+            "properties",
+            self.content.propertyCollector.RetrievePropertiesEx,
+            [spec],
+            collector.RetrieveOptions(),
+        )
+        objects = getattr(found, "objects", None) or []
+        if not objects:
+            return None
+        return {p.name: p.val for p in objects[0].propSet or []}
+
+    def _host_names(self) -> dict[str, str]:
+        """Host object id -> name, in one round trip (a listing of VMs names their hosts)."""
+        return {
+            str(obj._moId): str(props.get("name"))
+            for obj, props in self._retrieve(vim.HostSystem, ["name"])
+        }
+
     # -- scope: datacenter and cluster ------------------------------------------------------
 
     def _scope_root(self, *, cluster: bool = True) -> Any:

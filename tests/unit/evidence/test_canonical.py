@@ -11,6 +11,7 @@ import rfc8785
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from qualification.evidence import canonical
 from qualification.evidence.canonical import (
     MAX_SAFE_INT,
     CanonicalError,
@@ -94,11 +95,24 @@ def test_fast_path_identical_bytes_to_reference(obj: Any) -> None:
 @given(json_values)
 @example({"\ue000": 1, "\U0001f600": 2})
 @example({"a": [1.0, -0.0, 1e21, 1e-7, 5e-324, 123456789012345680000.0]})
+@example({"duration_ms": [0.37, -2.5, 0.0001, 1e-05, 9999999999999998.0, 1234567.125, 1e16]})
 @example("\ud800")
 @example({"k": "\udfff"})
 @example({"\x00\x1f": "\u2028\x7f"})
 def test_identical_bytes_to_reference(obj: Any) -> None:
     assert ours(obj) == reference(obj)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(finite_floats, min_size=1, max_size=8))
+@example([0.1, 0.0001, 0.00011, 123.456, 1e15 + 0.5, 2.0**52 + 0.5, -7.25])
+def test_plain_floats_take_the_fast_path_with_identical_bytes(values: list[float]) -> None:
+    """Plain floats (no exponent, no .0 ending) are encoded by the C encoder, and its bytes
+    are the reference's; any other float still goes to the reference."""
+    plain = [v for v in values if canonical._plain_float(v)]
+    assert canonical._scan({"t": plain}) == 0
+    assert ours({"t": values}) == reference({"t": values})
+    assert ours({"t": plain}) == reference({"t": plain})
 
 
 @settings(max_examples=300, deadline=None)
