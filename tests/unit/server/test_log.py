@@ -70,7 +70,7 @@ def test_a_bundle_never_pushed_is_not_proven(st: ServerState, served: Any) -> No
     server.push("ci", pack(new_run(st, RUNS[0])))
     result = check_log(_client(server, tokens["reader"]), new_run(st, RUNS[1]), st.state)
     assert len(result.problems) == 1
-    assert result.problems[0].startswith("seal ") and "not proven in the log" in result.problems[0]
+    assert result.problems[0].startswith("seal ") and "not included in the log" in result.problems[0]
 
 
 def test_the_log_stays_consistent_as_it_grows(st: ServerState, served: Any) -> None:
