@@ -1,36 +1,38 @@
-"""Checking a bundle against the transparency log: a signed checkpoint, the inclusion of the
-bundle's seal and of every record after it, and the log's consistency since the checkpoint this
-state directory saw last (pymerkle verifies the proofs).
+"""Asking an evidence server for a bundle's log proof, and ``vqual verify --log``: the signed
+checkpoint, the inclusion of the bundle's seal and of every record after it, and the log's
+consistency since the checkpoint this state directory saw last (judged by
+:mod:`qualification.evidence.logproof`).
 
 The server's answers for one bundle (the signed checkpoint, an inclusion proof per leaf, a
 consistency proof from a checkpoint seen before) are one JSON document, a *log proof*
 (:func:`fetch_proof`); ``vqual pull`` saves it beside the bundle as ``<run>.log.json``, and
 :func:`check_proof` checks it online or offline alike. The leaves are always recomputed from
 the bundle itself, never taken from the proof.
-
-The last checkpoint seen per server is kept in ``<state>/log/seen.json``; it is replaced only
-when the new one is proven consistent with it, so a log that was rewritten or cut stays
-detected on every later check.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from qualification.errors import BadInputError, VqualError
-from qualification.server.leaves import CHECKPOINT_TYPE, leaf_hash, read_sealed
+from qualification.evidence.logproof import (
+    PROOF_FORMAT,
+    PROOF_SUFFIX,
+    LogCheck,
+    check_proof,
+    leaf_hash,
+    load_proof,
+    read_sealed,
+    save_proof,
+    seen,
+)
 from qualification.signing import TrustStore
 
-SEEN_FILE = Path("log") / "seen.json"
-#: The schema of a saved log proof.
-PROOF_FORMAT = "vqual.log-proof/v1"
-#: The name ``vqual pull`` saves a run's log proof under, beside the run's directory.
-PROOF_SUFFIX = ".log.json"
+__all__ = ["PROOF_SUFFIX", "LogCheck", "check_log", "fetch_proof", "save_proof", "verify_log"]
 
 
 class LogClient(Protocol):
@@ -41,46 +43,6 @@ class LogClient(Protocol):
 
     def json(self, method: str, path: str, body: bytes | None = None,
              content_type: str = "application/json") -> Any: ...
-
-
-@dataclass
-class LogCheck:
-    size: int = 0
-    root: str = ""
-    included: list[tuple[str, int]] = field(default_factory=list)  # (what, index)
-    problems: list[str] = field(default_factory=list)
-    consistent_from: int | None = None
-    notes: list[str] = field(default_factory=list)  # first contact, what offline cannot prove
-
-    def lines(self, name: str) -> list[str]:
-        status = "INVALID" if self.problems else "VALID"
-        out = [f"{name}: log {status} at checkpoint size {self.size} root {self.root[:16]}"]
-        out += [f"  {what}: included at log index {index}" for what, index in self.included]
-        if self.consistent_from is not None:
-            out.append(f"  consistent with the checkpoint of size {self.consistent_from} seen "
-                       "before")
-        out += [f"  {note}" for note in self.notes]
-        out += [f"  {problem}" for problem in self.problems]
-        return out
-
-
-def seen(state_dir: Path) -> dict[str, Any]:
-    """The last checkpoint seen per server URL."""
-    try:
-        data = json.loads((state_dir / SEEN_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _save_seen(state_dir: Path, url: str, checkpoint: dict[str, Any]) -> None:
-    known = seen(state_dir)
-    known[url] = {k: checkpoint[k] for k in ("size", "root", "time")}
-    path = state_dir / SEEN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- the server's answers
@@ -131,142 +93,15 @@ def _payload(envelope: dict[str, Any]) -> dict[str, Any]:
     return out if isinstance(out, dict) else {}
 
 
-def load_proof(path: Path) -> dict[str, Any]:
-    """A saved log proof.
-
-    Raises:
-        BadInputError: unreadable, not JSON, or not a log proof.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInputError(f"log proof {path} cannot be read: {exc.strerror}") from None
-    except ValueError:
-        raise BadInputError(f"log proof {path} is not JSON") from None
-    if not isinstance(data, dict) or data.get("format") != PROOF_FORMAT:
-        raise BadInputError(f"{path} is not a log proof ({PROOF_FORMAT})")
-    return data
-
-
-def save_proof(proof: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------- judging them
 def check_log(client: LogClient, bundle: Path, state_dir: Path,
               trust: TrustStore | None = None) -> LogCheck:
-    """Check ``bundle`` against the log at ``client`` now; ``problems`` empty: all holds."""
-    return check_proof(fetch_proof(client, bundle, state_dir), bundle, state_dir, trust)
-
-
-def check_proof(proof: dict[str, Any], bundle: Path, state_dir: Path,
-                trust: TrustStore | None = None, *, offline: bool = False) -> LogCheck:
-    """Check a log proof (fetched now or saved by ``vqual pull``) for ``bundle``: the
-    checkpoint's signature (role ``log`` in ``trust``, by default the server's way of loading
-    it), the inclusion of every leaf the bundle has, and consistency with the checkpoint this
-    state directory saw of the same server. Records the checkpoint as seen when it holds.
-
-    ``offline`` (a saved proof): a checkpoint seen here that the saved proof cannot be proven
-    consistent with (newer, or no proof from it) is a note, not a failure; online it fails.
-    """
-    from qualification.evidence.verify import open_signed_document
-
+    """Check ``bundle`` against the log at ``client`` now; ``problems`` empty: all holds.
+    ``trust`` defaults to the server's way of loading it (the pinned root's store)."""
     if trust is None:
         from qualification.server.config import load_trust
 
         trust = load_trust(state_dir)
-    out = LogCheck()
-    try:
-        envelope = json.dumps(proof["checkpoint"]).encode()
-        cp = open_signed_document(envelope, CHECKPOINT_TYPE, trust, "log",
-                                  where="log checkpoint").payload
-        out.size, out.root = int(cp["size"]), str(cp["root"])
-    except (VqualError, KeyError, TypeError, ValueError) as exc:
-        out.problems.append(f"bad checkpoint signature: {_why(exc)}")
-        return out
-    server = str(proof.get("server", ""))
-    previous = seen(state_dir).get(server)
-    if previous is None:
-        out.notes.append(f"first contact with the log at {server}: this checkpoint is "
-                         "recorded; later checks prove the log consistent with it")
-    else:
-        _check_consistency(proof, previous, out, offline)
-    _check_inclusions(proof, bundle, out)
-    if not any(p.startswith("log inconsistent") for p in out.problems):
-        _save_seen(state_dir, server, cp)
-    return out
-
-
-def _check_consistency(proof: dict[str, Any], previous: dict[str, Any], out: LogCheck,
-                       offline: bool) -> None:
-    from pymerkle import ConsistencyProof, InvalidProof, verify_consistency
-
-    old_size, old_root = int(previous["size"]), str(previous["root"])
-    seen_at = f"the checkpoint of size {old_size} seen at {previous.get('time')}"
-    if old_size > out.size:
-        if offline:  # an older saved proof; the newer checkpoint seen stands
-            out.notes.append(f"not proven consistent with {seen_at}: the saved checkpoint is "
-                             "older; check online (--log URL) for that")
-            return
-        out.problems.append(f"log inconsistent: it has {out.size} entries, fewer than {seen_at}")
-        return
-    if old_size == out.size:
-        if old_root != out.root:
-            out.problems.append(f"log inconsistent: its root differs from {seen_at}")
-        else:
-            out.consistent_from = old_size
-        return
-    step = next((s for s in proof.get("consistency", []) if s.get("first") == old_size
-                 and s.get("second") == out.size), None)
-    if step is None and offline:
-        out.notes.append(f"not proven consistent with {seen_at}: the saved proof holds no "
-                         "consistency proof from it; check online (--log URL) for that")
-        return
-    try:
-        if step is None:
-            raise ValueError("the server gave no consistency proof")
-        if "error" in step:
-            raise ValueError(step["error"])
-        verify_consistency(bytes.fromhex(old_root), bytes.fromhex(out.root),
-                           ConsistencyProof.deserialize(step["proof"]),
-                           prior_size=old_size, later_size=out.size)
-    except (InvalidProof, KeyError, ValueError, TypeError) as exc:
-        out.problems.append(f"log inconsistent since {seen_at}: {_why(exc)}")
-        return
-    out.consistent_from = old_size
-
-
-def _check_inclusions(proof: dict[str, Any], bundle: Path, out: LogCheck) -> None:
-    from pymerkle import InclusionProof, InvalidProof, verify_inclusion
-
-    sealed = read_sealed(bundle)
-    held = {e.get("leaf_hash"): e for e in proof.get("inclusion", []) if isinstance(e, dict)}
-    what = ["seal"] + [kind for kind, _ in sealed.after()]
-    for name, leaf in zip(what, sealed.leaves(), strict=True):
-        digest = leaf_hash(leaf)
-        entry = held.get(digest)
-        try:
-            if entry is None:
-                raise ValueError("the log proof holds no proof for it")
-            if "error" in entry:
-                raise ValueError(entry["error"])
-            verify_inclusion(bytes.fromhex(digest), bytes.fromhex(out.root),
-                             InclusionProof.deserialize(entry["proof"]),
-                             index=int(entry["index"]), size=out.size)
-        except (InvalidProof, KeyError, ValueError, TypeError) as exc:
-            out.problems.append(f"{name} {digest[:16]} not included in the log: {_why(exc)}")
-            continue
-        out.included.append((name, int(entry["index"])))
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, VqualError):
-        return exc.one_line()
-    if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], str):
-        return " ".join(exc.args[0].split())
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
+    return check_proof(fetch_proof(client, bundle, state_dir), bundle, state_dir, trust)
 
 
 # --------------------------------------------------------------------------- vqual verify --log
