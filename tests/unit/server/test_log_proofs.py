@@ -54,8 +54,8 @@ def test_a_saved_proof_is_checked_offline_first_contact_then_consistent(
     result = check_proof(load_proof(saved), first, st.state, st.keys.trust, offline=True)
     assert result.problems == []
     assert result.included == [("seal", 1)]
-    assert result.notes == ["first contact with the log at http://vqual.test: this checkpoint "
-                            "is recorded; later checks prove the log consistent with it"]
+    assert result.notes == [("first contact with the log at http://vqual.test: this checkpoint "
+                             "is recorded; later checks prove the log consistent with it")]
     for run_id in RUNS[1:]:
         server.push("ci", pack(new_run(st, run_id)))
     later = fetch_proof(client, first, st.state)  # from the checkpoint seen (1) to 3
