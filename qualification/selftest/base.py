@@ -43,6 +43,8 @@ REQUIREMENTS = {
     "VQ-56": "a target is qualified at the level of the most critical application it or its "
     "cluster carries, and that level selects its tests",
     "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
+    "VQ-61": "a run's seal is proven included in the evidence server's transparency log under "
+    "a checkpoint signed by a log key; a proof that does not match is refused",
 }
 
 
