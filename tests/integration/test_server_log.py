@@ -73,14 +73,22 @@ def _patch(site: Site, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
         "--evidence-dir", str(site.evidence), "--json", *args])
 
 
-def _qualify(site: Site, server_url: str, token: Path) -> dict[str, Any]:
-    """``vqual qualify`` with a server configured by the environment, as a pipeline has it."""
+def _qualify(site: Site, server_url: str, token: Path, *, callback: bool = False
+             ) -> dict[str, Any]:
+    """``vqual qualify`` with a server configured by the environment, as a pipeline has it:
+    the command's ``$VQUAL_SERVER_URL``, or (``callback``) the evidence callback's
+    ``$VQUAL_PUSH_ON_SEAL``."""
     spec = site.harness.tmp / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    done = run_vqual("qualify", "--evidence-dir", str(site.evidence), "-i",
-                     str(REPO / "inventories" / "local"), "-s", str(spec), "-c", "CHG0000015",
-                     "--limit", "localhost", "--json", state_dir=site.state,
-                     VQUAL_SERVER_URL=server_url, VQUAL_SERVER_TOKEN_FILE=str(token))
+    args = ("qualify", "--evidence-dir", str(site.evidence), "-i",
+            str(REPO / "inventories" / "local"), "-s", str(spec), "-c", "CHG0000015",
+            "--limit", "localhost", "--json")
+    if callback:
+        done = run_vqual(*args, state_dir=site.state, VQUAL_SERVER_TOKEN_FILE=str(token),
+                         VQUAL_PUSH_ON_SEAL=server_url)
+    else:
+        done = run_vqual(*args, state_dir=site.state, VQUAL_SERVER_TOKEN_FILE=str(token),
+                         VQUAL_SERVER_URL=server_url)
     assert done.returncode == 0, done.stdout + done.stderr
     out: dict[str, Any] = json.loads(done.stdout)
     return out
@@ -174,6 +182,27 @@ def test_a_rewritten_log_entry_fails_verify_log_as_inconsistent(
         assert done.returncode == 1, done.stdout + done.stderr
         assert "log INVALID at checkpoint size 2" in done.stdout
         assert "  log inconsistent since the checkpoint of size 1 seen at " in done.stdout
+    finally:
+        served.stop()
+
+
+def test_the_evidence_callback_pushes_at_seal_with_push_on_seal(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    served = serve(site.state)
+    try:
+        pusher = token_file(site.state, "ci-pipeline", "pusher")
+        reader = token_file(site.state, "qa-reader", "reader")
+        qualified = _qualify(site, served.url, pusher, callback=True)
+        assert "push" not in qualified  # the command itself has no server configured
+        done = run_vqual("pull", str(qualified["run_id"]), "--server", served.url, "-o",
+                         str(tmp_path / "got"), state_dir=site.state,
+                         VQUAL_SERVER_TOKEN_FILE=str(reader))
+        assert done.returncode == 0, done.stderr
+        (pulled,) = (tmp_path / "got").glob(f"*/{qualified['run_id']}")
+        done = run_vqual("verify", str(pulled), "--log", served.url, state_dir=site.state,
+                         VQUAL_SERVER_TOKEN_FILE=str(reader))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "seal: included at log index 1" in done.stdout
     finally:
         served.stop()
 
