@@ -12,6 +12,7 @@ from pymerkle import InclusionProof, verify_inclusion
 from qualification.server import db
 from qualification.server.config import ServerConfig
 from qualification.server.leaves import leaf_hash, read_sealed, seal_leaf
+from qualification.server.merkle import DbTree, expected_nodes, stored_nodes
 from qualification.server.service import EvidenceServer
 from qualification.server.tokens import authenticate, create_token
 from tests.unit.server.server_testlib import ServerState, new_run
@@ -46,6 +47,9 @@ def test_a_populated_database_of_the_previous_revision_is_upgraded(
     try:
         assert db.current_revision(server.engine) == db.HEAD
         assert authenticate(server.engine, token) is not None  # the account survived
+        with db.read_tx(server.engine) as conn:  # 0004 computed the tree state of the log
+            assert stored_nodes(conn) == expected_nodes(conn) == {
+                (1, 0): DbTree(conn, verified=True).get_root(2).hex()}
         server.ensure_checkpoint()
         for index, run in enumerate(sealed, start=1):
             digest = leaf_hash(seal_leaf(run.change_id, run.run_id, run.seal))
