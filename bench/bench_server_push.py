@@ -6,10 +6,13 @@ bundles, in the same run.
 2. ``vqual push``'s work (the client: pack, POST) of every bundle to ``vqual serve`` (uvicorn,
    one worker; SQLite in the state directory, or ``--database-url``), sequentially and from
    ``--clients`` threads at once: throughput, and the ratio of push to verify per bundle;
-3. the log afterwards: its size and a consistency check of the whole server.
+3. the log afterwards: its size and a consistency check of the whole server;
+4. the log's append (a leaf and the new checkpoint's root, what each push adds to the log) at
+   10, 1,000 and 10,000 entries: with the stored subtree roots (``log_nodes``, what the server
+   does) and recomputed from every leaf (what it did before revision 0004).
 
 Run: ``.venv/bin/python bench/bench_server_push.py [--bundles 1000] [--results 10]
-[--clients 4] [--database-url URL]``.
+[--clients 4] [--database-url URL] [--log-only]``.
 """
 
 from __future__ import annotations
@@ -157,10 +160,13 @@ def main() -> None:
     parser.add_argument("--results", type=int, default=10, help="check results per bundle")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--log-only", action="store_true", help="only the log append (4.)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="vqual-bench-server-"))
     try:
-        run(base, args)
+        if not args.log_only:
+            run(base, args)
+        print(json.dumps(bench_log_append(base, args.database_url), indent=2))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -205,6 +211,45 @@ def run(base: Path, args: argparse.Namespace) -> None:
         "server_check": check.stdout.strip().splitlines()[0] if check.stdout else check.stderr,
     }
     print(json.dumps(out, indent=2))
+
+
+def bench_log_append(base: Path, database_url: str | None, appends: int = 20) -> dict[str, object]:
+    """Milliseconds per append (leaf, nodes and root, inside its transaction; the commit
+    is left out, it costs both the same) at 10, 1,000 and 10,000 entries, stored subtree roots
+    against a full recomputation from the leaves."""
+    from qualification.server import db
+    from qualification.server.merkle import DbTree
+
+    out: dict[str, object] = {}
+    for mode in ("stored", "recomputed"):
+        url = database_url or db.sqlite_url(base / f"log-{mode}.db")
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        try:
+            with db.write_tx(engine) as conn:
+                conn.execute(db.log_nodes.delete())
+                conn.execute(db.log_entries.delete())
+            size = 0
+            for target in (10, 1000, 10000):
+                with db.write_tx(engine) as conn:  # fill up to the size measured at
+                    tree = DbTree(conn)
+                    while size < target:
+                        size = tree.append_leaf(f"filler {size}".encode(), "bench", "t")
+                spent = 0.0  # inside the transaction: the commit's fsync is the same for both
+                for _ in range(appends):
+                    with db.write_tx(engine) as conn:
+                        t0 = time.perf_counter()
+                        tree = DbTree(conn, verified=(mode == "recomputed"))
+                        size = tree.append_leaf(f"leaf {size}".encode(), "bench", "t")
+                        tree.get_root()
+                        spent += time.perf_counter() - t0
+                out[f"append_ms_at_{target}_{mode}"] = round(spent / appends * 1000, 2)
+                size = target + appends
+        finally:
+            engine.dispose()
+        if database_url:
+            break  # one database given: the stored mode only (no second empty database)
+    return out
 
 
 if __name__ == "__main__":

@@ -30,10 +30,15 @@ class SiteConfig:
     require_protocol_approval: bool = False
     #: refuse a trust store without a signed history (docs/review.md)
     require_signed_trust: bool = False
+    #: the evidence server runs are pushed to when sealed (docs/server.md); not cited in
+    #: run.start, since where evidence goes does not change how a run is judged
+    push_server: str | None = None
 
 
 _BOOLS = ("require_protocol_approval", "require_signed_trust")
-_KEYS = {"change_id_pattern", *_BOOLS}
+_KEYS = {"change_id_pattern", "push_server", *_BOOLS}
+#: Settings that do not judge a run, left out of its citation (run.start's ``config``).
+_NOT_CITED = ("push_server",)
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _NULL_TAG = "tag:yaml.org,2002:null"
 
@@ -74,8 +79,11 @@ def _parse(path: Path, data: bytes) -> SiteConfig:
             isinstance(value_node, yaml.ScalarNode)
             and value_node.tag in (_NULL_TAG, "tag:yaml.org,2002:str")
         ):
-            raise BadInputError(f"{key} must be a regular expression (a string)", where=where)
+            what = "an http(s) URL" if key == "push_server" else "a regular expression"
+            raise BadInputError(f"{key} must be {what} (a string)", where=where)
         value = yaml.SafeLoader(b"").construct_object(value_node, deep=True)
+        if key == "push_server" and value is not None and not re.match(r"https?://[^/]", value):
+            raise BadInputError("push_server must be an http(s) URL", where=where)
         if key == "change_id_pattern" and value is not None:
             try:
                 re.compile(value)
@@ -128,5 +136,5 @@ def load_config_cited(state_dir: Path) -> tuple[SiteConfig, dict[str, Any]]:
     return config, {
         "file": CONFIG_FILE,
         "digest": hashlib.sha256(data).hexdigest() if data is not None else None,
-        "settings": asdict(config),
+        "settings": {k: v for k, v in asdict(config).items() if k not in _NOT_CITED},
     }

@@ -33,12 +33,5 @@ def check(bundle: Path, server_url: str, token_file: Path | None, state_dir: Pat
 
     result = check_log(Client(server_url, read_token(token_file)), bundle,
                        resolve_state_dir(state_dir))
-    status = "INVALID" if result.problems else "VALID"
-    click.echo(f"{bundle}: log {status} at checkpoint size {result.size} root {result.root[:16]}")
-    for what, index in result.included:
-        click.echo(f"  {what}: included at log index {index}")
-    if result.consistent_from is not None:
-        click.echo(f"  consistent with the checkpoint of size {result.consistent_from} seen before")
-    for problem in result.problems:
-        click.echo(f"  {problem}")
+    click.echo("\n".join(result.lines(str(bundle))))
     sys.exit(1 if result.problems else 0)

@@ -21,6 +21,8 @@ import click
 from qualification.cli.shared import (
     domain_errors,
     existing_shipped_file,
+    push_on_seal,
+    push_options,
     read_passphrase,
     run_options,
     state_dir_option,
@@ -64,6 +66,7 @@ __all__ = ["patch", "platform_and_executor"]
               "change names a spec).")
 @run_options()
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@push_options
 @vault_options
 @trust_root_options
 @state_dir_option
@@ -73,10 +76,13 @@ def patch(
     resume_run: str | None, platform_host: str | None, requalify_mode: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
     initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
-    trust_root: Path | None, legacy_trust: bool,
+    trust_root: Path | None, legacy_trust: bool, push_url: str | None, no_push: bool,
+    token_file: Path | None,
 ) -> None:
     """Patch the change's cluster one host at a time: drain, maintenance, patch, reboot,
-    requalify, return. Progress per host and step goes to stderr."""
+    requalify, return. Progress per host and step goes to stderr. With an evidence server
+    (--push URL, $VQUAL_SERVER_URL, push_server in config.yaml) the sealed run is pushed; a
+    failed push says so in one line and leaves the run sealed for vqual push later."""
     from qualification.review.pinned import LEGACY_ENV
     from qualification.signing.trust_root import PIN_ENV
 
@@ -98,10 +104,14 @@ def patch(
     if plan_only:
         _print_plan(plan_patch(request, progress), json_mode)
     outcome = run_patch(request, progress)
+    pushed = push_on_seal(request.state_dir, push_url, no_push, token_file,
+                          outcome.bundle if outcome.seal else None)
     if json_mode:
-        click.echo(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
+        payload = outcome.to_json() | ({"push": pushed} if pushed else {})
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
     else:
-        click.echo(outcome.to_text(f"vqual patch -i {inventory} --change {change_file}"))
+        click.echo(outcome.to_text(f"vqual patch -i {inventory} --change {change_file}")
+                   + (f"\n{pushed['message']}" if pushed else ""))
     sys.exit(outcome.exit_code)
 
 

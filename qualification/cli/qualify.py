@@ -14,6 +14,8 @@ import click
 from qualification.cli.shared import (
     domain_errors,
     progress_printer,
+    push_on_seal,
+    push_options,
     read_passphrase,
     run_options,
     shipped_path,
@@ -77,6 +79,7 @@ def _slice(slice_of: str | None, parent: str | None, job: str | None) -> dict[st
               help="The id the slices of one job share (e.g. $CI_PIPELINE_ID); `vqual join "
               "--parent ID` joins them.")
 @click.option("--slice-job", default=None, metavar="ID", help="This slice's own job id.")
+@push_options
 @vault_options
 @trust_root_options
 @state_dir_option
@@ -87,9 +90,14 @@ def qualify(
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
     allow_empty: bool, playbook: str, slice_of: str | None, slice_parent: str | None,
     slice_job: str | None, state_dir: Path | None, vault: VaultOptions,
-    trust_root: Path | None, legacy_trust: bool,
+    trust_root: Path | None, legacy_trust: bool, push_url: str | None, no_push: bool,
+    token_file: Path | None,
 ) -> None:
-    """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
+    """Qualify the inventory's targets against SPEC and write a signed evidence bundle.
+
+    With an evidence server (--push URL, $VQUAL_SERVER_URL or push_server in config.yaml)
+    the sealed run is pushed; a push that fails says so in one line and leaves the run
+    sealed here for vqual push later (the exit code stays the run's)."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
 
     _check_playbook(playbook)
@@ -109,8 +117,11 @@ def qualify(
         playbook=playbook, vault=vault, trust_root=trust_root, legacy_trust=legacy_trust,
     )
     summary = run_qualify(request)
+    pushed = push_on_seal(state, push_url, no_push, token_file,
+                          summary.bundle if summary.seal else None)
     if json_mode:
-        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+        payload = summary.to_json() | ({"push": pushed} if pushed else {})
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
     else:
-        click.echo(summary.to_text())
+        click.echo(summary.to_text() + (f"\n{pushed['message']}" if pushed else ""))
     sys.exit(summary.exit_code)

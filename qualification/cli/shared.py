@@ -265,3 +265,36 @@ def vault_options(func: F) -> F:
             "ansible-playbook (repeatable)."),
     ])
     return stacked(wrapper)  # type: ignore[arg-type]
+
+
+def push_options(func: F) -> F:
+    """``--push URL`` (``push_url``; $VQUAL_SERVER_URL), ``--no-push`` and ``--token-file``:
+    push the run to the evidence server when it is sealed (docs/server.md)."""
+    return _stacked([
+        click.option("--push", "push_url", default=None, envvar="VQUAL_SERVER_URL",
+                     metavar="URL",
+                     help="Push the run to this evidence server when it is sealed (default "
+                     "$VQUAL_SERVER_URL, then push_server in the state's config.yaml); the "
+                     "token as vqual push takes it."),
+        click.option("--no-push", is_flag=True, help="Do not push, whatever is configured."),
+        click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="With a push: file (mode 0600) holding a pusher token; "
+                     "default $VQUAL_SERVER_TOKEN(_FILE)."),
+    ])(func)
+
+
+def push_on_seal(state: Path, push_url: str | None, no_push: bool, token_file: Path | None,
+                 bundle: Path | None) -> dict[str, Any] | None:
+    """Push a sealed run (``bundle``; None: nothing was sealed) to the configured server.
+
+    Returns the push's JSON (None: no server configured or nothing sealed; ``message`` is
+    its one line); a failed push leaves the run sealed here and does not raise.
+    """
+    from qualification.config import load_config
+
+    url = None if no_push or bundle is None else push_url or load_config(state).push_server
+    if url is None or bundle is None:
+        return None
+    from qualification.server.client import push_sealed
+
+    return push_sealed(bundle, url, token_file).to_json()

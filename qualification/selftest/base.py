@@ -46,6 +46,8 @@ REQUIREMENTS = {
     "VQ-75": "the rolling-patch planner never puts an HA pair in one fire compartment",
     "VQ-63": "the evidence server stores only what verifies: a tampered push is refused and "
     "the refusal is in its audit trail",
+    "VQ-61": "a run's seal is proven included in the evidence server's transparency log under "
+    "a checkpoint signed by a log key; a proof that does not match is refused",
 }
 
 

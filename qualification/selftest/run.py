@@ -40,6 +40,7 @@ from qualification.selftest.risk import risk_checks
 from qualification.selftest.slices import slice_checks
 from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
+from qualification.selftest.translog import translog_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks
 from qualification.signing import Signer
@@ -74,6 +75,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *risk_checks(),  # ST-OQ-23 (VQ-56)
         *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
         *compartment_checks(),  # ST-OQ-32 (VQ-75)
+        *translog_checks(scratch),  # ST-OQ-25 (VQ-61)
     ]
 
 

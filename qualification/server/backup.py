@@ -29,12 +29,12 @@ from qualification.evidence.verify import open_signed_document
 from qualification.server import db
 from qualification.server.config import ServerConfig, load_trust
 from qualification.server.leaves import CHECKPOINT_TYPE, leaf_hash, seal_leaf
-from qualification.server.merkle import DbTree
+from qualification.server.merkle import DbTree, expected_nodes, stored_nodes
 from qualification.timeutil import utc_now_text
 
 FORMAT = "vqual.server-backup/v1"
 #: In the order they are restored.
-TABLES = (db.tokens, db.runs, db.audit, db.log_entries, db.checkpoints, db.voids,
+TABLES = (db.tokens, db.runs, db.audit, db.log_entries, db.log_nodes, db.checkpoints, db.voids,
           db.tombstones)
 
 
@@ -121,11 +121,14 @@ def check_server(config: ServerConfig) -> tuple[list[str], dict[str, int]]:
     engine = db.make_engine(config.database_url)
     try:
         with db.read_tx(engine) as conn:
-            tree = DbTree(conn)
+            tree = DbTree(conn, verified=True)  # from the leaves, not the stored nodes
             size = tree.get_size()
             cps = conn.execute(sa.select(db.checkpoints).order_by(db.checkpoints.c.size)).all()
             for cp in cps:
                 problems += _check_checkpoint(cp, trust, tree, size)
+            if stored_nodes(conn) != expected_nodes(conn):
+                problems.append("the log's stored subtree roots (log_nodes) differ from its "
+                                "entries (an entry or a node was rewritten)")
             runs = conn.execute(sa.select(db.runs)).all()
             for run in runs:
                 problems += _check_run(config, conn, run)

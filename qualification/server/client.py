@@ -113,6 +113,33 @@ class Client:
         return out
 
 
+@dataclass
+class SealPush:
+    """How pushing a just-sealed run went; ``line`` says it in one line."""
+
+    server: str
+    ok: bool
+    line: str
+    outcome: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"server": self.server, "ok": self.ok, "message": self.line,
+                "outcome": self.outcome}
+
+
+def push_sealed(bundle: Path, url: str, token_file: Path | None = None) -> SealPush:
+    """Push a run at its seal (``vqual qualify``/``vqual patch`` with a server, the evidence
+    callback's ``push_on_seal``). Never raises for the server or the network: the run is
+    sealed locally whatever happens here, and ``vqual push`` can take it later."""
+    try:
+        out = Client(url, read_token(token_file)).push(bundle)
+    except VqualError as exc:
+        return SealPush(url, False, f"push to {url} failed: {exc.one_line()}; the run stays "
+                        f"sealed at {bundle}; push it later with vqual push")
+    return SealPush(url, True, f"pushed to {url}: {out['outcome']} as run {out['run_id']}; "
+                    f"log entries {out['log_indexes'] or '-'}", out)
+
+
 def _refusal(exc: urllib.error.HTTPError) -> VqualError:
     try:
         body = json.loads(exc.read(1 << 20))

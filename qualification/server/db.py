@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 #: The newest migration; the server refuses to start on a database at another revision.
-HEAD = "0003"
+HEAD = "0004"
 #: The advisory lock key every PostgreSQL write transaction takes ("vq15").
 _PG_LOCK = 0x76713135
 
@@ -65,6 +65,14 @@ log_entries = sa.Table(
     sa.Column("leaf_hash", sa.String(64), nullable=False, index=True),
     sa.Column("run_id", sa.String(64), nullable=False, index=True),
     sa.Column("time", sa.String(32), nullable=False),
+)
+#: The root of each complete, aligned subtree of 2**level leaves (``pos`` counts such subtrees
+#: from the left, from 0): the log's incremental tree state (:mod:`.merkle`).
+log_nodes = sa.Table(
+    "log_nodes", metadata,
+    sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 checkpoints = sa.Table(
     "checkpoints", metadata,

@@ -24,7 +24,7 @@ from qualification.server.app import build_app
 from qualification.server.files import pack
 from qualification.server.leaves import CHECKPOINT_TYPE
 from qualification.server.logcheck import check_log
-from qualification.server.merkle import DbTree
+from qualification.server.merkle import DbTree, expected_nodes, rebuild_nodes, stored_nodes
 from qualification.server.service import EvidenceServer, Refused
 from tests.unit.server.server_testlib import (
     InProcessClient,
@@ -70,7 +70,7 @@ def test_a_bundle_never_pushed_is_not_proven(st: ServerState, served: Any) -> No
     server.push("ci", pack(new_run(st, RUNS[0])))
     result = check_log(_client(server, tokens["reader"]), new_run(st, RUNS[1]), st.state)
     assert len(result.problems) == 1
-    assert result.problems[0].startswith("seal ") and "not proven in the log" in result.problems[0]
+    assert result.problems[0].startswith("seal ") and "not included in the log" in result.problems[0]
 
 
 def test_the_log_stays_consistent_as_it_grows(st: ServerState, served: Any) -> None:
@@ -96,12 +96,51 @@ def test_a_rewritten_entry_shows_as_an_inconsistent_log(st: ServerState, served:
     with db.write_tx(server.engine) as conn:  # someone with the database rewrites entry 2
         conn.execute(db.log_entries.update().where(db.log_entries.c.idx == 2)
                      .values(leaf=b'{"kind":"seal","run_id":"forged"}'))
+        rebuild_nodes(conn)  # and the stored tree state, so the server serves the rewrite
     server.push("ci", pack(bundles[2]))  # the next checkpoint is signed over the rewrite
     result = check_log(client, bundles[2], st.state)
     assert any(p.startswith("log inconsistent since the checkpoint of size 2") for p in
                result.problems), result.problems
     # The seen checkpoint is kept, so the rewrite stays detected.
     assert check_log(client, bundles[2], st.state).problems == result.problems
+
+
+def test_an_entry_rewritten_without_its_tree_state_fails_the_servers_check(
+    st: ServerState, served: Any
+) -> None:
+    from qualification.server.backup import check_server
+
+    server, _tokens = served
+    for run_id in RUNS[:3]:
+        server.push("ci", pack(new_run(st, run_id)))
+    assert check_server(server.config)[0] == []
+    with db.write_tx(server.engine) as conn:
+        conn.execute(db.log_entries.update().where(db.log_entries.c.idx == 1)
+                     .values(leaf=b'{"kind":"seal","run_id":"forged"}'))
+    problems, _ = check_server(server.config)
+    assert "the log's stored subtree roots (log_nodes) differ from its entries" in problems[-1]
+    assert sum("signed root differs from the root of the entries" in p for p in problems) == 3
+
+
+def test_the_incremental_tree_agrees_with_the_leaves_at_every_size(
+    st: ServerState, served: Any
+) -> None:
+    server, _tokens = served
+    with db.write_tx(server.engine) as conn:
+        tree = DbTree(conn)
+        for i in range(37):
+            tree.append_leaf(f"leaf {i}".encode(), "r", "t")
+    with db.read_tx(server.engine) as conn:
+        stored, full = DbTree(conn), DbTree(conn, verified=True)
+        assert stored_nodes(conn) == expected_nodes(conn)
+        assert len(stored_nodes(conn)) == 37 - 3  # n minus the set bits of n (100101)
+        for size in range(1, 38):
+            assert stored.get_root(size) == full.get_root(size)
+        for index in (1, 17, 37):
+            assert (stored.prove_inclusion(index, 37).serialize()
+                    == full.prove_inclusion(index, 37).serialize())
+        assert (stored.prove_consistency(5, 37).serialize()
+                == full.prove_consistency(5, 37).serialize())
 
 
 def test_a_removed_entry_shows_as_an_inconsistent_log(st: ServerState, served: Any) -> None:

@@ -12,6 +12,7 @@ from pymerkle import InclusionProof, verify_inclusion
 from qualification.server import db
 from qualification.server.config import ServerConfig
 from qualification.server.leaves import leaf_hash, read_sealed, seal_leaf
+from qualification.server.merkle import DbTree, expected_nodes, stored_nodes
 from qualification.server.service import EvidenceServer
 from qualification.server.tokens import authenticate, create_token
 from tests.unit.server.server_testlib import ServerState, new_run
@@ -46,6 +47,9 @@ def test_a_populated_database_of_the_previous_revision_is_upgraded(
     try:
         assert db.current_revision(server.engine) == db.HEAD
         assert authenticate(server.engine, token) is not None  # the account survived
+        with db.read_tx(server.engine) as conn:  # 0004 computed the tree state of the log
+            assert stored_nodes(conn) == expected_nodes(conn) == {
+                (1, 0): DbTree(conn, verified=True).get_root(2).hex()}
         server.ensure_checkpoint()
         for index, run in enumerate(sealed, start=1):
             digest = leaf_hash(seal_leaf(run.change_id, run.run_id, run.seal))
@@ -66,7 +70,7 @@ def test_the_migrations_are_shipped_in_the_package() -> None:
     where = Path(migrations.__file__).parent
     assert (where / "env.py").is_file()
     assert sorted(p.name for p in (where / "versions").glob("v*.py")) == [
-        "v0001_initial.py", "v0002_log.py", "v0003_sites_retention.py"]
+        "v0001_initial.py", "v0002_log.py", "v0003_sites_retention.py", "v0004_log_nodes.py"]
 
 
 def test_a_populated_database_of_revision_0002_gains_sites_and_tombstones(
@@ -93,7 +97,7 @@ def test_a_populated_database_of_revision_0002_gains_sites_and_tombstones(
     db.upgrade(config.database_url)
     server = EvidenceServer(config)
     try:
-        assert db.current_revision(server.engine) == "0003"
+        assert db.current_revision(server.engine) == db.HEAD
         account = authenticate(server.engine, token)
         assert account is not None and account.sites == frozenset()  # of no site until renewed
         assert server.run_info(RUNS[0])["sites"] == ["basel"]  # read from the held inventory

@@ -56,6 +56,18 @@ options:
     type: str
     env:
       - name: VQUAL_INITIATOR
+  push_on_seal:
+    description:
+      - URL of an evidence server (C(vqual serve)) to push the run to when it is sealed; the
+        service-account token from C(VQUAL_SERVER_TOKEN) or C(VQUAL_SERVER_TOKEN_FILE).
+      - A push that fails is shown in one line; the run stays sealed locally, for
+        C(vqual push) later.
+    type: str
+    env:
+      - name: VQUAL_PUSH_ON_SEAL
+    ini:
+      - section: callback_vqual_evidence
+        key: push_on_seal
 """
 
 import getpass
@@ -79,6 +91,7 @@ if HAS_QUALIFICATION:
     from qualification.errors import VqualError
     from qualification.execution.planning import RunPlan
     from qualification.execution.recorder import RunRecorder, open_signer
+    from qualification.server.client import push_sealed
 
 
 class CallbackModule(CallbackBase):
@@ -131,6 +144,14 @@ class CallbackModule(CallbackBase):
                 "verdict": self.recorder.verdict, "counts": self.recorder.counts,
             })
             self._display.display(f"vqual: sealed {self.recorder.path} (seal {seal})")
+            self._push()
+
+    def _push(self):
+        url = self.get_option("push_on_seal")
+        if url:
+            pushed = push_sealed(self.recorder.path, url)
+            show = self._display.display if pushed.ok else self._display.warning
+            show(f"vqual: {pushed.line}")
 
     def v2_playbook_on_handler_task_start(self, task):
         if self.recorder:
