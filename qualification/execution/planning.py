@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qualification.baseline.conversion import load_conversion_baseline
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
@@ -61,6 +62,8 @@ class RunPlan:
         traceability: the spec's requirements file as ``run.start`` records it, or None.
         slice: the run's ``slice`` block when it qualifies one slice of a sliced job
             (:mod:`qualification.execution.slicing`), else None.
+        conversion: a conversion run's ``conversion`` block (the verified source baseline,
+            :func:`qualification.baseline.conversion.conversion_block`), else None.
     """
 
     mode: str
@@ -80,6 +83,7 @@ class RunPlan:
     tsa: dict[str, Any] | None = field(default=None, hash=False)
     traceability: dict[str, Any] | None = field(default=None, hash=False)
     slice: dict[str, Any] | None = field(default=None, hash=False)
+    conversion: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -124,6 +128,7 @@ class RunPlan:
             "planned": self.planned(),
             "traceability": self.traceability,
             "slice": self.slice,
+            "conversion": self.conversion,
         }
 
     @classmethod
@@ -153,6 +158,7 @@ class RunPlan:
             deviations = data["deviations"]
             approval = data["approval"]
             sliced = data.get("slice")
+            conversion = data.get("conversion")
             return cls(
                 mode=plain_text(data["mode"]),
                 change_id=plain_text(data["change_id"]),
@@ -184,6 +190,7 @@ class RunPlan:
                     else None
                 ),
                 slice=plain_mapping(sliced) if sliced is not None else None,
+                conversion=plain_mapping(conversion) if conversion is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
@@ -201,18 +208,26 @@ def make_plan(
     master_bundle: Path | None = None,
     master_subject: str | None = None,
     slice_block: Mapping[str, Any] | None = None,
+    conversion_baseline: Path | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
     ``master_bundle`` (else the spec's ``clone.master.bundle``) is the master clones are
     compared with; it is checked (verifies with the context's trust store, passed, approved
     where the spec requires it, has a fingerprint) before the plan is made, and the plan's
-    ``clone`` block cites it.
+    ``clone`` block cites it. A conversion run (mode ``conversion``) verifies its source
+    baseline ``conversion_baseline`` here, and its ``conversion`` block cites it.
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
     """
     spec = context.spec
+    conversion = None
+    if mode == "conversion":
+        if conversion_baseline is None:
+            raise BadInputError("a conversion run needs its source baseline (vqual convert "
+                                "qualify --baseline)")
+        conversion = load_conversion_baseline(conversion_baseline, context.state_dir)
     inventory = InventoryModel.from_hostvars(hostvars, groups)
     master = None
     source = spec.clone_section.master
@@ -257,6 +272,7 @@ def make_plan(
         trust_root=context.trust_root,
         traceability=spec.traceability_record(),
         slice=dict(slice_block) if slice_block is not None else None,
+        conversion=conversion,
     )
 
 
@@ -293,6 +309,7 @@ def plan_in_playbook(
     master_bundle: Path | None = None,
     master_subject: str | None = None,
     play_vars: Mapping[str, Any] | None = None,
+    conversion_baseline: Path | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
@@ -329,6 +346,7 @@ def plan_in_playbook(
         master_bundle=master_bundle,
         master_subject=master_subject,
         slice_block=slice_block,
+        conversion_baseline=conversion_baseline,
     )
 
 

@@ -64,6 +64,11 @@ options:
     description: What the run is, recorded in C(run.start).
     type: str
     default: qualify
+  conversion_baseline:
+    description:
+      - With O(mode=conversion), the source baseline bundle the targets are compared with;
+        it must verify, and C(run.start) cites its seal (C(vqual convert qualify)).
+    type: path
 attributes:
   check_mode:
     support: full
