@@ -11,7 +11,7 @@ conversion:
   identity: [name, uuid, macs, addresses]        # identity fields that may differ
   sizing: {vcpus: {min: 1, max: 4}}              # optional ranges
   allowed:                                        # what the new platform brings
-    - {what: vm.disk, fields: [format, bus], reason: "disk image format and bus of the target"}
+    - {what: vm.disk, fields: [format, bus, dev], reason: "disk image format and bus of the target"}
     - {what: vm.nic, fields: [model]}
     - {what: package, where: "open-vm-tools", reason: "the old platform's tools removed"}
 ```
@@ -45,6 +45,7 @@ from qualification.checks.fingerprint_model import (
     Difference,
     Fingerprint,
     compare,
+    make_fingerprint,
 )
 from qualification.errors import BadInputError, EvidenceInvalidError, VqualError
 
@@ -175,10 +176,46 @@ class Judged:
                 "rule": self.rule.text() if self.rule else None}
 
 
+def _with_disk_devs(fp: Fingerprint, names: Mapping[str, str] | None = None) -> Fingerprint:
+    """``fp`` with each disk's own device name as ``dev``, and its ``target`` renamed by
+    ``names`` (a converted disk paired with the source disk it came from)."""
+    if fp.vm is None:
+        return fp
+    disks = [
+        {**d, "dev": d.get("target"), "target": (names or {}).get(str(d.get("target")), d.get("target"))}
+        for d in fp.vm.get("disks") or [] if isinstance(d, Mapping)
+    ]
+    return make_fingerprint(fp.subject, fp.kind, vm={**fp.vm, "disks": disks}, guest=fp.guest,
+                            identity=fp.identity, generalised=fp.generalised,
+                            disk_digest=fp.digests.get("disk"))
+
+
+def _disk_pairs(source: Fingerprint, target: Fingerprint) -> dict[str, str]:
+    """Target disk name -> the source disk it was converted from, paired in order per
+    device type: a conversion onto another bus renames the disks (vda becomes sda), so
+    disks are matched by position, not by name."""
+    def by_device(fp: Fingerprint) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for d in sorted((fp.vm or {}).get("disks") or [], key=lambda d: str(d.get("target"))):
+            out.setdefault(str(d.get("device")), []).append(str(d.get("target")))
+        return out
+
+    src, dst = by_device(source), by_device(target)
+    pairs: dict[str, str] = {}
+    for device, names in dst.items():
+        for i, name in enumerate(names):
+            if i < len(src.get(device, [])):
+                pairs[name] = src[device][i]
+    return pairs
+
+
 def judge(source: Fingerprint, target: Fingerprint, rules: ConversionRules) -> list[Judged]:
     """Every difference of ``target`` from ``source``, each with the rule that allows it
-    (None: not allowed). Identity fields and sizing inside the ranges are no difference."""
-    found = compare(source, target, rules.differences_allowed())
+    (None: not allowed). Identity fields and sizing inside the ranges are no difference.
+    Disks are paired in order (their device name is the field ``dev``, a difference like
+    bus or format)."""
+    found = compare(_with_disk_devs(source), _with_disk_devs(target, _disk_pairs(source, target)),
+                    rules.differences_allowed())
     return [Judged(d, rules.rule_for(d)) for d in found]
 
 
