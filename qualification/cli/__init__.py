@@ -22,6 +22,7 @@ from qualification.cli import (
     cleanup,
     clone,
     convert,
+    decommission,
     deviation,
     drift,
     export,
@@ -59,6 +60,7 @@ for _command in (
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
     serve.serve, push.push, push.void, pull.pull, log.log, join.join, convert.convert,
+    decommission.decommission,
 ):
     main.add_command(_command)
 

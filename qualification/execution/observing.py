@@ -27,6 +27,7 @@ from typing import Any
 from qualification.baseline.conversion import conversion_results
 from qualification.baseline.drift import drift_results
 from qualification.checks.app_data import APP_DATA_VAR, data_paths, split_data, with_app_data
+from qualification.checks.decommission import with_storage
 from qualification.checks.fingerprint import (
     fill_template_images,
     fill_vm_names,
@@ -184,7 +185,7 @@ def observe_target(
                 )
             continue
         # vm_fingerprint tests name their VM from the inventory when the spec does not.
-        named = fill_vm_names(probe_requests, probe, host_vars, target)
+        named = with_storage(fill_vm_names(probe_requests, probe, host_vars, target), host_vars)
         observations.update(_on_controller(
             probe, named, host_vars=host_vars, run_id=plan.run_id, check_mode=check_mode,
             data_files=data_files,

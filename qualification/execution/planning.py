@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from qualification.baseline.conversion import load_conversion_baseline
+from qualification.baseline.decommission import decommission_block
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
 from qualification.execution.slicing import slice_from_vars
 from qualification.review.deviations import DeviationState
 from qualification.review.pinned import choose_trust
+from qualification.review.signed import load_trust
 from qualification.spec.inventory import InventoryModel
 from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
 from qualification.state import trust_path
@@ -64,6 +66,8 @@ class RunPlan:
             (:mod:`qualification.execution.slicing`), else None.
         conversion: a conversion run's ``conversion`` block (the verified source baseline,
             :func:`qualification.baseline.conversion.conversion_block`), else None.
+        decommission: a decommissioning run's ``decommission`` block (the targets' verified
+            bundles and observed backups), else None.
     """
 
     mode: str
@@ -84,6 +88,7 @@ class RunPlan:
     traceability: dict[str, Any] | None = field(default=None, hash=False)
     slice: dict[str, Any] | None = field(default=None, hash=False)
     conversion: dict[str, Any] | None = field(default=None, hash=False)
+    decommission: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -129,6 +134,7 @@ class RunPlan:
             "traceability": self.traceability,
             "slice": self.slice,
             "conversion": self.conversion,
+            "decommission": self.decommission,
         }
 
     @classmethod
@@ -159,6 +165,7 @@ class RunPlan:
             approval = data["approval"]
             sliced = data.get("slice")
             conversion = data.get("conversion")
+            decommission = data.get("decommission")
             return cls(
                 mode=plain_text(data["mode"]),
                 change_id=plain_text(data["change_id"]),
@@ -191,6 +198,7 @@ class RunPlan:
                 ),
                 slice=plain_mapping(sliced) if sliced is not None else None,
                 conversion=plain_mapping(conversion) if conversion is not None else None,
+                decommission=plain_mapping(decommission) if decommission is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
@@ -209,6 +217,7 @@ def make_plan(
     master_subject: str | None = None,
     slice_block: Mapping[str, Any] | None = None,
     conversion_baseline: Path | None = None,
+    decommission_evidence: Path | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
@@ -216,7 +225,10 @@ def make_plan(
     compared with; it is checked (verifies with the context's trust store, passed, approved
     where the spec requires it, has a fingerprint) before the plan is made, and the plan's
     ``clone`` block cites it. A conversion run (mode ``conversion``) verifies its source
-    baseline ``conversion_baseline`` here, and its ``conversion`` block cites it.
+    baseline ``conversion_baseline`` here, and its ``conversion`` block cites it. A
+    decommissioning run (mode ``decommission``) is refused here, before anything changes,
+    while a target has a dependent, evidence in ``decommission_evidence`` that does not
+    verify, or backups not observed retained; its ``decommission`` block cites what was found.
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
@@ -247,6 +259,9 @@ def make_plan(
         _check_clone_run(inventory, selected, master)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
                       capture=mode == "capture")
+    decommission = None
+    if mode == "decommission":
+        decommission = _decommission_checks(context, hostvars, plan, decommission_evidence)
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec.path} applies to the selected targets "
@@ -273,7 +288,22 @@ def make_plan(
         traceability=spec.traceability_record(),
         slice=dict(slice_block) if slice_block is not None else None,
         conversion=conversion,
+        decommission=decommission,
     )
+
+
+def _decommission_checks(
+    context: RunContext, hostvars: Mapping[str, Mapping[str, Any]], plan: Any,
+    evidence_dir: Path | None,
+) -> dict[str, Any]:
+    """The refusals of a decommissioning run, for each target it removes (see
+    :mod:`qualification.baseline.decommission`)."""
+    if evidence_dir is None:
+        raise BadInputError("a decommissioning run needs the evidence directory to check "
+                            "(vqual decommission --evidence-dir)")
+    targets = [t.name for t in plan.targets if t.tests]
+    trust = context.trust if context.trust is not None else load_trust(context.state_dir)
+    return decommission_block(targets, hostvars, evidence_dir, trust)
 
 
 def _check_clone_run(inventory: InventoryModel, selected: Sequence[str], master: Any) -> None:
@@ -310,6 +340,7 @@ def plan_in_playbook(
     master_subject: str | None = None,
     play_vars: Mapping[str, Any] | None = None,
     conversion_baseline: Path | None = None,
+    decommission_evidence: Path | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
@@ -347,6 +378,7 @@ def plan_in_playbook(
         master_subject=master_subject,
         slice_block=slice_block,
         conversion_baseline=conversion_baseline,
+        decommission_evidence=decommission_evidence,
     )
 
 
