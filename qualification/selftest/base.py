@@ -43,6 +43,10 @@ REQUIREMENTS = {
     "VQ-56": "a target is qualified at the level of the most critical application it or its "
     "cluster carries, and that level selects its tests",
     "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
+    "VQ-71": "a conversion is compared with its source's signed baseline: a changed, removed "
+    "or added application data file fails by name; only declared differences are allowed",
+    "VQ-73": "a decommissioning is refused before any change while a dependent is declared, "
+    "a bundle does not verify or backups are not observed retained",
 }
 
 

@@ -37,6 +37,7 @@ from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.risk import risk_checks
 from qualification.selftest.slices import slice_checks
+from qualification.selftest.conversion import conversion_checks
 from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
@@ -72,6 +73,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *testinfra_checks(),  # ST-OQ-20 (VQ-47)
         *risk_checks(),  # ST-OQ-23 (VQ-56)
         *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
+        *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
     ]
 
 
