@@ -29,6 +29,7 @@ shown, not hidden.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 from collections.abc import Mapping, Sequence
@@ -45,7 +46,6 @@ from qualification.checks.fingerprint_model import (
     Difference,
     Fingerprint,
     compare,
-    make_fingerprint,
 )
 from qualification.errors import BadInputError, EvidenceInvalidError, VqualError
 
@@ -185,9 +185,8 @@ def _with_disk_devs(fp: Fingerprint, names: Mapping[str, str] | None = None) -> 
         {**d, "dev": d.get("target"), "target": (names or {}).get(str(d.get("target")), d.get("target"))}
         for d in fp.vm.get("disks") or [] if isinstance(d, Mapping)
     ]
-    return make_fingerprint(fp.subject, fp.kind, vm={**fp.vm, "disks": disks}, guest=fp.guest,
-                            identity=fp.identity, generalised=fp.generalised,
-                            disk_digest=fp.digests.get("disk"))
+    # Only compared, never recorded: its part digests are left as they were.
+    return dataclasses.replace(fp, vm={**fp.vm, "disks": disks})
 
 
 def _disk_pairs(source: Fingerprint, target: Fingerprint) -> dict[str, str]:

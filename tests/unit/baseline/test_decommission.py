@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from qualification.baseline.decommission import backups_of, bundles_of, decommission_block, dependents
+from qualification.baseline.decommission import (
+    backups_of,
+    bundles_of,
+    decommission_block,
+    dependents,
+)
 from qualification.errors import BadInputError, EvidenceInvalidError
 from tests.unit.evidence.evidence_testlib import build_bundle, make_keys
 
