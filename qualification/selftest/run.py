@@ -28,6 +28,7 @@ from qualification.review.documents import check_signer
 from qualification.review.signed import load_trust
 from qualification.selftest.agreement import agreement_checks
 from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
+from qualification.selftest.conversion import conversion_checks
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
 from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
@@ -37,7 +38,6 @@ from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.risk import risk_checks
 from qualification.selftest.slices import slice_checks
-from qualification.selftest.conversion import conversion_checks
 from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
