@@ -226,20 +226,14 @@ def make_plan(
     where the spec requires it, has a fingerprint) before the plan is made, and the plan's
     ``clone`` block cites it. A conversion run (mode ``conversion``) verifies its source
     baseline ``conversion_baseline`` here, and its ``conversion`` block cites it. A
-    decommissioning run (mode ``decommission``) is refused here, before anything changes,
-    while a target has a dependent, evidence in ``decommission_evidence`` that does not
-    verify, or backups not observed retained; its ``decommission`` block cites what was found.
+    decommissioning run is refused here, before any change (:func:`_decommission_checks`);
+    its ``decommission`` block cites what was found.
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
     """
     spec = context.spec
-    conversion = None
-    if mode == "conversion":
-        if conversion_baseline is None:
-            raise BadInputError("a conversion run needs its source baseline (vqual convert "
-                                "qualify --baseline)")
-        conversion = load_conversion_baseline(conversion_baseline, context.state_dir)
+    conversion = _conversion_check(context, conversion_baseline) if mode == "conversion" else None
     inventory = InventoryModel.from_hostvars(hostvars, groups)
     master = None
     source = spec.clone_section.master
@@ -290,6 +284,14 @@ def make_plan(
         conversion=conversion,
         decommission=decommission,
     )
+
+
+def _conversion_check(context: RunContext, baseline: Path | None) -> dict[str, Any]:
+    """A conversion run's source baseline, verified; its ``conversion`` block."""
+    if baseline is None:
+        raise BadInputError("a conversion run needs its source baseline (vqual convert "
+                            "qualify --baseline)")
+    return load_conversion_baseline(baseline, context.state_dir)
 
 
 def _decommission_checks(
