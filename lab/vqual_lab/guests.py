@@ -69,6 +69,13 @@ INITRD_MODULES = (
     "virtio_console",  # the guest agent's virtio-serial port
     "virtio_rng",  # entropy for first-boot key generation
     "ext4",
+    # A converted guest (V2V, tests/lab/test_conversion.py) boots from a SATA disk with an
+    # e1000 NIC: the drivers of the other bus and NIC model, as virt-v2v would install them.
+    "crct10dif_generic",  # sd_mod's T10 checksums (crypto-API soft dependencies)
+    "crc64_rocksoft_generic",
+    "ahci",
+    "sd_mod",
+    "e1000",
 )
 IMAGE_SIZE_MIB = 2048  # sparse; the root holds about 250 MiB
 GUEST_MEMORY_MIB = 384

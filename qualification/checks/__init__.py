@@ -193,6 +193,7 @@ def compare_across(
 # The check types register themselves (checks.registry) when their modules are imported.
 from . import (
     clone,  # noqa: F401
+    decommission,  # noqa: F401
     fingerprint,  # noqa: F401
     guest_os,  # noqa: F401
     host,  # noqa: F401

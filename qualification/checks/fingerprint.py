@@ -284,7 +284,8 @@ def fill_template_images(
 def fill_vm_names(
     requests: Sequence[Mapping[str, Any]], probe: str, host_vars: Mapping[str, Any], target: str
 ) -> list[dict[str, Any]]:
-    """Name the VM in ``vm_fingerprint`` requests that do not name one, from the inventory.
+    """Name the VM in ``vm_fingerprint`` (and ``vm_decommission``) requests that do not name
+    one, from the inventory.
 
     The request key stays what the check made, so the observation still finds its tests.
     """
@@ -292,7 +293,7 @@ def fill_vm_names(
     out = []
     for r in requests:
         args = dict(r.get("args") or {})
-        if method and r.get("method") == method and "name" not in args:
+        if method and r.get("method") in (method, "decommission") and "name" not in args:
             args["name"] = str(host_vars.get(VM_NAME_VARS[probe]) or target)
             out.append({**dict(r), "args": args})
         else:

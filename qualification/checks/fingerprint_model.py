@@ -299,8 +299,9 @@ class Difference:
         what: the kind of difference: ``package``, ``file``, ``user``, ``group``,
             ``service``, ``security``, ``os_release``, ``kernel``, ``vm.vcpus``,
             ``vm.memory_mib``, ``vm.firmware``, ``vm.machine``, ``vm.disk``, ``vm.nic``,
-            ``vm.device``, ``identity.<field>``, ``generalised``, ``check`` (drift of a
-            check result), ``subject`` (a whole part missing).
+            ``vm.device``, ``identity.<field>``, ``generalised``, ``data`` (application
+            data: ``detail`` says changed, removed or added), ``check`` (drift of a check
+            result), ``subject`` (a whole part missing).
         where: what it is about: a package name, a path, a user name, a disk target...
         baseline: the baseline value (None: absent in the baseline).
         live: the live value (None: absent now).
@@ -403,6 +404,22 @@ def _compare_guest(c: _Collector, base: Mapping[str, Any], live: Mapping[str, An
     c.keyed_list("group", base.get("groups"), live.get("groups"), "name")
     c.mapping("file", base.get("files"), live.get("files"))
     c.mapping("security", base.get("security"), live.get("security"))
+    if "data" in base or "data" in live:
+        _compare_data(c, base.get("data"), live.get("data"))
+
+
+def _compare_data(c: _Collector, base: Any, live: Any) -> None:
+    """Application data (``guest.data``, :mod:`qualification.checks.app_data`): each file
+    changed, removed or added is one ``data`` difference naming which."""
+    b = base if isinstance(base, Mapping) else {}
+    lv = live if isinstance(live, Mapping) else {}
+    for path in sorted(set(b) | set(lv)):
+        if path not in lv:
+            c.add("data", str(path), b[path], None, "removed")
+        elif path not in b:
+            c.add("data", str(path), None, lv[path], "added")
+        elif b[path] != lv[path]:
+            c.add("data", str(path), b[path], lv[path], "changed")
 
 
 def compare(

@@ -21,6 +21,8 @@ from qualification.cli import (
     baseline,
     cleanup,
     clone,
+    convert,
+    decommission,
     deviation,
     drift,
     export,
@@ -57,7 +59,8 @@ for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
-    serve.serve, push.push, push.void, pull.pull, log.log, join.join,
+    serve.serve, push.push, push.void, pull.pull, log.log, join.join, convert.convert,
+    decommission.decommission,
 ):
     main.add_command(_command)
 

@@ -24,7 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qualification.baseline.conversion import conversion_results
 from qualification.baseline.drift import drift_results
+from qualification.checks.app_data import APP_DATA_VAR, data_paths, split_data, with_app_data
+from qualification.checks.decommission import with_storage
 from qualification.checks.fingerprint import (
     fill_template_images,
     fill_vm_names,
@@ -33,7 +36,7 @@ from qualification.checks.fingerprint import (
 from qualification.checks.fingerprint_model import fingerprint_record
 from qualification.checks.placement import answer_placement
 from qualification.checks.testinfra import PROBE as TESTINFRA_PROBE
-from qualification.errors import missing_extra
+from qualification.errors import VqualError, missing_extra
 from qualification.execution.evaluation import (
     TARGET_PROBES,
     TargetRequests,
@@ -112,6 +115,31 @@ def _on_target(
     return {str(key): dict(value) for key, value in observations.items()}
 
 
+def _on_target_with_data(
+    probe: str, requests: list[dict[str, Any]], run_module: RunModule, rendered: _Vars
+) -> dict[str, dict[str, Any]]:
+    """A target-side probe; its fingerprint requests also digest the application data the
+    inventory names (``vqual_app_data``), which then stands apart as ``guest.data``."""
+    paths: tuple[str, ...] = ()
+    if any(r.get("method") == "fingerprint" for r in requests):
+        host_vars = rendered.get()
+        if host_vars is None:
+            return _all_error(requests, f"cannot resolve the target's vqual_ variables: {rendered.error}")
+        try:
+            paths = data_paths(host_vars.get(APP_DATA_VAR))
+        except VqualError as exc:
+            return _all_error(requests, exc.one_line())
+    if not paths:
+        return _on_target(probe, requests, run_module)
+    found = _on_target(probe, with_app_data(requests, paths), run_module)
+    fingerprints = {str(r["key"]) for r in requests if r.get("method") == "fingerprint"}
+    for key in fingerprints & set(found):
+        value = found[key].get("value")
+        if isinstance(value, Mapping):
+            found[key] = {**found[key], "value": split_data(value, paths)}
+    return found
+
+
 def observe_target(
     plan: RunPlan,
     target: str,
@@ -131,7 +159,7 @@ def observe_target(
     data_files = [d.to_dict() for d in plan.data_files]
     for probe, probe_requests in requests.by_probe.items():
         if probe in TARGET_PROBES:
-            observations.update(_on_target(probe, probe_requests, run_module))
+            observations.update(_on_target_with_data(probe, probe_requests, run_module, rendered))
             continue
         if probe == TESTINFRA_PROBE:
             observations.update(_testinfra(probe_requests, connection_vars, target))
@@ -157,7 +185,7 @@ def observe_target(
                 )
             continue
         # vm_fingerprint tests name their VM from the inventory when the spec does not.
-        named = fill_vm_names(probe_requests, probe, host_vars, target)
+        named = with_storage(fill_vm_names(probe_requests, probe, host_vars, target), host_vars)
         observations.update(_on_controller(
             probe, named, host_vars=host_vars, run_id=plan.run_id, check_mode=check_mode,
             data_files=data_files,
@@ -255,7 +283,11 @@ def qualify_target(
     # The target's fingerprint (both parts merged) becomes a `fingerprint` record.
     fingerprint = target_fingerprint(target, tests, observations, requests.test_keys)
     fingerprints = [fingerprint_record(fingerprint)] if fingerprint is not None else []
-    if baseline:
+    if plan.mode == "conversion" and plan.conversion is not None:
+        # vqual convert qualify: compared with the source baseline the plan cites, one
+        # result per difference (allowed ones pass, with the rule that allows them).
+        results = conversion_results(plan.conversion, target, tests, results, fingerprint)
+    elif baseline:
         # vqual drift: the fingerprint tests' results become the comparison with the
         # baseline bundle, one failed result per difference.
         results = drift_results(baseline, target, tests, results, fingerprint, allowed=allowed)

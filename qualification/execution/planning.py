@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qualification.baseline.conversion import load_conversion_baseline
+from qualification.baseline.decommission import decommission_block
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
 from qualification.execution.slicing import slice_from_vars
 from qualification.review.deviations import DeviationState
 from qualification.review.pinned import choose_trust
+from qualification.review.signed import load_trust
 from qualification.spec.inventory import InventoryModel
 from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
 from qualification.state import trust_path
@@ -61,6 +64,10 @@ class RunPlan:
         traceability: the spec's requirements file as ``run.start`` records it, or None.
         slice: the run's ``slice`` block when it qualifies one slice of a sliced job
             (:mod:`qualification.execution.slicing`), else None.
+        conversion: a conversion run's ``conversion`` block (the verified source baseline,
+            :func:`qualification.baseline.conversion.conversion_block`), else None.
+        decommission: a decommissioning run's ``decommission`` block (the targets' verified
+            bundles and observed backups), else None.
     """
 
     mode: str
@@ -80,6 +87,8 @@ class RunPlan:
     tsa: dict[str, Any] | None = field(default=None, hash=False)
     traceability: dict[str, Any] | None = field(default=None, hash=False)
     slice: dict[str, Any] | None = field(default=None, hash=False)
+    conversion: dict[str, Any] | None = field(default=None, hash=False)
+    decommission: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def spec_digest(self) -> str:
@@ -124,6 +133,8 @@ class RunPlan:
             "planned": self.planned(),
             "traceability": self.traceability,
             "slice": self.slice,
+            "conversion": self.conversion,
+            "decommission": self.decommission,
         }
 
     @classmethod
@@ -153,6 +164,8 @@ class RunPlan:
             deviations = data["deviations"]
             approval = data["approval"]
             sliced = data.get("slice")
+            conversion = data.get("conversion")
+            decommission = data.get("decommission")
             return cls(
                 mode=plain_text(data["mode"]),
                 change_id=plain_text(data["change_id"]),
@@ -184,6 +197,8 @@ class RunPlan:
                     else None
                 ),
                 slice=plain_mapping(sliced) if sliced is not None else None,
+                conversion=plain_mapping(conversion) if conversion is not None else None,
+                decommission=plain_mapping(decommission) if decommission is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise BadInputError(f"malformed plan: missing or mistyped field {exc}") from None
@@ -201,18 +216,24 @@ def make_plan(
     master_bundle: Path | None = None,
     master_subject: str | None = None,
     slice_block: Mapping[str, Any] | None = None,
+    conversion_baseline: Path | None = None,
+    decommission_evidence: Path | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
     ``master_bundle`` (else the spec's ``clone.master.bundle``) is the master clones are
     compared with; it is checked (verifies with the context's trust store, passed, approved
     where the spec requires it, has a fingerprint) before the plan is made, and the plan's
-    ``clone`` block cites it.
+    ``clone`` block cites it. A conversion run (mode ``conversion``) verifies its source
+    baseline ``conversion_baseline`` here, and its ``conversion`` block cites it. A
+    decommissioning run is refused here, before any change (:func:`_decommission_checks`);
+    its ``decommission`` block cites what was found.
 
     Raises:
         BadInputError: (or a subclass) for anything wrong; nothing has run yet.
     """
     spec = context.spec
+    conversion = _conversion_check(context, conversion_baseline) if mode == "conversion" else None
     inventory = InventoryModel.from_hostvars(hostvars, groups)
     master = None
     source = spec.clone_section.master
@@ -232,6 +253,9 @@ def make_plan(
         _check_clone_run(inventory, selected, master)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
                       capture=mode == "capture")
+    decommission = None
+    if mode == "decommission":
+        decommission = _decommission_checks(context, hostvars, plan, decommission_evidence)
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec.path} applies to the selected targets "
@@ -257,7 +281,31 @@ def make_plan(
         trust_root=context.trust_root,
         traceability=spec.traceability_record(),
         slice=dict(slice_block) if slice_block is not None else None,
+        conversion=conversion,
+        decommission=decommission,
     )
+
+
+def _conversion_check(context: RunContext, baseline: Path | None) -> dict[str, Any]:
+    """A conversion run's source baseline, verified; its ``conversion`` block."""
+    if baseline is None:
+        raise BadInputError("a conversion run needs its source baseline (vqual convert "
+                            "qualify --baseline)")
+    return load_conversion_baseline(baseline, context.state_dir)
+
+
+def _decommission_checks(
+    context: RunContext, hostvars: Mapping[str, Mapping[str, Any]], plan: Any,
+    evidence_dir: Path | None,
+) -> dict[str, Any]:
+    """The refusals of a decommissioning run, for each target it removes (see
+    :mod:`qualification.baseline.decommission`)."""
+    if evidence_dir is None:
+        raise BadInputError("a decommissioning run needs the evidence directory to check "
+                            "(vqual decommission --evidence-dir)")
+    targets = [t.name for t in plan.targets if t.tests]
+    trust = context.trust if context.trust is not None else load_trust(context.state_dir)
+    return decommission_block(targets, hostvars, evidence_dir, trust)
 
 
 def _check_clone_run(inventory: InventoryModel, selected: Sequence[str], master: Any) -> None:
@@ -293,6 +341,8 @@ def plan_in_playbook(
     master_bundle: Path | None = None,
     master_subject: str | None = None,
     play_vars: Mapping[str, Any] | None = None,
+    conversion_baseline: Path | None = None,
+    decommission_evidence: Path | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
@@ -329,6 +379,8 @@ def plan_in_playbook(
         master_bundle=master_bundle,
         master_subject=master_subject,
         slice_block=slice_block,
+        conversion_baseline=conversion_baseline,
+        decommission_evidence=decommission_evidence,
     )
 
 

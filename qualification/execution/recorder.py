@@ -189,6 +189,12 @@ class RunRecorder:
         if plan.plan.clone:
             # a clone run cites its master: bundle, seal and fingerprint digest
             start["clone"] = dict(plan.plan.clone)
+        if plan.conversion is not None:
+            # a conversion run cites its source baseline: bundle, seal, source fingerprint
+            start["conversion"] = dict(plan.conversion)
+        if plan.decommission is not None:
+            # a decommissioning run cites the verified bundles and observed backups
+            start["decommission"] = dict(plan.decommission)
         if plan.slice is not None:
             start["slice"] = dict(plan.slice)  # one slice of a sliced job (docs/aap.md)
         writer.append(RUN_START, start)

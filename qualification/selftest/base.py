@@ -48,6 +48,10 @@ REQUIREMENTS = {
     "the refusal is in its audit trail",
     "VQ-61": "a run's seal is proven included in the evidence server's transparency log under "
     "a checkpoint signed by a log key; a proof that does not match is refused",
+    "VQ-71": "a conversion is compared with its source's signed baseline: a changed, removed "
+    "or added application data file fails by name; only declared differences are allowed",
+    "VQ-73": "a decommissioning is refused before any change while a dependent is declared, "
+    "a bundle does not verify or backups are not observed retained",
 }
 
 

@@ -29,6 +29,7 @@ from qualification.review.signed import load_trust
 from qualification.selftest.agreement import agreement_checks
 from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
 from qualification.selftest.compartments import compartment_checks
+from qualification.selftest.conversion import conversion_checks
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
 from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
@@ -76,6 +77,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
         *compartment_checks(),  # ST-OQ-32 (VQ-75)
         *translog_checks(scratch),  # ST-OQ-25 (VQ-61)
+        *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
     ]
 
 

@@ -10,7 +10,7 @@ from qualification.evidence.kinds.base import AuditLine, ChainView, RecordKind
 
 class RunStartData(TypedDict):
     """docs/formats.md, ``run.start``. ``requirements``, ``traceability`` (a spec with a
-    requirements file), ``clone`` (clone runs), ``patch`` (rolling patch runs), ``golden``
+    requirements file), ``clone`` (clone runs), ``conversion`` (conversion runs), ``decommission`` (decommissioning runs), ``patch`` (rolling patch runs), ``golden``
     (selftest runs), ``trust_root`` (runs judged through a pinned trust root), ``slice`` (a
     slice of a sliced job) and ``joins`` (a join run) appear only in the runs that have them;
     ``config`` is absent in runs written before it existed. Built by
@@ -36,6 +36,12 @@ class RunStartData(TypedDict):
     #: judged with; absent under legacy trust and in runs written before it existed.
     trust_root: NotRequired[dict[str, Any]]
     clone: NotRequired[dict[str, Any]]
+    #: a conversion run's source baseline: {baseline_bundle, baseline_seal,
+    #: baseline_change_id, baseline_run_id, source: {subject, digest}, rules}
+    conversion: NotRequired[dict[str, Any]]
+    #: a decommissioning run's checks: {evidence_dir, targets: {name: {bundles: [{bundle,
+    #: seal}], backups: [{file, sha256}]}}}
+    decommission: NotRequired[dict[str, Any]]
     patch: NotRequired[dict[str, Any]]
     golden: NotRequired[str | None]
     slice: NotRequired[dict[str, Any]]

@@ -198,7 +198,32 @@ def _devices_from(root: ET.Element) -> tuple[list[DiskFacts], list[NicFacts], se
             nics.append(_nic_from(dev))
         else:
             devices.add(dev.tag)
-    return disks, nics, devices
+    return disks, nics + _commandline_nics(root), devices
+
+
+_QEMU_NS = "{http://libvirt.org/schemas/domain/qemu/1.0}"
+
+
+def _commandline_nics(root: ET.Element) -> list[NicFacts]:
+    """NICs passed to QEMU directly (``<qemu:commandline>`` ``-device <model>,netdev=<id>``
+    with its ``-netdev <type>,id=<id>``): part of the VM's hardware though libvirt does not
+    manage them (the lab's guests get their port-forwarded NIC this way)."""
+    args = [a.get("value", "") for a in root.findall(f"{_QEMU_NS}commandline/{_QEMU_NS}arg")]
+    pairs = [(args[i], args[i + 1]) for i in range(len(args) - 1) if args[i] in ("-netdev", "-device")]
+    netdevs: dict[str, str] = {}
+    for flag, value in pairs:
+        parts = value.split(",")
+        opts = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        if flag == "-netdev" and "id" in opts:
+            netdevs[opts["id"]] = parts[0]
+    nics = []
+    for flag, value in pairs:
+        parts = value.split(",")
+        opts = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        if flag == "-device" and "netdev" in opts:
+            nics.append(NicFacts(mac=opts.get("mac"), network=netdevs.get(opts["netdev"]),
+                                 model=parts[0], kind="qemu-commandline"))
+    return nics
 
 
 def vm_facts_from_xml(

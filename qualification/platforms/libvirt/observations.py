@@ -188,6 +188,12 @@ def _guest(method: str) -> Any:
     return scenario
 
 
+def _decommission(session: LibvirtSession, ctx: OqContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from qualification.platforms.libvirt.decommission import decommission
+
+    return decommission(session.platform, str(args.get("name")), str(args.get("storage", "delete")))
+
+
 #: OQ on booted throwaway guests (``guest_oq``): args ``template`` (a defined domain
 #: with the QEMU guest agent), for the migration and the guest cycle's maintenance round trip
 #: also ``destination`` (libvirt URI) and ``unsafe_migration``; the site gives them as the host
@@ -213,6 +219,8 @@ TABLE: ObservationTable[LibvirtSession] = ObservationTable(
         "oq_lifecycle": _lifecycle,
         "oq_migrate": _migrate,
         **{m: _guest(m) for m in GUEST_OQ_METHODS},
+        # removes the target VM itself (vqual decommission): never in check mode
+        "decommission": _decommission,
     },
     vendor_errors=(libvirt.libvirtError,),
 )

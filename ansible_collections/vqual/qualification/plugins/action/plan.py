@@ -35,7 +35,8 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
         ("spec", "change_id", "run_id", "tests", "change_pattern", "mode", "allow_empty",
-         "state_dir", "master_bundle", "master_subject")
+         "state_dir", "master_bundle", "master_subject", "conversion_baseline",
+         "decommission_evidence")
     )
 
     def _hostvars(self, task_vars):
@@ -113,6 +114,10 @@ class ActionModule(ActionBase):
                 master_bundle=Path(args["master_bundle"]) if args.get("master_bundle") else None,
                 master_subject=args.get("master_subject") or None,
                 play_vars=self._slice_vars(task_vars),
+                conversion_baseline=(Path(args["conversion_baseline"])
+                                     if args.get("conversion_baseline") else None),
+                decommission_evidence=(Path(args["decommission_evidence"])
+                                       if args.get("decommission_evidence") else None),
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)

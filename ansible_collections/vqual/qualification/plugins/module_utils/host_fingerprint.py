@@ -69,7 +69,8 @@ def observe_fingerprint(observer, args):
     systemd runs; ``security_keys`` the ``sshd -T`` keys to keep; ``root`` another root
     directory to read (a mounted or extracted image: no commands run then);
     ``max_files`` (default 10000) and ``max_file_mib`` (default 64) limits: beyond them
-    the observation is an error, so nothing is left out silently.
+    the observation is an error, so nothing is left out silently; ``default_files`` adds the
+    default key files to ``files`` (application data named beside them).
     """
     root = str(args.get("root") or "/")
     if not root.startswith("/") or not os.path.isdir(root):
@@ -80,6 +81,9 @@ def observe_fingerprint(observer, args):
     patterns = args.get("files")
     if patterns is None:
         patterns = list(FINGERPRINT_FILES)
+    elif args.get("default_files"):
+        # the default key files plus the application data the inventory names
+        patterns = list(FINGERPRINT_FILES) + list(patterns)
     keys = args.get("security_keys")
     if keys is None:
         keys = list(FINGERPRINT_SSHD_KEYS)

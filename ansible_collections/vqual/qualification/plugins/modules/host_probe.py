@@ -52,7 +52,7 @@ options:
         C(kernel_module) {name};
         C(libvirt_config) {path, key};
         C(command) {argv, timeout};
-        C(fingerprint) {files, services, security_keys, root, max_files, max_file_mib}."
+        C(fingerprint) {files, default_files, services, security_keys, root, max_files, max_file_mib}."
     type: list
     elements: dict
     required: true

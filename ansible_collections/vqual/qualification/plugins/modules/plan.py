@@ -64,6 +64,16 @@ options:
     description: What the run is, recorded in C(run.start).
     type: str
     default: qualify
+  conversion_baseline:
+    description:
+      - With O(mode=conversion), the source baseline bundle the targets are compared with;
+        it must verify, and C(run.start) cites its seal (C(vqual convert qualify)).
+    type: path
+  decommission_evidence:
+    description:
+      - With O(mode=decommission), the evidence directory whose bundles of each target must
+        verify before it is removed (C(vqual decommission)).
+    type: path
 attributes:
   check_mode:
     support: full
