@@ -13,6 +13,7 @@ import click
 
 from qualification.cli.shared import (
     domain_errors,
+    forks_option,
     progress_printer,
     read_passphrase,
     run_options,
@@ -77,6 +78,7 @@ def _slice(slice_of: str | None, parent: str | None, job: str | None) -> dict[st
               help="The id the slices of one job share (e.g. $CI_PIPELINE_ID); `vqual join "
               "--parent ID` joins them.")
 @click.option("--slice-job", default=None, metavar="ID", help="This slice's own job id.")
+@forks_option
 @vault_options
 @trust_root_options
 @state_dir_option
@@ -87,7 +89,7 @@ def qualify(
     tests: tuple[str, ...], initiator: str | None, check_mode: bool, json_mode: bool,
     allow_empty: bool, playbook: str, slice_of: str | None, slice_parent: str | None,
     slice_job: str | None, state_dir: Path | None, vault: VaultOptions,
-    trust_root: Path | None, legacy_trust: bool,
+    trust_root: Path | None, legacy_trust: bool, forks: int | None,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle."""
     from qualification.execution.qualify import QualifyRequest, run_qualify
@@ -107,6 +109,7 @@ def qualify(
         progress=progress_printer(json_mode),
         extravars=extravars,
         playbook=playbook, vault=vault, trust_root=trust_root, legacy_trust=legacy_trust,
+        forks=forks,
     )
     summary = run_qualify(request)
     if json_mode:

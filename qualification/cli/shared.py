@@ -265,3 +265,13 @@ def vault_options(func: F) -> F:
             "ansible-playbook (repeatable)."),
     ])
     return stacked(wrapper)  # type: ignore[arg-type]
+
+
+def forks_option(func: F) -> F:
+    """``--forks N`` (``forks``) for a command that runs a playbook: Ansible's parallel
+    workers; by default ``$ANSIBLE_FORKS``, else chosen from this machine's CPUs and memory
+    (docs/performance.md, "Sizing forks")."""
+    return click.option(
+        "--forks", type=click.IntRange(min=1), default=None, metavar="N",
+        help="Hosts worked on at once (Ansible forks); default $ANSIBLE_FORKS, else 4 per "
+        "CPU within 5-50, bounded by memory and the inventory's hosts.")(func)
