@@ -22,6 +22,7 @@ from qualification.errors import EXIT_BAD_INPUT, BadInputError
 from qualification.execution.collection import collection_for_run, collections_path
 from qualification.execution.context import RunContext, handoff_environment, write_handoff
 from qualification.execution.inventory import VaultOptions
+from qualification.execution.observing import verdict_counts
 
 CALLBACK = "vqual.qualification.evidence"
 #: Connection settings for many hosts (docs/performance.md): one SSH connection per host kept
@@ -84,13 +85,6 @@ class PlaybookOutcome:
     unreachable: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     planned: int = 0
-
-
-def _counts(results: list[Mapping[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[str(r.get("verdict"))] = counts.get(str(r.get("verdict")), 0) + 1
-    return counts
 
 
 def default_forks(cpus: int | None = None, available_mb: int | None = None) -> int:
@@ -208,14 +202,16 @@ def _event_handler(
             outcome.planned = len(res["vqual_plan"].get("planned", []))
             if run.progress:
                 run.progress(ProgressEvent("planned", message=str(outcome.planned)))
+        elif kind == "runner_on_ok" and "vqual_counts" in res and run.progress:
+            run.progress(ProgressEvent("target", target=host, counts=dict(res["vqual_counts"])))
         elif kind == "runner_on_ok" and "vqual_results" in res and run.progress:
             results = res.get("vqual_results") or []
             if action.endswith("compare"):
                 if results:
                     run.progress(ProgressEvent("target", target="(across hosts)",
-                                               counts=_counts(results)))
+                                               counts=verdict_counts(results)))
             else:
-                run.progress(ProgressEvent("target", target=host, counts=_counts(results)))
+                run.progress(ProgressEvent("target", target=host, counts=verdict_counts(results)))
         elif kind == "runner_on_failed":
             msg = "the task failed" if res.get("_ansible_no_log") else str(res.get("msg", ""))
             if action.endswith(".plan") or action == "plan":
