@@ -212,6 +212,10 @@ class Fleet:
             hv = self.host_vars(endpoint)
             if cluster_size:
                 hv["vqual_cluster"] = f"{self.prefix}-c{i // cluster_size:02d}"
+            for app in (group_vars or {}).get("vqual_applications") or []:
+                # Each host carries its own VM of each application, as real hosts do.
+                hv.setdefault("vqual_applications", []).append(
+                    {**app, "vm": f"{app.get('vm', app['name'])}-{endpoint.name}"})
             hosts[endpoint.name] = hv
         path = self.dir / f"inventory-{group}-{len(chosen)}" / "hosts.yml"
         path.parent.mkdir(exist_ok=True)
