@@ -69,10 +69,11 @@ RETURN = r"""
 vqual_evidence:
   description:
     - What the evidence callback records, as one JSON text (one value for Ansible to pass on,
-      not thousands): C(results), one C(check.result) payload per test (docs/formats.md);
-      C(actions), OQ steps performed with state before and after; C(fingerprints), the
-      target's fingerprint (C(vqual.fingerprint/v1) plus its C(digest)) when it has
-      fingerprint tests, recorded as a C(fingerprint) record.
+      not thousands), with the keys C(results), C(actions) and C(fingerprints).
+    - C(results) holds one C(check.result) payload per test (docs/formats.md).
+    - C(actions) holds the OQ steps performed, with state before and after.
+    - C(fingerprints) holds the target's fingerprint (C(vqual.fingerprint/v1) plus its
+      C(digest)) when it has fingerprint tests, recorded as a C(fingerprint) record.
   returned: always
   type: str
 vqual_counts:
