@@ -88,6 +88,8 @@ def main() -> None:
                 env = {**ansible_env(base, work / f"cp-{label}-{r}"), **extra}
                 seconds = ctl.run(argv, env).seconds
                 (on if label == "on" else off).append(seconds)
+                print(f"  round {r + 1}, callback {label}: {seconds:.2f} s; load {load_average()}",
+                      flush=True)
         ratios = [b / a for a, b in zip(off, on, strict=True)]
         print(f"  disabled : {median(off):6.2f} s  ({', '.join(f'{s:.2f}' for s in off)})")
         print(f"  enabled  : {median(on):6.2f} s  ({', '.join(f'{s:.2f}' for s in on)})")

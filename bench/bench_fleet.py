@@ -156,6 +156,9 @@ def main() -> None:
                                 "--run-id", run_id, "--forks", str(forks)], env, ok=(0, 1))
                 runs["v"].append(done.seconds)
                 peaks.append(done.peak_mb)
+                print(f"  run {r + 1}: (a) {runs['a'][-1]:.2f} s, (b) {runs['b'][-1]:.2f} s, "
+                      f"vqual {done.seconds:.2f} s ({done.seconds / runs['b'][-1]:.2f}x (b)), "
+                      f"peak {done.peak_mb:.0f} MB; load {load_average()}", flush=True)
                 last_bundle = work / "evidence" / "CHG0000190" / run_id
             a, b, v, peak = (median(runs["a"]), median(runs["b"]), median(runs["v"]),
                              median(peaks))
