@@ -13,6 +13,7 @@ import click
 
 from qualification.cli.shared import (
     domain_errors,
+    forks_option,
     progress_printer,
     read_passphrase,
     run_options,
@@ -42,6 +43,7 @@ def baseline() -> None:
 @run_options()
 @click.option("--json", "json_mode", is_flag=True,
               help="Print one JSON document (schema vqual.baseline-capture/v1) on stdout.")
+@forks_option
 @vault_options
 @state_dir_option
 @domain_errors
@@ -49,6 +51,7 @@ def capture(
     inventory: Path, host: str, spec: Path, output: Path, change_id: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
     initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
+    forks: int | None,
 ) -> None:
     """Observe HOST for SPEC's value_from tests and write their values as a draft file.
 
@@ -67,6 +70,7 @@ def capture(
         evidence_dir=evidence_dir, run_id=run_id,
         initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
         state_dir=state, progress=progress_printer(json_mode), vault=vault,
+        forks=forks,
     )
     summary = capture_baseline(request, host, output)
     if json_mode:

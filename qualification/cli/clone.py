@@ -12,6 +12,7 @@ import click
 
 from qualification.cli.shared import (
     domain_errors,
+    forks_option,
     progress_printer,
     read_passphrase,
     run_options,
@@ -49,6 +50,7 @@ from qualification.state import resolve_state_dir
 @click.option("--test", "tests", multiple=True, help="Only this test id (repeatable).")
 @click.option("--json", "json_mode", is_flag=True,
               help="Print one JSON document (schema vqual.qualify/v1 plus a master block).")
+@forks_option
 @vault_options
 @state_dir_option
 @domain_errors
@@ -57,7 +59,7 @@ def clone(
     clones: str | None, create: int | None, prefix: str | None, master_host: str | None,
     master_subject: str | None, key_file: Path | None, passphrase_fd: int | None,
     evidence_dir: Path, run_id: str | None, tests: tuple[str, ...], initiator: str | None,
-    json_mode: bool, state_dir: Path | None, vault: VaultOptions,
+    json_mode: bool, state_dir: Path | None, vault: VaultOptions, forks: int | None,
 ) -> None:
     """Qualify clones of a Master-VM against the master's fingerprint.
 
@@ -99,6 +101,7 @@ def clone(
                 "tests": list(tests) or None,
                 "progress": progress_printer(json_mode),
                 "vault": vault,
+                "forks": forks,
             },
         )
     )

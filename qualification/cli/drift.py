@@ -19,6 +19,7 @@ import yaml
 
 from qualification.cli.shared import (
     domain_errors,
+    forks_option,
     read_passphrase,
     run_options,
     state_dir_option,
@@ -80,6 +81,7 @@ def _allowed_file(path: Path | None) -> dict[str, Any] | None:
     is_flag=True,
     help="Print one JSON document (schema vqual.drift/v1) on stdout.",
 )
+@forks_option
 @vault_options
 @state_dir_option
 @domain_errors
@@ -97,6 +99,7 @@ def drift(
     json_mode: bool,
     state_dir: Path | None,
     vault: VaultOptions,
+    forks: int | None,
 ) -> None:
     """Compare the live state of hosts, hypervisors and VMs with a signed BASELINE bundle.
 
@@ -127,6 +130,7 @@ def drift(
             limit=limit,
             allowed=_allowed_file(allowed_file),
             vault=vault,
+            forks=forks,
         )
     )
     if json_mode:

@@ -13,6 +13,7 @@ import click
 
 from qualification.cli.shared import (
     domain_errors,
+    forks_option,
     progress_printer,
     push_on_seal,
     push_options,
@@ -80,6 +81,7 @@ def _slice(slice_of: str | None, parent: str | None, job: str | None) -> dict[st
               "--parent ID` joins them.")
 @click.option("--slice-job", default=None, metavar="ID", help="This slice's own job id.")
 @push_options
+@forks_option
 @vault_options
 @trust_root_options
 @state_dir_option
@@ -91,7 +93,7 @@ def qualify(
     allow_empty: bool, playbook: str, slice_of: str | None, slice_parent: str | None,
     slice_job: str | None, state_dir: Path | None, vault: VaultOptions,
     trust_root: Path | None, legacy_trust: bool, push_url: str | None, no_push: bool,
-    token_file: Path | None,
+    token_file: Path | None, forks: int | None,
 ) -> None:
     """Qualify the inventory's targets against SPEC and write a signed evidence bundle.
 
@@ -115,6 +117,7 @@ def qualify(
         progress=progress_printer(json_mode),
         extravars=extravars,
         playbook=playbook, vault=vault, trust_root=trust_root, legacy_trust=legacy_trust,
+        forks=forks,
     )
     summary = run_qualify(request)
     pushed = push_on_seal(state, push_url, no_push, token_file,

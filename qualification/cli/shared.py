@@ -298,3 +298,11 @@ def push_on_seal(state: Path, push_url: str | None, no_push: bool, token_file: P
     from qualification.server.client import push_sealed
 
     return push_sealed(bundle, url, token_file).to_json()
+def forks_option(func: F) -> F:
+    """``--forks N`` (``forks``) for a command that runs a playbook: Ansible's parallel
+    workers; by default ``$ANSIBLE_FORKS``, else chosen from this machine's CPUs and memory
+    (docs/performance.md, "Sizing forks")."""
+    return click.option(
+        "--forks", type=click.IntRange(min=1), default=None, metavar="N",
+        help="Hosts worked on at once (Ansible forks); default $ANSIBLE_FORKS, else 4 per "
+        "CPU within 5-50, bounded by memory and the inventory's hosts.")(func)

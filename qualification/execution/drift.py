@@ -46,6 +46,7 @@ class DriftRequest:
     allowed: Mapping[str, Any] | None = None
     progress: Callable[[Any], None] | None = None
     vault: VaultOptions = field(default_factory=VaultOptions)
+    forks: int | None = None
 
 
 @dataclass
@@ -155,6 +156,7 @@ def _run_playbook(request: DriftRequest, baseline: Baseline) -> QualifySummary:
                 playbook=PLAYBOOK,
                 extravars=extravars,
                 vault=request.vault,
+                forks=request.forks,
             )
         )
     finally:

@@ -19,6 +19,7 @@ Platform probes (libvirt, vSphere, Hyper-V) run in this process through
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,14 +69,41 @@ class TargetResult:
     fingerprints: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The task result's ``vqual_*`` fields (plugins/modules/qualify.py, RETURN)."""
+        """The task result's ``vqual_*`` fields (plugins/modules/qualify.py, RETURN).
+
+        The records travel as one JSON text (``vqual_evidence``): Ansible walks every value
+        of a task result several times on its way to the callbacks (tagging, native types,
+        internal keys; ansible-runner's event files), which for a host's ~100 results with
+        their raw output cost more than the probe itself; a text is one value.
+        """
+        evidence = {"results": self.results, "actions": self.actions,
+                    "fingerprints": self.fingerprints}
         return {
             "vqual_target": self.target,
-            "vqual_results": self.results,
-            "vqual_actions": self.actions,
+            "vqual_evidence": json.dumps(evidence, separators=(",", ":")),
+            "vqual_counts": verdict_counts(self.results),
             "vqual_cross": self.cross,
-            "vqual_fingerprints": self.fingerprints,
         }
+
+
+def verdict_counts(results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many results have each verdict."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[str(r.get("verdict"))] = counts.get(str(r.get("verdict")), 0) + 1
+    return counts
+
+
+def unpack_evidence(data: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Results, actions and fingerprints of a task result: a qualify task's
+    ``vqual_evidence`` text, or the lists of a task that returns them as they are (compare)."""
+    text = data.get("vqual_evidence")
+    if isinstance(text, str):
+        packed = json.loads(text)
+        return (list(packed.get("results") or []), list(packed.get("actions") or []),
+                list(packed.get("fingerprints") or []))
+    return (list(data.get("vqual_results") or []), list(data.get("vqual_actions") or []),
+            list(data.get("vqual_fingerprints") or []))
 
 
 class _Vars:

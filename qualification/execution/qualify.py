@@ -53,6 +53,8 @@ class QualifyRequest:
     trust_root: Path | None = None
     #: judge with an unpinned store (``--legacy-trust``; also $VQUAL_LEGACY_TRUST=1)
     legacy_trust: bool = False
+    #: Ansible's forks (``--forks``; None: $ANSIBLE_FORKS, else chosen from the machine)
+    forks: int | None = None
 
 
 @dataclass
@@ -209,6 +211,7 @@ def run_qualify(request: QualifyRequest) -> QualifySummary:
             progress=request.progress,
             vault=request.vault,
             context=context,
+            forks=request.forks,
         )
     )
     if outcome.plan_error is not None:

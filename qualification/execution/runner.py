@@ -18,12 +18,26 @@ from typing import Any
 
 import ansible_runner
 
-from qualification.errors import EXIT_BAD_INPUT
+from qualification.errors import EXIT_BAD_INPUT, BadInputError
 from qualification.execution.collection import collection_for_run, collections_path
 from qualification.execution.context import RunContext, handoff_environment, write_handoff
 from qualification.execution.inventory import VaultOptions
+from qualification.execution.observing import verdict_counts
 
 CALLBACK = "vqual.qualification.evidence"
+#: Connection settings for many hosts (docs/performance.md): one SSH connection per host kept
+#: open between tasks, and modules piped through it instead of copied first. The environment
+#: wins: a site whose sudo needs a tty sets ANSIBLE_PIPELINING=False there.
+CONNECTION_DEFAULTS = {
+    "ANSIBLE_PIPELINING": "True",
+    "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+}
+#: Forks per CPU when none is asked for: a worker mostly waits on its target's answer.
+FORKS_PER_CPU = 4
+MIN_FORKS, MAX_FORKS = 5, 50
+#: Memory a worker needs at most (measured: docs/performance.md), to bound forks on small
+#: controllers.
+WORKER_MB = 100
 
 
 @dataclass
@@ -58,6 +72,8 @@ class PlaybookRun:
     #: the run's inputs, loaded once before Ansible starts and handed to its plan action
     #: (None: the playbook's plan action loads them itself)
     context: RunContext | None = None
+    #: Ansible's forks (None: $ANSIBLE_FORKS, else :func:`default_forks`)
+    forks: int | None = None
 
 
 @dataclass
@@ -71,11 +87,42 @@ class PlaybookOutcome:
     planned: int = 0
 
 
-def _counts(results: list[Mapping[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[str(r.get("verdict"))] = counts.get(str(r.get("verdict")), 0) + 1
-    return counts
+def default_forks(cpus: int | None = None, available_mb: int | None = None) -> int:
+    """Forks for this machine: :data:`FORKS_PER_CPU` per CPU within [5, 50], fewer where
+    memory would not hold that many workers. Ansible starts no more workers than the play
+    has hosts, so the inventory bounds it further."""
+    cpus = cpus or os.cpu_count() or 1
+    forks = max(MIN_FORKS, min(MAX_FORKS, FORKS_PER_CPU * cpus))
+    memory = available_mb if available_mb is not None else _available_mb()
+    if memory is not None:
+        forks = min(forks, max(1, memory // WORKER_MB))
+    return forks
+
+
+def _available_mb() -> int | None:
+    """MemAvailable of /proc/meminfo in MB, None where there is none."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def choose_forks(requested: int | None, environ: Mapping[str, str] = os.environ) -> int:
+    """The forks of a run: ``--forks``, else ``$ANSIBLE_FORKS``, else :func:`default_forks`."""
+    if requested is not None:
+        if requested < 1:
+            raise BadInputError(f"--forks {requested}: give at least 1")
+        return requested
+    text = environ.get("ANSIBLE_FORKS", "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise BadInputError(f"ANSIBLE_FORKS={text!r}: give a whole number of at least 1")
+        return int(text)
+    return default_forks()
 
 
 def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
@@ -95,6 +142,7 @@ def run_playbook(run: PlaybookRun) -> PlaybookOutcome:
                        **run.extravars},
             envvars=_environment(run, root, scratch),
             limit=run.limit,
+            forks=choose_forks(run.forks),
             cmdline=" ".join(shlex.quote(o) for o in options) or None,
             quiet=True,
             event_handler=_event_handler(run, outcome),
@@ -113,6 +161,7 @@ def _environment(run: PlaybookRun, root: Path, scratch: Path) -> dict[str, str]:
     """The playbook's environment: the collection, the evidence callback and its settings,
     the key's passphrase in a file of ``scratch`` (mode 0600), the handed-over context."""
     env = {
+        **{k: v for k, v in CONNECTION_DEFAULTS.items() if k not in os.environ},
         "ANSIBLE_COLLECTIONS_PATH": collections_path(root, scratch),
         "ANSIBLE_CALLBACKS_ENABLED": CALLBACK,
         "ANSIBLE_HOST_KEY_CHECKING": "False",
@@ -153,14 +202,16 @@ def _event_handler(
             outcome.planned = len(res["vqual_plan"].get("planned", []))
             if run.progress:
                 run.progress(ProgressEvent("planned", message=str(outcome.planned)))
+        elif kind == "runner_on_ok" and "vqual_counts" in res and run.progress:
+            run.progress(ProgressEvent("target", target=host, counts=dict(res["vqual_counts"])))
         elif kind == "runner_on_ok" and "vqual_results" in res and run.progress:
             results = res.get("vqual_results") or []
             if action.endswith("compare"):
                 if results:
                     run.progress(ProgressEvent("target", target="(across hosts)",
-                                               counts=_counts(results)))
+                                               counts=verdict_counts(results)))
             else:
-                run.progress(ProgressEvent("target", target=host, counts=_counts(results)))
+                run.progress(ProgressEvent("target", target=host, counts=verdict_counts(results)))
         elif kind == "runner_on_failed":
             msg = "the task failed" if res.get("_ansible_no_log") else str(res.get("msg", ""))
             if action.endswith(".plan") or action == "plan":

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from qualification.execution.context import load_run_context
-from qualification.execution.observing import TARGET_MODULES, compare_targets, qualify_target
+from qualification.execution.observing import (
+    TARGET_MODULES,
+    compare_targets,
+    qualify_target,
+    unpack_evidence,
+)
 from qualification.execution.planning import RunPlan, make_plan
 from tests.unit.execution.runlib import (
     CHANGE,
@@ -93,7 +98,9 @@ def test_a_host_is_observed_in_one_module_call_and_evaluated_here(tmp_path: Path
         "os_release", {})["value"]["ID"]
     assert {results[f"IQ-T-1{i:02d}"]["verdict"] for i in range(3)} == {"pass"}
     out = done.to_dict()
-    assert out["vqual_target"] == "localhost" and out["vqual_fingerprints"] == []
+    assert out["vqual_target"] == "localhost" and unpack_evidence(out)[2] == []
+    assert unpack_evidence(out)[0] == done.results
+    assert out["vqual_counts"] == {"pass": 4, "fail": 1}
 
 
 def test_libvirt_is_observed_and_its_oq_runs_in_process_on_the_test_driver(tmp_path: Path) -> None:
@@ -161,8 +168,10 @@ def test_a_target_without_tests_returns_empty_results(tmp_path: Path) -> None:
     plan = _plan(tmp_path, [PASSING], {"localhost": local_host()})
     done = qualify_target(plan, "not-in-plan", run_module=_never, target_vars=_never,
                           fingerprint_image=_never)
-    assert done.to_dict() == {"vqual_target": "not-in-plan", "vqual_results": [],
-                              "vqual_actions": [], "vqual_cross": {}, "vqual_fingerprints": []}
+    out = done.to_dict()
+    assert unpack_evidence(out) == ([], [], [])
+    assert out["vqual_target"] == "not-in-plan" and out["vqual_cross"] == {}
+    assert out["vqual_counts"] == {}
 
 
 def test_hosts_are_compared_once_all_have_answered(tmp_path: Path) -> None:

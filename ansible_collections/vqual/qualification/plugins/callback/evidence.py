@@ -89,6 +89,7 @@ if HAS_QUALIFICATION:
     from pathlib import Path
 
     from qualification.errors import VqualError
+    from qualification.execution.observing import unpack_evidence
     from qualification.execution.planning import RunPlan
     from qualification.execution.recorder import RunRecorder, open_signer
     from qualification.server.client import push_sealed
@@ -166,12 +167,9 @@ class CallbackModule(CallbackBase):
         if "vqual_plan" in data:
             path = self.recorder.start(RunPlan.from_dict(data["vqual_plan"]))
             self._display.display(f"vqual: evidence bundle {path}")
-        elif "vqual_results" in data:
-            self.recorder.record(
-                data.get("vqual_results") or [],
-                data.get("vqual_actions") or [],
-                fingerprints=data.get("vqual_fingerprints") or [],
-            )
+        elif "vqual_results" in data or "vqual_evidence" in data:
+            results, actions, fingerprints = unpack_evidence(data)
+            self.recorder.record(results, actions, fingerprints=fingerprints)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if self.recorder:

@@ -66,25 +66,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-vqual_results:
-  description: One C(check.result) payload per test (docs/formats.md).
+vqual_evidence:
+  description:
+    - What the evidence callback records, as one JSON text (one value for Ansible to pass on,
+      not thousands), with the keys C(results), C(actions) and C(fingerprints).
+    - C(results) holds one C(check.result) payload per test (docs/formats.md).
+    - C(actions) holds the OQ steps performed, with state before and after.
+    - C(fingerprints) holds the target's fingerprint (C(vqual.fingerprint/v1) plus its
+      C(digest)) when it has fingerprint tests, recorded as a C(fingerprint) record.
   returned: always
-  type: list
-  elements: dict
-vqual_actions:
-  description: OQ steps performed, with state before and after.
+  type: str
+vqual_counts:
+  description: How many of the target's results have each verdict.
   returned: always
-  type: list
-  elements: dict
+  type: dict
 vqual_cross:
   description: Observations of tests that compare hosts, for M(vqual.qualification.compare).
   returned: always
   type: dict
-vqual_fingerprints:
-  description:
-    - The target's fingerprint (C(vqual.fingerprint/v1) plus its C(digest)) when it has
-      fingerprint tests; the callback records it as a C(fingerprint) record.
-  returned: always
-  type: list
-  elements: dict
 """
