@@ -9,8 +9,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from qualification.errors import BadInputError
-from qualification.server.web import WebConfig
 from qualification.server.web.accounts import change_password
+from qualification.server.web.config import WebConfig
 from qualification.server.web.guard import (
     audit,
     check_csrf,

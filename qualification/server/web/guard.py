@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from qualification.server.web.sessions import Session, lookup
 
 if TYPE_CHECKING:
-    from qualification.server.web import WebConfig
+    from qualification.server.web.config import WebConfig
 
 #: Security headers on every page: no framing, no inline or foreign script, no caching.
 HEADERS = {

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from qualification.evidence.reader import read_bundle
 from qualification.server import db
 from qualification.server.service import Refused
-from qualification.server.web import WebConfig
 from qualification.server.web.accounts import attempt_login
+from qualification.server.web.config import WebConfig
 from qualification.server.web.guard import (
     HEADERS,
     LOGIN_CSRF_COOKIE,
