@@ -52,6 +52,8 @@ REQUIREMENTS = {
     "or added application data file fails by name; only declared differences are allowed",
     "VQ-73": "a decommissioning is refused before any change while a dependent is declared, "
     "a bundle does not verify or backups are not observed retained",
+    "VQ-65": "failed logins lock a browser user id in the database; a browser user's key no "
+    "trust-admin signed cannot sign",
 }
 
 

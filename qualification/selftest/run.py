@@ -44,6 +44,7 @@ from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.translog import translog_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks
+from qualification.selftest.web import web_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
@@ -78,6 +79,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *compartment_checks(),  # ST-OQ-32 (VQ-75)
         *translog_checks(scratch),  # ST-OQ-25 (VQ-61)
         *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
+        *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
     ]
 
 

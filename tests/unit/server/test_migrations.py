@@ -70,7 +70,8 @@ def test_the_migrations_are_shipped_in_the_package() -> None:
     where = Path(migrations.__file__).parent
     assert (where / "env.py").is_file()
     assert sorted(p.name for p in (where / "versions").glob("v*.py")) == [
-        "v0001_initial.py", "v0002_log.py", "v0003_sites_retention.py", "v0004_log_nodes.py"]
+        "v0001_initial.py", "v0002_log.py", "v0003_sites_retention.py", "v0004_log_nodes.py",
+        "v0005_web.py"]
 
 
 def test_a_populated_database_of_revision_0002_gains_sites_and_tombstones(
