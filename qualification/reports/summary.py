@@ -65,21 +65,23 @@ def first_screen(run: Run) -> dict[str, Any]:
          "reason": cut(r.reason or "", _SHORT)}
         for r in recorded if r.verdict == Verdict.WAIVED
     ]
+    # Planned without a result, then recorded as not executed: either way no evidence.
     missing = [
         {"id": r.test_id, "target": r.target, "reason": cut(r.reason or "", _SHORT)}
-        for r in run.missing()
+        for r in [*run.missing(), *(r for r in recorded if r.verdict == Verdict.NOT_EXECUTED)]
     ]
     counts = run.counts()
     return {
         "verdict": _verdict(run.verdict()),
         "counts": [(_LABELS.get(v, v.upper()), n, _verdict(v)["css"]) for v, n in counts.items()],
         "planned": len(run.start.get("planned") or ()),
-        "missing_count": len(missing),
+        "missing_count": len(run.missing()),
         "failures": [_failure(r) for r in failed],
         "waived": waived,
         "missing": missing,
         "halts": [
-            {"id": d.id, "target": d.target or "", "detail": cut(d.detail or "", _SHORT)}
+            {"id": "" if d.id == "?" else d.id, "target": d.target or "",
+             "detail": cut(d.detail or "", _SHORT)}
             for d in run.deviations if d.source == "raised"
         ],
         "limit": FIRST_SCREEN_ITEMS,

@@ -119,7 +119,7 @@ def timeline_context(given: Records) -> dict[str, Any] | None:
                for r in records if r["kind"] == HOST_SKIPPED}
     return {
         "width": _LEFT + _PLOT + 30,
-        "height": _TOP + max(len(hosts), 1) * _ROW + 60,
+        "height": _TOP + max(len(hosts), 1) * _ROW + 60 + 18 * len(halts),
         "left": _LEFT, "right": _LEFT + _PLOT, "top": _TOP,
         "rows": [{"host": h, "y": y(h), "skipped": cut(skipped.get(h, ""), 90)} for h in hosts],
         "bars": [{"x": x(b.start), "w": max(x(b.end) - x(b.start), 3.0), "y": y(b.host) + 8,
@@ -145,8 +145,8 @@ def _halt(data: Mapping[str, Any], at: float, row: int) -> dict[str, Any]:
     right = at > _LEFT + _PLOT / 2  # the label goes where there is room
     return {"x": at, "y": row, "tx": at - 4 if right else at + 4,
             "anchor": "end" if right else "start",
-            "label": cut(f"halted at {data.get('target')} {data.get('step')}: "
-                         f"{data.get('reason')}", 140)}
+            "label": f"halted at {data.get('target')} {data.get('step')}",
+            "reason": cut(str(data.get("reason") or ""), 110)}
 
 
 def render_timeline(records: Records) -> str | None:

@@ -60,6 +60,7 @@ def test_the_first_screen_names_verdict_counts_each_failure_with_its_reason_waiv
     assert "NTP-01" in waived and "DEV-0007" in waived
     missing = first.split('<section id="missing">', 1)[1].split("</section>", 1)[0]
     assert "HCL-01" in missing and "no result was recorded" in missing
+    assert missing.count('class="missing"') == 1
 
 
 def test_below_the_first_screen_tests_matrix_with_texts_deviations_signatures(

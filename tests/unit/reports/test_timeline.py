@@ -41,7 +41,9 @@ def test_a_halted_run_shows_where_and_why(tmp_path: Path) -> None:
     recs = read_bundle(bundle).records
     context = timeline_context(recs)
     assert context is not None
-    assert next(h["label"] for h in context["halts"]).startswith("halted at h1 evacuate: migrate")
+    (halt,) = context["halts"]
+    assert halt["label"] == "halted at h1 evacuate"
+    assert halt["reason"].startswith("migrate idle1 to h2")
     assert {b["step"] for b in context["bars"]} == {"recheck", "stop_placements"}
     html = render_summary(recs)
     assert '<section id="timeline">' in html and "halted at h1 evacuate" in html
