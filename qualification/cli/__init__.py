@@ -32,6 +32,7 @@ from qualification.cli import (
     push,
     qualify,
     report,
+    review,
     selftest,
     serve,
     sign,
@@ -57,7 +58,7 @@ for _command in (
     qualify.qualify, verify.verify, cleanup.cleanup, keys.keys, report.report, sign.sign,
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
-    serve.serve, push.push, push.void, pull.pull, log.log, join.join,
+    serve.serve, push.push, push.void, pull.pull, log.log, join.join, review.review,
 ):
     main.add_command(_command)
 
