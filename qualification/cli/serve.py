@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from qualification.cli.shared import domain_errors, state_dir_option, trust_root_options
+from qualification.cli.shared import (
+    domain_errors,
+    read_passphrase,
+    state_dir_option,
+    trust_root_options,
+)
+from qualification.errors import BadInputError
 from qualification.state import resolve_state_dir
 
 if TYPE_CHECKING:
     from qualification.server.config import ServerConfig
+    from qualification.server.web.settings import WebSettings
 
 _db_option = click.option(
     "--database-url", default=None,
@@ -38,14 +46,22 @@ def _config(state_dir: Path | None, database_url: str | None) -> ServerConfig:
               "<state dir>/keys/log.pem).")
 @click.option("--max-body", type=int, default=None,
               help="Largest request body in bytes (default 256 MiB).")
+@click.option("--session-idle-minutes", type=click.IntRange(1), default=None,
+              help="Browser sessions end after this long without a request (default 15).")
+@click.option("--session-absolute-minutes", type=click.IntRange(1), default=None,
+              help="Browser sessions end this long after login (default 480).")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send cookies without Secure, for plain http on loopback in tests only.")
 @_db_option
 @trust_root_options
 @state_dir_option
 @click.pass_context
 @domain_errors
 def serve(ctx: click.Context, host: str, port: int, workers: int, log_key: Path | None,
-          max_body: int | None, database_url: str | None, trust_root: Path | None,
-          legacy_trust: bool, state_dir: Path | None) -> None:
+          max_body: int | None, session_idle_minutes: int | None,
+          session_absolute_minutes: int | None, insecure_cookies: bool,
+          database_url: str | None, trust_root: Path | None, legacy_trust: bool,
+          state_dir: Path | None) -> None:
     """Run the evidence server: push, pull, the transparency log (docs/server.md).
 
     Brings the database to the newest schema first; stop it with SIGTERM or Ctrl-C. Pushed
@@ -79,12 +95,30 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, log_key: Path 
     os.environ["VQUAL_SERVER_DATABASE_URL"] = config.database_url
     os.environ["VQUAL_LOG_KEY"] = str(config.log_key)
     os.environ["VQUAL_SERVER_MAX_BODY"] = str(config.max_body)
+    web = _web_settings(session_idle_minutes, session_absolute_minutes, insecure_cookies)
+    os.environ.update(web.to_env())
+    if not web.secure_cookies:
+        click.echo("vqual serve: WARNING cookies without Secure (--insecure-cookies): plain "
+                   "http, for tests on loopback only", err=True)
     from qualification.review.pinned import choose_trust
 
     click.echo(f"vqual serve: http://{host}:{port} (store {config.store}; "
                f"{choose_trust(state).describe()})", err=True)
     uvicorn.run("qualification.server.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_level="warning", server_header=False)
+
+
+def _web_settings(idle: int | None, absolute: int | None, insecure: bool) -> WebSettings:
+    from dataclasses import replace
+
+    from qualification.server.web.settings import WebSettings
+
+    web = WebSettings.from_env()
+    if idle is not None:
+        web = replace(web, idle_minutes=idle)
+    if absolute is not None:
+        web = replace(web, absolute_minutes=absolute)
+    return replace(web, secure_cookies=False) if insecure else web
 
 
 @serve.group("token")
@@ -139,6 +173,74 @@ def token_revoke(name: str, database_url: str | None, state_dir: Path | None) ->
     finally:
         engine.dispose()
     click.echo(f"revoked {name}")
+
+
+@serve.group("user")
+def user() -> None:
+    """People's accounts for the browser review (roles reviewer, approver, admin)."""
+
+
+@user.command("add")
+@click.option("--user-id", required=True, help="The login name, e.g. rita.")
+@click.option("--name", required=True, help="Printed name shown on signatures.")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["reviewer", "approver", "admin"]), help="Repeatable.")
+@click.option("--site", "sites", multiple=True, help="Sites the user sees (default: every).")
+@click.option("--password-fd", "password_fd", type=int, default=None,
+              help="Read the password from this file descriptor (never the command line); "
+              "default: ask on the terminal.")
+@click.option("--public-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the signing key's public half (PEM) here for the trust-admin "
+              "(default <state dir>/keys/<user id>.web.pub).")
+@_db_option
+@state_dir_option
+@domain_errors
+def user_add(user_id: str, name: str, roles: tuple[str, ...], sites: tuple[str, ...],
+             password_fd: int | None, public_out: Path | None, database_url: str | None,
+             state_dir: Path | None) -> None:
+    """Create an account and its Ed25519 signing key, sealed under the password.
+
+    The key signs only once a trust-admin adds its public half to the trust store with the
+    person's roles (`vqual trust add-key`) and signs that version (`vqual trust sign`).
+    """
+    from qualification.server import db
+    from qualification.server.web.accounts import add_user
+
+    config = _config(state_dir, database_url)
+    if password_fd is None and not sys.stdin.isatty():
+        raise BadInputError("give the password with --password-fd N or run on a terminal")
+    password = read_passphrase(password_fd, "Password: ").decode("utf-8", "replace")
+    db.upgrade(config.database_url)
+    engine = db.make_engine(config.database_url)
+    try:
+        new = add_user(engine, user_id, name, list(roles), password, list(sites))
+    finally:
+        engine.dispose()
+    out = public_out or config.state_dir / "keys" / f"{user_id}.web.pub"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# name: {name}\n# identity: {user_id}\n# keyid: {new.keyid}\n"
+                   f"{new.public_pem}", encoding="utf-8")
+    click.echo(f"user {user_id} ({', '.join(sorted(set(roles)))}) created; signing key "
+               f"{new.keyid[:16]} counts once a trust-admin adds {out} to the trust store "
+               "(vqual trust add-key) and signs it (vqual trust sign)")
+
+
+@user.command("disable")
+@click.option("--user-id", required=True)
+@_db_option
+@state_dir_option
+@domain_errors
+def user_disable(user_id: str, database_url: str | None, state_dir: Path | None) -> None:
+    """Disable an account and end its sessions (its signatures stay valid)."""
+    from qualification.server import db
+    from qualification.server.web.accounts import disable_user
+
+    engine = db.make_engine(_config(state_dir, database_url).database_url)
+    try:
+        disable_user(engine, user_id)
+    finally:
+        engine.dispose()
+    click.echo(f"disabled {user_id}")
 
 
 @serve.command("upgrade")

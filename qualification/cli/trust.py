@@ -41,6 +41,39 @@ def trust_sign(key_file: Path, passphrase_fd: int | None, comment: str | None,
         click.echo(f"  {change}")
 
 
+@trust.command("add-key")
+@click.option("--public", "public", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Public key (PEM), e.g. a .pub of `vqual keys create` or "
+              "`vqual serve user add`.")
+@click.option("--name", required=True, help="Printed name shown on signatures.")
+@click.option("--identity", required=True, help="E-mail or account of the key's owner.")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["executor", "reviewer", "approver", "trust-admin", "log"]),
+              help="Role(s) granted (repeatable).")
+@click.option("--valid-days", type=click.IntRange(1), default=365, show_default=True)
+@state_dir_option
+@domain_errors
+def trust_add_key(public: Path, name: str, identity: str, roles: tuple[str, ...],
+                  valid_days: int, state_dir: Path | None) -> None:
+    """Add someone's public key to trust.yaml; it counts once `vqual trust sign` signs it."""
+    from datetime import timedelta
+
+    from qualification.signing import TrustStore
+    from qualification.timeutil import utc_now
+
+    path = trust_path(resolve_state_dir(state_dir))
+    store = TrustStore.load(path)
+    now = utc_now()
+    key = store.add_key(public_key_pem=public.read_text(encoding="utf-8"), name=name,
+                        identity=identity, roles=list(roles),
+                        valid_from=now - timedelta(minutes=5),
+                        valid_until=now + timedelta(days=valid_days))
+    store.save()
+    click.echo(f"added {key.keyid[:16]} ({name}: {', '.join(roles)}) to {path}; it counts "
+               "once a trust-admin signs this version (vqual trust sign)")
+
+
 @trust.command("rotate-root")
 @click.option("--trust-root", "pin", required=True,
               type=click.Path(dir_okay=False, exists=True, path_type=Path),

@@ -22,6 +22,9 @@ from qualification.errors import BadInputError
 from qualification.server.config import ServerConfig
 from qualification.server.service import EvidenceServer, Refused
 from qualification.server.tokens import Account, authenticate
+from qualification.server.web import WebConfig, WebSettings
+from qualification.server.web import routes as web_routes
+from qualification.server.web.guard import WebRefused, refused
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -87,8 +90,9 @@ def _guarded(server: EvidenceServer, roles: tuple[str, ...], action: str,
     return endpoint
 
 
-def build_app(server: EvidenceServer) -> Starlette:
-    """The application over ``server``."""
+def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlette:
+    """The application over ``server``: the API under ``/api/v1`` and the browser review
+    (:mod:`qualification.server.web`) with ``web``'s security settings."""
 
     def route(roles: str, action: str, handler: Handler) -> Endpoint:
         return _guarded(server, tuple(roles.split()), action, handler)
@@ -146,7 +150,11 @@ def build_app(server: EvidenceServer) -> Starlette:
         Route(f"{api}/log/consistency", route("reader", "read", consistency)),
         Route(f"{api}/audit", route("admin", "audit", audit)),
     ]
-    return Starlette(routes=routes)
+    config = WebConfig(server, web or WebSettings())
+    app = Starlette(routes=[*routes, *web_routes(config)],
+                    exception_handlers={WebRefused: refused})
+    app.state.web = config
+    return app
 
 
 def _config_from_env() -> ServerConfig:
@@ -162,7 +170,7 @@ def _config_from_env() -> ServerConfig:
 def app_from_env() -> Starlette:
     """The factory uvicorn's workers call (``vqual serve`` puts the configuration in the
     environment): each worker opens its own engine on the same database and store."""
-    return build_app(EvidenceServer(_config_from_env()))
+    return build_app(EvidenceServer(_config_from_env()), WebSettings.from_env())
 
 
 __all__ = ["app_from_env", "build_app"]

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 #: The newest migration; the server refuses to start on a database at another revision.
-HEAD = "0002"
+HEAD = "0005"
 #: The advisory lock key every PostgreSQL write transaction takes ("vq15").
 _PG_LOCK = 0x76713135
 
@@ -78,6 +78,37 @@ voids = sa.Table(
     sa.Column("time", sa.String(32), nullable=False),
     sa.Column("signer", sa.String(128), nullable=False),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
+)
+# The browser review (qualification/server/web/): people's accounts, sessions, login attempts.
+web_users = sa.Table(
+    "web_users", metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("printed_name", sa.String(128), nullable=False),
+    sa.Column("roles", sa.String(128), nullable=False),  # space-separated
+    sa.Column("sites", sa.String(512), nullable=False),  # space-separated; empty: every site
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("keyid", sa.String(64), nullable=True),
+    sa.Column("sealed_key", sa.LargeBinary, nullable=True),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("disabled", sa.String(32), nullable=True),
+)
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("last_seen", sa.String(32), nullable=False),
+    sa.Column("ended", sa.String(32), nullable=True),
+    sa.Column("address", sa.String(64), nullable=False),
+)
+web_logins = sa.Table(
+    "web_logins", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.String(32), nullable=False, index=True),
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("address", sa.String(64), nullable=False, index=True),
+    sa.Column("ok", sa.Boolean, nullable=False),
 )
 
 

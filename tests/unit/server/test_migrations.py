@@ -66,4 +66,5 @@ def test_the_migrations_are_shipped_in_the_package() -> None:
     where = Path(migrations.__file__).parent
     assert (where / "env.py").is_file()
     assert sorted(p.name for p in (where / "versions").glob("v*.py")) == [
-        "v0001_initial.py", "v0002_log.py"]
+        "v0001_initial.py", "v0002_log.py",
+        "v0005_web.py"]

@@ -1,0 +1,209 @@
+"""The minimal pages: login and logout, the change list, a run's page, the signing dialog.
+
+Every route is guarded (:func:`.guard.require_user`), every POST checks CSRF, every page is
+rendered through the autoescaping environment. Logins, failed logins, logouts, signatures and
+every refusal go to the server's audit table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from qualification.evidence.reader import read_bundle
+from qualification.server import db
+from qualification.server.web import WebConfig
+from qualification.server.web.accounts import attempt_login
+from qualification.server.web.guard import (
+    HEADERS,
+    LOGIN_CSRF_COOKIE,
+    WebRefused,
+    WebUser,
+    audit,
+    check_csrf,
+    client_address,
+    new_login_csrf,
+    read_form,
+    redirect,
+    render,
+    require_user,
+    session_cookie,
+    web_config,
+)
+from qualification.server.web.sessions import end_session, start_session
+from qualification.server.web.signing import MEANING_WEB_ROLE, SignRefused, sign_held_run
+
+_CSS = (Path(__file__).parent / "templates" / "web.css").read_bytes()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the minimal run page shows, read from the stored bundle."""
+
+    verdict: str
+    counts: dict[str, int]
+    targets: list[str]
+    results: list[dict[str, Any]]
+    signatures: list[dict[str, Any]]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def run_summary(path: Path) -> RunSummary:
+    """The verdict, counts, per-test rows and signatures of the bundle at ``path``."""
+    bundle = read_bundle(path)
+    end = bundle.run_end
+    data = end.data if end is not None else {}
+    results = [{"test_id": _text(r.data.get("test_id")), "target": _text(r.data.get("target")),
+                "verdict": _text(r.data.get("verdict")), "observed": _text(r.data.get("observed")),
+                "reason": _text(r.data.get("reason") or "")} for r in bundle.check_results]
+    signatures = [{"name": _text(s.data.get("name")), "meaning": _text(s.data.get("meaning")),
+                   "time": s.time, "comment": _text(s.data.get("comment") or ""),
+                   "keyid": s.keyid[:16]} for s in bundle.signatures]
+    return RunSummary(str(data.get("verdict", "incomplete")), dict(data.get("counts", {})),
+                      sorted({r["target"] for r in results}), results, signatures)
+
+
+def _runs(config: WebConfig, change: str | None) -> list[dict[str, Any]]:
+    r, v = db.runs, db.voids
+    query = (sa.select(r.c.run_id, r.c.change_id, r.c.seal, r.c.pushed, r.c.pushed_by,
+                       v.c.time.label("voided"))
+             .select_from(r.outerjoin(v, v.c.run_id == r.c.run_id))
+             .order_by(r.c.pushed.desc()).limit(500))
+    if change:
+        query = query.where(r.c.change_id == change[:64])
+    with db.read_tx(config.server.engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def routes(config: WebConfig) -> list[Route]:
+    server = config.server
+
+    async def css(request: Request) -> Response:
+        return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+    async def home(request: Request) -> Response:
+        return redirect("/changes")
+
+    async def login_page(request: Request, message: str = "", status: int = 200) -> Response:
+        token = new_login_csrf(request)
+        nxt = request.query_params.get("next", "/changes")
+        page = render(request, "login.html", status=status, message=message, next=nxt)
+        page.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=config.settings.secure_cookies, path="/login")
+        return page
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return await login_page(request)
+        form = await read_form(request)
+        check_csrf(request, form)
+        user_id = form.get("user_id", "").strip().lower()[:64]
+        address = client_address(request)
+        outcome = await run_in_threadpool(attempt_login, server.engine, config.settings,
+                                          user_id, form.get("password", ""), address)
+        if not outcome.ok:
+            await audit(request, "login", "refused", outcome.why, user_id=user_id or "anonymous")
+            shown = ("Too many attempts: this user id or address is locked for now."
+                     if outcome.throttled else "User id or password is wrong.")
+            return await login_page(request, shown, 429 if outcome.throttled else 401)
+        token = await run_in_threadpool(start_session, server.engine, user_id, address)
+        await audit(request, "login", "ok", "session started", user_id=user_id)
+        response = redirect(form.get("next", "/changes"))
+        response.set_cookie(session_cookie(config), token, httponly=True, samesite="strict",
+                            secure=config.settings.secure_cookies, path="/")
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", httponly=True,
+                               samesite="strict", secure=config.settings.secure_cookies)
+        return response
+
+    async def logout(request: Request) -> Response:
+        user = await require_user(request, None)
+        if isinstance(user, Response):
+            return user
+        check_csrf(request, await read_form(request))
+        await run_in_threadpool(end_session, server.engine,
+                                request.cookies.get(session_cookie(config), ""))
+        await audit(request, "logout", "ok", "session ended")
+        response = redirect("/login")
+        response.delete_cookie(session_cookie(config), path="/", httponly=True,
+                               samesite="strict", secure=config.settings.secure_cookies)
+        return response
+
+    async def changes(request: Request) -> Response:
+        user = await require_user(request, None)
+        if isinstance(user, Response):
+            return user
+        change = request.query_params.get("change") or None
+        rows = await run_in_threadpool(_runs, config, change)
+        return render(request, "changes.html", runs=rows, change=change or "")
+
+    async def run_page(request: Request) -> Response:
+        user = await require_user(request, None)
+        if isinstance(user, Response):
+            return user
+        info, summary = await _held(request)
+        return render(request, "run.html", info=info, summary=summary,
+                      may_review=user.has("reviewer"), may_approve=user.has("approver"))
+
+    async def _held(request: Request) -> tuple[dict[str, Any], RunSummary]:
+        from qualification.server.service import Refused
+
+        try:
+            info = await run_in_threadpool(server.run_info, request.path_params["run_id"])
+        except Refused as exc:
+            raise WebRefused(404, exc.message, "read") from None
+        path = server.store / info["change_id"] / info["run_id"]
+        return info, await run_in_threadpool(run_summary, path)
+
+    async def sign(request: Request) -> Response:
+        meaning = request.query_params.get("meaning", "reviewed")
+        if meaning not in MEANING_WEB_ROLE:
+            raise WebRefused(422, f"unknown meaning {meaning[:40]!r}", "sign")
+        user = await require_user(request, MEANING_WEB_ROLE[meaning])
+        if isinstance(user, Response):
+            return user
+        info, summary = await _held(request)
+        if request.method == "GET":
+            return render(request, "sign.html", info=info, summary=summary, meaning=meaning,
+                          message="")
+        form = await read_form(request)
+        check_csrf(request, form)
+        return await _sign_post(request, user, info, summary, meaning, form)
+
+    async def _sign_post(request: Request, user: WebUser, info: dict[str, Any],
+                         summary: RunSummary, meaning: str, form: dict[str, str]) -> Response:
+        try:
+            done = await run_in_threadpool(
+                sign_held_run, server, config.settings, user.user_id,
+                form.get("user_id", "").strip().lower(), form.get("password", ""),
+                info["run_id"], meaning, form.get("comment") or None, client_address(request))
+        except SignRefused as exc:
+            await audit(request, "sign", "refused", f"{meaning}: {exc.message}", info["run_id"])
+            return render(request, "sign.html", status=exc.status, info=info, summary=summary,
+                          meaning=meaning, message=exc.message)
+        await audit(request, "sign", "ok", f"{meaning} by {done.name} (key {done.keyid[:16]}), "
+                    f"seal {done.seal}, seq {done.seq}, log {done.log_indexes}", info["run_id"])
+        return redirect(f"/runs/{info['run_id']}")
+
+    return [
+        Route("/static/web.css", css),
+        Route("/", home),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/changes", changes),
+        Route("/runs/{run_id}", run_page),
+        Route("/runs/{run_id}/sign", sign, methods=["GET", "POST"]),
+    ]
+
+
+__all__ = ["HEADERS", "RunSummary", "routes", "run_summary", "web_config"]
