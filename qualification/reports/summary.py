@@ -153,7 +153,7 @@ def summary_context(
         "actions": _actions(run),
         "signatures": _signatures(run, run.seal),
         "clone": clone_comparison(run, records),
-        "timeline": Markup(timeline) if timeline else None,
+        "timeline": timeline,
         "statuses": [(str(a), str(b)) for a, b in statuses],
     }
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
+
 from qualification.evidence.kinds import ACTION, DEVIATION_RAISED, HOST_SKIPPED, RUN_START
 from qualification.evidence.kinds.base import data_of
 from qualification.reports.model import Records, _as_mappings
@@ -149,14 +151,15 @@ def _halt(data: Mapping[str, Any], at: float, row: int) -> dict[str, Any]:
             "reason": cut(str(data.get("reason") or ""), 110)}
 
 
-def render_timeline(records: Records) -> str | None:
-    """The timeline as an inline ``<svg>`` element; None when there is nothing to draw."""
+def render_timeline(records: Records) -> Markup | None:
+    """The timeline as an inline ``<svg>`` element (markup rendered with autoescaping, so a
+    page may embed it as it is); None when there is nothing to draw."""
     from qualification.reports.html import _environment
 
     context = timeline_context(records)
     if context is None:
         return None
-    return _environment().get_template("timeline.svg.j2").render(**context)
+    return Markup(_environment().get_template("timeline.svg.j2").render(**context))
 
 
 __all__ = ["COLOURS", "PHASES", "render_timeline", "timeline_context"]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from qualification.server.service import EvidenceServer
 
 #: Modules with ``routes(config) -> list[Route]``, mounted in this order.
-PAGE_MODULES = ("qualification.server.web.pages",)
+PAGE_MODULES = ("qualification.server.web.pages", "qualification.server.web.review_pages")
 
 
 @dataclass(frozen=True)

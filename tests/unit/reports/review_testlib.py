@@ -92,10 +92,11 @@ def hostile_run(evidence: Path, keys: Keys, run_id: str = "20260301T100000Z-host
     return w.path
 
 
-def patch_run(tmp: Path, *, running_vm: bool = False) -> Path:
+def patch_run(tmp: Path, *, running_vm: bool = False, pin: bool = False) -> Path:
     """A rolling patch of two hosts on libvirt's test driver. With ``running_vm`` the first
     host carries a running VM, which the test driver cannot migrate: the run halts at its
-    evacuation, as the platform said."""
+    evacuation, as the platform said. ``pin``: the state ``tmp/state`` is pinned to the test
+    root (its trust store signed again once the executor's key is in it)."""
     import tests.unit.rollout.test_orchestrator_verdict as verdict_tests
 
     node = NODE.replace("<test:runstate>5", "<test:runstate>1") if running_vm else NODE
@@ -104,6 +105,10 @@ def patch_run(tmp: Path, *, running_vm: bool = False) -> Path:
         run = Run(tmp)
     finally:
         verdict_tests.NODE = saved
+    if pin:
+        from tests.trustroot_testlib import pin_state
+
+        pin_state(run.state)
     empty = tmp / "node2.xml"
     empty.write_text(NODE.split("  <domain")[0] + "</node>\n")
     run.hostvars["h2"] = {"vqual_libvirt_uri": f"test://{empty}", "vqual_cluster": "c1"}
