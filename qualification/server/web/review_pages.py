@@ -25,7 +25,15 @@ from qualification.reports.periodic import render_periodic, render_periodic_pdf
 from qualification.reports.summary import render_summary_fragment
 from qualification.reports.timeline import render_timeline
 from qualification.server.web import WebConfig
-from qualification.server.web.guard import HEADERS, WebRefused, WebUser, audit, render, require_user
+from qualification.server.web.guard import (
+    HEADERS,
+    WebRefused,
+    WebUser,
+    audit,
+    render,
+    require_user,
+    web_config,
+)
 from qualification.server.web.review_data import (
     HeldRun,
     RunFilter,
@@ -101,90 +109,100 @@ def _periodic_inputs(config: WebConfig, since: datetime, until: datetime) -> dic
             "audit_events": config.server.audit_rows(AUDIT_ROWS)}
 
 
+async def _css(request: Request) -> Response:
+    return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
+async def runs_page(request: Request) -> Response:
+    config = web_config(request)
+    user = await _reader(request)
+    if isinstance(user, Response):
+        return user
+    try:
+        flt = RunFilter.from_query(request.query_params)
+    except BadInputError as exc:
+        raise _refuse_bad(exc) from None
+    runs = await run_in_threadpool(held_runs, config.server, flt)
+    changes: dict[str, int] = {}
+    for run in runs:
+        changes[run.change_id] = changes.get(run.change_id, 0) + 1
+    return render(request, "review/runs.html", runs=runs, changes=changes,
+                  query=dict(request.query_params), verdicts=VERDICTS)
+
+
+async def summary_page(request: Request) -> Response:
+    config = web_config(request)
+    user = await _reader(request)
+    if isinstance(user, Response):
+        return user
+    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
+    fragment = await run_in_threadpool(_rendered, config, run, "summary",
+                                       render_summary_fragment)
+    await audit(request, "read", "ok", "run summary", run.run_id)
+    return render(request, "review/summary.html", run=run, statuses=_statuses(run),
+                  fragment=fragment, may_review=user.has("reviewer"),
+                  may_approve=user.has("approver"))
+
+
+async def timeline_page(request: Request) -> Response:
+    config = web_config(request)
+    user = await _reader(request)
+    if isinstance(user, Response):
+        return user
+    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
+    svg = await run_in_threadpool(_rendered, config, run, "timeline", render_timeline)
+    return render(request, "review/timeline.html", run=run, svg=svg,
+                  statuses=_statuses(run))
+
+
+async def audit_page(request: Request) -> Response:
+    config = web_config(request)
+    user = await _reader(request)
+    if isinstance(user, Response):
+        return user
+    try:
+        flt = ar.AuditFilter.from_query(request.query_params)
+        fmt = request.query_params.get("export", "")
+        if fmt and fmt not in ar.EXPORTS:
+            raise BadInputError(f"export format {fmt[:20]!r} is not one of csv, json")
+    except BadInputError as exc:
+        raise _refuse_bad(exc) from None
+    rows = ar.review(await run_in_threadpool(config.server.audit_rows, AUDIT_ROWS), flt)
+    if fmt:
+        await audit(request, "audit.export", "ok", f"{fmt}, {len(rows)} events")
+        media = "text/csv" if fmt == "csv" else "application/json"
+        return Response(ar.export(rows, fmt, flt), media_type=media, headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="audit.{fmt}"'})
+    return render(request, "review/audit.html", table=ar.render_audit_fragment(rows, flt),
+                  query=dict(request.query_params))
+
+
+async def periodic_page(request: Request) -> Response:
+    config = web_config(request)
+    user = await _reader(request)
+    if isinstance(user, Response):
+        return user
+    since, until = _period(request)
+    inputs = await run_in_threadpool(_periodic_inputs, config, since, until)
+    if request.url.path.endswith(".pdf"):
+        try:
+            pdf = await run_in_threadpool(lambda: render_periodic_pdf(**inputs))
+        except MissingExtraError as exc:
+            raise WebRefused(501, exc.one_line(), "read") from None
+        await audit(request, "periodic.pdf", "ok", f"{since:%Y-%m-%d} to {until:%Y-%m-%d}")
+        return Response(pdf, media_type="application/pdf", headers={
+            **HEADERS, "Content-Disposition": 'attachment; filename="periodic-review.pdf"'})
+    html = await run_in_threadpool(lambda: render_periodic(**inputs))
+    # The report is a whole document; the page shows its body inside the site's frame.
+    body = html.split("<body>", 1)[1].rsplit("</body>", 1)[0]
+    return render(request, "review/periodic.html", body=_markup(body),
+                  since=f"{since:%Y-%m-%d}", until=f"{until:%Y-%m-%d}")
+
+
 def routes(config: WebConfig) -> list[Route]:
-    server = config.server
-
-    async def css(request: Request) -> Response:
-        return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=300"})
-
-    async def runs_page(request: Request) -> Response:
-        user = await _reader(request)
-        if isinstance(user, Response):
-            return user
-        try:
-            flt = RunFilter.from_query(request.query_params)
-        except BadInputError as exc:
-            raise _refuse_bad(exc) from None
-        runs = await run_in_threadpool(held_runs, server, flt)
-        changes: dict[str, int] = {}
-        for run in runs:
-            changes[run.change_id] = changes.get(run.change_id, 0) + 1
-        return render(request, "review/runs.html", runs=runs, changes=changes,
-                      query=dict(request.query_params), verdicts=VERDICTS)
-
-    async def summary_page(request: Request) -> Response:
-        user = await _reader(request)
-        if isinstance(user, Response):
-            return user
-        run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
-        fragment = await run_in_threadpool(_rendered, config, run, "summary",
-                                           render_summary_fragment)
-        await audit(request, "read", "ok", "run summary", run.run_id)
-        return render(request, "review/summary.html", run=run, statuses=_statuses(run),
-                      fragment=fragment, may_review=user.has("reviewer"),
-                      may_approve=user.has("approver"))
-
-    async def timeline_page(request: Request) -> Response:
-        user = await _reader(request)
-        if isinstance(user, Response):
-            return user
-        run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
-        svg = await run_in_threadpool(_rendered, config, run, "timeline", render_timeline)
-        return render(request, "review/timeline.html", run=run, svg=svg,
-                      statuses=_statuses(run))
-
-    async def audit_page(request: Request) -> Response:
-        user = await _reader(request)
-        if isinstance(user, Response):
-            return user
-        try:
-            flt = ar.AuditFilter.from_query(request.query_params)
-            fmt = request.query_params.get("export", "")
-            if fmt and fmt not in ar.EXPORTS:
-                raise BadInputError(f"export format {fmt[:20]!r} is not one of csv, json")
-        except BadInputError as exc:
-            raise _refuse_bad(exc) from None
-        rows = ar.review(await run_in_threadpool(server.audit_rows, AUDIT_ROWS), flt)
-        if fmt:
-            await audit(request, "audit.export", "ok", f"{fmt}, {len(rows)} events")
-            media = "text/csv" if fmt == "csv" else "application/json"
-            return Response(ar.export(rows, fmt, flt), media_type=media, headers={
-                **HEADERS, "Content-Disposition": f'attachment; filename="audit.{fmt}"'})
-        return render(request, "review/audit.html", table=ar.render_audit_fragment(rows, flt),
-                      query=dict(request.query_params))
-
-    async def periodic_page(request: Request) -> Response:
-        user = await _reader(request)
-        if isinstance(user, Response):
-            return user
-        since, until = _period(request)
-        inputs = await run_in_threadpool(_periodic_inputs, config, since, until)
-        if request.url.path.endswith(".pdf"):
-            try:
-                pdf = await run_in_threadpool(lambda: render_periodic_pdf(**inputs))
-            except MissingExtraError as exc:
-                raise WebRefused(501, exc.one_line(), "read") from None
-            await audit(request, "periodic.pdf", "ok", f"{since:%Y-%m-%d} to {until:%Y-%m-%d}")
-            return Response(pdf, media_type="application/pdf", headers={
-                **HEADERS, "Content-Disposition": 'attachment; filename="periodic-review.pdf"'})
-        html = await run_in_threadpool(lambda: render_periodic(**inputs))
-        # The report is a whole document; the page shows its body inside the site's frame.
-        body = html.split("<body>", 1)[1].rsplit("</body>", 1)[0]
-        return render(request, "review/periodic.html", body=_markup(body),
-                      since=f"{since:%Y-%m-%d}", until=f"{until:%Y-%m-%d}")
-
+    """The review routes (the guard reads ``config`` from the app's state)."""
     return [
-        Route("/static/review.css", css),
+        Route("/static/review.css", _css),
         Route("/review/runs", runs_page),
         Route("/review/runs/{run_id}", summary_page),
         Route("/review/runs/{run_id}/timeline", timeline_page),
