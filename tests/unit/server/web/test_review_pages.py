@@ -89,6 +89,10 @@ def test_the_summary_page_shows_the_first_screen_and_escapes(review: Review) -> 
     assert 'id="verdict">FAIL<' in text and "chain: <strong>intact</strong>" in text
     assert 'id="sign-approved"' in text and 'id="sign-reviewed"' not in text
     assert review.client().get("/review/runs/NOPE").status_code == 404
+    sealed = review.client().get(f"/review/runs/{review.hostile.name}/report.html")
+    assert sealed.content == (review.hostile / "report.html").read_bytes()
+    assert "script-src" not in sealed.headers["content-security-policy"]
+    assert sealed.headers["content-security-policy"].startswith("default-src 'none'")
 
 
 def test_the_timeline_page_draws_the_patch(review: Review) -> None:
