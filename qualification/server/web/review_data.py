@@ -136,6 +136,19 @@ class _Lru:
 
 _FACTS = _Lru(_CACHE_SIZE)
 _PAGES = _Lru(512)
+#: Decoded records of the last runs read: a first look reads them for the facts and renders
+#: the summary from the same records.
+_RECORDS = _Lru(32)
+
+
+def _records_at(path: Path) -> list[Record]:
+    stat = (path / RECORDS).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _RECORDS.get(key)
+    if found is None:
+        found = read_bundle(path).records
+        _RECORDS.put(key, found)
+    return found  # type: ignore[no-any-return]
 
 
 def _clusters(start: Mapping[str, Any], inventory: Any) -> tuple[str, ...]:
@@ -168,7 +181,7 @@ def _read_facts(path: Path, records_sha256: str) -> RunFacts:
     data = (path / RECORDS).read_bytes()
     chain = "intact" if hashlib.sha256(data).hexdigest() == records_sha256 else "MISMATCH"
     try:
-        records = read_bundle(path).records
+        records = _records_at(path)
         run = load_run(records)
     except VqualError as exc:
         return RunFacts("?", "unreadable", "", (), (), (), (), 0,
@@ -271,7 +284,7 @@ def held_run(server: EvidenceServer, run_id: str) -> HeldRun | None:
 
 
 def records_of(server: EvidenceServer, run: HeldRun) -> list[Record]:
-    return read_bundle(server.store / run.change_id / run.run_id).records
+    return _records_at(server.store / run.change_id / run.run_id)
 
 
 def cached_render(server: EvidenceServer, run: HeldRun, what: str,
@@ -282,7 +295,7 @@ def cached_render(server: EvidenceServer, run: HeldRun, what: str,
     key = (what, str(path), stat.st_size, stat.st_mtime_ns)
     found = _PAGES.get(key)
     if found is None:
-        found = render(read_bundle(path).records)
+        found = render(_records_at(path))
         _PAGES.put(key, found)
     return found  # type: ignore[no-any-return]
 
