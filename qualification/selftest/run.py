@@ -35,6 +35,7 @@ from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
+from qualification.selftest.review_summary import review_checks
 from qualification.selftest.risk import risk_checks
 from qualification.selftest.slices import slice_checks
 from qualification.selftest.testinfra import testinfra_checks
@@ -72,6 +73,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *testinfra_checks(),  # ST-OQ-20 (VQ-47)
         *risk_checks(),  # ST-OQ-23 (VQ-56)
         *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
+        *review_checks(),  # ST-OQ-29 (VQ-68)
     ]
 
 
