@@ -40,7 +40,7 @@ from qualification.verdict import Verdict
 #: How much of a value the first screen shows; the table below shows more, the record all.
 _SHORT = 160
 #: Items per first-screen list; the rest are named by count and are in the table below.
-FIRST_SCREEN_ITEMS = 8
+FIRST_SCREEN_ITEMS = 5
 
 
 def _failure(result: Result) -> dict[str, str]:

@@ -43,6 +43,8 @@ REQUIREMENTS = {
     "VQ-56": "a target is qualified at the level of the most critical application it or its "
     "cluster carries, and that level selects its tests",
     "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
+    "VQ-65": "failed logins lock a browser user id in the database; a browser user's key no "
+    "trust-admin signed cannot sign",
 }
 
 

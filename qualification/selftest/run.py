@@ -42,6 +42,7 @@ from qualification.selftest.testinfra import testinfra_checks
 from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks
+from qualification.selftest.web import web_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
 from qualification.state import trust_digest
@@ -73,6 +74,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *testinfra_checks(),  # ST-OQ-20 (VQ-47)
         *risk_checks(),  # ST-OQ-23 (VQ-56)
         *slice_checks(scratch),  # ST-OQ-24 (VQ-49)
+        *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
         *review_checks(),  # ST-OQ-29 (VQ-68)
     ]
 

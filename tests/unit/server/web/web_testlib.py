@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.testclient import TestClient
 
+from qualification.evidence.bundle import BundleWriter
+from qualification.execution.recorder import records_as_dicts
+from qualification.reports.html import render_report
+from qualification.reports.junit import render_junit
 from qualification.server.service import EvidenceServer
 from qualification.server.web.accounts import add_user
 from qualification.signing import TrustStore
+from qualification.verdict import overall, zero_counts
 from tests.trustroot_testlib import pin_state
+from tests.unit.evidence.evidence_testlib import CHANGE, check_result, run_start_data
 from tests.unit.server.server_testlib import ServerState
 
 PASSWORD = "correct horse battery staple"
@@ -45,3 +52,29 @@ def login(client: TestClient, user_id: str, password: str = PASSWORD) -> Any:
     return client.post("/login", data={"user_id": user_id, "password": password,
                                        "csrf_token": csrf_of(page.text), "next": "/changes"},
                        follow_redirects=False)
+
+
+#: What a hostile or broken target reports: a hostname and a file's content with markup.
+HOSTILE_HOST = '<img src=x onerror="alert(1)">kvm09.lab'
+HOSTILE_FILE = '</pre><script>alert("xss")</script>'
+
+
+def hostile_run(st: ServerState, run_id: str) -> Path:
+    """A sealed run whose one target's hostname and observed file content carry markup."""
+    w = BundleWriter.create(st.evidence, CHANGE, run_id, st.keys.executor, "jane.doe")
+    start = run_start_data()
+    start["targets"] = [{"name": HOSTILE_HOST, "kinds": ["kvm_host"], "risk": "high",
+                         "risk_reason": "LIMS"}]
+    start["planned"] = [{"test_id": "KVM-01", "target": HOSTILE_HOST, "protocol": "IQ"}]
+    w.append("run.start", start)
+    data = check_result(w, "KVM-01", HOSTILE_HOST, 1)
+    data["observed"] = {"server": "ntp1", "motd": HOSTILE_FILE}
+    w.append("check.result", data)
+    w.sync()
+    recs = records_as_dicts(w.path)
+    w.add_file("junit.xml", render_junit(recs).encode("utf-8"))
+    w.add_file("report.html", render_report(recs).encode("utf-8"))
+    counts = zero_counts()
+    counts["pass"] = 1
+    w.seal(counts, 1, 1, overall(counts).value)
+    return w.path

@@ -1,0 +1,272 @@
+"""The browser review end to end in real Chromium (Debian's, driven by Debian's
+chromium-driver through Selenium, headless and offline), against ``vqual serve`` on SQLite
+and on PostgreSQL with two uvicorn workers behind nginx: a real run is pushed; a reviewer
+logs in, finds the change, reads the run and signs "reviewed"; an approver approves;
+``vqual pull`` then ``vqual verify`` offline show both signatures. A login brute force
+across the workers locks the user id once, for all of them.
+
+Screenshots (change list, run page, signing dialog) are saved to
+``$VQUAL_ARTEFACTS/web-browser/<database>/`` when ``VQUAL_ARTEFACTS`` is set, else to the
+test's own temporary directory (``<pytest tmp>/screenshots``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
+from tests.pg_testlib import Postgres, postgres_fixture
+from tests.server_testlib import NGINX, Served, nginx, serve, token_file
+
+postgres = postgres_fixture()
+CHROMIUM = Path("/usr/bin/chromium")
+DRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "correct horse battery staple"
+CHANGE = "CHG0000016"
+PEOPLE = (("rita", "Rita Reviewer", "reviewer"), ("alan", "Alan Approver", "approver"))
+SPEC = {
+    "apiVersion": "vqual/v1", "kind": "Protocol",
+    "metadata": {"name": "web-review", "title": "A small protocol", "version": "1.0"},
+    "requirements": ["URS-SEC-01"],
+    "tests": [{"id": "IQ-T-001", "title": "passwd exists", "protocol": "IQ",
+               "requirements": ["URS-SEC-01"], "applies_to": ["linux_host"],
+               "risk": ["low", "medium", "high"], "check": "file_exists",
+               "params": {"path": "/etc/passwd"}, "expect": {"op": "equals", "value": True},
+               "acceptance": "as expected"}],
+}
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.is_file() and DRIVER.is_file() and NGINX.is_file()),
+    reason="chromium, chromium-driver and nginx are installed by scripts/setup")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Executor and log service keys, and a real qualification run (the embedded default)."""
+    base = tmp_path_factory.mktemp("site")
+    state = base / "state"
+    for name, role in (("CI Pipeline", "executor"), ("Evidence log", "log")):
+        done = run_vqual("keys", "create", "--name", name, "--role", role, "--service",
+                         "--throwaway", state_dir=state)
+        assert done.returncode == 0, done.stderr
+    spec = base / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    done = run_vqual("qualify", "--evidence-dir", str(base / "evidence"), "-i",
+                     str(REPO / "inventories" / "local"), "-s", str(spec), "-c", CHANGE,
+                     "--limit", "localhost", "--json", state_dir=state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return base
+
+
+def _with_password(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "vqual"), *args, "--password-fd", "0"],
+                          input=PASSWORD + "\n", text=True, capture_output=True,
+                          env=vqual_env(state), timeout=300, check=False)
+
+
+@dataclass
+class Site:
+    state: Path
+    url: str
+    db_args: list[str]
+    shots: Path
+    name: str
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, site: Path, tmp_path: Path) -> Iterator[Site]:
+    """People's accounts (keys added to the trust store and signed by the test root as a
+    trust-admin would), the server (PostgreSQL: two workers behind nginx), the run pushed."""
+    state = tmp_path / "state"
+    shutil.copytree(site / "state", state)
+    db_args: list[str] = []
+    if request.param == "postgresql":
+        pg: Postgres = request.getfixturevalue("postgres")
+        db_args = ["--database-url", pg.create_database()]
+    for user_id, name, role in PEOPLE:
+        public = state / f"{user_id}.pub"
+        done = _with_password(state, "serve", "user", "add", "--user-id", user_id, "--name",
+                              name, "--role", role, "--public-out", str(public), *db_args)
+        assert done.returncode == 0, done.stderr
+        done = run_vqual("trust", "add-key", "--public", str(public), "--name", name,
+                         "--identity", f"{user_id}@example.com", "--role", role,
+                         state_dir=state)
+        assert done.returncode == 0, done.stderr
+    workers = ["--workers", "2"] if db_args else []
+    upstream = serve(state, "--insecure-cookies", *workers, *db_args)
+    front: Served | None = None
+    try:
+        front = nginx(tmp_path / "nginx", upstream.url) if db_args else None
+        url = front.url if front else upstream.url
+        pusher = token_file(state, "ci-pipeline", "pusher", *db_args)
+        done = run_vqual("push", str(site / "evidence" / CHANGE), "--server", url,
+                         state_dir=state, VQUAL_SERVER_TOKEN_FILE=str(pusher))
+        assert done.returncode == 0, done.stderr
+        assert "WARNING cookies without Secure" in upstream.log.read_text()
+        root = os.environ.get("VQUAL_ARTEFACTS")
+        shots = (Path(root) / "web-browser" if root else tmp_path / "screenshots") / request.param
+        shots.mkdir(parents=True, exist_ok=True)
+        yield Site(state, url, db_args, shots, request.param)
+    finally:
+        if front is not None:
+            front.stop()
+        upstream.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="vqual-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,800", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    # The driver is Debian's: Selenium Manager is never asked to download one (offline).
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(DRIVER)))
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _navigate(driver: object, element: object) -> None:
+    """Click ``element`` and wait until the page it leads to has replaced this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+    element.click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 120).until(expected_conditions.staleness_of(page))  # type: ignore[arg-type]
+
+
+def _login(driver: object, url: str, user_id: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{url}/login")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "user_id").send_keys(user_id)  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)  # type: ignore[attr-defined]
+    _navigate(driver, driver.find_element(By.ID, "login"))  # type: ignore[attr-defined]
+    who = driver.find_element(By.ID, "who").text  # type: ignore[attr-defined]
+    assert f"({user_id};" in who
+
+
+def _sign(driver: object, site: Site, user_id: str, meaning: str, shot: str | None) -> None:
+    from selenium.webdriver.common.by import By
+
+    find = driver.find_element  # type: ignore[attr-defined]
+    _navigate(driver, find(By.ID, f"sign-{meaning}"))
+    assert find(By.ID, "sign-meaning").text == meaning
+    assert len(find(By.ID, "sign-seal").text) == 64
+    assert find(By.ID, "sign-name").text == {p[0]: p[1] for p in PEOPLE}[user_id]
+    if shot:
+        driver.save_screenshot(str(site.shots / shot))  # type: ignore[attr-defined]
+    find(By.ID, "sign-user").send_keys(user_id)
+    find(By.ID, "sign-password").send_keys(PASSWORD)
+    find(By.ID, "sign-comment").send_keys(f"{meaning} in the browser")
+    _navigate(driver, find(By.ID, "sign-submit"))
+
+
+def _logout(driver: object) -> None:
+    from selenium.webdriver.common.by import By
+
+    _navigate(driver, driver.find_element(By.ID, "logout"))  # type: ignore[attr-defined]
+    assert driver.find_element(By.ID, "login")  # type: ignore[attr-defined]
+
+
+def test_review_and_approve_in_chromium_then_verify_offline(
+    served: Site, browser: object, site: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    find = driver.find_element  # type: ignore[attr-defined]
+    (run,) = [p for p in (site / "evidence" / CHANGE).iterdir() if p.is_dir()]
+    _login(driver, served.url, "rita")
+    find(By.ID, "change").send_keys(CHANGE)
+    _navigate(driver, find(By.ID, "filter"))
+    links = driver.find_elements(By.CSS_SELECTOR, "a.run")  # type: ignore[attr-defined]
+    assert [a.text for a in links] == [run.name]
+    driver.save_screenshot(str(served.shots / "change-list.png"))  # type: ignore[attr-defined]
+    _navigate(driver, links[0])
+    assert find(By.ID, "verdict").text == "pass"
+    assert "Not signed yet." in find(By.ID, "signatures").text
+    assert driver.find_elements(By.ID, "sign-approved") == []  # type: ignore[attr-defined]
+    driver.save_screenshot(str(served.shots / "run-page.png"))  # type: ignore[attr-defined]
+    _sign(driver, served, "rita", "reviewed", "signing-dialog.png")
+    assert "Rita Reviewer reviewed" in find(By.ID, "signatures").text
+    _logout(driver)
+
+    _login(driver, served.url, "alan")
+    driver.get(f"{served.url}/runs/{run.name}")  # type: ignore[attr-defined]
+    _sign(driver, served, "alan", "approved", None)
+    rows = find(By.ID, "signatures").text
+    assert "Rita Reviewer reviewed" in rows and "Alan Approver approved" in rows
+    driver.save_screenshot(str(served.shots / "run-page-signed.png"))  # type: ignore[attr-defined]
+    for shot in ("change-list.png", "run-page.png", "signing-dialog.png"):
+        assert (served.shots / shot).read_bytes().startswith(b"\x89PNG")
+
+    reader = token_file(served.state, "qa-reader", "reader", *served.db_args)
+    done = run_vqual("pull", run.name, "--server", served.url, "-o", str(tmp_path / "got"),
+                     state_dir=served.state, VQUAL_SERVER_TOKEN_FILE=str(reader))
+    assert done.returncode == 0, done.stderr
+    pulled = tmp_path / "got" / CHANGE / run.name
+    done = run_vqual("verify", "--json", str(pulled), state_dir=served.state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = json.dumps(json.loads(done.stdout))
+    assert "Rita Reviewer" in text and "Alan Approver" in text
+    audit = run_vqual("serve", "audit", *served.db_args, state_dir=served.state)
+    rows_ = {(r["who"], r["action"], r["outcome"])
+             for r in map(json.loads, audit.stdout.splitlines())}
+    assert {("rita", "login", "ok"), ("rita", "sign", "ok"), ("alan", "login", "ok"),
+            ("alan", "sign", "ok"), ("rita", "logout", "ok")} <= rows_
+
+
+def _try_login(url: str, user_id: str, password: str) -> int:
+    """One login as a script would try it: fetch the form (its CSRF cookie), post it."""
+    with urllib.request.urlopen(f"{url}/login", timeout=60) as page:
+        cookie = page.headers["set-cookie"].split(";")[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())
+    assert token
+    body = urllib.parse.urlencode({"user_id": user_id, "password": password,
+                                   "csrf_token": token.group(1)}).encode()
+    post = urllib.request.Request(f"{url}/login", data=body, headers={
+        "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(post, timeout=60) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_a_brute_force_across_workers_locks_the_user_id_once_for_all(served: Site) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = list(pool.map(lambda i: _try_login(served.url, "rita", f"guess number {i:04d}"),
+                              range(9)))
+    assert sorted(codes) == [401] * 5 + [429] * 4  # default lockout: 5 failures
+    assert _try_login(served.url, "rita", PASSWORD) == 429  # the right password, too late
+    audit = run_vqual("serve", "audit", *served.db_args, state_dir=served.state)
+    refused = [r["detail"] for r in map(json.loads, audit.stdout.splitlines())
+               if (r["who"], r["action"], r["outcome"]) == ("rita", "login", "refused")]
+    assert sum(d.startswith("wrong password") for d in refused) == 5
+    assert sum(d.startswith("locked: ") for d in refused) == 5

@@ -1,0 +1,64 @@
+"""E-signatures in the browser: a reviewer's "reviewed" and an approver's "approved" land in
+the stored bundle as ``vqual sign`` writes them, are logged in the transparency log, and the
+pulled bundle verifies offline with both; ``vqual sign``'s separation of duties holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qualification.evidence.reader import read_bundle
+from qualification.evidence.verify import verify_bundle
+from qualification.review.esign import sign_bundle
+from qualification.server.files import unpack
+from qualification.server.leaves import after_seal_leaf, leaf_hash, read_sealed
+from qualification.signing import TrustStore
+from tests.unit.server.web.conftest import RUN, Web
+from tests.unit.server.web.web_testlib import PASSWORD, add_person, csrf_of, login
+
+
+def _sign(web: Web, user: str, meaning: str, comment: str = "checked") -> int:
+    client = web.client()
+    login(client, user)
+    page = client.get(f"/runs/{RUN}/sign?meaning={meaning}")
+    assert page.status_code == 200
+    got = client.post(f"/runs/{RUN}/sign?meaning={meaning}", follow_redirects=False, data={
+        "csrf_token": csrf_of(page.text), "user_id": user, "password": PASSWORD,
+        "comment": comment})
+    return got.status_code
+
+
+def test_browser_signatures_verify_offline_like_vqual_signs(web: Web, tmp_path: Path) -> None:
+    assert _sign(web, "rita", "reviewed") == 303
+    assert _sign(web, "alan", "approved", "released") == 303
+    info, tar = web.server.pull("qa", RUN)
+    pulled = tmp_path / "pulled"
+    unpack(tar, pulled, max_bytes=1 << 30)
+    trust = TrustStore.load(web.st.state / "trust.yaml")
+    result = verify_bundle(pulled, trust, workers=1)
+    assert result.status == "valid", result.problems
+    sigs = read_bundle(pulled).signatures
+    assert [(s.data["meaning"], s.data["name"], s.data["roles"], s.data["comment"])
+            for s in sigs] == [("reviewed", "Rita Reviewer", ["reviewer"], "checked"),
+                               ("approved", "Alan Approver", ["approver"], "released")]
+    assert {s.data["seal"] for s in sigs} == {info["seal"]}
+
+    # The same record shape as `vqual sign` writes with a key file.
+    cli = tmp_path / "cli"
+    unpack(tar, cli, max_bytes=1 << 30)
+    sign_bundle(cli, web.st.keys.reviewer, trust, "reviewed", "checked")
+    assert sorted(read_bundle(cli).signatures[-1].data) == sorted(sigs[0].data)
+
+    # Each signature is a leaf of the transparency log.
+    sealed = read_sealed(pulled)
+    for kind, line in sealed.after():
+        digest = leaf_hash(after_seal_leaf(RUN, info["seal"], kind, line))
+        assert web.server.inclusion(digest, 3)["index"] in (2, 3)
+    assert [a[:3] for a in web.audit() if a[1] == "sign"] == [
+        ("rita", "sign", "ok"), ("alan", "sign", "ok")]
+
+
+def test_whoever_initiated_the_run_may_not_approve_it(web: Web) -> None:
+    add_person(web.st, web.server, "jane.doe", "jane.doe", ["approver"])
+    assert _sign(web, "jane.doe", "approved") == 403
+    refused = [a for a in web.audit() if a[:3] == ("jane.doe", "sign", "refused")]
+    assert "initiated this run and may not approve it" in refused[-1][3]
