@@ -7,9 +7,10 @@
 2. a real ``vqual serve`` (uvicorn, one worker, SQLite; ``--workers`` more) serves them; one
    reviewer account, ``--reviewers`` sessions logged in through the login form;
 3. each reviewer thread asks for its share of the runs (a permutation: every run once, so
-   each summary is rendered cold, as a first look is): ``/review/runs/<id>`` (the summary),
-   then the same runs' ``/review/runs/<id>/report.html`` (the sealed file), then the
-   summaries again (warm: rendered before, kept by the worker).
+   each summary is rendered cold, as a first look is), for each run the summary
+   ``/review/runs/<id>`` and then the sealed file ``/review/runs/<id>/report.html``
+   (interleaved, so both are measured under the same load on a shared machine); then the
+   same again (the summaries warm: rendered before, kept by the worker).
 
 Prints p50/p95/max of each and the ratio of the summary's p95 to the static file's (goal: at
 most 3). Run: ``.venv/bin/python bench/bench_server_review.py [--bundles 1000]
@@ -44,6 +45,7 @@ from qualification.server.web.accounts import add_user
 
 BIN = Path(sys.executable).parent
 PASSWORD = "bench reviewer password"
+SUMMARY, STATIC = "/review/runs/{}", "/review/runs/{}/report.html"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -106,24 +108,28 @@ def login(url: str) -> requests.Session:
 
 
 def browse(url: str, clients: list[requests.Session], shares: list[list[str]],
-           path: str) -> list[float]:
-    """Seconds of each GET ``path`` (``{}`` the run id), every reviewer thread at once."""
-    times: list[float] = []
+           paths: tuple[str, ...]) -> dict[str, list[float]]:
+    """Seconds of each GET of each of ``paths`` (``{}`` the run id), every reviewer thread at
+    once; a reviewer asks for each path of a run in turn, so all are measured under the same
+    load (the machine is shared)."""
+    times: dict[str, list[float]] = {p: [] for p in paths}
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(len(clients))
 
     def work(client: requests.Session, runs: list[str]) -> None:
         start.wait()
-        mine = []
+        mine: dict[str, list[float]] = {p: [] for p in paths}
         for run in runs:
-            t0 = time.perf_counter()
-            got = client.get(url + path.format(run), timeout=120)
-            mine.append(time.perf_counter() - t0)
-            if got.status_code != 200:
-                errors.append(f"{path.format(run)}: {got.status_code}")
+            for path in paths:
+                t0 = time.perf_counter()
+                got = client.get(url + path.format(run), timeout=120)
+                mine[path].append(time.perf_counter() - t0)
+                if got.status_code != 200:
+                    errors.append(f"{path.format(run)}: {got.status_code}")
         with lock:
-            times.extend(mine)
+            for path in paths:
+                times[path].extend(mine[path])
 
     threads = [threading.Thread(target=work, args=(c, s)) for c, s in zip(clients, shares,
                                                                            strict=True)]
@@ -161,21 +167,20 @@ def main() -> None:
             clients = [login(url) for _ in range(args.reviewers)]
             # One request of each kind first: imports and template compilation are paid once
             # per worker, not by whichever reviewer comes first.
-            browse(url, clients[:1], [runs[:1]], "/review/runs/{}")
-            browse(url, clients[:1], [runs[:1]], "/review/runs/{}/report.html")
+            browse(url, clients[:1], [runs[:1]], (SUMMARY, STATIC))
             order = random.Random(16).sample(runs[1:], len(runs) - 1)
             shares = [order[i::args.reviewers] for i in range(args.reviewers)]
-            cold = browse(url, clients, shares, "/review/runs/{}")
-            static = browse(url, clients, shares, "/review/runs/{}/report.html")
-            warm = browse(url, clients, shares, "/review/runs/{}")
+            first = browse(url, clients, shares, (SUMMARY, STATIC))  # a first look: cold
+            again = browse(url, clients, shares, (SUMMARY, STATIC))  # rendered before: warm
         finally:
             stop(proc)  # type: ignore[arg-type]
     finally:
         shutil.rmtree(base, ignore_errors=True)
     out = {"bundles": args.bundles, "reviewers": args.reviewers,
            "results_per_bundle": args.results, "workers": args.workers, "database": "sqlite",
-           "populate_s": round(pushed, 1), "summary_cold": stats(cold),
-           "sealed_report_static": stats(static), "summary_warm": stats(warm)}
+           "populate_s": round(pushed, 1), "summary_cold": stats(first[SUMMARY]),
+           "sealed_report_static": stats(first[STATIC] + again[STATIC]),
+           "summary_warm": stats(again[SUMMARY])}
     out["ratio_p95_cold_to_static"] = round(out["summary_cold"]["p95_ms"]  # type: ignore[index]
                                            / out["sealed_report_static"]["p95_ms"], 2)  # type: ignore[index]
     out["ratio_p95_warm_to_static"] = round(out["summary_warm"]["p95_ms"]  # type: ignore[index]

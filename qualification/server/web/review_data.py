@@ -135,7 +135,7 @@ class _Lru:
 
 
 _FACTS = _Lru(_CACHE_SIZE)
-_PAGES = _Lru(512)
+_PAGES = _Lru(1024)
 #: Decoded records of the last runs read: a first look reads them for the facts and renders
 #: the summary from the same records.
 _RECORDS = _Lru(32)
