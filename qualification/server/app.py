@@ -22,7 +22,7 @@ from qualification.errors import BadInputError
 from qualification.server.config import ServerConfig
 from qualification.server.service import EvidenceServer, Refused
 from qualification.server.tokens import Account, authenticate
-from qualification.server.web import WebConfig, WebSettings, pages, review_pages
+from qualification.server.web import WebConfig, WebSettings, account, pages, review_pages
 from qualification.server.web.guard import WebRefused, refused
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
@@ -150,7 +150,8 @@ def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlet
         Route(f"{api}/audit", route("admin", "audit", audit)),
     ]
     config = WebConfig(server, web or WebSettings())
-    app = Starlette(routes=[*routes, *pages.routes(config), *review_pages.routes(config)],
+    app = Starlette(routes=[*routes, *pages.routes(config), *account.routes(config),
+                            *review_pages.routes(config)],
                     exception_handlers={WebRefused: refused})
     app.state.web = config
     return app

@@ -1,6 +1,6 @@
 """The browser review: pages for people, behind accounts, sessions, CSRF and roles.
 
-The server app mounts each page module's ``routes(config)`` (:mod:`.pages`,
+The server app mounts each page module's ``routes(config)`` (:mod:`.pages`, :mod:`.account`,
 :mod:`.review_pages`; imported there, not here, so no page module and this package import
 each other), and every page handler goes through :mod:`.guard` (``require_user``,
 ``check_csrf``, ``render``). Accounts and their sealed signing keys: :mod:`.accounts`;

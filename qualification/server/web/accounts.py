@@ -75,8 +75,7 @@ def seal_key(key: Ed25519PrivateKey, password: str, user_id: str, keyid: str) ->
     return _SEAL_MAGIC + salt + nonce + box
 
 
-def open_key(sealed: bytes, password: str, user_id: str, keyid: str) -> Ed25519Signer | None:
-    """The signer sealed in ``sealed``, or None when the password (or binding) is wrong."""
+def _unseal(sealed: bytes, password: str, user_id: str, keyid: str) -> Ed25519PrivateKey | None:
     if not sealed.startswith(_SEAL_MAGIC) or len(sealed) < 4 + 16 + 12 + 48:
         return None
     salt, nonce, box = sealed[4:20], sealed[20:32], sealed[32:]
@@ -85,8 +84,14 @@ def open_key(sealed: bytes, password: str, user_id: str, keyid: str) -> Ed25519S
         raw = AESGCM(secret).decrypt(nonce, box, f"{user_id}\n{keyid}".encode())
     except InvalidTag:
         return None
-    signer = Ed25519Signer(Ed25519PrivateKey.from_private_bytes(raw))
-    return signer if signer.keyid == keyid else None
+    key = Ed25519PrivateKey.from_private_bytes(raw)
+    return key if Ed25519Signer(key).keyid == keyid else None
+
+
+def open_key(sealed: bytes, password: str, user_id: str, keyid: str) -> Ed25519Signer | None:
+    """The signer sealed in ``sealed``, or None when the password (or binding) is wrong."""
+    key = _unseal(sealed, password, user_id, keyid)
+    return None if key is None else Ed25519Signer(key)
 
 
 def check_password_text(password: str) -> None:
@@ -196,4 +201,31 @@ def attempt_login(engine: Engine, settings: WebSettings, user_id: str, password:
         return Login(False, "account disabled")
     with db.write_tx(engine) as conn:
         conn.execute(t.update().where(t.c.id == attempt_id).values(ok=True))
+    return Login(True, "")
+
+
+def change_password(engine: Engine, settings: WebSettings, user_id: str, current: str,
+                    new: str, address: str) -> Login:
+    """Set a new password: judged like a login with the current one (it counts toward the
+    lockout), then the hash is replaced and the signing key sealed again under the new one.
+
+    Raises:
+        BadInputError: the new password is too short or too long.
+    """
+    check_password_text(new)
+    login = attempt_login(engine, settings, user_id, current, address)
+    if not login.ok:
+        return login
+    with db.read_tx(engine) as conn:
+        row = conn.execute(sa.select(db.web_users.c.keyid, db.web_users.c.sealed_key)
+                           .where(db.web_users.c.user_id == user_id)).one()
+    values: dict[str, object] = {"password_hash": hash_password(new)}
+    if row.sealed_key is not None and row.keyid is not None:
+        key = _unseal(bytes(row.sealed_key), current, user_id, row.keyid)
+        if key is None:
+            return Login(False, "the signing key does not open with the current password")
+        values["sealed_key"] = seal_key(key, new, user_id, row.keyid)
+    with db.write_tx(engine) as conn:
+        conn.execute(db.web_users.update().where(db.web_users.c.user_id == user_id)
+                     .values(**values))
     return Login(True, "")

@@ -11,6 +11,7 @@ hostnames, file contents) is shown as text. Never mark record data ``|safe``.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,9 +190,15 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return HTMLResponse(page, status_code=status, headers=HEADERS)
 
 
+#: A path of this site: one leading ``/`` and no backslash, which browsers read as ``/``
+#: (``/\\evil.example`` would leave the site).
+_LOCAL_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&+:@-]*$")
+
+
 def redirect(url: str) -> RedirectResponse:
-    """A 303 to a path of this site (never elsewhere: ``url`` must start with one ``/``)."""
-    safe = url if url.startswith("/") and not url.startswith("//") else "/changes"
+    """A 303 to a path of this site; anything else (another site, a ``//`` or ``/\\``
+    address) goes to the change list instead."""
+    safe = url if _LOCAL_PATH.match(url) else "/changes"
     return RedirectResponse(safe, status_code=303, headers=HEADERS)
 
 

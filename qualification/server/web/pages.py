@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from qualification.evidence.reader import read_bundle
 from qualification.server import db
+from qualification.server.service import Refused
 from qualification.server.web import WebConfig
 from qualification.server.web.accounts import attempt_login
 from qualification.server.web.guard import (
@@ -86,105 +87,107 @@ def _runs(config: WebConfig, change: str | None) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def routes(config: WebConfig) -> list[Route]:
-    server = config.server
+class _Pages:
+    """The handlers, over one configuration."""
 
-    async def css(request: Request) -> Response:
+    def __init__(self, config: WebConfig) -> None:
+        self.config = config
+        self.server = config.server
+
+    async def css(self, request: Request) -> Response:
         return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
-    async def home(request: Request) -> Response:
+    async def home(self, request: Request) -> Response:
         return redirect("/changes")
 
-    async def login_page(request: Request, message: str = "", status: int = 200) -> Response:
+    async def login_page(self, request: Request, message: str = "", status: int = 200) -> Response:
         token = new_login_csrf(request)
         nxt = request.query_params.get("next", "/changes")
         page = render(request, "login.html", status=status, message=message, next=nxt)
         page.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                        secure=config.settings.secure_cookies, path="/login")
+                        secure=self.config.settings.secure_cookies, path="/login")
         return page
 
-    async def login(request: Request) -> Response:
+    async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return await login_page(request)
+            return await self.login_page(request)
         form = await read_form(request)
         check_csrf(request, form)
         user_id = form.get("user_id", "").strip().lower()[:64]
         address = client_address(request)
-        outcome = await run_in_threadpool(attempt_login, server.engine, config.settings,
+        outcome = await run_in_threadpool(attempt_login, self.server.engine, self.config.settings,
                                           user_id, form.get("password", ""), address)
         if not outcome.ok:
             await audit(request, "login", "refused", outcome.why, user_id=user_id or "anonymous")
             shown = ("Too many attempts: this user id or address is locked for now."
                      if outcome.throttled else "User id or password is wrong.")
-            return await login_page(request, shown, 429 if outcome.throttled else 401)
-        token = await run_in_threadpool(start_session, server.engine, user_id, address)
+            return await self.login_page(request, shown, 429 if outcome.throttled else 401)
+        token = await run_in_threadpool(start_session, self.server.engine, user_id, address)
         await audit(request, "login", "ok", "session started", user_id=user_id)
         response = redirect(form.get("next", "/changes"))
-        response.set_cookie(session_cookie(config), token, httponly=True, samesite="strict",
-                            secure=config.settings.secure_cookies, path="/")
+        response.set_cookie(session_cookie(self.config), token, httponly=True, samesite="strict",
+                            secure=self.config.settings.secure_cookies, path="/")
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", httponly=True,
-                               samesite="strict", secure=config.settings.secure_cookies)
+                               samesite="strict", secure=self.config.settings.secure_cookies)
         return response
 
-    async def logout(request: Request) -> Response:
+    async def logout(self, request: Request) -> Response:
         user = await require_user(request, None)
         if isinstance(user, Response):
             return user
         check_csrf(request, await read_form(request))
-        await run_in_threadpool(end_session, server.engine,
-                                request.cookies.get(session_cookie(config), ""))
+        await run_in_threadpool(end_session, self.server.engine,
+                                request.cookies.get(session_cookie(self.config), ""))
         await audit(request, "logout", "ok", "session ended")
         response = redirect("/login")
-        response.delete_cookie(session_cookie(config), path="/", httponly=True,
-                               samesite="strict", secure=config.settings.secure_cookies)
+        response.delete_cookie(session_cookie(self.config), path="/", httponly=True,
+                               samesite="strict", secure=self.config.settings.secure_cookies)
         return response
 
-    async def changes(request: Request) -> Response:
+    async def changes(self, request: Request) -> Response:
         user = await require_user(request, None)
         if isinstance(user, Response):
             return user
         change = request.query_params.get("change") or None
-        rows = await run_in_threadpool(_runs, config, change)
+        rows = await run_in_threadpool(_runs, self.config, change)
         return render(request, "changes.html", runs=rows, change=change or "")
 
-    async def run_page(request: Request) -> Response:
+    async def run_page(self, request: Request) -> Response:
         user = await require_user(request, None)
         if isinstance(user, Response):
             return user
-        info, summary = await _held(request)
+        info, summary = await self._held(request)
         return render(request, "run.html", info=info, summary=summary,
                       may_review=user.has("reviewer"), may_approve=user.has("approver"))
 
-    async def _held(request: Request) -> tuple[dict[str, Any], RunSummary]:
-        from qualification.server.service import Refused
-
+    async def _held(self, request: Request) -> tuple[dict[str, Any], RunSummary]:
         try:
-            info = await run_in_threadpool(server.run_info, request.path_params["run_id"])
+            info = await run_in_threadpool(self.server.run_info, request.path_params["run_id"])
         except Refused as exc:
             raise WebRefused(404, exc.message, "read") from None
-        path = server.store / info["change_id"] / info["run_id"]
+        path = self.server.store / info["change_id"] / info["run_id"]
         return info, await run_in_threadpool(run_summary, path)
 
-    async def sign(request: Request) -> Response:
+    async def sign(self, request: Request) -> Response:
         meaning = request.query_params.get("meaning", "reviewed")
         if meaning not in MEANING_WEB_ROLE:
             raise WebRefused(422, f"unknown meaning {meaning[:40]!r}", "sign")
         user = await require_user(request, MEANING_WEB_ROLE[meaning])
         if isinstance(user, Response):
             return user
-        info, summary = await _held(request)
+        info, summary = await self._held(request)
         if request.method == "GET":
             return render(request, "sign.html", info=info, summary=summary, meaning=meaning,
                           message="")
         form = await read_form(request)
         check_csrf(request, form)
-        return await _sign_post(request, user, info, summary, meaning, form)
+        return await self._sign_post(request, user, info, summary, meaning, form)
 
-    async def _sign_post(request: Request, user: WebUser, info: dict[str, Any],
+    async def _sign_post(self, request: Request, user: WebUser, info: dict[str, Any],
                          summary: RunSummary, meaning: str, form: dict[str, str]) -> Response:
         try:
             done = await run_in_threadpool(
-                sign_held_run, server, config.settings, user.user_id,
+                sign_held_run, self.server, self.config.settings, user.user_id,
                 form.get("user_id", "").strip().lower(), form.get("password", ""),
                 info["run_id"], meaning, form.get("comment") or None, client_address(request))
         except SignRefused as exc:
@@ -195,15 +198,21 @@ def routes(config: WebConfig) -> list[Route]:
                     f"seal {done.seal}, seq {done.seq}, log {done.log_indexes}", info["run_id"])
         return redirect(f"/runs/{info['run_id']}")
 
+
+def routes(config: WebConfig) -> list[Route]:
+    """The minimal pages' routes."""
+    pages = _Pages(config)
     return [
-        Route("/static/web.css", css),
-        Route("/", home),
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["POST"]),
-        Route("/changes", changes),
-        Route("/runs/{run_id}", run_page),
-        Route("/runs/{run_id}/sign", sign, methods=["GET", "POST"]),
+        Route("/static/web.css", pages.css),
+        Route("/", pages.home),
+        Route("/login", pages.login, methods=["GET", "POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/changes", pages.changes),
+        Route("/runs/{run_id}", pages.run_page),
+        Route("/runs/{run_id}/sign", pages.sign, methods=["GET", "POST"]),
     ]
+
+
 
 
 __all__ = ["HEADERS", "RunSummary", "routes", "run_summary", "web_config"]

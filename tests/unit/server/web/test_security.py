@@ -184,3 +184,14 @@ def test_what_a_target_reported_is_shown_as_text(web: Web) -> None:
     assert HOSTILE_HOST and HOSTILE_FILE  # the markup is in the bundle itself
     with db.read_tx(web.server.engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(db.runs)).scalar_one() == 2
+
+
+def test_login_sends_nobody_to_another_site(web: Web) -> None:
+    for target, lands in (("/runs/" + RUN, "/runs/" + RUN), ("//evil.example", "/changes"),
+                          ("/\\evil.example", "/changes"), ("https://evil.example", "/changes")):
+        client = web.client()
+        page = client.get("/login")
+        got = client.post("/login", follow_redirects=False, data={
+            "user_id": "rita", "password": PASSWORD, "csrf_token": csrf_of(page.text),
+            "next": target})
+        assert (got.status_code, got.headers["location"]) == (303, lands)
