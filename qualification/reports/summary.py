@@ -110,13 +110,12 @@ def clone_comparison(run: Run, records: Records) -> dict[str, Any] | None:
         clones.append({
             "subject": subject,
             "digest": str(fp.get("digest") or ""),
-            "same": str(fp.get("digest") or "") == master_digest,
             "verdict": _verdict(check.verdict) if check else None,
             "differences": show(check.observed, 600) if check else "",
         })
     for target, check in checks.items():  # a compared clone whose own fingerprint is absent
         if target not in {c["subject"] for c in clones}:
-            clones.append({"subject": target, "digest": "", "same": False,
+            clones.append({"subject": target, "digest": "",
                            "verdict": _verdict(check.verdict),
                            "differences": show(check.observed, 600)})
     return {
