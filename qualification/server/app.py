@@ -89,6 +89,12 @@ def _guarded(server: EvidenceServer, roles: tuple[str, ...], action: str,
     return endpoint
 
 
+def web_routes(config: WebConfig) -> list[Route]:
+    """Every browser route, each guarded by its page module (mounted here: the page modules
+    import the web package, so it does not import them)."""
+    return [*pages.routes(config), *account.routes(config), *review_pages.routes(config)]
+
+
 def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlette:
     """The application over ``server``: the API under ``/api/v1`` and the browser review
     (:mod:`qualification.server.web`) with ``web``'s security settings."""
@@ -150,8 +156,7 @@ def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlet
         Route(f"{api}/audit", route("admin", "audit", audit)),
     ]
     config = WebConfig(server, web or WebSettings())
-    app = Starlette(routes=[*routes, *pages.routes(config), *account.routes(config),
-                            *review_pages.routes(config)],
+    app = Starlette(routes=[*routes, *web_routes(config)],
                     exception_handlers={WebRefused: refused})
     app.state.web = config
     return app
@@ -173,4 +178,4 @@ def app_from_env() -> Starlette:
     return build_app(EvidenceServer(_config_from_env()), WebSettings.from_env())
 
 
-__all__ = ["app_from_env", "build_app"]
+__all__ = ["app_from_env", "build_app", "web_routes"]
