@@ -34,6 +34,7 @@ from qualification.cli import (
     push,
     qualify,
     report,
+    review,
     selftest,
     serve,
     sign,
@@ -60,7 +61,7 @@ for _command in (
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
     serve.serve, push.push, push.void, pull.pull, log.log, join.join, convert.convert,
-    decommission.decommission,
+    decommission.decommission, review.review,
 ):
     main.add_command(_command)
 

@@ -37,6 +37,7 @@ from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
+from qualification.selftest.review_summary import review_checks
 from qualification.selftest.risk import risk_checks
 from qualification.selftest.slices import slice_checks
 from qualification.selftest.testinfra import testinfra_checks
@@ -80,6 +81,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *translog_checks(scratch),  # ST-OQ-25 (VQ-61)
         *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
         *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
+        *review_checks(),  # ST-OQ-29 (VQ-68)
     ]
 
 

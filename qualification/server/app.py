@@ -24,8 +24,9 @@ from qualification.server.config import ServerConfig
 from qualification.server.service import EvidenceServer, Refused
 from qualification.server.settings import ALL_SITES
 from qualification.server.tokens import Account, authenticate
-from qualification.server.web import WebConfig, WebSettings
-from qualification.server.web import routes as web_routes
+from qualification.server.web import account, pages, review_pages
+from qualification.server.web.config import WebConfig
+from qualification.server.web.settings import WebSettings
 from qualification.server.web.guard import WebRefused, refused
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
@@ -90,6 +91,12 @@ def _guarded(server: EvidenceServer, roles: tuple[str, ...], action: str,
             return _error(422, exc.one_line())
 
     return endpoint
+
+
+def web_routes(config: WebConfig) -> list[Route]:
+    """Every browser route, each guarded by its page module (mounted here: the page modules
+    import the web package, so it does not import them)."""
+    return [*pages.routes(config), *account.routes(config), *review_pages.routes(config)]
 
 
 def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlette:
@@ -191,4 +198,4 @@ def app_from_env() -> Starlette:
     return build_app(EvidenceServer(_config_from_env()), WebSettings.from_env())
 
 
-__all__ = ["app_from_env", "build_app"]
+__all__ = ["app_from_env", "build_app", "web_routes"]

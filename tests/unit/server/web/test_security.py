@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from qualification.evidence.reader import read_bundle
 from qualification.server import db
-from qualification.server.web import routes as web_routes
+from qualification.server.app import web_routes
 from qualification.timeutil import utc_now, utc_text
 from tests.unit.server.web.conftest import RUN, Web
 from tests.unit.server.web.web_testlib import (
@@ -40,7 +40,7 @@ def _sign(client: TestClient, meaning: str, user: str, password: str = PASSWORD,
 
 def test_every_page_needs_a_session(web: Web) -> None:
     client = web.client()
-    open_paths = {"/login", "/static/web.css", "/"}
+    open_paths = {"/login", "/static/web.css", "/static/review.css", "/"}
     for route in web_routes(client.app.state.web):  # type: ignore[attr-defined]
         path = route.path.replace("{run_id}", RUN)
         if path in open_paths:
