@@ -63,7 +63,7 @@ def selftest(change_id: str, key_file: Path | None, passphrase_fd: int | None,
 
 def _server_checks() -> Callable[[Callable[[], Scratch]], list[SelfCheck]]:
     """ST-OQ-26 (the evidence server's check), or its not-executed record without the extra."""
-    from qualification.server.selfcheck import server_checks, unavailable_checks
+    from qualification.selftest.server import server_checks, unavailable_checks
 
     try:
         import alembic  # noqa: F401 - only whether the server extra is installed

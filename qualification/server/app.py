@@ -26,8 +26,8 @@ from qualification.server.settings import ALL_SITES
 from qualification.server.tokens import Account, authenticate
 from qualification.server.web import account, pages, review_pages
 from qualification.server.web.config import WebConfig
-from qualification.server.web.settings import WebSettings
 from qualification.server.web.guard import WebRefused, refused
+from qualification.server.web.settings import WebSettings
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -99,6 +99,29 @@ def web_routes(config: WebConfig) -> list[Route]:
     return [*pages.routes(config), *account.routes(config), *review_pages.routes(config)]
 
 
+def _audit_handler(server: EvidenceServer) -> Handler:
+    """The audit trail's export, filtered (JSON or CSV; every site's runs, so only an
+    account of every site reads it)."""
+
+    async def audit(request: Request, account: Account) -> Response:
+        if server.settings.per_site and ALL_SITES not in account.sites:
+            # The trail names every site's runs: only an account of every site reads it.
+            raise Refused(403, f"account {account.name} is not of every site ('*'); "
+                          "the audit trail spans all sites")
+        params = request.query_params
+        wanted = auditlog.make_filter(params.get("from"), params.get("to"),
+                                      params.get("account"), params.get("action"),
+                                      params.get("run"), params.get("limit"))
+        rows = await run_in_threadpool(auditlog.query, server.engine, wanted)
+        if params.get("format", "json") == "csv":
+            return PlainTextResponse(auditlog.to_csv(rows), media_type="text/csv")
+        if params.get("format", "json") != "json":
+            raise Refused(422, "format must be json or csv")
+        return JSONResponse(rows)
+
+    return audit
+
+
 def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlette:
     """The application over ``server``: the API under ``/api/v1`` and the browser review
     (:mod:`qualification.server.web`) with ``web``'s security settings."""
@@ -143,22 +166,6 @@ def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlet
         first, second = _int(request, "first"), _int(request, "second")
         return JSONResponse(await run_in_threadpool(server.consistency, first, second))
 
-    async def audit(request: Request, account: Account) -> Response:
-        if server.settings.per_site and ALL_SITES not in account.sites:
-            # The trail names every site's runs: only an account of every site reads it.
-            raise Refused(403, f"account {account.name} is not of every site ('*'); "
-                          "the audit trail spans all sites")
-        params = request.query_params
-        wanted = auditlog.make_filter(params.get("from"), params.get("to"),
-                                      params.get("account"), params.get("action"),
-                                      params.get("run"), params.get("limit"))
-        rows = await run_in_threadpool(auditlog.query, server.engine, wanted)
-        if params.get("format", "json") == "csv":
-            return PlainTextResponse(auditlog.to_csv(rows), media_type="text/csv")
-        if params.get("format", "json") != "json":
-            raise Refused(422, "format must be json or csv")
-        return JSONResponse(rows)
-
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -173,7 +180,7 @@ def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlet
         Route(f"{api}/log/checkpoint", route("reader", "read", checkpoint)),
         Route(f"{api}/log/inclusion", route("reader", "read", inclusion)),
         Route(f"{api}/log/consistency", route("reader", "read", consistency)),
-        Route(f"{api}/audit", route("admin", "audit", audit)),
+        Route(f"{api}/audit", route("admin", "audit", _audit_handler(server))),
     ]
     config = WebConfig(server, web or WebSettings())
     app = Starlette(routes=[*routes, *web_routes(config)],

@@ -12,7 +12,7 @@ import pytest
 from qualification.evidence.result import VerificationResult
 from qualification.selftest.run import _run_check
 from qualification.server import service
-from qualification.server.selfcheck import WANT, refuses_a_tampered_push, unavailable_checks
+from qualification.selftest.server import WANT, refuses_a_tampered_push, unavailable_checks
 from qualification.signing.trust_root import PIN_ENV
 
 
