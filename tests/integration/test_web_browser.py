@@ -21,7 +21,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,12 +152,31 @@ def browser() -> Iterator[object]:
 def _navigate(driver: object, element: object) -> None:
     """Click ``element`` and wait until the page it leads to has replaced this one."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
     element.click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 120).until(expected_conditions.staleness_of(page))  # type: ignore[arg-type]
+    WebDriverWait(driver, 120).until(_replaced(page))  # type: ignore[type-var]
+
+
+def _replaced(page: object) -> Callable[[object], bool]:
+    """Whether ``page`` (the old document's root) has been replaced: Selenium's
+    ``staleness_of``, and also chromedriver's answer when the poll falls in the middle of the
+    swap ("Node with given id does not belong to the document", a plain WebDriverException)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_driver: object) -> bool:
+        try:
+            page.is_enabled()  # type: ignore[attr-defined]
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return check
 
 
 def _login(driver: object, url: str, user_id: str) -> None:
