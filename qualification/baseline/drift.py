@@ -76,6 +76,16 @@ class Baseline:
             return next(iter(self.fingerprints.values()))
         return None
 
+    def write_data_files(self, wanted: Mapping[str, Any], into: Path) -> None:
+        """Write the baseline's sealed copies of the spec's data files (``data_files``: name
+        -> relative path) under ``into``, where a spec derived from it finds them."""
+        for name, rel in wanted.items():
+            content = self.data_files.get(str(name))
+            if content is not None:
+                target = into / str(rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+
 
 def load_baseline(path: Path, state_dir: Path | None = None) -> Baseline:
     """Verify the baseline bundle and read what drift needs from it.

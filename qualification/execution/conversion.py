@@ -145,12 +145,7 @@ def _run_playbook(request: ConversionRequest, baseline: Baseline) -> QualifySumm
         spec_path = work / "conversion-spec.yaml"
         derived = conversion_spec(baseline, target_kinds())
         spec_path.write_text(yaml.safe_dump(derived, sort_keys=False))
-        for name, rel in (derived.get("data_files") or {}).items():
-            content = baseline.data_files.get(str(name))
-            if content is not None:
-                target = work / str(rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+        baseline.write_data_files(derived.get("data_files") or {}, work)
         return run_qualify(
             QualifyRequest(
                 inventory=request.inventory,

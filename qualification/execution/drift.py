@@ -130,12 +130,7 @@ def _run_playbook(request: DriftRequest, baseline: Baseline) -> QualifySummary:
         spec_path = work / "drift-spec.yaml"
         spec_path.write_text(yaml.safe_dump(drift_spec(baseline), sort_keys=False))
         spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
-        for name, rel in (spec.get("data_files") or {}).items():
-            content = baseline.data_files.get(str(name))
-            if content is not None:
-                target = work / str(rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+        baseline.write_data_files(spec.get("data_files") or {}, work)
         extravars: dict[str, Any] = {"vqual_drift_baseline": str(baseline.path.resolve())}
         if request.allowed:
             AllowedDifferences.from_json(request.allowed, where="--allowed")
