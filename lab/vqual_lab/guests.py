@@ -524,11 +524,17 @@ def _unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
-def _debootstrap(cache: Path, mirror: AptSource, suite: str, log: Callable[[str], None]) -> Path:
+def _debootstrap(
+    cache: Path,
+    mirror: AptSource,
+    suite: str,
+    log: Callable[[str], None],
+    packages: Sequence[str] = GUEST_PACKAGES,
+) -> Path:
     """A pristine debootstrap minbase root for the guest, cached by its inputs."""
     key = hashlib.sha256(
         json.dumps(
-            {"uri": mirror.uri, "suite": suite, "packages": GUEST_PACKAGES},
+            {"uri": mirror.uri, "suite": suite, "packages": tuple(packages)},
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
@@ -538,7 +544,7 @@ def _debootstrap(cache: Path, mirror: AptSource, suite: str, log: Callable[[str]
     tmp = target.with_name(target.name + ".tmp")
     _unmount_under(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
-    include = f"--include={','.join(GUEST_PACKAGES)}"
+    include = f"--include={','.join(packages)}"
     keyring = (
         [f"--keyring={mirror.keyring}"] if mirror.keyring and Path(mirror.keyring).is_file() else []
     )

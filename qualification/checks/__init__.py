@@ -199,6 +199,7 @@ from . import (
     host,  # noqa: F401
     hyperv,  # noqa: F401
     libvirt,  # noqa: F401
+    paths,  # noqa: F401
     placement,  # noqa: F401
     testinfra,  # noqa: F401
     vsphere,  # noqa: F401

@@ -44,6 +44,8 @@ DEFAULT_PATHS = {
     "dmi": "/sys/class/dmi/id",
     "sys_module": "/sys/module",
     "systemd_run": "/run/systemd/system",
+    "sys_class_net": "/sys/class/net",
+    "sys_block": "/sys/block",
 }
 
 # Where the tools live on the distributions vqual targets; PATH is not trusted to hold sbin.

@@ -26,6 +26,7 @@ import time
 from typing import Any, Callable, Dict
 
 from ansible_collections.vqual.qualification.plugins.module_utils import (
+    host_paths,
     host_services,
     host_system,
 )
@@ -210,6 +211,8 @@ OBSERVATIONS: Dict[str, ObservationMethod] = {
     "kernel_module": host_system.observe_kernel_module,
     "libvirt_config": host_services.observe_libvirt_config,
     "command": host_system.observe_command,
+    "bonds": host_paths.observe_bonds,
+    "multipath": host_paths.observe_multipath,
     "fingerprint": observe_fingerprint,
 }
 

@@ -52,6 +52,8 @@ options:
         C(kernel_module) {name};
         C(libvirt_config) {path, key};
         C(command) {argv, timeout};
+        C(bonds) {} (every bond in /proc/net/bonding);
+        C(multipath) {} (every map, from multipathd show maps json, else sysfs);
         C(fingerprint) {files, default_files, services, security_keys, root, max_files, max_file_mib}."
     type: list
     elements: dict
