@@ -11,7 +11,8 @@ device-mapper, device and checker state.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from qualification.checks.base import Observed
 from qualification.checks.host import HostCheck

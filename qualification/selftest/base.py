@@ -44,6 +44,8 @@ REQUIREMENTS = {
     "cluster carries, and that level selects its tests",
     "VQ-49": "the slices of a sliced job verify as a change, anchored by the join citing them",
     "VQ-75": "the rolling-patch planner never puts an HA pair in one fire compartment",
+    "VQ-76": "a bond with a member's link down or a multipath device with a failed path fails "
+    "its check, naming the member or path with the measured states",
     "VQ-63": "the evidence server stores only what verifies: a tampered push is refused and "
     "the refusal is in its audit trail",
     "VQ-61": "a run's seal is proven included in the evidence server's transparency log under "

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: vqual contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -12,9 +11,7 @@ state and checker state), else from sysfs (``/sys/block/dm-*`` maps whose uuid s
 ``mpath-``, their ``slaves`` and each slave's SCSI device state). Nothing here writes.
 """
 
-from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
 
 import json
 import os
@@ -159,7 +156,7 @@ def _sysfs_maps(observer):
         try:
             uuid = read_text(os.path.join(base, "uuid")).strip()
             name = read_text(os.path.join(base, "name")).strip()
-        except (IOError, OSError):
+        except OSError:
             continue
         if not uuid.startswith("mpath-"):
             continue
@@ -167,9 +164,11 @@ def _sysfs_maps(observer):
         for slave in sorted(os.listdir(os.path.join(block, dm, "slaves"))):
             state_file = os.path.join(block, slave, "device", "state")
             state = read_text(state_file).strip() if os.path.isfile(state_file) else None
-            # sysfs has no path checker: the device state is all there is.
-            paths.append(_path_entry({"dev": slave, "dm_st": "active", "dev_st": state,
-                                      "chk_st": "ready" if state == "running" else state}))
+            # sysfs shows neither device-mapper's path state nor a checker's: the SCSI
+            # device state is all there is ("n/a" says so in the record).
+            entry = _path_entry({"dev": slave, "dm_st": "n/a", "dev_st": state, "chk_st": "n/a"})
+            entry["active"] = state == "running"
+            paths.append(entry)
             raws.append("%s %s %s state=%s" % (dm, name, slave, state))
         maps[name] = {"wwid": uuid[len("mpath-"):], "sysfs": dm, "source": "sysfs",
                       "paths": paths}
@@ -181,7 +180,7 @@ def observe_multipath(observer, args):
     failed_paths}}}`` from multipathd when it runs, else from sysfs."""
     tool = observer.which("multipathd")
     if tool:
-        rc, out, err = observer.run([tool, "show", "maps", "json"])
+        rc, out, _err = observer.run([tool, "show", "maps", "json"])
         if rc == 0 and out.lstrip().startswith("{"):
             return observation(
                 {"maps": parse_multipathd_json(out)},
