@@ -203,4 +203,5 @@ from . import (
     placement,  # noqa: F401
     testinfra,  # noqa: F401
     vsphere,  # noqa: F401
+    vsphere_paths,  # noqa: F401
 )

@@ -121,15 +121,20 @@ def _host_dns(dns: Any) -> dict[str, Any] | None:
 
 
 def _vswitches(network: Any) -> list[dict[str, Any]]:
-    """A host's standard vSwitches: uplinks and security policy."""
-    return [
-        {
+    """A host's standard vSwitches: uplinks, their failover order and security policy."""
+    out = []
+    for vs in getattr(network, "vswitch", None) or []:
+        policy = getattr(vs.spec, "policy", None)
+        order = getattr(getattr(policy, "nicTeaming", None), "nicOrder", None)
+        out.append({
             "name": _text(vs.name),
             "uplinks": sorted(_text(p).rsplit("-", 1)[-1] for p in vs.pnic or []),
-            "security": _security(getattr(vs.spec, "policy", None)),
-        }
-        for vs in getattr(network, "vswitch", None) or []
-    ]
+            # the teaming policy's failover order: active uplinks first, standby ones next
+            "active": [_text(n) for n in getattr(order, "activeNic", None) or []],
+            "standby": [_text(n) for n in getattr(order, "standbyNic", None) or []],
+            "security": _security(policy),
+        })
+    return out
 
 
 def _portgroups(network: Any) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from qualification.platforms.vsphere.adapter import VspherePlatform
 from qualification.platforms.vsphere.connection import HOST_PROPERTIES
 from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.platforms.vsphere.oq import protocol_observation
+from qualification.platforms.vsphere.paths import redundant_paths
 
 
 def _raw(value: Any) -> str:
@@ -176,6 +177,15 @@ def _networks(session: VsphereSession, args: Mapping[str, Any]) -> dict[str, Any
                         method=f"vSphere Network {session.platform.endpoint}")
 
 
+def _paths(session: VsphereSession, args: Mapping[str, Any]) -> dict[str, Any]:
+    value = redundant_paths(session.platform)
+    return _observation(
+        value=value, raw=_raw(value),
+        method="vSphere HostSystem.config.{network.vswitch,network.pnic,storageDevice."
+        f"multipathInfo}}, Datastore.info {session.platform.endpoint}",
+    )
+
+
 def _vm(session: VsphereSession, args: Mapping[str, Any]) -> dict[str, Any]:
     name = args.get("name")
     if not isinstance(name, str) or not name:
@@ -223,6 +233,7 @@ TABLE: ObservationTable[VsphereSession] = ObservationTable(
         "clusters": _clusters,
         "datastores": _datastores,
         "networks": _networks,
+        "paths": _paths,
         "vm": _vm,
         "vms": _vms,
     },
