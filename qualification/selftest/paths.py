@@ -10,10 +10,12 @@ collection this vqual runs) and decided by the check library as a run decides it
 
 from __future__ import annotations
 
-import importlib
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 from qualification.checks import Observation, evaluate, get_check
 from qualification.errors import BadInputError
@@ -34,17 +36,23 @@ _WANT = {
 }
 
 
-def _host_paths(root: Path) -> ModuleType:
-    """The collection's target-side module, imported from ``root``'s collections path."""
+def _parse(root: Path) -> dict[str, Any]:
+    """The fixture parsed by the collection's parser, run as ``python -m`` from ``root``'s
+    collections path (the target-side code imports only the standard library and itself)."""
     collections_dir = str(root.parents[2])  # <dir>/ansible_collections/vqual/qualification
-    if collections_dir not in sys.path:
-        sys.path.append(collections_dir)
-    return importlib.import_module(_MODULE)
+    path = os.pathsep.join(p for p in (collections_dir, os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", _MODULE, str(FIXTURE)], env={**os.environ, "PYTHONPATH": path},
+        capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{_MODULE} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    parsed: dict[str, Any] = json.loads(done.stdout)
+    return parsed
 
 
 def degraded_bond(root: Path) -> Outcome:
     """The captured degraded bond through the probe's parser and the ``bond`` check."""
-    bond = _host_paths(root).parse_proc_bonding(FIXTURE.read_text())
+    bond = _parse(root)
     outcome = evaluate(get_check("bond"), Observation(value={"bonds": {"bond0": bond}}),
                        _PARAMS, _EXPECT)
     measured = dict(outcome.measured).get("bond0") or {}

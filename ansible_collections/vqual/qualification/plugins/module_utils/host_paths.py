@@ -195,3 +195,19 @@ def observe_multipath(observer, args):
         "host.multipath %s" % observer.paths["sys_block"],
     )
 
+
+
+def main(argv=None):
+    """``python -m <this module> FILE``: FILE, a ``/proc/net/bonding`` text, parsed as the
+    probe parses it, printed as JSON. ``vqual selftest`` (ST-OQ-35) runs the collection's own
+    parser this way, in its own interpreter as on a target."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    with open(args[0]) as handle:
+        text = handle.read()
+    sys.stdout.write(json.dumps(parse_proc_bonding(text), sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
