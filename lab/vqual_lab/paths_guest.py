@@ -396,6 +396,23 @@ def set_link(guest: PathsGuest, nic: int, up: bool) -> None:
         conn.close()
 
 
+def detach_path(guest: PathsGuest, controller: int) -> None:
+    """Hot-unplug the LUN's path on virtio-scsi ``controller`` (0: sda, 1: sdb) through
+    libvirt, as a cable pulled: the guest kernel removes the SCSI device."""
+    import libvirt
+
+    letter = "ab"[controller]
+    xml = LUN_DISK.format(inner=escape(guest.inner, {"'": "&apos;", '"': "&quot;"}),
+                          letter=letter, serial=LUN_SERIAL, wwn=LUN_WWN, controller=controller)
+    conn = guests._open(guests.lab_hosts()[guest.host])
+    try:
+        conn.lookupByName(guest.name).detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as exc:
+        raise PlatformError(f"detach sd{letter} of {guest.name}: {exc.get_error_message()}") from exc
+    finally:
+        conn.close()
+
+
 def inventory_host(ctx: LabContext, guest: PathsGuest) -> dict[str, Any]:
     """The guest as an inventory host entry (SSH as root with the lab's key)."""
     key = guests._kvm().Paths.of(ctx).ssh_key
