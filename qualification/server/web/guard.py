@@ -128,7 +128,7 @@ async def require_user(request: Request, role: str | None) -> WebUser | Response
     if session is None:
         if token:
             await audit(request, "session", "refused", f"{why}: {request.url.path[:200]}")
-        target = quote(request.url.path if request.method == "GET" else "/changes", safe="/")
+        target = quote(request.url.path if request.method == "GET" else "/review/runs", safe="/")
         return RedirectResponse(f"/login?next={target}", status_code=303, headers=HEADERS)
     user = WebUser(session.user_id, session.printed_name, session.roles, session.sites)
     request.state.user = user
@@ -210,7 +210,7 @@ _LOCAL_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&+:@-]*$")
 def redirect(url: str) -> RedirectResponse:
     """A 303 to a path of this site; anything else (another site, a ``//`` or ``/\\``
     address) goes to the change list instead."""
-    safe = url if _LOCAL_PATH.match(url) else "/changes"
+    safe = url if _LOCAL_PATH.match(url) else "/review/runs"
     return RedirectResponse(safe, status_code=303, headers=HEADERS)
 
 

@@ -50,7 +50,7 @@ def csrf_of(page: str) -> str:
 def login(client: TestClient, user_id: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     return client.post("/login", data={"user_id": user_id, "password": password,
-                                       "csrf_token": csrf_of(page.text), "next": "/changes"},
+                                       "csrf_token": csrf_of(page.text), "next": "/review/runs"},
                        follow_redirects=False)
 
 
