@@ -155,8 +155,7 @@ class _Pages:
         except Refused as exc:
             raise WebRefused(404, exc.message, "read") from None
         if not user.may_see(info["sites"], self.server.settings.per_site):
-            raise WebRefused(404, f"no run {info['run_id']} is held for your sites (its "
-                             f"sites: {', '.join(info['sites']) or 'none'})", "sign")
+            raise WebRefused(404, f"no run {info['run_id']} is held for your sites", "sign")
         path = self.server.store / info["change_id"] / info["run_id"]
         return info, await run_in_threadpool(run_summary, path)
 

@@ -89,8 +89,7 @@ def _run_or_404(config: WebConfig, run_id: str, user: WebUser) -> HeldRun:
     if run is None:
         raise WebRefused(404, f"no run {run_id[:64]} is held", "read")
     if not user.may_see(run.sites, config.server.settings.per_site):
-        raise WebRefused(404, f"no run {run_id[:64]} is held for your sites (its sites: "
-                         f"{', '.join(sorted(run.sites)) or 'none'})", "read")
+        raise WebRefused(404, f"no run {run_id[:64]} is held for your sites", "read")
     return run
 
 
