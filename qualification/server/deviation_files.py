@@ -88,7 +88,9 @@ def pull_into(state: Path, change_id: str, pulled: Mapping[str, Any]) -> list[st
     from qualification.review.documents import write_new
     from qualification.review.signed import load_trust
 
-    if pulled.get("change_id") != change_id or not isinstance(pulled.get("waivers"), list):
+    waivers = pulled.get("waivers")
+    if pulled.get("change_id") != change_id or not isinstance(waivers, list) or \
+            not all(isinstance(w, Mapping) for w in waivers):
         raise BadInputError(f"the server's answer is not the deviations of {change_id}")
     folder = change_dir(state, change_id)
     lines: list[str] = []
@@ -98,7 +100,7 @@ def pull_into(state: Path, change_id: str, pulled: Mapping[str, Any]) -> list[st
                   deviations_yaml(change_id, list(pulled.get("deviations") or [])))
         lines.append(f"{folder / DEVIATIONS_FILE}: written from the server")
     new = 0
-    for waiver in pulled["waivers"]:
+    for waiver in waivers:
         name = waiver_file_name(waiver.get("file"))
         path = folder / WAIVERS_DIR / name
         data = _text(waiver.get("envelope"), "envelope").encode("utf-8") + b"\n"
@@ -106,9 +108,9 @@ def pull_into(state: Path, change_id: str, pulled: Mapping[str, Any]) -> list[st
             if path.read_bytes() != data:
                 raise BadInputError(f"{path} is held here with other content; not replaced")
             continue
-        write_new(path, data)
-        if waiver.get("token"):
+        if waiver.get("token") and not token_path(path).exists():
             write_new(token_path(path), base64.b64decode(_text(waiver["token"], "token")))
+        write_new(path, data)  # after its token: a waiver never lies here without it
         new += 1
     lines.append(f"{change_id}: {new} new waiver(s) written to {folder / WAIVERS_DIR}")
     judged = deviation_state(state, change_id, load_trust(state))

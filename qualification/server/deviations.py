@@ -94,7 +94,8 @@ def _parse_push(body: bytes) -> tuple[str, list[str], list[Any], list[Any]]:
     devs, waivers = doc.get("deviations"), doc.get("waivers") or []
     if not isinstance(change, str) or not isinstance(devs, list) or not devs or \
             not isinstance(waivers, list) or not isinstance(sites, list) or \
-            not all(isinstance(s, str) for s in sites):
+            not all(isinstance(s, str) for s in sites) or \
+            not all(isinstance(x, dict) for x in [*devs, *waivers]):
         raise Refused(422, "a push of deviations names change_id, deviations (a non-empty "
                       "list), and optionally sites and waivers")
     try:
@@ -227,9 +228,11 @@ def held_deviations(server: EvidenceServer, change_id: str | None = None,
         query = query.where(d.c.deviation_id == deviation_id[:64])
     with db.read_tx(server.engine) as conn:
         rows = conn.execute(query).all()
-        signed = conn.execute(sa.select(w.c.change_id, w.c.deviation_id, w.c.digest,
-                                        w.c.signer, w.c.keyid, w.c.time)
-                              .order_by(w.c.time)).all()
+        wanted = sa.select(w.c.change_id, w.c.deviation_id, w.c.digest, w.c.signer,
+                           w.c.keyid, w.c.time).order_by(w.c.time)
+        if change_id is not None:
+            wanted = wanted.where(w.c.change_id == change_id[:64])
+        signed = conn.execute(wanted).all()
     out = []
     for row in rows:
         dev = Deviation.from_json(json.loads(row.content))

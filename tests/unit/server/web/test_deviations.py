@@ -161,6 +161,9 @@ def test_a_push_whose_waiver_does_not_hold_is_refused_and_audited(web: Web) -> N
     assert got.status_code == 422
     assert "was edited after it was approved" in got.json()["error"]
     assert api(web, "POST", "/deviations", "reader", push_body(web.st.state)).status_code == 403
+    for bad in (b"not json", json.dumps({"change_id": CHANGE, "deviations": [1]}).encode(),
+                json.dumps({"change_id": "../x", "deviations": [{}]}).encode()):
+        assert api(web, "POST", "/deviations", "pusher", bad).status_code == 422, bad
     assert api(web, "GET", f"/deviations/{CHANGE}", "reader").status_code == 404
     assert [a[1:3] for a in web.audit() if a[1] == "deviation.push"] == [
-        ("deviation.push", "refused"), ("deviation.push", "refused")]
+        ("deviation.push", "refused")] * 5
