@@ -54,6 +54,7 @@ class RunFacts:
     signatures: tuple[tuple[str, str, str], ...]  # (meaning, printed name, time)
     after_seal: int  # records after run.end
     chain: str
+    signers: tuple[tuple[str, str], ...] = ()  # (meaning, key id) of each signature
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ def _read_facts(path: Path, records_sha256: str) -> RunFacts:
         clusters=_clusters(run.start, inventory),
         counts=tuple((k, v) for k, v in run.counts().items() if v),
         signatures=tuple((s.meaning, s.name, s.time or "") for s in run.signatures),
-        after_seal=len(records) - end - 1, chain=chain)
+        after_seal=len(records) - end - 1, chain=chain,
+        signers=tuple((s.meaning, s.keyid) for s in run.signatures))
 
 
 def facts_of(path: Path, records_sha256: str) -> RunFacts:

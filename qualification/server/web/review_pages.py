@@ -44,7 +44,7 @@ from qualification.server.web.review_data import (
     records_of,
     visible_run_ids,
 )
-from qualification.server.web.signing import DECISION, signed_by, user_keyid
+from qualification.server.web.signing import DECISION, user_keyid
 from qualification.verdict import VERDICTS
 
 #: Who may read the review pages.
@@ -113,7 +113,7 @@ def _sign_links(config: WebConfig, run: HeldRun, user: WebUser) -> list[tuple[st
     meaning the user's key has signed it with (approved and rejected are one decision)."""
     if run.voided:
         return []
-    signed = signed_by(config.server, run.change_id, run.run_id)
+    signed = run.facts.signers
     if any(meaning == "approved" for meaning, _ in signed):
         return []
     keyid = user_keyid(config.server, user.user_id)
