@@ -75,3 +75,67 @@ def deviation_list(change_id: str, state_dir: Path | None) -> None:
                    f"expires {dev.expiry}  owner {dev.owner}")
     for reason in found.refused:
         click.echo(f"  not counted: {reason}")
+
+
+_server_option = click.option(
+    "--server", "server_url", required=True, envvar="VQUAL_SERVER_URL",
+    help="The evidence server's URL (or $VQUAL_SERVER_URL).")
+_token_file_option = click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="File (mode 0600) holding the service-account token; default $VQUAL_SERVER_TOKEN.")
+
+
+@deviation.command("push")
+@click.argument("change_id")
+@click.option("--site", "sites", multiple=True,
+              help="A site the deviations belong to (repeat; default: the sites of the "
+              "change's runs the server holds).")
+@_server_option
+@_token_file_option
+@state_dir_option
+@domain_errors
+def deviation_push(change_id: str, sites: tuple[str, ...], server_url: str,
+                   token_file: Path | None, state_dir: Path | None) -> None:
+    """Push CHANGE_ID's deviations and waivers to the evidence server, which judges them as
+    vqual does, so an approver can approve them in the browser."""
+    import json
+
+    from qualification.errors import BadInputError
+    from qualification.review.deviations import load_deviations
+    from qualification.server.client import Client, read_token
+    from qualification.server.deviation_files import read_layout
+
+    state = resolve_state_dir(state_dir)
+    found = load_deviations(state, change_id)
+    if not found:
+        raise BadInputError(f"{change_id} has no deviations in this state directory")
+    body = {"change_id": change_id, "sites": list(sites),
+            "deviations": [d.to_json() for d in found],
+            "waivers": read_layout(state, change_id)}
+    out = Client(server_url, read_token(token_file)).json(
+        "POST", "/deviations", json.dumps(body).encode("utf-8"))
+    click.echo(f"pushed deviations {', '.join(out['deviations'])} of {change_id} "
+               f"(sites: {', '.join(out['sites']) or '-'}); new waivers: "
+               f"{', '.join(out['waivers_added']) or '-'}")
+
+
+@deviation.command("pull")
+@click.argument("change_id")
+@_server_option
+@_token_file_option
+@state_dir_option
+@domain_errors
+def deviation_pull(change_id: str, server_url: str, token_file: Path | None,
+                   state_dir: Path | None) -> None:
+    """Pull CHANGE_ID's waivers (approved in the browser or pushed) into this state
+    directory, where they count offline as if vqual deviation approve had written them."""
+    import urllib.parse
+
+    from qualification.server.client import Client, read_token
+    from qualification.server.deviation_files import pull_into
+
+    state = resolve_state_dir(state_dir)
+    got = Client(server_url, read_token(token_file)).json(
+        "GET", f"/deviations/{urllib.parse.quote(change_id, safe='')}")
+    for line in pull_into(state, change_id, got):
+        click.echo(line)

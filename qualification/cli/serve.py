@@ -127,6 +127,22 @@ def token() -> None:
     """Service-account tokens (stored hashed; shown once)."""
 
 
+def _check_sites(state_dir: Path, sites: tuple[str, ...]) -> None:
+    """With sites configured, an account (token or person) names its sites, each configured
+    (or '*')."""
+    from qualification.server.settings import ALL_SITES, load_settings
+
+    settings = load_settings(state_dir)
+    if settings.per_site:
+        if not sites:
+            raise BadInputError("the server's settings configure sites: give the account "
+                                "--site (repeat it, or '*' for every site)")
+        unknown = sorted(set(sites) - set(settings.sites) - {ALL_SITES})
+        if unknown:
+            raise BadInputError(f"site {unknown[0]} is not among the configured sites "
+                                f"({', '.join(settings.sites)})")
+
+
 @token.command("create")
 @click.option("--name", required=True, help="The service account, e.g. ci-pipeline.")
 @click.option("--role", required=True, type=click.Choice(["pusher", "reader", "admin"]))
@@ -141,21 +157,11 @@ def token() -> None:
 def token_create(name: str, role: str, sites: tuple[str, ...], out: Path | None,
                  database_url: str | None, state_dir: Path | None) -> None:
     """Create a service account's token; it is printed (or written) once, never again."""
-    from qualification.errors import BadInputError
     from qualification.server import db
-    from qualification.server.settings import ALL_SITES, load_settings
     from qualification.server.tokens import create_token
 
     config = _config(state_dir, database_url)
-    settings = load_settings(config.state_dir)
-    if settings.per_site:
-        if not sites:
-            raise BadInputError("the server's settings configure sites: give the account "
-                                "--site (repeat it, or '*' for every site)")
-        unknown = sorted(set(sites) - set(settings.sites) - {ALL_SITES})
-        if unknown:
-            raise BadInputError(f"site {unknown[0]} is not among the configured sites "
-                                f"({', '.join(settings.sites)})")
+    _check_sites(config.state_dir, sites)
     url = config.database_url
     db.upgrade(url)
     engine = db.make_engine(url)
@@ -200,7 +206,9 @@ def user() -> None:
 @click.option("--name", required=True, help="Printed name shown on signatures.")
 @click.option("--role", "roles", multiple=True, required=True,
               type=click.Choice(["reviewer", "approver", "admin"]), help="Repeatable.")
-@click.option("--site", "sites", multiple=True, help="Sites the user sees (default: every).")
+@click.option("--site", "sites", multiple=True,
+              help="A site whose runs and deviations the user sees (repeat; '*' every site); "
+              "needed when the server's settings configure sites (else: every site).")
 @click.option("--password-fd", "password_fd", type=int, default=None,
               help="Read the password from this file descriptor (never the command line); "
               "default: ask on the terminal.")
@@ -222,6 +230,7 @@ def user_add(user_id: str, name: str, roles: tuple[str, ...], sites: tuple[str, 
     from qualification.server.web.accounts import add_user
 
     config = _config(state_dir, database_url)
+    _check_sites(config.state_dir, sites)
     if password_fd is None and not sys.stdin.isatty():
         raise BadInputError("give the password with --password-fd N or run on a terminal")
     password = read_passphrase(password_fd, "Password: ").decode("utf-8", "replace")

@@ -127,6 +127,18 @@ def clone_comparison(run: Run, records: Records) -> dict[str, Any] | None:
     }
 
 
+def _targets_with_missing(run: Run) -> list[dict[str, Any]]:
+    """The per-test table, where a planned test without a result says MISSING, as the
+    first screen's count does (the sealed report keeps its ERROR: no result is an error)."""
+    missing = {(r.test_id, r.target) for r in run.missing()}
+    targets = _targets(run)
+    for target in targets:
+        for row in target["tests"]:
+            if (row["id"], row["target"]) in missing:
+                row["verdict"] = {"text": "MISSING", "css": "v-error"}
+    return targets
+
+
 def summary_context(
     records: Records, *, statuses: Sequence[tuple[str, str]] = (),
     spec_requirements: Mapping[str, str] | None = None,
@@ -146,7 +158,7 @@ def summary_context(
     return {
         "run": _summary(run),
         "first": first_screen(run),
-        "targets": _targets(run),
+        "targets": _targets_with_missing(run),
         "matrix": _matrix(run, declared, texts),
         "deviations": _deviations(run),
         "actions": _actions(run),

@@ -30,6 +30,7 @@ from qualification.selftest.agreement import agreement_checks
 from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_golden_dir
 from qualification.selftest.compartments import compartment_checks
 from qualification.selftest.conversion import conversion_checks
+from qualification.selftest.deviations import deviation_checks
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
 from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
@@ -84,6 +85,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
         *review_checks(),  # ST-OQ-29 (VQ-68)
         *path_checks(),  # ST-OQ-35 (VQ-76)
+        *deviation_checks(scratch),  # ST-OQ-33 (VQ-82)
     ]
 
 

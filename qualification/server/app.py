@@ -24,7 +24,7 @@ from qualification.server.config import ServerConfig
 from qualification.server.service import EvidenceServer, Refused
 from qualification.server.settings import ALL_SITES
 from qualification.server.tokens import Account, authenticate
-from qualification.server.web import account, pages, review_pages
+from qualification.server.web import account, deviation_pages, pages, review_pages
 from qualification.server.web.config import WebConfig
 from qualification.server.web.guard import WebRefused, refused
 from qualification.server.web.settings import WebSettings
@@ -96,7 +96,8 @@ def _guarded(server: EvidenceServer, roles: tuple[str, ...], action: str,
 def web_routes(config: WebConfig) -> list[Route]:
     """Every browser route, each guarded by its page module (mounted here: the page modules
     import the web package, so it does not import them)."""
-    return [*pages.routes(config), *account.routes(config), *review_pages.routes(config)]
+    return [*pages.routes(config), *account.routes(config), *review_pages.routes(config),
+            *deviation_pages.routes(config)]
 
 
 def _audit_handler(server: EvidenceServer) -> Handler:
@@ -120,6 +121,27 @@ def _audit_handler(server: EvidenceServer) -> Handler:
         return JSONResponse(rows)
 
     return audit
+
+
+def _deviation_routes(api: str, route: Callable[[str, str, Handler], Endpoint]) -> list[Route]:
+    """Deviations pushed by controllers and pulled back with their waivers
+    (:mod:`.deviations`); each refusal is audited by the guard."""
+    from qualification.server import deviations
+
+    async def push(request: Request, account: Account) -> Response:
+        body = await _body(request, SMALL_BODY)
+        server = request.app.state.web.server
+        return JSONResponse(await run_in_threadpool(deviations.push_deviations, server,
+                                                    account.name, body, account))
+
+    async def pull(request: Request, account: Account) -> Response:
+        server = request.app.state.web.server
+        return JSONResponse(await run_in_threadpool(
+            deviations.pull_deviations, server, account.name, request.path_params["change"],
+            account))
+
+    return [Route(f"{api}/deviations", route("pusher", "deviation.push", push), methods=["POST"]),
+            Route(f"{api}/deviations/{{change}}", route("reader", "deviation.pull", pull))]
 
 
 def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlette:
@@ -181,6 +203,7 @@ def build_app(server: EvidenceServer, web: WebSettings | None = None) -> Starlet
         Route(f"{api}/log/inclusion", route("reader", "read", inclusion)),
         Route(f"{api}/log/consistency", route("reader", "read", consistency)),
         Route(f"{api}/audit", route("admin", "audit", _audit_handler(server))),
+        *_deviation_routes(api, route),
     ]
     config = WebConfig(server, web or WebSettings())
     app = Starlette(routes=[*routes, *web_routes(config)],

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 #: The newest migration; the server refuses to start on a database at another revision.
-HEAD = "0005"
+HEAD = "0006"
 #: The advisory lock key every PostgreSQL write transaction takes ("vq15").
 _PG_LOCK = 0x76713135
 
@@ -132,6 +132,34 @@ tombstones = sa.Table(
     sa.Column("signer", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
+)
+
+#: A change's deviations as a controller pushed them (``content``: the deviation's JSON, whose
+#: SHA-256 of canonical bytes is ``digest``) and the sites they belong to (comma-separated).
+deviations = sa.Table(
+    "deviations", metadata,
+    sa.Column("change_id", sa.String(64), primary_key=True),
+    sa.Column("deviation_id", sa.String(64), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("sites", sa.Text, nullable=False),
+    sa.Column("pushed", sa.String(32), nullable=False),
+    sa.Column("pushed_by", sa.String(64), nullable=False),
+)
+#: Waivers (signed approvals of deviations), each the file ``vqual deviation approve`` writes
+#: under ``waivers/`` (``file``) with its time-stamp token when the trust store names a TSA.
+waivers = sa.Table(
+    "waivers", metadata,
+    sa.Column("file", sa.String(255), primary_key=True),
+    sa.Column("change_id", sa.String(64), nullable=False, index=True),
+    sa.Column("deviation_id", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("token", sa.LargeBinary, nullable=True),
+    sa.Column("time", sa.String(32), nullable=False),
+    sa.Column("signer", sa.String(128), nullable=False),
+    sa.Column("keyid", sa.String(64), nullable=False),
+    sa.Column("stored_by", sa.String(64), nullable=False),
 )
 
 

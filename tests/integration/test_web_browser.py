@@ -5,7 +5,10 @@ logs in, finds the change, reads the run and signs "reviewed"; an approver appro
 ``vqual pull`` then ``vqual verify`` offline show both signatures. A login brute force
 across the workers locks the user id once, for all of them.
 
-Screenshots (change list, run page, signing dialog) are saved to
+Then a deviation pushed with ``vqual deviation push`` is approved in the browser by the
+approver and pulled back with ``vqual deviation pull``, where it counts offline.
+
+Screenshots (change list, run page, signing dialog, deviation approval) are saved to
 ``$VQUAL_ARTEFACTS/web-browser/<database>/`` when ``VQUAL_ARTEFACTS`` is set, else to the
 test's own temporary directory (``<pytest tmp>/screenshots``).
 """
@@ -228,19 +231,21 @@ def test_review_and_approve_in_chromium_then_verify_offline(
     assert [a.text for a in links] == [run.name]
     driver.save_screenshot(str(served.shots / "change-list.png"))  # type: ignore[attr-defined]
     _navigate(driver, links[0])
-    assert find(By.ID, "verdict").text == "pass"
-    assert "Not signed yet." in find(By.ID, "signatures").text
+    assert find(By.ID, "verdict").text == "PASS"
+    assert "No signatures yet." in find(By.ID, "signatures").text
     assert driver.find_elements(By.ID, "sign-approved") == []  # type: ignore[attr-defined]
     driver.save_screenshot(str(served.shots / "run-page.png"))  # type: ignore[attr-defined]
     _sign(driver, served, "rita", "reviewed", "signing-dialog.png")
-    assert "Rita Reviewer reviewed" in find(By.ID, "signatures").text
+    assert "reviewed Rita Reviewer" in find(By.ID, "signatures").text
+    assert driver.find_elements(By.ID, "sign-reviewed") == []  # type: ignore[attr-defined]
     _logout(driver)
 
     _login(driver, served.url, "alan")
     driver.get(f"{served.url}/runs/{run.name}")  # type: ignore[attr-defined]
     _sign(driver, served, "alan", "approved", None)
     rows = find(By.ID, "signatures").text
-    assert "Rita Reviewer reviewed" in rows and "Alan Approver approved" in rows
+    assert "reviewed Rita Reviewer" in rows and "approved Alan Approver" in rows
+    assert driver.find_elements(By.ID, "sign-approved") == []  # type: ignore[attr-defined]
     driver.save_screenshot(str(served.shots / "run-page-signed.png"))  # type: ignore[attr-defined]
     for shot in ("change-list.png", "run-page.png", "signing-dialog.png"):
         assert (served.shots / shot).read_bytes().startswith(b"\x89PNG")
@@ -259,6 +264,55 @@ def test_review_and_approve_in_chromium_then_verify_offline(
              for r in map(json.loads, audit.stdout.splitlines())}
     assert {("rita", "login", "ok"), ("rita", "sign", "ok"), ("alan", "login", "ok"),
             ("alan", "sign", "ok"), ("rita", "logout", "ok")} <= rows_
+    _approve_a_deviation(driver, served, reader)
+
+
+DEVIATIONS = f"""version: 1
+change_id: {CHANGE}
+deviations:
+  - id: DEV-1
+    test_id: IQ-T-001
+    target: localhost
+    justification: passwd is provisioned by the image; checked again next release
+    expiry: 2099-01-01T00:00:00Z
+    owner: Olga Owner
+    raised_by: rita
+"""
+
+
+def _approve_a_deviation(driver: object, served: Site, reader: Path) -> None:
+    """``vqual deviation push``; the approver (signed in) approves it in the browser; ``vqual
+    deviation pull`` brings the waiver back, and ``vqual deviation list`` counts it offline."""
+    from selenium.webdriver.common.by import By
+
+    find = driver.find_element  # type: ignore[attr-defined]
+    folder = served.state / "deviations" / CHANGE
+    folder.mkdir(parents=True)
+    (folder / "deviations.yaml").write_text(DEVIATIONS)
+    pusher = token_file(served.state, "ci-deviations", "pusher", *served.db_args)
+    done = run_vqual("deviation", "push", CHANGE, "--server", served.url, state_dir=served.state,
+                     VQUAL_SERVER_TOKEN_FILE=str(pusher))
+    assert done.returncode == 0, done.stderr
+    assert "pushed deviations DEV-1" in done.stdout
+    driver.get(f"{served.url}/deviations")  # type: ignore[attr-defined]
+    assert "unsigned" in find(By.ID, "deviations").text
+    _navigate(driver, find(By.CSS_SELECTOR, "a.deviation"))
+    assert find(By.ID, "approve-deviation").text == "DEV-1"
+    assert find(By.ID, "sign-name").text == "Alan Approver"
+    driver.save_screenshot(str(served.shots / "deviation-approval.png"))  # type: ignore[attr-defined]
+    find(By.ID, "sign-user").send_keys("alan")
+    find(By.ID, "sign-password").send_keys(PASSWORD)
+    find(By.ID, "sign-comment").send_keys("accepted until the next release")
+    _navigate(driver, find(By.ID, "sign-submit"))
+    assert "approved" in find(By.ID, "deviations").text
+    assert (served.shots / "deviation-approval.png").read_bytes().startswith(b"\x89PNG")
+    done = run_vqual("deviation", "pull", CHANGE, "--server", served.url,
+                     state_dir=served.state, VQUAL_SERVER_TOKEN_FILE=str(reader))
+    assert done.returncode == 0, done.stderr
+    assert "1 new waiver(s)" in done.stdout
+    listed = run_vqual("deviation", "list", CHANGE, state_dir=served.state)
+    assert "DEV-1  IQ-T-001 on localhost  approved by Alan Approver" in listed.stdout, (
+        listed.stdout + listed.stderr)
 
 
 def _try_login(url: str, user_id: str, password: str) -> int:

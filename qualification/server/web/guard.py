@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,18 @@ class WebUser:
 
     def may_see_site(self, site: str | None) -> bool:
         """The per-site seam: a run without a site, or a user of every site, is visible."""
-        return site is None or not self.sites or site in self.sites
+        return site is None or self.of_every_site or site in self.sites
+
+    @property
+    def of_every_site(self) -> bool:
+        """Whether the user sees every site: no sites given, or ``*``."""
+        return not self.sites or "*" in self.sites
+
+    def may_see(self, sites: Collection[str], per_site: bool) -> bool:
+        """Whether a run (or deviation) of ``sites`` is shown to and may be acted on by this
+        user: as the API holds a token to its sites (``site_refusal``), when the server
+        configures sites; a user of every site sees everything."""
+        return not per_site or self.of_every_site or bool(set(self.sites) & set(sites))
 
 
 class WebRefused(Exception):
@@ -116,7 +128,7 @@ async def require_user(request: Request, role: str | None) -> WebUser | Response
     if session is None:
         if token:
             await audit(request, "session", "refused", f"{why}: {request.url.path[:200]}")
-        target = quote(request.url.path if request.method == "GET" else "/changes", safe="/")
+        target = quote(request.url.path if request.method == "GET" else "/review/runs", safe="/")
         return RedirectResponse(f"/login?next={target}", status_code=303, headers=HEADERS)
     user = WebUser(session.user_id, session.printed_name, session.roles, session.sites)
     request.state.user = user
@@ -198,7 +210,7 @@ _LOCAL_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&+:@-]*$")
 def redirect(url: str) -> RedirectResponse:
     """A 303 to a path of this site; anything else (another site, a ``//`` or ``/\\``
     address) goes to the change list instead."""
-    safe = url if _LOCAL_PATH.match(url) else "/changes"
+    safe = url if _LOCAL_PATH.match(url) else "/review/runs"
     return RedirectResponse(safe, status_code=303, headers=HEADERS)
 
 

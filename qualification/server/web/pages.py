@@ -1,4 +1,5 @@
-"""The minimal pages: login and logout, the change list, a run's page, the signing dialog.
+"""The minimal pages: login and logout, the signing dialog, and the old change list and run
+page, which redirect to the one listing (the review pages, :mod:`.review_pages`).
 
 Every route is guarded (:func:`.guard.require_user`), every POST checks CSRF, every page is
 rendered through the autoescaping environment. Logins, failed logins, logouts, signatures and
@@ -11,15 +12,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from qualification.evidence.reader import read_bundle
-from qualification.server import db
 from qualification.server.service import Refused
 from qualification.server.web.accounts import attempt_login
 from qualification.server.web.config import WebConfig
@@ -43,6 +43,8 @@ from qualification.server.web.sessions import end_session, start_session
 from qualification.server.web.signing import MEANING_WEB_ROLE, SignRefused, sign_held_run
 
 _CSS = (Path(__file__).parent / "templates" / "web.css").read_bytes()
+#: The one listing of changes and runs (the review pages); a run's page is ``RUNS/<run id>``.
+RUNS = "/review/runs"
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,6 @@ def run_summary(path: Path) -> RunSummary:
                       sorted({r["target"] for r in results}), results, signatures)
 
 
-def _runs(config: WebConfig, change: str | None) -> list[dict[str, Any]]:
-    r, v = db.runs, db.voids
-    query = (sa.select(r.c.run_id, r.c.change_id, r.c.seal, r.c.pushed, r.c.pushed_by,
-                       v.c.time.label("voided"))
-             .select_from(r.outerjoin(v, v.c.run_id == r.c.run_id))
-             .order_by(r.c.pushed.desc()).limit(500))
-    if change:
-        query = query.where(r.c.change_id == change[:64])
-    with db.read_tx(config.server.engine) as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
 class _Pages:
     """The handlers, over one configuration."""
 
@@ -98,11 +88,11 @@ class _Pages:
         return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
     async def home(self, request: Request) -> Response:
-        return redirect("/changes")
+        return redirect(RUNS)
 
     async def login_page(self, request: Request, message: str = "", status: int = 200) -> Response:
         token = new_login_csrf(request)
-        nxt = request.query_params.get("next", "/changes")
+        nxt = request.query_params.get("next", RUNS)
         page = render(request, "login.html", status=status, message=message, next=nxt)
         page.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=self.config.settings.secure_cookies, path="/login")
@@ -124,7 +114,7 @@ class _Pages:
             return await self.login_page(request, shown, 429 if outcome.throttled else 401)
         token = await run_in_threadpool(start_session, self.server.engine, user_id, address)
         await audit(request, "login", "ok", "session started", user_id=user_id)
-        response = redirect(form.get("next", "/changes"))
+        response = redirect(form.get("next", RUNS))
         response.set_cookie(session_cookie(self.config), token, httponly=True, samesite="strict",
                             secure=self.config.settings.secure_cookies, path="/")
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", httponly=True,
@@ -145,26 +135,27 @@ class _Pages:
         return response
 
     async def changes(self, request: Request) -> Response:
+        """The old change list: now the one listing, ``/review/runs`` (its filters kept)."""
         user = await require_user(request, None)
         if isinstance(user, Response):
             return user
-        change = request.query_params.get("change") or None
-        rows = await run_in_threadpool(_runs, self.config, change)
-        return render(request, "changes.html", runs=rows, change=change or "")
+        change = request.query_params.get("change", "")[:64]
+        return redirect(f"{RUNS}?change={quote(change, safe='')}" if change else RUNS)
 
     async def run_page(self, request: Request) -> Response:
+        """The old run page: now the run's summary with its signatures and signing links."""
         user = await require_user(request, None)
         if isinstance(user, Response):
             return user
-        info, summary = await self._held(request)
-        return render(request, "run.html", info=info, summary=summary,
-                      may_review=user.has("reviewer"), may_approve=user.has("approver"))
+        return redirect(f"{RUNS}/{quote(request.path_params['run_id'][:64], safe='')}")
 
-    async def _held(self, request: Request) -> tuple[dict[str, Any], RunSummary]:
+    async def _held(self, request: Request, user: WebUser) -> tuple[dict[str, Any], RunSummary]:
         try:
             info = await run_in_threadpool(self.server.run_info, request.path_params["run_id"])
         except Refused as exc:
             raise WebRefused(404, exc.message, "read") from None
+        if not user.may_see(info["sites"], self.server.settings.per_site):
+            raise WebRefused(404, f"no run {info['run_id']} is held for your sites", "sign")
         path = self.server.store / info["change_id"] / info["run_id"]
         return info, await run_in_threadpool(run_summary, path)
 
@@ -175,7 +166,7 @@ class _Pages:
         user = await require_user(request, MEANING_WEB_ROLE[meaning])
         if isinstance(user, Response):
             return user
-        info, summary = await self._held(request)
+        info, summary = await self._held(request, user)
         if request.method == "GET":
             return render(request, "sign.html", info=info, summary=summary, meaning=meaning,
                           message="")
@@ -196,7 +187,7 @@ class _Pages:
                           meaning=meaning, message=exc.message)
         await audit(request, "sign", "ok", f"{meaning} by {done.name} (key {done.keyid[:16]}), "
                     f"seal {done.seal}, seq {done.seq}, log {done.log_indexes}", info["run_id"])
-        return redirect(f"/runs/{info['run_id']}")
+        return redirect(f"{RUNS}/{info['run_id']}")
 
 
 def routes(config: WebConfig) -> list[Route]:
@@ -207,7 +198,7 @@ def routes(config: WebConfig) -> list[Route]:
         Route("/", pages.home),
         Route("/login", pages.login, methods=["GET", "POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
-        Route("/changes", pages.changes),
+        Route("/changes", pages.changes),  # the old listing and run page: redirects
         Route("/runs/{run_id}", pages.run_page),
         Route("/runs/{run_id}/sign", pages.sign, methods=["GET", "POST"]),
     ]

@@ -34,6 +34,7 @@ from qualification.reports.audit_review import _moment
 from qualification.reports.model import load_run
 from qualification.server import db
 from qualification.server.service import EvidenceServer
+from qualification.server.settings import bundle_sites, decode_sites
 
 #: Facts kept per process (a few hundred bytes each); rendered pages (tens of KB each).
 _CACHE_SIZE = 4096
@@ -53,6 +54,7 @@ class RunFacts:
     signatures: tuple[tuple[str, str, str], ...]  # (meaning, printed name, time)
     after_seal: int  # records after run.end
     chain: str
+    signers: tuple[tuple[str, str], ...] = ()  # (meaning, key id) of each signature
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class HeldRun:
     voided: str | None
     facts: RunFacts
     log: str = ""
+    sites: frozenset[str] = frozenset()
 
     @property
     def verification(self) -> str:
@@ -201,7 +204,8 @@ def _read_facts(path: Path, records_sha256: str) -> RunFacts:
         clusters=_clusters(run.start, inventory),
         counts=tuple((k, v) for k, v in run.counts().items() if v),
         signatures=tuple((s.meaning, s.name, s.time or "") for s in run.signatures),
-        after_seal=len(records) - end - 1, chain=chain)
+        after_seal=len(records) - end - 1, chain=chain,
+        signers=tuple((s.meaning, s.keyid) for s in run.signatures))
 
 
 def facts_of(path: Path, records_sha256: str) -> RunFacts:
@@ -240,11 +244,24 @@ def _log_status(server: EvidenceServer, runs: Sequence[HeldRun]) -> list[HeldRun
     return out
 
 
-def held_runs(server: EvidenceServer, flt: RunFilter, limit: int = 200) -> list[HeldRun]:
-    """The held runs ``flt`` keeps, newest push first, at most ``limit``, with statuses."""
+#: Whether a run of these sites is shown (the signed-in user's :meth:`WebUser.may_see`).
+Visible = Callable[[frozenset[str]], bool]
+
+
+def _sites(server: EvidenceServer, row: Any) -> frozenset[str]:
+    """A run's sites: as stored when pushed, else (pushed before 0003) from its inventory."""
+    if row.sites is not None:
+        return decode_sites(row.sites)
+    return bundle_sites(server.store / row.change_id / row.run_id)
+
+
+def held_runs(server: EvidenceServer, flt: RunFilter, limit: int = 200,
+              visible: Visible | None = None) -> list[HeldRun]:
+    """The held runs ``flt`` keeps (and ``visible`` shows), newest push first, at most
+    ``limit``, with statuses."""
     r, v = db.runs, db.voids
     query = (sa.select(r.c.run_id, r.c.change_id, r.c.seal, r.c.pushed, r.c.pushed_by,
-                       r.c.records_sha256, v.c.time.label("voided"))
+                       r.c.records_sha256, r.c.sites, v.c.time.label("voided"))
              .select_from(r.outerjoin(v, v.c.run_id == r.c.run_id))
              .order_by(r.c.pushed.desc(), r.c.run_id))
     if flt.change:
@@ -253,13 +270,16 @@ def held_runs(server: EvidenceServer, flt: RunFilter, limit: int = 200) -> list[
         rows = conn.execute(query).all()
     kept: list[HeldRun] = []
     for row in rows:
+        sites = _sites(server, row)
+        if visible is not None and not visible(sites):
+            continue
         path = server.store / row.change_id / row.run_id
         try:
             facts = facts_of(path, row.records_sha256)
         except (OSError, ValueError) as exc:
             facts = RunFacts("?", "unreadable", "", (), (), (), (), 0, f"UNREADABLE: {exc}"[:200])
         run = HeldRun(row.run_id, row.change_id, row.seal, row.pushed, row.pushed_by,
-                      row.voided, facts)
+                      row.voided, facts, sites=sites)
         if flt.matches(run):
             kept.append(run)
             if len(kept) >= limit:
@@ -273,14 +293,23 @@ def held_run(server: EvidenceServer, run_id: str) -> HeldRun | None:
     with db.read_tx(server.engine) as conn:
         row = conn.execute(
             sa.select(r.c.run_id, r.c.change_id, r.c.seal, r.c.pushed, r.c.pushed_by,
-                      r.c.records_sha256, v.c.time.label("voided"))
+                      r.c.records_sha256, r.c.sites, v.c.time.label("voided"))
             .select_from(r.outerjoin(v, v.c.run_id == r.c.run_id))
             .where(r.c.run_id == run_id[:64])).first()
     if row is None:
         return None
     run = HeldRun(row.run_id, row.change_id, row.seal, row.pushed, row.pushed_by, row.voided,
-                  facts_of(server.store / row.change_id / row.run_id, row.records_sha256))
+                  facts_of(server.store / row.change_id / row.run_id, row.records_sha256),
+                  sites=_sites(server, row))
     return _log_status(server, [run])[0]
+
+
+def visible_run_ids(server: EvidenceServer, visible: Visible) -> set[str]:
+    """The ids of the held runs ``visible`` shows."""
+    r = db.runs
+    with db.read_tx(server.engine) as conn:
+        rows = conn.execute(sa.select(r.c.run_id, r.c.change_id, r.c.sites)).all()
+    return {row.run_id for row in rows if visible(_sites(server, row))}
 
 
 def records_of(server: EvidenceServer, run: HeldRun) -> list[Record]:
@@ -301,4 +330,4 @@ def cached_render(server: EvidenceServer, run: HeldRun, what: str,
 
 
 __all__ = ["HeldRun", "RunFacts", "RunFilter", "cached_render", "facts_of", "held_run",
-           "held_runs", "records_of"]
+           "held_runs", "records_of", "visible_run_ids"]

@@ -10,6 +10,7 @@ which escape everything a target reported; they are embedded as the fragments th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ from qualification.server.web.review_data import (
     held_run,
     held_runs,
     records_of,
+    visible_run_ids,
 )
+from qualification.server.web.signing import DECISION, user_keyid
 from qualification.verdict import VERDICTS
 
 #: Who may read the review pages.
@@ -79,11 +82,46 @@ def _rendered(config: WebConfig, run: HeldRun, what: str, renderer: Any) -> Any:
                          "read") from None
 
 
-def _run_or_404(config: WebConfig, run_id: str) -> HeldRun:
+def _run_or_404(config: WebConfig, run_id: str, user: WebUser) -> HeldRun:
+    """The held run ``run_id`` if ``user`` may see it; else 404 (audited), the same answer
+    as for a run not held, so another site's runs are not disclosed."""
     run = held_run(config.server, run_id)
     if run is None:
         raise WebRefused(404, f"no run {run_id[:64]} is held", "read")
+    if not user.may_see(run.sites, config.server.settings.per_site):
+        raise WebRefused(404, f"no run {run_id[:64]} is held for your sites", "read")
     return run
+
+
+def _visible(config: WebConfig, user: WebUser) -> Callable[[frozenset[str]], bool]:
+    per_site = config.server.settings.per_site
+    return lambda sites: user.may_see(sites, per_site)
+
+
+def _audit_rows(config: WebConfig, user: WebUser) -> list[dict[str, Any]]:
+    """The audit rows ``user`` may read: all for a user of every site; else the rows of the
+    runs of their sites and their own."""
+    rows = config.server.audit_rows(AUDIT_ROWS)
+    if user.of_every_site or not config.server.settings.per_site:
+        return rows
+    runs = visible_run_ids(config.server, _visible(config, user))
+    return [r for r in rows if r.get("run_id") in runs or r.get("who") == user.user_id]
+
+
+def _sign_links(config: WebConfig, run: HeldRun, user: WebUser) -> list[tuple[str, str]]:
+    """The signing links ``user`` gets on ``run``: none once it is void or approved; not a
+    meaning the user's key has signed it with (approved and rejected are one decision)."""
+    if run.voided:
+        return []
+    signed = run.facts.signers
+    if any(meaning == "approved" for meaning, _ in signed):
+        return []
+    keyid = user_keyid(config.server, user.user_id)
+    mine = {DECISION.get(m, m) for m, k in signed if k == keyid}
+    links = [("reviewed", "Sign as reviewed")] if user.has("reviewer") else []
+    if user.has("approver"):
+        links += [("approved", "Approve"), ("rejected", "Reject")]
+    return [(m, label) for m, label in links if DECISION.get(m, m) not in mine]
 
 
 def _statuses(run: HeldRun) -> list[tuple[str, str]]:
@@ -105,11 +143,13 @@ def _period(request: Request) -> tuple[datetime, datetime]:
     return since, until
 
 
-def _periodic_inputs(config: WebConfig, since: datetime, until: datetime) -> dict[str, Any]:
-    runs = held_runs(config.server, RunFilter(since=since, until=until), limit=100000)
+def _periodic_inputs(config: WebConfig, user: WebUser, since: datetime,
+                     until: datetime) -> dict[str, Any]:
+    runs = held_runs(config.server, RunFilter(since=since, until=until), limit=100000,
+                     visible=_visible(config, user))
     return {"given": [records_of(config.server, r) for r in runs], "since": since,
             "until": until, "voided": [r.run_id for r in runs if r.voided],
-            "audit_events": config.server.audit_rows(AUDIT_ROWS)}
+            "audit_events": _audit_rows(config, user)}
 
 
 async def _css(request: Request) -> Response:
@@ -125,7 +165,7 @@ async def runs_page(request: Request) -> Response:
         flt = RunFilter.from_query(request.query_params)
     except BadInputError as exc:
         raise _refuse_bad(exc) from None
-    runs = await run_in_threadpool(held_runs, config.server, flt)
+    runs = await run_in_threadpool(held_runs, config.server, flt, 200, _visible(config, user))
     changes: dict[str, int] = {}
     for run in runs:
         changes[run.change_id] = changes.get(run.change_id, 0) + 1
@@ -138,12 +178,12 @@ async def summary_page(request: Request) -> Response:
     user = await _reader(request)
     if isinstance(user, Response):
         return user
-    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
+    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"], user)
     fragment = await run_in_threadpool(_rendered, config, run, "summary",
                                        render_summary_fragment)
+    links = await run_in_threadpool(_sign_links, config, run, user)
     return render(request, "review/summary.html", run=run, statuses=_statuses(run),
-                  fragment=fragment, may_review=user.has("reviewer"),
-                  may_approve=user.has("approver"))
+                  fragment=fragment, links=links)
 
 
 async def timeline_page(request: Request) -> Response:
@@ -151,7 +191,7 @@ async def timeline_page(request: Request) -> Response:
     user = await _reader(request)
     if isinstance(user, Response):
         return user
-    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
+    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"], user)
     svg = await run_in_threadpool(_rendered, config, run, "timeline", render_timeline)
     return render(request, "review/timeline.html", run=run, svg=svg,
                   statuses=_statuses(run))
@@ -169,7 +209,7 @@ async def audit_page(request: Request) -> Response:
             raise BadInputError(f"export format {fmt[:20]!r} is not one of csv, json")
     except BadInputError as exc:
         raise _refuse_bad(exc) from None
-    rows = ar.review(await run_in_threadpool(config.server.audit_rows, AUDIT_ROWS), flt)
+    rows = ar.review(await run_in_threadpool(_audit_rows, config, user), flt)
     if fmt:
         await audit(request, "audit.export", "ok", f"{fmt}, {len(rows)} events")
         media = "text/csv" if fmt == "csv" else "application/json"
@@ -185,7 +225,7 @@ async def periodic_page(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     since, until = _period(request)
-    inputs = await run_in_threadpool(_periodic_inputs, config, since, until)
+    inputs = await run_in_threadpool(_periodic_inputs, config, user, since, until)
     if request.url.path.endswith(".pdf"):
         try:
             pdf = await run_in_threadpool(lambda: render_periodic_pdf(**inputs))
@@ -208,7 +248,7 @@ async def sealed_report(request: Request) -> Response:
     user = await _reader(request)
     if isinstance(user, Response):
         return user
-    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"])
+    run = await run_in_threadpool(_run_or_404, config, request.path_params["run_id"], user)
     path = config.server.store / run.change_id / run.run_id / "report.html"
     if not path.is_file():
         raise WebRefused(404, f"run {run.run_id} has no sealed report.html", "read")

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -29,6 +30,39 @@ from qualification.signing import Ed25519Signer
 
 #: The browser role each meaning needs (the trust store's role is checked by sign_bundle).
 MEANING_WEB_ROLE = {"reviewed": "reviewer", "approved": "approver", "rejected": "approver"}
+
+
+#: Approving and rejecting are one decision: a person makes it once per run.
+DECISION = {"approved": "decision", "rejected": "decision"}
+
+
+def signed_by(server: EvidenceServer, change_id: str, run_id: str) -> list[tuple[str, str]]:
+    """(meaning, key id) of each signature the held run carries."""
+    from qualification.evidence.reader import read_bundle
+
+    bundle = read_bundle(server.store / change_id / run_id)
+    return [(str(s.data.get("meaning")), s.keyid) for s in bundle.signatures]
+
+
+def user_keyid(server: EvidenceServer, user_id: str) -> str | None:
+    with db.read_tx(server.engine) as conn:
+        found = conn.execute(sa.select(db.web_users.c.keyid)
+                             .where(db.web_users.c.user_id == user_id)).scalar()
+    return None if found is None else str(found)
+
+
+def repeat_refusal(server: EvidenceServer, info: dict[str, Any], keyid: str | None,
+                   meaning: str) -> str | None:
+    """Why signing ``info``'s run with ``meaning`` by ``keyid`` would repeat a signature
+    (the same meaning, or a second decision), or sign a run approved already; else None."""
+    signed = signed_by(server, info["change_id"], info["run_id"])
+    if any(m == "approved" for m, _ in signed) and meaning != "reviewed":
+        return f"run {info['run_id']} is approved already; it takes no further decision"
+    mine = [m for m, k in signed if k == keyid
+            and DECISION.get(m, m) == DECISION.get(meaning, meaning)]
+    if mine:
+        return f"you signed run {info['run_id']} as {mine[0]} already; a person signs once"
+    return None
 
 
 class SignRefused(Exception):
@@ -71,6 +105,13 @@ def sign_held_run(server: EvidenceServer, settings: WebSettings, session_user: s
     with db.read_tx(server.engine) as conn:
         row = conn.execute(sa.select(db.web_users.c.keyid, db.web_users.c.sealed_key)
                            .where(db.web_users.c.user_id == session_user)).first()
+    try:
+        info = server.run_info(run_id)
+    except Refused as exc:
+        raise SignRefused(exc.message, exc.status) from None
+    again = repeat_refusal(server, info, None if row is None else row.keyid, meaning)
+    if again is not None:
+        raise SignRefused(again, 409)
     if row is None or row.sealed_key is None or row.keyid is None:
         raise SignRefused(f"{session_user} has no signing key on this server; sign with "
                           "vqual sign and push the bundle again")

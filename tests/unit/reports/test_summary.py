@@ -69,6 +69,9 @@ def test_below_the_first_screen_tests_matrix_with_texts_deviations_signatures(
     html = render_summary(read_bundle(bundle).records)
     rest = html.split('<section id="tests">', 1)[1]
     assert rest.count('<tr data-test-id=') == 5
+    # The planned test without a result says MISSING in the table too, as the chips count it.
+    hcl = rest.split('<tr data-test-id="HCL-01"', 1)[1].split("</tr>", 1)[0]
+    assert ">MISSING<" in hcl and "ERROR" not in hcl
     matrix = rest.split('<section id="matrix">', 1)[1].split("</section>", 1)[0]
     assert "URS-NTP-01" in matrix and "site&#39;s NTP servers" in matrix
     assert REQUIREMENT_TEXT.split("'")[0] in matrix

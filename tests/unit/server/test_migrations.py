@@ -71,7 +71,7 @@ def test_the_migrations_are_shipped_in_the_package() -> None:
     assert (where / "env.py").is_file()
     assert sorted(p.name for p in (where / "versions").glob("v*.py")) == [
         "v0001_initial.py", "v0002_log.py", "v0003_sites_retention.py", "v0004_log_nodes.py",
-        "v0005_web.py"]
+        "v0005_web.py", "v0006_deviations.py"]
 
 
 def test_a_populated_database_of_revision_0002_gains_sites_and_tombstones(

@@ -83,3 +83,21 @@ def test_a_disabled_user_cannot_log_in(st: ServerState) -> None:
     finally:
         engine.dispose()
     assert (login.ok, login.why) == (False, "account disabled")
+
+
+def test_with_sites_configured_a_person_names_configured_sites(st: ServerState) -> None:
+    (st.state / "server").mkdir(exist_ok=True)
+    (st.state / "server" / "settings.yaml").write_text("sites: [basel, visp]\n")
+    none = _add(st)
+    assert none.exit_code == 2  # type: ignore[attr-defined]
+    assert "give the account --site" in none.output  # type: ignore[attr-defined]
+    other = _add(st, "--site", "zug")
+    assert other.output == ("vqual: site zug is not among the configured sites "  # type: ignore[attr-defined]
+                            "(basel, visp)\n")
+    assert _add(st, "--site", "basel").exit_code == 0  # type: ignore[attr-defined]
+    engine = db.make_engine(db.sqlite_url(st.state / "server" / "server.db"))
+    try:
+        with db.read_tx(engine) as conn:
+            assert conn.execute(sa.select(db.web_users.c.sites)).scalar_one() == "basel"
+    finally:
+        engine.dispose()

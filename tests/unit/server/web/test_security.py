@@ -187,8 +187,8 @@ def test_what_a_target_reported_is_shown_as_text(web: Web) -> None:
 
 
 def test_login_sends_nobody_to_another_site(web: Web) -> None:
-    for target, lands in (("/runs/" + RUN, "/runs/" + RUN), ("//evil.example", "/changes"),
-                          ("/\\evil.example", "/changes"), ("https://evil.example", "/changes")):
+    for target, lands in (("/runs/" + RUN, "/runs/" + RUN), ("//evil.example", "/review/runs"),
+                          ("/\\evil.example", "/review/runs"), ("https://evil.example", "/review/runs")):
         client = web.client()
         page = client.get("/login")
         got = client.post("/login", follow_redirects=False, data={

@@ -62,3 +62,27 @@ def test_whoever_initiated_the_run_may_not_approve_it(web: Web) -> None:
     assert _sign(web, "jane.doe", "approved") == 403
     refused = [a for a in web.audit() if a[:3] == ("jane.doe", "sign", "refused")]
     assert "initiated this run and may not approve it" in refused[-1][3]
+
+
+def test_signing_links_hide_once_signed_and_a_repeat_is_refused(web: Web) -> None:
+    summary = f"/review/runs/{RUN}"
+    rita, alan = web.client(), web.client()
+    login(rita, "rita")
+    login(alan, "alan")
+    assert 'id="sign-reviewed"' in rita.get(summary).text
+    assert _sign(web, "rita", "reviewed") == 303
+    assert 'id="sign-reviewed"' not in rita.get(summary).text
+    assert _sign(web, "rita", "reviewed") == 409
+    page = alan.get(summary).text
+    assert 'id="sign-approved"' in page and 'id="sign-rejected"' in page
+    assert _sign(web, "alan", "approved") == 303
+    page = alan.get(summary).text
+    assert 'id="sign-approved"' not in page and 'id="sign-rejected"' not in page
+    for meaning in ("approved", "rejected"):
+        assert _sign(web, "alan", meaning) == 409
+    refused = [a[3] for a in web.audit() if a[:3] in (("rita", "sign", "refused"),
+                                                       ("alan", "sign", "refused"))]
+    assert "you signed run" in refused[0] and "as reviewed already" in refused[0]
+    assert all("approved already" in r for r in refused[1:]) and len(refused) == 3
+    assert [s.data["meaning"] for s in read_bundle(web.server.store / "CHG0001234" / RUN)
+            .signatures] == ["reviewed", "approved"]

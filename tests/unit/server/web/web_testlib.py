@@ -27,10 +27,11 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def add_person(st: ServerState, server: EvidenceServer, user_id: str, name: str,
-               roles: list[str], *, trusted: bool = True, password: str = PASSWORD) -> str:
-    """An account; with ``trusted`` its key is in a root-signed trust version with the
-    signing roles among ``roles``. Returns the key id."""
-    new = add_user(server.engine, user_id, name, roles, password)
+               roles: list[str], *, trusted: bool = True, password: str = PASSWORD,
+               sites: list[str] | None = None) -> str:
+    """An account (of ``sites``; default every site); with ``trusted`` its key is in a
+    root-signed trust version with the signing roles among ``roles``. Returns the key id."""
+    new = add_user(server.engine, user_id, name, roles, password, sites)
     if trusted:
         trust = TrustStore.load(st.state / "trust.yaml")
         signing = [r for r in roles if r in ("reviewer", "approver")] or ["reviewer"]
@@ -50,7 +51,7 @@ def csrf_of(page: str) -> str:
 def login(client: TestClient, user_id: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     return client.post("/login", data={"user_id": user_id, "password": password,
-                                       "csrf_token": csrf_of(page.text), "next": "/changes"},
+                                       "csrf_token": csrf_of(page.text), "next": "/review/runs"},
                        follow_redirects=False)
 
 
