@@ -45,6 +45,7 @@ from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.translog import translog_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks
+from qualification.selftest.unplanned import unplanned_checks
 from qualification.selftest.web import web_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
@@ -82,6 +83,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
         *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
         *review_checks(),  # ST-OQ-29 (VQ-68)
+        *unplanned_checks(scratch),  # ST-OQ-37 (VQ-93)
     ]
 
 

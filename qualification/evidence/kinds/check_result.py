@@ -98,6 +98,12 @@ class CheckResult(RecordKind):
         keyid: str | None,
     ) -> None:
         data = record["data"]
+        test_id = data.get("test_id")
+        if not isinstance(test_id, str) or test_id not in chain.planned_ids:
+            # A result run.start did not plan would add a test nobody approved or selected
+            # (slices plan their own share; a join plans nothing and holds no results).
+            chain.problem(where, f"check.result for test {test_id!r}, which "
+                          "run.start did not plan")
         if data.get("verdict") == Verdict.WAIVED:
             # Judged with the waiver records at the end (judge_waivers).
             chain.waiver_entries.append(
