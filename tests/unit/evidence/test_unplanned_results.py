@@ -54,3 +54,13 @@ def test_vqual_verify_refuses_it_in_one_line_with_exit_1(tmp_path: Path) -> None
     named = [line for line in lines if "EXTRA-01" in line]
     assert len(named) == 1 and "which run.start did not plan" in named[0]
     assert lines[1] == named[0]  # the one problem, right under the status
+
+
+def test_a_difference_result_of_a_planned_test_belongs_to_it(tmp_path: Path) -> None:
+    # drift, clone and conversion runs record one result per difference under the test
+    keys = make_keys(tmp_path / "state")
+    build_bundle(tmp_path / "ev", keys, RUN, unplanned=(
+        ("KVM-01:file:/etc/motd", "kvm01.lab"), ("EXTRA-01:file:/etc/motd", "kvm01.lab")))
+    result = verify_bundle(tmp_path / "ev" / CHANGE / RUN, keys.trust, workers=1)
+    assert [p.split(": ", 1)[1] for p in result.problems] == [
+        "check.result for test 'EXTRA-01:file:/etc/motd', which run.start did not plan"]
