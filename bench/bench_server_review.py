@@ -1,8 +1,7 @@
 """20 reviewers browsing 1,000 pushed bundles: the run summary page against the sealed
 ``report.html`` returned as a static file, by the same server in the same run.
 
-1. N bundles (``bench_server_push.make_bundle``: ``--results`` results each; every tenth with
-   two failures) are pushed into a fresh server's store and database (the service's push:
+1. N bundles (``serverlib.make_bundle``: ``--results`` passed results each) are pushed into a fresh server's store and database (the service's push:
    verified as ``vqual push`` is);
 2. a real ``vqual serve`` (uvicorn, one worker, SQLite; ``--workers`` more) serves them; one
    reviewer account, ``--reviewers`` sessions logged in through the login form;
@@ -21,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_server_push import free_port, make_bundle, make_state, stop
+from serverlib import legacy_trust, make_bundle, make_state, start_server, stop
 
 from qualification.server import db
 from qualification.server.config import ServerConfig
@@ -43,11 +42,9 @@ from qualification.server.files import pack
 from qualification.server.service import EvidenceServer
 from qualification.server.web.accounts import add_user
 
-BIN = Path(sys.executable).parent
 PASSWORD = "bench reviewer password"
 SUMMARY, STATIC = "/review/runs/{}", "/review/runs/{}/report.html"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
 
 
 def populate(base: Path, bundles: int, results: int) -> list[str]:
@@ -71,26 +68,9 @@ def populate(base: Path, bundles: int, results: int) -> list[str]:
     return runs
 
 
-def serve(state: Path, workers: int) -> tuple[object, str]:
-    import subprocess
-    import urllib.request
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "vqual"), "serve", "--port", str(port), "--workers", str(workers),
-         "--insecure-cookies", "--legacy-trust", "--session-idle-minutes", "120"],
-        env=dict(os.environ, VQUAL_STATE_DIR=str(state)), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url + "/api/v1/health", timeout=2).close()
-            return proc, url
-        except OSError:
-            time.sleep(0.1)  # poll interval, bounded by the deadline
-    stop(proc)
-    raise SystemExit("vqual serve did not come up")
+def serve(state: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    return start_server(state, "--workers", str(workers), "--insecure-cookies",
+                        "--legacy-trust", "--session-idle-minutes", "120")
 
 
 def login(url: str) -> requests.Session:
@@ -156,7 +136,7 @@ def main() -> None:
     parser.add_argument("--results", type=int, default=10, help="check results per bundle")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    os.environ["VQUAL_LEGACY_TRUST"] = "1"  # the bench's own throwaway trust store
+    legacy_trust()  # the bench's own throwaway trust store
     base = Path(tempfile.mkdtemp(prefix="vqual-bench-review-"))
     try:
         t0 = time.perf_counter()
@@ -173,7 +153,7 @@ def main() -> None:
             first = browse(url, clients, shares, (SUMMARY, STATIC))  # a first look: cold
             again = browse(url, clients, shares, (SUMMARY, STATIC))  # rendered before: warm
         finally:
-            stop(proc)  # type: ignore[arg-type]
+            stop(proc)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     out = {"bundles": args.bundles, "reviewers": args.reviewers,

@@ -44,7 +44,7 @@ from qualification.errors import (
 )
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
-from qualification.review.signed import load_trust
+from qualification.review.pinned import judged_trust
 from qualification.spec.model import target_kinds
 from qualification.state import resolve_state_dir
 
@@ -91,15 +91,19 @@ def load_baseline(path: Path, state_dir: Path | None = None) -> Baseline:
     """Verify the baseline bundle and read what drift needs from it.
 
     Raises:
-        EvidenceInvalidError: the bundle does not verify, did not finish, or holds a bad
-            fingerprint record (exit 1, with the reason).
-        TrustError: no usable trust store.
+        EvidenceInvalidError: the bundle does not verify, did not finish, holds a bad
+            fingerprint record, or the pinned root does not vouch for the trust store (exit 1,
+            with the reason).
+        BadInputError: no trust store, or no trust root pinned (and no legacy trust).
     """
     path = Path(path)
     if not (path / "records.jsonl").is_file():
         raise EvidenceInvalidError("not an evidence bundle (no records.jsonl)", where=str(path))
-    result = verify_bundle(path, load_trust(resolve_state_dir(state_dir)))
     try:
+        # judged as `vqual verify` judges: through the pinned root ($VQUAL_TRUST_ROOT, the
+        # system pin; legacy only with VQUAL_LEGACY_TRUST=1), as the drift run itself is
+        trust = judged_trust(resolve_state_dir(state_dir)).store
+        result = verify_bundle(path, trust)
         result.raise_for_status()
     except EvidenceIncompleteError as exc:
         # A run that never sealed is no baseline: refused like an invalid one.

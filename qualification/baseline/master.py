@@ -27,7 +27,7 @@ from qualification.checks.fingerprint_model import (
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import INCOMPLETE, VALID, verify_bundle
-from qualification.review.signed import load_trust
+from qualification.review.pinned import judged_trust
 from qualification.signing import TrustStore
 from qualification.spec.plan import MasterBaseline
 from qualification.state import resolve_state_dir
@@ -43,11 +43,12 @@ def fingerprints_of(bundle: Path, *, state_dir: Path | None = None) -> dict[str,
             resolved state directory, as every command).
 
     Raises:
-        EvidenceInvalidError: the bundle does not verify (or a fingerprint record is bad).
+        EvidenceInvalidError: the bundle does not verify (or a fingerprint record is bad),
+            or the pinned root does not vouch for the trust store.
         EvidenceIncompleteError: the run did not finish.
-        TrustError: no usable trust store.
+        BadInputError: no trust store, or no trust root pinned (and no legacy trust).
     """
-    trust = load_trust(resolve_state_dir(state_dir))
+    trust = judged_trust(resolve_state_dir(state_dir)).store  # as `vqual verify` judges
     verify_bundle(Path(bundle), trust).raise_for_status()
     read = read_bundle(bundle)
     return fingerprints_from_records(
@@ -155,7 +156,8 @@ def load_master(
     where = f"master bundle {bundle}"
     if not (bundle / "records.jsonl").is_file():
         raise BadInputError("not an evidence bundle (no records.jsonl)", where=where)
-    result = verify_bundle(bundle, trust if trust is not None else load_trust(state_dir))
+    result = verify_bundle(bundle, trust if trust is not None
+                           else judged_trust(state_dir).store)
     if result.status == INCOMPLETE:
         raise EvidenceInvalidError(
             "the master run did not finish (no run.end): it cannot serve as a master", where=where

@@ -55,16 +55,23 @@ def deviation_approve(change_id: str, deviation_id: str, comment: str | None, ke
 
 @deviation.command("list")
 @click.argument("change_id")
+@trust_root_options
 @state_dir_option
 @domain_errors
-def deviation_list(change_id: str, state_dir: Path | None) -> None:
-    """List CHANGE_ID's deviations with their status: approved, unsigned or expired."""
+def deviation_list(change_id: str, trust_root: Path | None, legacy_trust: bool,
+                   state_dir: Path | None) -> None:
+    """List CHANGE_ID's deviations with their status: approved, unsigned or expired.
+
+    Waivers are judged through the pinned trust root, as `vqual verify` judges them; a trust
+    store the root does not vouch for is refused (exit 1).
+    """
     from qualification.evidence.records import utc_now
     from qualification.review.deviations import deviation_state
-    from qualification.review.signed import load_trust
+    from qualification.review.pinned import judged_trust
 
     state = resolve_state_dir(state_dir)
-    found = deviation_state(state, change_id, load_trust(state))
+    choice = judged_trust(state, trust_root=trust_root, legacy=legacy_trust)
+    found = deviation_state(state, change_id, choice.store)
     now = utc_now()
     if not found.deviations:
         click.echo(f"{change_id}: no deviations")
@@ -75,6 +82,7 @@ def deviation_list(change_id: str, state_dir: Path | None) -> None:
                    f"expires {dev.expiry}  owner {dev.owner}")
     for reason in found.refused:
         click.echo(f"  not counted: {reason}")
+    click.echo(choice.describe())
 
 
 _server_option = click.option(

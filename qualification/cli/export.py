@@ -62,23 +62,26 @@ def export(bundle: Path, fmt: str | None, inspector: bool, output: Path | None,
 
     from qualification.execution.recorder import open_signer_with
     from qualification.reports.exports import check_output, export_bundle, write_atomic
-    from qualification.review.signed import load_trust
+    from qualification.review.pinned import judged_trust
     from qualification.signing import Signer
 
     if output is not None:
         check_output(bundle, output)
     state = resolve_state_dir(state_dir)
+    # judged as `vqual verify` judges: a store the pinned root does not vouch for is refused
+    choice = judged_trust(state, trust_root=trust_root, legacy=legacy_trust)
 
     def signer() -> Signer:
         key = key_file or state / "keys" / "executor.pem"
         return open_signer_with(key, lambda: read_passphrase(passphrase_fd, "Key passphrase: "))[0]
 
-    data = export_bundle(bundle, load_trust(state), fmt, signer)
+    data = export_bundle(bundle, choice.store, fmt, signer)
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
     else:
         write_atomic(output, data)
         click.echo(f"vqual: wrote {fmt} export of {bundle} to {output}", err=True)
+    click.echo(f"vqual: {choice.describe()}", err=True)
 
 
 def _export_inspector(change: Path, fmt: str | None, output: Path | None,

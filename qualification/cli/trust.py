@@ -120,3 +120,92 @@ def trust_status(state_dir: Path | None) -> None:
     for version in history(state):
         click.echo(f"  v{version.version} {version.time} by {version.signed_by}: "
                    f"{'; '.join(version.changes) or 'no key changes'}")
+
+
+@trust.group("tsa")
+def trust_tsa() -> None:
+    """The Time-Stamp Authority trust.yaml names (its `tsa` section, docs/formats.md).
+
+    A change counts once a trust-admin signs that version with `vqual trust sign`, as for
+    keys; until then commands judging through the pinned root refuse the store.
+    """
+
+
+@trust_tsa.command("add")
+@click.option("--name", required=True, help="What records, reports and verify call the TSA.")
+@click.option("--url", required=True, help="Where tokens are asked for (RFC 3161 over HTTP(S)).")
+@click.option("--roots", "roots", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="PEM file of the TSA's trusted root certificate(s).")
+@click.option("--policy", default=None, help="The TSA policy OID its tokens must name "
+              "(default: any).")
+@click.option("--valid-from", "valid_from", default=None, metavar="TIME",
+              help="From this UTC time (ISO 8601) on, seals and signatures must carry its "
+              "tokens (default: now).")
+@click.option("--replace", is_flag=True, help="Replace the TSA the store already names.")
+@state_dir_option
+@domain_errors
+def trust_tsa_add(name: str, url: str, roots: Path, policy: str | None,
+                  valid_from: str | None, replace: bool, state_dir: Path | None) -> None:
+    """Name the TSA in trust.yaml; it counts once `vqual trust sign` signs it."""
+    from qualification.errors import BadInputError, TrustError
+    from qualification.signing import TrustStore
+    from qualification.signing.trusted_tsa import new_tsa
+    from qualification.timeutil import parse_utc, utc_now
+
+    path = trust_path(resolve_state_dir(state_dir))
+    store = TrustStore.load(path)
+    if store.tsa is not None and not replace:
+        raise BadInputError(f"the trust store already names the TSA {store.tsa.name} "
+                            f"({store.tsa.url}); give --replace, or remove it first",
+                            where=str(path))
+    try:
+        since = parse_utc(valid_from) if valid_from else utc_now()
+    except ValueError:
+        raise BadInputError(f"{valid_from!r} is not an ISO 8601 time",
+                            where="--valid-from") from None
+    try:
+        store.tsa = new_tsa(name, url, roots.read_text(encoding="utf-8"), policy, since)
+    except (TrustError, UnicodeDecodeError) as exc:
+        text = exc.one_line() if isinstance(exc, TrustError) else f"{roots}: not PEM text"
+        raise BadInputError(text) from None
+    store.save()
+    click.echo(f"named the TSA {name} ({url}) in {path}; it counts once a trust-admin signs "
+               "this version (vqual trust sign)")
+
+
+@trust_tsa.command("remove")
+@state_dir_option
+@domain_errors
+def trust_tsa_remove(state_dir: Path | None) -> None:
+    """Remove the TSA from trust.yaml; it counts once `vqual trust sign` signs it."""
+    from qualification.errors import BadInputError
+    from qualification.signing import TrustStore
+
+    path = trust_path(resolve_state_dir(state_dir))
+    store = TrustStore.load(path)
+    if store.tsa is None:
+        raise BadInputError("the trust store names no TSA", where=str(path))
+    old, store.tsa = store.tsa, None
+    store.save()
+    click.echo(f"removed the TSA {old.name} ({old.url}) from {path}; it counts once a "
+               "trust-admin signs this version (vqual trust sign)")
+
+
+@trust_tsa.command("list")
+@state_dir_option
+@domain_errors
+def trust_tsa_list(state_dir: Path | None) -> None:
+    """Show the TSA trust.yaml names and whether that is its signed version."""
+    from qualification.review.trust_history import history
+    from qualification.signing import TrustStore
+
+    state = resolve_state_dir(state_dir)
+    store = TrustStore.load(trust_path(state))
+    click.echo("\n".join(store.tsa.describe()) if store.tsa is not None
+               else "no TSA: runs say 'no trusted time'")
+    versions = history(state)
+    if versions and versions[-1].digest == store.digest:
+        click.echo(f"as in signed trust store version {versions[-1].version}")
+    else:
+        click.echo("not signed: an unsigned change until a trust-admin runs `vqual trust sign`")

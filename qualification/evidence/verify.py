@@ -390,6 +390,7 @@ class _ChainState:
         self.trust = trust
         self.end_seen = False
         self.planned: list[dict[str, Any]] = []
+        self.planned_ids: set[str] = set()
         self.done: set[tuple[Any, Any]] = set()
         self.raw_refs: list[tuple[str, str, str]] = []  # (where, file, sha256)
         self.manifest_digest: str | None = None

@@ -6,41 +6,22 @@ from pathlib import Path
 from typing import Any
 
 from qualification.audit import record_failed_verification
-from qualification.errors import BadInputError, EvidenceInvalidError, TrustError
+from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence import trusted_time
 from qualification.evidence.change import is_change_dir, verify_change
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.recorder import records_as_dicts
 from qualification.reports.html import render_pdf, render_report
-from qualification.review.pinned import TrustChoice, choose_trust
-from qualification.review.signed import load_trust_versioned
+from qualification.review.pinned import TrustChoice, judged_trust
 from qualification.signing import TrustStore
-from qualification.state import trust_path
-
-
-def _trust(state_dir: Path) -> TrustStore:
-    path = trust_path(state_dir)
-    if not path.exists():
-        raise BadInputError(f"no trust store at {path}; verification trusts only keys in it")
-    return load_trust_versioned(state_dir)[0]
 
 
 def verifying_trust(
     state_dir: Path, *, trust_root: Path | None = None, legacy: bool = False
 ) -> TrustChoice:
-    """The trust store verification judges with (:func:`choose_trust`).
-
-    A store the pinned root does not vouch for (tampered, re-signed by another key, an
-    unsigned change) makes the evidence unverifiable: invalid, exit 1, with the reason.
-
-    Raises:
-        BadInputError: no trust store, no pin and no legacy trust asked for, a pin refused.
-        EvidenceInvalidError: the pinned root does not vouch for the trust store.
-    """
-    try:
-        return choose_trust(state_dir, trust_root=trust_root, legacy=legacy)
-    except TrustError as exc:
-        raise EvidenceInvalidError(f"trust store refused: {exc.one_line()}") from None
+    """The trust store verification judges with: :func:`judged_trust`, the one judgement
+    every reader of evidence makes."""
+    return judged_trust(state_dir, trust_root=trust_root, legacy=legacy)
 
 
 def verify_command(
@@ -170,10 +151,21 @@ def _verify_change_command(
 
 
 def render_current_report(
-    bundle: Path, state_dir: Path, *, out: Path | None = None, pdf: bool = False
-) -> list[Path]:
-    """Render the report as it stands now (signatures added since the seal included)."""
-    result = verify_bundle(bundle, _trust(state_dir))
+    bundle: Path, state_dir: Path, *, out: Path | None = None, pdf: bool = False,
+    trust_root: Path | None = None, legacy: bool = False,
+) -> tuple[list[Path], str]:
+    """Render the report as it stands now (signatures added since the seal included),
+    judged through the pinned root as ``verify`` judges; returns the files written and the
+    line naming the root (or legacy).
+
+    Raises:
+        EvidenceInvalidError: the bundle does not verify, or the pinned root does not vouch
+            for the trust store (nothing is written).
+    """
+    if not bundle.is_dir():
+        raise BadInputError(f"{bundle} is not an evidence bundle directory")
+    choice = judged_trust(state_dir, trust_root=trust_root, legacy=legacy)
+    result = verify_bundle(bundle, choice.store)
     if result.status == "invalid":
         raise EvidenceInvalidError(
             f"{bundle} does not verify: {result.problems[0] if result.problems else 'invalid'}"
@@ -196,4 +188,4 @@ def render_current_report(
         pdf_path = target / "report.pdf"
         pdf_path.write_bytes(render_pdf(html))
         written.append(pdf_path)
-    return written
+    return written, choice.describe()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.audit import AUDIT_FILE
-from qualification.errors import BadInputError, VqualError
+from qualification.errors import BadInputError, EvidenceInvalidError, VqualError
 from qualification.evidence.bundle import RECORDS
 from qualification.evidence.kinds import kind_of
 from qualification.evidence.reader import read_bundle
@@ -28,12 +28,15 @@ from qualification.evidence.records import format_time
 from qualification.evidence.verify import WAIVER_TYPE
 from qualification.review.approval import APPROVAL_TYPE, APPROVALS_DIR
 from qualification.review.deviations import DEVIATIONS_DIR, WAIVERS_DIR
+from qualification.review.pinned import judged_trust
 from qualification.review.signed import open_document
 from qualification.review.trust_history import HISTORY_DIR, history
 from qualification.signing import TrustStore
 from qualification.signing.dsse import parse_envelope
 from qualification.state import trust_path
 
+#: What an audit lists when the pinned root does not vouch for the trust store.
+REFUSED = "trust.refused"
 COLUMNS = ("time", "who", "what", "change_id", "run_id", "target", "keyid", "detail", "source")
 FORMATS = ("text", "csv", "json")
 
@@ -68,6 +71,8 @@ def parse_since(text: str, what: str = "--since") -> datetime:
 
 def _name(trust: TrustStore | None, keyid: str) -> str:
     key = trust.get(keyid) if trust is not None else None
+    if trust is None:
+        return f"key {keyid[:16]} (no trust store vouched for)"
     return key.name if key is not None else f"key {keyid[:16]} (not in the trust store)"
 
 
@@ -136,7 +141,7 @@ def _document_events(
             continue
         status = "verifies"
         if trust is None:
-            status = "NOT VERIFIED: no trust store"
+            status = "NOT VERIFIED: no trust store vouched for"
         else:
             try:
                 open_document(raw, payload_type, trust, "approver", where=rel)
@@ -260,15 +265,22 @@ def collect_events(
     evidence_roots: list[Path],
     since: datetime,
     until: datetime | None = None,
+    *,
+    judged: AuditTrust | None = None,
 ) -> list[AuditEvent]:
     """Every event from ``since`` (inclusive) to ``until`` (exclusive), oldest first.
 
     Events whose time cannot be read (damaged files) are always listed, so damage is never
-    filtered away.
+    filtered away. Signers and signed documents are judged with ``judged`` (default
+    :func:`audit_trust` through the pin the environment names); a store the root does not
+    vouch for is a ``trust.refused`` event, listed first, and then nothing is vouched for.
+
+    Raises:
+        BadInputError: see :func:`audit_trust`; an evidence root that does not exist.
     """
-    path = trust_path(state_dir)
-    trust = TrustStore.load(path) if path.exists() else None
-    events: list[AuditEvent] = []
+    judged = judged if judged is not None else audit_trust(state_dir)
+    trust = judged.store
+    events: list[AuditEvent] = list(judged.refused)
     for root in evidence_roots:
         if not root.is_dir():
             raise BadInputError(f"evidence directory {root} does not exist")
@@ -299,6 +311,36 @@ def collect_events(
         if not _is_time(e.time) or (e.time >= low and (high is None or e.time < high))
     ]
     return sorted(kept, key=lambda e: (e.time, e.source, e.what))
+
+
+@dataclass(frozen=True)
+class AuditTrust:
+    """What the audit names signers from (None: no store, or refused), the refusal as an
+    event, and the line naming the root (or legacy, or the refusal)."""
+
+    store: TrustStore | None
+    refused: tuple[AuditEvent, ...]
+    text: str
+
+
+def audit_trust(state_dir: Path, *, trust_root: Path | None = None,
+                legacy: bool = False) -> AuditTrust:
+    """The trust store the audit judges with: :func:`judged_trust`, as ``verify`` judges.
+
+    Raises:
+        BadInputError: a trust store but no trust root pinned (and no legacy trust asked
+            for), or a pin refused.
+    """
+    if not trust_path(state_dir).exists():
+        return AuditTrust(None, (), "no trust store: no signer is vouched for")
+    try:
+        choice = judged_trust(state_dir, trust_root=trust_root, legacy=legacy)
+    except EvidenceInvalidError as exc:
+        text = f"{exc.message}; no signer below is vouched for"
+        # No time: always listed, and first (record-form times sort after the empty text).
+        return AuditTrust(None, (AuditEvent("", "", REFUSED, "", "", "", "", text,
+                                            "trust.yaml"),), text)
+    return AuditTrust(choice.store, (), choice.describe())
 
 
 def _is_time(text: str) -> bool:

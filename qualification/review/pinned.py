@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.config import load_config
-from qualification.errors import BadInputError, TrustError
+from qualification.errors import BadInputError, EvidenceInvalidError, TrustError
 from qualification.review.trust_history import rooted_store, trusted_store
 from qualification.signing import TrustStore
 from qualification.signing.trust_root import (
@@ -94,6 +94,23 @@ def choose_trust(state_dir: Path, *, trust_root: Path | None = None,
         )
     timeline = rooted_store(state_dir, root)
     return TrustChoice(timeline, timeline.version, root)
+
+
+def judged_trust(state_dir: Path, *, trust_root: Path | None = None,
+                 legacy: bool = False) -> TrustChoice:
+    """The one judgement every reader of evidence makes (``verify``, ``report``, ``export``,
+    ``deviation list``, ``drift --baseline``, ``audit``): :func:`choose_trust`, where a store
+    the pinned root does not vouch for (tampered, re-signed by another key, an unsigned
+    change) makes what it would vouch for untrusted: invalid, exit 1, with the reason.
+
+    Raises:
+        BadInputError: no trust store, no pin and no legacy trust asked for, a pin refused.
+        EvidenceInvalidError: the pinned root does not vouch for the trust store.
+    """
+    try:
+        return choose_trust(state_dir, trust_root=trust_root, legacy=legacy)
+    except TrustError as exc:
+        raise EvidenceInvalidError(f"trust store refused: {exc.one_line()}") from None
 
 
 def approvable(choice: TrustChoice) -> None:

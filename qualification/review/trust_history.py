@@ -34,6 +34,7 @@ from qualification.review.documents import (
 from qualification.signing import Signer, TrustStore
 from qualification.signing.dsse import parse_envelope
 from qualification.signing.trust_root import TrustRoot, TrustTimeline, check_versions_rooted
+from qualification.signing.trusted_tsa import describe_tsa_change
 from qualification.state import trust_path
 
 HISTORY_DIR = "trust-history"
@@ -68,7 +69,7 @@ def _versions(state_dir: Path) -> list[int]:
 
 
 def describe_changes(old: TrustStore | None, new: TrustStore) -> list[str]:
-    """What changed between two versions, one line per key."""
+    """What changed between two versions, one line per key and one for the TSA."""
     before = old.keys if old is not None else {}
     lines = []
     for keyid, key in new.keys.items():
@@ -94,7 +95,7 @@ def describe_changes(old: TrustStore | None, new: TrustStore) -> list[str]:
     for keyid, key in before.items():
         if keyid not in new.keys:
             lines.append(f"removed {key.name} {keyid[:16]}")
-    return lines
+    return lines + describe_tsa_change(old.tsa if old is not None else None, new.tsa)
 
 
 def check_history(state_dir: Path) -> tuple[TrustStore, TrustVersion | None]:

@@ -56,6 +56,8 @@ REQUIREMENTS = {
     "a bundle does not verify or backups are not observed retained",
     "VQ-65": "failed logins lock a browser user id in the database; a browser user's key no "
     "trust-admin signed cannot sign",
+    "VQ-93": "a check.result for a test its run.start did not plan makes the bundle invalid, "
+    "naming the test",
 }
 
 

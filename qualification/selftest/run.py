@@ -47,6 +47,7 @@ from qualification.selftest.timestamp import timestamp_checks
 from qualification.selftest.translog import translog_checks
 from qualification.selftest.trust_root import trust_root_checks
 from qualification.selftest.trusted_time import trusted_time_checks
+from qualification.selftest.unplanned import unplanned_checks
 from qualification.selftest.web import web_checks
 from qualification.signing import Signer
 from qualification.spec.change import validate_change_id
@@ -86,6 +87,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *review_checks(),  # ST-OQ-29 (VQ-68)
         *path_checks(),  # ST-OQ-35 (VQ-76)
         *deviation_checks(scratch),  # ST-OQ-33 (VQ-82)
+        *unplanned_checks(scratch),  # ST-OQ-37 (VQ-93)
     ]
 
 

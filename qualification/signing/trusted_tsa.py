@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from qualification.errors import BadInputError, TrustError
 from qualification.signing.timestamping import load_roots
@@ -46,6 +47,19 @@ class TsaEntry:
     def named_at(self, when: datetime) -> bool:
         """Whether the store named this TSA at ``when`` (records then must carry tokens)."""
         return when >= self.valid_from
+
+    def describe(self) -> list[str]:
+        """What ``vqual trust tsa list`` shows: the fields, then each root certificate."""
+        lines = [f"tsa: {self.name}", f"  url: {self.url}",
+                 f"  policy: {self.policy or 'any'}",
+                 (f"  valid_from: {self.to_json()['valid_from']} (from then on seals and "
+                  "signatures must carry its tokens)")]
+        for cert in self.roots():
+            digest = cert.fingerprint(hashes.SHA256()).hex()
+            until = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+            lines.append(f"  root: {cert.subject.rfc4514_string()} (sha256 {digest[:16]}, "
+                         f"valid until {until})")
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         """The section as ``trust.yaml`` (and a run plan) holds it."""
@@ -90,6 +104,33 @@ def parse_tsa(entry: Any, where: str) -> TsaEntry | None:
     ):
         raise TrustError("field 'policy' must be a dotted OID such as 1.2.3.4", where=where)
     return TsaEntry(text["name"], text["url"], text["roots"], _since(entry, where), policy)
+
+
+def new_tsa(name: str, url: str, roots_pem: str, policy: str | None,
+            valid_from: datetime) -> TsaEntry:
+    """A ``tsa`` section from a trust-admin's input, checked as a stored one is.
+
+    Raises:
+        TrustError: a field is malformed (named): an empty name, a URL that is not http(s),
+            roots that are not PEM certificates, a policy that is not a dotted OID.
+    """
+    since = valid_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = {"name": name, "url": url, "roots": roots_pem, "policy": policy,
+             "valid_from": since}
+    found = parse_tsa(entry, "the new TSA")
+    assert found is not None  # a mapping was given
+    return found
+
+
+def describe_tsa_change(old: TsaEntry | None, new: TsaEntry | None) -> list[str]:
+    """What changed in the ``tsa`` section between two trust store versions (one line)."""
+    if old == new:
+        return []
+    if new is None:
+        assert old is not None
+        return [f"removed the TSA {old.name} ({old.url})"]
+    named = f"{new.name} ({new.url}) from {new.to_json()['valid_from']}"
+    return [f"named the TSA {named}" if old is None else f"replaced the TSA with {named}"]
 
 
 def _since(entry: Mapping[str, Any], where: str) -> datetime:

@@ -23,9 +23,12 @@ import sys
 import tempfile
 import time
 import types
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "ansible_collections" / "vqual" / "qualification"
@@ -152,7 +155,20 @@ def main() -> int:
             if done.returncode != 0:
                 worst = 1
                 print(done.stdout[-6000:] + done.stderr[-6000:], file=sys.stderr)
+    print(f"publication: {publication_readiness()}")
     return worst
+
+
+def publication_readiness() -> str:
+    """Whether galaxy.yml names a real repository (docs/collection.md, "Where it is
+    published"): a line for people, never a gate's failure."""
+    galaxy = yaml.safe_load((COLLECTION / "galaxy.yml").read_text(encoding="utf-8"))
+    repository = str(galaxy.get("repository") or "")
+    host = urllib.parse.urlsplit(repository).hostname or ""
+    if host == "invalid" or host.endswith(".invalid"):
+        return (f"not ready: galaxy.yml repository is the placeholder {repository}; set the "
+                "real repository before publishing (docs/collection.md)")
+    return f"ready: galaxy.yml repository {repository}"
 
 
 if __name__ == "__main__":

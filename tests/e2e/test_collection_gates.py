@@ -14,6 +14,7 @@ import re
 import shutil
 import tarfile
 import tomllib
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from tests.e2e.collection_gates import (
     build_and_install,
     galaxy_importer,
     gate_env,
+    publication_readiness,
     run,
     sanity,
 )
@@ -150,6 +152,23 @@ def test_license_and_metadata() -> None:
     assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
     for role in (COLLECTION / "roles").iterdir():
         assert (role / "README.md").is_file(), role.name
+
+
+def test_the_repository_is_real_or_the_documented_placeholder() -> None:
+    # galaxy-importer refuses a collection without it; no address may be invented
+    # (docs/collection.md, "Where it is published").
+    repository = GALAXY.get("repository")
+    assert isinstance(repository, str) and repository
+    parts = urllib.parse.urlsplit(repository)
+    assert parts.scheme == "https" and parts.hostname, repository
+    readiness = publication_readiness()
+    if parts.hostname == "invalid" or parts.hostname.endswith(".invalid"):
+        assert readiness.startswith("not ready: ") and repository in readiness
+        assert f"as `{repository}`" in (REPO / "docs" / "collection.md").read_text()
+        # nothing else points nowhere: the optional addresses stay out until one exists
+        assert not {"documentation", "homepage", "issues"} & set(GALAXY)
+    else:
+        assert readiness == f"ready: galaxy.yml repository {repository}"
 
 
 def test_a_missing_package_names_the_wheel_and_the_extras() -> None:

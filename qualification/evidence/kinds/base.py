@@ -34,6 +34,8 @@ class ChainView(Protocol):
     trust: TrustStore
     end_seen: bool
     planned: list[dict[str, Any]]
+    #: the test ids run.start planned: a check.result for any other is refused
+    planned_ids: set[str]
     done: set[tuple[Any, Any]]
     raw_refs: list[tuple[str, str, str]]  # (where, file, sha256)
     manifest_digest: str | None

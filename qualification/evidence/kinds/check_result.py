@@ -84,6 +84,18 @@ class Result:
         return f"{self.target}.{self.protocol}"
 
 
+def planned_test(test_id: object, planned_ids: set[str]) -> bool:
+    """Whether run.start planned ``test_id``: as it is, or as the planned test a difference
+    result belongs to (drift, clone and conversion runs record one result per difference,
+    ``<planned id>:<what>:<where>``)."""
+    if not isinstance(test_id, str):
+        return False
+    if test_id in planned_ids:
+        return True
+    parts = test_id.split(":")
+    return any(":".join(parts[:n]) in planned_ids for n in range(1, len(parts)))
+
+
 class CheckResult(RecordKind):
     name = "check.result"
     payload = CheckResultData
@@ -98,6 +110,12 @@ class CheckResult(RecordKind):
         keyid: str | None,
     ) -> None:
         data = record["data"]
+        test_id = data.get("test_id")
+        if not planned_test(test_id, chain.planned_ids):
+            # A result run.start did not plan would add a test nobody approved or selected
+            # (slices plan their own share; a join plans nothing and holds no results).
+            chain.problem(where, f"check.result for test {test_id!r}, which "
+                          "run.start did not plan")
         if data.get("verdict") == Verdict.WAIVED:
             # Judged with the waiver records at the end (judge_waivers).
             chain.waiver_entries.append(

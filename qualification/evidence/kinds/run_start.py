@@ -114,6 +114,7 @@ class RunStart(RecordKind):
             {"test_id": t.get("test_id"), "target": t.get("target"), "protocol": t.get("protocol")}
             for t in planned
         ]
+        chain.planned_ids = {t["test_id"] for t in chain.planned if isinstance(t["test_id"], str)}
         for problem in slice_problems(record["data"]):
             chain.problem(where, problem)
 

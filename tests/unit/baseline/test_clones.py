@@ -124,7 +124,7 @@ def write_master(
 def setup(tmp_path: Path) -> tuple[Path, Keys, Path]:
     state = tmp_path / "state"
     state.mkdir()
-    keys = make_keys(state)
+    keys = make_keys(state, pinned=True)
     bundle = write_master(tmp_path / "ev", keys)
     return state, keys, bundle
 
@@ -204,7 +204,7 @@ def test_an_edited_sealed_file_in_the_master_bundle_is_refused(setup: tuple[Path
 def test_an_unfinished_master_run_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    keys = make_keys(state)
+    keys = make_keys(state, pinned=True)
     bundle = write_master(tmp_path / "ev", keys, seal=False)
     with pytest.raises(EvidenceInvalidError, match="did not finish") as info:
         load_master(bundle, state_dir=state, require_approval=False)
@@ -214,7 +214,7 @@ def test_an_unfinished_master_run_is_refused(tmp_path: Path) -> None:
 def test_a_master_without_a_fingerprint_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    keys = make_keys(state)
+    keys = make_keys(state, pinned=True)
     bundle = write_master(tmp_path / "ev", keys, fingerprints=[])
     with pytest.raises(BadInputError, match="has no fingerprint record") as info:
         load_master(bundle, state_dir=state, require_approval=False)
@@ -224,7 +224,7 @@ def test_a_master_without_a_fingerprint_is_refused(tmp_path: Path) -> None:
 def test_a_master_whose_run_failed_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    keys = make_keys(state)
+    keys = make_keys(state, pinned=True)
     bundle = write_master(tmp_path / "ev", keys, verdict="fail")
     with pytest.raises(BadInputError, match="verdict is 'fail'"):
         load_master(bundle, state_dir=state, require_approval=False)
@@ -233,7 +233,7 @@ def test_a_master_whose_run_failed_is_refused(tmp_path: Path) -> None:
 def test_several_vm_fingerprints_need_a_subject(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    keys = make_keys(state)
+    keys = make_keys(state, pinned=True)
     bundle = write_master(tmp_path / "ev", keys, fingerprints=[master_fp("m1"), master_fp("m2")])
     with pytest.raises(BadInputError, match=r"several VMs \(m1, m2\)"):
         load_master(bundle, state_dir=state, require_approval=False)
@@ -245,7 +245,7 @@ def test_several_vm_fingerprints_need_a_subject(tmp_path: Path) -> None:
 def test_a_directory_that_is_no_bundle_is_bad_input(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    make_keys(state)
+    make_keys(state, pinned=True)
     with pytest.raises(BadInputError, match="not an evidence bundle"):
         load_master(tmp_path, state_dir=state, require_approval=False)
 
@@ -380,7 +380,7 @@ def test_vm_part_other_hardware_differences_fail(setup: tuple[Path, Keys, Path])
 def test_a_master_bundle_resealed_after_the_plan_gives_error(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    keys = make_keys(state)
+    keys = make_keys(state, pinned=True)
     bundle = write_master(tmp_path / "ev", keys)
     master = load_master(bundle, state_dir=state, require_approval=False)
     params = {"part": "guest", "master": {**master.reference(), "seal": "00" * 32}, "allowed": None}

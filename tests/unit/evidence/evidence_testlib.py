@@ -136,9 +136,12 @@ def build_bundle(
     *,
     results: int | None = None,
     seal: bool = True,
+    unplanned: tuple[tuple[str, str], ...] = (),
 ) -> tuple[BundleWriter, dict[str, int]]:
     """Write a run: run.start, an action, check results (some with raw files), a skipped
-    host, the sealed files, run.end. ``results`` limits how many planned tests get one."""
+    host, the sealed files, run.end. ``results`` limits how many planned tests get one;
+    ``unplanned`` (test id, target) adds results run.start did not plan, counted and
+    rendered as if they belonged, so nothing but the plan tells."""
     w = BundleWriter.create(evidence, CHANGE, run_id, keys.executor, "jane.doe")
     w.append("run.start", run_start_data())
     w.add_file("spec.yaml", b"apiVersion: vqual/v1\nkind: Spec\ntests: []\n")
@@ -159,6 +162,7 @@ def build_bundle(
     )
     counts = {"pass": 0, "fail": 0, "error": 0, "not-executed": 0, "waived": 0}
     todo = planned() if results is None else planned()[:results]
+    todo += [{"test_id": t, "target": h, "protocol": "IQ"} for t, h in unplanned]
     for i, t in enumerate(todo):
         data = check_result(w, t["test_id"], t["target"], i)
         counts[data["verdict"]] += 1

@@ -372,7 +372,12 @@ def test_append_many_writes_the_same_valid_records_as_append(
     import qualification.evidence.bundle as bundle_module
     from qualification.evidence.reader import read_bundle
     from qualification.evidence.verify import verify_bundle
-    from tests.unit.evidence.evidence_testlib import check_result, make_keys, run_start_data
+    from tests.unit.evidence.evidence_testlib import (
+        TESTS,
+        check_result,
+        make_keys,
+        run_start_data,
+    )
 
     # Force the second-process path on a small batch, or keep the in-process one.
     monkeypatch.setattr(bundle_module, "PARALLEL_BATCH", 10 if parallel else 10_000)
@@ -380,7 +385,8 @@ def test_append_many_writes_the_same_valid_records_as_append(
     writer = BundleWriter.create(tmp_path / "ev", "CHG0001234", "run-many", keys.executor, "ci")
     start = run_start_data()
     writer.append("run.start", start)
-    datas = [check_result(writer, f"KVM-{i % 5:02d}", "kvm01.lab", i) for i in range(40)]
+    # planned tests only: a check.result run.start did not plan is refused
+    datas = [check_result(writer, TESTS[i % 5], "kvm01.lab", i) for i in range(40)]
     datas[3]["observed"] = 2**60  # a big integer: normalised to a string in both paths
     seqs = writer.append_many("check.result", datas)
     assert seqs == list(range(1, 41))

@@ -23,7 +23,7 @@ from qualification.evidence.kinds import REGISTRY, RUN_START, SIGNATURE, RecordK
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
 from qualification.reports.model import load_run
-from qualification.review.audit_trail import collect_events
+from qualification.review.audit_trail import audit_trust, collect_events
 from qualification.selftest.kinds import planning_every_result
 from qualification.signing import Ed25519Signer, TrustStore
 from tests.unit.evidence.evidence_testlib import add_renderings
@@ -202,7 +202,9 @@ def test_audit_lists_each_kind_by_its_registered_line(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "trust.yaml").write_bytes((tmp_path / "trust.yaml").read_bytes())
-    events = collect_events(state, [tmp_path / "ev"], datetime(2000, 1, 1, tzinfo=UTC))
+    # an unsigned store: judged as legacy, as asked
+    events = collect_events(state, [tmp_path / "ev"], datetime(2000, 1, 1, tzinfo=UTC),
+                            judged=audit_trust(state, legacy=True))
     whats = [e.what for e in events if e.source.startswith("CHG0000001/")]
     # check.result and fingerprint are outcomes, not acts; run.end is written at seal time.
     assert sorted(whats) == sorted(

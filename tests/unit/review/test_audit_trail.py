@@ -20,6 +20,7 @@ from qualification.review.deviations import approve_deviation
 from qualification.review.esign import sign_bundle
 from qualification.review.signed import load_trust
 from qualification.signing import TrustStore
+from tests.trustroot_testlib import pin_state
 from tests.unit.evidence.evidence_testlib import CHANGE, build_bundle, make_keys
 from tests.unit.review.reviewlib import add_person, approval_spec
 
@@ -38,6 +39,7 @@ def _world(tmp_path: Path) -> tuple[Path, Path]:
     store = TrustStore.load(state / "trust.yaml")
     store.revoke(leaver.keyid, datetime.now(UTC))
     store.save()
+    pin_state(state)  # the audit judges signers through the pinned root, as verify does
     trust = load_trust(state)
     bundle = evidence / CHANGE / RUN
     sign_bundle(bundle, reviewer.signer(), trust, "reviewed", "looked at all")
@@ -82,7 +84,7 @@ def test_every_kind_of_event_is_listed_with_who_and_when(tmp_path: Path) -> None
     assert by_what["protocol.approved"] == ["Ada Approver"]
     assert by_what["deviation.approved"] == ["Ada Approver"]
     assert by_what["trust.key-revoked"] == ["Lea Leaver"]
-    assert len(by_what["trust.key-valid-from"]) == 6
+    assert len(by_what["trust.key-valid-from"]) == 7  # with the test root, a trust-admin
     assert "verify.failed" in by_what
     assert [e.time for e in events] == sorted(e.time for e in events)
     approved = next(e for e in events if e.what == "protocol.approved")
@@ -151,7 +153,8 @@ def test_csv_and_json_through_the_command(tmp_path: Path) -> None:
         ],
     )
     assert done.exit_code == 0, done.output
-    rows = list(csv.DictReader(io.StringIO(done.output)))
+    assert done.stderr.startswith("vqual: trust root: ")  # named beside the listing
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert rows and set(rows[0]) == {
         "time",
         "who",
@@ -178,7 +181,7 @@ def test_csv_and_json_through_the_command(tmp_path: Path) -> None:
             str(state),
         ],
     )
-    doc = json.loads(done.output)
+    doc = json.loads(done.stdout)
     assert doc["schema"] == "vqual.audit/v1" and len(doc["events"]) == len(rows)
     bad = runner.invoke(main, ["audit", "--since", "last tuesday", "--state-dir", str(state)])
     assert bad.exit_code == 2 and "is not a date" in bad.output

@@ -20,6 +20,7 @@ from qualification.server.app import build_app
 from qualification.server.files import pack, unpack
 from qualification.server.service import EvidenceServer
 from qualification.signing.keys import Ed25519Signer
+from tests.unit.evidence.evidence_testlib import CHANGE, build_bundle
 from tests.unit.evidence.tamper_testlib import rewrite
 from tests.unit.server.server_testlib import ServerState, new_run, start_server
 
@@ -101,6 +102,19 @@ def test_a_tampered_bundle_is_refused_saying_why(st: ServerState, served: Any) -
     assert "junit.xml" in answer.json()["error"]
     assert ("acct-pusher", "push", "refused") in _audit(server)
     assert client.get(f"/api/v1/runs/{RUN}", headers=_auth(tokens["reader"])).status_code == 404
+
+
+def test_a_result_the_run_did_not_plan_is_refused_naming_the_test(
+    st: ServerState, served: Any
+) -> None:
+    # the push verifies with `vqual verify`'s code: the plan decides which results belong
+    server, tokens, client = served
+    build_bundle(st.evidence, st.keys, RUN, unplanned=(("EXTRA-01", "kvm01.lab"),))
+    answer = _push(client, tokens["pusher"], st.evidence / CHANGE / RUN)
+    assert answer.status_code == 422
+    assert "check.result for test 'EXTRA-01', which run.start did not plan" in (
+        answer.json()["error"])
+    assert ("acct-pusher", "push", "refused") in _audit(server)
 
 
 def test_a_bundle_signed_again_with_an_untrusted_key_is_refused(
