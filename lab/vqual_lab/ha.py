@@ -29,6 +29,7 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ HA_SUBDIR = "ha"
 RESOURCE = "vqual-ha-guest"
 GUEST = "vqual-tmp-ha"
 CLUSTER_NAME = "vqual-lab-ha"
+STATE_KEY = "ha"  # in run/state.json: where the guest's files are
 #: corosync's token timeout: a lost host is noticed after about this (plus consensus, 1.2x).
 TOKEN_MS = 1000
 #: Files the packages' scripts change in a host that the purge does not put back.
@@ -148,7 +150,7 @@ def ensure_debs(ctx: LabContext) -> list[Path]:
         sim = _run(["apt-get", "-o", f"Dir::State::status={status}", "-o",
                     "Debug::NoLocking=1", "install", "-s", "--no-install-recommends",
                     *PACKAGES])
-        wanted = [f"{m[1]}={m[2]}" for m in re.finditer(r"^Inst (\S+) \((\S+)", sim, re.M)]
+        wanted = [f"{m[1]}={m[2]}" for m in re.finditer(r"^Inst (\S+) \((\S+)", sim, re.MULTILINE)]
         if not wanted:
             raise PlatformError("apt resolved no packages for the HA stack", where="lab ha")
         tmp = out.with_name(DEBS_SUBDIR + ".partial")
@@ -204,8 +206,11 @@ class HaStack:
         debs = ensure_debs(self.ctx)
         inner = f"/srv/vqual-shared/{DEBS_SUBDIR}"
         conf = corosync_conf(self.hosts)
-        for name, _ in self.hosts:
-            self._install(name, [f"{inner}/{d.name}" for d in debs], conf)
+        # Both hosts at once: dpkg in one host does not wait for the other's.
+        with ThreadPoolExecutor(len(self.hosts)) as pool:
+            for done in [pool.submit(self._install, name, [f"{inner}/{d.name}" for d in debs],
+                                     conf) for name, _ in self.hosts]:
+                done.result()
         install_s = time.monotonic() - started
         for name, _ in self.hosts:
             self._start(name)
@@ -232,12 +237,14 @@ class HaStack:
     def _install(self, host: str, debs: list[str], conf: str) -> None:
         keep = " && ".join(f"cp -p {f} {f}.vqual-ha" for f in _KEPT)
         self.sh(host, keep)
-        self.sh(host, "apt-get install -y -q --no-install-recommends "
-                "-o Dpkg::Options::=--force-confold " + " ".join(debs) + " >/tmp/ha-apt.log 2>&1"
-                " || { tail -5 /tmp/ha-apt.log >&2; exit 1; }")
-        self.kvm.exec(self.ctx, host, ["sh", "-c", "mkdir -p /etc/libqb && touch "
-                                       "/etc/libqb/force-filesystem-sockets && cat > "
-                                       "/etc/corosync/corosync.conf"], input=conf.encode())
+        # apt orders the local .debs by their (pre-)dependencies; dpkg -i alone does not.
+        apt = ("apt-get install -y -q --no-install-recommends "
+               "-o Dpkg::Options::=--force-confold " + " ".join(debs))
+        self.sh(host, f"{apt} >/tmp/ha-apt.log 2>&1 || {{ tail -5 /tmp/ha-apt.log >&2; exit 1; }}")
+        # libqb: IPC on filesystem sockets in the host's own /tmp (see the module docstring).
+        script = ("mkdir -p /etc/libqb && touch /etc/libqb/force-filesystem-sockets"
+                  " && cat > /etc/corosync/corosync.conf")
+        self.kvm.exec(self.ctx, host, ["sh", "-c", script], input=conf.encode())
 
     def _start(self, host: str) -> None:
         for daemon, argv in (("corosync", "corosync -f"), ("pacemakerd", "pacemakerd")):
@@ -279,9 +286,9 @@ class HaStack:
         pub = kvm.Paths.of(self.ctx).ssh_key.with_suffix(".pub").read_text().strip()
         xml = guests.domain_xml(spec, files, pub)
         # Reached through its agent only: no network device, no port forward to clash with.
-        xml = re.sub(r"\s*<qemu:commandline>.*?</qemu:commandline>", "", xml, flags=re.S)
+        xml = re.sub(r"\s*<qemu:commandline>.*?</qemu:commandline>", "", xml, flags=re.DOTALL)
         (files.outer / f"{GUEST}.xml").write_text(xml)
-        self._files = files
+        self.ctx.update_state(STATE_KEY, {"files": str(files.outer)})
         return files.inside(f"{GUEST}.xml")
 
     def versions(self, host: str) -> dict[str, str]:
@@ -308,10 +315,12 @@ class HaStack:
                 self._down_host(name)
             except PlatformError as exc:
                 problems.append(exc.one_line())
-        files = getattr(self, "_files", None)
-        if files is not None:
+        outer = (self.ctx.state().get(STATE_KEY) or {}).get("files")
+        if outer:
             for suffix in (".qcow2", ".serial.log", ".xml"):
-                files.outside(f"{GUEST}{suffix}").unlink(missing_ok=True)
+                (Path(outer) / f"{GUEST}{suffix}").unlink(missing_ok=True)
+        if not problems:
+            self.ctx.update_state(STATE_KEY, {})
         return problems
 
     def _down_host(self, host: str) -> None:
