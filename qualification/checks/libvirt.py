@@ -15,6 +15,7 @@ from typing import Any
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
+from qualification.checks.failover import judge as judge_failover
 from qualification.checks.registry import register
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
 
@@ -252,9 +253,13 @@ class LibvirtGuestOq:
                     measured,
                 )
             return Observed(part[field], part.get("reason"), measured)
-        if value["verdict"] == "not-executed" and params["test"] == "failover":
-            # The failed attempt (command, exit, stderr tail, seconds) goes into the record.
-            raise StepNotExecuted(value.get("reason") or "failover was not executed", measured)
+        if params["test"] == "failover":
+            # Judged again from the values the record carries, not from the probe's word.
+            verdict, reason = judge_failover(value)
+            value = {**value, "verdict": verdict, "reason": reason}
+            if verdict == "not-executed":
+                # The failed attempt (command, exit, stderr tail, seconds) is in ``measured``.
+                raise StepNotExecuted(reason or "failover was not executed", measured)
         if field == "verdict":
             return Observed(value["verdict"], value.get("reason"), measured)
         if value["verdict"] != "pass":

@@ -31,6 +31,7 @@ from qualification.selftest.base import REQUIREMENTS, Outcome, SelfCheck, repo_g
 from qualification.selftest.compartments import compartment_checks
 from qualification.selftest.conversion import conversion_checks
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
+from qualification.selftest.failover import failover_checks
 from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
 from qualification.selftest.kinds import kind_checks
@@ -82,6 +83,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
         *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
         *review_checks(),  # ST-OQ-29 (VQ-68)
+        *failover_checks(),  # ST-OQ-36 (VQ-88)
     ]
 
 

@@ -22,7 +22,8 @@ random marker into the guest and syncs it to disk, records the stack's versions,
 host (``fail_command``), measures until the domain runs on another host (``running_s``) and
 its agent answers (``restart_s``), reads the marker back there, and restores the failed
 host. The verdict is ``pass`` only when the guest answered on another host within
-``bound_s`` and the marker read back is the one written (:func:`judge`). A step that could
+``bound_s`` and the marker read back is the one written (:func:`qualification.checks
+.failover.judge`, which the check applies again to the recorded values). A step that could
 not be taken (the prepare, fail command or the guest before the failure) makes the run
 ``not-executed`` with that attempt measured (command, exit, stderr tail, seconds): never a
 pass.
@@ -40,6 +41,7 @@ from typing import Any
 
 import libvirt
 
+from qualification.checks.failover import BOUND_S, judge
 from qualification.errors import PlatformError
 from qualification.platforms.base import BadArgs, redact_endpoint
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
@@ -51,8 +53,6 @@ from qualification.platforms.libvirt.guest_oq import (
 )
 
 MARKER_FILE = "/root/vqual-failover-marker"
-#: The issue's budget for the whole failover: four minutes.
-BOUND_S = 240.0
 #: A site command (prepare, fail, restore, versions) that has not ended after this is
 #: killed and counts as failed: the lab's prepare (install and start the stack) took
 #: 60-90 s measured; 600 s.
@@ -151,27 +151,6 @@ def parse_versions(text: str) -> dict[str, str]:
         if len(parts) == 2:
             found[parts[0].split(":", 1)[0]] = parts[1]
     return found
-
-
-def judge(value: Mapping[str, Any]) -> tuple[str, str | None]:
-    """The verdict of a failover run's measured values, and the reason when not ``pass``.
-
-    ``pass`` only when the guest answered on a host other than the failed one within the
-    bound, and the marker read back there is the marker written before the failure.
-    """
-    if value.get("attempt_failed"):
-        return "not-executed", str(value.get("reason") or "a step before the failure failed")
-    failed, restarted = value.get("failed_host"), value.get("restarted_on")
-    restart_s, bound = value.get("restart_s"), value.get("bound_s", BOUND_S)
-    if not restarted or restarted == failed:
-        return "fail", f"{value.get('domain')} did not run again on another host than {failed}"
-    if not isinstance(restart_s, (int, float)) or restart_s > bound:
-        return "fail", f"the guest did not answer within {bound} s of the host failure"
-    written, read = value.get("marker_written"), value.get("marker_read")
-    if not written or read != written:
-        return "fail", (f"the marker read back on {restarted} ({read!r}) is not the one "
-                        f"written before the failure ({written!r})")
-    return "pass", None
 
 
 # --- the run ------------------------------------------------------------------------------
