@@ -54,6 +54,8 @@ REQUIREMENTS = {
     "a bundle does not verify or backups are not observed retained",
     "VQ-65": "failed logins lock a browser user id in the database; a browser user's key no "
     "trust-admin signed cannot sign",
+    "VQ-88": "a failover record whose marker read back on the other host differs from the one "
+    "written before the host failed fails; a step that could not be taken is not-executed",
 }
 
 
