@@ -16,6 +16,8 @@ not-executed path are covered without the lab (tests/unit/platforms/test_guest_f
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 import time
@@ -38,8 +40,6 @@ _FINGERPRINT = ("dpkg-query -W | sha256sum; cat /etc/passwd /etc/group /etc/shad
 
 def _lab_command(*args: str) -> list[str]:
     """``vqual-lab ARGS`` for this lab, whatever environment the probe's process gets."""
-    import os
-
     env = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("VQUAL_LAB")]
     return ["env", *env, sys.executable, "-m", "vqual_lab.cli", *args]
 
@@ -78,7 +78,7 @@ def _inventory(tmp_path: Path, uris: dict[str, str]) -> Path:
     inv = tmp_path / "inventory"
     shutil.copytree(manager.inventory_dir(manager.context()), inv)
     (inv / "host_vars").mkdir(exist_ok=True)
-    first, *others = sorted(uris)
+    first, *others = sorted(uris)  # the probe runs on the first; the others are peers
     (inv / "host_vars" / f"{first}.yml").write_text(yaml.safe_dump({"vqual_libvirt_oq": {
         "failover": {
             "domain": ha.GUEST,
@@ -97,7 +97,7 @@ def test_a_failed_host_s_guest_runs_again_on_the_other_host_with_its_data(
     executor_state: Path, ha_lab: dict[str, Any], tmp_path: Path
 ) -> None:
     uris = ha_lab["uris"]
-    first = sorted(uris)[0]
+    first = min(uris)
     started = time.monotonic()
     done = run_vqual("qualify", "-i", str(_inventory(tmp_path, uris)), "-s", str(SPEC),
                      "-c", "CHG0000818", "--limit", first, "--test", "OQ-KVM-008",
@@ -105,8 +105,6 @@ def test_a_failed_host_s_guest_runs_again_on_the_other_host_with_its_data(
                      state_dir=executor_state, timeout=900)
     took = time.monotonic() - started
     assert done.returncode in (0, 1), done.stdout + done.stderr
-    import json
-
     summary = json.loads(done.stdout)
     assert summary["verification"] == "valid", summary
     verify = run_vqual("verify", summary["bundle"], state_dir=executor_state)
@@ -116,7 +114,8 @@ def test_a_failed_host_s_guest_runs_again_on_the_other_host_with_its_data(
     run = results["OQ-KVM-008"]
     assert run["verdict"] == "pass", run
     m = run["measured"]
-    print(f"failover: {m['failed_host']} -> {m['restarted_on']}, running after "
+    print(f"failover: guest answering {m['located_s']} s after the prepare; "
+          f"{m['failed_host']} -> {m['restarted_on']}, running after "
           f"{m['running_s']} s, answering after {m['restart_s']} s; prepare "
           f"{m['prepare']['seconds']} s; whole qualify {took:.0f} s")
     assert m["restarted_on"] != m["failed_host"] and {m["failed_host"], m["restarted_on"]} \

@@ -69,8 +69,8 @@ def test_placeholders_are_the_host_and_its_address_only() -> None:
 
 
 def test_an_attempt_measures_command_exit_stderr_tail_and_time() -> None:
-    done = gf.attempt([PY, "-c", "import sys; print('a'); print('b\\nc', file=sys.stderr); "
-                                 "sys.exit(3)"])
+    done = gf.attempt([PY, "-c", ("import sys; print('a'); print('b\\nc', file=sys.stderr); "
+                                 "sys.exit(3)")])
     assert done["exit"] == 3 and done["stdout_tail"] == ["a"]
     assert done["stderr_tail"] == ["b", "c"] and done["seconds"] >= 0
     assert gf.attempt_reason("the fail command", done).startswith(
@@ -116,8 +116,8 @@ def test_without_an_ha_cluster_configured_the_tests_are_not_executed() -> None:
 
 
 def test_a_failed_prepare_is_not_executed_with_the_attempt_in_the_record() -> None:
-    fail = [PY, "-c", "import sys; print('pacemakerd: no systemd', file=sys.stderr); "
-                      "sys.exit(7)"]
+    fail = [PY, "-c", ("import sys; print('pacemakerd: no systemd', file=sys.stderr); "
+                      "sys.exit(7)")]
     obs = _probe(_config(prepare_command=fail))
     assert obs["error"] is None and obs["not_executed"] is None  # the check decides
     outcome = _judged(obs)
