@@ -109,8 +109,14 @@ def test_a_failed_host_s_guest_runs_again_on_the_other_host_with_its_data(
     assert summary["verification"] == "valid", summary
     verify = run_vqual("verify", summary["bundle"], state_dir=executor_state)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    results = {r["data"]["test_id"]: r["data"] for r in _records(Path(summary["bundle"]))
-               if r["kind"] == "check.result"}
+    records = _records(Path(summary["bundle"]))
+    results = {r["data"]["test_id"]: r["data"] for r in records if r["kind"] == "check.result"}
+    actions = [r["data"] for r in records if r["kind"] == "action"]
+    # Each step an action record, in order, every one passed.
+    assert [a["name"] for a in actions] == ["guest.marker_write", "host.fail",
+                                            "vm.restart_elsewhere", "guest.marker_read",
+                                            "host.restore"], actions
+    assert all(a["verdict"] == "pass" for a in actions), actions
     run = results["OQ-KVM-008"]
     assert run["verdict"] == "pass", run
     m = run["measured"]

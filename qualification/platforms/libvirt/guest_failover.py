@@ -51,6 +51,7 @@ from qualification.platforms.libvirt.guest_oq import (
     AgentNotAnswering,
     GuestOqResult,
 )
+from qualification.platforms.oq import utc_stamp
 
 MARKER_FILE = "/root/vqual-failover-marker"
 #: A site command (prepare, fail, restore, versions) that has not ended after this is
@@ -289,8 +290,9 @@ def run_failover(platform: LibvirtPlatform, args: Mapping[str, Any], run_id: str
     value: dict[str, Any] = {"domain": cfg.domain, "bound_s": cfg.bound_s,
                              "verdict": "not-executed", "reason": None}
     hosts = [_Host(u) for u in (platform.uri, *cfg.peers)]
+    actions: list[dict[str, Any]] = []
     try:
-        _failover(cfg, hosts, run_id, value)
+        _failover(cfg, hosts, run_id, value, actions)
     except _NotExecuted as exc:
         value.update({"attempt_failed": True, "reason": str(exc)})
         if exc.done:
@@ -302,11 +304,20 @@ def run_failover(platform: LibvirtPlatform, args: Mapping[str, Any], run_id: str
             host.close()
     verdict, reason = judge(value)
     value.update({"verdict": verdict, "reason": reason})
-    return GuestOqResult(value=value, not_executed=reason if verdict == "not-executed" else None)
+    return GuestOqResult(value=value, actions=actions,
+                         not_executed=reason if verdict == "not-executed" else None)
+
+
+def _action(name: str, target: str, started: str, before: dict[str, Any],
+            after: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """One step as an ``action`` record: state before and after, ``pass`` without a reason."""
+    return {"name": name, "target": target, "before": before, "after": after,
+            "verdict": "pass" if reason is None else "fail", "reason": reason,
+            "started": started, "finished": utc_stamp()}
 
 
 def _failover(cfg: FailoverConfig, hosts: list[_Host], run_id: str,
-              value: dict[str, Any]) -> None:
+              value: dict[str, Any], actions: list[dict[str, Any]]) -> None:
     if cfg.prepare_command:
         done = attempt(cfg.prepare_command)
         value["prepare"] = done
@@ -314,15 +325,22 @@ def _failover(cfg: FailoverConfig, hosts: list[_Host], run_id: str,
             raise _NotExecuted(attempt_reason("the prepare command", done), done)
     source, agent, located_s = _locate(hosts, cfg.domain, cfg.bound_s)
     value.update({"located_s": round(located_s, 3), "failed_host": source.name})
+    started = utc_stamp()
     value["marker_written"] = _marker(agent, run_id)
+    actions.append(_action("guest.marker_write", cfg.domain, started, {"host": source.name},
+                           {"marker": value["marker_written"], "synced": True}, None))
     value["stack"] = _stack(cfg, hosts)
     fail = expand(cfg.fail_command, source.name, source.address)
+    started = utc_stamp()
     t0 = time.monotonic()
     done = attempt(fail)
     value["fail"] = done
     if done["exit"] != 0:
         raise _NotExecuted(attempt_reason("the fail command", done), done)
+    actions.append(_action("host.fail", source.name, started, {"runs": cfg.domain},
+                           {"exit": done["exit"], "seconds": done["seconds"]}, None))
     source.close()
+    started = utc_stamp()
     where, new_agent, running_s, restart_s = _wait_elsewhere(
         hosts, source, cfg.domain, t0, cfg.bound_s
     )
@@ -331,11 +349,28 @@ def _failover(cfg: FailoverConfig, hosts: list[_Host], run_id: str,
         "running_s": None if running_s is None else round(running_s, 3),
         "restart_s": None if restart_s is None else round(restart_s, 3),
     })
+    actions.append(_action(
+        "vm.restart_elsewhere", cfg.domain, started, {"host": source.name},
+        {"host": value["restarted_on"], "running_s": value["running_s"],
+         "restart_s": value["restart_s"]},
+        None if where else f"not answering on another host within {cfg.bound_s:.0f} s"))
     if new_agent is not None:
+        started = utc_stamp()
         try:
             data, _ = new_agent.read_when_answering(MARKER_FILE, AGENT_STALL_S)
             value["marker_read"] = data.decode(errors="replace")
         except (AgentNotAnswering, PlatformError) as exc:
             value["marker_read"] = None
             value["marker_error"] = exc.one_line()
+        same = value["marker_read"] == value["marker_written"]
+        actions.append(_action("guest.marker_read", cfg.domain, started,
+                               {"host": value["restarted_on"]},
+                               {"marker": value["marker_read"]},
+                               None if same else "not the marker written before the failure"))
+    started = utc_stamp()
     value["restore"] = attempt(expand(cfg.restore_command, source.name, source.address))
+    restored = value["restore"]
+    actions.append(_action(
+        "host.restore", source.name, started, {"failed": True},
+        {"exit": restored["exit"], "seconds": restored["seconds"]},
+        None if restored["exit"] == 0 else attempt_reason("the restore command", restored)))

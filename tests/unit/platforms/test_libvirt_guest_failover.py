@@ -126,7 +126,7 @@ def test_a_failed_prepare_is_not_executed_with_the_attempt_in_the_record() -> No
     attempt = outcome.measured["attempt"]
     assert attempt["command"] == fail and attempt["exit"] == 7
     assert attempt["stderr_tail"] == ["pacemakerd: no systemd"] and attempt["seconds"] >= 0
-    assert "failed_host" not in outcome.measured  # nothing was failed
+    assert "failed_host" not in outcome.measured and obs["actions"] == []  # nothing was failed
     assert _judged(obs, "restart_s").verdict is Verdict.NOT_EXECUTED
 
 
