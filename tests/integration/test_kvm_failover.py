@@ -8,10 +8,11 @@ Afterwards the lab is as it was: the stack and its packages are gone from both h
 package lists and user files are the base's again), the failed host runs, and a lab clone
 that died with it is started again by the guests component's own `up`.
 
-Marked slow: it took 82-205 s here at load 6-15 (two TCG guest boots, a package install in
-both hosts, the cluster's DC election), and in the CI lab its teardown boots a lab clone again. `scripts/run test-slow` runs it; CI keeps the
-redundant-paths guest as its representative guest case, and the record and its
-not-executed path are covered without the lab (tests/unit/platforms/test_guest_failover.py).
+Marked slow: it took 82-205 s here at load 6-15 (two TCG guest boots, a package install
+in both hosts, the cluster's DC election), and in the CI lab its teardown boots a lab clone
+again. `scripts/run test-slow` runs it; CI keeps the redundant-paths guest as its
+representative guest case, and the record and its not-executed path are covered without
+the lab (tests/unit/platforms/test_libvirt_guest_failover.py).
 """
 
 from __future__ import annotations
