@@ -235,7 +235,8 @@ class HaStack:
             start()
 
     def _install(self, host: str, debs: list[str], conf: str) -> None:
-        keep = " && ".join(f"cp -p {f} {f}.vqual-ha" for f in _KEPT)
+        # The files as the base had them; a second ``up`` must not overwrite that copy.
+        keep = " && ".join(f"{{ [ -f {f}.vqual-ha ] || cp -p {f} {f}.vqual-ha; }}" for f in _KEPT)
         self.sh(host, keep)
         # apt orders the local .debs by their (pre-)dependencies; dpkg -i alone does not.
         apt = ("apt-get install -y -q --no-install-recommends "
@@ -335,8 +336,12 @@ class HaStack:
         self.sh(host, f"virsh -c qemu:///system destroy {GUEST} >/dev/null 2>&1; true")
         # Exactly the packages the stack brought (no autoremove: it could take base packages).
         names = " ".join(sorted({d.name.split("_", 1)[0] for d in ensure_debs(self.ctx)}))
-        self.sh(host, "dpkg-query -W pacemaker >/dev/null 2>&1 || exit 0; apt-get purge -y -q "
-                f"{names} >/tmp/ha-purge.log 2>&1 || {{ tail -5 /tmp/ha-purge.log >&2; exit 1; }}")
+        # Whichever of them are installed: an install that failed half-way leaves some.
+        self.sh(host, f"set -- $(for p in {names}; do st=$(dpkg-query -W -f='${{Status}}' $p "
+                "2>/dev/null) && case $st in *not-installed) ;; *) echo $p;; esac; done);"
+                " [ $# -eq 0 ] && exit 0;"
+                " apt-get purge -y -q \"$@\" >/tmp/ha-purge.log 2>&1 || "
+                "{ tail -5 /tmp/ha-purge.log >&2; exit 1; }")
         restore = " ".join(
             f"[ -f {f}.vqual-ha ] && mv -f {f}.vqual-ha {f};" for f in _KEPT
         )
