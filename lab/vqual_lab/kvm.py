@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -915,35 +916,70 @@ class KvmCluster:
         Raises:
             PlatformError: the host is not running or does not come back.
         """
-        kvm_host = self.host(host)
         with self._lock, file_lock(ctx.lab_dir / "kvm.lock"):
             started = time.monotonic()
-            records = self._records(ctx)
-            record = records.get(host)
-            if not record or not self._alive(record):
-                raise PlatformError(f"lab KVM host {host} is not running", where="lab kvm")
-            for pid_key, start_key in (
-                ("init_pid", "init_start"),
-                ("unshare_pid", "unshare_start"),
-            ):
-                pid = int(record.get(pid_key) or 0)
-                if pid and same_process(pid, record.get(start_key)):
-                    stop_pid(pid)
-                proc = _CHILDREN.pop(pid, None)
-                if proc is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=5)
-            # A stale work dir would make the overlay mount fail.
-            _remove_tree(Paths.of(ctx).host_dir(kvm_host) / "work")
-            (Paths.of(ctx).host_dir(kvm_host) / "work").mkdir()
-            new = _launch_host(ctx, kvm_host)
-            entry = ctx.state().get(NAME, {})
-            entry.setdefault("hosts", {})[host] = new
-            ctx.update_state(NAME, entry)
-            missing = _wait_ready(kvm_host, new, timeout=timeout)
-            if missing:
-                raise PlatformError(f"{host} did not come back: {missing}", where="lab kvm")
+            self._stop_host(ctx, host, signal.SIGTERM)
+            self._relaunch(ctx, host, timeout)
             return time.monotonic() - started
+
+    def fail(self, ctx: LabContext, host: str) -> float:
+        """Fail one host as a power loss does: SIGKILL to its namespace's PID 1, so the
+        kernel kills every process in it at once (services, QEMU and its guests) with no
+        orderly stop. :meth:`power_on` brings it back over the same root filesystem.
+
+        Returns:
+            Seconds until its PID 1 was gone.
+
+        Raises:
+            PlatformError: the host is not running.
+        """
+        with self._lock, file_lock(ctx.lab_dir / "kvm.lock"):
+            started = time.monotonic()
+            self._stop_host(ctx, host, signal.SIGKILL)
+            return time.monotonic() - started
+
+    def power_on(self, ctx: LabContext, host: str, *, timeout: float = 60.0) -> float:
+        """Start a host that :meth:`fail` stopped (a running host is left alone).
+
+        Returns:
+            Seconds until it answered on SSH, libvirt and the agent port (0 if it ran).
+
+        Raises:
+            PlatformError: it does not come back.
+        """
+        with self._lock, file_lock(ctx.lab_dir / "kvm.lock"):
+            if self._alive(self._records(ctx).get(host) or {}):
+                return 0.0
+            started = time.monotonic()
+            self._relaunch(ctx, host, timeout)
+            return time.monotonic() - started
+
+    def _stop_host(self, ctx: LabContext, host: str, sig: int) -> None:
+        self.host(host)
+        record = self._records(ctx).get(host)
+        if not record or not self._alive(record):
+            raise PlatformError(f"lab KVM host {host} is not running", where="lab kvm")
+        for pid_key, start_key in (("init_pid", "init_start"), ("unshare_pid", "unshare_start")):
+            pid = int(record.get(pid_key) or 0)
+            if pid and same_process(pid, record.get(start_key)):
+                stop_pid(pid, sig=sig)
+            proc = _CHILDREN.pop(pid, None)
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+
+    def _relaunch(self, ctx: LabContext, host: str, timeout: float) -> None:
+        kvm_host = self.host(host)
+        # A stale work dir would make the overlay mount fail.
+        _remove_tree(Paths.of(ctx).host_dir(kvm_host) / "work")
+        (Paths.of(ctx).host_dir(kvm_host) / "work").mkdir()
+        new = _launch_host(ctx, kvm_host)
+        entry = ctx.state().get(NAME, {})
+        entry.setdefault("hosts", {})[host] = new
+        ctx.update_state(NAME, entry)
+        missing = _wait_ready(kvm_host, new, timeout=timeout)
+        if missing:
+            raise PlatformError(f"{host} did not come back: {missing}", where="lab kvm")
 
     def vary(self, ctx: LabContext, host: str, kind: str) -> None:
         """Make ``host`` differ from the others (see ``VARIATIONS``), to provoke findings.

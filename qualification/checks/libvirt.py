@@ -15,6 +15,7 @@ from typing import Any
 from qualification.checks.base import Observed, ProbeRequest, StepNotExecuted, lifecycle_measured
 from qualification.checks.base import one_of as _one_of
 from qualification.checks.base import unknown_params as _unknown_params
+from qualification.checks.failover import judge as judge_failover
 from qualification.checks.registry import register
 from qualification.checks.vocabulary import LIFECYCLE_STEPS
 
@@ -166,6 +167,7 @@ GUEST_OQ_TESTS = {
     "power_cycle": "oq_guest_cycle",
     "snapshot": "oq_guest_cycle",
     "maintenance": "oq_guest_cycle",
+    "failover": "oq_guest_failover",
 }
 GUEST_OQ_FIELDS = {
     "migrate": ("verdict", "interruption_s", "max_gap_s", "guest_frozen_s", "migration_s"),
@@ -174,6 +176,7 @@ GUEST_OQ_FIELDS = {
     "power_cycle": ("verdict", "boot_ids"),
     "snapshot": ("verdict", "marker_read"),
     "maintenance": ("verdict",),
+    "failover": ("verdict", "restart_s", "running_s", "marker_read"),
 }
 CYCLE_TESTS = ("clone", "power_cycle", "snapshot", "maintenance")
 
@@ -196,6 +199,11 @@ class LibvirtGuestOq:
     ``test: backup_restore``: marker written, push backup, restored as a new guest, marker
     read back; fields ``verdict``, ``marker_read``. A measurement of a run that did not pass
     is not-executed with the run's reason, never a number.
+    ``test: failover``: a host of the HA cluster in ``vqual_libvirt_oq.failover`` fails, the
+    HA stack's guest runs again on another host, a marker written before is read back
+    (``guest_failover``); fields ``verdict``, ``restart_s`` (failure to the agent answering
+    there), ``running_s``, ``marker_read``. A step before the failure that could not be
+    taken is not-executed with that attempt (command, exit, stderr tail, seconds) measured.
     """
 
     name: str = "libvirt_guest_oq"
@@ -245,6 +253,13 @@ class LibvirtGuestOq:
                     measured,
                 )
             return Observed(part[field], part.get("reason"), measured)
+        if params["test"] == "failover":
+            # Judged again from the values the record carries, not from the probe's word.
+            verdict, reason = judge_failover(value)
+            value = {**value, "verdict": verdict, "reason": reason}
+            if verdict == "not-executed":
+                # The failed attempt (command, exit, stderr tail, seconds) is in ``measured``.
+                raise StepNotExecuted(reason or "failover was not executed", measured)
         if field == "verdict":
             return Observed(value["verdict"], value.get("reason"), measured)
         if value["verdict"] != "pass":

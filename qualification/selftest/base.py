@@ -58,6 +58,8 @@ REQUIREMENTS = {
     "trust-admin signed cannot sign",
     "VQ-93": "a check.result for a test its run.start did not plan makes the bundle invalid, "
     "naming the test",
+    "VQ-88": "a failover record whose marker read back on the other host differs from the one "
+    "written before the host failed fails; a step that could not be taken is not-executed",
 }
 
 

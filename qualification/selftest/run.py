@@ -32,6 +32,7 @@ from qualification.selftest.compartments import compartment_checks
 from qualification.selftest.conversion import conversion_checks
 from qualification.selftest.deviations import deviation_checks
 from qualification.selftest.evidence import Scratch, golden_checks, scratch_checks
+from qualification.selftest.failover import failover_checks
 from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
 from qualification.selftest.kinds import kind_checks
@@ -88,6 +89,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *path_checks(),  # ST-OQ-35 (VQ-76)
         *deviation_checks(scratch),  # ST-OQ-33 (VQ-82)
         *unplanned_checks(scratch),  # ST-OQ-37 (VQ-93)
+        *failover_checks(),  # ST-OQ-36 (VQ-88)
     ]
 
 

@@ -198,7 +198,9 @@ def _decommission(session: LibvirtSession, ctx: OqContext, args: Mapping[str, An
 #: with the QEMU guest agent), for the migration and the guest cycle's maintenance round trip
 #: also ``destination`` (libvirt URI) and ``unsafe_migration``; the site gives them as the host
 #: variable ``vqual_libvirt_oq``.
-GUEST_OQ_METHODS = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
+GUEST_OQ_METHODS = (
+    "oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle", "oq_guest_failover"
+)
 
 TABLE: ObservationTable[LibvirtSession] = ObservationTable(
     probe="libvirt",

@@ -191,6 +191,8 @@ def guest_scenario(
     from qualification.platforms.libvirt.guest_cycle import run_guest_cycle
     from qualification.platforms.libvirt.guest_migrate import run_migration_heartbeat
 
+    if method == "oq_guest_failover":
+        return _failover(platform, run_id, args)
     template = args.get("template")
     if not template:
         return _observation(
@@ -251,5 +253,29 @@ def guest_scenario(
         value=result.value,
         method=f"{what} (throwaway from template {template})",
         not_executed=result.not_executed,
+        actions=result.actions,
+    )
+
+
+def _failover(platform: LibvirtPlatform, run_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The failover OQ on the HA cluster ``vqual_libvirt_oq.failover`` names."""
+    from qualification.platforms.libvirt.guest_failover import run_failover
+
+    failover = args.get("failover")
+    if not failover:
+        return _observation(
+            method="oq_guest_failover",
+            not_executed="no HA cluster configured for this host (vqual_libvirt_oq.failover: "
+            "domain, peers, fail_command, restore_command)",
+        )
+    if not isinstance(failover, dict):
+        raise BadArgs("oq_guest_failover: vqual_libvirt_oq.failover must be a mapping")
+    result = run_failover(platform, failover, run_id)
+    return _observation(
+        value=result.value,
+        method=f"libvirt failover of HA domain {failover.get('domain')}: a host failed, the "
+        "guest restarted on another host, marker read back through the guest agent",
+        # No not_executed here: the check makes the test not-executed from the value, with
+        # the failed attempt (command, exit, stderr tail, seconds) in its record.
         actions=result.actions,
     )

@@ -24,7 +24,7 @@ from qualification.platforms.libvirt.endpoint import SSH_VARS, LibvirtEndpoint, 
 from qualification.platforms.registry import HostCleanup, PatchSetup, PlatformPlugin, RenderProblem
 
 #: OQ methods that take the site's ``vqual_libvirt_oq`` (template, destination) as arguments.
-_GUEST_OQ = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle")
+_GUEST_OQ = ("oq_guest_migrate", "oq_backup_restore", "oq_guest_cycle", "oq_guest_failover")
 
 
 class LibvirtPlugin(PlatformPlugin):

@@ -76,7 +76,11 @@ options:
         C(oq_guest_cycle) {template, destination, unsafe_migration, boot_timeout} - one
         throwaway guest: clone from the template, power cycle, snapshot with memory and a
         marker reverted, and (with a destination) evacuation, maintenance that refuses VMs,
-        leave; each part's verdict in the value."
+        leave; each part's verdict in the value.
+        C(oq_guest_failover) {failover: {domain, peers, fail_command, restore_command,
+        prepare_command, versions_command, bound_s}} - the host running the HA domain is
+        failed by the site's command, the guest must answer on another host with the marker
+        written before the failure; the host is restored."
     type: list
     elements: dict
     required: true
