@@ -3,7 +3,7 @@ on the lab: a P2V"; VQ-84), and the data case.
 
 kvm1 (the "physical" machine: a root filesystem of its own, run under its own init
 ``vqual-init``) gets application data under /srv/app and its baseline is taken with the
-shipped spec ``conversion-p2v.yaml``. Its running root is copied and made into a raw ext4
+shipped spec ``p2v.yaml``. Its running root is copied and made into a raw ext4
 image by ``virt-make-fs`` (libguestfs, TCG appliance), with a boot adapter added
 (lab/vqual_lab/p2v.py); the image boots on kvm2 as ``vqual-tmp-p2v`` with the lab's
 direct-kernel-boot kernel and initrd, to the host's own init and services, and is observed
@@ -29,7 +29,7 @@ from tests.conftest import COLLECTION, REPO, run_vqual
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-SPEC = COLLECTION / "specs" / "conversion-p2v.yaml"
+SPEC = COLLECTION / "specs" / "p2v.yaml"
 LAB_INV = REPO / "inventories" / "lab"
 SOURCE, TARGET = "kvm1", "vqual-tmp-p2v"
 SOURCE_ADDR = "127.0.0.11"
