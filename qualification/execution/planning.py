@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.baseline.conversion import load_conversion_baseline
-from qualification.baseline.decommission import decommission_block
+from qualification.baseline.decommission import EvidenceServer, decommission_block
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
@@ -218,6 +218,7 @@ def make_plan(
     slice_block: Mapping[str, Any] | None = None,
     conversion_baseline: Path | None = None,
     decommission_evidence: Path | None = None,
+    decommission_server: EvidenceServer | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
@@ -255,7 +256,8 @@ def make_plan(
                       capture=mode == "capture")
     decommission = None
     if mode == "decommission":
-        decommission = _decommission_checks(context, hostvars, plan, decommission_evidence)
+        decommission = _decommission_checks(context, hostvars, plan, decommission_evidence,
+                                            decommission_server)
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec.path} applies to the selected targets "
@@ -296,16 +298,17 @@ def _conversion_check(context: RunContext, baseline: Path | None) -> dict[str, A
 
 def _decommission_checks(
     context: RunContext, hostvars: Mapping[str, Mapping[str, Any]], plan: Any,
-    evidence_dir: Path | None,
+    evidence_dir: Path | None, server: EvidenceServer | None = None,
 ) -> dict[str, Any]:
     """The refusals of a decommissioning run, for each target it removes (see
-    :mod:`qualification.baseline.decommission`)."""
+    :mod:`qualification.baseline.decommission`); with ``server``, the evidence server that
+    must hold their bundles."""
     if evidence_dir is None:
         raise BadInputError("a decommissioning run needs the evidence directory to check "
                             "(vqual decommission --evidence-dir)")
     targets = [t.name for t in plan.targets if t.tests]
     trust = context.trust if context.trust is not None else load_trust(context.state_dir)
-    return decommission_block(targets, hostvars, evidence_dir, trust)
+    return decommission_block(targets, hostvars, evidence_dir, trust, server)
 
 
 def _check_clone_run(inventory: InventoryModel, selected: Sequence[str], master: Any) -> None:
@@ -343,6 +346,7 @@ def plan_in_playbook(
     play_vars: Mapping[str, Any] | None = None,
     conversion_baseline: Path | None = None,
     decommission_evidence: Path | None = None,
+    decommission_server: EvidenceServer | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
@@ -381,6 +385,7 @@ def plan_in_playbook(
         slice_block=slice_block,
         conversion_baseline=conversion_baseline,
         decommission_evidence=decommission_evidence,
+        decommission_server=decommission_server,
     )
 
 
