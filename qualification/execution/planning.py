@@ -26,7 +26,14 @@ from qualification.review.deviations import DeviationState
 from qualification.review.pinned import choose_trust
 from qualification.review.signed import load_trust
 from qualification.spec.inventory import InventoryModel
-from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
+from qualification.spec.plan import (
+    MasterBaseline,
+    Plan,
+    TargetPlan,
+    build_plan,
+    plain_mapping,
+    plain_text,
+)
 from qualification.state import trust_path
 
 
@@ -236,20 +243,8 @@ def make_plan(
     spec = context.spec
     conversion = _conversion_check(context, conversion_baseline) if mode == "conversion" else None
     inventory = InventoryModel.from_hostvars(hostvars, groups)
-    master = None
-    source = spec.clone_section.master
-    bundle = Path(master_bundle) if master_bundle else source.bundle
     selected = sorted(inventory.hosts if hosts is None else set(hosts))
-    if bundle is not None and any(
-        "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
-    ):
-        master = load_master(
-            bundle,
-            state_dir=context.state_dir,
-            trust=context.trust,
-            require_approval=source.require_approval,
-            subject=master_subject or source.subject,
-        )
+    master = _master_of(context, inventory, selected, master_bundle, master_subject)
     if mode == "clone":
         _check_clone_run(inventory, selected, master)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
@@ -285,6 +280,26 @@ def make_plan(
         slice=dict(slice_block) if slice_block is not None else None,
         conversion=conversion,
         decommission=decommission,
+    )
+
+
+def _master_of(context: RunContext, inventory: InventoryModel, selected: Sequence[str],
+               master_bundle: Path | None,
+               master_subject: str | None) -> MasterBaseline | None:
+    """The master the selected clones are compared with (None: no clone selected, or no
+    master bundle given nor in the spec), checked."""
+    source = context.spec.clone_section.master
+    bundle = Path(master_bundle) if master_bundle else source.bundle
+    if bundle is None or not any(
+        "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
+    ):
+        return None
+    return load_master(
+        bundle,
+        state_dir=context.state_dir,
+        trust=context.trust,
+        require_approval=source.require_approval,
+        subject=master_subject or source.subject,
     )
 
 
