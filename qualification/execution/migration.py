@@ -41,7 +41,10 @@ from qualification.state import trust_digest
 from qualification.timeutil import new_run_id, utc_now
 from qualification.verdict import Verdict, overall, zero_counts
 
-__all__ = ["MigrationRequest", "MigrationSummary", "parse_vm", "run_migration_summary"]
+__all__ = [
+    "MigrationRequest", "MigrationSummary", "checked_runs", "parse_vm", "run_migration_summary",
+    "vm_entry",
+]
 
 SCHEMA = "vqual.migration/v1"
 
@@ -183,7 +186,7 @@ def migration_verdict(vms: Sequence[dict[str, Any]]) -> str:
     return overall(counts).value
 
 
-def _checked_runs(change_dir: Path, trust: Any) -> list[VerificationResult]:
+def checked_runs(change_dir: Path, trust: Any) -> list[VerificationResult]:
     """Every run of the change, which must verify.
 
     Raises:
@@ -217,7 +220,7 @@ def run_migration_summary(request: MigrationRequest) -> MigrationSummary:
     choice = choose_trust(request.state_dir)
     signer, _ = open_signer_with(request.key_file, request.passphrase_reader)
     _check_executor_key(choice.store, signer.keyid)
-    runs = _checked_runs(change_dir, choice.store)
+    runs = checked_runs(change_dir, choice.store)
     vms = [vm_entry(runs, source, target) for source, target in request.vms]
     root, change_id = change_dir.parent, change_dir.name
     start = run_start_data(

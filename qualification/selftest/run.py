@@ -35,6 +35,7 @@ from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
 from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
+from qualification.selftest.migration import migration_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
 from qualification.selftest.review_summary import review_checks
@@ -82,6 +83,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *conversion_checks(),  # ST-OQ-30, 31 (VQ-71, VQ-73)
         *web_checks(scratch),  # ST-OQ-27 (VQ-65, VQ-66)
         *review_checks(),  # ST-OQ-29 (VQ-68)
+        *migration_checks(scratch),  # ST-OQ-34 (VQ-85)
     ]
 
 
