@@ -13,8 +13,14 @@ before anything changes; the first that fails refuses the run with the reason:
    is there and its SHA-256 is the recorded one; ``vqual_backup_policy: {min_backups: N}``
    (default 1) says how many must count.
 
-What was found (the bundles with their seals, the backups with their digests) goes into the
-run's ``run.start`` as its ``decommission`` block, so the evidence of the removal cites it.
+With an evidence server configured (``vqual decommission --server``), each of those bundles
+must also be held there, by its seal, and not voided (the server verifies a bundle when it is
+pushed and holds only what verified); a bundle it does not hold refuses the run (push it
+first), and so does a server that cannot be asked.
+
+What was found (the bundles with their seals, the backups with their digests, the server
+asked) goes into the run's ``run.start`` as its ``decommission`` block, so the evidence of
+the removal cites it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from qualification.errors import BadInputError, EvidenceInvalidError
 from qualification.evidence.reader import read_bundle
@@ -32,6 +38,44 @@ from qualification.signing import TrustStore
 DEPENDS_VAR = "vqual_depends_on"
 STORE_VAR = "vqual_backup_store"
 POLICY_VAR = "vqual_backup_policy"
+
+
+class EvidenceServer(Protocol):
+    """The evidence server as decommissioning asks it (``qualification.server.client.HeldRuns``:
+    the layers above hand it in)."""
+
+    url: str
+
+    def held(self, seal: str) -> Mapping[str, Any] | None:
+        """What the server says of the run sealed ``seal`` (``run_id``, ``seal``, ``voided``),
+        or None when it holds none.
+
+        Raises:
+            PlatformError: the server cannot be reached; BadInputError: it refused the token.
+        """
+        ...
+
+
+def held_on_server(target: str, bundles: Sequence[Mapping[str, Any]],
+                   server: EvidenceServer) -> None:
+    """Refuse unless ``server`` holds every bundle of ``bundles`` by its seal, not voided.
+
+    Raises:
+        BadInputError: a bundle is not held there (exit 2: push it first).
+        EvidenceInvalidError: the server holds it voided, or under another seal (exit 1).
+    """
+    for bundle in bundles:
+        seal = str(bundle["seal"])
+        info = server.held(seal)
+        what = f"decommission of {target} refused: its bundle {bundle['bundle']} (seal {seal[:16]})"
+        if info is None:
+            raise BadInputError(f"{what} is not held by the evidence server {server.url}; push "
+                                "it first (vqual push)")
+        if info.get("seal") != seal:
+            raise EvidenceInvalidError(f"{what}: the evidence server {server.url} answers with "
+                                       f"seal {str(info.get('seal'))[:16]}")
+        if info.get("voided"):
+            raise EvidenceInvalidError(f"{what} is voided on the evidence server {server.url}")
 
 
 def dependents(target: str, hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -135,14 +179,21 @@ def decommission_block(
     hostvars: Mapping[str, Mapping[str, Any]],
     evidence_dir: Path,
     trust: TrustStore,
+    server: EvidenceServer | None = None,
 ) -> dict[str, Any]:
-    """Check every target (see the module doc) and return ``run.start`` ``decommission``.
+    """Check every target (see the module doc) and return ``run.start`` ``decommission``;
+    with ``server``, each target's bundles must be held there.
 
     Raises:
-        BadInputError: a dependent is declared, no evidence, backups not retained (exit 2).
-        EvidenceInvalidError: a bundle of a target does not verify (exit 1).
+        BadInputError: a dependent is declared, no evidence, backups not retained, a bundle
+            the server does not hold (exit 2).
+        EvidenceInvalidError: a bundle of a target does not verify, or is voided on the
+            server (exit 1).
+        PlatformError: the server cannot be asked (exit 4).
     """
     out: dict[str, Any] = {"evidence_dir": str(Path(evidence_dir).resolve()), "targets": {}}
+    if server is not None:
+        out["server"] = server.url
     for target in targets:
         depending = dependents(target, hostvars)
         if depending:
@@ -150,6 +201,8 @@ def decommission_block(
                 f"decommission of {target} refused: {', '.join(depending)} depend(s) on it "
                 f"({DEPENDS_VAR} in the inventory)")
         bundles = bundles_of(target, evidence_dir, trust)
+        if server is not None:
+            held_on_server(target, bundles, server)
         backups = backups_of(target, hostvars.get(target) or {})
         out["targets"][target] = {"bundles": bundles, "backups": backups}
     return out

@@ -29,6 +29,7 @@ from qualification.cli import (
     join,
     keys,
     log,
+    migrate,
     patch,
     pull,
     push,
@@ -61,7 +62,7 @@ for _command in (
     deviation.deviation, audit.audit, selftest.selftest, trust.trust, patch.patch,
     drift.drift, clone.clone, specs.specs, export.export, state.state, baseline.baseline,
     serve.serve, push.push, push.void, pull.pull, log.log, join.join, convert.convert,
-    decommission.decommission, review.review,
+    decommission.decommission, review.review, migrate.migrate,
 ):
     main.add_command(_command)
 

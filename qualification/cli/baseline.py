@@ -3,9 +3,7 @@ file for a spec (docs/spec.md, "Expected values")."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,13 +11,10 @@ import click
 
 from qualification.cli.shared import (
     domain_errors,
-    forks_option,
+    playbook_run_options,
     progress_printer,
-    read_passphrase,
-    run_options,
+    run_identity,
     shipped_path,
-    state_dir_option,
-    vault_options,
 )
 from qualification.execution.inventory import VaultOptions
 from qualification.state import resolve_state_dir
@@ -38,20 +33,13 @@ def baseline() -> None:
               callback=shipped_path, help="Spec whose value_from tests are observed.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The expected-values file to write (never replaced).")
-@click.option("-c", "--change", "change_id", default=None,
-              help="Change id the capture run belongs to (required), e.g. CHG0012345.")
-@run_options()
-@click.option("--json", "json_mode", is_flag=True,
-              help="Print one JSON document (schema vqual.baseline-capture/v1) on stdout.")
-@forks_option
-@vault_options
-@state_dir_option
+@playbook_run_options("vqual.baseline-capture/v1", "Change id the capture run belongs to")
 @domain_errors
 def capture(
     inventory: Path, host: str, spec: Path, output: Path, change_id: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
-    initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
-    forks: int | None,
+    initiator: str | None, json_mode: bool, forks: int | None, vault: VaultOptions,
+    state_dir: Path | None,
 ) -> None:
     """Observe HOST for SPEC's value_from tests and write their values as a draft file.
 
@@ -64,13 +52,9 @@ def capture(
 
     state = resolve_state_dir(state_dir)
     request = QualifyRequest(
-        inventory=inventory, spec=spec, change_id=change_id,
-        key_file=key_file or state / "keys" / "executor.pem",
-        passphrase_reader=lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
-        evidence_dir=evidence_dir, run_id=run_id,
-        initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
-        state_dir=state, progress=progress_printer(json_mode), vault=vault,
-        forks=forks,
+        inventory=inventory, spec=spec, change_id=change_id, evidence_dir=evidence_dir,
+        run_id=run_id, progress=progress_printer(json_mode), vault=vault, forks=forks,
+        **run_identity(state, key_file, passphrase_fd, initiator),
     )
     summary = capture_baseline(request, host, output)
     if json_mode:

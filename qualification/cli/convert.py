@@ -8,22 +8,17 @@ verify, 2 bad input, 3 incomplete, 4 platform or connection error.
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
-import sys
 from pathlib import Path
 
 import click
 
 from qualification.cli.shared import (
     domain_errors,
+    echo_summary,
+    playbook_run_options,
     progress_printer,
-    read_passphrase,
-    run_options,
+    run_identity,
     shipped_path,
-    state_dir_option,
-    vault_options,
 )
 from qualification.execution.inventory import VaultOptions
 from qualification.state import resolve_state_dir
@@ -42,19 +37,14 @@ def convert() -> None:
 @click.option("--limit", "source", required=True, help="The one source host or VM.")
 @click.option("-s", "--spec", default=DEFAULT_SPEC, show_default=True,
               type=click.Path(path_type=Path), callback=shipped_path,
-              help="Spec with fingerprint tests and a conversion section (allowed differences).")
-@click.option("-c", "--change", "change_id", default=None,
-              help="Change id of the conversion (required), e.g. CHG0012345.")
-@run_options()
-@click.option("--json", "json_mode", is_flag=True,
-              help="Print one JSON document (schema vqual.qualify/v1) on stdout.")
-@vault_options
-@state_dir_option
+              help="Spec with fingerprint tests and a conversion section (allowed differences; "
+              "specs/p2v.yaml for a physical source).")
+@playbook_run_options("vqual.qualify/v1", "Change id of the conversion")
 @domain_errors
 def baseline_cmd(
     inventory: Path, source: str, spec: Path, change_id: str | None, key_file: Path | None,
     passphrase_fd: int | None, evidence_dir: Path, run_id: str | None, initiator: str | None,
-    json_mode: bool, state_dir: Path | None, vault: VaultOptions,
+    json_mode: bool, forks: int | None, vault: VaultOptions, state_dir: Path | None,
 ) -> None:
     """Take the signed baseline of the SOURCE before a conversion.
 
@@ -65,19 +55,11 @@ def baseline_cmd(
     from qualification.execution.qualify import QualifyRequest, run_qualify
 
     state = resolve_state_dir(state_dir)
-    summary = run_qualify(QualifyRequest(
-        inventory=inventory, spec=spec, change_id=change_id,
-        key_file=key_file or state / "keys" / "executor.pem",
-        passphrase_reader=lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
-        evidence_dir=evidence_dir, state_dir=state, run_id=run_id, limit=source,
-        initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
-        progress=progress_printer(json_mode), vault=vault,
-    ))
-    if json_mode:
-        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True))
-    else:
-        click.echo(summary.to_text())
-    sys.exit(summary.exit_code)
+    echo_summary(run_qualify(QualifyRequest(
+        inventory=inventory, spec=spec, change_id=change_id, evidence_dir=evidence_dir,
+        run_id=run_id, limit=source, progress=progress_printer(json_mode), vault=vault,
+        forks=forks, **run_identity(state, key_file, passphrase_fd, initiator),
+    )), json_mode)
 
 
 @convert.command("qualify")
@@ -87,18 +69,13 @@ def baseline_cmd(
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory with the conversion target.")
 @click.option("--limit", "target", required=True, help="The conversion target (inventory host).")
-@click.option("-c", "--change", "change_id", default=None,
-              help="Change id of the conversion (required), e.g. CHG0012345.")
-@run_options()
-@click.option("--json", "json_mode", is_flag=True,
-              help="Print one JSON document (schema vqual.conversion/v1) on stdout.")
-@vault_options
-@state_dir_option
+@playbook_run_options("vqual.conversion/v1", "Change id of the conversion")
 @domain_errors
 def qualify_cmd(
     baseline: Path, inventory: Path, target: str, change_id: str | None,
     key_file: Path | None, passphrase_fd: int | None, evidence_dir: Path, run_id: str | None,
-    initiator: str | None, json_mode: bool, state_dir: Path | None, vault: VaultOptions,
+    initiator: str | None, json_mode: bool, forks: int | None, vault: VaultOptions,
+    state_dir: Path | None,
 ) -> None:
     """Compare the conversion TARGET with the signed source BASELINE.
 
@@ -110,16 +87,8 @@ def qualify_cmd(
     from qualification.execution.conversion import ConversionRequest, run_conversion
 
     state = resolve_state_dir(state_dir)
-    summary = run_conversion(ConversionRequest(
+    echo_summary(run_conversion(ConversionRequest(
         baseline=baseline, inventory=inventory, change_id=change_id, limit=target,
-        key_file=key_file or state / "keys" / "executor.pem",
-        passphrase_reader=lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
-        evidence_dir=evidence_dir, state_dir=state, run_id=run_id,
-        initiator=initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
-        progress=progress_printer(json_mode), vault=vault,
-    ))
-    if json_mode:
-        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True))
-    else:
-        click.echo(summary.to_text())
-    sys.exit(summary.exit_code)
+        evidence_dir=evidence_dir, run_id=run_id, progress=progress_printer(json_mode),
+        vault=vault, forks=forks, **run_identity(state, key_file, passphrase_fd, initiator),
+    )), json_mode)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import getpass
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -298,6 +299,8 @@ def push_on_seal(state: Path, push_url: str | None, no_push: bool, token_file: P
     from qualification.server.client import push_sealed
 
     return push_sealed(bundle, url, token_file).to_json()
+
+
 def forks_option(func: F) -> F:
     """``--forks N`` (``forks``) for a command that runs a playbook: Ansible's parallel
     workers; by default ``$ANSIBLE_FORKS``, else chosen from this machine's CPUs and memory
@@ -306,3 +309,42 @@ def forks_option(func: F) -> F:
         "--forks", type=click.IntRange(min=1), default=None, metavar="N",
         help="Hosts worked on at once (Ansible forks); default $ANSIBLE_FORKS, else 4 per "
         "CPU within 5-50, bounded by memory and the inventory's hosts.")(func)
+
+
+def playbook_run_options(schema: str, change_help: str) -> Callable[[F], F]:
+    """The options a command that runs a playbook into an evidence bundle shares after its
+    own, in this order: ``-c/--change`` (``change_id``, ``change_help`` says whose), the run
+    options (:func:`run_options`), ``--json`` (``json_mode``; one document of ``schema``),
+    ``--forks``, the vault options (``vault``) and ``--state-dir``."""
+    return _stacked([
+        click.option("-c", "--change", "change_id", default=None,
+                     help=f"{change_help} (required), e.g. CHG0012345."),
+        run_options(),
+        click.option("--json", "json_mode", is_flag=True,
+                     help=f"Print one JSON document (schema {schema}) on stdout."),
+        forks_option,
+        vault_options,
+        state_dir_option,
+    ])
+
+
+def run_identity(state: Path, key_file: Path | None, passphrase_fd: int | None,
+                 initiator: str | None) -> dict[str, Any]:
+    """The signing key, its passphrase reader, the state directory and the initiator of a run,
+    as the run requests take them (``key_file``, ``passphrase_reader``, ``state_dir``,
+    ``initiator``), from the run options' values and their defaults."""
+    return {
+        "key_file": key_file or state / "keys" / "executor.pem",
+        "passphrase_reader": lambda: read_passphrase(passphrase_fd, "Key passphrase: "),
+        "state_dir": state,
+        "initiator": initiator or os.environ.get("VQUAL_INITIATOR") or getpass.getuser(),
+    }
+
+
+def echo_summary(summary: Any, json_mode: bool) -> NoReturn:
+    """Print a run's summary (``to_json`` or ``to_text``) and exit with its exit code."""
+    if json_mode:
+        click.echo(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(summary.to_text())
+    sys.exit(summary.exit_code)

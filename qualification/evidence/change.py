@@ -7,6 +7,10 @@ run after it, and the run itself is then cited by nothing. Only the latest run i
 nothing in an honest change: without a transparency log nothing vouches for it, which the
 result says as "latest run not anchored" (a warning; it alone does not change the status).
 
+A migration summary (mode ``migration``, docs/conversion.md) cites the baseline, conversion
+and decommissioning runs of each VM: each must be a run here with that seal, name and verdict,
+and each conversion must cite that baseline.
+
 Slices (docs/aap.md, "Job slicing"): the runs of one sliced job share a ``slice`` parent and
 ran side by side, so a slice is not expected to cite its siblings; a join run (mode ``join``)
 cites the seals of all of them, and a seal a join cites counts as cited.
@@ -25,7 +29,7 @@ from qualification.evidence.result import INCOMPLETE, INVALID, VALID, Verificati
 from qualification.evidence.verify import verify_bundle
 from qualification.signing.trust import TrustStore
 
-__all__ = ["ChangeResult", "is_change_dir", "verify_change"]
+__all__ = ["ChangeResult", "is_change_dir", "run_start_of", "verify_change"]
 
 NOT_ANCHORED = "latest run not anchored"
 
@@ -76,6 +80,7 @@ def verify_change(path: Path, trust: TrustStore, *, workers: int | None = None) 
     parents = {id(r): _parent(starts[id(r)].get("slice")) for r in runs}
     _judge_chain(out, parents, _joined(starts))
     _judge_slices(out, starts, parents)
+    _judge_migrations(out, starts)
     if out.problems:
         out.status = INVALID
     elif any(r.status == INCOMPLETE for r in runs):
@@ -160,6 +165,10 @@ def _start_of(r: VerificationResult) -> dict[str, Any]:
         return {}
     data = rec.get("data")
     return data if rec.get("kind") == RUN_START and isinstance(data, dict) else {}
+
+
+#: The public name: the migration summary reads the runs of a change by their run.start.
+run_start_of = _start_of
 
 
 def _parent(block: Any) -> str | None:
@@ -247,3 +256,37 @@ def _judge_join(
                     f"run {name}: the join of slice parent {parent} omits run {sib.path.name}, "
                     "sealed before the join started"
                 )
+
+
+# ---------------------------------------------------------------- migration summaries
+
+
+def _judge_migrations(out: ChangeResult, starts: dict[int, dict[str, Any]]) -> None:
+    """Each seal a migration summary cites is a run here of that name and verdict, and each
+    cited conversion cites the cited baseline."""
+    seal_of = {r.seal_digest: r for r in out.runs if r.seal_digest}
+    for r in out.runs:
+        block = starts[id(r)].get("migration")
+        vms = block.get("vms") if isinstance(block, dict) else None
+        for vm in vms if isinstance(vms, list) else []:
+            if not isinstance(vm, dict):
+                continue
+            for step in ("baseline", "conversion", "decommission"):
+                cited = vm.get(step)
+                if not isinstance(cited, dict):
+                    continue
+                found = seal_of.get(str(cited.get("seal")))
+                what = f"run {r.path.name}: the migration cites {step} of {vm.get('source')}"
+                if found is None or found.path.name != cited.get("run"):
+                    out.problems.append(
+                        f"{what} as run {cited.get('run')} (seal {str(cited.get('seal'))[:16]}), "
+                        "the seal of no such run here (deleted, replaced or rewritten)")
+                elif "verdict" in cited and cited["verdict"] != found.verdict:
+                    out.problems.append(
+                        f"{what} with verdict {cited['verdict']}; run {found.path.name}'s "
+                        f"run.end says {found.verdict}")
+                elif step == "conversion":
+                    conv = starts[id(found)].get("conversion") or {}
+                    if conv.get("baseline_seal") != (vm.get("baseline") or {}).get("seal"):
+                        out.problems.append(
+                            f"{what}: run {found.path.name} compares with another baseline")

@@ -9,14 +9,9 @@ the playbook ``convert.yml`` (mode ``conversion``) with the spec derived from th
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from qualification.baseline.conversion import (
     conversion_spec,
@@ -26,8 +21,8 @@ from qualification.baseline.conversion import (
 from qualification.baseline.drift import Baseline, load_baseline
 from qualification.errors import BadInputError
 from qualification.evidence.reader import read_bundle
-from qualification.execution.inventory import VaultOptions
-from qualification.execution.qualify import QualifyRequest, QualifySummary, run_qualify
+from qualification.execution.derived import DerivedRunRequest, run_derived
+from qualification.execution.qualify import QualifySummary
 from qualification.spec.model import target_kinds
 
 SCHEMA = "vqual.conversion/v1"
@@ -35,19 +30,8 @@ PLAYBOOK = "convert.yml"
 
 
 @dataclass
-class ConversionRequest:
-    baseline: Path
-    inventory: Path
-    change_id: str | None
-    key_file: Path
-    passphrase_reader: Callable[[], bytes]
-    evidence_dir: Path
-    state_dir: Path
-    initiator: str
-    limit: str
-    run_id: str | None = None
-    progress: Callable[[Any], None] | None = None
-    vault: VaultOptions = field(default_factory=VaultOptions)
+class ConversionRequest(DerivedRunRequest):
+    """A conversion's qualification: ``baseline`` the source's, ``limit`` the target."""
 
 
 @dataclass
@@ -139,33 +123,11 @@ def run_conversion(request: ConversionRequest) -> ConversionSummary:
 
 def _run_playbook(request: ConversionRequest, baseline: Baseline) -> QualifySummary:
     """Run the conversion playbook with the spec derived from ``baseline`` and its data
-    files, written to a scratch directory that is removed afterwards."""
-    work = Path(tempfile.mkdtemp(prefix="vqual-convert-"))
-    try:
-        spec_path = work / "conversion-spec.yaml"
-        derived = conversion_spec(baseline, target_kinds())
-        spec_path.write_text(yaml.safe_dump(derived, sort_keys=False))
-        baseline.write_data_files(derived.get("data_files") or {}, work)
-        return run_qualify(
-            QualifyRequest(
-                inventory=request.inventory,
-                spec=spec_path,
-                change_id=request.change_id,
-                key_file=request.key_file,
-                passphrase_reader=request.passphrase_reader,
-                evidence_dir=request.evidence_dir,
-                state_dir=request.state_dir,
-                initiator=request.initiator,
-                run_id=request.run_id,
-                limit=request.limit,
-                progress=request.progress,
-                playbook=PLAYBOOK,
-                extravars={"vqual_conversion_baseline": str(baseline.path.resolve())},
-                vault=request.vault,
-            )
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    files."""
+    derived = conversion_spec(baseline, target_kinds())
+    return run_derived(request, baseline, name="conversion", spec=derived,
+                       data_files=derived.get("data_files") or {}, playbook=PLAYBOOK,
+                       extravars={"vqual_conversion_baseline": str(baseline.path.resolve())})
 
 
 def _differences(bundle: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:

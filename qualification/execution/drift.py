@@ -7,9 +7,7 @@ What a baseline is and how a live state is compared with it is
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,29 +22,18 @@ from qualification.baseline.drift import (
 )
 from qualification.checks.fingerprint_model import AllowedDifferences
 from qualification.evidence.reader import read_bundle
-from qualification.execution.inventory import VaultOptions
-from qualification.execution.qualify import QualifyRequest, QualifySummary, run_qualify
+from qualification.execution.derived import DerivedRunRequest, run_derived
+from qualification.execution.qualify import QualifySummary
 
 SCHEMA = "vqual.drift/v1"
 PLAYBOOK = "drift.yml"
 
 
 @dataclass
-class DriftRequest:
-    baseline: Path
-    inventory: Path
-    change_id: str | None
-    key_file: Path
-    passphrase_reader: Callable[[], bytes]
-    evidence_dir: Path
-    state_dir: Path
-    initiator: str
-    run_id: str | None = None
-    limit: str | None = None
+class DriftRequest(DerivedRunRequest):
+    """A drift run: ``allowed`` differences beyond the baseline spec's (``--allowed``)."""
+
     allowed: Mapping[str, Any] | None = None
-    progress: Callable[[Any], None] | None = None
-    vault: VaultOptions = field(default_factory=VaultOptions)
-    forks: int | None = None
 
 
 @dataclass
@@ -123,39 +110,15 @@ def run_drift(request: DriftRequest) -> DriftSummary:
 
 
 def _run_playbook(request: DriftRequest, baseline: Baseline) -> QualifySummary:
-    """Run the drift playbook with the spec derived from ``baseline`` and its data files,
-    written to a scratch directory that is removed afterwards."""
-    work = Path(tempfile.mkdtemp(prefix="vqual-drift-"))
-    try:
-        spec_path = work / "drift-spec.yaml"
-        spec_path.write_text(yaml.safe_dump(drift_spec(baseline), sort_keys=False))
-        spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
-        baseline.write_data_files(spec.get("data_files") or {}, work)
-        extravars: dict[str, Any] = {"vqual_drift_baseline": str(baseline.path.resolve())}
-        if request.allowed:
-            AllowedDifferences.from_json(request.allowed, where="--allowed")
-            extravars["vqual_drift_allowed"] = dict(request.allowed)
-        return run_qualify(
-            QualifyRequest(
-                inventory=request.inventory,
-                spec=spec_path,
-                change_id=request.change_id,
-                key_file=request.key_file,
-                passphrase_reader=request.passphrase_reader,
-                evidence_dir=request.evidence_dir,
-                state_dir=request.state_dir,
-                initiator=request.initiator,
-                run_id=request.run_id,
-                limit=request.limit,
-                progress=request.progress,
-                playbook=PLAYBOOK,
-                extravars=extravars,
-                vault=request.vault,
-                forks=request.forks,
-            )
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    """Run the drift playbook with the spec derived from ``baseline`` and its data files."""
+    spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
+    extravars: dict[str, Any] = {"vqual_drift_baseline": str(baseline.path.resolve())}
+    if request.allowed:
+        AllowedDifferences.from_json(request.allowed, where="--allowed")
+        extravars["vqual_drift_allowed"] = dict(request.allowed)
+    return run_derived(request, baseline, name="drift", spec=drift_spec(baseline),
+                       data_files=spec.get("data_files") or {}, playbook=PLAYBOOK,
+                       extravars=extravars)
 
 
 def _differences_and_errors(bundle: Path) -> tuple[list[dict[str, Any]], list[str]]:

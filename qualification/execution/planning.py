@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qualification.baseline.conversion import load_conversion_baseline
-from qualification.baseline.decommission import decommission_block
+from qualification.baseline.decommission import EvidenceServer, decommission_block
 from qualification.baseline.master import load_master
 from qualification.errors import BadInputError
 from qualification.execution.context import RunContext, handed_over, load_run_context
@@ -26,7 +26,14 @@ from qualification.review.deviations import DeviationState
 from qualification.review.pinned import choose_trust
 from qualification.review.signed import load_trust
 from qualification.spec.inventory import InventoryModel
-from qualification.spec.plan import Plan, TargetPlan, build_plan, plain_mapping, plain_text
+from qualification.spec.plan import (
+    MasterBaseline,
+    Plan,
+    TargetPlan,
+    build_plan,
+    plain_mapping,
+    plain_text,
+)
 from qualification.state import trust_path
 
 
@@ -218,6 +225,7 @@ def make_plan(
     slice_block: Mapping[str, Any] | None = None,
     conversion_baseline: Path | None = None,
     decommission_evidence: Path | None = None,
+    decommission_server: EvidenceServer | None = None,
 ) -> RunPlan:
     """The plan of a run whose inputs ``context`` holds, for the inventory's targets.
 
@@ -235,27 +243,16 @@ def make_plan(
     spec = context.spec
     conversion = _conversion_check(context, conversion_baseline) if mode == "conversion" else None
     inventory = InventoryModel.from_hostvars(hostvars, groups)
-    master = None
-    source = spec.clone_section.master
-    bundle = Path(master_bundle) if master_bundle else source.bundle
     selected = sorted(inventory.hosts if hosts is None else set(hosts))
-    if bundle is not None and any(
-        "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
-    ):
-        master = load_master(
-            bundle,
-            state_dir=context.state_dir,
-            trust=context.trust,
-            require_approval=source.require_approval,
-            subject=master_subject or source.subject,
-        )
+    master = _master_of(context, inventory, selected, master_bundle, master_subject)
     if mode == "clone":
         _check_clone_run(inventory, selected, master)
     plan = build_plan(spec, inventory, hosts=hosts, test_ids=test_ids, master=master,
                       capture=mode == "capture")
     decommission = None
     if mode == "decommission":
-        decommission = _decommission_checks(context, hostvars, plan, decommission_evidence)
+        decommission = _decommission_checks(context, hostvars, plan, decommission_evidence,
+                                            decommission_server)
     if not plan.planned() and not allow_empty:
         raise BadInputError(
             f"no test of {spec.path} applies to the selected targets "
@@ -286,6 +283,26 @@ def make_plan(
     )
 
 
+def _master_of(context: RunContext, inventory: InventoryModel, selected: Sequence[str],
+               master_bundle: Path | None,
+               master_subject: str | None) -> MasterBaseline | None:
+    """The master the selected clones are compared with (None: no clone selected, or no
+    master bundle given nor in the spec), checked."""
+    source = context.spec.clone_section.master
+    bundle = Path(master_bundle) if master_bundle else source.bundle
+    if bundle is None or not any(
+        "clone" in inventory.host(name).kinds for name in selected if name in inventory.hosts
+    ):
+        return None
+    return load_master(
+        bundle,
+        state_dir=context.state_dir,
+        trust=context.trust,
+        require_approval=source.require_approval,
+        subject=master_subject or source.subject,
+    )
+
+
 def _conversion_check(context: RunContext, baseline: Path | None) -> dict[str, Any]:
     """A conversion run's source baseline, verified; its ``conversion`` block."""
     if baseline is None:
@@ -296,16 +313,17 @@ def _conversion_check(context: RunContext, baseline: Path | None) -> dict[str, A
 
 def _decommission_checks(
     context: RunContext, hostvars: Mapping[str, Mapping[str, Any]], plan: Any,
-    evidence_dir: Path | None,
+    evidence_dir: Path | None, server: EvidenceServer | None = None,
 ) -> dict[str, Any]:
     """The refusals of a decommissioning run, for each target it removes (see
-    :mod:`qualification.baseline.decommission`)."""
+    :mod:`qualification.baseline.decommission`); with ``server``, the evidence server that
+    must hold their bundles."""
     if evidence_dir is None:
         raise BadInputError("a decommissioning run needs the evidence directory to check "
                             "(vqual decommission --evidence-dir)")
     targets = [t.name for t in plan.targets if t.tests]
     trust = context.trust if context.trust is not None else load_trust(context.state_dir)
-    return decommission_block(targets, hostvars, evidence_dir, trust)
+    return decommission_block(targets, hostvars, evidence_dir, trust, server)
 
 
 def _check_clone_run(inventory: InventoryModel, selected: Sequence[str], master: Any) -> None:
@@ -343,6 +361,7 @@ def plan_in_playbook(
     play_vars: Mapping[str, Any] | None = None,
     conversion_baseline: Path | None = None,
     decommission_evidence: Path | None = None,
+    decommission_server: EvidenceServer | None = None,
 ) -> RunPlan:
     """What the plan action does: take the run context ``vqual`` handed over (``environ``),
     else load it here once (a plain ``ansible-playbook`` run), and make the plan.
@@ -381,6 +400,7 @@ def plan_in_playbook(
         slice_block=slice_block,
         conversion_baseline=conversion_baseline,
         decommission_evidence=decommission_evidence,
+        decommission_server=decommission_server,
     )
 
 

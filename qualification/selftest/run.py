@@ -37,6 +37,7 @@ from qualification.selftest.inspector import inspector_checks
 from qualification.selftest.install import installation_checks
 from qualification.selftest.kinds import kind_checks
 from qualification.selftest.library import library_checks
+from qualification.selftest.migration import migration_checks
 from qualification.selftest.paths import path_checks
 from qualification.selftest.platforms import platform_checks
 from qualification.selftest.resume import resume_checks
@@ -90,6 +91,7 @@ def self_checks(golden: Path | None, scratch: Callable[[], Scratch]) -> list[Sel
         *deviation_checks(scratch),  # ST-OQ-33 (VQ-82)
         *unplanned_checks(scratch),  # ST-OQ-37 (VQ-93)
         *failover_checks(),  # ST-OQ-36 (VQ-88)
+        *migration_checks(scratch),  # ST-OQ-34 (VQ-85)
     ]
 
 

@@ -27,7 +27,10 @@ MAX_PULL = 1 << 31
 
 
 class ServerRefusedError(VqualError):
-    """The server answered with a refusal (exit 1): a push that does not verify, a conflict."""
+    """The server answered with a refusal (exit 1): a push that does not verify, a conflict.
+    ``status`` is the HTTP status it answered with."""
+
+    status: int | None = None
 
 
 def read_token(token_file: Path | None = None) -> str:
@@ -114,6 +117,34 @@ class Client:
 
 
 @dataclass
+class HeldRuns:
+    """What the evidence server holds, asked run by run by seal (the ``EvidenceServer`` a
+    decommissioning checks, qualification.baseline.decommission). The token is read when it
+    is made (``token_file``, else ``$VQUAL_SERVER_TOKEN(_FILE)``) and never shown.
+
+    Raises:
+        BadInputError: a URL that is not http(s), no token.
+    """
+
+    url: str
+    token_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        self._client = Client(self.url, read_token(self.token_file), timeout=60.0)
+        self.url = self._client.url
+
+    def held(self, seal: str) -> dict[str, Any] | None:
+        """The server's record of the run sealed ``seal``, or None when it holds none."""
+        try:
+            info: dict[str, Any] = self._client.json("GET", f"/runs/{urllib.parse.quote(seal)}")
+        except ServerRefusedError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return info
+
+
+@dataclass
 class SealPush:
     """How pushing a just-sealed run went; ``line`` says it in one line."""
 
@@ -149,4 +180,6 @@ def _refusal(exc: urllib.error.HTTPError) -> VqualError:
     text = f"server refused ({exc.code}): {message}"
     if exc.code in (401, 403):
         return BadInputError(text)
-    return ServerRefusedError(text)
+    refused = ServerRefusedError(text)
+    refused.status = exc.code
+    return refused

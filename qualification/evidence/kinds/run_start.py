@@ -42,6 +42,9 @@ class RunStartData(TypedDict):
     #: a decommissioning run's checks: {evidence_dir, targets: {name: {bundles: [{bundle,
     #: seal}], backups: [{file, sha256}]}}}
     decommission: NotRequired[dict[str, Any]]
+    #: a migration summary's VMs: {vms: [{source, target, baseline: {run, seal}, conversion:
+    #: {run, seal, verdict}, decommission: {run, seal, verdict} or null}]}
+    migration: NotRequired[dict[str, Any]]
     patch: NotRequired[dict[str, Any]]
     golden: NotRequired[str | None]
     slice: NotRequired[dict[str, Any]]
@@ -92,6 +95,35 @@ def slice_problems(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _cited_problem(value: Any, verdict: bool) -> bool:
+    keys = {"run", "seal", "verdict"} if verdict else {"run", "seal"}
+    return not (isinstance(value, Mapping) and set(value) == keys
+                and all(isinstance(value[k], str) for k in keys)
+                and re.fullmatch(r"[0-9a-f]{64}", value["seal"]) is not None)
+
+
+def migration_problems(data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the ``migration`` block of a ``run.start`` payload (its shape; the
+    change's verification checks that the cited runs are there)."""
+    if "migration" not in data:
+        return []
+    block = data["migration"]
+    vms = block.get("vms") if isinstance(block, Mapping) else None
+    if not isinstance(vms, list) or not vms:
+        return ["run.start migration must be {vms: [...]} with at least one VM"]
+    problems = []
+    for i, vm in enumerate(vms):
+        if not (isinstance(vm, Mapping) and isinstance(vm.get("source"), str)
+                and isinstance(vm.get("target"), str)
+                and not _cited_problem(vm.get("baseline"), False)
+                and not _cited_problem(vm.get("conversion"), True)
+                and (vm.get("decommission") is None
+                     or not _cited_problem(vm.get("decommission"), True))):
+            problems.append(f"run.start migration vm {i + 1} must be {{source, target, baseline: "
+                            "{run, seal}, conversion and decommission: {run, seal, verdict}}")
+    return problems
+
+
 class RunStart(RecordKind):
     name = "run.start"
     payload = RunStartData
@@ -115,7 +147,7 @@ class RunStart(RecordKind):
             for t in planned
         ]
         chain.planned_ids = {t["test_id"] for t in chain.planned if isinstance(t["test_id"], str)}
-        for problem in slice_problems(record["data"]):
+        for problem in slice_problems(record["data"]) + migration_problems(record["data"]):
             chain.problem(where, problem)
 
     def audit_line(self, record: Mapping[str, Any], signer: str) -> AuditLine:
@@ -133,6 +165,11 @@ class RunStart(RecordKind):
             detail = f"join of {len(joins)} slices ({verdicts}), executed by {signer}"
         if isinstance(approval, dict):
             detail += f"; protocol approved by {approval.get('name')} at {approval.get('time')}"
+        migration = data.get("migration")
+        if isinstance(migration, dict) and isinstance(migration.get("vms"), list):
+            moved = ", ".join(f"{v.get('source')} -> {v.get('target')}"
+                              for v in migration["vms"] if isinstance(v, dict))
+            detail = f"migration summary of {moved}, executed by {signer}"
         block = data.get("slice")
         if isinstance(block, dict):
             which = (f"slice {block.get('index')} of {block.get('count')}"

@@ -27,6 +27,7 @@ if HAS_QUALIFICATION:
     from qualification.execution.collection import find_shipped
     from qualification.execution.inventory import RenderFailure
     from qualification.execution.planning import plan_in_playbook
+    from qualification.server.client import HeldRuns
     from qualification.spec.inventory import CONNECTION_VARS
     from qualification.state import resolve_state_dir
 
@@ -36,7 +37,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(
         ("spec", "change_id", "run_id", "tests", "change_pattern", "mode", "allow_empty",
          "state_dir", "master_bundle", "master_subject", "conversion_baseline",
-         "decommission_evidence")
+         "decommission_evidence", "decommission_server", "decommission_token_file")
     )
 
     def _hostvars(self, task_vars):
@@ -96,6 +97,13 @@ class ActionModule(ActionBase):
         args = self._task.args
         groups = plain(task_vars.get("groups", {}))
         try:
+            server = None
+            if args.get("decommission_server"):
+                # The server that must hold the targets' bundles (vqual decommission --server);
+                # the token from the file named, else the environment, never from a task arg.
+                token_file = args.get("decommission_token_file")
+                server = HeldRuns(str(args["decommission_server"]),
+                                  Path(token_file) if token_file else None)
             # The run context vqual handed over (its environment names the file), else the
             # inputs are loaded here, once.
             plan = plan_in_playbook(
@@ -118,6 +126,7 @@ class ActionModule(ActionBase):
                                      if args.get("conversion_baseline") else None),
                 decommission_evidence=(Path(args["decommission_evidence"])
                                        if args.get("decommission_evidence") else None),
+                decommission_server=server,
             )
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)
