@@ -234,11 +234,12 @@ def _vcpus(root: ET.Element) -> int:
 
 def vm_summary_from_xml(xml: str, *, host: str, power_state: str) -> VmSummary:
     """:class:`VmSummary` from a domain's live XML: the fields :func:`vm_facts_from_xml` gives
-    them, without the reads only the full facts need (snapshots, inactive XML, autostart)."""
+    them, without the reads only the full facts need (snapshots, inactive XML, autostart).
+    libvirt has no templates: ``template`` stays unknown, for the caller to ask as before."""
     root = ET.fromstring(xml)
     return VmSummary(name=root.findtext("name") or "", host=host, power_state=power_state,
                      vcpus=_vcpus(root), memory_mib=_memory_mib(root.find("memory")),
-                     placement=_placement_from(root), template=False)
+                     placement=_placement_from(root))
 
 
 def vm_facts_from_xml(
