@@ -19,14 +19,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import qualification
 from qualification.evidence.bundle import BundleWriter
 from qualification.evidence.reader import read_bundle
+from qualification.execution.gc_pause import gc_paused
 from qualification.reports.html import render_report
 from qualification.reports.junit import render_junit
 
@@ -45,21 +45,6 @@ def records_as_dicts(bundle: Path) -> list[dict[str, Any]]:
         }
         for r in read_bundle(bundle).records
     ]
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic collection inside: what exists now is frozen out of later collections too,
-    and the collector is back as it was on the way out."""
-    was_enabled = gc.isenabled()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-        gc.unfreeze()
 
 
 def _start_worker(bundle: Path, out: Path) -> subprocess.Popen[bytes]:

@@ -13,6 +13,7 @@ import pytest
 
 from qualification.evidence.verify import verify_bundle
 from qualification.execution import rendering
+from qualification.execution.gc_pause import gc_paused
 from qualification.execution.planning import RunPlan
 from qualification.execution.recorder import RunRecorder, open_signer
 from qualification.reports.html import render_report
@@ -97,12 +98,12 @@ def test_the_collector_is_back_as_it_was() -> None:
     import gc
 
     assert gc.isenabled()
-    with rendering.gc_paused():
+    with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled() and gc.get_freeze_count() == 0
     gc.disable()
     try:
-        with rendering.gc_paused():
+        with gc_paused():
             pass
         assert not gc.isenabled()
     finally:
