@@ -63,3 +63,19 @@ def test_same_snapshot_and_plan_as_the_full_listing(tmp_path: Path) -> None:
     assert light.digest == full.digest == PINNED
     assert plan_rollout(light, change()).digest == plan_rollout(full, change()).digest \
         == PINNED_PLAN
+
+
+def test_a_libvirt_cluster_lists_light_as_it_lists_in_full(tmp_path: Path) -> None:
+    from qualification.platforms.libvirt.cluster import LibvirtCluster
+
+    cluster = LibvirtCluster({"hv1": TEST_URI, "hv2": TEST_URI}, cluster="lab",
+                             state_dir=tmp_path)
+    try:
+        _populate(cluster.member("hv1"))
+        light = cluster.vm_summaries()
+        assert light == [VmSummary.of(v) for v in cluster.vms()]
+        # one test driver behind both names: each VM once, named by the cluster's host
+        assert [v.name for v in light] == ["db1", "test", "web1", "web2"]
+        assert {v.host for v in light} <= {"hv1", "hv2"}
+    finally:
+        cluster.close()
