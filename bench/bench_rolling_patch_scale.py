@@ -14,7 +14,8 @@ The observer (tests/integration/rollout_observer.py) polls the simulator on its 
 from a separate process (so its polling takes no CPU time from the orchestrator's process);
 its record is judged with ``check_safety``. Every platform and executor call is timed through
 a wrapper; the orchestrator's own time is the run's wall time minus the time inside them, and
-a cProfile of the run (``--profile``) says where that own time goes.
+a cProfile of the run (``--profile``) says where that own time goes; the time inside the
+calls is also summed per call name.
 
 Run: ``.venv/bin/python bench/bench_rolling_patch_scale.py [--hosts 16] [--vms 1000]``.
 Goals (issue 19): no safety violation, every host patched once, the orchestrator's own time
@@ -49,7 +50,7 @@ from vqual_lab.component import LabContext
 
 from qualification.evidence.verify import verify_bundle
 from qualification.execution.recorder import open_signer
-from qualification.platforms.base import HypervisorPlatform
+from qualification.platforms.base import HypervisorPlatform, vm_summaries
 from qualification.platforms.vsphere.adapter import VspherePlatform
 from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.platforms.vsphere.patch import read_host_mark
@@ -72,6 +73,8 @@ class UnionClock(Clock):
         super().__init__()
         self._active = 0
         self._since = 0.0
+        #: call name -> [calls, seconds] (summed: overlapping calls each count in full)
+        self.by_name: dict[str, list[float]] = {}
 
     def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -83,6 +86,7 @@ class UnionClock(Clock):
                         self._since = time.perf_counter()
                     self._active += 1
                     self.calls += 1
+            started = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -92,6 +96,9 @@ class UnionClock(Clock):
                         self._active -= 1
                         if self._active == 0:
                             self.inside += time.perf_counter() - self._since
+                        row = self.by_name.setdefault(getattr(fn, "__name__", "?"), [0, 0.0])
+                        row[0] += 1
+                        row[1] += time.perf_counter() - started
         return call
 
 
@@ -130,7 +137,7 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=50, help="anti-affinity groups of three")
     parser.add_argument("--address", default="127.0.0.161")
     parser.add_argument("--port", type=int, default=29443)
-    parser.add_argument("--interval", type=float, default=2.0,
+    parser.add_argument("--interval", type=float, default=0.5,
                         help="observer poll interval, s (each poll lists every VM)")
     parser.add_argument("--parallel", type=int, default=4, help="max_parallel_migrations")
     parser.add_argument("--vcpu-ratio", type=float, default=64.0,
@@ -169,9 +176,8 @@ def _run(args: argparse.Namespace, tmp: Path, ctx: LabContext, inst: vcsim.Vcsim
                         datacenter="DC0", cluster=CLUSTER)
     with VspherePlatform(endpoint) as p:
         hosts = sorted(h.name for h in p.hosts())
-        vms = p.vms()
-        templates = {v.name for v in vms if p.vm_details(v.name).get("template")} if len(vms) < 50 \
-            else set()
+        vms = vm_summaries(p)
+        templates = {v.name for v in vms if v.template}
         placement = {v.name: v.host for v in vms if v.power_state == "running"}
     groups, everywhere = _groups(placement, hosts, args.groups)
     print(f"cluster: {len(hosts)} hosts, {len(vms)} VMs ({len(placement)} powered on, "
@@ -260,6 +266,9 @@ def _run(args: argparse.Namespace, tmp: Path, ctx: LabContext, inst: vcsim.Vcsim
     print(f"wall {wall:.1f} s; inside platform/executor calls {clock.inside:.1f} s "
           f"({clock.calls} calls); orchestrator's own {own:.2f} s = {own / wall:.1%} of the run "
           f"(goal < 10 %); its CPU {cpu:.2f} s")
+    print("where the platform/executor time goes (calls, seconds summed over threads):")
+    for name, (n, secs) in sorted(clock.by_name.items(), key=lambda kv: -kv[1][1])[:12]:
+        print(f"  {name:24} {int(n):6d} calls {secs:9.1f} s  {secs / max(n, 1) * 1000:8.1f} ms/call")
     print(f"load average at start {' '.join(f'{x:.2f}' for x in load0)}, "
           f"at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if bundle:

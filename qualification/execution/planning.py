@@ -11,6 +11,7 @@ them again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,18 @@ class DataFileRef:
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "path": self.path, "digest": self.digest}
 
+
+
+#: The parts of a plan :meth:`RunPlan.to_packed` hands over as JSON texts (besides targets).
+_PACKED = ("planned", "inventory_snapshot", "traceability")
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _unpacked(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {**data, **{key: json.loads(data[key]) for key in _PACKED}}
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -144,6 +157,17 @@ class RunPlan:
             "decommission": self.decommission,
         }
 
+    def to_packed(self) -> dict[str, Any]:
+        """:meth:`to_dict` as the plan task returns it: each target's tests, the planned list,
+        the inventory snapshot and the traceability as JSON texts. Ansible copies, tags and
+        walks every value of a task result, more than once (a 1,000-test plan has some 30,000);
+        a text is one value. Each target's own text lets an action read its host's tests alone.
+        :meth:`from_dict` reads both forms."""
+        data = self.to_dict()
+        packed = {key: _text(data[key]) for key in _PACKED}
+        targets = [{"name": t["name"], "json": _text(t)} for t in data["targets"]]
+        return {**data, **packed, "targets": targets, "packed": True}
+
     @classmethod
     def from_dict(
         cls, data: Mapping[str, Any], *, targets: Collection[str] | None = None
@@ -151,7 +175,7 @@ class RunPlan:
         """Read :meth:`to_dict` back (as Ansible hands it over: plain types are copied).
 
         Args:
-            data: the plan task's ``vqual_plan``.
+            data: the plan task's ``vqual_plan`` (:meth:`to_packed`) or :meth:`to_dict`.
             targets: read only these targets' tests (an action on one host needs its own
                 only; reading every host's tests on every host would cost hosts squared).
 
@@ -163,6 +187,9 @@ class RunPlan:
             if targets is not None:
                 wanted = set(targets)
                 planned = [t for t in planned if t["name"] in wanted]
+            if data.get("packed"):
+                data = _unpacked(data)
+                planned = [json.loads(t["json"]) for t in planned]
             plan = Plan.from_json({**data, "targets": planned})
             trust = data["trust"]
             version = trust["version"]

@@ -16,17 +16,19 @@ from qualification.errors import BadInputError, KeyFileError
 from qualification.evidence.bundle import BundleWriter, latest_seal
 from qualification.evidence.canonical import canonical_bytes
 from qualification.evidence.kinds import ACTION, CHECK_RESULT, FINGERPRINT, RUN_START, WAIVER
-from qualification.evidence.reader import read_bundle
 from qualification.evidence.records import utc_now as record_time
 from qualification.execution.evaluation import error_results
 from qualification.execution.planning import RunPlan
+from qualification.execution.rendering import add_renderings, records_as_dicts
 from qualification.execution.run_start import run_start_data
-from qualification.reports.html import render_report
-from qualification.reports.junit import render_junit
 from qualification.review.deviations import DeviationState
 from qualification.signing import Ed25519Signer, Signer
 from qualification.signing.trusted_tsa import parse_tsa
 from qualification.verdict import Verdict, overall, zero_counts
+
+# Where callers have always found them (the rendering moved to execution/rendering.py).
+__all__ = ["RunRecorder", "add_renderings", "open_signer", "open_signer_with",
+           "overall_verdict", "read_passphrase_file", "records_as_dicts"]
 
 
 def read_passphrase_file(passphrase_file: str | Path) -> bytes | None:
@@ -61,27 +63,6 @@ def open_signer_with(
         raise KeyFileError(f"cannot read key file {key_file}: {exc.strerror}") from exc
     passphrase = passphrase_reader() if b"ENCRYPTED" in head else None
     return Ed25519Signer.from_file(key_file, passphrase), passphrase
-
-
-def records_as_dicts(bundle: Path) -> list[dict[str, Any]]:
-    """A bundle's records as the plain dicts the report renderers take."""
-    return [
-        {
-            "v": r.v, "seq": r.seq, "prev": r.prev, "time": r.time, "change_id": r.change_id,
-            "run_id": r.run_id, "actor": r.actor, "initiator": r.initiator, "kind": r.kind,
-            "data": r.data,
-        }
-        for r in read_bundle(bundle).records
-    ]
-
-
-def add_renderings(writer: BundleWriter) -> None:
-    """Render the JUnit and the report of the records written so far into the bundle, as
-    every sealed run carries them (format v2 seals no placeholders); call before sealing."""
-    writer.sync()
-    records = records_as_dicts(writer.path)
-    writer.add_file("junit.xml", render_junit(records).encode("utf-8"))
-    writer.add_file("report.html", render_report(records).encode("utf-8"))
 
 
 def overall_verdict(counts: Mapping[str, int]) -> str:

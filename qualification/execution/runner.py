@@ -199,7 +199,8 @@ def _event_handler(
         res = data.get("res") or {}
         action = str(data.get("task_action") or "")
         if kind == "runner_on_ok" and "vqual_plan" in res:
-            outcome.planned = len(res["vqual_plan"].get("planned", []))
+            # the count beside the plan: the plan's own lists are JSON texts (to_packed)
+            outcome.planned = int(res.get("vqual_planned") or 0)
             if run.progress:
                 run.progress(ProgressEvent("planned", message=str(outcome.planned)))
         elif kind == "runner_on_ok" and "vqual_counts" in res and run.progress:

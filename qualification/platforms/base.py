@@ -211,6 +211,40 @@ class VmFacts(Facts):
 
 
 @dataclass(frozen=True)
+class VmSummary(Facts):
+    """A VM as a listing of many VMs needs it: where it is, whether it runs, what it holds and
+    where it may go (the planner, the rolling patch's steps and its observer). One read for all
+    VMs, not each VM's whole configuration (VQ-90).
+
+    Attributes:
+        template: whether the VM is a template; None where the listing does not say.
+    """
+
+    name: str
+    host: str
+    power_state: str
+    vcpus: int
+    memory_mib: int
+    placement: Placement = field(default_factory=Placement)
+    template: bool | None = None
+
+    @classmethod
+    def of(cls, vm: VmFacts) -> VmSummary:
+        """The summary of a full listing's row (``template`` unknown: VmFacts has none)."""
+        return cls(name=vm.name, host=vm.host, power_state=vm.power_state, vcpus=vm.vcpus,
+                   memory_mib=vm.memory_mib, placement=vm.placement)
+
+
+def vm_summaries(platform: HypervisorPlatform) -> list[VmSummary]:
+    """Every VM, light: the adapter's ``vm_summaries()`` where it has one (vSphere, libvirt),
+    else the full listing cut down, so an adapter without it lists the same rows."""
+    light = getattr(platform, "vm_summaries", None)
+    if callable(light):
+        return list(light())
+    return [VmSummary.of(vm) for vm in platform.vms()]
+
+
+@dataclass(frozen=True)
 class VmConfig:
     """What to create. ``native`` (platform-specific definition) wins over the fields.
 
@@ -261,7 +295,9 @@ class HypervisorPlatform(Protocol):
     answer; operations raise :class:`~qualification.errors.NotSupported` when the platform
     cannot perform them, and ``PlatformError`` when it refused or failed. Operations that
     change state return the object's facts after the change, so callers can record the
-    ``after`` state without a second query.
+    ``after`` state without a second query. An adapter may add ``vm_summaries()``, a light
+    listing of every VM (:class:`VmSummary`, one read); callers go through
+    :func:`vm_summaries`, which falls back to :meth:`vms`.
     """
 
     platform: str

@@ -6,6 +6,8 @@ an adapter may offer (looked up by name, so the core imports no adapter):
 - ``host_details()``: per-host dicts with ``name`` and ``connection_state`` (vSphere);
   a host whose state is not ``connected`` is disconnected. Without it, every host the
   endpoint answers for counts as connected.
+- ``vm_summaries()``: the light VM listing (VQ-90; ``base.vm_summaries`` falls back to
+  ``vms()``); where it gives each VM's template flag, nothing more is read for it.
 - ``templates()``: the names of all templates in one read; else ``vm_details(name)`` with a
   ``template`` flag (vSphere), asked for powered-off VMs only (a template is never powered
   on), one read per stopped VM. The flag is informational: the planner treats templates and
@@ -33,7 +35,8 @@ from qualification.platforms.base import (
     SUSPENDED,
     HostFacts,
     HypervisorPlatform,
-    VmFacts,
+    VmSummary,
+    vm_summaries,
 )
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.model import ClusterSnapshot, HostState, VmState
@@ -110,7 +113,7 @@ def snapshot(
     bulk = getattr(platform, "templates", None)
     templates = {str(n) for n in bulk()} if callable(bulk) else None
     seen: dict[str, str] = {}
-    for vm in platform.vms():
+    for vm in vm_summaries(platform):
         if vm.host not in in_cluster:
             continue
         if vm.power_state == STOPPING:
@@ -191,13 +194,15 @@ def _connection_states(platform: HypervisorPlatform) -> dict[str, str]:
 
 def _vm_state(
     platform: HypervisorPlatform,
-    vm: VmFacts,
+    vm: VmSummary,
     by_uuid: Mapping[str, str],
     templates: set[str] | None = None,
 ) -> VmState:
     powered_on = vm.power_state not in _NOT_RUNNING
     template = False
-    if templates is not None:
+    if vm.template is not None:  # the light listing said
+        template = vm.template
+    elif templates is not None:
         template = vm.name in templates
     elif not powered_on:
         details = getattr(platform, "vm_details", None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from qualification.errors import EXIT_FAILED, NotSupported, PlatformError, VqualError
-from qualification.platforms.base import RUNNING, HypervisorPlatform
+from qualification.platforms.base import RUNNING, HypervisorPlatform, vm_summaries
 from qualification.platforms.patching import PatchExecutor, target_mismatches
 from qualification.rollout.change import RolloutChange
 from qualification.rollout.evidence import PatchEvidence
@@ -160,7 +160,7 @@ class StepContext:
         return state
 
     def vms_on(self, host: str) -> dict[str, list[str]]:
-        found = self.read(f"VMs of {host}", self.platform.vms)
+        found = self.read(f"VMs of {host}", lambda: vm_summaries(self.platform))
         return {
             "running_vms": sorted(v.name for v in found if v.host == host
                                   and v.power_state in HELD),
@@ -220,7 +220,7 @@ def stop_placements(ctx: StepContext, item: HostWork) -> Any:
 def evacuate(ctx: StepContext, item: HostWork) -> Any:
     results: dict[str, Any] = {}
     todo = []
-    now = {v.name: v for v in ctx.read("VMs", ctx.platform.vms)}
+    now = {v.name: v for v in ctx.read("VMs", lambda: vm_summaries(ctx.platform))}
     for vm, dest in item.moves:
         if vm not in now:
             raise StepFailed(item.host, "evacuate", f"VM {vm} is no longer listed")
@@ -345,7 +345,7 @@ def nothing_to_read(ctx: StepContext, item: HostWork) -> tuple[bool, Any]:
 
 def vms_placed(ctx: StepContext, item: HostWork) -> tuple[bool, Any]:
     """Every moved VM is on its destination; every stop-approved VM is off."""
-    now = {v.name: v for v in ctx.read("VMs", ctx.platform.vms)}
+    now = {v.name: v for v in ctx.read("VMs", lambda: vm_summaries(ctx.platform))}
     placed = {vm: now[vm].host if vm in now else None for vm, _ in item.moves}
     wrong = [vm for vm, dest in item.moves if placed[vm] != dest]
     stops = {vm: now[vm].power_state if vm in now else None for vm in item.stops}

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from qualification.errors import PlatformError
 from vqual_lab import vcsim
 from vqual_lab.component import LabContext
+
+from qualification.errors import PlatformError
 from qualification.platforms.vsphere.adapter import VspherePlatform
 from qualification.platforms.vsphere.endpoint import Endpoint
 from qualification.rollout.change import (
@@ -114,6 +114,47 @@ def test_snapshot_of_the_simulated_cluster(vc: VspherePlatform) -> None:
         assert v.powered_on == (facts[v.name].power_state == "running")
     # the only cluster on the endpoint is found without naming it
     assert snapshot(vc, None).digest == snap.digest
+
+
+class _FullListingOnly(VspherePlatform):
+    """The adapter without its light listing: ``vm_summaries()`` falls back to ``vms()``."""
+
+    vm_summaries = None  # type: ignore[assignment]
+
+
+def test_the_light_listing_gives_the_planner_what_the_full_one_does(
+    vc: VspherePlatform, lab: tuple[vcsim.VcsimInstance, str, str]
+) -> None:
+    """VQ-90 on the simulator: the same rows, snapshot and plan as the full listing, read in
+    one VM retrieval that asks for no VM's whole configuration."""
+    asked: list[tuple[str, ...]] = []
+    retrieve = vc._retrieve
+
+    def recording(vim_type: object, paths: tuple[str, ...], *args: object) -> object:
+        asked.append(tuple(paths))
+        return retrieve(vim_type, paths, *args)
+
+    vc._retrieve = recording  # type: ignore[method-assign, assignment]
+    try:
+        light = vc.vm_summaries()
+    finally:
+        del vc._retrieve
+    vm_reads = [paths for paths in asked if "runtime.powerState" in paths]
+    assert len(vm_reads) == 1 and "config" not in vm_reads[0]
+    full = {v.name: v for v in vc.vms()}
+    assert [v.name for v in light] == sorted(full)
+    for v in light:
+        f = full[v.name]
+        assert (v.host, v.power_state, v.vcpus, v.memory_mib, v.placement) == (
+            f.host, f.power_state, f.vcpus, f.memory_mib, f.placement)
+        assert v.template == vc.vm_details(v.name)["template"]
+    inst, user, password = lab
+    ep = Endpoint(inst.address, user, password, port=inst.port, validate_certs=False)
+    with _FullListingOnly(ep) as old:
+        before = snapshot(old, "DC0_C0")
+    now = snapshot(vc, "DC0_C0")
+    assert now == before and now.digest == before.digest
+    assert plan_rollout(now, change()).digest == plan_rollout(before, change()).digest
 
 
 def test_unknown_cluster_is_a_platform_error(vc: VspherePlatform) -> None:

@@ -56,6 +56,7 @@ from qualification.platforms.base import (
     SnapshotFacts,
     VmConfig,
     VmFacts,
+    VmSummary,
     one_line,
     redact_endpoint,
     secrets_of,
@@ -69,6 +70,7 @@ from qualification.platforms.libvirt.domain_xml import (
     renamed_definition,
     version_text,
     vm_facts_from_xml,
+    vm_summary_from_xml,
 )
 
 _NS_PREFIX = "vqual"
@@ -130,14 +132,8 @@ class LibvirtPlatform:
 
     platform = "libvirt"
 
-    def __init__(
-        self,
-        uri: str,
-        *,
-        readonly: bool = False,
-        state_dir: Path | str | None = None,
-        domain_type: str | None = None,
-    ) -> None:
+    def __init__(self, uri: str, *, readonly: bool = False, state_dir: Path | str | None = None,
+                 domain_type: str | None = None) -> None:
         self.uri = uri
         self.endpoint = redact_endpoint(uri)
         self._secrets = secrets_of(uri)
@@ -193,9 +189,8 @@ class LibvirtPlatform:
             platform=self.platform,
             product=str(self._call("read", "hypervisor type", self.conn.getType)),
             version=version_text(self._call("read", "hypervisor version", self.conn.getVersion)),
-            api_version=version_text(
-                self._call("read", "library version", self.conn.getLibVersion)
-            ),
+            api_version=version_text(self._call("read", "library version",
+                                                self.conn.getLibVersion)),
             endpoint=self.endpoint,
         )
 
@@ -380,6 +375,17 @@ class LibvirtPlatform:
     def vms(self) -> list[VmFacts]:
         domains = self._call("list", "vms", self.conn.listAllDomains, 0)
         return [self._facts(d) for d in sorted(domains, key=lambda d: d.name())]
+
+    def vm_summaries(self) -> list[VmSummary]:
+        """Every VM's live XML and state only: no snapshots, inactive XML or autostart."""
+        host = self._host_identity()[0]
+        out = []
+        for dom in sorted(self._call("list", "vms", self.conn.listAllDomains, 0),
+                          key=lambda d: d.name()):
+            state, _reason = self._call("read vm", dom.name(), dom.state, 0)
+            out.append(vm_summary_from_xml(self._call("read vm", dom.name(), dom.XMLDesc, 0),
+                                           host=host, power_state=_POWER.get(state, UNKNOWN)))
+        return out
 
     def vm(self, name: str) -> VmFacts:
         return self._facts(self._domain(name))
@@ -725,29 +731,14 @@ class LibvirtPlatform:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         if self._call("read vm", vm, dom.isActive):
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-        if placement.allowed_hosts:
+        args: tuple[str | None, str | None]
+        if placement.allowed_hosts:  # set the element
             xml = f"<placement allowed-hosts={quoteattr(' '.join(placement.allowed_hosts))}/>"
-            self._call(
-                "set placement of",
-                vm,
-                dom.setMetadata,
-                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                xml,
-                _NS_PREFIX,
-                VQUAL_NS,
-                flags,
-            )
-        else:
-            self._call(
-                "clear placement of",
-                vm,
-                dom.setMetadata,
-                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                None,
-                None,
-                VQUAL_NS,
-                flags,
-            )
+            operation, args = "set placement of", (xml, _NS_PREFIX)
+        else:  # no element, no prefix: libvirt removes it
+            operation, args = "clear placement of", (None, None)
+        self._call(operation, vm, dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, *args,
+                   VQUAL_NS, flags)
         return self._facts(dom)
 
     def enter_maintenance(self, host: str | None = None, *, run_id: str | None = None) -> HostFacts:

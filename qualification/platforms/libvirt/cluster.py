@@ -49,6 +49,7 @@ from qualification.platforms.base import (
     SnapshotFacts,
     VmConfig,
     VmFacts,
+    VmSummary,
     one_line,
     redact_endpoint,
 )
@@ -276,6 +277,16 @@ class LibvirtCluster:
         for host in self.uris:
             for vm in self.member(host).vms():
                 named = self._vm_named(host, vm)
+                if vm.name not in found or named.power_state == RUNNING:
+                    found[vm.name] = named
+        return [found[n] for n in sorted(found)]
+
+    def vm_summaries(self) -> list[VmSummary]:
+        """:meth:`vms`, light (each member's ``vm_summaries``), named by cluster host."""
+        found: dict[str, VmSummary] = {}
+        for host in self.uris:
+            for vm in self.member(host).vm_summaries():
+                named = replace(vm, host=host)
                 if vm.name not in found or named.power_state == RUNNING:
                     found[vm.name] = named
         return [found[n] for n in sorted(found)]

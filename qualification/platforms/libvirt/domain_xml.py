@@ -23,6 +23,7 @@ from qualification.platforms.base import (
     Placement,
     VmConfig,
     VmFacts,
+    VmSummary,
 )
 
 VQUAL_NS = "urn:x-vqual:libvirt:1"
@@ -226,6 +227,21 @@ def _commandline_nics(root: ET.Element) -> list[NicFacts]:
     return nics
 
 
+def _vcpus(root: ET.Element) -> int:
+    vcpu = root.find("vcpu")
+    return int((vcpu.get("current") or vcpu.text or "0").strip()) if vcpu is not None else 0
+
+
+def vm_summary_from_xml(xml: str, *, host: str, power_state: str) -> VmSummary:
+    """:class:`VmSummary` from a domain's live XML: the fields :func:`vm_facts_from_xml` gives
+    them, without the reads only the full facts need (snapshots, inactive XML, autostart).
+    libvirt has no templates: ``template`` stays unknown, for the caller to ask as before."""
+    root = ET.fromstring(xml)
+    return VmSummary(name=root.findtext("name") or "", host=host, power_state=power_state,
+                     vcpus=_vcpus(root), memory_mib=_memory_mib(root.find("memory")),
+                     placement=_placement_from(root))
+
+
 def vm_facts_from_xml(
     xml: str,
     *,
@@ -244,8 +260,7 @@ def vm_facts_from_xml(
     efi = (os_el is not None and os_el.get("firmware") == "efi") or (
         loader is not None and loader.get("type") == "pflash"
     )
-    vcpu = root.find("vcpu")
-    vcpus = int((vcpu.get("current") or vcpu.text or "0").strip()) if vcpu is not None else 0
+    vcpus = _vcpus(root)
     memory = _memory_mib(root.find("memory"))
     max_memory = _memory_mib(root.find("maxMemory")) or memory
     disks, nics, devices = _devices_from(root)

@@ -26,7 +26,6 @@ from qualification.platforms.base import (
     PAUSED,
     RUNNING,
     STOPPED,
-    SUSPENDED,
     UNKNOWN,
     ClusterFacts,
     CpuFacts,
@@ -39,17 +38,22 @@ from qualification.platforms.base import (
     SnapshotFacts,
     VmConfig,
     VmFacts,
+    VmSummary,
 )
 from qualification.platforms.vsphere.connection import VsphereConnection, _text, vim, vmodl
+from qualification.platforms.vsphere.facts import POWER as _POWER
 from qualification.platforms.vsphere.facts import (
+    SUMMARY_PROPS,
+    _dvportgroups,
     _host_details,
     _option_values,
     _vm_devices,
     _walk_snapshots,
+    vm_summaries_of,
 )
 
-_POWER = {"poweredOn": RUNNING, "poweredOff": STOPPED, "suspended": SUSPENDED}
 _SNAPSHOT_POWER = {"poweredOn": RUNNING, "poweredOff": STOPPED, "suspended": PAUSED}
+
 
 class VspherePlatform(VsphereConnection):
     """One pyVmomi session with vCenter or ESXi, as a :class:`HypervisorPlatform`.
@@ -274,6 +278,11 @@ class VspherePlatform(VsphereConnection):
             key=lambda v: v.name,
         )
 
+    def vm_summaries(self) -> list[VmSummary]:
+        """Every VM light (VQ-90): one PropertyCollector round trip, plus one for host names."""
+        return vm_summaries_of(self._retrieve(vim.VirtualMachine, SUMMARY_PROPS),
+                               self._host_names())
+
     def _vm_obj(self, name: str) -> tuple[Any, dict[str, Any]]:
         # Every VM's name, then that one VM's properties: reading every VM's configuration to
         # find one made each VM operation cost O(VMs) (seconds at 1,000 VMs).
@@ -322,20 +331,7 @@ class VspherePlatform(VsphereConnection):
             )
             for pg in props.get("config.uplinkPortgroup") or []
         }
-        out = []
-        for obj, props in rows:
-            tags = {getattr(t, "key", "") for t in props.get("tag") or []}
-            if props.get("config.uplink") or obj._moId in uplinks or "SYSTEM/DVS.UPLINKPG" in tags:
-                continue
-            policy = getattr(props.get("config.defaultPortConfig"), "securityPolicy", None)
-            security = None
-            if policy is not None:
-                security = {}
-                for key in ("allowPromiscuous", "macChanges", "forgedTransmits"):
-                    value = getattr(getattr(policy, key, None), "value", None)
-                    security[key] = None if value is None else bool(value)
-            out.append({"name": str(props.get("name")), "security": security})
-        return sorted(out, key=lambda pg: str(pg["name"]))
+        return _dvportgroups(rows, uplinks)
 
     def advanced_option(self, key: str) -> dict[str, Any]:
         """``{host: value}`` of the advanced option ``key`` on every host in scope, read with

@@ -68,6 +68,22 @@ def test_the_plan_round_trips_through_json_and_ansible_types(tmp_path: Path) -> 
     assert again.to_dict() == plan.to_dict()
 
 
+def test_the_packed_plan_reads_back_as_the_plan(tmp_path: Path) -> None:
+    """The plan task's form: its bulky parts are JSON texts, one per target for the tests, so
+    Ansible handles a few values; read back (tagged, as Ansible hands it over) it is the plan,
+    whole or one target's."""
+    plan, _, _ = _plan(tmp_path)
+    packed = json.loads(json.dumps(plan.to_packed()))
+    assert packed["packed"] is True
+    assert all(isinstance(packed[k], str) for k in ("planned", "inventory_snapshot", "traceability"))
+    assert [sorted(t) for t in packed["targets"]] == [["json", "name"], ["json", "name"]]
+    assert RunPlan.from_dict(packed) == plan
+    assert RunPlan.from_dict(_tag(packed)).to_dict() == plan.to_dict()
+    one = RunPlan.from_dict(_tag(packed), targets=["h2"])
+    assert [t.name for t in one.plan.targets] == ["h2"]
+    assert one.plan.targets[0] == plan.plan.targets[1]
+
+
 def test_the_plan_dict_carries_what_the_runner_and_the_report_read(tmp_path: Path) -> None:
     plan, _, _ = _plan(tmp_path)
     data = plan.to_dict()

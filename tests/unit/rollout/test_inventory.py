@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qualification.errors import PlatformError
-from qualification.platforms.base import Placement, VmFacts
+from qualification.platforms.base import Placement, VmFacts, VmSummary
 from qualification.platforms.libvirt.adapter import LibvirtPlatform
 from qualification.rollout.change import ChangeTarget, ChangeWindow, RolloutChange
 from qualification.rollout.inventory import _vm_state, describe, snapshot
@@ -111,7 +111,8 @@ def test_installed_fills_the_host_packages(platform: LibvirtPlatform) -> None:
 
 def test_placement_by_uuid_is_mapped_to_the_host_name(platform: LibvirtPlatform) -> None:
     # The test driver's host has no UUID; vSphere's have, and placements may name them.
-    facts = dataclasses.replace(platform.vm("test"), placement=Placement(("uuid-1",)), host="h1")
+    facts = dataclasses.replace(VmSummary.of(platform.vm("test")), placement=Placement(("uuid-1",)),
+                                host="h1")
     vm = _vm_state(platform, facts, {"uuid-1": "h1", "uuid-2": "h2"})
     assert vm.pinned and vm.allowed_hosts == ("h1",)
     facts = dataclasses.replace(facts, placement=Placement(("uuid-2", "h1")))
@@ -160,6 +161,10 @@ class _Twice(LibvirtPlatform):
 
     def vms(self) -> list[VmFacts]:
         vm = super().vms()[0]
+        return [vm, dataclasses.replace(vm, host=vm.host)]
+
+    def vm_summaries(self) -> list[VmSummary]:
+        vm = super().vm_summaries()[0]
         return [vm, dataclasses.replace(vm, host=vm.host)]
 
 

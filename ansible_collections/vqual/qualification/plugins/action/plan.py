@@ -131,5 +131,5 @@ class ActionModule(ActionBase):
         except VqualError as exc:
             result.update(failed=True, msg=exc.one_line(), vqual_exit_code=exc.exit_code)
             return result
-        result.update(changed=False, vqual_plan=plan.to_dict())
+        result.update(changed=False, vqual_plan=plan.to_packed(), vqual_planned=len(plan.planned()))
         return result

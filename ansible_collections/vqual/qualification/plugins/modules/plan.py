@@ -101,8 +101,15 @@ vqual_plan:
     - The plan, as recorded in C(run.start) (targets, risks, planned tests, digests of the
       spec, its data files, the inventory and the trust store; the approval and configuration
       in force) and the change's judged deviations.
+    - Each target's tests, the planned tests, the inventory snapshot and the traceability are
+      JSON texts in it (C(packed) is true), so Ansible handles a few values instead of
+      thousands; the collection's actions and callback read it as it is.
   returned: success
   type: dict
+vqual_planned:
+  description: How many tests the plan runs.
+  returned: success
+  type: int
 vqual_exit_code:
   description: 2 when the inputs were bad and nothing ran.
   returned: failure
