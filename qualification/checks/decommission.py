@@ -1,12 +1,13 @@
 """Check type ``vm_decommission``: a VM removed through its platform, observed gone.
 
 The OQ step of a decommissioning run (mode ``decommission``, docs/conversion.md): the platform
-probe (libvirt method ``decommission``) stops and undefines the target's VM and deletes its
-disks unless the inventory declares its storage retained (``vqual_decommission_storage:
-retain``), then looks everything up again. The observed value is the list of what does not
-match the declaration (the VM still defined, a disk left behind, a retained disk gone); the
-expectation ``absent`` passes on an empty list. In check mode nothing is removed
-(``not-executed``). Whether the VM may be removed at all was decided when the run was planned
+probe (method ``decommission`` of the libvirt or vsphere plug-in, the test's ``platform``)
+stops and removes the target's VM and deletes its disks (vSphere: its files) unless the
+inventory declares its storage retained (``vqual_decommission_storage: retain``), then looks
+everything up again. The observed value is the list of what does not match the declaration
+(the VM still defined, a disk or file left behind, a retained one gone); the expectation
+``absent`` passes on an empty list. In check mode nothing is removed (``not-executed``).
+Whether the VM may be removed at all was decided when the run was planned
 (:mod:`qualification.baseline.decommission`).
 """
 
@@ -21,6 +22,8 @@ from qualification.checks.registry import register
 
 VM_DECOMMISSION = "vm_decommission"
 METHOD = "decommission"
+#: The platforms whose plug-in removes a VM (its probe answers ``decommission``).
+PLATFORMS = ("libvirt", "vsphere")
 #: The inventory variable declaring what happens to the VM's disks: ``delete`` (default) or
 #: ``retain``.
 STORAGE_VAR = "vqual_decommission_storage"
@@ -46,11 +49,13 @@ def problems(value: Mapping[str, Any]) -> list[str]:
     if after.get("exists"):
         found.append(f"VM {value.get('vm')} is still defined ({after.get('power_state')})")
     retain = value.get("storage") == "retain"
-    for path, present in sorted((after.get("disks") or {}).items()):
-        if present and not retain:
-            found.append(f"disk {path} is still present (declared: delete)")
-        elif not present and retain:
-            found.append(f"disk {path} is gone (declared: retain)")
+    # libvirt observes the domain's disks, vSphere every file of the VM on its datastores.
+    for what, key in (("disk", "disks"), ("file", "files")):
+        for path, present in sorted((after.get(key) or {}).items()):
+            if present and not retain:
+                found.append(f"{what} {path} is still present (declared: delete)")
+            elif not present and retain:
+                found.append(f"{what} {path} is gone (declared: retain)")
     return found
 
 
@@ -68,13 +73,15 @@ class VmDecommissionCheck:
         unknown = sorted(set(params) - {"platform"})
         if unknown:
             return f"{self.name}: unknown parameter(s) {', '.join(unknown)} (allowed: platform)"
-        if params.get("platform", "libvirt") != "libvirt":
-            return f"{self.name}: parameter platform must be libvirt (the platform that supports it)"
+        platform = params.get("platform", "libvirt")
+        if platform not in PLATFORMS:
+            return (f"{self.name}: platform {platform} cannot remove a VM through vqual "
+                    f"(platforms that can: {', '.join(PLATFORMS)})")
         return None
 
     def request(self, params: Mapping[str, Any]) -> ProbeRequest:
         # The VM's name and the storage declaration come from the inventory at run time.
-        return ProbeRequest("libvirt", METHOD, {})
+        return ProbeRequest(str(params.get("platform", "libvirt")), METHOD, {})
 
     def extract(self, value: Any, params: Mapping[str, Any]) -> Any:
         if not isinstance(value, Mapping):

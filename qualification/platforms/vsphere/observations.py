@@ -220,6 +220,12 @@ def _protocol(session: VsphereSession, ctx: OqContext, args: Mapping[str, Any]) 
     return protocol_observation(session.platform, ctx.run_id, args)
 
 
+def _decommission(session: VsphereSession, ctx: OqContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from qualification.platforms.vsphere.decommission import decommission
+
+    return decommission(session.platform, str(args.get("name")), str(args.get("storage", "delete")))
+
+
 TABLE: ObservationTable[VsphereSession] = ObservationTable(
     probe="vsphere",
     iq={
@@ -237,7 +243,12 @@ TABLE: ObservationTable[VsphereSession] = ObservationTable(
         "vm": _vm,
         "vms": _vms,
     },
-    oq={"oq_lifecycle": _lifecycle, "oq_protocol": _protocol},
+    oq={
+        "oq_lifecycle": _lifecycle,
+        "oq_protocol": _protocol,
+        # removes the target VM itself (vqual decommission): never in check mode
+        "decommission": _decommission,
+    },
 )
 IQ_METHODS = tuple(TABLE.iq)
 OQ_METHODS = tuple(TABLE.oq)
