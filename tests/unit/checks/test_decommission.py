@@ -12,7 +12,7 @@ from qualification.checks import get_check, validate_params
 from qualification.checks.decommission import problems
 from qualification.errors import SpecError
 from qualification.spec import load_spec
-from tests.conftest import COLLECTION
+from tests.conftest import COLLECTION, run_vqual
 
 
 @pytest.mark.parametrize("platform", ["libvirt", "vsphere"])
@@ -35,6 +35,18 @@ def test_a_platform_that_cannot_remove_is_refused_in_one_line_naming_it(tmp_path
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(SpecError, match="platform hyperv cannot remove a VM"):
         load_spec(path)
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"vm1": {"vqual_target_kinds": ["clone"]}}}}))
+    state = tmp_path / "state"
+    assert run_vqual("keys", "create", "--name", "Test executor", "--role", "executor",
+                     "--service", "--throwaway", state_dir=state).returncode == 0
+    done = run_vqual("decommission", "-i", str(inventory), "--limit", "vm1", "-s", str(path),
+                     "-c", "CHG0009602", "--evidence-dir", str(tmp_path / "ev"), "--no-server",
+                     state_dir=state)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "platform hyperv cannot remove a VM" in line, line
+    assert not (tmp_path / "ev").exists()  # refused before a run was opened
 
 
 def _value(storage: str, exists: bool, files: dict[str, bool]) -> dict[str, object]:
