@@ -9,7 +9,7 @@ decommission`` with the shipped spec on the vSphere platform:
 
 - is refused while another host declares it depends on the first (exit 2; the VM is still in
   the inventory and its files on the datastore);
-- otherwise powers it off and destroys it (Destroy_Task): the run passes, the VM is gone from
+- otherwise powers it off (it runs) and destroys it (Destroy_Task): the run passes, the VM is gone from
   the inventory and its files from the datastore, as the datastore browser and the
   simulator's datastore directory show;
 - the second, declared ``vqual_decommission_storage: retain``, is unregistered: gone from the
@@ -94,6 +94,12 @@ def _files(platform: Any, name: str) -> list[str]:
     return vm_files(platform, _Browser(platform), platform._vm_obj(name)[1]["config"])
 
 
+def _remove_folder(platform: Any, name: str, files: list[str]) -> None:
+    """Remove the VM's own folder from the simulator's datastore (what retain left behind)."""
+    for path in [f for f in files if f.endswith(f"{name}/{name}.vmx")]:
+        shutil.rmtree(_local(platform, path).parent, ignore_errors=True)
+
+
 @pytest.fixture()
 def site(lab: object, tmp_path: Path) -> Iterator[dict[str, Any]]:
     vc = _vcenter()
@@ -118,6 +124,7 @@ def site(lab: object, tmp_path: Path) -> Iterator[dict[str, Any]]:
             backup.with_name("config-1.vmx.sha256").write_text(f"{digest}  config-1.vmx\n")
             hosts[name] = {**login, "vqual_target_kinds": ["clone"], "vqual_vsphere_vm": name,
                            "vqual_backup_store": str(store)}
+        platform.power_on(NAMES[0])  # removed while running: powered off first
         hosts[NAMES[1]]["vqual_decommission_storage"] = "retain"
         hosts["app-frontend"] = {"ansible_connection": "local",
                                  "vqual_target_kinds": ["linux_host"],
@@ -154,8 +161,7 @@ def site(lab: object, tmp_path: Path) -> Iterator[dict[str, Any]]:
             if platform.vm_exists(name):
                 platform.power_off(name)
                 platform.delete_vm(name, delete_storage=True)
-            for path in files.get(name, [])[:1]:  # the folder retain left behind
-                shutil.rmtree(_local(platform, path).parent, ignore_errors=True)
+            _remove_folder(platform, name, files.get(name, []))
         platform.close()
 
 
@@ -194,7 +200,8 @@ def test_vsphere_decommission_refused_then_destroyed_or_retained_as_declared(
     actions = [r["data"] for r in recs if r["kind"] == "action"]
     assert [a["name"] for a in actions] == ["vm.decommission"]
     before, after = actions[0]["before"], actions[0]["after"]
-    assert before["exists"] and all(before["files"].values())
+    assert before["exists"] and before["power_state"] == "running"
+    assert all(before["files"].values())
     assert not after["exists"] and sorted(after["files"]) == site["files"][first]
     assert not any(after["files"].values())
     assert run_vqual("verify", str(bundle), state_dir=site["state"]).returncode == 0
@@ -204,3 +211,5 @@ def test_vsphere_decommission_refused_then_destroyed_or_retained_as_declared(
     assert not platform.vm_exists(second) and all(_on_datastore(site, second))
     (action,) = [r["data"] for r in records(Path(out["bundle"])) if r["kind"] == "action"]
     assert not action["after"]["exists"] and all(action["after"]["files"].values())
+    _remove_folder(platform, second, site["files"][second])
+    assert not any(_on_datastore(site, second))  # the shared datastore left as found
