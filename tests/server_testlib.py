@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import VENV_BIN, run_vqual, vqual_env
 
 #: ``vqual serve`` from its start (migrations, the first checkpoint, uvicorn and its workers)
@@ -25,6 +27,24 @@ from tests.conftest import VENV_BIN, run_vqual, vqual_env
 MEASURED_READY_S = 3.3
 READY_MULTIPLE, READY_FLOOR_S = 20, 30.0
 READY_SECONDS = max(READY_FLOOR_S, READY_MULTIPLE * MEASURED_READY_S)
+
+
+def write_one_test_spec(path: Path, name: str, checked: str = "/etc/passwd") -> Path:
+    """Write to ``path`` the one-test protocol the server's integration tests run on
+    localhost: IQ-T-001, that the file ``checked`` exists (it passes for /etc/passwd, and
+    fails for a path that is not there)."""
+    spec = {
+        "apiVersion": "vqual/v1", "kind": "Protocol",
+        "metadata": {"name": name, "title": "A small protocol", "version": "1.0"},
+        "requirements": ["URS-SEC-01"],
+        "tests": [{"id": "IQ-T-001", "title": f"{checked} exists", "protocol": "IQ",
+                   "requirements": ["URS-SEC-01"], "applies_to": ["linux_host"],
+                   "risk": ["low", "medium", "high"], "check": "file_exists",
+                   "params": {"path": checked}, "expect": {"op": "equals", "value": True},
+                   "acceptance": "as expected"}],
+    }
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
 
 
 def free_port() -> int:

@@ -322,7 +322,8 @@ def _matrix(run: Run, declared: Sequence[str], texts: Mapping[str, str]) -> list
                 for t in row.tests
             ],
             "deviations": ", ".join(row.deviations),
-            "verdict": _verdict(row.verdict),
+            # A waived requirement names the deviations that waived its tests.
+            "verdict": _verdict(row.verdict, ", ".join(row.deviations) or None),
         }
         for row in rows_for(
             run.results, declared, requirements_of(run.start), str(spec) if spec else None

@@ -16,22 +16,12 @@ import yaml
 
 from tests.conftest import REPO, VENV_BIN, run_vqual, vqual_env
 from tests.pg_testlib import Postgres, postgres_fixture
-from tests.server_testlib import NGINX, Served, nginx, serve, token_file
+from tests.server_testlib import NGINX, Served, nginx, serve, token_file, write_one_test_spec
 from tests.trustroot_testlib import pin_state
 from tests.unit.evidence.evidence_testlib import CHANGE, make_keys
 from tests.unit.evidence.test_verify_agreement import real_run
 
 postgres = postgres_fixture()
-SPEC = {
-    "apiVersion": "vqual/v1", "kind": "Protocol",
-    "metadata": {"name": "server-push", "title": "A small protocol", "version": "1.0"},
-    "requirements": ["URS-SEC-01"],
-    "tests": [{"id": "IQ-T-001", "title": "passwd exists", "protocol": "IQ",
-               "requirements": ["URS-SEC-01"], "applies_to": ["linux_host"],
-               "risk": ["low", "medium", "high"], "check": "file_exists",
-               "params": {"path": "/etc/passwd"}, "expect": {"op": "equals", "value": True},
-               "acceptance": "as expected"}],
-}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +34,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         done = run_vqual("keys", "create", "--name", name, "--role", role, "--service",
                          "--throwaway", state_dir=state)
         assert done.returncode == 0, done.stderr
-    spec = base / "spec.yaml"
-    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    spec = write_one_test_spec(base / "spec.yaml", "server-push")
     done = run_vqual("qualify", "--evidence-dir", str(base / "evidence"), "-i",
                      str(REPO / "inventories" / "local"), "-s", str(spec), "-c", "CHG0000015",
                      "--limit", "localhost", "--json", state_dir=state)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner, Result
 
 from qualification.cli import main
@@ -26,20 +25,10 @@ from qualification.server.config import ServerConfig
 from qualification.server.merkle import rebuild_nodes
 from tests.conftest import REPO, pin_state, run_vqual
 from tests.pg_testlib import Postgres, postgres_fixture
-from tests.server_testlib import free_port, serve, token_file
+from tests.server_testlib import free_port, serve, token_file, write_one_test_spec
 from tests.unit.rollout.test_orchestrator_verdict import MemoryExecutor, Run
 
 postgres = postgres_fixture()
-SPEC = {
-    "apiVersion": "vqual/v1", "kind": "Protocol",
-    "metadata": {"name": "server-log", "title": "A small protocol", "version": "1.0"},
-    "requirements": ["URS-SEC-01"],
-    "tests": [{"id": "IQ-T-001", "title": "passwd exists", "protocol": "IQ",
-               "requirements": ["URS-SEC-01"], "applies_to": ["linux_host"],
-               "risk": ["low", "medium", "high"], "check": "file_exists",
-               "params": {"path": "/etc/passwd"}, "expect": {"op": "equals", "value": True},
-               "acceptance": "as expected"}],
-}
 
 
 @dataclass
@@ -78,8 +67,7 @@ def _qualify(site: Site, server_url: str, token: Path, *, callback: bool = False
     """``vqual qualify`` with a server configured by the environment, as a pipeline has it:
     the command's ``$VQUAL_SERVER_URL``, or (``callback``) the evidence callback's
     ``$VQUAL_PUSH_ON_SEAL``."""
-    spec = site.harness.tmp / "spec.yaml"
-    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    spec = write_one_test_spec(site.harness.tmp / "spec.yaml", "server-log")
     args = ("qualify", "--evidence-dir", str(site.evidence), "-i",
             str(REPO / "inventories" / "local"), "-s", str(spec), "-c", "CHG0000015",
             "--limit", "localhost", "--json")

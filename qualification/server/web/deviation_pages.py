@@ -68,7 +68,8 @@ def approval_refusal(held: HeldDeviation, user: WebUser, keyid: str | None) -> s
                 "and may not approve it")
     mine = [t for _, k, t in held.approvals if keyid is not None and k == keyid]
     if mine:
-        return f"{user.printed_name} approved deviation {held.id} already, at {mine[0]}"
+        when = mine[0][:19].replace("T", " ")
+        return f"{user.printed_name} approved deviation {held.id} already, at {when} UTC"
     return None
 
 

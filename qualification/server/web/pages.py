@@ -40,7 +40,13 @@ from qualification.server.web.guard import (
     web_config,
 )
 from qualification.server.web.sessions import end_session, start_session
-from qualification.server.web.signing import MEANING_WEB_ROLE, SignRefused, sign_held_run
+from qualification.server.web.signing import (
+    MEANING_WEB_ROLE,
+    SignRefused,
+    repeat_refusal,
+    sign_held_run,
+    user_keyid,
+)
 
 _CSS = (Path(__file__).parent / "templates" / "web.css").read_bytes()
 #: The one listing of changes and runs (the review pages); a run's page is ``RUNS/<run id>``.
@@ -168,11 +174,16 @@ class _Pages:
             return user
         info, summary = await self._held(request, user)
         if request.method == "GET":
+            # Signed already (or decided): who signed when, and no form to repeat it.
+            done = await run_in_threadpool(self._signed_already, user, info, meaning)
             return render(request, "sign.html", info=info, summary=summary, meaning=meaning,
-                          message="")
+                          message="", done=done)
         form = await read_form(request)
         check_csrf(request, form)
         return await self._sign_post(request, user, info, summary, meaning, form)
+
+    def _signed_already(self, user: WebUser, info: dict[str, Any], meaning: str) -> str | None:
+        return repeat_refusal(self.server, info, user_keyid(self.server, user.user_id), meaning)
 
     async def _sign_post(self, request: Request, user: WebUser, info: dict[str, Any],
                          summary: RunSummary, meaning: str, form: dict[str, str]) -> Response:
@@ -184,7 +195,8 @@ class _Pages:
         except SignRefused as exc:
             await audit(request, "sign", "refused", f"{meaning}: {exc.message}", info["run_id"])
             return render(request, "sign.html", status=exc.status, info=info, summary=summary,
-                          meaning=meaning, message=exc.message)
+                          meaning=meaning, message=exc.message,
+                          done=exc.message if exc.status == 409 else None)
         await audit(request, "sign", "ok", f"{meaning} by {done.name} (key {done.keyid[:16]}), "
                     f"seal {done.seal}, seq {done.seq}, log {done.log_indexes}", info["run_id"])
         return redirect(f"{RUNS}/{info['run_id']}")

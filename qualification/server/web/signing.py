@@ -36,12 +36,27 @@ MEANING_WEB_ROLE = {"reviewed": "reviewer", "approved": "approver", "rejected": 
 DECISION = {"approved": "decision", "rejected": "decision"}
 
 
-def signed_by(server: EvidenceServer, change_id: str, run_id: str) -> list[tuple[str, str]]:
-    """(meaning, key id) of each signature the held run carries."""
+@dataclass(frozen=True)
+class Signed:
+    """One signature a held run carries."""
+
+    meaning: str
+    keyid: str
+    name: str
+    time: str
+
+    @property
+    def when(self) -> str:
+        return self.time[:19].replace("T", " ") + " UTC"
+
+
+def signed_by(server: EvidenceServer, change_id: str, run_id: str) -> list[Signed]:
+    """Each signature the held run carries, oldest first."""
     from qualification.evidence.reader import read_bundle
 
     bundle = read_bundle(server.store / change_id / run_id)
-    return [(str(s.data.get("meaning")), s.keyid) for s in bundle.signatures]
+    return [Signed(str(s.data.get("meaning")), s.keyid, str(s.data.get("name")), s.time)
+            for s in bundle.signatures]
 
 
 def user_keyid(server: EvidenceServer, user_id: str) -> str | None:
@@ -54,14 +69,18 @@ def user_keyid(server: EvidenceServer, user_id: str) -> str | None:
 def repeat_refusal(server: EvidenceServer, info: dict[str, Any], keyid: str | None,
                    meaning: str) -> str | None:
     """Why signing ``info``'s run with ``meaning`` by ``keyid`` would repeat a signature
-    (the same meaning, or a second decision), or sign a run approved already; else None."""
+    (the same meaning, or a second decision), or sign a run approved already; else None.
+    The line says who signed when, so the dialog can show it instead of its form."""
     signed = signed_by(server, info["change_id"], info["run_id"])
-    if any(m == "approved" for m, _ in signed) and meaning != "reviewed":
-        return f"run {info['run_id']} is approved already; it takes no further decision"
-    mine = [m for m, k in signed if k == keyid
-            and DECISION.get(m, m) == DECISION.get(meaning, meaning)]
+    approved = [s for s in signed if s.meaning == "approved"]
+    if approved and meaning != "reviewed":
+        return (f"run {info['run_id']} is approved already, by {approved[0].name} at "
+                f"{approved[0].when}; it takes no further decision")
+    mine = [s for s in signed if s.keyid == keyid
+            and DECISION.get(s.meaning, s.meaning) == DECISION.get(meaning, meaning)]
     if mine:
-        return f"you signed run {info['run_id']} as {mine[0]} already; a person signs once"
+        return (f"you signed run {info['run_id']} as {mine[0].meaning} already, as "
+                f"{mine[0].name} at {mine[0].when}; a person signs once")
     return None
 
 

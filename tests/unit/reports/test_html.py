@@ -380,9 +380,13 @@ def test_waived_and_passed_results_make_an_unsealed_run_pass():
         deviation="DEV-9",
         requirements=("URS-CL-01",),
     )
-    facts = {row[0]: row[1] for row in _doc(run.records).table("summary") if len(row) == 2}
+    doc = _doc(run.records)
+    facts = {row[0]: row[1] for row in doc.table("summary") if len(row) == 2}
     assert facts["Overall verdict"] == "PASS"
     assert facts["Counts"] == "PASS: 1; FAIL: 0; ERROR: 0; NOT EXECUTED: 0; WAIVED: 1"
+    # The requirement's verdict is the waived test's, naming the deviation that waived it.
+    (row,) = [r for r in doc.table("traceability") if r[0].startswith("URS-CL-01")]
+    assert [" ".join(c.split()) for c in row[3:]] == ["DEV-9", "WAIVED (DEV-9)"]
 
 
 def test_clone_and_patch_runs_name_what_they_rest_on(run):

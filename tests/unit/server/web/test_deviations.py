@@ -7,6 +7,7 @@ person are refused, and every step is audited."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,10 @@ def test_the_raiser_a_reviewer_and_a_second_approval_are_refused_and_audited(
     assert approve(bert, "DEV-1", "bert", "wrong password, surely").status_code == 403
     assert approve(bert, "DEV-1", "bert").status_code == 303
     page = bert.get(f"/deviations/{CHANGE}/DEV-1")
-    assert "approved deviation DEV-1 already" in page.text and 'id="sign-submit"' not in page.text
+    assert 'id="sign-submit"' not in page.text and "<form" not in page.text.split('id="signing"')[1]
+    # One line: who approved it when.
+    assert re.search(r'id="approve-refusal">Bert Approver approved deviation DEV-1 already, at '
+                     r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</p>', page.text), page.text
     again = bert.post(f"/deviations/{CHANGE}/DEV-1", follow_redirects=False, data={
         "csrf_token": csrf_of(bert.get("/deviations").text), "user_id": "bert",
         "password": PASSWORD})

@@ -4,7 +4,11 @@ pulled bundle verifies offline with both; ``vqual sign``'s separation of duties 
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
+
+from starlette.testclient import TestClient
 
 from qualification.evidence.reader import read_bundle
 from qualification.evidence.verify import verify_bundle
@@ -84,5 +88,44 @@ def test_signing_links_hide_once_signed_and_a_repeat_is_refused(web: Web) -> Non
                                                        ("alan", "sign", "refused"))]
     assert "you signed run" in refused[0] and "as reviewed already" in refused[0]
     assert all("approved already" in r for r in refused[1:]) and len(refused) == 3
+    assert [s.data["meaning"] for s in read_bundle(web.server.store / "CHG0001234" / RUN)
+            .signatures] == ["reviewed", "approved"]
+
+
+def test_the_dialog_of_a_signature_made_already_says_who_signed_when_and_has_no_form(
+        web: Web) -> None:
+    add_person(web.st, web.server, "bert", "Bert Approver", ["approver"])
+    rita, alan, bert = web.client(), web.client(), web.client()
+    for client, user in ((rita, "rita"), (alan, "alan"), (bert, "bert")):
+        login(client, user)
+    dialog = f"/runs/{RUN}/sign?meaning="
+    assert 'id="sign-submit"' in rita.get(dialog + "reviewed").text
+    assert _sign(web, "rita", "reviewed") == 303
+    assert _sign(web, "alan", "approved") == 303
+    times = {s.data["meaning"]: s.time[:19].replace("T", " ") + " UTC"
+             for s in read_bundle(web.server.store / "CHG0001234" / RUN).signatures}
+
+    def done_line(client: TestClient, meaning: str) -> str:
+        page = client.get(dialog + meaning)
+        assert page.status_code == 200
+        assert 'id="sign-submit"' not in page.text and "<form" not in page.text.split(
+            'id="signing"')[1]
+        (line,) = re.findall(r'<p class="refused" id="sign-done">([^<]*)</p>', page.text)
+        return html.unescape(line)
+
+    assert done_line(rita, "reviewed") == (
+        f"you signed run {RUN} as reviewed already, as Rita Reviewer at {times['reviewed']}; "
+        "a person signs once")
+    for client in (alan, bert):  # the decision is made: no approver gets a form
+        for meaning in ("approved", "rejected"):
+            assert done_line(client, meaning) == (
+                f"run {RUN} is approved already, by Alan Approver at {times['approved']}; "
+                "it takes no further decision")
+    # The POST, refused with 409, shows the same line without a form.
+    again = rita.post(dialog + "reviewed", data={
+        "csrf_token": csrf_of(rita.get(f"/review/runs/{RUN}").text), "user_id": "rita",
+        "password": PASSWORD})
+    assert again.status_code == 409 and 'id="sign-submit"' not in again.text
+    assert "as Rita Reviewer at" in html.unescape(again.text)
     assert [s.data["meaning"] for s in read_bundle(web.server.store / "CHG0001234" / RUN)
             .signatures] == ["reviewed", "approved"]
