@@ -96,13 +96,13 @@ TEAM_CONFIG = (
     '{{"device": "team0", "runner": {{"name": "activebackup"}}, '
     '"link_watch": {{"name": "ethtool"}}, "ports": {{"eth1": {{}}, "eth2": {{}}}}}}'
 )
-_TEAM = """\
-for nic in {nics}; do ip link set "$nic" down; done
-mkdir -p /run/teamd
-teamd -d -c '%s'
-ip link set team0 up
-ip addr add 192.0.2.10/24 dev team0
-""" % TEAM_CONFIG
+_TEAM = (
+    'for nic in {nics}; do ip link set "$nic" down; done\n'
+    "mkdir -p /run/teamd\n"
+    f"teamd -d -c '{TEAM_CONFIG}'\n"
+    "ip link set team0 up\n"
+    "ip addr add 192.0.2.10/24 dev team0\n"
+)
 _MULTIPATH = """\
 multipathd
 n=0

@@ -105,9 +105,9 @@ def test_bonds_and_teams_are_judged_together_by_the_worst() -> None:
 
 
 def test_a_team_whose_teamd_does_not_answer_fails_with_the_reason_measured() -> None:
-    silent = {"mode": None, "runner": None, "active_member": None, "members": [],
-              "member_count": 0, "members_up": [], "members_down": [],
-              "error": "teamdctl team0 state dump: connect failed"}
+    silent: dict[str, Any] = {
+        "mode": None, "runner": None, "active_member": None, "members": [], "member_count": 0,
+        "members_up": [], "members_down": [], "error": "teamdctl team0 state dump: connect failed"}
     outcome = decide("bond", Observation(value={"bonds": {}, "teams": {"team0": silent}}),
                      {"field": "member_count"}, {"op": "equals", "value": 2})
     assert outcome.verdict is Verdict.FAIL and outcome.observed == 0

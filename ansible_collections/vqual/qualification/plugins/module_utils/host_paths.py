@@ -104,7 +104,7 @@ def parse_teamdctl_state(text):
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ObservationError("teamdctl state dump: not JSON: %s" % exc) from None
+        raise ObservationError(f"teamdctl state dump: not JSON: {exc}") from None
     setup = data.get("setup") or {}
     runner = setup.get("runner_name")
     members = []
@@ -135,7 +135,7 @@ def _team_names(observer):
         return [], "ip not found: teams not listed"
     rc, out, err = observer.run([tool, "-j", "link", "show", "type", "team"])
     if rc != 0:
-        return [], "ip link show type team: rc %s: %s" % (rc, err.strip())
+        return [], f"ip link show type team: rc {rc}: {err.strip()}"
     try:
         links = json.loads(out or "[]")
     except ValueError:
@@ -155,11 +155,11 @@ def observe_teams(observer):
             [tool, name, "state", "dump"])
         if rc == 0:
             teams[name] = parse_teamdctl_state(out)
-            raws.append("$ teamdctl %s state dump\n%s" % (name, out))
+            raws.append(f"$ teamdctl {name} state dump\n{out}")
         else:
             teams[name] = {"mode": None, "runner": None, "active_member": None, "members": [],
                            "member_count": 0, "members_up": [], "members_down": [],
-                           "error": "teamdctl %s state dump: %s" % (name, err.strip())}
+                           "error": f"teamdctl {name} state dump: {err.strip()}"}
             raws.append(teams[name]["error"])
     return teams, raws
 
@@ -168,10 +168,10 @@ def observe_bonds(observer, args):
     """Every bond and team on the host: ``{"bonds": {name: parse_proc_bonding(...)},
     "teams": {name: parse_teamdctl_state(...)}}``."""
     directory = os.path.join(observer.paths["proc"], "net", "bonding")
-    method = "host.bonds %s, teamdctl" % directory
+    method = f"host.bonds {directory}, teamdctl"
     teams, team_raws = observe_teams(observer)
     if not os.path.isdir(directory):
-        raws = ["%s does not exist (no bonding driver loaded)" % directory] + team_raws
+        raws = [f"{directory} does not exist (no bonding driver loaded)"] + team_raws
         return observation({"bonds": {}, "teams": teams}, truncate("\n".join(raws)), method)
     bonds = {}
     raws = []
