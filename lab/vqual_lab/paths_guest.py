@@ -37,10 +37,13 @@ from qualification.errors import PlatformError
 from vqual_lab import guests
 from vqual_lab.component import LabContext, file_lock
 
-PATHS_PACKAGES = (*guests.GUEST_PACKAGES, "multipath-tools")
+# libteam-utils: teamd and teamdctl, for the team variant (``start(..., team=True)``).
+PATHS_PACKAGES = (*guests.GUEST_PACKAGES, "multipath-tools", "libteam-utils")
 # Loaded in the running guest with modprobe (dependencies from the image's modules.dep).
 PATHS_MODULES = (
     "bonding",
+    "team",
+    "team_mode_activebackup",
     "dm_mod",
     "dm_multipath",
     "dm_round_robin",
@@ -72,7 +75,7 @@ blacklist {
 
 # Run once over SSH after the ready line. Real kernel objects only: the bond through
 # iproute2, the paths through udev (for their WWIDs) and multipathd.
-SETUP_SCRIPT = """\
+_PRELUDE = """\
 set -e
 # bonding would make a bond0 of its own (max_bonds defaults to 1): ip link makes it here.
 modprobe bonding max_bonds=0
@@ -80,10 +83,27 @@ for m in {modules}; do modprobe "$m"; done
 /lib/systemd/systemd-udevd --daemon
 udevadm trigger --action=add
 udevadm settle --timeout=120
+"""
+_BOND = """\
 ip link add bond0 type bond mode active-backup miimon 100
 for nic in {nics}; do ip link set "$nic" down; ip link set "$nic" master bond0; done
 ip link set bond0 up
 ip addr add 192.0.2.10/24 dev bond0
+"""
+# The team variant: teamd (libteam) makes team0 of the same two NICs, active-backup runner,
+# ethtool link watch (the carrier, as the bond's MII monitor).
+TEAM_CONFIG = (
+    '{{"device": "team0", "runner": {{"name": "activebackup"}}, '
+    '"link_watch": {{"name": "ethtool"}}, "ports": {{"eth1": {{}}, "eth2": {{}}}}}}'
+)
+_TEAM = (
+    'for nic in {nics}; do ip link set "$nic" down; done\n'
+    "mkdir -p /run/teamd\n"
+    f"teamd -d -c '{TEAM_CONFIG}'\n"
+    "ip link set team0 up\n"
+    "ip addr add 192.0.2.10/24 dev team0\n"
+)
+_MULTIPATH = """\
 multipathd
 n=0
 until [ "$(multipathd show paths raw format '%m %t' 2>/dev/null | grep -c '^mpatha active')" = 2 ]; do
@@ -91,6 +111,8 @@ until [ "$(multipathd show paths raw format '%m %t' 2>/dev/null | grep -c '^mpat
   multipath > /dev/null 2>&1 || true
   sleep 1
 done
+"""
+_BOND_UP = """\
 n=0
 until grep -q '^MII Status: up' /proc/net/bonding/bond0; do
   n=$((n + 1)); [ "$n" -lt 60 ] || exit 4
@@ -98,6 +120,18 @@ until grep -q '^MII Status: up' /proc/net/bonding/bond0; do
 done
 echo vqual-paths: ready
 """
+_TEAM_UP = """\
+n=0
+until teamdctl team0 state dump | python3 -c 'import json, sys
+ports = json.load(sys.stdin).get("ports") or {{}}
+sys.exit(not (len(ports) == 2 and all(p["link"]["up"] for p in ports.values())))'; do
+  n=$((n + 1)); [ "$n" -lt 60 ] || exit 4
+  sleep 1
+done
+echo vqual-paths: ready
+"""
+SETUP_SCRIPT = _PRELUDE + _BOND + _MULTIPATH + _BOND_UP
+TEAM_SETUP_SCRIPT = _PRELUDE + _TEAM + _MULTIPATH + _TEAM_UP
 
 
 @dataclass(frozen=True)
@@ -358,15 +392,20 @@ def remove(ctx: LabContext, guest: PathsGuest) -> None:
         (guest.outer / name).unlink(missing_ok=True)
 
 
-def start(ctx: LabContext, guest: PathsGuest, *, timeout: float = 300.0) -> dict[str, str]:
+def start(
+    ctx: LabContext, guest: PathsGuest, *, timeout: float = 300.0, team: bool = False
+) -> dict[str, str]:
     """Start the guest through the VM budget, wait for its ready line, then set up the bond
-    and the multipath device over SSH; returns the ready line's fields."""
+    (with ``team``: a teamd team0 instead) and the multipath device over SSH; returns the
+    ready line's fields."""
     guests.start_guest(ctx.lab_dir, guest.name, guest.host)
     uri = guests.lab_hosts()[guest.host]
     ready = guests.wait_ready(
         guest.serial_log, timeout=timeout, alive=guests._is_running(guest.name, guest.host, uri)
     )
-    script = SETUP_SCRIPT.format(modules=" ".join(PATHS_MODULES), nics=" ".join(BOND_NICS))
+    script = (TEAM_SETUP_SCRIPT if team else SETUP_SCRIPT).format(
+        modules=" ".join(PATHS_MODULES), nics=" ".join(BOND_NICS)
+    )
     out = ssh(ctx, guest, script, timeout=240)
     if "vqual-paths: ready" not in out:
         raise PlatformError(f"paths guest {guest.name}: set-up did not finish: {out[-300:]}")

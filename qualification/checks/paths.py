@@ -1,12 +1,14 @@
-"""Check types for redundant paths on a Linux host (URS-CL-03): bonds and multipath devices.
+"""Check types for redundant paths on a Linux host (URS-CL-03): bonds and teams, multipath.
 
-Answered by the host probe's ``bonds`` method (``/proc/net/bonding``) and ``multipath``
-method (``multipathd show maps json``, else sysfs); see ``plugins/module_utils/host_paths.py``.
-Without ``name``/``device`` a test judges every bond or map of the host at once, by the worst
-of them: the smallest member or path count, every member down and every failed path (named
-``bond/member`` and ``map: path (states)``). The values each verdict rests on go into the
-record as ``measured``: per bond its mode and each member's link state, per map each path's
-device-mapper, device and checker state.
+Answered by the host probe's ``bonds`` method (``/proc/net/bonding``, and ``teamdctl <team>
+state dump`` for teamd's teams, judged as bonds: runner as mode, ports as members) and
+``multipath`` method (``multipathd show maps json``, else sysfs); see
+``plugins/module_utils/host_paths.py``. Without ``name``/``device`` a test judges every bond,
+team or map of the host at once, by the worst of them: the smallest member or path count,
+every member down and every failed path (named ``bond/member`` and ``map: path (states)``).
+The values each verdict rests on go into the record as ``measured``: per bond or team its mode
+(a team also its runner) and each member's link state, per map each path's device-mapper,
+device and checker state.
 """
 
 from __future__ import annotations
@@ -44,17 +46,25 @@ def _selected(
     return dict(found), None
 
 
-def _read_bond(value: Any, params: Mapping[str, Any]) -> Any:
-    bonds, missing = _selected((value or {}).get("bonds") or {}, params.get("name"), "bond")
-    field = params["field"]
+def _measured_bond(bond: Mapping[str, Any]) -> dict[str, Any]:
     measured = {
-        name: {
-            "mode": bond.get("mode"),
-            "active_member": bond.get("active_member"),
-            "members": {m["name"]: m.get("mii_status") for m in bond.get("members") or []},
-        }
-        for name, bond in bonds.items()
+        "mode": bond.get("mode"),
+        "active_member": bond.get("active_member"),
+        "members": {m["name"]: m.get("mii_status") for m in bond.get("members") or []},
     }
+    if "runner" in bond:  # a team: teamd's runner name and why teamd did not answer, if so
+        measured["runner"] = bond["runner"]
+        if bond.get("error"):
+            measured["error"] = bond["error"]
+    return measured
+
+
+def _read_bond(value: Any, params: Mapping[str, Any]) -> Any:
+    # Bonds and teams are both network devices: their names never collide on one host.
+    found = {**((value or {}).get("bonds") or {}), **((value or {}).get("teams") or {})}
+    bonds, missing = _selected(found, params.get("name"), "bond or team")
+    field = params["field"]
+    measured = {name: _measured_bond(bond) for name, bond in bonds.items()}
     if missing:
         return Observed(None, missing, measured)
     down = [f"{name}/{m}" for name, bond in bonds.items() for m in bond.get("members_down") or []]
@@ -102,9 +112,10 @@ def _read_multipath(value: Any, params: Mapping[str, Any]) -> Any:
 CHECKS = (
     HostCheck(
         "bond",
-        "A bonded NIC from /proc/net/bonding (every bond, or `name`): `field` mode, "
-        "member_count, members_up (counts: the smallest over the bonds) or members_down "
-        "(bond/member names); measured: each bond's mode and each member's MII status",
+        "A bonded or teamed NIC from /proc/net/bonding and teamdctl (every bond and team, "
+        "or `name`): `field` mode, member_count, members_up (counts: the smallest over them) "
+        "or members_down (bond/member names); measured: each one's mode (a team's runner) "
+        "and each member's link state",
         "bonds",
         (("field", (str,), True), ("name", (str,), False)),
         reader=_read_bond,

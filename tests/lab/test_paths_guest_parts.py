@@ -51,6 +51,20 @@ def test_the_setup_makes_the_bond_itself_and_waits_for_both_paths() -> None:
     assert "grep -c '^mpatha active')\" = 2" in script
 
 
+def test_the_team_variant_makes_team0_with_teamd_instead_of_the_bond() -> None:
+    import json
+
+    script = paths_guest.TEAM_SETUP_SCRIPT.format(modules="team", nics="eth1 eth2")
+    assert "ip link add bond0" not in script and "teamd" not in paths_guest.SETUP_SCRIPT
+    config = script.split("teamd -d -c '", 1)[1].split("'", 1)[0]
+    assert json.loads(config) == {"device": "team0", "runner": {"name": "activebackup"},
+                                  "link_watch": {"name": "ethtool"},
+                                  "ports": {"eth1": {}, "eth2": {}}}
+    assert "teamdctl team0 state dump" in script and "^mpatha active" in script
+    assert "libteam-utils" in paths_guest.PATHS_PACKAGES
+    assert {"team", "team_mode_activebackup"} <= set(paths_guest.PATHS_MODULES)
+
+
 @pytest.mark.parametrize(("hosts", "forward"), [
     ("", ("127.0.0.66", 2266)),
     ("kvm1=127.0.0.111,kvm2=127.0.0.112", ("127.0.0.166", 2366)),

@@ -67,10 +67,51 @@ def test_a_host_without_bonds_or_without_the_named_one_fails_saying_so() -> None
     none = Observation(value={"bonds": {}})
     outcome = decide("bond", none, {"field": "mode"}, {"op": "equals", "value": "active-backup"})
     assert outcome.verdict is Verdict.FAIL and outcome.observed is None
-    assert "no bond on this host" in outcome.reason
+    assert "no bond or team on this host" in outcome.reason
     named = decide("bond", bonds(bond0="bond0-healthy.txt"), {"field": "mode", "name": "bond9"},
                    {"op": "equals", "value": "active-backup"})
-    assert named.verdict is Verdict.FAIL and "no bond bond9 on this host (found: bond0)" in named.reason
+    assert named.verdict is Verdict.FAIL and "no bond or team bond9 on this host (found: bond0)" in named.reason
+
+
+def teams(**files: str) -> dict[str, Any]:
+    return {name: host_paths.parse_teamdctl_state((FIXTURES / f).read_text())
+            for name, f in files.items()}
+
+
+def test_a_team_is_judged_as_a_bond_with_its_runner_and_each_port_measured() -> None:
+    healthy = Observation(value={"bonds": {}, "teams": teams(team0="teamdctl-team0-healthy.json")})
+    assert decide("bond", healthy, {"field": "mode"},
+                  {"op": "equals", "value": "active-backup"}).verdict is Verdict.PASS
+    assert decide("bond", healthy, {"field": "member_count"},
+                  {"op": "equals", "value": 2}).verdict is Verdict.PASS
+    degraded = Observation(value={"bonds": {},
+                                  "teams": teams(team0="teamdctl-team0-degraded.json")})
+    outcome = decide("bond", degraded, {"field": "members_down"}, {"op": "equals", "value": []})
+    assert outcome.verdict is Verdict.FAIL and outcome.observed == ["team0/eth2"]
+    assert outcome.reason.startswith("member link down: team0/eth2")
+    assert outcome.measured == {"team0": {
+        "mode": "active-backup", "runner": "activebackup", "active_member": "eth1",
+        "members": {"eth1": "up", "eth2": "down"}}}
+
+
+def test_bonds_and_teams_are_judged_together_by_the_worst() -> None:
+    both = bonds(bond0="bond0-healthy.txt")
+    both.value["teams"] = teams(team0="teamdctl-team0-failover.json")
+    outcome = decide("bond", both, {"field": "members_down"}, {"op": "equals", "value": []})
+    assert outcome.observed == ["team0/eth1"]
+    assert sorted(outcome.measured) == ["bond0", "team0"]
+    assert decide("bond", both, {"field": "members_down", "name": "bond0"},
+                  {"op": "equals", "value": []}).verdict is Verdict.PASS
+
+
+def test_a_team_whose_teamd_does_not_answer_fails_with_the_reason_measured() -> None:
+    silent: dict[str, Any] = {
+        "mode": None, "runner": None, "active_member": None, "members": [], "member_count": 0,
+        "members_up": [], "members_down": [], "error": "teamdctl team0 state dump: connect failed"}
+    outcome = decide("bond", Observation(value={"bonds": {}, "teams": {"team0": silent}}),
+                     {"field": "member_count"}, {"op": "equals", "value": 2})
+    assert outcome.verdict is Verdict.FAIL and outcome.observed == 0
+    assert outcome.measured["team0"]["error"] == "teamdctl team0 state dump: connect failed"
 
 
 def test_a_multipath_device_with_a_failed_path_fails_naming_it() -> None:

@@ -1,6 +1,7 @@
-"""The host probe's bond and multipath observations, on the real kernel and multipathd output
-of the lab's paths guest (tests/fixtures/paths, captured from ``vqual-tmp-paths``: Debian
-6.1 kernel, multipath-tools 0.9.4) and on sysfs trees made here."""
+"""The host probe's bond, team and multipath observations, on the real kernel, teamd and
+multipathd output of the lab's paths guest (tests/fixtures/paths, captured from
+``vqual-tmp-paths``: Debian 6.1 kernel, multipath-tools 0.9.4, libteam-utils 1.31) and on
+sysfs trees made here."""
 
 from __future__ import annotations
 
@@ -66,9 +67,68 @@ def test_observe_bonds_reads_every_bond_and_keeps_the_kernel_text(tmp_path: Path
 
 
 def test_observe_bonds_without_the_bonding_driver_finds_none(tmp_path: Path) -> None:
+    # This machine's own `ip` lists its (no) team devices: the real tool, no stand-in.
     found = HostObserver(paths={"proc": str(tmp_path)}).observe("bonds", {})
-    assert found["error"] is None and found["value"] == {"bonds": {}}
+    assert found["error"] is None and found["value"] == {"bonds": {}, "teams": {}}
     assert "no bonding driver" in found["raw"]
+
+
+def test_a_healthy_team_parses_like_a_bond_with_the_runner_as_mode() -> None:
+    team = host_paths.parse_teamdctl_state(_text("teamdctl-team0-healthy.json"))
+    assert team["mode"] == "active-backup" and team["runner"] == "activebackup"
+    assert team["active_member"] == "eth1" and team["member_count"] == 2
+    assert team["members_up"] == ["eth1", "eth2"] and team["members_down"] == []
+
+
+def test_a_degraded_team_names_the_port_whose_link_is_down() -> None:
+    team = host_paths.parse_teamdctl_state(_text("teamdctl-team0-degraded.json"))
+    assert team["members_up"] == ["eth1"] and team["members_down"] == ["eth2"]
+    assert team["members"][1] == {"name": "eth2", "link_up": False, "link_watch_up": False,
+                                  "mii_status": "down"}
+    failover = host_paths.parse_teamdctl_state(_text("teamdctl-team0-failover.json"))
+    assert failover["active_member"] == "eth2" and failover["members_down"] == ["eth1"]
+
+
+def test_a_port_with_its_link_up_but_its_link_watch_down_is_down() -> None:
+    state = json.loads(_text("teamdctl-team0-healthy.json"))
+    state["ports"]["eth2"]["link_watches"]["up"] = False  # e.g. arp_ping gets no answer
+    team = host_paths.parse_teamdctl_state(json.dumps(state))
+    assert team["members_down"] == ["eth2"]
+
+
+def _stand_in(tmp_path: Path, name: str, body: str) -> str:
+    """A stand-in for a tool that cannot run here (no team driver on this kernel): a script
+    answering with the output the real tool gave in the lab's paths guest."""
+    tool = tmp_path / name
+    tool.write_text("#!/bin/sh\n" + body)
+    tool.chmod(0o755)
+    return str(tool)
+
+
+def test_observe_bonds_reads_every_team_from_teamdctl(tmp_path: Path) -> None:
+    ip = _stand_in(tmp_path, "ip", f'[ "$*" = "-j link show type team" ] && '
+                   f'cat {FIXTURES / "ip-link-type-team.json"}\n')
+    teamdctl = _stand_in(tmp_path, "teamdctl", f'[ "$*" = "team0 state dump" ] && '
+                         f'cat {FIXTURES / "teamdctl-team0-degraded.json"}\n')
+    observer = HostObserver(paths={"proc": str(tmp_path / "proc")},
+                            executables={"ip": ip, "teamdctl": teamdctl})
+    found = observer.observe("bonds", {})
+    assert found["error"] is None, found["error"]
+    assert found["value"]["bonds"] == {}
+    assert found["value"]["teams"]["team0"]["members_down"] == ["eth2"]
+    assert "$ teamdctl team0 state dump\n{" in found["raw"]
+
+
+def test_a_team_whose_teamd_does_not_answer_has_no_members_and_says_why(
+    tmp_path: Path,
+) -> None:
+    ip = _stand_in(tmp_path, "ip", f"cat {FIXTURES / 'ip-link-type-team.json'}\n")
+    teamdctl = _stand_in(tmp_path, "teamdctl", "echo 'connect failed' >&2; exit 1\n")
+    observer = HostObserver(paths={"proc": str(tmp_path / "proc")},
+                            executables={"ip": ip, "teamdctl": teamdctl})
+    team = observer.observe("bonds", {})["value"]["teams"]["team0"]
+    assert team["member_count"] == 0 and team["mode"] is None
+    assert team["error"] == "teamdctl team0 state dump: connect failed"
 
 
 def test_multipathd_json_gives_each_path_and_its_three_states() -> None:

@@ -1,11 +1,13 @@
 # Copyright: vqual contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""Target-side observations of redundant paths: bonded NICs and multipath devices.
+"""Target-side observations of redundant paths: bonded and teamed NICs, multipath devices.
 
 Standard library and module_utils only (shipped inside the module payload). Bonds are read
 from the kernel's own report, ``/proc/net/bonding/<bond>`` (the mode also from
-``/sys/class/net/<bond>/bonding/mode`` where present); multipath devices from
+``/sys/class/net/<bond>/bonding/mode`` where present); teams (libteam) from teamd's own
+state, ``teamdctl <team> state dump`` for each device ``ip -j link show type team`` lists;
+multipath devices from
 ``multipathd show maps json`` (the daemon's view: each path's device-mapper state, device
 state and checker state), else from sysfs (``/sys/block/dm-*`` maps whose uuid starts with
 ``mpath-``, their ``slaves`` and each slave's SCSI device state). Nothing here writes.
@@ -73,13 +75,104 @@ def parse_proc_bonding(text):
     return bond
 
 
+#: teamd's runner names to the bond mode names of the same behaviour, so that one site value
+#: (``bond_mode``) judges bonds and teams alike; the other runners (loadbalance, random) have
+#: no bonding equivalent and keep their own names.
+TEAM_RUNNER_MODES = {
+    "activebackup": "active-backup",
+    "roundrobin": "balance-rr",
+    "broadcast": "broadcast",
+    "lacp": "802.3ad",
+}
+
+
+def _port_up(port):
+    """A team port counts as up only when its link is up and so is teamd's link watch (the
+    watch decides whether teamd uses the port; ethtool, arp_ping or nsna_ping)."""
+    link = (port.get("link") or {}).get("up") is True
+    watches = port.get("link_watches")
+    return link and (watches is None or watches.get("up") is True)
+
+
+def parse_teamdctl_state(text):
+    """One team's ``teamdctl <team> state dump`` JSON as a mapping shaped like a bond's.
+
+    ``{mode, runner, active_member, members: [{name, link_up, link_watch_up, mii_status}],
+    members_up, members_down, member_count}``; ``mii_status`` is ``up`` or ``down`` (see
+    :func:`_port_up`) so bonds and teams read alike.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ObservationError(f"teamdctl state dump: not JSON: {exc}") from None
+    setup = data.get("setup") or {}
+    runner = setup.get("runner_name")
+    members = []
+    for name in sorted(data.get("ports") or {}):
+        port = data["ports"][name] or {}
+        members.append({
+            "name": name,
+            "link_up": (port.get("link") or {}).get("up"),
+            "link_watch_up": (port.get("link_watches") or {}).get("up"),
+            "mii_status": "up" if _port_up(port) else "down",
+        })
+    team = {
+        "mode": TEAM_RUNNER_MODES.get(runner, runner),
+        "runner": runner,
+        "active_member": (data.get("runner") or {}).get("active_port") or None,
+        "members": members,
+        "member_count": len(members),
+    }
+    team["members_up"] = [m["name"] for m in members if m["mii_status"] == "up"]
+    team["members_down"] = [m["name"] for m in members if m["mii_status"] != "up"]
+    return team
+
+
+def _team_names(observer):
+    """The team devices the kernel has (``ip -j link show type team``); none without ip."""
+    tool = observer.which("ip")
+    if tool is None:
+        return [], "ip not found: teams not listed"
+    rc, out, err = observer.run([tool, "-j", "link", "show", "type", "team"])
+    if rc != 0:
+        return [], f"ip link show type team: rc {rc}: {err.strip()}"
+    try:
+        links = json.loads(out or "[]")
+    except ValueError:
+        return [], "ip link show type team: not JSON"
+    return sorted(link["ifname"] for link in links if link.get("ifname")), None
+
+
+def observe_teams(observer):
+    """``({name: parse_teamdctl_state(...)}, raw lines)`` for every team device; a team whose
+    teamd does not answer has no runner and no members (so its checks fail, saying why)."""
+    names, note = _team_names(observer)
+    raws = [note] if note else []
+    teams = {}
+    tool = observer.which("teamdctl") if names else None
+    for name in names:
+        rc, out, err = (1, "", "teamdctl not found") if tool is None else observer.run(
+            [tool, name, "state", "dump"])
+        if rc == 0:
+            teams[name] = parse_teamdctl_state(out)
+            raws.append(f"$ teamdctl {name} state dump\n{out}")
+        else:
+            teams[name] = {"mode": None, "runner": None, "active_member": None, "members": [],
+                           "member_count": 0, "members_up": [], "members_down": [],
+                           "error": f"teamdctl {name} state dump: {err.strip()}"}
+            raws.append(teams[name]["error"])
+    return teams, raws
+
+
 def observe_bonds(observer, args):
-    """Every bond on the host: ``{"bonds": {name: parse_proc_bonding(...)}}``."""
+    """Every bond and team on the host: ``{"bonds": {name: parse_proc_bonding(...)},
+    "teams": {name: parse_teamdctl_state(...)}}``."""
     directory = os.path.join(observer.paths["proc"], "net", "bonding")
-    method = "host.bonds %s" % directory
+    method = f"host.bonds {directory}, teamdctl"
+    teams, team_raws = observe_teams(observer)
     if not os.path.isdir(directory):
-        return observation({"bonds": {}}, "%s does not exist (no bonding driver loaded)" % directory,
-                           method)
+        raws = [f"{directory} does not exist (no bonding driver loaded)"] + team_raws
+        return observation({"bonds": {}, "teams": teams}, truncate("\n".join(raws)), method)
     bonds = {}
     raws = []
     for name in sorted(os.listdir(directory)):
@@ -91,7 +184,9 @@ def observe_bonds(observer, args):
             bond["mode"] = read_text(sys_mode).split()[0]
         bonds[name] = bond
         raws.append("== %s/%s ==\n%s" % (directory, name, text))
-    return observation({"bonds": bonds}, truncate("\n".join(raws) or "no bonds"), method)
+    raws += team_raws
+    return observation({"bonds": bonds, "teams": teams},
+                       truncate("\n".join(raws) or "no bonds, no teams"), method)
 
 
 def _path_entry(path):

@@ -52,7 +52,7 @@ options:
         C(kernel_module) {name};
         C(libvirt_config) {path, key};
         C(command) {argv, timeout};
-        C(bonds) {} (every bond in /proc/net/bonding);
+        C(bonds) {} (every bond in /proc/net/bonding and every team from teamdctl state dump);
         C(multipath) {} (every map, from multipathd show maps json, else sysfs);
         C(fingerprint) {files, default_files, services, security_keys, root, max_files, max_file_mib}."
     type: list
