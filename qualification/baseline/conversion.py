@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from qualification import yamlio
 from qualification.baseline.drift import FINGERPRINT_CHECKS, Baseline, load_baseline
 from qualification.checks.fingerprint_model import (
     IDENTITY_FIELDS,
@@ -228,7 +227,7 @@ def rules_of(baseline: Baseline) -> ConversionRules:
     Raises:
         BadInputError: the section is malformed.
     """
-    spec = yaml.safe_load(baseline.spec_text.decode("utf-8")) or {}
+    spec = yamlio.safe_load(baseline.spec_text.decode("utf-8")) or {}
     return ConversionRules.from_json(
         spec.get(SECTION) if isinstance(spec, Mapping) else None,
         where=f"{baseline.path}/spec.yaml conversion",
@@ -284,7 +283,7 @@ def conversion_spec(baseline: Baseline, kinds: Sequence[str]) -> dict[str, Any]:
     Raises:
         EvidenceInvalidError: the baseline's spec has no fingerprint test.
     """
-    spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
+    spec = yamlio.safe_load(baseline.spec_text.decode("utf-8"))
     tests = [
         {**t, "applies_to": list(kinds), "risk": ["high", "medium", "low"],
          "scope": ["master", "clone"]}

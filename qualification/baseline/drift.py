@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from qualification import yamlio
 from qualification.checks.fingerprint_model import (
     AllowedDifferences,
     Difference,
@@ -155,7 +154,7 @@ def drift_spec(baseline: Baseline) -> dict[str, Any]:
     Raises:
         EvidenceInvalidError: the baseline holds no fingerprint and no check result.
     """
-    spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
+    spec = yamlio.safe_load(baseline.spec_text.decode("utf-8"))
     if not isinstance(spec, dict) or not isinstance(spec.get("tests"), list):
         raise EvidenceInvalidError(
             "the baseline's spec.yaml has no tests", where=str(baseline.path)

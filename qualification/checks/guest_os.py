@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from qualification import yamlio
 from qualification.checks.base import ProbeRequest, unknown_params
 from qualification.checks.registry import register
 from qualification.errors import BadInputError
@@ -71,7 +72,7 @@ def load_guest_os_support(text: str, where: str) -> list[GuestSupport]:
             names the file and the entry.
     """
     try:
-        doc = yaml.safe_load(text)
+        doc = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         raise BadInputError(f"not valid YAML: {' '.join(str(exc).split())}", where=where) from None
     if not isinstance(doc, Mapping) or doc.get("kind") != KIND:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from qualification import yamlio
 from qualification.errors import BadInputError
 
 
@@ -64,7 +65,7 @@ def load_hcl(text: str, where: str) -> list[HclEntry]:
             names the file and the entry.
     """
     try:
-        doc = yaml.safe_load(text)
+        doc = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         raise BadInputError(f"not valid YAML: {' '.join(str(exc).split())}", where=where) from None
     if not isinstance(doc, Mapping) or doc.get("kind") != "HardwareCompatibilityList":

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from qualification import yamlio
 from qualification.baseline.drift import (
     FINGERPRINT_CHECKS,
     Baseline,
@@ -111,7 +110,7 @@ def run_drift(request: DriftRequest) -> DriftSummary:
 
 def _run_playbook(request: DriftRequest, baseline: Baseline) -> QualifySummary:
     """Run the drift playbook with the spec derived from ``baseline`` and its data files."""
-    spec = yaml.safe_load(baseline.spec_text.decode("utf-8"))
+    spec = yamlio.safe_load(baseline.spec_text.decode("utf-8"))
     extravars: dict[str, Any] = {"vqual_drift_baseline": str(baseline.path.resolve())}
     if request.allowed:
         AllowedDifferences.from_json(request.allowed, where="--allowed")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from qualification import yamlio
 from qualification.errors import SpecError
 from qualification.spec.model import DataFile
 
@@ -54,7 +55,7 @@ def load_expected_values(data_file: DataFile) -> ExpectedValues:
     """
     where = str(data_file.path)
     try:
-        doc = yaml.safe_load(data_file.raw.decode("utf-8"))
+        doc = yamlio.safe_load(data_file.raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"(root): not a YAML expected-values file: {' '.join(str(exc).split())}",
                         where=where) from None

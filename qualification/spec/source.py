@@ -19,10 +19,11 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from qualification.errors import SpecError
+from qualification.yamlio import SAFE_LOADER
 
 # libyaml's parser is about ten times faster than the pure-Python one and gives the same
-# nodes and marks; fall back when PyYAML was built without it.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# nodes and marks; the pure-Python one when PyYAML was built without it.
+_Loader: Any = SAFE_LOADER
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -36,6 +37,7 @@ MAX_NODES = 200_000
 _MAP_TAG = "tag:yaml.org,2002:map"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null")
 )
@@ -215,7 +217,11 @@ class _Builder:
             kind = node.tag.rsplit(":", 1)[-1]
             hint = " (quote it)" if node.tag == "tag:yaml.org,2002:timestamp" else ""
             raise self._fail(node, path, f"unsupported value {node.value!r} of type {kind}{hint}")
-        value = self.loader.construct_object(node)
+        # The safe constructor of the tag itself, without construct_object's bookkeeping (a
+        # tenth of reading a large spec); a string is the node's own text.
+        if node.tag == _STR_TAG:
+            return node.value
+        value = self.loader.yaml_constructors[node.tag](self.loader, node)
         if isinstance(value, float) and not math.isfinite(value):
             raise self._fail(node, path, f"non-finite number {node.value!r} is not allowed")
         return value

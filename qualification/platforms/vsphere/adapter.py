@@ -284,14 +284,10 @@ class VspherePlatform(VsphereConnection):
                                self._host_names())
 
     def _vm_obj(self, name: str) -> tuple[Any, dict[str, Any]]:
-        # Every VM's name, then that one VM's properties: reading every VM's configuration to
-        # find one made each VM operation cost O(VMs) (seconds at 1,000 VMs).
-        for obj, props in self._retrieve(vim.VirtualMachine, ["name"]):
-            if props.get("name") == name:
-                found = self._object_props(obj, vim.VirtualMachine, self._VM_PROPS)
-                if found is not None:
-                    return obj, found
-        raise PlatformError(f"vm {name!r} not found", where=self.endpoint)
+        # Through the name map, checked on use: one round trip, not a listing of every VM.
+        return self._by_name(
+            "vm", name, self._vm_objs, self._list_vms, vim.VirtualMachine, self._VM_PROPS
+        )
 
     def vm(self, name: str) -> VmFacts:
         return self._vm_facts(self._vm_obj(name)[1])
@@ -365,10 +361,7 @@ class VspherePlatform(VsphereConnection):
         return values
 
     def vm_exists(self, name: str) -> bool:
-        return any(
-            props.get("name") == name
-            for _obj, props in self._retrieve(vim.VirtualMachine, ["name"])
-        )
+        return name in self._list_vms()
 
     @property
     def standalone(self) -> bool:

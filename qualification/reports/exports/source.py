@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from qualification import __version__
+from qualification import __version__, yamlio
 from qualification.errors import EvidenceInvalidError
 from qualification.evidence.bundle import MANIFEST
 from qualification.evidence.reader import read_bundle
@@ -116,7 +116,7 @@ def load_source(path: Path, trust: TrustStore) -> ExportSource:
     spec_doc: Any = None
     if SPEC_COPY in bundle.manifest:
         try:
-            spec_doc = yaml.safe_load(bundle.read_file(SPEC_COPY))
+            spec_doc = yamlio.safe_load(bundle.read_file(SPEC_COPY))
         except (OSError, yaml.YAMLError):
             spec_doc = None  # sealed and verified, yet unreadable: rules come from the results
     return arrange(bundle.records, spec_doc=spec_doc, sealed=sealed, seal=end.digest)
