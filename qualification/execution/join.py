@@ -17,26 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qualification.config import config_citation
 from qualification.errors import (
     BadInputError,
     EvidenceIncompleteError,
-    EvidenceInvalidError,
     exit_code_for_verdict,
 )
-from qualification.evidence.bundle import RECORDS, BundleWriter, latest_seal, record_payload
-from qualification.evidence.change import is_change_dir, verify_change
-from qualification.evidence.kinds import RUN_START
-from qualification.evidence.result import INCOMPLETE, INVALID, VerificationResult
-from qualification.execution.qualify import _check_executor_key
-from qualification.execution.recorder import add_renderings, open_signer_with
-from qualification.execution.run_start import run_start_data
+from qualification.evidence.change import is_change_dir, run_start_of
+from qualification.evidence.result import INCOMPLETE, VerificationResult
+from qualification.execution.citing import open_verified_change, seal_citing_run
 from qualification.execution.slicing import slice_block
-from qualification.review.pinned import choose_trust
 from qualification.spec.change import validate_run_id
-from qualification.state import trust_digest
 from qualification.timeutil import new_run_id, utc_now
-from qualification.verdict import Verdict, overall, zero_counts
+from qualification.verdict import overall
 
 __all__ = ["JoinRequest", "JoinSummary", "run_join"]
 
@@ -91,13 +83,6 @@ class JoinSummary:
         return "\n".join(lines)
 
 
-def _start_data(run: VerificationResult) -> dict[str, Any]:
-    with open(run.path / RECORDS, "rb") as fh:
-        rec = record_payload(fh.readline().rstrip(b"\n"))
-    data = rec.get("data") if rec.get("kind") == RUN_START else None
-    return data if isinstance(data, dict) else {}
-
-
 def _siblings(runs: Sequence[VerificationResult], parent: str) -> list[dict[str, Any]]:
     """``joins`` entries of the sealed runs of ``parent``, in slice order.
 
@@ -106,7 +91,7 @@ def _siblings(runs: Sequence[VerificationResult], parent: str) -> list[dict[str,
     """
     found: list[dict[str, Any]] = []
     for run in runs:
-        block = _start_data(run).get("slice")
+        block = run_start_of(run).get("slice")
         if not isinstance(block, dict) or block.get("parent") != parent:
             continue
         if run.status == INCOMPLETE or not run.seal_digest:
@@ -163,36 +148,14 @@ def run_join(request: JoinRequest) -> JoinSummary:
     if not is_change_dir(change_dir):
         raise BadInputError(f"{change_dir} is not a change directory (evidence/<change id>)")
     run_id = validate_run_id(request.run_id) if request.run_id else new_run_id(utc_now())
-    # Judged as `vqual qualify` judges: through the pinned root ($VQUAL_TRUST_ROOT, the system
-    # pin), or legacy trust asked for ($VQUAL_LEGACY_TRUST=1).
-    choice = choose_trust(request.state_dir)
-    trust, version = choice.store, choice.version
-    signer, _ = open_signer_with(request.key_file, request.passphrase_reader)
-    _check_executor_key(trust, signer.keyid)
-    checked = verify_change(change_dir, trust)
-    if checked.status == INVALID:
-        raise EvidenceInvalidError(
-            f"the change does not verify: {checked.problems[0]}", where=str(change_dir)
-        )
-    joins = _siblings(checked.runs, parent)
+    change = open_verified_change(change_dir, request.state_dir, request.key_file,
+                                  request.passphrase_reader, "the change does not verify")
+    joins = _siblings(change.runs, parent)
     _check_complete(joins, parent, request.expect)
-    root, change_id = change_dir.parent, change_dir.name
-    start = run_start_data(
-        mode="join", spec=None, data_files=[], inventory_digest=None,
-        trust={"digest": trust_digest(request.state_dir), "version": version},
-        targets=[], planned=[], prev_run_seal=latest_seal(root, change_id), approval=None,
-        config=config_citation(request.state_dir),
-    )
-    start["joins"] = joins
-    if (root_cited := choice.citation()) is not None:
-        start["trust_root"] = root_cited
-    writer = BundleWriter.create(root, change_id, run_id, signer, request.initiator)
-    writer.append(RUN_START, start)
-    add_renderings(writer)
-    # Nothing planned, nothing run: the join's own counts are empty and its verdict is the
-    # worst of no result (pass), as verify recounts it.
-    seal = writer.seal(zero_counts(), planned=0, executed=0, verdict=Verdict.PASS.value)
+    bundle, seal = seal_citing_run(change, run_id=run_id, state_dir=request.state_dir,
+                                   initiator=request.initiator, mode="join",
+                                   cited={"joins": joins})
     return JoinSummary(
-        change_id=change_id, run_id=run_id, bundle=writer.path, seal=seal, parent=parent,
+        change_id=change_dir.name, run_id=run_id, bundle=bundle, seal=seal, parent=parent,
         joins=joins, verdict=overall({str(j["verdict"]): 1 for j in joins}).value,
     )

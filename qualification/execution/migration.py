@@ -21,25 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qualification.config import config_citation
 from qualification.errors import (
     BadInputError,
     EvidenceIncompleteError,
-    EvidenceInvalidError,
     exit_code_for_verdict,
 )
-from qualification.evidence.bundle import BundleWriter, latest_seal
-from qualification.evidence.change import is_change_dir, run_start_of, verify_change
-from qualification.evidence.kinds import RUN_START
-from qualification.evidence.result import INCOMPLETE, INVALID, VerificationResult
-from qualification.execution.qualify import _check_executor_key
-from qualification.execution.recorder import add_renderings, open_signer_with
-from qualification.execution.run_start import run_start_data
-from qualification.review.pinned import choose_trust
+from qualification.evidence.change import is_change_dir, run_start_of
+from qualification.evidence.result import INCOMPLETE, VerificationResult
+from qualification.execution.citing import open_verified_change, seal_citing_run, verified_runs
 from qualification.spec.change import validate_run_id
-from qualification.state import trust_digest
 from qualification.timeutil import new_run_id, utc_now
-from qualification.verdict import Verdict, overall, zero_counts
+from qualification.verdict import Verdict, overall
 
 __all__ = [
     "MigrationRequest", "MigrationSummary", "checked_runs", "parse_vm", "run_migration_summary",
@@ -47,6 +39,7 @@ __all__ = [
 ]
 
 SCHEMA = "vqual.migration/v1"
+REFUSED = "the migration's change does not verify, no summary written"
 
 
 def parse_vm(text: str) -> tuple[str, str]:
@@ -192,12 +185,7 @@ def checked_runs(change_dir: Path, trust: Any) -> list[VerificationResult]:
     Raises:
         EvidenceInvalidError: the change (a conversion bundle, a baseline...) does not verify.
     """
-    checked = verify_change(change_dir, trust)
-    if checked.status == INVALID:
-        raise EvidenceInvalidError(
-            f"the migration's change does not verify, no summary written: {checked.problems[0]}",
-            where=str(change_dir))
-    return checked.runs
+    return verified_runs(change_dir, trust, REFUSED)
 
 
 def run_migration_summary(request: MigrationRequest) -> MigrationSummary:
@@ -217,24 +205,11 @@ def run_migration_summary(request: MigrationRequest) -> MigrationSummary:
     if not is_change_dir(change_dir):
         raise BadInputError(f"{change_dir} is not a change directory (evidence/<change id>)")
     run_id = validate_run_id(request.run_id) if request.run_id else new_run_id(utc_now())
-    choice = choose_trust(request.state_dir)
-    signer, _ = open_signer_with(request.key_file, request.passphrase_reader)
-    _check_executor_key(choice.store, signer.keyid)
-    runs = checked_runs(change_dir, choice.store)
-    vms = [vm_entry(runs, source, target) for source, target in request.vms]
-    root, change_id = change_dir.parent, change_dir.name
-    start = run_start_data(
-        mode="migration", spec=None, data_files=[], inventory_digest=None,
-        trust={"digest": trust_digest(request.state_dir), "version": choice.version},
-        targets=[], planned=[], prev_run_seal=latest_seal(root, change_id), approval=None,
-        config=config_citation(request.state_dir),
-    )
-    start["migration"] = {"vms": vms}
-    if (root_cited := choice.citation()) is not None:
-        start["trust_root"] = root_cited
-    writer = BundleWriter.create(root, change_id, run_id, signer, request.initiator)
-    writer.append(RUN_START, start)
-    add_renderings(writer)
-    seal = writer.seal(zero_counts(), planned=0, executed=0, verdict=Verdict.PASS.value)
-    return MigrationSummary(change_id=change_id, run_id=run_id, bundle=writer.path, seal=seal,
+    change = open_verified_change(change_dir, request.state_dir, request.key_file,
+                                  request.passphrase_reader, REFUSED)
+    vms = [vm_entry(change.runs, source, target) for source, target in request.vms]
+    bundle, seal = seal_citing_run(change, run_id=run_id, state_dir=request.state_dir,
+                                   initiator=request.initiator, mode="migration",
+                                   cited={"migration": {"vms": vms}})
+    return MigrationSummary(change_id=change_dir.name, run_id=run_id, bundle=bundle, seal=seal,
                             vms=vms, verdict=migration_verdict(vms))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qualification.evidence.change import ChangeResult
-from qualification.execution import migration as migration_module
+from qualification.execution import citing as citing_module
 from qualification.selftest import migration
 from qualification.selftest.evidence import Scratch
 from qualification.selftest.run import self_checks
@@ -27,14 +27,14 @@ def test_st_oq_34_is_a_check_and_holds(tmp_path: Path) -> None:
 def test_st_oq_34_fails_when_a_summary_ignores_the_change_verification(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = migration_module.verify_change
+    real = citing_module.verify_change
 
     def lenient(path: Path, trust: object) -> ChangeResult:
         res = real(path, trust)  # type: ignore[arg-type]
         res.status, res.problems = "valid", []
         return res
 
-    monkeypatch.setattr(migration_module, "verify_change", lenient)
+    monkeypatch.setattr(citing_module, "verify_change", lenient)
     outcome = migration._summary_refused(lambda: Scratch(tmp_path))
     assert not outcome.ok
     assert outcome.observed["conversion_edited"].startswith("a summary was accepted")
