@@ -15,8 +15,6 @@ This is the conversion test CI keeps (a few minutes of TCG boots and runs).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import subprocess
 import xml.etree.ElementTree as ET
@@ -28,6 +26,7 @@ import pytest
 import yaml
 
 from tests.conftest import COLLECTION, REPO, run_vqual
+from tests.conversion_testlib import converted_xml, records, seal_of, ssh
 
 pytestmark = [pytest.mark.lab]
 
@@ -35,59 +34,7 @@ SPEC = COLLECTION / "specs" / "conversion.yaml"
 LAB_INV = REPO / "inventories" / "lab"
 SOURCE, TARGET = "clone1", "vqual-tmp-v2v"
 TARGET_ADDR, TARGET_PORT = "127.0.0.63", 2263
-QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 CHANGE = "CHG0007201"
-
-
-def records(bundle: Path) -> list[dict[str, Any]]:
-    return [json.loads(base64.b64decode(json.loads(line)["payload"]))
-            for line in (bundle / "records.jsonl").read_text().splitlines()]
-
-
-def seal_of(bundle: Path) -> str:
-    for line in (bundle / "records.jsonl").read_bytes().splitlines():
-        if json.loads(base64.b64decode(json.loads(line)["payload"]))["kind"] == "run.end":
-            return hashlib.sha256(line).hexdigest()
-    raise AssertionError(f"{bundle} has no run.end")
-
-
-def ssh(address: str, port: int, command: str) -> str:
-    from vqual_lab import guests, manager
-
-    return guests.ssh_run(manager.context().lab_dir, address, port, command, timeout=120)
-
-
-def converted_xml(source_xml: str, disk: str, serial_log: str) -> str:
-    """The source's inactive definition rewritten for the target platform (see module doc)."""
-    ET.register_namespace("qemu", QEMU_NS)
-    root = ET.fromstring(source_xml)
-    root.find("name").text = TARGET  # type: ignore[union-attr]
-    root.remove(root.find("uuid"))  # type: ignore[arg-type]  # libvirt gives a new one
-    title = root.find("title")
-    if title is not None:
-        title.text = f"vqual lab V2V of {SOURCE}"
-    cmdline = root.find("os/cmdline")
-    cmdline.text = cmdline.text.replace("root=/dev/vda", "root=/dev/sda")  # type: ignore[union-attr]
-    devices = root.find("devices")
-    assert devices is not None
-    old = devices.find("disk")
-    assert old is not None
-    devices.remove(old)
-    new = ET.SubElement(devices, "disk", {"type": "file", "device": "disk"})
-    ET.SubElement(new, "driver", {"name": "qemu", "type": "raw"})
-    ET.SubElement(new, "source", {"file": disk})
-    ET.SubElement(new, "target", {"dev": "sda", "bus": "sata"})
-    for dev in devices.findall("serial") + devices.findall("console"):
-        log = dev.find("log")
-        if log is not None:
-            log.set("file", serial_log)
-    for arg in root.findall(f"{{{QEMU_NS}}}commandline/{{{QEMU_NS}}}arg"):
-        value = arg.get("value", "")
-        if "hostfwd=" in value:
-            arg.set("value", value.split("hostfwd=")[0] + f"hostfwd=tcp:{TARGET_ADDR}:{TARGET_PORT}-:22")
-        elif value.startswith("virtio-net-pci,"):
-            arg.set("value", "e1000," + value.split(",", 1)[1])
-    return ET.tostring(root, encoding="unicode")
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +88,10 @@ def v2v(lab: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
                         str(image)], check=True, capture_output=True)
         log = files / f"{TARGET}.serial.log"
         log.unlink(missing_ok=True)
-        dst_conn.defineXML(converted_xml(source_xml, f"{inner}/{TARGET}.img",
-                                         f"{inner}/{TARGET}.serial.log"))
+        dst_conn.defineXML(converted_xml(
+            source_xml, name=TARGET, disk=f"{inner}/{TARGET}.img",
+            serial_log=f"{inner}/{TARGET}.serial.log", forward=(TARGET_ADDR, TARGET_PORT),
+            title=f"vqual lab V2V of {SOURCE}"))
         guests.start_guest(ctx.lab_dir, TARGET, "kvm2")
         guests.wait_ready(log, timeout=400, alive=lambda: TARGET in guests.running_guests())
         yield {"state": state, "inventory": inventory, "baseline": baseline,

@@ -19,7 +19,6 @@ in docs/conversion.md).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import subprocess
@@ -32,12 +31,12 @@ import pytest
 import yaml
 
 from tests.conftest import COLLECTION, REPO, run_vqual
+from tests.conversion_testlib import converted_xml, records, ssh
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 SPEC = COLLECTION / "specs" / "conversion.yaml"
 LAB_INV = REPO / "inventories" / "lab"
-QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 CHANGE = "CHG0007401"
 THROWAWAY = "vqual-tmp-msrc"
 #: (source, its address and port) -> (target, its address and port)
@@ -45,50 +44,6 @@ MOVES = (
     (("clone1", "127.0.0.61", 2261), ("vqual-tmp-m1", "127.0.0.66", 2266)),
     ((THROWAWAY, "127.0.0.65", 2265), ("vqual-tmp-m2", "127.0.0.67", 2267)),
 )
-
-
-def records(bundle: Path) -> list[dict[str, Any]]:
-    return [json.loads(base64.b64decode(json.loads(line)["payload"]))
-            for line in (bundle / "records.jsonl").read_text().splitlines()]
-
-
-def ssh(address: str, port: int, command: str) -> str:
-    from vqual_lab import guests, manager
-
-    return guests.ssh_run(manager.context().lab_dir, address, port, command, timeout=120)
-
-
-def converted_xml(source_xml: str, name: str, disk: str, serial_log: str,
-                  forward: tuple[str, int]) -> str:
-    """The source's inactive definition rewritten for kvm2: raw disk on SATA, e1000, a new
-    name, UUID and SSH forward (as tests/lab/test_conversion.py does)."""
-    ET.register_namespace("qemu", QEMU_NS)
-    root = ET.fromstring(source_xml)
-    root.find("name").text = name  # type: ignore[union-attr]
-    root.remove(root.find("uuid"))  # type: ignore[arg-type]
-    cmdline = root.find("os/cmdline")
-    cmdline.text = cmdline.text.replace("root=/dev/vda", "root=/dev/sda")  # type: ignore[union-attr]
-    devices = root.find("devices")
-    assert devices is not None
-    old = devices.find("disk")
-    assert old is not None
-    devices.remove(old)
-    new = ET.SubElement(devices, "disk", {"type": "file", "device": "disk"})
-    ET.SubElement(new, "driver", {"name": "qemu", "type": "raw"})
-    ET.SubElement(new, "source", {"file": disk})
-    ET.SubElement(new, "target", {"dev": "sda", "bus": "sata"})
-    for dev in devices.findall("serial") + devices.findall("console"):
-        log = dev.find("log")
-        if log is not None:
-            log.set("file", serial_log)
-    for arg in root.findall(f"{{{QEMU_NS}}}commandline/{{{QEMU_NS}}}arg"):
-        value = arg.get("value", "")
-        if "hostfwd=" in value:
-            arg.set("value", value.split("hostfwd=")[0]
-                    + f"hostfwd=tcp:{forward[0]}:{forward[1]}-:22")
-        elif value.startswith("virtio-net-pci,"):
-            arg.set("value", "e1000," + value.split(",", 1)[1])
-    return ET.tostring(root, encoding="unicode")
 
 
 def _inventory(root: Path, store: Path) -> Path:
@@ -134,8 +89,9 @@ def _move(files: Path, store: Path, source: str, target: tuple[str, str, int]) -
                         str(files / f"{name}.img")], check=True, capture_output=True)
         log = files / f"{name}.serial.log"
         log.unlink(missing_ok=True)
-        dst_conn.defineXML(converted_xml(source_xml, name, f"{inner}/{name}.img",
-                                         f"{inner}/{name}.serial.log", (address, port)))
+        dst_conn.defineXML(converted_xml(
+            source_xml, name=name, disk=f"{inner}/{name}.img",
+            serial_log=f"{inner}/{name}.serial.log", forward=(address, port)))
         guests.start_guest(manager.context().lab_dir, name, "kvm2")
         guests.wait_ready(log, timeout=400, alive=lambda: name in guests.running_guests())
     finally:

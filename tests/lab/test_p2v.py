@@ -16,7 +16,6 @@ Marked ``slow``: virt-make-fs (about 70 s here), a TCG boot and three playbook r
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import COLLECTION, REPO, run_vqual
+from tests.conversion_testlib import records, ssh
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -35,17 +35,6 @@ SOURCE, TARGET = "kvm1", "vqual-tmp-p2v"
 SOURCE_ADDR = "127.0.0.11"
 TARGET_ADDR, TARGET_PORT = "127.0.0.68", 2268
 CHANGE = "CHG0007501"
-
-
-def records(bundle: Path) -> list[dict[str, Any]]:
-    return [json.loads(base64.b64decode(json.loads(line)["payload"]))
-            for line in (bundle / "records.jsonl").read_text().splitlines()]
-
-
-def ssh(address: str, port: int, command: str) -> str:
-    from vqual_lab import guests, manager
-
-    return guests.ssh_run(manager.context().lab_dir, address, port, command, timeout=120)
 
 
 def _boot(ctx: Any, files: Path, image: Path) -> float:
