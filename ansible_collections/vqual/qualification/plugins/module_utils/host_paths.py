@@ -13,8 +13,6 @@ state and checker state), else from sysfs (``/sys/block/dm-*`` maps whose uuid s
 ``mpath-``, their ``slaves`` and each slave's SCSI device state). Nothing here writes.
 """
 
-
-
 import json
 import os
 
@@ -289,7 +287,6 @@ def observe_multipath(observer, args):
         truncate(note + ("\n".join(raws) or "no multipath maps in %s" % observer.paths["sys_block"])),
         "host.multipath %s" % observer.paths["sys_block"],
     )
-
 
 
 def main(argv=None):
